@@ -1,0 +1,22 @@
+//! The pure domain of cityops.
+//!
+//! # Layout
+//! - [`model`]: layers, severities and the normalized [`model::Observation`] every feed yields.
+//! - [`tape`]: one line of a recorded tape (NDJSON) parsed into a [`tape::TapeMessage`].
+//! - [`scenario`]: the scenario manifest (TOML) and its validation.
+//! - [`picture`]: the operational picture, the latest observation per entity, and its diffs.
+//! - [`grid`]: the time bucket and grid cell that index the observation log by place and time.
+//! - [`digest`]: the canonical hash of an observation set, used to prove replays deterministic.
+//!
+//! This crate does no IO and reads no clock: every time is a parameter, so the same inputs give
+//! the same outputs whether they come from a live feed or a replayed tape at any speed.
+#![warn(missing_docs)]
+
+pub mod digest;
+pub mod grid;
+pub mod model;
+pub mod picture;
+pub mod scenario;
+pub mod tape;
+
+pub use model::{GeoPoint, Layer, Observation, Severity};

@@ -1,0 +1,198 @@
+//! Tapes: recorded feed messages, one JSON object per line (NDJSON).
+//!
+//! A line holds the scenario time the message arrived (RFC 3339), the feed id, the payload
+//! format and the body exactly as it arrived: `body` for text, `body_base64` for binary. The
+//! full format is documented in `fixtures/README.md`.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Millis;
+
+/// The payload formats a feed can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedFormat {
+    /// GeoJSON (RFC 7946): a Feature or a FeatureCollection.
+    GeoJson,
+}
+
+impl FeedFormat {
+    /// Every known format.
+    pub const ALL: [FeedFormat; 1] = [FeedFormat::GeoJson];
+
+    /// The name used in manifests and tapes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedFormat::GeoJson => "geojson",
+        }
+    }
+}
+
+impl std::str::FromStr for FeedFormat {
+    type Err = TapeLineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FeedFormat::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| TapeLineError::UnknownFormat(s.to_owned()))
+    }
+}
+
+/// One message of a tape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapeMessage {
+    /// The 1-based line number in the tape file; it is also the message's sequence number.
+    pub line: u64,
+    /// When the message arrived, in scenario time.
+    pub time_ms: Millis,
+    /// The feed that sent it.
+    pub feed: String,
+    /// How to decode the body.
+    pub format: FeedFormat,
+    /// The body, byte for byte as it arrived.
+    pub body: Vec<u8>,
+}
+
+/// Why one tape line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TapeLineError {
+    /// The line is not a JSON object with the expected fields.
+    #[error("not a tape record: {0}")]
+    Json(String),
+    /// `time` is not an RFC 3339 timestamp.
+    #[error("time {0:?} is not an RFC 3339 timestamp")]
+    Time(String),
+    /// `format` names no known format.
+    #[error("unknown format {0:?} (known: geojson)")]
+    UnknownFormat(String),
+    /// `feed` is empty.
+    #[error("feed id is empty")]
+    EmptyFeed,
+    /// Neither or both of `body` and `body_base64` are present.
+    #[error("exactly one of \"body\" and \"body_base64\" must be present")]
+    Body,
+    /// `body_base64` is not valid base64.
+    #[error("body_base64 is not valid base64: {0}")]
+    Base64(String),
+}
+
+/// A refused tape line, with where it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct TapeIssue {
+    /// The 1-based line number.
+    pub line: u64,
+    /// Why it was refused.
+    pub reason: TapeLineError,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLine {
+    time: String,
+    feed: String,
+    format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+/// Parses one line of a tape.
+pub fn parse_line(line: u64, text: &str) -> Result<TapeMessage, TapeLineError> {
+    let raw: RawLine = serde_json::from_str(text).map_err(|e| TapeLineError::Json(e.to_string()))?;
+    let time_ms = chrono::DateTime::parse_from_rfc3339(&raw.time)
+        .map_err(|_| TapeLineError::Time(raw.time.clone()))?
+        .timestamp_millis();
+    if raw.feed.trim().is_empty() {
+        return Err(TapeLineError::EmptyFeed);
+    }
+    let format: FeedFormat = raw.format.parse()?;
+    let body = match (raw.body, raw.body_base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|e| TapeLineError::Base64(e.to_string()))?,
+        _ => return Err(TapeLineError::Body),
+    };
+    Ok(TapeMessage { line, time_ms, feed: raw.feed, format, body })
+}
+
+/// Parses a whole tape. Blank lines are skipped; every bad line becomes a [`TapeIssue`] and the
+/// good lines around it are kept.
+pub fn parse_tape(text: &str) -> (Vec<TapeMessage>, Vec<TapeIssue>) {
+    let mut messages = Vec::new();
+    let mut issues = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line_no, line) {
+            Ok(m) => messages.push(m),
+            Err(reason) => issues.push(TapeIssue { line: line_no, reason }),
+        }
+    }
+    (messages, issues)
+}
+
+/// Writes a message as one tape line (without the newline): text bodies stay text, anything
+/// that is not UTF-8 is base64.
+pub fn format_line(time_ms: Millis, feed: &str, format: FeedFormat, body: &[u8]) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(time_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (body, body_base64) = match std::str::from_utf8(body) {
+        Ok(text) => (Some(text.to_owned()), None),
+        Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(body))),
+    };
+    let raw = RawLine { time, feed: feed.to_owned(), format: format.as_str().to_owned(), body, body_base64 };
+    serde_json::to_string(&raw).expect("a tape line always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_and_bad_lines() {
+        let tape = concat!(
+            r#"{"time":"2026-11-26T21:00:00Z","feed":"a","format":"geojson","body":"{}"}"#, "\n",
+            "\n",
+            "not json\n",
+            r#"{"time":"yesterday","feed":"a","format":"geojson","body":"{}"}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:01+02:00","feed":"b","format":"geojson","body_base64":"AAE="}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"kml","body":"{}"}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson"}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"","format":"geojson","body":""}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson","body":"","extra":1}"#, "\n",
+        );
+        let (messages, issues) = parse_tape(tape);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].line, 1);
+        assert_eq!(messages[0].body, b"{}");
+        assert_eq!(messages[1].line, 5);
+        assert_eq!(messages[1].body, vec![0u8, 1]);
+        assert_eq!(messages[1].time_ms, messages[0].time_ms + 1000 - 2 * 3600 * 1000);
+        let lines: Vec<u64> = issues.iter().map(|i| i.line).collect();
+        assert_eq!(lines, vec![3, 4, 6, 7, 8, 9]);
+        assert!(matches!(issues[0].reason, TapeLineError::Json(_)));
+        assert!(matches!(issues[1].reason, TapeLineError::Time(_)));
+        assert!(matches!(issues[2].reason, TapeLineError::UnknownFormat(_)));
+        assert_eq!(issues[3].reason, TapeLineError::Body);
+        assert_eq!(issues[4].reason, TapeLineError::EmptyFeed);
+        assert!(issues[5].to_string().starts_with("line 9: not a tape record"));
+    }
+
+    #[test]
+    fn format_then_parse_round_trips_text_and_binary() {
+        for body in [b"{\"type\":\"Feature\"}".to_vec(), vec![0xff, 0x00, 0x10]] {
+            let line = format_line(1_764_190_800_123, "feed-1", FeedFormat::GeoJson, &body);
+            let m = parse_line(7, &line).unwrap();
+            assert_eq!(m.body, body);
+            assert_eq!(m.time_ms, 1_764_190_800_123);
+            assert_eq!(m.feed, "feed-1");
+        }
+    }
+}

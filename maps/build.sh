@@ -77,6 +77,12 @@ echo "== tilemaker"
     --config "$MAPS_DIR/tilemaker/config-openmaptiles.json" \
     --process "$MAPS_DIR/tilemaker/process-openmaptiles.lua" >"$WORK/tilemaker.log" 2>&1
 ) || { cat "$WORK/tilemaker.log" >&2; exit 1; }
+# tilemaker 2.2 writes "filemetadata" only for directory output; put the attribution
+# the ODbL requires into the MBTiles metadata table ourselves.
+sqlite3 "$WORK/helsinki.mbtiles" \
+  "DELETE FROM metadata WHERE name='attribution';
+   INSERT INTO metadata (name, value) VALUES ('attribution', '© OpenStreetMap contributors');
+   VACUUM;"
 tiles="$(sqlite3 "$WORK/helsinki.mbtiles" 'SELECT count(*) FROM tiles;')"
 [ "$tiles" -gt 0 ] || { echo "build.sh: tilemaker wrote no tiles" >&2; exit 1; }
 

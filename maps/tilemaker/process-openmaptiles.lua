@@ -335,6 +335,9 @@ function way_function(way)
 			way:Attribute("class", h)
 			SetBrunnelAttributes(way)
 			if ramp then way:AttributeNumeric("ramp",1) end
+			-- cityops: OpenMapTiles writes subclass (footway/path/steps/pedestrian) on paths in
+			-- "transportation" too; the example profile omitted it. Styles use it to draw pedestrian streets.
+			if h=="path" then way:Attribute("subclass", highway) end
 
 			-- Service
 			if highway == "service" and service ~="" then way:Attribute("service", service) end

@@ -1,1 +1,80 @@
-pub fn run() {}
+//! The cityops desktop shell: the only crate that knows Tauri.
+//!
+//! # Layout
+//! - `run` builds the [`cityops_engine::Engine`] from the command line and hands it to Tauri.
+//! - [`commands`]: one module per domain; every command is a one-line adapter onto the engine.
+//! - [`tiles`]: the `maptiles://` URI scheme that serves the offline basemap from the engine.
+//!
+//! Live data reaches the UI through `tauri::ipc::Channel` (see `commands::replay::subscribe`),
+//! never through global events: a channel is ordered, per subscriber, and cheap for small JSON.
+
+mod commands;
+mod tiles;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use cityops_engine::{Engine, EngineConfig};
+use tauri::Manager;
+
+/// Command-line options of the desktop app.
+#[derive(Parser, Debug)]
+#[command(name = "cityops-desktop", about = "The cityops control-room window")]
+struct Cli {
+    /// The scenario folder to load (defaults to the demo storm scenario).
+    #[arg(long, env = "CITYOPS_SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// The SQLite database (defaults to cityops.db in the app's data folder).
+    #[arg(long, env = "CITYOPS_DB")]
+    db: Option<PathBuf>,
+    /// The folder of basemap archives (defaults to the repository's maps/).
+    #[arg(long, env = "CITYOPS_MAPS")]
+    maps: Option<PathBuf>,
+}
+
+/// The repository the binary was built from: development builds find the demo there.
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Starts the app; returns when the window closes.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    tauri::Builder::default()
+        .setup(move |app| {
+            let db_path = match &cli.db {
+                Some(p) => p.clone(),
+                None => {
+                    let dir = app.path().app_data_dir()?;
+                    std::fs::create_dir_all(&dir)?;
+                    dir.join("cityops.db")
+                }
+            };
+            let config = EngineConfig {
+                scenario_dir: cli.scenario.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm")),
+                db_path,
+                maps_dir: cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps")),
+            };
+            tracing::info!(?config, "starting engine");
+            // The engine spawns its task on Tauri's tokio runtime, so it is started inside it.
+            let engine = tauri::async_runtime::block_on(async { Engine::start(config) }).inspect_err(|e| tracing::error!(error = ?e, "cannot start the engine"))?;
+            if let Some(window) = app.get_webview_window("main") {
+                window.set_title(&format!("cityops: {}", engine.scenario().name))?;
+            }
+            app.manage(engine);
+            Ok(())
+        })
+        .register_asynchronous_uri_scheme_protocol("maptiles", tiles::handle)
+        .invoke_handler(tauri::generate_handler![
+            commands::scenario::scenario,
+            commands::replay::subscribe,
+            commands::replay::replay_play,
+            commands::replay::replay_pause,
+            commands::replay::replay_speed,
+            commands::replay::replay_seek,
+            commands::replay::observation,
+        ])
+        .run(tauri::generate_context!())
+        .expect("the Tauri application failed");
+}

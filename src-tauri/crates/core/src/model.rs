@@ -10,6 +10,7 @@ pub type Millis = i64;
 
 /// The operational domain an observation belongs to; each is one group of map layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
     /// Trams, buses, stops, traffic signals.
@@ -61,6 +62,7 @@ impl FromStr for Layer {
 /// How bad an observation is. The upper four follow CAP 1.2's `severity`; `Normal` says a thing
 /// is working (a signal back on, a camera online) so the map can show recovery, not just alarms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Working as expected.

@@ -1,1 +1,27 @@
-//! placeholder
+//! Everything in cityops that does IO.
+//!
+//! # Layout
+//! - [`feeds`]: one adapter per payload standard, bytes in, normalized observations out.
+//! - [`pipeline`]: decode, quarantine, group-commit into the store.
+//! - [`store`]: SQLite (WAL, versioned migrations): the observation log, runs, quarantine.
+//! - [`scenario`]: loading a scenario folder (manifest and tape).
+//! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.
+//! - [`engine`]: the [`Engine`] handle: an async task that paces the replay and pushes coalesced
+//!   diffs to subscribers; what the desktop shell and the CLI drive.
+//! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
+//! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
+//! - [`headless`]: whole-scenario replays and the benchmark, for the `cityops` CLI.
+
+pub mod dto;
+pub mod engine;
+pub mod error;
+pub mod feeds;
+pub mod headless;
+pub mod pipeline;
+pub mod replay;
+pub mod scenario;
+pub mod store;
+pub mod tiles;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::EngineError;

@@ -1,0 +1,222 @@
+//! Wire types that cross IPC to the UI. TypeScript declarations are generated from these by
+//! `cargo test` into `ui/src/ipc/gen/` (see the `bindings_are_fresh` test) and committed.
+
+use cityops_core::model::{Layer, Observation, Severity};
+use cityops_core::scenario::Manifest;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// The few error kinds the UI acts on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ApiErrorCode {
+    /// The thing asked for does not exist (for example an observation id no longer shown).
+    NotFound,
+    /// The request itself was wrong.
+    InvalidInput,
+    /// Anything else; the message says what, the log has the full chain.
+    Internal,
+}
+
+/// An error as the UI receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ApiErrorCode,
+    /// A sentence for the operator.
+    pub message: String,
+}
+
+/// One entity on the map: the compact form sent in diffs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MapFeatureDto {
+    /// The entity id; stable, used as the map feature id.
+    pub id: String,
+    pub layer: Layer,
+    pub kind: String,
+    pub severity: Severity,
+    pub lon: f64,
+    pub lat: f64,
+    /// Untrusted feed text.
+    pub title: String,
+    #[ts(type = "number")]
+    pub observed_ms: i64,
+}
+
+impl From<&Observation> for MapFeatureDto {
+    fn from(o: &Observation) -> MapFeatureDto {
+        MapFeatureDto {
+            id: o.entity.clone(),
+            layer: o.layer,
+            kind: o.kind.clone(),
+            severity: o.severity,
+            lon: o.position.lon,
+            lat: o.position.lat,
+            title: o.title.clone(),
+            observed_ms: o.observed_ms,
+        }
+    }
+}
+
+/// The replay clock as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockDto {
+    #[ts(type = "number")]
+    pub start_ms: i64,
+    #[ts(type = "number")]
+    pub end_ms: i64,
+    /// The scenario time the picture shows.
+    #[ts(type = "number")]
+    pub now_ms: i64,
+    pub playing: bool,
+    /// Speed factor; `null` means as fast as the pipeline goes.
+    pub speed: Option<f64>,
+    /// How far the tape has been ingested into the store.
+    #[ts(type = "number")]
+    pub ingested_until_ms: i64,
+    /// The clock reached the end of the scenario.
+    pub finished: bool,
+}
+
+/// Per-layer freshness and size of the picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerAgeDto {
+    pub layer: Layer,
+    /// Observed time of the newest observation on this layer, if any.
+    #[ts(type = "number | null")]
+    pub newest_observed_ms: Option<i64>,
+    /// Entities shown on this layer.
+    pub count: u32,
+}
+
+/// A change to the picture, coalesced over one clock tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MapDiffDto {
+    /// Drop everything before applying `upserts` (after a seek or on subscription).
+    pub reset: bool,
+    pub upserts: Vec<MapFeatureDto>,
+    pub clock: ClockDto,
+    pub layers: Vec<LayerAgeDto>,
+}
+
+/// One observation in full, for the details panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservationDto {
+    /// The entity id.
+    pub id: String,
+    pub feed: String,
+    pub feed_name: String,
+    pub layer: Layer,
+    pub kind: String,
+    pub severity: Severity,
+    pub lon: f64,
+    pub lat: f64,
+    /// Untrusted feed text.
+    pub title: String,
+    #[ts(type = "number")]
+    pub observed_ms: i64,
+    #[ts(type = "number")]
+    pub received_ms: i64,
+    /// Every other payload field, untrusted feed text.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ObservationDto {
+    /// The full form of an observation, naming its feed.
+    pub fn new(o: &Observation, feed_name: &str) -> ObservationDto {
+        ObservationDto {
+            id: o.entity.clone(),
+            feed: o.feed.clone(),
+            feed_name: feed_name.to_owned(),
+            layer: o.layer,
+            kind: o.kind.clone(),
+            severity: o.severity,
+            lon: o.position.lon,
+            lat: o.position.lat,
+            title: o.title.clone(),
+            observed_ms: o.observed_ms,
+            received_ms: o.received_ms,
+            fields: o.fields.clone(),
+        }
+    }
+}
+
+/// A feed of the loaded scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedDto {
+    pub id: String,
+    pub name: String,
+    pub layer: Layer,
+    pub format: String,
+}
+
+/// The loaded scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioDto {
+    pub name: String,
+    pub description: String,
+    /// The basemap archive name, the first path segment of tile URLs.
+    pub map: String,
+    /// Where the map opens: lon, lat, zoom.
+    pub view: [f64; 3],
+    #[ts(type = "number")]
+    pub start_ms: i64,
+    #[ts(type = "number")]
+    pub end_ms: i64,
+    pub feeds: Vec<FeedDto>,
+}
+
+impl ScenarioDto {
+    /// The wire form of a manifest whose clock runs from its start to `end_ms`.
+    pub fn new(m: &Manifest, end_ms: i64) -> ScenarioDto {
+        ScenarioDto {
+            name: m.name.clone(),
+            description: m.description.clone(),
+            map: m.map.clone(),
+            view: m.view,
+            start_ms: m.start_ms,
+            end_ms,
+            feeds: m
+                .feeds
+                .iter()
+                .map(|f| FeedDto {
+                    id: f.id.clone(),
+                    name: if f.name.is_empty() { f.id.clone() } else { f.name.clone() },
+                    layer: f.layer,
+                    format: f.format.as_str().to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Every declaration the UI needs, as `(file name, TypeScript source)`.
+pub fn typescript_bindings() -> Vec<(String, String)> {
+    fn one<T: TS + 'static + ?Sized>() -> (String, String) {
+        let cfg = ts_rs::Config::default();
+        let path = T::output_path().expect("exportable type");
+        (path.to_string_lossy().into_owned(), T::export_to_string(&cfg).expect("declaration renders"))
+    }
+    vec![
+        one::<Layer>(),
+        one::<Severity>(),
+        one::<ApiErrorCode>(),
+        one::<ApiError>(),
+        one::<MapFeatureDto>(),
+        one::<ClockDto>(),
+        one::<LayerAgeDto>(),
+        one::<MapDiffDto>(),
+        one::<ObservationDto>(),
+        one::<serde_json::Value>(),
+        one::<FeedDto>(),
+        one::<ScenarioDto>(),
+    ]
+}

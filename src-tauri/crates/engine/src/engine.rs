@@ -1,0 +1,212 @@
+//! The [`Engine`] handle: one scenario replay driven by an async task, with subscribers that
+//! receive coalesced picture diffs, and the offline map archives.
+//!
+//! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
+//! command channel, so no lock is held across an await and commands are applied in order.
+//! Time comes from `tokio::time`, so tests can run the paced clock on a paused runtime.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::dto::{MapDiffDto, ObservationDto, ScenarioDto};
+use crate::error::EngineError;
+use crate::pipeline::Pipeline;
+use crate::replay::Replay;
+use crate::scenario::Scenario;
+use crate::store::Store;
+use crate::tiles::MapArchives;
+
+/// How often the clock advances and diffs are published: at most one diff per tick.
+pub const TICK: Duration = Duration::from_millis(100);
+/// At full speed, how long one tick may spend ingesting before it publishes.
+const MAX_SPEED_SLICE: Duration = Duration::from_millis(60);
+/// The fastest paced speed accepted; faster than this is what "max" is for.
+pub const MAX_FACTOR: f64 = 10_000.0;
+
+/// Where an engine finds its inputs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The scenario folder to replay.
+    pub scenario_dir: PathBuf,
+    /// The SQLite database (created if missing).
+    pub db_path: PathBuf,
+    /// The folder of `<name>.mbtiles` basemap archives.
+    pub maps_dir: PathBuf,
+}
+
+/// Receives diffs; returns false once the receiver is gone, to be dropped.
+pub type DiffSink = Box<dyn Fn(MapDiffDto) -> bool + Send>;
+
+enum Command {
+    Play,
+    Pause,
+    Speed(Option<f64>),
+    Seek(i64),
+    Subscribe(DiffSink),
+    Observation(String, oneshot::Sender<Option<ObservationDto>>),
+}
+
+/// A running engine. Dropping it stops its task.
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+    scenario: ScenarioDto,
+    maps: Arc<MapArchives>,
+}
+
+impl Engine {
+    /// Loads the scenario, opens the store, starts a new run and spawns the replay task on the
+    /// current tokio runtime. The clock starts paused at the scenario's start.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
+        let scenario = Scenario::load(&config.scenario_dir)?;
+        let store = Store::open(&config.db_path)?;
+        let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
+        tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
+        let dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
+        let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds);
+        let replay = Replay::new(scenario, pipeline);
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(replay, rx));
+        Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
+    }
+
+    /// The loaded scenario.
+    pub fn scenario(&self) -> ScenarioDto {
+        self.scenario.clone()
+    }
+
+    fn send(&self, c: Command) -> Result<(), EngineError> {
+        self.commands.send(c).map_err(|_| EngineError::Stopped)
+    }
+
+    /// Starts the clock.
+    pub fn play(&self) -> Result<(), EngineError> {
+        self.send(Command::Play)
+    }
+
+    /// Stops the clock.
+    pub fn pause(&self) -> Result<(), EngineError> {
+        self.send(Command::Pause)
+    }
+
+    /// Sets the speed factor; `None` runs as fast as the pipeline goes.
+    pub fn set_speed(&self, speed: Option<f64>) -> Result<(), EngineError> {
+        if let Some(f) = speed {
+            if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
+                return Err(EngineError::InvalidInput(format!("speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)")));
+            }
+        }
+        self.send(Command::Speed(speed))
+    }
+
+    /// Moves the clock to scenario time `ms` and rebuilds the picture from the store.
+    pub fn seek(&self, ms: i64) -> Result<(), EngineError> {
+        self.send(Command::Seek(ms))
+    }
+
+    /// Sends the whole picture to `sink` now, then every diff until it returns false.
+    pub fn subscribe(&self, sink: DiffSink) -> Result<(), EngineError> {
+        self.send(Command::Subscribe(sink))
+    }
+
+    /// The current observation of an entity in the picture.
+    pub async fn observation(&self, id: String) -> Result<ObservationDto, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Observation(id.clone(), tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?.ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))
+    }
+
+    /// The offline map archives.
+    pub fn maps(&self) -> Arc<MapArchives> {
+        self.maps.clone()
+    }
+}
+
+fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
+    sinks.retain(|s| s(diff.clone()));
+}
+
+async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut sinks: Vec<DiffSink> = Vec::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = Instant::now();
+    let mut last_clock = replay.clock();
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else { break };
+                let result = match command {
+                    Command::Play => {
+                        if replay.finished() {
+                            // Playing a finished replay starts it over, as a trainer expects.
+                            replay.seek(i64::MIN).map(|_| replay.playing = true)
+                        } else {
+                            replay.playing = true;
+                            Ok(())
+                        }
+                    }
+                    Command::Pause => { replay.playing = false; Ok(()) }
+                    Command::Speed(s) => { replay.speed = s; Ok(()) }
+                    Command::Seek(t) => replay.seek(t),
+                    Command::Subscribe(sink) => {
+                        let full = replay.take_diff(true);
+                        if sink(full) { sinks.push(sink); }
+                        last_clock = replay.clock();
+                        continue;
+                    }
+                    Command::Observation(id, reply) => {
+                        let feed_name = |feed: &str| replay.scenario().manifest.feed(feed).map(|f| f.name.clone()).unwrap_or_default();
+                        let found = replay.picture().get(&id).map(|o| ObservationDto::new(o, &feed_name(&o.feed)));
+                        let _ = reply.send(found);
+                        continue;
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "replay command failed");
+                }
+                last_tick = Instant::now();
+                let diff = replay.take_diff(false);
+                last_clock = diff.clock.clone();
+                publish(&mut sinks, &diff);
+            }
+            _ = ticker.tick() => {
+                let elapsed = last_tick.elapsed();
+                last_tick = Instant::now();
+                if replay.playing {
+                    let result = match replay.speed {
+                        None => {
+                            let deadline = Instant::now() + MAX_SPEED_SLICE;
+                            let mut r = Ok(());
+                            while r.is_ok() && !replay.finished() {
+                                r = replay.step_max(500);
+                                if Instant::now() >= deadline { break; }
+                            }
+                            r
+                        }
+                        Some(f) => {
+                            let dt = (elapsed.as_secs_f64() * 1000.0 * f).round() as i64;
+                            replay.advance_to(replay.now_ms() + dt)
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "replay failed; pausing");
+                        replay.playing = false;
+                    }
+                    if replay.finished() {
+                        replay.playing = false;
+                    }
+                }
+                let diff = replay.take_diff(false);
+                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock {
+                    last_clock = diff.clock.clone();
+                    publish(&mut sinks, &diff);
+                }
+            }
+        }
+    }
+    tracing::info!("engine stopped");
+}

@@ -1,0 +1,67 @@
+//! Errors inside the engine, and their flattening into [`crate::dto::ApiError`] at the IPC edge.
+
+use std::path::PathBuf;
+
+use crate::dto::{ApiError, ApiErrorCode};
+
+/// Anything the engine can fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A scenario manifest is invalid.
+    #[error("{path}: {source}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong and on which line.
+        #[source]
+        source: cityops_core::scenario::ManifestError,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A map archive could not be opened or read.
+    #[error("map {name}: {reason}")]
+    Map {
+        /// The archive name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Something asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A request was malformed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The engine has shut down.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+impl From<&EngineError> for ApiError {
+    fn from(e: &EngineError) -> ApiError {
+        let code = match e {
+            EngineError::NotFound(_) => ApiErrorCode::NotFound,
+            EngineError::InvalidInput(_) => ApiErrorCode::InvalidInput,
+            _ => ApiErrorCode::Internal,
+        };
+        ApiError { code, message: e.to_string() }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        // The full chain goes to the log before it is flattened for the UI.
+        tracing::warn!(error = ?e, "request failed");
+        ApiError::from(&e)
+    }
+}

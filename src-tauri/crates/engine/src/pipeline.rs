@@ -1,0 +1,153 @@
+//! The ingest pipeline: decode a received message with its feed's adapter, keep what is good,
+//! quarantine what is not, and append both to the store in group commits.
+
+use std::collections::HashMap;
+
+use cityops_core::model::{Layer, Millis, Observation};
+use cityops_core::picture::Picture;
+use cityops_core::scenario::FeedSpec;
+use cityops_core::tape::{TapeIssue, TapeMessage};
+
+use crate::feeds::{self, MessageContext};
+use crate::store::{QuarantineEntry, RunId, Store, StoreError};
+
+/// Rows buffered before a group commit is forced.
+pub const BATCH_ROWS: usize = 5_000;
+
+/// What a run has ingested so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Messages read.
+    pub messages: u64,
+    /// Observations accepted, per layer.
+    pub accepted: HashMap<Layer, u64>,
+    /// Pieces refused (whole messages, single features, tape lines).
+    pub rejected: u64,
+}
+
+/// Feeds messages into the store.
+pub struct Pipeline {
+    store: Store,
+    run: RunId,
+    feeds: HashMap<String, FeedSpec>,
+    pending: Vec<Observation>,
+    pending_quarantine: Vec<QuarantineEntry>,
+    frontier: Option<(u64, Millis)>,
+    stats: IngestStats,
+}
+
+impl Pipeline {
+    /// A pipeline writing into `run` of `store`, for the given feeds.
+    pub fn new(store: Store, run: RunId, feeds: &[FeedSpec]) -> Pipeline {
+        Pipeline {
+            store,
+            run,
+            feeds: feeds.iter().map(|f| (f.id.clone(), f.clone())).collect(),
+            pending: Vec::with_capacity(BATCH_ROWS),
+            pending_quarantine: Vec::new(),
+            frontier: None,
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// The store, for queries. Call [`Pipeline::flush`] first to see everything ingested.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The run being written.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Quarantines refused tape lines (they carry no time, so they are stamped `at`).
+    pub fn quarantine_tape_issues(&mut self, file: &str, issues: &[TapeIssue], at: Millis) {
+        for issue in issues {
+            self.stats.rejected += 1;
+            self.pending_quarantine.push(QuarantineEntry {
+                feed: "tape".into(),
+                seq: issue.line,
+                place: format!("{file}:{}", issue.line),
+                reason: issue.reason.to_string(),
+                received_ms: at,
+                body: Vec::new(),
+            });
+        }
+    }
+
+    /// Decodes and buffers one message, applying what it yields to `picture` if given.
+    /// Nothing a message contains can fail the pipeline: bad input is quarantined.
+    pub fn ingest(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<(), StoreError> {
+        self.stats.messages += 1;
+        self.frontier = Some((msg.line, msg.time_ms));
+        let quarantine = |place: String, reason: String| QuarantineEntry {
+            feed: msg.feed.clone(),
+            seq: msg.line,
+            place,
+            reason,
+            received_ms: msg.time_ms,
+            body: msg.body.clone(),
+        };
+        let Some(spec) = self.feeds.get(&msg.feed) else {
+            tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed the scenario does not declare");
+            self.stats.rejected += 1;
+            self.pending_quarantine.push(quarantine("$".into(), format!("feed {:?} is not declared in the manifest", msg.feed)));
+            return self.flush_if_full();
+        };
+        if spec.format != msg.format {
+            self.stats.rejected += 1;
+            self.pending_quarantine.push(quarantine(
+                "$".into(),
+                format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str()),
+            ));
+            return self.flush_if_full();
+        }
+        let ctx = MessageContext { feed: &spec.id, layer: spec.layer, seq: msg.line, received_ms: msg.time_ms };
+        match feeds::decode(spec.format, ctx, &msg.body) {
+            Ok(decoded) => {
+                for r in decoded.rejected {
+                    tracing::warn!(feed = %msg.feed, line = msg.line, place = %r.place, reason = %r.reason, "refused part of a message");
+                    self.stats.rejected += 1;
+                    self.pending_quarantine.push(quarantine(r.place, r.reason));
+                }
+                let start = self.pending.len();
+                self.pending.extend(decoded.observations);
+                let added = &self.pending[start..];
+                *self.stats.accepted.entry(spec.layer).or_default() += added.len() as u64;
+                if let Some(p) = picture {
+                    p.apply(added);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(feed = %msg.feed, line = msg.line, error = %e, "refused message");
+                self.stats.rejected += 1;
+                self.pending_quarantine.push(quarantine(e.place, e.reason));
+            }
+        }
+        self.flush_if_full()
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), StoreError> {
+        if self.pending.len() + self.pending_quarantine.len() >= BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything buffered, with the new frontier, in one transaction.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() && self.pending_quarantine.is_empty() && self.frontier.is_none() {
+            return Ok(());
+        }
+        let frontier = self.frontier.take().unwrap_or((0, Millis::MIN));
+        self.store.append(self.run, &self.pending, &self.pending_quarantine, frontier)?;
+        self.pending.clear();
+        self.pending_quarantine.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The replay clock: moves scenario time forward, feeding tape messages through the pipeline as
+//! their time comes, and keeps the picture of "now".
+//!
+//! Ingest only ever moves forward: the *frontier* is the time up to which the tape has been fed
+//! into the store. Seeking rebuilds the picture from the store and never re-ingests; playing
+//! again after a backward seek reads the store up to the frontier, then resumes ingesting.
+//! [`Replay`] is synchronous and takes no clock: the caller says how far to advance, so the
+//! async driver in [`crate::engine`] and the tests decide the pacing.
+
+use cityops_core::model::{Layer, Millis};
+use cityops_core::picture::Picture;
+
+use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto};
+use crate::pipeline::Pipeline;
+use crate::scenario::Scenario;
+use crate::store::StoreError;
+
+/// The state of one scenario replay.
+pub struct Replay {
+    scenario: Scenario,
+    pipeline: Pipeline,
+    /// Index of the next tape message to ingest.
+    next: usize,
+    /// Scenario time up to which every message has been ingested.
+    frontier_ms: Millis,
+    now_ms: Millis,
+    end_ms: Millis,
+    picture: Picture,
+    /// `None` runs as fast as the pipeline goes.
+    pub speed: Option<f64>,
+    /// Whether the clock runs.
+    pub playing: bool,
+}
+
+impl Replay {
+    /// A replay at the scenario's start, paused at 1x. Refused tape lines go to the quarantine.
+    pub fn new(scenario: Scenario, mut pipeline: Pipeline) -> Replay {
+        let start = scenario.manifest.start_ms;
+        let file = scenario.tape_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
+        let end_ms = scenario.end_ms();
+        Replay {
+            scenario,
+            pipeline,
+            next: 0,
+            frontier_ms: start - 1,
+            now_ms: start,
+            end_ms,
+            picture: Picture::new(),
+            speed: Some(1.0),
+            playing: false,
+        }
+    }
+
+    /// The scenario being replayed.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The pipeline, for its store and statistics.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The current picture.
+    pub fn picture(&self) -> &Picture {
+        &self.picture
+    }
+
+    /// Scenario time the picture shows.
+    pub fn now_ms(&self) -> Millis {
+        self.now_ms
+    }
+
+    /// True when the clock reached the end and the whole tape is ingested.
+    pub fn finished(&self) -> bool {
+        self.now_ms >= self.end_ms && self.next >= self.scenario.messages.len()
+    }
+
+    /// Ingests every message with time <= `t` that has not been ingested yet.
+    fn ingest_until(&mut self, t: Millis, update_picture: bool) -> Result<(), StoreError> {
+        while let Some(msg) = self.scenario.messages.get(self.next) {
+            if msg.time_ms > t {
+                break;
+            }
+            let picture = update_picture.then_some(&mut self.picture);
+            self.pipeline.ingest(msg, picture)?;
+            self.next += 1;
+        }
+        self.frontier_ms = self.frontier_ms.max(t);
+        Ok(())
+    }
+
+    /// Moves the clock forward to `t` (clamped to the scenario end), updating the picture.
+    pub fn advance_to(&mut self, t: Millis) -> Result<(), StoreError> {
+        let t = t.min(self.end_ms);
+        if t <= self.now_ms {
+            return Ok(());
+        }
+        if self.now_ms < self.frontier_ms {
+            // Already ingested: the store has it.
+            let upto = t.min(self.frontier_ms);
+            self.pipeline.flush()?;
+            let seen = self.pipeline.store().arrived_between(self.pipeline.run(), self.now_ms, upto)?;
+            self.picture.apply(&seen);
+        }
+        if t > self.frontier_ms {
+            self.ingest_until(t, true)?;
+        }
+        self.now_ms = t;
+        self.pipeline.flush()
+    }
+
+    /// At full speed: moves the clock to the time of the message `budget` messages ahead (never
+    /// splitting messages of the same time), or to the end.
+    pub fn step_max(&mut self, budget: usize) -> Result<(), StoreError> {
+        let msgs = &self.scenario.messages;
+        let target = if self.now_ms < self.frontier_ms {
+            self.frontier_ms
+        } else if self.next < msgs.len() {
+            msgs[(self.next + budget.max(1) - 1).min(msgs.len() - 1)].time_ms
+        } else {
+            self.end_ms
+        };
+        // Messages stamped before the clock's position (out-of-order lines) are ingested at once.
+        self.advance_to(target.max(self.now_ms + 1))
+    }
+
+    /// Puts the clock at `t` and rebuilds the picture from the store; ingests up to `t` first if
+    /// the tape has not got that far.
+    pub fn seek(&mut self, t: Millis) -> Result<(), StoreError> {
+        let t = t.clamp(self.scenario.manifest.start_ms, self.end_ms);
+        if t > self.frontier_ms {
+            self.ingest_until(t, false)?;
+        }
+        self.pipeline.flush()?;
+        let shown = self.pipeline.store().picture_at(self.pipeline.run(), t)?;
+        self.picture.rebuild(&shown);
+        self.now_ms = t;
+        Ok(())
+    }
+
+    /// Ingests whatever is left of the tape without updating the picture (headless replays).
+    pub fn run_to_end(&mut self) -> Result<(), StoreError> {
+        self.ingest_until(Millis::MAX, false)?;
+        self.now_ms = self.end_ms;
+        self.pipeline.flush()
+    }
+
+    /// The clock as the UI shows it.
+    pub fn clock(&self) -> ClockDto {
+        ClockDto {
+            start_ms: self.scenario.manifest.start_ms,
+            end_ms: self.end_ms,
+            now_ms: self.now_ms,
+            playing: self.playing,
+            speed: self.speed,
+            ingested_until_ms: self.frontier_ms.clamp(self.scenario.manifest.start_ms, self.end_ms),
+            finished: self.finished(),
+        }
+    }
+
+    /// What changed since the last diff (or everything, if `full`), with the clock.
+    pub fn take_diff(&mut self, full: bool) -> MapDiffDto {
+        let diff = self.picture.take_diff();
+        let (reset, upserts) = if full {
+            (true, self.picture.observations().map(MapFeatureDto::from).collect())
+        } else {
+            (diff.reset, diff.upserts.iter().map(MapFeatureDto::from).collect())
+        };
+        let mut counts = [0u32; 4];
+        for o in self.picture.observations() {
+            counts[Layer::ALL.iter().position(|l| *l == o.layer).unwrap_or(0)] += 1;
+        }
+        let layers = Layer::ALL
+            .iter()
+            .zip(counts)
+            .map(|(l, count)| LayerAgeDto { layer: *l, newest_observed_ms: diff.newest.get(l).copied(), count })
+            .collect();
+        MapDiffDto { reset, upserts, clock: self.clock(), layers }
+    }
+}

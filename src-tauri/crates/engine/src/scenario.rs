@@ -1,0 +1,53 @@
+//! Loading a scenario folder: its manifest and its tape.
+
+use std::path::{Path, PathBuf};
+
+use cityops_core::model::Millis;
+use cityops_core::scenario::Manifest;
+use cityops_core::tape::{self, TapeIssue, TapeMessage};
+
+use crate::error::EngineError;
+
+/// The file name of a scenario's manifest.
+pub const MANIFEST: &str = "scenario.toml";
+
+/// A loaded scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The folder it was loaded from.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The tape file.
+    pub tape_path: PathBuf,
+    /// The good tape lines, in file order.
+    pub messages: Vec<TapeMessage>,
+    /// The refused tape lines.
+    pub tape_issues: Vec<TapeIssue>,
+}
+
+impl Scenario {
+    /// Loads `dir/scenario.toml` and its tape. A malformed tape line is kept as an issue, with
+    /// a warning naming the file and line; the other lines are loaded.
+    pub fn load(dir: &Path) -> Result<Scenario, EngineError> {
+        let manifest_path = dir.join(MANIFEST);
+        let text = read(&manifest_path)?;
+        let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest { path: manifest_path, source })?;
+        let tape_path = dir.join(&manifest.tape);
+        let (messages, tape_issues) = tape::parse_tape(&read(&tape_path)?);
+        for issue in &tape_issues {
+            tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
+        }
+        Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues })
+    }
+
+    /// When the scenario clock stops: the manifest's end, else the last message, else the start.
+    pub fn end_ms(&self) -> Millis {
+        let last = self.messages.iter().map(|m| m.time_ms).max().unwrap_or(self.manifest.start_ms);
+        self.manifest.end_ms.unwrap_or(last).max(self.manifest.start_ms)
+    }
+}
+
+fn read(path: &Path) -> Result<String, EngineError> {
+    std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })
+}

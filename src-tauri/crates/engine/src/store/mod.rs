@@ -1,0 +1,307 @@
+//! The SQLite store: an append-only observation log, the quarantine of refused input, and the
+//! runs that produced them.
+//!
+//! The database runs in WAL mode with `synchronous=NORMAL`: observations are written in group
+//! commits (one transaction per batch), which survive an application crash (`kill -9`); a power
+//! cut may lose the last batch, which the tape or feed can deliver again. The log is indexed by
+//! arrival time per run (the replay picture), by layer and observed time, and by time bucket and
+//! grid cell ("this area, this time window"); there is no R*Tree on the log because its insert
+//! cost is about ten times a B-tree's (see `../shared/brief/performance.md`).
+
+mod migrations;
+
+use std::path::Path;
+
+use cityops_core::grid::{self, BBox};
+use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+pub use migrations::SCHEMA_VERSION;
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused something.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be read back (a newer or damaged database).
+    #[error("corrupt row {row}: {reason}")]
+    Corrupt {
+        /// The row id.
+        row: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database was written by a newer cityops.
+    #[error("database schema version {found} is newer than this build's {supported}")]
+    TooNew {
+        /// The version in the file.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+}
+
+/// The id of one run: one replay of a scenario, or one live ingest session.
+pub type RunId = i64;
+
+/// One refused piece of input, kept so the operator can see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineEntry {
+    /// The feed it came from (or `tape` for a line that named no feed).
+    pub feed: String,
+    /// The message sequence number (tape line).
+    pub seq: u64,
+    /// Where in the message, for example `features[3].properties.kind`.
+    pub place: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// When it arrived.
+    pub received_ms: Millis,
+    /// The raw input, for inspection.
+    pub body: Vec<u8>,
+}
+
+/// Observation counts of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Observations per layer.
+    pub per_layer: Vec<(Layer, u64)>,
+    /// Quarantined pieces.
+    pub quarantined: u64,
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+}
+
+const OBS_COLUMNS: &str =
+    "id, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, entity, lon, lat, title, fields";
+
+impl Store {
+    /// Opens (creating if needed) and migrates a database file.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Store::init(conn)
+    }
+
+    /// A private in-memory database, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Starts a new run of the named scenario (or live configuration).
+    pub fn begin_run(&self, source: &str, started_wall: &str) -> Result<RunId, StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (source, started_wall, ingested_seq, ingested_until_ms) VALUES (?1, ?2, 0, NULL)",
+            params![source, started_wall],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// How far a run has been ingested: the last message sequence and its arrival time.
+    pub fn frontier(&self, run: RunId) -> Result<(u64, Option<Millis>), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT ingested_seq, ingested_until_ms FROM runs WHERE id = ?1",
+            [run],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )?)
+    }
+
+    /// Appends a batch in one transaction (a group commit), together with the run's new
+    /// frontier, so that after a crash the frontier and the log always agree.
+    pub fn append(
+        &mut self,
+        run: RunId,
+        observations: &[Observation],
+        quarantine: &[QuarantineEntry],
+        frontier: (u64, Millis),
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO observations (run, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, \
+                 entity, lon, lat, tbucket, cell, title, fields) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?;
+            for o in observations {
+                let fields = serde_json::to_string(&o.fields).expect("a JSON map always serializes");
+                ins.execute(params![
+                    run,
+                    o.feed,
+                    o.seq as i64,
+                    o.idx,
+                    o.received_ms,
+                    o.observed_ms,
+                    o.layer.as_str(),
+                    o.kind,
+                    o.severity.rank(),
+                    o.entity,
+                    o.position.lon,
+                    o.position.lat,
+                    grid::bucket(o.observed_ms),
+                    grid::cell(o.position),
+                    o.title,
+                    fields,
+                ])?;
+            }
+            let mut q = tx.prepare_cached(
+                "INSERT INTO quarantine (run, feed, seq, place, reason, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for e in quarantine {
+                q.execute(params![run, e.feed, e.seq as i64, e.place, e.reason, e.received_ms, e.body])?;
+            }
+            tx.execute(
+                "UPDATE runs SET ingested_seq = max(ingested_seq, ?2), ingested_until_ms = max(coalesce(ingested_until_ms, ?3), ?3) WHERE id = ?1",
+                params![run, frontier.0 as i64, frontier.1],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read(row: &Row<'_>) -> Result<Observation, StoreError> {
+        let id: i64 = row.get(0)?;
+        let corrupt = |reason: String| StoreError::Corrupt { row: id, reason };
+        let layer: String = row.get(6)?;
+        let severity: u8 = row.get(8)?;
+        let fields: String = row.get(13)?;
+        Ok(Observation {
+            feed: row.get(1)?,
+            seq: row.get::<_, i64>(2)? as u64,
+            idx: row.get(3)?,
+            received_ms: row.get(4)?,
+            observed_ms: row.get(5)?,
+            layer: layer.parse().map_err(|e: cityops_core::model::UnknownLayer| corrupt(e.to_string()))?,
+            kind: row.get(7)?,
+            severity: Severity::from_rank(severity).ok_or_else(|| corrupt(format!("severity {severity}")))?,
+            entity: row.get(9)?,
+            position: GeoPoint { lon: row.get(10)?, lat: row.get(11)? },
+            title: row.get(12)?,
+            fields: serde_json::from_str(&fields).map_err(|e| corrupt(format!("fields: {e}")))?,
+        })
+    }
+
+    fn collect(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Observation>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(Store::read(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The picture at `t`: the latest observation of every entity that had arrived by then,
+    /// in arrival order.
+    pub fn picture_at(&self, run: RunId, t: Millis) -> Result<Vec<Observation>, StoreError> {
+        // SQLite returns the bare columns of the row holding max(id) in each group, i.e. the
+        // entity's last arrival.
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM (SELECT max(id) AS last FROM observations \
+             WHERE run = ?1 AND received_ms <= ?2 GROUP BY entity) JOIN observations ON id = last ORDER BY id"
+        );
+        self.collect(&sql, params![run, t])
+    }
+
+    /// Observations that arrived in `(after, until]`, in arrival order.
+    pub fn arrived_between(&self, run: RunId, after: Millis, until: Millis) -> Result<Vec<Observation>, StoreError> {
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3 ORDER BY id"
+        );
+        self.collect(&sql, params![run, after, until])
+    }
+
+    /// The latest observation of one entity that had arrived by `t`.
+    pub fn entity_at(&self, run: RunId, entity: &str, t: Millis) -> Result<Option<Observation>, StoreError> {
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM observations WHERE run = ?1 AND entity = ?2 AND received_ms <= ?3 \
+             ORDER BY received_ms DESC, id DESC LIMIT 1"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let row = stmt.query_row(params![run, entity, t], |r| Ok(Store::read(r))).optional()?;
+        row.transpose()
+    }
+
+    /// Visits every observation of a run in arrival order.
+    pub fn for_each(&self, run: RunId, mut f: impl FnMut(&Observation)) -> Result<(), StoreError> {
+        let sql = format!("SELECT {OBS_COLUMNS} FROM observations WHERE run = ?1 ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query([run])?;
+        while let Some(row) = rows.next()? {
+            f(&Store::read(row)?);
+        }
+        Ok(())
+    }
+
+    /// Observations of any run observed in `[from, to]` inside `area`, through the time-bucket
+    /// and grid-cell index: one range scan per bucket and cell row.
+    pub fn in_area(&self, area: BBox, from: Millis, to: Millis) -> Result<Vec<Observation>, StoreError> {
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM observations WHERE tbucket = ?1 AND cell BETWEEN ?2 AND ?3 \
+             AND observed_ms BETWEEN ?4 AND ?5 ORDER BY id"
+        );
+        let mut out = Vec::new();
+        for bucket in grid::bucket(from)..=grid::bucket(to) {
+            for (lo, hi) in area.cell_rows() {
+                out.extend(
+                    self.collect(&sql, params![bucket, lo, hi, from, to])?
+                        .into_iter()
+                        .filter(|o| area.contains(o.position)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The quarantine of a run, oldest first.
+    pub fn quarantine(&self, run: RunId) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT feed, seq, place, reason, received_ms, body FROM quarantine WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(QuarantineEntry {
+                feed: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                place: r.get(2)?,
+                reason: r.get(3)?,
+                received_ms: r.get(4)?,
+                body: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts per layer and of the quarantine for a run.
+    pub fn counts(&self, run: RunId) -> Result<RunCounts, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT layer, count(*) FROM observations WHERE run = ?1 GROUP BY layer")?;
+        let mut per_layer: Vec<(Layer, u64)> = Layer::ALL.iter().map(|l| (*l, 0)).collect();
+        let rows = stmt.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (layer, n) = row?;
+            if let Some(slot) = per_layer.iter_mut().find(|(l, _)| l.as_str() == layer) {
+                slot.1 = n as u64;
+            }
+        }
+        let quarantined: i64 = self.conn.query_row("SELECT count(*) FROM quarantine WHERE run = ?1", [run], |r| r.get(0))?;
+        Ok(RunCounts { per_layer, quarantined: quarantined as u64 })
+    }
+}
+
+#[cfg(test)]
+mod tests;

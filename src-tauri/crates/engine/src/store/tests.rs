@@ -1,0 +1,116 @@
+use super::*;
+
+fn obs(entity: &str, seq: u64, received_ms: Millis, lon: f64, lat: f64) -> Observation {
+    let mut fields = serde_json::Map::new();
+    fields.insert("text".into(), serde_json::json!("<img src=x onerror=alert(1)>"));
+    fields.insert("nested".into(), serde_json::json!({"a": [1, 2.5, null, true]}));
+    Observation {
+        feed: "feed-a".into(),
+        seq,
+        idx: 0,
+        received_ms,
+        observed_ms: received_ms - 250,
+        layer: Layer::Security,
+        kind: "camera.offline".into(),
+        severity: Severity::Moderate,
+        entity: entity.into(),
+        position: GeoPoint { lon, lat },
+        title: "Camera ✓ offline".into(),
+        fields,
+    }
+}
+
+#[test]
+fn observations_round_trip_exactly() {
+    let mut s = Store::open_in_memory().unwrap();
+    let run = s.begin_run("demo", "now").unwrap();
+    let written = vec![obs("cam/1", 1, 1_000, 24.94, 60.17), obs("cam/2", 2, 2_000, 24.95, 60.175)];
+    s.append(run, &written, &[], (2, 2_000)).unwrap();
+    let mut read = Vec::new();
+    s.for_each(run, |o| read.push(o.clone())).unwrap();
+    assert_eq!(read, written);
+    assert_eq!(s.frontier(run).unwrap(), (2, Some(2_000)));
+    let counts = s.counts(run).unwrap();
+    assert_eq!(counts.per_layer.iter().find(|(l, _)| *l == Layer::Security).unwrap().1, 2);
+}
+
+#[test]
+fn migrations_run_once_and_refuse_newer_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let run = s.begin_run("demo", "now").unwrap();
+    s.append(run, &[obs("cam/1", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000)).unwrap();
+    drop(s);
+    // Reopening must keep the data and not re-run migrations.
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.picture_at(run, 5_000).unwrap().len(), 1);
+    drop(s);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    drop(conn);
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+}
+
+#[test]
+fn picture_and_windows_follow_arrival_time() {
+    let mut s = Store::open_in_memory().unwrap();
+    let run = s.begin_run("demo", "now").unwrap();
+    let other = s.begin_run("other", "now").unwrap();
+    let a1 = obs("a", 1, 1_000, 24.94, 60.17);
+    let b2 = obs("b", 2, 2_000, 24.94, 60.17);
+    let mut a3 = obs("a", 3, 3_000, 24.95, 60.17);
+    a3.severity = Severity::Normal;
+    s.append(run, &[a1.clone(), b2.clone(), a3.clone()], &[], (3, 3_000)).unwrap();
+    s.append(other, &[obs("z", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000)).unwrap();
+    assert_eq!(s.picture_at(run, 999).unwrap(), vec![]);
+    assert_eq!(s.picture_at(run, 2_500).unwrap(), vec![a1.clone(), b2.clone()]);
+    assert_eq!(s.picture_at(run, 3_000).unwrap(), vec![b2.clone(), a3.clone()]);
+    assert_eq!(s.arrived_between(run, 1_000, 3_000).unwrap(), vec![b2, a3.clone()]);
+    assert_eq!(s.entity_at(run, "a", 2_999).unwrap(), Some(a1));
+    assert_eq!(s.entity_at(run, "a", 10_000).unwrap(), Some(a3));
+    assert_eq!(s.entity_at(run, "nope", 10_000).unwrap(), None);
+}
+
+#[test]
+fn area_queries_use_place_and_time() {
+    let mut s = Store::open_in_memory().unwrap();
+    let run = s.begin_run("demo", "now").unwrap();
+    let base = 1_800_000_000_000;
+    let mut all = Vec::new();
+    // A 10 x 10 grid of points over 40 minutes.
+    for i in 0..100u64 {
+        let lon = 24.93 + (i % 10) as f64 * 0.003;
+        let lat = 60.16 + (i / 10) as f64 * 0.002;
+        all.push(obs(&format!("e{i}"), i + 1, base + i as i64 * 24_000, lon, lat));
+    }
+    s.append(run, &all, &[], (100, base)).unwrap();
+    let area = BBox { min: GeoPoint { lon: 24.935, lat: 60.163 }, max: GeoPoint { lon: 24.946, lat: 60.171 } };
+    let (from, to) = (base + 5 * 60_000, base + 30 * 60_000);
+    let got = s.in_area(area, from, to).unwrap();
+    let want: Vec<Observation> = all
+        .iter()
+        .filter(|o| area.contains(o.position) && (from..=to).contains(&o.observed_ms))
+        .cloned()
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn quarantine_keeps_what_was_refused() {
+    let mut s = Store::open_in_memory().unwrap();
+    let run = s.begin_run("demo", "now").unwrap();
+    let q = QuarantineEntry {
+        feed: "signals".into(),
+        seq: 9,
+        place: "features[2].properties.kind".into(),
+        reason: "missing or not a string".into(),
+        received_ms: 5,
+        body: b"{}".to_vec(),
+    };
+    s.append(run, &[], std::slice::from_ref(&q), (9, 5)).unwrap();
+    assert_eq!(s.quarantine(run).unwrap(), vec![q]);
+    assert_eq!(s.counts(run).unwrap().quarantined, 1);
+}

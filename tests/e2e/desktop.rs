@@ -1,1 +1,272 @@
+//! Desktop end-to-end test: the real cityops app in a real WebKitGTK window (under Xvfb),
+//! driven through tauri-driver and WebKitWebDriver.
+//!
+//! Run by the README's test command after `cargo build -p cityops-desktop`, inside
+//! `xvfb-run`. It needs `tauri-driver` (cargo install) and `WebKitWebDriver`
+//! (Debian webkit2gtk-driver). The window is 1600x1000, as a workstation would show it.
 
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn tauri_driver() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    let installed = home.join("bin/tauri-driver");
+    if installed.exists() { installed } else { PathBuf::from("tauri-driver") }
+}
+
+/// tauri-driver, stopped with SIGTERM so that it stops its WebKitWebDriver child too (a
+/// SIGKILL would orphan it, holding its port).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+async fn wait_port(port: u16, deadline: Instant) -> Result<()> {
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(Instant::now() < deadline, "port {port} never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Polls a JavaScript expression until it returns something truthy.
+async fn wait_js(c: &Client, what: &str, script: &str, timeout: Duration) -> Result<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = c.execute(script, vec![]).await.with_context(|| format!("while waiting for {what}"))?;
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            _ => true,
+        };
+        if truthy {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for {what} (last value {v})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Counts rendered observation features per layer.
+const COUNT_RENDERED: &str = r#"
+    const m = window.__cityopsMap;
+    const out = {};
+    for (const l of ["transport", "security", "utility", "alerts"]) {
+        out[l] = m.getLayer("obs-" + l) ? m.queryRenderedFeatures({ layers: ["obs-" + l] }).length : 0;
+    }
+    return out;
+"#;
+
+const IDLE: &str = r#"
+    const m = window.__cityopsMap;
+    return !!(m && m.loaded() && m.isStyleLoaded() && m.areTilesLoaded() && !m.isMoving());
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_end_to_end() -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(600), run()).await.context("the end-to-end test took over 10 minutes")?
+}
+
+async fn run() -> Result<()> {
+    let app = target_dir().join("debug/cityops-desktop");
+    ensure!(app.exists(), "{} is missing: run `cargo build -p cityops-desktop` first", app.display());
+    let tmp = tempfile_dir()?;
+    let (port, native_port) = (free_port(), free_port());
+    let driver = Driver(
+        Command::new(tauri_driver())
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .env("CITYOPS_DB", tmp.join("e2e.db"))
+            .env("CITYOPS_SCENARIO", repo().join("fixtures/scenarios/helsinki-storm"))
+            .env("CITYOPS_MAPS", repo().join("maps"))
+            .spawn()
+            .context("starting tauri-driver (cargo install tauri-driver --version 2.1.0 --locked)")?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_port(port, deadline).await?;
+
+    let caps = json!({ "browserName": "wry", "tauri:options": { "application": app } });
+    let started = Instant::now();
+    // tauri-driver answers before WebKitWebDriver is up, so the first sessions can fail.
+    let client = loop {
+        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        match attempt {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("session not ready yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => bail!("no WebDriver session: {e}"),
+        }
+    };
+    let result = scenario(&client, started).await;
+    if result.is_err() {
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(tmp.join("failure.png"), png);
+            eprintln!("failure screenshot: {}", tmp.join("failure.png").display());
+        }
+    }
+    let _ = client.close().await;
+    drop(driver);
+    result
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("cityops-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn click_at(c: &Client, x: f64, y: f64) -> Result<()> {
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo { duration: None, x, y })
+        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+    c.perform_actions(mouse).await?;
+    Ok(())
+}
+
+async fn scenario(c: &Client, started: Instant) -> Result<()> {
+    // 1. The map reaches idle with basemap features drawn from the local tiles.
+    wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
+    let cold_start = started.elapsed();
+    println!("cold start to first map idle: {} ms", cold_start.as_millis());
+    let basemap = wait_js(
+        c,
+        "basemap features",
+        r#"return window.__cityopsMap.queryRenderedFeatures().filter(f => f.source === "openmaptiles").length;"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    println!("basemap features rendered: {basemap}");
+    let attribution = c.find(Locator::Css(".maplibregl-ctrl-attrib")).await?.text().await?;
+    ensure!(attribution.contains("OpenStreetMap contributors"), "attribution shows {attribution:?}");
+
+    // 2. Replay at max speed puts observations of all three layers on the map.
+    c.find(Locator::Css("[data-testid=speed]")).await?.select_by_value("max").await?;
+    c.find(Locator::Css("[data-testid=play-toggle]")).await?.click().await?;
+    let counts = wait_js(
+        c,
+        "observations on the transport, security and utility layers",
+        &COUNT_RENDERED.replace("return out;", "return (out.transport > 0 && out.security > 0 && out.utility > 0) ? out : null;"),
+        Duration::from_secs(120),
+    )
+    .await?;
+    println!("rendered observations per layer: {counts}");
+
+    // 3. Toggling a layer removes its features and leaves the others.
+    c.find(Locator::Css("[data-testid=layer-toggle-security]")).await?.click().await?;
+    let after = wait_js(
+        c,
+        "security layer hidden",
+        &COUNT_RENDERED.replace("return out;", "return (out.security === 0 && out.transport > 0) ? out : null;"),
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("after hiding security: {after}");
+    c.find(Locator::Css("[data-testid=layer-toggle-security]")).await?.click().await?;
+    wait_js(c, "security layer shown again", &COUNT_RENDERED.replace("return out;", "return out.security > 0;"), Duration::from_secs(30)).await?;
+
+    // 4. Clicking the hostile citizen report shows its text literally in the details panel.
+    let target = wait_js(
+        c,
+        "the hostile report on the map",
+        r#"
+        const m = window.__cityopsMap;
+        const f = m.querySourceFeatures("obs-alerts").find(f => f.id === "report/hostile-0001" || (f.properties && f.properties.id === "report/hostile-0001"));
+        if (!f) return null;
+        const [lon, lat] = f.geometry.coordinates;
+        m.jumpTo({ center: [lon, lat], zoom: 18 });
+        return [lon, lat];
+        "#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    wait_js(c, "idle at the report", IDLE, Duration::from_secs(60)).await?;
+    let point = c
+        .execute(
+            r#"
+            const m = window.__cityopsMap;
+            const p = m.project(arguments[0]);
+            const r = m.getCanvas().getBoundingClientRect();
+            return [r.left + p.x, r.top + p.y];
+            "#,
+            vec![target.clone()],
+        )
+        .await?;
+    let (x, y) = (point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0));
+    click_at(c, x, y).await?;
+    let details = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=details]")).await?;
+    let text = wait_for_text(&details, "onerror", Duration::from_secs(20)).await?;
+    ensure!(text.contains("<img src=x onerror=alert(1)>"), "details panel shows {text:?}");
+    ensure!(text.contains("<script>alert('x')</script>"), "payload field not shown literally: {text:?}");
+    let injected = c.find_all(Locator::Css("[data-testid=details] img, [data-testid=details] script")).await?;
+    ensure!(injected.is_empty(), "feed text became HTML elements");
+
+    // 5. A screenshot of the whole picture for the README, back at the scenario's view.
+    c.execute(
+        r#"
+        const m = window.__cityopsMap;
+        const s = window.__cityopsScenario;
+        if (s) m.jumpTo({ center: [s.view[0], s.view[1]], zoom: s.view[2] });
+        return true;
+        "#,
+        vec![],
+    )
+    .await?;
+    wait_js(c, "idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let png = c.screenshot().await?;
+    let out = repo().join("assets/screenshot.png");
+    std::fs::write(&out, &png)?;
+    println!("screenshot saved: {} ({} bytes)", out.display(), png.len());
+    Ok(())
+}
+
+async fn wait_for_text(e: &fantoccini::elements::Element, needle: &str, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = e.text().await?;
+        if text.contains(needle) || Instant::now() > deadline {
+            return Ok(text);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -220,3 +220,44 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ScenarioDto>(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    /// Regenerates `ui/src/ipc/gen/` and fails if anything there was stale, so a change to a
+    /// DTO cannot land without its TypeScript twin.
+    #[test]
+    fn bindings_are_fresh() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../ui/src/ipc/gen");
+        let mut stale = Vec::new();
+        let generated = super::typescript_bindings();
+        for (file, source) in &generated {
+            let path = dir.join(file);
+            let header = "// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.\n";
+            let want = format!("{header}{}", source.trim_start_matches(|c| c != '\n').trim_start());
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &want).unwrap();
+                stale.push(file.clone());
+            }
+        }
+        // A file no DTO generates any more is stale too.
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/");
+                if !generated.iter().any(|(f, _)| *f == rel) {
+                    std::fs::remove_file(&path).unwrap();
+                    stale.push(rel);
+                }
+            }
+        }
+        assert!(stale.is_empty(), "regenerated stale TypeScript bindings {stale:?}; commit them");
+    }
+}

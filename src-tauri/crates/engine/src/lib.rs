@@ -10,8 +10,10 @@
 //!   diffs to subscribers; what the desktop shell and the CLI drive.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
-//! - [`headless`]: whole-scenario replays and the benchmark, for the `cityops` CLI.
+//! - [`headless`]: whole-scenario replays for the `cityops` CLI.
+//! - [`bench`]: the ingest benchmark (`cityops bench`).
 
+pub mod bench;
 pub mod dto;
 pub mod engine;
 pub mod error;

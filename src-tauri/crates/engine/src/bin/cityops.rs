@@ -29,6 +29,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replays a large generated tape through the pipeline and compares it with raw inserts.
+    Bench {
+        /// Observations in the generated tape.
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: usize,
+        /// Where the two benchmark databases go (a temporary folder by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +75,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 println!("  hash {}\n  {} ms", summary.observation_set_hash, summary.elapsed_ms);
             }
+            Ok(())
+        }
+        Command::Bench { observations, dir } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+            let r = cityops_engine::bench::run(observations, &dir)?;
+            println!("{}", serde_json::to_string(&r)?);
+            println!(
+                "pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}, peak RSS {:.0} MiB ({} observations)",
+                r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.peak_rss_mib, r.observations
+            );
             Ok(())
         }
     }

@@ -1,0 +1,5 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * The few error kinds the UI acts on differently.
+ */
+export type ApiErrorCode = "notFound" | "invalidInput" | "internal";

@@ -1,0 +1,21 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * The replay clock as the UI shows it.
+ */
+export type ClockDto = { startMs: number, endMs: number, 
+/**
+ * The scenario time the picture shows.
+ */
+nowMs: number, playing: boolean, 
+/**
+ * Speed factor; `null` means as fast as the pipeline goes.
+ */
+speed: number | null, 
+/**
+ * How far the tape has been ingested into the store.
+ */
+ingestedUntilMs: number, 
+/**
+ * The clock reached the end of the scenario.
+ */
+finished: boolean, };

@@ -1,0 +1,13 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+import type { ClockDto } from "./ClockDto";
+import type { LayerAgeDto } from "./LayerAgeDto";
+import type { MapFeatureDto } from "./MapFeatureDto";
+
+/**
+ * A change to the picture, coalesced over one clock tick.
+ */
+export type MapDiffDto = { 
+/**
+ * Drop everything before applying `upserts` (after a seek or on subscription).
+ */
+reset: boolean, upserts: Array<MapFeatureDto>, clock: ClockDto, layers: Array<LayerAgeDto>, };

@@ -1,0 +1,15 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+import type { FeedDto } from "./FeedDto";
+
+/**
+ * The loaded scenario.
+ */
+export type ScenarioDto = { name: string, description: string, 
+/**
+ * The basemap archive name, the first path segment of tile URLs.
+ */
+map: string, 
+/**
+ * Where the map opens: lon, lat, zoom.
+ */
+view: [number, number, number], startMs: number, endMs: number, feeds: Array<FeedDto>, };

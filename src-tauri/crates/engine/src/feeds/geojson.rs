@@ -12,11 +12,44 @@ use serde_json::{Map, Value};
 
 use super::{DecodeError, Decoded, MessageContext, Rejected};
 
-const RESERVED: [&str; 5] = ["kind", "severity", "time", "title", "entity"];
+/// A well-formed FeatureCollection, parsed without building a JSON tree for the envelope.
+#[derive(serde::Deserialize)]
+struct FastCollection {
+    #[serde(rename = "type")]
+    kind: String,
+    features: Vec<FastFeature>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastFeature {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Value,
+    geometry: Value,
+    #[serde(default)]
+    properties: Option<Map<String, Value>>,
+}
 
 /// Decodes a GeoJSON message.
 pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| DecodeError {
+    // Most messages are well-formed collections: take the typed path, and fall back to the
+    // generic one (which names each bad feature) only when any feature needs it.
+    if let Ok(fc) = serde_json::from_slice::<FastCollection>(body) {
+        if fc.kind == "FeatureCollection" {
+            let mut out = Decoded::default();
+            out.observations.reserve(fc.features.len());
+            for (i, f) in fc.features.into_iter().enumerate() {
+                let mut obj = Map::new();
+                obj.insert("type".into(), Value::String(f.kind));
+                obj.insert("id".into(), f.id);
+                obj.insert("geometry".into(), f.geometry);
+                obj.insert("properties".into(), f.properties.map(Value::Object).unwrap_or(Value::Null));
+                push(&mut out, ctx, i, || format!("features[{i}]"), Value::Object(obj));
+            }
+            return Ok(out);
+        }
+    }
+    let mut doc: Value = serde_json::from_slice(body).map_err(|e| DecodeError {
         place: format!("$ (line {}, column {})", e.line(), e.column()),
         reason: format!("not JSON: {e}"),
     })?;
@@ -25,24 +58,25 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
     match doc.get("type").and_then(Value::as_str) {
         Some("FeatureCollection") => {
             let features = doc
-                .get("features")
-                .and_then(Value::as_array)
+                .get_mut("features")
+                .and_then(Value::as_array_mut)
                 .ok_or_else(|| whole("FeatureCollection without a \"features\" array"))?;
-            for (i, f) in features.iter().enumerate() {
-                push(&mut out, ctx, i, &format!("features[{i}]"), f);
+            out.observations.reserve(features.len());
+            for (i, f) in features.iter_mut().enumerate() {
+                push(&mut out, ctx, i, || format!("features[{i}]"), f.take());
             }
         }
-        Some("Feature") => push(&mut out, ctx, 0, "$", &doc),
+        Some("Feature") => push(&mut out, ctx, 0, || "$".to_owned(), doc),
         Some(other) => return Err(whole(&format!("type {other:?} is not a Feature or FeatureCollection"))),
         None => return Err(whole("no \"type\" member")),
     }
     Ok(out)
 }
 
-fn push(out: &mut Decoded, ctx: MessageContext<'_>, idx: usize, place: &str, f: &Value) {
+fn push(out: &mut Decoded, ctx: MessageContext<'_>, idx: usize, place: impl Fn() -> String, f: Value) {
     match feature(ctx, idx as u32, f) {
         Ok(o) => out.observations.push(o),
-        Err((field, reason)) => out.rejected.push(Rejected { place: format!("{place}{field}"), reason }),
+        Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}{field}", place()), reason }),
     }
 }
 
@@ -52,48 +86,48 @@ fn err(field: &str, reason: impl Into<String>) -> FeatureError {
     (field.to_owned(), reason.into())
 }
 
-fn feature(ctx: MessageContext<'_>, idx: u32, f: &Value) -> Result<Observation, FeatureError> {
+/// Builds one observation, moving the feature's parts out rather than copying them.
+fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, FeatureError> {
+    let Value::Object(mut f) = f else {
+        return Err(err("", "not a Feature object"));
+    };
     if f.get("type").and_then(Value::as_str) != Some("Feature") {
         return Err(err(".type", "not a Feature"));
     }
-    let empty = Map::new();
-    let props = match f.get("properties") {
+    let mut props = match f.remove("properties") {
         Some(Value::Object(p)) => p,
-        Some(Value::Null) | None => &empty,
+        Some(Value::Null) | None => Map::new(),
         Some(_) => return Err(err(".properties", "not an object")),
     };
-    let entity = match f.get("id").or_else(|| props.get("entity")) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let entity = match f.remove("id").or_else(|| props.remove("entity")) {
+        Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(err(".id", "feature has no id (nor properties.entity) to name what it observes")),
     };
-    let kind = match props.get("kind") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let kind = match props.remove("kind") {
+        Some(Value::String(s)) if !s.is_empty() => s,
         _ => return Err(err(".properties.kind", "missing or not a string")),
     };
-    let severity = match props.get("severity") {
+    let severity = match props.remove("severity") {
         None | Some(Value::Null) => Severity::Minor,
         Some(Value::String(s)) => s.parse().map_err(|e: cityops_core::model::UnknownSeverity| err(".properties.severity", e.to_string()))?,
         Some(_) => return Err(err(".properties.severity", "not a string")),
     };
-    let observed_ms = match props.get("time") {
+    let observed_ms = match props.remove("time") {
         None | Some(Value::Null) => ctx.received_ms,
-        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(&s)
             .map_err(|_| err(".properties.time", format!("{s:?} is not an RFC 3339 timestamp")))?
             .timestamp_millis(),
         Some(_) => return Err(err(".properties.time", "not a string")),
     };
-    let title = match props.get("title") {
-        Some(Value::String(s)) => s.clone(),
+    let title = match props.remove("title") {
+        Some(Value::String(s)) => s,
         _ => kind.clone(),
     };
     let geometry = f.get("geometry").ok_or_else(|| err(".geometry", "missing"))?;
     let position = position(geometry).map_err(|r| err(".geometry", r))?;
-    let fields = props
-        .iter()
-        .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // What is left of the properties is the payload.
+    let fields = props;
     Ok(Observation {
         feed: ctx.feed.to_owned(),
         seq: ctx.seq,

@@ -176,6 +176,7 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("basemap features rendered: {basemap}");
+    let home = c.execute("const m = window.__cityopsMap; return [m.getCenter().lng, m.getCenter().lat, m.getZoom()];", vec![]).await?;
     let attribution = c.find(Locator::Css(".maplibregl-ctrl-attrib")).await?.text().await?;
     ensure!(attribution.contains("OpenStreetMap contributors"), "attribution shows {attribution:?}");
 
@@ -240,17 +241,42 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     let injected = c.find_all(Locator::Css("[data-testid=details] img, [data-testid=details] script")).await?;
     ensure!(injected.is_empty(), "feed text became HTML elements");
 
-    // 5. A screenshot of the whole picture for the README, back at the scenario's view.
+    // 5. Dragging the seek slider back to the middle of the outage restores that picture: signals
+    //    that were dark then (and are restored by the end of the tape) are dark again.
+    let dark_signals = r#"return window.__cityopsMap.queryRenderedFeatures({ layers: ["obs-transport"] })
+        .filter(f => f.properties.kind === "signal.dark").length;"#;
     c.execute(
-        r#"
-        const m = window.__cityopsMap;
-        const s = window.__cityopsScenario;
-        if (s) m.jumpTo({ center: [s.view[0], s.view[1]], zoom: s.view[2] });
-        return true;
-        "#,
-        vec![],
+        "const [lon, lat, zoom] = arguments[0]; window.__cityopsMap.jumpTo({ center: [lon, lat], zoom }); return true;",
+        vec![home],
     )
     .await?;
+    wait_js(c, "idle at home", IDLE, Duration::from_secs(60)).await?;
+    let dark_at_end = c.execute(dark_signals, vec![]).await?;
+    ensure!(dark_at_end == json!(0), "signals still dark at the end of the tape: {dark_at_end}");
+    let slider = c
+        .execute(r#"const r = document.querySelector("[data-testid=seek]").getBoundingClientRect(); return [r.left, r.top, r.width, r.height];"#, vec![])
+        .await?;
+    let f = |i: usize| slider[i].as_f64().unwrap_or(0.0);
+    // 40% of an hour from 21:00 is about 21:24, deep in the outage (21:12 to 21:45).
+    click_at(c, f(0) + f(2) * 0.4, f(1) + f(3) / 2.0).await?;
+    let dark = wait_js(c, "dark signals after seeking back", &dark_signals.replace(".length;", ".length || null;"), Duration::from_secs(30)).await?;
+    let clock = c.find(Locator::Css("[data-testid=clock]")).await?.text().await?;
+    println!("after seeking to {clock}: {dark} dark signals drawn");
+    ensure!(clock.as_str() > "21:15" && clock.as_str() < "21:35", "seek landed at {clock}");
+
+    // 6. The substation's details, for the README's screenshot of the storm at its worst.
+    let sub = wait_js(
+        c,
+        "the tripped substation",
+        r#"const f = window.__cityopsMap.queryRenderedFeatures({ layers: ["obs-utility"] }).find(f => f.properties.kind === "substation.trip");
+           if (!f) return null;
+           const m = window.__cityopsMap; const p = m.project(f.geometry.coordinates); const r = m.getCanvas().getBoundingClientRect();
+           return [r.left + p.x, r.top + p.y];"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    click_at(c, sub[0].as_f64().unwrap_or(0.0), sub[1].as_f64().unwrap_or(0.0)).await?;
+    wait_for_text(&details, "substation.trip", Duration::from_secs(20)).await?;
     wait_js(c, "idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let png = c.screenshot().await?;
@@ -264,8 +290,11 @@ async fn wait_for_text(e: &fantoccini::elements::Element, needle: &str, timeout:
     let deadline = Instant::now() + timeout;
     loop {
         let text = e.text().await?;
-        if text.contains(needle) || Instant::now() > deadline {
+        if text.contains(needle) {
             return Ok(text);
+        }
+        if Instant::now() > deadline {
+            bail!("{needle:?} never appeared; the element shows {text:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -1,0 +1,247 @@
+/**
+ * A `Backend` with canned data, for unit tests and for running the UI in a plain browser
+ * (`npm run dev`, `npm run preview`). It imitates the engine closely enough to exercise every
+ * panel: a replay clock that plays, pauses, changes speed and seeks, diffs that carry only
+ * what changed, observations with nested payloads, and a feed title that tries HTML injection.
+ */
+import type { Backend, ClockDto, Layer, LayerAgeDto, MapDiffDto, MapFeatureDto, ObservationDto, ScenarioDto } from "./backend";
+
+const MINUTE = 60_000;
+/** 2026-11-26 17:00:00 in Helsinki (15:00 UTC). */
+const START_MS = Date.UTC(2026, 10, 26, 15, 0, 0);
+const END_MS = START_MS + 60 * MINUTE;
+
+export const FAKE_SCENARIO: ScenarioDto = {
+  name: "Helsinki centre: storm evening (fake)",
+  description: "Canned observations for running the UI without the desktop shell.",
+  map: "helsinki",
+  view: [24.9443, 60.1717, 14.6],
+  startMs: START_MS,
+  endMs: END_MS,
+  feeds: [
+    { id: "hsl-rt", name: "HSL vehicle positions", layer: "transport", format: "gtfs-rt" },
+    { id: "signals", name: "Traffic signal faults", layer: "transport", format: "json" },
+    { id: "cctv", name: "CCTV health and analytics", layer: "security", format: "json" },
+    { id: "grid", name: "Helen grid telemetry", layer: "utility", format: "mqtt" },
+    { id: "water", name: "HSY water network", layer: "utility", format: "json" },
+    { id: "alerts", name: "Public alerts (CAP)", layer: "alerts", format: "cap" },
+  ],
+};
+
+type Canned = Omit<ObservationDto, "receivedMs" | "feedName"> & { lagMs: number };
+
+const at = (min: number, s = 0) => START_MS + min * MINUTE + s * 1000;
+
+/** Entities may appear several times: later observations of the same id update it. */
+const CANNED: Canned[] = [
+  {
+    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "normal",
+    lon: 24.9412, lat: 60.1702, title: "Tram 3 to Olympiaterminaali, on time", observedMs: at(1), lagMs: 1800,
+    fields: { route: "3", vehicle: 1021, delaySeconds: 12, occupancy: "MANY_SEATS_AVAILABLE", position: { bearing: 118, speedKmh: 17.5 } },
+  },
+  {
+    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "minor",
+    lon: 24.9447, lat: 60.1689, title: "Tram 3 to Olympiaterminaali, 3 min late", observedMs: at(7), lagMs: 2100,
+    fields: { route: "3", vehicle: 1021, delaySeconds: 185, occupancy: "FEW_SEATS_AVAILABLE", position: { bearing: 131, speedKmh: 9.1 } },
+  },
+  {
+    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "moderate",
+    lon: 24.9481, lat: 60.1671, title: "Tram 3 to Olympiaterminaali, 6 min late", observedMs: at(16), lagMs: 1900,
+    fields: { route: "3", vehicle: 1021, delaySeconds: 372, occupancy: "STANDING_ROOM_ONLY", position: { bearing: 140, speedKmh: 4.2 } },
+  },
+  {
+    id: "hsl:bus:55:7733", feed: "hsl-rt", layer: "transport", kind: "bus", severity: "normal",
+    lon: 24.9458, lat: 60.1748, title: "Bus 55 to Koskela, on time", observedMs: at(2), lagMs: 1500,
+    fields: { route: "55", vehicle: 7733, delaySeconds: -20, occupancy: "MANY_SEATS_AVAILABLE" },
+  },
+  {
+    id: "hsl:stop:H0302", feed: "hsl-rt", layer: "transport", kind: "stop", severity: "moderate",
+    lon: 24.9432, lat: 60.1711, title: "Rautatientori: three buses bunched", observedMs: at(5), lagMs: 4000,
+    fields: { stop: "H0302", name: "Rautatientori", bunched: ["55", "55", "23"], headwaySeconds: [40, 55] },
+  },
+  {
+    id: "signals:4411", feed: "signals", layer: "transport", kind: "traffic_signal", severity: "severe",
+    lon: 24.9386, lat: 60.1697, title: "Signal fault: Mannerheimintie / Kaivokatu, flashing amber", observedMs: at(10), lagMs: 9000,
+    fields: { controller: "HEL-4411", state: "FLASHING_AMBER", since: "2026-11-26T17:09:51+02:00", lanesAffected: 6 },
+  },
+  {
+    id: "cctv:kluuvi-12", feed: "cctv", layer: "security", kind: "camera", severity: "minor",
+    lon: 24.9469, lat: 60.1696, title: "Camera offline: Kluuvikatu 3", observedMs: at(2, 30), lagMs: 3000,
+    fields: { camera: "kluuvi-12", status: "OFFLINE", lastFrame: "2026-11-26T17:02:11+02:00" },
+  },
+  {
+    id: "cctv:espa-4", feed: "cctv", layer: "security", kind: "crowd", severity: "moderate",
+    lon: 24.9478, lat: 60.1677, title: "Crowd density high near the Esplanadi stage", observedMs: at(8), lagMs: 2500,
+    fields: { camera: "espa-4", personsPerM2: 2.7, trend: "rising", zone: { name: "Esplanadi stage", areaM2: 850 } },
+  },
+  {
+    id: "cctv:xss-probe", feed: "cctv", layer: "security", kind: "camera", severity: "normal",
+    lon: 24.9421, lat: 60.1744, title: "<img src=x onerror=alert(1)>", observedMs: at(0, 30), lagMs: 700,
+    fields: {
+      note: "<script>alert('fields are text')</script>",
+      "<b>key</b>": "keys are text too",
+      nested: { html: "<img src=x onerror=alert(2)>", list: [1, "<i>two</i>", null, true] },
+    },
+  },
+  {
+    id: "grid:substation:kaisaniemi", feed: "grid", layer: "utility", kind: "substation", severity: "severe",
+    lon: 24.9462, lat: 60.1759, title: "Substation Kaisaniemi: feeder 2 voltage dip", observedMs: at(4), lagMs: 1200,
+    fields: { substation: "Kaisaniemi", feeder: 2, voltageKv: 9.1, nominalKv: 10.5, customersAffected: 1430 },
+  },
+  {
+    id: "water:hydrant:117", feed: "water", layer: "utility", kind: "hydrant", severity: "minor",
+    lon: 24.9401, lat: 60.1661, title: "Hydrant 117: pressure low", observedMs: at(11), lagMs: 15000,
+    fields: { hydrant: 117, pressureBar: 2.1, expectedBar: 4.5 },
+  },
+  {
+    id: "water:main:22", feed: "water", layer: "utility", kind: "pipe", severity: "moderate",
+    lon: 24.9502, lat: 60.1688, title: "Water main 22: pressure drop, Aleksanterinkatu", observedMs: at(25), lagMs: 20000,
+    fields: { main: 22, pressureBar: 3.0, dropPerMinute: 0.4 },
+  },
+  {
+    id: "alerts:roadworks:881", feed: "alerts", layer: "alerts", kind: "roadworks", severity: "normal",
+    lon: 24.9371, lat: 60.1726, title: "Roadworks, Arkadiankatu: one lane closed", observedMs: at(1, 30), lagMs: 60000,
+    fields: { cap: { msgType: "Alert", urgency: "Future", certainty: "Observed" }, until: "2026-11-30" },
+  },
+  {
+    id: "alerts:fmi:wind", feed: "alerts", layer: "alerts", kind: "weather", severity: "extreme",
+    lon: 24.9443, lat: 60.1717, title: "Wind warning: gusts up to 25 m/s on the coast", observedMs: at(3), lagMs: 30000,
+    fields: { cap: { msgType: "Alert", urgency: "Immediate", severity: "Extreme", certainty: "Likely" }, gustMs: 25, area: "Helsinki coast" },
+  },
+  {
+    id: "alerts:112:fire-5", feed: "alerts", layer: "alerts", kind: "fire", severity: "extreme",
+    lon: 24.9491, lat: 60.1736, title: "Fire alarm, Kaisaniemenkatu 5", observedMs: at(18), lagMs: 5000,
+    fields: { unit: "RPE-301", address: "Kaisaniemenkatu 5", category: "building fire, small" },
+  },
+];
+
+const FEED_NAMES = new Map(FAKE_SCENARIO.feeds.map((f) => [f.id, f.name]));
+
+function toObservation(c: Canned): ObservationDto {
+  const { lagMs, ...rest } = c;
+  return { ...rest, feedName: FEED_NAMES.get(c.feed) ?? c.feed, receivedMs: c.observedMs + lagMs };
+}
+
+function toFeature(o: ObservationDto): MapFeatureDto {
+  return { id: o.id, layer: o.layer, kind: o.kind, severity: o.severity, lon: o.lon, lat: o.lat, title: o.title, observedMs: o.observedMs };
+}
+
+export const FAKE_OBSERVATIONS: readonly ObservationDto[] = CANNED.map(toObservation).sort((a, b) => a.observedMs - b.observedMs);
+
+export type FakeOptions = {
+  /** Where the replay clock starts; 10 minutes in by default so the map is not empty. */
+  startAtMs?: number;
+  /** Real milliseconds between clock ticks while playing. */
+  tickMs?: number;
+  /** Scenario milliseconds per tick at speed "max". */
+  maxStepMs?: number;
+  /** Initial speed; `null` is "max". */
+  speed?: number | null;
+  observations?: readonly ObservationDto[];
+  scenario?: ScenarioDto;
+};
+
+/** The newest observation per entity among those observed in `(fromMs, toMs]`. */
+function newestPerEntity(list: readonly ObservationDto[], fromMs: number, toMs: number): ObservationDto[] {
+  const byId = new Map<string, ObservationDto>();
+  for (const o of list) if (o.observedMs > fromMs && o.observedMs <= toMs) byId.set(o.id, o);
+  return [...byId.values()];
+}
+
+export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly clock: ClockDto } {
+  const scenario = opts.scenario ?? FAKE_SCENARIO;
+  const observations = opts.observations ?? FAKE_OBSERVATIONS;
+  const tickMs = opts.tickMs ?? 250;
+  const maxStepMs = opts.maxStepMs ?? 2 * MINUTE;
+  let nowMs = opts.startAtMs ?? scenario.startMs + 10 * MINUTE;
+  let playing = false;
+  let speed: number | null = opts.speed === undefined ? 10 : opts.speed;
+  let timer: ReturnType<typeof setInterval> | null = null;
+  const listeners: ((d: MapDiffDto) => void)[] = [];
+
+  const clock = (): ClockDto => ({
+    startMs: scenario.startMs,
+    endMs: scenario.endMs,
+    nowMs,
+    playing,
+    speed,
+    // Pretend the tape has been read a quarter of an hour ahead of the clock.
+    ingestedUntilMs: Math.min(scenario.endMs, nowMs + 15 * MINUTE),
+    finished: nowMs >= scenario.endMs,
+  });
+
+  const layerAges = (): LayerAgeDto[] => {
+    const layers: Layer[] = ["transport", "security", "utility", "alerts"];
+    return layers.map((layer) => {
+      const seen = newestPerEntity(observations, -Infinity, nowMs).filter((o) => o.layer === layer);
+      const newest = seen.reduce<number | null>((m, o) => (m === null || o.observedMs > m ? o.observedMs : m), null);
+      return { layer, newestObservedMs: newest, count: seen.length };
+    });
+  };
+
+  const emit = (reset: boolean, upserts: ObservationDto[]) => {
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges() };
+    for (const l of listeners) l(diff);
+  };
+
+  const stop = () => {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+  };
+
+  const tick = () => {
+    const step = speed === null ? maxStepMs : tickMs * speed;
+    const before = nowMs;
+    nowMs = Math.min(scenario.endMs, nowMs + step);
+    if (nowMs >= scenario.endMs) {
+      playing = false;
+      stop();
+    }
+    emit(false, newestPerEntity(observations, before, nowMs));
+  };
+
+  const backend = {
+    kind: "fake" as const,
+    get clock() {
+      return clock();
+    },
+    scenario: async () => scenario,
+    subscribe: async (onDiff: (d: MapDiffDto) => void) => {
+      listeners.push(onDiff);
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges() });
+    },
+    play: async () => {
+      if (nowMs >= scenario.endMs) return;
+      playing = true;
+      if (timer === null) timer = setInterval(tick, tickMs);
+      emit(false, []);
+    },
+    pause: async () => {
+      playing = false;
+      stop();
+      emit(false, []);
+    },
+    setSpeed: async (s: number | null) => {
+      if (s !== null && !(Number.isFinite(s) && s > 0)) {
+        throw { code: "invalidInput", message: `speed must be positive, got ${s}` };
+      }
+      speed = s;
+      emit(false, []);
+    },
+    seek: async (ms: number) => {
+      if (!Number.isFinite(ms)) throw { code: "invalidInput", message: `cannot seek to ${ms}` };
+      nowMs = Math.min(scenario.endMs, Math.max(scenario.startMs, ms));
+      if (nowMs >= scenario.endMs) {
+        playing = false;
+        stop();
+      }
+      emit(true, newestPerEntity(observations, -Infinity, nowMs));
+    },
+    observation: async (id: string) => {
+      const found = newestPerEntity(observations, -Infinity, nowMs).find((o) => o.id === id);
+      if (!found) throw { code: "notFound", message: `no observation of ${id} at this time` };
+      return found;
+    },
+  };
+  return backend;
+}

@@ -1,0 +1,272 @@
+/**
+ * Owns the single MapLibre map.
+ *
+ * The map handle lives in this plain class and never in reactive state: Svelte must not proxy
+ * or track it. `App.svelte` pushes state in (`setFeatures`, `setVisible`, `setTheme`,
+ * `setSelected`) and gets user intent out through callbacks (`onSelect`, `onCamera`).
+ */
+import * as maplibregl from "maplibre-gl";
+import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
+import "maplibre-gl/dist/maplibre-gl.css";
+import type { Layer } from "../ipc/backend";
+import type { CameraState } from "../state/camera";
+import { LAYERS, type FeaturesByLayer, type LayerFeatures } from "../state/data";
+import type { Theme } from "../state/view";
+import { basemapStyle, TILE_SCHEME } from "./basemap";
+import { createFrameBatcher, type FrameBatcher } from "./frameBatcher";
+import {
+  CLICKABLE_LAYER_IDS,
+  composeStyle,
+  emptyCollection,
+  sourceId,
+  styleLayerIds,
+  toFeatureCollection,
+  type ObservationCollection,
+} from "./observationLayers";
+
+declare global {
+  interface Window {
+    /** The map, for end-to-end tests (WebDriver `execute`). */
+    __cityopsMap?: maplibregl.Map;
+  }
+}
+
+/** How far (in pixels) from a click or the pointer an observation still counts as hit. */
+const HIT_TOLERANCE_PX = 6;
+
+let workerConfigured = false;
+
+/**
+ * MapLibre cannot work out its worker URL under the `tauri://` origin ("Worker failed to
+ * load"), so point it at the worker module that Vite bundles next to the page.
+ */
+function configureWorker(): void {
+  if (workerConfigured) return;
+  maplibregl.setWorkerUrl(workerUrl);
+  workerConfigured = true;
+}
+
+/**
+ * Outside the desktop shell nothing serves `maptiles://`; answer every tile with an empty one
+ * so a plain browser shows the observations over a blank basemap without a stream of errors.
+ */
+export function stubBasemapTiles(): void {
+  maplibregl.addProtocol(TILE_SCHEME, async () => ({ data: new ArrayBuffer(0) }));
+}
+
+export type MapControllerOptions = {
+  container: HTMLElement;
+  theme: Theme;
+  camera: CameraState;
+  visible: Readonly<Record<Layer, boolean>>;
+  /** The scenario's basemap archive (first path segment of tile URLs); `null` keeps the style's. */
+  archive: string | null;
+  onSelect: (id: string) => void;
+  onCamera: (camera: CameraState) => void;
+};
+
+type StateTarget = { source: string; id: string };
+
+export class MapController {
+  readonly #map: maplibregl.Map;
+  readonly #batcher: FrameBatcher;
+  readonly #onCamera: (camera: CameraState) => void;
+  /** The latest features from state; pushed to the map on the next frame. */
+  #wanted: FeaturesByLayer;
+  /** The features the map's sources hold now, by identity (see `state/data.ts`). */
+  readonly #pushed: Record<Layer, LayerFeatures | null>;
+  /** The GeoJSON last given to each source, reused when the basemap style is swapped. */
+  readonly #collections: Record<Layer, ObservationCollection>;
+  #visible: Readonly<Record<Layer, boolean>>;
+  #theme: Theme;
+  readonly #archive: string | null;
+  #selected: string | null = null;
+  #selectedOn: StateTarget | null = null;
+
+  constructor(o: MapControllerOptions) {
+    configureWorker();
+    this.#onCamera = o.onCamera;
+    this.#visible = o.visible;
+    this.#theme = o.theme;
+    this.#archive = o.archive;
+    this.#wanted = { transport: new Map(), security: new Map(), utility: new Map(), alerts: new Map() };
+    this.#pushed = { transport: null, security: null, utility: null, alerts: null };
+    this.#collections = {
+      transport: emptyCollection(),
+      security: emptyCollection(),
+      utility: emptyCollection(),
+      alerts: emptyCollection(),
+    };
+    this.#batcher = createFrameBatcher(() => this.#flush());
+
+    const map = new maplibregl.Map({
+      container: o.container,
+      style: this.#style(),
+      center: [o.camera.center[0], o.camera.center[1]],
+      zoom: o.camera.zoom,
+      bearing: o.camera.bearing,
+      pitch: o.camera.pitch,
+      attributionControl: false,
+      // Lets reports and end-to-end tests read the canvas back (toDataURL, pixel checks).
+      canvasContextAttributes: { preserveDrawingBuffer: true },
+    });
+    this.#map = map;
+    // Bottom-left: the details panel covers the right edge and the replay bar the bottom.
+    map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-left");
+    map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+    map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), "top-right");
+
+    // A full style reload (a day/night swap the style diff could not apply) recreates the
+    // sources and drops feature-state; restore what the map should show.
+    map.on("style.load", () => {
+      this.#selectedOn = null;
+      this.#applyVisibility();
+      this.#batcher.schedule();
+    });
+    map.on("click", (e) => {
+      const id = this.#hit(e.point);
+      if (id !== null) o.onSelect(id);
+    });
+    map.on("mousemove", (e) => {
+      map.getCanvas().style.cursor = this.#hit(e.point) !== null ? "pointer" : "";
+    });
+    map.on("mouseout", () => {
+      map.getCanvas().style.cursor = "";
+    });
+    map.on("moveend", () => this.#onCamera(this.camera()));
+    map.on("error", (e) => console.warn("map:", e.error?.message ?? e));
+
+    window.__cityopsMap = map;
+  }
+
+  /** Hands the latest features to the map; the actual `setData` happens on the next frame. */
+  setFeatures(features: FeaturesByLayer): void {
+    if (features === this.#wanted) return;
+    this.#wanted = features;
+    this.#batcher.schedule();
+  }
+
+  setVisible(visible: Readonly<Record<Layer, boolean>>): void {
+    if (visible === this.#visible) return;
+    this.#visible = visible;
+    this.#applyVisibility();
+  }
+
+  /** Swaps the basemap, keeping the observation sources, their data and the selection. */
+  setTheme(theme: Theme): void {
+    if (theme === this.#theme) return;
+    this.#theme = theme;
+    this.#syncCollections();
+    // With `diff` the style is patched in place where possible, so the observation sources
+    // (and their feature-state) survive; otherwise `style.load` restores them.
+    this.#map.setStyle(this.#style(), { diff: true });
+    this.#map.once("idle", () => {
+      this.#selectedOn = null;
+      this.#applySelection();
+    });
+  }
+
+  setSelected(id: string | null): void {
+    this.#selected = id;
+    this.#applySelection();
+  }
+
+  jumpTo(camera: CameraState): void {
+    this.#map.jumpTo({ center: [camera.center[0], camera.center[1]], zoom: camera.zoom, bearing: camera.bearing, pitch: camera.pitch });
+  }
+
+  camera(): CameraState {
+    const c = this.#map.getCenter();
+    return { center: [c.lng, c.lat], zoom: this.#map.getZoom(), bearing: this.#map.getBearing(), pitch: this.#map.getPitch() };
+  }
+
+  destroy(): void {
+    this.#batcher.cancel();
+    if (window.__cityopsMap === this.#map) delete window.__cityopsMap;
+    this.#map.remove();
+  }
+
+  #style(): maplibregl.StyleSpecification {
+    // The camera belongs to the operator, not to the basemap: drop the style's own view so a
+    // style swap never moves the map.
+    const { center: _c, zoom: _z, bearing: _b, pitch: _p, ...base } = basemapStyle(this.#theme, this.#archive);
+    return composeStyle(base, this.#collections, this.#visible, this.#theme);
+  }
+
+  /** Brings the stored collections up to date without touching the map. */
+  #syncCollections(): void {
+    for (const layer of LAYERS) {
+      const want = this.#wanted[layer];
+      if (want === this.#pushed[layer]) continue;
+      this.#collections[layer] = toFeatureCollection(want);
+      this.#pushed[layer] = want;
+    }
+  }
+
+  #flush(): void {
+    for (const layer of LAYERS) {
+      const want = this.#wanted[layer];
+      if (want === this.#pushed[layer]) continue;
+      const source = this.#map.getSource<maplibregl.GeoJSONSource>(sourceId(layer));
+      // No source while the style is (re)loading; `style.load` schedules another flush.
+      if (!source) continue;
+      const collection = toFeatureCollection(want);
+      void source.setData(collection);
+      this.#collections[layer] = collection;
+      this.#pushed[layer] = want;
+    }
+    this.#applySelection();
+  }
+
+  #applyVisibility(): void {
+    for (const layer of LAYERS) {
+      for (const id of styleLayerIds(layer)) {
+        if (this.#map.getLayer(id)) this.#map.setLayoutProperty(id, "visibility", this.#visible[layer] ? "visible" : "none");
+      }
+    }
+  }
+
+  /** Moves the `selected` feature-state to the selected entity, wherever it is now. */
+  #applySelection(): void {
+    let target: StateTarget | null = null;
+    if (this.#selected !== null) {
+      const layer = LAYERS.find((l) => this.#pushed[l]?.has(this.#selected as string));
+      if (layer) target = { source: sourceId(layer), id: this.#selected };
+    }
+    const current = this.#selectedOn;
+    if (current?.source === target?.source && current?.id === target?.id) return;
+    if (current && this.#map.getSource(current.source)) {
+      this.#map.setFeatureState(current, { selected: false });
+    }
+    this.#selectedOn = null;
+    if (target && this.#map.getSource(target.source)) {
+      this.#map.setFeatureState(target, { selected: true });
+      this.#selectedOn = target;
+    }
+  }
+
+  /** The id of the observation nearest to a screen point (within a few pixels), or `null`. */
+  #hit(p: maplibregl.Point): string | null {
+    const layers = CLICKABLE_LAYER_IDS.filter((id) => this.#map.getLayer(id));
+    if (layers.length === 0) return null;
+    const t = HIT_TOLERANCE_PX;
+    const found = this.#map.queryRenderedFeatures(
+      [
+        [p.x - t, p.y - t],
+        [p.x + t, p.y + t],
+      ],
+      { layers },
+    );
+    let best: { id: string; rank: number; d: number } | null = null;
+    for (const f of found) {
+      const id = f.properties?.id;
+      if (typeof id !== "string" || f.geometry.type !== "Point") continue;
+      const rank = Number(f.properties?.rank ?? 0);
+      const sp = this.#map.project(f.geometry.coordinates as [number, number]);
+      const d = Math.hypot(sp.x - p.x, sp.y - p.y);
+      // Nearest wins; among (nearly) equally near ones, the more severe.
+      if (!best || d < best.d - 1 || (Math.abs(d - best.d) <= 1 && rank > best.rank)) best = { id, rank, d };
+    }
+    return best?.id ?? null;
+  }
+}

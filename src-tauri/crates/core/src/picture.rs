@@ -82,12 +82,11 @@ impl Picture {
     /// Takes what changed since the last call.
     pub fn take_diff(&mut self) -> PictureDiff {
         let dirty = std::mem::take(&mut self.dirty);
-        let diff = PictureDiff {
+        PictureDiff {
             reset: std::mem::take(&mut self.reset),
             upserts: dirty.iter().filter_map(|e| self.entities.get(e).cloned()).collect(),
             newest: self.newest.clone(),
-        };
-        diff
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub struct Manifest {
 }
 
 /// One feed of a scenario.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedSpec {
     /// The id used on tape lines.
@@ -44,6 +44,10 @@ pub struct FeedSpec {
     /// A human name for the feed.
     #[serde(default)]
     pub name: String,
+    /// Per-feed mapping choices, read by the feed's adapter (for example sensor thresholds);
+    /// `null` when the feed has none.
+    #[serde(default)]
+    pub mapping: serde_json::Value,
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,9 @@
 //! Tapes: recorded feed messages, one JSON object per line (NDJSON).
 //!
 //! A line holds the scenario time the message arrived (RFC 3339), the feed id, the payload
-//! format and the body exactly as it arrived: `body` for text, `body_base64` for binary. The
-//! full format is documented in `fixtures/README.md`.
+//! format, the topic it arrived on where the transport has topics (MQTT), and the body exactly
+//! as it arrived: `body` for text, `body_base64` for binary. The full format is documented in
+//! `fixtures/README.md`.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,8 @@ pub struct TapeMessage {
     pub feed: String,
     /// How to decode the body.
     pub format: FeedFormat,
+    /// The channel it arrived on within the feed, where the transport has one (an MQTT topic).
+    pub topic: Option<String>,
     /// The body, byte for byte as it arrived.
     pub body: Vec<u8>,
 }
@@ -94,6 +97,8 @@ struct RawLine {
     feed: String,
     format: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     body_base64: Option<String>,
@@ -116,7 +121,7 @@ pub fn parse_line(line: u64, text: &str) -> Result<TapeMessage, TapeLineError> {
             .map_err(|e| TapeLineError::Base64(e.to_string()))?,
         _ => return Err(TapeLineError::Body),
     };
-    Ok(TapeMessage { line, time_ms, feed: raw.feed, format, body })
+    Ok(TapeMessage { line, time_ms, feed: raw.feed, format, topic: raw.topic, body })
 }
 
 /// Parses a whole tape. Blank lines are skipped; every bad line becomes a [`TapeIssue`] and the
@@ -139,7 +144,8 @@ pub fn parse_tape(text: &str) -> (Vec<TapeMessage>, Vec<TapeIssue>) {
 
 /// Writes a message as one tape line (without the newline): text bodies stay text, anything
 /// that is not UTF-8 is base64.
-pub fn format_line(time_ms: Millis, feed: &str, format: FeedFormat, body: &[u8]) -> String {
+pub fn format_line(msg: &TapeMessage) -> String {
+    let (time_ms, body) = (msg.time_ms, msg.body.as_slice());
     let time = chrono::DateTime::from_timestamp_millis(time_ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -147,7 +153,14 @@ pub fn format_line(time_ms: Millis, feed: &str, format: FeedFormat, body: &[u8])
         Ok(text) => (Some(text.to_owned()), None),
         Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(body))),
     };
-    let raw = RawLine { time, feed: feed.to_owned(), format: format.as_str().to_owned(), body, body_base64 };
+    let raw = RawLine {
+        time,
+        feed: msg.feed.clone(),
+        format: msg.format.as_str().to_owned(),
+        topic: msg.topic.clone(),
+        body,
+        body_base64,
+    };
     serde_json::to_string(&raw).expect("a tape line always serializes")
 }
 
@@ -187,12 +200,9 @@ mod tests {
 
     #[test]
     fn format_then_parse_round_trips_text_and_binary() {
-        for body in [b"{\"type\":\"Feature\"}".to_vec(), vec![0xff, 0x00, 0x10]] {
-            let line = format_line(1_764_190_800_123, "feed-1", FeedFormat::GeoJson, &body);
-            let m = parse_line(7, &line).unwrap();
-            assert_eq!(m.body, body);
-            assert_eq!(m.time_ms, 1_764_190_800_123);
-            assert_eq!(m.feed, "feed-1");
+        for (body, topic) in [(b"{\"type\":\"Feature\"}".to_vec(), None), (vec![0xff, 0x00, 0x10], Some("grid/f1".to_owned()))] {
+            let msg = TapeMessage { line: 7, time_ms: 1_764_190_800_123, feed: "feed-1".into(), format: FeedFormat::GeoJson, topic, body };
+            assert_eq!(parse_line(7, &format_line(&msg)).unwrap(), msg);
         }
     }
 }

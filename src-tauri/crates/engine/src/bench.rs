@@ -91,7 +91,7 @@ fn generate(manifest: &Manifest, n: usize) -> Vec<TapeMessage> {
             made += 1;
         }
         body.push_str("]}");
-        out.push(TapeMessage { line: m as u64 + 1, time_ms, feed: feeds[f].into(), format: FeedFormat::GeoJson, body: body.into_bytes() });
+        out.push(TapeMessage { line: m as u64 + 1, time_ms, feed: feeds[f].into(), format: FeedFormat::GeoJson, topic: None, body: body.into_bytes() });
     }
     out
 }
@@ -116,7 +116,7 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
     // The pipeline: decode, validate, group-commit into a WAL file with all indexes.
     let store = Store::open(&dir.join("pipeline.db"))?;
     let run = store.begin_run("bench", "bench")?;
-    let mut pipeline = Pipeline::new(store, run, &manifest.feeds);
+    let mut pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
     // The raw insert of the same rows into an identical database; decoding them for it is
     // not timed.
     let mut raw = Store::open(&dir.join("raw.db"))?;
@@ -136,8 +136,8 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         for msg in slice {
             let layer = manifest.feed(&msg.feed).map(|f| f.layer).expect("generated feeds are declared");
-            let ctx = MessageContext { feed: &msg.feed, layer, seq: msg.line, received_ms: msg.time_ms };
-            let decoded = feeds::decode(msg.format, ctx, &msg.body).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+            let ctx = MessageContext { feed: &msg.feed, layer, seq: msg.line, received_ms: msg.time_ms, topic: None };
+            let decoded = feeds::geojson::decode(ctx, &msg.body).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
             rows.extend(decoded.observations);
         }
         let last = slice.last().expect("chunks are never empty");

@@ -66,7 +66,7 @@ impl Engine {
         let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
         tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
         let dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
-        let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds);
+        let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(replay, rx));

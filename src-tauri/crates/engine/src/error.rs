@@ -25,6 +25,9 @@ pub enum EngineError {
         #[source]
         source: cityops_core::scenario::ManifestError,
     },
+    /// A feed's adapter cannot be built from its spec.
+    #[error(transparent)]
+    Adapter(#[from] crate::feeds::AdapterConfigError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),

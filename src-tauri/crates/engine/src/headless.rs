@@ -66,7 +66,7 @@ pub fn open_replay(scenario_dir: &Path, db: &Path) -> Result<Replay, EngineError
     let scenario = Scenario::load(scenario_dir)?;
     let store = Store::open(db)?;
     let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
-    let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds);
+    let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
     Ok(Replay::new(scenario, pipeline))
 }
 

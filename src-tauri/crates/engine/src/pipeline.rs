@@ -2,13 +2,14 @@
 //! quarantine what is not, and append both to the store in group commits.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use cityops_core::model::{Layer, Millis, Observation};
 use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::{TapeIssue, TapeMessage};
 
-use crate::feeds::{self, MessageContext};
+use crate::feeds::{self, Adapter, AdapterConfigError, MessageContext};
 use crate::store::{QuarantineEntry, RunId, Store, StoreError};
 
 /// Rows buffered before a group commit is forced.
@@ -25,11 +26,17 @@ pub struct IngestStats {
     pub rejected: u64,
 }
 
+/// A declared feed and its adapter.
+struct Feed {
+    spec: FeedSpec,
+    adapter: Box<dyn Adapter>,
+}
+
 /// Feeds messages into the store.
 pub struct Pipeline {
     store: Store,
     run: RunId,
-    feeds: HashMap<String, FeedSpec>,
+    feeds: HashMap<String, Feed>,
     pending: Vec<Observation>,
     pending_quarantine: Vec<QuarantineEntry>,
     frontier: Option<(u64, Millis)>,
@@ -37,17 +44,23 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline writing into `run` of `store`, for the given feeds.
-    pub fn new(store: Store, run: RunId, feeds: &[FeedSpec]) -> Pipeline {
-        Pipeline {
+    /// A pipeline writing into `run` of `store`, for the given feeds; `base_dir` resolves the
+    /// relative paths their mappings name.
+    pub fn new(store: Store, run: RunId, specs: &[FeedSpec], base_dir: &Path) -> Result<Pipeline, AdapterConfigError> {
+        let mut feeds = HashMap::new();
+        for spec in specs {
+            let adapter = feeds::adapter_for(spec, base_dir)?;
+            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapter });
+        }
+        Ok(Pipeline {
             store,
             run,
-            feeds: feeds.iter().map(|f| (f.id.clone(), f.clone())).collect(),
+            feeds,
             pending: Vec::with_capacity(BATCH_ROWS),
             pending_quarantine: Vec::new(),
             frontier: None,
             stats: IngestStats::default(),
-        }
+        })
     }
 
     /// The store, for queries. Call [`Pipeline::flush`] first to see everything ingested.
@@ -93,7 +106,7 @@ impl Pipeline {
             received_ms: msg.time_ms,
             body: msg.body.clone(),
         };
-        let Some(spec) = self.feeds.get(&msg.feed) else {
+        let Some(Feed { spec, adapter }) = self.feeds.get_mut(&msg.feed) else {
             tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed the scenario does not declare");
             self.stats.rejected += 1;
             self.pending_quarantine.push(quarantine("$".into(), format!("feed {:?} is not declared in the manifest", msg.feed)));
@@ -107,8 +120,14 @@ impl Pipeline {
             ));
             return self.flush_if_full();
         }
-        let ctx = MessageContext { feed: &spec.id, layer: spec.layer, seq: msg.line, received_ms: msg.time_ms };
-        match feeds::decode(spec.format, ctx, &msg.body) {
+        let ctx = MessageContext {
+            feed: &spec.id,
+            layer: spec.layer,
+            seq: msg.line,
+            received_ms: msg.time_ms,
+            topic: msg.topic.as_deref(),
+        };
+        match feeds::checked_decode(adapter.as_mut(), ctx, &msg.body) {
             Ok(decoded) => {
                 for r in decoded.rejected {
                     tracing::warn!(feed = %msg.feed, line = msg.line, place = %r.place, reason = %r.reason, "refused part of a message");

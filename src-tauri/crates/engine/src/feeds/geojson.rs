@@ -10,7 +10,16 @@
 use cityops_core::model::{GeoPoint, Observation, Severity};
 use serde_json::{Map, Value};
 
-use super::{DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, DecodeError, Decoded, MessageContext, Rejected};
+
+/// The GeoJSON adapter; it keeps no state between messages.
+pub struct GeoJsonAdapter;
+
+impl Adapter for GeoJsonAdapter {
+    fn decode(&mut self, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
+        decode(ctx, body)
+    }
+}
 
 /// A well-formed FeatureCollection, parsed without building a JSON tree for the envelope.
 #[derive(serde::Deserialize)]
@@ -189,7 +198,7 @@ mod tests {
     use cityops_core::model::Layer;
 
     fn ctx() -> MessageContext<'static> {
-        MessageContext { feed: "signals", layer: Layer::Transport, seq: 7, received_ms: 1_000 }
+        MessageContext { feed: "signals", layer: Layer::Transport, seq: 7, received_ms: 1_000, topic: None }
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! Feed adapters: each turns one received message, in one standard format, into normalized
-//! observations. Live transports and tape replay call the same [`decode`], so a replayed tape
+//! observations. Live transports and tape replay call the same [`Adapter`], so a replayed tape
 //! goes through exactly the code a live feed does.
+//!
+//! An adapter is built once per feed by [`adapter_for`] from the feed's spec (its mapping
+//! choices and any reference data it names), then decodes every message of that feed. Adapters
+//! may keep state between messages (CAP updates refer to earlier alerts), so `decode` takes
+//! `&mut self`; they never do IO while decoding.
 
 pub mod geojson;
 
+use std::path::Path;
+
 use cityops_core::model::{Layer, Millis, Observation};
+use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
 
 /// The largest message body accepted; anything bigger is refused before parsing.
@@ -21,6 +29,8 @@ pub struct MessageContext<'a> {
     pub seq: u64,
     /// When it arrived.
     pub received_ms: Millis,
+    /// The topic it arrived on, for transports that have topics (MQTT).
+    pub topic: Option<&'a str>,
 }
 
 /// One part of a message that was refused while its neighbours were kept.
@@ -51,15 +61,47 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// Decodes one message body in the given format.
-pub fn decode(format: FeedFormat, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
+/// A feed whose adapter cannot be built from its spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("feed {feed:?}: {field}: {reason}")]
+pub struct AdapterConfigError {
+    /// The feed id.
+    pub feed: String,
+    /// The field of the feed's spec at fault, for example `mapping.thresholds[0].above`.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Decodes the messages of one feed.
+pub trait Adapter: Send {
+    /// Decodes one message body. Whatever the body holds, this returns: a message that cannot
+    /// be read at all is an error, a bad part of a readable message is a [`Rejected`] entry.
+    fn decode(&mut self, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError>;
+}
+
+/// Builds the adapter for a feed. `base_dir` resolves relative paths in its mapping (reference
+/// data such as a GTFS static zip).
+pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>, AdapterConfigError> {
+    let _ = base_dir;
+    match spec.format {
+        FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
+    }
+}
+
+/// Decodes one body with a fresh adapter for `spec`, as `cityops decode` does.
+pub fn decode_once(spec: &FeedSpec, base_dir: &Path, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut adapter = adapter_for(spec, base_dir).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;
+    checked_decode(adapter.as_mut(), ctx, body)
+}
+
+/// Applies the size limit every adapter shares, then decodes.
+pub fn checked_decode(adapter: &mut dyn Adapter, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(DecodeError {
             place: "$".into(),
             reason: format!("message of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit", body.len()),
         });
     }
-    match format {
-        FeedFormat::GeoJson => geojson::decode(ctx, body),
-    }
+    adapter.decode(ctx, body)
 }

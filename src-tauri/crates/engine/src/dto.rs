@@ -218,6 +218,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<serde_json::Value>(),
         one::<FeedDto>(),
         one::<ScenarioDto>(),
+        one::<crate::live::FeedHealthDto>(),
     ]
 }
 

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`feeds`]: one adapter per payload standard, bytes in, normalized observations out.
 //! - [`pipeline`]: decode, quarantine, group-commit into the store.
+//! - [`config`] and [`live`]: the live feed configuration, one task per transport (HTTP poll,
+//!   MQTT, TCP, drop folder), feed health, recording.
 //! - [`store`]: SQLite (WAL, versioned migrations): the observation log, runs, quarantine.
 //! - [`scenario`]: loading a scenario folder (manifest and tape).
 //! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.
@@ -14,11 +16,13 @@
 //! - [`bench`]: the ingest benchmark (`cityops bench`).
 
 pub mod bench;
+pub mod config;
 pub mod dto;
 pub mod engine;
 pub mod error;
 pub mod feeds;
 pub mod headless;
+pub mod live;
 pub mod pipeline;
 pub mod replay;
 pub mod scenario;

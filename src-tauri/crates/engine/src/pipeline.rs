@@ -32,6 +32,17 @@ struct Feed {
     adapter: Box<dyn Adapter>,
 }
 
+/// What became of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageOutcome {
+    /// Observations accepted from it.
+    pub accepted: usize,
+    /// Every refused part, as "place: reason".
+    pub rejected: Vec<String>,
+    /// The largest arrival lag (received minus observed) among its observations.
+    pub lag_ms: Option<i64>,
+}
+
 /// Feeds messages into the store.
 pub struct Pipeline {
     store: Store,
@@ -93,62 +104,82 @@ impl Pipeline {
         }
     }
 
+    /// Quarantines a failure of a feed's transport (an HTTP 500, a hung server, a TCP peer that
+    /// sent garbage): there is no message to decode, but the operator must see it.
+    pub fn quarantine_transport_failure(&mut self, feed: &str, reason: &str, at: Millis, body: Vec<u8>) -> Result<(), StoreError> {
+        self.stats.rejected += 1;
+        self.pending_quarantine.push(QuarantineEntry {
+            feed: feed.to_owned(),
+            seq: 0,
+            place: "transport".into(),
+            reason: reason.to_owned(),
+            received_ms: at,
+            body,
+        });
+        self.flush_if_full()
+    }
+
     /// Decodes and buffers one message, applying what it yields to `picture` if given.
-    /// Nothing a message contains can fail the pipeline: bad input is quarantined.
-    pub fn ingest(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<(), StoreError> {
+    /// Nothing a message contains can fail the pipeline: bad input is quarantined. The outcome
+    /// says what became of it, for feed health.
+    pub fn ingest(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<MessageOutcome, StoreError> {
         self.stats.messages += 1;
         self.frontier = Some((msg.line, msg.time_ms));
-        let quarantine = |place: String, reason: String| QuarantineEntry {
-            feed: msg.feed.clone(),
-            seq: msg.line,
-            place,
-            reason,
-            received_ms: msg.time_ms,
-            body: msg.body.clone(),
+        let mut outcome = MessageOutcome::default();
+        let mut refuse = |pending: &mut Vec<QuarantineEntry>, place: String, reason: String| {
+            outcome.rejected.push(format!("{place}: {reason}"));
+            pending.push(QuarantineEntry {
+                feed: msg.feed.clone(),
+                seq: msg.line,
+                place,
+                reason,
+                received_ms: msg.time_ms,
+                body: msg.body.clone(),
+            });
         };
-        let Some(Feed { spec, adapter }) = self.feeds.get_mut(&msg.feed) else {
-            tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed the scenario does not declare");
-            self.stats.rejected += 1;
-            self.pending_quarantine.push(quarantine("$".into(), format!("feed {:?} is not declared in the manifest", msg.feed)));
-            return self.flush_if_full();
-        };
-        if spec.format != msg.format {
-            self.stats.rejected += 1;
-            self.pending_quarantine.push(quarantine(
-                "$".into(),
-                format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str()),
-            ));
-            return self.flush_if_full();
-        }
-        let ctx = MessageContext {
-            feed: &spec.id,
-            layer: spec.layer,
-            seq: msg.line,
-            received_ms: msg.time_ms,
-            topic: msg.topic.as_deref(),
-        };
-        match feeds::checked_decode(adapter.as_mut(), ctx, &msg.body) {
-            Ok(decoded) => {
-                for r in decoded.rejected {
-                    tracing::warn!(feed = %msg.feed, line = msg.line, place = %r.place, reason = %r.reason, "refused part of a message");
-                    self.stats.rejected += 1;
-                    self.pending_quarantine.push(quarantine(r.place, r.reason));
-                }
-                let start = self.pending.len();
-                self.pending.extend(decoded.observations);
-                let added = &self.pending[start..];
-                *self.stats.accepted.entry(spec.layer).or_default() += added.len() as u64;
-                if let Some(p) = picture {
-                    p.apply(added);
+        match self.feeds.get_mut(&msg.feed) {
+            None => {
+                tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed that is not declared");
+                refuse(&mut self.pending_quarantine, "$".into(), format!("feed {:?} is not declared", msg.feed));
+            }
+            Some(Feed { spec, .. }) if spec.format != msg.format => {
+                let reason = format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str());
+                refuse(&mut self.pending_quarantine, "$".into(), reason);
+            }
+            Some(Feed { spec, adapter }) => {
+                let ctx = MessageContext {
+                    feed: &spec.id,
+                    layer: spec.layer,
+                    seq: msg.line,
+                    received_ms: msg.time_ms,
+                    topic: msg.topic.as_deref(),
+                };
+                match feeds::checked_decode(adapter.as_mut(), ctx, &msg.body) {
+                    Ok(decoded) => {
+                        for r in decoded.rejected {
+                            tracing::warn!(feed = %msg.feed, line = msg.line, place = %r.place, reason = %r.reason, "refused part of a message");
+                            refuse(&mut self.pending_quarantine, r.place, r.reason);
+                        }
+                        let start = self.pending.len();
+                        self.pending.extend(decoded.observations);
+                        let added = &self.pending[start..];
+                        *self.stats.accepted.entry(spec.layer).or_default() += added.len() as u64;
+                        outcome.accepted = added.len();
+                        outcome.lag_ms = added.iter().map(|o| o.received_ms - o.observed_ms).max();
+                        if let Some(p) = picture {
+                            p.apply(added);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(feed = %msg.feed, line = msg.line, error = %e, "refused message");
+                        refuse(&mut self.pending_quarantine, e.place, e.reason);
+                    }
                 }
             }
-            Err(e) => {
-                tracing::warn!(feed = %msg.feed, line = msg.line, error = %e, "refused message");
-                self.stats.rejected += 1;
-                self.pending_quarantine.push(quarantine(e.place, e.reason));
-            }
         }
-        self.flush_if_full()
+        self.stats.rejected += outcome.rejected.len() as u64;
+        self.flush_if_full()?;
+        Ok(outcome)
     }
 
     fn flush_if_full(&mut self) -> Result<(), StoreError> {

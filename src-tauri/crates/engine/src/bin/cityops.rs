@@ -1,10 +1,17 @@
 //! `cityops`: the headless command line. It runs on machines with no display.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use cityops_core::model::Layer;
+use cityops_core::scenario::FeedSpec;
+use cityops_engine::config::LiveConfig;
+use cityops_engine::feeds::{self, MessageContext};
 use cityops_engine::headless;
+use cityops_engine::live::{self, Health, LiveOptions};
+use cityops_engine::store::Store;
 
 #[derive(Parser)]
 #[command(name = "cityops", version, about = "cityops without a window: replay scenarios, inspect stores")]
@@ -26,6 +33,64 @@ enum Command {
         #[arg(long, default_value = "max")]
         speed: String,
         /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs the configured live feeds into a database, without a window, until Ctrl-C or
+    /// `--duration`; prints feed health every `--health-every`.
+    Ingest {
+        /// The feed configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The SQLite database to write.
+        #[arg(long)]
+        db: PathBuf,
+        /// Stop after this long (for example 90s, 10m, 2h); runs until Ctrl-C otherwise.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// How often to print feed health.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        health_every: Duration,
+        /// Print health and the summary as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Records the configured live feeds as a tape (and a scenario.toml beside it) that
+    /// `cityops replay` and the app can replay.
+    Record {
+        /// The feed configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The tape to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also keep the decoded observations in this database (a temporary one otherwise).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Stop after this long; runs until Ctrl-C otherwise.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decodes one payload file and prints the observations it yields, or why it is refused.
+    Decode {
+        /// The payload format.
+        #[arg(long)]
+        format: String,
+        /// The payload file.
+        file: PathBuf,
+        /// The layer to give its observations.
+        #[arg(long, default_value = "alerts")]
+        layer: String,
+        /// The topic it arrived on (MQTT).
+        #[arg(long)]
+        topic: Option<String>,
+        /// A TOML file with the feed's mapping table.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -77,6 +142,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Ingest { config, db, duration, health_every, json } => {
+            let config = LiveConfig::load(&config)?;
+            let store = Store::open(&db)?;
+            live_run(config, store, LiveOptions::default(), duration, Some(health_every), json)
+        }
+        Command::Record { config, out, db, duration, json } => {
+            let config = LiveConfig::load(&config)?;
+            let tmp = tempfile::tempdir()?;
+            let store = Store::open(&db.unwrap_or_else(|| tmp.path().join("record.db")))?;
+            live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
+        }
+        Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
         Command::Bench { observations, dir } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
@@ -87,6 +164,117 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.peak_rss_mib, r.observations
             );
             Ok(())
+        }
+    }
+}
+
+/// Parses `90s`, `10m`, `2h` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn live_run(config: LiveConfig, store: Store, options: LiveOptions, duration: Option<Duration>, health_every: Option<Duration>, json: bool) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let health = Health::default();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let runner = tokio::spawn(live::run(config, store, options, health.clone(), stop_rx));
+        let deadline = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let mut report = tokio::time::interval(health_every.unwrap_or(Duration::from_secs(3600)));
+        report.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = report.tick(), if health_every.is_some() => print_health(&health, json)?,
+            }
+        }
+        let _ = stop_tx.send(true);
+        let summary = runner.await??;
+        print_health(&health, json)?;
+        let accepted: u64 = summary.stats.accepted.values().sum();
+        if json {
+            println!("{}", serde_json::json!({"run": summary.run, "messages": summary.stats.messages, "accepted": accepted, "rejected": summary.stats.rejected}));
+        } else {
+            println!("run {}: {} messages, {} observations accepted, {} rejected", summary.run, summary.stats.messages, accepted, summary.stats.rejected);
+        }
+        Ok(())
+    })
+}
+
+fn print_health(health: &Health, json: bool) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    for h in health.snapshot(now) {
+        if json {
+            println!("{}", serde_json::to_string(&serde_json::json!({"health": h}))?);
+        } else {
+            let age = h.last_message_ms.map(|t| format!("{:.1}s ago", (now - t) as f64 / 1000.0)).unwrap_or_else(|| "never".into());
+            eprintln!(
+                "{:<20} {:<10} {:<13} last {:<12} {:>5}/min lag {:>7} rejected {:<4} {}{}",
+                h.id,
+                h.transport,
+                if h.connected { "connected" } else { "DISCONNECTED" },
+                age,
+                h.messages_per_minute,
+                h.lag_ms.map(|l| format!("{l}ms")).unwrap_or_else(|| "-".into()),
+                h.rejected,
+                if h.stale { "STALE " } else { "" },
+                h.last_error.as_deref().or(h.last_reasons.last().map(String::as_str)).unwrap_or(""),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let format = format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e}"))?;
+    let mapping = match mapping {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::to_value(table)?
+        }
+        None => serde_json::Value::Null,
+    };
+    let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let spec = FeedSpec { id: "decode".into(), layer, format, name: String::new(), mapping };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let ctx = MessageContext { feed: "decode", layer, seq: 1, received_ms: chrono::Utc::now().timestamp_millis(), topic };
+    match feeds::decode_once(&spec, base, ctx, &body) {
+        Ok(decoded) => {
+            if json {
+                let rejected: Vec<_> = decoded.rejected.iter().map(|r| serde_json::json!({"place": r.place, "reason": r.reason})).collect();
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"observations": decoded.observations, "rejected": rejected}))?);
+            } else {
+                for o in &decoded.observations {
+                    println!("{} {} {} {} at {:.6},{:.6}: {}", o.entity, o.kind, o.severity.as_str(), o.observed_ms, o.position.lat, o.position.lon, o.title);
+                }
+                for r in &decoded.rejected {
+                    println!("refused {}: {}", r.place, r.reason);
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({"error": {"place": e.place, "reason": e.reason}}));
+            }
+            anyhow::bail!("{}: refused at {}: {}", file.display(), e.place, e.reason)
         }
     }
 }

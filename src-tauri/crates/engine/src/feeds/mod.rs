@@ -89,6 +89,15 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
     }
 }
 
+/// How a stream transport (TCP) cuts a format's messages apart: a function that takes the
+/// complete messages off the front of the buffer and leaves a partial one in it.
+pub fn stream_framing(format: FeedFormat) -> fn(&mut Vec<u8>) -> Vec<Vec<u8>> {
+    match format {
+        // A GeoJSON stream carries one document per line.
+        FeedFormat::GeoJson => crate::live::split_lines,
+    }
+}
+
 /// Decodes one body with a fresh adapter for `spec`, as `cityops decode` does.
 pub fn decode_once(spec: &FeedSpec, base_dir: &Path, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut adapter = adapter_for(spec, base_dir).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;

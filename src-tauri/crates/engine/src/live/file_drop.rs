@@ -1,0 +1,100 @@
+//! A drop folder: every file that appears in it is one message of the feed. A file is read once
+//! its size has stopped changing (writers may still be copying it), then moved to
+//! `processed/` inside the folder so a restart does not ingest it twice; a file over the size
+//! limit is moved to `rejected/` and quarantined. `notify` wakes the scan as soon as something
+//! changes; a slow periodic scan catches events a file system does not report.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use super::{now_ms, Health, Incoming};
+use crate::config::LiveFeed;
+use crate::feeds::MAX_BODY_BYTES;
+
+/// How long a file's size must stay the same before it is read.
+const SETTLE: Duration = Duration::from_millis(300);
+/// The scan period when no event arrives.
+const RESCAN: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+    let id = feed.spec.id.clone();
+    for sub in ["processed", "rejected"] {
+        if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
+            let reason = format!("drop folder {}: {e}", dir.display());
+            health.failed(&id, &reason);
+            let _ = tx.send(Incoming::Failure { feed: i, reason, body: Vec::new(), at: now_ms() }).await;
+            return;
+        }
+    }
+    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+    let watcher = notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
+        let _ = wake_tx.try_send(());
+    })
+    .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|_| w));
+    match &watcher {
+        Ok(_) => health.connected(&id),
+        // Without events the periodic scan still works, only slower; say so.
+        Err(e) => health.failed(&id, &format!("cannot watch {}: {e}; scanning every {RESCAN:?}", dir.display())),
+    }
+    // Sizes seen at the previous scan, to tell a finished file from one still being written.
+    let mut sizes: HashMap<PathBuf, (u64, tokio::time::Instant)> = HashMap::new();
+    loop {
+        for (path, size) in files(&dir) {
+            let now = tokio::time::Instant::now();
+            let settled = match sizes.get(&path) {
+                Some((s, since)) if *s == size => now.duration_since(*since) >= SETTLE,
+                _ => {
+                    sizes.insert(path.clone(), (size, now));
+                    false
+                }
+            };
+            if !settled {
+                continue;
+            }
+            sizes.remove(&path);
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let incoming = if size as usize > MAX_BODY_BYTES {
+                let _ = std::fs::rename(&path, dir.join("rejected").join(&name));
+                Incoming::Failure { feed: i, reason: format!("file {name}: {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit"), body: Vec::new(), at: now_ms() }
+            } else {
+                match std::fs::read(&path) {
+                    Ok(body) => {
+                        let _ = std::fs::rename(&path, dir.join("processed").join(&name));
+                        Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }
+                    }
+                    Err(e) => Incoming::Failure { feed: i, reason: format!("file {name}: {e}"), body: Vec::new(), at: now_ms() },
+                }
+            };
+            if tx.send(incoming).await.is_err() {
+                return;
+            }
+        }
+        // Poll quickly while files are settling, slowly otherwise.
+        let period = if sizes.is_empty() { RESCAN } else { SETTLE / 2 };
+        tokio::select! {
+            _ = wake.recv() => {}
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => if *stop.borrow() { return },
+        }
+    }
+}
+
+/// Regular, visible files directly in `dir`, oldest name first, with their sizes.
+fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (e.path(), meta.len()))
+        })
+        .collect();
+    out.sort();
+    out
+}

@@ -1,0 +1,238 @@
+//! Live ingest: every configured feed's transport runs as its own task and hands raw messages
+//! to one ingest task, which numbers them, optionally records them as a tape, and feeds them
+//! through the same [`Pipeline`] a replay uses. A feed that fails reconnects with backoff on
+//! its own; it never blocks the others, because transports only ever `send` into a channel
+//! and the ingest task never waits on a transport.
+//!
+//! Recording writes each message as a tape line *before* it is decoded, in the order the
+//! messages are numbered, so replaying the tape gives the same observations as the live run.
+
+mod file_drop;
+pub mod health;
+mod http_poll;
+mod mqtt;
+mod tcp;
+pub(crate) use tcp::split_lines;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cityops_core::model::Millis;
+use cityops_core::tape::{format_line, TapeMessage};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{LiveConfig, Transport};
+use crate::error::EngineError;
+use crate::pipeline::{IngestStats, Pipeline};
+use crate::store::{RunId, Store};
+pub use health::{FeedHealthDto, Health};
+
+/// Messages buffered between the transports and the ingest task before transports wait.
+const CHANNEL_CAPACITY: usize = 10_000;
+/// Group-commit period of live ingest.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// What a transport hands to the ingest task.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// A message as it arrived.
+    Message { feed: usize, topic: Option<String>, body: Vec<u8>, received_ms: Millis },
+    /// A failure with no message to decode (an HTTP 500, a hung server, a broken stream).
+    Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
+}
+
+/// Wall-clock now, in milliseconds: live feeds are stamped with the time they arrive.
+pub(crate) fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Exponential backoff with jitter between `min` and `max`, for reconnects and failed polls.
+pub(crate) struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { next: min, min, max }
+    }
+
+    /// The delay before the next attempt; each call doubles the one after, up to `max`.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        // Up to 25 % jitter, so feeds that failed together do not retry together.
+        let jitter = rand::random::<f64>() * 0.25;
+        base.mul_f64(1.0 + jitter).min(self.max)
+    }
+
+    /// After a success, start again from the minimum.
+    pub(crate) fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Options of a live run.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    /// Record every message to this tape file (and a `scenario.toml` beside it).
+    pub record: Option<PathBuf>,
+}
+
+/// What a live run did.
+#[derive(Debug, Clone)]
+pub struct LiveSummary {
+    /// The run in the database.
+    pub run: RunId,
+    /// Counts.
+    pub stats: IngestStats,
+}
+
+/// Runs every configured feed until `stop` turns true, then drains, commits and returns.
+pub async fn run(
+    config: LiveConfig,
+    store: Store,
+    options: LiveOptions,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) -> Result<LiveSummary, EngineError> {
+    let run = store.begin_run(&format!("live:{}", config.path.display()), &chrono::Utc::now().to_rfc3339())?;
+    let specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
+    let mut pipeline = Pipeline::new(store, run, &specs, &config.base_dir())?;
+    let mut recorder = match &options.record {
+        Some(path) => Some(Recorder::create(path, &config)?),
+        None => None,
+    };
+
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let started = now_ms();
+    let mut tasks = Vec::new();
+    for (i, feed) in config.feeds.iter().enumerate() {
+        let kind = match feed.transport {
+            Transport::HttpPoll { .. } => "http-poll",
+            Transport::Mqtt { .. } => "mqtt",
+            Transport::Tcp { .. } => "tcp",
+            Transport::FileDrop { .. } => "file-drop",
+        };
+        health.register(&feed.spec, kind, feed.stale_after, started);
+        let (feed, tx, health, stop) = (feed.clone(), tx.clone(), health.clone(), stop.clone());
+        let base = config.base_dir();
+        tasks.push(tokio::spawn(async move {
+            match feed.transport.clone() {
+                Transport::HttpPoll { .. } => http_poll::run(i, feed, tx, health, stop).await,
+                Transport::Mqtt { .. } => mqtt::run(i, feed, tx, health, stop).await,
+                Transport::Tcp { .. } => tcp::run(i, feed, tx, health, stop).await,
+                Transport::FileDrop { dir } => file_drop::run(i, feed, base.join(dir), tx, health, stop).await,
+            }
+        }));
+    }
+    drop(tx);
+
+    let mut seq = 0u64;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut handle = |incoming: Incoming, pipeline: &mut Pipeline, recorder: &mut Option<Recorder>| -> Result<(), EngineError> {
+        match incoming {
+            Incoming::Message { feed, topic, body, received_ms } => {
+                let spec = &config.feeds[feed].spec;
+                seq += 1;
+                let msg = TapeMessage { line: seq, time_ms: received_ms, feed: spec.id.clone(), format: spec.format, topic, body };
+                if let Some(r) = recorder {
+                    r.write(&msg)?;
+                }
+                let outcome = pipeline.ingest(&msg, None)?;
+                health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
+            }
+            Incoming::Failure { feed, reason, body, at } => {
+                let id = &config.feeds[feed].spec.id;
+                tracing::warn!(feed = %id, %reason, "transport failure");
+                health.refused(id, &reason);
+                pipeline.quarantine_transport_failure(id, &reason, at, body)?;
+            }
+        }
+        Ok(())
+    };
+    loop {
+        tokio::select! {
+            incoming = rx.recv() => match incoming {
+                Some(incoming) => handle(incoming, &mut pipeline, &mut recorder)?,
+                None => break,
+            },
+            _ = flush.tick() => {
+                pipeline.flush()?;
+                if let Some(r) = &mut recorder { r.flush()?; }
+            }
+            _ = stop.changed() => if *stop.borrow() { break },
+        }
+    }
+    // Transports see the same stop signal; take what they had already sent.
+    for t in tasks {
+        let _ = t.await;
+    }
+    while let Ok(incoming) = rx.try_recv() {
+        handle(incoming, &mut pipeline, &mut recorder)?;
+    }
+    pipeline.flush()?;
+    if let Some(r) = &mut recorder {
+        r.flush()?;
+    }
+    Ok(LiveSummary { run, stats: pipeline.stats().clone() })
+}
+
+/// Writes received messages as a tape, and a manifest beside it so the folder replays as a
+/// scenario.
+struct Recorder {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl Recorder {
+    fn create(path: &std::path::Path, config: &LiveConfig) -> Result<Recorder, EngineError> {
+        let io = |source| EngineError::Io { path: path.to_owned(), source };
+        let file = std::fs::File::create(path).map_err(io)?;
+        let manifest_path = path.with_file_name(crate::scenario::MANIFEST);
+        if !manifest_path.exists() {
+            let manifest = recorded_manifest(config, path, now_ms());
+            std::fs::write(&manifest_path, manifest).map_err(|source| EngineError::Io { path: manifest_path.clone(), source })?;
+        }
+        Ok(Recorder { path: path.to_owned(), out: std::io::BufWriter::new(file) })
+    }
+
+    fn write(&mut self, msg: &TapeMessage) -> Result<(), EngineError> {
+        writeln!(self.out, "{}", format_line(msg)).map_err(|source| EngineError::Io { path: self.path.clone(), source })
+    }
+
+    fn flush(&mut self) -> Result<(), EngineError> {
+        self.out.flush().map_err(|source| EngineError::Io { path: self.path.clone(), source })
+    }
+}
+
+/// The manifest of a recording: the configured feeds, starting when recording started.
+fn recorded_manifest(config: &LiveConfig, tape: &std::path::Path, start_ms: Millis) -> String {
+    let mut doc = toml::Table::new();
+    let start = chrono::DateTime::from_timestamp_millis(start_ms).unwrap_or_default();
+    doc.insert("name".into(), format!("Recording of {}", config.path.display()).into());
+    doc.insert("description".into(), format!("Live feeds recorded by cityops from {}.", config.path.display()).into());
+    doc.insert("map".into(), config.map.clone().into());
+    doc.insert("start".into(), start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
+    doc.insert("tape".into(), tape.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default().into());
+    doc.insert("view".into(), toml::Value::Array(config.view.iter().map(|v| toml::Value::Float(*v)).collect()));
+    let feeds = config
+        .feeds
+        .iter()
+        .map(|f| {
+            let mut t = toml::Table::new();
+            t.insert("id".into(), f.spec.id.clone().into());
+            t.insert("layer".into(), f.spec.layer.as_str().into());
+            t.insert("format".into(), f.spec.format.as_str().into());
+            t.insert("name".into(), f.spec.name.clone().into());
+            if let Ok(toml::Value::Table(m)) = toml::Value::try_from(&f.spec.mapping) {
+                t.insert("mapping".into(), toml::Value::Table(m));
+            }
+            toml::Value::Table(t)
+        })
+        .collect();
+    doc.insert("feeds".into(), toml::Value::Array(feeds));
+    toml::to_string(&doc).expect("a table of strings and numbers always serializes")
+}

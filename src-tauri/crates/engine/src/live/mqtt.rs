@@ -1,0 +1,78 @@
+//! MQTT subscription (3.1.1): every publish on the configured topic filters is one message,
+//! kept with its topic. The session is persistent (clean session off, QoS 1), so a broker that
+//! drops the connection redelivers what was sent meanwhile; the client reconnects with backoff.
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch};
+
+use super::{now_ms, Backoff, Health, Incoming};
+use crate::config::{LiveFeed, Transport};
+use crate::feeds::MAX_BODY_BYTES;
+
+pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+    let Transport::Mqtt { host, port, topics, client_id, username, password } = feed.transport else { return };
+    let id = feed.spec.id.clone();
+    let mut opts = MqttOptions::new(client_id.unwrap_or_else(|| format!("cityops-{id}")), host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_clean_session(false);
+    opts.set_max_packet_size(MAX_BODY_BYTES, 64 * 1024);
+    if let Some(user) = username {
+        let credentials = user.resolve().and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
+        match credentials {
+            Ok((u, p)) => {
+                opts.set_credentials(u, p);
+            }
+            Err(e) => {
+                health.failed(&id, &e);
+                let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
+                return;
+            }
+        }
+    }
+    let (client, mut events) = AsyncClient::new(opts, 1_000);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        let event = tokio::select! {
+            event = events.poll() => event,
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    let _ = client.try_disconnect();
+                    return;
+                }
+                continue;
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                health.connected(&id);
+                backoff.reset();
+                // Subscribing again on every connection is harmless and covers a broker that
+                // lost the persistent session.
+                for t in &topics {
+                    if let Err(e) = client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!(feed = %id, topic = %t, error = %e, "cannot subscribe");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let msg = Incoming::Message { feed: i, topic: Some(p.topic), body: p.payload.to_vec(), received_ms: now_ms() };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let reason = format!("MQTT: {e}");
+                tracing::warn!(feed = %id, %reason, "connection lost");
+                health.failed(&id, &reason);
+                let delay = backoff.next_delay();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => if *stop.borrow() { return },
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! A TCP stream of concatenated messages, as a TAK server sends Cursor-on-Target events. The
+//! stream is cut into messages by the feed format's framing; a partial message waits for the
+//! rest, a peer that sends more than the buffer limit without one complete message is
+//! quarantined and disconnected, and the client reconnects with backoff.
+
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use super::{now_ms, Backoff, Health, Incoming};
+use crate::config::{LiveFeed, Transport};
+use crate::feeds::MAX_BODY_BYTES;
+
+/// Cuts complete messages off the front of a stream buffer, leaving a partial one in place.
+/// Messages are separated by newlines unless the format defines its own framing.
+pub(crate) fn split_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buf.drain(..=pos).collect();
+        let line = line.strip_suffix(b"\n").unwrap_or(&line).to_vec();
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+    let Transport::Tcp { host, port } = feed.transport else { return };
+    let id = feed.spec.id.clone();
+    let peer = Peer { i, host, port, split: crate::feeds::stream_framing(feed.spec.format) };
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        let result = tokio::select! {
+            r = session(&peer, &id, &tx, &health, &mut backoff) => r,
+            _ = stop.changed() => if *stop.borrow() { return } else { continue },
+        };
+        if let Err(reason) = result {
+            tracing::warn!(feed = %id, %reason, "stream lost");
+            health.failed(&id, &reason);
+            if tx.send(Incoming::Failure { feed: i, reason, body: Vec::new(), at: now_ms() }).await.is_err() {
+                return;
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => if *stop.borrow() { return },
+        }
+    }
+}
+
+/// Where to connect and how to cut the stream.
+struct Peer {
+    i: usize,
+    host: String,
+    port: u16,
+    split: fn(&mut Vec<u8>) -> Vec<Vec<u8>>,
+}
+
+/// One connection, until it fails.
+async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Backoff) -> Result<(), String> {
+    let Peer { i, ref host, port, split } = *peer;
+    let mut stream = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect {host}:{port}: {e}"))?;
+    health.connected(id);
+    backoff.reset();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                "the server closed the stream".into()
+            } else {
+                format!("the server closed the stream in the middle of a message ({} bytes pending)", buf.len())
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        for body in split(&mut buf) {
+            let msg = Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() };
+            tx.send(msg).await.map_err(|_| "ingest stopped".to_owned())?;
+        }
+        if buf.len() > MAX_BODY_BYTES {
+            return Err(format!("{} bytes without a complete message; dropping the connection", buf.len()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_cut_and_partial_ones_kept() {
+        let mut buf = b"one\n\ntwo\nthr".to_vec();
+        assert_eq!(split_lines(&mut buf), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(buf, b"thr");
+        buf.extend_from_slice(b"ee\n");
+        assert_eq!(split_lines(&mut buf), vec![b"three".to_vec()]);
+        assert!(buf.is_empty());
+    }
+}

@@ -1,0 +1,359 @@
+//! Live feeds against real peers on 127.0.0.1: a plain HTTP server the test controls (to inject
+//! 500s, hangs and garbage), a TCP server that splits messages across writes, a drop folder,
+//! and Debian's mosquitto. Each test runs `cityops_engine::live::run` for real and then reads
+//! the store and the feed health.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cityops_engine::config::LiveConfig;
+use cityops_engine::headless;
+use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
+use cityops_engine::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+fn feature(entity: &str, kind: &str, severity: &str) -> String {
+    serde_json::json!({"type": "Feature", "id": entity, "geometry": {"type": "Point", "coordinates": [24.944, 60.171]},
+        "properties": {"kind": kind, "severity": severity, "title": format!("{entity} {kind}")}})
+    .to_string()
+}
+
+/// What the test HTTP server answers next.
+#[derive(Clone)]
+enum Answer {
+    Ok(String),
+    Status(u16, String),
+    Hang,
+}
+
+/// A minimal HTTP/1.1 server: each connection gets the next scripted answer (the last one
+/// repeats).
+async fn http_server(script: Arc<Mutex<Vec<Answer>>>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let answer = {
+                let mut s = script.lock().unwrap();
+                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let (status, body) = match answer {
+                    Answer::Ok(b) => (200, b),
+                    Answer::Status(s, b) => (s, b),
+                    Answer::Hang => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                };
+                let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/geo+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+struct Running {
+    health: Health,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<LiveSummary, cityops_engine::EngineError>>,
+}
+
+async fn start(dir: &Path, config: &str, db: &str, record: Option<&str>) -> Running {
+    let path = dir.join("feeds.toml");
+    std::fs::write(&path, config).unwrap();
+    let config = LiveConfig::load(&path).unwrap();
+    let store = Store::open(&dir.join(db)).unwrap();
+    let health = Health::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let options = LiveOptions { record: record.map(|r| dir.join(r)) };
+    let feeds = config.feeds.len();
+    let task = tokio::spawn(live::run(config, store, options, health.clone(), stop_rx));
+    // The run registers its feeds as it starts; wait for that before anyone asks.
+    while health.snapshot(0).len() < feeds && !task.is_finished() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Running { health, stop, task }
+}
+
+impl Running {
+    fn feed(&self, id: &str) -> FeedHealthDto {
+        if self.task.is_finished() {
+            panic!("the live run ended early");
+        }
+        let all = self.health.snapshot(chrono::Utc::now().timestamp_millis());
+        all.into_iter().find(|h| h.id == id).unwrap_or_else(|| panic!("no health for feed {id}"))
+    }
+
+    async fn until(&self, what: &str, mut ok: impl FnMut(&Running) -> bool) {
+        for _ in 0..300 {
+            if ok(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}; health: {:?}", self.health.snapshot(chrono::Utc::now().timestamp_millis()));
+    }
+
+    async fn stop(self) -> LiveSummary {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("live run stops").unwrap().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_poll_survives_500s_hangs_and_garbage_and_a_dead_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Arc::new(Mutex::new(vec![
+        Answer::Ok(feature("node/1", "signal.dark", "severe")),
+        Answer::Status(500, "internal error".into()),
+        Answer::Hang,
+        Answer::Ok("{\"type\":\"Feature\", garbage".into()),
+        Answer::Ok(feature("node/2", "signal.dark", "severe")),
+    ]));
+    let (addr, server) = http_server(script.clone()).await;
+    // The other feed must keep flowing while the polled one misbehaves.
+    let config = format!(
+        r#"
+[[feeds]]
+id = "signals"
+layer = "transport"
+format = "geojson"
+[feeds.transport]
+type = "http-poll"
+url = "http://{addr}/signals.json"
+interval_s = 1
+timeout_s = 1
+
+[[feeds]]
+id = "inbox"
+layer = "alerts"
+format = "geojson"
+[feeds.transport]
+type = "file-drop"
+dir = "inbox"
+"#
+    );
+    let live = start(dir.path(), &config, "live.db", None).await;
+    live.until("the garbage answer", |l| l.feed("signals").rejected >= 3 && l.feed("signals").connected).await;
+    let garbage_at = live.feed("signals").last_message_ms;
+    live.until("the second good answer", |l| l.feed("signals").last_message_ms > garbage_at).await;
+    std::fs::write(dir.path().join("inbox/report.geojson"), feature("report/1", "report.outage", "minor")).unwrap();
+    live.until("the dropped file", |l| l.feed("inbox").last_message_ms.is_some()).await;
+    assert!(dir.path().join("inbox/processed/report.geojson").exists());
+
+    // Kill the server: the feed reports disconnected, then connected again once it is back.
+    server.abort();
+    let _ = server.await;
+    live.until("disconnected", |l| !l.feed("signals").connected).await;
+    assert!(live.feed("signals").last_error.is_some());
+    let (addr2, server2) = {
+        // Re-bind the same port so the configured URL works again.
+        let listener = loop {
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        drop(listener);
+        *script.lock().unwrap() = vec![Answer::Ok(feature("node/3", "signal.restored", "normal"))];
+        http_server_on(addr, script.clone()).await
+    };
+    assert_eq!(addr2, addr);
+    live.until("reconnected", |l| l.feed("signals").connected).await;
+    let h = live.feed("signals");
+    assert!(h.failures >= 1, "{h:?}");
+    let summary = live.stop().await;
+    server2.abort();
+
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let quarantine = store.quarantine(summary.run).unwrap();
+    let reasons: Vec<String> = quarantine.iter().map(|q| format!("{} {} {}", q.feed, q.place, q.reason)).collect();
+    assert!(reasons.iter().any(|r| r.contains("HTTP 500")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("timed out")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("signals $ (line 1") && r.contains("not JSON")), "{reasons:?}");
+    let picture = store.picture_at(summary.run, i64::MAX).unwrap();
+    let entities: Vec<&str> = picture.iter().map(|o| o.entity.as_str()).collect();
+    for e in ["node/1", "node/2", "node/3", "report/1"] {
+        assert!(entities.contains(&e), "{e} missing from {entities:?}");
+    }
+}
+
+async fn http_server_on(addr: SocketAddr, script: Arc<Mutex<Vec<Answer>>>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let body = match script.lock().unwrap()[0].clone() {
+                Answer::Ok(b) => b,
+                _ => String::new(),
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_stream_split_across_writes_and_a_recording_that_replays_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let stream = format!(
+            "{}\n{}\nnot json at all\n{}\n",
+            feature("unit/1", "unit.friendly", "normal"),
+            feature("unit/2", "unit.friendly", "normal"),
+            feature("unit/1", "unit.friendly", "minor")
+        );
+        // Half a message, a pause, then the rest: the client must wait for the whole of it.
+        let (a, b) = stream.split_at(stream.len() / 3);
+        sock.write_all(a.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sock.write_all(b.as_bytes()).await.unwrap();
+        // Then half a message and silence: the peer that stops mid-message.
+        sock.write_all(b"{\"type\":\"Feat").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let config = format!(
+        r#"
+[[feeds]]
+id = "units"
+layer = "security"
+format = "geojson"
+[feeds.transport]
+type = "tcp"
+host = "127.0.0.1"
+port = {}
+"#,
+        addr.port()
+    );
+    let live = start(dir.path(), &config, "live.db", Some("tape.ndjson")).await;
+    live.until("four messages", |l| l.feed("units").rejected == 1 && l.feed("units").messages_per_minute == 4).await;
+    assert!(live.feed("units").connected);
+    let summary = live.stop().await;
+    server.abort();
+    assert_eq!(summary.stats.messages, 4);
+
+    // The recording replays to exactly the observations the live run stored.
+    let live_store = Store::open(&dir.path().join("live.db")).unwrap();
+    let (live_hash, live_count) = headless::observation_set_hash(&live_store, summary.run).unwrap();
+    assert_eq!(live_count, 3);
+    let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
+    assert_eq!(replayed.accepted, 3);
+    assert_eq!(replayed.rejected, 1);
+    assert_eq!(replayed.observation_set_hash, live_hash);
+}
+
+/// Debian's mosquitto on a free port, stopped when dropped.
+struct Mosquitto(Child, u16);
+
+impl Mosquitto {
+    fn start(dir: &Path) -> Mosquitto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Mosquitto::start_on(dir, port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_messages_keep_their_topic_and_the_feed_reconnects() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let port = broker.1;
+    let config = format!(
+        r#"
+[[feeds]]
+id = "grid"
+layer = "utility"
+format = "geojson"
+[feeds.transport]
+type = "mqtt"
+host = "127.0.0.1"
+port = {port}
+topics = ["grid/+/status"]
+"#
+    );
+    let live = start(dir.path(), &config, "live.db", Some("tape.ndjson")).await;
+    live.until("connected", |l| l.feed("grid").connected).await;
+
+    let mut opts = rumqttc::MqttOptions::new("test-publisher", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 100);
+    let pump = tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    // Give the subscription a moment to land before publishing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (i, topic) in ["grid/f1/status", "grid/f2/status", "other/topic"].iter().enumerate() {
+        client
+            .publish(*topic, rumqttc::QoS::AtLeastOnce, false, feature(&format!("feeder/{i}"), "feeder.voltage", "minor"))
+            .await
+            .unwrap();
+    }
+    live.until("two messages", |l| l.feed("grid").messages_per_minute == 2).await;
+
+    // The broker dies and comes back: the feed says so, and reconnects by itself.
+    drop(broker);
+    live.until("disconnected", |l| !l.feed("grid").connected).await;
+    let broker = Mosquitto::start_on(dir.path(), port);
+    live.until("reconnected", |l| l.feed("grid").connected).await;
+    let summary = live.stop().await;
+    pump.abort();
+    drop(broker);
+
+    let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
+    assert!(tape.contains("\"topic\":\"grid/f1/status\"") && tape.contains("\"topic\":\"grid/f2/status\""), "{tape}");
+    assert!(!tape.contains("other/topic"));
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    assert_eq!(headless::observation_set_hash(&store, summary.run).unwrap().1, 2);
+}
+
+impl Mosquitto {
+    fn start_on(dir: &Path, port: u16) -> Mosquitto {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed (Debian package mosquitto; .ci/setup installs it)");
+        // The port may still be held by the previous broker for a moment: retry.
+        for _ in 0..100 {
+            let mut child = Command::new(bin).arg("-c").arg(&conf).spawn().unwrap();
+            for _ in 0..20 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Mosquitto(child, port);
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("mosquitto did not come back on port {port}");
+    }
+}

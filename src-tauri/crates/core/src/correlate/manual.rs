@@ -84,6 +84,10 @@ pub enum ManualError {
         /// The entity.
         entity: String,
     },
+    /// The member has since become part of another open incident, so the decision can no
+    /// longer be taken back.
+    #[error("{0:?} has since joined another open incident; the decision can no longer be undone")]
+    Superseded(String),
     /// There is no decision to undo.
     #[error("nothing to undo")]
     NothingToUndo,
@@ -279,6 +283,14 @@ impl Correlator {
                 self.changed(from, ChangeKind::Opened);
             }
             (ManualAction::Split { from, entity, new: to } | ManualAction::Reassign { from, entity, to }, Undo::Move { index, before, pin, from_manual, from_root, to_manual }) => {
+                // After its incident cleared, the entity may have opened a new one; putting the
+                // old membership back would place one entity in two open incidents.
+                if self.entity_in.get(entity).is_some_and(|(id, _)| id != to && id != from) {
+                    let entity = entity.clone();
+                    let undo = Undo::Move { index, before, pin, from_manual, from_root, to_manual };
+                    self.decisions.push((decision, undo));
+                    return Err(ManualError::Superseded(entity));
+                }
                 let split = matches!(decision.action, ManualAction::Split { .. });
                 self.unindex(from);
                 self.unindex(to);

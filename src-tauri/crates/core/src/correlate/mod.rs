@@ -351,6 +351,8 @@ impl Correlator {
             Some(Value::Array(a)) => Some(a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
             _ => None,
         });
+        // An empty list names no feeders, which restricts nothing.
+        let root_feeders = root_feeders.filter(|f| !f.is_empty());
         let title = self.title(ty, &o.entity, &o.kind, &o.title, o.fields.get("name").and_then(Value::as_str));
         let inc = Incident {
             id: id.clone(),

@@ -7,15 +7,24 @@
 //! - [`picture`]: the operational picture, the latest observation per entity, and its diffs.
 //! - [`grid`]: the time bucket and grid cell that index the observation log by place and time.
 //! - [`digest`]: the canonical hash of an observation set, used to prove replays deterministic.
+//! - [`geo`]: distances in metres and the uniform grid behind every "within r metres" query.
+//! - [`assets`]: the city's assets and their supply dependencies (`fed_by`), by id and by place.
+//! - [`rules`]: the correlation rules file (TOML): incident types, SOPs, grouping, escalation.
+//! - [`correlate`]: the [`correlate::Correlator`], observations in, explained incidents out, with
+//!   operator merge, split, reassign and undo.
 //!
 //! This crate does no IO and reads no clock: every time is a parameter, so the same inputs give
 //! the same outputs whether they come from a live feed or a replayed tape at any speed.
 #![warn(missing_docs)]
 
+pub mod assets;
+pub mod correlate;
 pub mod digest;
+pub mod geo;
 pub mod grid;
 pub mod model;
 pub mod picture;
+pub mod rules;
 pub mod scenario;
 pub mod tape;
 

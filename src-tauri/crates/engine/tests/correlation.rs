@@ -5,27 +5,27 @@
 //! `UPDATE_SNAPSHOTS=1` to rewrite it after an intended change, and review the diff.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cityops_core::assets::AssetIndex;
 use cityops_core::correlate::{Correlator, Incident};
 use cityops_core::model::Observation;
 use cityops_core::rules::Rules;
-use cityops_engine::feeds::{self, MessageContext};
+use cityops_engine::headless;
 use cityops_engine::scenario::Scenario;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
-/// Every observation of the demo tape, decoded per message as `Pipeline::ingest` does.
-fn demo_observations(scenario: &Scenario) -> Vec<Observation> {
+/// Every observation of the demo tape, in arrival order.
+fn demo_observations(scenario_dir: &Path) -> Vec<Observation> {
+    // Through the real pipeline and store, as the app and the CLI ingest it.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut replay = headless::open_replay(scenario_dir, &dir.path().join("demo.db")).expect("the demo loads");
+    replay.run_to_end().expect("the demo replays");
     let mut out = Vec::new();
-    for msg in &scenario.messages {
-        let spec = scenario.manifest.feed(&msg.feed).expect("the demo declares its feeds");
-        let ctx = MessageContext { feed: &spec.id, layer: spec.layer, seq: msg.line, received_ms: msg.time_ms };
-        out.extend(feeds::decode(spec.format, ctx, &msg.body).expect("the demo decodes").observations);
-    }
+    replay.pipeline().store().for_each(replay.pipeline().run(), |o| out.push(o.clone())).expect("the store reads back");
     out
 }
 
@@ -37,7 +37,7 @@ fn correlate_demo() -> (Correlator, Vec<Observation>) {
     let assets = AssetIndex::parse_geojson(&std::fs::read_to_string(dir.join(assets_file)).unwrap()).unwrap();
     let rules = Rules::parse(&std::fs::read_to_string(root().join("fixtures/rules/default.toml")).unwrap()).unwrap();
     let mut c = Correlator::new(rules, assets);
-    let all = demo_observations(&scenario);
+    let all = demo_observations(&dir);
     let mut batch = Vec::new();
     let mut second = None;
     for o in all.iter().cloned() {

@@ -113,6 +113,18 @@ pub enum Transport {
     },
 }
 
+impl Transport {
+    /// The transport's `type` name, as the file and feed health spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::HttpPoll { .. } => "http-poll",
+            Transport::Mqtt { .. } => "mqtt",
+            Transport::Tcp { .. } => "tcp",
+            Transport::FileDrop { .. } => "file-drop",
+        }
+    }
+}
+
 fn default_timeout_s() -> u64 {
     10
 }
@@ -293,6 +305,14 @@ dir = "inbox"
         let Transport::HttpPoll { headers, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
         assert_eq!(headers["Authorization"], ValueRef::Env { env: "SCADA_TOKEN".into() });
         assert_eq!(c.base_dir(), PathBuf::from("/etc/cityops"));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/feeds/example.toml");
+        let c = LiveConfig::load(&path).unwrap();
+        let kinds: Vec<&str> = c.feeds.iter().map(|f| f.transport.kind()).collect();
+        assert_eq!(kinds, ["http-poll", "mqtt", "tcp", "file-drop"]);
     }
 
     #[test]

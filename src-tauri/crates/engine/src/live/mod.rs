@@ -110,13 +110,7 @@ pub async fn run(
     let started = now_ms();
     let mut tasks = Vec::new();
     for (i, feed) in config.feeds.iter().enumerate() {
-        let kind = match feed.transport {
-            Transport::HttpPoll { .. } => "http-poll",
-            Transport::Mqtt { .. } => "mqtt",
-            Transport::Tcp { .. } => "tcp",
-            Transport::FileDrop { .. } => "file-drop",
-        };
-        health.register(&feed.spec, kind, feed.stale_after, started);
+        health.register(&feed.spec, feed.transport.kind(), feed.stale_after, started);
         let (feed, tx, health, stop) = (feed.clone(), tx.clone(), health.clone(), stop.clone());
         let base = config.base_dir();
         tasks.push(tokio::spawn(async move {

@@ -157,3 +157,148 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
         peak_rss_mib: peak_rss_mib(),
     })
 }
+
+/// What `cityops bench-mqtt` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MqttSoakReport {
+    /// Messages the publisher sent (QoS 1, acknowledged by the broker).
+    pub published: u64,
+    /// Messages the live feed received and ingested.
+    pub ingested: u64,
+    /// Observations committed to the store.
+    pub stored: u64,
+    /// The publish rate achieved, messages per second.
+    pub publish_rate: f64,
+    /// Seconds the publisher ran.
+    pub seconds: f64,
+    /// Resident memory when the feed had connected, MiB.
+    pub rss_start_mib: f64,
+    /// The highest resident memory sampled during the run, MiB.
+    pub rss_peak_mib: f64,
+    /// Resident memory at the end, MiB.
+    pub rss_end_mib: f64,
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Publishes `rate` telemetry messages per second for `seconds` to the MQTT broker at
+/// 127.0.0.1:`port` while a live MQTT feed ingests them into a WAL database in `dir`; then
+/// checks that every message arrived and was stored.
+pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result<MqttSoakReport, EngineError> {
+    use crate::config::LiveConfig;
+    use crate::live::{self, Health, LiveOptions};
+    use std::time::Duration;
+
+    let config_text = format!(
+        "[[feeds]]\nid = \"soak\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ntopics = [\"soak/#\"]\nclient_id = \"cityops-soak-{}\"\n",
+        std::process::id()
+    );
+    let config = LiveConfig::parse(&dir.join("soak.toml"), &config_text).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let store = Store::open(&dir.join("soak.db"))?;
+    let health = Health::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(live::run(config, store, LiveOptions::default(), health.clone(), stop_rx));
+    let now = || chrono::Utc::now().timestamp_millis();
+    let feed = |h: &Health| h.snapshot(now()).into_iter().next();
+    for _ in 0..100 {
+        if feed(&health).is_some_and(|f| f.connected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !feed(&health).is_some_and(|f| f.connected) {
+        return Err(EngineError::InvalidInput(format!("no MQTT broker answers on 127.0.0.1:{port}")));
+    }
+    // Let the subscription land before publishing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_start = rss_mib();
+
+    let mut opts = rumqttc::MqttOptions::new(format!("cityops-soak-pub-{}", std::process::id()), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_inflight(1_000);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 10_000);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let acks = acked.clone();
+    let pump = tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = event {
+                acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let sampler_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler_flag = sampler_stop.clone();
+    let sampler = tokio::spawn(async move {
+        let mut peak: f64 = 0.0;
+        while !sampler_flag.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_mib());
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        peak
+    });
+
+    let total = rate * seconds;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let per_tick = (rate / 100).max(1);
+    let mut sent = 0u64;
+    while sent < total {
+        tick.tick().await;
+        for _ in 0..per_tick.min(total - sent) {
+            let body = format!(
+                r#"{{"type":"Feature","id":"meter/{}","geometry":{{"type":"Point","coordinates":[24.94{},60.17{}]}},"properties":{{"kind":"meter.reading","severity":"normal","value":{}}}}}"#,
+                sent % 5_000,
+                sent % 10,
+                sent % 7,
+                sent
+            );
+            client
+                .publish(format!("soak/{}", sent % 16), rumqttc::QoS::AtLeastOnce, false, body)
+                .await
+                .map_err(|e| EngineError::InvalidInput(format!("publish: {e}")))?;
+            sent += 1;
+        }
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    // Wait for the broker's acknowledgements and for the feed to take everything in.
+    for _ in 0..600 {
+        let got = feed(&health).map(|f| f.messages_per_minute as u64).unwrap_or(0);
+        if acked.load(std::sync::atomic::Ordering::Relaxed) >= total && got > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut last = 0;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = feed(&health).and_then(|f| f.last_message_ms).unwrap_or(0);
+        if seen == last && now() - seen > 1_000 {
+            break;
+        }
+        last = seen;
+    }
+    stop_tx.send(true).ok();
+    let summary = runner.await.map_err(|e| EngineError::InvalidInput(e.to_string()))??;
+    sampler_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap_or(f64::NAN);
+    pump.abort();
+    let stored = Store::open(&dir.join("soak.db"))?.counts(summary.run)?.per_layer.iter().map(|(_, n)| n).sum();
+    Ok(MqttSoakReport {
+        published: acked.load(std::sync::atomic::Ordering::Relaxed),
+        ingested: summary.stats.messages,
+        stored,
+        publish_rate: sent as f64 / publish_secs,
+        seconds: publish_secs,
+        rss_start_mib: rss_start,
+        rss_peak_mib: peak,
+        rss_end_mib: rss_mib(),
+    })
+}

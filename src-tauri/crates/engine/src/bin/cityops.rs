@@ -94,6 +94,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sustained live ingest over MQTT: publishes telemetry to a broker on 127.0.0.1 while a
+    /// live feed ingests it, then checks nothing was lost and reports memory.
+    BenchMqtt {
+        /// The broker's port on 127.0.0.1 (start mosquitto there first).
+        #[arg(long)]
+        port: u16,
+        /// Messages per second to publish.
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        /// Seconds to publish for.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Bench {
         /// Observations in the generated tape.
@@ -154,6 +167,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
         }
         Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
+        Command::BenchMqtt { port, rate, seconds } => {
+            let tmp = tempfile::tempdir()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let r = rt.block_on(cityops_engine::bench::mqtt_soak(port, rate, seconds, tmp.path()))?;
+            println!("{}", serde_json::to_string(&r)?);
+            println!(
+                "published {} ({:.0}/s over {:.1} s), ingested {}, stored {}, lost {}; RSS {:.0} MiB at start, peak {:.0}, end {:.0}",
+                r.published, r.publish_rate, r.seconds, r.ingested, r.stored, r.published.saturating_sub(r.stored), r.rss_start_mib, r.rss_peak_mib, r.rss_end_mib
+            );
+            Ok(())
+        }
         Command::Bench { observations, dir } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());

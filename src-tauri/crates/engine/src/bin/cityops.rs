@@ -107,6 +107,19 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Lists the quarantine: every refused tape line, message, feature and transport failure,
+    /// with its feed, place and reason.
+    Quarantine {
+        /// The database.
+        #[arg(long)]
+        db: PathBuf,
+        /// Which run (the latest by default).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Bench {
         /// Observations in the generated tape.
@@ -167,6 +180,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
         }
         Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
+        Command::Quarantine { db, run, json } => {
+            let store = Store::open(&db)?;
+            let run = match run {
+                Some(r) => r,
+                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+            };
+            for q in store.quarantine(run)? {
+                let time = chrono::DateTime::from_timestamp_millis(q.received_ms).map(|t| t.to_rfc3339()).unwrap_or_default();
+                if json {
+                    let body = String::from_utf8_lossy(&q.body[..q.body.len().min(512)]).into_owned();
+                    println!("{}", serde_json::json!({"run": run, "feed": q.feed, "seq": q.seq, "place": q.place, "reason": q.reason, "received": time, "body": body}));
+                } else {
+                    println!("{time} {} #{} {}: {}", q.feed, q.seq, q.place, q.reason);
+                }
+            }
+            Ok(())
+        }
         Command::BenchMqtt { port, rate, seconds } => {
             let tmp = tempfile::tempdir()?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

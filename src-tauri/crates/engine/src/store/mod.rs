@@ -114,6 +114,11 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The newest run, if any.
+    pub fn latest_run(&self) -> Result<Option<RunId>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(id) FROM runs", [], |r| r.get(0))?)
+    }
+
     /// How far a run has been ingested: the last message sequence and its arrival time.
     pub fn frontier(&self, run: RunId) -> Result<(u64, Option<Millis>), StoreError> {
         Ok(self.conn.query_row(

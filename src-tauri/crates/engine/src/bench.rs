@@ -302,3 +302,83 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         rss_end_mib: rss_mib(),
     })
 }
+
+/// One adapter's decode rate next to its bare parser's on the same bytes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecodeRate {
+    /// The feed format.
+    pub format: String,
+    /// Where the payloads came from.
+    pub source: String,
+    /// Payload messages in one pass.
+    pub messages: usize,
+    /// Bytes in one pass.
+    pub bytes: usize,
+    /// Observations the adapter yields per pass.
+    pub observations: usize,
+    /// Adapter messages per second.
+    pub adapter_msgs_per_sec: f64,
+    /// Adapter megabytes per second.
+    pub adapter_mb_per_sec: f64,
+    /// Bare parser megabytes per second on the same bytes.
+    pub bare_mb_per_sec: f64,
+    /// Adapter rate over bare parser rate (goal: at least 0.5).
+    pub ratio: f64,
+}
+
+/// A set of real payloads of one format, and the bare parser to compare its adapter with.
+pub struct DecodeCase {
+    /// The feed spec the adapter is built from (format, layer, mapping).
+    pub spec: cityops_core::scenario::FeedSpec,
+    /// Where relative paths in the mapping resolve.
+    pub base_dir: std::path::PathBuf,
+    /// Where the payloads came from.
+    pub source: String,
+    /// The payloads, with the topic each arrived on.
+    pub payloads: Vec<(Option<String>, Vec<u8>)>,
+    /// Runs only the underlying parser over a body.
+    pub bare: fn(&[u8]) -> Result<usize, feeds::DecodeError>,
+}
+
+/// Measures a case: alternating adapter and bare passes over the same payloads until each side
+/// has run for at least `min_secs`, so background load hits both alike.
+pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, EngineError> {
+    let mut adapter = feeds::adapter_for(&case.spec, &case.base_dir)?;
+    let bytes: usize = case.payloads.iter().map(|(_, b)| b.len()).sum();
+    let (mut adapter_secs, mut bare_secs, mut passes, mut observations) = (0.0, 0.0, 0usize, 0usize);
+    while adapter_secs < min_secs || bare_secs < min_secs {
+        let t = Instant::now();
+        observations = 0;
+        for (i, (topic, body)) in case.payloads.iter().enumerate() {
+            let ctx = MessageContext {
+                feed: &case.spec.id,
+                layer: case.spec.layer,
+                seq: (passes * case.payloads.len() + i) as u64 + 1,
+                received_ms: 1_795_726_800_000,
+                topic: topic.as_deref(),
+            };
+            // Refusals are part of the work measured; only an unreadable payload is an error.
+            observations += feeds::checked_decode(adapter.as_mut(), ctx, body).map(|d| d.observations.len()).unwrap_or(0);
+        }
+        adapter_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (_, body) in &case.payloads {
+            let _ = std::hint::black_box((case.bare)(body));
+        }
+        bare_secs += t.elapsed().as_secs_f64();
+        passes += 1;
+    }
+    let mb = (bytes * passes) as f64 / 1e6;
+    Ok(DecodeRate {
+        format: case.spec.format.as_str().to_owned(),
+        source: case.source.clone(),
+        messages: case.payloads.len(),
+        bytes,
+        observations,
+        adapter_msgs_per_sec: (case.payloads.len() * passes) as f64 / adapter_secs,
+        adapter_mb_per_sec: mb / adapter_secs,
+        bare_mb_per_sec: mb / bare_secs,
+        ratio: bare_secs / adapter_secs,
+    })
+}

@@ -120,6 +120,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decode rate of every adapter on real payloads, next to its bare parser on the same bytes.
+    BenchDecode {
+        /// Seconds each side runs per format.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// The shared sample data folder (real CAP and GTFS-RT captures).
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Bench {
         /// Observations in the generated tape.
@@ -194,6 +203,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     println!("{time} {} #{} {}: {}", q.feed, q.seq, q.place, q.reason);
                 }
+            }
+            Ok(())
+        }
+        Command::BenchDecode { seconds, data } => {
+            for case in decode_cases(&data)? {
+                let r = cityops_engine::bench::decode_rate(&case, seconds)?;
+                println!("{}", serde_json::to_string(&r)?);
+                eprintln!(
+                    "{:<12} {:>5} msgs {:>9} B -> {:>6} obs: adapter {:>8.0} msg/s {:>7.1} MB/s, bare {:>7.1} MB/s, ratio {:.2}  ({})",
+                    r.format, r.messages, r.bytes, r.observations, r.adapter_msgs_per_sec, r.adapter_mb_per_sec, r.bare_mb_per_sec, r.ratio, r.source
+                );
             }
             Ok(())
         }
@@ -331,4 +351,24 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
             anyhow::bail!("{}: refused at {}: {}", file.display(), e.place, e.reason)
         }
     }
+}
+
+/// The real payloads each adapter is benchmarked on.
+fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::DecodeCase>> {
+    use cityops_core::tape::FeedFormat;
+    let _ = data;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+    let spec = |id: &str, layer: Layer, format: FeedFormat| FeedSpec { id: id.into(), layer, format, name: String::new(), mapping: serde_json::Value::Null };
+    let mut cases = Vec::new();
+
+    // GeoJSON: every message of the demo tape (real OSM assets and routes).
+    let demo = cityops_engine::scenario::Scenario::load(&repo.join("fixtures/scenarios/helsinki-storm"))?;
+    cases.push(cityops_engine::bench::DecodeCase {
+        spec: spec("demo", Layer::Transport, FeedFormat::GeoJson),
+        base_dir: demo.dir.clone(),
+        source: "fixtures/scenarios/helsinki-storm tape bodies".into(),
+        payloads: demo.messages.iter().map(|m| (m.topic.clone(), m.body.clone())).collect(),
+        bare: feeds::geojson::bare_parse,
+    });
+    Ok(cases)
 }

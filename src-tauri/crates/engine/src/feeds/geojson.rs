@@ -39,6 +39,12 @@ struct FastFeature {
     properties: Option<Map<String, Value>>,
 }
 
+/// The bare parser the adapter is measured against: JSON into a tree, nothing else.
+pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;
+    Ok(v.get("features").and_then(Value::as_array).map_or(1, Vec::len))
+}
+
 /// Decodes a GeoJSON message.
 pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     // Most messages are well-formed collections: take the typed path, and fall back to the

@@ -7,7 +7,9 @@
 //! may keep state between messages (CAP updates refer to earlier alerts), so `decode` takes
 //! `&mut self`; they never do IO while decoding.
 
+pub mod cap;
 pub mod geojson;
+pub mod xml;
 
 use std::path::Path;
 
@@ -86,6 +88,7 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
     let _ = base_dir;
     match spec.format {
         FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
+        FeedFormat::Cap => Ok(Box::new(cap::CapAdapter::from_mapping(&spec.id, &spec.mapping)?)),
     }
 }
 

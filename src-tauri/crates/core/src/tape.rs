@@ -19,17 +19,20 @@ pub enum FeedFormat {
     /// OASIS Common Alerting Protocol 1.2 (1.1 accepted): one alert, or an Atom/RSS index of
     /// alerts.
     Cap,
+    /// Cursor-on-Target XML events, one or several concatenated (a TCP stream chunk).
+    Cot,
 }
 
 impl FeedFormat {
     /// Every known format.
-    pub const ALL: [FeedFormat; 2] = [FeedFormat::GeoJson, FeedFormat::Cap];
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::GeoJson, FeedFormat::Cap, FeedFormat::Cot];
 
     /// The name used in manifests and tapes.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedFormat::GeoJson => "geojson",
             FeedFormat::Cap => "cap",
+            FeedFormat::Cot => "cot",
         }
     }
 }
@@ -71,7 +74,7 @@ pub enum TapeLineError {
     #[error("time {0:?} is not an RFC 3339 timestamp")]
     Time(String),
     /// `format` names no known format.
-    #[error("unknown format {0:?} (known: geojson, cap)")]
+    #[error("unknown format {0:?} (known: geojson, cap, cot)")]
     UnknownFormat(String),
     /// `feed` is empty.
     #[error("feed id is empty")]

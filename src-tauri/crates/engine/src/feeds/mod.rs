@@ -8,6 +8,7 @@
 //! `&mut self`; they never do IO while decoding.
 
 pub mod cap;
+pub mod cot;
 pub mod geojson;
 pub mod xml;
 
@@ -89,6 +90,7 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
     match spec.format {
         FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
         FeedFormat::Cap => Ok(Box::new(cap::CapAdapter::from_mapping(&spec.id, &spec.mapping)?)),
+        FeedFormat::Cot => Ok(Box::new(cot::CotAdapter::from_mapping(&spec.id, &spec.mapping)?)),
     }
 }
 

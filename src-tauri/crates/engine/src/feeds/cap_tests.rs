@@ -561,3 +561,64 @@ proptest! {
     }
 }
 
+
+#[test]
+fn a_manifest_names_the_cap_and_cot_feeds_and_their_mapping() {
+    let manifest = r#"
+name = "x"
+map = "helsinki"
+start = "2026-11-26T19:00:00Z"
+view = [24.9, 60.1, 12]
+
+[[feeds]]
+id = "warnings"
+layer = "alerts"
+format = "cap"
+mapping = { fallback_position = [24.9384, 60.1699] }
+
+[[feeds]]
+id = "tak"
+layer = "security"
+format = "cot"
+"#;
+    let m = cityops_core::scenario::Manifest::parse(manifest).unwrap();
+    for spec in &m.feeds {
+        assert!(super::super::adapter_for(spec, std::path::Path::new(".")).is_ok(), "{}", spec.id);
+    }
+    let bad = cityops_core::scenario::Manifest::parse(&manifest.replace("24.9384, 60.1699", "\"centre\"")).unwrap();
+    let e = super::super::adapter_for(&bad.feeds[0], std::path::Path::new(".")).err().unwrap();
+    assert_eq!(e.to_string(), "feed \"warnings\": mapping.fallback_position: must be [lon, lat] in degrees, in range");
+}
+
+/// Decode rate against the bare parser on the same bytes; run with
+/// `cargo test --release -p cityops-engine --lib throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn throughput_against_the_bare_parser() {
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(data_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("v1dot0") {
+            bodies.push(std::fs::read(path).unwrap());
+        }
+    }
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let rounds = 200;
+    let time = |f: &dyn Fn(&[u8])| {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            for b in &bodies {
+                f(b);
+            }
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let bare = time(&|b| {
+        bare_parse(b).unwrap();
+    });
+    let adapter = time(&|b| {
+        CapAdapter::new(helsinki()).decode(ctx(), b).unwrap();
+    });
+    let mb = (bytes * rounds) as f64 / 1e6;
+    println!("CAP: {} messages, {bytes} bytes; bare {:.0} MB/s, adapter {:.0} MB/s ({:.0} msg/s), ratio {:.2}", bodies.len(), mb / bare, mb / adapter, (bodies.len() * rounds) as f64 / adapter, bare / adapter);
+}

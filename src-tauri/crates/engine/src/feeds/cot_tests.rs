@@ -334,3 +334,24 @@ proptest! {
         prop_assert_eq!(pieces, whole);
     }
 }
+
+/// Decode rate against the bare parser on the same bytes; run with
+/// `cargo test --release -p cityops-engine --lib throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn throughput_against_the_bare_parser() {
+    let chunk: String = (0..100).map(|k| atak(&format!("ANDROID-{k}"), "a-f-G-U-C", "60.1", "24.9")).collect();
+    let rounds = 2000;
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(bare_parse(chunk.as_bytes()).unwrap(), 100);
+    }
+    let bare = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        assert_eq!(decode(ctx(), chunk.as_bytes()).unwrap().observations.len(), 100);
+    }
+    let adapter = started.elapsed().as_secs_f64();
+    let mb = (chunk.len() * rounds) as f64 / 1e6;
+    println!("CoT: chunks of 100 events, {} bytes; bare {:.0} MB/s, adapter {:.0} MB/s ({:.0} events/s), ratio {:.2}", chunk.len(), mb / bare, mb / adapter, (100 * rounds) as f64 / adapter, bare / adapter);
+}

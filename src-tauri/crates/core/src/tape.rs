@@ -16,16 +16,23 @@ use crate::model::Millis;
 pub enum FeedFormat {
     /// GeoJSON (RFC 7946): a Feature or a FeatureCollection.
     GeoJson,
+    /// OASIS Common Alerting Protocol 1.2 (1.1 accepted): one alert, or an Atom/RSS index of
+    /// alerts.
+    Cap,
+    /// Cursor-on-Target XML events, one or several concatenated (a TCP stream chunk).
+    Cot,
 }
 
 impl FeedFormat {
     /// Every known format.
-    pub const ALL: [FeedFormat; 1] = [FeedFormat::GeoJson];
+    pub const ALL: [FeedFormat; 3] = [FeedFormat::GeoJson, FeedFormat::Cap, FeedFormat::Cot];
 
     /// The name used in manifests and tapes.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedFormat::GeoJson => "geojson",
+            FeedFormat::Cap => "cap",
+            FeedFormat::Cot => "cot",
         }
     }
 }
@@ -67,7 +74,7 @@ pub enum TapeLineError {
     #[error("time {0:?} is not an RFC 3339 timestamp")]
     Time(String),
     /// `format` names no known format.
-    #[error("unknown format {0:?} (known: geojson)")]
+    #[error("unknown format {0:?} (known: geojson, cap, cot)")]
     UnknownFormat(String),
     /// `feed` is empty.
     #[error("feed id is empty")]
@@ -196,6 +203,19 @@ mod tests {
         assert_eq!(issues[3].reason, TapeLineError::Body);
         assert_eq!(issues[4].reason, TapeLineError::EmptyFeed);
         assert!(issues[5].to_string().starts_with("line 9: not a tape record"));
+    }
+
+    #[test]
+    fn every_format_name_round_trips_and_unknown_ones_list_the_known() {
+        for f in FeedFormat::ALL {
+            assert_eq!(f.as_str().parse::<FeedFormat>().unwrap(), f);
+            // The serde name (manifests) and the tape name agree.
+            assert_eq!(serde_json::to_value(f).unwrap(), serde_json::Value::String(f.as_str().into()));
+        }
+        let e = "kml".parse::<FeedFormat>().unwrap_err().to_string();
+        for f in FeedFormat::ALL {
+            assert!(e.contains(f.as_str()), "{e}");
+        }
     }
 
     #[test]

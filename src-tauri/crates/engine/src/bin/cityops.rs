@@ -356,7 +356,6 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
 /// The real payloads each adapter is benchmarked on.
 fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::DecodeCase>> {
     use cityops_core::tape::FeedFormat;
-    let _ = data;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
     let spec = |id: &str, layer: Layer, format: FeedFormat| FeedSpec { id: id.into(), layer, format, name: String::new(), mapping: serde_json::Value::Null };
     let mut cases = Vec::new();
@@ -369,6 +368,43 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         source: "fixtures/scenarios/helsinki-storm tape bodies".into(),
         payloads: demo.messages.iter().map(|m| (m.topic.clone(), m.body.clone())).collect(),
         bare: feeds::geojson::bare_parse,
+    });
+
+    // CAP: the real OASIS, IPAWS, NWS and NOAA alerts (CAP 1.0 examples are refused by design).
+    let cap_dir = data.join("cap");
+    let mut alerts: Vec<_> = std::fs::read_dir(&cap_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (the shared sample data folder; see --data)", cap_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("v1dot0")))
+        .collect();
+    alerts.sort();
+    let mut cap = spec("alerts", Layer::Alerts, FeedFormat::Cap);
+    cap.mapping = serde_json::json!({ "fallback_position": [24.9384, 60.1699] });
+    cases.push(cityops_engine::bench::DecodeCase {
+        spec: cap,
+        base_dir: cap_dir.clone(),
+        source: format!("{} real alerts in {}", alerts.len(), cap_dir.display()),
+        payloads: alerts.iter().map(|p| std::fs::read(p).map(|b| (None, b))).collect::<Result<_, _>>()?,
+        bare: feeds::cap::bare_parse,
+    });
+
+    // CoT: no real capture is published; events as ATAK sends them (MITRE base schema plus the
+    // usual ATAK detail), one per message as the TCP framing yields them.
+    let events = (0..200)
+        .map(|k| {
+            let body = format!(
+                r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><event version="2.0" uid="ANDROID-{k}" type="a-f-G-U-C" how="m-g" time="2026-11-26T19:10:00Z" start="2026-11-26T19:10:00Z" stale="2026-11-26T19:16:00Z"><point lat="60.17{k:02}" lon="24.94{k:02}" hae="15.2" ce="9.9" le="9999999.0"/><detail><takv os="34" version="4.10.0" device="PIXEL" platform="ATAK-CIV"/><contact endpoint="*:-1:stcp" callsign="HEL-{k}"/><__group role="Team Member" name="Cyan"/><status battery="88"/><track course="90.0" speed="1.5"/><remarks>Patrol &amp; check &lt;north&gt;</remarks></detail></event>"#
+            );
+            (None, body.into_bytes())
+        })
+        .collect();
+    cases.push(cityops_engine::bench::DecodeCase {
+        spec: spec("units", Layer::Security, FeedFormat::Cot),
+        base_dir: repo.clone(),
+        source: "200 ATAK-style events (no real capture is published)".into(),
+        payloads: events,
+        bare: feeds::cot::bare_parse,
     });
     Ok(cases)
 }

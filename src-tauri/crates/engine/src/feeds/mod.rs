@@ -7,7 +7,10 @@
 //! may keep state between messages (CAP updates refer to earlier alerts), so `decode` takes
 //! `&mut self`; they never do IO while decoding.
 
+pub mod cap;
+pub mod cot;
 pub mod geojson;
+pub mod xml;
 
 use std::path::Path;
 
@@ -86,6 +89,8 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
     let _ = base_dir;
     match spec.format {
         FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
+        FeedFormat::Cap => Ok(Box::new(cap::CapAdapter::from_mapping(&spec.id, &spec.mapping)?)),
+        FeedFormat::Cot => Ok(Box::new(cot::CotAdapter::from_mapping(&spec.id, &spec.mapping)?)),
     }
 }
 
@@ -95,6 +100,10 @@ pub fn stream_framing(format: FeedFormat) -> fn(&mut Vec<u8>) -> Vec<Vec<u8>> {
     match format {
         // A GeoJSON stream carries one document per line.
         FeedFormat::GeoJson => crate::live::split_lines,
+        // A TAK server streams CoT events back to back; the splitter finds event boundaries.
+        FeedFormat::Cot => cot::split_stream,
+        // Formats that do not stream over TCP are taken one document per line.
+        FeedFormat::Cap => crate::live::split_lines,
     }
 }
 

@@ -357,3 +357,87 @@ impl Mosquitto {
         panic!("mosquitto did not come back on port {port}");
     }
 }
+
+/// An HTTP server answering by path, counting requests per path.
+async fn route_server(listener: std::net::TcpListener, routes: Vec<(String, Vec<u8>)>) -> (SocketAddr, Arc<Mutex<std::collections::HashMap<String, usize>>>) {
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let (routes, counter) = (routes.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
+                let (status, body) = match routes.iter().find(|(p, _)| *p == path) {
+                    Some((_, b)) => ("200 OK", b.clone()),
+                    None => ("404 Not Found", b"no such alert".to_vec()),
+                };
+                let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_index_is_followed_once_per_alert() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/cap");
+    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let quake = std::fs::read(data.join("v1dot2_appendix_adot3.xml")).unwrap();
+    let storm = std::fs::read(data.join("v1dot2_appendix_adot2.xml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The server's address is needed inside the index, so bind first and fill the routes after.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let index = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>alerts</title>
+<entry><id>q</id><title>Quake</title><link href="http://127.0.0.1:{port}/alerts/quake.xml"/></entry>
+<entry><id>s</id><title>Storm</title><link href="http://127.0.0.1:{port}/alerts/storm.xml"/></entry>
+<entry><id>m</id><title>Missing</title><link href="http://127.0.0.1:{port}/alerts/missing.xml"/></entry>
+</feed>"#
+    );
+    let routes = vec![
+        ("/index.xml".to_owned(), index.into_bytes()),
+        ("/alerts/quake.xml".to_owned(), quake),
+        ("/alerts/storm.xml".to_owned(), storm),
+    ];
+    let (addr, hits) = route_server(listener, routes).await;
+    let config = format!(
+        r#"
+[[feeds]]
+id = "warnings"
+layer = "alerts"
+format = "cap"
+[feeds.transport]
+type = "http-poll"
+url = "http://{addr}/index.xml"
+interval_s = 1
+[feeds.mapping]
+fallback_position = [24.9384, 60.1699]
+"#
+    );
+    let live = start(dir.path(), &config, "live.db", None).await;
+    live.until("three polls of the index", |_| hits.lock().unwrap().get("/index.xml").copied().unwrap_or(0) >= 3).await;
+    let summary = live.stop().await;
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!(hits.get("/alerts/quake.xml"), Some(&1), "{hits:?}");
+    assert_eq!(hits.get("/alerts/storm.xml"), Some(&1), "{hits:?}");
+    // A link that fails is tried again at every poll, and each failure is quarantined.
+    assert!(hits.get("/alerts/missing.xml").copied().unwrap_or(0) >= 3, "{hits:?}");
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let shown = store.picture_at(summary.run, i64::MAX).unwrap();
+    let events: Vec<String> = shown.iter().filter_map(|o| o.fields.get("event").and_then(|e| e.as_str()).map(str::to_owned)).collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert!(events.iter().any(|e| e.contains("EQ") || e.to_lowercase().contains("earthquake")), "{events:?}");
+    let quarantine = store.quarantine(summary.run).unwrap();
+    assert!(quarantine.iter().any(|q| q.reason.contains("missing.xml") && q.reason.contains("404")), "{:?}", quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>());
+}

@@ -1,10 +1,18 @@
 //! HTTP polling: GET the feed's URL every interval. A non-2xx answer, a body over the size
 //! limit, a connection error or a request that hangs past its timeout is quarantined as a
 //! transport failure and retried with backoff; the feed never stops.
+//!
+//! A CAP feed may be an Atom or RSS index of alerts rather than one alert: the index is a
+//! message like any other (alerts embedded in it decode from it), and every alert it links to
+//! that has not been fetched before is fetched and becomes a message of its own.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+
+use std::collections::{HashSet, VecDeque};
+
+use cityops_core::tape::FeedFormat;
 
 use super::{now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
@@ -44,13 +52,34 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
     };
     let interval = Duration::from_secs(interval_s);
     let mut backoff = Backoff::new(interval, Duration::from_secs(300).max(interval));
+    let mut fetched = Seen::default();
     loop {
         let wait = match poll(&client, &url).await {
             Ok(body) => {
                 health.connected(&id);
                 backoff.reset();
+                let links = match feed.spec.format {
+                    FeedFormat::Cap => crate::feeds::cap::index_links(&body).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
                 if tx.send(Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }).await.is_err() {
                     return;
+                }
+                for link in links {
+                    if fetched.contains(&link) {
+                        continue;
+                    }
+                    // A link that failed is tried again at the next poll of the index.
+                    let incoming = match poll(&client, &link).await {
+                        Ok(body) => {
+                            fetched.insert(&link);
+                            Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }
+                        }
+                        Err((reason, body)) => fail(format!("GET {link}: {reason}"), body),
+                    };
+                    if tx.send(incoming).await.is_err() {
+                        return;
+                    }
                 }
                 interval
             }
@@ -69,6 +98,34 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
         }
         if *stop.borrow() {
             return;
+        }
+    }
+}
+
+/// The links already fetched, bounded: the oldest are forgotten first.
+#[derive(Default)]
+struct Seen {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Seen {
+    const CAPACITY: usize = 10_000;
+
+    fn contains(&self, link: &str) -> bool {
+        self.set.contains(link)
+    }
+
+    /// Remembers `link`.
+    fn insert(&mut self, link: &str) {
+        if !self.set.insert(link.to_owned()) {
+            return;
+        }
+        self.order.push_back(link.to_owned());
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
         }
     }
 }

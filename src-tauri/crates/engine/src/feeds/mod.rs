@@ -8,6 +8,8 @@
 //! `&mut self`; they never do IO while decoding.
 
 pub mod geojson;
+pub mod gtfs_static;
+pub mod mapping;
 
 use std::path::Path;
 

@@ -11,21 +11,36 @@ use serde::{Deserialize, Serialize};
 use crate::model::Millis;
 
 /// The payload formats a feed can speak.
+///
+/// The serde names are spelled out one by one because they are the names manifests and tapes
+/// use, and some of them (`gtfs-rt`, `mqtt-json`) follow no case rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum FeedFormat {
     /// GeoJSON (RFC 7946): a Feature or a FeatureCollection.
+    #[serde(rename = "geojson")]
     GeoJson,
+    /// GTFS-Realtime 2.0: a protobuf `FeedMessage` of vehicle positions, trip updates or alerts.
+    #[serde(rename = "gtfs-rt")]
+    GtfsRt,
+    /// OGC SensorThings API v1.1: a JSON `Observations` response with expanded datastreams.
+    #[serde(rename = "sensorthings")]
+    SensorThings,
+    /// JSON telemetry objects published on MQTT topics.
+    #[serde(rename = "mqtt-json")]
+    MqttJson,
 }
 
 impl FeedFormat {
     /// Every known format.
-    pub const ALL: [FeedFormat; 1] = [FeedFormat::GeoJson];
+    pub const ALL: [FeedFormat; 4] = [FeedFormat::GeoJson, FeedFormat::GtfsRt, FeedFormat::SensorThings, FeedFormat::MqttJson];
 
     /// The name used in manifests and tapes.
     pub fn as_str(self) -> &'static str {
         match self {
             FeedFormat::GeoJson => "geojson",
+            FeedFormat::GtfsRt => "gtfs-rt",
+            FeedFormat::SensorThings => "sensorthings",
+            FeedFormat::MqttJson => "mqtt-json",
         }
     }
 }
@@ -67,7 +82,7 @@ pub enum TapeLineError {
     #[error("time {0:?} is not an RFC 3339 timestamp")]
     Time(String),
     /// `format` names no known format.
-    #[error("unknown format {0:?} (known: geojson)")]
+    #[error("unknown format {0:?} (known: geojson, gtfs-rt, sensorthings, mqtt-json)")]
     UnknownFormat(String),
     /// `feed` is empty.
     #[error("feed id is empty")]
@@ -196,6 +211,17 @@ mod tests {
         assert_eq!(issues[3].reason, TapeLineError::Body);
         assert_eq!(issues[4].reason, TapeLineError::EmptyFeed);
         assert!(issues[5].to_string().starts_with("line 9: not a tape record"));
+    }
+
+    #[test]
+    fn format_names_round_trip_through_from_str_and_serde() {
+        for f in FeedFormat::ALL {
+            assert_eq!(f.as_str().parse::<FeedFormat>().unwrap(), f);
+            assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.as_str()));
+            assert_eq!(serde_json::from_str::<FeedFormat>(&format!("\"{}\"", f.as_str())).unwrap(), f);
+        }
+        let known = FeedFormat::ALL.map(FeedFormat::as_str).join(", ");
+        assert_eq!(TapeLineError::UnknownFormat("kml".into()).to_string(), format!("unknown format \"kml\" (known: {known})"));
     }
 
     #[test]

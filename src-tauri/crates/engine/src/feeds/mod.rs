@@ -8,8 +8,11 @@
 //! `&mut self`; they never do IO while decoding.
 
 pub mod geojson;
+pub mod gtfs_rt;
 pub mod gtfs_static;
 pub mod mapping;
+pub mod mqtt_json;
+pub mod sensorthings;
 
 use std::path::Path;
 
@@ -85,9 +88,11 @@ pub trait Adapter: Send {
 /// Builds the adapter for a feed. `base_dir` resolves relative paths in its mapping (reference
 /// data such as a GTFS static zip).
 pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>, AdapterConfigError> {
-    let _ = base_dir;
     match spec.format {
         FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
+        FeedFormat::GtfsRt => Ok(Box::new(gtfs_rt::GtfsRtAdapter::from_spec(spec, base_dir)?)),
+        FeedFormat::SensorThings => Ok(Box::new(sensorthings::SensorThingsAdapter::from_spec(spec)?)),
+        FeedFormat::MqttJson => Ok(Box::new(mqtt_json::MqttJsonAdapter::from_spec(spec)?)),
     }
 }
 

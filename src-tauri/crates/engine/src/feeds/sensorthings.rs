@@ -32,8 +32,22 @@
 //! [`filter_since`] is the query string to poll with; [`next_link`] reads the next page's URL.
 //! The `$filter` uses `gt` on the last phenomenonTime seen, so an observation that arrives
 //! later with exactly that time is missed (`ge` would instead repeat one observation per
-//! poll); `$orderby` is left out because django-ogc-sensorthings 1.2.0 answers 500 to
-//! `$orderby=phenomenonTime`. Paging follows `@iot.nextLink`.
+//! poll). Paging follows `@iot.nextLink`.
+//!
+//! The real server in the tests, django-ogc-sensorthings 1.2.0, has four bugs a transport
+//! must work around (each seen in `tests/sensorthings_live.rs`):
+//! 1. In a collection, a to-one `$expand` (Observation → Datastream → Thing) repeats the
+//!    *first* item's entity for every item, so `/Observations?{filter_since}` across several
+//!    datastreams would put every reading on the first Thing. Poll either
+//!    `/Datastreams('{id}')/Observations?{filter_since}` per datastream, or `/Observations`
+//!    with `$top=1`.
+//! 2. Paging under a navigation path (`/Datastreams('{id}')/Observations?...&$top=1&$skip=1`)
+//!    repeats items; paging on the top-level `/Observations` works. So per-datastream polls
+//!    take one page (the server's `MAX_TOP`, 100 by default) and poll again sooner.
+//! 3. `$orderby=phenomenonTime` (asc or desc) answers 500 (`resultTime` works), so
+//!    [`filter_since`] sets no order and results arrive in none promised.
+//! 4. POSTing an interval `phenomenonTime` (`start/end`) answers 500; the adapter still reads
+//!    intervals from servers that have them.
 //!
 //! # Hostile input
 //! JSON errors say where (line, column) and name NaN/Infinity and the nesting limit (128);

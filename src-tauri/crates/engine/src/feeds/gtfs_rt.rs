@@ -6,7 +6,7 @@
 //!   `vehicle/{vehicle.id, else vehicle.label, else the entity id}`, observed at the position's
 //!   `timestamp` (else the header's, else arrival). Fields: `route`, `trip`, `label`,
 //!   `vehicle_id`, `bearing`, `speed` (m/s), `occupancy`, `occupancy_percentage`,
-//!   `current_status`, `stop_id`, `congestion`, `start_date`, `direction_id`.
+//!   `current_status`, `stop_id`, `congestion`, `direction_id`.
 //! - **TripUpdate** → entity `trip/{trip_id}` (else `trip/{entity id}`): kind
 //!   `vehicle.delayed` when the largest delay over its stop time updates (each event's `delay`,
 //!   else `time - scheduled_time`; SKIPPED and NO_DATA stops ignored; the trip-level `delay`
@@ -104,14 +104,16 @@ impl Default for GtfsRtMapping {
 pub struct GtfsRtAdapter {
     mapping: GtfsRtMapping,
     reference: Option<Arc<GtfsStatic>>,
-    /// Latest positions by `v:{vehicle}` and `t:{trip}`, with their observed time.
-    positions: HashMap<String, (GeoPoint, Millis)>,
+    /// Latest positions by vehicle key, with their observed time.
+    by_vehicle: HashMap<String, (GeoPoint, Millis)>,
+    /// Latest positions by trip id, with their observed time.
+    by_trip: HashMap<String, (GeoPoint, Millis)>,
 }
 
 impl GtfsRtAdapter {
     /// An adapter with the given choices and optional GTFS static reference data.
     pub fn new(mapping: GtfsRtMapping, reference: Option<Arc<GtfsStatic>>) -> Self {
-        GtfsRtAdapter { mapping, reference, positions: HashMap::new() }
+        GtfsRtAdapter { mapping, reference, by_vehicle: HashMap::new(), by_trip: HashMap::new() }
     }
 
     /// Builds the adapter from a feed spec, loading `mapping.gtfs_static` relative to `base_dir`.
@@ -166,63 +168,77 @@ impl Adapter for GtfsRtAdapter {
             }
             None => None,
         };
-        let mut seen: HashMap<String, usize> = HashMap::with_capacity(frame.entities.len());
-        let mut decoded: Vec<(usize, usize, FeedEntity)> = Vec::with_capacity(frame.entities.len());
-        for (i, (offset, bytes)) in frame.entities.iter().enumerate() {
-            let place = format!("entity[{i}] (byte {offset})");
-            let entity = match FeedEntity::decode(*bytes) {
-                Ok(e) => e,
-                Err(e) => {
-                    out.rejected.push(Rejected { place, reason: e.to_string() });
-                    continue;
+        // Decode every entity on its own, so that a broken one costs only itself.
+        let place = |i: usize| format!("entity[{i}] (byte {})", frame.entities[i].0);
+        let mut entities: Vec<Option<FeedEntity>> = Vec::with_capacity(frame.entities.len());
+        for (i, (_, bytes)) in frame.entities.iter().enumerate() {
+            match FeedEntity::decode(*bytes) {
+                Ok(e) if e.id.is_empty() => {
+                    out.rejected.push(Rejected { place: place(i), reason: "entity id is empty (it is required)".into() });
+                    entities.push(None);
                 }
-            };
-            if entity.id.is_empty() {
-                out.rejected.push(Rejected { place, reason: "entity id is empty (it is required)".into() });
-                continue;
+                Ok(e) => entities.push(Some(e)),
+                Err(e) => {
+                    out.rejected.push(Rejected { place: place(i), reason: e.to_string() });
+                    entities.push(None);
+                }
             }
-            if let Some(first) = seen.get(&entity.id) {
-                out.rejected.push(Rejected { place, reason: format!("duplicate entity id {:?} (kept entity[{first}])", entity.id) });
-                continue;
+        }
+        // A repeated id keeps its first entity. The ids are borrowed, not copied: this runs
+        // for every entity of every message.
+        let mut duplicates = Vec::new();
+        {
+            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(entities.len());
+            for (i, e) in entities.iter().enumerate() {
+                if let Some(e) = e {
+                    if let Some(first) = seen.insert(e.id.as_str(), i) {
+                        seen.insert(e.id.as_str(), first);
+                        duplicates.push((i, first));
+                    }
+                }
             }
-            seen.insert(entity.id.clone(), i);
-            decoded.push((i, *offset, entity));
+        }
+        for (i, first) in duplicates {
+            if let Some(e) = entities[i].take() {
+                out.rejected.push(Rejected { place: place(i), reason: format!("duplicate entity id {:?} (kept entity[{first}])", e.id) });
+            }
         }
         // Vehicle positions first, so that trip updates in the same message can be placed at
         // their vehicles whatever the order of entities.
         let mut idx = 0u32;
-        let mut pending = Vec::new();
-        for (i, offset, entity) in decoded {
+        out.observations.reserve(entities.len());
+        for (i, slot) in entities.iter_mut().enumerate() {
+            let Some(entity) = slot else { continue };
             if entity.is_deleted == Some(true) {
+                *slot = None;
                 continue;
             }
-            let place = format!("entity[{i}] (byte {offset})");
-            let observation_types = entity.vehicle.is_some() as u8 + entity.trip_update.is_some() as u8 + entity.alert.is_some() as u8;
-            if observation_types == 0 {
+            if entity.vehicle.is_none() && entity.trip_update.is_none() && entity.alert.is_none() {
                 if entity.shape.is_none() && entity.stop.is_none() && entity.trip_modifications.is_none() {
-                    out.rejected.push(Rejected { place, reason: format!("entity {:?} has no vehicle, trip_update or alert", entity.id) });
+                    out.rejected.push(Rejected { place: place(i), reason: format!("entity {:?} has no vehicle, trip_update or alert", entity.id) });
                 }
+                *slot = None;
                 continue;
             }
-            if let Some(v) = &entity.vehicle {
+            if let Some(v) = entity.vehicle.take() {
                 match self.vehicle(ctx, idx, header_ms, &entity.id, v) {
                     Ok(o) => {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{place}.vehicle{field}"), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.vehicle{field}", place(i)), reason }),
                 }
             }
-            pending.push((place, entity));
         }
-        for (place, entity) in pending {
+        for (i, entity) in entities.iter().enumerate() {
+            let Some(entity) = entity else { continue };
             if let Some(tu) = &entity.trip_update {
                 match self.trip_update(ctx, idx, header_ms, &entity.id, tu) {
                     Ok(o) => {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{place}.trip_update{field}"), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.trip_update{field}", place(i)), reason }),
                 }
             }
             if let Some(a) = &entity.alert {
@@ -231,7 +247,7 @@ impl Adapter for GtfsRtAdapter {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{place}.alert{field}"), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.alert{field}", place(i)), reason }),
                 }
             }
         }
@@ -286,18 +302,26 @@ fn f32_field(v: Option<f32>) -> Option<Value> {
 }
 
 impl GtfsRtAdapter {
-    fn remember(&mut self, key: String, p: GeoPoint, at: Millis) {
-        if self.positions.len() >= MAX_REMEMBERED && !self.positions.contains_key(&key) {
-            self.positions.clear();
+    /// Remembers a position, updating in place when the key is known (no allocation on the
+    /// common path: the same vehicles report every few seconds).
+    fn remember(map: &mut HashMap<String, (GeoPoint, Millis)>, key: &str, p: GeoPoint, at: Millis) {
+        if let Some(slot) = map.get_mut(key) {
+            *slot = (p, at);
+            return;
         }
-        self.positions.insert(key, (p, at));
+        if map.len() >= MAX_REMEMBERED {
+            map.clear();
+        }
+        map.insert(key.to_owned(), (p, at));
     }
 
-    fn vehicle(&mut self, ctx: MessageContext<'_>, idx: u32, header_ms: Option<Millis>, entity_id: &str, v: &gtfs_realtime::VehiclePosition) -> Result<Observation, EntityError> {
-        let desc = v.vehicle.as_ref();
-        let vid = desc.and_then(|d| d.id.as_deref()).filter(|s| !s.is_empty());
-        let label = desc.and_then(|d| d.label.as_deref()).filter(|s| !s.is_empty());
-        let key = vid.or(label).unwrap_or(entity_id);
+    /// One vehicle position. It takes the decoded message by value and moves its strings into
+    /// the observation: this runs for every vehicle every few seconds.
+    fn vehicle(&mut self, ctx: MessageContext<'_>, idx: u32, header_ms: Option<Millis>, entity_id: &str, v: gtfs_realtime::VehiclePosition) -> Result<Observation, EntityError> {
+        let (mut vid, mut label) = match v.vehicle {
+            Some(d) => (d.id.filter(|s| !s.is_empty()), d.label.filter(|s| !s.is_empty())),
+            None => (None, None),
+        };
         let pos = v.position.as_ref().ok_or_else(|| err(".position", "missing: a vehicle position without a position"))?;
         let (lat, lon) = (f64::from(pos.latitude), f64::from(pos.longitude));
         if lat == 0.0 && lon == 0.0 {
@@ -305,45 +329,47 @@ impl GtfsRtAdapter {
         }
         let position = GeoPoint::new(lon, lat).ok_or_else(|| err(".position", format!("latitude {lat}, longitude {lon} is out of range")))?;
         let observed_ms = observed_time(v.timestamp, ".timestamp", header_ms, ctx.received_ms)?;
-        let trip = v.trip.as_ref();
+        let key = vid.as_deref().or(label.as_deref()).unwrap_or(entity_id);
+        let entity = format!("vehicle/{key}");
+        Self::remember(&mut self.by_vehicle, key, position, observed_ms);
+        let (mut route, mut trip, direction) = match v.trip {
+            Some(t) => (t.route_id.filter(|s| !s.is_empty()), t.trip_id.filter(|s| !s.is_empty()), t.direction_id),
+            None => (None, None, None),
+        };
+        if let Some(t) = &trip {
+            Self::remember(&mut self.by_trip, t, position, observed_ms);
+        }
+        let title = match (route.as_deref(), label.as_deref().or(vid.as_deref())) {
+            (Some(r), Some(l)) => format!("Route {} vehicle {l}", self.route_name(r)),
+            (Some(r), None) => format!("Route {} vehicle", self.route_name(r)),
+            (None, Some(l)) => format!("Vehicle {l}"),
+            (None, None) => format!("Vehicle {entity_id}"),
+        };
         let mut fields = Map::new();
-        opt_str(&mut fields, "route", trip.and_then(|t| t.route_id.as_deref()));
-        opt_str(&mut fields, "trip", trip.and_then(|t| t.trip_id.as_deref()));
-        opt_str(&mut fields, "start_date", trip.and_then(|t| t.start_date.as_deref()));
-        if let Some(d) = trip.and_then(|t| t.direction_id) {
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                fields.insert(k.to_owned(), Value::String(v));
+            }
+        };
+        put("route", route.take());
+        put("trip", trip.take());
+        put("vehicle_id", vid.take());
+        put("label", label.take());
+        put("stop_id", v.stop_id.filter(|s| !s.is_empty()));
+        put("occupancy", enum_name!(vehicle_position::OccupancyStatus, v.occupancy_status));
+        put("current_status", enum_name!(vehicle_position::VehicleStopStatus, v.current_status));
+        put("congestion", enum_name!(vehicle_position::CongestionLevel, v.congestion_level));
+        if let Some(d) = direction {
             fields.insert("direction_id".into(), json!(d));
         }
-        opt_str(&mut fields, "vehicle_id", vid);
-        opt_str(&mut fields, "label", label);
         if let Some(b) = f32_field(pos.bearing) {
             fields.insert("bearing".into(), b);
         }
         if let Some(s) = f32_field(pos.speed) {
             fields.insert("speed".into(), s);
         }
-        if let Some(o) = enum_name!(vehicle_position::OccupancyStatus, v.occupancy_status) {
-            fields.insert("occupancy".into(), Value::String(o));
-        }
         if let Some(p) = v.occupancy_percentage {
             fields.insert("occupancy_percentage".into(), json!(p));
-        }
-        if let Some(s) = enum_name!(vehicle_position::VehicleStopStatus, v.current_status) {
-            fields.insert("current_status".into(), Value::String(s));
-        }
-        if let Some(c) = enum_name!(vehicle_position::CongestionLevel, v.congestion_level) {
-            fields.insert("congestion".into(), Value::String(c));
-        }
-        opt_str(&mut fields, "stop_id", v.stop_id.as_deref());
-        let route = trip.and_then(|t| t.route_id.as_deref()).filter(|s| !s.is_empty());
-        let title = match (route, label.or(vid)) {
-            (Some(r), Some(l)) => format!("Route {} vehicle {l}", self.route_name(r)),
-            (Some(r), None) => format!("Route {} vehicle", self.route_name(r)),
-            (None, Some(l)) => format!("Vehicle {l}"),
-            (None, None) => format!("Vehicle {key}"),
-        };
-        self.remember(format!("v:{key}"), position, observed_ms);
-        if let Some(t) = trip.and_then(|t| t.trip_id.as_deref()).filter(|s| !s.is_empty()) {
-            self.remember(format!("t:{t}"), position, observed_ms);
         }
         Ok(Observation {
             feed: ctx.feed.to_owned(),
@@ -354,21 +380,21 @@ impl GtfsRtAdapter {
             layer: ctx.layer,
             kind: "vehicle.position".into(),
             severity: Severity::Normal,
-            entity: format!("vehicle/{key}"),
+            entity,
             position,
             title,
             fields,
         })
     }
 
-    /// The route's short name from GTFS static, else its id.
-    fn route_name(&self, route_id: &str) -> String {
+    /// The route's short name from GTFS static, else its long name, else its id.
+    fn route_name<'s>(&'s self, route_id: &'s str) -> &'s str {
         self.reference
             .as_ref()
             .and_then(|g| g.routes.get(route_id))
-            .map(|r| if r.short_name.is_empty() { r.long_name.clone() } else { r.short_name.clone() })
+            .map(|r| if r.short_name.is_empty() { r.long_name.as_str() } else { r.short_name.as_str() })
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| route_id.to_owned())
+            .unwrap_or(route_id)
     }
 
     fn delay_severity(&self, delay: i64) -> Severity {
@@ -459,9 +485,8 @@ impl GtfsRtAdapter {
         let max_age_ms = self.mapping.vehicle_position_max_age_s.saturating_mul(1000);
         let remembered = vid
             .or(label)
-            .map(|v| format!("v:{v}"))
-            .and_then(|k| self.positions.get(&k))
-            .or_else(|| trip_id.and_then(|t| self.positions.get(&format!("t:{t}"))))
+            .and_then(|k| self.by_vehicle.get(k))
+            .or_else(|| trip_id.and_then(|t| self.by_trip.get(t)))
             .filter(|(_, at)| at.abs_diff(observed_ms) <= max_age_ms as u64);
         let (position, placed_by) = if let Some((p, _)) = remembered {
             (*p, "vehicle")

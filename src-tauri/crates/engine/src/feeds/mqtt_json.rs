@@ -191,12 +191,15 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
 /// The MQTT JSON adapter of one feed; it keeps no state between messages.
 pub struct MqttJsonAdapter {
     mapping: MqttJsonMapping,
+    /// Each threshold's field path, split once here rather than for every message.
+    watch_paths: Vec<Vec<String>>,
 }
 
 impl MqttJsonAdapter {
     /// An adapter with the given mapping.
     pub fn new(mapping: MqttJsonMapping) -> Self {
-        MqttJsonAdapter { mapping }
+        let watch_paths = mapping.thresholds.iter().map(|t| path(&t.watch)).collect();
+        MqttJsonAdapter { mapping, watch_paths }
     }
 
     /// Builds the adapter from a feed spec.
@@ -273,11 +276,13 @@ impl MqttJsonAdapter {
     }
 }
 
-/// Runs only the JSON parser over the body (into `IgnoredAny`, no tree), for the decode
-/// benchmark; returns 1 (the body counts as one message whatever it holds).
+/// Runs only the JSON parser over the body, for the decode benchmark; returns the number of
+/// telemetry objects (the length of a top-level array, else 1). It builds the same generic
+/// tree (`serde_json::Value`) the adapter starts from, because the fields the mapping reads
+/// are chosen at run time; the ratio of the two rates is then the cost of the mapping itself.
 pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| json_error(&e, body))?;
-    Ok(1)
+    let doc: Value = serde_json::from_slice(body).map_err(|e| json_error(&e, body))?;
+    Ok(doc.as_array().map_or(1, Vec::len))
 }
 
 impl Adapter for MqttJsonAdapter {
@@ -384,10 +389,9 @@ impl MqttJsonAdapter {
             })?,
         };
         let mut hits = Vec::new();
-        for t in &m.thresholds {
-            let p = path(&t.watch);
-            if let Some(v) = lookup(&obj, &p) {
-                if t.triggers(v).map_err(|r| (dotted(&p), r))? {
+        for (t, p) in m.thresholds.iter().zip(&self.watch_paths) {
+            if let Some(v) = lookup(&obj, p) {
+                if t.triggers(v).map_err(|r| (dotted(p), r))? {
                     hits.push((t, v));
                 }
             }

@@ -608,7 +608,7 @@ impl GtfsRtAdapter {
                 let shown: Vec<&str> = unplaced.iter().take(5).map(String::as_str).collect();
                 return Err(err(
                     ".informed_entity",
-                    format!("cannot be placed: {} of its informed stops and routes are not in the GTFS static feed (first: {})", unplaced.len(), shown.join(", ")),
+                    format!("cannot be placed: {} of its informed stops and routes have no place in the GTFS static feed (first: {})", unplaced.len(), shown.join(", ")),
                 ));
             }
         };

@@ -160,7 +160,7 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
 }
 
 /// The representative point of a geometry: the point itself, or the mean of the vertices.
-fn position(geometry: &Value) -> Result<GeoPoint, String> {
+pub(crate) fn position(geometry: &Value) -> Result<GeoPoint, String> {
     let kind = geometry.get("type").and_then(Value::as_str).ok_or("no geometry type")?;
     let coords = geometry.get("coordinates").ok_or("no coordinates")?;
     let mut sum = (0.0, 0.0, 0usize);

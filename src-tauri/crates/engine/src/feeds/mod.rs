@@ -10,6 +10,11 @@
 pub mod cap;
 pub mod cot;
 pub mod geojson;
+pub mod gtfs_rt;
+pub mod gtfs_static;
+pub mod mapping;
+pub mod mqtt_json;
+pub mod sensorthings;
 pub mod xml;
 
 use std::path::Path;
@@ -86,11 +91,13 @@ pub trait Adapter: Send {
 /// Builds the adapter for a feed. `base_dir` resolves relative paths in its mapping (reference
 /// data such as a GTFS static zip).
 pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>, AdapterConfigError> {
-    let _ = base_dir;
     match spec.format {
         FeedFormat::GeoJson => Ok(Box::new(geojson::GeoJsonAdapter)),
         FeedFormat::Cap => Ok(Box::new(cap::CapAdapter::from_mapping(&spec.id, &spec.mapping)?)),
         FeedFormat::Cot => Ok(Box::new(cot::CotAdapter::from_mapping(&spec.id, &spec.mapping)?)),
+        FeedFormat::GtfsRt => Ok(Box::new(gtfs_rt::GtfsRtAdapter::from_spec(spec, base_dir)?)),
+        FeedFormat::SensorThings => Ok(Box::new(sensorthings::SensorThingsAdapter::from_spec(spec)?)),
+        FeedFormat::MqttJson => Ok(Box::new(mqtt_json::MqttJsonAdapter::from_spec(spec)?)),
     }
 }
 
@@ -102,8 +109,20 @@ pub fn stream_framing(format: FeedFormat) -> fn(&mut Vec<u8>) -> Vec<Vec<u8>> {
         FeedFormat::GeoJson => crate::live::split_lines,
         // A TAK server streams CoT events back to back; the splitter finds event boundaries.
         FeedFormat::Cot => cot::split_stream,
-        // Formats that do not stream over TCP are taken one document per line.
-        FeedFormat::Cap => crate::live::split_lines,
+        // Text formats that are not normally streamed over TCP are taken one document per line;
+        // binary GTFS-RT has no line structure, so it is not offered over TCP at all and each
+        // chunk goes to the adapter, which refuses what it cannot read.
+        FeedFormat::Cap | FeedFormat::SensorThings | FeedFormat::MqttJson => crate::live::split_lines,
+        FeedFormat::GtfsRt => take_all,
+    }
+}
+
+/// Hands over everything buffered as one message.
+fn take_all(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    if buf.is_empty() {
+        Vec::new()
+    } else {
+        vec![std::mem::take(buf)]
     }
 }
 

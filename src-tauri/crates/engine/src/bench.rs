@@ -339,6 +339,8 @@ pub struct DecodeCase {
     pub payloads: Vec<(Option<String>, Vec<u8>)>,
     /// Runs only the underlying parser over a body.
     pub bare: fn(&[u8]) -> Result<usize, feeds::DecodeError>,
+    /// When the payloads are taken to arrive (adapters refuse times a year off arrival).
+    pub received_ms: i64,
 }
 
 /// Measures a case: alternating adapter and bare passes over the same payloads until each side
@@ -355,7 +357,7 @@ pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, Engin
                 feed: &case.spec.id,
                 layer: case.spec.layer,
                 seq: (passes * case.payloads.len() + i) as u64 + 1,
-                received_ms: 1_795_726_800_000,
+                received_ms: case.received_ms,
                 topic: topic.as_deref(),
             };
             // Refusals are part of the work measured; only an unreadable payload is an error.

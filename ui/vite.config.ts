@@ -9,6 +9,8 @@ import { defineConfig, type Plugin } from "vite";
 /** The map build's output (`maps/` at the repository root): styles and fonts. */
 const mapsDir = fileURLToPath(new URL("../maps", import.meta.url));
 const fontsDir = join(mapsDir, "fonts");
+/** The repository's assets (the alarm sound). */
+const assetsDir = fileURLToPath(new URL("../assets", import.meta.url));
 
 /** Font files as the styles' `font-faces` name them: a plain file name, nothing else. */
 const FONT_FILE = /^[A-Za-z0-9._-]+\.(woff2|woff|ttf|otf|txt)$/;
@@ -41,7 +43,7 @@ function mapFonts(): Plugin {
 export default defineConfig(({ mode }) => ({
   plugins: [svelte(), mapFonts(), ...(mode === "test" ? [svelteTesting()] : [])],
   resolve: {
-    alias: { "@maps": mapsDir },
+    alias: { "@maps": mapsDir, "@assets": assetsDir },
   },
   // Tauri prints its own errors; keep them visible.
   clearScreen: false,
@@ -49,13 +51,15 @@ export default defineConfig(({ mode }) => ({
     port: 5173,
     strictPort: true,
     // The styles are imported from ../maps, outside the UI root.
-    fs: { allow: [".", mapsDir] },
+    fs: { allow: [".", mapsDir, assetsDir] },
   },
   build: {
     outDir: "dist",
     emptyOutDir: true,
     // MapLibre alone is about 1 MB minified; it is loaded from disk, not a network.
     chunkSizeWarningLimit: 1600,
+    // Never inline assets as data: URLs: the shell's CSP allows media only from 'self'.
+    assetsInlineLimit: 0,
   },
   test: {
     include: ["src/**/*.test.ts"],

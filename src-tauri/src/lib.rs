@@ -74,6 +74,16 @@ pub fn run() {
             commands::replay::replay_speed,
             commands::replay::replay_seek,
             commands::replay::observation,
+            commands::incidents::sign_in,
+            commands::incidents::sign_out,
+            commands::incidents::operator,
+            commands::incidents::incident,
+            commands::incidents::incident_transition,
+            commands::incidents::incident_merge,
+            commands::incidents::incident_split,
+            commands::incidents::incident_reassign,
+            commands::incidents::incident_undo,
+            commands::incidents::incident_tick_sop,
         ])
         .run(tauri::generate_context!())
         .expect("the Tauri application failed");

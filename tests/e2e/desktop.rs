@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -277,12 +277,72 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     .await?;
     click_at(c, sub[0].as_f64().unwrap_or(0.0), sub[1].as_f64().unwrap_or(0.0)).await?;
     wait_for_text(&details, "substation.trip", Duration::from_secs(20)).await?;
+
+    // 7. The incident queue shows the outage at the top; the operator signs in, acknowledges it
+    //    with the keyboard, opens it, reads why a member belongs, and the map highlights the area.
+    press(c, ESCAPE).await?;
+    wait_js(c, "observation details closed", r#"return !document.querySelector("[data-testid=details]");"#, Duration::from_secs(10)).await?;
+    let top = wait_js(
+        c,
+        "the power outage at the top of the queue",
+        r#"const e = document.querySelector("[data-testid=incident-entry]");
+           return e && e.textContent.includes("Power outage") && e.dataset.status === "new" ? [e.textContent, e.dataset.severity] : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("top of the queue: {top}");
+    ensure!(top[1] == "extreme", "the outage is not extreme: {top}");
+    c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("E2E Operator").await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
+    let who = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?.text().await?;
+    ensure!(who.contains("E2E Operator"), "signed in as {who:?}");
+    press(c, "a").await?;
+    wait_js(
+        c,
+        "the outage acknowledged",
+        r#"const e = document.querySelector("[data-testid=incident-entry]");
+           return e && e.textContent.includes("Power outage") && e.dataset.status === "acknowledged";"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    press(c, ENTER).await?;
+    let detail = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=incident-detail]")).await?;
+    let text = wait_for_text(&detail, "it is fed by that substation", Duration::from_secs(20)).await?;
+    ensure!(text.contains("Kaisankuja substation"), "the detail does not name the substation: {text:.300}");
+    let explanation = c.find(Locator::Css("[data-testid=incident-group-transport] [data-testid=member-explanation]")).await?.text().await?;
+    println!("a member's explanation: {explanation}");
+    ensure!(explanation.contains("went dark") && explanation.contains("after substation"), "explanation {explanation:?}");
+    ensure!(text.contains("Acknowledged by E2E Operator"), "the timeline lacks the acknowledgement");
+    wait_js(c, "idle at the incident", IDLE, Duration::from_secs(60)).await?;
+    let area = wait_js(
+        c,
+        "the affected area highlighted on the map",
+        r#"const m = window.__cityopsMap;
+           const n = m.getLayer("incident-area-fill") ? m.queryRenderedFeatures({ layers: ["incident-area-fill", "incident-area-line"] }).length : 0;
+           const c = m.getCenter();
+           return n > 0 ? [n, c.lng, c.lat, m.getZoom()] : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("area drawn, camera at {area}");
     wait_js(c, "idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let png = c.screenshot().await?;
     let out = repo().join("assets/screenshot.png");
     std::fs::write(&out, &png)?;
     println!("screenshot saved: {} ({} bytes)", out.display(), png.len());
+    Ok(())
+}
+
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
+/// Presses and releases one key (a character, or a WebDriver key code) on whatever has focus.
+async fn press(c: &Client, key: &str) -> Result<()> {
+    let ch = key.chars().next().context("a key")?;
+    let keys = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: ch }).then(KeyAction::Up { value: ch });
+    c.perform_actions(keys).await?;
     Ok(())
 }
 

@@ -7,6 +7,10 @@
  */
 import type { ApiError } from "./gen/ApiError";
 import type { ApiErrorCode } from "./gen/ApiErrorCode";
+import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
+import type { LifecycleStatus } from "./gen/LifecycleStatus";
+import type { OperatorDto } from "./gen/OperatorDto";
+import type { OperatorRole } from "./gen/OperatorRole";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
@@ -22,6 +26,17 @@ export type { MapFeatureDto } from "./gen/MapFeatureDto";
 export type { ObservationDto } from "./gen/ObservationDto";
 export type { ScenarioDto } from "./gen/ScenarioDto";
 export type { Severity } from "./gen/Severity";
+export type { AreaDto } from "./gen/AreaDto";
+export type { IncidentDetailDto } from "./gen/IncidentDetailDto";
+export type { IncidentEntryDto } from "./gen/IncidentEntryDto";
+export type { IncidentsDiffDto } from "./gen/IncidentsDiffDto";
+export type { LayerGroupDto } from "./gen/LayerGroupDto";
+export type { LifecycleStatus } from "./gen/LifecycleStatus";
+export type { MemberDto } from "./gen/MemberDto";
+export type { OperatorDto } from "./gen/OperatorDto";
+export type { OperatorRole } from "./gen/OperatorRole";
+export type { SopStepDto } from "./gen/SopStepDto";
+export type { TimelineEntryDto } from "./gen/TimelineEntryDto";
 
 export interface Backend {
   /** A short name for the status strip ("desktop" or "fake"). */
@@ -41,9 +56,27 @@ export interface Backend {
   seek(ms: number): Promise<void>;
   /** The newest observation of the entity with this id, with its full payload. */
   observation(id: string): Promise<ObservationDto>;
+  /** Signs an operator in; every incident action is stamped with their name and role. */
+  signIn(name: string, role: OperatorRole, pin: string | null): Promise<OperatorDto>;
+  signOut(): Promise<void>;
+  /** The signed-in operator, or `null`. */
+  operator(): Promise<OperatorDto | null>;
+  /** Members by layer with explanations, timeline, root cause, area and SOP of one incident. */
+  incident(id: string): Promise<IncidentDetailDto>;
+  /** Moves an incident forward in its lifecycle (closing needs a supervisor or trainer). */
+  transition(id: string, to: LifecycleStatus): Promise<void>;
+  /** Moves every member of `from` into `into`. */
+  merge(into: string, from: string): Promise<void>;
+  /** Splits one member out into an incident of its own; resolves to the new incident's id. */
+  split(from: string, entity: string): Promise<string>;
+  /** Moves one member from one incident to another. */
+  reassign(from: string, entity: string, to: string): Promise<void>;
+  /** Takes back the latest merge, split or reassignment. */
+  undo(): Promise<void>;
+  tickSop(id: string, step: number, ticked: boolean): Promise<void>;
 }
 
-const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "internal"];
+const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];
 
 /** True for the `{ code, message }` objects that backend calls reject with. */
 export function isApiError(e: unknown): e is ApiError {

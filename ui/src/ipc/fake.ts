@@ -4,7 +4,22 @@
  * panel: a replay clock that plays, pauses, changes speed and seeks, diffs that carry only
  * what changed, observations with nested payloads, and a feed title that tries HTML injection.
  */
-import type { Backend, ClockDto, Layer, LayerAgeDto, MapDiffDto, MapFeatureDto, ObservationDto, ScenarioDto } from "./backend";
+import type {
+  Backend,
+  ClockDto,
+  IncidentDetailDto,
+  IncidentEntryDto,
+  IncidentsDiffDto,
+  Layer,
+  LayerAgeDto,
+  LifecycleStatus,
+  MapDiffDto,
+  MapFeatureDto,
+  MemberDto,
+  ObservationDto,
+  OperatorDto,
+  ScenarioDto,
+} from "./backend";
 
 const MINUTE = 60_000;
 /** 2026-11-26 17:00:00 in Helsinki (15:00 UTC). */
@@ -128,6 +143,40 @@ function toFeature(o: ObservationDto): MapFeatureDto {
 
 export const FAKE_OBSERVATIONS: readonly ObservationDto[] = CANNED.map(toObservation).sort((a, b) => a.observedMs - b.observedMs);
 
+/** A canned incident: an entry and its members (by observation id) with explanations. */
+type FakeIncident = { entry: IncidentEntryDto; members: { id: string; rule: string; text: string }[]; sop: string[]; ticked: Set<number> };
+
+function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] {
+  const pos = (id: string) => observations.find((o) => o.id === id);
+  const make = (id: string, title: string, type: string, severity: IncidentEntryDto["severity"], openedMs: number, members: FakeIncident["members"], sop: string[]): FakeIncident => {
+    const ps = members.map((m) => pos(m.id)).filter((o): o is ObservationDto => o !== undefined);
+    const layers = [...new Set(ps.map((o) => o.layer))];
+    return {
+      entry: {
+        id, title, incidentType: type, severity, status: "new", active: true, openedMs, clearedMs: null,
+        members: members.length, openMembers: members.length, layers, rootCause: members[0].id, rootCleared: false, manual: false,
+        area: {
+          west: Math.min(...ps.map((o) => o.lon)), south: Math.min(...ps.map((o) => o.lat)),
+          east: Math.max(...ps.map((o) => o.lon)), north: Math.max(...ps.map((o) => o.lat)),
+        },
+        acknowledgedBy: null,
+      },
+      members, sop, ticked: new Set(),
+    };
+  };
+  return [
+    make("inc/grid/1/0", "Power outage: Substation Kaisaniemi", "power_outage", "extreme", at(4), [
+      { id: "grid:substation:kaisaniemi", rule: "seed", text: "substation Kaisaniemi reported a voltage dip; it opened this incident and is its probable root cause" },
+      { id: "signals:4411", rule: "supplied-by-tripped-substation", text: "signal 4411 went dark 6 min after substation Kaisaniemi dipped; it is fed by that substation" },
+      { id: "cctv:kluuvi-12", rule: "supplied-by-tripped-substation", text: "camera kluuvi-12 went offline 1 min before substation Kaisaniemi dipped; it is fed by that substation" },
+      { id: "hsl:tram:3:1021", rule: "delayed-at-dark-junction", text: "tram 3 was delayed 120 m from signal 4411, which went dark 3 min earlier" },
+    ], ["Confirm the trip with the grid operator.", "Ask traffic police to control the dark junctions.", "Tell HSL traffic control."]),
+    make("inc/alerts/2/0", "Weather warning: Helsinki coast", "weather_warning", "severe", at(3), [
+      { id: "alerts:fmi:wind", rule: "seed", text: "wind warning was issued; it opened this incident and is its probable root cause" },
+    ], ["Brief the shift on the warning."]),
+  ];
+}
+
 export type FakeOptions = {
   /** Where the replay clock starts; 10 minutes in by default so the map is not empty. */
   startAtMs?: number;
@@ -179,8 +228,17 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
     });
   };
 
+  const incidents = fakeIncidents(observations);
+  let operator: OperatorDto | null = null;
+  const decisions: { into: string; from: FakeIncident }[] = [];
+  const queue = () => incidents.filter((i) => !decisions.some((d) => d.from === i));
+  const allIncidents = (): IncidentsDiffDto => ({ reset: true, upserts: queue().map((i) => i.entry), removed: [] });
+  let pendingIncidents: IncidentsDiffDto | null = null;
+
   const emit = (reset: boolean, upserts: ObservationDto[]) => {
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges() };
+    const inc = reset ? allIncidents() : pendingIncidents;
+    pendingIncidents = null;
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc };
     for (const l of listeners) l(diff);
   };
 
@@ -208,7 +266,7 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges() });
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents() });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;
@@ -242,6 +300,95 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
       if (!found) throw { code: "notFound", message: `no observation of ${id} at this time` };
       return found;
     },
+    signIn: async (name: string, role: OperatorDto["role"], _pin: string | null) => {
+      if (!name.trim()) throw { code: "invalidInput", message: "an operator name is 1 to 64 printable characters" };
+      operator = { name: name.trim(), role };
+      return operator;
+    },
+    signOut: async () => {
+      operator = null;
+    },
+    operator: async () => operator,
+    incident: async (id: string): Promise<IncidentDetailDto> => {
+      const inc = find(id);
+      const members: MemberDto[] = [inc, ...decisions.filter((d) => d.into === id).map((d) => d.from)].flatMap((i) =>
+        i.members.map((m, n) => {
+          const o = observations.find((x) => x.id === m.id)!;
+          return {
+            entity: m.id, layer: o.layer, kind: o.kind, severity: o.severity, lon: o.lon, lat: o.lat, observedMs: o.observedMs,
+            reports: 1, rule: m.rule, confidence: m.rule === "seed" ? 1 : 0.9, explanation: m.text, distanceM: 0, timeGapS: 0,
+            dependencyPath: [], duplicateOf: null, cleared: false, root: i === inc && n === 0,
+          };
+        }),
+      );
+      const layers: Layer[] = ["transport", "security", "utility", "alerts"];
+      return {
+        entry: inc.entry,
+        root: members.find((m) => m.root) ?? null,
+        groups: layers.map((layer) => ({ layer, members: members.filter((m) => m.layer === layer) })).filter((g) => g.members.length > 0),
+        timeline: [{ atMs: inc.entry.openedMs, kind: "opened", text: `Opened: ${inc.members[0].text}`, operator: null }],
+        sop: inc.sop.map((text, index) => ({ index, text, ticked: inc.ticked.has(index), by: inc.ticked.has(index) ? (operator?.name ?? null) : null })),
+        canUndo: decisions.length > 0,
+      };
+    },
+    transition: async (id: string, to: LifecycleStatus) => {
+      const inc = find(id);
+      const who = signedIn();
+      const order: LifecycleStatus[] = ["new", "acknowledged", "dispatched", "resolved", "closed"];
+      if (order.indexOf(to) <= order.indexOf(inc.entry.status)) throw { code: "invalidInput", message: `incident ${id} is ${inc.entry.status}; it cannot become ${to}` };
+      if (to === "closed" && who.role === "operator") throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
+      inc.entry = { ...inc.entry, status: to, acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
+      changed([inc.entry], []);
+    },
+    merge: async (into: string, from: string) => {
+      signedIn();
+      const target = find(into);
+      const victim = find(from);
+      if (target === victim) throw { code: "invalidInput", message: "an incident cannot be merged with itself" };
+      decisions.push({ into, from: victim });
+      target.entry = { ...target.entry, manual: true, members: target.entry.members + victim.entry.members };
+      changed([target.entry], [from]);
+    },
+    split: async (_from: string, _entity: string): Promise<string> => {
+      signedIn();
+      throw { code: "invalidInput", message: "the fake backend does not split" };
+    },
+    reassign: async (_from: string, _entity: string, _to: string) => {
+      signedIn();
+      throw { code: "invalidInput", message: "the fake backend does not reassign" };
+    },
+    undo: async () => {
+      signedIn();
+      const d = decisions.pop();
+      if (!d) throw { code: "invalidInput", message: "nothing to undo" };
+      const target = find(d.into);
+      target.entry = { ...target.entry, members: target.entry.members - d.from.entry.members };
+      changed([target.entry, d.from.entry], []);
+    },
+    tickSop: async (id: string, step: number, ticked: boolean) => {
+      signedIn();
+      const inc = find(id);
+      if (ticked) inc.ticked.add(step);
+      else inc.ticked.delete(step);
+      changed([inc.entry], []);
+    },
   };
+
+  function find(id: string): FakeIncident {
+    const inc = queue().find((i) => i.entry.id === id);
+    if (!inc) throw { code: "notFound", message: `incident ${JSON.stringify(id)} not found` };
+    return inc;
+  }
+
+  function signedIn(): OperatorDto {
+    if (!operator) throw { code: "forbidden", message: "sign in first: every incident action is recorded with the operator's name" };
+    return operator;
+  }
+
+  function changed(upserts: IncidentEntryDto[], removed: string[]) {
+    pendingIncidents = { reset: false, upserts, removed };
+    emit(false, []);
+  }
+
   return backend;
 }

@@ -7,7 +7,9 @@
  */
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { toApiError, type Backend } from "./backend";
+import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
+import type { OperatorDto } from "./gen/OperatorDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 
@@ -37,5 +39,15 @@ export function createTauriBackend(): Backend {
     setSpeed: (speed) => call<void>("replay_speed", { speed }),
     seek: (ms) => call<void>("replay_seek", { ms }),
     observation: (id) => call<ObservationDto>("observation", { id }),
+    signIn: (name, role, pin) => call<OperatorDto>("sign_in", { name, role, pin }),
+    signOut: () => call<void>("sign_out"),
+    operator: () => call<OperatorDto | null>("operator"),
+    incident: (id) => call<IncidentDetailDto>("incident", { id }),
+    transition: (id, to) => call<void>("incident_transition", { id, to }),
+    merge: (into, from) => call<void>("incident_merge", { into, from }),
+    split: (from, entity) => call<string>("incident_split", { from, entity }),
+    reassign: (from, entity, to) => call<void>("incident_reassign", { from, entity, to }),
+    undo: () => call<void>("incident_undo"),
+    tickSop: (id, step, ticked) => call<void>("incident_tick_sop", { id, step, ticked }),
   };
 }

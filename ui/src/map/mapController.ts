@@ -14,6 +14,8 @@ import { LAYERS, type FeaturesByLayer, type LayerFeatures } from "../state/data"
 import type { Theme } from "../state/view";
 import { basemapStyle, TILE_SCHEME } from "./basemap";
 import { createFrameBatcher, type FrameBatcher } from "./frameBatcher";
+import { AREA_SOURCE, areaCollection, paddedBounds, withArea, type AreaCollection } from "./incidentArea";
+import type { AreaDto } from "../ipc/backend";
 import {
   CLICKABLE_LAYER_IDS,
   composeStyle,
@@ -81,6 +83,7 @@ export class MapController {
   #theme: Theme;
   readonly #archive: string | null;
   #selected: string | null = null;
+  #area: AreaCollection = areaCollection(null);
   #selectedOn: StateTarget | null = null;
 
   constructor(o: MapControllerOptions) {
@@ -166,6 +169,34 @@ export class MapController {
     });
   }
 
+  /** Highlights an incident's affected area (`null` clears it); `fly` moves the camera to it. */
+  setIncidentArea(area: AreaDto | null, fly: boolean): void {
+    this.#area = areaCollection(area);
+    this.#map.getSource<maplibregl.GeoJSONSource>(AREA_SOURCE)?.setData(this.#area);
+    if (area && fly) this.flyToArea(area);
+  }
+
+  /** Flies to an area, leaving room for the panels over the map's edges. */
+  flyToArea(area: AreaDto): void {
+    const [w, s, e, n] = paddedBounds(area);
+    const c = this.#map.getContainer().getBoundingClientRect();
+    // The queue covers the left edge and the detail the right one; the header and the replay
+    // bar cover the top and bottom.
+    const padding = { top: 60, bottom: 90, left: Math.min(320, c.width * 0.25), right: Math.min(460, c.width * 0.3) };
+    this.#map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 17, duration: 900 });
+  }
+
+  /** Flies to a point (a member the operator picked in the incident detail). */
+  flyTo(lon: number, lat: number): void {
+    this.#map.flyTo({ center: [lon, lat], zoom: Math.max(this.#map.getZoom(), 16.5), duration: 700 });
+  }
+
+  /** West, south, east, north of what the map shows. */
+  bounds(): [number, number, number, number] {
+    const b = this.#map.getBounds();
+    return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+  }
+
   setSelected(id: string | null): void {
     this.#selected = id;
     this.#applySelection();
@@ -190,7 +221,7 @@ export class MapController {
     // The camera belongs to the operator, not to the basemap: drop the style's own view so a
     // style swap never moves the map.
     const { center: _c, zoom: _z, bearing: _b, pitch: _p, ...base } = basemapStyle(this.#theme, this.#archive);
-    return composeStyle(base, this.#collections, this.#visible, this.#theme);
+    return withArea(composeStyle(base, this.#collections, this.#visible, this.#theme), this.#area);
   }
 
   /** Brings the stored collections up to date without touching the map. */

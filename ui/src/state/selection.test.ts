@@ -14,6 +14,7 @@ function diff(ids: [string, number][], reset = false): MapDiffDto {
     upserts: ids.map(([id, observedMs]) => ({ id, layer: "transport", kind: "k", severity: "minor", lon: 0, lat: 0, title: id, observedMs })),
     clock: { startMs: T0, endMs: T0 + 1, nowMs: T0, playing: false, speed: 1, ingestedUntilMs: T0, finished: false },
     layers: [],
+    incidents: null,
   };
 }
 

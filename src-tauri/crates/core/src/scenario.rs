@@ -25,6 +25,9 @@ pub struct Manifest {
     pub tape: String,
     /// The asset file (GeoJSON), relative to the scenario folder, if any.
     pub assets: Option<String>,
+    /// The correlation rules file (TOML), relative to the scenario folder, if any. Without one
+    /// the scenario is replayed without incidents.
+    pub rules: Option<String>,
     /// Where the map opens: `[lon, lat, zoom]`.
     pub view: [f64; 3],
     /// The feeds the tape carries.
@@ -64,6 +67,8 @@ struct RawManifest {
     tape: String,
     #[serde(default)]
     assets: Option<String>,
+    #[serde(default)]
+    rules: Option<String>,
     view: [f64; 3],
     #[serde(default)]
     feeds: Vec<FeedSpec>,
@@ -146,6 +151,7 @@ impl Manifest {
             end_ms,
             tape: raw.tape,
             assets: raw.assets,
+            rules: raw.rules,
             view: raw.view,
             feeds: raw.feeds,
         })
@@ -179,6 +185,9 @@ format = "geojson"
         let m = Manifest::parse(GOOD).unwrap();
         assert_eq!(m.name, "Storm");
         assert_eq!(m.tape, "tape.ndjson");
+        assert_eq!(m.rules, None);
+        let with_rules = GOOD.replace("view =", "rules = \"../../rules/default.toml\"\nview =");
+        assert_eq!(Manifest::parse(&with_rules).unwrap().rules.as_deref(), Some("../../rules/default.toml"));
         assert_eq!(m.feed("scada").unwrap().layer, Layer::Utility);
         assert_eq!(m.start_ms, 1_795_726_800_000);
     }

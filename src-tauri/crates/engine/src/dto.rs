@@ -6,6 +6,9 @@ use cityops_core::scenario::Manifest;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+mod incidents;
+pub use incidents::*;
+
 /// The few error kinds the UI acts on differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -14,6 +17,8 @@ pub enum ApiErrorCode {
     NotFound,
     /// The request itself was wrong.
     InvalidInput,
+    /// Nobody is signed in, or the signed-in role may not do this: the UI asks for a sign-in.
+    Forbidden,
     /// Anything else; the message says what, the log has the full chain.
     Internal,
 }
@@ -102,6 +107,8 @@ pub struct MapDiffDto {
     pub upserts: Vec<MapFeatureDto>,
     pub clock: ClockDto,
     pub layers: Vec<LayerAgeDto>,
+    /// Incident changes in the same tick; `null` when none changed.
+    pub incidents: Option<IncidentsDiffDto>,
 }
 
 /// One observation in full, for the details panel.
@@ -219,6 +226,17 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<FeedDto>(),
         one::<ScenarioDto>(),
         one::<crate::live::FeedHealthDto>(),
+        one::<LifecycleStatus>(),
+        one::<OperatorRole>(),
+        one::<OperatorDto>(),
+        one::<AreaDto>(),
+        one::<IncidentEntryDto>(),
+        one::<MemberDto>(),
+        one::<LayerGroupDto>(),
+        one::<TimelineEntryDto>(),
+        one::<SopStepDto>(),
+        one::<IncidentDetailDto>(),
+        one::<IncidentsDiffDto>(),
     ]
 }
 

@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::dto::{MapDiffDto, ObservationDto, ScenarioDto};
+use crate::dto::{IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, ScenarioDto};
 use crate::error::EngineError;
+use crate::incidents::DecisionOp;
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
@@ -48,6 +49,26 @@ enum Command {
     Seek(i64),
     Subscribe(DiffSink),
     Observation(String, oneshot::Sender<Option<ObservationDto>>),
+    Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
+}
+
+/// An operator's request about incidents, answered by the replay task.
+#[derive(Debug, Clone)]
+enum IncidentRequest {
+    SignIn { name: String, role: OperatorRole, pin: Option<String> },
+    SignOut,
+    Operator,
+    Detail(String),
+    Transition { id: String, to: LifecycleStatus },
+    Decide(DecisionOp),
+    TickSop { id: String, step: u32, ticked: bool },
+}
+
+enum IncidentReply {
+    Done,
+    Operator(Option<OperatorDto>),
+    Detail(Box<IncidentDetailDto>),
+    Split(Option<String>),
 }
 
 /// A running engine. Dropping it stops its task.
@@ -119,10 +140,95 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?.ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))
     }
 
+    async fn incident(&self, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Incident(request, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Signs an operator in; every incident action is recorded with their name and role.
+    pub async fn sign_in(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<OperatorDto, EngineError> {
+        match self.incident(IncidentRequest::SignIn { name, role, pin }).await? {
+            IncidentReply::Operator(Some(op)) => Ok(op),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Signs the operator out.
+    pub async fn sign_out(&self) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::SignOut).await.map(|_| ())
+    }
+
+    /// The signed-in operator, if any.
+    pub async fn operator(&self) -> Result<Option<OperatorDto>, EngineError> {
+        match self.incident(IncidentRequest::Operator).await? {
+            IncidentReply::Operator(op) => Ok(op),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Everything the detail view shows about one incident.
+    pub async fn incident_detail(&self, id: String) -> Result<IncidentDetailDto, EngineError> {
+        match self.incident(IncidentRequest::Detail(id)).await? {
+            IncidentReply::Detail(d) => Ok(*d),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Moves an incident forward in its lifecycle.
+    pub async fn incident_transition(&self, id: String, to: LifecycleStatus) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::Transition { id, to }).await.map(|_| ())
+    }
+
+    /// Merges incident `from` into `into`.
+    pub async fn incident_merge(&self, into: String, from: String) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::Decide(DecisionOp::Merge { into, from })).await.map(|_| ())
+    }
+
+    /// Splits a member out of an incident; returns the new incident's id.
+    pub async fn incident_split(&self, from: String, entity: String) -> Result<String, EngineError> {
+        match self.incident(IncidentRequest::Decide(DecisionOp::Split { from, entity })).await? {
+            IncidentReply::Split(Some(id)) => Ok(id),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Moves a member from one incident to another.
+    pub async fn incident_reassign(&self, from: String, entity: String, to: String) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::Decide(DecisionOp::Reassign { from, entity, to })).await.map(|_| ())
+    }
+
+    /// Takes back the latest merge, split or reassignment.
+    pub async fn incident_undo(&self) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::Decide(DecisionOp::Undo)).await.map(|_| ())
+    }
+
+    /// Ticks or unticks a step of an incident's SOP checklist.
+    pub async fn incident_tick_sop(&self, id: String, step: u32, ticked: bool) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::TickSop { id, step, ticked }).await.map(|_| ())
+    }
+
     /// The offline map archives.
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
     }
+}
+
+/// Answers one incident request against the replay's desk; wall time stamps operator actions.
+fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
+    let now = replay.now_ms();
+    let wall = chrono::Utc::now().timestamp_millis();
+    let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
+    let _span = tracing::info_span!("incident_request", request = ?request).entered();
+    Ok(match request {
+        IncidentRequest::SignIn { name, role, pin } => IncidentReply::Operator(Some(desk.sign_in(store, &name, role, pin.as_deref(), wall)?)),
+        IncidentRequest::SignOut => desk.sign_out(store, wall).map(|_| IncidentReply::Done)?,
+        IncidentRequest::Operator => IncidentReply::Operator(desk.operator().cloned()),
+        IncidentRequest::Detail(id) => IncidentReply::Detail(Box::new(desk.detail(&id)?)),
+        IncidentRequest::Transition { id, to } => desk.transition(store, &id, to, wall, now).map(|_| IncidentReply::Done)?,
+        IncidentRequest::Decide(op) => IncidentReply::Split(desk.decide(store, op, wall, now)?),
+        IncidentRequest::TickSop { id, step, ticked } => desk.tick_sop(store, &id, step, ticked, wall, now).map(|_| IncidentReply::Done)?,
+    })
 }
 
 fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
@@ -157,6 +263,12 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
                         if sink(full) { sinks.push(sink); }
                         last_clock = replay.clock();
                         continue;
+                    }
+                    Command::Incident(request, reply) => {
+                        let changes = !matches!(request, IncidentRequest::Detail(_) | IncidentRequest::Operator);
+                        let _ = reply.send(answer(&mut replay, request));
+                        if !changes { continue; }
+                        Ok(())
                     }
                     Command::Observation(id, reply) => {
                         let feed_name = |feed: &str| replay.scenario().manifest.feed(feed).map(|f| f.name.clone()).unwrap_or_default();

@@ -25,6 +25,30 @@ pub enum EngineError {
         #[source]
         source: cityops_core::scenario::ManifestError,
     },
+    /// An asset file is invalid.
+    #[error("{path}: {source}")]
+    Assets {
+        /// The asset file.
+        path: PathBuf,
+        /// What is wrong and where.
+        #[source]
+        source: cityops_core::assets::AssetError,
+    },
+    /// A correlation rules file is invalid.
+    #[error("{path}: {source}")]
+    Rules {
+        /// The rules file.
+        path: PathBuf,
+        /// What is wrong and on which line.
+        #[source]
+        source: cityops_core::rules::RulesError,
+    },
+    /// An operator action was refused by the correlator (unknown incident, nothing to undo).
+    #[error(transparent)]
+    Manual(#[from] cityops_core::correlate::ManualError),
+    /// An operator action needs a signed-in operator, or one with another role.
+    #[error("{0}")]
+    Forbidden(String),
     /// A feed's adapter cannot be built from its spec.
     #[error(transparent)]
     Adapter(#[from] crate::feeds::AdapterConfigError),
@@ -54,7 +78,8 @@ impl From<&EngineError> for ApiError {
     fn from(e: &EngineError) -> ApiError {
         let code = match e {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
-            EngineError::InvalidInput(_) => ApiErrorCode::InvalidInput,
+            EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
+            EngineError::Forbidden(_) => ApiErrorCode::Forbidden,
             _ => ApiErrorCode::Internal,
         };
         ApiError { code, message: e.to_string() }

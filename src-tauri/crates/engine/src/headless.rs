@@ -31,6 +31,10 @@ pub struct ReplaySummary {
     pub rejected: u64,
     /// SHA-256 of the stored observation set, in arrival order (see `cityops_core::digest`).
     pub observation_set_hash: String,
+    /// Incidents at the end of the replay (open, cleared and merged ones).
+    pub incidents: u64,
+    /// SHA-256 of the incident set (ids, members, explanations; see `incidents::incident_set_hash`).
+    pub incident_set_hash: String,
     /// Wall time of the replay itself, in milliseconds.
     pub elapsed_ms: u64,
 }
@@ -57,6 +61,8 @@ pub fn summarize(replay: &Replay, elapsed_ms: u64) -> Result<ReplaySummary, Engi
         per_layer: counts.per_layer.iter().map(|(l, n)| (l.as_str().to_owned(), *n)).collect(),
         rejected: counts.quarantined,
         observation_set_hash: hash,
+        incidents: replay.desk().map(|d| d.correlator().incidents().count() as u64).unwrap_or(0),
+        incident_set_hash: replay.desk().map(|d| d.incident_set_hash()).unwrap_or_default(),
         elapsed_ms,
     })
 }

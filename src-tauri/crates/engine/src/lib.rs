@@ -12,6 +12,8 @@
 //!   diffs to subscribers; what the desktop shell and the CLI drive.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
+//! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
+//!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
 //! - [`bench`]: the ingest benchmark (`cityops bench`).
 
@@ -22,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod feeds;
 pub mod headless;
+pub mod incidents;
 pub mod live;
 pub mod pipeline;
 pub mod replay;

@@ -6,11 +6,16 @@
 //! again after a backward seek reads the store up to the frontier, then resumes ingesting.
 //! [`Replay`] is synchronous and takes no clock: the caller says how far to advance, so the
 //! async driver in [`crate::engine`] and the tests decide the pacing.
+//!
+//! The clock also drives the incident [`Desk`]: after each step it correlates every arrival
+//! second the clock has passed, reading them back from the store, and a seek rebuilds the
+//! incidents at the new time from a checkpoint.
 
 use cityops_core::model::{Layer, Millis};
 use cityops_core::picture::Picture;
 
 use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto};
+use crate::incidents::Desk;
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::store::StoreError;
@@ -26,6 +31,8 @@ pub struct Replay {
     now_ms: Millis,
     end_ms: Millis,
     picture: Picture,
+    /// The incidents, when the scenario names correlation rules.
+    desk: Option<Desk>,
     /// `None` runs as fast as the pipeline goes.
     pub speed: Option<f64>,
     /// Whether the clock runs.
@@ -39,6 +46,7 @@ impl Replay {
         let file = scenario.tape_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
         let end_ms = scenario.end_ms();
+        let desk = scenario.rules.clone().map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, end_ms));
         Replay {
             scenario,
             pipeline,
@@ -47,6 +55,7 @@ impl Replay {
             now_ms: start,
             end_ms,
             picture: Picture::new(),
+            desk,
             speed: Some(1.0),
             playing: false,
         }
@@ -60,6 +69,25 @@ impl Replay {
     /// The pipeline, for its store and statistics.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// The incident desk, if the scenario correlates.
+    pub fn desk(&self) -> Option<&Desk> {
+        self.desk.as_ref()
+    }
+
+    /// The incident desk and the store it writes to, for operator actions.
+    pub fn desk_mut(&mut self) -> Option<(&mut Desk, &crate::store::Store)> {
+        let store = self.pipeline.store();
+        self.desk.as_mut().map(|d| (d, store))
+    }
+
+    /// Brings the incidents up to the clock (after the pipeline flushed).
+    fn correlate(&mut self) -> Result<(), StoreError> {
+        match &mut self.desk {
+            Some(desk) => desk.correlate_to(self.pipeline.store(), self.now_ms),
+            None => Ok(()),
+        }
     }
 
     /// The current picture.
@@ -108,7 +136,8 @@ impl Replay {
             self.ingest_until(t, true)?;
         }
         self.now_ms = t;
-        self.pipeline.flush()
+        self.pipeline.flush()?;
+        self.correlate()
     }
 
     /// At full speed: moves the clock to the time of the message `budget` messages ahead (never
@@ -137,14 +166,18 @@ impl Replay {
         let shown = self.pipeline.store().picture_at(self.pipeline.run(), t)?;
         self.picture.rebuild(&shown);
         self.now_ms = t;
-        Ok(())
+        match &mut self.desk {
+            Some(desk) => desk.seek(self.pipeline.store(), t),
+            None => Ok(()),
+        }
     }
 
     /// Ingests whatever is left of the tape without updating the picture (headless replays).
     pub fn run_to_end(&mut self) -> Result<(), StoreError> {
         self.ingest_until(Millis::MAX, false)?;
         self.now_ms = self.end_ms;
-        self.pipeline.flush()
+        self.pipeline.flush()?;
+        self.correlate()
     }
 
     /// The clock as the UI shows it.
@@ -177,6 +210,7 @@ impl Replay {
             .zip(counts)
             .map(|(l, count)| LayerAgeDto { layer: *l, newest_observed_ms: diff.newest.get(l).copied(), count })
             .collect();
-        MapDiffDto { reset, upserts, clock: self.clock(), layers }
+        let incidents = self.desk.as_mut().and_then(|d| d.take_diff(full));
+        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents }
     }
 }

@@ -1,8 +1,11 @@
-//! Loading a scenario folder: its manifest and its tape.
+//! Loading a scenario folder: its manifest, its tape, and the assets and correlation rules the
+//! manifest names.
 
 use std::path::{Path, PathBuf};
 
+use cityops_core::assets::AssetIndex;
 use cityops_core::model::Millis;
+use cityops_core::rules::Rules;
 use cityops_core::scenario::Manifest;
 use cityops_core::tape::{self, TapeIssue, TapeMessage};
 
@@ -24,11 +27,16 @@ pub struct Scenario {
     pub messages: Vec<TapeMessage>,
     /// The refused tape lines.
     pub tape_issues: Vec<TapeIssue>,
+    /// The assets the manifest names (empty without an asset file).
+    pub assets: AssetIndex,
+    /// The correlation rules the manifest names; `None` replays without incidents.
+    pub rules: Option<Rules>,
 }
 
 impl Scenario {
-    /// Loads `dir/scenario.toml` and its tape. A malformed tape line is kept as an issue, with
-    /// a warning naming the file and line; the other lines are loaded.
+    /// Loads `dir/scenario.toml`, its tape, assets and rules. A malformed tape line is kept as an
+    /// issue, with a warning naming the file and line; the other lines are loaded. A bad asset
+    /// or rules file fails the load: incidents built on half a rules file would mislead.
     pub fn load(dir: &Path) -> Result<Scenario, EngineError> {
         let manifest_path = dir.join(MANIFEST);
         let text = read(&manifest_path)?;
@@ -38,7 +46,21 @@ impl Scenario {
         for issue in &tape_issues {
             tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
         }
-        Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues })
+        let assets = match &manifest.assets {
+            Some(file) => {
+                let path = dir.join(file);
+                AssetIndex::parse_geojson(&read(&path)?).map_err(|source| EngineError::Assets { path, source })?
+            }
+            None => AssetIndex::default(),
+        };
+        let rules = match &manifest.rules {
+            Some(file) => {
+                let path = dir.join(file);
+                Some(Rules::parse(&read(&path)?).map_err(|source| EngineError::Rules { path, source })?)
+            }
+            None => None,
+        };
+        Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues, assets, rules })
     }
 
     /// When the scenario clock stops: the manifest's end, else the last message, else the start.

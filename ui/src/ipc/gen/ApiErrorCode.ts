@@ -2,4 +2,4 @@
 /**
  * The few error kinds the UI acts on differently.
  */
-export type ApiErrorCode = "notFound" | "invalidInput" | "internal";
+export type ApiErrorCode = "notFound" | "invalidInput" | "forbidden" | "internal";

@@ -1,5 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
 import type { ClockDto } from "./ClockDto";
+import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
 
@@ -10,4 +11,8 @@ export type MapDiffDto = {
 /**
  * Drop everything before applying `upserts` (after a seek or on subscription).
  */
-reset: boolean, upserts: Array<MapFeatureDto>, clock: ClockDto, layers: Array<LayerAgeDto>, };
+reset: boolean, upserts: Array<MapFeatureDto>, clock: ClockDto, layers: Array<LayerAgeDto>, 
+/**
+ * Incident changes in the same tick; `null` when none changed.
+ */
+incidents: IncidentsDiffDto | null, };

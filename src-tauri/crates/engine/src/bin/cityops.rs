@@ -129,6 +129,18 @@ enum Command {
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
     },
+    /// Prints the incidents of a run with their members and explanations.
+    Incidents {
+        /// The SQLite database a replay or the app wrote.
+        #[arg(long)]
+        db: PathBuf,
+        /// The run (the newest by default).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Bench {
         /// Observations in the generated tape.
@@ -173,7 +185,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for layer in headless::layer_names() {
                     println!("  {layer:<10} {}", summary.per_layer.get(layer).copied().unwrap_or(0));
                 }
-                println!("  hash {}\n  {} ms", summary.observation_set_hash, summary.elapsed_ms);
+                println!("  hash {}", summary.observation_set_hash);
+                println!("  {} incidents, hash {}\n  {} ms", summary.incidents, summary.incident_set_hash, summary.elapsed_ms);
             }
             Ok(())
         }
@@ -188,6 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&db.unwrap_or_else(|| tmp.path().join("record.db")))?;
             live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
         }
+        Command::Incidents { db, run, json } => incidents(&db, run, json),
         Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
         Command::Quarantine { db, run, json } => {
             let store = Store::open(&db)?;
@@ -240,6 +254,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(db.exists(), "{}: no such database", db.display());
+    let store = Store::open(db)?;
+    let run = match run {
+        Some(r) => r,
+        None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
+    };
+    let incidents = store.stored_incidents(run)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": run, "incidents": incidents}))?);
+        return Ok(());
+    }
+    println!("run {run}: {} incidents", incidents.len());
+    for i in &incidents {
+        println!("{} [{} {} {}] {} ({} members)", i.id, i.severity, i.status, i.lifecycle, i.title, i.members.len());
+        for m in &i.members {
+            println!("  - {} {} [{} {:.2}] {}", m.entity, m.kind, m.rule, m.confidence, m.explanation);
+        }
+    }
+    Ok(())
 }
 
 /// Parses `90s`, `10m`, `2h` or plain seconds.

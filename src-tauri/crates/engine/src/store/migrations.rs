@@ -46,6 +46,100 @@ const MIGRATIONS: &[&str] = &[
         received_ms INTEGER NOT NULL,
         body BLOB NOT NULL
     );",
+    // 2: incidents and the operators' workflow. `incidents` and `incident_members` hold the
+    // correlator's current view of each run (rewritten as it changes); the other tables are
+    // append-only records of what operators did, and `audit` chains every entry to the one
+    // before by hash, with triggers that refuse to change or remove an entry.
+    "CREATE TABLE incidents (
+        run INTEGER NOT NULL REFERENCES runs(id),
+        id TEXT NOT NULL,
+        incident_type TEXT NOT NULL,
+        title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        opened_ms INTEGER NOT NULL,
+        cleared_ms INTEGER,
+        root_cause TEXT,
+        root_cleared INTEGER NOT NULL,
+        manual INTEGER NOT NULL,
+        west REAL NOT NULL,
+        south REAL NOT NULL,
+        east REAL NOT NULL,
+        north REAL NOT NULL,
+        PRIMARY KEY (run, id)
+    );
+    CREATE TABLE incident_members (
+        run INTEGER NOT NULL,
+        incident TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        entity TEXT NOT NULL,
+        layer TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        severity INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        related TEXT,
+        distance_m REAL NOT NULL,
+        time_gap_s REAL NOT NULL,
+        dependency_path TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        explanation TEXT NOT NULL,
+        duplicate_of TEXT,
+        cleared INTEGER NOT NULL,
+        PRIMARY KEY (run, incident, position),
+        FOREIGN KEY (run, incident) REFERENCES incidents(run, id) ON DELETE CASCADE
+    );
+    CREATE TABLE incident_transitions (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        incident TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER NOT NULL
+    );
+    CREATE INDEX incident_transitions_run ON incident_transitions(run, incident);
+    CREATE TABLE manual_decisions (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        position_ms INTEGER NOT NULL,
+        operator TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        action TEXT NOT NULL
+    );
+    CREATE TABLE sop_ticks (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        incident TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        ticked INTEGER NOT NULL,
+        operator TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL
+    );
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        pin_salt TEXT,
+        pin_hash TEXT,
+        created_wall_ms INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        run INTEGER,
+        wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,10 @@
 //! grid cell ("this area, this time window"); there is no R*Tree on the log because its insert
 //! cost is about ten times a B-tree's (see `../shared/brief/performance.md`).
 
+mod incidents;
 mod migrations;
+
+pub use incidents::{AuditEntry, AuditRecord, DecisionRow, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 
 use std::path::Path;
 

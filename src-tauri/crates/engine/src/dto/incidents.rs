@@ -1,0 +1,233 @@
+//! Wire types of the incident workflow: the queue, the detail view, the operator, and the
+//! incident part of the coalesced diff.
+
+use cityops_core::model::{Layer, Severity};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Where an incident stands in the operator's workflow. Correlation decides whether its members
+/// are still a problem; this says what the operators did about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LifecycleStatus {
+    /// Nobody has looked at it yet.
+    New,
+    /// An operator has seen it and owns it.
+    Acknowledged,
+    /// Field crews or partners have been sent.
+    Dispatched,
+    /// The operator considers the problem solved.
+    Resolved,
+    /// Closed for the record (a supervisor's or trainer's call).
+    Closed,
+}
+
+impl LifecycleStatus {
+    /// Every status, in workflow order.
+    pub const ALL: [LifecycleStatus; 5] = [
+        LifecycleStatus::New,
+        LifecycleStatus::Acknowledged,
+        LifecycleStatus::Dispatched,
+        LifecycleStatus::Resolved,
+        LifecycleStatus::Closed,
+    ];
+
+    /// The lowercase name used in the store, the audit trail and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleStatus::New => "new",
+            LifecycleStatus::Acknowledged => "acknowledged",
+            LifecycleStatus::Dispatched => "dispatched",
+            LifecycleStatus::Resolved => "resolved",
+            LifecycleStatus::Closed => "closed",
+        }
+    }
+
+    /// The status with this name.
+    pub fn parse(s: &str) -> Option<LifecycleStatus> {
+        LifecycleStatus::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// What a signed-in operator may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum OperatorRole {
+    /// Works the queue: acknowledges, dispatches, resolves, merges and splits.
+    Operator,
+    /// Everything an operator does, and closes incidents.
+    Supervisor,
+    /// Runs exercises on replayed scenarios: everything a supervisor does.
+    Trainer,
+}
+
+impl OperatorRole {
+    /// The lowercase name used in the store and the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatorRole::Operator => "operator",
+            OperatorRole::Supervisor => "supervisor",
+            OperatorRole::Trainer => "trainer",
+        }
+    }
+
+    /// The role with this name.
+    pub fn parse(s: &str) -> Option<OperatorRole> {
+        [OperatorRole::Operator, OperatorRole::Supervisor, OperatorRole::Trainer].into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// True when this role may close incidents.
+    pub fn may_close(self) -> bool {
+        matches!(self, OperatorRole::Supervisor | OperatorRole::Trainer)
+    }
+}
+
+/// The signed-in operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorDto {
+    pub name: String,
+    pub role: OperatorRole,
+}
+
+/// The affected area: the bounding box of the members that are still a problem (of all members
+/// once everything cleared), in WGS 84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaDto {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+}
+
+/// One line of the incident queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentEntryDto {
+    /// Stable id, derived from the observation that opened it.
+    pub id: String,
+    /// Built from the rules' title template and the root's asset name (feed text: untrusted).
+    pub title: String,
+    /// The incident type id from the rules file, such as `power_outage`.
+    pub incident_type: String,
+    /// After escalation.
+    pub severity: Severity,
+    /// The operators' workflow status.
+    pub status: LifecycleStatus,
+    /// False once every member cleared: nothing is wrong any more, the operator still closes it.
+    pub active: bool,
+    #[ts(type = "number")]
+    pub opened_ms: i64,
+    #[ts(type = "number | null")]
+    pub cleared_ms: Option<i64>,
+    /// Members, duplicates included.
+    pub members: u32,
+    /// Members that are still a problem.
+    pub open_members: u32,
+    /// The layers its members belong to, in display order.
+    pub layers: Vec<Layer>,
+    /// The probable root cause, by entity.
+    pub root_cause: Option<String>,
+    /// The root cause cleared while other members are still a problem.
+    pub root_cleared: bool,
+    /// An operator merged, split or moved something in it.
+    pub manual: bool,
+    pub area: AreaDto,
+    /// The operator who acknowledged it, if anyone did.
+    pub acknowledged_by: Option<String>,
+}
+
+/// One member in the detail view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberDto {
+    pub entity: String,
+    pub layer: Layer,
+    pub kind: String,
+    pub severity: Severity,
+    pub lon: f64,
+    pub lat: f64,
+    #[ts(type = "number")]
+    pub observed_ms: i64,
+    /// Observations of the entity folded into this membership.
+    pub reports: u32,
+    /// The rule that grouped it (`seed` for the root, `manual` for an operator's decision).
+    pub rule: String,
+    /// 0 to 1.
+    pub confidence: f64,
+    /// Why it belongs, in words.
+    pub explanation: String,
+    pub distance_m: f64,
+    pub time_gap_s: f64,
+    /// The supply path from its asset up to the root's asset.
+    pub dependency_path: Vec<String>,
+    /// The member it duplicates, if it is the same thing reported again.
+    pub duplicate_of: Option<String>,
+    /// No longer a problem.
+    pub cleared: bool,
+    /// It is the incident's probable root cause.
+    pub root: bool,
+}
+
+/// The members of one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerGroupDto {
+    pub layer: Layer,
+    pub members: Vec<MemberDto>,
+}
+
+/// One thing that happened to an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntryDto {
+    /// Scenario time.
+    #[ts(type = "number")]
+    pub at_ms: i64,
+    /// `opened`, `joined`, `cleared`, `lifecycle`, `manual` or `sop`.
+    pub kind: String,
+    /// What happened, in words.
+    pub text: String,
+    /// Who, for operator actions.
+    pub operator: Option<String>,
+}
+
+/// One step of the incident type's standard operating procedure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SopStepDto {
+    pub index: u32,
+    pub text: String,
+    pub ticked: bool,
+    /// Who ticked it.
+    pub by: Option<String>,
+}
+
+/// Everything the detail view shows about one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentDetailDto {
+    pub entry: IncidentEntryDto,
+    /// The probable root cause's membership.
+    pub root: Option<MemberDto>,
+    /// Members by layer, in layer display order, the root first within its layer.
+    pub groups: Vec<LayerGroupDto>,
+    /// Oldest first.
+    pub timeline: Vec<TimelineEntryDto>,
+    pub sop: Vec<SopStepDto>,
+    /// Some operator decision can be taken back.
+    pub can_undo: bool,
+}
+
+/// Incident changes, coalesced over one clock tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentsDiffDto {
+    /// Drop every incident before applying `upserts` (on subscription and after a seek).
+    pub reset: bool,
+    /// Incidents that appeared or changed.
+    pub upserts: Vec<IncidentEntryDto>,
+    /// Incidents that left the queue (merged into another, or an undone split), by id.
+    pub removed: Vec<String>,
+}

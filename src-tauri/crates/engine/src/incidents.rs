@@ -1,0 +1,558 @@
+//! The incident desk: the [`Correlator`] of one run driven by the replay clock, the operators'
+//! workflow around it (sign-in, lifecycle, SOP ticks, manual decisions), and what of it goes to
+//! the store and to the UI.
+//!
+//! **Time.** The correlator is fed one arrival second at a time, from the store (which holds
+//! everything ingested), once the clock has passed that second: at clock time `t` it has seen
+//! every observation that arrived before the start of `t`'s second (all of them at the end of
+//! the scenario). The state at `t` therefore depends only on `t`, never on the replay speed or
+//! on how the clock got there.
+//!
+//! **Seeking** restores the latest checkpoint (a clone of the correlator, kept every
+//! [`CHECKPOINT_MS`] of scenario time) at or before the target and correlates forward from the
+//! store. Manual decisions are part of that history: each is applied at the clock position it
+//! was made at, so seeking back before a merge shows the incidents unmerged, and playing past it
+//! merges them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
+//! stay as they are when the clock moves.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use cityops_core::assets::AssetIndex;
+use cityops_core::correlate::{ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership};
+use cityops_core::model::{Layer, Millis, Observation};
+use cityops_core::rules::Rules;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dto::{
+    AreaDto, IncidentDetailDto, IncidentEntryDto, IncidentsDiffDto, LayerGroupDto, LifecycleStatus, MemberDto, OperatorDto, OperatorRole, SopStepDto,
+    TimelineEntryDto,
+};
+use crate::error::EngineError;
+use crate::store::{AuditRecord, DecisionRow, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
+
+/// Scenario time between two checkpoints of the correlator.
+pub const CHECKPOINT_MS: Millis = 60_000;
+
+/// Where correlation starts: before any observation a tape can hold.
+const BEFORE: Millis = i64::MIN / 4;
+
+/// What an operator decided, as replayed on seeks and stored in `manual_decisions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum DecisionOp {
+    /// Move every member of `from` into `into`.
+    Merge { into: String, from: String },
+    /// Move one member out of `from` into an incident of its own.
+    Split { from: String, entity: String },
+    /// Move one member from `from` to `to`.
+    Reassign { from: String, entity: String, to: String },
+    /// Take back the latest decision still in effect.
+    Undo,
+}
+
+impl DecisionOp {
+    fn subject(&self) -> &str {
+        match self {
+            DecisionOp::Merge { into, .. } => into,
+            DecisionOp::Split { from, .. } | DecisionOp::Reassign { from, .. } => from,
+            DecisionOp::Undo => "-",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Decision {
+    position_ms: Millis,
+    operator: String,
+    at_ms: Millis,
+    op: DecisionOp,
+}
+
+/// The correlator and how far it has been fed.
+#[derive(Debug, Clone)]
+struct Corr {
+    correlator: Correlator,
+    /// Every observation that arrived before this has been correlated (a whole second).
+    upto_ms: Millis,
+    /// Decisions of the log applied so far.
+    applied: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Lifecycle {
+    status: Option<LifecycleStatus>,
+    acknowledged_by: Option<String>,
+    history: Vec<TransitionRow>,
+}
+
+/// One run's incidents and the operators' work on them.
+pub struct Desk {
+    run: RunId,
+    start_floor: Millis,
+    end_ms: Millis,
+    state: Corr,
+    checkpoints: BTreeMap<Millis, Corr>,
+    decisions: Vec<Decision>,
+    lifecycle: HashMap<String, Lifecycle>,
+    sop: HashMap<String, BTreeMap<u32, String>>,
+    operator: Option<OperatorDto>,
+    /// For the UI: what changed since the last diff.
+    ui_dirty: BTreeSet<String>,
+    ui_reset: bool,
+    /// For the store: what changed since the last write.
+    db_dirty: BTreeSet<String>,
+    db_removed: BTreeSet<String>,
+    db_reset: bool,
+}
+
+fn rank(s: LifecycleStatus) -> usize {
+    LifecycleStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+fn queued(inc: &Incident) -> bool {
+    !matches!(inc.status, IncidentStatus::Merged { .. })
+}
+
+/// The bounding box of the members still a problem, or of all members once none is.
+fn area(inc: &Incident) -> AreaDto {
+    let open: Vec<&Membership> = inc.members.iter().filter(|m| !m.cleared).collect();
+    let pick: Vec<&Membership> = if open.is_empty() { inc.members.iter().collect() } else { open };
+    let mut a = AreaDto { west: f64::MAX, south: f64::MAX, east: f64::MIN, north: f64::MIN };
+    for m in pick {
+        a.west = a.west.min(m.position.lon);
+        a.east = a.east.max(m.position.lon);
+        a.south = a.south.min(m.position.lat);
+        a.north = a.north.max(m.position.lat);
+    }
+    if a.west > a.east {
+        a = AreaDto { west: 0.0, south: 0.0, east: 0.0, north: 0.0 };
+    }
+    a
+}
+
+/// The hash of an incident set: SHA-256 of the incidents (ids, members, explanations) as JSON in
+/// id order, so two runs that agree on every incident agree on the hash.
+pub fn incident_set_hash<'a>(incidents: impl Iterator<Item = &'a Incident>) -> String {
+    let all: Vec<&Incident> = incidents.collect();
+    hex::encode(Sha256::digest(serde_json::to_vec(&all).expect("incidents serialize")))
+}
+
+impl Desk {
+    /// A desk for `run` with no incidents, for a scenario running from `start_ms` to `end_ms`.
+    pub fn new(run: RunId, rules: Rules, assets: AssetIndex, start_ms: Millis, end_ms: Millis) -> Desk {
+        let state = Corr { correlator: Correlator::new(rules, assets), upto_ms: BEFORE, applied: 0 };
+        let mut checkpoints = BTreeMap::new();
+        checkpoints.insert(BEFORE, state.clone());
+        Desk {
+            run,
+            start_floor: start_ms.div_euclid(1000) * 1000,
+            end_ms,
+            state,
+            checkpoints,
+            decisions: Vec::new(),
+            lifecycle: HashMap::new(),
+            sop: HashMap::new(),
+            operator: None,
+            ui_dirty: BTreeSet::new(),
+            ui_reset: true,
+            db_dirty: BTreeSet::new(),
+            db_removed: BTreeSet::new(),
+            db_reset: false,
+        }
+    }
+
+    /// The correlator as of the clock.
+    pub fn correlator(&self) -> &Correlator {
+        &self.state.correlator
+    }
+
+    /// The hash of the current incident set.
+    pub fn incident_set_hash(&self) -> String {
+        incident_set_hash(self.state.correlator.incidents())
+    }
+
+    /// The signed-in operator.
+    pub fn operator(&self) -> Option<&OperatorDto> {
+        self.operator.as_ref()
+    }
+
+    /// How far correlation has to go at clock time `t`.
+    fn limit_for(&self, t: Millis) -> Millis {
+        if t >= self.end_ms {
+            (self.end_ms.div_euclid(1000) + 1) * 1000
+        } else {
+            t.div_euclid(1000) * 1000
+        }
+    }
+
+    fn note(&mut self, changes: Vec<IncidentChange>) {
+        for c in changes {
+            let id = c.id.0;
+            if c.kind == ChangeKind::Removed {
+                self.db_dirty.remove(&id);
+                self.db_removed.insert(id.clone());
+            } else {
+                self.db_removed.remove(&id);
+                self.db_dirty.insert(id.clone());
+            }
+            self.ui_dirty.insert(id);
+        }
+    }
+
+    /// Brings correlation up to clock time `t` (never backwards: see [`Desk::seek`]) and writes
+    /// what changed to the store.
+    pub fn correlate_to(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
+        let limit = self.limit_for(t);
+        if limit > self.state.upto_ms {
+            self.advance(store, limit)?;
+        }
+        self.persist(store)
+    }
+
+    /// Rebuilds correlation at clock time `t` from the nearest checkpoint and the store.
+    pub fn seek(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
+        let limit = self.limit_for(t);
+        if limit < self.state.upto_ms {
+            let (_, cp) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
+            self.state = cp.clone();
+            self.ui_reset = true;
+            self.db_reset = true;
+            tracing::debug!(from = self.state.upto_ms, to = limit, "incidents rebuilt from a checkpoint");
+        }
+        self.correlate_to(store, t)
+    }
+
+    fn advance(&mut self, store: &Store, limit: Millis) -> Result<(), StoreError> {
+        self.apply_due_decisions();
+        while self.state.upto_ms < limit {
+            let upto = self.state.upto_ms;
+            let boundary = upto.max(self.start_floor).div_euclid(CHECKPOINT_MS) * CHECKPOINT_MS + CHECKPOINT_MS;
+            let decision = self.decisions.get(self.state.applied).map(|d| d.position_ms).filter(|p| *p > upto);
+            let stop = [Some(limit), Some(boundary), decision].into_iter().flatten().min().expect("limit is some");
+            let mut seconds: BTreeMap<i64, Vec<Observation>> = BTreeMap::new();
+            for o in store.arrived_between(self.run, upto - 1, stop - 1)? {
+                seconds.entry(o.received_ms.div_euclid(1000)).or_default().push(o);
+            }
+            for (second, mut batch) in seconds {
+                let changes = self.state.correlator.ingest_second(second, &mut batch);
+                self.note(changes);
+            }
+            // An empty second lets time-driven changes (escalation, expiring reports) happen.
+            let changes = self.state.correlator.ingest_second(stop.div_euclid(1000) - 1, &mut []);
+            self.note(changes);
+            self.state.upto_ms = stop;
+            self.apply_due_decisions();
+            if stop == boundary {
+                self.checkpoints.insert(stop, self.state.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_due_decisions(&mut self) {
+        while let Some(d) = self.decisions.get(self.state.applied).cloned() {
+            if d.position_ms > self.state.upto_ms {
+                break;
+            }
+            self.state.applied += 1;
+            match self.apply(&d) {
+                Ok((_, changes)) => self.note(changes),
+                // A decision made after a seek can take away what a later one needs; that later
+                // one then no longer applies, the same way every time.
+                Err(e) => tracing::warn!(error = %e, op = ?d.op, "a recorded decision no longer applies"),
+            }
+        }
+    }
+
+    fn apply(&mut self, d: &Decision) -> Result<(Option<String>, Vec<IncidentChange>), ManualError> {
+        let c = &mut self.state.correlator;
+        let id = |s: &str| IncidentId(s.to_owned());
+        match &d.op {
+            DecisionOp::Merge { into, from } => c.merge(&id(into), &id(from), &d.operator, d.at_ms).map(|ch| (None, ch)),
+            DecisionOp::Split { from, entity } => c.split(&id(from), entity, &d.operator, d.at_ms).map(|(new, ch)| (Some(new.0), ch)),
+            DecisionOp::Reassign { from, entity, to } => c.reassign(&id(from), entity, &id(to), &d.operator, d.at_ms).map(|ch| (None, ch)),
+            DecisionOp::Undo => c.undo().map(|(_, ch)| (None, ch)),
+        }
+    }
+
+    fn persist(&mut self, store: &Store) -> Result<(), StoreError> {
+        if !self.db_reset && self.db_dirty.is_empty() && self.db_removed.is_empty() {
+            return Ok(());
+        }
+        let c = &self.state.correlator;
+        let changed: Vec<(&Incident, AreaDto)> = if self.db_reset {
+            c.incidents().map(|i| (i, area(i))).collect()
+        } else {
+            self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).map(|i| (i, area(i))).collect()
+        };
+        let removed: Vec<String> = self.db_removed.iter().cloned().collect();
+        store.write_incidents(self.run, self.db_reset, &changed, &removed)?;
+        self.db_dirty.clear();
+        self.db_removed.clear();
+        self.db_reset = false;
+        Ok(())
+    }
+
+    fn signed_in(&self) -> Result<OperatorDto, EngineError> {
+        self.operator.clone().ok_or_else(|| EngineError::Forbidden("sign in first: every incident action is recorded with the operator's name".into()))
+    }
+
+    /// Signs an operator in (see [`Store::sign_in`]).
+    pub fn sign_in(&mut self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<OperatorDto, EngineError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(EngineError::InvalidInput("an operator name is 1 to 64 printable characters".into()));
+        }
+        if pin.is_some_and(|p| p.chars().count() > 64) {
+            return Err(EngineError::InvalidInput("a PIN is at most 64 characters".into()));
+        }
+        match store.sign_in(name, role.as_str(), pin, wall_ms)? {
+            SignIn::Accepted => {
+                tracing::info!(operator = name, role = role.as_str(), "signed in");
+                let op = OperatorDto { name: name.to_owned(), role };
+                self.operator = Some(op.clone());
+                Ok(op)
+            }
+            SignIn::WrongPin => Err(EngineError::Forbidden(format!("wrong PIN for {name}"))),
+        }
+    }
+
+    /// Signs the operator out.
+    pub fn sign_out(&mut self, store: &Store, wall_ms: Millis) -> Result<(), EngineError> {
+        if let Some(op) = self.operator.take() {
+            let r = AuditRecord { run: Some(self.run), wall_ms, scenario_ms: None, operator: &op.name, role: op.role.as_str(), action: "sign_out", subject: &op.name, detail: String::new() };
+            store.audit(&r)?;
+        }
+        Ok(())
+    }
+
+    fn incident(&self, id: &str) -> Result<&Incident, EngineError> {
+        let inc = self.state.correlator.incident(&IncidentId(id.to_owned())).ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
+        if !queued(inc) {
+            return Err(EngineError::InvalidInput(format!("incident {id} was merged into another")));
+        }
+        Ok(inc)
+    }
+
+    /// The operators' status of an incident.
+    pub fn status(&self, id: &str) -> LifecycleStatus {
+        self.lifecycle.get(id).and_then(|l| l.status).unwrap_or(LifecycleStatus::New)
+    }
+
+    /// Moves an incident forward in its lifecycle (a step may be skipped; closing needs a
+    /// supervisor or trainer), stamped with the operator, wall time and scenario time.
+    pub fn transition(&mut self, store: &Store, id: &str, to: LifecycleStatus, wall_ms: Millis, scenario_ms: Millis) -> Result<(), EngineError> {
+        let op = self.signed_in()?;
+        self.incident(id)?;
+        let from = self.status(id);
+        if rank(to) <= rank(from) {
+            return Err(EngineError::InvalidInput(format!("incident {id} is {}; it cannot become {}", from.as_str(), to.as_str())));
+        }
+        if to == LifecycleStatus::Closed && !op.role.may_close() {
+            return Err(EngineError::Forbidden("closing an incident is a supervisor's or trainer's call".into()));
+        }
+        let row = TransitionRow {
+            incident: id.to_owned(),
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            operator: op.name.clone(),
+            role: op.role.as_str().to_owned(),
+            wall_ms,
+            scenario_ms,
+        };
+        store.record_transition(self.run, &row)?;
+        tracing::info!(incident = id, operator = %op.name, from = from.as_str(), to = to.as_str(), "incident transition");
+        let l = self.lifecycle.entry(id.to_owned()).or_default();
+        l.status = Some(to);
+        if to == LifecycleStatus::Acknowledged || (l.acknowledged_by.is_none() && rank(to) > rank(LifecycleStatus::Acknowledged)) {
+            l.acknowledged_by.get_or_insert_with(|| op.name.clone());
+        }
+        l.history.push(row);
+        self.ui_dirty.insert(id.to_owned());
+        Ok(())
+    }
+
+    /// Ticks or unticks a step of an incident's SOP checklist.
+    pub fn tick_sop(&mut self, store: &Store, id: &str, step: u32, ticked: bool, wall_ms: Millis, scenario_ms: Millis) -> Result<(), EngineError> {
+        let op = self.signed_in()?;
+        let inc = self.incident(id)?;
+        let steps = self.state.correlator.incident_type(inc).map(|t| t.sop.len()).unwrap_or(0);
+        if step as usize >= steps {
+            return Err(EngineError::InvalidInput(format!("incident {id} has {steps} SOP steps; there is no step {}", step + 1)));
+        }
+        store.record_sop_tick(self.run, &SopTickRow { incident: id.to_owned(), step, ticked, operator: op.name.clone() }, op.role.as_str(), wall_ms, scenario_ms)?;
+        let steps = self.sop.entry(id.to_owned()).or_default();
+        if ticked {
+            steps.insert(step, op.name);
+        } else {
+            steps.remove(&step);
+        }
+        self.ui_dirty.insert(id.to_owned());
+        Ok(())
+    }
+
+    /// Applies and records an operator's merge, split, reassignment or undo at clock time
+    /// `scenario_ms`; returns the new incident of a split.
+    pub fn decide(&mut self, store: &Store, op: DecisionOp, wall_ms: Millis, scenario_ms: Millis) -> Result<Option<String>, EngineError> {
+        let who = self.signed_in()?;
+        let d = Decision { position_ms: self.state.upto_ms, operator: who.name.clone(), at_ms: scenario_ms, op };
+        let (new, changes) = self.apply(&d)?;
+        let action = serde_json::to_string(&d.op).expect("decisions serialize");
+        let row = DecisionRow { id: 0, position_ms: d.position_ms, operator: d.operator.clone(), at_ms: d.at_ms, action };
+        store.record_decision(self.run, &row, who.role.as_str(), wall_ms, d.op.subject())?;
+        tracing::info!(operator = %who.name, op = ?d.op, "manual decision");
+        // The decision takes effect at this clock position: later checkpoints no longer hold.
+        let p = d.position_ms;
+        self.checkpoints.retain(|k, _| *k < p);
+        self.decisions.insert(self.state.applied, d);
+        self.state.applied += 1;
+        self.note(changes);
+        self.persist(store)?;
+        Ok(new)
+    }
+
+    /// True when some decision can be taken back.
+    pub fn can_undo(&self) -> bool {
+        self.state.correlator.decisions().next().is_some()
+    }
+
+    fn entry(&self, inc: &Incident) -> IncidentEntryDto {
+        let mut layers: Vec<Layer> = inc.members.iter().map(|m| m.layer).collect::<BTreeSet<_>>().into_iter().collect();
+        layers.sort_by_key(|l| Layer::ALL.iter().position(|x| x == l));
+        let l = self.lifecycle.get(&inc.id.0);
+        IncidentEntryDto {
+            id: inc.id.0.clone(),
+            title: inc.title.clone(),
+            incident_type: inc.incident_type.clone(),
+            severity: inc.severity,
+            status: self.status(&inc.id.0),
+            active: inc.is_open(),
+            opened_ms: inc.opened_ms,
+            cleared_ms: inc.cleared_ms,
+            members: inc.members.len() as u32,
+            open_members: inc.members.iter().filter(|m| !m.cleared).count() as u32,
+            layers,
+            root_cause: inc.root_cause.clone(),
+            root_cleared: inc.root_cleared,
+            manual: inc.manual,
+            area: area(inc),
+            acknowledged_by: l.and_then(|l| l.acknowledged_by.clone()),
+        }
+    }
+
+    /// The queue changes since the last call, or the whole queue when `full`.
+    pub fn take_diff(&mut self, full: bool) -> Option<IncidentsDiffDto> {
+        let c = &self.state.correlator;
+        let out = if full || self.ui_reset {
+            Some(IncidentsDiffDto { reset: true, upserts: c.incidents().filter(|i| queued(i)).map(|i| self.entry(i)).collect(), removed: Vec::new() })
+        } else if self.ui_dirty.is_empty() {
+            None
+        } else {
+            let mut d = IncidentsDiffDto { reset: false, upserts: Vec::new(), removed: Vec::new() };
+            for id in &self.ui_dirty {
+                match c.incident(&IncidentId(id.clone())) {
+                    Some(i) if queued(i) => d.upserts.push(self.entry(i)),
+                    _ => d.removed.push(id.clone()),
+                }
+            }
+            Some(d)
+        };
+        self.ui_dirty.clear();
+        self.ui_reset = false;
+        out
+    }
+
+    fn member_dto(inc: &Incident, m: &Membership) -> MemberDto {
+        let e = &m.explanation;
+        MemberDto {
+            entity: m.entity.clone(),
+            layer: m.layer,
+            kind: m.kind.clone(),
+            severity: m.severity,
+            lon: m.position.lon,
+            lat: m.position.lat,
+            observed_ms: m.observed_ms,
+            reports: m.reports,
+            rule: m.rule.clone(),
+            confidence: e.confidence,
+            explanation: e.text.clone(),
+            distance_m: e.distance_m,
+            time_gap_s: e.time_gap_s,
+            dependency_path: e.dependency_path.clone(),
+            duplicate_of: m.duplicate_of.clone(),
+            cleared: m.cleared,
+            root: inc.root_cause.as_deref() == Some(m.entity.as_str()),
+        }
+    }
+
+    /// Everything the detail view shows about an incident.
+    pub fn detail(&self, id: &str) -> Result<IncidentDetailDto, EngineError> {
+        let inc = self.incident(id)?;
+        let groups: Vec<LayerGroupDto> = Layer::ALL
+            .iter()
+            .filter_map(|layer| {
+                let mut members: Vec<MemberDto> = inc.members.iter().filter(|m| m.layer == *layer).map(|m| Desk::member_dto(inc, m)).collect();
+                members.sort_by_key(|m| !m.root);
+                (!members.is_empty()).then_some(LayerGroupDto { layer: *layer, members })
+            })
+            .collect();
+        let root = inc.root().map(|m| Desk::member_dto(inc, m));
+        let mut timeline = Vec::new();
+        let mut entry = |at_ms: Millis, kind: &str, text: String, operator: Option<String>| timeline.push(TimelineEntryDto { at_ms, kind: kind.into(), text, operator });
+        if let Some(r) = inc.root() {
+            entry(inc.opened_ms, "opened", format!("Opened: {}", r.explanation.text), None);
+        }
+        for layer in Layer::ALL {
+            let of_layer: Vec<&Membership> = inc.members.iter().filter(|m| m.layer == layer && inc.root_cause.as_deref() != Some(m.entity.as_str())).collect();
+            if let Some(first) = of_layer.iter().min_by_key(|m| m.observed_ms) {
+                let more = of_layer.len() - 1;
+                let tail = if more > 0 { format!(" ({more} more {layer} members followed)") } else { String::new() };
+                entry(first.observed_ms, "joined", format!("First {layer} member: {}{tail}", first.explanation.text), None);
+            }
+        }
+        if let Some(t) = inc.root().filter(|r| r.cleared).and_then(|r| r.cleared_ms) {
+            let open = inc.members.iter().filter(|m| !m.cleared).count();
+            entry(t, "cleared", format!("The root cause cleared; {open} members are still a problem of their own"), None);
+        }
+        if let Some(t) = inc.cleared_ms {
+            entry(t, "cleared", "Every member cleared".into(), None);
+        }
+        for d in self.state.correlator.decisions() {
+            let (text, mine) = match &d.action {
+                ManualAction::Merge { into, from } => (format!("{} merged {from} into {into}", d.operator), into == &inc.id || from == &inc.id),
+                ManualAction::Split { from, entity, new } => (format!("{} split {entity} out of {from} into {new}", d.operator), from == &inc.id || new == &inc.id),
+                ManualAction::Reassign { from, entity, to } => (format!("{} moved {entity} from {from} to {to}", d.operator), from == &inc.id || to == &inc.id),
+            };
+            if mine {
+                entry(d.at_ms, "manual", text, Some(d.operator.clone()));
+            }
+        }
+        if let Some(l) = self.lifecycle.get(id) {
+            for t in &l.history {
+                entry(t.scenario_ms, "lifecycle", format!("{} by {} ({})", capitalise(&t.to), t.operator, t.role), Some(t.operator.clone()));
+            }
+        }
+        timeline.sort_by_key(|t| t.at_ms);
+        let ticks = self.sop.get(id);
+        let sop = self
+            .state
+            .correlator
+            .incident_type(inc)
+            .map(|t| t.sop.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let by = ticks.and_then(|t| t.get(&(i as u32))).cloned();
+                SopStepDto { index: i as u32, text: text.clone(), ticked: by.is_some(), by }
+            })
+            .collect();
+        Ok(IncidentDetailDto { entry: self.entry(inc), root, groups, timeline, sop, can_undo: self.can_undo() })
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}

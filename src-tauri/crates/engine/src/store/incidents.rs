@@ -1,0 +1,471 @@
+//! The incident side of the store: the correlator's current incidents per run, and the
+//! operators' records (sign-ins, lifecycle transitions, manual decisions, SOP ticks) with the
+//! hash-chained audit trail.
+//!
+//! Incidents are rewritten in group commits like the observation log. Every operator action is
+//! its own transaction, committed with `synchronous=FULL`: an acknowledged alarm must survive a
+//! power cut, not only an application crash.
+
+use cityops_core::correlate::Incident;
+use cityops_core::model::{Millis, Severity};
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{RunId, Store, StoreError};
+use crate::dto::AreaDto;
+
+/// The `prev_hash` of the first audit entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Rounds of SHA-256 over a PIN: a local PIN is short, so each guess is made to cost something.
+const PIN_ROUNDS: u32 = 20_000;
+
+/// One entry of the audit trail, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub run: Option<RunId>,
+    pub wall_ms: Millis,
+    pub scenario_ms: Option<Millis>,
+    pub operator: String,
+    pub role: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What an operator action appends to the audit trail (the store adds sequence and hashes).
+#[derive(Debug, Clone)]
+pub struct AuditRecord<'a> {
+    pub run: Option<RunId>,
+    pub wall_ms: Millis,
+    pub scenario_ms: Option<Millis>,
+    pub operator: &'a str,
+    pub role: &'a str,
+    pub action: &'a str,
+    pub subject: &'a str,
+    pub detail: String,
+}
+
+/// A lifecycle transition, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionRow {
+    pub incident: String,
+    pub from: String,
+    pub to: String,
+    pub operator: String,
+    pub role: String,
+    pub wall_ms: Millis,
+    pub scenario_ms: Millis,
+}
+
+/// A manual decision, as stored: `action` is the JSON of the engine's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub position_ms: Millis,
+    pub operator: String,
+    pub at_ms: Millis,
+    pub action: String,
+}
+
+/// A SOP step ticked or unticked, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SopTickRow {
+    pub incident: String,
+    pub step: u32,
+    pub ticked: bool,
+    pub operator: String,
+}
+
+/// A stored member, for the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMember {
+    pub entity: String,
+    pub layer: String,
+    pub kind: String,
+    pub severity: String,
+    pub rule: String,
+    pub related: Option<String>,
+    pub distance_m: f64,
+    pub time_gap_s: f64,
+    pub dependency_path: Vec<String>,
+    pub confidence: f64,
+    pub explanation: String,
+    pub duplicate_of: Option<String>,
+    pub cleared: bool,
+}
+
+/// A stored incident with its members, for the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredIncident {
+    pub id: String,
+    pub incident_type: String,
+    pub title: String,
+    pub status: String,
+    pub lifecycle: String,
+    pub severity: String,
+    pub opened_ms: Millis,
+    pub cleared_ms: Option<Millis>,
+    pub root_cause: Option<String>,
+    pub root_cleared: bool,
+    pub manual: bool,
+    pub area: [f64; 4],
+    pub members: Vec<StoredMember>,
+}
+
+/// The outcome of a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// Known (or new) and the PIN, if any, matched.
+    Accepted,
+    /// The operator has a PIN and this was not it.
+    WrongPin,
+}
+
+fn status_name(i: &Incident) -> &'static str {
+    match i.status {
+        cityops_core::correlate::IncidentStatus::Open => "open",
+        cityops_core::correlate::IncidentStatus::Cleared => "cleared",
+        cityops_core::correlate::IncidentStatus::Merged { .. } => "merged",
+    }
+}
+
+fn pin_hash(salt: &str, pin: &str) -> String {
+    let mut h: [u8; 32] = Sha256::digest(format!("{salt}:{pin}").as_bytes()).into();
+    for _ in 1..PIN_ROUNDS {
+        let mut d = Sha256::new();
+        d.update(salt.as_bytes());
+        d.update(h);
+        h = d.finalize().into();
+    }
+    hex::encode(h)
+}
+
+/// The hash of an audit entry: SHA-256 of its fields and the previous hash, as a JSON array, so
+/// no field can be changed or an entry removed without breaking every later hash.
+pub fn audit_hash(e: &AuditEntry) -> String {
+    let canonical = serde_json::json!([e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash]);
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+impl Store {
+    /// Runs one operator action in its own transaction with `synchronous=FULL`, then goes back
+    /// to the group-commit setting.
+    fn durably<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        result
+    }
+
+    fn append_audit(tx: &Transaction<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
+        let last: Option<(i64, String)> = tx.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+        let mut e = AuditEntry {
+            seq,
+            run: r.run,
+            wall_ms: r.wall_ms,
+            scenario_ms: r.scenario_ms,
+            operator: r.operator.to_owned(),
+            role: r.role.to_owned(),
+            action: r.action.to_owned(),
+            subject: r.subject.to_owned(),
+            detail: r.detail.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        e.hash = audit_hash(&e);
+        tx.execute(
+            "INSERT INTO audit (seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash, e.hash],
+        )?;
+        Ok(e)
+    }
+
+    /// Replaces the stored view of a run's incidents: all of them when `reset`, else the given
+    /// ones, in one transaction (a group commit, like the observation log).
+    pub fn write_incidents(&self, run: RunId, reset: bool, incidents: &[(&Incident, AreaDto)], removed: &[String]) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        if reset {
+            tx.execute("DELETE FROM incident_members WHERE run = ?1", [run])?;
+            tx.execute("DELETE FROM incidents WHERE run = ?1", [run])?;
+        }
+        {
+            let mut del_members = tx.prepare_cached("DELETE FROM incident_members WHERE run = ?1 AND incident = ?2")?;
+            let mut del = tx.prepare_cached("DELETE FROM incidents WHERE run = ?1 AND id = ?2")?;
+            for id in removed {
+                del_members.execute(params![run, id])?;
+                del.execute(params![run, id])?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO incidents (run, id, incident_type, title, status, severity, opened_ms, cleared_ms, \
+                 root_cause, root_cleared, manual, west, south, east, north) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            let mut member = tx.prepare_cached(
+                "INSERT INTO incident_members (run, incident, position, entity, layer, kind, severity, rule, related, \
+                 distance_m, time_gap_s, dependency_path, confidence, explanation, duplicate_of, cleared) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?;
+            for (inc, area) in incidents {
+                let id = inc.id.0.as_str();
+                del_members.execute(params![run, id])?;
+                ins.execute(params![
+                    run,
+                    id,
+                    inc.incident_type,
+                    inc.title,
+                    status_name(inc),
+                    inc.severity.rank(),
+                    inc.opened_ms,
+                    inc.cleared_ms,
+                    inc.root_cause,
+                    inc.root_cleared,
+                    inc.manual,
+                    area.west,
+                    area.south,
+                    area.east,
+                    area.north,
+                ])?;
+                for (i, m) in inc.members.iter().enumerate() {
+                    let e = &m.explanation;
+                    member.execute(params![
+                        run,
+                        id,
+                        i as i64,
+                        m.entity,
+                        m.layer.as_str(),
+                        m.kind,
+                        m.severity.rank(),
+                        m.rule,
+                        e.related,
+                        e.distance_m,
+                        e.time_gap_s,
+                        serde_json::to_string(&e.dependency_path).expect("strings serialize"),
+                        e.confidence,
+                        e.text,
+                        m.duplicate_of,
+                        m.cleared,
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Signs an operator in, creating them on first sign-in. A PIN is kept only as a salted,
+    /// iterated SHA-256; an operator who set one must give it again. The sign-in is audited.
+    pub fn sign_in(&self, name: &str, role: &str, pin: Option<&str>, wall_ms: Millis) -> Result<SignIn, StoreError> {
+        let known: Option<(Option<String>, Option<String>)> =
+            self.conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        if let Some((Some(salt), Some(hash))) = &known {
+            if pin.map(|p| pin_hash(salt, p)).as_deref() != Some(hash.as_str()) {
+                tracing::warn!(operator = name, "sign-in refused: wrong PIN");
+                return Ok(SignIn::WrongPin);
+            }
+        }
+        self.durably(|tx| {
+            match (&known, pin.filter(|p| !p.is_empty())) {
+                (None, Some(pin)) => {
+                    let salt = hex::encode(rand::random::<[u8; 16]>());
+                    let hash = pin_hash(&salt, pin);
+                    tx.execute("INSERT INTO operators (name, role, pin_salt, pin_hash, created_wall_ms) VALUES (?1, ?2, ?3, ?4, ?5)", params![name, role, salt, hash, wall_ms])?;
+                }
+                (None, None) => {
+                    tx.execute("INSERT INTO operators (name, role, created_wall_ms) VALUES (?1, ?2, ?3)", params![name, role, wall_ms])?;
+                }
+                (Some(_), _) => {
+                    tx.execute("UPDATE operators SET role = ?2 WHERE name = ?1", params![name, role])?;
+                }
+            }
+            let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator: name, role, action: "sign_in", subject: name, detail: String::new() };
+            Store::append_audit(tx, &record)?;
+            Ok(SignIn::Accepted)
+        })
+    }
+
+    /// Appends a bare audit entry (a sign-out, say) as its own durable transaction.
+    pub fn audit(&self, record: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
+        self.durably(|tx| Store::append_audit(tx, record))
+    }
+
+    /// Records a lifecycle transition and its audit entry, durably.
+    pub fn record_transition(&self, run: RunId, t: &TransitionRow) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO incident_transitions (run, incident, from_status, to_status, operator, role, wall_ms, scenario_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![run, t.incident, t.from, t.to, t.operator, t.role, t.wall_ms, t.scenario_ms],
+            )?;
+            let detail = format!("{} -> {}", t.from, t.to);
+            let record = AuditRecord { run: Some(run), wall_ms: t.wall_ms, scenario_ms: Some(t.scenario_ms), operator: &t.operator, role: &t.role, action: "transition", subject: &t.incident, detail };
+            Store::append_audit(tx, &record)?;
+            Ok(())
+        })
+    }
+
+    /// Records a manual decision (merge, split, reassign, undo) and its audit entry, durably;
+    /// returns its id.
+    pub fn record_decision(&self, run: RunId, d: &DecisionRow, role: &str, wall_ms: Millis, subject: &str) -> Result<i64, StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO manual_decisions (run, position_ms, operator, at_ms, wall_ms, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run, d.position_ms, d.operator, d.at_ms, wall_ms, d.action],
+            )?;
+            let id = tx.last_insert_rowid();
+            let record = AuditRecord { run: Some(run), wall_ms, scenario_ms: Some(d.at_ms), operator: &d.operator, role, action: "decision", subject, detail: d.action.clone() };
+            Store::append_audit(tx, &record)?;
+            Ok(id)
+        })
+    }
+
+    /// Records a SOP step ticked or unticked, and its audit entry, durably.
+    pub fn record_sop_tick(&self, run: RunId, t: &SopTickRow, role: &str, wall_ms: Millis, scenario_ms: Millis) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO sop_ticks (run, incident, step, ticked, operator, wall_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run, t.incident, t.step, t.ticked, t.operator, wall_ms],
+            )?;
+            let detail = format!("step {} {}", t.step + 1, if t.ticked { "ticked" } else { "unticked" });
+            let record = AuditRecord { run: Some(run), wall_ms, scenario_ms: Some(scenario_ms), operator: &t.operator, role, action: "sop", subject: &t.incident, detail };
+            Store::append_audit(tx, &record)?;
+            Ok(())
+        })
+    }
+
+    /// A run's lifecycle transitions, oldest first.
+    pub fn transitions(&self, run: RunId) -> Result<Vec<TransitionRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT incident, from_status, to_status, operator, role, wall_ms, scenario_ms FROM incident_transitions WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(TransitionRow { incident: r.get(0)?, from: r.get(1)?, to: r.get(2)?, operator: r.get(3)?, role: r.get(4)?, wall_ms: r.get(5)?, scenario_ms: r.get(6)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A run's manual decisions, in the order they were made.
+    pub fn decisions(&self, run: RunId) -> Result<Vec<DecisionRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, position_ms, operator, at_ms, action FROM manual_decisions WHERE run = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([run], |r| Ok(DecisionRow { id: r.get(0)?, position_ms: r.get(1)?, operator: r.get(2)?, at_ms: r.get(3)?, action: r.get(4)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A run's SOP ticks, oldest first (the latest per step wins).
+    pub fn sop_ticks(&self, run: RunId) -> Result<Vec<SopTickRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT incident, step, ticked, operator FROM sop_ticks WHERE run = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([run], |r| Ok(SopTickRow { incident: r.get(0)?, step: r.get(1)?, ticked: r.get(2)?, operator: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The whole audit trail, oldest first.
+    pub fn audit_trail(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev_hash, hash FROM audit ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                run: r.get(1)?,
+                wall_ms: r.get(2)?,
+                scenario_ms: r.get(3)?,
+                operator: r.get(4)?,
+                role: r.get(5)?,
+                action: r.get(6)?,
+                subject: r.get(7)?,
+                detail: r.get(8)?,
+                prev_hash: r.get(9)?,
+                hash: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Checks the audit chain: every entry's hash matches its fields and the previous hash, and
+    /// sequence numbers have no gaps. Returns the number of entries, or the first broken one.
+    pub fn verify_audit(&self) -> Result<Result<u64, i64>, StoreError> {
+        let mut prev = GENESIS.to_owned();
+        let mut n = 0;
+        for e in self.audit_trail()? {
+            n += 1;
+            if e.seq != n as i64 || e.prev_hash != prev || audit_hash(&e) != e.hash {
+                return Ok(Err(e.seq));
+            }
+            prev = e.hash;
+        }
+        Ok(Ok(n))
+    }
+
+    /// A run's stored incidents with their members, most severe first, then oldest first.
+    pub fn stored_incidents(&self, run: RunId) -> Result<Vec<StoredIncident>, StoreError> {
+        let lifecycle: std::collections::HashMap<String, String> = self.transitions(run)?.into_iter().map(|t| (t.incident, t.to)).collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north \
+             FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
+        )?;
+        let sev = |rank: u8| Severity::from_rank(rank).map(|s| s.as_str().to_owned()).unwrap_or_else(|| format!("rank {rank}"));
+        let mut out: Vec<StoredIncident> = stmt
+            .query_map([run], |r| {
+                let id: String = r.get(0)?;
+                Ok(StoredIncident {
+                    lifecycle: String::new(),
+                    incident_type: r.get(1)?,
+                    title: r.get(2)?,
+                    status: r.get(3)?,
+                    severity: sev(r.get(4)?),
+                    opened_ms: r.get(5)?,
+                    cleared_ms: r.get(6)?,
+                    root_cause: r.get(7)?,
+                    root_cleared: r.get(8)?,
+                    manual: r.get(9)?,
+                    area: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
+                    members: Vec::new(),
+                    id,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut members = self.conn.prepare_cached(
+            "SELECT entity, layer, kind, severity, rule, related, distance_m, time_gap_s, dependency_path, confidence, explanation, duplicate_of, cleared \
+             FROM incident_members WHERE run = ?1 AND incident = ?2 ORDER BY position",
+        )?;
+        for inc in &mut out {
+            inc.lifecycle = lifecycle.get(&inc.id).cloned().unwrap_or_else(|| "new".into());
+            inc.members = members
+                .query_map(params![run, inc.id], |r| {
+                    let path: String = r.get(8)?;
+                    Ok(StoredMember {
+                        entity: r.get(0)?,
+                        layer: r.get(1)?,
+                        kind: r.get(2)?,
+                        severity: sev(r.get(3)?),
+                        rule: r.get(4)?,
+                        related: r.get(5)?,
+                        distance_m: r.get(6)?,
+                        time_gap_s: r.get(7)?,
+                        dependency_path: serde_json::from_str(&path).unwrap_or_default(),
+                        confidence: r.get(9)?,
+                        explanation: r.get(10)?,
+                        duplicate_of: r.get(11)?,
+                        cleared: r.get(12)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(out)
+    }
+}

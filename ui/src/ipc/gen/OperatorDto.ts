@@ -1,0 +1,7 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+import type { OperatorRole } from "./OperatorRole";
+
+/**
+ * The signed-in operator.
+ */
+export type OperatorDto = { name: string, role: OperatorRole, };

@@ -1,0 +1,5 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * What a signed-in operator may do.
+ */
+export type OperatorRole = "operator" | "supervisor" | "trainer";

@@ -1,0 +1,21 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * One thing that happened to an incident.
+ */
+export type TimelineEntryDto = { 
+/**
+ * Scenario time.
+ */
+atMs: number, 
+/**
+ * `opened`, `joined`, `cleared`, `lifecycle`, `manual` or `sop`.
+ */
+kind: string, 
+/**
+ * What happened, in words.
+ */
+text: string, 
+/**
+ * Who, for operator actions.
+ */
+operator: string | null, };

@@ -1,0 +1,68 @@
+// @vitest-environment jsdom
+import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { IncidentDetailDto, IncidentEntryDto } from "../ipc/backend";
+import { createFakeBackend } from "../ipc/fake";
+import { incidentLoaded, NO_INCIDENT, openIncident } from "../state/incidentDetail";
+import { DEFAULT_FILTERS } from "../state/incidents";
+import IncidentDetail from "./IncidentDetail.svelte";
+import IncidentQueue from "./IncidentQueue.svelte";
+
+afterEach(cleanup);
+
+const hostile = "Signals dark: <img src=x onerror=alert(1)>";
+
+function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntryDto {
+  return {
+    id, title: hostile, incidentType: "signal_failure", severity: "severe", status: "new", active: true, openedMs: 0, clearedMs: null,
+    members: 2, openMembers: 2, layers: ["transport"], rootCause: "node/1", rootCleared: false, manual: false,
+    area: { west: 24.9, south: 60.1, east: 24.91, north: 60.11 }, acknowledgedBy: null, ...patch,
+  };
+}
+
+describe("IncidentQueue", () => {
+  it("makes unacknowledged incidents stand out, flashes new ones and shows titles as text", async () => {
+    const onPick = vi.fn();
+    const onFlashEnd = vi.fn();
+    const { container } = render(IncidentQueue, {
+      queue: [entry("a"), entry("b", { status: "acknowledged", acknowledgedBy: "Aino" })],
+      total: 3, cursor: "b", openId: null, flashing: new Set(["a"]), filters: DEFAULT_FILTERS, nowMs: 120_000,
+      onPick, onFilters: () => {}, onFlashEnd,
+    });
+    const rows = screen.getAllByTestId("incident-entry");
+    expect(rows.map((r) => r.dataset.status)).toEqual(["new", "acknowledged"]);
+    expect(rows[0].classList.contains("unack") && rows[0].classList.contains("flash")).toBe(true);
+    expect(rows[1].classList.contains("cursor")).toBe(true);
+    expect(rows[0].textContent).toContain(hostile);
+    expect(container.querySelector("img")).toBeNull();
+    expect(screen.getByTestId("incident-count").textContent).toBe("2 of 3");
+    await fireEvent.click(rows[1]);
+    expect(onPick).toHaveBeenCalledWith("b");
+    await fireEvent.animationEnd(rows[0]);
+    expect(onFlashEnd).toHaveBeenCalledWith("a");
+  });
+});
+
+describe("IncidentDetail", () => {
+  it("shows members by layer with their explanations and acts through callbacks", async () => {
+    const backend = createFakeBackend();
+    await backend.signIn("Aino", "operator", null);
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const onTransition = vi.fn();
+    const onTickSop = vi.fn();
+    render(IncidentDetail, {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
+      others: [], signedIn: true, onClose: () => {}, onTransition, onTickSop,
+      onMerge: () => {}, onSplit: () => {}, onUndo: () => {}, onShowMember: () => {},
+    });
+    expect(screen.getByTestId("incident-group-transport")).toBeTruthy();
+    const why = screen.getAllByTestId("member-explanation").map((e) => e.textContent);
+    expect(why.some((t) => t?.includes("it is fed by that substation"))).toBe(true);
+    expect(screen.getByTestId("incident-root").textContent).toContain("probable root cause");
+    await fireEvent.click(screen.getByTestId("incident-acknowledged"));
+    expect(onTransition).toHaveBeenCalledWith("inc/grid/1/0", "acknowledged");
+    const box = screen.getByTestId("incident-sop").querySelector("input") as HTMLInputElement;
+    await fireEvent.click(box);
+    expect(onTickSop).toHaveBeenCalledWith("inc/grid/1/0", 0, true);
+  });
+});

@@ -332,6 +332,13 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     let out = repo().join("assets/screenshot.png");
     std::fs::write(&out, &png)?;
     println!("screenshot saved: {} ({} bytes)", out.display(), png.len());
+
+    // 8. The keys are documented in the window: `?` opens the help, Esc closes it.
+    press(c, "?").await?;
+    let help = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=help]")).await?.text().await?;
+    ensure!(help.contains("Acknowledge") && help.contains("Next / previous incident"), "help shows {help:?}");
+    press(c, ESCAPE).await?;
+    wait_js(c, "help closed", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
     Ok(())
 }
 

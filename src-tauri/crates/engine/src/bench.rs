@@ -5,14 +5,22 @@
 use std::path::Path;
 use std::time::Instant;
 
+use cityops_core::assets::{Asset, AssetIndex};
+use cityops_core::correlate::Correlator;
+use cityops_core::model::{GeoPoint, Layer, Observation, Severity};
+use cityops_core::rules::Rules;
 use cityops_core::scenario::Manifest;
 use cityops_core::tape::{FeedFormat, TapeMessage};
 use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::feeds::{self, MessageContext};
+use crate::incidents::Desk;
 use crate::pipeline::{Pipeline, BATCH_ROWS};
 use crate::store::Store;
+
+/// The Helsinki default rules, which the benchmarks correlate with.
+const DEFAULT_RULES: &str = include_str!("../../../../fixtures/rules/default.toml");
 
 /// Features per generated message, as a feed that batches its updates sends them.
 const FEATURES_PER_MESSAGE: usize = 50;
@@ -29,6 +37,13 @@ pub struct BenchReport {
     pub raw_insert_per_sec: f64,
     /// `pipeline_per_sec / raw_insert_per_sec`.
     pub ratio: f64,
+    /// Observations per second through the whole path: the pipeline, then the incident desk
+    /// reading them back, correlating them with the default rules and persisting incidents.
+    pub whole_per_sec: f64,
+    /// `whole_per_sec / raw_insert_per_sec`.
+    pub whole_ratio: f64,
+    /// Incidents the desk made of the generated tape.
+    pub incidents: u64,
     /// Peak resident memory of the process, in MiB.
     pub peak_rss_mib: f64,
 }
@@ -121,8 +136,12 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
     // not timed.
     let mut raw = Store::open(&dir.join("raw.db"))?;
     let raw_run = raw.begin_run("bench-raw", "bench")?;
+    // The incident desk the app runs behind the pipeline (no asset file: spatial, duplicate and
+    // seed rules do the work). Its end is far away so it never takes the end-of-scenario path.
+    let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let mut desk = Desk::new(run, rules, AssetIndex::default(), manifest.start_ms, i64::MAX / 8);
 
-    let (mut pipeline_secs, mut raw_secs) = (0.0, 0.0);
+    let (mut pipeline_secs, mut correlate_secs, mut raw_secs) = (0.0, 0.0, 0.0);
     let mut inserted = 0u64;
     let chunk = BATCH_ROWS.div_ceil(FEATURES_PER_MESSAGE);
     for slice in messages.chunks(chunk) {
@@ -132,6 +151,9 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
         }
         pipeline.flush()?;
         pipeline_secs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        desk.correlate_to(pipeline.store(), slice.last().expect("chunks are never empty").time_ms)?;
+        correlate_secs += t.elapsed().as_secs_f64();
 
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         for msg in slice {
@@ -149,11 +171,15 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
     let accepted = pipeline.stats().accepted.values().sum::<u64>();
     let pipeline_per_sec = accepted as f64 / pipeline_secs;
     let raw_insert_per_sec = inserted as f64 / raw_secs;
+    let whole_per_sec = accepted as f64 / (pipeline_secs + correlate_secs);
     Ok(BenchReport {
         observations: accepted,
         pipeline_per_sec,
         raw_insert_per_sec,
         ratio: pipeline_per_sec / raw_insert_per_sec,
+        whole_per_sec,
+        whole_ratio: whole_per_sec / raw_insert_per_sec,
+        incidents: desk.correlator().incidents().count() as u64,
         peak_rss_mib: peak_rss_mib(),
     })
 }
@@ -178,6 +204,27 @@ pub struct MqttSoakReport {
     pub rss_peak_mib: f64,
     /// Resident memory at the end, MiB.
     pub rss_end_mib: f64,
+}
+
+/// What `cityops bench-correlate` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorrelationReport {
+    /// Assets in the index.
+    pub assets: u64,
+    /// Open incidents when the measurement started.
+    pub open_incidents: u64,
+    /// Observations correlated in one-second batches of `batch`.
+    pub observations: u64,
+    pub batch: u64,
+    /// Observations per second, batched.
+    pub per_sec: f64,
+    /// Latency of one observation alone in its second: median and 99th percentile, microseconds.
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// Resident memory before the incidents were opened and with them open, MiB.
+    pub rss_before_mib: f64,
+    pub rss_open_mib: f64,
 }
 
 fn rss_mib() -> f64 {
@@ -382,5 +429,115 @@ pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, Engin
         adapter_mb_per_sec: mb / adapter_secs,
         bare_mb_per_sec: mb / bare_secs,
         ratio: bare_secs / adapter_secs,
+    })
+}
+
+/// The correlation benchmark: `substations` substations on a grid, each feeding nine signals
+/// (so `10 * substations` assets), every substation tripped (one open incident each), then
+/// `n` observations: dark signals (dependency matches), delayed vehicles next to signals
+/// (spatial matches) and signals coming back (clears), in one-second batches of `batch`; then
+/// 10,000 single observations, each in its own second, for the latency percentiles.
+pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<CorrelationReport, EngineError> {
+    let rss_before_mib = rss_mib();
+    let (lon0, lat0) = (24.6, 60.1);
+    let side = (substations as f64).sqrt().ceil() as usize;
+    // 600 m between substations, signals within about 150 m of theirs.
+    let (dlon, dlat) = (0.0108, 0.0054);
+    let mut assets = Vec::with_capacity(substations * 10);
+    for s in 0..substations {
+        let (x, y) = ((s % side) as f64, (s / side) as f64);
+        let p = GeoPoint { lon: lon0 + x * dlon, lat: lat0 + y * dlat };
+        let id = format!("sub/{s}");
+        assets.push(Asset { id: id.clone(), asset_type: "substation".into(), name: format!("Substation {s}"), position: p, layer: Layer::Utility, fed_by: None, feeder: None });
+        for k in 0..9 {
+            let a = k as f64 * std::f64::consts::TAU / 9.0;
+            let q = GeoPoint { lon: p.lon + 0.0024 * a.cos(), lat: p.lat + 0.0012 * a.sin() };
+            assets.push(Asset { id: format!("sig/{s}/{k}"), asset_type: "signal".into(), name: format!("Signal {s}/{k}"), position: q, layer: Layer::Transport, fed_by: Some(id.clone()), feeder: None });
+        }
+    }
+    let positions: Vec<GeoPoint> = assets.iter().map(|a| a.position).collect();
+    let index = AssetIndex::new(assets).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let mut c = Correlator::new(rules, index);
+    let t0 = 1_795_000_000_000i64;
+    let obs = |seq: u64, at: i64, entity: String, kind: &str, severity: Severity, layer: Layer, position: GeoPoint| Observation {
+        feed: "bench".into(),
+        seq,
+        idx: 0,
+        received_ms: at,
+        observed_ms: at - 500,
+        layer,
+        kind: kind.into(),
+        severity,
+        entity,
+        position,
+        title: kind.into(),
+        fields: Default::default(),
+    };
+    let mut seq = 0u64;
+    let mut trips: Vec<Observation> = (0..substations)
+        .map(|s| {
+            seq += 1;
+            obs(seq, t0, format!("sub/{s}"), "substation.trip", Severity::Extreme, Layer::Utility, positions[s * 10])
+        })
+        .collect();
+    c.ingest_second(t0 / 1000, &mut trips);
+    let open_incidents = c.open_incidents().count() as u64;
+    let rss_open_mib = rss_mib();
+
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut make = |seq: u64, at: i64| {
+        let r = next();
+        let s = (r % substations as u64) as usize;
+        let k = ((r >> 20) % 9) as usize;
+        let p = positions[s * 10 + 1 + k];
+        match (r >> 40) % 20 {
+            0..=11 => obs(seq, at, format!("sig/{s}/{k}"), "signal.dark", Severity::Severe, Layer::Transport, p),
+            12..=16 => {
+                let q = GeoPoint { lon: p.lon + 0.0005, lat: p.lat };
+                obs(seq, at, format!("veh/{}", (r >> 8) % 5_000), "vehicle.delayed", Severity::Moderate, Layer::Transport, q)
+            }
+            _ => obs(seq, at, format!("sig/{s}/{k}"), "signal.ok", Severity::Normal, Layer::Transport, p),
+        }
+    };
+    let mut second = t0 / 1000 + 1;
+    let started = Instant::now();
+    let mut done = 0usize;
+    while done < n {
+        let mut b: Vec<Observation> = (0..batch.min(n - done)).map(|_| {
+            seq += 1;
+            make(seq, second * 1000 + 100)
+        }).collect();
+        done += b.len();
+        c.ingest_second(second, &mut b);
+        second += 1;
+    }
+    let per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let mut lat = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        seq += 1;
+        let mut one = [make(seq, second * 1000 + 100)];
+        let t = Instant::now();
+        c.ingest_second(second, &mut one);
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        second += 1;
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(CorrelationReport {
+        assets: (substations * 10) as u64,
+        open_incidents,
+        observations: n as u64,
+        batch: batch as u64,
+        per_sec,
+        p50_us: lat[lat.len() / 2],
+        p99_us: lat[lat.len() * 99 / 100],
+        rss_before_mib,
+        rss_open_mib,
     })
 }

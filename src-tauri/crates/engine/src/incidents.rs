@@ -9,8 +9,10 @@
 //! on how the clock got there.
 //!
 //! **Seeking** restores the latest checkpoint (a clone of the correlator, kept every
-//! [`CHECKPOINT_MS`] of scenario time) at or before the target and correlates forward from the
-//! store. Manual decisions are part of that history: each is applied at the clock position it
+//! [`CHECKPOINT_MS`] of scenario time at first) at or before the target and correlates forward
+//! from the store. At most [`MAX_CHECKPOINTS`] are kept: when there would be more, the spacing
+//! doubles and the checkpoints off the new spacing are dropped, so a long run costs memory and
+//! clone time logarithmic in its length, and a seek correlates at most one spacing forward. Manual decisions are part of that history: each is applied at the clock position it
 //! was made at, so seeking back before a merge shows the incidents unmerged, and playing past it
 //! merges them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
 //! stay as they are when the clock moves.
@@ -29,10 +31,12 @@ use crate::dto::{
     TimelineEntryDto,
 };
 use crate::error::EngineError;
-use crate::store::{AuditRecord, DecisionRow, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
+use crate::store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
 
-/// Scenario time between two checkpoints of the correlator.
+/// Scenario time between two checkpoints of the correlator, at first.
 pub const CHECKPOINT_MS: Millis = 60_000;
+/// Checkpoints kept at most (besides the empty state).
+pub const MAX_CHECKPOINTS: usize = 48;
 
 /// Where correlation starts: before any observation a tape can hold.
 const BEFORE: Millis = i64::MIN / 4;
@@ -93,6 +97,8 @@ pub struct Desk {
     end_ms: Millis,
     state: Corr,
     checkpoints: BTreeMap<Millis, Corr>,
+    /// Scenario time between checkpoints now (a power-of-two multiple of [`CHECKPOINT_MS`]).
+    spacing: Millis,
     decisions: Vec<Decision>,
     lifecycle: HashMap<String, Lifecycle>,
     sop: HashMap<String, BTreeMap<u32, String>>,
@@ -104,6 +110,9 @@ pub struct Desk {
     db_dirty: BTreeSet<String>,
     db_removed: BTreeSet<String>,
     db_reset: bool,
+    /// The members as last written, per incident, so a change rewrites only the member rows
+    /// that changed rather than all of a large incident's.
+    written: HashMap<String, Vec<Membership>>,
 }
 
 fn rank(s: LifecycleStatus) -> usize {
@@ -150,6 +159,7 @@ impl Desk {
             end_ms,
             state,
             checkpoints,
+            spacing: CHECKPOINT_MS,
             decisions: Vec::new(),
             lifecycle: HashMap::new(),
             sop: HashMap::new(),
@@ -159,6 +169,7 @@ impl Desk {
             db_dirty: BTreeSet::new(),
             db_removed: BTreeSet::new(),
             db_reset: false,
+            written: HashMap::new(),
         }
     }
 
@@ -227,7 +238,7 @@ impl Desk {
         self.apply_due_decisions();
         while self.state.upto_ms < limit {
             let upto = self.state.upto_ms;
-            let boundary = upto.max(self.start_floor).div_euclid(CHECKPOINT_MS) * CHECKPOINT_MS + CHECKPOINT_MS;
+            let boundary = upto.max(self.start_floor).div_euclid(self.spacing) * self.spacing + self.spacing;
             let decision = self.decisions.get(self.state.applied).map(|d| d.position_ms).filter(|p| *p > upto);
             let stop = [Some(limit), Some(boundary), decision].into_iter().flatten().min().expect("limit is some");
             let mut seconds: BTreeMap<i64, Vec<Observation>> = BTreeMap::new();
@@ -244,10 +255,23 @@ impl Desk {
             self.state.upto_ms = stop;
             self.apply_due_decisions();
             if stop == boundary {
-                self.checkpoints.insert(stop, self.state.clone());
+                self.checkpoint();
             }
         }
         Ok(())
+    }
+
+    /// Keeps the current state as a checkpoint, thinning the older ones when there are too many.
+    fn checkpoint(&mut self) {
+        if self.checkpoints.len() > MAX_CHECKPOINTS {
+            self.spacing *= 2;
+            let spacing = self.spacing;
+            self.checkpoints.retain(|t, _| *t == BEFORE || t.rem_euclid(spacing) == 0);
+            tracing::debug!(spacing, kept = self.checkpoints.len(), "incident checkpoints thinned");
+        }
+        if self.state.upto_ms.rem_euclid(self.spacing) == 0 {
+            self.checkpoints.insert(self.state.upto_ms, self.state.clone());
+        }
     }
 
     fn apply_due_decisions(&mut self) {
@@ -281,13 +305,30 @@ impl Desk {
             return Ok(());
         }
         let c = &self.state.correlator;
-        let changed: Vec<(&Incident, AreaDto)> = if self.db_reset {
-            c.incidents().map(|i| (i, area(i))).collect()
+        if self.db_reset {
+            self.written.clear();
+        }
+        let changed: Vec<&Incident> = if self.db_reset {
+            c.incidents().collect()
         } else {
-            self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).map(|i| (i, area(i))).collect()
+            self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).collect()
         };
+        let writes: Vec<IncidentWrite<'_>> = changed
+            .iter()
+            .map(|inc| {
+                let before = self.written.get(&inc.id.0).map(Vec::as_slice).unwrap_or_default();
+                let members = (0..inc.members.len()).filter(|i| before.get(*i) != Some(&inc.members[*i])).collect();
+                IncidentWrite { incident: inc, area: area(inc), members }
+            })
+            .collect();
         let removed: Vec<String> = self.db_removed.iter().cloned().collect();
-        store.write_incidents(self.run, self.db_reset, &changed, &removed)?;
+        store.write_incidents(self.run, self.db_reset, &writes, &removed)?;
+        for inc in changed {
+            self.written.insert(inc.id.0.clone(), inc.members.clone());
+        }
+        for id in &removed {
+            self.written.remove(id);
+        }
         self.db_dirty.clear();
         self.db_removed.clear();
         self.db_reset = false;

@@ -29,6 +29,7 @@ mod matching;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -52,8 +53,10 @@ type Slot = (IncidentId, usize);
 /// Keeps the incidents of one run up to date as observations arrive.
 #[derive(Debug, Clone)]
 pub struct Correlator {
-    rules: Rules,
-    assets: AssetIndex,
+    // Shared, not copied, between clones: the engine keeps checkpoints of the correlator, and a
+    // city's asset index is far larger than its open incidents.
+    rules: Arc<Rules>,
+    assets: Arc<AssetIndex>,
     now_ms: Millis,
     incidents: BTreeMap<IncidentId, Incident>,
     /// Operator decisions that keep an entity in the incident they put it in.
@@ -93,8 +96,8 @@ impl Correlator {
     pub fn new(rules: Rules, assets: AssetIndex) -> Correlator {
         let grid = GridIndex::new(MEMBER_CELL_M, assets.ref_lat());
         Correlator {
-            rules,
-            assets,
+            rules: Arc::new(rules),
+            assets: Arc::new(assets),
             now_ms: Millis::MIN,
             incidents: BTreeMap::new(),
             pins: BTreeMap::new(),
@@ -479,7 +482,7 @@ impl Correlator {
     /// Checks that the indexes agree with the incidents (tests only).
     #[cfg(test)]
     fn assert_consistent(&self) {
-        let mut fresh = Correlator::new(self.rules.clone(), AssetIndex::default());
+        let mut fresh = Correlator::new((*self.rules).clone(), AssetIndex::default());
         fresh.incidents = self.incidents.clone();
         let ids: Vec<IncidentId> = fresh.incidents.keys().cloned().collect();
         for id in &ids {

@@ -1,5 +1,6 @@
 //! `cityops`: the headless command line. It runs on machines with no display.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -141,6 +142,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Correlation throughput and latency with many open incidents and a large asset index.
+    BenchCorrelate {
+        /// Substations, each feeding nine signals; every one trips, so this is also the number
+        /// of open incidents.
+        #[arg(long, default_value_t = 10_000)]
+        substations: usize,
+        /// Observations correlated after the trips.
+        #[arg(long, default_value_t = 200_000)]
+        observations: usize,
+        /// Observations per arrival second.
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Bench {
         /// Observations in the generated tape.
@@ -242,14 +256,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::BenchCorrelate { substations, observations, batch } => {
+            let r = cityops_engine::bench::correlation(substations, observations, batch.max(1))?;
+            println!("{}", serde_json::to_string(&r)?);
+            println!(
+                "{} assets, {} open incidents: {:.0} obs/s in batches of {}, one observation p50 {:.0} us, p99 {:.0} us; RSS {:.0} MiB -> {:.0} MiB with the incidents open",
+                r.assets, r.open_incidents, r.per_sec, r.batch, r.p50_us, r.p99_us, r.rss_before_mib, r.rss_open_mib
+            );
+            Ok(())
+        }
         Command::Bench { observations, dir } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
             let r = cityops_engine::bench::run(observations, &dir)?;
             println!("{}", serde_json::to_string(&r)?);
             println!(
-                "pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}, peak RSS {:.0} MiB ({} observations)",
-                r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.peak_rss_mib, r.observations
+                "pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}; with correlation {:.0} obs/s, ratio {:.2} ({} incidents); peak RSS {:.0} MiB ({} observations)",
+                r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.whole_per_sec, r.whole_ratio, r.incidents, r.peak_rss_mib, r.observations
             );
             Ok(())
         }
@@ -264,15 +287,18 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
         None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
     };
     let incidents = store.stored_incidents(run)?;
+    // Written through a locked handle so a closed pipe (`| head`) ends the command with an error
+    // instead of a panic.
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": run, "incidents": incidents}))?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"run": run, "incidents": incidents}))?)?;
         return Ok(());
     }
-    println!("run {run}: {} incidents", incidents.len());
+    writeln!(out, "run {run}: {} incidents", incidents.len())?;
     for i in &incidents {
-        println!("{} [{} {} {}] {} ({} members)", i.id, i.severity, i.status, i.lifecycle, i.title, i.members.len());
+        writeln!(out, "{} [{} {} {}] {} ({} members)", i.id, i.severity, i.status, i.lifecycle, i.title, i.members.len())?;
         for m in &i.members {
-            println!("  - {} {} [{} {:.2}] {}", m.entity, m.kind, m.rule, m.confidence, m.explanation);
+            writeln!(out, "  - {} {} [{} {:.2}] {}", m.entity, m.kind, m.rule, m.confidence, m.explanation)?;
         }
     }
     Ok(())

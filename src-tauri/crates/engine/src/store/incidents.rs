@@ -121,6 +121,14 @@ pub struct StoredIncident {
     pub members: Vec<StoredMember>,
 }
 
+/// One incident to write: its row, and which of its member rows changed (by position).
+#[derive(Debug, Clone)]
+pub struct IncidentWrite<'a> {
+    pub incident: &'a Incident,
+    pub area: AreaDto,
+    pub members: Vec<usize>,
+}
+
 /// The outcome of a sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignIn {
@@ -196,9 +204,10 @@ impl Store {
         Ok(e)
     }
 
-    /// Replaces the stored view of a run's incidents: all of them when `reset`, else the given
-    /// ones, in one transaction (a group commit, like the observation log).
-    pub fn write_incidents(&self, run: RunId, reset: bool, incidents: &[(&Incident, AreaDto)], removed: &[String]) -> Result<(), StoreError> {
+    /// Updates the stored view of a run's incidents in one transaction (a group commit, like the
+    /// observation log): everything is replaced when `reset`; otherwise each given incident's
+    /// row, the member rows it names, and no rows past its member count.
+    pub fn write_incidents(&self, run: RunId, reset: bool, incidents: &[IncidentWrite<'_>], removed: &[String]) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         if reset {
             tx.execute("DELETE FROM incident_members WHERE run = ?1", [run])?;
@@ -212,18 +221,26 @@ impl Store {
                 del.execute(params![run, id])?;
             }
             let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO incidents (run, id, incident_type, title, status, severity, opened_ms, cleared_ms, \
+                // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the
+                // delete would cascade to the member rows that did not change.
+                "INSERT INTO incidents (run, id, incident_type, title, status, severity, opened_ms, cleared_ms, \
                  root_cause, root_cleared, manual, west, south, east, north) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 ON CONFLICT (run, id) DO UPDATE SET incident_type = excluded.incident_type, title = excluded.title, \
+                 status = excluded.status, severity = excluded.severity, opened_ms = excluded.opened_ms, \
+                 cleared_ms = excluded.cleared_ms, root_cause = excluded.root_cause, root_cleared = excluded.root_cleared, \
+                 manual = excluded.manual, west = excluded.west, south = excluded.south, east = excluded.east, north = excluded.north",
             )?;
+            let mut trim = tx.prepare_cached("DELETE FROM incident_members WHERE run = ?1 AND incident = ?2 AND position >= ?3")?;
             let mut member = tx.prepare_cached(
-                "INSERT INTO incident_members (run, incident, position, entity, layer, kind, severity, rule, related, \
+                "INSERT OR REPLACE INTO incident_members (run, incident, position, entity, layer, kind, severity, rule, related, \
                  distance_m, time_gap_s, dependency_path, confidence, explanation, duplicate_of, cleared) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
-            for (inc, area) in incidents {
+            for w in incidents {
+                let (inc, area) = (w.incident, &w.area);
                 let id = inc.id.0.as_str();
-                del_members.execute(params![run, id])?;
+                trim.execute(params![run, id, inc.members.len() as i64])?;
                 ins.execute(params![
                     run,
                     id,
@@ -241,7 +258,8 @@ impl Store {
                     area.east,
                     area.north,
                 ])?;
-                for (i, m) in inc.members.iter().enumerate() {
+                for &i in &w.members {
+                    let m = &inc.members[i];
                     let e = &m.explanation;
                     member.execute(params![
                         run,

@@ -11,7 +11,7 @@
 mod incidents;
 mod migrations;
 
-pub use incidents::{AuditEntry, AuditRecord, DecisionRow, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
+pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 
 use std::path::Path;
 

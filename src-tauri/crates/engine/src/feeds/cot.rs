@@ -67,7 +67,7 @@ use std::ops::Range;
 use cityops_core::model::{GeoPoint, Observation, Severity};
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::xml::{self, Bounded, Pairs};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};

@@ -67,6 +67,7 @@
 //! area; what was cut is listed in `truncated`. Elements CAP does not define here (`parameter`,
 //! `resource` with its base64 `derefUri`, XML signatures) are skipped without being kept.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
@@ -401,10 +402,23 @@ enum Role {
     Other,
 }
 
-struct Frame {
+struct Frame<'a> {
     role: Role,
-    /// The element's local name with its index among entries, for places.
-    label: String,
+    /// The element's local name, borrowed from the body, for places.
+    name: Cow<'a, str>,
+    /// For an entry, its index among entries (its place is `name[index]`).
+    entry: Option<usize>,
+}
+
+impl Frame<'_> {
+    fn push_label(&self, out: &mut String) {
+        out.push_str(&self.name);
+        if let Some(k) = self.entry {
+            out.push('[');
+            out.push_str(&k.to_string());
+            out.push(']');
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -418,7 +432,7 @@ enum Mode {
 struct Walk<'a> {
     text: &'a str,
     mode: Mode,
-    stack: Vec<Frame>,
+    stack: Vec<Frame<'a>>,
     alert: Option<RawAlert>,
     /// Where the current alert's element sits in the stack.
     alert_depth: usize,
@@ -503,7 +517,7 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
     if !w.stack.is_empty() {
         return Err(DecodeError {
             place: at(&w, text.len() as u64),
-            reason: format!("truncated document: it ends inside <{}>", w.stack.last().map_or("", |f| f.label.as_str())),
+            reason: format!("truncated document: it ends inside <{}>", w.stack.last().map_or(String::new(), |f| w.label(f))),
         });
     }
     if w.mode == Mode::Unknown {
@@ -513,39 +527,53 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
 }
 
 /// The namespace an element resolved to.
-fn namespace(ns: &ResolveResult<'_>) -> Option<String> {
+fn namespace<'n>(ns: &ResolveResult<'n>) -> Option<&'n str> {
     match ns {
-        ResolveResult::Bound(n) => Some(n.0.to_owned()),
+        ResolveResult::Bound(n) => Some(n.0),
         _ => None,
     }
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     fn inside(&self) -> bool {
         !self.stack.is_empty()
     }
 
+    /// The labels of the open elements joined by dots (`feed.entry[2].content.alert`): built
+    /// only for places, never per element.
     fn path(&self) -> String {
-        let labels: Vec<&str> = self.stack.iter().map(|f| f.label.as_str()).collect();
-        labels.join(".")
+        let mut out = String::new();
+        for (k, f) in self.stack.iter().enumerate() {
+            if k > 0 {
+                out.push('.');
+            }
+            f.push_label(&mut out);
+        }
+        out
     }
 
-    fn start(&mut self, ns: Option<String>, e: &BytesStart<'_>) -> Result<(), String> {
+    fn label(&self, f: &Frame<'_>) -> String {
+        let mut out = String::new();
+        f.push_label(&mut out);
+        out
+    }
+
+    fn start(&mut self, ns: Option<&str>, e: &BytesStart<'_>) -> Result<(), String> {
         if self.stack.len() >= xml::MAX_DEPTH {
             return Err(format!("elements nested deeper than {} levels", xml::MAX_DEPTH));
         }
         if self.root_closed {
             return Err("a second root element after the first one closed".into());
         }
+        let text = self.text;
         let local = e.local_name();
         let name = local.into_inner();
-        let ns = ns.as_deref();
         let parent = self.stack.last().map(|f| f.role);
-        let mut label = name.to_owned();
+        let mut entry = None;
         let role = match parent {
             None => self.root(ns, name)?,
             Some(Role::Index) if name == "entry" && ns == Some(NS_ATOM) || name == "item" && self.mode == Mode::Rss => {
-                label = format!("{name}[{}]", self.entries);
+                entry = Some(self.entries);
                 self.entries += 1;
                 Role::Entry
             }
@@ -582,11 +610,12 @@ impl Walk<'_> {
         if let Role::Leaf(f) = role {
             self.capture = Some(Bounded::new(f.cap()));
         }
-        self.stack.push(Frame { role, label });
+        self.stack.push(Frame { role, name: xml::borrow_from(text, name), entry });
         if role == Role::Alert {
             self.alert_depth = self.stack.len();
+            let place = self.path();
             if let Some(a) = self.alert.as_mut() {
-                a.place = self.stack.iter().map(|f| f.label.as_str()).collect::<Vec<_>>().join(".");
+                a.place = place;
             }
         }
         Ok(())
@@ -882,14 +911,14 @@ impl CapAdapter {
         let root = linked.clone().unwrap_or_else(|| own_root.clone());
 
         // The fields every observation of this alert shares.
-        let mut common = Map::new();
+        let mut common: Fields = Vec::with_capacity(12);
         let mut truncated: Vec<&str> = Vec::new();
         for f in [F::Identifier, F::Sender, F::Sent, F::Status, F::MsgType, F::Scope, F::References, F::Source, F::Note] {
             put(&mut common, &mut truncated, t, f);
         }
-        common.insert("cap_version".into(), alert.version.into());
+        common.push(("cap_version", alert.version.into()));
         if let Some(r) = &linked {
-            common.insert("replaces".into(), r.as_str().into());
+            common.push(("replaces", r.as_str().into()));
         }
         let kind = match msg_type {
             MsgType::Alert => "cap.alert",
@@ -912,7 +941,8 @@ impl CapAdapter {
                     continue;
                 }
             };
-            let mut info_fields = common.clone();
+            // Only this info's own fields: the alert's are shared, not copied per info.
+            let mut info_fields: Fields = Vec::with_capacity(16);
             let mut info_cut = truncated.clone();
             for f in [
                 F::Language, F::Event, F::Urgency, F::Severity, F::Certainty, F::Effective, F::Onset, F::Expires, F::SenderName,
@@ -922,9 +952,9 @@ impl CapAdapter {
             }
             let categories: Vec<Value> = info.texts.all(F::Category).map(|b| b.text.trim().into()).collect();
             if !categories.is_empty() {
-                info_fields.insert("category".into(), Value::Array(categories));
+                info_fields.push(("category", Value::Array(categories)));
             }
-            info_fields.insert("info_index".into(), i.into());
+            info_fields.push(("info_index", i.into()));
             let title = format!("{tag}{}", info.texts.get(F::Headline).filter(|h| !h.is_empty()).or(info.texts.get(F::Event)).unwrap_or("CAP alert"));
             // An info without areas is one area without geometry: placed only by the fallback.
             let no_area = [RawArea::default()];
@@ -949,26 +979,27 @@ impl CapAdapter {
                         continue;
                     }
                 };
-                let mut fields = info_fields.clone();
+                let mut fields: Fields = Vec::with_capacity(8);
                 let mut cut = info_cut.clone();
                 put(&mut fields, &mut cut, &area.texts, F::AreaDesc);
                 for f in [F::Polygon, F::Circle] {
                     let shapes: Vec<Value> = area.texts.all(f).map(|b| b.text.trim()).filter(|s| !s.is_empty()).map(Value::from).collect();
                     if !shapes.is_empty() {
-                        fields.insert(f.key().into(), Value::Array(shapes));
+                        fields.push((f.key(), Value::Array(shapes)));
                     }
                 }
                 if !area.geocodes.is_empty() {
-                    fields.insert("geocode".into(), area.geocodes.iter().map(|g| Value::from(g.as_str())).collect());
+                    fields.push(("geocode", area.geocodes.iter().map(|g| Value::from(g.as_str())).collect()));
                 }
                 if area.geocodes_cut {
                     cut.push("geocode");
                 }
-                fields.insert("area_index".into(), j.into());
-                fields.insert("position_source".into(), source.into());
+                fields.push(("area_index", j.into()));
+                fields.push(("position_source", source.into()));
                 if !cut.is_empty() {
-                    fields.insert("truncated".into(), cut.iter().map(|c| Value::from(*c)).collect());
+                    fields.push(("truncated", cut.iter().map(|c| Value::from(*c)).collect()));
                 }
+                let fields = merge(&common, &info_fields, fields);
                 let entity = format!("{root}#{i}.{j}");
                 opened.push((entity.clone(), position, title.clone()));
                 out.observations.push(Observation {
@@ -998,8 +1029,7 @@ impl CapAdapter {
                 if opened.iter().any(|(e, _, _)| *e == entity) {
                     continue;
                 }
-                let mut fields = common.clone();
-                fields.insert("closes".into(), "area no longer covered by the updating message".into());
+                let fields = merge(&common, &[], vec![("closes", "area no longer covered by the updating message".into())]);
                 let verb = if msg_type == MsgType::Cancel { "Cancelled" } else { "Superseded" };
                 out.observations.push(Observation {
                     feed: ctx.feed.to_owned(),
@@ -1040,10 +1070,19 @@ impl CapAdapter {
     }
 }
 
+/// Fields being gathered for observations, by name; distinct names within one observation.
+type Fields = Vec<(&'static str, Value)>;
+
+/// One observation's fields: the alert's, the info's (copied, as every observation owns its
+/// map) and the area's own (moved).
+fn merge(alert: &[(&'static str, Value)], info: &[(&'static str, Value)], own: Fields) -> Map<String, Value> {
+    alert.iter().chain(info).map(|(k, v)| ((*k).to_owned(), v.clone())).chain(own.into_iter().map(|(k, v)| (k.to_owned(), v))).collect()
+}
+
 /// Copies a text element into the fields, noting whether it was cut.
-fn put(fields: &mut Map<String, Value>, truncated: &mut Vec<&'static str>, texts: &Texts, f: F) {
+fn put(fields: &mut Fields, truncated: &mut Vec<&'static str>, texts: &Texts, f: F) {
     if let Some(b) = texts.all(f).next().filter(|b| !b.text.trim().is_empty()) {
-        fields.insert(f.key().into(), b.text.trim().into());
+        fields.push((f.key(), b.text.trim().into()));
         if b.truncated {
             truncated.push(f.key());
         }

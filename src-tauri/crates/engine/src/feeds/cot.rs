@@ -61,14 +61,15 @@
 //! [`DETAIL_VALUE_BYTES`] each and [`DETAIL_BYTES`] in all. [`split_stream`] buffers at most
 //! [`MAX_STREAM_BUFFER`] bytes of an incomplete event.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::xml::{self, Bounded};
+use super::xml::{self, Bounded, Pairs};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
 
 /// The largest single event. Real events are a few kilobytes; some clients attach small images.
@@ -212,8 +213,16 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// Where `needle` (a short markup terminator such as `?>`) next occurs at or after `from`.
 fn find(buf: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    buf.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    let mut at = from;
+    loop {
+        at += memchr::memchr(needle[0], buf.get(at..)?)?;
+        if buf[at..].starts_with(needle) {
+            return Some(at);
+        }
+        at += 1;
+    }
 }
 
 /// Whether `rest` starts with an `<event` tag; `None` when too few bytes arrived to tell.
@@ -257,17 +266,14 @@ fn markup_end(buf: &[u8], i: usize) -> Option<usize> {
 /// The end (exclusive) of the tag starting at `i`, honouring quoted attribute values (which may
 /// hold `>`).
 fn tag_end(buf: &[u8], i: usize) -> Option<usize> {
-    let mut quote = None;
-    for (k, &b) in buf[i..].iter().enumerate().skip(1) {
-        match (quote, b) {
-            (Some(q), _) if b == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'"' | b'\'') => quote = Some(b),
-            (None, b'>') => return Some(i + k + 1),
-            _ => {}
+    let mut k = i + 1;
+    loop {
+        k += memchr::memchr3(b'>', b'"', b'\'', buf.get(k..)?)?;
+        match buf[k] {
+            b'>' => return Some(k + 1),
+            quote => k += 1 + memchr::memchr(quote, buf.get(k + 1..)?)? + 1,
         }
     }
-    None
 }
 
 /// The end (exclusive) of the element starting at `start`, counting nested elements.
@@ -275,7 +281,7 @@ fn element_end(buf: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
     loop {
-        i += buf.get(i..)?.iter().position(|b| *b == b'<')?;
+        i += memchr::memchr(b'<', buf.get(i..)?)?;
         let rest = &buf[i..];
         if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
             i = markup_end(buf, i)?;
@@ -356,7 +362,7 @@ fn scan(buf: &[u8], at_end: bool) -> (Vec<Seg>, usize) {
         let start = prolog.take().unwrap_or(i);
         let mut end = n;
         let mut k = i + 1;
-        while let Some(p) = buf.get(k..).and_then(|r| r.iter().position(|b| *b == b'<')) {
+        while let Some(p) = buf.get(k..).and_then(|r| memchr::memchr(b'<', r)) {
             let at = k + p;
             let tail = &buf[at..];
             if tail.starts_with(b"<?xml") || event_tag(tail) != Some(false) {
@@ -384,68 +390,87 @@ fn junk_reason(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------------------------
 // Parsing one event.
 
+/// One event as read: attribute values and names borrow from the event's text.
 #[derive(Debug, Default)]
-struct RawEvent {
-    attrs: Vec<(String, String)>,
-    point: Option<Vec<(String, String)>>,
-    callsign: Option<String>,
+struct RawEvent<'a> {
+    attrs: Pairs<'a>,
+    point: Option<Pairs<'a>>,
+    callsign: Option<Cow<'a, str>>,
     remarks: Option<Bounded>,
-    detail: Map<String, Value>,
+    /// Flattened `detail` keys and values in document order; keys are distinct.
+    detail: Vec<(String, Value)>,
     detail_bytes: usize,
     detail_truncated: bool,
 }
 
-impl RawEvent {
+impl RawEvent<'_> {
     fn attr(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
     }
 
-    /// Adds one flattened `detail` value within the limits.
-    fn put_detail(&mut self, key: String, value: &str) {
+    /// Adds one flattened `detail` value within the limits: under the key `path`, or
+    /// `path.attr` for an attribute. The key is built only when it is kept.
+    fn put_detail(&mut self, path: &str, attr: Option<&str>, value: &str) {
         let value = value.trim();
-        if value.is_empty() && !key.contains('.') {
+        if value.is_empty() && attr.is_none() && !path.contains('.') {
             return;
         }
-        if self.detail.len() >= MAX_DETAIL_FIELDS || self.detail_bytes + key.len() + value.len().min(DETAIL_VALUE_BYTES) > DETAIL_BYTES {
+        let key_len = path.len() + attr.map_or(0, |a| a.len() + 1);
+        if self.detail.len() >= MAX_DETAIL_FIELDS || self.detail_bytes + key_len + value.len().min(DETAIL_VALUE_BYTES) > DETAIL_BYTES {
             self.detail_truncated = true;
             return;
         }
-        let mut unique = key.clone();
-        let mut n = 2;
-        while self.detail.contains_key(&unique) {
-            unique = format!("{key}[{n}]");
-            n += 1;
+        let mut key = String::with_capacity(key_len);
+        key.push_str(path);
+        if let Some(a) = attr {
+            key.push('.');
+            key.push_str(a);
         }
+        let unique = if self.has_detail(&key) {
+            let mut n = 2;
+            loop {
+                let candidate = format!("{key}[{n}]");
+                if !self.has_detail(&candidate) {
+                    break candidate;
+                }
+                n += 1;
+            }
+        } else {
+            key
+        };
         let kept = xml::prefix(value, DETAIL_VALUE_BYTES);
         if kept.len() < value.len() {
             self.detail_truncated = true;
         }
         self.detail_bytes += unique.len() + kept.len();
-        self.detail.insert(unique, kept.into());
+        self.detail.push((unique, kept.into()));
+    }
+
+    fn has_detail(&self, key: &str) -> bool {
+        self.detail.iter().any(|(k, _)| k == key)
     }
 }
 
-/// The attributes of an element, entities resolved (an undeclared one refuses the event).
-fn attributes(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
-        let key = a.key.local_name().into_inner().to_owned();
-        let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| format!("attribute {key}: {e}"))?;
-        out.push((key, value.into_owned()));
-    }
-    Ok(out)
+/// An open element of an event.
+struct Open<'a> {
+    /// Its local name.
+    name: Cow<'a, str>,
+    /// Under `detail`: the text gathered for it, bounded.
+    text: Option<Bounded>,
+    /// Under `detail`: the length of the flattened path before this element was appended.
+    path_len: usize,
 }
 
-fn parse_event(bytes: &[u8]) -> Result<RawEvent, String> {
+fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(format!("event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", bytes.len()));
     }
     let (text, skipped) = xml::utf8_text(bytes).map_err(|e| format!("{} of the event: {}", e.place, e.reason))?;
     let mut reader = Reader::from_str(text);
     let mut ev = RawEvent::default();
-    // Open elements: local name and, under `detail`, the text gathered for it.
-    let mut stack: Vec<(String, Option<Bounded>)> = Vec::new();
+    let mut stack: Vec<Open<'a>> = Vec::with_capacity(8);
+    // The flattened path under `detail` of the innermost open element (`track`, `a.b`).
+    let mut path = String::new();
     let mut root_closed = false;
     loop {
         let before = reader.buffer_position();
@@ -461,58 +486,71 @@ fn parse_event(bytes: &[u8]) -> Result<RawEvent, String> {
                 if root_closed {
                     return Err(fail("a second root element in one event".into()));
                 }
-                let name = e.local_name().into_inner().to_owned();
+                let name = xml::borrow_from(text, e.local_name().into_inner());
+                let under_detail = stack.len() >= 2 && stack[1].name == "detail";
+                let path_len = path.len();
                 match stack.len() {
                     0 if name != "event" => return Err(fail(format!("the root element <{name}> is not a CoT <event>"))),
-                    0 => ev.attrs = attributes(&e).map_err(fail)?,
+                    0 => ev.attrs = xml::attribute_pairs(text, &e).map_err(fail)?,
                     1 if name == "point" => {
                         if ev.point.is_some() {
                             return Err(fail("more than one <point>".into()));
                         }
-                        ev.point = Some(attributes(&e).map_err(fail)?);
+                        ev.point = Some(xml::attribute_pairs(text, &e).map_err(fail)?);
                     }
-                    _ if stack.len() >= 2 && stack[1].0 == "detail" => {
-                        let path: Vec<&str> = stack[2..].iter().map(|(n, _)| n.as_str()).chain([name.as_str()]).collect();
-                        let path = path.join(".");
-                        for (k, v) in attributes(&e).map_err(fail)? {
-                            if path == "contact" && k == "callsign" {
-                                ev.callsign = Some(xml::prefix(v.trim(), 256).to_owned());
-                            } else {
-                                ev.put_detail(format!("{path}.{k}"), &v);
-                            }
+                    _ if under_detail => {
+                        if !path.is_empty() {
+                            path.push('.');
                         }
+                        path.push_str(&name);
+                        let name_len = e.name().as_ref().len();
+                        let contact = path == "contact";
+                        let keep = |ev: &mut RawEvent<'a>, k: &str, v: Cow<'a, str>| {
+                            if contact && k == "callsign" {
+                                ev.callsign = Some(match v {
+                                    Cow::Borrowed(v) => Cow::Borrowed(xml::prefix(v.trim(), 256)),
+                                    Cow::Owned(v) => Cow::Owned(xml::prefix(v.trim(), 256).to_owned()),
+                                });
+                            } else {
+                                ev.put_detail(&path, Some(k), &v);
+                            }
+                        };
+                        match xml::tag_text(text, &e) {
+                            Cow::Borrowed(tag) => xml::each_attribute(tag, name_len, |k, v| keep(&mut ev, k, v)),
+                            Cow::Owned(tag) => xml::each_attribute(&tag, name_len, |k, v| keep(&mut ev, k, Cow::Owned(v.into_owned()))),
+                        }
+                        .map_err(fail)?;
                     }
                     _ => {}
                 }
                 // Text is gathered only under `detail`, bounded per element.
-                let gather = stack.len() >= 2 && stack[1].0 == "detail";
                 let cap = if stack.len() == 2 && name == "remarks" { REMARKS_BYTES } else { DETAIL_VALUE_BYTES };
-                stack.push((name, gather.then(|| Bounded::new(cap))));
+                stack.push(Open { name, text: under_detail.then(|| Bounded::new(cap)), path_len });
                 if empty {
-                    close(&mut stack, &mut ev);
+                    close(&mut stack, &mut path, &mut ev);
                     root_closed = stack.is_empty();
                 }
             }
             Event::End(_) => {
-                close(&mut stack, &mut ev);
+                close(&mut stack, &mut path, &mut ev);
                 root_closed = stack.is_empty();
             }
             Event::Text(t) => {
-                if let Some((_, Some(b))) = stack.last_mut() {
+                if let Some(Open { text: Some(b), .. }) = stack.last_mut() {
                     b.push(&t.xml_content(XmlVersion::Implicit1_0));
                 } else if stack.is_empty() && !t.trim().is_empty() {
                     return Err(fail(format!("text {} outside the event", xml::excerpt(t.as_bytes()))));
                 }
             }
             Event::CData(t) => {
-                if let Some((_, Some(b))) = stack.last_mut() {
+                if let Some(Open { text: Some(b), .. }) = stack.last_mut() {
                     b.push(&t);
                 }
             }
             Event::GeneralRef(r) => {
                 let mut sink = Bounded::new(0);
                 let target = match stack.last_mut() {
-                    Some((_, Some(b))) => b,
+                    Some(Open { text: Some(b), .. }) => b,
                     _ => &mut sink,
                 };
                 xml::push_ref(&r, target).map_err(fail)?;
@@ -523,8 +561,8 @@ fn parse_event(bytes: &[u8]) -> Result<RawEvent, String> {
             Event::Eof => break,
         }
     }
-    if let Some((name, _)) = stack.last() {
-        return Err(format!("truncated event: it ends inside <{name}>"));
+    if let Some(open) = stack.last() {
+        return Err(format!("truncated event: it ends inside <{}>", open.name));
     }
     if !root_closed {
         return Err("no <event> element".into());
@@ -532,22 +570,21 @@ fn parse_event(bytes: &[u8]) -> Result<RawEvent, String> {
     Ok(ev)
 }
 
-/// Closes the innermost element, keeping its text if it is under `detail`.
-fn close(stack: &mut Vec<(String, Option<Bounded>)>, ev: &mut RawEvent) {
+/// Closes the innermost element, keeping its text if it is under `detail`, and takes its name
+/// off the flattened path.
+fn close(stack: &mut Vec<Open<'_>>, path: &mut String, ev: &mut RawEvent<'_>) {
     let depth = stack.len();
-    let Some((name, text)) = stack.pop() else { return };
-    let Some(text) = text else { return };
-    if depth == 3 && name == "remarks" {
+    let Some(open) = stack.pop() else { return };
+    let Some(text) = open.text else { return };
+    if depth == 3 && open.name == "remarks" {
         ev.remarks = Some(text);
-        return;
-    }
-    if !text.text.trim().is_empty() {
-        let path: Vec<&str> = stack[2..].iter().map(|(n, _)| n.as_str()).chain([name.as_str()]).collect();
+    } else if !text.text.trim().is_empty() {
         if text.truncated {
             ev.detail_truncated = true;
         }
-        ev.put_detail(path.join("."), &text.text);
+        ev.put_detail(path, None, &text.text);
     }
+    path.truncate(open.path_len);
 }
 
 /// An xs:dateTime; without an offset, UTC is meant.
@@ -598,7 +635,7 @@ fn dimension(t: &str) -> Option<&'static str> {
     })
 }
 
-fn number(attrs: &[(String, String)], name: &str) -> Result<Option<f64>, String> {
+fn number(attrs: &[(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Result<Option<f64>, String> {
     match attrs.iter().find(|(k, _)| k == name) {
         None => Ok(None),
         Some((_, v)) => match v.trim().parse::<f64>() {
@@ -638,36 +675,36 @@ fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observat
     if stale {
         severity = Severity::Normal;
     }
-    let mut fields = Map::new();
+    let mut fields: Vec<(String, Value)> = Vec::with_capacity(20);
     for key in ["uid", "type", "how", "version", "time", "start", "access", "qos", "opex"] {
         if let Some(v) = ev.attr(key) {
-            fields.insert(key.into(), xml::prefix(v, 256).into());
+            fields.push((key.into(), xml::prefix(v, 256).into()));
         }
     }
-    fields.insert("stale_time".into(), xml::prefix(stale_text, 64).into());
-    fields.insert("stale".into(), stale.into());
+    fields.push(("stale_time".into(), xml::prefix(stale_text, 64).into()));
+    fields.push(("stale".into(), stale.into()));
     for key in ["hae", "ce", "le"] {
         if let Some(x) = number(point, key)? {
-            fields.insert(key.into(), x.into());
+            fields.push((key.into(), x.into()));
         }
     }
     if let Some(d) = dimension(cot_type) {
-        fields.insert("dimension".into(), d.into());
+        fields.push(("dimension".into(), d.into()));
     }
     if let Some(c) = &ev.callsign {
-        fields.insert("callsign".into(), c.as_str().into());
+        fields.push(("callsign".into(), c.as_ref().into()));
     }
     if let Some(r) = &ev.remarks {
-        fields.insert("remarks".into(), r.text.trim().into());
+        fields.push(("remarks".into(), r.text.trim().into()));
     }
-    let title = ev.callsign.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| uid.to_owned());
+    let title = ev.callsign.as_deref().filter(|c| !c.is_empty()).unwrap_or(uid).to_owned();
     let entity = format!("cot:{uid}");
     let truncated = ev.detail_truncated || ev.remarks.as_ref().is_some_and(|r| r.truncated);
     if !ev.detail.is_empty() {
-        fields.insert("detail".into(), Value::Object(ev.detail));
+        fields.push(("detail".into(), Value::Object(ev.detail.into_iter().collect())));
     }
     if truncated {
-        fields.insert("detail_truncated".into(), true.into());
+        fields.push(("detail_truncated".into(), true.into()));
     }
     Ok(Observation {
         feed: ctx.feed.to_owned(),
@@ -681,7 +718,7 @@ fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observat
         entity,
         position,
         title,
-        fields,
+        fields: fields.into_iter().collect(),
     })
 }
 

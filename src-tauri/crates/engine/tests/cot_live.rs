@@ -3,8 +3,6 @@
 //! cityops TCP feed. Killing the server shows as disconnected; starting it again reconnects.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use cityops_engine::config::LiveConfig;
@@ -12,39 +10,7 @@ use cityops_engine::live::{self, Health, LiveOptions};
 use cityops_engine::store::Store;
 use tokio::sync::watch;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-/// taky on `port`, stopped when dropped.
-struct Taky(Child);
-
-impl Taky {
-    fn start(port: u16, dir: &Path) -> Taky {
-        let child = Command::new("bash")
-            .arg(repo().join("tests/peers/taky/run.sh"))
-            .arg(port.to_string())
-            .arg(dir)
-            .spawn()
-            .expect("bash runs tests/peers/taky/run.sh");
-        let taky = Taky(child);
-        // The first start installs taky into a virtual environment, which takes a while.
-        for _ in 0..1200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return taky;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("taky did not open port {port}");
-    }
-}
-
-impl Drop for Taky {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
 
 fn event(uid: &str, cot_type: &str, lat: f64, lon: f64) -> String {
     format!(
@@ -56,7 +22,7 @@ fn event(uid: &str, cot_type: &str, lat: f64, lon: f64) -> String {
 async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let taky = Taky::start(port, &dir.path().join("taky"));
+    let taky = common::taky(port, &dir.path().join("taky"));
 
     let config_path = dir.path().join("feeds.toml");
     std::fs::write(
@@ -99,7 +65,7 @@ async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() 
     // The server goes away and comes back: the feed reports it and reconnects by itself.
     drop(taky);
     wait("disconnected", &|f| !f.connected);
-    let taky = Taky::start(port, &dir.path().join("taky"));
+    let taky = common::taky(port, &dir.path().join("taky"));
     wait("reconnected", &|f| f.connected);
     send(&[event("HEL-2", "a-f-G-U-C", 60.173, 24.947)]);
     wait("the event after the restart", &|f| f.messages_per_minute >= 3);

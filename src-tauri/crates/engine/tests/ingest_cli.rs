@@ -5,7 +5,6 @@
 //! live test against its real server, `sensorthings_live.rs`.)
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,21 +12,11 @@ use std::time::{Duration, Instant};
 use cityops_engine::store::Store;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
+mod common;
+use common::{free_port, repo};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
-fn wait_port(port: u16, limit: Duration) {
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < limit, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -39,27 +28,6 @@ impl Drop for Proc {
     }
 }
 
-fn mosquitto(dir: &Path, port: u16) -> Proc {
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
-    // The port may still be held by the previous broker for a moment after a kill.
-    for _ in 0..100 {
-        let mut child = Command::new("/usr/sbin/mosquitto").arg("-c").arg(&conf).stderr(Stdio::null()).spawn().expect("mosquitto (Debian package) runs");
-        for _ in 0..20 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Proc(child);
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("mosquitto did not start on port {port}");
-}
 
 /// A plain HTTP server answering fixed bodies by path.
 fn http_server(routes: Vec<(String, Vec<u8>)>) -> u16 {
@@ -111,18 +79,9 @@ fn ingest_runs_five_standards_at_once_and_reports_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
 
     let mqtt_port = free_port();
-    let broker = mosquitto(dir.path(), mqtt_port);
+    let broker = common::mosquitto_on(dir.path(), mqtt_port);
     let tak_port = free_port();
-    let _taky = Proc(
-        Command::new("bash")
-            .arg(repo().join("tests/peers/taky/run.sh"))
-            .arg(tak_port.to_string())
-            .arg(dir.path().join("taky"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(tak_port, Duration::from_secs(120));
+    let _taky = common::taky(tak_port, &dir.path().join("taky"));
     let alert = std::fs::read(data.join("cap/v1dot2_appendix_adot3.xml")).unwrap();
     let vp = fresh(&std::fs::read(data.join("gtfs-rt/miway/VehiclePositions.pb")).unwrap());
     let http_port = http_server(vec![("/alerts/quake.xml".to_owned(), alert), ("/miway/vp.pb".to_owned(), vp)]);
@@ -246,7 +205,7 @@ dir = "inbox"
     // The broker dies: the feed says so; it comes back: the feed reconnects by itself.
     drop(broker);
     wait("grid disconnected", &|| health("grid").last().is_some_and(|h| h["connected"] == false));
-    let _broker = mosquitto(dir.path(), mqtt_port);
+    let _broker = common::mosquitto_on(dir.path(), mqtt_port);
     wait("grid reconnected", &|| health("grid").last().is_some_and(|h| h["connected"] == true && h["failures"].as_u64() >= Some(1)));
     publish(2);
     wait("the message after the restart", &|| health("grid").last().is_some_and(|h| h["messagesPerMinute"].as_u64() >= Some(2)));

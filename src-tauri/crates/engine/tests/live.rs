@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +15,8 @@ use cityops_engine::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+mod common;
 
 fn feature(entity: &str, kind: &str, severity: &str) -> String {
     serde_json::json!({"type": "Feature", "id": entity, "geometry": {"type": "Point", "coordinates": [24.944, 60.171]},
@@ -262,27 +263,10 @@ port = {}
     assert_eq!(replayed.observation_set_hash, live_hash);
 }
 
-/// Debian's mosquitto on a free port, stopped when dropped.
-struct Mosquitto(Child, u16);
-
-impl Mosquitto {
-    fn start(dir: &Path) -> Mosquitto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Mosquitto::start_on(dir, port)
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_messages_keep_their_topic_and_the_feed_reconnects() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start(dir.path());
+    let broker = common::mosquitto(dir.path());
     let port = broker.1;
     let config = format!(
         r#"
@@ -317,7 +301,7 @@ topics = ["grid/+/status"]
     // The broker dies and comes back: the feed says so, and reconnects by itself.
     drop(broker);
     live.until("disconnected", |l| !l.feed("grid").connected).await;
-    let broker = Mosquitto::start_on(dir.path(), port);
+    let broker = common::mosquitto_on(dir.path(), port);
     live.until("reconnected", |l| l.feed("grid").connected).await;
     let summary = live.stop().await;
     pump.abort();
@@ -328,34 +312,6 @@ topics = ["grid/+/status"]
     assert!(!tape.contains("other/topic"));
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     assert_eq!(headless::observation_set_hash(&store, summary.run).unwrap().1, 2);
-}
-
-impl Mosquitto {
-    fn start_on(dir: &Path, port: u16) -> Mosquitto {
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto is not installed (Debian package mosquitto; .ci/setup installs it)");
-        // The port may still be held by the previous broker for a moment: retry.
-        for _ in 0..100 {
-            let mut child = Command::new(bin).arg("-c").arg(&conf).spawn().unwrap();
-            for _ in 0..20 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Mosquitto(child, port);
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("mosquitto did not come back on port {port}");
-    }
 }
 
 /// An HTTP server answering by path, counting requests per path.

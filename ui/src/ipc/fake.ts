@@ -238,7 +238,7 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
   const emit = (reset: boolean, upserts: ObservationDto[]) => {
     const inc = reset ? allIncidents() : pendingIncidents;
     pendingIncidents = null;
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc };
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox: null };
     for (const l of listeners) l(diff);
   };
 
@@ -266,7 +266,7 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents() });
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: null });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;

@@ -6,7 +6,9 @@ use cityops_core::scenario::Manifest;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+mod dispatch;
 mod incidents;
+pub use dispatch::*;
 pub use incidents::*;
 
 /// The few error kinds the UI acts on differently.
@@ -109,6 +111,9 @@ pub struct MapDiffDto {
     pub layers: Vec<LayerAgeDto>,
     /// Incident changes in the same tick; `null` when none changed.
     pub incidents: Option<IncidentsDiffDto>,
+    /// The outbox after a change (an action committed, attempted, delivered, failed or
+    /// cancelled); `null` when nothing changed.
+    pub outbox: Option<OutboxDto>,
 }
 
 /// One observation in full, for the details panel.
@@ -237,6 +242,16 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<SopStepDto>(),
         one::<IncidentDetailDto>(),
         one::<IncidentsDiffDto>(),
+        one::<BackendKind>(),
+        one::<BackendDto>(),
+        one::<AlertSeverity>(),
+        one::<ActionParams>(),
+        one::<ActionRequestDto>(),
+        one::<HeaderDto>(),
+        one::<ActionPreviewDto>(),
+        one::<ActionStatus>(),
+        one::<ActionDto>(),
+        one::<OutboxDto>(),
     ]
 }
 

@@ -211,6 +211,6 @@ impl Replay {
             .map(|(l, count)| LayerAgeDto { layer: *l, newest_observed_ms: diff.newest.get(l).copied(), count })
             .collect();
         let incidents = self.desk.as_mut().and_then(|d| d.take_diff(full));
-        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents }
+        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None }
     }
 }

@@ -3,6 +3,7 @@ import type { ClockDto } from "./ClockDto";
 import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
+import type { OutboxDto } from "./OutboxDto";
 
 /**
  * A change to the picture, coalesced over one clock tick.
@@ -15,4 +16,9 @@ reset: boolean, upserts: Array<MapFeatureDto>, clock: ClockDto, layers: Array<La
 /**
  * Incident changes in the same tick; `null` when none changed.
  */
-incidents: IncidentsDiffDto | null, };
+incidents: IncidentsDiffDto | null, 
+/**
+ * The outbox after a change (an action committed, attempted, delivered, failed or
+ * cancelled); `null` when nothing changed.
+ */
+outbox: OutboxDto | null, };

@@ -1,0 +1,5 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * Where an action stands in the outbox.
+ */
+export type ActionStatus = "queued" | "sending" | "delivered" | "failed" | "cancelled";

@@ -30,6 +30,10 @@ struct Cli {
     /// The folder of basemap archives (defaults to the repository's maps/).
     #[arg(long, env = "CITYOPS_MAPS")]
     maps: Option<PathBuf>,
+    /// The backends file operators' actions go to (defaults to the demo's; in a replayed
+    /// scenario every action is an exercise and is recorded, never sent).
+    #[arg(long, env = "CITYOPS_BACKENDS")]
+    backends: Option<PathBuf>,
 }
 
 /// The repository the binary was built from: development builds find the demo there.
@@ -55,6 +59,7 @@ pub fn run() {
                 scenario_dir: cli.scenario.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm")),
                 db_path,
                 maps_dir: cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps")),
+                backends: Some(cli.backends.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml"))),
             };
             tracing::info!(?config, "starting engine");
             // The engine spawns its task on Tauri's tokio runtime, so it is started inside it.
@@ -68,6 +73,12 @@ pub fn run() {
         .register_asynchronous_uri_scheme_protocol("maptiles", tiles::handle)
         .invoke_handler(tauri::generate_handler![
             commands::scenario::scenario,
+            commands::dispatch::backends,
+            commands::dispatch::preview_action,
+            commands::dispatch::confirm_action,
+            commands::dispatch::outbox,
+            commands::dispatch::retry_action,
+            commands::dispatch::cancel_action,
             commands::replay::subscribe,
             commands::replay::replay_play,
             commands::replay::replay_pause,

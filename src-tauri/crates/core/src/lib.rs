@@ -10,6 +10,7 @@
 //! - [`geo`]: distances in metres and the uniform grid behind every "within r metres" query.
 //! - [`assets`]: the city's assets and their supply dependencies (`fed_by`), by id and by place.
 //! - [`rules`]: the correlation rules file (TOML): incident types, SOPs, grouping, escalation.
+//! - [`dispatch`]: operator actions for backends: validation and the exact bytes they send.
 //! - [`correlate`]: the [`correlate::Correlator`], observations in, explained incidents out, with
 //!   operator merge, split, reassign and undo.
 //!
@@ -20,6 +21,7 @@
 pub mod assets;
 pub mod correlate;
 pub mod digest;
+pub mod dispatch;
 pub mod geo;
 pub mod grid;
 pub mod model;

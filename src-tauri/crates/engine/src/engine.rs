@@ -12,9 +12,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::dto::{IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, ScenarioDto};
+use cityops_core::dispatch::Place;
+use cityops_core::model::GeoPoint;
+
+use crate::dto::{
+    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole,
+    OutboxDto, ScenarioDto,
+};
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
+use crate::outbox::{self, Outbox};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
@@ -37,6 +44,8 @@ pub struct EngineConfig {
     pub db_path: PathBuf,
     /// The folder of `<name>.mbtiles` basemap archives.
     pub maps_dir: PathBuf,
+    /// The backends file (`fixtures/backends/README.md`); none means no actions can be sent.
+    pub backends: Option<PathBuf>,
 }
 
 /// Receives diffs; returns false once the receiver is gone, to be dropped.
@@ -50,6 +59,25 @@ enum Command {
     Subscribe(DiffSink),
     Observation(String, oneshot::Sender<Option<ObservationDto>>),
     Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
+    Dispatch(DispatchRequest, oneshot::Sender<Result<DispatchReply, EngineError>>),
+}
+
+/// An operator's request about actions, answered by the replay task (which knows the incident
+/// and the operator) against the outbox.
+#[derive(Debug, Clone)]
+enum DispatchRequest {
+    Preview(Box<ActionRequestDto>),
+    Confirm { token: String, confirmations: u8 },
+    View,
+    Retry(i64),
+    Cancel(i64),
+}
+
+enum DispatchReply {
+    Done,
+    Preview(Box<ActionPreviewDto>),
+    Action(Box<ActionDto>),
+    View(Box<OutboxDto>),
 }
 
 /// An operator's request about incidents, answered by the replay task.
@@ -87,10 +115,16 @@ impl Engine {
         let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
         tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
         let dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
+        let specs = match &config.backends {
+            Some(path) => outbox::config::load(path)?,
+            None => Vec::new(),
+        };
+        // A replayed scenario is an exercise: its actions are recorded, never sent.
+        let outbox = Outbox::start(&config.db_path, specs, true)?;
         let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(replay, rx));
+        tokio::spawn(drive(replay, outbox, rx));
         Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
     }
 
@@ -208,6 +242,51 @@ impl Engine {
         self.incident(IncidentRequest::TickSop { id, step, ticked }).await.map(|_| ())
     }
 
+    async fn dispatch(&self, request: DispatchRequest) -> Result<DispatchReply, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Dispatch(request, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The configured backends.
+    pub async fn backends(&self) -> Result<Vec<BackendDto>, EngineError> {
+        Ok(self.outbox().await?.backends)
+    }
+
+    /// Renders exactly what an action will send, for the operator to confirm.
+    pub async fn preview_action(&self, request: ActionRequestDto) -> Result<ActionPreviewDto, EngineError> {
+        match self.dispatch(DispatchRequest::Preview(Box::new(request))).await? {
+            DispatchReply::Preview(p) => Ok(*p),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Commits a previewed action to the outbox; it is on disk when this returns.
+    pub async fn confirm_action(&self, token: String, confirmations: u8) -> Result<ActionDto, EngineError> {
+        match self.dispatch(DispatchRequest::Confirm { token, confirmations }).await? {
+            DispatchReply::Action(a) => Ok(*a),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// The outbox: recent actions, counts, backends.
+    pub async fn outbox(&self) -> Result<OutboxDto, EngineError> {
+        match self.dispatch(DispatchRequest::View).await? {
+            DispatchReply::View(v) => Ok(*v),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
+    /// Queues a failed action again.
+    pub async fn retry_action(&self, id: i64) -> Result<(), EngineError> {
+        self.dispatch(DispatchRequest::Retry(id)).await.map(|_| ())
+    }
+
+    /// Cancels a queued or failed action.
+    pub async fn cancel_action(&self, id: i64) -> Result<(), EngineError> {
+        self.dispatch(DispatchRequest::Cancel(id)).await.map(|_| ())
+    }
+
     /// The offline map archives.
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
@@ -231,11 +310,73 @@ fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply
     })
 }
 
+/// Where an action applies: the incident's root cause (or the middle of its area) and its area,
+/// else the point picked on the map.
+fn place_of(desk: &crate::incidents::Desk, request: &ActionRequestDto) -> Result<Place, EngineError> {
+    if let Some(id) = &request.incident {
+        let d = desk.detail(id)?;
+        let a = d.entry.area;
+        let point = match &d.root {
+            Some(r) => GeoPoint { lon: r.lon, lat: r.lat },
+            None => GeoPoint { lon: (a.west + a.east) / 2.0, lat: (a.south + a.north) / 2.0 },
+        };
+        // A point-sized area is no polygon: CAP gets a circle around the point instead.
+        let ring = (a.east - a.west > 1e-6 && a.north - a.south > 1e-6)
+            .then(|| vec![[a.west, a.south], [a.east, a.south], [a.east, a.north], [a.west, a.north], [a.west, a.south]]);
+        return Ok(Place { point, label: d.entry.title.clone(), area: ring });
+    }
+    let [lon, lat] = request.at.ok_or(cityops_core::dispatch::DispatchError::NoPlace)?;
+    let point = GeoPoint::new(lon, lat).ok_or_else(|| EngineError::InvalidInput(format!("{lon},{lat} is not a valid position")))?;
+    Ok(Place { point, label: format!("{lat:.5}, {lon:.5}"), area: None })
+}
+
+/// Answers one dispatch request. Actions need a signed-in operator, like every other operator
+/// action; confirming one for an incident that nobody dispatched to yet marks it dispatched.
+fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRequest) -> Result<DispatchReply, EngineError> {
+    let now = replay.now_ms();
+    let wall = chrono::Utc::now().timestamp_millis();
+    let run = replay.pipeline().run();
+    let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
+    if let DispatchRequest::View = request {
+        return Ok(DispatchReply::View(Box::new(outbox.view(store)?)));
+    }
+    let operator = desk.operator().cloned().ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
+    let _span = tracing::info_span!("dispatch_request", request = ?request, operator = %operator.name).entered();
+    Ok(match request {
+        DispatchRequest::View => unreachable!("answered above"),
+        DispatchRequest::Preview(req) => {
+            let place = place_of(desk, &req)?;
+            DispatchReply::Preview(Box::new(outbox.preview(*req, &place, &operator, now)?))
+        }
+        DispatchRequest::Confirm { token, confirmations } => {
+            let action = outbox.confirm(store, &token, confirmations, &operator, Some(run))?;
+            if let Some(id) = &action.incident {
+                if matches!(desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
+                    if let Err(e) = desk.transition(store, id, LifecycleStatus::Dispatched, wall, now) {
+                        tracing::warn!(incident = %id, error = %e, "action sent but the incident could not be marked dispatched");
+                    }
+                }
+            }
+            DispatchReply::Action(Box::new(action))
+        }
+        DispatchRequest::Retry(id) => outbox.retry(store, id, &operator).map(|_| DispatchReply::Done)?,
+        DispatchRequest::Cancel(id) => outbox.cancel(store, id, &operator).map(|_| DispatchReply::Done)?,
+    })
+}
+
+/// The outbox view when it changed since the last diff.
+fn outbox_change(replay: &mut Replay, outbox: &Outbox) -> Option<OutboxDto> {
+    if !outbox.take_changed() {
+        return None;
+    }
+    outbox.view(replay.pipeline().store()).inspect_err(|e| tracing::error!(error = %e, "cannot read the outbox")).ok()
+}
+
 fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
     sinks.retain(|s| s(diff.clone()));
 }
 
-async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut sinks: Vec<DiffSink> = Vec::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -259,10 +400,17 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
                     Command::Speed(s) => { replay.speed = s; Ok(()) }
                     Command::Seek(t) => replay.seek(t),
                     Command::Subscribe(sink) => {
-                        let full = replay.take_diff(true);
+                        let mut full = replay.take_diff(true);
+                        full.outbox = outbox.view(replay.pipeline().store()).ok();
                         if sink(full) { sinks.push(sink); }
                         last_clock = replay.clock();
                         continue;
+                    }
+                    Command::Dispatch(request, reply) => {
+                        let view = matches!(request, DispatchRequest::View);
+                        let _ = reply.send(answer_dispatch(&mut replay, &mut outbox, request));
+                        if view { continue; }
+                        Ok(())
                     }
                     Command::Incident(request, reply) => {
                         let changes = !matches!(request, IncidentRequest::Detail(_) | IncidentRequest::Operator);
@@ -281,7 +429,8 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
                     tracing::error!(error = %e, "replay command failed");
                 }
                 last_tick = Instant::now();
-                let diff = replay.take_diff(false);
+                let mut diff = replay.take_diff(false);
+                diff.outbox = outbox_change(&mut replay, &outbox);
                 last_clock = diff.clock.clone();
                 publish(&mut sinks, &diff);
             }
@@ -312,8 +461,9 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
                         replay.playing = false;
                     }
                 }
-                let diff = replay.take_diff(false);
-                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock {
+                let mut diff = replay.take_diff(false);
+                diff.outbox = outbox_change(&mut replay, &outbox);
+                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() {
                     last_clock = diff.clock.clone();
                     publish(&mut sinks, &diff);
                 }

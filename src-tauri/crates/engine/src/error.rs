@@ -52,6 +52,12 @@ pub enum EngineError {
     /// A feed's adapter cannot be built from its spec.
     #[error(transparent)]
     Adapter(#[from] crate::feeds::AdapterConfigError),
+    /// An action cannot be sent as asked.
+    #[error(transparent)]
+    Dispatch(#[from] cityops_core::dispatch::DispatchError),
+    /// The backends file is invalid.
+    #[error(transparent)]
+    Backends(#[from] crate::outbox::BackendsError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -80,6 +86,7 @@ impl From<&EngineError> for ApiError {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
             EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
             EngineError::Forbidden(_) => ApiErrorCode::Forbidden,
+            EngineError::Store(crate::store::StoreError::Refused(_)) | EngineError::Dispatch(_) => ApiErrorCode::InvalidInput,
             _ => ApiErrorCode::Internal,
         };
         ApiError { code, message: e.to_string() }

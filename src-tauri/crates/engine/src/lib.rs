@@ -26,6 +26,7 @@ pub mod feeds;
 pub mod headless;
 pub mod incidents;
 pub mod live;
+pub mod outbox;
 pub mod pipeline;
 pub mod replay;
 pub mod scenario;

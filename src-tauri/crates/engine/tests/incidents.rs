@@ -231,6 +231,7 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
             scenario_dir: demo(),
             db_path: dir.path().join("e.db"),
             maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
+            backends: None,
         })
         .unwrap();
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();

@@ -156,6 +156,7 @@ fn the_engine_streams_coalesced_diffs_and_answers_details() {
             scenario_dir: demo(),
             db_path: dir.path().join("e.db"),
             maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
+            backends: None,
         })
         .unwrap();
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();

@@ -22,6 +22,15 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Checks the hash chain; reports the first broken link and exits non-zero if there is one.
+    Verify {
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Replays a scenario through the real pipeline into a database and prints a summary.
     Replay {
@@ -142,6 +151,69 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Lists the outbox: every action, its status, attempts and the backend's reference.
+    Outbox {
+        /// The SQLite database the app or `cityops dispatch` wrote.
+        #[arg(long)]
+        db: PathBuf,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Commits actions from the command line (each durably, its key printed once on disk), then
+    /// delivers them.
+    Dispatch {
+        /// The backends file (fixtures/backends/README.md).
+        #[arg(long)]
+        backends: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+        /// The backend id.
+        #[arg(long)]
+        backend: String,
+        /// The action's parameters as JSON, for example
+        /// '{"kind":"serviceRequest","serviceCode":"utility-crew","description":"Feeder trip"}'.
+        #[arg(long)]
+        params: String,
+        /// Where: "lon,lat".
+        #[arg(long)]
+        at: String,
+        /// The place's name.
+        #[arg(long, default_value = "")]
+        label: String,
+        #[arg(long)]
+        incident: Option<String>,
+        /// Who sends it (recorded in the audit trail).
+        #[arg(long, default_value = "cli")]
+        operator: String,
+        /// operator, supervisor or trainer.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// How many actions to commit (a burst, each with its own key).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Only commit; `cityops send` or the app delivers later.
+        #[arg(long)]
+        no_send: bool,
+        /// Give up waiting for delivery after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Delivers what is queued in the outbox (resuming anything a crash left in flight).
+    Send {
+        #[arg(long)]
+        backends: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Correlation throughput and latency with many open incidents and a large asset index.
     BenchCorrelate {
         /// Substations, each feeding nine signals; every one trips, so this is also the number
@@ -216,6 +288,61 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
         }
         Command::Incidents { db, run, json } => incidents(&db, run, json),
+        Command::Outbox { db, json } => {
+            let store = Store::open(&db)?;
+            let actions = store.actions(u32::MAX)?;
+            if json {
+                println!("{}", serde_json::to_string(&actions)?);
+            } else {
+                for a in actions {
+                    let reference = a.reference.as_deref().unwrap_or("-");
+                    let error = a.last_error.as_deref().unwrap_or("");
+                    println!("{:>5} {:<9} {:<12} {} attempts={} ref={reference} {error}", a.id, a.status.as_str(), a.backend, a.summary, a.attempts);
+                }
+            }
+            Ok(())
+        }
+        Command::Dispatch { backends, db, backend, params, at, label, incident, operator, role, count, no_send, timeout } => {
+            let specs = cityops_engine::outbox::config::load(&backends)?;
+            let params: cityops_engine::dto::ActionParams = serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
+            let (lon, lat) = at.split_once(',').ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
+            let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?).ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
+            let role = cityops_engine::dto::OperatorRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role {role:?}: operator, supervisor or trainer"))?;
+            let label = if label.is_empty() { format!("{:.5}, {:.5}", at.lat, at.lon) } else { label };
+            let burst = cityops_engine::outbox::headless::Burst { backend, operator: cityops_engine::dto::OperatorDto { name: operator, role }, params, at, label, incident, count };
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async {
+                let outbox = cityops_engine::outbox::headless::commit_burst(&db, specs.clone(), &burst, !no_send, &mut std::io::stdout().lock())?;
+                if no_send {
+                    return Ok(());
+                }
+                let (queued, failed) = cityops_engine::outbox::headless::send_until_idle(&db, Some(outbox), specs, Duration::from_secs(timeout)).await?;
+                eprintln!("cityops: {queued} actions still queued, {failed} failed");
+                anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
+                Ok(())
+            })
+        }
+        Command::Send { backends, db, timeout } => {
+            let specs = cityops_engine::outbox::config::load(&backends)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let (queued, failed) = rt.block_on(cityops_engine::outbox::headless::send_until_idle(&db, None, specs, Duration::from_secs(timeout)))?;
+            eprintln!("cityops: {queued} actions still queued, {failed} failed");
+            anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { db } } => {
+            let store = Store::open(&db)?;
+            match store.verify_audit()? {
+                Ok(n) => {
+                    println!("audit trail intact: {n} entries");
+                    Ok(())
+                }
+                Err(seq) => {
+                    println!("audit trail broken at entry {seq}: its hash does not match its fields or the entry before it");
+                    anyhow::bail!("audit trail broken at entry {seq}")
+                }
+            }
+        }
         Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
         Command::Quarantine { db, run, json } => {
             let store = Store::open(&db)?;

@@ -4,40 +4,7 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-/// The protocol a backend speaks, which decides the one kind of action it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub enum BackendKind {
-    /// Open311 GeoReport v2: a service request for a field crew.
-    Open311,
-    /// An HTTP webhook with a JSON body, signed with HMAC-SHA256.
-    Webhook,
-    /// An MQTT command topic, with the device's reply awaited on a response topic.
-    Mqtt,
-    /// Cursor-on-Target to a TAK server: a tasking or a marker.
-    Cot,
-    /// A CAP 1.2 alert POSTed to an alert hub.
-    Cap,
-}
-
-impl BackendKind {
-    /// The lowercase name used in the config file, the store and the CLI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Open311 => "open311",
-            BackendKind::Webhook => "webhook",
-            BackendKind::Mqtt => "mqtt",
-            BackendKind::Cot => "cot",
-            BackendKind::Cap => "cap",
-        }
-    }
-
-    /// Device commands and public alerts act on the city directly, so they need a second
-    /// confirmation.
-    pub fn dangerous(self) -> bool {
-        matches!(self, BackendKind::Mqtt | BackendKind::Cap)
-    }
-}
+pub use cityops_core::dispatch::{ActionParams, AlertSeverity, BackendKind};
 
 /// One configured backend, as the operator picks it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -60,37 +27,6 @@ pub struct BackendDto {
     pub exercise: bool,
     /// The last delivery attempt failed to reach the backend (`null` before any attempt).
     pub reachable: Option<bool>,
-}
-
-/// Severity of a public alert, as CAP 1.2 names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub enum AlertSeverity {
-    Extreme,
-    Severe,
-    Moderate,
-    Minor,
-}
-
-/// What the operator wants done; one variant per backend kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase", tag = "kind")]
-pub enum ActionParams {
-    /// Open311: `choice` is the service code.
-    #[serde(rename_all = "camelCase")]
-    ServiceRequest { service_code: String, description: String },
-    /// A webhook notification to another agency.
-    #[serde(rename_all = "camelCase")]
-    Notify { message: String },
-    /// An MQTT device command: `command` is one of the backend's choices.
-    #[serde(rename_all = "camelCase")]
-    DeviceCommand { device: String, command: String },
-    /// A CoT tasking: `task` is one of the backend's choices, `unit` the callsign or uid.
-    #[serde(rename_all = "camelCase")]
-    TaskUnit { unit: String, task: String, remarks: String },
-    /// A CAP 1.2 public alert for the incident's area.
-    #[serde(rename_all = "camelCase")]
-    PublicAlert { headline: String, description: String, instruction: String, severity: AlertSeverity, expires_minutes: u32 },
 }
 
 /// An operator's request, from an incident or from a point on the map.

@@ -8,7 +8,7 @@
 
 use cityops_core::correlate::Incident;
 use cityops_core::model::{Millis, Severity};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -166,11 +166,13 @@ pub fn audit_hash(e: &AuditEntry) -> String {
 
 impl Store {
     /// Runs one operator action in its own transaction with `synchronous=FULL`, then goes back
-    /// to the group-commit setting.
-    fn durably<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    /// to the group-commit setting. The transaction takes the write lock before it reads
+    /// (`BEGIN IMMEDIATE`), so connections that append to the audit chain at the same time (the
+    /// engine's and the outbox senders') queue instead of forking the chain.
+    pub(super) fn durably<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         let result = (|| {
-            let tx = self.conn.unchecked_transaction()?;
+            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
@@ -179,7 +181,7 @@ impl Store {
         result
     }
 
-    fn append_audit(tx: &Transaction<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
+    pub(super) fn append_audit(tx: &Transaction<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
         let last: Option<(i64, String)> = tx.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
         let mut e = AuditEntry {

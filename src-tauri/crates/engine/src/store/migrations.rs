@@ -140,6 +140,45 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    // 3: the dispatch outbox. `actions` holds each committed action with the exact bytes it
+    // sends and where it stands; `action_attempts` every delivery attempt. Actions outlive runs:
+    // a restart resumes what is still queued, whatever run committed it.
+    "CREATE TABLE actions (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        run INTEGER,
+        incident TEXT,
+        backend TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body TEXT NOT NULL,
+        device TEXT,
+        exercise INTEGER NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        reference TEXT,
+        remote_status TEXT,
+        last_error TEXT,
+        updated_wall_ms INTEGER NOT NULL
+    );
+    CREATE INDEX actions_pending ON actions(backend, status, id);
+    CREATE TABLE action_attempts (
+        id INTEGER PRIMARY KEY,
+        action INTEGER NOT NULL REFERENCES actions(id),
+        n INTEGER NOT NULL,
+        started_wall_ms INTEGER NOT NULL,
+        finished_wall_ms INTEGER,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@
 
 mod incidents;
 mod migrations;
+mod outbox;
 
 pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 
@@ -20,6 +21,7 @@ use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub use migrations::SCHEMA_VERSION;
+pub use outbox::{ActionRow, AttemptEnd, NewAction};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A change the data does not allow (cancelling a delivered action, an unknown id).
+    #[error("{0}")]
+    Refused(String),
     /// The database was written by a newer cityops.
     #[error("database schema version {found} is newer than this build's {supported}")]
     TooNew {

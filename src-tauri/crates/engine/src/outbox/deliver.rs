@@ -1,0 +1,312 @@
+//! One link per backend: the connection (HTTP client, MQTT session, TAK address) and its
+//! secret, and one delivery attempt of one committed action over it.
+//!
+//! An attempt ends in one of three ways: delivered (with the backend's reference), retry (the
+//! backend could not be reached, answered 5xx/429/408, or timed out: the idempotency key makes
+//! sending again safe), or rejected (the backend refused the request itself, a 4xx; sending
+//! the same bytes again cannot help).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cityops_core::dispatch::BackendKind;
+use hmac::{Hmac, Mac};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use sha2::Sha256;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+
+use super::config::BackendSpec;
+use crate::store::ActionRow;
+
+/// The header that carries the idempotency key on every HTTP backend.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+/// The header that carries the HMAC-SHA256 of the body on webhooks and alert hubs.
+pub const SIGNATURE_HEADER: &str = "X-Cityops-Signature";
+/// The longest backend answer kept as a reference or error.
+const MAX_ANSWER: usize = 300;
+/// The longest `Retry-After` honoured; a longer one is a misconfigured backend.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered(String),
+    /// `unreachable`: nothing reached the backend (connection refused, no route, broker down),
+    /// which does not count against the retry budget.
+    Retry { reason: String, after: Option<Duration>, unreachable: bool },
+    Rejected(String),
+}
+
+/// A backend's connection and secret.
+pub struct Link {
+    pub spec: BackendSpec,
+    secret: Result<Option<String>, String>,
+    http: reqwest::Client,
+    mqtt: Option<MqttLink>,
+}
+
+struct MqttLink {
+    client: AsyncClient,
+    connected: Arc<AtomicBool>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>>,
+}
+
+impl Link {
+    /// Builds the link. In an exercise nothing connects: MQTT sessions are not opened and no
+    /// request is ever made (the sender records instead of delivering).
+    pub fn new(spec: BackendSpec, exercise: bool) -> Link {
+        let secret = match &spec.secret {
+            None => Ok(None),
+            Some(r) => std::env::var(&r.env).map(Some).map_err(|_| format!("environment variable {} (the backend's secret) is not set", r.env)),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(spec.timeout)
+            .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(2)
+            .build()
+            .unwrap_or_default();
+        let mqtt = (spec.kind == BackendKind::Mqtt && !exercise).then(|| MqttLink::start(&spec));
+        Link { spec, secret, http, mqtt }
+    }
+
+    /// The signature header value of a body, for webhooks and alert hubs.
+    pub fn signature(&self, body: &str) -> Result<Option<String>, String> {
+        if !matches!(self.spec.kind, BackendKind::Webhook | BackendKind::Cap) {
+            return Ok(None);
+        }
+        let Some(secret) = self.secret.clone()? else { return Ok(None) };
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
+        mac.update(body.as_bytes());
+        Ok(Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
+    }
+
+    /// Whether the secret the backend needs is available.
+    pub fn secret_error(&self) -> Option<String> {
+        self.secret.as_ref().err().cloned()
+    }
+
+    /// One attempt.
+    pub async fn deliver(&self, action: &ActionRow) -> Outcome {
+        if let Err(e) = &self.secret {
+            return Outcome::Rejected(e.clone());
+        }
+        match self.spec.kind {
+            BackendKind::Open311 | BackendKind::Webhook | BackendKind::Cap => self.post(action).await,
+            BackendKind::Mqtt => match &self.mqtt {
+                Some(m) => m.command(&self.spec, action).await,
+                None => Outcome::Rejected("no MQTT session (exercise link)".into()),
+            },
+            BackendKind::Cot => self.cot(action).await,
+        }
+    }
+
+    async fn post(&self, action: &ActionRow) -> Outcome {
+        let url = match self.spec.kind {
+            BackendKind::Open311 => format!("{}/requests.json", self.spec.url.as_deref().unwrap_or_default()),
+            _ => self.spec.url.clone().unwrap_or_default(),
+        };
+        let mut body = action.body.clone();
+        if self.spec.kind == BackendKind::Open311 {
+            // The API key is added only here, so it is never stored with the action or shown.
+            if let Ok(Some(key)) = &self.secret {
+                body.push_str("&api_key=");
+                body.push_str(&cityops_core::dispatch::form_component(key));
+            }
+        }
+        let mut req = self.http.post(&url).body(body);
+        for h in &action.headers {
+            req = req.header(&h.name, &h.value);
+        }
+        match req.send().await {
+            Err(e) => Outcome::Retry { reason: describe(&e), after: None, unreachable: e.is_connect() },
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                let text = match resp.text().await {
+                    Ok(t) => t,
+                    Err(e) if status.is_success() => {
+                        // The backend said yes but the answer broke off: the key makes a resend
+                        // safe, and only a full answer gives us its reference.
+                        return Outcome::Retry { reason: format!("HTTP {status}, answer cut short: {e}"), after: None, unreachable: false };
+                    }
+                    Err(_) => String::new(),
+                };
+                let answer: String = text.trim().chars().take(MAX_ANSWER).collect();
+                if status.is_success() {
+                    Outcome::Delivered(self.reference(&answer, action))
+                } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                    Outcome::Retry { reason: format!("HTTP {status}: {answer}"), after: retry_after, unreachable: false }
+                } else {
+                    Outcome::Rejected(format!("HTTP {status}: {answer}"))
+                }
+            }
+        }
+    }
+
+    /// The backend's id for a delivered action: an Open311 `service_request_id` (or `token`),
+    /// else what the receiver answered, else the idempotency key.
+    fn reference(&self, answer: &str, action: &ActionRow) -> String {
+        if self.spec.kind == BackendKind::Open311 {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(answer) {
+                let first = &v[0];
+                for field in ["service_request_id", "token"] {
+                    if let Some(id) = first[field].as_str().filter(|s| !s.is_empty()) {
+                        return id.to_owned();
+                    }
+                }
+            }
+        }
+        if answer.is_empty() {
+            action.dto.key.clone()
+        } else {
+            answer.to_owned()
+        }
+    }
+
+    /// The Open311 status (`open`, `closed`) of a delivered request.
+    pub async fn poll_status(&self, reference: &str) -> Option<String> {
+        let url = format!("{}/requests/{}.json", self.spec.url.as_deref().unwrap_or_default(), percent_path(reference));
+        let resp = self.http.get(&url).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+        v[0]["status"].as_str().map(|s| s.chars().take(32).collect())
+    }
+
+    async fn cot(&self, action: &ActionRow) -> Outcome {
+        let addr = (self.spec.host.clone().unwrap_or_default(), self.spec.port.unwrap_or(8087));
+        let work = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| (e, true))?;
+            stream.write_all(action.body.as_bytes()).await.map_err(|e| (e, false))?;
+            stream.flush().await.map_err(|e| (e, false))?;
+            stream.shutdown().await.map_err(|e| (e, false))?;
+            Ok::<_, (std::io::Error, bool)>(())
+        };
+        match tokio::time::timeout(self.spec.timeout, work).await {
+            Err(_) => Outcome::Retry { reason: "timed out".into(), after: None, unreachable: false },
+            Ok(Err((e, unreachable))) => Outcome::Retry { reason: e.to_string(), after: None, unreachable },
+            // The event's uid is derived from the key, so a TAK client that receives it twice
+            // updates one marker.
+            Ok(Ok(())) => Outcome::Delivered(format!("cityops-{}", action.dto.key)),
+        }
+    }
+}
+
+impl MqttLink {
+    fn start(spec: &BackendSpec) -> MqttLink {
+        let mut opts = MqttOptions::new(format!("cityops-outbox-{}", spec.id), spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(1883));
+        opts.set_keep_alive(Duration::from_secs(30));
+        let (client, mut events) = AsyncClient::new(opts, 256);
+        let connected = Arc::new(AtomicBool::new(false));
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>> = Arc::default();
+        let replies = spec.topic(&spec.response_topic, "+");
+        let (c, w, sub) = (connected.clone(), waiting.clone(), client.clone());
+        let id = spec.id.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        c.store(true, Ordering::SeqCst);
+                        if let Err(e) = sub.try_subscribe(replies.clone(), QoS::AtLeastOnce) {
+                            tracing::warn!(backend = %id, error = %e, "cannot subscribe to replies");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
+                        let Some(key) = v["key"].as_str() else { continue };
+                        let waiter = w.lock().ok().and_then(|mut m| m.remove(key));
+                        if let Some(tx) = waiter {
+                            let _ = tx.send(v);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if c.swap(false, Ordering::SeqCst) {
+                            tracing::warn!(backend = %id, error = %e, "MQTT command link lost");
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        MqttLink { client, connected, waiting }
+    }
+
+    async fn command(&self, spec: &BackendSpec, action: &ActionRow) -> Outcome {
+        if !self.connected.load(Ordering::SeqCst) {
+            return Outcome::Retry { reason: "MQTT broker not connected".into(), after: None, unreachable: true };
+        }
+        let device = action.device.clone().unwrap_or_default();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut m) = self.waiting.lock() {
+            m.insert(action.dto.key.clone(), tx);
+        }
+        let topic = spec.topic(&spec.command_topic, &device);
+        if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, false, action.body.clone().into_bytes()).await {
+            return Outcome::Retry { reason: format!("publish: {e}"), after: None, unreachable: true };
+        }
+        let reply = tokio::time::timeout(spec.timeout, rx).await;
+        if let Ok(mut m) = self.waiting.lock() {
+            m.remove(&action.dto.key);
+        }
+        match reply {
+            Ok(Ok(v)) => {
+                let status = v["status"].as_str().unwrap_or("").to_owned();
+                let detail: String = v["detail"].as_str().unwrap_or("").chars().take(MAX_ANSWER).collect();
+                if matches!(status.as_str(), "ok" | "done" | "accepted") {
+                    Outcome::Delivered(if detail.is_empty() { format!("{device}: {status}") } else { format!("{device}: {status}: {detail}") })
+                } else {
+                    Outcome::Rejected(format!("{device} answered {status:?}: {detail}"))
+                }
+            }
+            // The command may have arrived; the device sees the same key if it is sent again.
+            _ => Outcome::Retry { reason: format!("no reply from {device} within {:?}", spec.timeout), after: None, unreachable: false },
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s.chars().take(MAX_ANSWER).collect()
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let d = if let Ok(s) = v.trim().parse::<u64>() {
+        Duration::from_secs(s)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+        let ms = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+        Duration::from_millis(ms.max(0) as u64)
+    };
+    Some(d.min(MAX_RETRY_AFTER))
+}
+
+fn percent_path(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates_and_is_bounded() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a date in the past means now");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,263 @@
+//! The dispatch outbox: operators' actions to backend systems, committed durably with an
+//! idempotency key before anything is sent, then delivered exactly once by one sender task per
+//! backend (`sender`), over one link per backend (`deliver`), as configured in the backends file
+//! (`config`).
+//!
+//! A preview renders the exact bytes (core `dispatch::render`, plus the signature here); the
+//! operator confirms that preview, and the same bytes are committed and sent, on every retry.
+//! In an exercise (replay, training) the same happens except that the sender records the
+//! action as delivered without opening any connection.
+
+pub mod config;
+pub mod deliver;
+pub mod headless;
+pub mod sender;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cityops_core::dispatch::{self, ActionContext, Place};
+use cityops_core::model::Millis;
+use rand::Rng;
+use tokio::sync::Notify;
+
+pub use config::{BackendSpec, BackendsError};
+use deliver::{Link, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use sender::Shared;
+
+use crate::dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
+use crate::error::EngineError;
+use crate::store::{NewAction, RunId, Store};
+
+/// How many actions the outbox view carries.
+const VIEW_LIMIT: u32 = 200;
+/// Previews kept for confirmation; older ones must be previewed again.
+const MAX_PREVIEWS: usize = 32;
+
+struct Pending {
+    preview: ActionPreviewDto,
+    operator: String,
+    incident: Option<String>,
+    device: Option<String>,
+    scenario_ms: Millis,
+    seq: u64,
+}
+
+/// The outbox of one engine: backends, pending previews, and the senders it started.
+pub struct Outbox {
+    links: Vec<Arc<Link>>,
+    exercise: bool,
+    previews: HashMap<String, Pending>,
+    next_seq: u64,
+    wake: HashMap<String, Arc<Notify>>,
+    shared: Arc<Shared>,
+}
+
+impl Outbox {
+    /// Resumes what a previous process left in flight and starts one sender per backend on the
+    /// current tokio runtime. In an `exercise` nothing ever leaves the machine.
+    pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, EngineError> {
+        let store = Store::open(db)?;
+        let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "actions in flight when the application stopped are queued again");
+        }
+        let shared = Arc::new(Shared::default());
+        let mut links = Vec::new();
+        let mut wake = HashMap::new();
+        for spec in specs {
+            let link = Arc::new(Link::new(spec, exercise));
+            if let Some(e) = link.secret_error() {
+                tracing::error!(backend = %link.spec.id, error = %e, "backend cannot send");
+            }
+            let notify = Arc::new(Notify::new());
+            wake.insert(link.spec.id.clone(), notify.clone());
+            tokio::spawn(sender::run(db.to_owned(), link.clone(), exercise, notify, shared.clone()));
+            links.push(link);
+        }
+        shared.changed.store(true, Ordering::SeqCst);
+        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared })
+    }
+
+    /// An outbox that commits but starts no senders (`cityops dispatch --no-send`): what it
+    /// commits waits for the next `cityops send` or app start.
+    pub fn idle(specs: Vec<BackendSpec>) -> Outbox {
+        let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
+        Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default() }
+    }
+
+    /// True in training and replay.
+    pub fn exercise(&self) -> bool {
+        self.exercise
+    }
+
+    fn link(&self, id: &str) -> Result<&Arc<Link>, EngineError> {
+        self.links.iter().find(|l| l.spec.id == id).ok_or_else(|| EngineError::NotFound(format!("backend {id:?}")))
+    }
+
+    /// The configured backends, as operators pick them.
+    pub fn backends(&self) -> Vec<BackendDto> {
+        let reach = self.shared.reachable.lock().map(|m| m.clone()).unwrap_or_default();
+        self.links
+            .iter()
+            .map(|l| BackendDto {
+                id: l.spec.id.clone(),
+                name: l.spec.name.clone(),
+                kind: l.spec.kind,
+                action: l.spec.kind.action().into(),
+                dangerous: l.spec.kind.dangerous(),
+                supervisor_only: l.spec.supervisor_only,
+                choices: l.spec.choices.clone(),
+                exercise: self.exercise,
+                reachable: reach.get(&l.spec.id).copied(),
+            })
+            .collect()
+    }
+
+    /// Renders exactly what confirming will send. `place` is where the action applies (the
+    /// incident's root cause and area, or the point picked on the map); `now_ms` stamps the
+    /// documents (scenario time in an exercise, wall time live).
+    pub fn preview(&mut self, req: ActionRequestDto, place: &Place, operator: &OperatorDto, now_ms: Millis) -> Result<ActionPreviewDto, EngineError> {
+        let link = self.link(&req.backend)?.clone();
+        let spec = &link.spec;
+        if spec.supervisor_only && operator.role == OperatorRole::Operator {
+            return Err(EngineError::Forbidden(format!("{} needs a supervisor", spec.name)));
+        }
+        dispatch::validate(&spec.id, spec.kind, &spec.choices, &req.params)?;
+        let key = random_hex(16);
+        let ctx = ActionContext {
+            key: &key,
+            incident: req.incident.as_deref(),
+            place,
+            operator: &operator.name,
+            now_ms,
+            exercise: self.exercise,
+            sender: &spec.sender,
+        };
+        let mut extra = Vec::new();
+        if let Some(j) = &spec.jurisdiction {
+            extra.push(("jurisdiction_id".to_owned(), j.clone()));
+        }
+        let rendered = dispatch::render(&req.params, &ctx, &extra);
+        let mut headers = Vec::new();
+        if matches!(spec.kind, dispatch::BackendKind::Open311 | dispatch::BackendKind::Webhook | dispatch::BackendKind::Cap) {
+            headers.push(HeaderDto { name: "Content-Type".into(), value: rendered.content_type.into() });
+            headers.push(HeaderDto { name: IDEMPOTENCY_HEADER.into(), value: key.clone() });
+        }
+        if let Some(sig) = link.signature(&rendered.body).map_err(EngineError::InvalidInput)? {
+            headers.push(HeaderDto { name: SIGNATURE_HEADER.into(), value: sig });
+        }
+        // The Open311 API key is appended when sending and never stored; the preview says so.
+        let body = if spec.kind == dispatch::BackendKind::Open311 && spec.secret.is_some() { format!("{}&api_key=********", rendered.body) } else { rendered.body.clone() };
+        let token = random_hex(12);
+        let preview = ActionPreviewDto {
+            token: token.clone(),
+            backend: self.backends().into_iter().find(|b| b.id == spec.id).expect("the link exists"),
+            key,
+            summary: rendered.summary,
+            destination: spec.destination(rendered.device.as_deref()),
+            headers,
+            body,
+            confirmations: dispatch::confirmations_needed(spec.kind),
+            exercise: self.exercise,
+        };
+        if self.previews.len() >= MAX_PREVIEWS {
+            if let Some(oldest) = self.previews.iter().min_by_key(|(_, p)| p.seq).map(|(t, _)| t.clone()) {
+                self.previews.remove(&oldest);
+            }
+        }
+        self.next_seq += 1;
+        let mut stored = preview.clone();
+        stored.body = rendered.body;
+        self.previews.insert(
+            token,
+            Pending { preview: stored, operator: operator.name.clone(), incident: req.incident, device: rendered.device, scenario_ms: now_ms, seq: self.next_seq },
+        );
+        Ok(preview)
+    }
+
+    /// Commits a previewed action durably and wakes its sender. `confirmations` is how many
+    /// times the operator confirmed; dangerous actions need two.
+    pub fn confirm(&mut self, store: &Store, token: &str, confirmations: u8, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
+        let pending = self.previews.get(token).ok_or_else(|| EngineError::NotFound("preview (preview the action again)".into()))?;
+        if pending.operator != operator.name {
+            return Err(EngineError::Forbidden("the action was previewed by another operator".into()));
+        }
+        if confirmations < pending.preview.confirmations {
+            return Err(EngineError::InvalidInput(format!("{} needs {} confirmations", pending.preview.summary, pending.preview.confirmations)));
+        }
+        let pending = self.previews.remove(token).expect("checked above");
+        let p = &pending.preview;
+        let wall = chrono::Utc::now().timestamp_millis();
+        let id = store.commit_action(&NewAction {
+            key: &p.key,
+            run,
+            incident: pending.incident.as_deref(),
+            backend: &p.backend.id,
+            kind: p.backend.kind,
+            summary: &p.summary,
+            destination: &p.destination,
+            headers: &p.headers,
+            body: &p.body,
+            device: pending.device.as_deref(),
+            exercise: p.exercise,
+            operator: &operator.name,
+            role: operator.role.as_str(),
+            wall_ms: wall,
+            scenario_ms: Some(pending.scenario_ms),
+        })?;
+        tracing::info!(key = %p.key, backend = %p.backend.id, summary = %p.summary, "action committed");
+        self.poke(&p.backend.id);
+        store.action(id)?.map(|r| r.dto).ok_or_else(|| EngineError::NotFound(format!("action {id}")))
+    }
+
+    /// Puts a failed action back in the queue.
+    pub fn retry(&self, store: &Store, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+        store.retry_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+        if let Some(a) = store.action(id)? {
+            self.poke(&a.dto.backend);
+        }
+        Ok(())
+    }
+
+    /// Cancels a queued or failed action.
+    pub fn cancel(&self, store: &Store, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+        store.cancel_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+        self.shared.changed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn poke(&self, backend: &str) {
+        self.shared.changed.store(true, Ordering::SeqCst);
+        if let Some(n) = self.wake.get(backend) {
+            n.notify_one();
+        }
+    }
+
+    /// True once since the outbox last changed (a commit, an attempt, a remote status).
+    pub fn take_changed(&self) -> bool {
+        self.shared.changed.swap(false, Ordering::SeqCst)
+    }
+
+    /// The outbox as the UI shows it.
+    pub fn view(&self, store: &Store) -> Result<OutboxDto, EngineError> {
+        let actions = store.actions(VIEW_LIMIT)?;
+        let (queued, failed) = store.action_counts()?;
+        let backends = self.backends();
+        // Offline: something is waiting and every backend it waits for was unreachable at its
+        // last attempt.
+        let waiting: Vec<&str> = actions.iter().filter(|a| a.status == crate::dto::ActionStatus::Queued && a.attempts > 0).map(|a| a.backend.as_str()).collect();
+        let offline = !self.exercise
+            && queued > 0
+            && !waiting.is_empty()
+            && waiting.iter().all(|b| backends.iter().any(|d| d.id == *b && d.reachable == Some(false)));
+        Ok(OutboxDto { actions, queued, failed, offline, backends })
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}

@@ -1,0 +1,296 @@
+//! The dispatch outbox in the store: committed actions with the exact bytes they send, their
+//! delivery attempts, and the audit entries both leave.
+//!
+//! Every change here is its own `synchronous=FULL` transaction that also appends to the audit
+//! chain, so an action the operator saw committed survives `kill -9` and a power cut, and the
+//! record of what was attempted is tamper-evident.
+
+use cityops_core::dispatch::BackendKind;
+use cityops_core::model::Millis;
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{AuditRecord, RunId, Store, StoreError};
+use crate::dto::{ActionDto, ActionStatus, HeaderDto};
+
+/// An action as the operator confirmed it, about to be committed.
+#[derive(Debug, Clone)]
+pub struct NewAction<'a> {
+    pub key: &'a str,
+    pub run: Option<RunId>,
+    pub incident: Option<&'a str>,
+    pub backend: &'a str,
+    pub kind: BackendKind,
+    pub summary: &'a str,
+    pub destination: &'a str,
+    pub headers: &'a [HeaderDto],
+    pub body: &'a str,
+    pub device: Option<&'a str>,
+    pub exercise: bool,
+    pub operator: &'a str,
+    pub role: &'a str,
+    pub wall_ms: Millis,
+    pub scenario_ms: Option<Millis>,
+}
+
+/// A committed action, with what the sender needs to deliver it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRow {
+    pub dto: ActionDto,
+    pub headers: Vec<HeaderDto>,
+    pub body: String,
+    pub device: Option<String>,
+    /// Attempts that the backend answered with a failure (the retry budget counts these).
+    pub failures: u32,
+}
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// The backend took it.
+    Delivered { reference: String },
+    /// Try again at `next_ms`; `counts` when the backend answered (a failure against the
+    /// budget), not when it could not be reached at all.
+    Retry { reason: String, next_ms: Millis, counts: bool },
+    /// Refused for good, or out of budget.
+    Failed { reason: String },
+}
+
+const COLUMNS: &str = "id, key, incident, backend, kind, summary, destination, status, attempts, reference, remote_status, last_error, \
+                       next_attempt_ms, created_wall_ms, operator, exercise, headers, body, device, failures";
+
+fn read_row(r: &Row<'_>) -> rusqlite::Result<(ActionDto, String, String, Option<String>, u32)> {
+    let kind: String = r.get(4)?;
+    let status: String = r.get(7)?;
+    let status = ActionStatus::parse(&status).unwrap_or(ActionStatus::Failed);
+    let next: Millis = r.get(12)?;
+    Ok((
+        ActionDto {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            incident: r.get(2)?,
+            backend: r.get(3)?,
+            kind: BackendKind::parse(&kind).unwrap_or(BackendKind::Webhook),
+            summary: r.get(5)?,
+            destination: r.get(6)?,
+            status,
+            attempts: r.get(8)?,
+            reference: r.get(9)?,
+            remote_status: r.get(10)?,
+            last_error: r.get(11)?,
+            next_attempt_ms: (status == ActionStatus::Queued && r.get::<_, u32>(8)? > 0).then_some(next),
+            created_ms: r.get(13)?,
+            operator: r.get(14)?,
+            exercise: r.get(15)?,
+        },
+        r.get(16)?,
+        r.get(17)?,
+        r.get(18)?,
+        r.get(19)?,
+    ))
+}
+
+fn to_row(t: (ActionDto, String, String, Option<String>, u32)) -> Result<ActionRow, StoreError> {
+    let (dto, headers, body, device, failures) = t;
+    let headers: Vec<(String, String)> =
+        serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt { row: dto.id, reason: format!("action headers: {e}") })?;
+    Ok(ActionRow { dto, headers: headers.into_iter().map(|(name, value)| HeaderDto { name, value }).collect(), body, device, failures })
+}
+
+impl Store {
+    /// Commits a confirmed action, queued for delivery now, and audits it. When this returns,
+    /// the action is on disk: a crash after it loses nothing.
+    pub fn commit_action(&self, a: &NewAction<'_>) -> Result<i64, StoreError> {
+        let headers: Vec<(&str, &str)> = a.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+        let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO actions (key, run, incident, backend, kind, summary, destination, headers, body, device, exercise, operator, role, \
+                 created_wall_ms, scenario_ms, status, next_attempt_ms, updated_wall_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'queued', ?14, ?14)",
+                params![
+                    a.key,
+                    a.run,
+                    a.incident,
+                    a.backend,
+                    a.kind.as_str(),
+                    a.summary,
+                    a.destination,
+                    headers,
+                    a.body,
+                    a.device,
+                    a.exercise,
+                    a.operator,
+                    a.role,
+                    a.wall_ms,
+                    a.scenario_ms
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = serde_json::json!({ "key": a.key, "backend": a.backend, "summary": a.summary, "exercise": a.exercise }).to_string();
+            let subject = a.incident.unwrap_or(a.key);
+            let record = AuditRecord { run: a.run, wall_ms: a.wall_ms, scenario_ms: a.scenario_ms, operator: a.operator, role: a.role, action: "dispatch", subject, detail };
+            Store::append_audit(tx, &record)?;
+            Ok(id)
+        })
+    }
+
+    /// One action.
+    pub fn action(&self, id: i64) -> Result<Option<ActionRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE id = ?1");
+        let row = self.conn.query_row(&sql, [id], read_row).optional()?;
+        row.map(to_row).transpose()
+    }
+
+    /// The most recent actions, newest first.
+    pub fn actions(&self, limit: u32) -> Result<Vec<ActionDto>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM actions ORDER BY id DESC LIMIT ?1");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([limit], read_row)?;
+        Ok(rows.map(|r| r.map(|t| t.0)).collect::<Result<_, _>>()?)
+    }
+
+    /// Counts of queued (or in flight) and failed actions.
+    pub fn action_counts(&self) -> Result<(u32, u32), StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(status IN ('queued', 'sending')), 0), COALESCE(SUM(status = 'failed'), 0) FROM actions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
+    }
+
+    /// The next action of a backend, in commit order: the oldest one still queued or sending.
+    /// Later ones wait behind it, so a backend receives its actions in the order they were
+    /// committed.
+    pub fn head_action(&self, backend: &str) -> Result<Option<ActionRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE backend = ?1 AND status IN ('queued', 'sending') ORDER BY id LIMIT 1");
+        let row = self.conn.query_row(&sql, [backend], read_row).optional()?;
+        row.map(to_row).transpose()
+    }
+
+    /// Puts actions a crash left `sending` back in the queue; their open attempt is closed as
+    /// interrupted. Re-sending them is safe because the backend sees the same idempotency key.
+    pub fn resume_interrupted_actions(&self, wall_ms: Millis) -> Result<u32, StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "UPDATE action_attempts SET finished_wall_ms = ?1, outcome = 'interrupted', detail = 'the application stopped during the attempt' \
+                 WHERE finished_wall_ms IS NULL",
+                [wall_ms],
+            )?;
+            let n = tx.execute("UPDATE actions SET status = 'queued', updated_wall_ms = ?1 WHERE status = 'sending'", [wall_ms])?;
+            Ok(n as u32)
+        })
+    }
+
+    /// Marks an action as being sent and opens its attempt; returns the attempt's id.
+    pub fn start_attempt(&self, action: &ActionRow, wall_ms: Millis) -> Result<i64, StoreError> {
+        let n = action.dto.attempts + 1;
+        self.durably(|tx| {
+            tx.execute("UPDATE actions SET status = 'sending', attempts = ?2, updated_wall_ms = ?3 WHERE id = ?1", params![action.dto.id, n, wall_ms])?;
+            tx.execute(
+                "INSERT INTO action_attempts (action, n, started_wall_ms, outcome, detail) VALUES (?1, ?2, ?3, 'open', '')",
+                params![action.dto.id, n, wall_ms],
+            )?;
+            let attempt = tx.last_insert_rowid();
+            let record = AuditRecord {
+                run: None,
+                wall_ms,
+                scenario_ms: None,
+                operator: "outbox",
+                role: "system",
+                action: "attempt",
+                subject: &action.dto.key,
+                detail: format!("attempt {n} to {}", action.dto.destination),
+            };
+            Store::append_audit(tx, &record)?;
+            Ok(attempt)
+        })
+    }
+
+    /// Closes an attempt and moves the action on.
+    pub fn finish_attempt(&self, action: &ActionRow, attempt: i64, end: &AttemptEnd, wall_ms: Millis) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            let (outcome, detail, audit) = match end {
+                AttemptEnd::Delivered { reference } => {
+                    tx.execute(
+                        "UPDATE actions SET status = 'delivered', reference = ?2, last_error = NULL, updated_wall_ms = ?3 WHERE id = ?1",
+                        params![action.dto.id, reference, wall_ms],
+                    )?;
+                    ("delivered", reference.clone(), "delivered")
+                }
+                AttemptEnd::Retry { reason, next_ms, counts } => {
+                    tx.execute(
+                        "UPDATE actions SET status = 'queued', last_error = ?2, next_attempt_ms = ?3, failures = failures + ?4, updated_wall_ms = ?5 \
+                         WHERE id = ?1",
+                        params![action.dto.id, reason, next_ms, u32::from(*counts), wall_ms],
+                    )?;
+                    (if *counts { "retry" } else { "unreachable" }, reason.clone(), "retry")
+                }
+                AttemptEnd::Failed { reason } => {
+                    tx.execute(
+                        "UPDATE actions SET status = 'failed', last_error = ?2, updated_wall_ms = ?3 WHERE id = ?1",
+                        params![action.dto.id, reason, wall_ms],
+                    )?;
+                    ("failed", reason.clone(), "failed")
+                }
+            };
+            tx.execute("UPDATE action_attempts SET finished_wall_ms = ?2, outcome = ?3, detail = ?4 WHERE id = ?1", params![attempt, wall_ms, outcome, detail])?;
+            let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator: "outbox", role: "system", action: audit, subject: &action.dto.key, detail };
+            Store::append_audit(tx, &record)?;
+            Ok(())
+        })
+    }
+
+    /// Puts a failed action back in the queue (operator's decision), with a fresh budget.
+    pub fn retry_action(&self, id: i64, operator: &str, role: &str, wall_ms: Millis) -> Result<(), StoreError> {
+        self.operator_change(id, operator, role, wall_ms, "retry", &["failed"], "UPDATE actions SET status = 'queued', failures = 0, next_attempt_ms = ?2, updated_wall_ms = ?2 WHERE id = ?1")
+    }
+
+    /// Cancels an action that has not been delivered and is not in flight.
+    pub fn cancel_action(&self, id: i64, operator: &str, role: &str, wall_ms: Millis) -> Result<(), StoreError> {
+        self.operator_change(id, operator, role, wall_ms, "cancel", &["queued", "failed"], "UPDATE actions SET status = 'cancelled', updated_wall_ms = ?2 WHERE id = ?1")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn operator_change(&self, id: i64, operator: &str, role: &str, wall_ms: Millis, what: &str, from: &[&str], sql: &str) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            let found: Option<(String, String)> =
+                tx.query_row("SELECT status, key FROM actions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            let Some((status, key)) = found else {
+                return Err(StoreError::Refused(format!("action {id} does not exist")));
+            };
+            if !from.contains(&status.as_str()) {
+                return Err(StoreError::Refused(format!("action {id} is {status}; only {} actions can be {what}ed", from.join(" or "))));
+            }
+            tx.execute(sql, params![id, wall_ms])?;
+            let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator, role, action: what, subject: &key, detail: format!("was {status}") };
+            Store::append_audit(tx, &record)?;
+            Ok(())
+        })
+    }
+
+    /// Records the backend's own status of a delivered action (Open311 `open`/`closed`).
+    pub fn set_remote_status(&self, id: i64, status: &str, wall_ms: Millis) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE actions SET remote_status = ?2, updated_wall_ms = ?3 WHERE id = ?1 AND remote_status IS NOT ?2",
+            params![id, status, wall_ms],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Delivered actions of a backend whose remote status may still change.
+    pub fn open_remote_actions(&self, backend: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, reference FROM actions WHERE backend = ?1 AND status = 'delivered' AND reference IS NOT NULL \
+             AND (remote_status IS NULL OR remote_status != 'closed') ORDER BY id",
+        )?;
+        let rows = stmt.query_map([backend], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every attempt of an action: `(n, outcome, detail)`.
+    pub fn attempts(&self, action: i64) -> Result<Vec<(u32, String, String)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT n, outcome, detail FROM action_attempts WHERE action = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

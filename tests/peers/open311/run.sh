@@ -19,5 +19,6 @@ fi
 python="${PYTHON:-python3}"
 command -v "$python" >/dev/null || { echo "open311 peer: $python not found" >&2; exit 3; }
 mkdir -p "$dir"
-export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# -I: isolated mode (no user site-packages, no PYTHON* variables): the server needs only the
+# standard library and must not pick up whatever the calling environment has.
 exec "$python" -I "$here/server.py" "$port" "$dir"

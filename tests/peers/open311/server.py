@@ -217,7 +217,11 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("Transfer-Encoding"):
                 raise ApiError(411, "send a Content-Length (chunked bodies are not accepted)")
             return b""
-        return self.rfile.read(int(length))
+        try:
+            n = int(length)
+        except ValueError:
+            raise ApiError(400, "Content-Length is not a number") from None
+        return self.rfile.read(n)
 
     def path_parts(self):
         split = urlsplit(self.path)

@@ -1,6 +1,10 @@
-//! Real peers the live-feed tests start on 127.0.0.1: Debian's mosquitto and taky (PyPI).
-//! Each test binary uses some of these, so the unused ones are not warnings there.
+//! Real peers the live-feed and dispatch tests start on 127.0.0.1: Debian's mosquitto and
+//! webhook, taky (PyPI), the Open311 server of `tests/peers/open311`; a raw HTTP helper and the
+//! fault proxy (`proxy`). Each test binary uses some of these, so the unused ones are not
+//! warnings there.
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,4 +79,148 @@ pub fn taky(port: u16, dir: &Path) -> Peer {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("taky did not open port {port}");
+}
+
+/// Waits until `port` accepts connections, failing early (with the log) when the peer exits.
+fn wait_for_port(peer: &mut Peer, what: &str, log: &Path, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = peer.0.try_wait() {
+            panic!("{what} exited ({status}) before listening:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", peer.1)).is_ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not open port {} within {timeout:?}:\n{}",
+            peer.1,
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `tests/peers/NAME/run.sh ARGS` with its output appended to `log`.
+fn run_script(name: &str, args: &[&std::ffi::OsStr], log: &Path, env: &[(&str, Option<&str>)]) -> Child {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join(format!("tests/peers/{name}/run.sh")))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("cannot run tests/peers/{name}/run.sh: {e}"))
+}
+
+/// The Open311 GeoReport v2 server (`tests/peers/open311/run.sh`) on `port` with its state in
+/// `dir` (`dir/open311.sqlite`, kept across restarts on the same `dir`; its output goes to
+/// `dir/open311.log`). Any non-empty api_key is accepted.
+pub fn open311(port: u16, dir: &Path) -> Peer {
+    open311_with_key(port, dir, None)
+}
+
+/// As [`open311`], accepting only `api_key` when it is given (`OPEN311_API_KEY`).
+pub fn open311_with_key(port: u16, dir: &Path, api_key: Option<&str>) -> Peer {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("open311.log");
+    let child = run_script("open311", &[port.to_string().as_ref(), dir.as_os_str()], &log, &[("OPEN311_API_KEY", api_key)]);
+    let mut peer = Peer(child, port);
+    // Standard library only, so it starts in well under a second; the margin is for a busy machine.
+    wait_for_port(&mut peer, "the Open311 server", &log, Duration::from_secs(60));
+    peer
+}
+
+/// Debian's webhook (`tests/peers/webhook/run.sh`) on `port` checking signatures with `secret`;
+/// it writes `dir/hooks.json` and records deliveries in `dir/notify.ndjson` and `dir/cap.ndjson`
+/// (its output goes to `dir/webhook.log`).
+pub fn webhook(port: u16, dir: &Path, secret: &str) -> Peer {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("webhook.log");
+    let child = run_script("webhook", &[port.to_string().as_ref(), dir.as_os_str(), secret.as_ref()], &log, &[]);
+    let mut peer = Peer(child, port);
+    wait_for_port(&mut peer, "webhook", &log, Duration::from_secs(60));
+    peer
+}
+
+/// An HTTP answer read by [`http`].
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`, the body sent with its
+/// `Content-Length`. Errors (refused, reset, timed out after `timeout`) are returned, so fault
+/// tests can assert them.
+pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8], timeout: Duration) -> std::io::Result<HttpAnswer> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(timeout))?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no complete HTTP answer"))?;
+    let text = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    // Go's net/http chunks answers of unknown length; webhook's are small, so unchunk here.
+    let chunked = HttpAnswer { status, headers, body: Vec::new() };
+    if chunked.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = unchunk(&body);
+    }
+    Ok(HttpAnswer { body, ..chunked })
+}
+
+/// Decodes a chunked body (no trailers expected).
+fn unchunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 || raw.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[(eol + 4 + size).min(raw.len())..];
+    }
+    out
 }

@@ -53,6 +53,17 @@ pub struct Outbox {
     next_seq: u64,
     wake: HashMap<String, Arc<Notify>>,
     shared: Arc<Shared>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Outbox {
+    /// Stops the senders. An attempt cut short is like a crash: the next start queues the
+    /// action again and sends it with the same key.
+    fn drop(&mut self) {
+        for task in &self.senders {
+            task.abort();
+        }
+    }
 }
 
 impl Outbox {
@@ -67,6 +78,7 @@ impl Outbox {
         let shared = Arc::new(Shared::default());
         let mut links = Vec::new();
         let mut wake = HashMap::new();
+        let mut senders = Vec::new();
         for spec in specs {
             let link = Arc::new(Link::new(spec, exercise));
             if let Some(e) = link.secret_error() {
@@ -74,18 +86,18 @@ impl Outbox {
             }
             let notify = Arc::new(Notify::new());
             wake.insert(link.spec.id.clone(), notify.clone());
-            tokio::spawn(sender::run(db.to_owned(), link.clone(), exercise, notify, shared.clone()));
+            senders.push(tokio::spawn(sender::run(db.to_owned(), link.clone(), exercise, notify, shared.clone())));
             links.push(link);
         }
         shared.changed.store(true, Ordering::SeqCst);
-        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared })
+        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, senders })
     }
 
     /// An outbox that commits but starts no senders (`cityops dispatch --no-send`): what it
     /// commits waits for the next `cityops send` or app start.
     pub fn idle(specs: Vec<BackendSpec>) -> Outbox {
         let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
-        Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default() }
+        Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), senders: Vec::new() }
     }
 
     /// True in training and replay.

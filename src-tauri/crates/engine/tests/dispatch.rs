@@ -252,7 +252,8 @@ async fn faults_between_us_and_open311_still_deliver_each_action_once() {
         common::http(port, "POST", "/_test/fault", &[("Content-Type", "application/json")], body.as_bytes(), Duration::from_secs(5)).unwrap();
     };
     let mut ids = Vec::new();
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Arm<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Arm)> = vec![
         ("500s", Box::new(|| fault(r#"{"mode":"status500","count":2}"#))),
         ("retry-after", Box::new(|| fault(r#"{"mode":"retry_after","count":1,"seconds":1}"#))),
         ("slow answer past our timeout (created, ack lost)", Box::new(|| fault(r#"{"mode":"slow","count":1,"seconds":3}"#))),
@@ -426,4 +427,93 @@ fn audit_verify_finds_a_tampered_entry() {
     let bad = verify();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stdout).contains("broken at entry 3"), "{}", String::from_utf8_lossy(&bad.stdout));
+}
+
+/// A replayed scenario is an exercise: actions from the real engine are previewed, committed,
+/// marked as exercise and recorded, and not one connection reaches the configured backends,
+/// although they are listening.
+#[test]
+fn a_replayed_scenario_sends_nothing_over_the_network() {
+    use cityops_engine::dto::{LifecycleStatus, MapDiffDto};
+    use cityops_engine::engine::{Engine, EngineConfig};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Listeners where every backend points; each counts the connections it accepts.
+    let listeners: Vec<std::net::TcpListener> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for l in listeners {
+        let accepted = accepted.clone();
+        l.set_nonblocking(false).unwrap();
+        std::thread::spawn(move || {
+            for _ in l.incoming() {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    std::env::set_var("CITYOPS_TEST_EXERCISE_SECRET", "s");
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(
+        &backends,
+        format!(
+            "[[backends]]\nid = \"works\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:{}\"\nchoices = [\"utility-crew\"]\n\
+             [[backends]]\nid = \"hub\"\nkind = \"cap\"\nurl = \"http://127.0.0.1:{}/cap\"\nsecret = {{ env = \"CITYOPS_TEST_EXERCISE_SECRET\" }}\n\
+             [[backends]]\nid = \"devices\"\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {}\ncommand_topic = \"cmd/{{device}}\"\n",
+            ports[0], ports[1], ports[2]
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let engine = Engine::start(EngineConfig {
+            scenario_dir: common::repo().join("fixtures/scenarios/helsinki-storm"),
+            db_path: dir.path().join("e.db"),
+            maps_dir: common::repo().join("maps"),
+            backends: Some(backends),
+        })
+        .unwrap();
+        let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
+        let sink = diffs.clone();
+        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+        engine.set_speed(None).unwrap();
+        engine.play().unwrap();
+        let started = Instant::now();
+        while !diffs.lock().unwrap().last().is_some_and(|d| d.clock.finished) {
+            assert!(started.elapsed() < Duration::from_secs(120), "replay did not finish");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).rev().find(|e| e.incident_type == "power_outage").unwrap();
+        let request = |backend: &str, params: ActionParams| ActionRequestDto { backend: backend.into(), incident: Some(outage.id.clone()), at: None, params };
+        assert!(engine.preview_action(request("works", service_request("crew"))).await.is_err(), "nobody signed in");
+        engine.sign_in("Trainee".into(), OperatorRole::Trainer, None).await.unwrap();
+        let backends = engine.backends().await.unwrap();
+        assert!(backends.iter().all(|b| b.exercise), "{backends:?}");
+
+        let crew = engine.preview_action(request("works", service_request("Feeder trip"))).await.unwrap();
+        assert!(crew.exercise && crew.body.contains("lat=60.1"), "{}", crew.body);
+        let crew = engine.confirm_action(crew.token, 1).await.unwrap();
+        let alert = ActionParams::PublicAlert { headline: "Power cut".into(), description: "Signals dark".into(), instruction: String::new(), severity: AlertSeverity::Severe, expires_minutes: 60 };
+        let alert = engine.preview_action(request("hub", alert)).await.unwrap();
+        assert!(alert.body.contains("<status>Exercise</status>") && alert.body.contains("<areaDesc>Power outage"), "{}", alert.body);
+        engine.confirm_action(alert.token, 2).await.unwrap();
+        let cmd = engine.preview_action(request("devices", ActionParams::DeviceCommand { device: "signal-1".into(), command: "flash".into() })).await.unwrap();
+        engine.confirm_action(cmd.token, 2).await.unwrap();
+
+        let started = Instant::now();
+        loop {
+            let view = engine.outbox().await.unwrap();
+            if view.actions.len() == 3 && view.actions.iter().all(|a| a.status == ActionStatus::Delivered) {
+                assert!(view.actions.iter().all(|a| a.exercise && a.reference.as_deref() == Some("exercise: recorded, not sent")), "{view:?}");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{view:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let detail = engine.incident_detail(outage.id.clone()).await.unwrap();
+        assert_eq!(detail.entry.status, LifecycleStatus::Dispatched, "sending a crew marks the incident dispatched");
+        assert!(diffs.lock().unwrap().iter().any(|d| d.outbox.as_ref().is_some_and(|o| o.actions.iter().any(|a| a.id == crew.id))), "the outbox reached subscribers");
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0, "an exercise opened a connection to a backend");
 }

@@ -248,7 +248,7 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
         };
       }
       case "taskUnit": {
-        const stale = new Date(Date.now() + 30 * 60_000).toISOString();
+        const stale = new Date(Date.now() + 30 * 60_000).toISOString().replace(/\.\d{3}Z$/, "+00:00");
         const type = p.task === "marker" ? "b-m-p-s-m" : "t-x-t-a";
         const body = [
           `<?xml version="1.0" encoding="UTF-8"?>`,

@@ -159,3 +159,15 @@ describe("ActionDialog", () => {
     expect(s.onClose).toHaveBeenCalled();
   });
 });
+
+describe("ActionDialog focus", () => {
+  it("brings a stray focus back into the dialog on Tab and closes on Escape from anywhere", async () => {
+    const s = setup();
+    await open(s);
+    (document.activeElement as HTMLElement | null)?.blur();
+    await fireEvent.keyDown(document.body, { key: "Tab" });
+    expect(screen.getByTestId("dispatch-dialog").contains(document.activeElement)).toBe(true);
+    await fireEvent.keyDown(document.body, { key: "Escape" });
+    expect(s.onClose).toHaveBeenCalled();
+  });
+});

@@ -42,3 +42,20 @@ describe("App dispatch", () => {
     backend.dispose();
   });
 });
+
+describe("App dispatch keys", () => {
+  it("asks for a sign-in before dispatching and says what is missing without a target", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const backend = createFakeBackend();
+    render(App, { backend });
+    await waitFor(() => expect(screen.getAllByTestId("incident-entry").length).toBeGreaterThan(0));
+    await fireEvent.keyDown(window, { key: "s" });
+    expect((await screen.findByTestId("error")).textContent).toContain("Nothing to dispatch for: open an incident or select a point");
+    await fireEvent.keyDown(window, { key: "Enter" });
+    await screen.findByTestId("dispatch-open");
+    await fireEvent.keyDown(window, { key: "s" });
+    expect(screen.getByTestId("sign-in-dialog").textContent).toContain("Sign in to dispatch.");
+    expect(screen.queryByTestId("dispatch-dialog")).toBeNull();
+    backend.dispose();
+  });
+});

@@ -5,6 +5,9 @@
  * exist: `tauri.ts` (the desktop shell, over Tauri IPC) and `fake.ts` (canned data, for unit
  * tests and for running the UI in a plain browser). `index.ts` picks one at startup.
  */
+import type { ActionDto } from "./gen/ActionDto";
+import type { ActionPreviewDto } from "./gen/ActionPreviewDto";
+import type { ActionRequestDto } from "./gen/ActionRequestDto";
 import type { ApiError } from "./gen/ApiError";
 import type { ApiErrorCode } from "./gen/ApiErrorCode";
 import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
@@ -13,7 +16,9 @@ import type { OperatorDto } from "./gen/OperatorDto";
 import type { OperatorRole } from "./gen/OperatorRole";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { ObservationDto } from "./gen/ObservationDto";
+import type { OutboxDto } from "./gen/OutboxDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
+import type { BackendDto } from "./gen/BackendDto";
 
 export type { ApiError, ApiErrorCode };
 export type { ClockDto } from "./gen/ClockDto";
@@ -37,6 +42,16 @@ export type { OperatorDto } from "./gen/OperatorDto";
 export type { OperatorRole } from "./gen/OperatorRole";
 export type { SopStepDto } from "./gen/SopStepDto";
 export type { TimelineEntryDto } from "./gen/TimelineEntryDto";
+export type { ActionDto } from "./gen/ActionDto";
+export type { ActionParams } from "./gen/ActionParams";
+export type { ActionPreviewDto } from "./gen/ActionPreviewDto";
+export type { ActionRequestDto } from "./gen/ActionRequestDto";
+export type { ActionStatus } from "./gen/ActionStatus";
+export type { AlertSeverity } from "./gen/AlertSeverity";
+export type { BackendDto } from "./gen/BackendDto";
+export type { BackendKind } from "./gen/BackendKind";
+export type { HeaderDto } from "./gen/HeaderDto";
+export type { OutboxDto } from "./gen/OutboxDto";
 
 export interface Backend {
   /** A short name for the status strip ("desktop" or "fake"). */
@@ -74,6 +89,24 @@ export interface Backend {
   /** Takes back the latest merge, split or reassignment. */
   undo(): Promise<void>;
   tickSop(id: string, step: number, ticked: boolean): Promise<void>;
+
+  // Dispatch: preview, confirm, and follow actions through the durable outbox.
+  /** The configured backends, as the operator picks them. */
+  backends(): Promise<BackendDto[]>;
+  /** Renders exactly what confirming would send (destination, headers, body, key); sends nothing. */
+  previewAction(request: ActionRequestDto): Promise<ActionPreviewDto>;
+  /**
+   * Commits a previewed action durably to the outbox. `confirmations` is how many times the
+   * operator confirmed: a dangerous action needs 2. Public alerts are refused (`forbidden`)
+   * for the operator role. A preview's token can be confirmed once.
+   */
+  confirmAction(token: string, confirmations: number): Promise<ActionDto>;
+  /** The whole outbox now; later changes arrive in `MapDiffDto.outbox`. */
+  outbox(): Promise<OutboxDto>;
+  /** Sends a failed action again. */
+  retryAction(id: number): Promise<void>;
+  /** Cancels a queued or failed action; it will never be sent. */
+  cancelAction(id: number): Promise<void>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { applyDiff, emptyData, featureCount } from "../state/data";
 import { isApiError, toApiError, type MapDiffDto } from "./backend";
 import { createFakeBackend, FAKE_SCENARIO } from "./fake";
-import { insideTauri } from "./index";
+import { fakeOptionsFrom, insideTauri } from "./index";
 
 const START = FAKE_SCENARIO.startMs;
 const MIN = 60_000;
@@ -82,5 +82,10 @@ describe("backend errors", () => {
   it("detects the desktop shell by its IPC internals", () => {
     expect(insideTauri({})).toBe(false);
     expect(insideTauri({ __TAURI_INTERNALS__: {} })).toBe(true);
+  });
+
+  it("reads the fake's dispatch options from the query string", () => {
+    expect(fakeOptionsFrom("")).toEqual({ dispatch: { offline: [], exercise: false } });
+    expect(fakeOptionsFrom("?offline=city-works,tak&exercise")).toEqual({ dispatch: { offline: ["city-works", "tak"], exercise: true } });
   });
 });

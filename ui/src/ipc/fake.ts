@@ -3,6 +3,7 @@
  * (`npm run dev`, `npm run preview`). It imitates the engine closely enough to exercise every
  * panel: a replay clock that plays, pauses, changes speed and seeks, diffs that carry only
  * what changed, observations with nested payloads, and a feed title that tries HTML injection.
+ * Dispatch (backends, previews, the outbox) lives in `fakeDispatch.ts`.
  */
 import type {
   Backend,
@@ -19,7 +20,9 @@ import type {
   ObservationDto,
   OperatorDto,
   ScenarioDto,
+  OutboxDto,
 } from "./backend";
+import { createFakeDispatch, type FakeDispatchOptions, type Place } from "./fakeDispatch";
 
 const MINUTE = 60_000;
 /** 2026-11-26 17:00:00 in Helsinki (15:00 UTC). */
@@ -188,6 +191,19 @@ export type FakeOptions = {
   speed?: number | null;
   observations?: readonly ObservationDto[];
   scenario?: ScenarioDto;
+  /** The dispatch side: exercise mode, sender timing, backends that start offline. */
+  dispatch?: FakeDispatchOptions;
+};
+
+/** What the fake offers beyond `Backend`, for tests and for trying the offline banner. */
+export type FakeBackend = Backend & {
+  readonly clock: ClockDto;
+  /** Makes a dispatch backend unreachable, or brings it back. */
+  setBackendOffline(id: string, offline: boolean): void;
+  /** The body an action was committed with. */
+  committedBody(id: number): string | null;
+  /** Stops the dispatch sender's timers. */
+  dispose(): void;
 };
 
 /** The newest observation per entity among those observed in `(fromMs, toMs]`. */
@@ -197,7 +213,7 @@ function newestPerEntity(list: readonly ObservationDto[], fromMs: number, toMs: 
   return [...byId.values()];
 }
 
-export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly clock: ClockDto } {
+export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   const scenario = opts.scenario ?? FAKE_SCENARIO;
   const observations = opts.observations ?? FAKE_OBSERVATIONS;
   const tickMs = opts.tickMs ?? 250;
@@ -234,13 +250,40 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
   const queue = () => incidents.filter((i) => !decisions.some((d) => d.from === i));
   const allIncidents = (): IncidentsDiffDto => ({ reset: true, upserts: queue().map((i) => i.entry), removed: [] });
   let pendingIncidents: IncidentsDiffDto | null = null;
+  let pendingOutbox: OutboxDto | null = null;
 
   const emit = (reset: boolean, upserts: ObservationDto[]) => {
     const inc = reset ? allIncidents() : pendingIncidents;
+    const outbox = reset ? dispatch.snapshot() : pendingOutbox;
     pendingIncidents = null;
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox: null };
+    pendingOutbox = null;
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox };
     for (const l of listeners) l(diff);
   };
+
+  /** An action is located at its incident's root cause (else the middle of its area), or at its point. */
+  const locate = (request: { incident: string | null; at: [number, number] | null }): Place => {
+    if (request.incident !== null) {
+      const inc = find(request.incident);
+      const root = observations.find((o) => o.id === inc.entry.rootCause);
+      const a = inc.entry.area;
+      return root
+        ? { lon: root.lon, lat: root.lat, label: root.title.split(":")[0] }
+        : { lon: (a.west + a.east) / 2, lat: (a.south + a.north) / 2, label: inc.entry.title };
+    }
+    const [lon, lat] = request.at ?? [NaN, NaN];
+    if (!Number.isFinite(lon) || !Number.isFinite(lat)) throw { code: "invalidInput", message: "the point is not a position" };
+    return { lon, lat, label: `${lat.toFixed(5)} N, ${lon.toFixed(5)} E` };
+  };
+
+  const dispatch = createFakeDispatch(opts.dispatch ?? {}, {
+    operator: () => operator,
+    locate,
+    onChange: (o) => {
+      pendingOutbox = o;
+      emit(false, []);
+    },
+  });
 
   const stop = () => {
     if (timer !== null) clearInterval(timer);
@@ -266,7 +309,7 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: null });
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot() });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;
@@ -371,6 +414,18 @@ export function createFakeBackend(opts: FakeOptions = {}): Backend & { readonly 
       if (ticked) inc.ticked.add(step);
       else inc.ticked.delete(step);
       changed([inc.entry], []);
+    },
+    backends: dispatch.backends,
+    previewAction: dispatch.previewAction,
+    confirmAction: dispatch.confirmAction,
+    outbox: dispatch.outbox,
+    retryAction: dispatch.retryAction,
+    cancelAction: dispatch.cancelAction,
+    setBackendOffline: (id: string, offline: boolean) => dispatch.setOffline(id, offline),
+    committedBody: (id: number) => dispatch.committedBody(id),
+    dispose: () => {
+      stop();
+      dispatch.dispose();
     },
   };
 

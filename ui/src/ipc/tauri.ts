@@ -7,10 +7,14 @@
  */
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { toApiError, type Backend } from "./backend";
+import type { ActionDto } from "./gen/ActionDto";
+import type { ActionPreviewDto } from "./gen/ActionPreviewDto";
+import type { BackendDto } from "./gen/BackendDto";
 import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { OperatorDto } from "./gen/OperatorDto";
 import type { ObservationDto } from "./gen/ObservationDto";
+import type { OutboxDto } from "./gen/OutboxDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 
 /** Calls a command and rejects with an `ApiError` whatever went wrong. */
@@ -49,5 +53,11 @@ export function createTauriBackend(): Backend {
     reassign: (from, entity, to) => call<void>("incident_reassign", { from, entity, to }),
     undo: () => call<void>("incident_undo"),
     tickSop: (id, step, ticked) => call<void>("incident_tick_sop", { id, step, ticked }),
+    backends: () => call<BackendDto[]>("backends"),
+    previewAction: (request) => call<ActionPreviewDto>("preview_action", { request }),
+    confirmAction: (token, confirmations) => call<ActionDto>("confirm_action", { token, confirmations }),
+    outbox: () => call<OutboxDto>("outbox"),
+    retryAction: (id) => call<void>("retry_action", { id }),
+    cancelAction: (id) => call<void>("cancel_action", { id }),
   };
 }

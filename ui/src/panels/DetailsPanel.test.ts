@@ -52,4 +52,15 @@ describe("DetailsPanel", () => {
     await fireEvent.click(screen.getByTestId("details-close"));
     expect(onClose).toHaveBeenCalledOnce();
   });
+
+  it("offers dispatch for the point only when asked to", async () => {
+    const o = FAKE_OBSERVATIONS.find((x) => x.id === "signals:4411") as ObservationDto;
+    const { unmount } = render(DetailsPanel, { selection: loaded(o), onClose: () => {} });
+    expect(screen.queryByTestId("details-dispatch")).toBeNull();
+    unmount();
+    const onDispatch = vi.fn();
+    render(DetailsPanel, { selection: loaded(o), onClose: () => {}, onDispatch });
+    await fireEvent.click(screen.getByTestId("details-dispatch"));
+    expect(onDispatch).toHaveBeenCalledOnce();
+  });
 });

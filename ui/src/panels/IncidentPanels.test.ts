@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { IncidentDetailDto, IncidentEntryDto } from "../ipc/backend";
+import type { ActionDto, IncidentDetailDto, IncidentEntryDto } from "../ipc/backend";
 import { createFakeBackend } from "../ipc/fake";
 import { incidentLoaded, NO_INCIDENT, openIncident } from "../state/incidentDetail";
 import { DEFAULT_FILTERS } from "../state/incidents";
@@ -64,5 +64,35 @@ describe("IncidentDetail", () => {
     const box = screen.getByTestId("incident-sop").querySelector("input") as HTMLInputElement;
     await fireEvent.click(box);
     expect(onTickSop).toHaveBeenCalledWith("inc/grid/1/0", 0, true);
+  });
+});
+
+describe("IncidentDetail actions", () => {
+  it("lists the incident's actions with status and reference, and opens the dispatch dialog", async () => {
+    const backend = createFakeBackend();
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const a = (id: number, patch: Partial<ActionDto>): ActionDto => ({
+      id, key: `k${id}`, incident: d.entry.id, backend: "city-works", kind: "open311", summary: "Service request utility-crew", destination: "POST x",
+      status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: id, operator: "Aino",
+      exercise: false, ...patch,
+    });
+    const onDispatch = vi.fn();
+    const { container } = render(IncidentDetail, {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
+      others: [], signedIn: true, onClose: () => {}, onTransition: () => {}, onTickSop: () => {},
+      onMerge: () => {}, onSplit: () => {}, onUndo: () => {}, onShowMember: () => {}, onDispatch,
+      actions: [a(2, { status: "failed", summary: hostile, lastError: "refused <b>x</b>" }), a(1, { status: "delivered", reference: "SR-000001" })],
+    });
+    const row = screen.getByTestId("incident-action-1");
+    expect(row.textContent?.replace(/\s+/g, " ").trim()).toBe("Service request utility-crew — delivered — SR-000001");
+    expect(row.querySelector<HTMLElement>("[data-status]")?.dataset.status).toBe("delivered");
+    expect(row.querySelector<HTMLElement>("[data-reference]")?.dataset.reference).toBe("SR-000001");
+    const failed = screen.getByTestId("incident-action-2");
+    expect(failed.querySelector<HTMLElement>("[data-status]")?.dataset.status).toBe("failed");
+    expect(failed.textContent).toContain(hostile);
+    expect(failed.textContent).toContain("refused <b>x</b>");
+    expect(container.querySelector("img, b")).toBeNull();
+    await fireEvent.click(screen.getByTestId("dispatch-open"));
+    expect(onDispatch).toHaveBeenCalled();
   });
 });

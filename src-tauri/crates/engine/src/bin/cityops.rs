@@ -214,6 +214,23 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Durable commit latency of an action next to raw fdatasync, and delivery throughput to a
+    /// webhook receiver (tests/peers/webhook/run.sh) when `--webhook` is given.
+    BenchOutbox {
+        /// Commits measured (and actions delivered).
+        #[arg(long, default_value_t = 1000)]
+        actions: usize,
+        /// Where the databases go (a temporary folder in the current one by default, so the
+        /// disk measured is the project's, not a RAM-backed /tmp).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The receiver's URL, e.g. http://127.0.0.1:9000/hooks/notify.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// The environment variable holding the receiver's secret.
+        #[arg(long, default_value = "CITYOPS_WEBHOOK_SECRET")]
+        secret_env: String,
+    },
     /// Correlation throughput and latency with many open incidents and a large asset index.
     BenchCorrelate {
         /// Substations, each feeding nine signals; every one trips, so this is also the number
@@ -381,6 +398,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "published {} ({:.0}/s over {:.1} s), ingested {}, stored {}, lost {}; RSS {:.0} MiB at start, peak {:.0}, end {:.0}",
                 r.published, r.publish_rate, r.seconds, r.ingested, r.stored, r.published.saturating_sub(r.stored), r.rss_start_mib, r.rss_peak_mib, r.rss_end_mib
             );
+            Ok(())
+        }
+        Command::BenchOutbox { actions, dir, webhook, secret_env } => {
+            let tmp = tempfile::tempdir_in(".")?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let r = rt.block_on(cityops_engine::outbox::bench::run(&dir, actions.max(1), webhook.as_deref().map(|u| (u, secret_env.as_str()))))?;
+            println!("{}", serde_json::to_string(&r)?);
+            eprintln!(
+                "commit p50 {:.0} us p99 {:.0} us; fdatasync p50 {:.0} us p99 {:.0} us; ratio p50 {:.2} p99 {:.2}",
+                r.commit_p50_us, r.commit_p99_us, r.fdatasync_p50_us, r.fdatasync_p99_us, r.ratio_p50, r.ratio_p99
+            );
+            if let Some(rate) = r.delivered_per_sec {
+                eprintln!("delivered {} actions to the webhook receiver: {rate:.0} actions/s", r.delivered);
+            }
             Ok(())
         }
         Command::BenchCorrelate { substations, observations, batch } => {

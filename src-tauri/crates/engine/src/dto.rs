@@ -6,7 +6,9 @@ use cityops_core::scenario::Manifest;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+mod feeds;
 mod incidents;
+pub use feeds::*;
 pub use incidents::*;
 
 /// The few error kinds the UI acts on differently.
@@ -109,6 +111,8 @@ pub struct MapDiffDto {
     pub layers: Vec<LayerAgeDto>,
     /// Incident changes in the same tick; `null` when none changed.
     pub incidents: Option<IncidentsDiffDto>,
+    /// Live mode: every feed's health, when it changed; always `null` in a replay.
+    pub feeds: Option<Vec<crate::live::FeedHealthDto>>,
 }
 
 /// One observation in full, for the details panel.
@@ -179,6 +183,8 @@ pub struct ScenarioDto {
     #[ts(type = "number")]
     pub end_ms: i64,
     pub feeds: Vec<FeedDto>,
+    /// Live feeds on the wall clock rather than a replayed tape: no play, pause, speed or seek.
+    pub live: bool,
 }
 
 impl ScenarioDto {
@@ -201,6 +207,7 @@ impl ScenarioDto {
                     format: f.format.as_str().to_owned(),
                 })
                 .collect(),
+            live: false,
         }
     }
 }
@@ -226,6 +233,9 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<FeedDto>(),
         one::<ScenarioDto>(),
         one::<crate::live::FeedHealthDto>(),
+        one::<QuarantineEntryDto>(),
+        one::<QuarantineFeedDto>(),
+        one::<QuarantineDto>(),
         one::<LifecycleStatus>(),
         one::<OperatorRole>(),
         one::<OperatorDto>(),

@@ -12,9 +12,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::dto::{IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, ScenarioDto};
+use crate::dto::{IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, QuarantineDto, ScenarioDto};
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
+use crate::live::{LiveEngineConfig, LiveMode};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
@@ -50,6 +51,7 @@ enum Command {
     Subscribe(DiffSink),
     Observation(String, oneshot::Sender<Option<ObservationDto>>),
     Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
+    Quarantine(Option<String>, oneshot::Sender<Result<QuarantineDto, EngineError>>),
 }
 
 /// An operator's request about incidents, answered by the replay task.
@@ -90,7 +92,17 @@ impl Engine {
         let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(replay, rx));
+        tokio::spawn(drive(replay, rx, None));
+        Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
+    }
+
+    /// Starts live mode: the feeds of a configuration on the wall clock (see
+    /// [`crate::live::LiveMode`]), on a new run, with the same diffs, incidents and commands as a
+    /// replay except the clock controls.
+    pub fn start_live(config: LiveEngineConfig) -> Result<Engine, EngineError> {
+        let (live, replay, dto) = LiveMode::start(&config, chrono::Utc::now().timestamp_millis())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(replay, rx, Some(live)));
         Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
     }
 
@@ -103,18 +115,29 @@ impl Engine {
         self.commands.send(c).map_err(|_| EngineError::Stopped)
     }
 
+    /// Refuses a clock control in live mode, where the clock is the wall clock.
+    fn replay_only(&self, what: &str) -> Result<(), EngineError> {
+        if self.scenario.live {
+            return Err(EngineError::InvalidInput(format!("{what}: live mode follows the wall clock")));
+        }
+        Ok(())
+    }
+
     /// Starts the clock.
     pub fn play(&self) -> Result<(), EngineError> {
+        self.replay_only("play")?;
         self.send(Command::Play)
     }
 
     /// Stops the clock.
     pub fn pause(&self) -> Result<(), EngineError> {
+        self.replay_only("pause")?;
         self.send(Command::Pause)
     }
 
     /// Sets the speed factor; `None` runs as fast as the pipeline goes.
     pub fn set_speed(&self, speed: Option<f64>) -> Result<(), EngineError> {
+        self.replay_only("speed")?;
         if let Some(f) = speed {
             if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
                 return Err(EngineError::InvalidInput(format!("speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)")));
@@ -125,6 +148,7 @@ impl Engine {
 
     /// Moves the clock to scenario time `ms` and rebuilds the picture from the store.
     pub fn seek(&self, ms: i64) -> Result<(), EngineError> {
+        self.replay_only("seek")?;
         self.send(Command::Seek(ms))
     }
 
@@ -208,6 +232,14 @@ impl Engine {
         self.incident(IncidentRequest::TickSop { id, step, ticked }).await.map(|_| ())
     }
 
+    /// The quarantine of the current run, newest first, of one feed if given (see
+    /// [`crate::store::Store::quarantine_page`]).
+    pub async fn quarantine(&self, feed: Option<String>) -> Result<QuarantineDto, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Quarantine(feed, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
     /// The offline map archives.
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
@@ -235,7 +267,7 @@ fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
     sinks.retain(|s| s(diff.clone()));
 }
 
-async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command>, mut live: Option<LiveMode>) {
     let mut sinks: Vec<DiffSink> = Vec::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,6 +308,10 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
                         let _ = reply.send(found);
                         continue;
                     }
+                    Command::Quarantine(feed, reply) => {
+                        let _ = reply.send(replay.quarantine(feed.as_deref()).map_err(EngineError::from));
+                        continue;
+                    }
                 };
                 if let Err(e) = result {
                     tracing::error!(error = %e, "replay command failed");
@@ -288,7 +324,11 @@ async fn drive(mut replay: Replay, mut commands: mpsc::UnboundedReceiver<Command
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
                 last_tick = Instant::now();
-                if replay.playing {
+                if let Some(live) = &mut live {
+                    if let Err(e) = live.pump(&mut replay, || chrono::Utc::now().timestamp_millis()) {
+                        tracing::error!(error = %e, "live ingest failed");
+                    }
+                } else if replay.playing {
                     let result = match replay.speed {
                         None => {
                             let deadline = Instant::now() + MAX_SPEED_SLICE;

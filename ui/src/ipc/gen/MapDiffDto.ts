@@ -1,5 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
 import type { ClockDto } from "./ClockDto";
+import type { FeedHealthDto } from "./FeedHealthDto";
 import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
@@ -15,4 +16,8 @@ reset: boolean, upserts: Array<MapFeatureDto>, clock: ClockDto, layers: Array<La
 /**
  * Incident changes in the same tick; `null` when none changed.
  */
-incidents: IncidentsDiffDto | null, };
+incidents: IncidentsDiffDto | null, 
+/**
+ * Live mode: every feed's health, when it changed; always `null` in a replay.
+ */
+feeds: Array<FeedHealthDto> | null, };

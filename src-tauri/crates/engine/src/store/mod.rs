@@ -10,6 +10,7 @@
 
 mod incidents;
 mod migrations;
+mod quarantine;
 
 pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 

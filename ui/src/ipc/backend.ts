@@ -13,11 +13,16 @@ import type { OperatorDto } from "./gen/OperatorDto";
 import type { OperatorRole } from "./gen/OperatorRole";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { ObservationDto } from "./gen/ObservationDto";
+import type { QuarantineDto } from "./gen/QuarantineDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 
 export type { ApiError, ApiErrorCode };
 export type { ClockDto } from "./gen/ClockDto";
 export type { FeedDto } from "./gen/FeedDto";
+export type { FeedHealthDto } from "./gen/FeedHealthDto";
+export type { QuarantineDto } from "./gen/QuarantineDto";
+export type { QuarantineEntryDto } from "./gen/QuarantineEntryDto";
+export type { QuarantineFeedDto } from "./gen/QuarantineFeedDto";
 export type { JsonValue } from "./gen/serde_json/JsonValue";
 export type { Layer } from "./gen/Layer";
 export type { LayerAgeDto } from "./gen/LayerAgeDto";
@@ -74,6 +79,8 @@ export interface Backend {
   /** Takes back the latest merge, split or reassignment. */
   undo(): Promise<void>;
   tickSop(id: string, step: number, ticked: boolean): Promise<void>;
+  /** The newest refused input of the current run, of one feed or (`null`) of every feed. */
+  quarantine(feed: string | null): Promise<QuarantineDto>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

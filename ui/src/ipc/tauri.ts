@@ -11,6 +11,7 @@ import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { OperatorDto } from "./gen/OperatorDto";
 import type { ObservationDto } from "./gen/ObservationDto";
+import type { QuarantineDto } from "./gen/QuarantineDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 
 /** Calls a command and rejects with an `ApiError` whatever went wrong. */
@@ -49,5 +50,6 @@ export function createTauriBackend(): Backend {
     reassign: (from, entity, to) => call<void>("incident_reassign", { from, entity, to }),
     undo: () => call<void>("incident_undo"),
     tickSop: (id, step, ticked) => call<void>("incident_tick_sop", { id, step, ticked }),
+    quarantine: (feed) => call<QuarantineDto>("quarantine", { feed }),
   };
 }

@@ -63,6 +63,7 @@ describe("observation layers", () => {
       clock: { startMs: 0, endMs: 10, nowMs: 5, playing: false, speed: 1, ingestedUntilMs: 5, finished: false },
       layers: [],
       incidents: null,
+      feeds: null,
     });
     const collections: Record<string, ObservationCollection> = {};
     for (const [l, m] of Object.entries(data.features)) collections[l] = toFeatureCollection(m);

@@ -18,6 +18,7 @@ const data = applyDiff(emptyData(), {
   clock: { startMs: T0, endMs: T0 + 3_600_000, nowMs: T0 + 60_000, playing: true, speed: 10, ingestedUntilMs: T0, finished: false },
   layers: [{ layer: "transport", newestObservedMs: T0 + 48_000, count: 2 }],
   incidents: null,
+  feeds: null,
 });
 
 describe("LayerPanel", () => {

@@ -15,6 +15,7 @@ function diff(ids: [string, number][], reset = false): MapDiffDto {
     clock: { startMs: T0, endMs: T0 + 1, nowMs: T0, playing: false, speed: 1, ingestedUntilMs: T0, finished: false },
     layers: [],
     incidents: null,
+    feeds: null,
   };
 }
 

@@ -250,6 +250,10 @@ impl Engine {
 fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
     let now = replay.now_ms();
     let wall = chrono::Utc::now().timestamp_millis();
+    // Without rules there is no desk, and so nobody signed in to it (live feeds without rules).
+    if matches!(request, IncidentRequest::Operator) && replay.desk().is_none() {
+        return Ok(IncidentReply::Operator(None));
+    }
     let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
     let _span = tracing::info_span!("incident_request", request = ?request).entered();
     Ok(match request {

@@ -129,3 +129,15 @@ async fn live_mode_streams_observations_health_incidents_and_the_quarantine() {
     let units = engine.quarantine(Some("units".into())).await.unwrap();
     assert!(units.total >= 1 && units.entries.iter().all(|e| e.feed == "units" && e.place == "transport" && e.preview.is_empty()), "{units:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_mode_without_rules_has_no_incidents_and_nobody_signed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+    let path = dir.path().join("feeds.toml");
+    std::fs::write(&path, "[[feeds]]\nid = \"inbox\"\nlayer = \"alerts\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n").unwrap();
+    let engine = Engine::start_live(LiveEngineConfig { feeds: path, db_path: dir.path().join("live.db"), maps_dir: common::repo().join("maps") }).unwrap();
+    assert_eq!(engine.scenario().name, "Live: feeds.toml");
+    assert_eq!(engine.operator().await.unwrap(), None);
+    assert_eq!(ApiError::from(engine.incident_detail("x".into()).await.unwrap_err()).code, ApiErrorCode::NotFound);
+}

@@ -319,6 +319,9 @@ dir = "inbox"
         let Transport::HttpPoll { headers, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
         assert_eq!(headers["Authorization"], ValueRef::Env { env: "SCADA_TOKEN".into() });
         assert_eq!(c.base_dir(), PathBuf::from("/etc/cityops"));
+        assert_eq!((c.name.as_str(), c.rules.as_deref(), c.assets.as_deref()), ("Live: feeds.toml", None, None));
+        let named = parse(&format!("name = \"Control room\"\nrules = \"rules.toml\"\nassets = \"grid.geojson\"\n{GOOD}")).unwrap();
+        assert_eq!((named.name.as_str(), named.rules.as_deref(), named.assets.as_deref()), ("Control room", Some("rules.toml"), Some("grid.geojson")));
     }
 
     #[test]

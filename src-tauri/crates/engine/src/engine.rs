@@ -1,5 +1,6 @@
-//! The [`Engine`] handle: one scenario replay driven by an async task, with subscribers that
-//! receive coalesced picture diffs, and the offline map archives.
+//! The [`Engine`] handle: one scenario replay (or live feeds on the wall clock, see
+//! [`crate::live::LiveMode`]) driven by an async task, with subscribers that receive coalesced
+//! picture diffs, and the offline map archives.
 //!
 //! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
 //! command channel, so no lock is held across an await and commands are applied in order.

@@ -47,6 +47,16 @@ pub(crate) enum Incoming {
     Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
 }
 
+impl Incoming {
+    /// When it arrived (a message) or happened (a failure).
+    pub(crate) fn arrived_ms(&self) -> Millis {
+        match self {
+            Incoming::Message { received_ms, .. } => *received_ms,
+            Incoming::Failure { at, .. } => *at,
+        }
+    }
+}
+
 /// Wall-clock now, in milliseconds: live feeds are stamped with the time they arrive.
 pub(crate) fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()

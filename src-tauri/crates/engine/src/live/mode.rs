@@ -15,7 +15,7 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{open_pipeline, spawn_transports, Health, Ingest, Transports};
+use super::{open_pipeline, spawn_transports, Health, Incoming, Ingest, Transports};
 use crate::config::LiveConfig;
 use crate::dto::ScenarioDto;
 use crate::error::EngineError;
@@ -46,6 +46,11 @@ pub struct LiveEngineConfig {
 /// The running feeds of a live engine; dropping it stops their transports.
 pub(crate) struct LiveMode {
     transports: Transports,
+    /// The first message of a backlog a tick left for the next one: its arrival time bounds
+    /// what the desk may correlate, since everything behind it arrived no earlier.
+    held: Option<Incoming>,
+    /// The most one tick spends ingesting ([`INGEST_SLICE`]).
+    slice: Duration,
     ingest: Ingest,
     stop: watch::Sender<bool>,
 }
@@ -78,23 +83,26 @@ impl LiveMode {
         let ingest = Ingest::new(&live, None, health.clone())?;
         let (stop, stop_rx) = watch::channel(false);
         let transports = spawn_transports(&live, &health, stop_rx);
-        Ok((LiveMode { transports, ingest, stop }, Replay::live(scenario, pipeline, health), dto))
+        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, stop }, Replay::live(scenario, pipeline, health), dto))
     }
 
     /// One clock tick: puts what the transports delivered through the pipeline onto the
-    /// picture, then moves the clock to wall time `now` (read by the caller after the drain).
+    /// picture, then moves the clock to wall time `now` (read after the drain). A backlog left
+    /// for the next tick holds correlation back to its first arrival time.
     pub(crate) fn pump(&mut self, replay: &mut Replay, now: impl FnOnce() -> Millis) -> Result<(), EngineError> {
-        let deadline = Instant::now() + INGEST_SLICE;
+        let deadline = Instant::now() + self.slice;
         let (pipeline, picture) = replay.live_parts();
         // Empty or disconnected (every transport ended): nothing more this tick.
-        while let Ok(incoming) = self.transports.rx.try_recv() {
-            self.ingest.handle(incoming, pipeline, Some(picture))?;
+        while let Some(incoming) = self.held.take().or_else(|| self.transports.rx.try_recv().ok()) {
             if Instant::now() >= deadline {
+                self.held = Some(incoming);
                 break;
             }
+            self.ingest.handle(incoming, pipeline, Some(picture))?;
         }
         let now = now();
-        replay.follow(now, now - SETTLE_MS)?;
+        let settled = (now - SETTLE_MS).min(self.held.as_ref().map_or(Millis::MAX, Incoming::arrived_ms));
+        replay.follow(now, settled)?;
         Ok(())
     }
 }
@@ -103,5 +111,68 @@ impl Drop for LiveMode {
     fn drop(&mut self) {
         // Transports wait on this signal; a dropped sender alone would not stop them cleanly.
         let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// A live engine on one drop-folder feed, with the demo's rules and assets, whose channel
+    /// the test feeds instead of the transports.
+    fn live(dir: &std::path::Path) -> (LiveMode, Replay, mpsc::Sender<Incoming>) {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let config = format!(
+            "rules = \"{}\"\nassets = \"{}\"\n[[feeds]]\nid = \"scada\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n",
+            repo.join("fixtures/rules/default.toml").display(),
+            repo.join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
+        );
+        std::fs::create_dir_all(dir.join("inbox")).unwrap();
+        std::fs::write(dir.join("feeds.toml"), config).unwrap();
+        let paths = LiveEngineConfig { feeds: dir.join("feeds.toml"), db_path: dir.join("live.db"), maps_dir: dir.to_owned() };
+        let (mut mode, replay, _) = LiveMode::start(&paths, 1_000_000).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        mode.transports.rx = rx;
+        (mode, replay, tx)
+    }
+
+    fn trip(received_ms: Millis) -> Incoming {
+        let body = r#"{"type":"Feature","id":"way/644615094","geometry":{"type":"Point","coordinates":[24.942313,60.173151]},
+            "properties":{"kind":"substation.trip","severity":"extreme","title":"Substation tripped: Kaisankuja substation"}}"#;
+        Incoming::Message { feed: 0, topic: None, body: body.as_bytes().to_vec(), received_ms }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_holds_correlation_back_until_it_is_ingested() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        let arrived = 1_005_000;
+        tx.send(trip(arrived)).await.unwrap();
+        // A tick with no time to ingest leaves the trip waiting: wall time is well past its
+        // second, yet the desk must not close that second without it.
+        mode.slice = Duration::ZERO;
+        mode.pump(&mut replay, || arrived + 10_000).unwrap();
+        assert!(replay.picture().get("way/644615094").is_none());
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 0);
+        mode.slice = INGEST_SLICE;
+        mode.pump(&mut replay, || arrived + 10_100).unwrap();
+        assert!(replay.picture().get("way/644615094").is_some());
+        let titles: Vec<String> = replay.desk().unwrap().correlator().incidents().map(|i| i.title.clone()).collect();
+        assert_eq!(titles, ["Power outage: Kaisankuja substation"]);
+        assert_eq!(replay.clock().now_ms, arrived + 10_100);
+    }
+
+    #[tokio::test]
+    async fn the_desk_waits_one_second_past_an_arrival_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        let arrived = 1_005_200;
+        tx.send(trip(arrived)).await.unwrap();
+        mode.pump(&mut replay, || 1_006_500).unwrap();
+        assert!(replay.picture().get("way/644615094").is_some(), "on the map at once");
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 0, "its second ended only 0.5 s ago");
+        mode.pump(&mut replay, || 1_007_000).unwrap();
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 1);
     }
 }

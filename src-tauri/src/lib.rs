@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `run` builds the [`cityops_engine::Engine`] from the command line and hands it to Tauri.
+//! - `run` starts a scenario replay, or live mode with `--config <feeds.toml>`.
 //! - [`commands`]: one module per domain; every command is a one-line adapter onto the engine.
 //! - [`tiles`]: the `maptiles://` URI scheme that serves the offline basemap from the engine.
 //!
@@ -14,6 +15,7 @@ mod tiles;
 use std::path::PathBuf;
 
 use clap::Parser;
+use cityops_engine::live::LiveEngineConfig;
 use cityops_engine::{Engine, EngineConfig};
 use tauri::Manager;
 
@@ -34,6 +36,10 @@ struct Cli {
     /// scenario every action is an exercise and is recorded, never sent).
     #[arg(long, env = "CITYOPS_BACKENDS")]
     backends: Option<PathBuf>,
+    /// A live feed configuration (fixtures/feeds/README.md): run its feeds on the wall clock
+    /// instead of replaying a scenario.
+    #[arg(long, env = "CITYOPS_CONFIG", conflicts_with = "scenario")]
+    config: Option<PathBuf>,
 }
 
 /// The repository the binary was built from: development builds find the demo there.
@@ -55,15 +61,23 @@ pub fn run() {
                     dir.join("cityops.db")
                 }
             };
-            let config = EngineConfig {
-                scenario_dir: cli.scenario.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm")),
-                db_path,
-                maps_dir: cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps")),
-                backends: Some(cli.backends.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml"))),
-            };
-            tracing::info!(?config, "starting engine");
+            let maps_dir = cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps"));
+            let backends = Some(cli.backends.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml")));
             // The engine spawns its task on Tauri's tokio runtime, so it is started inside it.
-            let engine = tauri::async_runtime::block_on(async { Engine::start(config) }).inspect_err(|e| tracing::error!(error = ?e, "cannot start the engine"))?;
+            let engine = match &cli.config {
+                Some(feeds) => {
+                    let config = LiveEngineConfig { feeds: feeds.clone(), db_path, maps_dir, backends };
+                    tracing::info!(?config, "starting engine in live mode");
+                    tauri::async_runtime::block_on(async { Engine::start_live(config) })
+                }
+                None => {
+                    let scenario_dir = cli.scenario.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm"));
+                    let config = EngineConfig { scenario_dir, db_path, maps_dir, backends };
+                    tracing::info!(?config, "starting engine");
+                    tauri::async_runtime::block_on(async { Engine::start(config) })
+                }
+            }
+            .inspect_err(|e| tracing::error!(error = ?e, "cannot start the engine"))?;
             if let Some(window) = app.get_webview_window("main") {
                 window.set_title(&format!("cityops: {}", engine.scenario().name))?;
             }
@@ -85,6 +99,7 @@ pub fn run() {
             commands::replay::replay_speed,
             commands::replay::replay_seek,
             commands::replay::observation,
+            commands::feeds::quarantine,
             commands::incidents::sign_in,
             commands::incidents::sign_out,
             commands::incidents::operator,

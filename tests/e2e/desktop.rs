@@ -3,10 +3,12 @@
 //!
 //! Run by the README's test command after `cargo build -p cityops-desktop`, inside
 //! `xvfb-run`. It needs `tauri-driver` (cargo install) and `WebKitWebDriver`
-//! (Debian webkit2gtk-driver). The window is 1600x1000, as a workstation would show it.
+//! (Debian webkit2gtk-driver); the live test also Debian's `mosquitto` and `mosquitto_pub`.
+//! The window is 1600x1000, as a workstation would show it. The tests take turns (one window
+//! at a time), so a loaded machine does not starve two WebKit processes at once.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -97,59 +99,86 @@ const IDLE: &str = r#"
     return !!(m && m.loaded() && m.isStyleLoaded() && m.areTilesLoaded() && !m.isMoving());
 "#;
 
+/// One app window at a time: the tests hold this while their app runs.
+static ONE_WINDOW: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_end_to_end() -> Result<()> {
-    tokio::time::timeout(Duration::from_secs(600), run()).await.context("the end-to-end test took over 10 minutes")?
-}
-
-async fn run() -> Result<()> {
-    let app = target_dir().join("debug/cityops-desktop");
-    ensure!(app.exists(), "{} is missing: run `cargo build -p cityops-desktop` first", app.display());
-    let tmp = tempfile_dir()?;
-    let (port, native_port) = (free_port(), free_port());
-    let driver = Driver(
-        Command::new(tauri_driver())
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-            .env("CITYOPS_DB", tmp.join("e2e.db"))
-            .env("CITYOPS_SCENARIO", repo().join("fixtures/scenarios/helsinki-storm"))
-            .env("CITYOPS_MAPS", repo().join("maps"))
-            .spawn()
-            .context("starting tauri-driver (cargo install tauri-driver --version 2.1.0 --locked)")?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    wait_port(port, deadline).await?;
-
-    let caps = json!({ "browserName": "wry", "tauri:options": { "application": app } });
-    let started = Instant::now();
-    // tauri-driver answers before WebKitWebDriver is up, so the first sessions can fail.
-    let client = loop {
-        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps.as_object().unwrap().clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        match attempt {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("session not ready yet: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => bail!("no WebDriver session: {e}"),
-        }
+    let _turn = ONE_WINDOW.lock().await;
+    let tmp = tempfile_dir("replay")?;
+    let env = [
+        ("CITYOPS_DB", tmp.join("e2e.db")),
+        ("CITYOPS_SCENARIO", repo().join("fixtures/scenarios/helsinki-storm")),
+        ("CITYOPS_MAPS", repo().join("maps")),
+    ];
+    let run = async {
+        let app = App::start(&env).await?;
+        let result = scenario(&app.client, app.started).await;
+        app.finish(&tmp, result).await
     };
-    let result = scenario(&client, started).await;
-    if result.is_err() {
-        if let Ok(png) = client.screenshot().await {
-            let _ = std::fs::write(tmp.join("failure.png"), png);
-            eprintln!("failure screenshot: {}", tmp.join("failure.png").display());
-        }
-    }
-    let _ = client.close().await;
-    drop(driver);
-    result
+    tokio::time::timeout(Duration::from_secs(600), run).await.context("the end-to-end test took over 10 minutes")?
 }
 
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("cityops-e2e-{}", std::process::id()));
+/// The app in its window, driven through a WebDriver session.
+struct App {
+    client: Client,
+    driver: Driver,
+    /// When the session was asked for, to time the cold start.
+    started: Instant,
+}
+
+impl App {
+    /// Starts tauri-driver (which starts the app with `env`) and opens a session.
+    async fn start(env: &[(&str, PathBuf)]) -> Result<App> {
+        let app = target_dir().join("debug/cityops-desktop");
+        ensure!(app.exists(), "{} is missing: run `cargo build -p cityops-desktop` first", app.display());
+        let (port, native_port) = (free_port(), free_port());
+        let driver = Driver(
+            Command::new(tauri_driver())
+                .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+                .envs(env.iter().map(|(k, v)| (*k, v)))
+                .spawn()
+                .context("starting tauri-driver (cargo install tauri-driver --version 2.1.0 --locked)")?,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        wait_port(port, deadline).await?;
+
+        let caps = json!({ "browserName": "wry", "tauri:options": { "application": app } });
+        let started = Instant::now();
+        // tauri-driver answers before WebKitWebDriver is up, so the first sessions can fail.
+        let client = loop {
+            let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.as_object().unwrap().clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match attempt {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("session not ready yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => bail!("no WebDriver session: {e}"),
+            }
+        };
+        Ok(App { client, driver, started })
+    }
+
+    /// Ends the session and the app; on failure first saves a screenshot into `tmp`.
+    async fn finish(self, tmp: &Path, result: Result<()>) -> Result<()> {
+        if result.is_err() {
+            if let Ok(png) = self.client.screenshot().await {
+                let _ = std::fs::write(tmp.join("failure.png"), png);
+                eprintln!("failure screenshot: {}", tmp.join("failure.png").display());
+            }
+        }
+        let _ = self.client.close().await;
+        drop(self.driver);
+        result
+    }
+}
+
+fn tempfile_dir(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("cityops-e2e-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -339,6 +368,18 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     ensure!(help.contains("Acknowledge") && help.contains("Next / previous incident"), "help shows {help:?}");
     press(c, ESCAPE).await?;
     wait_js(c, "help closed", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+
+    // 9. The quarantine browser (key q) also works in a replay. The demo tape refuses nothing
+    //    (`cityops replay` reports 0 rejected), so it says so; the live test lists refusals.
+    let replay_mode = c.find(Locator::Css("[data-testid=feed-health]")).await?.attr("data-mode").await?;
+    ensure!(replay_mode.as_deref() == Some("replay"), "the feed panel is in mode {replay_mode:?}");
+    press(c, "q").await?;
+    let empty = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=quarantine-empty]")).await?.text().await?;
+    ensure!(empty == "Nothing refused.", "the demo's quarantine shows {empty:?}");
+    let count = c.find(Locator::Css("[data-testid=quarantine-count]")).await?.text().await?;
+    ensure!(count.trim() == "0 refused", "count {count:?}");
+    press(c, ESCAPE).await?;
+    wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
     Ok(())
 }
 
@@ -365,4 +406,207 @@ async fn wait_for_text(e: &fantoccini::elements::Element, needle: &str, timeout:
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Debian's mosquitto on a loopback port, killed when dropped (a small copy of the engine
+/// tests' `common::mosquitto_on`: this crate does not depend on the engine's test helpers).
+struct Broker(Child);
+
+impl Broker {
+    /// Starts it on `port`, retrying while a broker that was just killed still holds the port.
+    async fn start(dir: &Path, port: u16) -> Result<Broker> {
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))?;
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("mosquitto is not installed (Debian package mosquitto; .ci/setup installs it)")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let mut child = Command::new(bin).arg("-c").arg(&conf).stderr(std::process::Stdio::null()).spawn()?;
+            let attempt = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < attempt {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(Broker(child));
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("mosquitto did not start on port {port}")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Publishes one message with QoS 1 through Debian's `mosquitto_pub`.
+fn publish(port: u16, topic: &str, payload: &str) -> Result<()> {
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-m", payload])
+        .status()
+        .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
+    ensure!(status.success(), "mosquitto_pub failed: {status}");
+    Ok(())
+}
+
+/// The live feed configuration of the test: MQTT JSON telemetry of two feeders with known
+/// positions and a voltage threshold, from the broker on `port`, correlated with the demo's
+/// rules and assets.
+fn live_config(dir: &Path, port: u16) -> Result<PathBuf> {
+    let path = dir.join("feeds.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "Live e2e"
+view = [24.9429, 60.1714, 15.0]
+rules = "{rules}"
+assets = "{assets}"
+
+[[feeds]]
+id = "grid-telemetry"
+layer = "utility"
+format = "mqtt-json"
+name = "Feeder telemetry"
+[feeds.transport]
+type = "mqtt"
+host = "127.0.0.1"
+port = {port}
+topics = ["grid/#"]
+[feeds.mapping]
+id = "sensor"
+[feeds.mapping.sensors.feeder-F2]
+position = [24.9431, 60.1712]
+name = "Feeder F2, Kaisankuja"
+[feeds.mapping.sensors.feeder-F3]
+position = [24.9455, 60.1722]
+name = "Feeder F3"
+[[feeds.mapping.thresholds]]
+field = "voltage_kv"
+below = 9.5
+severity = "moderate"
+kind = "feeder.voltage"
+"#,
+            rules = repo().join("fixtures/rules/default.toml").display(),
+            assets = repo().join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
+        ),
+    )?;
+    Ok(path)
+}
+
+/// Live mode: the app started with `--config` (here through `CITYOPS_CONFIG`) shows MQTT
+/// telemetry on the map, reports the broker going away and coming back in feed health, and
+/// lists a malformed message in the quarantine browser, as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_live_mode() -> Result<()> {
+    let _turn = ONE_WINDOW.lock().await;
+    let tmp = tempfile_dir("live")?;
+    let port = free_port();
+    let broker = Broker::start(&tmp, port).await?;
+    let env = [("CITYOPS_DB", tmp.join("live.db")), ("CITYOPS_CONFIG", live_config(&tmp, port)?), ("CITYOPS_MAPS", repo().join("maps"))];
+    let run = async {
+        let app = App::start(&env).await?;
+        let result = live_steps(&app.client, &tmp, port, broker).await;
+        app.finish(&tmp, result).await
+    };
+    tokio::time::timeout(Duration::from_secs(600), run).await.context("the live end-to-end test took over 10 minutes")?
+}
+
+/// A script that is true when the feed health panel shows feed `id` in `state` (`connected`,
+/// `stale` or `disconnected`).
+fn feed_in(id: &str, state: &str) -> String {
+    format!(r#"const e = document.querySelector("[data-testid=feed-health-{id}]"); return !!e && e.dataset.status === "{state}";"#)
+}
+
+/// Publishes `payload` until `script` (polled for 3 s after each) answers: the subscription
+/// lands just after the connection, so a message sent in between is lost.
+async fn publish_until(c: &Client, port: u16, payload: &[&str], what: &str, script: &str) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for p in payload {
+            publish(port, "grid/sub1/telemetry", p)?;
+        }
+        match wait_js(c, what, script, Duration::from_secs(3)).await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => {}
+        }
+    }
+}
+
+async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker) -> Result<()> {
+    wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
+    let bar = c.find(Locator::Css("[data-testid=replay-bar]")).await?.attr("data-mode").await?;
+    ensure!(bar.as_deref() == Some("live"), "the replay bar is in mode {bar:?}");
+    wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
+
+    // 1. Telemetry published to the broker appears on the map.
+    let both_drawn = r#"const ids = window.__cityopsMap.queryRenderedFeatures({ layers: ["obs-utility"] }).map(f => f.properties.id ?? f.id);
+        return ids.includes("sensor/feeder-F2") && ids.includes("sensor/feeder-F3") ? ids : null;"#;
+    let telemetry = [r#"{"sensor":"feeder-F2","voltage_kv":8.1}"#, r#"{"sensor":"feeder-F3","voltage_kv":10.4}"#];
+    let drawn = publish_until(c, port, &telemetry, "telemetry on the map", both_drawn).await?;
+    println!("live observations drawn: {drawn}");
+    let count = c.find(Locator::Css("[data-testid=layer-count-utility]")).await?.text().await?;
+    ensure!(count == "2", "the utility layer counts {count:?}");
+    // The desk correlates the low voltage once wall time has passed its arrival second.
+    let queued = wait_js(
+        c,
+        "the low voltage as an incident in the queue",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Feeder F2"));
+           return e ? e.textContent : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("live incident: {queued}");
+    let error = c.find_all(Locator::Css("[data-testid=error]")).await?;
+    ensure!(error.is_empty(), "the header shows an error");
+    let row = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry]")).await?.text().await?;
+    ensure!(row.contains("/min") && row.to_lowercase().contains("connected"), "health row {row:?}");
+    wait_js(c, "idle for the live screenshot", IDLE, Duration::from_secs(60)).await?;
+    std::fs::write(repo().join("assets/screenshot-live.png"), c.screenshot().await?)?;
+
+    // 2. The broker dies: the panel says disconnected. It comes back on the same port: connected.
+    drop(broker);
+    wait_js(c, "the feed shown disconnected", &feed_in("grid-telemetry", "disconnected"), Duration::from_secs(60)).await?;
+    let state = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry] [data-testid=feed-state]")).await?.text().await?;
+    ensure!(state.eq_ignore_ascii_case("disconnected"), "state shown as {state:?}");
+    let _broker = Broker::start(tmp, port).await?;
+    wait_js(c, "the feed shown connected again", &feed_in("grid-telemetry", "connected"), Duration::from_secs(90)).await?;
+
+    // 3. A malformed message is refused; the quarantine browser (key q) lists it with its
+    //    reason, and its hostile text stays text.
+    let bad = r#"{"sensor":"feeder-F2","voltage_kv": NaN, "note":"<img src=x onerror=alert(1)>"}"#;
+    let refused = r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-rejected]"); return e ? e.textContent : null;"#;
+    let counted = publish_until(c, port, &[bad], "the refusal counted", refused).await?;
+    println!("feed health: {counted}");
+    press(c, "q").await?;
+    let entry = wait_js(
+        c,
+        "the refused message in the quarantine browser",
+        r#"const e = [...document.querySelectorAll("[data-testid=quarantine] [data-testid=quarantine-entry]")].find(e => e.dataset.feed === "grid-telemetry");
+           if (!e) return null;
+           const t = (id) => e.querySelector(`[data-testid=${id}]`)?.textContent ?? "";
+           return [t("quarantine-entry-reason"), t("quarantine-entry-preview"), t("quarantine-entry-place")];"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    println!("quarantined: {entry}");
+    ensure!(entry[0].as_str().is_some_and(|r| r.contains("NaN")), "reason {entry}");
+    ensure!(entry[1].as_str() == Some(bad), "preview {entry}");
+    let injected = c.find_all(Locator::Css("[data-testid=quarantine] img, [data-testid=quarantine] script")).await?;
+    ensure!(injected.is_empty(), "feed text became HTML elements");
+    std::fs::write(tmp.join("quarantine.png"), c.screenshot().await?)?;
+    println!("quarantine screenshot: {}", tmp.join("quarantine.png").display());
+    press(c, ESCAPE).await?;
+    wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! cross as `ApiError { code, message }` after the engine logged their full chain.
 
 pub mod dispatch;
+pub mod feeds;
 pub mod incidents;
 pub mod replay;
 pub mod scenario;

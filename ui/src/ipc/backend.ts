@@ -17,12 +17,17 @@ import type { OperatorRole } from "./gen/OperatorRole";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { OutboxDto } from "./gen/OutboxDto";
+import type { QuarantineDto } from "./gen/QuarantineDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 import type { BackendDto } from "./gen/BackendDto";
 
 export type { ApiError, ApiErrorCode };
 export type { ClockDto } from "./gen/ClockDto";
 export type { FeedDto } from "./gen/FeedDto";
+export type { FeedHealthDto } from "./gen/FeedHealthDto";
+export type { QuarantineDto } from "./gen/QuarantineDto";
+export type { QuarantineEntryDto } from "./gen/QuarantineEntryDto";
+export type { QuarantineFeedDto } from "./gen/QuarantineFeedDto";
 export type { JsonValue } from "./gen/serde_json/JsonValue";
 export type { Layer } from "./gen/Layer";
 export type { LayerAgeDto } from "./gen/LayerAgeDto";
@@ -107,6 +112,8 @@ export interface Backend {
   retryAction(id: number): Promise<void>;
   /** Cancels a queued or failed action; it will never be sent. */
   cancelAction(id: number): Promise<void>;
+  /** The newest refused input of the current run, of one feed or (`null`) of every feed. */
+  quarantine(feed: string | null): Promise<QuarantineDto>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

@@ -89,3 +89,28 @@ describe("backend errors", () => {
     expect(fakeOptionsFrom("?offline=city-works,tak&exercise")).toEqual({ dispatch: { offline: ["city-works", "tak"], exercise: true } });
   });
 });
+
+describe("fake backend feeds", () => {
+  it("sends feed health in every diff only in live mode, and filters the quarantine by feed", async () => {
+    const replay = createFakeBackend();
+    const seen: MapDiffDto[] = [];
+    await replay.subscribe((d) => seen.push(d));
+    expect((await replay.scenario()).live).toBe(false);
+    expect(seen[0].feeds).toBeNull();
+
+    const health = [{ id: "grid", name: "Grid", layer: "utility" as const, format: "mqtt-json", transport: "mqtt", connected: false,
+      lastMessageMs: null, messagesPerMinute: 0, lagMs: null, rejected: 1, lastReasons: ["$: not JSON"], stale: false, failures: 1, lastError: "refused" }];
+    const live = createFakeBackend({ health });
+    const diffs: MapDiffDto[] = [];
+    await live.subscribe((d) => diffs.push(d));
+    expect((await live.scenario()).live).toBe(true);
+    expect(diffs[0].feeds).toEqual(health);
+
+    const grid = await live.quarantine("grid");
+    expect(grid.total).toBe(1);
+    expect(grid.entries.every((e) => e.feed === "grid")).toBe(true);
+    const all = await live.quarantine(null);
+    expect(all.entries.length).toBe(all.total);
+    expect(all.feeds.reduce((n, f) => n + f.count, 0)).toBe(all.total);
+  });
+});

@@ -8,6 +8,7 @@
 import type {
   Backend,
   ClockDto,
+  FeedHealthDto,
   IncidentDetailDto,
   IncidentEntryDto,
   IncidentsDiffDto,
@@ -19,6 +20,8 @@ import type {
   MemberDto,
   ObservationDto,
   OperatorDto,
+  QuarantineDto,
+  QuarantineEntryDto,
   ScenarioDto,
   OutboxDto,
 } from "./backend";
@@ -44,7 +47,18 @@ export const FAKE_SCENARIO: ScenarioDto = {
     { id: "water", name: "HSY water network", layer: "utility", format: "json" },
     { id: "alerts", name: "Public alerts (CAP)", layer: "alerts", format: "cap" },
   ],
+  live: false,
 };
+
+/** Refused input, as the quarantine browser lists it; one tries HTML injection. */
+export const FAKE_QUARANTINE: readonly QuarantineEntryDto[] = [
+  { feed: "tape", seq: 88, place: "tape.ndjson:88", reason: "not a tape record: expected `,` or `}` at line 1 column 30", receivedMs: START_MS, preview: "", bodyBytes: 0 },
+  {
+    feed: "cctv", seq: 140, place: "features[2].geometry", reason: "coordinates [0, 91] are out of range",
+    receivedMs: START_MS + 4 * MINUTE, preview: '{"type":"FeatureCollection","features":[{"id":"<img src=x onerror=alert(3)>"}]}', bodyBytes: 2048,
+  },
+  { feed: "grid", seq: 201, place: "$", reason: "not JSON: expected value at line 1 column 1 (line 1, column 1)", receivedMs: START_MS + 9 * MINUTE, preview: "NaN", bodyBytes: 3 },
+];
 
 type Canned = Omit<ObservationDto, "receivedMs" | "feedName"> & { lagMs: number };
 
@@ -193,6 +207,9 @@ export type FakeOptions = {
   scenario?: ScenarioDto;
   /** The dispatch side: exercise mode, sender timing, backends that start offline. */
   dispatch?: FakeDispatchOptions;
+  /** Live mode: the feeds' health, sent with every diff (and the scenario says live). */
+  health?: readonly FeedHealthDto[];
+  quarantine?: readonly QuarantineEntryDto[];
 };
 
 /** What the fake offers beyond `Backend`, for tests and for trying the offline banner. */
@@ -214,7 +231,9 @@ function newestPerEntity(list: readonly ObservationDto[], fromMs: number, toMs: 
 }
 
 export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
-  const scenario = opts.scenario ?? FAKE_SCENARIO;
+  const health = opts.health ? [...opts.health] : null;
+  const scenario = { ...(opts.scenario ?? FAKE_SCENARIO), live: health !== null };
+  const refused = opts.quarantine ?? FAKE_QUARANTINE;
   const observations = opts.observations ?? FAKE_OBSERVATIONS;
   const tickMs = opts.tickMs ?? 250;
   const maxStepMs = opts.maxStepMs ?? 2 * MINUTE;
@@ -257,7 +276,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     const outbox = reset ? dispatch.snapshot() : pendingOutbox;
     pendingIncidents = null;
     pendingOutbox = null;
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox };
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox, feeds: health };
     for (const l of listeners) l(diff);
   };
 
@@ -309,7 +328,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot() });
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot(), feeds: health });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;
@@ -407,6 +426,16 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const target = find(d.into);
       target.entry = { ...target.entry, members: target.entry.members - d.from.entry.members };
       changed([target.entry, d.from.entry], []);
+    },
+    quarantine: async (feed: string | null): Promise<QuarantineDto> => {
+      const matching = refused.filter((e) => feed === null || e.feed === feed);
+      const counts = new Map<string, number>();
+      for (const e of refused) counts.set(e.feed, (counts.get(e.feed) ?? 0) + 1);
+      return {
+        entries: [...matching].reverse(),
+        total: matching.length,
+        feeds: [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([f, count]) => ({ feed: f, count })),
+      };
     },
     tickSop: async (id: string, step: number, ticked: boolean) => {
       signedIn();

@@ -15,6 +15,7 @@ import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { OperatorDto } from "./gen/OperatorDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { OutboxDto } from "./gen/OutboxDto";
+import type { QuarantineDto } from "./gen/QuarantineDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 
 /** Calls a command and rejects with an `ApiError` whatever went wrong. */
@@ -59,5 +60,6 @@ export function createTauriBackend(): Backend {
     outbox: () => call<OutboxDto>("outbox"),
     retryAction: (id) => call<void>("retry_action", { id }),
     cancelAction: (id) => call<void>("cancel_action", { id }),
+    quarantine: (feed) => call<QuarantineDto>("quarantine", { feed }),
   };
 }

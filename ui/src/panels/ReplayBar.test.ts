@@ -77,3 +77,16 @@ describe("ReplayBar", () => {
     expect(screen.getByTestId("clock").textContent).toBe("--:--:--");
   });
 });
+
+describe("ReplayBar in live mode", () => {
+  it("shows the wall clock with a live mark and offers no replay controls", () => {
+    render(ReplayBar, { clock: { ...clock, playing: true, speed: 1 }, live: true, onPlayToggle: vi.fn(), onSpeed: vi.fn(), onSeek: vi.fn() });
+    expect(screen.getByTestId("replay-bar").dataset.mode).toBe("live");
+    expect(screen.getByTestId("live-mark").textContent).toBe("Live");
+    expect(screen.getByTestId("clock").textContent).toBe("17:10:00");
+    expect(screen.getByTestId("replay-state").textContent?.trim()).toBe("live");
+    expect(screen.queryByTestId("play-toggle")).toBeNull();
+    expect(screen.queryByTestId("seek")).toBeNull();
+    expect(screen.queryByTestId("speed")).toBeNull();
+  });
+});

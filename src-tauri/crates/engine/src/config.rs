@@ -18,6 +18,13 @@ use serde::Deserialize;
 pub struct LiveConfig {
     /// The file it was read from; relative paths in it are relative to its folder.
     pub path: PathBuf,
+    /// What the desktop shows in its title in live mode; defaults to the file's name.
+    pub name: String,
+    /// The asset file (GeoJSON) the incident desk matches against, relative to this file.
+    pub assets: Option<String>,
+    /// The correlation rules file (TOML), relative to this file; without one, live mode shows
+    /// observations but no incidents.
+    pub rules: Option<String>,
     /// The basemap archive recordings of these feeds are drawn on.
     pub map: String,
     /// Where a recording's map opens: `[lon, lat, zoom]`.
@@ -136,6 +143,12 @@ fn default_mqtt_port() -> u16 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    assets: Option<String>,
+    #[serde(default)]
+    rules: Option<String>,
     #[serde(default = "default_map")]
     map: String,
     #[serde(default = "default_view")]
@@ -252,7 +265,8 @@ impl LiveConfig {
                 stale_after: f.stale_after_s.map(Duration::from_secs).unwrap_or(expected),
             });
         }
-        Ok(LiveConfig { path: path.to_owned(), map: raw.map, view: raw.view, feeds })
+        let name = raw.name.unwrap_or_else(|| format!("Live: {}", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+        Ok(LiveConfig { path: path.to_owned(), name, assets: raw.assets, rules: raw.rules, map: raw.map, view: raw.view, feeds })
     }
 
     /// The folder relative paths are resolved against.
@@ -305,6 +319,9 @@ dir = "inbox"
         let Transport::HttpPoll { headers, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
         assert_eq!(headers["Authorization"], ValueRef::Env { env: "SCADA_TOKEN".into() });
         assert_eq!(c.base_dir(), PathBuf::from("/etc/cityops"));
+        assert_eq!((c.name.as_str(), c.rules.as_deref(), c.assets.as_deref()), ("Live: feeds.toml", None, None));
+        let named = parse(&format!("name = \"Control room\"\nrules = \"rules.toml\"\nassets = \"grid.geojson\"\n{GOOD}")).unwrap();
+        assert_eq!((named.name.as_str(), named.rules.as_deref(), named.assets.as_deref()), ("Control room", Some("rules.toml"), Some("grid.geojson")));
     }
 
     #[test]

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 mod dispatch;
+mod feeds;
 mod incidents;
 pub use dispatch::*;
+pub use feeds::*;
 pub use incidents::*;
 
 /// The few error kinds the UI acts on differently.
@@ -114,6 +116,8 @@ pub struct MapDiffDto {
     /// The outbox after a change (an action committed, attempted, delivered, failed or
     /// cancelled); `null` when nothing changed.
     pub outbox: Option<OutboxDto>,
+    /// Live mode: every feed's health, when it changed; always `null` in a replay.
+    pub feeds: Option<Vec<crate::live::FeedHealthDto>>,
 }
 
 /// One observation in full, for the details panel.
@@ -184,6 +188,8 @@ pub struct ScenarioDto {
     #[ts(type = "number")]
     pub end_ms: i64,
     pub feeds: Vec<FeedDto>,
+    /// Live feeds on the wall clock rather than a replayed tape: no play, pause, speed or seek.
+    pub live: bool,
 }
 
 impl ScenarioDto {
@@ -206,6 +212,7 @@ impl ScenarioDto {
                     format: f.format.as_str().to_owned(),
                 })
                 .collect(),
+            live: false,
         }
     }
 }
@@ -231,6 +238,9 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<FeedDto>(),
         one::<ScenarioDto>(),
         one::<crate::live::FeedHealthDto>(),
+        one::<QuarantineEntryDto>(),
+        one::<QuarantineFeedDto>(),
+        one::<QuarantineDto>(),
         one::<LifecycleStatus>(),
         one::<OperatorRole>(),
         one::<OperatorDto>(),

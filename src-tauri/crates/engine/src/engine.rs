@@ -1,5 +1,6 @@
-//! The [`Engine`] handle: one scenario replay driven by an async task, with subscribers that
-//! receive coalesced picture diffs, and the offline map archives.
+//! The [`Engine`] handle: one scenario replay (or live feeds on the wall clock, see
+//! [`crate::live::LiveMode`]) driven by an async task, with subscribers that receive coalesced
+//! picture diffs, and the offline map archives.
 //!
 //! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
 //! command channel, so no lock is held across an await and commands are applied in order.
@@ -17,10 +18,11 @@ use cityops_core::model::GeoPoint;
 
 use crate::dto::{
     ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole,
-    OutboxDto, ScenarioDto,
+    OutboxDto, QuarantineDto, ScenarioDto,
 };
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
+use crate::live::{LiveEngineConfig, LiveMode};
 use crate::outbox::{self, Outbox};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
@@ -60,6 +62,7 @@ enum Command {
     Observation(String, oneshot::Sender<Option<ObservationDto>>),
     Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
     Dispatch(DispatchRequest, oneshot::Sender<Result<DispatchReply, EngineError>>),
+    Quarantine(Option<String>, oneshot::Sender<Result<QuarantineDto, EngineError>>),
 }
 
 /// An operator's request about actions, answered by the replay task (which knows the incident
@@ -124,7 +127,22 @@ impl Engine {
         let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(replay, outbox, rx));
+        tokio::spawn(drive(replay, outbox, rx, None));
+        Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
+    }
+
+    /// Starts live mode: the feeds of a configuration on the wall clock (see
+    /// [`crate::live::LiveMode`]), on a new run, with the same diffs, incidents and commands as a
+    /// replay except the clock controls. Actions go to the real backends.
+    pub fn start_live(config: LiveEngineConfig) -> Result<Engine, EngineError> {
+        let specs = match &config.backends {
+            Some(path) => outbox::config::load(path)?,
+            None => Vec::new(),
+        };
+        let outbox = Outbox::start(&config.db_path, specs, false)?;
+        let (live, replay, dto) = LiveMode::start(&config, chrono::Utc::now().timestamp_millis())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(replay, outbox, rx, Some(live)));
         Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
     }
 
@@ -137,18 +155,29 @@ impl Engine {
         self.commands.send(c).map_err(|_| EngineError::Stopped)
     }
 
+    /// Refuses a clock control in live mode, where the clock is the wall clock.
+    fn replay_only(&self, what: &str) -> Result<(), EngineError> {
+        if self.scenario.live {
+            return Err(EngineError::InvalidInput(format!("{what}: live mode follows the wall clock")));
+        }
+        Ok(())
+    }
+
     /// Starts the clock.
     pub fn play(&self) -> Result<(), EngineError> {
+        self.replay_only("play")?;
         self.send(Command::Play)
     }
 
     /// Stops the clock.
     pub fn pause(&self) -> Result<(), EngineError> {
+        self.replay_only("pause")?;
         self.send(Command::Pause)
     }
 
     /// Sets the speed factor; `None` runs as fast as the pipeline goes.
     pub fn set_speed(&self, speed: Option<f64>) -> Result<(), EngineError> {
+        self.replay_only("speed")?;
         if let Some(f) = speed {
             if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
                 return Err(EngineError::InvalidInput(format!("speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)")));
@@ -159,6 +188,7 @@ impl Engine {
 
     /// Moves the clock to scenario time `ms` and rebuilds the picture from the store.
     pub fn seek(&self, ms: i64) -> Result<(), EngineError> {
+        self.replay_only("seek")?;
         self.send(Command::Seek(ms))
     }
 
@@ -287,6 +317,14 @@ impl Engine {
         self.dispatch(DispatchRequest::Cancel(id)).await.map(|_| ())
     }
 
+    /// The quarantine of the current run, newest first, of one feed if given (see
+    /// [`crate::store::Store::quarantine_page`]).
+    pub async fn quarantine(&self, feed: Option<String>) -> Result<QuarantineDto, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Quarantine(feed, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
     /// The offline map archives.
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
@@ -297,6 +335,10 @@ impl Engine {
 fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
     let now = replay.now_ms();
     let wall = chrono::Utc::now().timestamp_millis();
+    // Without rules there is no desk, and so nobody signed in to it (live feeds without rules).
+    if matches!(request, IncidentRequest::Operator) && replay.desk().is_none() {
+        return Ok(IncidentReply::Operator(None));
+    }
     let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
     let _span = tracing::info_span!("incident_request", request = ?request).entered();
     Ok(match request {
@@ -376,7 +418,7 @@ fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
     sinks.retain(|s| s(diff.clone()));
 }
 
-async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::UnboundedReceiver<Command>, mut live: Option<LiveMode>) {
     let mut sinks: Vec<DiffSink> = Vec::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -424,6 +466,10 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         let _ = reply.send(found);
                         continue;
                     }
+                    Command::Quarantine(feed, reply) => {
+                        let _ = reply.send(replay.quarantine(feed.as_deref()).map_err(EngineError::from));
+                        continue;
+                    }
                 };
                 if let Err(e) = result {
                     tracing::error!(error = %e, "replay command failed");
@@ -437,7 +483,11 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
                 last_tick = Instant::now();
-                if replay.playing {
+                if let Some(live) = &mut live {
+                    if let Err(e) = live.pump(&mut replay, || chrono::Utc::now().timestamp_millis()) {
+                        tracing::error!(error = %e, "live ingest failed");
+                    }
+                } else if replay.playing {
                     let result = match replay.speed {
                         None => {
                             let deadline = Instant::now() + MAX_SPEED_SLICE;

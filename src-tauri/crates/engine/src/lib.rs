@@ -4,7 +4,7 @@
 //! - [`feeds`]: one adapter per payload standard, bytes in, normalized observations out.
 //! - [`pipeline`]: decode, quarantine, group-commit into the store.
 //! - [`config`] and [`live`]: the live feed configuration, one task per transport (HTTP poll,
-//!   MQTT, TCP, drop folder), feed health, recording.
+//!   MQTT, TCP, drop folder), feed health, recording, and the engine's live mode.
 //! - [`store`]: SQLite (WAL, versioned migrations): the observation log, runs, quarantine.
 //! - [`scenario`]: loading a scenario folder (manifest and tape).
 //! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.

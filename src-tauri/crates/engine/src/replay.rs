@@ -14,8 +14,9 @@
 use cityops_core::model::{Layer, Millis};
 use cityops_core::picture::Picture;
 
-use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto};
+use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto, QuarantineDto, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES};
 use crate::incidents::Desk;
+use crate::live::{FeedHealthDto, Health};
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::store::StoreError;
@@ -37,6 +38,8 @@ pub struct Replay {
     pub speed: Option<f64>,
     /// Whether the clock runs.
     pub playing: bool,
+    /// In live mode, the feeds' health board and what the UI was last sent of it.
+    live: Option<(Health, Option<Vec<FeedHealthDto>>)>,
 }
 
 impl Replay {
@@ -58,6 +61,44 @@ impl Replay {
             desk,
             speed: Some(1.0),
             playing: false,
+            live: None,
+        }
+    }
+
+    /// A replay that follows live feeds instead of a tape (see [`crate::live::LiveMode`]): the
+    /// scenario has no messages, the clock is the wall time the engine passes to
+    /// [`Replay::follow`], and the incident desk has no end to run up to.
+    pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {
+        let start = scenario.manifest.start_ms;
+        let desk = scenario.rules.clone().map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, Millis::MAX));
+        let mut replay = Replay::new(Scenario { rules: None, ..scenario }, pipeline);
+        replay.desk = desk;
+        replay.playing = true;
+        replay.live = Some((health, None));
+        replay
+    }
+
+    /// True when the replay follows live feeds.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The pipeline and the picture, for live ingest to put messages through both.
+    pub(crate) fn live_parts(&mut self) -> (&mut Pipeline, &mut Picture) {
+        (&mut self.pipeline, &mut self.picture)
+    }
+
+    /// Live mode: the clock moves to wall time `now` (everything received so far is already
+    /// ingested and on the picture), the pipeline commits, and the desk correlates the arrival
+    /// seconds before `settled`.
+    pub(crate) fn follow(&mut self, now: Millis, settled: Millis) -> Result<(), StoreError> {
+        self.end_ms = self.end_ms.max(now);
+        self.frontier_ms = self.frontier_ms.max(now);
+        self.now_ms = self.now_ms.max(now);
+        self.pipeline.flush()?;
+        match &mut self.desk {
+            Some(desk) => desk.correlate_to(self.pipeline.store(), settled),
+            None => Ok(()),
         }
     }
 
@@ -102,7 +143,7 @@ impl Replay {
 
     /// True when the clock reached the end and the whole tape is ingested.
     pub fn finished(&self) -> bool {
-        self.now_ms >= self.end_ms && self.next >= self.scenario.messages.len()
+        !self.is_live() && self.now_ms >= self.end_ms && self.next >= self.scenario.messages.len()
     }
 
     /// Ingests every message with time <= `t` that has not been ingested yet.
@@ -180,6 +221,13 @@ impl Replay {
         self.correlate()
     }
 
+    /// The newest quarantine entries of this run (of one feed, if given), after committing
+    /// what is buffered so that nothing refused so far is missing.
+    pub fn quarantine(&mut self, feed: Option<&str>) -> Result<QuarantineDto, StoreError> {
+        self.pipeline.flush()?;
+        self.pipeline.store().quarantine_page(self.pipeline.run(), feed, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES)
+    }
+
     /// The clock as the UI shows it.
     pub fn clock(&self) -> ClockDto {
         ClockDto {
@@ -211,6 +259,13 @@ impl Replay {
             .map(|(l, count)| LayerAgeDto { layer: *l, newest_observed_ms: diff.newest.get(l).copied(), count })
             .collect();
         let incidents = self.desk.as_mut().and_then(|d| d.take_diff(full));
-        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None }
+        let now = self.now_ms;
+        // Feed health goes out when it changed (its rate and stale flag move with the clock).
+        let feeds = self.live.as_mut().and_then(|(health, sent)| {
+            let current = health.snapshot(now);
+            let changed = full || sent.as_ref() != Some(&current);
+            changed.then(|| sent.insert(current).clone())
+        });
+        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds }
     }
 }

@@ -46,20 +46,7 @@ impl Scenario {
         for issue in &tape_issues {
             tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
         }
-        let assets = match &manifest.assets {
-            Some(file) => {
-                let path = dir.join(file);
-                AssetIndex::parse_geojson(&read(&path)?).map_err(|source| EngineError::Assets { path, source })?
-            }
-            None => AssetIndex::default(),
-        };
-        let rules = match &manifest.rules {
-            Some(file) => {
-                let path = dir.join(file);
-                Some(Rules::parse(&read(&path)?).map_err(|source| EngineError::Rules { path, source })?)
-            }
-            None => None,
-        };
+        let (assets, rules) = load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref())?;
         Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues, assets, rules })
     }
 
@@ -68,6 +55,26 @@ impl Scenario {
         let last = self.messages.iter().map(|m| m.time_ms).max().unwrap_or(self.manifest.start_ms);
         self.manifest.end_ms.unwrap_or(last).max(self.manifest.start_ms)
     }
+}
+
+/// Reads the asset and rules files named (relative to `dir`); shared by scenarios and live
+/// feed configurations.
+pub(crate) fn load_assets_and_rules(dir: &Path, assets: Option<&str>, rules: Option<&str>) -> Result<(AssetIndex, Option<Rules>), EngineError> {
+    let assets = match assets {
+        Some(file) => {
+            let path = dir.join(file);
+            AssetIndex::parse_geojson(&read(&path)?).map_err(|source| EngineError::Assets { path, source })?
+        }
+        None => AssetIndex::default(),
+    };
+    let rules = match rules {
+        Some(file) => {
+            let path = dir.join(file);
+            Some(Rules::parse(&read(&path)?).map_err(|source| EngineError::Rules { path, source })?)
+        }
+        None => None,
+    };
+    Ok((assets, rules))
 }
 
 fn read(path: &Path) -> Result<String, EngineError> {

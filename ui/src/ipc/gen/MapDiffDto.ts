@@ -1,5 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
 import type { ClockDto } from "./ClockDto";
+import type { FeedHealthDto } from "./FeedHealthDto";
 import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
@@ -21,4 +22,8 @@ incidents: IncidentsDiffDto | null,
  * The outbox after a change (an action committed, attempted, delivered, failed or
  * cancelled); `null` when nothing changed.
  */
-outbox: OutboxDto | null, };
+outbox: OutboxDto | null, 
+/**
+ * Live mode: every feed's health, when it changed; always `null` in a replay.
+ */
+feeds: Array<FeedHealthDto> | null, };

@@ -12,4 +12,8 @@ map: string,
 /**
  * Where the map opens: lon, lat, zoom.
  */
-view: [number, number, number], startMs: number, endMs: number, feeds: Array<FeedDto>, };
+view: [number, number, number], startMs: number, endMs: number, feeds: Array<FeedDto>, 
+/**
+ * Live feeds on the wall clock rather than a replayed tape: no play, pause, speed or seek.
+ */
+live: boolean, };

@@ -9,6 +9,7 @@
 
 mod file_drop;
 pub mod health;
+mod mode;
 mod http_poll;
 mod mqtt;
 mod tcp;
@@ -19,6 +20,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cityops_core::model::Millis;
+use cityops_core::picture::Picture;
+use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::{format_line, TapeMessage};
 use tokio::sync::{mpsc, watch};
 
@@ -26,6 +29,8 @@ use crate::config::{LiveConfig, Transport};
 use crate::error::EngineError;
 use crate::pipeline::{IngestStats, Pipeline};
 use crate::store::{RunId, Store};
+pub use mode::LiveEngineConfig;
+pub(crate) use mode::LiveMode;
 pub use health::{FeedHealthDto, Health};
 
 /// Messages buffered between the transports and the ingest task before transports wait.
@@ -40,6 +45,16 @@ pub(crate) enum Incoming {
     Message { feed: usize, topic: Option<String>, body: Vec<u8>, received_ms: Millis },
     /// A failure with no message to decode (an HTTP 500, a hung server, a broken stream).
     Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
+}
+
+impl Incoming {
+    /// When it arrived (a message) or happened (a failure).
+    pub(crate) fn arrived_ms(&self) -> Millis {
+        match self {
+            Incoming::Message { received_ms, .. } => *received_ms,
+            Incoming::Failure { at, .. } => *at,
+        }
+    }
 }
 
 /// Wall-clock now, in milliseconds: live feeds are stamped with the time they arrive.
@@ -98,15 +113,52 @@ pub async fn run(
     health: Health,
     mut stop: watch::Receiver<bool>,
 ) -> Result<LiveSummary, EngineError> {
+    let mut pipeline = open_pipeline(&config, store)?;
+    let run = pipeline.run();
+    let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
+    let Transports { mut rx, tasks } = spawn_transports(&config, &health, stop.clone());
+
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            incoming = rx.recv() => match incoming {
+                Some(incoming) => ingest.handle(incoming, &mut pipeline, None)?,
+                None => break,
+            },
+            _ = flush.tick() => ingest.flush(&mut pipeline)?,
+            _ = stop.changed() => if *stop.borrow() { break },
+        }
+    }
+    // Transports see the same stop signal; take what they had already sent.
+    for t in tasks {
+        let _ = t.await;
+    }
+    while let Ok(incoming) = rx.try_recv() {
+        ingest.handle(incoming, &mut pipeline, None)?;
+    }
+    ingest.flush(&mut pipeline)?;
+    Ok(LiveSummary { run, stats: pipeline.stats().clone() })
+}
+
+/// Starts a new run for `config` in `store` and the pipeline that writes it, with one adapter
+/// per configured feed.
+pub(crate) fn open_pipeline(config: &LiveConfig, store: Store) -> Result<Pipeline, EngineError> {
     let run = store.begin_run(&format!("live:{}", config.path.display()), &chrono::Utc::now().to_rfc3339())?;
     let specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
-    let mut pipeline = Pipeline::new(store, run, &specs, &config.base_dir())?;
-    let mut recorder = match &options.record {
-        Some(path) => Some(Recorder::create(path, &config)?),
-        None => None,
-    };
+    Ok(Pipeline::new(store, run, &specs, &config.base_dir())?)
+}
 
-    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+/// The running transports of a configuration and the channel they deliver into.
+pub(crate) struct Transports {
+    /// Everything the transports received, in the order they sent it.
+    pub(crate) rx: mpsc::Receiver<Incoming>,
+    /// One task per feed; each ends when `stop` turns true.
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Registers every feed on the health board and spawns its transport on the current runtime.
+pub(crate) fn spawn_transports(config: &LiveConfig, health: &Health, stop: watch::Receiver<bool>) -> Transports {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let started = now_ms();
     let mut tasks = Vec::new();
     for (i, feed) in config.feeds.iter().enumerate() {
@@ -122,56 +174,59 @@ pub async fn run(
             }
         }));
     }
-    drop(tx);
+    Transports { rx, tasks }
+}
 
-    let mut seq = 0u64;
-    let mut flush = tokio::time::interval(FLUSH_EVERY);
-    let mut handle = |incoming: Incoming, pipeline: &mut Pipeline, recorder: &mut Option<Recorder>| -> Result<(), EngineError> {
+/// The ingest side of live feeds, shared by `cityops ingest` and the desktop's live mode: numbers
+/// each message, records it (before decoding), sends it through the pipeline and keeps the
+/// feed's health.
+pub(crate) struct Ingest {
+    feeds: Vec<FeedSpec>,
+    seq: u64,
+    recorder: Option<Recorder>,
+    health: Health,
+}
+
+impl Ingest {
+    pub(crate) fn new(config: &LiveConfig, record: Option<&std::path::Path>, health: Health) -> Result<Ingest, EngineError> {
+        let recorder = match record {
+            Some(path) => Some(Recorder::create(path, config)?),
+            None => None,
+        };
+        Ok(Ingest { feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(), seq: 0, recorder, health })
+    }
+
+    /// Takes one thing a transport delivered; observations also go onto `picture` if given.
+    pub(crate) fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), EngineError> {
         match incoming {
             Incoming::Message { feed, topic, body, received_ms } => {
-                let spec = &config.feeds[feed].spec;
-                seq += 1;
-                let msg = TapeMessage { line: seq, time_ms: received_ms, feed: spec.id.clone(), format: spec.format, topic, body };
-                if let Some(r) = recorder {
+                let spec = &self.feeds[feed];
+                self.seq += 1;
+                let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format: spec.format, topic, body };
+                if let Some(r) = &mut self.recorder {
                     r.write(&msg)?;
                 }
-                let outcome = pipeline.ingest(&msg, None)?;
-                health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
+                let outcome = pipeline.ingest(&msg, picture)?;
+                self.health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
             }
             Incoming::Failure { feed, reason, body, at } => {
-                let id = &config.feeds[feed].spec.id;
+                let id = &self.feeds[feed].id;
                 tracing::warn!(feed = %id, %reason, "transport failure");
-                health.refused(id, &reason);
+                self.health.refused(id, &reason);
                 pipeline.quarantine_transport_failure(id, &reason, at, body)?;
             }
         }
         Ok(())
-    };
-    loop {
-        tokio::select! {
-            incoming = rx.recv() => match incoming {
-                Some(incoming) => handle(incoming, &mut pipeline, &mut recorder)?,
-                None => break,
-            },
-            _ = flush.tick() => {
-                pipeline.flush()?;
-                if let Some(r) = &mut recorder { r.flush()?; }
-            }
-            _ = stop.changed() => if *stop.borrow() { break },
+    }
+
+    /// Commits what the pipeline buffered and flushes the recording.
+    pub(crate) fn flush(&mut self, pipeline: &mut Pipeline) -> Result<(), EngineError> {
+        pipeline.flush()?;
+        if let Some(r) = &mut self.recorder {
+            r.flush()?;
         }
+        Ok(())
     }
-    // Transports see the same stop signal; take what they had already sent.
-    for t in tasks {
-        let _ = t.await;
-    }
-    while let Ok(incoming) = rx.try_recv() {
-        handle(incoming, &mut pipeline, &mut recorder)?;
-    }
-    pipeline.flush()?;
-    if let Some(r) = &mut recorder {
-        r.flush()?;
-    }
-    Ok(LiveSummary { run, stats: pipeline.stats().clone() })
 }
 
 /// Writes received messages as a tape, and a manifest beside it so the folder replays as a

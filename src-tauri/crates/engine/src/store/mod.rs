@@ -11,6 +11,7 @@
 mod incidents;
 mod migrations;
 mod outbox;
+mod quarantine;
 
 pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 

@@ -114,3 +114,35 @@ fn quarantine_keeps_what_was_refused() {
     assert_eq!(s.quarantine(run).unwrap(), vec![q]);
     assert_eq!(s.counts(run).unwrap().quarantined, 1);
 }
+
+#[test]
+fn the_quarantine_browser_pages_newest_first_filters_by_feed_and_cuts_bodies() {
+    let mut s = Store::open_in_memory().unwrap();
+    let run = s.begin_run("demo", "now").unwrap();
+    let other = s.begin_run("other", "now").unwrap();
+    let entry = |feed: &str, seq: u64, body: Vec<u8>| QuarantineEntry {
+        feed: feed.into(),
+        seq,
+        place: "$".into(),
+        reason: format!("bad {seq}"),
+        received_ms: seq as i64,
+        body,
+    };
+    let big = "é".repeat(600).into_bytes();
+    let rows = [entry("grid", 1, Vec::new()), entry("cctv", 2, big.clone()), entry("grid", 3, b"<script>x</script>".to_vec())];
+    s.append(run, &[], &rows, (3, 3)).unwrap();
+    s.append(other, &[], &[entry("grid", 9, Vec::new())], (9, 9)).unwrap();
+
+    let all = s.quarantine_page(run, None, 10, 16).unwrap();
+    assert_eq!(all.total, 3);
+    assert_eq!(all.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 2, 1], "newest first, this run only");
+    assert_eq!(all.feeds.iter().map(|f| (f.feed.as_str(), f.count)).collect::<Vec<_>>(), [("cctv", 1), ("grid", 2)]);
+    let cut = &all.entries[1];
+    assert_eq!((cut.body_bytes, cut.preview.chars().count()), (big.len() as u64, 8), "16 bytes of two-byte characters");
+    assert_eq!(all.entries[0].preview, "<script>x</script>"[..16]);
+    assert_eq!((all.entries[2].preview.as_str(), all.entries[2].body_bytes), ("", 0), "a transport failure has no body");
+
+    let grid = s.quarantine_page(run, Some("grid"), 1, 512).unwrap();
+    assert_eq!((grid.total, grid.entries.len(), grid.entries[0].reason.as_str()), (2, 1, "bad 3"));
+    assert_eq!(s.quarantine_page(run, Some("nope"), 10, 512).unwrap().total, 0);
+}

@@ -1,0 +1,181 @@
+//! Live mode of the [`crate::Engine`]: the feeds of a configuration instead of a tape.
+//!
+//! The transports and the ingest are the ones `cityops ingest` runs ([`super::spawn_transports`],
+//! [`super::Ingest`]), so a live message takes exactly the path a tape line takes: it becomes a
+//! `TapeMessage`, goes through its feed's adapter and the [`Pipeline`], and lands on the same
+//! picture of a [`Replay`]. The difference is only the clock: the engine passes in wall time,
+//! and the incident desk correlates arrival seconds once wall time has passed them (reading
+//! them back from the store, as in a replay).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cityops_core::model::Millis;
+use cityops_core::scenario::Manifest;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{open_pipeline, spawn_transports, Health, Incoming, Ingest, Transports};
+use crate::config::LiveConfig;
+use crate::dto::ScenarioDto;
+use crate::error::EngineError;
+use crate::replay::Replay;
+use crate::scenario::{load_assets_and_rules, Scenario};
+use crate::store::Store;
+
+/// How long after the end of an arrival second the desk correlates it. A transport stamps a
+/// message when it arrives and only then queues it for ingest, so a message stamped just before
+/// a second ended can reach the ingest a little later; waiting one second lets it join its
+/// second instead of missing correlation. Observations reach the map at once regardless.
+pub const SETTLE_MS: Millis = 1_000;
+/// The most one clock tick spends ingesting before it publishes, so a burst cannot freeze the
+/// map; what is left waits in the channel for the next tick.
+const INGEST_SLICE: Duration = Duration::from_millis(60);
+
+/// Where a live engine finds its inputs.
+#[derive(Debug, Clone)]
+pub struct LiveEngineConfig {
+    /// The feed configuration (`fixtures/feeds/README.md`).
+    pub feeds: PathBuf,
+    /// The SQLite database (created if missing); each start is a new run.
+    pub db_path: PathBuf,
+    /// The folder of `<name>.mbtiles` basemap archives.
+    pub maps_dir: PathBuf,
+    /// The backends file operators' actions go to (`fixtures/backends/README.md`); live, they
+    /// are really sent.
+    pub backends: Option<PathBuf>,
+}
+
+/// The running feeds of a live engine; dropping it stops their transports.
+pub(crate) struct LiveMode {
+    transports: Transports,
+    /// The first message of a backlog a tick left for the next one: its arrival time bounds
+    /// what the desk may correlate, since everything behind it arrived no earlier.
+    held: Option<Incoming>,
+    /// The most one tick spends ingesting ([`INGEST_SLICE`]).
+    slice: Duration,
+    ingest: Ingest,
+    stop: watch::Sender<bool>,
+}
+
+impl LiveMode {
+    /// Reads the configuration, opens the store on a new run and starts every feed's transport
+    /// on the current runtime. `now` is the wall time the live clock starts at.
+    pub(crate) fn start(config: &LiveEngineConfig, now: Millis) -> Result<(LiveMode, Replay, ScenarioDto), EngineError> {
+        let live = LiveConfig::load(&config.feeds).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        let base = live.base_dir();
+        let (assets, rules) = load_assets_and_rules(&base, live.assets.as_deref(), live.rules.as_deref())?;
+        let manifest = Manifest {
+            name: live.name.clone(),
+            description: format!("Live feeds of {}", live.path.display()),
+            map: live.map.clone(),
+            start_ms: now,
+            end_ms: None,
+            tape: String::new(),
+            assets: live.assets.clone(),
+            rules: live.rules.clone(),
+            view: live.view,
+            feeds: live.feeds.iter().map(|f| f.spec.clone()).collect(),
+        };
+        let mut dto = ScenarioDto::new(&manifest, now);
+        dto.live = true;
+        let scenario = Scenario { dir: base, manifest, tape_path: PathBuf::new(), messages: Vec::new(), tape_issues: Vec::new(), assets, rules };
+        let pipeline = open_pipeline(&live, Store::open(&config.db_path)?)?;
+        tracing::info!(config = %live.path.display(), run = pipeline.run(), db = %config.db_path.display(), feeds = live.feeds.len(), "live engine started");
+        let health = Health::default();
+        let ingest = Ingest::new(&live, None, health.clone())?;
+        let (stop, stop_rx) = watch::channel(false);
+        let transports = spawn_transports(&live, &health, stop_rx);
+        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, stop }, Replay::live(scenario, pipeline, health), dto))
+    }
+
+    /// One clock tick: puts what the transports delivered through the pipeline onto the
+    /// picture, then moves the clock to wall time `now` (read after the drain). A backlog left
+    /// for the next tick holds correlation back to its first arrival time.
+    pub(crate) fn pump(&mut self, replay: &mut Replay, now: impl FnOnce() -> Millis) -> Result<(), EngineError> {
+        let deadline = Instant::now() + self.slice;
+        let (pipeline, picture) = replay.live_parts();
+        // Empty or disconnected (every transport ended): nothing more this tick.
+        while let Some(incoming) = self.held.take().or_else(|| self.transports.rx.try_recv().ok()) {
+            if Instant::now() >= deadline {
+                self.held = Some(incoming);
+                break;
+            }
+            self.ingest.handle(incoming, pipeline, Some(picture))?;
+        }
+        let now = now();
+        let settled = (now - SETTLE_MS).min(self.held.as_ref().map_or(Millis::MAX, Incoming::arrived_ms));
+        replay.follow(now, settled)?;
+        Ok(())
+    }
+}
+
+impl Drop for LiveMode {
+    fn drop(&mut self) {
+        // Transports wait on this signal; a dropped sender alone would not stop them cleanly.
+        let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// A live engine on one drop-folder feed, with the demo's rules and assets, whose channel
+    /// the test feeds instead of the transports.
+    fn live(dir: &std::path::Path) -> (LiveMode, Replay, mpsc::Sender<Incoming>) {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let config = format!(
+            "rules = \"{}\"\nassets = \"{}\"\n[[feeds]]\nid = \"scada\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n",
+            repo.join("fixtures/rules/default.toml").display(),
+            repo.join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
+        );
+        std::fs::create_dir_all(dir.join("inbox")).unwrap();
+        std::fs::write(dir.join("feeds.toml"), config).unwrap();
+        let paths = LiveEngineConfig { feeds: dir.join("feeds.toml"), db_path: dir.join("live.db"), maps_dir: dir.to_owned(), backends: None };
+        let (mut mode, replay, _) = LiveMode::start(&paths, 1_000_000).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        mode.transports.rx = rx;
+        (mode, replay, tx)
+    }
+
+    fn trip(received_ms: Millis) -> Incoming {
+        let body = r#"{"type":"Feature","id":"way/644615094","geometry":{"type":"Point","coordinates":[24.942313,60.173151]},
+            "properties":{"kind":"substation.trip","severity":"extreme","title":"Substation tripped: Kaisankuja substation"}}"#;
+        Incoming::Message { feed: 0, topic: None, body: body.as_bytes().to_vec(), received_ms }
+    }
+
+    #[tokio::test]
+    async fn a_backlog_holds_correlation_back_until_it_is_ingested() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        let arrived = 1_005_000;
+        tx.send(trip(arrived)).await.unwrap();
+        // A tick with no time to ingest leaves the trip waiting: wall time is well past its
+        // second, yet the desk must not close that second without it.
+        mode.slice = Duration::ZERO;
+        mode.pump(&mut replay, || arrived + 10_000).unwrap();
+        assert!(replay.picture().get("way/644615094").is_none());
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 0);
+        mode.slice = INGEST_SLICE;
+        mode.pump(&mut replay, || arrived + 10_100).unwrap();
+        assert!(replay.picture().get("way/644615094").is_some());
+        let titles: Vec<String> = replay.desk().unwrap().correlator().incidents().map(|i| i.title.clone()).collect();
+        assert_eq!(titles, ["Power outage: Kaisankuja substation"]);
+        assert_eq!(replay.clock().now_ms, arrived + 10_100);
+    }
+
+    #[tokio::test]
+    async fn the_desk_waits_one_second_past_an_arrival_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        let arrived = 1_005_200;
+        tx.send(trip(arrived)).await.unwrap();
+        mode.pump(&mut replay, || 1_006_500).unwrap();
+        assert!(replay.picture().get("way/644615094").is_some(), "on the map at once");
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 0, "its second ended only 0.5 s ago");
+        mode.pump(&mut replay, || 1_007_000).unwrap();
+        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 1);
+    }
+}

@@ -1,0 +1,5 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+/**
+ * How much of the quarantine one feed holds, for the browser's filter.
+ */
+export type QuarantineFeedDto = { feed: string, count: number, };

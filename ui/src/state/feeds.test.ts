@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import type { FeedHealthDto, MapDiffDto, QuarantineDto } from "../ipc/backend";
+import {
+  applyHealth,
+  feedStatus,
+  QUARANTINE_CLOSED,
+  quarantineFailed,
+  quarantineLoaded,
+  rejectedTotal,
+  requestQuarantine,
+  statusCounts,
+} from "./feeds";
+
+const feed = (id: string, patch: Partial<FeedHealthDto> = {}): FeedHealthDto => ({
+  id, name: id, layer: "utility", format: "mqtt-json", transport: "mqtt", connected: true, lastMessageMs: null,
+  messagesPerMinute: 0, lagMs: null, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, ...patch,
+});
+
+const diff = (feeds: FeedHealthDto[] | null): MapDiffDto => ({
+  reset: false, upserts: [], layers: [], incidents: null, outbox: null, feeds,
+  clock: { startMs: 0, endMs: 1, nowMs: 1, playing: true, speed: 1, ingestedUntilMs: 1, finished: false },
+});
+
+const page = (n: number): QuarantineDto => ({ entries: [], total: n, feeds: [] });
+
+describe("feed health", () => {
+  it("marks disconnected before stale before connected", () => {
+    expect(feedStatus(feed("a", { connected: false, stale: true }))).toBe("disconnected");
+    expect(feedStatus(feed("a", { stale: true }))).toBe("stale");
+    expect(feedStatus(feed("a"))).toBe("connected");
+  });
+
+  it("keeps the last health until a diff carries new health", () => {
+    const first = applyHealth(null, diff([feed("a", { rejected: 2 }), feed("b", { connected: false, rejected: 1 })]));
+    expect(applyHealth(first, diff(null))).toBe(first);
+    expect(rejectedTotal(first)).toBe(3);
+    expect(statusCounts(first)).toEqual({ disconnected: 1, stale: 0, connected: 1 });
+    expect(applyHealth(null, diff(null))).toBeNull();
+    expect(rejectedTotal(null)).toBe(0);
+  });
+});
+
+describe("quarantine browser", () => {
+  it("loads, refreshes keeping the last page, and ignores answers to older requests", () => {
+    const open = requestQuarantine(QUARANTINE_CLOSED, null);
+    expect(open).toMatchObject({ status: "loading", feed: null, page: null, request: 1 });
+    const loaded = quarantineLoaded(open, 1, page(4));
+    expect(loaded).toMatchObject({ status: "loaded", page: { total: 4 } });
+    const filtered = requestQuarantine(loaded, "grid");
+    expect(filtered).toMatchObject({ status: "loading", feed: "grid", page: { total: 4 }, request: 2 });
+    // The unfiltered answer that was still in flight must not overwrite the filtered view.
+    expect(quarantineLoaded(filtered, 1, page(9))).toBe(filtered);
+    expect(quarantineLoaded(filtered, 2, page(1))).toMatchObject({ status: "loaded", feed: "grid", page: { total: 1 } });
+    expect(quarantineFailed(filtered, 2, { code: "internal", message: "x" })).toMatchObject({ status: "failed", error: { message: "x" } });
+    expect(quarantineLoaded(QUARANTINE_CLOSED, 1, page(1))).toBe(QUARANTINE_CLOSED);
+  });
+});

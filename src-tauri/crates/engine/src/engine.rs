@@ -380,7 +380,7 @@ fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRe
     let run = replay.pipeline().run();
     let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
     if let DispatchRequest::View = request {
-        return Ok(DispatchReply::View(Box::new(outbox.view(store)?)));
+        return Ok(DispatchReply::View(Box::new(outbox.view()?)));
     }
     let operator = desk.operator().cloned().ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
     let _span = tracing::info_span!("dispatch_request", request = ?request, operator = %operator.name).entered();
@@ -391,7 +391,7 @@ fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRe
             DispatchReply::Preview(Box::new(outbox.preview(*req, &place, &operator, now)?))
         }
         DispatchRequest::Confirm { token, confirmations } => {
-            let action = outbox.confirm(store, &token, confirmations, &operator, Some(run))?;
+            let action = outbox.confirm(&token, confirmations, &operator, Some(run))?;
             if let Some(id) = &action.incident {
                 if matches!(desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
                     if let Err(e) = desk.transition(store, id, LifecycleStatus::Dispatched, wall, now) {
@@ -401,17 +401,17 @@ fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRe
             }
             DispatchReply::Action(Box::new(action))
         }
-        DispatchRequest::Retry(id) => outbox.retry(store, id, &operator).map(|_| DispatchReply::Done)?,
-        DispatchRequest::Cancel(id) => outbox.cancel(store, id, &operator).map(|_| DispatchReply::Done)?,
+        DispatchRequest::Retry(id) => outbox.retry(id, &operator).map(|_| DispatchReply::Done)?,
+        DispatchRequest::Cancel(id) => outbox.cancel(id, &operator).map(|_| DispatchReply::Done)?,
     })
 }
 
 /// The outbox view when it changed since the last diff.
-fn outbox_change(replay: &mut Replay, outbox: &Outbox) -> Option<OutboxDto> {
+fn outbox_change(outbox: &Outbox) -> Option<OutboxDto> {
     if !outbox.take_changed() {
         return None;
     }
-    outbox.view(replay.pipeline().store()).inspect_err(|e| tracing::error!(error = %e, "cannot read the outbox")).ok()
+    outbox.view().inspect_err(|e| tracing::error!(error = %e, "cannot read the outbox")).ok()
 }
 
 fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
@@ -443,7 +443,7 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                     Command::Seek(t) => replay.seek(t),
                     Command::Subscribe(sink) => {
                         let mut full = replay.take_diff(true);
-                        full.outbox = outbox.view(replay.pipeline().store()).ok();
+                        full.outbox = outbox.view().ok();
                         if sink(full) { sinks.push(sink); }
                         last_clock = replay.clock();
                         continue;
@@ -476,7 +476,7 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                 }
                 last_tick = Instant::now();
                 let mut diff = replay.take_diff(false);
-                diff.outbox = outbox_change(&mut replay, &outbox);
+                diff.outbox = outbox_change(&outbox);
                 last_clock = diff.clock.clone();
                 publish(&mut sinks, &diff);
             }
@@ -512,7 +512,7 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                     }
                 }
                 let mut diff = replay.take_diff(false);
-                diff.outbox = outbox_change(&mut replay, &outbox);
+                diff.outbox = outbox_change(&outbox);
                 if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() {
                     last_clock = diff.clock.clone();
                     publish(&mut sinks, &diff);

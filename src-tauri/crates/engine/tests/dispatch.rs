@@ -32,10 +32,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn commit(outbox: &mut Outbox, store: &Store, backend: &str, params: ActionParams) -> (ActionPreviewDto, ActionDto) {
+fn commit(outbox: &mut Outbox, backend: &str, params: ActionParams) -> (ActionPreviewDto, ActionDto) {
     let req = ActionRequestDto { backend: backend.into(), incident: Some("inc-1".into()), at: None, params };
     let preview = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
-    let action = outbox.confirm(store, &preview.token, preview.confirmations, &supervisor(), None).unwrap();
+    let action = outbox.confirm(&preview.token, preview.confirmations, &supervisor(), None).unwrap();
     (preview, action)
 }
 
@@ -85,7 +85,7 @@ async fn open311_request_arrives_as_previewed_and_its_status_is_followed() {
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, open311_backends(port, ""), false).unwrap();
     let store = Store::open(&db).unwrap();
-    let (preview, action) = commit(&mut outbox, &store, "works", service_request("Feeder trip; 12 signals dark"));
+    let (preview, action) = commit(&mut outbox, "works", service_request("Feeder trip; 12 signals dark"));
     assert_eq!(preview.destination, format!("POST http://127.0.0.1:{port}/requests.json"));
     assert!(preview.body.ends_with("&api_key=********"), "the key is masked in the preview: {}", preview.body);
     let delivered = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
@@ -131,9 +131,8 @@ async fn webhook_and_cap_arrive_signed_byte_exact_and_the_alert_is_schema_valid(
     let specs = config::parse(Path::new("t.toml"), &text).unwrap();
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, specs, false).unwrap();
-    let store = Store::open(&db).unwrap();
     let hostile = "Substation <b>down</b> & \"12\" signals dark";
-    let (notify, n) = commit(&mut outbox, &store, "rescue", ActionParams::Notify { message: hostile.into() });
+    let (notify, n) = commit(&mut outbox, "rescue", ActionParams::Notify { message: hostile.into() });
     let alert = ActionParams::PublicAlert {
         headline: "Power cut in Kluuvi".into(),
         description: hostile.into(),
@@ -147,8 +146,8 @@ async fn webhook_and_cap_arrive_signed_byte_exact_and_the_alert_is_schema_valid(
     assert!(outbox.preview(req.clone(), &place(), &operator, now_ms()).is_err(), "operators cannot publish alerts");
     let p = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
     assert_eq!(p.confirmations, 2);
-    assert!(outbox.confirm(&store, &p.token, 1, &supervisor(), None).is_err(), "one confirmation is refused");
-    let c = outbox.confirm(&store, &p.token, 2, &supervisor(), None).unwrap();
+    assert!(outbox.confirm(&p.token, 1, &supervisor(), None).is_err(), "one confirmation is refused");
+    let c = outbox.confirm(&p.token, 2, &supervisor(), None).unwrap();
     let cap = p;
 
     let n = wait_for(&db, n.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
@@ -198,8 +197,7 @@ async fn mqtt_command_waits_for_the_device_reply() {
     );
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, config::parse(Path::new("t.toml"), &text).unwrap(), false).unwrap();
-    let store = Store::open(&db).unwrap();
-    let (preview, action) = commit(&mut outbox, &store, "devices", ActionParams::DeviceCommand { device: "signal-1234".into(), command: "flash".into() });
+    let (preview, action) = commit(&mut outbox, "devices", ActionParams::DeviceCommand { device: "signal-1234".into(), command: "flash".into() });
     assert_eq!(preview.confirmations, 2, "device commands need a second confirmation");
     assert_eq!(preview.destination, format!("mqtt://127.0.0.1:{port} city/cmd/signal-1234"));
     let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
@@ -222,8 +220,7 @@ async fn cot_tasking_reaches_other_tak_clients() {
     let text = format!("[[backends]]\nid = \"tak\"\nkind = \"cot\"\nhost = \"127.0.0.1\"\nport = {port}\nchoices = [\"t-x-i\"]\n");
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, config::parse(Path::new("t.toml"), &text).unwrap(), false).unwrap();
-    let store = Store::open(&db).unwrap();
-    let (preview, action) = commit(&mut outbox, &store, "tak", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() });
+    let (preview, action) = commit(&mut outbox, "tak", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() });
     let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     let uid = format!("cityops-{}", preview.key);
     assert_eq!(a.reference.as_deref(), Some(uid.as_str()));
@@ -265,7 +262,7 @@ async fn faults_between_us_and_open311_still_deliver_each_action_once() {
     ];
     for (name, arm) in &cases {
         arm();
-        let (_, a) = commit(&mut outbox, &store, "works", service_request(name));
+        let (_, a) = commit(&mut outbox, "works", service_request(name));
         // Let the fault bite at least once before the path heals.
         let started = Instant::now();
         while store.action(a.id).unwrap().unwrap().dto.attempts < 1 && started.elapsed() < Duration::from_secs(10) {
@@ -286,13 +283,13 @@ async fn faults_between_us_and_open311_still_deliver_each_action_once() {
     });
     let mut outbox = Outbox::start(&db, direct.collect(), false).unwrap();
     drop(server);
-    let (_, a) = commit(&mut outbox, &store, "direct", service_request("server down"));
+    let (_, a) = commit(&mut outbox, "direct", service_request("server down"));
     let started = Instant::now();
     while store.action(a.id).unwrap().unwrap().dto.attempts < 2 {
         assert!(started.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let view = outbox.view(&store).unwrap();
+    let view = outbox.view().unwrap();
     assert!(view.offline, "every backend with queued actions is unreachable: {view:?}");
     assert_eq!(store.action(a.id).unwrap().unwrap().dto.status, ActionStatus::Queued);
     let _server = common::open311(port, &dir.path().join("open311"));
@@ -318,17 +315,17 @@ async fn a_refusal_fails_the_action_and_the_operator_can_retry_or_cancel() {
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, open311_backends(port, ""), false).unwrap();
     let store = Store::open(&db).unwrap();
-    let (_, a) = commit(&mut outbox, &store, "works", service_request("wrong key"));
+    let (_, a) = commit(&mut outbox, "works", service_request("wrong key"));
     let failed = wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     assert!(failed.last_error.as_deref().unwrap_or("").contains("403"), "{failed:?}");
     assert_eq!(failed.attempts, 1, "a refusal is not retried");
-    outbox.retry(&store, a.id, &supervisor()).unwrap();
+    outbox.retry(a.id, &supervisor()).unwrap();
     wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     assert_eq!(store.action(a.id).unwrap().unwrap().dto.attempts, 2);
-    outbox.cancel(&store, a.id, &supervisor()).unwrap();
+    outbox.cancel(a.id, &supervisor()).unwrap();
     assert_eq!(store.action(a.id).unwrap().unwrap().dto.status, ActionStatus::Cancelled);
-    assert!(outbox.cancel(&store, a.id, &supervisor()).is_err(), "a cancelled action cannot be cancelled again");
-    assert!(outbox.retry(&store, a.id, &supervisor()).is_err(), "nor retried");
+    assert!(outbox.cancel(a.id, &supervisor()).is_err(), "a cancelled action cannot be cancelled again");
+    assert!(outbox.retry(a.id, &supervisor()).is_err(), "nor retried");
     let actions: Vec<String> = store.audit_trail().unwrap().into_iter().map(|e| e.action).collect();
     for expected in ["dispatch", "attempt", "failed", "retry", "cancel"] {
         assert!(actions.iter().any(|a| a == expected), "audit lacks {expected}: {actions:?}");

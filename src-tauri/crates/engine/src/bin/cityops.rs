@@ -410,8 +410,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "commit p50 {:.0} us p99 {:.0} us; fdatasync p50 {:.0} us p99 {:.0} us; ratio p50 {:.2} p99 {:.2}",
                 r.commit_p50_us, r.commit_p99_us, r.fdatasync_p50_us, r.fdatasync_p99_us, r.ratio_p50, r.ratio_p99
             );
-            if let Some(rate) = r.delivered_per_sec {
-                eprintln!("delivered {} actions to the webhook receiver: {rate:.0} actions/s", r.delivered);
+            if let (Some(rate), Some(bare), Some(ratio)) = (r.delivered_per_sec, r.bare_posts_per_sec, r.delivery_ratio) {
+                eprintln!("delivered {} actions to the webhook receiver: {rate:.1} actions/s; bare signed POSTs {bare:.1}/s; ratio {ratio:.2}", r.delivered);
             }
             Ok(())
         }

@@ -30,6 +30,11 @@ pub struct OutboxBench {
     /// Actions delivered to the webhook receiver, when one was given.
     pub delivered: usize,
     pub delivered_per_sec: Option<f64>,
+    /// The same number of signed POSTs by a bare HTTP client, one after another, to the same
+    /// receiver in the same run: what the receiver itself can take.
+    pub bare_posts_per_sec: Option<f64>,
+    /// Outbox delivery over bare posting.
+    pub delivery_ratio: Option<f64>,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -49,8 +54,7 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
     let db = dir.join("bench-outbox.db");
     let text = "[[backends]]\nid = \"bench\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:9\"\n";
     let specs = config::parse(Path::new("bench.toml"), text)?;
-    let mut outbox = Outbox::idle(specs);
-    let store = Store::open(&db)?;
+    let mut outbox = Outbox::idle(&db, specs)?;
     let raw_path = dir.join("bench-fdatasync.bin");
     let mut raw = std::fs::OpenOptions::new().create(true).append(true).open(&raw_path).map_err(io(&raw_path))?;
     let op = OperatorDto { name: "bench".into(), role: OperatorRole::Supervisor };
@@ -62,7 +66,7 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         let req = ActionRequestDto { backend: "bench".into(), incident: Some("inc".into()), at: None, params: params.clone() };
         let p = outbox.preview(req, &place, &op, 0)?;
         let t = Instant::now();
-        outbox.confirm(&store, &p.token, 1, &op, None)?;
+        outbox.confirm(&p.token, 1, &op, None)?;
         commit.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
         raw.write_all(&block).map_err(io(&raw_path))?;
@@ -80,6 +84,8 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         ratio_p99: c99 / s99,
         delivered: 0,
         delivered_per_sec: None,
+        bare_posts_per_sec: None,
+        delivery_ratio: None,
     };
     if let Some((url, secret_env)) = webhook {
         let db = dir.join("bench-outbox-webhook.db");
@@ -87,11 +93,11 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         let specs = config::parse(Path::new("bench.toml"), &text)?;
         let store = Store::open(&db)?;
         // Commit everything first (senders idle), then start the senders and time the drain.
-        let mut committer = Outbox::idle(specs.clone());
+        let mut committer = Outbox::idle(&db, specs.clone())?;
         for i in 0..n {
             let req = ActionRequestDto { backend: "hook".into(), incident: None, at: None, params: ActionParams::Notify { message: format!("bench {i}") } };
             let p = committer.preview(req, &place, &op, 0)?;
-            committer.confirm(&store, &p.token, 1, &op, None)?;
+            committer.confirm(&p.token, 1, &op, None)?;
         }
         let t = Instant::now();
         let _senders = Outbox::start(&db, specs, false)?;
@@ -106,7 +112,33 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        out.delivered_per_sec = Some(out.delivered as f64 / t.elapsed().as_secs_f64());
+        let outbox_rate = out.delivered as f64 / t.elapsed().as_secs_f64();
+        out.delivered_per_sec = Some(outbox_rate);
+        // The bare client: the same signed JSON, the same headers, no store, no retries.
+        let secret = std::env::var(secret_env).map_err(|_| EngineError::InvalidInput(format!("{secret_env} is not set")))?;
+        let client = reqwest::Client::new();
+        let t = Instant::now();
+        for i in 0..n {
+            let body = serde_json::json!({ "key": format!("bare-{i}"), "message": format!("bench {i}") }).to_string();
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+            hmac::Mac::update(&mut mac, body.as_bytes());
+            let sig = format!("sha256={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
+            let resp = client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .header("Idempotency-Key", format!("bare-{i}"))
+                .header("X-Cityops-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| EngineError::InvalidInput(format!("bare post: {e}")))?;
+            if !resp.status().is_success() {
+                return Err(EngineError::InvalidInput(format!("bare post answered {}", resp.status())));
+            }
+        }
+        let bare = n as f64 / t.elapsed().as_secs_f64();
+        out.bare_posts_per_sec = Some(bare);
+        out.delivery_ratio = Some(outbox_rate / bare);
     }
     Ok(out)
 }

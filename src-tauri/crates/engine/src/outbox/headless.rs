@@ -31,13 +31,12 @@ pub struct Burst {
 /// printed on a line of `out` and flushed, so whoever reads `out` knows it is on disk.
 /// Senders run meanwhile (unless `send` is false) and keep going once all are committed.
 pub fn commit_burst(db: &Path, specs: Vec<BackendSpec>, burst: &Burst, send: bool, out: &mut impl Write) -> Result<Outbox, EngineError> {
-    let mut outbox = if send { Outbox::start(db, specs, false)? } else { Outbox::idle(specs) };
-    let store = Store::open(db)?;
+    let mut outbox = if send { Outbox::start(db, specs, false)? } else { Outbox::idle(db, specs)? };
     let place = Place { point: burst.at, label: burst.label.clone(), area: None };
     for _ in 0..burst.count {
         let request = ActionRequestDto { backend: burst.backend.clone(), incident: burst.incident.clone(), at: None, params: burst.params.clone() };
         let preview = outbox.preview(request, &place, &burst.operator, chrono::Utc::now().timestamp_millis())?;
-        let action = outbox.confirm(&store, &preview.token, preview.confirmations, &burst.operator, None)?;
+        let action = outbox.confirm(&preview.token, preview.confirmations, &burst.operator, None)?;
         writeln!(out, "{}", action.key).and_then(|_| out.flush()).map_err(|e| EngineError::Io { path: "stdout".into(), source: e })?;
     }
     Ok(outbox)

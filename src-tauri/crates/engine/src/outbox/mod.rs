@@ -55,6 +55,9 @@ pub struct Outbox {
     wake: HashMap<String, Arc<Notify>>,
     shared: Arc<Shared>,
     senders: Vec<tokio::task::JoinHandle<()>>,
+    /// The outbox's own connection, `synchronous=FULL`: commits, operators' retries and
+    /// cancellations, and the view.
+    store: Store,
 }
 
 impl Drop for Outbox {
@@ -71,7 +74,7 @@ impl Outbox {
     /// Resumes what a previous process left in flight and starts one sender per backend on the
     /// current tokio runtime. In an `exercise` nothing ever leaves the machine.
     pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, EngineError> {
-        let store = Store::open(db)?;
+        let store = Store::open_durable(db)?;
         let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
         if resumed > 0 {
             tracing::warn!(resumed, "actions in flight when the application stopped are queued again");
@@ -91,14 +94,15 @@ impl Outbox {
             links.push(link);
         }
         shared.changed.store(true, Ordering::SeqCst);
-        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, senders })
+        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, senders, store })
     }
 
     /// An outbox that commits but starts no senders (`cityops dispatch --no-send`): what it
     /// commits waits for the next `cityops send` or app start.
-    pub fn idle(specs: Vec<BackendSpec>) -> Outbox {
+    pub fn idle(db: &Path, specs: Vec<BackendSpec>) -> Result<Outbox, EngineError> {
         let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
-        Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), senders: Vec::new() }
+        let store = Store::open_durable(db)?;
+        Ok(Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), senders: Vec::new(), store })
     }
 
     /// True in training and replay.
@@ -193,7 +197,7 @@ impl Outbox {
 
     /// Commits a previewed action durably and wakes its sender. `confirmations` is how many
     /// times the operator confirmed; dangerous actions need two.
-    pub fn confirm(&mut self, store: &Store, token: &str, confirmations: u8, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
+    pub fn confirm(&mut self, token: &str, confirmations: u8, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
         let pending = self.previews.get(token).ok_or_else(|| EngineError::NotFound("preview (preview the action again)".into()))?;
         if pending.operator != operator.name {
             return Err(EngineError::Forbidden("the action was previewed by another operator".into()));
@@ -202,6 +206,7 @@ impl Outbox {
             return Err(EngineError::InvalidInput(format!("{} needs {} confirmations", pending.preview.summary, pending.preview.confirmations)));
         }
         let pending = self.previews.remove(token).expect("checked above");
+        let store = &self.store;
         let p = &pending.preview;
         let wall = chrono::Utc::now().timestamp_millis();
         let id = store.commit_action(&NewAction {
@@ -227,17 +232,17 @@ impl Outbox {
     }
 
     /// Puts a failed action back in the queue.
-    pub fn retry(&self, store: &Store, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
-        store.retry_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
-        if let Some(a) = store.action(id)? {
+    pub fn retry(&self, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+        self.store.retry_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+        if let Some(a) = self.store.action(id)? {
             self.poke(&a.dto.backend);
         }
         Ok(())
     }
 
     /// Cancels a queued or failed action.
-    pub fn cancel(&self, store: &Store, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
-        store.cancel_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+    pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+        self.store.cancel_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
         self.shared.changed.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -255,7 +260,8 @@ impl Outbox {
     }
 
     /// The outbox as the UI shows it.
-    pub fn view(&self, store: &Store) -> Result<OutboxDto, EngineError> {
+    pub fn view(&self) -> Result<OutboxDto, EngineError> {
+        let store = &self.store;
         let actions = store.actions(VIEW_LIMIT)?;
         let (queued, failed) = store.action_counts()?;
         let backends = self.backends();

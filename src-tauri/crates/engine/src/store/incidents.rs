@@ -170,14 +170,18 @@ impl Store {
     /// (`BEGIN IMMEDIATE`), so connections that append to the audit chain at the same time (the
     /// engine's and the outbox senders') queue instead of forking the chain.
     pub(super) fn durably<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        if !self.full {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
         let result = (|| {
             let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
         })();
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        if !self.full {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
         result
     }
 

@@ -83,6 +83,8 @@ pub struct RunCounts {
 /// An open database.
 pub struct Store {
     conn: Connection,
+    /// Opened with `open_durable`: every commit is already `synchronous=FULL`.
+    full: bool,
 }
 
 const OBS_COLUMNS: &str =
@@ -96,6 +98,16 @@ impl Store {
         Store::init(conn)
     }
 
+    /// Opens a database for operators' actions only: every commit waits for the disk
+    /// (`synchronous=FULL`), so none has to switch the setting back and forth. The outbox
+    /// commits actions on such a connection.
+    pub fn open_durable(path: &Path) -> Result<Store, StoreError> {
+        let mut store = Store::open(path)?;
+        store.conn.pragma_update(None, "synchronous", "FULL")?;
+        store.full = true;
+        Ok(store)
+    }
+
     /// A private in-memory database, for tests and benchmarks.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Store::init(Connection::open_in_memory()?)
@@ -106,7 +118,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store { conn, full: false })
     }
 
     /// The schema version of the open database.

@@ -228,7 +228,25 @@ impl Outbox {
         })?;
         tracing::info!(key = %p.key, backend = %p.backend.id, summary = %p.summary, "action committed");
         self.poke(&p.backend.id);
-        store.action(id)?.map(|r| r.dto).ok_or_else(|| EngineError::NotFound(format!("action {id}")))
+        // What was just committed, without reading it back.
+        Ok(ActionDto {
+            id,
+            key: p.key.clone(),
+            incident: pending.incident.clone(),
+            backend: p.backend.id.clone(),
+            kind: p.backend.kind,
+            summary: p.summary.clone(),
+            destination: p.destination.clone(),
+            status: crate::dto::ActionStatus::Queued,
+            attempts: 0,
+            reference: None,
+            remote_status: None,
+            last_error: None,
+            next_attempt_ms: None,
+            created_ms: wall,
+            operator: operator.name.clone(),
+            exercise: p.exercise,
+        })
     }
 
     /// Puts a failed action back in the queue.

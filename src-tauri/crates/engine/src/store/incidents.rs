@@ -186,7 +186,8 @@ impl Store {
     }
 
     pub(super) fn append_audit(tx: &Transaction<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
-        let last: Option<(i64, String)> = tx.query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        let last: Option<(i64, String)> =
+            tx.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
         let mut e = AuditEntry {
             seq,
@@ -202,11 +203,11 @@ impl Store {
             hash: String::new(),
         };
         e.hash = audit_hash(&e);
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit (seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev_hash, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash, e.hash],
-        )?;
+        )?
+        .execute(params![e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash, e.hash])?;
         Ok(e)
     }
 

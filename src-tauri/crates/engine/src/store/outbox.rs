@@ -103,28 +103,28 @@ impl Store {
         let headers: Vec<(&str, &str)> = a.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
         let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
         self.durably(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO actions (key, run, incident, backend, kind, summary, destination, headers, body, device, exercise, operator, role, \
                  created_wall_ms, scenario_ms, status, next_attempt_ms, updated_wall_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'queued', ?14, ?14)",
-                params![
-                    a.key,
-                    a.run,
-                    a.incident,
-                    a.backend,
-                    a.kind.as_str(),
-                    a.summary,
-                    a.destination,
-                    headers,
-                    a.body,
-                    a.device,
-                    a.exercise,
-                    a.operator,
-                    a.role,
-                    a.wall_ms,
-                    a.scenario_ms
-                ],
-            )?;
+            )?
+            .execute(params![
+                a.key,
+                a.run,
+                a.incident,
+                a.backend,
+                a.kind.as_str(),
+                a.summary,
+                a.destination,
+                headers,
+                a.body,
+                a.device,
+                a.exercise,
+                a.operator,
+                a.role,
+                a.wall_ms,
+                a.scenario_ms
+            ])?;
             let id = tx.last_insert_rowid();
             let detail = serde_json::json!({ "key": a.key, "backend": a.backend, "summary": a.summary, "exercise": a.exercise }).to_string();
             let subject = a.incident.unwrap_or(a.key);

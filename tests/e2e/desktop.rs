@@ -9,7 +9,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -355,6 +355,11 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("area drawn, camera at {area}");
+
+    // 7b. Dispatch a crew for the outage (key s). A replay is an exercise: the preview says so,
+    //     and the action is recorded as delivered without leaving the machine.
+    let reference = dispatch_crew(c, true).await?;
+    ensure!(reference == "exercise: recorded, not sent", "exercise reference {reference:?}");
     wait_js(c, "idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let png = c.screenshot().await?;
@@ -381,6 +386,76 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     press(c, ESCAPE).await?;
     wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
     Ok(())
+}
+
+/// Opens the action dialog for the open incident (key s), sends a crew through the demo's
+/// Open311 backend (`city-works`) after reading the preview, and waits until the incident's
+/// action list shows it delivered; returns the backend's reference. `exercise` is what the
+/// preview must say about it.
+async fn dispatch_crew(c: &Client, exercise: bool) -> Result<String> {
+    press(c, "s").await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-dialog]")).await?;
+    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]")).await?.click().await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-preview]")).await?.click().await?;
+    let body = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-body]")).await?.text().await?;
+    let destination = c.find(Locator::Css("[data-testid=dispatch-destination]")).await?.text().await?;
+    println!("preview: {destination}\n{body}");
+    ensure!(body.contains("service_code=utility-crew") && body.contains("attribute%5Bcityops_key%5D="), "preview body {body:?}");
+    ensure!(destination.starts_with("POST http://127.0.0.1:") && destination.ends_with("/requests.json"), "destination {destination:?}");
+    let marked = !c.find_all(Locator::Css("[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]")).await?.is_empty();
+    ensure!(marked == exercise, "the preview's exercise mark is {marked}, expected {exercise}");
+    c.find(Locator::Css("[data-testid=dispatch-confirm]")).await?.click().await?;
+    wait_js(c, "the dialog closed", r#"return !document.querySelector("[data-testid=dispatch-dialog]");"#, Duration::from_secs(10)).await?;
+    let delivered = wait_js(
+        c,
+        "the crew's action delivered on the incident",
+        r#"const e = document.querySelector("[data-testid=incident-actions] [data-testid^=incident-action-]");
+           if (!e || e.querySelector("[data-status]")?.dataset.status !== "delivered") return null;
+           return e.querySelector("[data-reference]").dataset.reference;"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(delivered.as_str().unwrap_or_default().to_owned())
+}
+
+/// Our Open311 GeoReport v2 server (`tests/peers/open311/run.sh`) on a loopback port, killed when
+/// dropped.
+struct Open311(Child);
+
+impl Open311 {
+    async fn start(dir: &Path, port: u16) -> Result<Open311> {
+        let child = Command::new("bash")
+            .arg(repo().join("tests/peers/open311/run.sh"))
+            .arg(port.to_string())
+            .arg(dir.join("open311"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting tests/peers/open311/run.sh")?;
+        let server = Open311(child);
+        wait_port(port, Instant::now() + Duration::from_secs(60)).await?;
+        Ok(server)
+    }
+}
+
+impl Drop for Open311 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The live test's backends file: the demo's Open311 backend id on `port`, retrying quickly.
+fn live_backends(dir: &Path, port: u16) -> Result<PathBuf> {
+    let path = dir.join("backends.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[backends]]\nid = \"city-works\"\nname = \"City works (Open311)\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:{port}\"\n\
+             api_key = {{ env = \"CITYOPS_OPEN311_KEY\" }}\nchoices = [\"utility-crew\"]\nretry_base_ms = 200\nmax_backoff_s = 1\npoll_s = 1\n"
+        ),
+    )?;
+    Ok(path)
 }
 
 const ENTER: &str = "\u{E007}";
@@ -512,10 +587,18 @@ async fn desktop_live_mode() -> Result<()> {
     let tmp = tempfile_dir("live")?;
     let port = free_port();
     let broker = Broker::start(&tmp, port).await?;
-    let env = [("CITYOPS_DB", tmp.join("live.db")), ("CITYOPS_CONFIG", live_config(&tmp, port)?), ("CITYOPS_MAPS", repo().join("maps"))];
+    // The Open311 server is not started yet: the first dispatch finds it down.
+    let open311 = free_port();
+    let env = [
+        ("CITYOPS_DB", tmp.join("live.db")),
+        ("CITYOPS_CONFIG", live_config(&tmp, port)?),
+        ("CITYOPS_MAPS", repo().join("maps")),
+        ("CITYOPS_BACKENDS", live_backends(&tmp, open311)?),
+        ("CITYOPS_OPEN311_KEY", PathBuf::from("e2e-key")),
+    ];
     let run = async {
         let app = App::start(&env).await?;
-        let result = live_steps(&app.client, &tmp, port, broker).await;
+        let result = live_steps(&app.client, &tmp, port, broker, open311).await;
         app.finish(&tmp, result).await
     };
     tokio::time::timeout(Duration::from_secs(600), run).await.context("the live end-to-end test took over 10 minutes")?
@@ -543,7 +626,7 @@ async fn publish_until(c: &Client, port: u16, payload: &[&str], what: &str, scri
     }
 }
 
-async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker) -> Result<()> {
+async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: u16) -> Result<()> {
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
     let bar = c.find(Locator::Css("[data-testid=replay-bar]")).await?.attr("data-mode").await?;
     ensure!(bar.as_deref() == Some("live"), "the replay bar is in mode {bar:?}");
@@ -571,8 +654,56 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker) -> Result
     ensure!(error.is_empty(), "the header shows an error");
     let row = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry]")).await?.text().await?;
     ensure!(row.contains("/min") && row.to_lowercase().contains("connected"), "health row {row:?}");
+
+    // 1b. The operator acknowledges the incident and sends a crew through Open311 while the
+    //     city works server is down: the action waits in the outbox, which says so plainly;
+    //     when the server comes up it is delivered once, with the server's request id.
+    c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("E2E Operator").await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?;
+    let entry = c.find(Locator::XPath("//*[@data-testid='incident-entry'][contains(., 'Feeder F2')]")).await?;
+    entry.click().await?;
+    c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=incident-detail]")).await?;
+    press(c, "a").await?;
+    wait_js(c, "the incident acknowledged", r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Feeder F2")); return !!e && e.dataset.status === "acknowledged";"#, Duration::from_secs(10)).await?;
+    press(c, "s").await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-dialog]")).await?;
+    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]")).await?.click().await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-preview]")).await?.click().await?;
+    let body = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-body]")).await?.text().await?;
+    ensure!(body.contains("service_code=utility-crew") && body.ends_with("api_key=********"), "preview body {body:?}");
+    ensure!(c.find_all(Locator::Css("[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]")).await?.is_empty(), "live actions are not exercises");
+    c.find(Locator::Css("[data-testid=dispatch-confirm]")).await?.click().await?;
+    let queued = r#"const e = document.querySelector("[data-testid=incident-actions] [data-testid^=incident-action-]");
+        return e ? e.querySelector("[data-status]")?.dataset.status : null;"#;
+    let status = wait_js(c, "the crew's action on the incident", queued, Duration::from_secs(20)).await?;
+    ensure!(status == "queued" || status == "sending", "with the server down the action is {status}");
+    let banner = wait_js(c, "the offline banner", r#"const e = document.querySelector("[data-testid=offline-banner]"); return e ? e.textContent : null;"#, Duration::from_secs(30)).await?;
+    println!("offline: {banner}");
+    press(c, "o").await?;
+    let row = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=outbox] [data-testid^=outbox-action-]")).await?;
+    let waiting = row.find(Locator::Css("[data-status]")).await?.attr("data-status").await?;
+    ensure!(matches!(waiting.as_deref(), Some("queued" | "sending")), "outbox shows {waiting:?}");
+    std::fs::write(tmp.join("outbox-offline.png"), c.screenshot().await?)?;
+    let _works = Open311::start(tmp, open311).await?;
+    let delivered = wait_js(
+        c,
+        "the crew's action delivered with the Open311 request id",
+        r#"const e = document.querySelector("[data-testid=incident-actions] [data-testid^=incident-action-]");
+           if (!e || e.querySelector("[data-status]")?.dataset.status !== "delivered") return null;
+           const o = document.querySelector("[data-testid=outbox] [data-testid^=outbox-action-] [data-reference]");
+           return [e.querySelector("[data-reference]").dataset.reference, o ? o.dataset.reference : null, e.textContent];"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    println!("delivered: {delivered}");
+    ensure!(delivered[0] == "SR-000001" && delivered[1] == "SR-000001", "references {delivered}");
+    ensure!(delivered[2].as_str().is_some_and(|t| t.contains("SR-000001")), "the incident shows {delivered}");
+    wait_js(c, "the offline banner gone", r#"return !document.querySelector("[data-testid=offline-banner]");"#, Duration::from_secs(30)).await?;
     wait_js(c, "idle for the live screenshot", IDLE, Duration::from_secs(60)).await?;
     std::fs::write(repo().join("assets/screenshot-live.png"), c.screenshot().await?)?;
+    press(c, "o").await?;
 
     // 2. The broker dies: the panel says disconnected. It comes back on the same port: connected.
     drop(broker);

@@ -392,6 +392,13 @@ fn kill_9_during_a_burst_loses_and_duplicates_nothing() {
     for k in created.keys() {
         assert!(committed_keys.contains(k), "the server holds {k}, which was never committed");
     }
+    // In order: the server created the requests in the order the actions were committed.
+    let id_of: std::collections::BTreeMap<&str, i64> = committed.iter().map(|a| (a.key.as_str(), a.id)).collect();
+    let creation_order: Vec<i64> = open311_log(port).iter().filter_map(|e| e["created"].as_str().and(e["idempotency_key"].as_str())).map(|k| id_of[k]).collect();
+    let mut sorted = creation_order.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(creation_order, sorted, "requests were created out of commit order");
     assert!(!printed.is_empty());
     assert!(store.verify_audit().unwrap().is_ok());
 }

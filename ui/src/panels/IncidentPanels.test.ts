@@ -53,7 +53,7 @@ describe("IncidentDetail", () => {
     render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
       others: [], signedIn: true, onClose: () => {}, onTransition, onTickSop,
-      onMerge: () => {}, onSplit: () => {}, onUndo: () => {}, onShowMember: () => {},
+      onMerge: () => {}, onSplit: () => {}, onReassign: () => {}, onUndo: () => {}, onShowMember: () => {},
     });
     expect(screen.getByTestId("incident-group-transport")).toBeTruthy();
     const why = screen.getAllByTestId("member-explanation").map((e) => e.textContent);
@@ -64,6 +64,29 @@ describe("IncidentDetail", () => {
     const box = screen.getByTestId("incident-sop").querySelector("input") as HTMLInputElement;
     await fireEvent.click(box);
     expect(onTickSop).toHaveBeenCalledWith("inc/grid/1/0", 0, true);
+  });
+});
+
+describe("IncidentDetail reassignment", () => {
+  it("moves a member to another open incident, never the root cause", async () => {
+    const backend = createFakeBackend();
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const onReassign = vi.fn();
+    render(IncidentDetail, {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
+      others: [entry("inc/other", { title: "Signal failure at Kaisaniemi" })], signedIn: true, onClose: () => {}, onTransition: () => {}, onTickSop: () => {},
+      onMerge: () => {}, onSplit: () => {}, onReassign, onUndo: () => {}, onShowMember: () => {},
+    });
+    const members = d.groups.flatMap((g) => g.members);
+    const rootOf = (li: HTMLElement) => members.find((m) => m.entity === li.querySelector("button.link")?.textContent)?.root;
+    const rows = screen.getAllByTestId("incident-member");
+    expect(rows.some((li) => rootOf(li))).toBe(true);
+    for (const li of rows) expect(li.querySelector("[data-testid=member-move]") === null).toBe(rootOf(li) === true);
+    const moves = screen.getAllByTestId("member-move") as HTMLSelectElement[];
+    const member = moves[0].closest("li")?.querySelector("button.link")?.textContent;
+    await fireEvent.change(moves[0], { target: { value: "inc/other" } });
+    expect(onReassign).toHaveBeenCalledWith("inc/grid/1/0", member, "inc/other");
+    expect(moves[0].value).toBe("");
   });
 });
 
@@ -80,7 +103,7 @@ describe("IncidentDetail actions", () => {
     const { container } = render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
       others: [], signedIn: true, onClose: () => {}, onTransition: () => {}, onTickSop: () => {},
-      onMerge: () => {}, onSplit: () => {}, onUndo: () => {}, onShowMember: () => {}, onDispatch,
+      onMerge: () => {}, onSplit: () => {}, onReassign: () => {}, onUndo: () => {}, onShowMember: () => {}, onDispatch,
       actions: [a(2, { status: "failed", summary: hostile, lastError: "refused <b>x</b>" }), a(1, { status: "delivered", reference: "SR-000001" })],
     });
     const row = screen.getByTestId("incident-action-1");

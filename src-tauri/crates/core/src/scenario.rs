@@ -32,6 +32,9 @@ pub struct Manifest {
     pub view: [f64; 3],
     /// The feeds the tape carries.
     pub feeds: Vec<FeedSpec>,
+    /// What a trainee should do, for scoring (`objectives`); checked against the rules' incident
+    /// types when the scenario is loaded.
+    pub objectives: Vec<crate::objectives::Objective>,
 }
 
 /// One feed of a scenario.
@@ -72,6 +75,8 @@ struct RawManifest {
     view: [f64; 3],
     #[serde(default)]
     feeds: Vec<FeedSpec>,
+    #[serde(default)]
+    objectives: Vec<crate::objectives::Objective>,
 }
 
 fn default_tape() -> String {
@@ -154,6 +159,7 @@ impl Manifest {
             rules: raw.rules,
             view: raw.view,
             feeds: raw.feeds,
+            objectives: raw.objectives,
         })
     }
 

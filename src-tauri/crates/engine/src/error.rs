@@ -43,6 +43,15 @@ pub enum EngineError {
         #[source]
         source: cityops_core::rules::RulesError,
     },
+    /// A scenario's objectives are invalid (or name incident types its rules do not define).
+    #[error("{path}: {source}")]
+    Objectives {
+        /// The manifest.
+        path: PathBuf,
+        /// Which objective and why.
+        #[source]
+        source: cityops_core::objectives::ObjectiveError,
+    },
     /// An operator action was refused by the correlator (unknown incident, nothing to undo).
     #[error(transparent)]
     Manual(#[from] cityops_core::correlate::ManualError),

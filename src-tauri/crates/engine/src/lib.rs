@@ -32,6 +32,7 @@ pub mod replay;
 pub mod scenario;
 pub mod store;
 pub mod tiles;
+pub mod training;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;

@@ -47,6 +47,10 @@ impl Scenario {
             tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
         }
         let (assets, rules) = load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref())?;
+        if !manifest.objectives.is_empty() {
+            let types: Vec<&str> = rules.as_ref().map(|r| r.types.iter().map(|t| t.id.as_str()).collect()).unwrap_or_default();
+            cityops_core::objectives::validate(&manifest.objectives, &types).map_err(|source| EngineError::Objectives { path: dir.join(MANIFEST), source })?;
+        }
         Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues, assets, rules })
     }
 
@@ -79,4 +83,52 @@ pub(crate) fn load_assets_and_rules(dir: &Path, assets: Option<&str>, rules: Opt
 
 fn read(path: &Path) -> Result<String, EngineError> {
     std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })
+}
+
+/// Every problem of a scenario folder, each as `file:line: what` (`cityops check`): the
+/// manifest, each tape line (unparseable, or naming a feed the manifest does not list), the
+/// asset and rules files, and the objectives against the rules' incident types. Unlike
+/// [`Scenario::load`], it does not stop at the first problem where it can go on.
+pub fn check(dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let manifest_path = dir.join(MANIFEST);
+    let text = match read(&manifest_path) {
+        Ok(t) => t,
+        Err(e) => return vec![e.to_string()],
+    };
+    let manifest = match Manifest::parse(&text) {
+        Ok(m) => m,
+        Err(e) => return vec![format!("{}:{}: {}", manifest_path.display(), e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), e.message)],
+    };
+    let tape_path = dir.join(&manifest.tape);
+    match read(&tape_path) {
+        Err(e) => problems.push(e.to_string()),
+        Ok(tape_text) => {
+            let (messages, issues) = tape::parse_tape(&tape_text);
+            for issue in issues {
+                problems.push(format!("{}:{}: {}", tape_path.display(), issue.line, issue.reason));
+            }
+            for m in &messages {
+                if manifest.feed(&m.feed).is_none() {
+                    problems.push(format!("{}:{}: feed {:?} is not listed in {MANIFEST}", tape_path.display(), m.line, m.feed));
+                }
+            }
+            if messages.is_empty() {
+                problems.push(format!("{}: the tape has no messages", tape_path.display()));
+            }
+        }
+    }
+    match load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref()) {
+        Err(e) => problems.push(e.to_string()),
+        Ok((_, rules)) => {
+            if !manifest.objectives.is_empty() {
+                let types: Vec<&str> = rules.as_ref().map(|r| r.types.iter().map(|t| t.id.as_str()).collect()).unwrap_or_default();
+                if let Err(e) = cityops_core::objectives::validate(&manifest.objectives, &types) {
+                    let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[objectives]]").nth(e.index).map(|(n, _)| n + 1);
+                    problems.push(format!("{}:{}: {e}", manifest_path.display(), line.map(|l| l.to_string()).unwrap_or_else(|| "?".into())));
+                }
+            }
+        }
+    }
+    problems
 }

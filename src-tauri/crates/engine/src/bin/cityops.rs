@@ -209,6 +209,25 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Scores an exercise: a run of a scenario against the scenario's objectives.
+    Score {
+        /// The scenario folder (its manifest holds the objectives).
+        scenario: PathBuf,
+        /// The database the exercise was run in.
+        #[arg(long)]
+        db: PathBuf,
+        /// The run (the newest by default).
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks a scenario: manifest, tape lines, feeds, assets, rules and objectives; prints every
+    /// problem with its file and line, and exits 1 if there is one.
+    Check {
+        /// The scenario folder.
+        scenario: PathBuf,
+    },
     /// The tamper-evident audit trail.
     Audit {
         #[command(subcommand)]
@@ -345,6 +364,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (queued, failed) = rt.block_on(cityops_engine::outbox::headless::send_until_idle(&db, None, specs, Duration::from_secs(timeout)))?;
             eprintln!("cityops: {queued} actions still queued, {failed} failed");
             anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
+            Ok(())
+        }
+        Command::Score { scenario, db, run, json } => {
+            let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
+            let store = Store::open(&db)?;
+            let run = match run {
+                Some(r) => r,
+                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+            };
+            let score = cityops_engine::training::score_run(&store, run, &scenario.manifest.objectives)?;
+            if json {
+                println!("{}", serde_json::to_string(&score)?);
+            } else {
+                println!("{}: run {run}, {} of {} points", scenario.manifest.name, score.points, score.max_points);
+                for o in &score.objectives {
+                    println!("  {:<8} {:<4} {}: {}", format!("{:?}", o.outcome).to_lowercase(), o.points, o.title, o.detail);
+                }
+            }
+            Ok(())
+        }
+        Command::Check { scenario } => {
+            let problems = cityops_engine::scenario::check(&scenario);
+            for p in &problems {
+                println!("{p}");
+            }
+            anyhow::ensure!(problems.is_empty(), "{} problems in {}", problems.len(), scenario.display());
+            println!("{}: no problems", scenario.display());
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { db } } => {

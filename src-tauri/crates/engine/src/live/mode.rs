@@ -76,6 +76,8 @@ impl LiveMode {
             rules: live.rules.clone(),
             view: live.view,
             feeds: live.feeds.iter().map(|f| f.spec.clone()).collect(),
+            // Live work has no exercise objectives.
+            objectives: Vec::new(),
         };
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;

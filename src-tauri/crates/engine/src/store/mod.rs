@@ -22,7 +22,7 @@ use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub use migrations::SCHEMA_VERSION;
-pub use outbox::{ActionRow, AttemptEnd, NewAction};
+pub use outbox::{ActionRecord, ActionRow, AttemptEnd, NewAction};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]

@@ -294,3 +294,33 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+/// An action as exercise scoring reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionRecord {
+    pub incident: Option<String>,
+    pub kind: BackendKind,
+    pub body: String,
+    pub scenario_ms: Option<Millis>,
+    pub operator: String,
+    pub summary: String,
+}
+
+impl Store {
+    /// The actions committed during a run, in commit order.
+    pub fn actions_of_run(&self, run: RunId) -> Result<Vec<ActionRecord>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT incident, kind, body, scenario_ms, operator, summary FROM actions WHERE run = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([run], |r| {
+            let kind: String = r.get(1)?;
+            Ok(ActionRecord {
+                incident: r.get(0)?,
+                kind: BackendKind::parse(&kind).unwrap_or(BackendKind::Webhook),
+                body: r.get(2)?,
+                scenario_ms: r.get(3)?,
+                operator: r.get(4)?,
+                summary: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,201 @@
+//! Exercises on the demo storm: scripted trainees driven through the engine API, scored against
+//! the scenario's objectives by `cityops score`, and `cityops check` on a broken scenario.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cityops_engine::dto::{ActionParams, ActionRequestDto, AlertSeverity, LifecycleStatus, MapDiffDto, OperatorRole};
+use cityops_engine::engine::{Engine, EngineConfig};
+
+fn demo() -> PathBuf {
+    common::repo().join("fixtures/scenarios/helsinki-storm")
+}
+
+/// What a scripted trainee does, in seconds after the outage opened (`None`: not at all).
+#[derive(Clone, Copy)]
+struct Script {
+    acknowledge: Option<i64>,
+    crew: Option<(i64, &'static str)>,
+    alert: Option<i64>,
+    /// Resolve, then send another crew this many seconds later.
+    resolve_then_dispatch: Option<(i64, i64)>,
+}
+
+/// Runs one exercise of the demo in `db` (a new run) with a trainee following `script`.
+fn exercise(db: &Path, script: Script) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let engine = Engine::start(EngineConfig {
+            scenario_dir: demo(),
+            db_path: db.to_owned(),
+            maps_dir: common::repo().join("maps"),
+            backends: Some(common::repo().join("fixtures/backends/helsinki.toml")),
+        })
+        .unwrap();
+        let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
+        let sink = diffs.clone();
+        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+        engine.set_speed(None).unwrap();
+        engine.play().unwrap();
+        let started = Instant::now();
+        while !diffs.lock().unwrap().last().is_some_and(|d| d.clock.finished) {
+            assert!(started.elapsed() < Duration::from_secs(120), "replay did not finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).find(|e| e.incident_type == "power_outage").unwrap();
+        let (id, opened) = (outage.id.clone(), outage.opened_ms);
+        engine.sign_in("Trainee".into(), OperatorRole::Supervisor, None).await.unwrap();
+        // The trainee's deeds in time order, each at its scenario moment.
+        let mut deeds: Vec<(i64, u8)> = Vec::new();
+        deeds.extend(script.acknowledge.map(|t| (t, 0)));
+        deeds.extend(script.crew.map(|(t, _)| (t, 1)));
+        deeds.extend(script.alert.map(|t| (t, 2)));
+        if let Some((t, later)) = script.resolve_then_dispatch {
+            deeds.push((t, 3));
+            deeds.push((t + later, 4));
+        }
+        deeds.sort();
+        let request = |params: ActionParams| ActionRequestDto { backend: String::new(), incident: Some(id.clone()), at: None, params };
+        for (after_s, deed) in deeds {
+            engine.seek(opened + after_s * 1000).unwrap();
+            match deed {
+                0 => engine.incident_transition(id.clone(), LifecycleStatus::Acknowledged).await.unwrap(),
+                1 | 4 => {
+                    let code = if deed == 1 { script.crew.unwrap().1 } else { "utility-crew" };
+                    let mut r = request(ActionParams::ServiceRequest { service_code: code.into(), description: "Substation tripped".into() });
+                    r.backend = "city-works".into();
+                    let p = engine.preview_action(r).await.unwrap();
+                    engine.confirm_action(p.token, 1).await.unwrap();
+                }
+                2 => {
+                    let mut r = request(ActionParams::PublicAlert {
+                        headline: "Power cut in Kluuvi".into(),
+                        description: "Traffic signals are dark.".into(),
+                        instruction: "Treat dark signals as stop signs.".into(),
+                        severity: AlertSeverity::Severe,
+                        expires_minutes: 60,
+                    });
+                    r.backend = "alert-hub".into();
+                    let p = engine.preview_action(r).await.unwrap();
+                    assert!(p.body.contains("<status>Exercise</status>"));
+                    engine.confirm_action(p.token, 2).await.unwrap();
+                }
+                3 => {
+                    // Resolving needs the incident acknowledged (and dispatched) first.
+                    for to in [LifecycleStatus::Acknowledged, LifecycleStatus::Dispatched, LifecycleStatus::Resolved] {
+                        let _ = engine.incident_transition(id.clone(), to).await;
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+    });
+}
+
+fn score(db: &Path, run: i64) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .arg("score")
+        .arg(demo())
+        .arg("--db")
+        .arg(db)
+        .args(["--run", &run.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn outcomes(score: &serde_json::Value) -> Vec<(String, String, f64)> {
+    score["objectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_str().unwrap().to_owned(), o["outcome"].as_str().unwrap().to_owned(), o["points"].as_f64().unwrap()))
+        .collect()
+}
+
+fn row(id: &str, outcome: &str, points: f64) -> (String, String, f64) {
+    (id.to_owned(), outcome.to_owned(), points)
+}
+
+#[test]
+fn scripted_trainees_score_as_the_objectives_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("exercises.db");
+    let perfect = Script { acknowledge: Some(30), crew: Some((120, "utility-crew")), alert: Some(300), resolve_then_dispatch: None };
+    let late_and_wrong = Script { acknowledge: Some(90), crew: Some((100, "public-works")), alert: Some(700), resolve_then_dispatch: None };
+    let absent = Script { acknowledge: None, crew: None, alert: None, resolve_then_dispatch: None };
+    let reckless = Script { acknowledge: Some(20), crew: None, alert: None, resolve_then_dispatch: Some((200, 60)) };
+    for script in [perfect, late_and_wrong, absent, reckless] {
+        exercise(&db, script);
+    }
+    let s = score(&db, 1);
+    assert_eq!(
+        outcomes(&s),
+        [row("ack-outage", "met", 1.0), row("utility-crew", "met", 1.0), row("public-alert", "met", 1.0), row("no-late-dispatch", "met", 1.0)],
+        "{s:#}"
+    );
+    assert_eq!((s["points"].as_f64(), s["maxPoints"].as_f64()), (Some(4.0), Some(4.0)));
+    assert_eq!(s["objectives"][0]["afterS"].as_f64(), Some(30.0), "measured in scenario time");
+    assert_eq!(s["objectives"][0]["detail"], "acknowledged by Trainee 30 s after the incident opened; the limit was 60 s");
+
+    let s = score(&db, 2);
+    assert_eq!(
+        outcomes(&s),
+        [row("ack-outage", "late", 0.5), row("utility-crew", "missed", 0.0), row("public-alert", "late", 0.5), row("no-late-dispatch", "met", 1.0)],
+        "{s:#}"
+    );
+    assert_eq!(s["points"].as_f64(), Some(2.0));
+
+    let s = score(&db, 3);
+    assert_eq!(
+        outcomes(&s),
+        [row("ack-outage", "missed", 0.0), row("utility-crew", "missed", 0.0), row("public-alert", "missed", 0.0), row("no-late-dispatch", "met", 1.0)],
+        "{s:#}"
+    );
+
+    let s = score(&db, 4);
+    assert_eq!(
+        outcomes(&s),
+        [row("ack-outage", "met", 1.0), row("utility-crew", "met", 1.0), row("public-alert", "missed", 0.0), row("no-late-dispatch", "violated", 0.0)],
+        "{s:#}"
+    );
+    assert!(s["objectives"][3]["detail"].as_str().unwrap().contains("60 s after the incident was resolved"), "{s:#}");
+}
+
+#[test]
+fn check_reports_every_problem_with_file_and_line() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_cityops")).arg("check").arg(demo()).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("storm");
+    std::fs::create_dir_all(&broken).unwrap();
+    let manifest = std::fs::read_to_string(demo().join("scenario.toml")).unwrap();
+    let manifest = manifest
+        .replace("assets = \"assets.geojson\"", &format!("assets = \"{}\"", demo().join("assets.geojson").display()))
+        .replace("rules = \"../../rules/default.toml\"", &format!("rules = \"{}\"", common::repo().join("fixtures/rules/default.toml").display()))
+        .replace("incident_type = \"power_outage\"\nwithin_s = 600", "incident_type = \"volcano\"\nwithin_s = 600");
+    std::fs::write(broken.join("scenario.toml"), &manifest).unwrap();
+    let mut tape = std::fs::read_to_string(demo().join("tape.ndjson")).unwrap();
+    let lines = tape.lines().count();
+    tape.push_str("{\"t\": \"not a time\"}\n");
+    tape.push_str(&tape.lines().next().unwrap().replace("\"feed\":\"", "\"feed\":\"ghost-").replace("\"feed\": \"", "\"feed\": \"ghost-"));
+    tape.push('\n');
+    std::fs::write(broken.join("tape.ndjson"), &tape).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cityops")).arg("check").arg(&broken).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let problems: Vec<&str> = text.lines().collect();
+    assert_eq!(problems.len(), 3, "{text}");
+    let tape_path = broken.join("tape.ndjson").display().to_string();
+    assert!(problems[0].starts_with(&format!("{tape_path}:{}: ", lines + 1)), "{text}");
+    assert!(problems[1].starts_with(&format!("{tape_path}:{}: feed \"ghost-", lines + 2)), "{text}");
+    let objectives_line = manifest.lines().enumerate().filter(|(_, l)| l.trim() == "[[objectives]]").nth(2).unwrap().0 + 1;
+    assert!(problems[2].starts_with(&format!("{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"", broken.join("scenario.toml").display())), "{text}");
+}

@@ -29,6 +29,7 @@ pub mod live;
 pub mod outbox;
 pub mod pipeline;
 pub mod replay;
+pub mod report;
 pub mod scenario;
 pub mod store;
 pub mod tiles;

@@ -222,6 +222,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Writes the after-action report of a run: score, timeline, charts (one HTML file).
+    Report {
+        #[arg(long)]
+        db: PathBuf,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The run (the newest by default).
+        #[arg(long)]
+        run: Option<i64>,
+        /// The scenario the run replayed, for its name and objectives.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Another trainee's run of the same scenario, scored side by side.
+        #[arg(long)]
+        versus: Option<i64>,
+    },
     /// Checks a scenario: manifest, tape lines, feeds, assets, rules and objectives; prints every
     /// problem with its file and line, and exits 1 if there is one.
     Check {
@@ -382,6 +399,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("  {:<8} {:<4} {}: {}", format!("{:?}", o.outcome).to_lowercase(), o.points, o.title, o.detail);
                 }
             }
+            Ok(())
+        }
+        Command::Report { db, out, run, scenario, versus } => {
+            let store = Store::open(&db)?;
+            let run = match run {
+                Some(r) => r,
+                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+            };
+            let scenario = scenario.map(|s| cityops_engine::scenario::Scenario::load(&s)).transpose()?;
+            let html = cityops_engine::report::render(&cityops_engine::report::ReportInput { store: &store, run, scenario: scenario.as_ref(), versus })?;
+            std::fs::write(&out, html)?;
+            println!("{}", out.display());
             Ok(())
         }
         Command::Check { scenario } => {

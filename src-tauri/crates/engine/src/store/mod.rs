@@ -12,6 +12,7 @@ mod incidents;
 mod migrations;
 mod outbox;
 mod quarantine;
+mod report;
 
 pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 

@@ -1,0 +1,292 @@
+//! The after-action report (`cityops report`): one self-contained HTML file with the score
+//! against the scenario's objectives, a timeline of incidents, operators' transitions and
+//! actions, and charts drawn with plotters as inline SVG.
+//!
+//! The document is well-formed XML as well as HTML (every element closed, every text
+//! escaped), so tests parse it strictly; every chart's figure carries the totals it was drawn
+//! from (`data-totals`), so tests compare them with the store.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use cityops_core::model::Millis;
+use cityops_core::objectives::{Outcome, Score};
+use plotters::prelude::*;
+
+use crate::error::EngineError;
+use crate::scenario::Scenario;
+use crate::store::{RunId, Store};
+
+/// The font charts are measured with; the SVG names the family, the viewer draws it.
+const FONT: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans.ttf");
+/// Charts bucket time in minutes.
+const BUCKET_MS: i64 = 60_000;
+const COLORS: [RGBColor; 6] = [RGBColor(0, 150, 199), RGBColor(168, 85, 247), RGBColor(234, 160, 20), RGBColor(225, 60, 60), RGBColor(40, 160, 90), RGBColor(90, 90, 90)];
+
+fn font() -> Result<(), EngineError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidInput("the report font (assets/fonts/DejaVuSans.ttf) cannot be read".into()))
+    }
+}
+
+/// Escapes text for HTML/XML content and attribute values.
+pub fn esc(s: &str) -> String {
+    cityops_core::dispatch::xml_escape(s)
+}
+
+fn hhmm(ms: Millis) -> String {
+    // Helsinki is the demo's city; the report shows local time like the app does.
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default() + chrono::Duration::hours(2);
+    t.format("%H:%M:%S").to_string()
+}
+
+/// One chart: SVG markup and the totals per series it was drawn from.
+struct Chart {
+    id: &'static str,
+    title: String,
+    svg: String,
+    totals: BTreeMap<String, f64>,
+}
+
+fn chart_error(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidInput(format!("drawing a chart: {e}"))
+}
+
+/// A line chart of counts per minute for each series.
+fn lines(id: &'static str, title: &str, y_desc: &str, series: &BTreeMap<String, BTreeMap<Millis, f64>>, span: (Millis, Millis)) -> Result<Chart, EngineError> {
+    let (x0, x1) = (span.0 as f64, (span.1.max(span.0 + BUCKET_MS)) as f64);
+    let y_max = series.values().flat_map(|s| s.values()).copied().fold(1.0f64, f64::max) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0..x1, 0f64..y_max)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .x_label_formatter(&|x| hhmm(*x as Millis)[..5].to_owned())
+            .y_desc(y_desc)
+            .draw()
+            .map_err(chart_error)?;
+        for (i, (name, points)) in series.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().map(|(t, v)| (*t as f64, *v)), color.stroke_width(2)))
+                .map_err(chart_error)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        }
+        if !series.is_empty() {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(chart_error)?;
+        }
+        root.present().map_err(chart_error)?;
+    }
+    let totals = series.iter().map(|(k, s)| (k.clone(), s.values().sum())).collect();
+    Ok(Chart { id, title: title.to_owned(), svg, totals })
+}
+
+/// A histogram of durations in seconds, in buckets of `step_s`.
+fn histogram(id: &'static str, title: &str, values_s: &[f64], step_s: f64) -> Result<Chart, EngineError> {
+    let buckets = ((values_s.iter().copied().fold(0.0, f64::max) / step_s).floor() as u32 + 1).max(5);
+    let mut counts = vec![0u32; buckets as usize];
+    for v in values_s {
+        counts[((v / step_s).floor().max(0.0) as usize).min(buckets as usize - 1)] += 1;
+    }
+    let y_max = counts.iter().copied().max().unwrap_or(0).max(1) + 1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d((0u32..buckets).into_segmented(), 0u32..y_max)
+            .map_err(chart_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("seconds after the incident opened, in steps of {step_s:.0} s"))
+            .y_desc("incidents")
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(b) | SegmentValue::Exact(b) => format!("{:.0}", f64::from(*b) * step_s),
+                SegmentValue::Last => String::new(),
+            })
+            .draw()
+            .map_err(chart_error)?;
+        chart
+            .draw_series(Histogram::vertical(&chart).style(COLORS[0].filled()).margin(4).data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c))))
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    let mut totals = BTreeMap::new();
+    totals.insert("incidents".to_owned(), values_s.len() as f64);
+    Ok(Chart { id, title: title.to_owned(), svg, totals })
+}
+
+fn per_bucket(rows: Vec<(String, Millis, u64)>) -> BTreeMap<String, BTreeMap<Millis, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
+    for (k, t, n) in rows {
+        *out.entry(k).or_default().entry(t).or_default() += n as f64;
+    }
+    out
+}
+
+/// What a report covers.
+pub struct ReportInput<'a> {
+    pub store: &'a Store,
+    pub run: RunId,
+    /// The scenario, for its name and objectives (a live run has none).
+    pub scenario: Option<&'a Scenario>,
+    /// Another trainee's run of the same scenario, scored side by side.
+    pub versus: Option<RunId>,
+}
+
+/// Writes the report as one HTML document.
+pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
+    font()?;
+    let store = input.store;
+    let run = input.run;
+    let name = input.scenario.map(|s| s.manifest.name.clone()).unwrap_or_else(|| format!("run {run}"));
+    let span = store.arrival_span(run)?.unwrap_or((0, BUCKET_MS));
+    let origin = input.scenario.map(|s| s.manifest.start_ms).unwrap_or(span.0).min(span.0);
+    let end = input.scenario.map(|s| s.end_ms()).unwrap_or(span.1).max(span.1);
+    let incidents = store.stored_incidents(run)?;
+    let transitions = store.transitions(run)?;
+    let actions = store.actions_of_run(run)?;
+
+    // Charts.
+    let mut charts = Vec::new();
+    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?), (origin, end))?);
+    let mut open: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
+    let series = open.entry("open incidents".into()).or_default();
+    let mut t = origin;
+    while t <= end {
+        let n = incidents.iter().filter(|i| i.opened_ms <= t && i.cleared_ms.is_none_or(|c| c > t)).count();
+        series.insert(t, n as f64);
+        t += BUCKET_MS;
+    }
+    let mut open_chart = lines("open-incidents", "Open incidents over time", "incidents", &open, (origin, end))?;
+    open_chart.totals = BTreeMap::from([("incidents".to_owned(), incidents.len() as f64)]);
+    charts.push(open_chart);
+    let opened: BTreeMap<&str, Millis> = incidents.iter().map(|i| (i.id.as_str(), i.opened_ms)).collect();
+    let first = |to: &str| -> Vec<f64> {
+        let mut seen = BTreeMap::new();
+        for tr in transitions.iter().filter(|tr| tr.to == to) {
+            if let Some(o) = opened.get(tr.incident.as_str()) {
+                seen.entry(tr.incident.clone()).or_insert(((tr.scenario_ms - o) as f64 / 1000.0).max(0.0));
+            }
+        }
+        seen.into_values().collect()
+    };
+    charts.push(histogram("time-to-acknowledge", "Time to acknowledge", &first("acknowledged"), 30.0)?);
+    let mut dispatch = BTreeMap::new();
+    for a in &actions {
+        if let (Some(inc), Some(at)) = (a.incident.as_deref(), a.scenario_ms) {
+            if let Some(o) = opened.get(inc) {
+                dispatch.entry(inc.to_owned()).or_insert(((at - o) as f64 / 1000.0).max(0.0));
+            }
+        }
+    }
+    charts.push(histogram("time-to-dispatch", "Time to the first action", &dispatch.into_values().collect::<Vec<_>>(), 60.0)?);
+    let mut health = per_bucket(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?);
+    for (feed, points) in per_bucket(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?) {
+        health.insert(format!("{feed} (refused)"), points);
+    }
+    charts.push(lines("feed-health", "Feed health: messages accepted and refused per minute, per feed", "observations", &health, (origin, end))?);
+
+    // The document.
+    let mut h = String::with_capacity(256 * 1024);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>After-action report: {n}</title><style>{CSS}</style></head><body>\n<h1>After-action report: {n}</h1>\n<p class=\"meta\">Run {run}; scenario time {a} to {b} (Helsinki); {i} incidents, {t} operator transitions, {c} actions.</p>\n",
+        n = esc(&name),
+        a = hhmm(origin),
+        b = hhmm(end),
+        i = incidents.len(),
+        t = transitions.len(),
+        c = actions.len(),
+    );
+    if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
+        let score = crate::training::score_run(store, run, &scenario.manifest.objectives)?;
+        let versus = input.versus.map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s))).transpose()?;
+        objectives_table(&mut h, run, &score, versus.as_ref());
+    }
+    h.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><thead><tr><th>time</th><th>what</th><th>detail</th></tr></thead><tbody>\n");
+    let mut rows: Vec<(Millis, &str, String)> = Vec::new();
+    for i in &incidents {
+        rows.push((i.opened_ms, "incident opened", format!("{} ({}, {})", i.title, i.incident_type, i.severity)));
+        if let Some(c) = i.cleared_ms {
+            rows.push((c, "incident cleared", i.title.clone()));
+        }
+    }
+    for tr in &transitions {
+        rows.push((tr.scenario_ms, "transition", format!("{} → {} by {} ({})", tr.incident, tr.to, tr.operator, tr.role)));
+    }
+    for a in &actions {
+        rows.push((a.scenario_ms.unwrap_or(end), "action", format!("{} by {}", a.summary, a.operator)));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+    for (t, what, detail) in rows {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", hhmm(t), esc(what), esc(&detail));
+    }
+    h.push_str("</tbody></table>\n<h2>Charts</h2>\n");
+    for c in &charts {
+        let totals = serde_json::to_string(&c.totals).unwrap_or_default();
+        let _ = writeln!(h, "<figure data-chart=\"{}\" data-totals=\"{}\">{}<figcaption>{}</figcaption></figure>", c.id, esc(&totals), c.svg, esc(&c.title));
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+fn outcome_cell(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Met => "met",
+        Outcome::Late => "late",
+        Outcome::Missed => "missed",
+        Outcome::Violated => "violated",
+    }
+}
+
+fn objectives_table(h: &mut String, run: RunId, score: &Score, versus: Option<&(RunId, Score)>) {
+    let _ = write!(h, "<h2>Score</h2>\n<p class=\"score\" data-run=\"{run}\" data-points=\"{}\">Run {run}: <strong>{} of {} points</strong>", score.points, score.points, score.max_points);
+    if let Some((v, s)) = versus {
+        let _ = write!(h, "; run {v}: <strong>{} of {} points</strong>", s.points, s.max_points);
+    }
+    h.push_str("</p>\n<table class=\"objectives\"><thead><tr><th>objective</th>");
+    let _ = write!(h, "<th>run {run}</th>");
+    if let Some((v, _)) = versus {
+        let _ = write!(h, "<th>run {v}</th>");
+    }
+    h.push_str("</tr></thead><tbody>\n");
+    for (i, o) in score.objectives.iter().enumerate() {
+        let _ = write!(h, "<tr data-objective=\"{}\"><td>{}</td>", esc(&o.id), esc(&o.title));
+        let mut cell = |s: &cityops_core::objectives::ObjectiveScore| {
+            let _ = write!(h, "<td class=\"{c}\" data-outcome=\"{c}\"><strong>{c}</strong> ({p}) {d}</td>", c = outcome_cell(&s.outcome), p = s.points, d = esc(&s.detail));
+        };
+        cell(o);
+        if let Some((_, s)) = versus {
+            if let Some(other) = s.objectives.get(i) {
+                cell(other);
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n");
+}
+
+const CSS: &str = "body{font-family:'DejaVu Sans',sans-serif;margin:2em;color:#111;max-width:60em}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
+.met{background:#e3f6e8}.late{background:#fff4d6}.missed,.violated{background:#fde2e2}\
+figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}.meta{color:#555}";

@@ -7,7 +7,7 @@ use std::path::Path;
 use cityops_core::model::{Layer, Millis, Observation};
 use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
-use cityops_core::tape::{TapeIssue, TapeMessage};
+use cityops_core::tape::{FeedFormat, TapeIssue, TapeMessage};
 
 use crate::feeds::{self, Adapter, AdapterConfigError, MessageContext};
 use crate::store::{QuarantineEntry, RunId, Store, StoreError};
@@ -26,10 +26,11 @@ pub struct IngestStats {
     pub rejected: u64,
 }
 
-/// A declared feed and its adapter.
+/// A declared feed and its adapters: one for a declared format, one per format of the
+/// extension table for a drop folder declared `auto`.
 struct Feed {
     spec: FeedSpec,
-    adapter: Box<dyn Adapter>,
+    adapters: Vec<(FeedFormat, Box<dyn Adapter>)>,
 }
 
 /// What became of one message.
@@ -60,8 +61,8 @@ impl Pipeline {
     pub fn new(store: Store, run: RunId, specs: &[FeedSpec], base_dir: &Path) -> Result<Pipeline, AdapterConfigError> {
         let mut feeds = HashMap::new();
         for spec in specs {
-            let adapter = feeds::adapter_for(spec, base_dir)?;
-            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapter });
+            let adapters = feeds::adapters_for(spec, base_dir)?;
+            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapters });
         }
         Ok(Pipeline {
             store,
@@ -142,11 +143,12 @@ impl Pipeline {
                 tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed that is not declared");
                 refuse(&mut self.pending_quarantine, "$".into(), format!("feed {:?} is not declared", msg.feed));
             }
-            Some(Feed { spec, .. }) if spec.format != msg.format => {
+            Some(Feed { spec, adapters }) if !adapters.iter().any(|(f, _)| *f == msg.format) => {
                 let reason = format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str());
                 refuse(&mut self.pending_quarantine, "$".into(), reason);
             }
-            Some(Feed { spec, adapter }) => {
+            Some(Feed { spec, adapters }) => {
+                let adapter = &mut adapters.iter_mut().find(|(f, _)| *f == msg.format).expect("the guard above found this format").1;
                 let ctx = MessageContext {
                     feed: &spec.id,
                     layer: spec.layer,

@@ -8,7 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cityops_core::model::Layer;
+use cityops_core::scenario::FeedSpec;
+use cityops_core::tape::FeedFormat;
 use cityops_engine::config::LiveConfig;
+use cityops_engine::feeds::MessageContext;
 use cityops_engine::headless;
 use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
 use cityops_engine::store::Store;
@@ -396,4 +400,97 @@ fallback_position = [24.9384, 60.1699]
     assert!(events.iter().any(|e| e.contains("EQ") || e.to_lowercase().contains("earthquake")), "{events:?}");
     let quarantine = store.quarantine(summary.run).unwrap();
     assert!(quarantine.iter().any(|q| q.reason.contains("missing.xml") && q.reason.contains("404")), "{:?}", quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>());
+}
+
+/// The real MiWay capture with its timestamps moved to now: it is older than the adapters'
+/// one-year window, and a live feed is judged against the time it arrives.
+fn fresh_gtfs_rt(capture: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut feed = gtfs_realtime::FeedMessage::decode(capture).expect("the MiWay capture decodes");
+    let now = chrono::Utc::now().timestamp() as u64;
+    let shift = now - feed.header.timestamp.expect("the capture has a header timestamp");
+    feed.header.timestamp = Some(now);
+    for e in &mut feed.entity {
+        if let Some(t) = e.vehicle.as_mut().and_then(|v| v.timestamp.as_mut()) {
+            *t += shift;
+        }
+    }
+    feed.encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_drop_folder_reads_each_file_by_its_extension_and_refuses_unknown_ones() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data");
+    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let quake = std::fs::read(data.join("cap/v1dot2_appendix_adot3.xml")).unwrap();
+    let vehicles = fresh_gtfs_rt(&std::fs::read(data.join("gtfs-rt/miway/VehiclePositions.pb")).unwrap());
+    let unit = r#"<?xml version="1.0" encoding="UTF-8"?><event version="2.0" uid="HEL-1" type="a-f-G-U-C" how="m-g" time="2026-11-26T19:10:00Z" start="2026-11-26T19:10:00Z" stale="2036-11-26T19:16:00Z"><point lat="60.172" lon="24.944" hae="1" ce="9" le="9"/><detail><contact callsign="HEL-1"/></detail></event>"#;
+    let dir = tempfile::tempdir().unwrap();
+    // The CAP adapter's mapping sits in its own table: each format's adapter reads only its own.
+    let config = r#"
+[[feeds]]
+id = "inbox"
+layer = "alerts"
+format = "auto"
+[feeds.transport]
+type = "file-drop"
+dir = "inbox"
+[feeds.mapping.cap]
+fallback_position = [24.9384, 60.1699]
+"#;
+    let live = start(dir.path(), config, "live.db", Some("tape.ndjson")).await;
+    let inbox = dir.path().join("inbox");
+    let files: [(&str, Vec<u8>); 5] = [
+        ("report.GeoJSON", feature("report/1", "report.outage", "minor").into_bytes()),
+        ("quake.xml", quake.clone()),
+        ("unit.cot", unit.as_bytes().to_vec()),
+        ("vehicles.pb", vehicles.clone()),
+        ("notes.csv", b"id,kind\n1,outage\n".to_vec()),
+    ];
+    for (name, body) in &files {
+        std::fs::write(inbox.join(name), body).unwrap();
+    }
+    live.until("every file moved out of the folder", |_| {
+        files.iter().all(|(name, _)| inbox.join("processed").join(name).exists() || inbox.join("rejected").join(name).exists())
+    })
+    .await;
+    let summary = live.stop().await;
+    assert!(inbox.join("rejected/notes.csv").exists());
+    assert_eq!(summary.stats.messages, 4, "the unknown file is not a message");
+
+    // Each file was decoded by the adapter of its extension's format: the live run stored what
+    // that adapter yields for the same bytes.
+    let spec = |format: FeedFormat, mapping: serde_json::Value| FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping };
+    let now = chrono::Utc::now().timestamp_millis();
+    let expected = |format, mapping, body: &[u8]| {
+        let ctx = MessageContext { feed: "inbox", layer: Layer::Alerts, seq: 1, received_ms: now, topic: None };
+        cityops_engine::feeds::decode_once(&spec(format, mapping), Path::new("."), ctx, body).unwrap().observations.len()
+    };
+    let cap_mapping = serde_json::json!({"fallback_position": [24.9384, 60.1699]});
+    let (n_cap, n_gtfs) = (expected(FeedFormat::Cap, cap_mapping, &quake), expected(FeedFormat::GtfsRt, serde_json::Value::Null, &vehicles));
+    assert!(n_cap >= 1 && n_gtfs > 10, "{n_cap} CAP areas, {n_gtfs} vehicles");
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let mut stored = Vec::new();
+    store.for_each(summary.run, |o| stored.push(o.clone())).unwrap();
+    let count = |f: &dyn Fn(&cityops_core::model::Observation) -> bool| stored.iter().filter(|o| f(o)).count();
+    assert_eq!(count(&|o| o.entity == "report/1"), 1, "the GeoJSON report");
+    assert_eq!(count(&|o| o.entity.contains("HEL-1")), 1, "the CoT unit");
+    assert_eq!(count(&|o| o.fields.contains_key("event")), n_cap, "the CAP areas");
+    assert_eq!(stored.len(), 1 + 1 + n_cap + n_gtfs, "and the GTFS-RT vehicles");
+
+    // The unknown extension is one quarantine entry that names the file.
+    let quarantine = store.quarantine(summary.run).unwrap();
+    let reasons: Vec<&str> = quarantine.iter().map(|q| q.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].starts_with("file notes.csv: unknown extension .csv"), "{reasons:?}");
+
+    // The tape carries each message's resolved format and replays to the same observations.
+    let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
+    let mut formats: Vec<String> = tape.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["format"].as_str().unwrap().to_owned()).collect();
+    formats.sort();
+    assert_eq!(formats, ["cap", "cot", "geojson", "gtfs-rt"]);
+    let (live_hash, live_count) = headless::observation_set_hash(&store, summary.run).unwrap();
+    assert_eq!(live_count as usize, stored.len());
+    let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
+    assert_eq!((replayed.accepted as usize, replayed.observation_set_hash), (stored.len(), live_hash));
 }

@@ -141,6 +141,21 @@ pub fn next_link(body: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// The newest `phenomenonTime` (an interval's start, as the adapter reads it) among the
+/// Observations of a poll answer, which an incremental poll advances its watermark to;
+/// `Ok(None)` for a collection without a readable time. An error means the body is not a
+/// SensorThings collection or Observation at all (garbage behind a 200).
+pub fn newest_time(body: &[u8]) -> Result<Option<Millis>, DecodeError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| json_error(&e, body))?;
+    let time = |o: &Value| o.get("phenomenonTime").and_then(Value::as_str).and_then(|t| parse_rfc3339(t.split('/').next().unwrap_or(t)));
+    match doc.get("value") {
+        Some(Value::Array(items)) => Ok(items.iter().filter_map(time).max()),
+        Some(other) => Err(DecodeError { place: "$.value".into(), reason: format!("expected an array of Observations, found {}", type_name(other)) }),
+        None if doc.get("phenomenonTime").is_some() => Ok(time(&doc)),
+        None => Err(DecodeError { place: "$".into(), reason: "neither a collection (\"value\") nor an Observation (\"phenomenonTime\")".into() }),
+    }
+}
+
 /// Runs only the JSON parser over the body, for the decode benchmark; returns the number of
 /// entries of `value` (1 for a single Observation). It builds the same generic tree
 /// (`serde_json::Value`) the adapter starts from, because the adapter reads a mapping chosen
@@ -430,6 +445,16 @@ mod tests {
         assert!(a.decode(ctx(), br#"{"value": 3}"#).unwrap_err().place == "$.value");
         assert!(a.decode(ctx(), br#"{"@iot.count": 3}"#).unwrap_err().reason.starts_with("neither"));
         assert!(a.decode(ctx(), br#"{"value": [{"result": NaN}]}"#).unwrap_err().reason.starts_with("NaN is not"));
+    }
+
+    #[test]
+    fn newest_time_reads_instants_and_interval_starts() {
+        let body = br#"{"value": [{"phenomenonTime": "2025-11-26T21:00:00Z"}, {"phenomenonTime": "2025-11-26T21:05:00Z/2025-11-26T21:09:00Z"}, {"phenomenonTime": 3}]}"#;
+        assert_eq!(newest_time(body), Ok(Some(1_764_191_100_000)));
+        assert_eq!(newest_time(br#"{"value": []}"#), Ok(None));
+        assert_eq!(newest_time(br#"{"phenomenonTime": "2025-11-26T21:00:00Z", "result": 1}"#), Ok(Some(1_764_190_800_000)));
+        assert!(newest_time(b"<html>").is_err());
+        assert_eq!(newest_time(br#"{"value": 1}"#).unwrap_err().place, "$.value");
     }
 
     #[test]

@@ -494,3 +494,97 @@ fallback_position = [24.9384, 60.1699]
     let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
     assert_eq!((replayed.accepted as usize, replayed.observation_set_hash), (stored.len(), live_hash));
 }
+
+/// One SensorThings Observation as a server answers it with the transport's `$expand`.
+fn sta_observation(id: u32, time_ms: i64, result: f64) -> serde_json::Value {
+    let time = chrono::DateTime::from_timestamp_millis(time_ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    serde_json::json!({"@iot.id": id, "phenomenonTime": time, "result": result, "Datastream": {"@iot.id": 7, "name": "F2 voltage",
+        "unitOfMeasurement": {"symbol": "V"}, "ObservedProperty": {"name": "voltage"},
+        "Thing": {"name": "Feeder F2", "Locations": [{"location": {"type": "Point", "coordinates": [24.9431, 60.1712]}}]}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensorthings_poll_retries_the_page_that_failed_and_then_moves_its_watermark() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+    let (t1, t2) = (now - 120_000, now - 60_000);
+    let page1 = serde_json::json!({"value": [sta_observation(1, t1, 231.0)], "@iot.nextLink": format!("http://{addr}/v1.1/Observations?$skip=1&$top=1")});
+    let page2 = serde_json::json!({"value": [sta_observation(2, t2, 229.0)]});
+    let script = vec![
+        Answer::Ok(page1.to_string()),
+        Answer::Status(500, "internal error".into()),
+        Answer::Ok("<html>maintenance</html>".into()),
+        Answer::Ok(page2.to_string()),
+        Answer::Ok(r#"{"value": []}"#.into()),
+    ];
+    // The server answers from the script in order and notes each request's target.
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (log, script) = (targets.clone(), Arc::new(Mutex::new(script)));
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            log.lock().unwrap().push(head.split_whitespace().nth(1).unwrap_or("").to_owned());
+            let answer = {
+                let mut s = script.lock().unwrap();
+                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+            };
+            let (status, body) = match answer {
+                Answer::Ok(b) => (200, b),
+                Answer::Status(s, b) => (s, b),
+                Answer::Hang => unreachable!("not scripted here"),
+            };
+            let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        }
+    });
+    let config = format!(
+        r#"
+[[feeds]]
+id = "sta"
+layer = "utility"
+format = "sensorthings"
+[feeds.transport]
+type = "http-poll"
+url = "http://{addr}/v1.1/Observations?$top=1"
+interval_s = 1
+lookback_s = 300
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = chrono::Utc::now().timestamp_millis();
+    let live = start(dir.path(), &config, "live.db", None).await;
+    live.until("a poll after the second page", |_| targets.lock().unwrap().len() >= 6).await;
+    let h = live.feed("sta");
+    let summary = live.stop().await;
+    server.abort();
+    assert!(h.failures >= 1 && h.connected, "{h:?}");
+
+    let targets = targets.lock().unwrap().clone();
+    let since = |t: i64| format!("$filter=phenomenonTime%20gt%20{}", cityops_engine::feeds::mapping::rfc3339(t));
+    // The first poll reaches back lookback_s from the start (to the second: the watermark is
+    // taken when the transport starts, a moment after `started`).
+    let first = targets[0].split("%20gt%20").nth(1).and_then(|rest| rest.split('&').next()).unwrap();
+    let first_ms = chrono::DateTime::parse_from_rfc3339(first).unwrap().timestamp_millis();
+    assert!((started - 300_000..started - 300_000 + 5_000).contains(&first_ms), "{targets:?}");
+    assert!(targets[0].starts_with("/v1.1/Observations?$top=1&$filter=") && targets[0].contains("&$expand=Datastream"), "{targets:?}");
+    // The next page, asked again after the 500 and after the garbage, and only then a new poll
+    // from the newest time the whole sequence carried.
+    let next = "/v1.1/Observations?$skip=1&$top=1";
+    assert_eq!(&targets[1..4], [next, next, next], "{targets:?}");
+    assert!(targets[4..].iter().all(|t| t.contains(&since(t2))), "{targets:?}");
+
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let mut stored = Vec::new();
+    store.for_each(summary.run, |o| stored.push((o.observed_ms, o.fields["result"].as_f64().unwrap()))).unwrap();
+    stored.sort_by_key(|o| o.0);
+    assert_eq!(stored, [(t1, 231.0), (t2, 229.0)], "each reading once");
+    let reasons: Vec<String> = store.quarantine(summary.run).unwrap().iter().map(|q| format!("{} {}", q.place, q.reason)).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].starts_with("transport GET ") && reasons[0].contains("HTTP 500"), "{reasons:?}");
+    assert!(reasons[1].starts_with("$ ") && reasons[1].contains("not JSON"), "{reasons:?}");
+}

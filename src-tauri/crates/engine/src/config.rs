@@ -257,7 +257,7 @@ impl LiveConfig {
             let expected = match &f.transport {
                 Transport::HttpPoll { url, urls, interval_s, timeout_s, headers, lookback_s, max_pages } => {
                     let field = if url.is_some() { "transport.url" } else { "transport.urls" };
-                    if url.is_some() == !urls.is_empty() {
+                    if url.is_some() != urls.is_empty() {
                         return Err(err(field, "give exactly one of url (one URL) and urls (a list of URLs)".into()));
                     }
                     for url in f.transport.poll_urls() {

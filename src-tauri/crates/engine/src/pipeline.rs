@@ -7,9 +7,9 @@ use std::path::Path;
 use cityops_core::model::{Layer, Millis, Observation};
 use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
-use cityops_core::tape::{FeedFormat, TapeIssue, TapeMessage};
+use cityops_core::tape::{TapeIssue, TapeMessage};
 
-use crate::feeds::{self, Adapter, AdapterConfigError, MessageContext};
+use crate::feeds::{self, AdapterConfigError, FeedAdapters, MessageContext};
 use crate::store::{QuarantineEntry, RunId, Store, StoreError};
 
 /// Rows buffered before a group commit is forced.
@@ -30,7 +30,7 @@ pub struct IngestStats {
 /// extension table for a drop folder declared `auto`.
 struct Feed {
     spec: FeedSpec,
-    adapters: Vec<(FeedFormat, Box<dyn Adapter>)>,
+    adapters: FeedAdapters,
 }
 
 /// What became of one message.

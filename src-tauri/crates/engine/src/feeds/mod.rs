@@ -106,11 +106,14 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
     }
 }
 
+/// A feed's adapters, each with the message format it decodes.
+pub type FeedAdapters = Vec<(FeedFormat, Box<dyn Adapter>)>;
+
 /// The adapters of a feed, one per format its messages may carry: the declared format's alone,
 /// or for `format = "auto"` one per format of [`FeedFormat::EXTENSIONS`]. An `auto` feed's
 /// mapping is a table per format name (`[feeds.mapping.cap]`), because each adapter reads its
 /// own keys and refuses the others'.
-pub fn adapters_for(spec: &FeedSpec, base_dir: &Path) -> Result<Vec<(FeedFormat, Box<dyn Adapter>)>, AdapterConfigError> {
+pub fn adapters_for(spec: &FeedSpec, base_dir: &Path) -> Result<FeedAdapters, AdapterConfigError> {
     if spec.format != FeedFormat::ByExtension {
         return Ok(vec![(spec.format, adapter_for(spec, base_dir)?)]);
     }
@@ -177,4 +180,32 @@ pub fn checked_decode(adapter: &mut dyn Adapter, ctx: MessageContext<'_>, body: 
         });
     }
     adapter.decode(ctx, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cityops_core::model::Layer;
+
+    fn spec(format: FeedFormat, mapping: serde_json::Value) -> FeedSpec {
+        FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping }
+    }
+
+    #[test]
+    fn an_auto_feed_has_one_adapter_per_extension_format_with_its_own_mapping() {
+        let base = Path::new(".");
+        let formats: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(formats, [FeedFormat::GeoJson, FeedFormat::Cap, FeedFormat::Cot, FeedFormat::GtfsRt]);
+        let declared: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::Cot, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(declared, [FeedFormat::Cot]);
+        assert!(adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"cap": {"fallback_position": [24.9, 60.1]}})), base).is_ok());
+
+        // Errors name the per-format table, so the operator finds the key in the file.
+        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"fallback_position": [24.9, 60.1]})), base).err().unwrap();
+        assert_eq!(e.field, "mapping.fallback_position");
+        assert!(e.reason.contains("geojson, cap, cot, gtfs-rt"), "{e}");
+        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"gtfs-rt": {"gtfs_static": "nope.zip"}})), base).err().unwrap();
+        assert_eq!(e.field, "mapping.gtfs-rt.gtfs_static");
+        assert!(adapter_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).is_err());
+    }
 }

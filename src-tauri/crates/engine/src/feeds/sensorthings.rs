@@ -29,10 +29,12 @@
 //! property is refused, since a silent `normal` would hide a broken sensor.
 //!
 //! # Polling
-//! [`filter_since`] is the query string to poll with; [`next_link`] reads the next page's URL.
-//! The `$filter` uses `gt` on the last phenomenonTime seen, so an observation that arrives
-//! later with exactly that time is missed (`ge` would instead repeat one observation per
-//! poll). Paging follows `@iot.nextLink`.
+//! [`filter_since`] is the query string to poll with; [`next_link`] reads the next page's URL
+//! and [`newest_time`] the time a poll's watermark moves to. The http-poll transport
+//! (`live::http_poll`) does the polling: per configured URL, a watermark, bounded paging. The
+//! `$filter` uses `gt` on the last phenomenonTime seen, so an observation that arrives later
+//! with exactly that time is missed (`ge` would instead repeat one observation per poll).
+//! Paging follows `@iot.nextLink`.
 //!
 //! The real server in the tests, django-ogc-sensorthings 1.2.0, has four bugs a transport
 //! must work around (each seen in `tests/sensorthings_live.rs`):
@@ -43,7 +45,9 @@
 //!    with `$top=1`.
 //! 2. Paging under a navigation path (`/Datastreams('{id}')/Observations?...&$top=1&$skip=1`)
 //!    repeats items; paging on the top-level `/Observations` works. So per-datastream polls
-//!    take one page (the server's `MAX_TOP`, 100 by default) and poll again sooner.
+//!    must fit one page (the server's `MAX_TOP`, 100 by default) per poll interval: choose the
+//!    interval so a datastream produces fewer readings than that between polls, or poll
+//!    `/Observations?$top=1` with a `max_pages` large enough.
 //! 3. `$orderby=phenomenonTime` (asc or desc) answers 500 (`resultTime` works), so
 //!    [`filter_since`] sets no order and results arrive in none promised.
 //! 4. POSTing an interval `phenomenonTime` (`start/end`) answers 500; the adapter still reads

@@ -273,6 +273,11 @@ impl LiveConfig {
                             return Err(err(field, format!("{url:?}: a SensorThings poll adds its own $filter (on phenomenonTime) and $expand; leave them out")));
                         }
                     }
+                    // The adapter refuses readings more than a year from their arrival, so a
+                    // longer lookback could only fetch what is then refused.
+                    if lookback_s.is_some_and(|s| s > 365 * 86_400) {
+                        return Err(err("transport.lookback_s", "at most 31536000 (a year)".into()));
+                    }
                     if *max_pages == Some(0) {
                         return Err(err("transport.max_pages", "must be at least 1".into()));
                     }
@@ -437,6 +442,8 @@ max_pages = 3
         assert_eq!(parse(&bad).unwrap_err().field, "feeds[0].transport.urls");
         let own_filter = STA.replace("Datastreams('2')/Observations", "Observations?$filter=result%20gt%201");
         assert!(parse(&own_filter).unwrap_err().reason.contains("adds its own $filter"));
+        let far = STA.replace("lookback_s = 60", "lookback_s = 99999999999");
+        assert_eq!(parse(&far).unwrap_err().field, "feeds[0].transport.lookback_s");
         let zero = STA.replace("max_pages = 3", "max_pages = 0");
         assert_eq!(parse(&zero).unwrap_err().field, "feeds[0].transport.max_pages");
         let not_sta = STA.replace("\"sensorthings\"", "\"geojson\"");

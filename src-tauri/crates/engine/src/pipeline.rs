@@ -138,17 +138,21 @@ impl Pipeline {
                 body: msg.body.clone(),
             });
         };
-        match self.feeds.get_mut(&msg.feed) {
-            None => {
+        // The adapter of the message's format: the feed's one, or for an `auto` feed the one its
+        // file extension selected.
+        let feed = self.feeds.get_mut(&msg.feed);
+        let index = feed.as_ref().and_then(|f| f.adapters.iter().position(|(format, _)| *format == msg.format));
+        match (feed, index) {
+            (None, _) => {
                 tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed that is not declared");
                 refuse(&mut self.pending_quarantine, "$".into(), format!("feed {:?} is not declared", msg.feed));
             }
-            Some(Feed { spec, adapters }) if !adapters.iter().any(|(f, _)| *f == msg.format) => {
+            (Some(Feed { spec, .. }), None) => {
                 let reason = format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str());
                 refuse(&mut self.pending_quarantine, "$".into(), reason);
             }
-            Some(Feed { spec, adapters }) => {
-                let adapter = &mut adapters.iter_mut().find(|(f, _)| *f == msg.format).expect("the guard above found this format").1;
+            (Some(Feed { spec, adapters }), Some(k)) => {
+                let adapter = &mut adapters[k].1;
                 let ctx = MessageContext {
                     feed: &spec.id,
                     layer: spec.layer,

@@ -35,10 +35,16 @@ pub enum FeedFormat {
     /// JSON telemetry objects published on MQTT topics.
     #[serde(rename = "mqtt-json")]
     MqttJson,
+    /// Not a payload standard but a feed declaration: a drop folder whose files each take
+    /// their format from their extension ([`FeedFormat::from_extension`]). It is valid only as
+    /// the declared format of a feed (config and manifest); a message always carries the
+    /// format it was resolved to, so a tape line or `cityops decode` never names it.
+    #[serde(rename = "auto")]
+    ByExtension,
 }
 
 impl FeedFormat {
-    /// Every known format.
+    /// Every payload format a message can carry (so not `auto`, which only a feed declares).
     pub const ALL: [FeedFormat; 6] = [
         FeedFormat::GeoJson,
         FeedFormat::Cap,
@@ -57,7 +63,25 @@ impl FeedFormat {
             FeedFormat::GtfsRt => "gtfs-rt",
             FeedFormat::SensorThings => "sensorthings",
             FeedFormat::MqttJson => "mqtt-json",
+            FeedFormat::ByExtension => "auto",
         }
+    }
+
+    /// The formats a drop folder declared `format = "auto"` reads, each with the file
+    /// extensions (lower case, without the dot) that select it. SensorThings and MQTT JSON are
+    /// not in it: their bodies are plain `.json` and would be indistinguishable from GeoJSON.
+    pub const EXTENSIONS: [(FeedFormat, &'static [&'static str]); 4] = [
+        (FeedFormat::GeoJson, &["geojson", "json"]),
+        (FeedFormat::Cap, &["cap", "xml"]),
+        (FeedFormat::Cot, &["cot"]),
+        (FeedFormat::GtfsRt, &["pb", "pbf"]),
+    ];
+
+    /// The format a file's extension selects in an `auto` drop folder (case-insensitive), or
+    /// `None` for an extension the table does not list.
+    pub fn from_extension(ext: &str) -> Option<FeedFormat> {
+        let ext = ext.to_ascii_lowercase();
+        FeedFormat::EXTENSIONS.iter().find(|(_, exts)| exts.contains(&ext.as_str())).map(|(f, _)| *f)
     }
 }
 
@@ -198,6 +222,17 @@ pub fn format_line(msg: &TapeMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_select_formats_and_auto_is_never_a_message_format() {
+        assert_eq!(FeedFormat::from_extension("GeoJSON"), Some(FeedFormat::GeoJson));
+        assert_eq!(FeedFormat::from_extension("xml"), Some(FeedFormat::Cap));
+        assert_eq!(FeedFormat::from_extension("pbf"), Some(FeedFormat::GtfsRt));
+        assert_eq!(FeedFormat::from_extension("cot"), Some(FeedFormat::Cot));
+        assert_eq!(FeedFormat::from_extension("csv"), None);
+        // A tape line naming "auto" is refused: every recorded message carries a real format.
+        assert_eq!("auto".parse::<FeedFormat>(), Err(TapeLineError::UnknownFormat("auto".into())));
+    }
 
     #[test]
     fn good_and_bad_lines() {

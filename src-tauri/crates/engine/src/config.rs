@@ -74,10 +74,16 @@ impl ValueRef {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Transport {
-    /// GET a URL every `interval_s` seconds; each answer body is one message.
+    /// GET a URL (or several) every `interval_s` seconds; each answer body is one message. A
+    /// SensorThings feed polls incrementally instead: see `live::http_poll`.
     HttpPoll {
-        /// What to fetch (http or https).
-        url: String,
+        /// What to fetch (http or https). Exactly one of `url` and `urls` is given.
+        #[serde(default)]
+        url: Option<String>,
+        /// Several URLs, each polled every interval as if it were the feed's only `url` (for
+        /// SensorThings: one `Datastreams('id')/Observations` collection per datastream).
+        #[serde(default)]
+        urls: Vec<String>,
         /// Seconds between polls.
         interval_s: u64,
         /// Seconds before a request counts as hung.
@@ -86,6 +92,13 @@ pub enum Transport {
         /// Request headers; credentials only as `{ env = "NAME" }`.
         #[serde(default)]
         headers: BTreeMap<String, ValueRef>,
+        /// SensorThings only: how far back the first poll reaches, in seconds (default 600).
+        #[serde(default)]
+        lookback_s: Option<u64>,
+        /// SensorThings only: how many `@iot.nextLink` pages one poll follows (default 10); the
+        /// rest are read from where it stopped at the next poll.
+        #[serde(default)]
+        max_pages: Option<u32>,
     },
     /// Subscribe to MQTT topics; each publish is one message, its topic kept with it.
     Mqtt {
@@ -121,6 +134,15 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The URLs an `http-poll` transport polls (`url`, or else `urls`); empty for others.
+    pub fn poll_urls(&self) -> Vec<String> {
+        match self {
+            Transport::HttpPoll { url: Some(url), .. } => vec![url.clone()],
+            Transport::HttpPoll { urls, .. } => urls.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The transport's `type` name, as the file and feed health spell it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -229,10 +251,35 @@ impl LiveConfig {
             if f.id.trim().is_empty() || !seen.insert(f.id.clone()) {
                 return Err(err("id", format!("{:?} is empty or used twice", f.id)));
             }
+            if f.format == FeedFormat::ByExtension && !matches!(f.transport, Transport::FileDrop { .. }) {
+                return Err(err("format", format!("\"auto\" (format by file extension) is for file-drop feeds only, not {}", f.transport.kind())));
+            }
             let expected = match &f.transport {
-                Transport::HttpPoll { url, interval_s, timeout_s, headers } => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(err("transport.url", format!("{url:?} is not an http(s) URL")));
+                Transport::HttpPoll { url, urls, interval_s, timeout_s, headers, lookback_s, max_pages } => {
+                    let field = if url.is_some() { "transport.url" } else { "transport.urls" };
+                    if url.is_some() != urls.is_empty() {
+                        return Err(err(field, "give exactly one of url (one URL) and urls (a list of URLs)".into()));
+                    }
+                    for url in f.transport.poll_urls() {
+                        if !(url.starts_with("http://") || url.starts_with("https://")) {
+                            return Err(err(field, format!("{url:?} is not an http(s) URL")));
+                        }
+                    }
+                    if f.format != FeedFormat::SensorThings && (lookback_s.is_some() || max_pages.is_some()) {
+                        return Err(err("transport", "lookback_s and max_pages are for incremental SensorThings polls (format = \"sensorthings\")".into()));
+                    }
+                    if f.format == FeedFormat::SensorThings {
+                        if let Some(url) = f.transport.poll_urls().into_iter().find(|u| u.contains("$filter") || u.contains("$expand")) {
+                            return Err(err(field, format!("{url:?}: a SensorThings poll adds its own $filter (on phenomenonTime) and $expand; leave them out")));
+                        }
+                    }
+                    // The adapter refuses readings more than a year from their arrival, so a
+                    // longer lookback could only fetch what is then refused.
+                    if lookback_s.is_some_and(|s| s > 365 * 86_400) {
+                        return Err(err("transport.lookback_s", "at most 31536000 (a year)".into()));
+                    }
+                    if *max_pages == Some(0) {
+                        return Err(err("transport.max_pages", "must be at least 1".into()));
                     }
                     if *interval_s == 0 || *timeout_s == 0 {
                         return Err(err("transport", "interval_s and timeout_s must be at least 1".into()));
@@ -329,7 +376,8 @@ dir = "inbox"
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/feeds/example.toml");
         let c = LiveConfig::load(&path).unwrap();
         let kinds: Vec<&str> = c.feeds.iter().map(|f| f.transport.kind()).collect();
-        assert_eq!(kinds, ["http-poll", "mqtt", "tcp", "file-drop"]);
+        assert_eq!(kinds, ["http-poll", "http-poll", "mqtt", "tcp", "file-drop"]);
+        assert_eq!((c.feeds[1].spec.format, c.feeds[4].spec.format), (FeedFormat::SensorThings, FeedFormat::ByExtension));
     }
 
     #[test]
@@ -353,5 +401,53 @@ dir = "inbox"
 
         let bad_format = GOOD.replace("format = \"geojson\"\nname", "format = \"kml\"\nname");
         assert!(parse(&bad_format).unwrap_err().reason.contains("kml"));
+    }
+
+    #[test]
+    fn auto_format_is_for_drop_folders_only() {
+        let drop_auto = GOOD.replace("format = \"geojson\"\nstale_after_s", "format = \"auto\"\nstale_after_s");
+        assert_eq!(parse(&drop_auto).unwrap().feeds[1].spec.format, FeedFormat::ByExtension);
+        let poll_auto = GOOD.replace("format = \"geojson\"\nname", "format = \"auto\"\nname");
+        let e = parse(&poll_auto).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "feeds[0].format"), "{e}");
+        assert!(e.reason.contains("file-drop"), "{e}");
+    }
+
+    const STA: &str = r#"
+[[feeds]]
+id = "scada-sta"
+layer = "utility"
+format = "sensorthings"
+[feeds.transport]
+type = "http-poll"
+urls = ["http://127.0.0.1:9/v1.1/Datastreams('1')/Observations", "http://127.0.0.1:9/v1.1/Datastreams('2')/Observations"]
+interval_s = 5
+lookback_s = 60
+max_pages = 3
+"#;
+
+    #[test]
+    fn sensorthings_polls_take_urls_a_lookback_and_a_page_limit() {
+        let c = parse(STA).unwrap();
+        assert_eq!(c.feeds[0].transport.poll_urls().len(), 2);
+        let Transport::HttpPoll { lookback_s, max_pages, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
+        assert_eq!((*lookback_s, *max_pages), (Some(60), Some(3)));
+
+        let both = STA.replace("interval_s = 5", "url = \"http://127.0.0.1:9/v1.1/Observations\"\ninterval_s = 5");
+        let e = parse(&both).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(2), "feeds[0].transport.url"), "{e}");
+        let neither = STA.replace("urls = [", "# urls = [");
+        assert!(parse(&neither).unwrap_err().reason.contains("exactly one of url"));
+        let bad = STA.replace("http://127.0.0.1:9/v1.1/Datastreams('2')", "ftp://x");
+        assert_eq!(parse(&bad).unwrap_err().field, "feeds[0].transport.urls");
+        let own_filter = STA.replace("Datastreams('2')/Observations", "Observations?$filter=result%20gt%201");
+        assert!(parse(&own_filter).unwrap_err().reason.contains("adds its own $filter"));
+        let far = STA.replace("lookback_s = 60", "lookback_s = 99999999999");
+        assert_eq!(parse(&far).unwrap_err().field, "feeds[0].transport.lookback_s");
+        let zero = STA.replace("max_pages = 3", "max_pages = 0");
+        assert_eq!(parse(&zero).unwrap_err().field, "feeds[0].transport.max_pages");
+        let not_sta = STA.replace("\"sensorthings\"", "\"geojson\"");
+        let e = parse(&not_sta).unwrap_err();
+        assert!((e.field.as_str(), e.reason.contains("lookback_s")) == ("feeds[0].transport", true), "{e}");
     }
 }

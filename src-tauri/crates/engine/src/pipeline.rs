@@ -9,7 +9,7 @@ use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::{TapeIssue, TapeMessage};
 
-use crate::feeds::{self, Adapter, AdapterConfigError, MessageContext};
+use crate::feeds::{self, AdapterConfigError, FeedAdapters, MessageContext};
 use crate::store::{QuarantineEntry, RunId, Store, StoreError};
 
 /// Rows buffered before a group commit is forced.
@@ -26,10 +26,11 @@ pub struct IngestStats {
     pub rejected: u64,
 }
 
-/// A declared feed and its adapter.
+/// A declared feed and its adapters: one for a declared format, one per format of the
+/// extension table for a drop folder declared `auto`.
 struct Feed {
     spec: FeedSpec,
-    adapter: Box<dyn Adapter>,
+    adapters: FeedAdapters,
 }
 
 /// What became of one message.
@@ -60,8 +61,8 @@ impl Pipeline {
     pub fn new(store: Store, run: RunId, specs: &[FeedSpec], base_dir: &Path) -> Result<Pipeline, AdapterConfigError> {
         let mut feeds = HashMap::new();
         for spec in specs {
-            let adapter = feeds::adapter_for(spec, base_dir)?;
-            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapter });
+            let adapters = feeds::adapters_for(spec, base_dir)?;
+            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapters });
         }
         Ok(Pipeline {
             store,
@@ -137,16 +138,21 @@ impl Pipeline {
                 body: msg.body.clone(),
             });
         };
-        match self.feeds.get_mut(&msg.feed) {
-            None => {
+        // The adapter of the message's format: the feed's one, or for an `auto` feed the one its
+        // file extension selected.
+        let feed = self.feeds.get_mut(&msg.feed);
+        let index = feed.as_ref().and_then(|f| f.adapters.iter().position(|(format, _)| *format == msg.format));
+        match (feed, index) {
+            (None, _) => {
                 tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed that is not declared");
                 refuse(&mut self.pending_quarantine, "$".into(), format!("feed {:?} is not declared", msg.feed));
             }
-            Some(Feed { spec, .. }) if spec.format != msg.format => {
+            (Some(Feed { spec, .. }), None) => {
                 let reason = format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str());
                 refuse(&mut self.pending_quarantine, "$".into(), reason);
             }
-            Some(Feed { spec, adapter }) => {
+            (Some(Feed { spec, adapters }), Some(k)) => {
+                let adapter = &mut adapters[k].1;
                 let ctx = MessageContext {
                     feed: &spec.id,
                     layer: spec.layer,

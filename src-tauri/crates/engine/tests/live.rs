@@ -8,7 +8,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cityops_core::model::Layer;
+use cityops_core::scenario::FeedSpec;
+use cityops_core::tape::FeedFormat;
 use cityops_engine::config::LiveConfig;
+use cityops_engine::feeds::MessageContext;
 use cityops_engine::headless;
 use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
 use cityops_engine::store::Store;
@@ -396,4 +400,191 @@ fallback_position = [24.9384, 60.1699]
     assert!(events.iter().any(|e| e.contains("EQ") || e.to_lowercase().contains("earthquake")), "{events:?}");
     let quarantine = store.quarantine(summary.run).unwrap();
     assert!(quarantine.iter().any(|q| q.reason.contains("missing.xml") && q.reason.contains("404")), "{:?}", quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>());
+}
+
+/// The real MiWay capture with its timestamps moved to now: it is older than the adapters'
+/// one-year window, and a live feed is judged against the time it arrives.
+fn fresh_gtfs_rt(capture: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let mut feed = gtfs_realtime::FeedMessage::decode(capture).expect("the MiWay capture decodes");
+    let now = chrono::Utc::now().timestamp() as u64;
+    let shift = now - feed.header.timestamp.expect("the capture has a header timestamp");
+    feed.header.timestamp = Some(now);
+    for e in &mut feed.entity {
+        if let Some(t) = e.vehicle.as_mut().and_then(|v| v.timestamp.as_mut()) {
+            *t += shift;
+        }
+    }
+    feed.encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_drop_folder_reads_each_file_by_its_extension_and_refuses_unknown_ones() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data");
+    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let quake = std::fs::read(data.join("cap/v1dot2_appendix_adot3.xml")).unwrap();
+    let vehicles = fresh_gtfs_rt(&std::fs::read(data.join("gtfs-rt/miway/VehiclePositions.pb")).unwrap());
+    let unit = r#"<?xml version="1.0" encoding="UTF-8"?><event version="2.0" uid="HEL-1" type="a-f-G-U-C" how="m-g" time="2026-11-26T19:10:00Z" start="2026-11-26T19:10:00Z" stale="2036-11-26T19:16:00Z"><point lat="60.172" lon="24.944" hae="1" ce="9" le="9"/><detail><contact callsign="HEL-1"/></detail></event>"#;
+    let dir = tempfile::tempdir().unwrap();
+    // The CAP adapter's mapping sits in its own table: each format's adapter reads only its own.
+    let config = r#"
+[[feeds]]
+id = "inbox"
+layer = "alerts"
+format = "auto"
+[feeds.transport]
+type = "file-drop"
+dir = "inbox"
+[feeds.mapping.cap]
+fallback_position = [24.9384, 60.1699]
+"#;
+    let live = start(dir.path(), config, "live.db", Some("tape.ndjson")).await;
+    let inbox = dir.path().join("inbox");
+    let files: [(&str, Vec<u8>); 5] = [
+        ("report.GeoJSON", feature("report/1", "report.outage", "minor").into_bytes()),
+        ("quake.xml", quake.clone()),
+        ("unit.cot", unit.as_bytes().to_vec()),
+        ("vehicles.pb", vehicles.clone()),
+        ("notes.csv", b"id,kind\n1,outage\n".to_vec()),
+    ];
+    for (name, body) in &files {
+        std::fs::write(inbox.join(name), body).unwrap();
+    }
+    live.until("every file moved out of the folder", |_| {
+        files.iter().all(|(name, _)| inbox.join("processed").join(name).exists() || inbox.join("rejected").join(name).exists())
+    })
+    .await;
+    let summary = live.stop().await;
+    assert!(inbox.join("rejected/notes.csv").exists());
+    assert_eq!(summary.stats.messages, 4, "the unknown file is not a message");
+
+    // Each file was decoded by the adapter of its extension's format: the live run stored what
+    // that adapter yields for the same bytes.
+    let spec = |format: FeedFormat, mapping: serde_json::Value| FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping };
+    let now = chrono::Utc::now().timestamp_millis();
+    let expected = |format, mapping, body: &[u8]| {
+        let ctx = MessageContext { feed: "inbox", layer: Layer::Alerts, seq: 1, received_ms: now, topic: None };
+        cityops_engine::feeds::decode_once(&spec(format, mapping), Path::new("."), ctx, body).unwrap().observations.len()
+    };
+    let cap_mapping = serde_json::json!({"fallback_position": [24.9384, 60.1699]});
+    let (n_cap, n_gtfs) = (expected(FeedFormat::Cap, cap_mapping, &quake), expected(FeedFormat::GtfsRt, serde_json::Value::Null, &vehicles));
+    assert!(n_cap >= 1 && n_gtfs > 10, "{n_cap} CAP areas, {n_gtfs} vehicles");
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let mut stored = Vec::new();
+    store.for_each(summary.run, |o| stored.push(o.clone())).unwrap();
+    let count = |f: &dyn Fn(&cityops_core::model::Observation) -> bool| stored.iter().filter(|o| f(o)).count();
+    assert_eq!(count(&|o| o.entity == "report/1"), 1, "the GeoJSON report");
+    assert_eq!(count(&|o| o.entity.contains("HEL-1")), 1, "the CoT unit");
+    assert_eq!(count(&|o| o.fields.contains_key("event")), n_cap, "the CAP areas");
+    assert_eq!(stored.len(), 1 + 1 + n_cap + n_gtfs, "and the GTFS-RT vehicles");
+
+    // The unknown extension is one quarantine entry that names the file.
+    let quarantine = store.quarantine(summary.run).unwrap();
+    let reasons: Vec<&str> = quarantine.iter().map(|q| q.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].starts_with("file notes.csv: unknown extension .csv"), "{reasons:?}");
+
+    // The tape carries each message's resolved format and replays to the same observations.
+    let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
+    let mut formats: Vec<String> = tape.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["format"].as_str().unwrap().to_owned()).collect();
+    formats.sort();
+    assert_eq!(formats, ["cap", "cot", "geojson", "gtfs-rt"]);
+    let (live_hash, live_count) = headless::observation_set_hash(&store, summary.run).unwrap();
+    assert_eq!(live_count as usize, stored.len());
+    let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
+    assert_eq!((replayed.accepted as usize, replayed.observation_set_hash), (stored.len(), live_hash));
+}
+
+/// One SensorThings Observation as a server answers it with the transport's `$expand`.
+fn sta_observation(id: u32, time_ms: i64, result: f64) -> serde_json::Value {
+    let time = chrono::DateTime::from_timestamp_millis(time_ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    serde_json::json!({"@iot.id": id, "phenomenonTime": time, "result": result, "Datastream": {"@iot.id": 7, "name": "F2 voltage",
+        "unitOfMeasurement": {"symbol": "V"}, "ObservedProperty": {"name": "voltage"},
+        "Thing": {"name": "Feeder F2", "Locations": [{"location": {"type": "Point", "coordinates": [24.9431, 60.1712]}}]}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensorthings_poll_retries_the_page_that_failed_and_then_moves_its_watermark() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+    let (t1, t2) = (now - 120_000, now - 60_000);
+    let page1 = serde_json::json!({"value": [sta_observation(1, t1, 231.0)], "@iot.nextLink": format!("http://{addr}/v1.1/Observations?$skip=1&$top=1")});
+    let page2 = serde_json::json!({"value": [sta_observation(2, t2, 229.0)]});
+    let script = vec![
+        Answer::Ok(page1.to_string()),
+        Answer::Status(500, "internal error".into()),
+        Answer::Ok("<html>maintenance</html>".into()),
+        Answer::Ok(page2.to_string()),
+        Answer::Ok(r#"{"value": []}"#.into()),
+    ];
+    // The server answers from the script in order and notes each request's target.
+    let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (log, script) = (targets.clone(), Arc::new(Mutex::new(script)));
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            log.lock().unwrap().push(head.split_whitespace().nth(1).unwrap_or("").to_owned());
+            let answer = {
+                let mut s = script.lock().unwrap();
+                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+            };
+            let (status, body) = match answer {
+                Answer::Ok(b) => (200, b),
+                Answer::Status(s, b) => (s, b),
+                Answer::Hang => unreachable!("not scripted here"),
+            };
+            let head = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        }
+    });
+    let config = format!(
+        r#"
+[[feeds]]
+id = "sta"
+layer = "utility"
+format = "sensorthings"
+[feeds.transport]
+type = "http-poll"
+url = "http://{addr}/v1.1/Observations?$top=1"
+interval_s = 1
+lookback_s = 300
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let started = chrono::Utc::now().timestamp_millis();
+    let live = start(dir.path(), &config, "live.db", None).await;
+    live.until("a poll after the second page", |_| targets.lock().unwrap().len() >= 6).await;
+    let h = live.feed("sta");
+    let summary = live.stop().await;
+    server.abort();
+    assert!(h.failures >= 1 && h.connected, "{h:?}");
+
+    let targets = targets.lock().unwrap().clone();
+    let since = |t: i64| format!("$filter=phenomenonTime%20gt%20{}", cityops_engine::feeds::mapping::rfc3339(t));
+    // The first poll reaches back lookback_s from the start (to the second: the watermark is
+    // taken when the transport starts, a moment after `started`).
+    let first = targets[0].split("%20gt%20").nth(1).and_then(|rest| rest.split('&').next()).unwrap();
+    let first_ms = chrono::DateTime::parse_from_rfc3339(first).unwrap().timestamp_millis();
+    assert!((started - 300_000..started - 300_000 + 5_000).contains(&first_ms), "{targets:?}");
+    assert!(targets[0].starts_with("/v1.1/Observations?$top=1&$filter=") && targets[0].contains("&$expand=Datastream"), "{targets:?}");
+    // The next page, asked again after the 500 and after the garbage, and only then a new poll
+    // from the newest time the whole sequence carried.
+    let next = "/v1.1/Observations?$skip=1&$top=1";
+    assert_eq!(&targets[1..4], [next, next, next], "{targets:?}");
+    assert!(targets[4..].iter().all(|t| t.contains(&since(t2))), "{targets:?}");
+
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let mut stored = Vec::new();
+    store.for_each(summary.run, |o| stored.push((o.observed_ms, o.fields["result"].as_f64().unwrap()))).unwrap();
+    stored.sort_by_key(|o| o.0);
+    assert_eq!(stored, [(t1, 231.0), (t2, 229.0)], "each reading once");
+    let reasons: Vec<String> = store.quarantine(summary.run).unwrap().iter().map(|q| format!("{} {}", q.place, q.reason)).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].starts_with("transport GET ") && reasons[0].contains("HTTP 500"), "{reasons:?}");
+    assert!(reasons[1].starts_with("$ ") && reasons[1].contains("not JSON"), "{reasons:?}");
 }

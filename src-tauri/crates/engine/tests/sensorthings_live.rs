@@ -1,9 +1,10 @@
-//! The SensorThings adapter against a real SensorThings v1.1 server: PyPI
+//! The SensorThings transport and adapter against a real SensorThings v1.1 server: PyPI
 //! django-ogc-sensorthings 1.2.0, started on a free loopback port by
 //! `tests/peers/sensorthings/run.sh`. The test creates Things, Locations, Datastreams, Sensors
-//! and ObservedProperties by deep insert and Observations by POST, then polls them with the
-//! adapter's own query (`filter_since`), follows `@iot.nextLink`, and decodes what the server
-//! answered.
+//! and ObservedProperties by deep insert and Observations by POST at several times, while
+//! `live::run` polls the server through the configured http-poll transport (incremental
+//! `$filter` on phenomenonTime, `$expand`, `@iot.nextLink` pages), and then reads what the live
+//! run stored.
 //!
 //! There is no skip: when Python, venv or pip cannot set the server up, the test fails and
 //! prints the server's log, which says why.
@@ -14,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cityops_core::model::{GeoPoint, Layer, Severity};
-use cityops_core::scenario::FeedSpec;
-use cityops_core::tape::FeedFormat;
-use cityops_engine::feeds::sensorthings::{filter_since, next_link};
-use cityops_engine::feeds::{adapter_for, MessageContext};
+use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_engine::config::LiveConfig;
+use cityops_engine::feeds::sensorthings::filter_since;
+use cityops_engine::headless;
+use cityops_engine::live::{self, Health, LiveOptions};
+use cityops_engine::store::Store;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 /// The server process; it is killed (by its own id) when the test ends, however it ends.
 struct Peer {
@@ -134,109 +137,171 @@ fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-#[test]
-fn polls_a_real_sensorthings_server_with_the_adapters_query() {
-    let peer = Peer::start();
+/// Runs blocking work (the peer's plain-socket requests) without stalling the runtime the
+/// live run is on.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// Waits up to a minute for `ok`, then fails with the feeds' health.
+async fn until(health: &Health, what: &str, ok: impl Fn() -> bool) {
+    for _ in 0..600 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}; health: {:?}", health.snapshot(chrono::Utc::now().timestamp_millis()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_poll_transport_reads_a_real_sensorthings_server_incrementally() {
+    let peer = blocking(Peer::start);
     let api = "/sensorthings/v1.1";
-    peer.post(&format!("{api}/Things"), thing("Feeder F2", 24.9431, 60.1712, "voltage", "V"));
-    peer.post(&format!("{api}/Things"), thing("Pump P7", 24.9601, 60.1987, "pressure", "bar"));
+    let (voltage, pressure) = blocking(|| {
+        peer.post(&format!("{api}/Things"), thing("Feeder F2", 24.9431, 60.1712, "voltage", "V"));
+        peer.post(&format!("{api}/Things"), thing("Pump P7", 24.9601, 60.1987, "pressure", "bar"));
+        // The datastream ids the server chose, by name. (Things -> Datastreams is a to-many
+        // expansion, which this server gets right; see the canary below for the to-one case.)
+        let (status, _, body) = peer.get(&format!("{api}/Things?$expand=Datastreams"));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let listing: Value = serde_json::from_slice(&body).unwrap();
+        let ds = |name: &str| -> String {
+            let all = listing["value"].as_array().into_iter().flatten().flat_map(|t| t["Datastreams"].as_array().into_iter().flatten());
+            let found = all.into_iter().find(|d| d["name"] == name);
+            found.unwrap_or_else(|| panic!("no datastream {name:?} in {listing}"))["@iot.id"].as_str().unwrap().to_owned()
+        };
+        (ds("Feeder F2 voltage"), ds("Pump P7 pressure"))
+    });
+    let post = |t: i64, ds: &str, result: f64| blocking(|| peer.post(&format!("{api}/Observations"), json!({"phenomenonTime": iso(t), "result": result, "Datastream": {"@iot.id": ds}})));
 
-    // The datastream ids the server chose, by name. (Things -> Datastreams is a to-many
-    // expansion, which this server gets right; see the canary below for the to-one case.)
-    let (status, _, body) = peer.get(&format!("{api}/Things?$expand=Datastreams"));
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let listing: Value = serde_json::from_slice(&body).unwrap();
-    let ds = |name: &str| -> String {
-        let all = listing["value"].as_array().into_iter().flatten().flat_map(|t| t["Datastreams"].as_array().into_iter().flatten());
-        let found = all.into_iter().find(|d| d["name"] == name);
-        found.unwrap_or_else(|| panic!("no datastream {name:?} in {listing}"))["@iot.id"].as_str().unwrap().to_owned()
-    };
-    let (voltage, pressure) = (ds("Feeder F2 voltage"), ds("Pump P7 pressure"));
-
+    // Whole seconds, because the server stores phenomenonTime to the second.
     let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
-    let t0 = now - 600_000;
-    let readings = [(t0 - 60_000, &voltage, 229.0), (t0 + 60_000, &voltage, 231.5), (t0 + 120_000, &voltage, 190.0), (t0 + 180_000, &pressure, 1.2)];
-    for (t, ds, result) in readings {
-        peer.post(&format!("{api}/Observations"), json!({"phenomenonTime": iso(t), "result": result, "Datastream": {"@iot.id": ds}}));
+    // Older than the 600 s lookback: never delivered.
+    post(now - 900_000, &voltage, 229.0);
+    // The first batch, there before the feed starts.
+    let first = [(now - 300_000, &voltage, 231.5), (now - 240_000, &voltage, 190.0), (now - 200_000, &pressure, 1.2)];
+    for (t, ds, result) in first {
+        post(t, ds, result);
     }
 
-    let spec = FeedSpec {
-        id: "scada-sta".into(),
-        layer: Layer::Utility,
-        format: FeedFormat::SensorThings,
-        name: String::new(),
-        mapping: json!({
-            "kinds": {"voltage": "feeder.voltage", "pressure": "water.pressure"},
-            "thresholds": [
-                {"property": "voltage", "below": 200.0, "severity": "severe", "kind": "feeder.voltage_low"},
-                {"property": "pressure", "below": 2.0, "severity": "moderate", "kind": "water.pressure_loss"}
-            ]
-        }),
-    };
-    let mut adapter = adapter_for(&spec, Path::new(".")).unwrap();
-    let ctx = MessageContext { feed: "scada-sta", layer: Layer::Utility, seq: 1, received_ms: now, topic: None };
-
     // Canary for the server's known bug: in a collection, every to-one expansion repeats the
-    // first item's entity, so a poll of /Observations across datastreams would put every
-    // reading on the first Thing. Against this server the transport polls per Datastream.
-    // If this assertion fails, the bug is fixed and /Observations can be polled directly.
-    let (_, _, body) = peer.get(&format!("{api}/Observations?{}", filter_since(t0)));
+    // first item's entity, so a page of /Observations across datastreams would put every
+    // reading on the first Thing. The feeds below therefore poll one reading per page ($top=1)
+    // or per datastream. If this assertion fails, the bug is fixed and /Observations can be
+    // polled with any page size.
+    let (_, _, body) = blocking(|| peer.get(&format!("{api}/Observations?{}", filter_since(now - 600_000))));
     let all: Value = serde_json::from_slice(&body).unwrap();
     let expanded: Vec<&Value> = all["value"].as_array().unwrap().iter().map(|o| &o["Datastream"]["@iot.id"]).collect();
     assert_eq!(expanded.len(), 3);
     assert!(expanded.iter().all(|id| *id == expanded[0]), "django-ogc-sensorthings no longer repeats the first expansion: {expanded:?}");
 
-    // Two ways to poll around the bugs, which must agree:
-    // (a) /Observations one per page ($top=1, so no page has a second item to mis-expand),
-    //     following @iot.nextLink, which works on this top-level path;
-    // (b) each Datastream's Observations in a single page (no $top: this server's paging under
-    //     a navigation path repeats items, so it is not used there).
-    let mut by_pages = Vec::new();
-    let mut pages = 0;
-    let mut target = format!("{api}/Observations?{}&$top=1", filter_since(t0));
-    loop {
-        let (status, _, body) = peer.get(&target);
-        assert_eq!(status, 200, "GET {target}: {}\n{}", String::from_utf8_lossy(&body), peer.log_text());
-        let decoded = adapter.decode(ctx, &body).unwrap();
-        assert!(decoded.rejected.is_empty(), "{:?}", decoded.rejected);
-        by_pages.extend(decoded.observations);
-        pages += 1;
-        match next_link(&body) {
-            Some(link) => {
-                let prefix = format!("http://127.0.0.1:{}", peer.port);
-                target = link.strip_prefix(&prefix).unwrap_or_else(|| panic!("next link {link} is not on this server")).to_owned();
-            }
-            None => break,
+    // Two feeds over the same readings, the two ways an operator configures them: the whole
+    // service's collection (one reading per page, at most two pages per poll, so the first
+    // batch alone takes two polls), and one collection per datastream.
+    let base = format!("http://127.0.0.1:{}{api}", peer.port);
+    let config = format!(
+        r#"
+[[feeds]]
+id = "sta-all"
+layer = "utility"
+format = "sensorthings"
+[feeds.transport]
+type = "http-poll"
+url = "{base}/Observations?$top=1"
+interval_s = 1
+max_pages = 2
+[feeds.mapping]
+kinds = {{ voltage = "feeder.voltage", pressure = "water.pressure" }}
+thresholds = [
+  {{ property = "voltage", below = 200.0, severity = "severe", kind = "feeder.voltage_low" }},
+  {{ property = "pressure", below = 2.0, severity = "moderate", kind = "water.pressure_loss" }},
+]
+
+[[feeds]]
+id = "sta-each"
+layer = "utility"
+format = "sensorthings"
+[feeds.transport]
+type = "http-poll"
+urls = ["{base}/Datastreams('{voltage}')/Observations", "{base}/Datastreams('{pressure}')/Observations"]
+interval_s = 1
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feeds.toml");
+    std::fs::write(&path, config).unwrap();
+    let config = LiveConfig::load(&path).unwrap();
+    let db = dir.path().join("live.db");
+    let health = Health::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let options = LiveOptions { record: Some(dir.path().join("tape.ndjson")) };
+    let run = tokio::spawn(live::run(config, Store::open(&db).unwrap(), options, health.clone(), stop_rx));
+    let reader = Store::open(&db).unwrap();
+    let stored = |feed: &str| -> Vec<Observation> {
+        let mut out = Vec::new();
+        if let Some(run) = reader.latest_run().unwrap() {
+            reader.for_each(run, |o| if o.feed == feed { out.push(o.clone()) }).unwrap();
         }
-        assert!(pages < 10, "paging does not end");
+        out.sort_by_key(|o| o.observed_ms);
+        out
+    };
+    until(&health, "the first batch in both feeds", || stored("sta-all").len() >= 3 && stored("sta-each").len() >= 3).await;
+
+    // The second batch, newer than the first: the next polls pick up only these.
+    let second = [(now - 100_000, &voltage, 228.0), (now - 90_000, &pressure, 3.1)];
+    for (t, ds, result) in second {
+        post(t, ds, result);
     }
-    // One page per reading, and the server may announce one more, empty page.
-    assert!((3..=4).contains(&pages), "{pages} pages");
-    let mut observations = Vec::new();
-    for ds in [&voltage, &pressure] {
-        let (status, _, body) = peer.get(&format!("{api}/Datastreams('{ds}')/Observations?{}", filter_since(t0)));
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let decoded = adapter.decode(ctx, &body).unwrap();
-        assert!(decoded.rejected.is_empty() && next_link(&body).is_none(), "{:?}", decoded.rejected);
-        observations.extend(decoded.observations);
+    until(&health, "the second batch in both feeds", || stored("sta-all").len() >= 5 && stored("sta-each").len() >= 5).await;
+    // Let each feed poll a few more times, so a reading delivered twice would show.
+    let polled = |feed: &str| health.snapshot(chrono::Utc::now().timestamp_millis()).into_iter().find(|h| h.id == feed).and_then(|h| h.last_message_ms).unwrap_or(0);
+    let after = chrono::Utc::now().timestamp_millis() + 2_500;
+    until(&health, "three more polls", || polled("sta-all") > after && polled("sta-each") > after).await;
+    stop.send(true).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), run).await.expect("the live run stops").unwrap().unwrap();
+
+    let feeder = GeoPoint::new(24.9431, 60.1712).unwrap();
+    let pump = GeoPoint::new(24.9601, 60.1987).unwrap();
+    let expect = [
+        (now - 300_000, format!("sta:{voltage}"), feeder, 231.5),
+        (now - 240_000, format!("sta:{voltage}"), feeder, 190.0),
+        (now - 200_000, format!("sta:{pressure}"), pump, 1.2),
+        (now - 100_000, format!("sta:{voltage}"), feeder, 228.0),
+        (now - 90_000, format!("sta:{pressure}"), pump, 3.1),
+    ];
+    for feed in ["sta-all", "sta-each"] {
+        let got: Vec<(i64, String, GeoPoint, f64)> = stored(feed).iter().map(|o| (o.observed_ms, o.entity.clone(), o.position, o.fields["result"].as_f64().unwrap())).collect();
+        assert_eq!(got, expect, "{feed}: each reading exactly once, at its Thing's location");
     }
-    by_pages.sort_by_key(|o| o.observed_ms);
-    observations.sort_by_key(|o| o.observed_ms);
-    let got: Vec<(i64, &str, Severity, String)> = observations.iter().map(|o| (o.observed_ms, o.kind.as_str(), o.severity, o.entity.clone())).collect();
+    let all = stored("sta-all");
+    let kinds: Vec<(&str, Severity)> = all.iter().map(|o| (o.kind.as_str(), o.severity)).collect();
     assert_eq!(
-        got,
+        kinds,
         [
-            (t0 + 60_000, "feeder.voltage", Severity::Normal, format!("sta:{voltage}")),
-            (t0 + 120_000, "feeder.voltage_low", Severity::Severe, format!("sta:{voltage}")),
-            (t0 + 180_000, "water.pressure_loss", Severity::Moderate, format!("sta:{pressure}")),
+            ("feeder.voltage", Severity::Normal),
+            ("feeder.voltage_low", Severity::Severe),
+            ("water.pressure_loss", Severity::Moderate),
+            ("feeder.voltage", Severity::Normal),
+            ("water.pressure", Severity::Normal)
         ]
     );
-    assert_eq!(observations[0].position, GeoPoint::new(24.9431, 60.1712).unwrap());
-    assert_eq!(observations[2].position, GeoPoint::new(24.9601, 60.1987).unwrap());
-    assert_eq!(observations[0].fields["result"], 231.5);
-    assert_eq!((observations[1].fields["unit"].as_str(), observations[1].fields["thing"].as_str()), (Some("V"), Some("Feeder F2")));
-    assert_eq!(observations[1].title, "Feeder F2: voltage 190.0 below 200");
-    assert_eq!(observations[2].fields["datastream"], "Pump P7 pressure");
-    let strip = |o: &cityops_core::model::Observation| (o.entity.clone(), o.observed_ms, o.kind.clone(), o.position, o.fields.clone());
-    assert_eq!(by_pages.iter().map(strip).collect::<Vec<_>>(), observations.iter().map(strip).collect::<Vec<_>>());
+    assert_eq!((all[1].fields["unit"].as_str(), all[1].fields["thing"].as_str()), (Some("V"), Some("Feeder F2")));
+    assert_eq!(all[1].title, "Feeder F2: voltage 190.0 below 200");
+    let quarantine = reader.quarantine(summary.run).unwrap();
+    assert!(quarantine.is_empty(), "{:?}", quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>());
+
+    // Every page was one message, recorded as received: the whole-service feed's first batch
+    // came one reading per page with a next link, and the recording replays to the same
+    // observations the live run stored.
+    let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
+    let lines: Vec<Value> = tape.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, summary.stats.messages);
+    let paged = lines.iter().filter(|l| l["feed"] == "sta-all" && l["body"].as_str().is_some_and(|b| b.contains("@iot.nextLink"))).count();
+    assert!(paged >= 2, "{paged} pages with a next link");
+    let (live_hash, live_count) = headless::observation_set_hash(&reader, summary.run).unwrap();
+    assert_eq!(live_count, 10);
+    let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
+    assert_eq!((replayed.accepted, replayed.observation_set_hash), (10, live_hash));
+    drop(peer);
 }

@@ -98,7 +98,43 @@ pub fn adapter_for(spec: &FeedSpec, base_dir: &Path) -> Result<Box<dyn Adapter>,
         FeedFormat::GtfsRt => Ok(Box::new(gtfs_rt::GtfsRtAdapter::from_spec(spec, base_dir)?)),
         FeedFormat::SensorThings => Ok(Box::new(sensorthings::SensorThingsAdapter::from_spec(spec)?)),
         FeedFormat::MqttJson => Ok(Box::new(mqtt_json::MqttJsonAdapter::from_spec(spec)?)),
+        FeedFormat::ByExtension => Err(AdapterConfigError {
+            feed: spec.id.clone(),
+            field: "format".into(),
+            reason: "\"auto\" has no adapter of its own; each message is decoded by the format its file extension selects (adapters_for)".into(),
+        }),
     }
+}
+
+/// A feed's adapters, each with the message format it decodes.
+pub type FeedAdapters = Vec<(FeedFormat, Box<dyn Adapter>)>;
+
+/// The adapters of a feed, one per format its messages may carry: the declared format's alone,
+/// or for `format = "auto"` one per format of [`FeedFormat::EXTENSIONS`]. An `auto` feed's
+/// mapping is a table per format name (`[feeds.mapping.cap]`), because each adapter reads its
+/// own keys and refuses the others'.
+pub fn adapters_for(spec: &FeedSpec, base_dir: &Path) -> Result<FeedAdapters, AdapterConfigError> {
+    if spec.format != FeedFormat::ByExtension {
+        return Ok(vec![(spec.format, adapter_for(spec, base_dir)?)]);
+    }
+    let err = |field: String, reason: String| AdapterConfigError { feed: spec.id.clone(), field, reason };
+    let tables = match &spec.mapping {
+        serde_json::Value::Null => serde_json::Map::new(),
+        serde_json::Value::Object(m) => m.clone(),
+        _ => return Err(err("mapping".into(), "expected a table of per-format tables (for example [feeds.mapping.cap])".into())),
+    };
+    let known: Vec<&str> = FeedFormat::EXTENSIONS.iter().map(|(f, _)| f.as_str()).collect();
+    if let Some(unknown) = tables.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(err(format!("mapping.{unknown}"), format!("format = \"auto\" takes one mapping table per format it reads ({})", known.join(", "))));
+    }
+    let mut out = Vec::new();
+    for (format, _) in FeedFormat::EXTENSIONS {
+        let one = FeedSpec { format, mapping: tables.get(format.as_str()).cloned().unwrap_or_default(), ..spec.clone() };
+        // Name the per-format table in errors, so the operator finds the key in the file.
+        let adapter = adapter_for(&one, base_dir).map_err(|e| err(e.field.replacen("mapping", &format!("mapping.{}", format.as_str()), 1), e.reason))?;
+        out.push((format, adapter));
+    }
+    Ok(out)
 }
 
 /// How a stream transport (TCP) cuts a format's messages apart: a function that takes the
@@ -113,6 +149,9 @@ pub fn stream_framing(format: FeedFormat) -> fn(&mut Vec<u8>) -> Vec<Vec<u8>> {
         // binary GTFS-RT has no line structure, so it is not offered over TCP at all and each
         // chunk goes to the adapter, which refuses what it cannot read.
         FeedFormat::Cap | FeedFormat::SensorThings | FeedFormat::MqttJson => crate::live::split_lines,
+        // The configuration allows "auto" only on drop folders; were it streamed, lines are the
+        // least surprising cut.
+        FeedFormat::ByExtension => crate::live::split_lines,
         FeedFormat::GtfsRt => take_all,
     }
 }
@@ -141,4 +180,32 @@ pub fn checked_decode(adapter: &mut dyn Adapter, ctx: MessageContext<'_>, body: 
         });
     }
     adapter.decode(ctx, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cityops_core::model::Layer;
+
+    fn spec(format: FeedFormat, mapping: serde_json::Value) -> FeedSpec {
+        FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping }
+    }
+
+    #[test]
+    fn an_auto_feed_has_one_adapter_per_extension_format_with_its_own_mapping() {
+        let base = Path::new(".");
+        let formats: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(formats, [FeedFormat::GeoJson, FeedFormat::Cap, FeedFormat::Cot, FeedFormat::GtfsRt]);
+        let declared: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::Cot, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(declared, [FeedFormat::Cot]);
+        assert!(adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"cap": {"fallback_position": [24.9, 60.1]}})), base).is_ok());
+
+        // Errors name the per-format table, so the operator finds the key in the file.
+        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"fallback_position": [24.9, 60.1]})), base).err().unwrap();
+        assert_eq!(e.field, "mapping.fallback_position");
+        assert!(e.reason.contains("geojson, cap, cot, gtfs-rt"), "{e}");
+        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"gtfs-rt": {"gtfs_static": "nope.zip"}})), base).err().unwrap();
+        assert_eq!(e.field, "mapping.gtfs-rt.gtfs_static");
+        assert!(adapter_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).is_err());
+    }
 }

@@ -29,10 +29,12 @@
 //! property is refused, since a silent `normal` would hide a broken sensor.
 //!
 //! # Polling
-//! [`filter_since`] is the query string to poll with; [`next_link`] reads the next page's URL.
-//! The `$filter` uses `gt` on the last phenomenonTime seen, so an observation that arrives
-//! later with exactly that time is missed (`ge` would instead repeat one observation per
-//! poll). Paging follows `@iot.nextLink`.
+//! [`filter_since`] is the query string to poll with; [`next_link`] reads the next page's URL
+//! and [`newest_time`] the time a poll's watermark moves to. The http-poll transport
+//! (`live::http_poll`) does the polling: per configured URL, a watermark, bounded paging. The
+//! `$filter` uses `gt` on the last phenomenonTime seen, so an observation that arrives later
+//! with exactly that time is missed (`ge` would instead repeat one observation per poll).
+//! Paging follows `@iot.nextLink`.
 //!
 //! The real server in the tests, django-ogc-sensorthings 1.2.0, has four bugs a transport
 //! must work around (each seen in `tests/sensorthings_live.rs`):
@@ -43,7 +45,9 @@
 //!    with `$top=1`.
 //! 2. Paging under a navigation path (`/Datastreams('{id}')/Observations?...&$top=1&$skip=1`)
 //!    repeats items; paging on the top-level `/Observations` works. So per-datastream polls
-//!    take one page (the server's `MAX_TOP`, 100 by default) and poll again sooner.
+//!    must fit one page (the server's `MAX_TOP`, 100 by default) per poll interval: choose the
+//!    interval so a datastream produces fewer readings than that between polls, or poll
+//!    `/Observations?$top=1` with a `max_pages` large enough.
 //! 3. `$orderby=phenomenonTime` (asc or desc) answers 500 (`resultTime` works), so
 //!    [`filter_since`] sets no order and results arrive in none promised.
 //! 4. POSTing an interval `phenomenonTime` (`start/end`) answers 500; the adapter still reads
@@ -139,6 +143,21 @@ pub fn next_link(body: &[u8]) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// The newest `phenomenonTime` (an interval's start, as the adapter reads it) among the
+/// Observations of a poll answer, which an incremental poll advances its watermark to;
+/// `Ok(None)` for a collection without a readable time. An error means the body is not a
+/// SensorThings collection or Observation at all (garbage behind a 200).
+pub fn newest_time(body: &[u8]) -> Result<Option<Millis>, DecodeError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| json_error(&e, body))?;
+    let time = |o: &Value| o.get("phenomenonTime").and_then(Value::as_str).and_then(|t| parse_rfc3339(t.split('/').next().unwrap_or(t)));
+    match doc.get("value") {
+        Some(Value::Array(items)) => Ok(items.iter().filter_map(time).max()),
+        Some(other) => Err(DecodeError { place: "$.value".into(), reason: format!("expected an array of Observations, found {}", type_name(other)) }),
+        None if doc.get("phenomenonTime").is_some() => Ok(time(&doc)),
+        None => Err(DecodeError { place: "$".into(), reason: "neither a collection (\"value\") nor an Observation (\"phenomenonTime\")".into() }),
+    }
 }
 
 /// Runs only the JSON parser over the body, for the decode benchmark; returns the number of
@@ -430,6 +449,16 @@ mod tests {
         assert!(a.decode(ctx(), br#"{"value": 3}"#).unwrap_err().place == "$.value");
         assert!(a.decode(ctx(), br#"{"@iot.count": 3}"#).unwrap_err().reason.starts_with("neither"));
         assert!(a.decode(ctx(), br#"{"value": [{"result": NaN}]}"#).unwrap_err().reason.starts_with("NaN is not"));
+    }
+
+    #[test]
+    fn newest_time_reads_instants_and_interval_starts() {
+        let body = br#"{"value": [{"phenomenonTime": "2025-11-26T21:00:00Z"}, {"phenomenonTime": "2025-11-26T21:05:00Z/2025-11-26T21:09:00Z"}, {"phenomenonTime": 3}]}"#;
+        assert_eq!(newest_time(body), Ok(Some(1_764_191_100_000)));
+        assert_eq!(newest_time(br#"{"value": []}"#), Ok(None));
+        assert_eq!(newest_time(br#"{"phenomenonTime": "2025-11-26T21:00:00Z", "result": 1}"#), Ok(Some(1_764_190_800_000)));
+        assert!(newest_time(b"<html>").is_err());
+        assert_eq!(newest_time(br#"{"value": 1}"#).unwrap_err().place, "$.value");
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! `processed/` inside the folder so a restart does not ingest it twice; a file over the size
 //! limit is moved to `rejected/` and quarantined. `notify` wakes the scan as soon as something
 //! changes; a slow periodic scan catches events a file system does not report.
+//!
+//! A folder declared `format = "auto"` takes each file's format from its extension
+//! ([`FeedFormat::from_extension`]); a file whose extension the table does not list is moved to
+//! `rejected/` and quarantined with a reason naming it, and the message of a file that was read
+//! carries its resolved format onto the tape.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +15,8 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
+
+use cityops_core::tape::FeedFormat;
 
 use super::{now_ms, Health, Incoming};
 use crate::config::LiveFeed;
@@ -57,14 +64,21 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
             }
             sizes.remove(&path);
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let format = match feed.spec.format {
+                FeedFormat::ByExtension => resolve(&path),
+                declared => Ok(declared),
+            };
             let incoming = if size as usize > MAX_BODY_BYTES {
                 let _ = std::fs::rename(&path, dir.join("rejected").join(&name));
                 Incoming::Failure { feed: i, reason: format!("file {name}: {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit"), body: Vec::new(), at: now_ms() }
+            } else if let Err(reason) = format {
+                let _ = std::fs::rename(&path, dir.join("rejected").join(&name));
+                Incoming::Failure { feed: i, reason: format!("file {name}: {reason}"), body: Vec::new(), at: now_ms() }
             } else {
                 match std::fs::read(&path) {
                     Ok(body) => {
                         let _ = std::fs::rename(&path, dir.join("processed").join(&name));
-                        Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }
+                        Incoming::Message { feed: i, topic: None, format: format.ok(), body, received_ms: now_ms() }
                     }
                     Err(e) => Incoming::Failure { feed: i, reason: format!("file {name}: {e}"), body: Vec::new(), at: now_ms() },
                 }
@@ -80,6 +94,15 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
             _ = tokio::time::sleep(period) => {}
             _ = stop.changed() => if *stop.borrow() { return },
         }
+    }
+}
+
+/// The format an `auto` folder reads a file as, or why it cannot.
+fn resolve(path: &Path) -> Result<FeedFormat, String> {
+    let known = || FeedFormat::EXTENSIONS.iter().flat_map(|(_, exts)| exts.iter().map(|e| format!(".{e}"))).collect::<Vec<_>>().join(", ");
+    match path.extension().map(|e| e.to_string_lossy()) {
+        Some(ext) => FeedFormat::from_extension(&ext).ok_or_else(|| format!("unknown extension .{ext}: format = \"auto\" reads {}", known())),
+        None => Err(format!("no extension: format = \"auto\" reads {}", known())),
     }
 }
 

@@ -1,25 +1,106 @@
-//! HTTP polling: GET the feed's URL every interval. A non-2xx answer, a body over the size
-//! limit, a connection error or a request that hangs past its timeout is quarantined as a
-//! transport failure and retried with backoff; the feed never stops.
+//! HTTP polling: GET the feed's URL (or each of its `urls`) every interval. A non-2xx answer,
+//! a body over the size limit, a connection error or a request that hangs past its timeout is
+//! quarantined as a transport failure and retried with backoff; the feed never stops.
 //!
 //! A CAP feed may be an Atom or RSS index of alerts rather than one alert: the index is a
 //! message like any other (alerts embedded in it decode from it), and every alert it links to
 //! that has not been fetched before is fetched and becomes a message of its own.
-
-use std::time::Duration;
-
-use tokio::sync::{mpsc, watch};
+//!
+//! # SensorThings: incremental polls
+//! A SensorThings feed's URL is an `Observations` collection (`.../v1.1/Observations`, or
+//! `.../Datastreams('id')/Observations`, possibly with query options of its own such as
+//! `$top=1`). Each poll appends the adapter's query, [`filter_since`] of the URL's watermark
+//! (`phenomenonTime gt` it, with the `$expand` the adapter needs), and follows `@iot.nextLink`
+//! for at most `max_pages` pages (default 10); every page is one message, recorded as received.
+//! A paging sequence cut short by `max_pages` resumes from its next link at the next poll.
+//!
+//! Each URL keeps its own watermark in memory: it starts `lookback_s` (default 600 s) before
+//! the transport started and, once a paging sequence has been read to its end, moves to the
+//! newest `phenomenonTime` the sequence carried. It moves only then because servers promise no
+//! order (this one cannot sort by phenomenonTime), so an older reading may be on a later page.
+//! The strictly-greater filter means no reading is delivered twice; the price is that a reading
+//! stored after a poll with exactly the watermark's time, or with an older time (a gateway
+//! that uploads late), is not seen. A reading stamped more than [`FUTURE_SLACK`] after the
+//! poll does not move the watermark, so one sensor with a wrong clock cannot blind the feed;
+//! it is delivered again by each poll until the wall clock passes it.
+//!
+//! An answer that is not a SensorThings collection (garbage behind a 200) is still one message
+//! (the pipeline quarantines it with the decoder's reason), counts as a failed poll, leaves the
+//! watermark where it was and backs the feed off; like a non-2xx answer, the page that failed is
+//! asked for again, so the pages before it are not delivered twice.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
+use cityops_core::model::Millis;
 use cityops_core::tape::FeedFormat;
+use tokio::sync::{mpsc, watch};
 
 use super::{now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
+use crate::feeds::sensorthings::{filter_since, newest_time, next_link};
 use crate::feeds::MAX_BODY_BYTES;
 
+/// How far a SensorThings poll looks back when the transport starts, unless configured.
+pub(crate) const DEFAULT_LOOKBACK_S: u64 = 600;
+/// How many `@iot.nextLink` pages one SensorThings poll follows, unless configured.
+pub(crate) const DEFAULT_MAX_PAGES: u32 = 10;
+/// Readings stamped further than this past the poll do not move a SensorThings watermark.
+pub(crate) const FUTURE_SLACK: Duration = Duration::from_secs(300);
+
+/// Where an incremental SensorThings poll of one URL stands.
+#[derive(Debug, Clone, PartialEq)]
+struct Cursor {
+    /// The configured collection URL.
+    url: String,
+    /// Readings at or before this `phenomenonTime` have been delivered.
+    watermark: Millis,
+    /// The newest time seen in the paging sequence under way.
+    pending: Option<Millis>,
+    /// The page to read next when a sequence was cut short (or failed) part way.
+    resume: Option<String>,
+}
+
+impl Cursor {
+    fn new(url: String, watermark: Millis) -> Cursor {
+        Cursor { url, watermark, pending: None, resume: None }
+    }
+
+    /// The first page of a new sequence: the configured URL with the adapter's query appended.
+    fn first_page(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}{}", self.url, filter_since(self.watermark))
+    }
+
+    /// Takes note of a page's newest time, ignoring one too far in the future.
+    fn saw(&mut self, newest: Option<Millis>, polled_at: Millis) {
+        if let Some(t) = newest.filter(|t| *t <= polled_at + FUTURE_SLACK.as_millis() as Millis) {
+            self.pending = Some(self.pending.map_or(t, |p| p.max(t)));
+        }
+    }
+
+    /// The sequence was read to its end: the watermark moves to the newest time it carried.
+    fn finish(&mut self) {
+        if let Some(t) = self.pending.take() {
+            self.watermark = self.watermark.max(t);
+        }
+        self.resume = None;
+    }
+}
+
+/// How one poll of one URL went.
+enum Polled {
+    /// Every answer was good.
+    Ok,
+    /// Something failed (already quarantined or sent); the feed backs off.
+    Failed(String),
+    /// The ingest side is gone: the run is stopping.
+    Closed,
+}
+
 pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
-    let Transport::HttpPoll { url, interval_s, timeout_s, headers } = feed.transport else { return };
+    let urls = feed.transport.poll_urls();
+    let Transport::HttpPoll { interval_s, timeout_s, headers, lookback_s, max_pages, .. } = feed.transport else { return };
     let id = feed.spec.id.clone();
     let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
     let mut header_map = reqwest::header::HeaderMap::new();
@@ -53,44 +134,33 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
     let interval = Duration::from_secs(interval_s);
     let mut backoff = Backoff::new(interval, Duration::from_secs(300).max(interval));
     let mut fetched = Seen::default();
+    let started = now_ms();
+    let lookback_ms = lookback_s.unwrap_or(DEFAULT_LOOKBACK_S).saturating_mul(1000) as Millis;
+    let mut cursors: Vec<Cursor> = urls.iter().map(|u| Cursor::new(u.clone(), started - lookback_ms)).collect();
+    let max_pages = max_pages.unwrap_or(DEFAULT_MAX_PAGES);
     loop {
-        let wait = match poll(&client, &url).await {
-            Ok(body) => {
-                health.connected(&id);
-                backoff.reset();
-                let links = match feed.spec.format {
-                    FeedFormat::Cap => crate::feeds::cap::index_links(&body).unwrap_or_default(),
-                    _ => Vec::new(),
-                };
-                if tx.send(Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }).await.is_err() {
-                    return;
+        let mut failed = false;
+        for (k, url) in urls.iter().enumerate() {
+            let polled = match feed.spec.format {
+                FeedFormat::SensorThings => poll_sensorthings(i, &client, &mut cursors[k], max_pages, &tx).await,
+                _ => poll_plain(i, feed.spec.format, &client, url, &mut fetched, &tx).await,
+            };
+            match polled {
+                Polled::Ok => {}
+                Polled::Failed(reason) => {
+                    tracing::warn!(feed = %id, %url, %reason, "poll failed");
+                    health.failed(&id, &reason);
+                    failed = true;
                 }
-                for link in links {
-                    if fetched.contains(&link) {
-                        continue;
-                    }
-                    // A link that failed is tried again at the next poll of the index.
-                    let incoming = match poll(&client, &link).await {
-                        Ok(body) => {
-                            fetched.insert(&link);
-                            Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() }
-                        }
-                        Err((reason, body)) => fail(format!("GET {link}: {reason}"), body),
-                    };
-                    if tx.send(incoming).await.is_err() {
-                        return;
-                    }
-                }
-                interval
+                Polled::Closed => return,
             }
-            Err((reason, body)) => {
-                tracing::warn!(feed = %id, %url, %reason, "poll failed");
-                health.failed(&id, &reason);
-                if tx.send(fail(format!("GET {url}: {reason}"), body)).await.is_err() {
-                    return;
-                }
-                backoff.next_delay()
-            }
+        }
+        let wait = if failed {
+            backoff.next_delay()
+        } else {
+            health.connected(&id);
+            backoff.reset();
+            interval
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -100,6 +170,88 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
             return;
         }
     }
+}
+
+/// One GET of a URL whose answer is one message (and, for a CAP index, the alerts it links to).
+async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, url: &str, fetched: &mut Seen, tx: &mpsc::Sender<Incoming>) -> Polled {
+    let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
+    let body = match poll(client, url).await {
+        Ok(body) => body,
+        Err((reason, body)) => {
+            let reason = format!("GET {url}: {reason}");
+            return if tx.send(fail(reason.clone(), body)).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+        }
+    };
+    let links = match format {
+        FeedFormat::Cap => crate::feeds::cap::index_links(&body).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if tx.send(Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }).await.is_err() {
+        return Polled::Closed;
+    }
+    for link in links {
+        if fetched.contains(&link) {
+            continue;
+        }
+        // A link that failed is tried again at the next poll of the index; it does not fail the
+        // index's poll.
+        let incoming = match poll(client, &link).await {
+            Ok(body) => {
+                fetched.insert(&link);
+                Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }
+            }
+            Err((reason, body)) => fail(format!("GET {link}: {reason}"), body),
+        };
+        if tx.send(incoming).await.is_err() {
+            return Polled::Closed;
+        }
+    }
+    Polled::Ok
+}
+
+/// One incremental SensorThings poll of a collection: up to `max_pages` pages, each a message.
+async fn poll_sensorthings(i: usize, client: &reqwest::Client, cursor: &mut Cursor, max_pages: u32, tx: &mpsc::Sender<Incoming>) -> Polled {
+    let mut target = cursor.resume.take().unwrap_or_else(|| cursor.first_page());
+    for _ in 0..max_pages {
+        let polled_at = now_ms();
+        let body = match poll(client, &target).await {
+            Ok(body) => body,
+            Err((reason, body)) => {
+                // The same page is asked for again after the backoff.
+                let reason = format!("GET {target}: {reason}");
+                cursor.resume = Some(target);
+                let failure = Incoming::Failure { feed: i, reason: reason.clone(), body, at: now_ms() };
+                return if tx.send(failure).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+            }
+        };
+        let newest = newest_time(&body);
+        let next = next_link(&body);
+        if tx.send(Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }).await.is_err() {
+            return Polled::Closed;
+        }
+        match newest {
+            Ok(newest) => cursor.saw(newest, polled_at),
+            Err(e) => {
+                // The body went to the pipeline, which quarantines it with this same reason. The
+                // same page is asked for again after the backoff, so the pages before it are not
+                // delivered twice.
+                let reason = format!("GET {target}: not a SensorThings answer: {e}");
+                cursor.resume = Some(target);
+                return Polled::Failed(reason);
+            }
+        }
+        match next {
+            Some(link) => target = link,
+            None => {
+                cursor.finish();
+                return Polled::Ok;
+            }
+        }
+    }
+    // Out of pages for this poll: the sequence goes on from here at the next one, and the
+    // watermark waits until it has been read to its end.
+    cursor.resume = Some(target);
+    Polled::Ok
 }
 
 /// The links already fetched, bounded: the oldest are forgotten first.
@@ -161,5 +313,41 @@ fn describe(e: &reqwest::Error) -> String {
         "cannot connect".into()
     } else {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_page_appends_the_adapters_query() {
+        let c = Cursor::new("http://h/v1.1/Observations?$top=1".into(), 1_764_190_800_000);
+        assert_eq!(c.first_page(), format!("http://h/v1.1/Observations?$top=1&{}", filter_since(1_764_190_800_000)));
+        let c = Cursor::new("http://h/v1.1/Datastreams('7')/Observations".into(), 0);
+        assert!(c.first_page().starts_with("http://h/v1.1/Datastreams('7')/Observations?$filter=phenomenonTime%20gt%201970-01-01T00:00:00.000Z&"));
+    }
+
+    #[test]
+    fn the_watermark_moves_only_when_a_sequence_ends_and_never_back_or_far_ahead() {
+        let now = 1_764_190_800_000;
+        let mut c = Cursor::new("http://h/Observations".into(), now - 600_000);
+        c.saw(Some(now - 60_000), now);
+        c.saw(Some(now - 300_000), now);
+        c.saw(None, now);
+        assert_eq!(c.watermark, now - 600_000, "pages may come in any order: wait for the end");
+        c.resume = Some("http://h/Observations?$skip=2".into());
+        c.finish();
+        assert_eq!((c.watermark, c.pending, c.resume.as_deref()), (now - 60_000, None, None));
+        // A sensor with its clock a day ahead does not blind the feed; slightly ahead is fine.
+        c.saw(Some(now + 86_400_000), now);
+        c.saw(Some(now + 1_000), now);
+        c.finish();
+        assert_eq!(c.watermark, now + 1_000);
+        // An empty sequence and an older time leave it where it is.
+        c.finish();
+        c.saw(Some(now - 1), now);
+        c.finish();
+        assert_eq!(c.watermark, now + 1_000);
     }
 }

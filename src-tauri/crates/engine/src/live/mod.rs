@@ -22,7 +22,7 @@ use std::time::Duration;
 use cityops_core::model::Millis;
 use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
-use cityops_core::tape::{format_line, TapeMessage};
+use cityops_core::tape::{format_line, FeedFormat, TapeMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{LiveConfig, Transport};
@@ -41,8 +41,10 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// What a transport hands to the ingest task.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    /// A message as it arrived.
-    Message { feed: usize, topic: Option<String>, body: Vec<u8>, received_ms: Millis },
+    /// A message as it arrived. `format` is the format the transport resolved for this message
+    /// (a drop folder declared `auto` reads it from the file's extension); `None` means the
+    /// feed's declared format.
+    Message { feed: usize, topic: Option<String>, format: Option<FeedFormat>, body: Vec<u8>, received_ms: Millis },
     /// A failure with no message to decode (an HTTP 500, a hung server, a broken stream).
     Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
 }
@@ -199,10 +201,13 @@ impl Ingest {
     /// Takes one thing a transport delivered; observations also go onto `picture` if given.
     pub(crate) fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), EngineError> {
         match incoming {
-            Incoming::Message { feed, topic, body, received_ms } => {
+            Incoming::Message { feed, topic, format, body, received_ms } => {
                 let spec = &self.feeds[feed];
                 self.seq += 1;
-                let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format: spec.format, topic, body };
+                // The resolved format goes on the tape line, so a replay decodes each message
+                // with the adapter the live run used.
+                let format = format.unwrap_or(spec.format);
+                let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format, topic, body };
                 if let Some(r) = &mut self.recorder {
                     r.write(&msg)?;
                 }

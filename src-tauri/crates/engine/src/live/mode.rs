@@ -145,7 +145,7 @@ mod tests {
     fn trip(received_ms: Millis) -> Incoming {
         let body = r#"{"type":"Feature","id":"way/644615094","geometry":{"type":"Point","coordinates":[24.942313,60.173151]},
             "properties":{"kind":"substation.trip","severity":"extreme","title":"Substation tripped: Kaisankuja substation"}}"#;
-        Incoming::Message { feed: 0, topic: None, body: body.as_bytes().to_vec(), received_ms }
+        Incoming::Message { feed: 0, topic: None, format: None, body: body.as_bytes().to_vec(), received_ms }
     }
 
     #[tokio::test]

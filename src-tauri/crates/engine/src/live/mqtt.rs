@@ -57,7 +57,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let msg = Incoming::Message { feed: i, topic: Some(p.topic), body: p.payload.to_vec(), received_ms: now_ms() };
+                let msg = Incoming::Message { feed: i, topic: Some(p.topic), format: None, body: p.payload.to_vec(), received_ms: now_ms() };
                 if tx.send(msg).await.is_err() {
                     return;
                 }

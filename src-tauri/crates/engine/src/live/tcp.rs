@@ -79,7 +79,7 @@ async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &He
         }
         buf.extend_from_slice(&chunk[..n]);
         for body in split(&mut buf) {
-            let msg = Incoming::Message { feed: i, topic: None, body, received_ms: now_ms() };
+            let msg = Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() };
             tx.send(msg).await.map_err(|_| "ingest stopped".to_owned())?;
         }
         if buf.len() > MAX_BODY_BYTES {

@@ -22,7 +22,17 @@ use crate::store::{RunId, Store};
 const FONT: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans.ttf");
 /// Charts bucket time in minutes.
 const BUCKET_MS: i64 = 60_000;
-const COLORS: [RGBColor; 6] = [RGBColor(0, 150, 199), RGBColor(168, 85, 247), RGBColor(234, 160, 20), RGBColor(225, 60, 60), RGBColor(40, 160, 90), RGBColor(90, 90, 90)];
+const COLORS: [RGBColor; 9] = [
+    RGBColor(0, 150, 199),
+    RGBColor(168, 85, 247),
+    RGBColor(234, 160, 20),
+    RGBColor(225, 60, 60),
+    RGBColor(40, 160, 90),
+    RGBColor(90, 90, 90),
+    RGBColor(20, 60, 160),
+    RGBColor(200, 90, 160),
+    RGBColor(130, 110, 40),
+];
 
 fn font() -> Result<(), EngineError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
@@ -60,7 +70,8 @@ fn chart_error(e: impl std::fmt::Display) -> EngineError {
 /// A line chart of counts per minute for each series.
 fn lines(id: &'static str, title: &str, y_desc: &str, series: &BTreeMap<String, BTreeMap<Millis, f64>>, span: (Millis, Millis)) -> Result<Chart, EngineError> {
     let (x0, x1) = (span.0 as f64, (span.1.max(span.0 + BUCKET_MS)) as f64);
-    let y_max = series.values().flat_map(|s| s.values()).copied().fold(1.0f64, f64::max) * 1.1;
+    // Whole numbers on the axis: counts have no halves.
+    let y_max = (series.values().flat_map(|s| s.values()).copied().fold(1.0f64, f64::max) * 1.1).ceil();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (760, 300)).into_drawing_area();
@@ -76,6 +87,8 @@ fn lines(id: &'static str, title: &str, y_desc: &str, series: &BTreeMap<String, 
             .configure_mesh()
             .x_labels(8)
             .x_label_formatter(&|x| hhmm(*x as Millis)[..5].to_owned())
+            .y_labels((y_max as usize + 1).min(11))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .y_desc(y_desc)
             .draw()
             .map_err(chart_error)?;
@@ -135,10 +148,19 @@ fn histogram(id: &'static str, title: &str, values_s: &[f64], step_s: f64) -> Re
     Ok(Chart { id, title: title.to_owned(), svg, totals })
 }
 
-fn per_bucket(rows: Vec<(String, Millis, u64)>) -> BTreeMap<String, BTreeMap<Millis, f64>> {
+/// Counts per series and minute, with every minute of `origin..=end` present (a quiet minute
+/// is a zero, not a line drawn across it).
+fn per_bucket(rows: Vec<(String, Millis, u64)>, origin: Millis, end: Millis) -> BTreeMap<String, BTreeMap<Millis, f64>> {
     let mut out: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
     for (k, t, n) in rows {
         *out.entry(k).or_default().entry(t).or_default() += n as f64;
+    }
+    for series in out.values_mut() {
+        let mut t = origin;
+        while t <= end {
+            series.entry(t).or_insert(0.0);
+            t += BUCKET_MS;
+        }
     }
     out
 }
@@ -168,7 +190,7 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
 
     // Charts.
     let mut charts = Vec::new();
-    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?), (origin, end))?);
+    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end), (origin, end))?);
     let mut open: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
     let series = open.entry("open incidents".into()).or_default();
     let mut t = origin;
@@ -200,8 +222,8 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         }
     }
     charts.push(histogram("time-to-dispatch", "Time to the first action", &dispatch.into_values().collect::<Vec<_>>(), 60.0)?);
-    let mut health = per_bucket(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?);
-    for (feed, points) in per_bucket(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?) {
+    let mut health = per_bucket(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end);
+    for (feed, points) in per_bucket(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end) {
         health.insert(format!("{feed} (refused)"), points);
     }
     charts.push(lines("feed-health", "Feed health: messages accepted and refused per minute, per feed", "observations", &health, (origin, end))?);

@@ -165,6 +165,64 @@ fn scripted_trainees_score_as_the_objectives_say() {
         "{s:#}"
     );
     assert!(s["objectives"][3]["detail"].as_str().unwrap().contains("60 s after the incident was resolved"), "{s:#}");
+
+    // The after-action report of the first trainee, side by side with the second.
+    let out = dir.path().join("report.html");
+    let status = Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .args(["report", "--db"])
+        .arg(&db)
+        .args(["--run", "1", "--versus", "2", "--scenario"])
+        .arg(demo())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    check_report(&std::fs::read_to_string(&out).unwrap(), &db);
+}
+
+/// The report is well-formed (parsed strictly as XML, every SVG with it), scores both runs,
+/// lists the first trainee's deeds, and its charts' totals are the store's counts.
+fn check_report(html: &str, db: &Path) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(html);
+    let (mut svgs, mut figures, mut depth) = (0, Vec::new(), 0i32);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                match e.name().as_ref() {
+                    "svg" => svgs += 1,
+                    "figure" => {
+                        let attr = |n: &str| e.try_get_attribute(n).unwrap().unwrap().normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap().into_owned();
+                        let totals: serde_json::Value = serde_json::from_str(&attr("data-totals")).unwrap();
+                        figures.push((attr("data-chart"), totals));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Event::End(_)) => depth -= 1,
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the report is not well-formed at byte {}: {e}", reader.error_position()),
+        }
+    }
+    assert_eq!(depth, 0);
+    assert_eq!(svgs, 5, "one SVG per chart");
+    let charts: Vec<&str> = figures.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(charts, ["observations-per-layer", "open-incidents", "time-to-acknowledge", "time-to-dispatch", "feed-health"]);
+    let store = cityops_engine::store::Store::open(db).unwrap();
+    let counts = store.counts(1).unwrap();
+    for (layer, n) in counts.per_layer {
+        let drawn = figures[0].1[layer.as_str()].as_f64().unwrap_or(0.0);
+        assert_eq!(drawn, n as f64, "{layer:?}: the chart shows {drawn}, the store holds {n}");
+    }
+    assert_eq!(figures[1].1["incidents"].as_f64(), Some(store.stored_incidents(1).unwrap().len() as f64));
+    assert_eq!(figures[2].1["incidents"].as_f64(), Some(1.0), "one incident acknowledged in run 1");
+    assert_eq!(figures[3].1["incidents"].as_f64(), Some(1.0), "one incident with actions in run 1");
+    assert!(html.contains("Run 1: <strong>4 of 4 points</strong>; run 2: <strong>2 of 4 points</strong>"), "{html:.2000}");
+    assert!(html.contains("data-objective=\"ack-outage\"><td>Acknowledge the substation outage within 60 s</td><td class=\"met\""));
+    assert!(html.contains("→ acknowledged by Trainee"), "the timeline lists the transition");
 }
 
 #[test]

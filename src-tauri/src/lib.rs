@@ -100,6 +100,7 @@ pub fn run() {
             commands::replay::replay_seek,
             commands::replay::observation,
             commands::feeds::quarantine,
+            commands::training::report,
             commands::incidents::sign_in,
             commands::incidents::sign_out,
             commands::incidents::operator,

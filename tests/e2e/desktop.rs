@@ -374,6 +374,27 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     press(c, ESCAPE).await?;
     wait_js(c, "help closed", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
 
+    // 8b. A replay is an exercise and the window says so; the after-action report opens in the
+    //     window with the trainee's score against the scenario's objectives.
+    let banner = c.find(Locator::Css("[data-testid=exercise-banner]")).await?.text().await?;
+    ensure!(banner == "EXERCISE", "exercise banner {banner:?}");
+    c.find(Locator::Css("[data-testid=report-open]")).await?.click().await?;
+    let score = wait_js(
+        c,
+        "the report with the score",
+        r#"const f = document.querySelector("[data-testid=report-frame]");
+           if (!f) return null;
+           const m = f.srcdoc.match(/Run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
+           return m && f.srcdoc.includes("Acknowledge the substation outage within 60 s") ? m[1] : null;"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    println!("exercise score: {score} of 4");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(repo().join("assets/screenshot-report.png"), c.screenshot().await?)?;
+    press(c, ESCAPE).await?;
+    wait_js(c, "report closed", r#"return !document.querySelector("[data-testid=report]");"#, Duration::from_secs(10)).await?;
+
     // 9. The quarantine browser (key q) also works in a replay. The demo tape refuses nothing
     //    (`cityops replay` reports 0 rejected), so it says so; the live test lists refusals.
     let replay_mode = c.find(Locator::Css("[data-testid=feed-health]")).await?.attr("data-mode").await?;
@@ -630,6 +651,7 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
     let bar = c.find(Locator::Css("[data-testid=replay-bar]")).await?.attr("data-mode").await?;
     ensure!(bar.as_deref() == Some("live"), "the replay bar is in mode {bar:?}");
+    ensure!(c.find_all(Locator::Css("[data-testid=exercise-banner]")).await?.is_empty(), "live work is marked as an exercise");
     wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
 
     // 1. Telemetry published to the broker appears on the map.

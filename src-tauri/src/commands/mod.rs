@@ -6,3 +6,4 @@ pub mod feeds;
 pub mod incidents;
 pub mod replay;
 pub mod scenario;
+pub mod training;

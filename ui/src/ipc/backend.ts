@@ -114,6 +114,8 @@ export interface Backend {
   cancelAction(id: number): Promise<void>;
   /** The newest refused input of the current run, of one feed or (`null`) of every feed. */
   quarantine(feed: string | null): Promise<QuarantineDto>;
+  /** The after-action report of this run so far (score, timeline, charts) as one HTML document. */
+  report(): Promise<string>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

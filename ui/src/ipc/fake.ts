@@ -427,6 +427,8 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       target.entry = { ...target.entry, members: target.entry.members - d.from.entry.members };
       changed([target.entry, d.from.entry], []);
     },
+    report: async (): Promise<string> =>
+      `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>After-action report</title></head><body><h1>After-action report: ${scenario.name.replace(/[&<>"']/g, "")}</h1><p class="score">Run 1: <strong>0 of 0 points</strong> (the fake backend scores nothing)</p></body></html>`,
     quarantine: async (feed: string | null): Promise<QuarantineDto> => {
       const matching = refused.filter((e) => feed === null || e.feed === feed);
       const counts = new Map<string, number>();

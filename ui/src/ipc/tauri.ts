@@ -61,5 +61,6 @@ export function createTauriBackend(): Backend {
     retryAction: (id) => call<void>("retry_action", { id }),
     cancelAction: (id) => call<void>("cancel_action", { id }),
     quarantine: (feed) => call<QuarantineDto>("quarantine", { feed }),
+    report: () => call<string>("report"),
   };
 }

@@ -63,6 +63,7 @@ enum Command {
     Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
     Dispatch(DispatchRequest, oneshot::Sender<Result<DispatchReply, EngineError>>),
     Quarantine(Option<String>, oneshot::Sender<Result<QuarantineDto, EngineError>>),
+    Report(oneshot::Sender<Result<String, EngineError>>),
 }
 
 /// An operator's request about actions, answered by the replay task (which knows the incident
@@ -325,6 +326,14 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// The after-action report of this run so far: score against the scenario's objectives,
+    /// timeline and charts, as one HTML document (see [`crate::report`]).
+    pub async fn report(&self) -> Result<String, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Report(tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
     /// The offline map archives.
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
@@ -464,6 +473,11 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         let feed_name = |feed: &str| replay.scenario().manifest.feed(feed).map(|f| f.name.clone()).unwrap_or_default();
                         let found = replay.picture().get(&id).map(|o| ObservationDto::new(o, &feed_name(&o.feed)));
                         let _ = reply.send(found);
+                        continue;
+                    }
+                    Command::Report(reply) => {
+                        let input = crate::report::ReportInput { store: replay.pipeline().store(), run: replay.pipeline().run(), scenario: Some(replay.scenario()), versus: None };
+                        let _ = reply.send(crate::report::render(&input));
                         continue;
                     }
                     Command::Quarantine(feed, reply) => {

@@ -360,6 +360,16 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     //     and the action is recorded as delivered without leaving the machine.
     let reference = dispatch_crew(c, true).await?;
     ensure!(reference == "exercise: recorded, not sent", "exercise reference {reference:?}");
+    // The timeline strip marks where incidents opened and where the trainee acted.
+    let marks = wait_js(
+        c,
+        "incident and action marks on the timeline",
+        r#"const k = [...document.querySelectorAll("[data-testid=timeline-mark]")].map(m => m.dataset.kind);
+           return k.includes("incident") && k.includes("action") ? k.length : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("timeline marks: {marks}");
     wait_js(c, "idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let png = c.screenshot().await?;

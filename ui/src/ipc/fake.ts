@@ -298,6 +298,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   const dispatch = createFakeDispatch(opts.dispatch ?? {}, {
     operator: () => operator,
     locate,
+    nowMs: () => nowMs,
     onChange: (o) => {
       pendingOutbox = o;
       emit(false, []);

@@ -70,6 +70,8 @@ export type FakeDispatchDeps = {
   /** Locates a request (its incident's root cause, or the point); throws an ApiError if it cannot. */
   locate: (request: ActionRequestDto) => Place;
   onChange: (outbox: OutboxDto) => void;
+  /** The scenario clock now, stamped on committed actions (the exercise's timeline). */
+  nowMs?: () => number;
 };
 
 type Pending = { preview: ActionPreviewDto; request: ActionRequestDto };
@@ -351,7 +353,7 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       const action: ActionDto = {
         id: nextId++, key: preview.key, incident: request.incident, backend: preview.backend.id, kind: preview.backend.kind,
         summary: preview.summary, destination: preview.destination, status: "queued", attempts: 0, reference: null, remoteStatus: null,
-        lastError: null, nextAttemptMs: null, createdMs: Date.now(), operator: op.name, exercise,
+        lastError: null, nextAttemptMs: null, createdMs: Date.now(), scenarioMs: deps.nowMs?.() ?? null, operator: op.name, exercise,
       };
       actions.push(action);
       bodies.set(action.id, pending);

@@ -96,7 +96,7 @@ describe("IncidentDetail actions", () => {
     const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
     const a = (id: number, patch: Partial<ActionDto>): ActionDto => ({
       id, key: `k${id}`, incident: d.entry.id, backend: "city-works", kind: "open311", summary: "Service request utility-crew", destination: "POST x",
-      status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: id, operator: "Aino",
+      status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: id, scenarioMs: null, operator: "Aino",
       exercise: false, ...patch,
     });
     const onDispatch = vi.fn();

@@ -13,7 +13,7 @@ function action(id: number, patch: Partial<ActionDto> = {}): ActionDto {
   return {
     id, key: `k${id}`, incident: "inc/grid/1/0", backend: "city-works", kind: "open311", summary: `Service request utility-crew #${id}`,
     destination: "POST http://127.0.0.1:8311/requests.json", status: "queued", attempts: 0, reference: null, remoteStatus: null,
-    lastError: null, nextAttemptMs: null, createdMs: 1_790_000_000_000 + id, operator: "Aino", exercise: false, ...patch,
+    lastError: null, nextAttemptMs: null, createdMs: 1_790_000_000_000 + id, scenarioMs: null, operator: "Aino", exercise: false, ...patch,
   };
 }
 

@@ -90,3 +90,17 @@ describe("ReplayBar in live mode", () => {
     expect(screen.queryByTestId("speed")).toBeNull();
   });
 });
+
+describe("ReplayBar timeline strip", () => {
+  it("draws incident openings and actions where they happened on the scenario clock", () => {
+    const marks = [
+      { atMs: START + 900_000, kind: "incident" as const, label: "Opened: <img src=x onerror=alert(1)>" },
+      { atMs: START + 1_800_000, kind: "action" as const, label: "Crew (delivered)" },
+    ];
+    const { container } = render(ReplayBar, { clock, marks, onPlayToggle: vi.fn(), onSpeed: vi.fn(), onSeek: vi.fn() });
+    const drawn = screen.getAllByTestId("timeline-mark");
+    expect(drawn.map((m) => [m.dataset.kind, m.style.left])).toEqual([["incident", "25%"], ["action", "50%"]]);
+    expect(drawn[0].getAttribute("title")).toContain("<img src=x onerror=alert(1)>");
+    expect(container.querySelector("img")).toBeNull();
+  });
+});

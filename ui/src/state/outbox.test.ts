@@ -15,7 +15,7 @@ import {
 function action(id: number, patch: Partial<ActionDto> = {}): ActionDto {
   return {
     id, key: `k${id}`, incident: "inc/1", backend: "city-works", kind: "open311", summary: `action ${id}`, destination: "POST http://x/requests.json",
-    status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: 1000 + id,
+    status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: 1000 + id, scenarioMs: null,
     operator: "Aino", exercise: false, ...patch,
   };
 }

@@ -17,4 +17,9 @@ remoteStatus: string | null, lastError: string | null,
 /**
  * When the next attempt is due (wall clock), while queued after a failure.
  */
-nextAttemptMs: number | null, createdMs: number, operator: string, exercise: boolean, };
+nextAttemptMs: number | null, createdMs: number, 
+/**
+ * When it was committed on the scenario clock (the exercise's timeline); `null` for an
+ * action from the command line.
+ */
+scenarioMs: number | null, operator: string, exercise: boolean, };

@@ -133,6 +133,10 @@ pub struct ActionDto {
     pub next_attempt_ms: Option<i64>,
     #[ts(type = "number")]
     pub created_ms: i64,
+    /// When it was committed on the scenario clock (the exercise's timeline); `null` for an
+    /// action from the command line.
+    #[ts(type = "number | null")]
+    pub scenario_ms: Option<i64>,
     pub operator: String,
     pub exercise: bool,
 }

@@ -249,6 +249,7 @@ impl Outbox {
             last_error: None,
             next_attempt_ms: None,
             created_ms: wall,
+            scenario_ms: Some(pending.scenario_ms),
             operator: operator.name.clone(),
             exercise: p.exercise,
         })

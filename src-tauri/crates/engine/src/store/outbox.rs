@@ -56,7 +56,7 @@ pub enum AttemptEnd {
 }
 
 const COLUMNS: &str = "id, key, incident, backend, kind, summary, destination, status, attempts, reference, remote_status, last_error, \
-                       next_attempt_ms, created_wall_ms, operator, exercise, headers, body, device, failures";
+                       next_attempt_ms, created_wall_ms, operator, exercise, headers, body, device, failures, scenario_ms";
 
 fn read_row(r: &Row<'_>) -> rusqlite::Result<(ActionDto, String, String, Option<String>, u32)> {
     let kind: String = r.get(4)?;
@@ -79,6 +79,7 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<(ActionDto, String, String, Option<
             last_error: r.get(11)?,
             next_attempt_ms: (status == ActionStatus::Queued && r.get::<_, u32>(8)? > 0).then_some(next),
             created_ms: r.get(13)?,
+            scenario_ms: r.get(20)?,
             operator: r.get(14)?,
             exercise: r.get(15)?,
         },

@@ -289,9 +289,14 @@ impl Outbox {
         let actions = store.actions(VIEW_LIMIT)?;
         let (queued, failed) = store.action_counts()?;
         let backends = self.backends();
-        // Offline: something is waiting and every backend it waits for was unreachable at its
-        // last attempt.
-        let waiting: Vec<&str> = actions.iter().filter(|a| a.status == crate::dto::ActionStatus::Queued && a.attempts > 0).map(|a| a.backend.as_str()).collect();
+        // Offline: something is waiting (queued, or in the middle of another try) and every
+        // backend it waits for was unreachable at its last attempt. A backend not tried yet is
+        // not known to be down.
+        let waiting: Vec<&str> = actions
+            .iter()
+            .filter(|a| matches!(a.status, crate::dto::ActionStatus::Queued | crate::dto::ActionStatus::Sending))
+            .map(|a| a.backend.as_str())
+            .collect();
         let offline = !self.exercise
             && queued > 0
             && !waiting.is_empty()

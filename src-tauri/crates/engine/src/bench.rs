@@ -541,3 +541,100 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
         rss_open_mib,
     })
 }
+
+/// What `cityops bench-seek` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeekReport {
+    /// Observations in the generated 24 h tape.
+    pub observations: u64,
+    /// The pipeline alone (decode, checks, group commits), observations per second.
+    pub pipeline_per_sec: f64,
+    /// The whole replay at max speed (pipeline, picture, incident desk with the default
+    /// rules and its checkpoints), observations per second.
+    pub replay_per_sec: f64,
+    /// `replay_per_sec / pipeline_per_sec`.
+    pub replay_ratio: f64,
+    /// Scenario time over wall time of the max-speed replay.
+    pub speed_up: f64,
+    /// Seeks measured, to random times.
+    pub seeks: usize,
+    pub seek_p50_ms: f64,
+    pub seek_p99_ms: f64,
+    pub seek_max_ms: f64,
+    /// Incidents at the end of the tape.
+    pub incidents: u64,
+    pub peak_rss_mib: f64,
+}
+
+/// Replays a generated 24 h tape of `n` observations at max speed (with the incident desk),
+/// times the pipeline alone on the same messages in the same run, then seeks to `seeks` random
+/// times and reports the latency of each seek (picture rebuilt from the store, incidents
+/// restored from the nearest checkpoint and correlated forward).
+pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineError> {
+    // The benchmark manifest, ending after the generated day.
+    let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
+    let manifest = Manifest::parse(&text).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let messages = generate(&manifest, n);
+    let end_ms = manifest.start_ms + 24 * 3600 * 1000;
+    // The pipeline alone, on its own database.
+    let store = Store::open(&dir.join("seek-pipeline.db"))?;
+    let run = store.begin_run("bench-seek-pipeline", "bench")?;
+    let mut pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
+    let t = Instant::now();
+    for msg in &messages {
+        pipeline.ingest(msg, None)?;
+    }
+    pipeline.flush()?;
+    let pipeline_secs = t.elapsed().as_secs_f64();
+    let accepted = pipeline.stats().accepted.values().sum::<u64>();
+    drop(pipeline);
+
+    // The replay the app runs, at max speed.
+    let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let scenario = crate::scenario::Scenario {
+        dir: dir.to_owned(),
+        manifest: manifest.clone(),
+        tape_path: dir.join("generated.ndjson"),
+        messages,
+        tape_issues: Vec::new(),
+        assets: AssetIndex::default(),
+        rules: Some(rules),
+    };
+    let store = Store::open(&dir.join("seek-replay.db"))?;
+    let run = store.begin_run("bench-seek", "bench")?;
+    let pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
+    let mut replay = crate::replay::Replay::new(scenario, pipeline);
+    let t = Instant::now();
+    replay.run_to_end()?;
+    let replay_secs = t.elapsed().as_secs_f64();
+    let incidents = replay.desk().map(|d| d.correlator().incidents().count() as u64).unwrap_or(0);
+
+    // Seeks to random times, forwards and backwards.
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut lat = Vec::with_capacity(seeks);
+    for _ in 0..seeks {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let target = manifest.start_ms + (rng % (end_ms - manifest.start_ms) as u64) as i64;
+        let t = Instant::now();
+        replay.seek(target)?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    Ok(SeekReport {
+        observations: accepted,
+        pipeline_per_sec: accepted as f64 / pipeline_secs,
+        replay_per_sec: accepted as f64 / replay_secs,
+        replay_ratio: pipeline_secs / replay_secs,
+        speed_up: (end_ms - manifest.start_ms) as f64 / 1000.0 / replay_secs,
+        seeks,
+        seek_p50_ms: pct(0.5),
+        seek_p99_ms: pct(0.99),
+        seek_max_ms: pct(1.0),
+        incidents,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}

@@ -267,6 +267,16 @@ enum Command {
         #[arg(long, default_value = "CITYOPS_WEBHOOK_SECRET")]
         secret_env: String,
     },
+    /// Seek latency in a generated 24 h tape, and the max-speed replay against the pipeline alone.
+    BenchSeek {
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: usize,
+        #[arg(long, default_value_t = 200)]
+        seeks: usize,
+        /// Where the databases go (a temporary folder in the current one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Correlation throughput and latency with many open incidents and a large asset index.
     BenchCorrelate {
         /// Substations, each feeding nine signals; every one trips, so this is also the number
@@ -488,6 +498,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let (Some(rate), Some(bare), Some(ratio)) = (r.delivered_per_sec, r.bare_posts_per_sec, r.delivery_ratio) {
                 eprintln!("delivered {} actions to the webhook receiver: {rate:.1} actions/s; bare signed POSTs {bare:.1}/s; ratio {ratio:.2}", r.delivered);
             }
+            Ok(())
+        }
+        Command::BenchSeek { observations, seeks, dir } => {
+            let tmp = tempfile::tempdir_in(".")?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+            let r = cityops_engine::bench::seek(observations, seeks.max(1), &dir)?;
+            println!("{}", serde_json::to_string(&r)?);
+            eprintln!(
+                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms; {} incidents; peak RSS {:.0} MiB",
+                r.observations, r.pipeline_per_sec, r.replay_per_sec, r.replay_ratio, r.speed_up, r.seeks, r.seek_p50_ms, r.seek_p99_ms, r.seek_max_ms, r.incidents, r.peak_rss_mib
+            );
             Ok(())
         }
         Command::BenchCorrelate { substations, observations, batch } => {

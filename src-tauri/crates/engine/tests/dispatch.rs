@@ -439,9 +439,8 @@ fn audit_verify_finds_a_tampered_entry() {
 /// although they are listening.
 #[test]
 fn a_replayed_scenario_sends_nothing_over_the_network() {
-    use cityops_engine::dto::{LifecycleStatus, MapDiffDto};
-    use cityops_engine::engine::{Engine, EngineConfig};
-    use std::sync::{Arc, Mutex};
+    use cityops_engine::dto::LifecycleStatus;
+    use std::sync::Arc;
 
     let dir = tempfile::tempdir().unwrap();
     // Listeners where every backend points; each counts the connections it accepts.
@@ -471,23 +470,7 @@ fn a_replayed_scenario_sends_nothing_over_the_network() {
     .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let engine = Engine::start(EngineConfig {
-            scenario_dir: common::repo().join("fixtures/scenarios/helsinki-storm"),
-            db_path: dir.path().join("e.db"),
-            maps_dir: common::repo().join("maps"),
-            backends: Some(backends),
-        })
-        .unwrap();
-        let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
-        let sink = diffs.clone();
-        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
-        engine.set_speed(None).unwrap();
-        engine.play().unwrap();
-        let started = Instant::now();
-        while !diffs.lock().unwrap().last().is_some_and(|d| d.clock.finished) {
-            assert!(started.elapsed() < Duration::from_secs(120), "replay did not finish");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (engine, diffs) = common::demo_played_to_end(&dir.path().join("e.db"), backends).await;
         let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).rev().find(|e| e.incident_type == "power_outage").unwrap();
         let request = |backend: &str, params: ActionParams| ActionRequestDto { backend: backend.into(), incident: Some(outage.id.clone()), at: None, params };
         assert!(engine.preview_action(request("works", service_request("crew"))).await.is_err(), "nobody signed in");

@@ -5,11 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use cityops_engine::dto::{ActionParams, ActionRequestDto, AlertSeverity, LifecycleStatus, MapDiffDto, OperatorRole};
-use cityops_engine::engine::{Engine, EngineConfig};
+use cityops_engine::dto::{ActionParams, ActionRequestDto, AlertSeverity, LifecycleStatus, OperatorRole};
 
 fn demo() -> PathBuf {
     common::repo().join("fixtures/scenarios/helsinki-storm")
@@ -29,23 +26,7 @@ struct Script {
 fn exercise(db: &Path, script: Script) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let engine = Engine::start(EngineConfig {
-            scenario_dir: demo(),
-            db_path: db.to_owned(),
-            maps_dir: common::repo().join("maps"),
-            backends: Some(common::repo().join("fixtures/backends/helsinki.toml")),
-        })
-        .unwrap();
-        let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
-        let sink = diffs.clone();
-        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
-        engine.set_speed(None).unwrap();
-        engine.play().unwrap();
-        let started = Instant::now();
-        while !diffs.lock().unwrap().last().is_some_and(|d| d.clock.finished) {
-            assert!(started.elapsed() < Duration::from_secs(120), "replay did not finish");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (engine, diffs) = common::demo_played_to_end(db, common::repo().join("fixtures/backends/helsinki.toml")).await;
         let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).find(|e| e.incident_type == "power_outage").unwrap();
         let (id, opened) = (outage.id.clone(), outage.opened_ms);
         engine.sign_in("Trainee".into(), OperatorRole::Supervisor, None).await.unwrap();

@@ -224,3 +224,26 @@ fn unchunk(mut raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Starts an engine on the demo storm with `backends`, subscribes, plays it at max speed to the
+/// end, and returns it with every diff it pushed. Call inside a multi-thread runtime.
+pub async fn demo_played_to_end(db: &Path, backends: PathBuf) -> (cityops_engine::Engine, std::sync::Arc<std::sync::Mutex<Vec<cityops_engine::dto::MapDiffDto>>>) {
+    let engine = cityops_engine::Engine::start(cityops_engine::EngineConfig {
+        scenario_dir: repo().join("fixtures/scenarios/helsinki-storm"),
+        db_path: db.to_owned(),
+        maps_dir: repo().join("maps"),
+        backends: Some(backends),
+    })
+    .unwrap();
+    let diffs: std::sync::Arc<std::sync::Mutex<Vec<cityops_engine::dto::MapDiffDto>>> = std::sync::Arc::default();
+    let sink = diffs.clone();
+    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+    engine.set_speed(None).unwrap();
+    engine.play().unwrap();
+    let started = std::time::Instant::now();
+    while !diffs.lock().unwrap().last().is_some_and(|d| d.clock.finished) {
+        assert!(started.elapsed() < Duration::from_secs(120), "replay did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (engine, diffs)
+}

@@ -11,6 +11,7 @@
 //! - [`assets`]: the city's assets and their supply dependencies (`fed_by`), by id and by place.
 //! - [`rules`]: the correlation rules file (TOML): incident types, SOPs, grouping, escalation.
 //! - [`dispatch`]: operator actions for backends: validation and the exact bytes they send.
+//! - [`inject`]: trainer injects: the scenario's palette and the tape message of one inject.
 //! - [`objectives`]: exercise objectives (manifest `[[objectives]]`) and scoring a trainee's record.
 //! - [`correlate`]: the [`correlate::Correlator`], observations in, explained incidents out, with
 //!   operator merge, split, reassign and undo.
@@ -25,6 +26,7 @@ pub mod digest;
 pub mod dispatch;
 pub mod geo;
 pub mod grid;
+pub mod inject;
 pub mod model;
 pub mod objectives;
 pub mod picture;

@@ -35,6 +35,8 @@ pub struct Manifest {
     /// What a trainee should do, for scoring (`objectives`); checked against the rules' incident
     /// types when the scenario is loaded.
     pub objectives: Vec<crate::objectives::Objective>,
+    /// What a trainer may inject during an exercise (`injects`, see [`crate::inject`]).
+    pub injects: Vec<crate::inject::InjectSpec>,
 }
 
 /// One feed of a scenario.
@@ -77,6 +79,8 @@ struct RawManifest {
     feeds: Vec<FeedSpec>,
     #[serde(default)]
     objectives: Vec<crate::objectives::Objective>,
+    #[serde(default)]
+    injects: Vec<crate::inject::InjectSpec>,
 }
 
 fn default_tape() -> String {
@@ -141,6 +145,14 @@ impl Manifest {
                 });
             }
         }
+        if let Err(e) = crate::inject::validate(&raw.injects) {
+            let index = match &e {
+                crate::inject::InjectError::Spec { index, .. } => *index,
+                _ => 0,
+            };
+            let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(index).map(|(n, _)| n + 1);
+            return Err(ManifestError { line, message: e.to_string() });
+        }
         let [lon, lat, zoom] = raw.view;
         if crate::GeoPoint::new(lon, lat).is_none() || !(0.0..=22.0).contains(&zoom) {
             return Err(ManifestError {
@@ -160,6 +172,7 @@ impl Manifest {
             view: raw.view,
             feeds: raw.feeds,
             objectives: raw.objectives,
+            injects: raw.injects,
         })
     }
 
@@ -211,6 +224,11 @@ format = "geojson"
 
         let dup = format!("{GOOD}\n[[feeds]]\nid = \"scada\"\nlayer = \"alerts\"\nformat = \"geojson\"\n");
         assert!(Manifest::parse(&dup).unwrap_err().message.contains("used twice"));
+
+        let twice = format!("{GOOD}\n[[injects]]\nid = \"a\"\ntitle = \"A\"\nkind = \"x\"\nlayer = \"alerts\"\n\n[[injects]]\nid = \"a\"\ntitle = \"B\"\nkind = \"x\"\nlayer = \"alerts\"\n");
+        let e = Manifest::parse(&twice).unwrap_err();
+        assert_eq!(e.line, Some(19), "{e}");
+        assert!(e.message.contains("used twice"), "{e}");
 
         let missing = GOOD.replace("map = \"helsinki\"\n", "");
         assert!(Manifest::parse(&missing).unwrap_err().message.contains("map"));

@@ -9,9 +9,11 @@ use ts_rs::TS;
 mod dispatch;
 mod feeds;
 mod incidents;
+mod training;
 pub use dispatch::*;
 pub use feeds::*;
 pub use incidents::*;
+pub use training::*;
 
 /// The few error kinds the UI acts on differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -88,6 +90,9 @@ pub struct ClockDto {
     pub ingested_until_ms: i64,
     /// The clock reached the end of the scenario.
     pub finished: bool,
+    /// The scenario time the exercise was ended at; the trainee's record is closed after it.
+    #[ts(type = "number | null")]
+    pub ended_ms: Option<i64>,
 }
 
 /// Per-layer freshness and size of the picture.
@@ -190,6 +195,8 @@ pub struct ScenarioDto {
     pub feeds: Vec<FeedDto>,
     /// Live feeds on the wall clock rather than a replayed tape: no play, pause, speed or seek.
     pub live: bool,
+    /// What a trainer may inject (the manifest's `injects`).
+    pub injects: Vec<InjectOptionDto>,
 }
 
 impl ScenarioDto {
@@ -213,6 +220,7 @@ impl ScenarioDto {
                 })
                 .collect(),
             live: false,
+            injects: m.injects.iter().map(InjectOptionDto::from).collect(),
         }
     }
 }
@@ -262,6 +270,13 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ActionStatus>(),
         one::<ActionDto>(),
         one::<OutboxDto>(),
+        one::<InjectOptionDto>(),
+        one::<InjectRequestDto>(),
+        one::<InjectDto>(),
+        one::<ObjectiveScoreDto>(),
+        one::<ScoreDto>(),
+        one::<ChartDto>(),
+        one::<ExerciseDto>(),
     ]
 }
 

@@ -17,7 +17,7 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 
 use crate::dto::{
-    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, IncidentDetailDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole,
+    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, ChartDto, ExerciseDto, IncidentDetailDto, InjectDto, InjectRequestDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole,
     OutboxDto, QuarantineDto, ScenarioDto,
 };
 use crate::error::EngineError;
@@ -63,7 +63,11 @@ enum Command {
     Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
     Dispatch(DispatchRequest, oneshot::Sender<Result<DispatchReply, EngineError>>),
     Quarantine(Option<String>, oneshot::Sender<Result<QuarantineDto, EngineError>>),
-    Report(oneshot::Sender<Result<String, EngineError>>),
+    Report(Option<Vec<u8>>, oneshot::Sender<Result<String, EngineError>>),
+    Kpi(oneshot::Sender<Result<Vec<ChartDto>, EngineError>>),
+    Inject(InjectRequestDto, oneshot::Sender<Result<InjectDto, EngineError>>),
+    Exercise(oneshot::Sender<Result<ExerciseDto, EngineError>>),
+    EndExercise { by: Option<String>, map_png: Option<Vec<u8>>, reply: oneshot::Sender<Result<String, EngineError>> },
 }
 
 /// An operator's request about actions, answered by the replay task (which knows the incident
@@ -114,11 +118,13 @@ impl Engine {
     /// Loads the scenario, opens the store, starts a new run and spawns the replay task on the
     /// current tokio runtime. The clock starts paused at the scenario's start.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        let scenario = Scenario::load(&config.scenario_dir)?;
+        let mut scenario = Scenario::load(&config.scenario_dir)?;
         let store = Store::open(&config.db_path)?;
         let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
         tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
         let dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
+        // Trainers' injects arrive on built-in feeds, one per layer (see `cityops_core::inject`).
+        scenario.manifest.feeds.extend(cityops_core::inject::feed_specs());
         let specs = match &config.backends {
             Some(path) => outbox::config::load(path)?,
             None => Vec::new(),
@@ -327,10 +333,42 @@ impl Engine {
     }
 
     /// The after-action report of this run so far: score against the scenario's objectives,
-    /// timeline and charts, as one HTML document (see [`crate::report`]).
-    pub async fn report(&self) -> Result<String, EngineError> {
+    /// timeline and charts, as one HTML document (see [`crate::report`]), with the map image
+    /// (a base64 PNG from the app's map) if given.
+    pub async fn report(&self, map_png: Option<String>) -> Result<String, EngineError> {
+        let png = map_png.as_deref().map(decode_png).transpose()?;
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Report(tx))?;
+        self.send(Command::Report(png, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The shift's KPI charts up to the clock (the report's charts, see [`crate::report::kpi`]).
+    pub async fn kpi(&self) -> Result<Vec<ChartDto>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Kpi(tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// A trainer's inject at the clock's time (see [`Replay::inject`]).
+    pub async fn inject(&self, request: InjectRequestDto) -> Result<InjectDto, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Inject(request, tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// The exercise so far, for the trainer view: injects, live score, whether it ended.
+    pub async fn exercise(&self) -> Result<ExerciseDto, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Exercise(tx))?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Ends the exercise (by the named trainer, or else the signed-in operator) and returns
+    /// its after-action report, with the map image if given.
+    pub async fn end_exercise(&self, by: Option<String>, map_png: Option<String>) -> Result<String, EngineError> {
+        let map_png = map_png.as_deref().map(decode_png).transpose()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::EndExercise { by, map_png, reply: tx })?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
@@ -340,6 +378,48 @@ impl Engine {
     }
 }
 
+/// Decodes a base64 PNG sent by the app, refusing anything that is not one.
+fn decode_png(b64: &str) -> Result<Vec<u8>, EngineError> {
+    use base64::Engine as _;
+    // The app may send a data URL as the canvas gives it.
+    let data = b64.strip_prefix("data:image/png;base64,").unwrap_or(b64);
+    if data.len() > crate::report::MAX_MAP_PNG * 4 / 3 + 4 {
+        return Err(EngineError::InvalidInput(format!("the map image is over {} bytes", crate::report::MAX_MAP_PNG)));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| EngineError::InvalidInput(format!("the map image is not base64: {e}")))?;
+    crate::report::check_png(&bytes)?;
+    Ok(bytes)
+}
+
+fn report_input<'a>(replay: &'a Replay, map_png: Option<&'a [u8]>) -> crate::report::ReportInput<'a> {
+    crate::report::ReportInput { store: replay.pipeline().store(), run: replay.pipeline().run(), scenario: Some(replay.scenario()), versus: None, map_png }
+}
+
+/// The exercise so far: injects, the score against the objectives, the end.
+fn exercise_view(replay: &mut Replay) -> Result<ExerciseDto, EngineError> {
+    replay.flush()?;
+    let store = replay.pipeline().store();
+    let run = replay.pipeline().run();
+    let objectives = &replay.scenario().manifest.objectives;
+    let score = if objectives.is_empty() { None } else { Some(crate::dto::ScoreDto::from(&crate::training::score_run(store, run, objectives)?)) };
+    let injects = store.injects(run)?.into_iter().map(InjectDto::from).collect();
+    let (ended_ms, ended_by) = replay.ended().cloned().map_or((None, None), |(a, b)| (Some(a), Some(b)));
+    Ok(ExerciseDto { injects, score, ended_ms, ended_by })
+}
+
+/// Ends the exercise and writes its report.
+fn end_exercise(replay: &mut Replay, by: Option<String>, map_png: Option<&[u8]>) -> Result<String, EngineError> {
+    let operator = replay.desk().and_then(|d| d.operator()).cloned();
+    let (name, role) = match (by.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()), &operator) {
+        (Some(b), _) => (b, "trainer"),
+        (None, Some(op)) => (op.name.clone(), op.role.as_str()),
+        (None, None) => return Err(EngineError::Forbidden("sign in first".into())),
+    };
+    replay.end_exercise(&name, role, chrono::Utc::now().timestamp_millis())?;
+    replay.flush()?;
+    crate::report::render(&report_input(replay, map_png))
+}
+
 /// Answers one incident request against the replay's desk; wall time stamps operator actions.
 fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
     let now = replay.now_ms();
@@ -347,6 +427,9 @@ fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply
     // Without rules there is no desk, and so nobody signed in to it (live feeds without rules).
     if matches!(request, IncidentRequest::Operator) && replay.desk().is_none() {
         return Ok(IncidentReply::Operator(None));
+    }
+    if matches!(request, IncidentRequest::Transition { .. } | IncidentRequest::Decide(_) | IncidentRequest::TickSop { .. }) {
+        replay.open_for_trainee()?;
     }
     let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
     let _span = tracing::info_span!("incident_request", request = ?request).entered();
@@ -387,6 +470,9 @@ fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRe
     let now = replay.now_ms();
     let wall = chrono::Utc::now().timestamp_millis();
     let run = replay.pipeline().run();
+    if !matches!(request, DispatchRequest::View) {
+        replay.open_for_trainee()?;
+    }
     let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
     if let DispatchRequest::View = request {
         return Ok(DispatchReply::View(Box::new(outbox.view()?)));
@@ -475,10 +561,27 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         let _ = reply.send(found);
                         continue;
                     }
-                    Command::Report(reply) => {
-                        let input = crate::report::ReportInput { store: replay.pipeline().store(), run: replay.pipeline().run(), scenario: Some(replay.scenario()), versus: None };
-                        let _ = reply.send(crate::report::render(&input));
+                    Command::Report(png, reply) => {
+                        let _ = reply.send(replay.flush().map_err(EngineError::from).and_then(|_| crate::report::render(&report_input(&replay, png.as_deref()))));
                         continue;
+                    }
+                    Command::Kpi(reply) => {
+                        let now = replay.now_ms();
+                        let _ = reply.send(replay.flush().map_err(EngineError::from).and_then(|_| crate::report::kpi(&report_input(&replay, None), now)));
+                        continue;
+                    }
+                    Command::Exercise(reply) => {
+                        let _ = reply.send(exercise_view(&mut replay));
+                        continue;
+                    }
+                    Command::Inject(request, reply) => {
+                        let wall = chrono::Utc::now().timestamp_millis();
+                        let _ = reply.send(replay.inject(&request.inject, request.lon, request.lat, &request.trainer, wall).map(InjectDto::from));
+                        Ok(())
+                    }
+                    Command::EndExercise { by, map_png, reply } => {
+                        let _ = reply.send(end_exercise(&mut replay, by, map_png.as_deref()));
+                        Ok(())
                     }
                     Command::Quarantine(feed, reply) => {
                         let _ = reply.send(replay.quarantine(feed.as_deref()).map_err(EngineError::from));

@@ -234,6 +234,24 @@ impl Desk {
         self.correlate_to(store, t)
     }
 
+    /// Observations were added to the store at arrival time `t` behind the tape (a trainer's
+    /// inject): checkpoints after `t` no longer hold, and correlation that already went past `t`
+    /// is rebuilt from the one before it, so the incidents are those a replay with the inject
+    /// on its tape would give.
+    pub fn added_at(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
+        // A checkpoint at `k` holds the arrivals before `k`.
+        self.checkpoints.retain(|k, _| *k <= t);
+        if self.state.upto_ms > t {
+            let upto = self.state.upto_ms;
+            let (_, cp) = self.checkpoints.range(..=t).next_back().expect("the empty state is always a checkpoint");
+            self.state = cp.clone();
+            self.ui_reset = true;
+            self.db_reset = true;
+            self.advance(store, upto)?;
+        }
+        self.persist(store)
+    }
+
     fn advance(&mut self, store: &Store, limit: Millis) -> Result<(), StoreError> {
         self.apply_due_decisions();
         while self.state.upto_ms < limit {

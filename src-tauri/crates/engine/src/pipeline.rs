@@ -188,6 +188,15 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Ingests a message that is not part of the tape (a trainer's inject): like
+    /// [`Pipeline::ingest`], but the run's frontier stays where the tape put it.
+    pub fn ingest_extra(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<MessageOutcome, StoreError> {
+        let frontier = self.frontier;
+        let outcome = self.ingest(msg, picture);
+        self.frontier = frontier;
+        outcome
+    }
+
     fn flush_if_full(&mut self) -> Result<(), StoreError> {
         if self.pending.len() + self.pending_quarantine.len() >= BATCH_ROWS {
             self.flush()?;

@@ -19,7 +19,9 @@ use crate::incidents::Desk;
 use crate::live::{FeedHealthDto, Health};
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
-use crate::store::StoreError;
+use crate::error::EngineError;
+use crate::store::{InjectRow, StoreError};
+use cityops_core::{inject, tape};
 
 /// The state of one scenario replay.
 pub struct Replay {
@@ -40,6 +42,8 @@ pub struct Replay {
     pub playing: bool,
     /// In live mode, the feeds' health board and what the UI was last sent of it.
     live: Option<(Health, Option<Vec<FeedHealthDto>>)>,
+    /// When the exercise was ended and by whom; the trainee's record is closed after it.
+    ended: Option<(Millis, String)>,
 }
 
 impl Replay {
@@ -62,6 +66,7 @@ impl Replay {
             speed: Some(1.0),
             playing: false,
             live: None,
+            ended: None,
         }
     }
 
@@ -213,12 +218,86 @@ impl Replay {
         }
     }
 
+    /// A trainer's inject: the scenario's palette entry `id` at the place picked, made now.
+    /// It is recorded (with the exact tape line it became) before it goes through the
+    /// pipeline like any tape message, onto the picture and, once the clock passes it, into
+    /// the incidents. Refused in live mode, after the scenario's end and after the exercise
+    /// ended.
+    pub fn inject(&mut self, id: &str, lon: f64, lat: f64, trainer: &str, wall_ms: Millis) -> Result<InjectRow, EngineError> {
+        if self.is_live() {
+            return Err(EngineError::Forbidden("injects are for exercises, not live feeds".into()));
+        }
+        self.open_for_trainee()?;
+        if self.now_ms >= self.end_ms {
+            return Err(EngineError::Forbidden("the scenario is at its end: seek back to inject".into()));
+        }
+        let trainer = trainer.trim();
+        if trainer.is_empty() {
+            return Err(EngineError::InvalidInput("an inject needs the trainer's name".into()));
+        }
+        let spec = self.scenario.manifest.injects.iter().find(|s| s.id == id).ok_or_else(|| EngineError::NotFound(inject::InjectError::Unknown(id.to_owned()).to_string()))?;
+        let (at, asset) = inject::place(spec, &self.scenario.assets, lon, lat).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        let run = self.pipeline.run();
+        let n = self.pipeline.store().injects(run)?.len() as u64 + 1;
+        let msg = inject::message(spec, n, self.now_ms, at, asset, trainer);
+        let entity = match (asset, &spec.asset_field) {
+            (Some(a), None) => a.id.clone(),
+            _ => format!("inject/{n}"),
+        };
+        let title = asset.map(|a| format!("{}: {}", spec.title, a.name)).unwrap_or_else(|| spec.title.clone());
+        let row = InjectRow { n, inject: spec.id.clone(), scenario_ms: self.now_ms, trainer: trainer.to_owned(), entity, title, line: tape::format_line(&msg) };
+        self.pipeline.store().record_inject(run, &row, wall_ms)?;
+        tracing::info!(inject = %row.inject, n, trainer, entity = %row.entity, at = self.now_ms, "trainer inject");
+        // The inject lands behind the tape's frontier: the picture takes it now, and the store
+        // keeps the frontier the tape reached.
+        let outcome = self.pipeline.ingest_extra(&msg, Some(&mut self.picture))?;
+        if !outcome.rejected.is_empty() {
+            tracing::warn!(rejected = ?outcome.rejected, "an inject was refused by its feed's adapter");
+        }
+        self.pipeline.flush()?;
+        if let Some(desk) = &mut self.desk {
+            desk.added_at(self.pipeline.store(), self.now_ms)?;
+        }
+        Ok(row)
+    }
+
+    /// Ends the exercise at the clock's time (once; later calls return the first end): the clock
+    /// stops and the trainee's record is closed, while the clock can still be moved for review.
+    pub fn end_exercise(&mut self, by: &str, role: &str, wall_ms: Millis) -> Result<(Millis, String), EngineError> {
+        if self.is_live() {
+            return Err(EngineError::Forbidden("live work is not an exercise".into()));
+        }
+        self.playing = false;
+        let ended = self.pipeline.store().end_exercise(self.pipeline.run(), self.now_ms, by, role, wall_ms)?;
+        tracing::info!(at = ended.0, by = %ended.1, "exercise ended");
+        self.ended = Some(ended.clone());
+        Ok(ended)
+    }
+
+    /// When the exercise was ended, and by whom.
+    pub fn ended(&self) -> Option<&(Millis, String)> {
+        self.ended.as_ref()
+    }
+
+    /// Refuses what changes the trainee's record once the exercise has ended.
+    pub fn open_for_trainee(&self) -> Result<(), EngineError> {
+        match &self.ended {
+            Some((at, _)) => Err(EngineError::Forbidden(format!("the exercise ended at scenario time {}", crate::report::hhmm(*at)))),
+            None => Ok(()),
+        }
+    }
+
     /// Ingests whatever is left of the tape without updating the picture (headless replays).
     pub fn run_to_end(&mut self) -> Result<(), StoreError> {
         self.ingest_until(Millis::MAX, false)?;
         self.now_ms = self.end_ms;
         self.pipeline.flush()?;
         self.correlate()
+    }
+
+    /// Commits what the pipeline buffered, so that store queries see everything ingested.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.pipeline.flush()
     }
 
     /// The newest quarantine entries of this run (of one feed, if given), after committing
@@ -238,6 +317,7 @@ impl Replay {
             speed: self.speed,
             ingested_until_ms: self.frontier_ms.clamp(self.scenario.manifest.start_ms, self.end_ms),
             finished: self.finished(),
+            ended_ms: self.ended.as_ref().map(|e| e.0),
         }
     }
 

@@ -49,7 +49,7 @@ pub fn esc(s: &str) -> String {
     cityops_core::dispatch::xml_escape(s)
 }
 
-fn hhmm(ms: Millis) -> String {
+pub(crate) fn hhmm(ms: Millis) -> String {
     // Helsinki is the demo's city; the report shows local time like the app does.
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default() + chrono::Duration::hours(2);
     t.format("%H:%M:%S").to_string()
@@ -173,24 +173,50 @@ pub struct ReportInput<'a> {
     pub scenario: Option<&'a Scenario>,
     /// Another trainee's run of the same scenario, scored side by side.
     pub versus: Option<RunId>,
+    /// A PNG of the main incident's area taken from the app's map, embedded as it is.
+    pub map_png: Option<&'a [u8]>,
 }
 
-/// Writes the report as one HTML document.
-pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
+/// The largest map image a report embeds.
+pub const MAX_MAP_PNG: usize = 8 << 20;
+
+/// Checks that bytes are a PNG image of a reasonable size before they are embedded.
+pub fn check_png(bytes: &[u8]) -> Result<(), EngineError> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if !bytes.starts_with(SIGNATURE) || bytes.len() < 33 {
+        return Err(EngineError::InvalidInput("the map image is not a PNG".into()));
+    }
+    if bytes.len() > MAX_MAP_PNG {
+        return Err(EngineError::InvalidInput(format!("the map image is {} bytes; at most {MAX_MAP_PNG} are embedded", bytes.len())));
+    }
+    Ok(())
+}
+
+/// The time a run covers: from the scenario's start (or the first arrival) to its end (or the
+/// last arrival), whichever is wider.
+fn span_of(input: &ReportInput<'_>) -> Result<(Millis, Millis), EngineError> {
+    let span = input.store.arrival_span(input.run)?.unwrap_or((0, BUCKET_MS));
+    let origin = input.scenario.map(|s| s.manifest.start_ms).unwrap_or(span.0).min(span.0);
+    let end = input.scenario.map(|s| s.end_ms()).unwrap_or(span.1).max(span.1);
+    Ok((origin, end))
+}
+
+/// The report's charts, up to scenario time `upto` (the end of the run for the report; the
+/// clock for the live KPI view, so the charts never show what has not happened yet).
+fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, EngineError> {
     font()?;
     let store = input.store;
     let run = input.run;
-    let name = input.scenario.map(|s| s.manifest.name.clone()).unwrap_or_else(|| format!("run {run}"));
-    let span = store.arrival_span(run)?.unwrap_or((0, BUCKET_MS));
-    let origin = input.scenario.map(|s| s.manifest.start_ms).unwrap_or(span.0).min(span.0);
-    let end = input.scenario.map(|s| s.end_ms()).unwrap_or(span.1).max(span.1);
-    let incidents = store.stored_incidents(run)?;
-    let transitions = store.transitions(run)?;
-    let actions = store.actions_of_run(run)?;
+    let (origin, full_end) = span_of(input)?;
+    let end = upto.map_or(full_end, |u| u.clamp(origin, full_end));
+    let shown = |t: Millis| t <= end;
+    let incidents: Vec<_> = store.stored_incidents(run)?.into_iter().filter(|i| shown(i.opened_ms)).collect();
+    let transitions: Vec<_> = store.transitions(run)?.into_iter().filter(|t| shown(t.scenario_ms)).collect();
+    let actions: Vec<_> = store.actions_of_run(run)?.into_iter().filter(|a| a.scenario_ms.is_none_or(shown)).collect();
+    let trim = |rows: Vec<(String, Millis, u64)>| rows.into_iter().filter(|r| r.1 <= end).collect::<Vec<_>>();
 
-    // Charts.
     let mut charts = Vec::new();
-    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end), (origin, end))?);
+    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(trim(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end), (origin, end))?);
     let mut open: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
     let series = open.entry("open incidents".into()).or_default();
     let mut t = origin;
@@ -222,11 +248,34 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         }
     }
     charts.push(histogram("time-to-dispatch", "Time to the first action", &dispatch.into_values().collect::<Vec<_>>(), 60.0)?);
-    let mut health = per_bucket(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end);
-    for (feed, points) in per_bucket(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?, origin, end) {
+    let mut health = per_bucket(trim(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end);
+    for (feed, points) in per_bucket(trim(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end) {
         health.insert(format!("{feed} (refused)"), points);
     }
     charts.push(lines("feed-health", "Feed health: messages accepted and refused per minute, per feed", "observations", &health, (origin, end))?);
+    Ok(charts)
+}
+
+/// The shift's KPI charts up to the clock's time `now`: the report's charts, for the app.
+pub fn kpi(input: &ReportInput<'_>, now: Millis) -> Result<Vec<crate::dto::ChartDto>, EngineError> {
+    Ok(charts(input, Some(now))?
+        .into_iter()
+        .map(|c| crate::dto::ChartDto { id: c.id.to_owned(), title: c.title, svg: c.svg, totals: c.totals })
+        .collect())
+}
+
+/// Writes the report as one HTML document.
+pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
+    let store = input.store;
+    let run = input.run;
+    let name = input.scenario.map(|s| s.manifest.name.clone()).unwrap_or_else(|| format!("run {run}"));
+    let (origin, end) = span_of(input)?;
+    let incidents = store.stored_incidents(run)?;
+    let transitions = store.transitions(run)?;
+    let actions = store.actions_of_run(run)?;
+    let injects = store.injects(run)?;
+    let ended = store.exercise_end(run)?;
+    let charts = charts(input, None)?;
 
     // The document.
     let mut h = String::with_capacity(256 * 1024);
@@ -240,6 +289,17 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         t = transitions.len(),
         c = actions.len(),
     );
+    if let Some((at, by)) = &ended {
+        let _ = writeln!(h, "<p class=\"meta\" data-ended=\"{at}\">Exercise ended at {} by {}.</p>", hhmm(*at), esc(by));
+    }
+    if let Some(png) = input.map_png {
+        use base64::Engine as _;
+        let _ = writeln!(
+            h,
+            "<figure data-map=\"main-incident\"><img alt=\"Map of the main incident's area\" src=\"data:image/png;base64,{}\"/><figcaption>The main incident's area, from the operator's map.</figcaption></figure>",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        );
+    }
     if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
         let score = crate::training::score_run(store, run, &scenario.manifest.objectives)?;
         let versus = input.versus.map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s))).transpose()?;
@@ -258,6 +318,9 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     }
     for a in &actions {
         rows.push((a.scenario_ms.unwrap_or(end), "action", format!("{} by {}", a.summary, a.operator)));
+    }
+    for i in &injects {
+        rows.push((i.scenario_ms, "inject", format!("{} by {} (trainer)", i.title, i.trainer)));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
     for (t, what, detail) in rows {
@@ -311,4 +374,4 @@ fn objectives_table(h: &mut String, run: RunId, score: &Score, versus: Option<&(
 const CSS: &str = "body{font-family:'DejaVu Sans',sans-serif;margin:2em;color:#111;max-width:60em}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
 .met{background:#e3f6e8}.late{background:#fff4d6}.missed,.violated{background:#fde2e2}\
-figure{margin:1.5em 0}figcaption{color:#555;font-size:.9em}.meta{color:#555}";
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ccc}figcaption{color:#555;font-size:.9em}.meta{color:#555}";

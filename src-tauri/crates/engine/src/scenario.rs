@@ -120,7 +120,16 @@ pub fn check(dir: &Path) -> Vec<String> {
     }
     match load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref()) {
         Err(e) => problems.push(e.to_string()),
-        Ok((_, rules)) => {
+        Ok((assets, rules)) => {
+            // An inject that snaps to an asset type the scenario has none of could never be made.
+            for (i, inject) in manifest.injects.iter().enumerate() {
+                if let Some(t) = &inject.asset_type {
+                    if !assets.assets().iter().any(|a| &a.asset_type == t) {
+                        let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(i).map(|(n, _)| n + 1);
+                        problems.push(format!("{}:{}: injects[{i}] ({}): the scenario has no asset of type {t:?} to snap to", manifest_path.display(), line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), inject.id));
+                    }
+                }
+            }
             if !manifest.objectives.is_empty() {
                 let types: Vec<&str> = rules.as_ref().map(|r| r.types.iter().map(|t| t.id.as_str()).collect()).unwrap_or_default();
                 if let Err(e) = cityops_core::objectives::validate(&manifest.objectives, &types) {

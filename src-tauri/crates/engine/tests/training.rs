@@ -218,7 +218,8 @@ fn check_reports_every_problem_with_file_and_line() {
     let manifest = manifest
         .replace("assets = \"assets.geojson\"", &format!("assets = \"{}\"", demo().join("assets.geojson").display()))
         .replace("rules = \"../../rules/default.toml\"", &format!("rules = \"{}\"", common::repo().join("fixtures/rules/default.toml").display()))
-        .replace("incident_type = \"power_outage\"\nwithin_s = 600", "incident_type = \"volcano\"\nwithin_s = 600");
+        .replace("incident_type = \"power_outage\"\nwithin_s = 600", "incident_type = \"volcano\"\nwithin_s = 600")
+        .replace("asset_type = \"camera\"", "asset_type = \"kiosk\"");
     std::fs::write(broken.join("scenario.toml"), &manifest).unwrap();
     let mut tape = std::fs::read_to_string(demo().join("tape.ndjson")).unwrap();
     let lines = tape.lines().count();
@@ -231,10 +232,12 @@ fn check_reports_every_problem_with_file_and_line() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let problems: Vec<&str> = text.lines().collect();
-    assert_eq!(problems.len(), 3, "{text}");
+    assert_eq!(problems.len(), 4, "{text}");
     let tape_path = broken.join("tape.ndjson").display().to_string();
     assert!(problems[0].starts_with(&format!("{tape_path}:{}: ", lines + 1)), "{text}");
     assert!(problems[1].starts_with(&format!("{tape_path}:{}: feed \"ghost-", lines + 2)), "{text}");
+    let injects_line = manifest.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(3).unwrap().0 + 1;
+    assert!(problems[2].starts_with(&format!("{}:{injects_line}: injects[3] (camera-offline): the scenario has no asset of type \"kiosk\"", broken.join("scenario.toml").display())), "{text}");
     let objectives_line = manifest.lines().enumerate().filter(|(_, l)| l.trim() == "[[objectives]]").nth(2).unwrap().0 + 1;
-    assert!(problems[2].starts_with(&format!("{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"", broken.join("scenario.toml").display())), "{text}");
+    assert!(problems[3].starts_with(&format!("{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"", broken.join("scenario.toml").display())), "{text}");
 }

@@ -18,4 +18,8 @@ ingestedUntilMs: number,
 /**
  * The clock reached the end of the scenario.
  */
-finished: boolean, };
+finished: boolean, 
+/**
+ * The scenario time the exercise was ended at; the trainee's record is closed after it.
+ */
+endedMs: number | null, };

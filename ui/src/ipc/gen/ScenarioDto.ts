@@ -1,5 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
 import type { FeedDto } from "./FeedDto";
+import type { InjectOptionDto } from "./InjectOptionDto";
 
 /**
  * The loaded scenario.
@@ -16,4 +17,8 @@ view: [number, number, number], startMs: number, endMs: number, feeds: Array<Fee
 /**
  * Live feeds on the wall clock rather than a replayed tape: no play, pause, speed or seek.
  */
-live: boolean, };
+live: boolean, 
+/**
+ * What a trainer may inject (the manifest's `injects`).
+ */
+injects: Array<InjectOptionDto>, };

@@ -151,6 +151,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints a run's trainer injects as tape lines (NDJSON), ready to append to a scenario's
+    /// tape (with the `inject.<layer>` feeds they name declared in its manifest).
+    Injects {
+        /// The SQLite database the app wrote.
+        #[arg(long)]
+        db: PathBuf,
+        /// The run (the newest by default).
+        #[arg(long)]
+        run: Option<i64>,
+    },
     /// Lists the outbox: every action, its status, attempts and the backend's reference.
     Outbox {
         /// The SQLite database the app or `cityops dispatch` wrote.
@@ -351,6 +361,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
         }
         Command::Incidents { db, run, json } => incidents(&db, run, json),
+        Command::Injects { db, run } => {
+            anyhow::ensure!(db.exists(), "{}: no such database", db.display());
+            let store = Store::open(&db)?;
+            let run = match run {
+                Some(r) => r,
+                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
+            };
+            for i in store.injects(run)? {
+                println!("{}", i.line);
+            }
+            Ok(())
+        }
         Command::Outbox { db, json } => {
             let store = Store::open(&db)?;
             let actions = store.actions(u32::MAX)?;
@@ -418,7 +440,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
             };
             let scenario = scenario.map(|s| cityops_engine::scenario::Scenario::load(&s)).transpose()?;
-            let html = cityops_engine::report::render(&cityops_engine::report::ReportInput { store: &store, run, scenario: scenario.as_ref(), versus })?;
+            let html = cityops_engine::report::render(&cityops_engine::report::ReportInput { store: &store, run, scenario: scenario.as_ref(), versus, map_png: None })?;
             std::fs::write(&out, html)?;
             println!("{}", out.display());
             Ok(())

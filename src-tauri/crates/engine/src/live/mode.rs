@@ -78,6 +78,7 @@ impl LiveMode {
             feeds: live.feeds.iter().map(|f| f.spec.clone()).collect(),
             // Live work has no exercise objectives.
             objectives: Vec::new(),
+            injects: Vec::new(),
         };
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;

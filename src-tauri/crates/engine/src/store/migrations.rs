@@ -179,6 +179,23 @@ const MIGRATIONS: &[&str] = &[
         outcome TEXT NOT NULL,
         detail TEXT NOT NULL
     );",
+    // 4: exercises. `injects` holds each trainer inject as the exact tape line it became (so
+    // a run's injects can be written out as a tape); `runs.ended_ms` is the scenario time a
+    // trainer ended the exercise at, after which the trainee's record is closed.
+    "CREATE TABLE injects (
+        run INTEGER NOT NULL REFERENCES runs(id),
+        n INTEGER NOT NULL,
+        inject TEXT NOT NULL,
+        scenario_ms INTEGER NOT NULL,
+        trainer TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        line TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        PRIMARY KEY (run, n)
+    );
+    ALTER TABLE runs ADD COLUMN ended_ms INTEGER;
+    ALTER TABLE runs ADD COLUMN ended_by TEXT;",
 ];
 
 /// The schema version this build writes.

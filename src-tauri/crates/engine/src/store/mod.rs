@@ -8,12 +8,14 @@
 //! grid cell ("this area, this time window"); there is no R*Tree on the log because its insert
 //! cost is about ten times a B-tree's (see `../shared/brief/performance.md`).
 
+mod exercise;
 mod incidents;
 mod migrations;
 mod outbox;
 mod quarantine;
 mod report;
 
+pub use exercise::InjectRow;
 pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
 
 use std::path::Path;

@@ -1,0 +1,7 @@
+// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+import type { ObjectiveScoreDto } from "./ObjectiveScoreDto";
+
+/**
+ * The trainee's score against the scenario's objectives.
+ */
+export type ScoreDto = { points: number, maxPoints: number, objectives: Array<ObjectiveScoreDto>, };

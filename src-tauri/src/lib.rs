@@ -84,6 +84,16 @@ pub fn run() {
             app.manage(engine);
             Ok(())
         })
+        .on_window_event(|window, event| {
+            // Closing the trainer view hands the clock back to the trainee's window.
+            if window.label() == commands::training::TRAINER && matches!(event, tauri::WindowEvent::Destroyed) {
+                if let Some(engine) = window.try_state::<Engine>() {
+                    if let Err(e) = engine.set_trainer_view(false) {
+                        tracing::warn!(error = %e, "cannot hand the clock back from the trainer view");
+                    }
+                }
+            }
+        })
         .register_asynchronous_uri_scheme_protocol("maptiles", tiles::handle)
         .invoke_handler(tauri::generate_handler![
             commands::scenario::scenario,
@@ -101,6 +111,12 @@ pub fn run() {
             commands::replay::observation,
             commands::feeds::quarantine,
             commands::training::report,
+            commands::training::kpi,
+            commands::training::inject,
+            commands::training::exercise,
+            commands::training::end_exercise,
+            commands::training::open_trainer_view,
+            commands::training::close_trainer_view,
             commands::incidents::sign_in,
             commands::incidents::sign_out,
             commands::incidents::operator,

@@ -399,9 +399,7 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         Duration::from_secs(60),
     )
     .await?;
-    println!("exercise score: {score} of 4");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    std::fs::write(repo().join("assets/screenshot-report.png"), c.screenshot().await?)?;
+    println!("exercise score so far: {score} of 4");
     press(c, ESCAPE).await?;
     wait_js(c, "report closed", r#"return !document.querySelector("[data-testid=report]");"#, Duration::from_secs(10)).await?;
 
@@ -416,6 +414,124 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     ensure!(count.trim() == "0 refused", "count {count:?}");
     press(c, ESCAPE).await?;
     wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
+
+    trainer_view(c).await?;
+
+    // 12. The trainee ends the exercise (key e, then Enter on the confirmation): the report
+    //     opens with the score, who ended it, and the map's picture of the outage.
+    press(c, "e").await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=confirm]")).await?;
+    press(c, ENTER).await?;
+    let ended = wait_js(
+        c,
+        "the report of the ended exercise",
+        r#"const f = document.querySelector("[data-testid=report-frame]");
+           if (!f) return null;
+           const m = f.srcdoc.match(/Run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
+           const by = f.srcdoc.match(/Exercise ended at [\d:]+ by ([^.<]+)\./);
+           const map = f.srcdoc.match(/<img alt="Map of the main incident's area" src="data:image\/png;base64,([A-Za-z0-9+\/=]+)"/);
+           return m && by && map ? [m[1], by[1], map[1].length] : null;"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    println!("exercise ended: score {} of 4, ended by {}, map image {} base64 bytes", ended[0], ended[1], ended[2]);
+    ensure!(ended[1] == "E2E Operator", "ended by {}", ended[1]);
+    ensure!(ended[2].as_u64().unwrap_or(0) > 10_000, "the map image is too small to show anything");
+    let banner = c.find(Locator::Css("[data-testid=exercise-banner]")).await?.text().await?;
+    ensure!(banner == "EXERCISE ENDED", "banner after the end {banner:?}");
+    // The frame is sandboxed (no access from here): give its megabyte of map image time to draw.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    std::fs::write(repo().join("assets/screenshot-report.png"), c.screenshot().await?)?;
+    press(c, ESCAPE).await?;
+    // The trainee's record is closed: acknowledging anything more is refused, in words.
+    press(c, "a").await?;
+    let refused = wait_js(
+        c,
+        "the acknowledgement refused after the end",
+        r#"const e = document.querySelector("[data-testid=error]");
+           return e && e.textContent.includes("the exercise ended at scenario time") ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("after the end: {refused}");
+    Ok(())
+}
+
+/// 10-11. The trainer view (key t) opens in its own window and takes the clock: the trainee's
+/// bar shows it without controls. The trainer places an inject from the palette on the map;
+/// it shows among the injects made and on the map. Closing the view gives the clock back.
+async fn trainer_view(c: &Client) -> Result<()> {
+    let main = c.window().await?;
+    press(c, "t").await?;
+    let trainer = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let handles = c.windows().await?;
+            if let Some(h) = handles.into_iter().find(|h| *h != main) {
+                break h;
+            }
+            ensure!(Instant::now() < deadline, "the trainer view's window did not open");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    wait_js(c, "the clock locked in the trainee's window", r#"return !!document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
+    ensure!(c.find(Locator::Css("[data-testid=play-toggle]")).await?.attr("disabled").await?.is_some(), "the trainee can still play");
+    c.switch_to_window(trainer).await?;
+    c.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("[data-testid=trainer-banner]")).await?;
+    wait_js(c, "the trainer's map idle", IDLE, Duration::from_secs(120)).await?;
+    // The trainer moves the clock: 60% of the hour is about 21:36, late in the outage.
+    let slider = c
+        .execute(r#"const r = document.querySelector("[data-testid=seek]").getBoundingClientRect(); return [r.left, r.top, r.width, r.height];"#, vec![])
+        .await?;
+    let f = |i: usize| slider[i].as_f64().unwrap_or(0.0);
+    click_at(c, f(0) + f(2) * 0.6, f(1) + f(3) / 2.0).await?;
+    wait_js(
+        c,
+        "the trainer's seek",
+        r#"const t = document.querySelector("[data-testid=clock]").textContent; return t > "21:33" && t < "21:40" ? t : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let name = c.find(Locator::Css("[data-testid=trainer-name]")).await?;
+    name.clear().await?;
+    name.send_keys("E2E Trainer").await?;
+    c.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]")).await?.click().await?;
+    let hint = c.find(Locator::Css("[data-testid=inject-hint]")).await?.text().await?;
+    ensure!(hint.contains("Click the map to place"), "hint {hint:?}");
+    // A place in Kaisaniemi park, north of the substation.
+    let point = c
+        .execute(
+            r#"const m = window.__cityopsMap;
+               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
+               const p = m.project([24.9445, 60.1745]);
+               const r = m.getCanvas().getBoundingClientRect();
+               return [r.left + p.x, r.top + p.y];"#,
+            vec![],
+        )
+        .await?;
+    wait_js(c, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
+    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    let made = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=inject-message]")).await?;
+    let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
+    println!("trainer: {said}");
+    let listed = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=injects-made]")).await?;
+    wait_for_text(&listed, "Citizen reports an outage", Duration::from_secs(20)).await?;
+    wait_js(
+        c,
+        "the inject on the trainer's map",
+        r#"return window.__cityopsMap.querySourceFeatures("obs-alerts").some(f => (f.properties && f.properties.id === "inject/1") || f.id === "inject/1") || null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let score = c.find(Locator::Css("[data-testid=trainer-score]")).await?.text().await?;
+    println!("trainer sees: {score}");
+    wait_js(c, "the trainer's map idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(repo().join("assets/screenshot-trainer.png"), c.screenshot().await?)?;
+    // The trainer closes the view from its panel; the window goes and the clock comes back.
+    c.find(Locator::Css("[data-testid=trainer-close]")).await?.click().await?;
+    c.switch_to_window(main).await?;
+    wait_js(c, "the clock back with the trainee", r#"return !document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 import { mount } from "svelte";
 import "./app.css";
 import App from "./App.svelte";
+import TrainerApp from "./TrainerApp.svelte";
 import { createBackend } from "./ipc";
 import { stubBasemapTiles } from "./map/mapController";
 
@@ -10,4 +11,6 @@ if (backend.kind === "fake") stubBasemapTiles();
 const target = document.getElementById("app");
 if (!target) throw new Error("index.html has no #app element");
 
-export default mount(App, { target, props: { backend } });
+// The trainer view is the same bundle in its own window, told apart by its address.
+const trainer = new URLSearchParams(window.location.search).get("view") === "trainer";
+export default trainer ? mount(TrainerApp, { target, props: { backend } }) : mount(App, { target, props: { backend } });

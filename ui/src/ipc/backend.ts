@@ -20,6 +20,10 @@ import type { OutboxDto } from "./gen/OutboxDto";
 import type { QuarantineDto } from "./gen/QuarantineDto";
 import type { ScenarioDto } from "./gen/ScenarioDto";
 import type { BackendDto } from "./gen/BackendDto";
+import type { ChartDto } from "./gen/ChartDto";
+import type { ExerciseDto } from "./gen/ExerciseDto";
+import type { InjectDto } from "./gen/InjectDto";
+import type { InjectRequestDto } from "./gen/InjectRequestDto";
 
 export type { ApiError, ApiErrorCode };
 export type { ClockDto } from "./gen/ClockDto";
@@ -57,6 +61,13 @@ export type { BackendDto } from "./gen/BackendDto";
 export type { BackendKind } from "./gen/BackendKind";
 export type { HeaderDto } from "./gen/HeaderDto";
 export type { OutboxDto } from "./gen/OutboxDto";
+export type { ChartDto } from "./gen/ChartDto";
+export type { ExerciseDto } from "./gen/ExerciseDto";
+export type { InjectDto } from "./gen/InjectDto";
+export type { InjectOptionDto } from "./gen/InjectOptionDto";
+export type { InjectRequestDto } from "./gen/InjectRequestDto";
+export type { ObjectiveScoreDto } from "./gen/ObjectiveScoreDto";
+export type { ScoreDto } from "./gen/ScoreDto";
 
 export interface Backend {
   /** A short name for the status strip ("desktop" or "fake"). */
@@ -114,8 +125,28 @@ export interface Backend {
   cancelAction(id: number): Promise<void>;
   /** The newest refused input of the current run, of one feed or (`null`) of every feed. */
   quarantine(feed: string | null): Promise<QuarantineDto>;
-  /** The after-action report of this run so far (score, timeline, charts) as one HTML document. */
-  report(): Promise<string>;
+  /**
+   * The after-action report of this run so far (score, timeline, charts) as one HTML
+   * document; `mapPng` (a PNG data URL of the main incident's area) is embedded in it.
+   */
+  report(mapPng: string | null): Promise<string>;
+
+  // Exercises: the trainer's view, injects, the live score and the end of the exercise.
+  /** The shift's KPI charts up to the clock (SVG drawn by the engine). */
+  kpi(): Promise<ChartDto[]>;
+  /** A trainer's inject from the scenario's palette, at the place picked, made now. */
+  inject(request: InjectRequestDto): Promise<InjectDto>;
+  /** Injects so far, the live score and whether the exercise has ended. */
+  exercise(): Promise<ExerciseDto>;
+  /**
+   * Ends the exercise (by the named trainer, else the signed-in operator): the trainee's
+   * record closes; resolves to the after-action report with `mapPng` embedded.
+   */
+  endExercise(by: string | null, mapPng: string | null): Promise<string>;
+  /** Opens the trainer view (its own window in the desktop shell), which takes the clock. */
+  openTrainerView(): Promise<void>;
+  /** Closes the trainer view and gives the clock back to the trainee's window. */
+  closeTrainerView(): Promise<void>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

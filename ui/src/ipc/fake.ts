@@ -7,7 +7,11 @@
  */
 import type {
   Backend,
+  ChartDto,
   ClockDto,
+  ExerciseDto,
+  InjectDto,
+  InjectRequestDto,
   FeedHealthDto,
   IncidentDetailDto,
   IncidentEntryDto,
@@ -48,6 +52,10 @@ export const FAKE_SCENARIO: ScenarioDto = {
     { id: "alerts", name: "Public alerts (CAP)", layer: "alerts", format: "cap" },
   ],
   live: false,
+  injects: [
+    { id: "substation-trip", title: "Substation trip", kind: "substation.trip", layer: "utility", severity: "extreme", assetType: "substation", snapM: 400 },
+    { id: "citizen-report", title: "Citizen reports an outage", kind: "report.outage", layer: "alerts", severity: "minor", assetType: null, snapM: 150 },
+  ],
 };
 
 /** Refused input, as the quarantine browser lists it; one tries HTML injection. */
@@ -234,13 +242,19 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   const health = opts.health ? [...opts.health] : null;
   const scenario = { ...(opts.scenario ?? FAKE_SCENARIO), live: health !== null };
   const refused = opts.quarantine ?? FAKE_QUARANTINE;
-  const observations = opts.observations ?? FAKE_OBSERVATIONS;
+  // Injects add to the canned observations.
+  const observations = [...(opts.observations ?? FAKE_OBSERVATIONS)];
   const tickMs = opts.tickMs ?? 250;
   const maxStepMs = opts.maxStepMs ?? 2 * MINUTE;
   let nowMs = opts.startAtMs ?? scenario.startMs + 10 * MINUTE;
   let playing = false;
   let speed: number | null = opts.speed === undefined ? 10 : opts.speed;
   let timer: ReturnType<typeof setInterval> | null = null;
+  let endedMs: number | null = null;
+  let endedBy: string | null = null;
+  let trainerView = false;
+  const injects: InjectDto[] = [];
+  const acknowledged = new Set<string>();
   const listeners: ((d: MapDiffDto) => void)[] = [];
 
   const clock = (): ClockDto => ({
@@ -252,6 +266,8 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     // Pretend the tape has been read a quarter of an hour ahead of the clock.
     ingestedUntilMs: Math.min(scenario.endMs, nowMs + 15 * MINUTE),
     finished: nowMs >= scenario.endMs,
+    endedMs,
+    trainerView,
   });
 
   const layerAges = (): LayerAgeDto[] => {
@@ -397,10 +413,12 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     transition: async (id: string, to: LifecycleStatus) => {
       const inc = find(id);
       const who = signedIn();
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
       const order: LifecycleStatus[] = ["new", "acknowledged", "dispatched", "resolved", "closed"];
       if (order.indexOf(to) <= order.indexOf(inc.entry.status)) throw { code: "invalidInput", message: `incident ${id} is ${inc.entry.status}; it cannot become ${to}` };
       if (to === "closed" && who.role === "operator") throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
       inc.entry = { ...inc.entry, status: to, acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
+      if (to === "acknowledged") acknowledged.add(id);
       changed([inc.entry], []);
     },
     merge: async (into: string, from: string) => {
@@ -428,8 +446,60 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       target.entry = { ...target.entry, members: target.entry.members - d.from.entry.members };
       changed([target.entry, d.from.entry], []);
     },
-    report: async (): Promise<string> =>
-      `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>After-action report</title></head><body><h1>After-action report: ${scenario.name.replace(/[&<>"']/g, "")}</h1><p class="score">Run 1: <strong>0 of 0 points</strong> (the fake backend scores nothing)</p></body></html>`,
+    report: async (mapPng: string | null): Promise<string> => reportHtml(mapPng),
+    kpi: async (): Promise<ChartDto[]> => {
+      const seen = newestPerEntity(observations, -Infinity, nowMs);
+      const bar = (n: number, i: number) => `<rect x="${10 + i * 60}" y="${110 - n * 10}" width="40" height="${n * 10}" fill="#0096c7"/>`;
+      const layers: Layer[] = ["transport", "security", "utility", "alerts"];
+      const counts = layers.map((l) => seen.filter((o) => o.layer === l).length);
+      const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="260" height="120">${counts.map(bar).join("")}</svg>`;
+      return [{ id: "observations-per-layer", title: "Observations per layer", svg, totals: Object.fromEntries(layers.map((l, i) => [l, counts[i]])) }];
+    },
+    inject: async (r: InjectRequestDto): Promise<InjectDto> => {
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      if (r.trainer.trim() === "") throw { code: "invalidInput", message: "invalid input: an inject needs the trainer's name" };
+      const spec = scenario.injects.find((i) => i.id === r.inject);
+      if (!spec) throw { code: "notFound", message: `inject ${JSON.stringify(r.inject)} in the scenario's palette not found` };
+      const n = injects.length + 1;
+      const o: ObservationDto = {
+        id: `inject/${n}`, feed: `inject.${spec.layer}`, feedName: `Trainer injects (${spec.layer})`, layer: spec.layer, kind: spec.kind, severity: spec.severity,
+        lon: r.lon, lat: r.lat, title: spec.title, observedMs: nowMs, receivedMs: nowMs, fields: { inject: spec.id, trainer: r.trainer },
+      };
+      observations.push(o);
+      const made: InjectDto = { n, inject: spec.id, scenarioMs: nowMs, trainer: r.trainer, entity: o.id, title: spec.title };
+      injects.push(made);
+      emit(false, [o]);
+      return made;
+    },
+    exercise: async (): Promise<ExerciseDto> => ({ injects: [...injects], score: score(), endedMs, endedBy }),
+    endExercise: async (by: string | null, mapPng: string | null): Promise<string> => {
+      if (endedMs === null) {
+        const who = by ?? operator?.name;
+        if (!who) throw { code: "forbidden", message: "sign in first" };
+        endedMs = nowMs;
+        endedBy = who;
+        playing = false;
+        stop();
+        emit(false, []);
+      }
+      return reportHtml(mapPng);
+    },
+    closeTrainerView: async () => {
+      trainerView = false;
+      emit(false, []);
+    },
+    openTrainerView: async () => {
+      trainerView = true;
+      emit(false, []);
+      // In a plain browser the trainer view is the same page in another tab.
+      if (typeof window !== "undefined" && typeof window.open === "function") {
+        try {
+          window.open(`${window.location.pathname}?view=trainer`, "cityops-trainer");
+        } catch {
+          // jsdom has no window.open; the flag above is what tests look at.
+        }
+      }
+    },
     quarantine: async (feed: string | null): Promise<QuarantineDto> => {
       const matching = refused.filter((e) => feed === null || e.feed === feed);
       const counts = new Map<string, number>();
@@ -460,6 +530,25 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       dispatch.dispose();
     },
   };
+
+  /** The fake scores one objective: acknowledge the first incident. */
+  function score(): ExerciseDto["score"] {
+    const first = incidents[0]?.entry.id;
+    const met = first !== undefined && acknowledged.has(first);
+    return {
+      points: met ? 1 : 0,
+      maxPoints: 1,
+      objectives: [{ id: "ack-first", title: "Acknowledge the first incident", outcome: met ? "met" : "missed", points: met ? 1 : 0, detail: met ? "acknowledged" : "not acknowledged yet" }],
+    };
+  }
+
+  function reportHtml(mapPng: string | null): string {
+    const s = score();
+    const ended = endedMs === null ? "" : `<p class="meta">Exercise ended by ${(endedBy ?? "").replace(/[&<>"']/g, "")}.</p>`;
+    // Only a PNG data URL is embedded, as the engine does.
+    const map = mapPng !== null && /^data:image\/png;base64,[A-Za-z0-9+/=]+$/.test(mapPng) ? `<figure data-map="main-incident"><img alt="Map of the main incident's area" src="${mapPng}"/></figure>` : "";
+    return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>After-action report</title></head><body><h1>After-action report: ${scenario.name.replace(/[&<>"']/g, "")}</h1>${ended}<p class="score">Run 1: <strong>${s?.points ?? 0} of ${s?.maxPoints ?? 0} points</strong></p>${map}</body></html>`;
+  }
 
   function find(id: string): FakeIncident {
     const inc = queue().find((i) => i.entry.id === id);

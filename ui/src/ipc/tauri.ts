@@ -10,6 +10,9 @@ import { toApiError, type Backend } from "./backend";
 import type { ActionDto } from "./gen/ActionDto";
 import type { ActionPreviewDto } from "./gen/ActionPreviewDto";
 import type { BackendDto } from "./gen/BackendDto";
+import type { ChartDto } from "./gen/ChartDto";
+import type { ExerciseDto } from "./gen/ExerciseDto";
+import type { InjectDto } from "./gen/InjectDto";
 import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { OperatorDto } from "./gen/OperatorDto";
@@ -61,6 +64,12 @@ export function createTauriBackend(): Backend {
     retryAction: (id) => call<void>("retry_action", { id }),
     cancelAction: (id) => call<void>("cancel_action", { id }),
     quarantine: (feed) => call<QuarantineDto>("quarantine", { feed }),
-    report: () => call<string>("report"),
+    report: (mapPng) => call<string>("report", { mapPng }),
+    kpi: () => call<ChartDto[]>("kpi"),
+    inject: (request) => call<InjectDto>("inject", { request }),
+    exercise: () => call<ExerciseDto>("exercise"),
+    endExercise: (by, mapPng) => call<string>("end_exercise", { by, mapPng }),
+    openTrainerView: () => call<void>("open_trainer_view"),
+    closeTrainerView: () => call<void>("close_trainer_view"),
   };
 }

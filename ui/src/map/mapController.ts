@@ -65,6 +65,8 @@ export type MapControllerOptions = {
   archive: string | null;
   onSelect: (id: string) => void;
   onCamera: (camera: CameraState) => void;
+  /** Every click on the map, with its place (the trainer view places injects with it). */
+  onClickAt?: (lon: number, lat: number) => void;
 };
 
 type StateTarget = { source: string; id: string };
@@ -127,6 +129,10 @@ export class MapController {
       this.#batcher.schedule();
     });
     map.on("click", (e) => {
+      if (o.onClickAt) {
+        o.onClickAt(e.lngLat.lng, e.lngLat.lat);
+        return;
+      }
       const id = this.#hit(e.point);
       if (id !== null) o.onSelect(id);
     });
@@ -184,6 +190,33 @@ export class MapController {
     // bar cover the top and bottom.
     const padding = { top: 60, bottom: 90, left: Math.min(320, c.width * 0.25), right: Math.min(460, c.width * 0.3) };
     this.#map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 17, duration: 900 });
+  }
+
+  /**
+   * A PNG data URL of the map showing `area` (the camera jumps there, without animation, and
+   * the picture is read once the map has drawn every tile); `null` if the canvas cannot be read.
+   */
+  async snapshot(area: AreaDto | null): Promise<string | null> {
+    const map = this.#map;
+    if (area) {
+      const [w, s, e, n] = paddedBounds(area);
+      map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 17, duration: 0 });
+    }
+    await new Promise<void>((resolve) => {
+      // A map with tiles still loading waits for them, but never longer than a few seconds.
+      const timer = setTimeout(resolve, 4000);
+      map.once("idle", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      map.triggerRepaint();
+    });
+    try {
+      return map.getCanvas().toDataURL("image/png");
+    } catch (e) {
+      console.warn("map: cannot read the canvas", e);
+      return null;
+    }
   }
 
   /** Flies to a point (a member the operator picked in the incident detail). */

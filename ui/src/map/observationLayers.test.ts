@@ -60,7 +60,7 @@ describe("observation layers", () => {
     const data = applyDiff(emptyData(), {
       reset: true,
       upserts: [feature("a"), feature("b", { layer: "alerts", severity: "extreme" })],
-      clock: { startMs: 0, endMs: 10, nowMs: 5, playing: false, speed: 1, ingestedUntilMs: 5, finished: false },
+      clock: { startMs: 0, endMs: 10, nowMs: 5, playing: false, speed: 1, ingestedUntilMs: 5, finished: false, endedMs: null, trainerView: false },
       layers: [],
       incidents: null,
       outbox: null,

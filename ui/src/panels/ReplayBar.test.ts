@@ -15,6 +15,8 @@ const clock: ClockDto = {
   speed: 10,
   ingestedUntilMs: START + 1_800_000,
   finished: false,
+  endedMs: null,
+  trainerView: false,
 };
 
 function setup(c: ClockDto | null = clock) {

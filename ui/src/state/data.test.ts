@@ -5,7 +5,7 @@ import { applyDiff, emptyData, featureCount, findFeature, layerAgeMs, patchClock
 const T0 = Date.UTC(2026, 10, 26, 15, 0, 0);
 
 function clock(nowMs: number, extra: Partial<ClockDto> = {}): ClockDto {
-  return { startMs: T0, endMs: T0 + 3_600_000, nowMs, playing: true, speed: 10, ingestedUntilMs: nowMs, finished: false, ...extra };
+  return { startMs: T0, endMs: T0 + 3_600_000, nowMs, playing: true, speed: 10, ingestedUntilMs: nowMs, finished: false, endedMs: null, trainerView: false, ...extra };
 }
 
 function feature(id: string, layer: MapFeatureDto["layer"], extra: Partial<MapFeatureDto> = {}): MapFeatureDto {

@@ -18,7 +18,7 @@ const feed = (id: string, patch: Partial<FeedHealthDto> = {}): FeedHealthDto => 
 
 const diff = (feeds: FeedHealthDto[] | null): MapDiffDto => ({
   reset: false, upserts: [], layers: [], incidents: null, outbox: null, feeds,
-  clock: { startMs: 0, endMs: 1, nowMs: 1, playing: true, speed: 1, ingestedUntilMs: 1, finished: false },
+  clock: { startMs: 0, endMs: 1, nowMs: 1, playing: true, speed: 1, ingestedUntilMs: 1, finished: false, endedMs: null, trainerView: false },
 });
 
 const page = (n: number): QuarantineDto => ({ entries: [], total: n, feeds: [] });

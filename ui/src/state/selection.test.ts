@@ -12,7 +12,7 @@ function diff(ids: [string, number][], reset = false): MapDiffDto {
   return {
     reset,
     upserts: ids.map(([id, observedMs]) => ({ id, layer: "transport", kind: "k", severity: "minor", lon: 0, lat: 0, title: id, observedMs })),
-    clock: { startMs: T0, endMs: T0 + 1, nowMs: T0, playing: false, speed: 1, ingestedUntilMs: T0, finished: false },
+    clock: { startMs: T0, endMs: T0 + 1, nowMs: T0, playing: false, speed: 1, ingestedUntilMs: T0, finished: false, endedMs: null, trainerView: false },
     layers: [],
     incidents: null,
     outbox: null,

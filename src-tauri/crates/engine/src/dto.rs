@@ -93,6 +93,8 @@ pub struct ClockDto {
     /// The scenario time the exercise was ended at; the trainee's record is closed after it.
     #[ts(type = "number | null")]
     pub ended_ms: Option<i64>,
+    /// A trainer view is open and controls the clock; the trainee's window only shows it.
+    pub trainer_view: bool,
 }
 
 /// Per-layer freshness and size of the picture.

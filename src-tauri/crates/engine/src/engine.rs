@@ -67,6 +67,7 @@ enum Command {
     Kpi(oneshot::Sender<Result<Vec<ChartDto>, EngineError>>),
     Inject(InjectRequestDto, oneshot::Sender<Result<InjectDto, EngineError>>),
     Exercise(oneshot::Sender<Result<ExerciseDto, EngineError>>),
+    TrainerView(bool),
     EndExercise { by: Option<String>, map_png: Option<Vec<u8>>, reply: oneshot::Sender<Result<String, EngineError>> },
 }
 
@@ -363,6 +364,13 @@ impl Engine {
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Notes that a trainer view is open (or closed): the clock then belongs to the trainer, and
+    /// the trainee's window shows it without controls.
+    pub fn set_trainer_view(&self, open: bool) -> Result<(), EngineError> {
+        self.replay_only("trainer view")?;
+        self.send(Command::TrainerView(open))
+    }
+
     /// Ends the exercise (by the named trainer, or else the signed-in operator) and returns
     /// its after-action report, with the map image if given.
     pub async fn end_exercise(&self, by: Option<String>, map_png: Option<String>) -> Result<String, EngineError> {
@@ -536,6 +544,7 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                     Command::Pause => { replay.playing = false; Ok(()) }
                     Command::Speed(s) => { replay.speed = s; Ok(()) }
                     Command::Seek(t) => replay.seek(t),
+                    Command::TrainerView(open) => { replay.trainer_view = open; Ok(()) }
                     Command::Subscribe(sink) => {
                         let mut full = replay.take_diff(true);
                         full.outbox = outbox.view().ok();

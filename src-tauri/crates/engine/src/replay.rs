@@ -40,6 +40,8 @@ pub struct Replay {
     pub speed: Option<f64>,
     /// Whether the clock runs.
     pub playing: bool,
+    /// A trainer view is open: the clock is the trainer's.
+    pub trainer_view: bool,
     /// In live mode, the feeds' health board and what the UI was last sent of it.
     live: Option<(Health, Option<Vec<FeedHealthDto>>)>,
     /// When the exercise was ended and by whom; the trainee's record is closed after it.
@@ -65,6 +67,7 @@ impl Replay {
             desk,
             speed: Some(1.0),
             playing: false,
+            trainer_view: false,
             live: None,
             ended: None,
         }
@@ -235,7 +238,7 @@ impl Replay {
         if trainer.is_empty() {
             return Err(EngineError::InvalidInput("an inject needs the trainer's name".into()));
         }
-        let spec = self.scenario.manifest.injects.iter().find(|s| s.id == id).ok_or_else(|| EngineError::NotFound(inject::InjectError::Unknown(id.to_owned()).to_string()))?;
+        let spec = self.scenario.manifest.injects.iter().find(|s| s.id == id).ok_or_else(|| EngineError::NotFound(format!("inject {id:?} in the scenario's palette")))?;
         let (at, asset) = inject::place(spec, &self.scenario.assets, lon, lat).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
         let run = self.pipeline.run();
         let n = self.pipeline.store().injects(run)?.len() as u64 + 1;
@@ -318,6 +321,7 @@ impl Replay {
             ingested_until_ms: self.frontier_ms.clamp(self.scenario.manifest.start_ms, self.end_ms),
             finished: self.finished(),
             ended_ms: self.ended.as_ref().map(|e| e.0),
+            trainer_view: self.trainer_view,
         }
     }
 

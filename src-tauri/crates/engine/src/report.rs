@@ -292,18 +292,18 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     if let Some((at, by)) = &ended {
         let _ = writeln!(h, "<p class=\"meta\" data-ended=\"{at}\">Exercise ended at {} by {}.</p>", hhmm(*at), esc(by));
     }
-    if let Some(png) = input.map_png {
-        use base64::Engine as _;
-        let _ = writeln!(
-            h,
-            "<figure data-map=\"main-incident\"><img alt=\"Map of the main incident's area\" src=\"data:image/png;base64,{}\"/><figcaption>The main incident's area, from the operator's map.</figcaption></figure>",
-            base64::engine::general_purpose::STANDARD.encode(png)
-        );
-    }
     if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
         let score = crate::training::score_run(store, run, &scenario.manifest.objectives)?;
         let versus = input.versus.map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s))).transpose()?;
         objectives_table(&mut h, run, &score, versus.as_ref());
+    }
+    if let Some(png) = input.map_png {
+        use base64::Engine as _;
+        let _ = writeln!(
+            h,
+            "<h2>Main incident</h2>\n<figure data-map=\"main-incident\"><img alt=\"Map of the main incident's area\" src=\"data:image/png;base64,{}\"/><figcaption>The main incident's area, from the operator's map.</figcaption></figure>",
+            base64::engine::general_purpose::STANDARD.encode(png)
+        );
     }
     h.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><thead><tr><th>time</th><th>what</th><th>detail</th></tr></thead><tbody>\n");
     let mut rows: Vec<(Millis, &str, String)> = Vec::new();

@@ -56,7 +56,7 @@ fn a_trainer_inject_is_recorded_correlated_time_travelled_and_replays_as_a_tape_
         // What the palette lacks, what is too far from any substation, and an unnamed trainer
         // are refused, and none of them is recorded.
         let unknown = engine.inject(request("volcano", 24.943, 60.1738)).await.unwrap_err();
-        assert!(unknown.to_string().contains("no inject \"volcano\""), "{unknown}");
+        assert!(unknown.to_string().contains("inject \"volcano\" in the scenario's palette not found"), "{unknown}");
         let far = engine.inject(request("substation-trip", 24.99, 60.20)).await.unwrap_err();
         assert!(far.to_string().contains("no substation within 400 m"), "{far}");
         let anonymous = engine.inject(InjectRequestDto { trainer: " ".into(), ..request("citizen-report", 24.95, 60.17) }).await.unwrap_err();

@@ -22,4 +22,8 @@ finished: boolean,
 /**
  * The scenario time the exercise was ended at; the trainee's record is closed after it.
  */
-endedMs: number | null, };
+endedMs: number | null, 
+/**
+ * A trainer view is open and controls the clock; the trainee's window only shows it.
+ */
+trainerView: boolean, };

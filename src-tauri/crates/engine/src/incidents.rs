@@ -17,7 +17,7 @@
 //! merges them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
 //! stay as they are when the clock moves.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use cityops_core::assets::AssetIndex;
 use cityops_core::correlate::{ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership};
@@ -110,9 +110,10 @@ pub struct Desk {
     db_dirty: BTreeSet<String>,
     db_removed: BTreeSet<String>,
     db_reset: bool,
-    /// The members as last written, per incident, so a change rewrites only the member rows
-    /// that changed rather than all of a large incident's.
-    written: HashMap<String, Vec<Membership>>,
+    /// Each incident as last written, so a change rewrites only the member rows that changed
+    /// rather than all of a large incident's, and a seek rewrites only the incidents that
+    /// differ at the new time rather than all of them.
+    written: HashMap<String, Incident>,
 }
 
 fn rank(s: LifecycleStatus) -> usize {
@@ -173,6 +174,43 @@ impl Desk {
         }
     }
 
+    /// Picks up a run that was interrupted (the app restarted): the operators' lifecycle
+    /// transitions, SOP ticks and manual decisions come back from the store, and the store's
+    /// incidents are cleared, to be rewritten as the desk correlates the run's observations
+    /// again. The incidents come out as they were, since correlation is deterministic and the
+    /// decisions are replayed at their positions.
+    pub fn resume(&mut self, store: &Store) -> Result<(), StoreError> {
+        for tr in store.transitions(self.run)? {
+            let to = LifecycleStatus::parse(&tr.to);
+            let l = self.lifecycle.entry(tr.incident.clone()).or_default();
+            if let Some(to) = to {
+                l.status = Some(to);
+                if rank(to) >= rank(LifecycleStatus::Acknowledged) {
+                    l.acknowledged_by.get_or_insert_with(|| tr.operator.clone());
+                }
+            }
+            l.history.push(tr);
+        }
+        for t in store.sop_ticks(self.run)? {
+            let steps = self.sop.entry(t.incident).or_default();
+            if t.ticked {
+                steps.insert(t.step, t.operator);
+            } else {
+                steps.remove(&t.step);
+            }
+        }
+        for d in store.decisions(self.run)? {
+            match serde_json::from_str::<DecisionOp>(&d.action) {
+                Ok(op) => self.decisions.push(Decision { position_ms: d.position_ms, operator: d.operator, at_ms: d.at_ms, op }),
+                Err(e) => tracing::error!(decision = d.id, error = %e, "a stored decision cannot be read; it is left out"),
+            }
+        }
+        store.write_incidents(self.run, true, &[], &[])?;
+        self.written.clear();
+        tracing::info!(run = self.run, transitions = self.lifecycle.len(), decisions = self.decisions.len(), "incident desk resumed");
+        Ok(())
+    }
+
     /// The correlator as of the clock.
     pub fn correlator(&self) -> &Correlator {
         &self.state.correlator
@@ -223,15 +261,27 @@ impl Desk {
 
     /// Rebuilds correlation at clock time `t` from the nearest checkpoint and the store.
     pub fn seek(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let limit = self.limit_for(t);
-        if limit < self.state.upto_ms {
-            let (_, cp) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
+        // The nearest checkpoint at or before the target: behind the clock, or ahead of it when
+        // the tape was correlated that far before (a forward seek then skips the hours between).
+        let (&at, _) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
+        if limit < self.state.upto_ms || at > self.state.upto_ms {
+            let cp = &self.checkpoints[&at];
             self.state = cp.clone();
             self.ui_reset = true;
             self.db_reset = true;
             tracing::debug!(from = self.state.upto_ms, to = limit, "incidents rebuilt from a checkpoint");
         }
-        self.correlate_to(store, t)
+        let restored = started.elapsed().as_secs_f64() * 1000.0;
+        let from = self.state.upto_ms;
+        if limit > self.state.upto_ms {
+            self.advance(store, limit)?;
+        }
+        let advanced = started.elapsed().as_secs_f64() * 1000.0;
+        let r = self.persist(store);
+        tracing::debug!(restored, advanced_ms = advanced - restored, forward_s = (limit - from) / 1000, persist_ms = started.elapsed().as_secs_f64() * 1000.0 - advanced, "incident seek");
+        r
     }
 
     /// Observations were added to the store at arrival time `t` behind the tape (a trainer's
@@ -319,37 +369,47 @@ impl Desk {
     }
 
     fn persist(&mut self, store: &Store) -> Result<(), StoreError> {
-        if !self.db_reset && self.db_dirty.is_empty() && self.db_removed.is_empty() {
+        if self.db_reset {
+            // The state was replaced (a seek, a rebuilt checkpoint): the store holds `written`,
+            // so what differs from it is what to write, however far the clock moved.
+            let c = &self.state.correlator;
+            let current: HashSet<&str> = c.incidents().map(|i| i.id.0.as_str()).collect();
+            let gone: Vec<String> = self.written.keys().filter(|id| !current.contains(id.as_str())).cloned().collect();
+            let differ: Vec<String> = c.incidents().filter(|i| self.written.get(&i.id.0) != Some(*i)).map(|i| i.id.0.clone()).collect();
+            for id in gone {
+                self.db_dirty.remove(&id);
+                self.db_removed.insert(id);
+            }
+            for id in differ {
+                self.db_removed.remove(&id);
+                self.db_dirty.insert(id);
+            }
+            self.db_reset = false;
+        }
+        if self.db_dirty.is_empty() && self.db_removed.is_empty() {
             return Ok(());
         }
         let c = &self.state.correlator;
-        if self.db_reset {
-            self.written.clear();
-        }
-        let changed: Vec<&Incident> = if self.db_reset {
-            c.incidents().collect()
-        } else {
-            self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).collect()
-        };
+        let changed: Vec<&Incident> = self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).collect();
         let writes: Vec<IncidentWrite<'_>> = changed
             .iter()
             .map(|inc| {
-                let before = self.written.get(&inc.id.0).map(Vec::as_slice).unwrap_or_default();
+                let before = self.written.get(&inc.id.0).map(|w| w.members.as_slice()).unwrap_or_default();
                 let members = (0..inc.members.len()).filter(|i| before.get(*i) != Some(&inc.members[*i])).collect();
                 IncidentWrite { incident: inc, area: area(inc), members }
             })
             .collect();
         let removed: Vec<String> = self.db_removed.iter().cloned().collect();
-        store.write_incidents(self.run, self.db_reset, &writes, &removed)?;
+        tracing::debug!(writes = writes.len(), removed = removed.len(), "incidents persisted");
+        store.write_incidents(self.run, false, &writes, &removed)?;
         for inc in changed {
-            self.written.insert(inc.id.0.clone(), inc.members.clone());
+            self.written.insert(inc.id.0.clone(), inc.clone());
         }
         for id in &removed {
             self.written.remove(id);
         }
         self.db_dirty.clear();
         self.db_removed.clear();
-        self.db_reset = false;
         Ok(())
     }
 

@@ -86,6 +86,19 @@ impl Replay {
         replay
     }
 
+    /// Live mode on a resumed run: the picture as the store holds it at wall time `now`, and the
+    /// desk's operators' work reloaded (it correlates the run again as the clock follows).
+    pub(crate) fn resume_live(&mut self, now: Millis) -> Result<(), StoreError> {
+        let (store, run) = (self.pipeline.store(), self.pipeline.run());
+        let shown = store.picture_at(run, now)?;
+        self.picture.rebuild(&shown);
+        if let Some(desk) = &mut self.desk {
+            desk.resume(store)?;
+        }
+        tracing::info!(run, entities = shown.len(), "live run resumed");
+        Ok(())
+    }
+
     /// True when the replay follows live feeds.
     pub fn is_live(&self) -> bool {
         self.live.is_some()
@@ -212,13 +225,17 @@ impl Replay {
             self.ingest_until(t, false)?;
         }
         self.pipeline.flush()?;
+        let started = std::time::Instant::now();
         let shown = self.pipeline.store().picture_at(self.pipeline.run(), t)?;
         self.picture.rebuild(&shown);
+        let picture_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.now_ms = t;
-        match &mut self.desk {
+        let result = match &mut self.desk {
             Some(desk) => desk.seek(self.pipeline.store(), t),
             None => Ok(()),
-        }
+        };
+        tracing::debug!(t, picture_ms, incidents_ms = started.elapsed().as_secs_f64() * 1000.0 - picture_ms, entities = shown.len(), "seek");
+        result
     }
 
     /// A trainer's inject: the scenario's palette entry `id` at the place picked, made now.

@@ -115,7 +115,7 @@ pub async fn run(
     health: Health,
     mut stop: watch::Receiver<bool>,
 ) -> Result<LiveSummary, EngineError> {
-    let mut pipeline = open_pipeline(&config, store)?;
+    let (mut pipeline, _) = open_pipeline(&config, store, false)?;
     let run = pipeline.run();
     let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
     let Transports { mut rx, tasks } = spawn_transports(&config, &health, stop.clone());
@@ -144,10 +144,17 @@ pub async fn run(
 
 /// Starts a new run for `config` in `store` and the pipeline that writes it, with one adapter
 /// per configured feed.
-pub(crate) fn open_pipeline(config: &LiveConfig, store: Store) -> Result<Pipeline, EngineError> {
-    let run = store.begin_run(&format!("live:{}", config.path.display()), &chrono::Utc::now().to_rfc3339())?;
+pub(crate) fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> Result<(Pipeline, bool), EngineError> {
+    let source = format!("live:{}", config.path.display());
+    // The desktop carries on with the configuration's latest run, so a restarted app (after a
+    // crash, say) shows the same observations, incidents and operators' work.
+    let existing = if resume { store.latest_run_of(&source)? } else { None };
+    let run = match existing {
+        Some(run) => run,
+        None => store.begin_run(&source, &chrono::Utc::now().to_rfc3339())?,
+    };
     let specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
-    Ok(Pipeline::new(store, run, &specs, &config.base_dir())?)
+    Ok((Pipeline::new(store, run, &specs, &config.base_dir())?, existing.is_some()))
 }
 
 /// The running transports of a configuration and the channel they deliver into.
@@ -196,6 +203,12 @@ impl Ingest {
             None => None,
         };
         Ok(Ingest { feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(), seq: 0, recorder, health })
+    }
+
+    /// Numbers messages on from `seq` (a resumed run's last), so their observations and the
+    /// incidents they open never take the ids of earlier ones.
+    pub(crate) fn continue_after(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
     }
 
     /// Takes one thing a transport delivered; observations also go onto `picture` if given.

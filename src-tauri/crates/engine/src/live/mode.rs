@@ -65,11 +65,15 @@ impl LiveMode {
         let live = LiveConfig::load(&config.feeds).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
         let base = live.base_dir();
         let (assets, rules) = load_assets_and_rules(&base, live.assets.as_deref(), live.rules.as_deref())?;
+        let (pipeline, resumed) = open_pipeline(&live, Store::open(&config.db_path)?, true)?;
+        let run = pipeline.run();
+        // A resumed run's clock starts where its first message arrived.
+        let start_ms = if resumed { pipeline.store().arrival_span(run)?.map_or(now, |s| s.0.min(now)) } else { now };
         let manifest = Manifest {
             name: live.name.clone(),
             description: format!("Live feeds of {}", live.path.display()),
             map: live.map.clone(),
-            start_ms: now,
+            start_ms,
             end_ms: None,
             tape: String::new(),
             assets: live.assets.clone(),
@@ -83,13 +87,18 @@ impl LiveMode {
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;
         let scenario = Scenario { dir: base, manifest, tape_path: PathBuf::new(), messages: Vec::new(), tape_issues: Vec::new(), assets, rules };
-        let pipeline = open_pipeline(&live, Store::open(&config.db_path)?)?;
-        tracing::info!(config = %live.path.display(), run = pipeline.run(), db = %config.db_path.display(), feeds = live.feeds.len(), "live engine started");
+        tracing::info!(config = %live.path.display(), run, resumed, db = %config.db_path.display(), feeds = live.feeds.len(), "live engine started");
         let health = Health::default();
-        let ingest = Ingest::new(&live, None, health.clone())?;
+        let mut ingest = Ingest::new(&live, None, health.clone())?;
+        let seq = pipeline.store().frontier(run)?.0;
+        ingest.continue_after(seq);
         let (stop, stop_rx) = watch::channel(false);
         let transports = spawn_transports(&live, &health, stop_rx);
-        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, stop }, Replay::live(scenario, pipeline, health), dto))
+        let mut replay = Replay::live(scenario, pipeline, health);
+        if resumed {
+            replay.resume_live(now)?;
+        }
+        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, stop }, replay, dto))
     }
 
     /// One clock tick: puts what the transports delivered through the pipeline onto the
@@ -128,6 +137,11 @@ mod tests {
     /// A live engine on one drop-folder feed, with the demo's rules and assets, whose channel
     /// the test feeds instead of the transports.
     fn live(dir: &std::path::Path) -> (LiveMode, Replay, mpsc::Sender<Incoming>) {
+        live_at(dir, 1_000_000)
+    }
+
+    /// The same, started at wall time `now`.
+    fn live_at(dir: &std::path::Path, now: Millis) -> (LiveMode, Replay, mpsc::Sender<Incoming>) {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
         let config = format!(
             "rules = \"{}\"\nassets = \"{}\"\n[[feeds]]\nid = \"scada\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n",
@@ -137,7 +151,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("inbox")).unwrap();
         std::fs::write(dir.join("feeds.toml"), config).unwrap();
         let paths = LiveEngineConfig { feeds: dir.join("feeds.toml"), db_path: dir.join("live.db"), maps_dir: dir.to_owned(), backends: None };
-        let (mut mode, replay, _) = LiveMode::start(&paths, 1_000_000).unwrap();
+        let (mut mode, replay, _) = LiveMode::start(&paths, now).unwrap();
         let (tx, rx) = mpsc::channel(16);
         mode.transports.rx = rx;
         (mode, replay, tx)
@@ -147,6 +161,39 @@ mod tests {
         let body = r#"{"type":"Feature","id":"way/644615094","geometry":{"type":"Point","coordinates":[24.942313,60.173151]},
             "properties":{"kind":"substation.trip","severity":"extreme","title":"Substation tripped: Kaisankuja substation"}}"#;
         Incoming::Message { feed: 0, topic: None, format: None, body: body.as_bytes().to_vec(), received_ms }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_live_engine_carries_on_with_its_run_and_the_operators_work() {
+        use crate::dto::{LifecycleStatus, OperatorRole};
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        tx.send(trip(1_005_000)).await.unwrap();
+        mode.pump(&mut replay, || 1_007_000).unwrap();
+        let (desk, store) = replay.desk_mut().unwrap();
+        desk.sign_in(store, "Aino", OperatorRole::Operator, None, 0).unwrap();
+        let id = desk.correlator().incidents().next().unwrap().id.0.clone();
+        desk.transition(store, &id, LifecycleStatus::Acknowledged, 0, 1_007_000).unwrap();
+        desk.tick_sop(store, &id, 1, true, 0, 1_007_000).unwrap();
+        // The app goes away without a word (nothing here flushes on drop) and starts again.
+        drop((mode, replay, tx));
+        let (mut mode, mut replay, tx) = live_at(dir.path(), 1_010_000);
+        assert_eq!(replay.pipeline().run(), 1, "the same run, not a new one");
+        assert_eq!(replay.clock().start_ms, 1_005_000, "the clock starts at the run's first arrival");
+        assert!(replay.picture().get("way/644615094").is_some(), "the map shows what arrived before");
+        mode.pump(&mut replay, || 1_011_000).unwrap();
+        let desk = replay.desk().unwrap();
+        let ids: Vec<String> = desk.correlator().incidents().map(|i| i.id.0.clone()).collect();
+        assert_eq!(ids, vec![id.clone()], "the incident is correlated again with the same id");
+        assert_eq!(desk.status(&id), LifecycleStatus::Acknowledged);
+        let detail = desk.detail(&id).unwrap();
+        assert_eq!(detail.entry.acknowledged_by.as_deref(), Some("Aino"));
+        assert!(detail.sop.iter().any(|s| s.ticked && s.by.as_deref() == Some("Aino")), "{:?}", detail.sop);
+        // Messages after the restart are numbered on from the last one before it.
+        tx.send(trip(1_011_500)).await.unwrap();
+        mode.pump(&mut replay, || 1_013_000).unwrap();
+        assert_eq!(replay.pipeline().store().frontier(1).unwrap().0, 2);
+        assert_eq!(replay.pipeline().store().stored_incidents(1).unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -138,6 +138,11 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The newest run of a source (a scenario's name, `live:<config path>`), if any.
+    pub fn latest_run_of(&self, source: &str) -> Result<Option<RunId>, StoreError> {
+        Ok(self.conn.query_row("SELECT max(id) FROM runs WHERE source = ?1", [source], |r| r.get(0))?)
+    }
+
     /// The newest run, if any.
     pub fn latest_run(&self) -> Result<Option<RunId>, StoreError> {
         Ok(self.conn.query_row("SELECT max(id) FROM runs", [], |r| r.get(0))?)

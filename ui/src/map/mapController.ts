@@ -195,27 +195,31 @@ export class MapController {
   /**
    * A PNG data URL of the map showing `area` (the camera jumps there, without animation, and
    * the picture is read once the map has drawn every tile); `null` if the canvas cannot be read.
+   * The camera then goes back to where the operator had it.
    */
   async snapshot(area: AreaDto | null): Promise<string | null> {
     const map = this.#map;
-    if (area) {
-      const [w, s, e, n] = paddedBounds(area);
-      map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 17, duration: 0 });
-    }
-    await new Promise<void>((resolve) => {
-      // A map with tiles still loading waits for them, but never longer than a few seconds.
-      const timer = setTimeout(resolve, 4000);
-      map.once("idle", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      map.triggerRepaint();
-    });
+    const before = this.camera();
     try {
+      if (area) {
+        const [w, s, e, n] = paddedBounds(area);
+        map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 17, duration: 0 });
+      }
+      await new Promise<void>((resolve) => {
+        // A map with tiles still loading waits for them, but never longer than a few seconds.
+        const timer = setTimeout(resolve, 4000);
+        map.once("idle", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        map.triggerRepaint();
+      });
       return map.getCanvas().toDataURL("image/png");
     } catch (e) {
       console.warn("map: cannot read the canvas", e);
       return null;
+    } finally {
+      this.jumpTo(before);
     }
   }
 

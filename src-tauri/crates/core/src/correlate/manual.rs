@@ -12,7 +12,7 @@ use crate::model::Millis;
 
 use super::explain;
 use super::incident::{ChangeKind, Explanation, Incident, IncidentChange, IncidentId, IncidentStatus, Membership};
-use super::Correlator;
+use super::{edit, Correlator};
 
 /// What an operator did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ impl Correlator {
     }
 
     fn inc(&mut self, id: &IncidentId) -> &mut Incident {
-        self.incidents.get_mut(id).expect("checked before")
+        edit(&mut self.incidents, id).expect("checked before")
     }
 
     fn manual_explanation(&self, m: &Membership, text: String) -> Explanation {
@@ -149,7 +149,7 @@ impl Correlator {
         }
         self.unindex(into);
         self.unindex(from);
-        let from_before = Box::new(self.incidents[from].clone());
+        let from_before = Box::new((*self.incidents[from]).clone());
         let into_len = self.incidents[into].members.len();
         let into_manual = self.incidents[into].manual;
         let moved = from_before.members.clone();
@@ -199,7 +199,7 @@ impl Correlator {
             manual: true,
             members: vec![m],
         };
-        self.incidents.insert(new.clone(), inc);
+        self.incidents.insert(new.clone(), std::sync::Arc::new(inc));
         let pin = self.pins.insert(entity.to_owned(), new.clone());
         self.index(from);
         self.index(&new);
@@ -274,7 +274,7 @@ impl Correlator {
                 let mut f = *from_before;
                 f.members = moved;
                 reopen(&mut f);
-                self.incidents.insert(from.clone(), f);
+                self.incidents.insert(from.clone(), std::sync::Arc::new(f));
                 for id in [into, from] {
                     self.index(id);
                     self.refresh(id, self.now_ms);

@@ -58,7 +58,7 @@ pub struct Correlator {
     rules: Arc<Rules>,
     assets: Arc<AssetIndex>,
     now_ms: Millis,
-    incidents: BTreeMap<IncidentId, Incident>,
+    incidents: Incidents,
     /// Operator decisions that keep an entity in the incident they put it in.
     pins: BTreeMap<String, IncidentId>,
     decisions: Vec<(ManualDecision, manual::Undo)>,
@@ -70,6 +70,16 @@ pub struct Correlator {
     due_of: HashMap<IncidentId, Millis>,
     /// What changed during the current call.
     changes: BTreeMap<IncidentId, ChangeKind>,
+}
+
+/// The incidents, each behind an `Arc`: the engine keeps checkpoints (clones) of the
+/// correlator, and this way they share every incident that has not changed since instead of
+/// copying it.
+type Incidents = BTreeMap<IncidentId, Arc<Incident>>;
+
+/// The incident `id`, for changing: copied first if a checkpoint still shares it.
+fn edit<'a>(incidents: &'a mut Incidents, id: &IncidentId) -> Option<&'a mut Incident> {
+    incidents.get_mut(id).map(Arc::make_mut)
 }
 
 /// Everything that defines the correlator's state, for comparisons in tests and for the engine
@@ -131,17 +141,17 @@ impl Correlator {
 
     /// Every incident, in id order (open, cleared and merged ones).
     pub fn incidents(&self) -> impl Iterator<Item = &Incident> {
-        self.incidents.values()
+        self.incidents.values().map(|i| &**i)
     }
 
     /// The open incidents, in id order.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
-        self.incidents.values().filter(|i| i.is_open())
+        self.incidents.values().map(|i| &**i).filter(|i| i.is_open())
     }
 
     /// One incident.
     pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
-        self.incidents.get(id)
+        self.incidents.get(id).map(|i| &**i)
     }
 
     /// The incident type of an incident, with its SOP checklist.
@@ -167,7 +177,7 @@ impl Correlator {
     /// The state that defines the incidents, for comparisons.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            incidents: self.incidents.values().cloned().collect(),
+            incidents: self.incidents.values().map(|i| (**i).clone()).collect(),
             pins: self.pins.clone(),
             decisions: self.decisions.iter().map(|(d, _)| d.clone()).collect(),
         }
@@ -244,7 +254,7 @@ impl Correlator {
         if m.cleared || !(normal || self.rules.clears(&o.kind, &m.kind)) {
             return;
         }
-        let m = &mut self.incidents.get_mut(&id).expect("indexed").members[i];
+        let m = &mut edit(&mut self.incidents, &id).expect("indexed").members[i];
         m.cleared = true;
         m.cleared_ms = Some(o.observed_ms);
         m.last_key = ObsKey::of(o);
@@ -253,7 +263,7 @@ impl Correlator {
     }
 
     fn fold(&mut self, (id, i): &Slot, o: &Observation) {
-        let m = &mut self.incidents.get_mut(id).expect("indexed").members[*i];
+        let m = &mut edit(&mut self.incidents, id).expect("indexed").members[*i];
         m.reports += 1;
         m.last_key = ObsKey::of(o);
         m.last_ms = m.last_ms.max(o.observed_ms);
@@ -314,7 +324,7 @@ impl Correlator {
     }
 
     fn add_member(&mut self, id: &IncidentId, m: Membership) {
-        let inc = self.incidents.get_mut(id).expect("candidate incidents exist");
+        let inc = edit(&mut self.incidents, id).expect("candidate incidents exist");
         let slot = (id.clone(), inc.members.len());
         self.entity_in.insert(m.entity.clone(), slot.clone());
         self.grid.insert(m.position, slot);
@@ -371,7 +381,7 @@ impl Correlator {
             manual: false,
             members: vec![m],
         };
-        self.incidents.insert(id.clone(), inc);
+        self.incidents.insert(id.clone(), Arc::new(inc));
         self.index(&id);
         self.changed(&id, ChangeKind::Opened);
         self.refresh(&id, self.now_ms);
@@ -420,7 +430,7 @@ impl Correlator {
     /// root cleared, severity, and when to look again.
     fn refresh(&mut self, id: &IncidentId, now: Millis) {
         let hold = self.rules.event_hold_s.saturating_mul(1000);
-        let inc = self.incidents.get_mut(id).expect("refreshed incidents exist");
+        let inc = edit(&mut self.incidents, id).expect("refreshed incidents exist");
         if !inc.is_open() {
             return;
         }
@@ -460,18 +470,18 @@ impl Correlator {
         for (victim, root_explanation) in self.absorbable(new) {
             self.unindex(&victim);
             self.unindex(new);
-            let mut members = std::mem::take(&mut self.incidents.get_mut(&victim).expect("found").members);
+            let mut members = std::mem::take(&mut edit(&mut self.incidents, &victim).expect("found").members);
             let root = self.incidents[&victim].root_cause.clone();
             for m in members.iter_mut().filter(|m| Some(&m.entity) == root.as_ref()) {
                 m.rule = root_explanation.rule.clone();
                 m.explanation = root_explanation.clone();
             }
-            let v = self.incidents.get_mut(&victim).expect("found");
+            let v = edit(&mut self.incidents, &victim).expect("found");
             v.status = IncidentStatus::Merged { into: new.clone() };
             v.members = members.clone();
             // The merged incident keeps a copy of what it held, for the record; only the
             // absorbing incident is indexed.
-            self.incidents.get_mut(new).expect("new").members.extend(members);
+            edit(&mut self.incidents, new).expect("new").members.extend(members);
             self.index(new);
             self.changed(&victim, ChangeKind::Merged { into: new.clone() });
             self.changed(new, ChangeKind::Updated);

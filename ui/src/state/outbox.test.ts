@@ -63,6 +63,14 @@ describe("outbox state", () => {
     expect(actionsOfIncident(s, null)).toEqual([]);
   });
 
+  it("shows an incident's actions as of the replay clock", () => {
+    const s = applyOutbox(emptyOutbox(), outbox([action(1, { scenarioMs: 5_000 }), action(2, { scenarioMs: 9_000 }), action(3)]));
+    expect(actionsOfIncident(s, "inc/1", 6_000).map((a) => a.id)).toEqual([3, 1]);
+    expect(actionsOfIncident(s, "inc/1", 9_000).map((a) => a.id)).toEqual([3, 2, 1]);
+    expect(actionsOfIncident(s, "inc/1", 4_000).map((a) => a.id)).toEqual([3]);
+    expect(actionsOfIncident(s, "inc/1").map((a) => a.id)).toEqual([3, 2, 1]);
+  });
+
   it("counts actions per status", () => {
     const statuses = ["queued", "sending", "delivered", "delivered", "failed", "cancelled"] as const;
     const s = applyOutbox(emptyOutbox(), outbox(statuses.map((status, i) => action(i + 1, { status }))));

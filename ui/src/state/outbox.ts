@@ -50,9 +50,10 @@ export function setBackends(s: OutboxState, backends: readonly BackendDto[]): Ou
 }
 
 /** The actions taken for one incident, newest first. */
-export function actionsOfIncident(s: OutboxState, incident: string | null): ActionDto[] {
+export function actionsOfIncident(s: OutboxState, incident: string | null, upToMs: number | null = null): ActionDto[] {
   if (incident === null) return [];
-  return s.actions.filter((a) => a.incident === incident);
+  // Scrubbed back in a replay, the incident shows what had been done by then, not later.
+  return s.actions.filter((a) => a.incident === incident && (upToMs === null || a.scenarioMs === null || a.scenarioMs <= upToMs));
 }
 
 export type OutboxCounts = Readonly<Record<ActionStatus, number>> & { readonly pending: number };

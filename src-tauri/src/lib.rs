@@ -45,6 +45,25 @@ struct Cli {
 /// The repository the binary was built from: development builds find the demo there.
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
+/// Keeps every window on the app's own pages: a link or script in feed text that tries to
+/// navigate a window elsewhere (a web page, a `javascript:` or `file:` URL) is refused, so no
+/// remote page can ever run inside a window that holds IPC permissions. The report's sandboxed
+/// frame loads `about:srcdoc`, which stays allowed.
+fn navigation_guard<R: tauri::Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    tauri::plugin::Builder::new("navigation-guard")
+        .on_navigation(|webview, url| {
+            let app_page = matches!((url.scheme(), url.host_str()), ("tauri", Some("localhost")) | ("http" | "https", Some("tauri.localhost")))
+                // `tauri dev` serves the pages from Vite on this machine.
+                || (tauri::is_dev() && url.scheme() == "http" && url.host_str() == Some("localhost"));
+            let allowed = app_page || matches!(url.as_str(), "about:blank" | "about:srcdoc");
+            if !allowed {
+                tracing::warn!(window = webview.label(), %url, "navigation away from the app refused");
+            }
+            allowed
+        })
+        .build()
+}
+
 /// Starts the app; returns when the window closes.
 pub fn run() {
     tracing_subscriber::fmt()
@@ -94,6 +113,7 @@ pub fn run() {
                 }
             }
         })
+        .plugin(navigation_guard())
         .register_asynchronous_uri_scheme_protocol("maptiles", tiles::handle)
         .invoke_handler(tauri::generate_handler![
             commands::scenario::scenario,
@@ -117,6 +137,7 @@ pub fn run() {
             commands::training::end_exercise,
             commands::training::open_trainer_view,
             commands::training::close_trainer_view,
+            commands::wall::open_wall_display,
             commands::incidents::sign_in,
             commands::incidents::sign_out,
             commands::incidents::operator,

@@ -84,6 +84,28 @@ async fn wait_js(c: &Client, what: &str, script: &str, timeout: Duration) -> Res
     }
 }
 
+/// Calls a Tauri command from the current window the way any script in it could (through
+/// the IPC bridge every Tauri page has), and returns `{"ok": value}` or `{"err": message}`.
+async fn invoke_from_page(c: &Client, cmd: &str, args: Value) -> Result<Value> {
+    c.execute_async(
+        r#"const [cmd, args, done] = arguments;
+           window.__TAURI_INTERNALS__.invoke(cmd, args).then(v => done({ ok: v === undefined ? null : v }), e => done({ err: typeof e === "string" ? e : JSON.stringify(e) }));"#,
+        vec![json!(cmd), args],
+    )
+    .await
+    .with_context(|| format!("invoking {cmd} from the page"))
+}
+
+/// Asserts that the current window's capability refuses `cmd`: Tauri's access control answers
+/// before the command runs.
+async fn refused(c: &Client, window: &str, cmd: &str, args: Value) -> Result<()> {
+    let answer = invoke_from_page(c, cmd, args).await?;
+    let err = answer["err"].as_str().unwrap_or_default();
+    ensure!(err.contains("not allowed"), "the {window} window may call {cmd}: {answer}");
+    println!("{window} window refused {cmd}: {err:.120}");
+    Ok(())
+}
+
 /// Counts rendered observation features per layer.
 const COUNT_RENDERED: &str = r#"
     const m = window.__cityopsMap;
@@ -267,8 +289,28 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     let text = wait_for_text(&details, "onerror", Duration::from_secs(20)).await?;
     ensure!(text.contains("<img src=x onerror=alert(1)>"), "details panel shows {text:?}");
     ensure!(text.contains("<script>alert('x')</script>"), "payload field not shown literally: {text:?}");
-    let injected = c.find_all(Locator::Css("[data-testid=details] img, [data-testid=details] script")).await?;
+    let injected = c.find_all(Locator::Css("[data-testid=details] img, [data-testid=details] script, [data-testid=details] svg, [data-testid=details] a")).await?;
     ensure!(injected.is_empty(), "feed text became HTML elements");
+    // The rest of the attacker's fields: a `javascript:` link and markup that would set a flag
+    // are plain text, the bidirectional overrides are shown isolated (the operator reads them
+    // in stored order), and 20,000 unbroken characters stay inside the panel.
+    let hostile = wait_js(
+        c,
+        "the hostile fields shown inert",
+        r#"const d = document.querySelector("[data-testid=details]");
+           const t = d.textContent;
+           if (!t.includes("javascript:window.__pwned='link'") || !t.includes("onerror=\"window.__pwned='img'\"") || !t.includes("WWWWWWWWWW") || !t.includes("invoice⟨U+202E⟩gpj.exe")) return null;
+           const r = d.getBoundingClientRect();
+           const wide = [...d.querySelectorAll("*")].filter(e => e.getBoundingClientRect().right > r.right + 1).length;
+           return { panel: [r.width, r.height], wide, page: [document.documentElement.scrollWidth, window.innerWidth], pwned: window.__pwned ?? null,
+                    links: document.querySelectorAll("a[href^='javascript:']").length };"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("hostile fields: {hostile}");
+    ensure!(hostile["pwned"].is_null() && hostile["links"] == 0, "feed text ran or linked script: {hostile}");
+    ensure!(hostile["wide"] == 0, "an element sticks out of the details panel: {hostile}");
+    ensure!(hostile["page"][0].as_f64() <= hostile["page"][1].as_f64(), "the page scrolls sideways: {hostile}");
 
     // 5. Dragging the seek slider back to the middle of the outage restores that picture: signals
     //    that were dark then (and are restored by the end of the tape) are dark again.
@@ -415,7 +457,11 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     press(c, ESCAPE).await?;
     wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
 
+    // 9b. The operator's window may not inject: that is the trainer's.
+    refused(c, "operator", "inject", json!({ "request": { "inject": "citizen-report", "lon": 24.94, "lat": 60.17, "trainer": "x" } })).await?;
+
     trainer_view(c).await?;
+    wall_display(c).await?;
 
     // 12. The trainee ends the exercise (key e, then Enter on the confirmation): the report
     //     opens with the score, who ended it, and the map's picture of the outage.
@@ -454,6 +500,8 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("after the end: {refused}");
+    let pwned = c.execute("return window.__pwned ?? null;", vec![]).await?;
+    ensure!(pwned.is_null(), "feed text ran script at some point: {pwned}");
     Ok(())
 }
 
@@ -528,10 +576,55 @@ async fn trainer_view(c: &Client) -> Result<()> {
     wait_js(c, "the trainer's map idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(repo().join("assets/screenshot-trainer.png"), c.screenshot().await?)?;
+    // The trainer's window may move the clock and inject, but not act for the trainee.
+    refused(c, "trainer", "confirm_action", json!({ "token": "t", "confirmations": [] })).await?;
+    refused(c, "trainer", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
     // The trainer closes the view from its panel; the window goes and the clock comes back.
     c.find(Locator::Css("[data-testid=trainer-close]")).await?.click().await?;
     c.switch_to_window(main).await?;
     wait_js(c, "the clock back with the trainee", r#"return !document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
+/// 11b. The wall display (key w) opens in its own window and follows the picture and the
+/// queue, read only: its capability refuses every command that acts, while the two it is
+/// granted answer. The window is closed again, and the operator's carries on.
+async fn wall_display(c: &Client) -> Result<()> {
+    let main = c.window().await?;
+    press(c, "w").await?;
+    let wall = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(h) = c.windows().await?.into_iter().find(|h| *h != main) {
+                break h;
+            }
+            ensure!(Instant::now() < deadline, "the wall display's window did not open");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    c.switch_to_window(wall).await?;
+    let banner = c.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("[data-testid=wall-banner]")).await?.text().await?;
+    ensure!(banner.contains("READ ONLY"), "wall banner {banner:?}");
+    wait_js(
+        c,
+        "the outage in the wall's queue",
+        r#"const e = document.querySelector("[data-testid=incident-entry]"); return e && e.textContent.includes("Power outage");"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    let buttons = c.execute(r#"return [...document.querySelectorAll("header button")].map(b => b.textContent);"#, vec![]).await?;
+    ensure!(buttons.as_array().is_some_and(|b| b.is_empty()), "the wall's header has controls: {buttons}");
+    let name = invoke_from_page(c, "scenario", json!({})).await?;
+    ensure!(name["ok"]["name"].as_str().is_some_and(|n| !n.is_empty()), "the wall cannot read the scenario: {name}");
+    refused(c, "wall", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
+    refused(c, "wall", "confirm_action", json!({ "token": "t", "confirmations": [] })).await?;
+    refused(c, "wall", "replay_seek", json!({ "ms": 0 })).await?;
+    refused(c, "wall", "sign_in", json!({ "name": "Mallory", "role": "supervisor", "pin": null })).await?;
+    wait_js(c, "the wall's map idle", IDLE, Duration::from_secs(120)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(repo().join("assets/screenshot-wall.png"), c.screenshot().await?)?;
+    c.close_window().await?;
+    c.switch_to_window(main).await?;
     Ok(())
 }
 

@@ -7,3 +7,4 @@ pub mod incidents;
 pub mod replay;
 pub mod scenario;
 pub mod training;
+pub mod wall;

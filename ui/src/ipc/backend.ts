@@ -147,6 +147,8 @@ export interface Backend {
   openTrainerView(): Promise<void>;
   /** Closes the trainer view and gives the clock back to the trainee's window. */
   closeTrainerView(): Promise<void>;
+  /** Opens the read-only wall display (its own window in the desktop shell). */
+  openWallDisplay(): Promise<void>;
 }
 
 const CODES: readonly ApiErrorCode[] = ["notFound", "invalidInput", "forbidden", "internal"];

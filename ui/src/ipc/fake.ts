@@ -488,6 +488,16 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       trainerView = false;
       emit(false, []);
     },
+    openWallDisplay: async () => {
+      // In a plain browser the wall display is the same page in another tab.
+      if (typeof window !== "undefined" && typeof window.open === "function") {
+        try {
+          window.open(`${window.location.pathname}?view=wall`, "cityops-wall");
+        } catch {
+          // jsdom has no window.open.
+        }
+      }
+    },
     openTrainerView: async () => {
       trainerView = true;
       emit(false, []);

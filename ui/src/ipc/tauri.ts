@@ -71,5 +71,6 @@ export function createTauriBackend(): Backend {
     endExercise: (by, mapPng) => call<string>("end_exercise", { by, mapPng }),
     openTrainerView: () => call<void>("open_trainer_view"),
     closeTrainerView: () => call<void>("close_trainer_view"),
+    openWallDisplay: () => call<void>("open_wall_display"),
   };
 }

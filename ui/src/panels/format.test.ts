@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAge, formatDate, formatDateTime, formatDuration, formatFieldValue, formatLag, formatLonLat, formatTime, parseSpeed, speedValue } from "./format";
+import { formatAge, formatDate, formatDateTime, formatDuration, formatFieldValue, formatLag, formatLonLat, formatTime, parseSpeed, speedValue, visibleControls } from "./format";
 
 describe("scenario time", () => {
   it("is shown in Helsinki time, winter (UTC+2) and summer (UTC+3)", () => {
@@ -55,6 +55,14 @@ describe("payload values", () => {
     expect(formatFieldValue(false)).toEqual({ text: "false", block: false });
     expect(formatFieldValue(null)).toEqual({ text: "null", block: false });
     expect(formatFieldValue({ a: [1, "b"] })).toEqual({ text: '{\n  "a": [\n    1,\n    "b"\n  ]\n}', block: true });
+  });
+
+  it("shows the characters that would reorder or hide text as their code points", () => {
+    // "invoice<RLO>gpj.exe<PDF>" would read as "invoiceexe.jpg" in a renderer.
+    expect(visibleControls("invoice\u202egpj.exe\u202c")).toBe("invoice⟨U+202E⟩gpj.exe⟨U+202C⟩");
+    expect(visibleControls("a\u2067b\u2069\u200bc\ufeff")).toBe("a⟨U+2067⟩b⟨U+2069⟩⟨U+200B⟩c⟨U+FEFF⟩");
+    expect(visibleControls("Kaisaniemenkatu, مرحبا")).toBe("Kaisaniemenkatu, مرحبا");
+    expect(formatFieldValue({ a: "x\u202ey" }).text).toContain("⟨U+202E⟩");
   });
 
   it("formats coordinates", () => {

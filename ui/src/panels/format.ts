@@ -80,12 +80,26 @@ export function parseSpeed(value: string): number | null {
   return Number.isFinite(n) && n > 0 ? n : null;
 }
 
+/** Characters that reorder or hide text when a renderer applies them (bidirectional embeddings,
+ * overrides and isolates, direction marks, zero-width characters). */
+const CONTROLS = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * Feed text as the operator must read it: every character that would reorder or hide what
+ * follows (a right-to-left override turning "gpj.exe" into "exe.jpg") is shown as its code
+ * point instead, so the text reads in the order it was sent. Markup needs nothing here:
+ * Svelte interpolates text, never HTML.
+ */
+export function visibleControls(s: string): string {
+  return s.replace(CONTROLS, (c) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}⟩`);
+}
+
 /** A payload value as text: strings as they are, anything nested as indented JSON. */
 export function formatFieldValue(v: JsonValue | undefined): { text: string; block: boolean } {
   if (v === undefined) return { text: "", block: false };
-  if (typeof v === "string") return { text: v, block: v.includes("\n") };
+  if (typeof v === "string") return { text: visibleControls(v), block: v.includes("\n") };
   if (v === null || typeof v !== "object") return { text: String(v), block: false };
-  return { text: JSON.stringify(v, null, 2), block: true };
+  return { text: visibleControls(JSON.stringify(v, null, 2)), block: true };
 }
 
 /** Coordinates as "60.17170 N, 24.94430 E". */

@@ -51,6 +51,8 @@ pub struct Pipeline {
     feeds: HashMap<String, Feed>,
     pending: Vec<Observation>,
     pending_quarantine: Vec<QuarantineEntry>,
+    /// Sources (feed, key) whose messages are in this batch, committed with it.
+    pending_delivered: Vec<(String, String)>,
     frontier: Option<(u64, Millis)>,
     stats: IngestStats,
 }
@@ -70,6 +72,7 @@ impl Pipeline {
             feeds,
             pending: Vec::with_capacity(BATCH_ROWS),
             pending_quarantine: Vec::new(),
+            pending_delivered: Vec::new(),
             frontier: None,
             stats: IngestStats::default(),
         })
@@ -204,15 +207,22 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Marks the source `key` of `feed` delivered once the messages ingested so far are
+    /// committed (in the same transaction as they are).
+    pub fn mark_delivered(&mut self, feed: &str, key: String) {
+        self.pending_delivered.push((feed.to_owned(), key));
+    }
+
     /// Commits everything buffered, with the new frontier, in one transaction.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() && self.pending_quarantine.is_empty() && self.frontier.is_none() {
+        if self.pending.is_empty() && self.pending_quarantine.is_empty() && self.pending_delivered.is_empty() && self.frontier.is_none() {
             return Ok(());
         }
         let frontier = self.frontier.take().unwrap_or((0, Millis::MIN));
-        self.store.append(self.run, &self.pending, &self.pending_quarantine, frontier)?;
+        self.store.append_delivered(self.run, &self.pending, &self.pending_quarantine, &self.pending_delivered, frontier)?;
         self.pending.clear();
         self.pending_quarantine.clear();
+        self.pending_delivered.clear();
         Ok(())
     }
 }

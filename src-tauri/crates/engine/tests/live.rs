@@ -155,7 +155,10 @@ dir = "inbox"
     live.until("the second good answer", |l| l.feed("signals").last_message_ms > garbage_at).await;
     std::fs::write(dir.path().join("inbox/report.geojson"), feature("report/1", "report.outage", "minor")).unwrap();
     live.until("the dropped file", |l| l.feed("inbox").last_message_ms.is_some()).await;
-    assert!(dir.path().join("inbox/processed/report.geojson").exists());
+    // The file leaves the folder once its observation is committed (the next group commit).
+    let processed = dir.path().join("inbox/processed/report.geojson");
+    live.until("the dropped file moved to processed/ after its commit", |_| processed.exists()).await;
+    assert!(!dir.path().join("inbox/report.geojson").exists());
 
     // Kill the server: the feed reports disconnected, then connected again once it is back.
     server.abort();

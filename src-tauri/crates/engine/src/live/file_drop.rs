@@ -1,6 +1,7 @@
 //! A drop folder: every file that appears in it is one message of the feed. A file is read once
-//! its size has stopped changing (writers may still be copying it), then moved to
-//! `processed/` inside the folder so a restart does not ingest it twice; a file over the size
+//! its size has stopped changing (writers may still be copying it); once its observations are
+//! committed the ingest side moves it to `processed/` inside the folder (see [`DropFile`]: a
+//! crash at any point neither loses nor doubles it); a file over the size
 //! limit is moved to `rejected/` and quarantined. `notify` wakes the scan as soon as something
 //! changes; a slow periodic scan catches events a file system does not report.
 //!
@@ -9,7 +10,7 @@
 //! `rejected/` and quarantined with a reason naming it, and the message of a file that was read
 //! carries its resolved format onto the tape.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use cityops_core::tape::FeedFormat;
 
-use super::{now_ms, Health, Incoming};
+use super::{now_ms, DropFile, Health, Incoming};
 use crate::config::LiveFeed;
 use crate::feeds::MAX_BODY_BYTES;
 
@@ -49,8 +50,15 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
     }
     // Sizes seen at the previous scan, to tell a finished file from one still being written.
     let mut sizes: HashMap<PathBuf, (u64, tokio::time::Instant)> = HashMap::new();
+    // Files sent and not yet moved away by the ingest side: not to be read again meanwhile.
+    let mut sent: HashSet<PathBuf> = HashSet::new();
     loop {
-        for (path, size) in files(&dir) {
+        let listed = files(&dir);
+        sent.retain(|p| listed.iter().any(|(l, _)| l == p));
+        for (path, size) in listed {
+            if sent.contains(&path) {
+                continue;
+            }
             let now = tokio::time::Instant::now();
             let settled = match sizes.get(&path) {
                 Some((s, since)) if *s == size => now.duration_since(*since) >= SETTLE,
@@ -77,8 +85,9 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
             } else {
                 match std::fs::read(&path) {
                     Ok(body) => {
-                        let _ = std::fs::rename(&path, dir.join("processed").join(&name));
-                        Incoming::Message { feed: i, topic: None, format: format.ok(), body, received_ms: now_ms() }
+                        sent.insert(path.clone());
+                        let file = DropFile { key: key(&name, &path, size), done: dir.join("processed").join(&name), path };
+                        Incoming::File { feed: i, format: format.ok(), body, received_ms: now_ms(), file }
                     }
                     Err(e) => Incoming::Failure { feed: i, reason: format!("file {name}: {e}"), body: Vec::new(), at: now_ms() },
                 }
@@ -95,6 +104,13 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
             _ = stop.changed() => if *stop.borrow() { return },
         }
     }
+}
+
+/// A file's delivery key: its name, size and modification time, so that a new file dropped
+/// under an old name is a new message.
+fn key(name: &str, path: &Path, size: u64) -> String {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    format!("{name}:{size}:{modified}")
 }
 
 /// The format an `auto` folder reads a file as, or why it cannot.

@@ -45,15 +45,29 @@ pub(crate) enum Incoming {
     /// (a drop folder declared `auto` reads it from the file's extension); `None` means the
     /// feed's declared format.
     Message { feed: usize, topic: Option<String>, format: Option<FeedFormat>, body: Vec<u8>, received_ms: Millis },
+    /// A drop-folder file read whole: one message, stored exactly once (see [`DropFile`]).
+    File { feed: usize, format: Option<FeedFormat>, body: Vec<u8>, received_ms: Millis, file: DropFile },
     /// A failure with no message to decode (an HTTP 500, a hung server, a broken stream).
     Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
+}
+
+/// A drop-folder file on its way: its key is committed with its observations, and only then is
+/// it moved from `path` to `done` (`processed/`). A crash before the commit leaves the file to
+/// be read again; a crash after it leaves a key that makes the next run move the file without
+/// storing it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DropFile {
+    /// The file's name, size and modification time: a later file of the same name differs.
+    pub key: String,
+    pub path: PathBuf,
+    pub done: PathBuf,
 }
 
 impl Incoming {
     /// When it arrived (a message) or happened (a failure).
     pub(crate) fn arrived_ms(&self) -> Millis {
         match self {
-            Incoming::Message { received_ms, .. } => *received_ms,
+            Incoming::Message { received_ms, .. } | Incoming::File { received_ms, .. } => *received_ms,
             Incoming::Failure { at, .. } => *at,
         }
     }
@@ -194,6 +208,8 @@ pub(crate) struct Ingest {
     seq: u64,
     recorder: Option<Recorder>,
     health: Health,
+    /// Files whose messages are buffered or committed, to move once committed.
+    settling: Vec<DropFile>,
 }
 
 impl Ingest {
@@ -202,7 +218,7 @@ impl Ingest {
             Some(path) => Some(Recorder::create(path, config)?),
             None => None,
         };
-        Ok(Ingest { feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(), seq: 0, recorder, health })
+        Ok(Ingest { feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(), seq: 0, recorder, health, settling: Vec::new() })
     }
 
     /// Numbers messages on from `seq` (a resumed run's last), so their observations and the
@@ -214,18 +230,16 @@ impl Ingest {
     /// Takes one thing a transport delivered; observations also go onto `picture` if given.
     pub(crate) fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), EngineError> {
         match incoming {
-            Incoming::Message { feed, topic, format, body, received_ms } => {
-                let spec = &self.feeds[feed];
-                self.seq += 1;
-                // The resolved format goes on the tape line, so a replay decodes each message
-                // with the adapter the live run used.
-                let format = format.unwrap_or(spec.format);
-                let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format, topic, body };
-                if let Some(r) = &mut self.recorder {
-                    r.write(&msg)?;
+            Incoming::Message { feed, topic, format, body, received_ms } => self.message(feed, topic, format, body, received_ms, pipeline, picture)?,
+            Incoming::File { feed, format, body, received_ms, file } => {
+                let id = self.feeds[feed].id.clone();
+                if pipeline.store().is_delivered(&id, &file.key)? {
+                    tracing::info!(feed = %id, file = %file.path.display(), "stored before a restart; moved without storing it again");
+                } else {
+                    self.message(feed, None, format, body, received_ms, pipeline, picture)?;
+                    pipeline.mark_delivered(&id, file.key.clone());
                 }
-                let outcome = pipeline.ingest(&msg, picture)?;
-                self.health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
+                self.settling.push(file);
             }
             Incoming::Failure { feed, reason, body, at } => {
                 let id = &self.feeds[feed].id;
@@ -237,13 +251,50 @@ impl Ingest {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn message(
+        &mut self,
+        feed: usize,
+        topic: Option<String>,
+        format: Option<FeedFormat>,
+        body: Vec<u8>,
+        received_ms: Millis,
+        pipeline: &mut Pipeline,
+        picture: Option<&mut Picture>,
+    ) -> Result<(), EngineError> {
+        let spec = &self.feeds[feed];
+        self.seq += 1;
+        // The resolved format goes on the tape line, so a replay decodes each message with the
+        // adapter the live run used.
+        let format = format.unwrap_or(spec.format);
+        let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format, topic, body };
+        if let Some(r) = &mut self.recorder {
+            r.write(&msg)?;
+        }
+        let outcome = pipeline.ingest(&msg, picture)?;
+        self.health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
+        Ok(())
+    }
+
     /// Commits what the pipeline buffered and flushes the recording.
     pub(crate) fn flush(&mut self, pipeline: &mut Pipeline) -> Result<(), EngineError> {
         pipeline.flush()?;
         if let Some(r) = &mut self.recorder {
             r.flush()?;
         }
+        self.settle();
         Ok(())
+    }
+
+    /// Moves the drop-folder files whose messages are committed (call after the pipeline
+    /// flushed) out of their folder.
+    pub(crate) fn settle(&mut self) {
+        for f in self.settling.drain(..) {
+            if let Err(e) = std::fs::rename(&f.path, &f.done) {
+                // The key is stored: a file left behind is moved, not stored, next time.
+                tracing::warn!(file = %f.path.display(), error = %e, "cannot move a stored file to processed/");
+            }
+        }
     }
 }
 

@@ -118,6 +118,8 @@ impl LiveMode {
         let now = now();
         let settled = (now - SETTLE_MS).min(self.held.as_ref().map_or(Millis::MAX, Incoming::arrived_ms));
         replay.follow(now, settled)?;
+        // The pipeline committed: drop-folder files now stored can leave their folder.
+        self.ingest.settle();
         Ok(())
     }
 }
@@ -132,6 +134,7 @@ impl Drop for LiveMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::DropFile;
     use tokio::sync::mpsc;
 
     /// A live engine on one drop-folder feed, with the demo's rules and assets, whose channel
@@ -194,6 +197,32 @@ mod tests {
         mode.pump(&mut replay, || 1_013_000).unwrap();
         assert_eq!(replay.pipeline().store().frontier(1).unwrap().0, 2);
         assert_eq!(replay.pipeline().store().stored_incidents(1).unwrap().len(), 1);
+    }
+
+    /// A drop-folder file whose observations were committed but which a crash left in the
+    /// folder comes round again after the restart: it is moved, not stored a second time.
+    #[tokio::test]
+    async fn a_dropped_file_is_stored_once_and_moved_only_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut mode, mut replay, tx) = live(dir.path());
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("processed")).unwrap();
+        let file = || DropFile { key: "trip.geojson:1:1".into(), path: inbox.join("trip.geojson"), done: inbox.join("processed/trip.geojson") };
+        let Incoming::Message { body, received_ms, .. } = trip(1_005_000) else { unreachable!() };
+        let dropped = |received_ms| Incoming::File { feed: 0, format: None, body: body.clone(), received_ms, file: file() };
+        std::fs::write(inbox.join("trip.geojson"), &body).unwrap();
+        tx.send(dropped(received_ms)).await.unwrap();
+        mode.pump(&mut replay, || 1_007_000).unwrap();
+        let count = |replay: &Replay| replay.pipeline().store().arrived_between(1, 0, i64::MAX).unwrap().len();
+        assert_eq!(count(&replay), 1);
+        assert!(inbox.join("processed/trip.geojson").exists() && !inbox.join("trip.geojson").exists(), "moved after the commit");
+        // The same file again (the move was lost to a crash): the stored key lets it through
+        // without a second observation.
+        std::fs::write(inbox.join("trip.geojson"), &body).unwrap();
+        tx.send(dropped(1_008_000)).await.unwrap();
+        mode.pump(&mut replay, || 1_009_000).unwrap();
+        assert_eq!(count(&replay), 1, "stored twice");
+        assert!(!inbox.join("trip.geojson").exists(), "the file is moved all the same");
     }
 
     #[tokio::test]

@@ -196,6 +196,15 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE runs ADD COLUMN ended_ms INTEGER;
     ALTER TABLE runs ADD COLUMN ended_by TEXT;",
+    // 5: sources delivered exactly once. A drop-folder file's key is committed in the same
+    // transaction as its observations, and the file is moved away only after that commit; a
+    // restart between the two finds the key and moves the file without ingesting it again.
+    "CREATE TABLE delivered (
+        feed TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        PRIMARY KEY (feed, key)
+    );",
 ];
 
 /// The schema version this build writes.

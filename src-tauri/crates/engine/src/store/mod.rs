@@ -159,15 +159,26 @@ impl Store {
 
     /// Appends a batch in one transaction (a group commit), together with the run's new
     /// frontier, so that after a crash the frontier and the log always agree.
-    pub fn append(
+    pub fn append(&mut self, run: RunId, observations: &[Observation], quarantine: &[QuarantineEntry], frontier: (u64, Millis)) -> Result<(), StoreError> {
+        self.append_delivered(run, observations, quarantine, &[], frontier)
+    }
+
+    /// [`Store::append`], also marking the sources `delivered` (feed, key) in the same
+    /// transaction: either the observations and the marks are stored, or neither.
+    pub fn append_delivered(
         &mut self,
         run: RunId,
         observations: &[Observation],
         quarantine: &[QuarantineEntry],
+        delivered: &[(String, String)],
         frontier: (u64, Millis),
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
+            let mut mark = tx.prepare_cached("INSERT OR IGNORE INTO delivered (feed, key, run) VALUES (?1, ?2, ?3)")?;
+            for (feed, key) in delivered {
+                mark.execute(params![feed, key, run])?;
+            }
             let mut ins = tx.prepare_cached(
                 "INSERT INTO observations (run, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, \
                  entity, lon, lat, tbucket, cell, title, fields) \
@@ -239,6 +250,12 @@ impl Store {
             out.push(Store::read(row)?);
         }
         Ok(out)
+    }
+
+    /// True when a source with this key was committed for `feed` (by any run).
+    pub fn is_delivered(&self, feed: &str, key: &str) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM delivered WHERE feed = ?1 AND key = ?2")?;
+        Ok(stmt.exists(params![feed, key])?)
     }
 
     /// The picture at `t`: the latest observation of every entity that had arrived by then,

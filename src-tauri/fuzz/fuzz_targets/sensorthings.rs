@@ -1,0 +1,8 @@
+//! Fuzzes the sensorthings adapter with its default mapping.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    cityops_fuzz::decode(cityops_core::tape::FeedFormat::SensorThings, serde_json::Value::Null, None, data);
+});

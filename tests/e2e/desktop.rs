@@ -511,17 +511,7 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
 async fn trainer_view(c: &Client) -> Result<()> {
     let main = c.window().await?;
     press(c, "t").await?;
-    let trainer = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let handles = c.windows().await?;
-            if let Some(h) = handles.into_iter().find(|h| *h != main) {
-                break h;
-            }
-            ensure!(Instant::now() < deadline, "the trainer view's window did not open");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
+    let trainer = second_window(c, &main, "the trainer view's").await?;
     wait_js(c, "the clock locked in the trainee's window", r#"return !!document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
     ensure!(c.find(Locator::Css("[data-testid=play-toggle]")).await?.attr("disabled").await?.is_some(), "the trainee can still play");
     c.switch_to_window(trainer).await?;
@@ -586,22 +576,25 @@ async fn trainer_view(c: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Waits for a window other than `main` to open (`what` names it in the failure).
+async fn second_window(c: &Client, main: &fantoccini::wd::WindowHandle, what: &str) -> Result<fantoccini::wd::WindowHandle> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(h) = c.windows().await?.into_iter().find(|h| h != main) {
+            return Ok(h);
+        }
+        ensure!(Instant::now() < deadline, "{what} window did not open");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// 11b. The wall display (key w) opens in its own window and follows the picture and the
 /// queue, read only: its capability refuses every command that acts, while the two it is
 /// granted answer. The window is closed again, and the operator's carries on.
 async fn wall_display(c: &Client) -> Result<()> {
     let main = c.window().await?;
     press(c, "w").await?;
-    let wall = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(h) = c.windows().await?.into_iter().find(|h| *h != main) {
-                break h;
-            }
-            ensure!(Instant::now() < deadline, "the wall display's window did not open");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
+    let wall = second_window(c, &main, "the wall display's").await?;
     c.switch_to_window(wall).await?;
     let banner = c.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("[data-testid=wall-banner]")).await?.text().await?;
     ensure!(banner.contains("READ ONLY"), "wall banner {banner:?}");

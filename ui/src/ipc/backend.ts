@@ -29,6 +29,7 @@ export type { ApiError, ApiErrorCode };
 export type { ClockDto } from "./gen/ClockDto";
 export type { FeedDto } from "./gen/FeedDto";
 export type { FeedHealthDto } from "./gen/FeedHealthDto";
+export type { StorageHealthDto } from "./gen/StorageHealthDto";
 export type { QuarantineDto } from "./gen/QuarantineDto";
 export type { QuarantineEntryDto } from "./gen/QuarantineEntryDto";
 export type { QuarantineFeedDto } from "./gen/QuarantineFeedDto";

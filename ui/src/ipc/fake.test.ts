@@ -99,7 +99,7 @@ describe("fake backend feeds", () => {
     expect(seen[0].feeds).toBeNull();
 
     const health = [{ id: "grid", name: "Grid", layer: "utility" as const, format: "mqtt-json", transport: "mqtt", connected: false,
-      lastMessageMs: null, messagesPerMinute: 0, lagMs: null, rejected: 1, lastReasons: ["$: not JSON"], stale: false, failures: 1, lastError: "refused" }];
+      lastMessageMs: null, messagesPerMinute: 0, lagMs: null, rejected: 1, lastReasons: ["$: not JSON"], stale: false, failures: 1, lastError: "refused", overloaded: false, heldBackMs: 0 }];
     const live = createFakeBackend({ health });
     const diffs: MapDiffDto[] = [];
     await live.subscribe((d) => diffs.push(d));

@@ -292,7 +292,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     const outbox = reset ? dispatch.snapshot() : pendingOutbox;
     pendingIncidents = null;
     pendingOutbox = null;
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox, feeds: health };
+    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox, feeds: health, storage: null };
     for (const l of listeners) l(diff);
   };
 
@@ -345,7 +345,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot(), feeds: health });
+      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot(), feeds: health, storage: null });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;

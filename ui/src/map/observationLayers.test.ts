@@ -64,7 +64,7 @@ describe("observation layers", () => {
       layers: [],
       incidents: null,
       outbox: null,
-      feeds: null,
+      feeds: null, storage: null,
     });
     const collections: Record<string, ObservationCollection> = {};
     for (const [l, m] of Object.entries(data.features)) collections[l] = toFeatureCollection(m);

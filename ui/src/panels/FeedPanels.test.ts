@@ -13,7 +13,7 @@ const NOW = Date.UTC(2026, 10, 26, 15, 0, 0);
 
 const feed = (id: string, patch: Partial<FeedHealthDto> = {}): FeedHealthDto => ({
   id, name: `Feed ${id}`, layer: "utility", format: "mqtt-json", transport: "mqtt", connected: true, lastMessageMs: NOW - 3_000,
-  messagesPerMinute: 12, lagMs: 1_500, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, ...patch,
+  messagesPerMinute: 12, lagMs: 1_500, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, overloaded: false, heldBackMs: 0, ...patch,
 });
 
 describe("FeedHealthPanel", () => {
@@ -25,7 +25,7 @@ describe("FeedHealthPanel", () => {
         feed("cctv", { stale: true, lastMessageMs: NOW - 600_000 }),
         feed("tak", { connected: false, lastError: "MQTT: connection refused", lastMessageMs: null, lagMs: null, transport: "tcp" }),
       ],
-      live: true, nowMs: NOW, quarantineOpen: false, onQuarantine,
+      storage: null, live: true, nowMs: NOW, quarantineOpen: false, onQuarantine,
     });
     const status = (id: string) => screen.getByTestId(`feed-health-${id}`);
     expect([status("grid"), status("cctv"), status("tak")].map((e) => e.dataset.status)).toEqual(["connected", "stale", "disconnected"]);
@@ -43,8 +43,32 @@ describe("FeedHealthPanel", () => {
     expect(onQuarantine).toHaveBeenCalledOnce();
   });
 
+  it("alerts that nothing is saved while the disk refuses, and marks an overloaded feed", () => {
+    render(FeedHealthPanel, {
+      health: [feed("grid", { overloaded: true, heldBackMs: 12_000 })],
+      storage: { fault: "the disk holding the database is full", path: "/srv/<b>cityops</b>.db", sinceMs: NOW - 60_000, held: 4_800, faults: 1 },
+      live: true, nowMs: NOW, quarantineOpen: false, onQuarantine: () => {},
+    });
+    const alert = screen.getByRole("alert");
+    expect(alert.textContent).toContain("Not saving: the disk holding the database is full.");
+    expect(alert.textContent).toContain("/srv/<b>cityops</b>.db");
+    expect(alert.textContent).toContain("4,800 received items held in memory");
+    expect(alert.querySelector("b")).toBeNull();
+    expect(screen.getByTestId("feed-overloaded").textContent).toContain("overloaded · held back 12 s");
+  });
+
+  it("shows no alert while the store takes writes", () => {
+    render(FeedHealthPanel, {
+      health: [feed("grid")],
+      storage: { fault: null, path: "/srv/cityops.db", sinceMs: null, held: 0, faults: 1 },
+      live: true, nowMs: NOW, quarantineOpen: false, onQuarantine: () => {},
+    });
+    expect(screen.queryByRole("alert")).toBeNull();
+    expect(screen.queryByTestId("feed-overloaded")).toBeNull();
+  });
+
   it("says replay when there is no live health, and still opens the quarantine", () => {
-    render(FeedHealthPanel, { health: null, live: false, nowMs: NOW, quarantineOpen: true, onQuarantine: () => {} });
+    render(FeedHealthPanel, { health: null, storage: null, live: false, nowMs: NOW, quarantineOpen: true, onQuarantine: () => {} });
     expect(screen.getByTestId("feed-health").dataset.mode).toBe("replay");
     expect(screen.getByTestId("feed-health-replay").textContent).toContain("Replay");
     expect(screen.getByTestId("quarantine-toggle").getAttribute("aria-pressed")).toBe("true");

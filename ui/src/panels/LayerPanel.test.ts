@@ -19,7 +19,7 @@ const data = applyDiff(emptyData(), {
   layers: [{ layer: "transport", newestObservedMs: T0 + 48_000, count: 2 }],
   incidents: null,
   outbox: null,
-  feeds: null,
+  feeds: null, storage: null,
 });
 
 describe("LayerPanel", () => {

@@ -13,7 +13,7 @@ function feature(id: string, layer: MapFeatureDto["layer"], extra: Partial<MapFe
 }
 
 function diff(upserts: MapFeatureDto[], opts: { reset?: boolean; nowMs?: number; layers?: LayerAgeDto[] } = {}): MapDiffDto {
-  return { reset: opts.reset ?? false, upserts, clock: clock(opts.nowMs ?? T0), layers: opts.layers ?? [], incidents: null, outbox: null, feeds: null };
+  return { reset: opts.reset ?? false, upserts, clock: clock(opts.nowMs ?? T0), layers: opts.layers ?? [], incidents: null, outbox: null, feeds: null, storage: null };
 }
 
 /** The state as plain data, to compare with `toEqual` readably. */

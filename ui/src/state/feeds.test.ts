@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { FeedHealthDto, MapDiffDto, QuarantineDto } from "../ipc/backend";
+import type { FeedHealthDto, MapDiffDto, QuarantineDto, StorageHealthDto } from "../ipc/backend";
 import {
   applyHealth,
+  applyStorage,
   feedStatus,
   QUARANTINE_CLOSED,
   quarantineFailed,
@@ -13,11 +14,11 @@ import {
 
 const feed = (id: string, patch: Partial<FeedHealthDto> = {}): FeedHealthDto => ({
   id, name: id, layer: "utility", format: "mqtt-json", transport: "mqtt", connected: true, lastMessageMs: null,
-  messagesPerMinute: 0, lagMs: null, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, ...patch,
+  messagesPerMinute: 0, lagMs: null, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, overloaded: false, heldBackMs: 0, ...patch,
 });
 
-const diff = (feeds: FeedHealthDto[] | null): MapDiffDto => ({
-  reset: false, upserts: [], layers: [], incidents: null, outbox: null, feeds,
+const diff = (feeds: FeedHealthDto[] | null, storage: StorageHealthDto | null = null): MapDiffDto => ({
+  reset: false, upserts: [], layers: [], incidents: null, outbox: null, feeds, storage,
   clock: { startMs: 0, endMs: 1, nowMs: 1, playing: true, speed: 1, ingestedUntilMs: 1, finished: false, endedMs: null, trainerView: false },
 });
 
@@ -28,6 +29,13 @@ describe("feed health", () => {
     expect(feedStatus(feed("a", { connected: false, stale: true }))).toBe("disconnected");
     expect(feedStatus(feed("a", { stale: true }))).toBe("stale");
     expect(feedStatus(feed("a"))).toBe("connected");
+  });
+
+  it("keeps the storage fault until a diff says it changed", () => {
+    const full: StorageHealthDto = { fault: "the disk holding the database is full", path: "/d/live.db", sinceMs: 5, held: 40, faults: 1 };
+    const s = applyStorage(null, diff(null, full));
+    expect(applyStorage(s, diff(null))).toBe(s);
+    expect(applyStorage(s, diff(null, { ...full, fault: null, sinceMs: null, held: 0 }))?.fault).toBeNull();
   });
 
   it("keeps the last health until a diff carries new health", () => {

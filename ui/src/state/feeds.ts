@@ -4,7 +4,7 @@
  *
  * Everything a feed sends, and so every reason and preview here, is untrusted text.
  */
-import type { ApiError, FeedHealthDto, MapDiffDto, QuarantineDto } from "../ipc/backend";
+import type { ApiError, FeedHealthDto, MapDiffDto, QuarantineDto, StorageHealthDto } from "../ipc/backend";
 
 /** How a feed is doing, worst first: the panel marks each differently. */
 export type FeedStatus = "disconnected" | "stale" | "connected";
@@ -20,6 +20,14 @@ export type HealthState = readonly FeedHealthDto[] | null;
 /** Folds a diff's feed health in; diffs without it leave the health as it was. */
 export function applyHealth(state: HealthState, diff: MapDiffDto): HealthState {
   return diff.feeds ?? state;
+}
+
+/** Whether the store takes what arrives: `null` until the engine says (and always in a replay). */
+export type StorageState = StorageHealthDto | null;
+
+/** Folds a diff's storage health in; diffs without it leave it as it was. */
+export function applyStorage(state: StorageState, diff: MapDiffDto): StorageState {
+  return diff.storage ?? state;
 }
 
 /** Refusals over every feed: when it grows, an open quarantine browser has news. */

@@ -16,7 +16,7 @@ function diff(ids: [string, number][], reset = false): MapDiffDto {
     layers: [],
     incidents: null,
     outbox: null,
-    feeds: null,
+    feeds: null, storage: null,
   };
 }
 

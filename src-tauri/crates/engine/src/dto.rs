@@ -125,6 +125,9 @@ pub struct MapDiffDto {
     pub outbox: Option<OutboxDto>,
     /// Live mode: every feed's health, when it changed; always `null` in a replay.
     pub feeds: Option<Vec<crate::live::FeedHealthDto>>,
+    /// Live mode: whether the store takes what arrives, when that changed; always `null` in a
+    /// replay.
+    pub storage: Option<crate::live::StorageHealthDto>,
 }
 
 /// One observation in full, for the details panel.
@@ -248,6 +251,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<FeedDto>(),
         one::<ScenarioDto>(),
         one::<crate::live::FeedHealthDto>(),
+        one::<crate::live::StorageHealthDto>(),
         one::<QuarantineEntryDto>(),
         one::<QuarantineFeedDto>(),
         one::<QuarantineDto>(),

@@ -55,6 +55,9 @@ pub struct Pipeline {
     pending_delivered: Vec<(String, String)>,
     frontier: Option<(u64, Millis)>,
     stats: IngestStats,
+    /// The store refused the last commit (a full disk, a read-only file): what is buffered
+    /// stays buffered, and only an explicit [`Pipeline::flush`] tries again.
+    refusing: bool,
 }
 
 impl Pipeline {
@@ -75,6 +78,7 @@ impl Pipeline {
             pending_delivered: Vec::new(),
             frontier: None,
             stats: IngestStats::default(),
+            refusing: false,
         })
     }
 
@@ -91,6 +95,17 @@ impl Pipeline {
     /// Counts so far.
     pub fn stats(&self) -> &IngestStats {
         &self.stats
+    }
+
+    /// Rows buffered and not yet committed. While the store refuses commits this grows, and a
+    /// live ingest stops taking messages at a bound so the transports wait instead.
+    pub fn buffered(&self) -> usize {
+        self.pending.len() + self.pending_quarantine.len()
+    }
+
+    /// The store refused the last commit and nothing has been committed since.
+    pub fn refusing(&self) -> bool {
+        self.refusing
     }
 
     /// Quarantines refused tape lines (they carry no time, so they are stamped `at`).
@@ -125,7 +140,9 @@ impl Pipeline {
 
     /// Decodes and buffers one message, applying what it yields to `picture` if given.
     /// Nothing a message contains can fail the pipeline: bad input is quarantined. The outcome
-    /// says what became of it, for feed health.
+    /// says what became of it, for feed health. An `Err` means the group commit this message
+    /// triggered failed; the message itself is buffered all the same, and goes out with the
+    /// next commit that succeeds.
     pub fn ingest(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<MessageOutcome, StoreError> {
         self.stats.messages += 1;
         self.frontier = Some((msg.line, msg.time_ms));
@@ -201,7 +218,9 @@ impl Pipeline {
     }
 
     fn flush_if_full(&mut self) -> Result<(), StoreError> {
-        if self.pending.len() + self.pending_quarantine.len() >= BATCH_ROWS {
+        // While the store refuses, every message would retry a commit that fails the same way;
+        // the caller's periodic flush retries instead.
+        if !self.refusing && self.buffered() >= BATCH_ROWS {
             self.flush()?;
         }
         Ok(())
@@ -213,13 +232,20 @@ impl Pipeline {
         self.pending_delivered.push((feed.to_owned(), key));
     }
 
-    /// Commits everything buffered, with the new frontier, in one transaction.
+    /// Commits everything buffered, with the new frontier, in one transaction. If the store
+    /// refuses, everything stays buffered (the transaction rolled back), to be committed whole
+    /// by a later call.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() && self.pending_quarantine.is_empty() && self.pending_delivered.is_empty() && self.frontier.is_none() {
             return Ok(());
         }
-        let frontier = self.frontier.take().unwrap_or((0, Millis::MIN));
-        self.store.append_delivered(self.run, &self.pending, &self.pending_quarantine, &self.pending_delivered, frontier)?;
+        let frontier = self.frontier.unwrap_or((0, Millis::MIN));
+        if let Err(e) = self.store.append_delivered(self.run, &self.pending, &self.pending_quarantine, &self.pending_delivered, frontier) {
+            self.refusing = true;
+            return Err(e);
+        }
+        self.refusing = false;
+        self.frontier = None;
         self.pending.clear();
         self.pending_quarantine.clear();
         self.pending_delivered.clear();

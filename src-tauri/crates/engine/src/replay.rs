@@ -16,7 +16,7 @@ use cityops_core::picture::Picture;
 
 use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto, QuarantineDto, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES};
 use crate::incidents::Desk;
-use crate::live::{FeedHealthDto, Health};
+use crate::live::{FeedHealthDto, Health, StorageHealthDto};
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::error::EngineError;
@@ -43,7 +43,7 @@ pub struct Replay {
     /// A trainer view is open: the clock is the trainer's.
     pub trainer_view: bool,
     /// In live mode, the feeds' health board and what the UI was last sent of it.
-    live: Option<(Health, Option<Vec<FeedHealthDto>>)>,
+    live: Option<(Health, Option<Vec<FeedHealthDto>>, Option<StorageHealthDto>)>,
     /// When the exercise was ended and by whom; the trainee's record is closed after it.
     ended: Option<(Millis, String)>,
 }
@@ -82,7 +82,7 @@ impl Replay {
         let mut replay = Replay::new(Scenario { rules: None, ..scenario }, pipeline);
         replay.desk = desk;
         replay.playing = true;
-        replay.live = Some((health, None));
+        replay.live = Some((health, None, None));
         replay
     }
 
@@ -113,14 +113,20 @@ impl Replay {
     /// ingested and on the picture), the pipeline commits, and the desk correlates the arrival
     /// seconds before `settled`.
     pub(crate) fn follow(&mut self, now: Millis, settled: Millis) -> Result<(), StoreError> {
-        self.end_ms = self.end_ms.max(now);
-        self.frontier_ms = self.frontier_ms.max(now);
-        self.now_ms = self.now_ms.max(now);
+        self.follow_clock(now);
         self.pipeline.flush()?;
         match &mut self.desk {
             Some(desk) => desk.correlate_to(self.pipeline.store(), settled),
             None => Ok(()),
         }
+    }
+
+    /// Live mode, while the store refuses commits: only the clock moves to wall time `now`.
+    /// Correlation waits, since it reads what is committed and would pass over the held seconds.
+    pub(crate) fn follow_clock(&mut self, now: Millis) {
+        self.end_ms = self.end_ms.max(now);
+        self.frontier_ms = self.frontier_ms.max(now);
+        self.now_ms = self.now_ms.max(now);
     }
 
     /// The scenario being replayed.
@@ -362,11 +368,16 @@ impl Replay {
         let incidents = self.desk.as_mut().and_then(|d| d.take_diff(full));
         let now = self.now_ms;
         // Feed health goes out when it changed (its rate and stale flag move with the clock).
-        let feeds = self.live.as_mut().and_then(|(health, sent)| {
-            let current = health.snapshot(now);
-            let changed = full || sent.as_ref() != Some(&current);
-            changed.then(|| sent.insert(current).clone())
-        });
-        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds }
+        let (feeds, storage) = match &mut self.live {
+            Some((health, sent, sent_storage)) => {
+                let current = health.snapshot(now);
+                let feeds = (full || sent.as_ref() != Some(&current)).then(|| sent.insert(current).clone());
+                let storage = health.storage();
+                let storage = (full || sent_storage.as_ref() != Some(&storage)).then(|| sent_storage.insert(storage).clone());
+                (feeds, storage)
+            }
+            None => (None, None),
+        };
+        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds, storage }
     }
 }

@@ -44,4 +44,14 @@ failures: number,
 /**
  * The last transport error, if the feed is not connected.
  */
-lastError: string | null, };
+lastError: string | null, 
+/**
+ * The feed delivers faster than the ingest stores (or the store refuses): its transport
+ * waited to hand a message over in the last ten seconds. Nothing is dropped; the source
+ * is held back (a broker or a TCP peer keeps what is not yet read, a folder keeps files).
+ */
+overloaded: boolean, 
+/**
+ * How long, in total, the transport has waited for the ingest since the feed started.
+ */
+heldBackMs: number, };

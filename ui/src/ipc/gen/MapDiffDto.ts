@@ -5,6 +5,7 @@ import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
 import type { OutboxDto } from "./OutboxDto";
+import type { StorageHealthDto } from "./StorageHealthDto";
 
 /**
  * A change to the picture, coalesced over one clock tick.
@@ -26,4 +27,9 @@ outbox: OutboxDto | null,
 /**
  * Live mode: every feed's health, when it changed; always `null` in a replay.
  */
-feeds: Array<FeedHealthDto> | null, };
+feeds: Array<FeedHealthDto> | null, 
+/**
+ * Live mode: whether the store takes what arrives, when that changed; always `null` in a
+ * replay.
+ */
+storage: StorageHealthDto | null, };

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use cityops_core::tape::FeedFormat;
 
-use super::{now_ms, DropFile, Health, Incoming};
+use super::{hand_over, now_ms, DropFile, Health, Incoming};
 use crate::config::LiveFeed;
 use crate::feeds::MAX_BODY_BYTES;
 
@@ -92,7 +92,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
                     Err(e) => Incoming::Failure { feed: i, reason: format!("file {name}: {e}"), body: Vec::new(), at: now_ms() },
                 }
             };
-            if tx.send(incoming).await.is_err() {
+            if !hand_over(&tx, &health, &id, incoming).await {
                 return;
             }
         }

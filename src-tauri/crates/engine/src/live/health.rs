@@ -15,6 +15,8 @@ use ts_rs::TS;
 const REASONS_KEPT: usize = 5;
 /// The window over which the message rate is counted.
 const RATE_WINDOW_MS: Millis = 60_000;
+/// A feed counts as overloaded while its transport waited for the ingest this recently.
+const OVERLOAD_WINDOW_MS: Millis = 10_000;
 
 /// The health of one feed as the UI and the CLI show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -48,6 +50,33 @@ pub struct FeedHealthDto {
     pub failures: u64,
     /// The last transport error, if the feed is not connected.
     pub last_error: Option<String>,
+    /// The feed delivers faster than the ingest stores (or the store refuses): its transport
+    /// waited to hand a message over in the last ten seconds. Nothing is dropped; the source
+    /// is held back (a broker or a TCP peer keeps what is not yet read, a folder keeps files).
+    pub overloaded: bool,
+    /// How long, in total, the transport has waited for the ingest since the feed started.
+    #[ts(type = "number")]
+    pub held_back_ms: u64,
+}
+
+/// Whether the store takes what the feeds deliver, as the operator sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageHealthDto {
+    /// Why commits fail, in a sentence for the operator; `None` while they succeed.
+    pub fault: Option<String>,
+    /// The database file.
+    pub path: String,
+    /// When commits started failing.
+    #[ts(type = "number | null")]
+    pub since_ms: Option<i64>,
+    /// Observations and refusals received but not yet stored: held in memory, stored as soon
+    /// as the disk takes them again.
+    #[ts(type = "number")]
+    pub held: u64,
+    /// Times commits started failing since the engine started.
+    #[ts(type = "number")]
+    pub faults: u64,
 }
 
 #[derive(Debug)]
@@ -56,12 +85,15 @@ struct Entry {
     started_ms: Millis,
     stale_after: Duration,
     recent: VecDeque<Millis>,
+    /// When the transport last waited for the ingest.
+    last_wait_ms: Option<Millis>,
 }
 
-/// The shared health board of all feeds.
+/// The shared health board of all feeds, and of the store they go to.
 #[derive(Clone, Default)]
 pub struct Health {
     feeds: Arc<Mutex<BTreeMap<String, Entry>>>,
+    storage: Arc<Mutex<StorageHealthDto>>,
 }
 
 impl Health {
@@ -88,8 +120,10 @@ impl Health {
             stale: false,
             failures: 0,
             last_error: None,
+            overloaded: false,
+            held_back_ms: 0,
         };
-        let entry = Entry { dto, started_ms: now, stale_after, recent: VecDeque::new() };
+        let entry = Entry { dto, started_ms: now, stale_after, recent: VecDeque::new(), last_wait_ms: None };
         self.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), entry);
     }
 
@@ -129,6 +163,40 @@ impl Health {
         });
     }
 
+    /// The transport waited `waited` at `at` to hand a message to the ingest (its queue was
+    /// full).
+    pub fn waited(&self, feed: &str, at: Millis, waited: Duration) {
+        self.with(feed, |e| {
+            e.last_wait_ms = Some(at);
+            e.dto.held_back_ms += waited.as_millis() as u64;
+        });
+    }
+
+    /// A commit to the store failed at `at` with `fault`; `held` rows wait in memory.
+    pub fn storage_failed(&self, path: &str, fault: &str, held: usize, at: Millis) {
+        let mut s = self.storage.lock().unwrap_or_else(|p| p.into_inner());
+        if s.fault.is_none() {
+            s.faults += 1;
+            s.since_ms = Some(at);
+        }
+        s.fault = Some(fault.to_owned());
+        s.path = path.to_owned();
+        s.held = held as u64;
+    }
+
+    /// A commit succeeded: everything held is stored.
+    pub fn storage_ok(&self) {
+        let mut s = self.storage.lock().unwrap_or_else(|p| p.into_inner());
+        s.fault = None;
+        s.since_ms = None;
+        s.held = 0;
+    }
+
+    /// The store's health.
+    pub fn storage(&self) -> StorageHealthDto {
+        self.storage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// A refusal that is not a message (a failed poll, a broken stream).
     pub fn refused(&self, feed: &str, reason: &str) {
         self.with(feed, |e| {
@@ -151,6 +219,7 @@ impl Health {
                 e.dto.messages_per_minute = e.recent.len() as u32;
                 let since = e.dto.last_message_ms.unwrap_or(e.started_ms);
                 e.dto.stale = now - since > e.stale_after.as_millis() as i64;
+                e.dto.overloaded = e.last_wait_ms.is_some_and(|t| now - t < OVERLOAD_WINDOW_MS);
                 e.dto.clone()
             })
             .collect()
@@ -188,5 +257,24 @@ mod tests {
         assert_eq!((s.failures, s.connected, s.rejected, s.stale), (1, false, 7, true));
         assert_eq!(s.last_reasons, ["r2", "r3", "r4", "r5", "r6"]);
         assert_eq!(s.last_error.as_deref(), Some("connection refused"));
+        h.waited("a", 201_000, Duration::from_millis(250));
+        h.waited("a", 202_000, Duration::from_millis(250));
+        let s = &h.snapshot(205_000)[0];
+        assert_eq!((s.overloaded, s.held_back_ms), (true, 500));
+        assert!(!h.snapshot(213_000)[0].overloaded, "ten quiet seconds end the overload");
+    }
+
+    #[test]
+    fn a_storage_fault_counts_once_until_it_clears() {
+        let h = Health::default();
+        h.storage_failed("/d/c.db", "the disk holding the database is full", 10, 1_000);
+        h.storage_failed("/d/c.db", "the disk holding the database is full", 30, 2_000);
+        let s = h.storage();
+        assert_eq!((s.faults, s.since_ms, s.held, s.path.as_str()), (1, Some(1_000), 30, "/d/c.db"));
+        h.storage_ok();
+        h.storage_failed("/d/c.db", "the database is read-only", 1, 5_000);
+        assert_eq!((h.storage().faults, h.storage().since_ms), (2, Some(5_000)));
+        h.storage_ok();
+        assert_eq!((h.storage().fault, h.storage().held, h.storage().faults), (None, 0, 2));
     }
 }

@@ -31,12 +31,18 @@ use crate::pipeline::{IngestStats, Pipeline};
 use crate::store::{RunId, Store};
 pub use mode::LiveEngineConfig;
 pub(crate) use mode::LiveMode;
-pub use health::{FeedHealthDto, Health};
+pub use health::{FeedHealthDto, Health, StorageHealthDto};
 
 /// Messages buffered between the transports and the ingest task before transports wait.
 const CHANNEL_CAPACITY: usize = 10_000;
 /// Group-commit period of live ingest.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Rows held in memory while the store refuses commits (a full or read-only disk). Beyond it
+/// the ingest stops taking messages, so its queue fills and the transports wait: memory stays
+/// bounded and the sources keep what is not yet read.
+pub(crate) const MAX_HELD_ROWS: usize = 200_000;
+/// How often a store that refuses commits is tried again.
+pub(crate) const RETRY_STORE: Duration = Duration::from_secs(1);
 
 /// What a transport hands to the ingest task.
 #[derive(Debug)]
@@ -133,15 +139,38 @@ pub async fn run(
     let run = pipeline.run();
     let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
     let Transports { mut rx, tasks } = spawn_transports(&config, &health, stop.clone());
+    let mut flush_failed_at: Option<std::time::Instant> = None;
 
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
+        let room = !pipeline.refusing() || pipeline.buffered() < MAX_HELD_ROWS;
         tokio::select! {
-            incoming = rx.recv() => match incoming {
-                Some(incoming) => ingest.handle(incoming, &mut pipeline, None)?,
+            incoming = rx.recv(), if room => match incoming {
+                Some(incoming) => held_on_disk_fault(ingest.handle(incoming, &mut pipeline, None))?,
                 None => break,
             },
-            _ = flush.tick() => ingest.flush(&mut pipeline)?,
+            _ = flush.tick() => {
+                // A refusing store is tried again every RETRY_STORE, not at every tick.
+                if pipeline.refusing() && flush_failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE) {
+                    continue;
+                }
+                match ingest.flush(&mut pipeline) {
+                    Ok(()) => {
+                        if flush_failed_at.take().is_some() {
+                            tracing::info!(db = pipeline.store().path(), "the store takes writes again; everything held is stored");
+                            health.storage_ok();
+                        }
+                    }
+                    Err(e) => {
+                        let fault = storage_fault(&e).ok_or(e)?;
+                        if flush_failed_at.is_none() {
+                            tracing::error!(db = pipeline.store().path(), fault, held = pipeline.buffered(), "cannot store; holding what arrives in memory and retrying");
+                        }
+                        flush_failed_at = Some(std::time::Instant::now());
+                        health.storage_failed(pipeline.store().path(), fault, pipeline.buffered(), now_ms());
+                    }
+                }
+            }
             _ = stop.changed() => if *stop.borrow() { break },
         }
     }
@@ -154,6 +183,40 @@ pub async fn run(
     }
     ingest.flush(&mut pipeline)?;
     Ok(LiveSummary { run, stats: pipeline.stats().clone() })
+}
+
+/// Hands `incoming` from the transport of `feed` to the ingest. When the ingest's queue is full
+/// the transport waits, which holds its source back (a broker or a TCP peer keeps what is not
+/// read yet, a folder keeps its files), and the wait shows in the feed's health as overload.
+/// False if the ingest has stopped.
+pub(crate) async fn hand_over(tx: &mpsc::Sender<Incoming>, health: &Health, feed: &str, incoming: Incoming) -> bool {
+    match tx.try_send(incoming) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(incoming)) => {
+            let started = std::time::Instant::now();
+            let sent = tx.send(incoming).await.is_ok();
+            health.waited(feed, now_ms(), started.elapsed());
+            sent
+        }
+    }
+}
+
+/// The operator's sentence for an error that a full or read-only disk caused, if it is one.
+pub(crate) fn storage_fault(e: &EngineError) -> Option<&'static str> {
+    match e {
+        EngineError::Store(e) => e.disk_fault(),
+        _ => None,
+    }
+}
+
+/// `Ok` for a message the pipeline buffered although the commit it triggered was refused by
+/// the disk: the periodic flush reports and retries that.
+pub(crate) fn held_on_disk_fault(r: Result<(), EngineError>) -> Result<(), EngineError> {
+    match r {
+        Err(e) if storage_fault(&e).is_none() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Starts a new run for `config` in `store` and the pipeline that writes it, with one adapter
@@ -236,8 +299,15 @@ impl Ingest {
                 if pipeline.store().is_delivered(&id, &file.key)? {
                     tracing::info!(feed = %id, file = %file.path.display(), "stored before a restart; moved without storing it again");
                 } else {
-                    self.message(feed, None, format, body, received_ms, pipeline, picture)?;
+                    let buffered = self.message(feed, None, format, body, received_ms, pipeline, picture);
+                    // A refused commit leaves the message buffered: its key joins it, so the
+                    // file is stored once and moved once, by the commit that succeeds.
+                    if buffered.as_ref().is_err_and(|e| storage_fault(e).is_none()) {
+                        return buffered;
+                    }
                     pipeline.mark_delivered(&id, file.key.clone());
+                    self.settling.push(file);
+                    return buffered;
                 }
                 self.settling.push(file);
             }
@@ -271,8 +341,11 @@ impl Ingest {
         if let Some(r) = &mut self.recorder {
             r.write(&msg)?;
         }
-        let outcome = pipeline.ingest(&msg, picture)?;
-        self.health.message(&spec.id, received_ms, outcome.lag_ms, &outcome.rejected);
+        // An error here is a refused commit; the message is buffered and counts as received.
+        let outcome = pipeline.ingest(&msg, picture);
+        let (lag_ms, rejected) = outcome.as_ref().map_or((None, &[][..]), |o| (o.lag_ms, o.rejected.as_slice()));
+        self.health.message(&spec.id, received_ms, lag_ms, rejected);
+        outcome?;
         Ok(())
     }
 

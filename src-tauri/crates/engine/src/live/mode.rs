@@ -15,7 +15,7 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{open_pipeline, spawn_transports, Health, Incoming, Ingest, Transports};
+use super::{held_on_disk_fault, open_pipeline, spawn_transports, storage_fault, Health, Incoming, Ingest, Transports, MAX_HELD_ROWS, RETRY_STORE};
 use crate::config::LiveConfig;
 use crate::dto::ScenarioDto;
 use crate::error::EngineError;
@@ -55,6 +55,10 @@ pub(crate) struct LiveMode {
     /// The most one tick spends ingesting ([`INGEST_SLICE`]).
     slice: Duration,
     ingest: Ingest,
+    /// The feeds' and the store's health board (the one the replay publishes).
+    health: Health,
+    /// When a commit was last refused by the disk, while it keeps refusing.
+    store_failed_at: Option<Instant>,
     stop: watch::Sender<bool>,
 }
 
@@ -94,33 +98,58 @@ impl LiveMode {
         ingest.continue_after(seq);
         let (stop, stop_rx) = watch::channel(false);
         let transports = spawn_transports(&live, &health, stop_rx);
-        let mut replay = Replay::live(scenario, pipeline, health);
+        let mut replay = Replay::live(scenario, pipeline, health.clone());
         if resumed {
             replay.resume_live(now)?;
         }
-        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, stop }, replay, dto))
+        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, health, store_failed_at: None, stop }, replay, dto))
     }
 
     /// One clock tick: puts what the transports delivered through the pipeline onto the
     /// picture, then moves the clock to wall time `now` (read after the drain). A backlog left
     /// for the next tick holds correlation back to its first arrival time.
+    ///
+    /// A full or read-only disk does not fail the tick: what arrives stays on the map and in
+    /// memory (up to [`MAX_HELD_ROWS`], then the transports wait), the fault goes on the health
+    /// board for the operator, and the commit is tried again every [`RETRY_STORE`].
     pub(crate) fn pump(&mut self, replay: &mut Replay, now: impl FnOnce() -> Millis) -> Result<(), EngineError> {
         let deadline = Instant::now() + self.slice;
         let (pipeline, picture) = replay.live_parts();
         // Empty or disconnected (every transport ended): nothing more this tick.
         while let Some(incoming) = self.held.take().or_else(|| self.transports.rx.try_recv().ok()) {
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || (pipeline.refusing() && pipeline.buffered() >= MAX_HELD_ROWS) {
                 self.held = Some(incoming);
                 break;
             }
-            self.ingest.handle(incoming, pipeline, Some(picture))?;
+            held_on_disk_fault(self.ingest.handle(incoming, pipeline, Some(picture)))?;
         }
         let now = now();
         let settled = (now - SETTLE_MS).min(self.held.as_ref().map_or(Millis::MAX, Incoming::arrived_ms));
-        replay.follow(now, settled)?;
-        // The pipeline committed: drop-folder files now stored can leave their folder.
-        self.ingest.settle();
-        Ok(())
+        if self.store_failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE) {
+            replay.follow_clock(now);
+            return Ok(());
+        }
+        match replay.follow(now, settled).map_err(EngineError::from) {
+            Ok(()) => {
+                if self.store_failed_at.take().is_some() {
+                    tracing::info!(db = replay.pipeline().store().path(), "the store takes writes again; everything held is stored");
+                    self.health.storage_ok();
+                }
+                // The pipeline committed: drop-folder files now stored can leave their folder.
+                self.ingest.settle();
+                Ok(())
+            }
+            Err(e) => {
+                let fault = storage_fault(&e).ok_or(e)?;
+                let (db, held) = (replay.pipeline().store().path(), replay.pipeline().buffered());
+                if self.store_failed_at.is_none() {
+                    tracing::error!(db, fault, held, "cannot store; holding what arrives in memory and retrying");
+                }
+                self.store_failed_at = Some(Instant::now());
+                self.health.storage_failed(db, fault, held, now);
+                Ok(())
+            }
+        }
     }
 }
 

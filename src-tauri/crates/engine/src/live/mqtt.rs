@@ -7,7 +7,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
-use super::{now_ms, Backoff, Health, Incoming};
+use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
 use crate::feeds::MAX_BODY_BYTES;
 
@@ -58,7 +58,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let msg = Incoming::Message { feed: i, topic: Some(p.topic), format: None, body: p.payload.to_vec(), received_ms: now_ms() };
-                if tx.send(msg).await.is_err() {
+                if !hand_over(&tx, &health, &id, msg).await {
                     return;
                 }
             }

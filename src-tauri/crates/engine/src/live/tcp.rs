@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::{now_ms, Backoff, Health, Incoming};
+use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
 use crate::feeds::MAX_BODY_BYTES;
 
@@ -80,7 +80,9 @@ async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &He
         buf.extend_from_slice(&chunk[..n]);
         for body in split(&mut buf) {
             let msg = Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() };
-            tx.send(msg).await.map_err(|_| "ingest stopped".to_owned())?;
+            if !hand_over(tx, health, id, msg).await {
+                return Err("ingest stopped".to_owned());
+            }
         }
         if buf.len() > MAX_BODY_BYTES {
             return Err(format!("{} bytes without a complete message; dropping the connection", buf.len()));

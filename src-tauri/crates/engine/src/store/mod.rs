@@ -44,6 +44,14 @@ pub enum StoreError {
     /// A change the data does not allow (cancelling a delivered action, an unknown id).
     #[error("{0}")]
     Refused(String),
+    /// The database file cannot be opened for writing.
+    #[error("cannot open the database {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why, as the OS or SQLite said it.
+        reason: String,
+    },
     /// The database was written by a newer cityops.
     #[error("database schema version {found} is newer than this build's {supported}")]
     TooNew {
@@ -52,6 +60,36 @@ pub enum StoreError {
         /// The newest this build knows.
         supported: i64,
     },
+}
+
+impl StoreError {
+    /// If the disk under the database refused (full, read-only, failing), what to tell the
+    /// operator: such a failure passes once space or write access returns, unlike a bug.
+    pub fn disk_fault(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode;
+        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else { return None };
+        match e.code {
+            ErrorCode::DiskFull => Some("the disk holding the database is full"),
+            ErrorCode::ReadOnly => Some("the database is read-only (its file or its disk refuses writes)"),
+            ErrorCode::SystemIoFailure => Some("the disk holding the database failed to write"),
+            ErrorCode::CannotOpen | ErrorCode::PermissionDenied => Some("the database file cannot be opened for writing"),
+            _ => None,
+        }
+    }
+}
+
+/// Why `path` cannot be written, as the OS says it (a read-only disk, a missing folder, no
+/// permission), when SQLite's own message ("unable to open database file") would not say.
+fn why_not_writable(path: &Path) -> Option<String> {
+    let probe = if path.exists() {
+        std::fs::OpenOptions::new().append(true).open(path).map(drop)
+    } else {
+        let probe = path.with_extension("write-probe");
+        std::fs::File::create(&probe).map(|_| {
+            let _ = std::fs::remove_file(&probe);
+        })
+    };
+    probe.err().map(|e| e.to_string())
 }
 
 /// The id of one run: one replay of a scenario, or one live ingest session.
@@ -96,9 +134,15 @@ const OBS_COLUMNS: &str =
 impl Store {
     /// Opens (creating if needed) and migrates a database file.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        Store::init(conn)
+        let opened = Connection::open(path).and_then(|conn| {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            Ok(conn)
+        });
+        let refused = |e: rusqlite::Error| StoreError::Open { path: path.to_owned(), reason: why_not_writable(path).unwrap_or_else(|| e.to_string()) };
+        Store::init(opened.map_err(refused)?).map_err(|e| match e {
+            StoreError::Sqlite(e) => refused(e),
+            other => other,
+        })
     }
 
     /// Opens a database for operators' actions only: every commit waits for the disk
@@ -122,6 +166,11 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn, full: false })
+    }
+
+    /// The database file (empty for an in-memory store).
+    pub fn path(&self) -> &str {
+        self.conn.path().unwrap_or_default()
     }
 
     /// The schema version of the open database.

@@ -204,6 +204,14 @@ pub struct MqttSoakReport {
     pub rss_peak_mib: f64,
     /// Resident memory at the end, MiB.
     pub rss_end_mib: f64,
+    /// Seconds from the publisher's end until the feed had taken everything in: how far the
+    /// ingest fell behind.
+    pub drain_seconds: f64,
+    /// Feed health showed the feed overloaded (its transport waiting for the ingest) at some
+    /// sample.
+    pub overloaded_seen: bool,
+    /// How long the transport waited for the ingest in total, ms (feed health).
+    pub held_back_ms: u64,
 }
 
 /// What `cityops bench-correlate` prints.
@@ -283,13 +291,15 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
     });
     let sampler_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler_flag = sampler_stop.clone();
+    let sampled = health.clone();
     let sampler = tokio::spawn(async move {
-        let mut peak: f64 = 0.0;
+        let (mut peak, mut overloaded) = (0.0f64, false);
         while !sampler_flag.load(std::sync::atomic::Ordering::Relaxed) {
             peak = peak.max(rss_mib());
+            overloaded |= sampled.snapshot(chrono::Utc::now().timestamp_millis()).iter().any(|f| f.overloaded);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        peak
+        (peak, overloaded)
     });
 
     let total = rate * seconds;
@@ -315,6 +325,7 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         }
     }
     let publish_secs = started.elapsed().as_secs_f64();
+    let published_at = Instant::now();
     // Wait for the broker's acknowledgements and for the feed to take everything in.
     for _ in 0..600 {
         let got = feed(&health).map(|f| f.messages_per_minute as u64).unwrap_or(0);
@@ -332,10 +343,13 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         }
         last = seen;
     }
+    // The last message arrived at `last`, and the loop noticed a second later.
+    let drain_seconds = (published_at.elapsed().as_secs_f64() - (now() - last) as f64 / 1000.0).max(0.0);
+    let held_back_ms = feed(&health).map_or(0, |f| f.held_back_ms);
     stop_tx.send(true).ok();
     let summary = runner.await.map_err(|e| EngineError::InvalidInput(e.to_string()))??;
     sampler_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.await.unwrap_or(f64::NAN);
+    let (peak, overloaded_seen) = sampler.await.unwrap_or((f64::NAN, false));
     pump.abort();
     let stored = Store::open(&dir.join("soak.db"))?.counts(summary.run)?.per_layer.iter().map(|(_, n)| n).sum();
     Ok(MqttSoakReport {
@@ -347,6 +361,9 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         rss_start_mib: rss_start,
         rss_peak_mib: peak,
         rss_end_mib: rss_mib(),
+        drain_seconds,
+        overloaded_seen,
+        held_back_ms,
     })
 }
 

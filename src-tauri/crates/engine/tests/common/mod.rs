@@ -37,8 +37,13 @@ pub fn mosquitto(dir: &Path) -> Peer {
 
 /// Debian's mosquitto on `port`, retried while a previous broker still holds the port.
 pub fn mosquitto_on(dir: &Path, port: u16) -> Peer {
+    mosquitto_configured(dir, port, "")
+}
+
+/// Debian's mosquitto on `port` with `extra` lines in its configuration.
+pub fn mosquitto_configured(dir: &Path, port: u16, extra: &str) -> Peer {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")).unwrap();
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}")).unwrap();
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| Path::new(p).exists())

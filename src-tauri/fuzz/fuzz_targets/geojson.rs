@@ -1,8 +1,8 @@
-//! Fuzzes the geojson adapter with its default mapping.
+//! Fuzzes `geojson` (see `cityops_fuzz::run`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    cityops_fuzz::decode(cityops_core::tape::FeedFormat::GeoJson, serde_json::Value::Null, None, data);
+    cityops_fuzz::run("geojson", data);
 });

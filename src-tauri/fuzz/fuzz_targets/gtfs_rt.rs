@@ -1,8 +1,8 @@
-//! Fuzzes the gtfs-rt adapter with its default mapping.
+//! Fuzzes `gtfs_rt` (see `cityops_fuzz::run`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    cityops_fuzz::decode(cityops_core::tape::FeedFormat::GtfsRt, serde_json::Value::Null, None, data);
+    cityops_fuzz::run("gtfs_rt", data);
 });

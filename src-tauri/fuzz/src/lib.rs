@@ -43,3 +43,53 @@ pub fn decode(format: FeedFormat, mapping: serde_json::Value, topic: Option<&str
 pub fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
+
+/// Every fuzz target by name, as `fuzz_targets/<name>.rs` runs it. The engine's test
+/// `fuzz_regressions` includes this file and replays the kept findings and seeds through it,
+/// so a finding fixed once stays fixed without a fuzzer.
+pub const TARGETS: [&str; 9] = ["gtfs_rt", "cap", "cot", "sensorthings", "geojson", "mqtt_json", "tape_line", "manifest", "rules"];
+
+/// Runs target `name` on one input; panics on a finding.
+pub fn run(name: &str, data: &[u8]) {
+    use cityops_core::tape::FeedFormat;
+    match name {
+        "gtfs_rt" => decode(FeedFormat::GtfsRt, serde_json::Value::Null, None, data),
+        "cap" => decode(FeedFormat::Cap, serde_json::Value::Null, None, data),
+        "cot" => decode(FeedFormat::Cot, serde_json::Value::Null, None, data),
+        "sensorthings" => decode(FeedFormat::SensorThings, serde_json::Value::Null, None, data),
+        "geojson" => decode(FeedFormat::GeoJson, serde_json::Value::Null, None, data),
+        "mqtt_json" => {
+            let mapping = serde_json::json!({
+                "topics": ["grid/+/telemetry"], "id": "sensor", "time": "time",
+                "sensors": {"feeder-F2": {"position": [24.9431, 60.1712]}},
+                "thresholds": [{"field": "voltage_kv", "below": 9.5, "severity": "moderate", "kind": "feeder.voltage_low"},
+                               {"field": "breaker", "equals": "open", "severity": "extreme", "kind": "feeder.trip"}]
+            });
+            decode(FeedFormat::MqttJson, mapping, Some("grid/s1/telemetry"), data)
+        }
+        "tape_line" => {
+            if let Some(line) = text(data) {
+                match cityops_core::tape::parse_line(1, line) {
+                    // What parses formats back to a line that parses to the same message.
+                    Ok(msg) => assert_eq!(cityops_core::tape::parse_line(1, &cityops_core::tape::format_line(&msg)).ok(), Some(msg)),
+                    Err(e) => assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
+        "manifest" => {
+            if let Some(text) = text(data) {
+                if let Err(e) = cityops_core::scenario::Manifest::parse(text) {
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        "rules" => {
+            if let Some(text) = text(data) {
+                if let Err(e) = cityops_core::rules::Rules::parse(text) {
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+        other => panic!("no fuzz target {other}"),
+    }
+}

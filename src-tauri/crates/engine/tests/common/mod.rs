@@ -4,6 +4,7 @@
 //! warnings there.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

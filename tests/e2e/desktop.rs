@@ -973,5 +973,93 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
     println!("quarantine screenshot: {}", tmp.join("quarantine.png").display());
     press(c, ESCAPE).await?;
     wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
+
+    // 4. A flood: telemetry at 50,000 messages a second for 15 s. The window still answers
+    //    the keyboard, feed health marks the feed overloaded, memory stays bounded, and once
+    //    the flood ends the mark clears.
+    flood(c, port).await
+}
+
+/// The resident memory of the first process whose name is `comm`, MiB.
+fn rss_of(comm: &str) -> Option<f64> {
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|e| {
+        let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        if name.trim_end() != comm {
+            return None;
+        }
+        let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+        let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    })
+}
+
+async fn flood(c: &Client, port: u16) -> Result<()> {
+    use std::io::Write;
+    // The name the kernel keeps is cut at 15 bytes.
+    let (app, web) = ("cityops-desktop", "WebKitWebProces");
+    let before = (rss_of(app).context("the app's process")?, rss_of(web).unwrap_or(f64::NAN));
+    let mut publisher = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "0", "-t", "grid/flood/telemetry", "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
+    let mut stdin = publisher.stdin.take().context("mosquitto_pub's stdin")?;
+    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while started.elapsed() < Duration::from_secs(15) {
+            let mut batch = String::new();
+            for _ in 0..500 {
+                let (sensor, kv) = if sent.is_multiple_of(2) { ("feeder-F2", 9.6) } else { ("feeder-F3", 10.4) };
+                batch.push_str(&format!("{{\"sensor\":\"{sensor}\",\"voltage_kv\":{:.3}}}\n", kv + (sent % 100) as f64 / 1000.0));
+                sent += 1;
+            }
+            stdin.write_all(batch.as_bytes())?;
+            // 500 every 10 ms is 50,000 a second.
+            let due = Duration::from_millis(10 * sent / 500);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(sent)
+    });
+    let mut peak = before;
+    let mut answers = Vec::new();
+    let flooding = Instant::now();
+    let mut overloaded = None;
+    while flooding.elapsed() < Duration::from_secs(15) {
+        // The keyboard still works: the help opens and closes.
+        let asked = Instant::now();
+        press(c, "?").await?;
+        wait_js(c, "the help during the flood", r#"return !!document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        press(c, ESCAPE).await?;
+        wait_js(c, "the help closed during the flood", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        answers.push(asked.elapsed().as_millis());
+        if overloaded.is_none() {
+            let shown = c.execute(r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-overloaded]"); return e ? e.textContent : null;"#, vec![]).await?;
+            overloaded = shown.as_str().map(str::to_owned);
+        }
+        peak = (peak.0.max(rss_of(app).unwrap_or(0.0)), peak.1.max(rss_of(web).unwrap_or(0.0)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sent = writer.join().map_err(|_| anyhow::anyhow!("the flood's writer panicked"))??;
+    let _ = publisher.wait();
+    std::fs::write(repo().join("target/flood.png"), c.screenshot().await?).ok();
+    let overloaded = match overloaded {
+        Some(text) => text,
+        None => wait_js(c, "the feed marked overloaded", r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-overloaded]"); return e ? e.textContent : null;"#, Duration::from_secs(20)).await?.as_str().unwrap_or_default().to_owned(),
+    };
+    println!(
+        "flood: {sent} messages in 15 s; help opened and closed {} times, slowest {} ms; {overloaded}; RSS app {:.0} -> {:.0} MiB, web {:.0} -> {:.0} MiB",
+        answers.len(),
+        answers.iter().max().unwrap_or(&0),
+        before.0,
+        peak.0,
+        before.1,
+        peak.1
+    );
+    ensure!(answers.len() >= 3, "the window answered the keyboard only {} times in 15 s", answers.len());
+    ensure!(peak.0 - before.0 < 500.0, "the app grew by {:.0} MiB during the flood", peak.0 - before.0);
+    wait_js(c, "the overload mark cleared after the flood", r#"return !document.querySelector("[data-testid=feed-overloaded]");"#, Duration::from_secs(120)).await?;
     Ok(())
 }

@@ -1063,3 +1063,157 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
     wait_js(c, "the overload mark cleared after the flood", r#"return !document.querySelector("[data-testid=feed-overloaded]");"#, Duration::from_secs(120)).await?;
     Ok(())
 }
+
+/// The soak: the app in live mode for `CITYOPS_SOAK_MINUTES` (CI: 3; a release runs 240) under
+/// steady telemetry from 40 feeders at 200 messages a second, with voltage dips that open and
+/// clear incidents and one malformed message in 200 for the quarantine. Every 10 s it samples
+/// the app's and the web process's resident memory and the page's element count, and uses the
+/// keyboard. After a warm-up of a third of the run, none may keep growing: the app by less
+/// than 64 MiB, the web process by less than 128 MiB, the page by less than 500 elements.
+/// WebKitGTK gives scripts no heap figure (no `performance.memory`), so the web process's
+/// resident memory, which holds the JS heap, stands in for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_soak() -> Result<()> {
+    let minutes: u64 = std::env::var("CITYOPS_SOAK_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let _turn = ONE_WINDOW.lock().await;
+    let tmp = tempfile_dir("soak")?;
+    let port = free_port();
+    let _broker = Broker::start(&tmp, port).await?;
+    let env = [("CITYOPS_DB", tmp.join("soak.db")), ("CITYOPS_CONFIG", soak_config(&tmp, port)?), ("CITYOPS_MAPS", repo().join("maps"))];
+    let run = async {
+        let app = App::start(&env).await?;
+        let result = soak_steps(&app.client, port, Duration::from_secs(minutes * 60)).await;
+        app.finish(&tmp, result).await
+    };
+    tokio::time::timeout(Duration::from_secs(minutes * 60 + 600), run).await.context("the soak overran")?
+}
+
+/// Forty feeders in a row along the demo's streets, with the voltage threshold of `live_config`.
+fn soak_config(dir: &Path, port: u16) -> Result<PathBuf> {
+    let sensors: String = (0..40)
+        .map(|i| format!("[feeds.mapping.sensors.feeder-S{i}]\nposition = [{:.5}, {:.5}]\nname = \"Feeder S{i}\"\n", 24.9380 + 0.0003 * i as f64, 60.1700 + 0.0001 * (i % 7) as f64))
+        .collect();
+    let path = dir.join("soak.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"name = "Soak"
+view = [24.9440, 60.1705, 15.0]
+rules = "{rules}"
+assets = "{assets}"
+
+[[feeds]]
+id = "grid-telemetry"
+layer = "utility"
+format = "mqtt-json"
+name = "Feeder telemetry"
+[feeds.transport]
+type = "mqtt"
+host = "127.0.0.1"
+port = {port}
+topics = ["grid/#"]
+[feeds.mapping]
+id = "sensor"
+{sensors}[[feeds.mapping.thresholds]]
+field = "voltage_kv"
+below = 9.5
+severity = "moderate"
+kind = "feeder.voltage"
+"#,
+            rules = repo().join("fixtures/rules/default.toml").display(),
+            assets = repo().join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
+        ),
+    )?;
+    Ok(path)
+}
+
+/// One memory sample: seconds since the start, app RSS, web process RSS (MiB), page elements.
+type Sample = (f64, f64, f64, f64);
+
+async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
+    wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
+    let mut publisher = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "grid/soak/telemetry", "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
+    let mut stdin = publisher.stdin.take().context("mosquitto_pub's stdin")?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while !stopped.load(Ordering::Relaxed) {
+            let mut batch = String::new();
+            for _ in 0..20 {
+                let sensor = sent % 40;
+                // Each feeder dips below the threshold for a few seconds every couple of minutes,
+                // so incidents keep opening and clearing.
+                let second = started.elapsed().as_secs();
+                let dip = (second + sensor * 3) % 120 < 4;
+                if sent % 200 == 199 {
+                    batch.push_str(&format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\": NaN}}\n"));
+                } else {
+                    batch.push_str(&format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\":{:.3}}}\n", if dip { 9.1 } else { 10.4 } + (sent % 50) as f64 / 1000.0));
+                }
+                sent += 1;
+            }
+            stdin.write_all(batch.as_bytes())?;
+            // 20 every 100 ms is 200 a second.
+            let due = Duration::from_millis(100 * sent / 20);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(sent)
+    });
+    let started = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    while started.elapsed() < length {
+        press(c, "?").await?;
+        wait_js(c, "the help during the soak", r#"return !!document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        press(c, ESCAPE).await?;
+        wait_js(c, "the help closed during the soak", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        let elements = c.execute("return document.getElementsByTagName('*').length;", vec![]).await?.as_f64().unwrap_or(f64::NAN);
+        let sample = (started.elapsed().as_secs_f64(), rss_of("cityops-desktop").unwrap_or(f64::NAN), rss_of("WebKitWebProces").unwrap_or(f64::NAN), elements);
+        println!("soak {:>6.0} s: app {:.0} MiB, web {:.0} MiB, {:.0} elements", sample.0, sample.1, sample.2, sample.3);
+        samples.push(sample);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = writer.join().map_err(|_| anyhow::anyhow!("the soak's writer panicked"))??;
+    drop(publisher.stdin.take());
+    let _ = publisher.wait();
+    let incidents = c.find_all(Locator::Css("[data-testid=incident-entry]")).await?.len();
+    let refused = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry] [data-testid=feed-rejected]")).await?.text().await?;
+    std::fs::write(repo().join("target/soak.png"), c.screenshot().await?).ok();
+
+    ensure!(samples.len() >= 6, "only {} samples", samples.len());
+    let warm = samples.len() / 3;
+    let after: &[Sample] = &samples[warm..];
+    let tail = &samples[samples.len() - 3..];
+    let mean = |f: fn(&Sample) -> f64, s: &[Sample]| s.iter().map(f).sum::<f64>() / s.len() as f64;
+    // Growth per hour from a least-squares line through the samples after the warm-up.
+    let slope = |f: fn(&Sample) -> f64| {
+        let (mt, mv) = (mean(|s| s.0, after), mean(f, after));
+        let num: f64 = after.iter().map(|s| (s.0 - mt) * (f(s) - mv)).sum();
+        let den: f64 = after.iter().map(|s| (s.0 - mt).powi(2)).sum();
+        num / den * 3600.0
+    };
+    let growth = |f: fn(&Sample) -> f64| mean(f, tail) - f(&after[0]);
+    let (app, web, dom) = (growth(|s| s.1), growth(|s| s.2), growth(|s| s.3));
+    println!(
+        "soak: {sent} messages over {:.0} s, {incidents} open incidents listed, feed {refused}; after the warm-up app {app:+.1} MiB ({:+.0} MiB/h), web {web:+.1} MiB ({:+.0} MiB/h), page {dom:+.0} elements",
+        started.elapsed().as_secs_f64(),
+        slope(|s| s.1),
+        slope(|s| s.2)
+    );
+    ensure!(refused.contains("refused"), "the malformed messages were counted: {refused:?}");
+    ensure!(app < 64.0, "the app grew by {app:.1} MiB after the warm-up");
+    ensure!(web < 128.0, "the web process grew by {web:.1} MiB after the warm-up");
+    ensure!(dom < 500.0, "the page grew by {dom:.0} elements after the warm-up");
+    Ok(())
+}

@@ -29,7 +29,7 @@ pub enum KindPattern {
 
 impl KindPattern {
     /// Parses `*`, `family.*` or an exact kind.
-    pub fn parse(s: &str) -> Result<KindPattern, String> {
+    pub fn parse(s: &str) -> Result<KindPattern, KindPatternError> {
         if s == "*" {
             return Ok(KindPattern::Any);
         }
@@ -40,7 +40,7 @@ impl KindPattern {
         } else if !s.is_empty() && !s.contains(char::is_whitespace) {
             return Ok(KindPattern::Exact(s.to_owned()));
         }
-        Err(format!("{s:?} is not a kind pattern (a kind such as \"signal.dark\", a family such as \"camera.*\", or \"*\")"))
+        Err(KindPatternError { text: s.to_owned() })
     }
 
     /// True when `kind` is one of the kinds the pattern names.
@@ -51,6 +51,14 @@ impl KindPattern {
             KindPattern::Prefix(p) => kind.starts_with(p.as_str()),
         }
     }
+}
+
+/// Text that is not a kind pattern, refused by [`KindPattern::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a kind pattern (a kind such as \"signal.dark\", a family such as \"camera.*\", or \"*\")")]
+pub struct KindPatternError {
+    /// The text as given.
+    pub text: String,
 }
 
 /// True when any pattern of the list matches `kind`.
@@ -271,7 +279,7 @@ impl Ctx<'_> {
     fn patterns(&self, list: &[Spanned<String>], field: &str) -> Result<Vec<KindPattern>, RulesError> {
         list.iter()
             .enumerate()
-            .map(|(i, s)| KindPattern::parse(s.get_ref()).or_else(|m| self.err(Some(s.span()), format!("{field}[{i}]"), m)))
+            .map(|(i, s)| KindPattern::parse(s.get_ref()).or_else(|m| self.err(Some(s.span()), format!("{field}[{i}]"), m.to_string())))
             .collect()
     }
 }

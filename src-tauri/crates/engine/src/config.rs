@@ -62,12 +62,20 @@ pub enum ValueRef {
 
 impl ValueRef {
     /// The value, reading the environment if it is a reference.
-    pub fn resolve(&self) -> Result<String, String> {
+    pub fn resolve(&self) -> Result<String, MissingEnv> {
         match self {
-            ValueRef::Env { env } => std::env::var(env).map_err(|_| format!("environment variable {env} is not set")),
+            ValueRef::Env { env } => std::env::var(env).map_err(|_| MissingEnv { env: env.clone() }),
             ValueRef::Value { value } => Ok(value.clone()),
         }
     }
+}
+
+/// The environment variable a [`ValueRef`] names is not set (or does not hold Unicode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {env} is not set")]
+pub struct MissingEnv {
+    /// The variable's name.
+    pub env: String,
 }
 
 /// How a feed's messages arrive.

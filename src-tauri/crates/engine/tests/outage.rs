@@ -59,7 +59,10 @@ fn feeds_and_backends_cut_off_and_back_lose_and_double_nothing() {
     let outage = Duration::from_secs(std::env::var("CITYOPS_OUTAGE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20));
     let dir = tempfile::tempdir().unwrap();
     let broker_port = common::free_port();
-    let _broker = common::mosquitto_on(dir.path(), broker_port);
+    // Mosquitto keeps at most 1,000 messages for a disconnected persistent session by default
+    // and drops the rest; a ten-minute outage at two readings a second needs more, as a
+    // deployment that must not lose telemetry would configure (RELIABILITY.md).
+    let _broker = common::mosquitto_configured(dir.path(), broker_port, "max_queued_messages 0\n");
     let open311_port = common::free_port();
     let _open311 = common::open311_with_key(open311_port, &dir.path().join("open311"), Some("outage-key"));
     std::env::set_var("CITYOPS_OUTAGE_KEY", "outage-key");

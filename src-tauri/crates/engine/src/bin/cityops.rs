@@ -581,15 +581,26 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A command-line duration that [`parse_duration`] cannot read.
+#[derive(Debug, thiserror::Error)]
+enum DurationError {
+    /// The text does not start with a whole number.
+    #[error("{text:?} is not a duration such as 90s, 10m or 2h")]
+    NotANumber { text: String },
+    /// The number is followed by something other than a known unit.
+    #[error("{text:?}: unknown unit {unit:?} (s, m or h)")]
+    UnknownUnit { text: String, unit: String },
+}
+
 /// Parses `90s`, `10m`, `2h` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let (number, unit) = text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 2h"))?;
+    let n: u64 = number.parse().map_err(|_| DurationError::NotANumber { text: text.to_owned() })?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m or h)")),
+        _ => return Err(DurationError::UnknownUnit { text: text.to_owned(), unit: unit.to_owned() }),
     };
     Ok(Duration::from_secs(secs))
 }

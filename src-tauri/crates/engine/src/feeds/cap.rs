@@ -77,7 +77,7 @@ use quick_xml::{NsReader, Reader, XmlVersion};
 use serde_json::{Map, Value};
 
 use super::xml::{self, Bounded};
-use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// The largest CAP body (one alert or an index), below the global limit. The largest real
 /// alert seen, an IPAWS alert with base64 audio and signatures, is 459 KB.
@@ -481,9 +481,9 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
         };
         let fail = |w: &Walk<'_>, reason: String| DecodeError { place: at(w, before), reason };
         match event {
-            Event::Start(e) => w.start(ns, &e).map_err(|r| fail(&w, r))?,
+            Event::Start(e) => w.start(ns, &e).map_err(|r| fail(&w, r.0))?,
             Event::Empty(e) => {
-                w.start(ns, &e).map_err(|r| fail(&w, r))?;
+                w.start(ns, &e).map_err(|r| fail(&w, r.0))?;
                 w.end();
             }
             Event::End(_) => w.end(),
@@ -503,12 +503,12 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
             }
             Event::GeneralRef(r) => {
                 let mut sink = Bounded::new(0);
-                xml::push_ref(&r, w.capture.as_mut().unwrap_or(&mut sink)).map_err(|r| fail(&w, r))?;
+                xml::push_ref(&r, w.capture.as_mut().unwrap_or(&mut sink)).map_err(|r| fail(&w, r.0))?;
                 if !w.inside() {
                     return Err(fail(&w, "entity reference outside the root element".into()));
                 }
             }
-            Event::Decl(d) => xml::check_decl(&d).map_err(|r| fail(&w, r))?,
+            Event::Decl(d) => xml::check_decl(&d).map_err(|r| fail(&w, r.0))?,
             Event::DocType(_) => return Err(fail(&w, xml::DOCTYPE_REFUSED.into())),
             Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
@@ -558,9 +558,9 @@ impl<'a> Walk<'a> {
         out
     }
 
-    fn start(&mut self, ns: Option<&str>, e: &BytesStart<'_>) -> Result<(), String> {
+    fn start(&mut self, ns: Option<&str>, e: &BytesStart<'_>) -> Result<(), Refusal> {
         if self.stack.len() >= xml::MAX_DEPTH {
-            return Err(format!("elements nested deeper than {} levels", xml::MAX_DEPTH));
+            return Err(format!("elements nested deeper than {} levels", xml::MAX_DEPTH).into());
         }
         if self.root_closed {
             return Err("a second root element after the first one closed".into());
@@ -599,7 +599,7 @@ impl<'a> Walk<'a> {
                 // An alert embedded in an index.
                 match version(ns) {
                     Ok(v) => self.begin_alert(v, None),
-                    Err(reason) if ns.is_some_and(|n| n.starts_with("urn:oasis:names:tc:emergency:cap:") || n == NS_CAP10) => {
+                    Err(Refusal(reason)) if ns.is_some_and(|n| n.starts_with("urn:oasis:names:tc:emergency:cap:") || n == NS_CAP10) => {
                         self.begin_alert("?", Some(reason))
                     }
                     Err(_) => Role::Other,
@@ -621,7 +621,7 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    fn root(&mut self, ns: Option<&str>, name: &str) -> Result<Role, String> {
+    fn root(&mut self, ns: Option<&str>, name: &str) -> Result<Role, Refusal> {
         match (ns, name) {
             (_, "alert") => {
                 let v = version(ns)?;
@@ -639,7 +639,8 @@ impl<'a> Walk<'a> {
             _ => Err(format!(
                 "the root element <{name}>{} is not a CAP alert, an Atom feed or an RSS channel",
                 ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()
-            )),
+            )
+            .into()),
         }
     }
 
@@ -653,7 +654,7 @@ impl<'a> Walk<'a> {
     }
 
     /// The role of an element inside an alert, after checking the alert's limits.
-    fn alert_child(&mut self, parent: Role, ns: Option<&str>, name: &str) -> Result<Role, String> {
+    fn alert_child(&mut self, parent: Role, ns: Option<&str>, name: &str) -> Result<Role, Refusal> {
         let Some(alert) = self.alert.as_mut() else { return Ok(Role::Other) };
         // Elements of other namespaces (an XML signature) and of a refused alert are skipped.
         let cap_ns = match alert.version {
@@ -786,7 +787,7 @@ impl<'a> Walk<'a> {
 }
 
 /// The value of an attribute (by local name), entities resolved; an undeclared entity refuses it.
-fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
+fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, Refusal> {
     for a in e.attributes() {
         let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
         if a.key.local_name().into_inner() == name {
@@ -798,12 +799,12 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, String> {
 }
 
 /// The CAP version of an `alert` element's namespace.
-fn version(ns: Option<&str>) -> Result<&'static str, String> {
+fn version(ns: Option<&str>) -> Result<&'static str, Refusal> {
     match ns {
         Some(NS_CAP12) => Ok("1.2"),
         Some(NS_CAP11) => Ok("1.1"),
-        Some(NS_CAP10) => Err(format!("CAP 1.0 (namespace {NS_CAP10}) is not supported: only CAP 1.2 and 1.1 are accepted")),
-        Some(other) => Err(format!("an alert in namespace {other:?} is not CAP 1.2 or 1.1")),
+        Some(NS_CAP10) => Err(format!("CAP 1.0 (namespace {NS_CAP10}) is not supported: only CAP 1.2 and 1.1 are accepted").into()),
+        Some(other) => Err(format!("an alert in namespace {other:?} is not CAP 1.2 or 1.1").into()),
         None => Err("an alert without a namespace: CAP 1.2 is told by xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"".into()),
     }
 }
@@ -878,14 +879,14 @@ enum MsgType {
 impl CapAdapter {
     fn observe(&mut self, ctx: MessageContext<'_>, alert: RawAlert, out: &mut Decoded, idx: &mut u32) {
         let place = alert.place.clone();
-        if let Err(reason) = self.observe_alert(ctx, alert, out, idx) {
+        if let Err(Refusal(reason)) = self.observe_alert(ctx, alert, out, idx) {
             out.rejected.push(Rejected { place, reason });
         }
     }
 
-    fn observe_alert(&mut self, ctx: MessageContext<'_>, alert: RawAlert, out: &mut Decoded, idx: &mut u32) -> Result<(), String> {
+    fn observe_alert(&mut self, ctx: MessageContext<'_>, alert: RawAlert, out: &mut Decoded, idx: &mut u32) -> Result<(), Refusal> {
         if let Some(p) = alert.problem {
-            return Err(p);
+            return Err(p.into());
         }
         let t = &alert.texts;
         let identifier = required_id(t, F::Identifier)?;
@@ -936,7 +937,7 @@ impl CapAdapter {
             let severity = match info_severity(&info.texts, alert.version) {
                 Ok(_) if msg_type == MsgType::Cancel => Severity::Normal,
                 Ok(s) => s,
-                Err(reason) => {
+                Err(Refusal(reason)) => {
                     out.rejected.push(Rejected { place: info_place, reason });
                     continue;
                 }
@@ -974,7 +975,7 @@ impl CapAdapter {
                             continue;
                         }
                     },
-                    Err(reason) => {
+                    Err(Refusal(reason)) => {
                         out.rejected.push(Rejected { place: area_place, reason });
                         continue;
                     }
@@ -1064,7 +1065,7 @@ impl CapAdapter {
                 (MsgType::Cancel, Some(root), _) => format!("a Cancel of {root}, which has nothing open any more"),
                 _ => "the alert has no info block, so there is nothing to place".to_owned(),
             };
-            return Err(why);
+            return Err(why.into());
         }
         Ok(())
     }
@@ -1091,25 +1092,25 @@ fn put(fields: &mut Fields, truncated: &mut Vec<&'static str>, texts: &Texts, f:
 
 /// `identifier` or `sender`: required, and free of the characters `references` uses as
 /// separators (CAP forbids spaces, commas, `<` and `&` in them).
-fn required_id(texts: &Texts, f: F) -> Result<&str, String> {
+fn required_id(texts: &Texts, f: F) -> Result<&str, Refusal> {
     let v = texts.get(f).filter(|v| !v.is_empty()).ok_or_else(|| format!("no <{}>", f.key()))?;
     if v.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '&') {
-        return Err(format!("<{}> {:?} contains a space, comma, < or &, which CAP forbids", f.key(), xml::prefix(v, 80)));
+        return Err(format!("<{}> {:?} contains a space, comma, < or &, which CAP forbids", f.key(), xml::prefix(v, 80)).into());
     }
     Ok(v)
 }
 
 /// The value of a CAP enumeration, refused when it is not one of `allowed`.
-fn one_of<'t>(texts: &'t Texts, f: F, allowed: &[&str], required: bool) -> Result<Option<&'t str>, String> {
+fn one_of<'t>(texts: &'t Texts, f: F, allowed: &[&str], required: bool) -> Result<Option<&'t str>, Refusal> {
     match texts.get(f) {
         Some(v) if allowed.contains(&v) => Ok(Some(v)),
-        Some(v) => Err(format!("<{}> {:?} is not one of {}", f.key(), xml::prefix(v, 40), allowed.join(", "))),
-        None if required => Err(format!("no <{}>", f.key())),
+        Some(v) => Err(format!("<{}> {:?} is not one of {}", f.key(), xml::prefix(v, 40), allowed.join(", ")).into()),
+        None if required => Err(format!("no <{}>", f.key()).into()),
         None => Ok(None),
     }
 }
 
-fn info_severity(texts: &Texts, version: &str) -> Result<Severity, String> {
+fn info_severity(texts: &Texts, version: &str) -> Result<Severity, Refusal> {
     let severity = match one_of(texts, F::Severity, &["Extreme", "Severe", "Moderate", "Minor", "Unknown"], true)? {
         Some("Extreme") => Severity::Extreme,
         Some("Severe") => Severity::Severe,
@@ -1134,7 +1135,7 @@ fn cap_time(s: &str) -> Option<i64> {
 }
 
 /// Where an area is: from its polygons, else its circles; `None` when it has neither.
-fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, String> {
+fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Refusal> {
     let mut weighted = (0.0, 0.0, 0.0);
     let mut vertex_mean = (0.0, 0.0, 0usize);
     let mut polygons = 0usize;
@@ -1161,7 +1162,7 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Str
             (vertex_mean.0 / vertex_mean.2 as f64, vertex_mean.1 / vertex_mean.2 as f64)
         };
         let lon = if lon > 180.0 { lon - 360.0 } else { lon };
-        return GeoPoint::new(lon, lat).map(|p| Some((p, "polygon"))).ok_or_else(|| format!("polygon centroid {lat},{lon} out of range"));
+        return GeoPoint::new(lon, lat).map(|p| Some((p, "polygon"))).ok_or_else(|| Refusal(format!("polygon centroid {lat},{lon} out of range")));
     }
     let mut sum = (0.0, 0.0, 0usize);
     for (k, c) in area.texts.all(F::Circle).enumerate() {
@@ -1172,12 +1173,12 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Str
         let mut parts = text.split_whitespace();
         let (centre, radius) = (parts.next().unwrap_or_default(), parts.next());
         if parts.next().is_some() {
-            return Err(format!("circle[{k}] {:?} is not \"lat,lon radius\"", xml::prefix(text, 60)));
+            return Err(format!("circle[{k}] {:?} is not \"lat,lon radius\"", xml::prefix(text, 60)).into());
         }
         let (lon, lat) = parse_pair(centre).map_err(|r| format!("circle[{k}]: {r}"))?;
         match radius.map(str::parse::<f64>) {
             Some(Ok(r)) if r.is_finite() && r >= 0.0 => {}
-            _ => return Err(format!("circle[{k}] {:?}: the radius is not a non-negative number of km", xml::prefix(text, 60))),
+            _ => return Err(format!("circle[{k}] {:?}: the radius is not a non-negative number of km", xml::prefix(text, 60)).into()),
         }
         sum = (sum.0 + lon, sum.1 + lat, sum.2 + 1);
     }
@@ -1189,29 +1190,29 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Str
 }
 
 /// `lat,lon` to `(lon, lat)`, in range.
-fn parse_pair(pair: &str) -> Result<(f64, f64), String> {
+fn parse_pair(pair: &str) -> Result<(f64, f64), Refusal> {
     let (lat, lon) = pair.split_once(',').ok_or_else(|| format!("{:?} is not \"lat,lon\"", xml::prefix(pair, 60)))?;
     let (Ok(lat), Ok(lon)) = (lat.trim().parse::<f64>(), lon.trim().parse::<f64>()) else {
-        return Err(format!("{:?} is not \"lat,lon\" in numbers", xml::prefix(pair, 60)));
+        return Err(format!("{:?} is not \"lat,lon\" in numbers", xml::prefix(pair, 60)).into());
     };
     if GeoPoint::new(lon, lat).is_none() {
-        return Err(format!("{:?}: latitude or longitude out of range", xml::prefix(pair, 60)));
+        return Err(format!("{:?}: latitude or longitude out of range", xml::prefix(pair, 60)).into());
     }
     Ok((lon, lat))
 }
 
 /// A polygon's points as `(lon, lat)`: at least three, at most [`MAX_POLYGON_POINTS`]. CAP asks
 /// for the first point repeated last; an open ring is closed implicitly rather than refused.
-fn parse_points(text: &str) -> Result<Vec<(f64, f64)>, String> {
+fn parse_points(text: &str) -> Result<Vec<(f64, f64)>, Refusal> {
     let mut points = Vec::new();
     for pair in text.split_whitespace() {
         if points.len() >= MAX_POLYGON_POINTS {
-            return Err(format!("more than {MAX_POLYGON_POINTS} points"));
+            return Err(format!("more than {MAX_POLYGON_POINTS} points").into());
         }
         points.push(parse_pair(pair)?);
     }
     if points.len() < 3 {
-        return Err(format!("{} points; a polygon needs at least 3", points.len()));
+        return Err(format!("{} points; a polygon needs at least 3", points.len()).into());
     }
     // A polygon that spans more than half the globe in longitude crosses the antimeridian:
     // shift its western points by 360° so the centroid lands between the two halves.

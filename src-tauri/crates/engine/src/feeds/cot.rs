@@ -70,7 +70,7 @@ use quick_xml::{Reader, XmlVersion};
 use serde_json::Value;
 
 use super::xml::{self, Bounded, Pairs};
-use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// The largest single event. Real events are a few kilobytes; some clients attach small images.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -134,16 +134,16 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
                     "truncated event: no closing </event> in {} bytes (the stream ended, or the event outgrew the {MAX_STREAM_BUFFER}-byte stream buffer)",
                     r.len()
                 );
-                (r, Err(reason))
+                (r, Err(Refusal(reason)))
             }
             Seg::Junk(r) => {
                 let reason = junk_reason(&body[r.clone()]);
-                (r, Err(reason))
+                (r, Err(Refusal(reason)))
             }
         };
         match result {
             Ok(o) => out.observations.push(o),
-            Err(reason) => {
+            Err(Refusal(reason)) => {
                 let place = if single { format!("event (bytes {}..{})", range.start, range.end) } else { format!("event[{k}] (bytes {}..{})", range.start, range.end) };
                 if single {
                     return Err(DecodeError { place, reason });
@@ -461,9 +461,9 @@ struct Open<'a> {
     path_len: usize,
 }
 
-fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
+fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(format!("event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", bytes.len()));
+        return Err(format!("event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", bytes.len()).into());
     }
     let (text, skipped) = xml::utf8_text(bytes).map_err(|e| format!("{} of the event: {}", e.place, e.reason))?;
     let mut reader = Reader::from_str(text);
@@ -476,7 +476,7 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
         let before = reader.buffer_position();
         let at = |pos: u64| xml::position(text, pos, skipped);
         let event = reader.read_event().map_err(|e| format!("malformed XML at {} of the event: {e}", at(reader.error_position())))?;
-        let fail = |reason: String| format!("{reason} (at {} of the event)", at(before));
+        let fail = |reason: String| Refusal(format!("{reason} (at {} of the event)", at(before)));
         let empty = matches!(event, Event::Empty(_));
         match event {
             Event::Start(e) | Event::Empty(e) => {
@@ -491,12 +491,12 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
                 let path_len = path.len();
                 match stack.len() {
                     0 if name != "event" => return Err(fail(format!("the root element <{name}> is not a CoT <event>"))),
-                    0 => ev.attrs = xml::attribute_pairs(text, &e).map_err(fail)?,
+                    0 => ev.attrs = xml::attribute_pairs(text, &e).map_err(|why| fail(why.0))?,
                     1 if name == "point" => {
                         if ev.point.is_some() {
                             return Err(fail("more than one <point>".into()));
                         }
-                        ev.point = Some(xml::attribute_pairs(text, &e).map_err(fail)?);
+                        ev.point = Some(xml::attribute_pairs(text, &e).map_err(|why| fail(why.0))?);
                     }
                     _ if under_detail => {
                         if !path.is_empty() {
@@ -519,7 +519,7 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
                             Cow::Borrowed(tag) => xml::each_attribute(tag, name_len, |k, v| keep(&mut ev, k, v)),
                             Cow::Owned(tag) => xml::each_attribute(&tag, name_len, |k, v| keep(&mut ev, k, Cow::Owned(v.into_owned()))),
                         }
-                        .map_err(fail)?;
+                        .map_err(|why| fail(why.0))?;
                     }
                     _ => {}
                 }
@@ -553,16 +553,16 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, String> {
                     Some(Open { text: Some(b), .. }) => b,
                     _ => &mut sink,
                 };
-                xml::push_ref(&r, target).map_err(fail)?;
+                xml::push_ref(&r, target).map_err(|why| fail(why.0))?;
             }
-            Event::Decl(d) => xml::check_decl(&d).map_err(fail)?,
+            Event::Decl(d) => xml::check_decl(&d).map_err(|why| fail(why.0))?,
             Event::DocType(_) => return Err(fail(xml::DOCTYPE_REFUSED.into())),
             Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
     if let Some(open) = stack.last() {
-        return Err(format!("truncated event: it ends inside <{}>", open.name));
+        return Err(format!("truncated event: it ends inside <{}>", open.name).into());
     }
     if !root_closed {
         return Err("no <event> element".into());
@@ -635,24 +635,24 @@ fn dimension(t: &str) -> Option<&'static str> {
     })
 }
 
-fn number(attrs: &[(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Result<Option<f64>, String> {
+fn number(attrs: &[(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Result<Option<f64>, Refusal> {
     match attrs.iter().find(|(k, _)| k == name) {
         None => Ok(None),
         Some((_, v)) => match v.trim().parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Some(x)),
-            _ => Err(format!("point {name}={:?} is not a finite number", xml::prefix(v, 40))),
+            _ => Err(format!("point {name}={:?} is not a finite number", xml::prefix(v, 40)).into()),
         },
     }
 }
 
-fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observation, String> {
+fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observation, Refusal> {
     let uid = ev.attr("uid").filter(|u| !u.is_empty()).ok_or("no uid")?;
     if uid.len() > MAX_UID_BYTES {
-        return Err(format!("uid of {} bytes exceeds {MAX_UID_BYTES}", uid.len()));
+        return Err(format!("uid of {} bytes exceeds {MAX_UID_BYTES}", uid.len()).into());
     }
     let cot_type = ev.attr("type").filter(|t| !t.is_empty()).ok_or("no type")?;
     if cot_type.len() > 128 || !cot_type.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!("type {:?} is not a CoT type", xml::prefix(cot_type, 40)));
+        return Err(format!("type {:?} is not a CoT type", xml::prefix(cot_type, 40)).into());
     }
     let time_text = ev.attr("time").ok_or("no time")?;
     let time = cot_time(time_text).ok_or_else(|| format!("time {:?} is not an xs:dateTime", xml::prefix(time_text, 40)))?;
@@ -663,7 +663,7 @@ fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observat
     let stale_text = ev.attr("stale").ok_or("no stale")?;
     let stale_ms = cot_time(stale_text).ok_or_else(|| format!("stale {:?} is not an xs:dateTime", xml::prefix(stale_text, 40)))?;
     if stale_ms < start {
-        return Err(format!("stale {stale_text} is before start"));
+        return Err(format!("stale {stale_text} is before start").into());
     }
     let point = ev.point.as_deref().ok_or("no <point>")?;
     let lat = number(point, "lat")?.ok_or("point without lat")?;

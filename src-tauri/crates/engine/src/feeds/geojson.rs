@@ -10,7 +10,7 @@
 use cityops_core::model::{GeoPoint, Observation, Severity};
 use serde_json::{Map, Value};
 
-use super::{Adapter, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// The GeoJSON adapter; it keeps no state between messages.
 pub struct GeoJsonAdapter;
@@ -140,7 +140,7 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
         _ => kind.clone(),
     };
     let geometry = f.get("geometry").ok_or_else(|| err(".geometry", "missing"))?;
-    let position = position(geometry).map_err(|r| err(".geometry", r))?;
+    let position = position(geometry).map_err(|r| err(".geometry", r.0))?;
     // What is left of the properties is the payload.
     let fields = props;
     Ok(Observation {
@@ -160,19 +160,19 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
 }
 
 /// The representative point of a geometry: the point itself, or the mean of the vertices.
-pub(crate) fn position(geometry: &Value) -> Result<GeoPoint, String> {
+pub(crate) fn position(geometry: &Value) -> Result<GeoPoint, Refusal> {
     let kind = geometry.get("type").and_then(Value::as_str).ok_or("no geometry type")?;
     let coords = geometry.get("coordinates").ok_or("no coordinates")?;
     let mut sum = (0.0, 0.0, 0usize);
     collect(coords, &mut sum, 0)?;
     if sum.2 == 0 {
-        return Err(format!("{kind} has no positions"));
+        return Err(format!("{kind} has no positions").into());
     }
     let (lon, lat) = (sum.0 / sum.2 as f64, sum.1 / sum.2 as f64);
-    GeoPoint::new(lon, lat).ok_or_else(|| format!("position {lon},{lat} is out of range"))
+    GeoPoint::new(lon, lat).ok_or_else(|| Refusal(format!("position {lon},{lat} is out of range")))
 }
 
-fn collect(v: &Value, sum: &mut (f64, f64, usize), depth: usize) -> Result<(), String> {
+fn collect(v: &Value, sum: &mut (f64, f64, usize), depth: usize) -> Result<(), Refusal> {
     // GeoJSON nests at most four levels (MultiPolygon); deeper input is hostile or broken.
     if depth > 4 {
         return Err("coordinates nested too deeply".into());
@@ -183,7 +183,7 @@ fn collect(v: &Value, sum: &mut (f64, f64, usize), depth: usize) -> Result<(), S
             let lon = arr[0].as_f64().ok_or("longitude is not a number")?;
             let lat = arr.get(1).and_then(Value::as_f64).ok_or("latitude missing or not a number")?;
             if GeoPoint::new(lon, lat).is_none() {
-                return Err(format!("position {lon},{lat} is out of range"));
+                return Err(format!("position {lon},{lat} is out of range").into());
             }
             sum.0 += lon;
             sum.1 += lat;

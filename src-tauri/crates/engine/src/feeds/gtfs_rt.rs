@@ -70,7 +70,7 @@ use serde_json::{json, Map, Value};
 
 use super::gtfs_static::{GtfsStatic, Mean};
 use super::mapping::{check_skew, rfc3339, MappingReader};
-use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// How many vehicle positions the adapter remembers to place trip updates.
 pub const MAX_REMEMBERED: usize = 100_000;
@@ -277,7 +277,7 @@ fn observed_time(own: Option<u64>, field: &str, header_ms: Option<Millis>, recei
     match own {
         Some(s) => {
             let ms = secs_to_ms(s).ok_or_else(|| err(field, format!("{s} is out of range")))?;
-            check_skew(ms, received_ms).map_err(|r| err(field, r))?;
+            check_skew(ms, received_ms).map_err(|r| err(field, r.0))?;
             Ok(ms)
         }
         None => Ok(header_ms.unwrap_or(received_ms)),
@@ -687,12 +687,12 @@ struct Frame<'a> {
     broken: Option<(usize, String)>,
 }
 
-fn varint(b: &[u8], at: &mut usize) -> Result<u64, String> {
+fn varint(b: &[u8], at: &mut usize) -> Result<u64, Refusal> {
     let start = *at;
     let mut v = 0u64;
     for shift in 0..10 {
         let Some(&byte) = b.get(*at) else {
-            return Err(format!("varint at byte {start} runs past the end of the message (truncated?)"));
+            return Err(format!("varint at byte {start} runs past the end of the message (truncated?)").into());
         };
         *at += 1;
         v |= u64::from(byte & 0x7f) << (7 * shift);
@@ -700,7 +700,7 @@ fn varint(b: &[u8], at: &mut usize) -> Result<u64, String> {
             return Ok(v);
         }
     }
-    Err(format!("varint at byte {start} is longer than 10 bytes"))
+    Err(format!("varint at byte {start} is longer than 10 bytes").into())
 }
 
 /// Walks the top level of a FeedMessage over the protobuf wire format. Field 1 is the header,
@@ -712,14 +712,14 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let mut at = 0usize;
     while at < body.len() {
         let start = at;
-        let step = (|| -> Result<(), String> {
+        let step = (|| -> Result<(), Refusal> {
             let key = varint(body, &mut at)?;
             let (field, wire) = (key >> 3, key & 7);
             if field == 0 {
                 return Err("field number 0 is not valid protobuf".into());
             }
             if (field == 1 || field == 2) && wire != 2 {
-                return Err(format!("field {field} ({}) has wire type {wire}, expected 2", if field == 1 { "header" } else { "entity" }));
+                return Err(format!("field {field} ({}) has wire type {wire}, expected 2", if field == 1 { "header" } else { "entity" }).into());
             }
             match wire {
                 0 => {
@@ -728,7 +728,7 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                 1 | 5 => {
                     let n = if wire == 1 { 8 } else { 4 };
                     if body.len() - at < n {
-                        return Err(format!("field {field} needs {n} bytes, {} remain (truncated?)", body.len() - at));
+                        return Err(format!("field {field} needs {n} bytes, {} remain (truncated?)", body.len() - at).into());
                     }
                     at += n;
                 }
@@ -736,7 +736,7 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                     let len = varint(body, &mut at)?;
                     let remain = (body.len() - at) as u64;
                     if len > remain {
-                        return Err(format!("field {field} declares {len} bytes but {remain} remain (truncated?)"));
+                        return Err(format!("field {field} declares {len} bytes but {remain} remain (truncated?)").into());
                     }
                     let slice = &body[at..at + len as usize];
                     match field {
@@ -749,12 +749,12 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                     }
                     at += len as usize;
                 }
-                3 | 4 => return Err(format!("field {field} uses protobuf groups (wire type {wire}), which GTFS-Realtime never does")),
-                _ => return Err(format!("field {field} has invalid wire type {wire}")),
+                3 | 4 => return Err(format!("field {field} uses protobuf groups (wire type {wire}), which GTFS-Realtime never does").into()),
+                _ => return Err(format!("field {field} has invalid wire type {wire}").into()),
             }
             Ok(())
         })();
-        if let Err(reason) = step {
+        if let Err(Refusal(reason)) = step {
             broken = Some((start, reason));
             break;
         }

@@ -19,6 +19,8 @@ use std::path::Path;
 
 use cityops_core::model::GeoPoint;
 
+use super::Refusal;
+
 /// The largest GTFS zip read.
 pub const MAX_ZIP_BYTES: u64 = 512 * 1024 * 1024;
 /// The largest inflated member (for example `stop_times.txt`).
@@ -103,9 +105,9 @@ impl GtfsStatic {
 
     /// Reads the reference data from the bytes of a GTFS zip; `zip_name` is used in errors.
     pub fn from_zip_bytes(zip_name: &str, bytes: &[u8]) -> Result<GtfsStatic, StaticError> {
-        let zip = ZipIndex::read(bytes).map_err(|reason| StaticError { zip: zip_name.to_owned(), place: "$".into(), reason })?;
+        let zip = ZipIndex::read(bytes).map_err(|Refusal(reason)| StaticError { zip: zip_name.to_owned(), place: "$".into(), reason })?;
         let member = |name: &str| -> Result<Option<Vec<u8>>, StaticError> {
-            zip.member(bytes, name).map_err(|reason| StaticError { zip: zip_name.to_owned(), place: name.to_owned(), reason })
+            zip.member(bytes, name).map_err(|Refusal(reason)| StaticError { zip: zip_name.to_owned(), place: name.to_owned(), reason })
         };
         let mut g = GtfsStatic::default();
         let stops = member("stops.txt")?.ok_or_else(|| StaticError {
@@ -399,7 +401,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 }
 
 impl ZipIndex {
-    fn read(b: &[u8]) -> Result<ZipIndex, String> {
+    fn read(b: &[u8]) -> Result<ZipIndex, Refusal> {
         // The end-of-central-directory record is 22 bytes plus a comment of up to 64 KiB, so it
         // starts within the last 65,557 bytes; search backwards for its signature.
         const EOCD: u32 = 0x0605_4b50;
@@ -415,13 +417,13 @@ impl ZipIndex {
             return Err("zip64 archives are not supported".into());
         }
         if cd_offset.checked_add(cd_size).is_none_or(|end| end > b.len()) {
-            return Err(format!("central directory at byte {cd_offset} runs past the end of the file"));
+            return Err(format!("central directory at byte {cd_offset} runs past the end of the file").into());
         }
         let mut members = Vec::with_capacity(count.min(4096));
         let mut at = cd_offset;
         for i in 0..count {
             if u32_at(b, at) != Some(0x0201_4b50) {
-                return Err(format!("central directory entry {i} at byte {at} has no signature"));
+                return Err(format!("central directory entry {i} at byte {at} has no signature").into());
             }
             let field = |off: usize| u16_at(b, at + off).ok_or_else(|| format!("central directory entry {i} is truncated"));
             let field32 = |off: usize| u32_at(b, at + off).ok_or_else(|| format!("central directory entry {i} is truncated"));
@@ -442,7 +444,7 @@ impl ZipIndex {
 
     /// The inflated bytes of the member called `name` (at the top level or inside one folder,
     /// as some publishers zip the folder), or `None` when the zip has no such member.
-    fn member(&self, b: &[u8], name: &str) -> Result<Option<Vec<u8>>, String> {
+    fn member(&self, b: &[u8], name: &str) -> Result<Option<Vec<u8>>, Refusal> {
         let found = self
             .members
             .iter()
@@ -456,11 +458,11 @@ impl ZipIndex {
             return Err("zip64 members are not supported".into());
         }
         if m.uncompressed > MAX_MEMBER_BYTES {
-            return Err(format!("inflates to {} bytes, over the {MAX_MEMBER_BYTES}-byte limit", m.uncompressed));
+            return Err(format!("inflates to {} bytes, over the {MAX_MEMBER_BYTES}-byte limit", m.uncompressed).into());
         }
         let lo = usize::try_from(m.local_offset).map_err(|_| "offset out of range")?;
         if u32_at(b, lo) != Some(0x0403_4b50) {
-            return Err(format!("no local header at byte {lo}"));
+            return Err(format!("no local header at byte {lo}").into());
         }
         let name_len = u16_at(b, lo + 26).ok_or("local header truncated")? as usize;
         let extra_len = u16_at(b, lo + 28).ok_or("local header truncated")? as usize;
@@ -479,10 +481,10 @@ impl ZipIndex {
                     .read_to_end(&mut out)
                     .map_err(|e| format!("cannot inflate: {e}"))?;
             }
-            other => return Err(format!("compression method {other} is not supported (only stored and deflate)")),
+            other => return Err(format!("compression method {other} is not supported (only stored and deflate)").into()),
         }
         if out.len() as u64 != m.uncompressed {
-            return Err(format!("inflated to {} bytes but the zip declares {}", out.len(), m.uncompressed));
+            return Err(format!("inflated to {} bytes but the zip declares {}", out.len(), m.uncompressed).into());
         }
         Ok(Some(out))
     }

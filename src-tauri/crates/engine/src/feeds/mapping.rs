@@ -9,7 +9,7 @@
 use cityops_core::model::{Millis, Severity};
 use serde_json::{Map, Value};
 
-use super::{AdapterConfigError, DecodeError};
+use super::{AdapterConfigError, DecodeError, Refusal};
 
 /// How far an observed time may lie from the arrival time before the observation is refused:
 /// one year either way. Clocks of field devices drift by minutes, feeds lag by hours after an
@@ -18,7 +18,7 @@ use super::{AdapterConfigError, DecodeError};
 pub const MAX_CLOCK_SKEW_MS: Millis = 366 * 24 * 3600 * 1000;
 
 /// Refuses an observed time too far from the arrival time (see [`MAX_CLOCK_SKEW_MS`]).
-pub fn check_skew(observed_ms: Millis, received_ms: Millis) -> Result<(), String> {
+pub fn check_skew(observed_ms: Millis, received_ms: Millis) -> Result<(), Refusal> {
     let skew = observed_ms.saturating_sub(received_ms);
     if skew.unsigned_abs() > MAX_CLOCK_SKEW_MS as u64 {
         let days = skew / (24 * 3600 * 1000);
@@ -26,7 +26,8 @@ pub fn check_skew(observed_ms: Millis, received_ms: Millis) -> Result<(), String
             "timestamp {} is {days} days from the arrival time {} (the limit is 366 days either way)",
             rfc3339(observed_ms),
             rfc3339(received_ms)
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -221,7 +222,7 @@ impl Threshold {
 
     /// Whether the rule triggers on `value`. A number is compared with `above`/`below`; any
     /// scalar with `equals`. `Err` names a value of the wrong type for a numeric rule.
-    pub fn triggers(&self, value: &Value) -> Result<bool, String> {
+    pub fn triggers(&self, value: &Value) -> Result<bool, Refusal> {
         if let Some(eq) = &self.equals {
             if json_scalar_eq(eq, value) {
                 return Ok(true);
@@ -235,7 +236,7 @@ impl Threshold {
             if self.equals.is_some() {
                 return Ok(false);
             }
-            return Err(format!("expected a number to compare with the threshold, found {}", type_name(value)));
+            return Err(format!("expected a number to compare with the threshold, found {}", type_name(value)).into());
         };
         Ok(self.above.is_some_and(|a| x > a) || self.below.is_some_and(|b| x < b))
     }
@@ -308,7 +309,7 @@ mod tests {
         let day = 24 * 3600 * 1000;
         assert!(check_skew(365 * day, 0).is_ok());
         assert!(check_skew(-365 * day, 0).is_ok());
-        assert!(check_skew(367 * day, 0).unwrap_err().contains("367 days"));
+        assert!(check_skew(367 * day, 0).unwrap_err().0.contains("367 days"));
         assert!(check_skew(i64::MIN, i64::MAX).is_err());
     }
 
@@ -319,7 +320,7 @@ mod tests {
         let t = Threshold::read(&r, m.as_object().unwrap(), "mapping.thresholds[0]", "field").unwrap();
         assert_eq!(t.triggers(&json!(8.9)), Ok(true));
         assert_eq!(t.triggers(&json!(9.5)), Ok(false));
-        assert!(t.triggers(&json!("8.9")).unwrap_err().contains("found a string"));
+        assert!(t.triggers(&json!("8.9")).unwrap_err().0.contains("found a string"));
         assert_eq!(t.describe(&json!(8.9)), "voltage_kv 8.9 below 9.5");
         let e = Threshold::read(&r, json!({"field": "x", "severity": "severe", "kind": "k"}).as_object().unwrap(), "mapping.thresholds[1]", "field").unwrap_err();
         assert_eq!(e.to_string(), "feed \"grid\": mapping.thresholds[1]: needs at least one of above, below or equals");

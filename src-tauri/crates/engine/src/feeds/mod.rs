@@ -69,6 +69,24 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+/// Why a piece of input is refused, in words for the quarantine. The adapters' helpers return
+/// it, and their callers put its text into a [`Rejected`] or [`DecodeError`] reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Refusal {
+        Refusal(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Refusal {
+        Refusal(reason.to_owned())
+    }
+}
+
 /// A feed whose adapter cannot be built from its spec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("feed {feed:?}: {field}: {reason}")]

@@ -79,7 +79,7 @@ use cityops_core::scenario::FeedSpec;
 use serde_json::{Map, Value};
 
 use super::mapping::{check_skew, json_error, parse_rfc3339, type_name, worst, MappingReader, Threshold};
-use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// Where a reading's sensor id comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,14 +146,14 @@ fn path(s: &str) -> Vec<String> {
 }
 
 /// Checks an MQTT topic filter: `#` only as the whole last level, `+` only as a whole level.
-fn check_filter(f: &str) -> Result<(), String> {
+fn check_filter(f: &str) -> Result<(), Refusal> {
     let levels: Vec<&str> = f.split('/').collect();
     for (i, l) in levels.iter().enumerate() {
         if l.contains('#') && (*l != "#" || i + 1 != levels.len()) {
-            return Err(format!("{f:?}: '#' must be the whole last level"));
+            return Err(format!("{f:?}: '#' must be the whole last level").into());
         }
         if l.contains('+') && *l != "+" {
-            return Err(format!("{f:?}: '+' must be a whole level"));
+            return Err(format!("{f:?}: '+' must be a whole level").into());
         }
     }
     if f.is_empty() {
@@ -224,7 +224,7 @@ impl MqttJsonAdapter {
             Some(other) => return Err(r.err("mapping.topics", format!("expected an array of strings, found {}", type_name(other)))),
         }
         for f in &mapping.topics {
-            check_filter(f).map_err(|e| r.err("mapping.topics", e))?;
+            check_filter(f).map_err(|e| r.err("mapping.topics", e.0))?;
         }
         match (r.string(m, "mapping", "id")?, r.unsigned(m, "mapping", "id_topic_level")?) {
             (Some(_), Some(_)) => return Err(r.err("mapping.id_topic_level", "give either id or id_topic_level, not both")),
@@ -371,7 +371,7 @@ impl MqttJsonAdapter {
                     Some(other) => return Err((dotted(p), format!("expected an RFC 3339 string or an epoch number, found {}", type_name(other)))),
                     None => return Err((dotted(p), "missing: the observed time (mapping.time)".into())),
                 };
-                check_skew(t, ctx.received_ms).map_err(|r| (dotted(p), r))?;
+                check_skew(t, ctx.received_ms).map_err(|r| (dotted(p), r.0))?;
                 t
             }
         };
@@ -391,7 +391,7 @@ impl MqttJsonAdapter {
         let mut hits = Vec::new();
         for (t, p) in m.thresholds.iter().zip(&self.watch_paths) {
             if let Some(v) = lookup(&obj, p) {
-                if t.triggers(v).map_err(|r| (dotted(p), r))? {
+                if t.triggers(v).map_err(|r| (dotted(p), r.0))? {
                     hits.push((t, v));
                 }
             }
@@ -511,11 +511,11 @@ mod tests {
         MqttJsonAdapter::from_spec(&manifest.feeds[0]).unwrap()
     }
 
-    fn one(a: &mut MqttJsonAdapter, topic: &'static str, body: &str) -> Result<Observation, String> {
+    fn one(a: &mut MqttJsonAdapter, topic: &'static str, body: &str) -> Result<Observation, Refusal> {
         let d = a.decode(ctx(Some(topic)), body.as_bytes()).map_err(|e| e.to_string())?;
         match (d.observations.into_iter().next(), d.rejected.into_iter().next()) {
             (Some(o), None) => Ok(o),
-            (_, Some(r)) => Err(format!("{}: {}", r.place, r.reason)),
+            (_, Some(r)) => Err(format!("{}: {}", r.place, r.reason).into()),
             (None, None) => Err("nothing".into()),
         }
     }
@@ -563,11 +563,11 @@ mod tests {
         ];
         for (body, want) in cases {
             let got = one(&mut a, t, body).unwrap_err();
-            assert!(got.contains(want), "{body}\n  got: {got}\n want: {want}");
+            assert!(got.0.contains(want), "{body}\n  got: {got}\n want: {want}");
         }
         let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
-        assert!(one(&mut a, t, &deep).unwrap_err().contains("deeper than 128"));
-        assert!(one(&mut a, "grid/s1/status", "{}").unwrap_err().contains("matches none of the feed's topic filters"));
+        assert!(one(&mut a, t, &deep).unwrap_err().0.contains("deeper than 128"));
+        assert!(one(&mut a, "grid/s1/status", "{}").unwrap_err().0.contains("matches none of the feed's topic filters"));
         assert!(a.decode(ctx(None), b"{}").unwrap_err().reason.contains("no topic"));
         let d = a
             .decode(ctx(Some(t)), br#"[{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z"}, 3, {"sensor":"feeder-F2","time":"2026-11-26T21:00:01Z","voltage_kv":9}]"#)

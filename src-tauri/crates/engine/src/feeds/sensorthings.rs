@@ -63,7 +63,7 @@ use cityops_core::scenario::FeedSpec;
 use serde_json::{Map, Value};
 
 use super::mapping::{check_skew, json_error, parse_rfc3339, rfc3339, type_name, worst, MappingReader, Threshold};
-use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Rejected};
+use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
 
 /// The `$expand` every poll uses: what the adapter needs to place and name a reading.
 pub const EXPAND: &str = "Datastream($expand=Thing($expand=Locations),ObservedProperty)";
@@ -224,7 +224,7 @@ fn name_of(v: Option<&Value>) -> Option<&str> {
 }
 
 /// A GeoJSON geometry or Feature as a point.
-fn geojson_point(v: &Value) -> Result<GeoPoint, String> {
+fn geojson_point(v: &Value) -> Result<GeoPoint, Refusal> {
     let geometry = if v.get("type").and_then(Value::as_str) == Some("Feature") { v.get("geometry").ok_or("Feature without geometry")? } else { v };
     super::geojson::position(geometry)
 }
@@ -255,7 +255,7 @@ impl SensorThingsAdapter {
             Some(other) => return Err(err(".phenomenonTime", format!("expected a string, found {}", type_name(other)))),
             None => return Err(err(".phenomenonTime", "missing (it is mandatory)")),
         };
-        check_skew(observed_ms, ctx.received_ms).map_err(|r| err(".phenomenonTime", r))?;
+        check_skew(observed_ms, ctx.received_ms).map_err(|r| err(".phenomenonTime", r.0))?;
         let result = obs.remove("result").ok_or_else(|| err(".result", "missing (it is mandatory)"))?;
 
         let thing = datastream.get("Thing");
@@ -268,7 +268,7 @@ impl SensorThingsAdapter {
                         position = Some(p);
                         break;
                     }
-                    Some(Err(r)) => last_problem = Some((format!(".Datastream.Thing.Locations[{k}].location"), r)),
+                    Some(Err(r)) => last_problem = Some((format!(".Datastream.Thing.Locations[{k}].location"), r.0)),
                     None => last_problem = Some((format!(".Datastream.Thing.Locations[{k}]"), "no location".to_owned())),
                 }
             }
@@ -277,7 +277,7 @@ impl SensorThingsAdapter {
             if let Some(feature) = obs.get("FeatureOfInterest").and_then(|f| f.get("feature")) {
                 match geojson_point(feature) {
                     Ok(p) => position = Some(p),
-                    Err(r) => last_problem = Some((".FeatureOfInterest.feature".into(), r)),
+                    Err(r) => last_problem = Some((".FeatureOfInterest.feature".into(), r.0)),
                 }
             }
         }

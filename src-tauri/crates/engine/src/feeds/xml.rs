@@ -24,7 +24,7 @@ use quick_xml::name::QName;
 use quick_xml::events::{BytesDecl, BytesRef, BytesStart};
 use quick_xml::XmlVersion;
 
-use super::DecodeError;
+use super::{DecodeError, Refusal};
 
 /// The deepest element nesting accepted in an XML body; deeper documents are refused.
 pub const MAX_DEPTH: usize = 32;
@@ -71,12 +71,12 @@ pub(crate) fn position(text: &str, offset: u64, skip: usize) -> String {
 
 /// Checks an XML declaration: version 1.0 or 1.1, and UTF-8 (or its subset ASCII) if it
 /// names an encoding at all.
-pub(crate) fn check_decl(decl: &BytesDecl<'_>) -> Result<(), String> {
+pub(crate) fn check_decl(decl: &BytesDecl<'_>) -> Result<(), Refusal> {
     if let Some(enc) = decl.encoding() {
         let enc = enc.map_err(|e| format!("unreadable XML declaration: {e}"))?;
         let lower = enc.to_ascii_lowercase();
         if !matches!(lower.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-            return Err(format!("the XML declaration names encoding {enc:?}; only UTF-8 is accepted"));
+            return Err(format!("the XML declaration names encoding {enc:?}; only UTF-8 is accepted").into());
         }
     }
     Ok(())
@@ -84,7 +84,7 @@ pub(crate) fn check_decl(decl: &BytesDecl<'_>) -> Result<(), String> {
 
 /// Appends what a reference in text stands for: a predefined entity or a character reference.
 /// Anything else names an entity that could only come from a DTD, which is never read.
-pub(crate) fn push_ref(r: &BytesRef<'_>, out: &mut Bounded) -> Result<(), String> {
+pub(crate) fn push_ref(r: &BytesRef<'_>, out: &mut Bounded) -> Result<(), Refusal> {
     match r.resolve_char_ref() {
         Ok(Some(c)) => {
             out.push(c.encode_utf8(&mut [0u8; 4]));
@@ -95,9 +95,9 @@ pub(crate) fn push_ref(r: &BytesRef<'_>, out: &mut Bounded) -> Result<(), String
                 out.push(s);
                 Ok(())
             }
-            None => Err(format!("reference to the undeclared entity &{};: entities are never declared or expanded", &**r)),
+            None => Err(format!("reference to the undeclared entity &{};: entities are never declared or expanded", &**r).into()),
         },
-        Err(e) => Err(format!("bad character reference &{};: {e}", &**r)),
+        Err(e) => Err(format!("bad character reference &{};: {e}", &**r).into()),
     }
 }
 
@@ -167,7 +167,7 @@ pub(crate) fn tag_text<'a>(text: &'a str, e: &BytesStart<'_>) -> Cow<'a, str> {
 /// split here without allocating; anything else, and every malformed tag, goes through
 /// quick-xml's own attribute iterator, so what is accepted and every error message are
 /// quick-xml's. A value holding `&`, a tab or a line break is normalized by quick-xml too.
-pub(crate) fn each_attribute<'t>(tag: &'t str, name_len: usize, mut f: impl FnMut(&'t str, Cow<'t, str>)) -> Result<(), String> {
+pub(crate) fn each_attribute<'t>(tag: &'t str, name_len: usize, mut f: impl FnMut(&'t str, Cow<'t, str>)) -> Result<(), Refusal> {
     let mut spans = [(0usize, 0usize, 0usize, 0usize); FAST_ATTRIBUTES];
     if let Some(n) = split_attributes(tag.as_bytes(), name_len, &mut spans) {
         for &(ks, ke, vs, ve) in &spans[..n] {
@@ -250,7 +250,7 @@ fn split_attributes(tag: &[u8], from: usize, out: &mut [(usize, usize, usize, us
 pub(crate) type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// The attributes of a start tag read from `text`, borrowing from `text` where they can.
-pub(crate) fn attribute_pairs<'a>(text: &'a str, e: &BytesStart<'_>) -> Result<Pairs<'a>, String> {
+pub(crate) fn attribute_pairs<'a>(text: &'a str, e: &BytesStart<'_>) -> Result<Pairs<'a>, Refusal> {
     let name_len = e.name().as_ref().len();
     let mut out = Vec::new();
     match tag_text(text, e) {
@@ -277,7 +277,7 @@ mod tests {
     use super::*;
 
     /// What quick-xml's own attribute iterator makes of a tag: the reference for the fast path.
-    fn reference(tag: &str, name_len: usize) -> Result<Vec<(String, String)>, String> {
+    fn reference(tag: &str, name_len: usize) -> Result<Vec<(String, String)>, Refusal> {
         let mut out = Vec::new();
         for a in Attributes::new(tag, name_len) {
             let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
@@ -288,7 +288,7 @@ mod tests {
         Ok(out)
     }
 
-    fn fast(tag: &str, name_len: usize) -> Result<Vec<(String, String)>, String> {
+    fn fast(tag: &str, name_len: usize) -> Result<Vec<(String, String)>, Refusal> {
         let mut out = Vec::new();
         each_attribute(tag, name_len, |k, v| out.push((k.to_owned(), v.into_owned())))?;
         Ok(out)

@@ -113,12 +113,23 @@ fn key(name: &str, path: &Path, size: u64) -> String {
     format!("{name}:{size}:{modified}")
 }
 
+/// Why an `auto` folder cannot read a file; `known` lists the extensions it reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UnknownFormat {
+    /// The file's extension names no format.
+    #[error("unknown extension .{ext}: format = \"auto\" reads {known}")]
+    Extension { ext: String, known: String },
+    /// The file has no extension.
+    #[error("no extension: format = \"auto\" reads {known}")]
+    NoExtension { known: String },
+}
+
 /// The format an `auto` folder reads a file as, or why it cannot.
-fn resolve(path: &Path) -> Result<FeedFormat, String> {
+fn resolve(path: &Path) -> Result<FeedFormat, UnknownFormat> {
     let known = || FeedFormat::EXTENSIONS.iter().flat_map(|(_, exts)| exts.iter().map(|e| format!(".{e}"))).collect::<Vec<_>>().join(", ");
     match path.extension().map(|e| e.to_string_lossy()) {
-        Some(ext) => FeedFormat::from_extension(&ext).ok_or_else(|| format!("unknown extension .{ext}: format = \"auto\" reads {}", known())),
-        None => Err(format!("no extension: format = \"auto\" reads {}", known())),
+        Some(ext) => FeedFormat::from_extension(&ext).ok_or_else(|| UnknownFormat::Extension { ext: ext.into_owned(), known: known() }),
+        None => Err(UnknownFormat::NoExtension { known: known() }),
     }
 }
 

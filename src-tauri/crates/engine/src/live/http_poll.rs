@@ -105,7 +105,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
     let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
     let mut header_map = reqwest::header::HeaderMap::new();
     for (name, value) in &headers {
-        let parsed = value.resolve().and_then(|v| {
+        let parsed = value.resolve().map_err(|e| e.to_string()).and_then(|v| {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
             let value = reqwest::header::HeaderValue::from_str(&v).map_err(|e| e.to_string())?;
             Ok((name, value))

@@ -25,6 +25,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
                 opts.set_credentials(u, p);
             }
             Err(e) => {
+                let e = e.to_string();
                 health.failed(&id, &e);
                 let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
                 return;

@@ -37,7 +37,8 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
             r = session(&peer, &id, &tx, &health, &mut backoff) => r,
             _ = stop.changed() => if *stop.borrow() { return } else { continue },
         };
-        if let Err(reason) = result {
+        if let Err(lost) = result {
+            let reason = lost.to_string();
             tracing::warn!(feed = %id, %reason, "stream lost");
             health.failed(&id, &reason);
             if tx.send(Incoming::Failure { feed: i, reason, body: Vec::new(), at: now_ms() }).await.is_err() {
@@ -60,32 +61,51 @@ struct Peer {
     split: fn(&mut Vec<u8>) -> Vec<Vec<u8>>,
 }
 
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum StreamLost {
+    /// The peer could not be reached.
+    #[error("connect {host}:{port}: {error}")]
+    Connect { host: String, port: u16, error: std::io::Error },
+    /// Reading from the connection failed.
+    #[error("read: {0}")]
+    Read(std::io::Error),
+    /// The peer closed the connection between messages.
+    #[error("the server closed the stream")]
+    Closed,
+    /// The peer closed the connection with part of a message buffered.
+    #[error("the server closed the stream in the middle of a message ({pending} bytes pending)")]
+    ClosedMidMessage { pending: usize },
+    /// The ingest side is gone: the run is stopping.
+    #[error("ingest stopped")]
+    IngestStopped,
+    /// The peer sent more than a message may hold without completing one.
+    #[error("{buffered} bytes without a complete message; dropping the connection")]
+    Overrun { buffered: usize },
+}
+
 /// One connection, until it fails.
-async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Backoff) -> Result<(), String> {
+async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Backoff) -> Result<(), StreamLost> {
     let Peer { i, ref host, port, split } = *peer;
-    let mut stream = TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect {host}:{port}: {e}"))?;
+    let mut stream = TcpStream::connect((host.as_str(), port)).await.map_err(|error| StreamLost::Connect { host: host.clone(), port, error })?;
     health.connected(id);
     backoff.reset();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        let n = stream.read(&mut chunk).await.map_err(StreamLost::Read)?;
         if n == 0 {
-            return Err(if buf.is_empty() {
-                "the server closed the stream".into()
-            } else {
-                format!("the server closed the stream in the middle of a message ({} bytes pending)", buf.len())
-            });
+            return Err(if buf.is_empty() { StreamLost::Closed } else { StreamLost::ClosedMidMessage { pending: buf.len() } });
         }
         buf.extend_from_slice(&chunk[..n]);
         for body in split(&mut buf) {
             let msg = Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() };
             if !hand_over(tx, health, id, msg).await {
-                return Err("ingest stopped".to_owned());
+                return Err(StreamLost::IngestStopped);
             }
         }
         if buf.len() > MAX_BODY_BYTES {
-            return Err(format!("{} bytes without a complete message; dropping the connection", buf.len()));
+            return Err(StreamLost::Overrun { buffered: buf.len() });
         }
     }
 }

@@ -40,10 +40,24 @@ pub enum Outcome {
     Rejected(String),
 }
 
+/// Why a backend's requests cannot be signed, and so cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable that should hold the backend's secret is not set.
+    #[error("environment variable {env} (the backend's secret) is not set")]
+    Unset {
+        /// The variable's name.
+        env: String,
+    },
+    /// The secret cannot key the signature (in words from the HMAC library).
+    #[error("{0}")]
+    Key(String),
+}
+
 /// A backend's connection and secret.
 pub struct Link {
     pub spec: BackendSpec,
-    secret: Result<Option<String>, String>,
+    secret: Result<Option<String>, SecretError>,
     http: reqwest::Client,
     mqtt: Option<MqttLink>,
 }
@@ -60,7 +74,7 @@ impl Link {
     pub fn new(spec: BackendSpec, exercise: bool) -> Link {
         let secret = match &spec.secret {
             None => Ok(None),
-            Some(r) => std::env::var(&r.env).map(Some).map_err(|_| format!("environment variable {} (the backend's secret) is not set", r.env)),
+            Some(r) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
         };
         let http = reqwest::Client::builder()
             .timeout(spec.timeout)
@@ -73,25 +87,25 @@ impl Link {
     }
 
     /// The signature header value of a body, for webhooks and alert hubs.
-    pub fn signature(&self, body: &str) -> Result<Option<String>, String> {
+    pub fn signature(&self, body: &str) -> Result<Option<String>, SecretError> {
         if !matches!(self.spec.kind, BackendKind::Webhook | BackendKind::Cap) {
             return Ok(None);
         }
         let Some(secret) = self.secret.clone()? else { return Ok(None) };
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| e.to_string())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| SecretError::Key(e.to_string()))?;
         mac.update(body.as_bytes());
         Ok(Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
     }
 
     /// Whether the secret the backend needs is available.
     pub fn secret_error(&self) -> Option<String> {
-        self.secret.as_ref().err().cloned()
+        self.secret.as_ref().err().map(SecretError::to_string)
     }
 
     /// One attempt.
     pub async fn deliver(&self, action: &ActionRow) -> Outcome {
         if let Err(e) = &self.secret {
-            return Outcome::Rejected(e.clone());
+            return Outcome::Rejected(e.to_string());
         }
         match self.spec.kind {
             BackendKind::Open311 | BackendKind::Webhook | BackendKind::Cap => self.post(action).await,

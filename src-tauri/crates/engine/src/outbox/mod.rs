@@ -169,7 +169,7 @@ impl Outbox {
             // An exercise never sends, so a trainee's workstation needs no real signing secret;
             // the preview says the header would be there.
             Err(e) if self.exercise => headers.push(HeaderDto { name: SIGNATURE_HEADER.into(), value: format!("(exercise: not signed; {e})") }),
-            Err(e) => return Err(EngineError::InvalidInput(e)),
+            Err(e) => return Err(EngineError::InvalidInput(e.to_string())),
         }
         // The Open311 API key is appended when sending and never stored; the preview says so.
         let body = if spec.kind == dispatch::BackendKind::Open311 && spec.secret.is_some() { format!("{}&api_key=********", rendered.body) } else { rendered.body.clone() };

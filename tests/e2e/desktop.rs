@@ -771,12 +771,22 @@ fn publish(port: u16, topic: &str, payload: &str) -> Result<()> {
 /// positions and a voltage threshold, from the broker on `port`, correlated with the demo's
 /// rules and assets.
 fn live_config(dir: &Path, port: u16) -> Result<PathBuf> {
-    let path = dir.join("feeds.toml");
+    let sensors = [("feeder-F2", [24.9431, 60.1712], "Feeder F2, Kaisankuja"), ("feeder-F3", [24.9455, 60.1722], "Feeder F3")];
+    feeder_config(&dir.join("feeds.toml"), "Live e2e", [24.9429, 60.1714], port, sensors.map(|(id, at, name)| (id.to_owned(), at, name.to_owned())).as_slice())
+}
+
+/// A live configuration at `path`: MQTT JSON telemetry of `sensors` (id, position, name) from
+/// the broker on `port`, a voltage threshold, and the demo's rules and assets.
+fn feeder_config(path: &Path, name: &str, view: [f64; 2], port: u16, sensors: &[(String, [f64; 2], String)]) -> Result<PathBuf> {
+    let sensors: String = sensors
+        .iter()
+        .map(|(id, [lon, lat], name)| format!("[feeds.mapping.sensors.{id}]\nposition = [{lon:.5}, {lat:.5}]\nname = \"{name}\"\n"))
+        .collect();
     std::fs::write(
-        &path,
+        path,
         format!(
-            r#"name = "Live e2e"
-view = [24.9429, 60.1714, 15.0]
+            r#"name = "{name}"
+view = [{lon}, {lat}, 15.0]
 rules = "{rules}"
 assets = "{assets}"
 
@@ -792,23 +802,19 @@ port = {port}
 topics = ["grid/#"]
 [feeds.mapping]
 id = "sensor"
-[feeds.mapping.sensors.feeder-F2]
-position = [24.9431, 60.1712]
-name = "Feeder F2, Kaisankuja"
-[feeds.mapping.sensors.feeder-F3]
-position = [24.9455, 60.1722]
-name = "Feeder F3"
-[[feeds.mapping.thresholds]]
+{sensors}[[feeds.mapping.thresholds]]
 field = "voltage_kv"
 below = 9.5
 severity = "moderate"
 kind = "feeder.voltage"
 "#,
+            lon = view[0],
+            lat = view[1],
             rules = repo().join("fixtures/rules/default.toml").display(),
             assets = repo().join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
         ),
     )?;
-    Ok(path)
+    Ok(path.to_owned())
 }
 
 /// Live mode: the app started with `--config` (here through `CITYOPS_CONFIG`) shows MQTT
@@ -993,36 +999,65 @@ fn rss_of(comm: &str) -> Option<f64> {
     })
 }
 
+/// Publishes `per_second` messages a second on `topic` (QoS `qos`) through one
+/// `mosquitto_pub -l`, each made by `line` from its number, in batches every 10 ms, until
+/// `stop` is set. The thread answers how many it sent.
+struct Publisher {
+    child: Child,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: std::thread::JoinHandle<std::io::Result<u64>>,
+}
+
+impl Publisher {
+    fn start(port: u16, topic: &str, qos: u8, per_second: u64, mut line: impl FnMut(u64, Duration) -> String + Send + 'static) -> Result<Publisher> {
+        use std::io::Write;
+        let mut child = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", &qos.to_string(), "-t", topic, "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
+        let mut stdin = child.stdin.take().context("mosquitto_pub's stdin")?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let per_batch = (per_second / 100).max(1);
+        let writer = std::thread::spawn(move || -> std::io::Result<u64> {
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = String::new();
+                for _ in 0..per_batch {
+                    batch.push_str(&line(sent, started.elapsed()));
+                    batch.push('\n');
+                    sent += 1;
+                }
+                stdin.write_all(batch.as_bytes())?;
+                let due = Duration::from_millis(10 * sent / per_batch);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            Ok(sent)
+        });
+        Ok(Publisher { child, stop, writer })
+    }
+
+    /// Stops publishing; how many were sent.
+    fn finish(mut self) -> Result<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let sent = self.writer.join().map_err(|_| anyhow::anyhow!("the publisher's writer panicked"))??;
+        let _ = self.child.wait();
+        Ok(sent)
+    }
+}
+
 async fn flood(c: &Client, port: u16) -> Result<()> {
-    use std::io::Write;
     // The name the kernel keeps is cut at 15 bytes.
     let (app, web) = ("cityops-desktop", "WebKitWebProces");
     let before = (rss_of(app).context("the app's process")?, rss_of(web).unwrap_or(f64::NAN));
-    let mut publisher = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "0", "-t", "grid/flood/telemetry", "-l"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
-    let mut stdin = publisher.stdin.take().context("mosquitto_pub's stdin")?;
-    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
-        let started = Instant::now();
-        let mut sent = 0u64;
-        while started.elapsed() < Duration::from_secs(15) {
-            let mut batch = String::new();
-            for _ in 0..500 {
-                let (sensor, kv) = if sent.is_multiple_of(2) { ("feeder-F2", 9.6) } else { ("feeder-F3", 10.4) };
-                batch.push_str(&format!("{{\"sensor\":\"{sensor}\",\"voltage_kv\":{:.3}}}\n", kv + (sent % 100) as f64 / 1000.0));
-                sent += 1;
-            }
-            stdin.write_all(batch.as_bytes())?;
-            // 500 every 10 ms is 50,000 a second.
-            let due = Duration::from_millis(10 * sent / 500);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        Ok(sent)
-    });
+    let publisher = Publisher::start(port, "grid/flood/telemetry", 0, 50_000, |n, _| {
+        let (sensor, kv) = if n.is_multiple_of(2) { ("feeder-F2", 9.6) } else { ("feeder-F3", 10.4) };
+        format!("{{\"sensor\":\"{sensor}\",\"voltage_kv\":{:.3}}}", kv + (n % 100) as f64 / 1000.0)
+    })?;
     let mut peak = before;
     let mut answers = Vec::new();
     let flooding = Instant::now();
@@ -1042,8 +1077,7 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
         peak = (peak.0.max(rss_of(app).unwrap_or(0.0)), peak.1.max(rss_of(web).unwrap_or(0.0)));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let sent = writer.join().map_err(|_| anyhow::anyhow!("the flood's writer panicked"))??;
-    let _ = publisher.wait();
+    let sent = publisher.finish()?;
     std::fs::write(repo().join("target/flood.png"), c.screenshot().await?).ok();
     let overloaded = match overloaded {
         Some(text) => text,
@@ -1088,88 +1122,30 @@ async fn desktop_soak() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(minutes * 60 + 600), run).await.context("the soak overran")?
 }
 
-/// Forty feeders in a row along the demo's streets, with the voltage threshold of `live_config`.
+/// Forty feeders in a row along the demo's streets.
 fn soak_config(dir: &Path, port: u16) -> Result<PathBuf> {
-    let sensors: String = (0..40)
-        .map(|i| format!("[feeds.mapping.sensors.feeder-S{i}]\nposition = [{:.5}, {:.5}]\nname = \"Feeder S{i}\"\n", 24.9380 + 0.0003 * i as f64, 60.1700 + 0.0001 * (i % 7) as f64))
-        .collect();
-    let path = dir.join("soak.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"name = "Soak"
-view = [24.9440, 60.1705, 15.0]
-rules = "{rules}"
-assets = "{assets}"
-
-[[feeds]]
-id = "grid-telemetry"
-layer = "utility"
-format = "mqtt-json"
-name = "Feeder telemetry"
-[feeds.transport]
-type = "mqtt"
-host = "127.0.0.1"
-port = {port}
-topics = ["grid/#"]
-[feeds.mapping]
-id = "sensor"
-{sensors}[[feeds.mapping.thresholds]]
-field = "voltage_kv"
-below = 9.5
-severity = "moderate"
-kind = "feeder.voltage"
-"#,
-            rules = repo().join("fixtures/rules/default.toml").display(),
-            assets = repo().join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
-        ),
-    )?;
-    Ok(path)
+    let sensors: Vec<(String, [f64; 2], String)> =
+        (0..40).map(|i| (format!("feeder-S{i}"), [24.9380 + 0.0003 * i as f64, 60.1700 + 0.0001 * (i % 7) as f64], format!("Feeder S{i}"))).collect();
+    feeder_config(&dir.join("soak.toml"), "Soak", [24.9440, 60.1705], port, &sensors)
 }
 
 /// One memory sample: seconds since the start, app RSS, web process RSS (MiB), page elements.
 type Sample = (f64, f64, f64, f64);
 
 async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
     wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
-    let mut publisher = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "grid/soak/telemetry", "-l"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
-    let mut stdin = publisher.stdin.take().context("mosquitto_pub's stdin")?;
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    let writer = std::thread::spawn(move || -> std::io::Result<u64> {
-        let started = Instant::now();
-        let mut sent = 0u64;
-        while !stopped.load(Ordering::Relaxed) {
-            let mut batch = String::new();
-            for _ in 0..20 {
-                let sensor = sent % 40;
-                // Each feeder dips below the threshold for a few seconds every couple of minutes,
-                // so incidents keep opening and clearing.
-                let second = started.elapsed().as_secs();
-                let dip = (second + sensor * 3) % 120 < 4;
-                if sent % 200 == 199 {
-                    batch.push_str(&format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\": NaN}}\n"));
-                } else {
-                    batch.push_str(&format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\":{:.3}}}\n", if dip { 9.1 } else { 10.4 } + (sent % 50) as f64 / 1000.0));
-                }
-                sent += 1;
-            }
-            stdin.write_all(batch.as_bytes())?;
-            // 20 every 100 ms is 200 a second.
-            let due = Duration::from_millis(100 * sent / 20);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
+    let publisher = Publisher::start(port, "grid/soak/telemetry", 1, 200, |n, since| {
+        let sensor = n % 40;
+        // Each feeder dips below the threshold for a few seconds every couple of minutes, so
+        // incidents keep opening and clearing.
+        let dip = (since.as_secs() + sensor * 3) % 120 < 4;
+        if n % 200 == 199 {
+            format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\": NaN}}")
+        } else {
+            format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\":{:.3}}}", if dip { 9.1 } else { 10.4 } + (n % 50) as f64 / 1000.0)
         }
-        Ok(sent)
-    });
+    })?;
     let started = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     while started.elapsed() < length {
@@ -1183,10 +1159,7 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
         samples.push(sample);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    let sent = writer.join().map_err(|_| anyhow::anyhow!("the soak's writer panicked"))??;
-    drop(publisher.stdin.take());
-    let _ = publisher.wait();
+    let sent = publisher.finish()?;
     let incidents = c.find_all(Locator::Css("[data-testid=incident-entry]")).await?.len();
     let refused = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry] [data-testid=feed-rejected]")).await?.text().await?;
     std::fs::write(repo().join("target/soak.png"), c.screenshot().await?).ok();

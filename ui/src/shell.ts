@@ -1,9 +1,10 @@
 /**
- * What both windows (the operator's `App.svelte` and the trainer's `TrainerApp.svelte`) do the
- * same way: load the scenario and start the map on it, and write a report that carries the
- * map's picture of the main incident.
+ * What every window (the operator's `App.svelte`, the trainer's `TrainerApp.svelte`, the wall
+ * display's `WallApp.svelte`) does the same way: load the scenario, start the map on it and
+ * follow the engine's diffs; and write a report that carries the map's picture of the main
+ * incident.
  */
-import type { AreaDto, Backend, ScenarioDto } from "./ipc/backend";
+import type { AreaDto, Backend, MapDiffDto, ScenarioDto } from "./ipc/backend";
 import { MapController, type MapControllerOptions } from "./map/mapController";
 import { cameraFromView, DEFAULT_CAMERA, type CameraState } from "./state/camera";
 
@@ -33,6 +34,42 @@ export async function openScenarioMap(
     fail(e, "The map could not start");
   }
   return { scenario, camera, map };
+}
+
+type Opened = { scenario: ScenarioDto | null; camera: CameraState; map: MapController | null };
+
+/**
+ * For a window's `onMount`: opens the scenario's map, hands it to `opened` (where the window
+ * keeps it and starts its own requests), then subscribes `onDiff`. Returns the unmount: a
+ * window closed before the map was up destroys it instead of keeping it.
+ */
+export function mountScenarioMap(
+  backend: Backend,
+  options: Omit<MapControllerOptions, "camera" | "archive">,
+  fail: Fail,
+  opened: (o: Opened) => void,
+  onDiff: (diff: MapDiffDto) => void,
+): () => void {
+  let disposed = false;
+  let map: MapController | null = null;
+  void (async () => {
+    const o = await openScenarioMap(backend, options, fail);
+    if (disposed) {
+      o.map?.destroy();
+      return;
+    }
+    map = o.map;
+    opened(o);
+    try {
+      await backend.subscribe(onDiff);
+    } catch (e) {
+      fail(e, "Subscribing to the map failed");
+    }
+  })();
+  return () => {
+    disposed = true;
+    map?.destroy();
+  };
 }
 
 /** Has the backend write a report with the map's picture of `area` (none without a map). */

@@ -1063,12 +1063,17 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
     let flooding = Instant::now();
     let mut overloaded = None;
     while flooding.elapsed() < Duration::from_secs(15) {
-        // The keyboard still works: the help opens and closes.
+        // The keyboard and the mouse still work: the help opens and closes by key, the outbox
+        // by clicks.
         let asked = Instant::now();
         press(c, "?").await?;
         wait_js(c, "the help during the flood", r#"return !!document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
         press(c, ESCAPE).await?;
         wait_js(c, "the help closed during the flood", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        c.find(Locator::Css("[data-testid=outbox-toggle]")).await?.click().await?;
+        wait_js(c, "the outbox opened by a click during the flood", r#"return !!document.querySelector("[data-testid=outbox]");"#, Duration::from_secs(10)).await?;
+        c.find(Locator::Css("[data-testid=outbox-toggle]")).await?.click().await?;
+        wait_js(c, "the outbox closed by a click during the flood", r#"return !document.querySelector("[data-testid=outbox]");"#, Duration::from_secs(10)).await?;
         answers.push(asked.elapsed().as_millis());
         if overloaded.is_none() {
             let shown = c.execute(r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-overloaded]"); return e ? e.textContent : null;"#, vec![]).await?;
@@ -1084,7 +1089,7 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
         None => wait_js(c, "the feed marked overloaded", r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-overloaded]"); return e ? e.textContent : null;"#, Duration::from_secs(20)).await?.as_str().unwrap_or_default().to_owned(),
     };
     println!(
-        "flood: {sent} messages in 15 s; help opened and closed {} times, slowest {} ms; {overloaded}; RSS app {:.0} -> {:.0} MiB, web {:.0} -> {:.0} MiB",
+        "flood: {sent} messages in 15 s; help (keys) and outbox (clicks) opened and closed {} times, slowest round {} ms; {overloaded}; RSS app {:.0} -> {:.0} MiB, web {:.0} -> {:.0} MiB",
         answers.len(),
         answers.iter().max().unwrap_or(&0),
         before.0,

@@ -43,6 +43,29 @@ describe("IncidentQueue", () => {
   });
 });
 
+describe("IncidentQueue with a shift's worth of incidents", () => {
+  const many = Array.from({ length: 1_000 }, (_, i) => entry(`i${i}`));
+  const props = (cursor: string | null) => ({
+    queue: many, total: many.length, cursor, openId: null, flashing: new Set<string>(), filters: DEFAULT_FILTERS, nowMs: 0,
+    onPick: () => {}, onFilters: () => {}, onFlashEnd: () => {},
+  });
+
+  it("draws the most urgent 200 and says how many more there are", () => {
+    render(IncidentQueue, props(null));
+    expect(screen.getAllByTestId("incident-entry")).toHaveLength(200);
+    expect(screen.getByTestId("incident-more").textContent).toContain("800 more below");
+    expect(screen.getByTestId("incident-count").textContent).toBe("1000");
+  });
+
+  it("always draws the cursor's row and some after it", () => {
+    render(IncidentQueue, props("i500"));
+    const rows = screen.getAllByTestId("incident-entry");
+    expect(rows).toHaveLength(521);
+    expect(rows.find((r) => r.dataset.id === "i500")?.classList.contains("cursor")).toBe(true);
+    expect(screen.getByTestId("incident-more").textContent).toContain("479 more below");
+  });
+});
+
 describe("IncidentDetail", () => {
   it("shows members by layer with their explanations and acts through callbacks", async () => {
     const backend = createFakeBackend();

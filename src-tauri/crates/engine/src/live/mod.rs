@@ -139,7 +139,7 @@ pub async fn run(
     let run = pipeline.run();
     let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
     let Transports { mut rx, tasks } = spawn_transports(&config, &health, stop.clone());
-    let mut flush_failed_at: Option<std::time::Instant> = None;
+    let mut store_watch = StoreWatch::default();
 
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
@@ -150,25 +150,9 @@ pub async fn run(
                 None => break,
             },
             _ = flush.tick() => {
-                // A refusing store is tried again every RETRY_STORE, not at every tick.
-                if pipeline.refusing() && flush_failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE) {
-                    continue;
-                }
-                match ingest.flush(&mut pipeline) {
-                    Ok(()) => {
-                        if flush_failed_at.take().is_some() {
-                            tracing::info!(db = pipeline.store().path(), "the store takes writes again; everything held is stored");
-                            health.storage_ok();
-                        }
-                    }
-                    Err(e) => {
-                        let fault = storage_fault(&e).ok_or(e)?;
-                        if flush_failed_at.is_none() {
-                            tracing::error!(db = pipeline.store().path(), fault, held = pipeline.buffered(), "cannot store; holding what arrives in memory and retrying");
-                        }
-                        flush_failed_at = Some(std::time::Instant::now());
-                        health.storage_failed(pipeline.store().path(), fault, pipeline.buffered(), now_ms());
-                    }
+                if !store_watch.waiting() {
+                    let flushed = ingest.flush(&mut pipeline);
+                    store_watch.settle(flushed, &pipeline, &health, now_ms())?;
                 }
             }
             _ = stop.changed() => if *stop.borrow() { break },
@@ -198,6 +182,47 @@ pub(crate) async fn hand_over(tx: &mpsc::Sender<Incoming>, health: &Health, feed
             let sent = tx.send(incoming).await.is_ok();
             health.waited(feed, now_ms(), started.elapsed());
             sent
+        }
+    }
+}
+
+/// A store that may refuse commits (a full or read-only disk), as the ingest loops of
+/// `cityops ingest` and of the desktop's live mode both watch it: when to try again, and what
+/// the health board and the log say when it starts and stops refusing.
+#[derive(Default)]
+pub(crate) struct StoreWatch {
+    /// When a commit was last refused, while the store keeps refusing.
+    failed_at: Option<std::time::Instant>,
+}
+
+impl StoreWatch {
+    /// The store refused less than [`RETRY_STORE`] ago: do not try yet.
+    pub(crate) fn waiting(&self) -> bool {
+        self.failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE)
+    }
+
+    /// Takes the outcome of a commit at `now`: `Ok(true)` if it went through, `Ok(false)` if
+    /// the disk refused it (reported, to be retried), the error itself for anything else.
+    pub(crate) fn settle(&mut self, committed: Result<(), EngineError>, pipeline: &Pipeline, health: &Health, now: Millis) -> Result<bool, EngineError> {
+        let db = pipeline.store().path();
+        match committed {
+            Ok(()) => {
+                if self.failed_at.take().is_some() {
+                    tracing::info!(db, "the store takes writes again; everything held is stored");
+                    health.storage_ok();
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                let fault = storage_fault(&e).ok_or(e)?;
+                let held = pipeline.buffered();
+                if self.failed_at.is_none() {
+                    tracing::error!(db, fault, held, "cannot store; holding what arrives in memory and retrying");
+                }
+                self.failed_at = Some(std::time::Instant::now());
+                health.storage_failed(db, fault, held, now);
+                Ok(false)
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{held_on_disk_fault, open_pipeline, spawn_transports, storage_fault, Health, Incoming, Ingest, Transports, MAX_HELD_ROWS, RETRY_STORE};
+use super::{held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports, MAX_HELD_ROWS};
 use crate::config::LiveConfig;
 use crate::dto::ScenarioDto;
 use crate::error::EngineError;
@@ -57,8 +57,8 @@ pub(crate) struct LiveMode {
     ingest: Ingest,
     /// The feeds' and the store's health board (the one the replay publishes).
     health: Health,
-    /// When a commit was last refused by the disk, while it keeps refusing.
-    store_failed_at: Option<Instant>,
+    /// Whether the disk refuses commits, and when to try again.
+    store_watch: StoreWatch,
     stop: watch::Sender<bool>,
 }
 
@@ -102,7 +102,7 @@ impl LiveMode {
         if resumed {
             replay.resume_live(now)?;
         }
-        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, health, store_failed_at: None, stop }, replay, dto))
+        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, health, store_watch: StoreWatch::default(), stop }, replay, dto))
     }
 
     /// One clock tick: puts what the transports delivered through the pipeline onto the
@@ -111,7 +111,7 @@ impl LiveMode {
     ///
     /// A full or read-only disk does not fail the tick: what arrives stays on the map and in
     /// memory (up to [`MAX_HELD_ROWS`], then the transports wait), the fault goes on the health
-    /// board for the operator, and the commit is tried again every [`RETRY_STORE`].
+    /// board for the operator, and the commit is tried again every [`RETRY_STORE`](super::RETRY_STORE).
     pub(crate) fn pump(&mut self, replay: &mut Replay, now: impl FnOnce() -> Millis) -> Result<(), EngineError> {
         let deadline = Instant::now() + self.slice;
         let (pipeline, picture) = replay.live_parts();
@@ -125,31 +125,16 @@ impl LiveMode {
         }
         let now = now();
         let settled = (now - SETTLE_MS).min(self.held.as_ref().map_or(Millis::MAX, Incoming::arrived_ms));
-        if self.store_failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE) {
+        if self.store_watch.waiting() {
             replay.follow_clock(now);
             return Ok(());
         }
-        match replay.follow(now, settled).map_err(EngineError::from) {
-            Ok(()) => {
-                if self.store_failed_at.take().is_some() {
-                    tracing::info!(db = replay.pipeline().store().path(), "the store takes writes again; everything held is stored");
-                    self.health.storage_ok();
-                }
-                // The pipeline committed: drop-folder files now stored can leave their folder.
-                self.ingest.settle();
-                Ok(())
-            }
-            Err(e) => {
-                let fault = storage_fault(&e).ok_or(e)?;
-                let (db, held) = (replay.pipeline().store().path(), replay.pipeline().buffered());
-                if self.store_failed_at.is_none() {
-                    tracing::error!(db, fault, held, "cannot store; holding what arrives in memory and retrying");
-                }
-                self.store_failed_at = Some(Instant::now());
-                self.health.storage_failed(db, fault, held, now);
-                Ok(())
-            }
+        let followed = replay.follow(now, settled).map_err(EngineError::from);
+        if self.store_watch.settle(followed, replay.pipeline(), &self.health, now)? {
+            // The pipeline committed: drop-folder files now stored can leave their folder.
+            self.ingest.settle();
         }
+        Ok(())
     }
 }
 

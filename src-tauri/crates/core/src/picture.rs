@@ -41,17 +41,27 @@ impl Picture {
     /// Applies observations in arrival order: each replaces its entity's previous one.
     pub fn apply<'a>(&mut self, observations: impl IntoIterator<Item = &'a Observation>) {
         for obs in observations {
-            let newest = self.newest.entry(obs.layer).or_insert(obs.observed_ms);
-            *newest = (*newest).max(obs.observed_ms);
-            self.dirty.insert(obs.entity.clone());
-            self.entities.insert(obs.entity.clone(), obs.clone());
+            self.take(obs.clone());
         }
     }
 
-    /// Replaces the whole picture, for a seek; the next diff is a reset.
-    pub fn rebuild<'a>(&mut self, observations: impl IntoIterator<Item = &'a Observation>) {
+    fn take(&mut self, obs: Observation) {
+        let newest = self.newest.entry(obs.layer).or_insert(obs.observed_ms);
+        *newest = (*newest).max(obs.observed_ms);
+        self.dirty.insert(obs.entity.clone());
+        self.entities.insert(obs.entity.clone(), obs);
+    }
+
+    /// Replaces the whole picture, for a seek, taking the observations (in arrival order)
+    /// rather than copying them; the next diff is a reset, which carries every entity, so none
+    /// is marked changed.
+    pub fn rebuild(&mut self, observations: Vec<Observation>) {
         *self = Picture { reset: true, ..Picture::default() };
-        self.apply(observations);
+        for obs in observations {
+            let newest = self.newest.entry(obs.layer).or_insert(obs.observed_ms);
+            *newest = (*newest).max(obs.observed_ms);
+            self.entities.insert(obs.entity.clone(), obs);
+        }
     }
 
     /// The current observation of an entity.
@@ -82,11 +92,13 @@ impl Picture {
     /// Takes what changed since the last call.
     pub fn take_diff(&mut self) -> PictureDiff {
         let dirty = std::mem::take(&mut self.dirty);
-        PictureDiff {
-            reset: std::mem::take(&mut self.reset),
-            upserts: dirty.iter().filter_map(|e| self.entities.get(e).cloned()).collect(),
-            newest: self.newest.clone(),
-        }
+        let reset = std::mem::take(&mut self.reset);
+        // After a reset the view needs every entity, changed or not.
+        let upserts = match reset {
+            true => self.entities.values().cloned().collect(),
+            false => dirty.iter().filter_map(|e| self.entities.get(e).cloned()).collect(),
+        };
+        PictureDiff { reset, upserts, newest: self.newest.clone() }
     }
 }
 
@@ -127,11 +139,18 @@ mod tests {
         assert_eq!(d.newest[&Layer::Utility], 2500);
         assert!(p.take_diff().is_empty());
 
-        p.rebuild([&a1]);
+        p.rebuild(vec![a1.clone()]);
         let d = p.take_diff();
         assert!(d.reset);
         assert_eq!(d.upserts, vec![a1]);
         assert_eq!(p.len(), 1);
         assert!(!p.newest().contains_key(&Layer::Transport));
+
+        // What arrives after a rebuild, before the diff is taken, goes out with the reset.
+        p.rebuild(vec![a3.clone()]);
+        p.apply([&b2]);
+        let d = p.take_diff();
+        assert!(d.reset);
+        assert_eq!(d.upserts, vec![a3, b2]);
     }
 }

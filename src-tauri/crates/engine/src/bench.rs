@@ -579,6 +579,10 @@ pub struct SeekReport {
     pub seek_p50_ms: f64,
     pub seek_p99_ms: f64,
     pub seek_max_ms: f64,
+    /// After each seek, once it answered: the store's copy of the incidents brought to the
+    /// new time (what the engine does when the clock rests; see `Desk::write_behind`).
+    pub write_behind_p50_ms: f64,
+    pub write_behind_max_ms: f64,
     /// Incidents at the end of the tape.
     pub incidents: u64,
     pub peak_rss_mib: f64,
@@ -630,6 +634,7 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
     // Seeks to random times, forwards and backwards.
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
     let mut lat = Vec::with_capacity(seeks);
+    let mut behind = Vec::with_capacity(seeks);
     for _ in 0..seeks {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -638,8 +643,12 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
         let t = Instant::now();
         replay.seek(target)?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        replay.flush()?;
+        behind.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(f64::total_cmp);
+    behind.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
     Ok(SeekReport {
         observations: accepted,
@@ -651,6 +660,8 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
         seek_p50_ms: pct(0.5),
         seek_p99_ms: pct(0.99),
         seek_max_ms: pct(1.0),
+        write_behind_p50_ms: behind[behind.len() / 2],
+        write_behind_max_ms: behind[behind.len() - 1],
         incidents,
         peak_rss_mib: peak_rss_mib(),
     })

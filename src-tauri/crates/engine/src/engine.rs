@@ -34,6 +34,9 @@ use crate::tiles::MapArchives;
 pub const TICK: Duration = Duration::from_millis(100);
 /// At full speed, how long one tick may spend ingesting before it publishes.
 const MAX_SPEED_SLICE: Duration = Duration::from_millis(60);
+/// How long the clock must rest after a command (a seek, while a trainer scrubs the timeline)
+/// before the store's copy of the incidents is brought to the clock's time.
+const WRITE_BEHIND_AFTER: Duration = Duration::from_millis(400);
 /// The fastest paced speed accepted; faster than this is what "max" is for.
 pub const MAX_FACTOR: f64 = 10_000.0;
 
@@ -526,11 +529,13 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_tick = Instant::now();
+    let mut last_command = Instant::now();
     let mut last_clock = replay.clock();
     loop {
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { break };
+                last_command = Instant::now();
                 let result = match command {
                     Command::Play => {
                         if replay.finished() {
@@ -635,6 +640,11 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                     }
                     if replay.finished() {
                         replay.playing = false;
+                    }
+                } else if last_command.elapsed() >= WRITE_BEHIND_AFTER {
+                    // The clock rests: the store's copy of the incidents catches up with a seek.
+                    if let Err(e) = replay.flush() {
+                        tracing::error!(error = %e, "cannot write the incidents after a seek");
                     }
                 }
                 let mut diff = replay.take_diff(false);

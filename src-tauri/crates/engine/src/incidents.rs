@@ -35,8 +35,11 @@ use crate::store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTi
 
 /// Scenario time between two checkpoints of the correlator, at first.
 pub const CHECKPOINT_MS: Millis = 60_000;
-/// Checkpoints kept at most (besides the empty state).
-pub const MAX_CHECKPOINTS: usize = 48;
+/// Checkpoints kept at most (besides the empty state). A seek correlates forward from the
+/// nearest one, so their spacing bounds its time: 96 over a day are 16 minutes apart, where
+/// 48 left up to 32 minutes to correlate and a seek's 99th percentile twice as long. Since
+/// checkpoints share unchanged incidents, each costs mainly its indexes over open incidents.
+pub const MAX_CHECKPOINTS: usize = 96;
 
 /// Where correlation starts: before any observation a tape can hold.
 const BEFORE: Millis = i64::MIN / 4;
@@ -259,7 +262,8 @@ impl Desk {
         self.persist(store)
     }
 
-    /// Rebuilds correlation at clock time `t` from the nearest checkpoint and the store.
+    /// Rebuilds correlation at clock time `t` from the nearest checkpoint and the store. The
+    /// store's copy of the incidents follows with [`Desk::write_behind`].
     pub fn seek(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let limit = self.limit_for(t);
@@ -268,7 +272,7 @@ impl Desk {
         let (&at, _) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
         if limit < self.state.upto_ms || at > self.state.upto_ms {
             let cp = &self.checkpoints[&at];
-            self.state = cp.clone();
+            crate::drop_aside(std::mem::replace(&mut self.state, cp.clone()));
             self.ui_reset = true;
             self.db_reset = true;
             tracing::debug!(from = self.state.upto_ms, to = limit, "incidents rebuilt from a checkpoint");
@@ -278,10 +282,17 @@ impl Desk {
         if limit > self.state.upto_ms {
             self.advance(store, limit)?;
         }
-        let advanced = started.elapsed().as_secs_f64() * 1000.0;
-        let r = self.persist(store);
-        tracing::debug!(restored, advanced_ms = advanced - restored, forward_s = (limit - from) / 1000, persist_ms = started.elapsed().as_secs_f64() * 1000.0 - advanced, "incident seek");
-        r
+        tracing::debug!(restored, advanced_ms = started.elapsed().as_secs_f64() * 1000.0 - restored, forward_s = (limit - from) / 1000, "incident seek");
+        Ok(())
+    }
+
+    /// Writes to the store what changed since it was last written. A seek leaves this for
+    /// later, because bringing the store's copy of thousands of incidents to a new time costs
+    /// more than the seek itself, and a trainer scrubbing the timeline seeks again before it
+    /// would matter: the engine calls this when the clock has rested, and before anything
+    /// reads the incidents from the store ([`crate::replay::Replay::flush`]).
+    pub fn write_behind(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.persist(store)
     }
 
     /// Observations were added to the store at arrival time `t` behind the tape (a trainer's

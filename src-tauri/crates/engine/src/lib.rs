@@ -33,7 +33,18 @@ pub mod report;
 pub mod scenario;
 pub mod store;
 pub mod tiles;
+pub mod timeline;
 pub mod training;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
+
+/// Drops a large structure (the picture or the incidents a seek replaced: tens of thousands
+/// of allocations to free) on a thread of its own, so that freeing the old state does not
+/// delay the answer that shows the new one.
+pub(crate) fn drop_aside<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new().name("drop-aside".into()).spawn(move || drop(value)) {
+        // The failed spawn dropped the closure, and the value with it, on this thread.
+        tracing::debug!(error = %e, "no thread to drop on; dropped in place");
+    }
+}

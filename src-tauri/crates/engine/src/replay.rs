@@ -21,6 +21,7 @@ use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::error::EngineError;
 use crate::store::{InjectRow, StoreError};
+use crate::timeline::PictureIndex;
 use cityops_core::{inject, tape};
 
 /// The state of one scenario replay.
@@ -34,6 +35,8 @@ pub struct Replay {
     now_ms: Millis,
     end_ms: Millis,
     picture: Picture,
+    /// Where a seek finds the picture at its time.
+    index: PictureIndex,
     /// The incidents, when the scenario names correlation rules.
     desk: Option<Desk>,
     /// `None` runs as fast as the pipeline goes.
@@ -56,6 +59,7 @@ impl Replay {
         pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
         let end_ms = scenario.end_ms();
         let desk = scenario.rules.clone().map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, end_ms));
+        let index = PictureIndex::new(pipeline.run(), start);
         Replay {
             scenario,
             pipeline,
@@ -64,6 +68,7 @@ impl Replay {
             now_ms: start,
             end_ms,
             picture: Picture::new(),
+            index,
             desk,
             speed: Some(1.0),
             playing: false,
@@ -91,11 +96,12 @@ impl Replay {
     pub(crate) fn resume_live(&mut self, now: Millis) -> Result<(), StoreError> {
         let (store, run) = (self.pipeline.store(), self.pipeline.run());
         let shown = store.picture_at(run, now)?;
-        self.picture.rebuild(&shown);
+        let entities = shown.len();
+        self.picture.rebuild(shown);
         if let Some(desk) = &mut self.desk {
             desk.resume(store)?;
         }
-        tracing::info!(run, entities = shown.len(), "live run resumed");
+        tracing::info!(run, entities, "live run resumed");
         Ok(())
     }
 
@@ -115,6 +121,7 @@ impl Replay {
     pub(crate) fn follow(&mut self, now: Millis, settled: Millis) -> Result<(), StoreError> {
         self.follow_clock(now);
         self.pipeline.flush()?;
+        self.index.follow(self.pipeline.store(), settled)?;
         match &mut self.desk {
             Some(desk) => desk.correlate_to(self.pipeline.store(), settled),
             None => Ok(()),
@@ -163,6 +170,12 @@ impl Replay {
         &self.picture
     }
 
+    /// Brings the picture index up to the committed log (call after a flush). Past the
+    /// scenario's end the frontier is an open bound, not a time to take snapshots up to.
+    fn index_ingested(&mut self) -> Result<(), StoreError> {
+        self.index.follow(self.pipeline.store(), self.frontier_ms.min(self.end_ms))
+    }
+
     /// Scenario time the picture shows.
     pub fn now_ms(&self) -> Millis {
         self.now_ms
@@ -205,6 +218,7 @@ impl Replay {
         }
         self.now_ms = t;
         self.pipeline.flush()?;
+        self.index_ingested()?;
         self.correlate()
     }
 
@@ -232,15 +246,20 @@ impl Replay {
         }
         self.pipeline.flush()?;
         let started = std::time::Instant::now();
-        let shown = self.pipeline.store().picture_at(self.pipeline.run(), t)?;
-        self.picture.rebuild(&shown);
+        self.index_ingested()?;
+        let indexed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let shown = self.index.picture_at(self.pipeline.store(), t)?;
+        let read_ms = started.elapsed().as_secs_f64() * 1000.0 - indexed_ms;
+        let entities = shown.len();
+        crate::drop_aside(std::mem::take(&mut self.picture));
+        self.picture.rebuild(shown);
         let picture_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.now_ms = t;
         let result = match &mut self.desk {
             Some(desk) => desk.seek(self.pipeline.store(), t),
             None => Ok(()),
         };
-        tracing::debug!(t, picture_ms, incidents_ms = started.elapsed().as_secs_f64() * 1000.0 - picture_ms, entities = shown.len(), "seek");
+        tracing::debug!(t, picture_ms, indexed_ms, read_ms, incidents_ms = started.elapsed().as_secs_f64() * 1000.0 - picture_ms, entities, "seek");
         result
     }
 
@@ -318,12 +337,18 @@ impl Replay {
         self.ingest_until(Millis::MAX, false)?;
         self.now_ms = self.end_ms;
         self.pipeline.flush()?;
+        self.index_ingested()?;
         self.correlate()
     }
 
-    /// Commits what the pipeline buffered, so that store queries see everything ingested.
+    /// Commits what the pipeline buffered and writes the incidents a seek left for later, so
+    /// that store queries see everything ingested and the incidents at the clock's time.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        self.pipeline.flush()
+        self.pipeline.flush()?;
+        match &mut self.desk {
+            Some(desk) => desk.write_behind(self.pipeline.store()),
+            None => Ok(()),
+        }
     }
 
     /// The newest quarantine entries of this run (of one feed, if given), after committing

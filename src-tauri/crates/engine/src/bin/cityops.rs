@@ -14,6 +14,12 @@ use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
 use cityops_engine::store::Store;
 
+/// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
+/// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
+/// the time (BENCHMARKS.md, time travel).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cityops", version, about = "cityops without a window: replay scenarios, inspect stores")]
 struct Cli {
@@ -528,8 +534,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let r = cityops_engine::bench::seek(observations, seeks.max(1), &dir)?;
             println!("{}", serde_json::to_string(&r)?);
             eprintln!(
-                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms; {} incidents; peak RSS {:.0} MiB",
-                r.observations, r.pipeline_per_sec, r.replay_per_sec, r.replay_ratio, r.speed_up, r.seeks, r.seek_p50_ms, r.seek_p99_ms, r.seek_max_ms, r.incidents, r.peak_rss_mib
+                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms, then the store's incidents p50 {:.0} ms max {:.0} ms; {} incidents; peak RSS {:.0} MiB",
+                r.observations,
+                r.pipeline_per_sec,
+                r.replay_per_sec,
+                r.replay_ratio,
+                r.speed_up,
+                r.seeks,
+                r.seek_p50_ms,
+                r.seek_p99_ms,
+                r.seek_max_ms,
+                r.write_behind_p50_ms,
+                r.write_behind_max_ms,
+                r.incidents,
+                r.peak_rss_mib
             );
             Ok(())
         }

@@ -163,6 +163,8 @@ impl Store {
     fn init(mut conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // `rarray(?)`: a list of row ids as one parameter (the picture's rows at a seek).
+        rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn, full: false })
@@ -317,6 +319,29 @@ impl Store {
              WHERE run = ?1 AND received_ms <= ?2 GROUP BY entity) JOIN observations ON id = last ORDER BY id"
         );
         self.collect(&sql, params![run, t])
+    }
+
+    /// Every row of the run inserted after row `after_id`, as (id, entity, arrival time), in
+    /// insert order: how the picture index ([`crate::timeline`]) keeps up with the log. (The
+    /// unary `+` keeps SQLite on the row id range instead of the run's whole arrival index.)
+    pub fn rows_after(&self, run: RunId, after_id: i64) -> Result<Vec<(i64, String, Millis)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, entity, received_ms FROM observations WHERE id > ?2 AND +run = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![run, after_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The (id, entity) of every row that arrived in `(after, until]`.
+    pub fn arrival_ids_between(&self, run: RunId, after: Millis, until: Millis) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached("SELECT id, entity FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3")?;
+        let rows = stmt.query_map(params![run, after, until], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The observations with these row ids, in id order (ids not in the log are skipped).
+    pub fn observations_by_id(&self, ids: &[i64]) -> Result<Vec<Observation>, StoreError> {
+        let sql = format!("SELECT {OBS_COLUMNS} FROM observations WHERE id IN rarray(?1) ORDER BY id");
+        let ids: std::rc::Rc<Vec<rusqlite::types::Value>> = std::rc::Rc::new(ids.iter().copied().map(rusqlite::types::Value::from).collect());
+        self.collect(&sql, params![ids])
     }
 
     /// Observations that arrived in `(after, until]`, in arrival order.

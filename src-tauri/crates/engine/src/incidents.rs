@@ -8,16 +8,21 @@
 //! the scenario). The state at `t` therefore depends only on `t`, never on the replay speed or
 //! on how the clock got there.
 //!
-//! **Seeking** restores the latest checkpoint (a clone of the correlator, kept every
-//! [`CHECKPOINT_MS`] of scenario time at first) at or before the target and correlates forward
-//! from the store. At most [`MAX_CHECKPOINTS`] are kept: when there would be more, the spacing
-//! doubles and the checkpoints off the new spacing are dropped, so a long run costs memory and
-//! clone time logarithmic in its length, and a seek correlates at most one spacing forward. Manual decisions are part of that history: each is applied at the clock position it
+//! **Seeking** restores the latest checkpoint (a clone of the correlator) at or before the
+//! target and correlates forward from the store. Checkpoints are spaced by the correlation
+//! *work* between them, not by scenario time: one is taken at a whole minute once correlating
+//! since the last one took [`CHECKPOINT_WORK`] (raised whenever there would be more than
+//! [`MAX_CHECKPOINTS`], the closest ones then merged), because minutes differ: early in a day,
+//! with every entity new, a minute can cost five times a later one. A seek's forward
+//! correlation is thus bounded by the budget wherever it lands. The placement depends on how
+//! fast this machine correlated, never the result: the state at a whole second is the same
+//! however it was reached. Manual decisions are part of that history: each is applied at the clock position it
 //! was made at, so seeking back before a merge shows the incidents unmerged, and playing past it
 //! merges them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
 //! stay as they are when the clock moves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use cityops_core::assets::AssetIndex;
 use cityops_core::correlate::{ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership};
@@ -33,12 +38,13 @@ use crate::dto::{
 use crate::error::EngineError;
 use crate::store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
 
-/// Scenario time between two checkpoints of the correlator, at first.
+/// Checkpoints fall on whole minutes of scenario time.
 pub const CHECKPOINT_MS: Millis = 60_000;
+/// Correlation time between two checkpoints, at first.
+pub const CHECKPOINT_WORK: Duration = Duration::from_millis(10);
 /// Checkpoints kept at most (besides the empty state). A seek correlates forward from the
-/// nearest one, so their spacing bounds its time: 96 over a day are 16 minutes apart, where
-/// 48 left up to 32 minutes to correlate and a seek's 99th percentile twice as long. Since
-/// checkpoints share unchanged incidents, each costs mainly its indexes over open incidents.
+/// nearest one, so more of them make seeks faster; since checkpoints share unchanged incidents,
+/// each costs mainly its indexes over open incidents (about 13 MB with 35,000 incidents).
 pub const MAX_CHECKPOINTS: usize = 96;
 
 /// Where correlation starts: before any observation a tape can hold.
@@ -76,6 +82,12 @@ struct Decision {
     op: DecisionOp,
 }
 
+/// A kept state of the correlator, and the correlation time it took from the checkpoint before.
+struct Checkpoint {
+    state: Corr,
+    work: Duration,
+}
+
 /// The correlator and how far it has been fed.
 #[derive(Debug, Clone)]
 struct Corr {
@@ -99,9 +111,12 @@ pub struct Desk {
     start_floor: Millis,
     end_ms: Millis,
     state: Corr,
-    checkpoints: BTreeMap<Millis, Corr>,
-    /// Scenario time between checkpoints now (a power-of-two multiple of [`CHECKPOINT_MS`]).
-    spacing: Millis,
+    checkpoints: BTreeMap<Millis, Checkpoint>,
+    /// Correlation time between checkpoints now ([`CHECKPOINT_WORK`], raised by a quarter each
+    /// time there are too many).
+    budget: Duration,
+    /// Correlation time spent since the state left its checkpoint.
+    work_since: Duration,
     decisions: Vec<Decision>,
     lifecycle: HashMap<String, Lifecycle>,
     sop: HashMap<String, BTreeMap<u32, String>>,
@@ -156,14 +171,15 @@ impl Desk {
     pub fn new(run: RunId, rules: Rules, assets: AssetIndex, start_ms: Millis, end_ms: Millis) -> Desk {
         let state = Corr { correlator: Correlator::new(rules, assets), upto_ms: BEFORE, applied: 0 };
         let mut checkpoints = BTreeMap::new();
-        checkpoints.insert(BEFORE, state.clone());
+        checkpoints.insert(BEFORE, Checkpoint { state: state.clone(), work: Duration::ZERO });
         Desk {
             run,
             start_floor: start_ms.div_euclid(1000) * 1000,
             end_ms,
             state,
             checkpoints,
-            spacing: CHECKPOINT_MS,
+            budget: CHECKPOINT_WORK,
+            work_since: Duration::ZERO,
             decisions: Vec::new(),
             lifecycle: HashMap::new(),
             sop: HashMap::new(),
@@ -272,7 +288,8 @@ impl Desk {
         let (&at, _) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
         if limit < self.state.upto_ms || at > self.state.upto_ms {
             let cp = &self.checkpoints[&at];
-            crate::drop_aside(std::mem::replace(&mut self.state, cp.clone()));
+            crate::drop_aside(std::mem::replace(&mut self.state, cp.state.clone()));
+            self.work_since = Duration::ZERO;
             self.ui_reset = true;
             self.db_reset = true;
             tracing::debug!(from = self.state.upto_ms, to = limit, "incidents rebuilt from a checkpoint");
@@ -305,7 +322,8 @@ impl Desk {
         if self.state.upto_ms > t {
             let upto = self.state.upto_ms;
             let (_, cp) = self.checkpoints.range(..=t).next_back().expect("the empty state is always a checkpoint");
-            self.state = cp.clone();
+            self.state = cp.state.clone();
+            self.work_since = Duration::ZERO;
             self.ui_reset = true;
             self.db_reset = true;
             self.advance(store, upto)?;
@@ -317,9 +335,10 @@ impl Desk {
         self.apply_due_decisions();
         while self.state.upto_ms < limit {
             let upto = self.state.upto_ms;
-            let boundary = upto.max(self.start_floor).div_euclid(self.spacing) * self.spacing + self.spacing;
+            let boundary = upto.max(self.start_floor).div_euclid(CHECKPOINT_MS) * CHECKPOINT_MS + CHECKPOINT_MS;
             let decision = self.decisions.get(self.state.applied).map(|d| d.position_ms).filter(|p| *p > upto);
             let stop = [Some(limit), Some(boundary), decision].into_iter().flatten().min().expect("limit is some");
+            let started = Instant::now();
             let mut seconds: BTreeMap<i64, Vec<Observation>> = BTreeMap::new();
             for o in store.arrived_between(self.run, upto - 1, stop - 1)? {
                 seconds.entry(o.received_ms.div_euclid(1000)).or_default().push(o);
@@ -331,26 +350,47 @@ impl Desk {
             // An empty second lets time-driven changes (escalation, expiring reports) happen.
             let changes = self.state.correlator.ingest_second(stop.div_euclid(1000) - 1, &mut []);
             self.note(changes);
+            self.work_since += started.elapsed();
             self.state.upto_ms = stop;
             self.apply_due_decisions();
-            if stop == boundary {
+            // Behind a checkpoint already kept (correlating forward after a seek back), the
+            // road ahead is covered: a clone here would only cost the seek.
+            let covered = self.checkpoints.range(stop..).next().is_some();
+            if stop == boundary && self.work_since >= self.budget && !covered {
                 self.checkpoint();
             }
         }
         Ok(())
     }
 
-    /// Keeps the current state as a checkpoint, thinning the older ones when there are too many.
+    /// Keeps the current state as a checkpoint; when there are too many, raises the budget and
+    /// merges neighbours (in time order) until each kept one stands a budget of work after the
+    /// one before it.
     fn checkpoint(&mut self) {
-        if self.checkpoints.len() > MAX_CHECKPOINTS {
-            self.spacing *= 2;
-            let spacing = self.spacing;
-            self.checkpoints.retain(|t, _| *t == BEFORE || t.rem_euclid(spacing) == 0);
-            tracing::debug!(spacing, kept = self.checkpoints.len(), "incident checkpoints thinned");
+        self.checkpoints.insert(self.state.upto_ms, Checkpoint { state: self.state.clone(), work: self.work_since });
+        self.work_since = Duration::ZERO;
+        if self.checkpoints.len() <= MAX_CHECKPOINTS + 1 {
+            return;
         }
-        if self.state.upto_ms.rem_euclid(self.spacing) == 0 {
-            self.checkpoints.insert(self.state.upto_ms, self.state.clone());
+        // A quarter more, not twice: merging then keeps about four fifths of them, so the
+        // budget stays close to what the memory allows.
+        self.budget = self.budget * 5 / 4;
+        let keys: Vec<Millis> = self.checkpoints.keys().copied().filter(|k| *k != BEFORE).collect();
+        let mut carried = Duration::ZERO;
+        for k in keys {
+            let cp = self.checkpoints.get_mut(&k).expect("listed above");
+            carried += cp.work;
+            if carried >= self.budget {
+                cp.work = carried;
+                carried = Duration::ZERO;
+            } else {
+                self.checkpoints.remove(&k);
+            }
         }
+        // What trails the last kept checkpoint leads up to the state (which is, but after a
+        // seek back, at the newest checkpoint), so it counts towards the next one.
+        self.work_since = carried;
+        tracing::debug!(budget_ms = self.budget.as_millis() as u64, kept = self.checkpoints.len(), "incident checkpoints thinned");
     }
 
     fn apply_due_decisions(&mut self) {

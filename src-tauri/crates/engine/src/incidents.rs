@@ -14,11 +14,13 @@
 //! since the last one took [`CHECKPOINT_WORK`] (raised whenever there would be more than
 //! [`MAX_CHECKPOINTS`], the closest ones then merged), because minutes differ: early in a day,
 //! with every entity new, a minute can cost five times a later one. A seek's forward
-//! correlation is thus bounded by the budget wherever it lands. The placement depends on how
-//! fast this machine correlated, never the result: the state at a whole second is the same
-//! however it was reached. Manual decisions are part of that history: each is applied at the clock position it
-//! was made at, so seeking back before a merge shows the incidents unmerged, and playing past it
-//! merges them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
+//! correlation is thus bounded (by about twice the budget, as merging overshoots) wherever it
+//! lands. The placement depends on how fast this machine correlated, never the result: the
+//! state at a whole second is the same however it was reached.
+//!
+//! Manual decisions are part of that history: each is applied at the clock position it was made
+//! at, so seeking back before a merge shows the incidents unmerged, and playing past it merges
+//! them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
 //! stay as they are when the clock moves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

@@ -371,28 +371,28 @@ impl Desk {
     fn checkpoint(&mut self) {
         self.checkpoints.insert(self.state.upto_ms, Checkpoint { state: self.state.clone(), work: self.work_since });
         self.work_since = Duration::ZERO;
-        if self.checkpoints.len() <= MAX_CHECKPOINTS + 1 {
-            return;
-        }
-        // A quarter more, not twice: merging then keeps about four fifths of them, so the
-        // budget stays close to what the memory allows.
-        self.budget = self.budget * 5 / 4;
-        let keys: Vec<Millis> = self.checkpoints.keys().copied().filter(|k| *k != BEFORE).collect();
-        let mut carried = Duration::ZERO;
-        for k in keys {
-            let cp = self.checkpoints.get_mut(&k).expect("listed above");
-            carried += cp.work;
-            if carried >= self.budget {
-                cp.work = carried;
-                carried = Duration::ZERO;
-            } else {
-                self.checkpoints.remove(&k);
+        while self.checkpoints.len() > MAX_CHECKPOINTS + 1 {
+            // A quarter more, not twice: merging then keeps about four fifths of them, so the
+            // budget stays close to what the memory allows. When every checkpoint stands more
+            // than the new budget apart, nothing merges and the budget rises again.
+            self.budget = self.budget * 5 / 4;
+            let keys: Vec<Millis> = self.checkpoints.keys().copied().filter(|k| *k != BEFORE).collect();
+            let mut carried = Duration::ZERO;
+            for k in keys {
+                let cp = self.checkpoints.get_mut(&k).expect("listed above");
+                carried += cp.work;
+                if carried >= self.budget {
+                    cp.work = carried;
+                    carried = Duration::ZERO;
+                } else {
+                    self.checkpoints.remove(&k);
+                }
             }
+            // What trails the last kept checkpoint leads up to the state (which is, but after a
+            // seek back, at the newest checkpoint), so it counts towards the next one.
+            self.work_since += carried;
+            tracing::debug!(budget_ms = self.budget.as_millis() as u64, kept = self.checkpoints.len(), "incident checkpoints thinned");
         }
-        // What trails the last kept checkpoint leads up to the state (which is, but after a
-        // seek back, at the newest checkpoint), so it counts towards the next one.
-        self.work_since = carried;
-        tracing::debug!(budget_ms = self.budget.as_millis() as u64, kept = self.checkpoints.len(), "incident checkpoints thinned");
     }
 
     fn apply_due_decisions(&mut self) {
@@ -727,4 +727,40 @@ impl Desk {
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However unevenly the minutes cost, the desk keeps at most [`MAX_CHECKPOINTS`] besides
+    /// the empty state, loses no work in merging (every checkpoint's work plus what the state
+    /// carries adds up to all the work done), and ends with kept checkpoints at least a budget
+    /// of work apart.
+    #[test]
+    fn checkpoints_merge_by_work_and_stay_bounded() {
+        let rules = Rules::parse(include_str!("../../../../fixtures/rules/default.toml")).unwrap();
+        let mut desk = Desk::new(1, rules, AssetIndex::default(), 0, Millis::MAX);
+        let mut total = Duration::ZERO;
+        for minute in 1..=3_000u64 {
+            desk.state.upto_ms = minute as Millis * CHECKPOINT_MS;
+            // The first hours cost five times the rest, as in the generated benchmark day.
+            let work = Duration::from_millis(if minute < 120 { 50 } else { 10 } + minute % 7);
+            desk.work_since += work;
+            total += work;
+            if desk.work_since >= desk.budget {
+                desk.checkpoint();
+            }
+            assert!(desk.checkpoints.len() <= MAX_CHECKPOINTS + 1, "{} checkpoints at minute {minute}", desk.checkpoints.len());
+        }
+        assert!(desk.checkpoints.contains_key(&BEFORE));
+        assert_eq!(desk.checkpoints.values().map(|c| c.work).sum::<Duration>() + desk.work_since, total);
+        assert!(desk.budget > CHECKPOINT_WORK, "the budget rose as the run grew");
+        let kept: Vec<Duration> = desk.checkpoints.iter().filter(|(k, _)| **k != BEFORE).map(|(_, c)| c.work).collect();
+        assert!(kept.len() > MAX_CHECKPOINTS / 2, "merging kept {} of {MAX_CHECKPOINTS}", kept.len());
+        // The early, expensive hours hold more checkpoints per minute than the cheap ones.
+        let early = desk.checkpoints.keys().filter(|k| **k != BEFORE && **k < 120 * CHECKPOINT_MS).count();
+        let late = desk.checkpoints.keys().filter(|k| **k >= 2_880 * CHECKPOINT_MS - 120 * CHECKPOINT_MS).count();
+        assert!(early > late, "{early} checkpoints in the first two hours, {late} in the last two");
+    }
 }

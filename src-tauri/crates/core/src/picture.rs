@@ -46,9 +46,14 @@ impl Picture {
     }
 
     fn take(&mut self, obs: Observation) {
+        self.dirty.insert(obs.entity.clone());
+        self.place(obs);
+    }
+
+    /// Puts an observation in its entity's place, without marking it changed.
+    fn place(&mut self, obs: Observation) {
         let newest = self.newest.entry(obs.layer).or_insert(obs.observed_ms);
         *newest = (*newest).max(obs.observed_ms);
-        self.dirty.insert(obs.entity.clone());
         self.entities.insert(obs.entity.clone(), obs);
     }
 
@@ -58,9 +63,7 @@ impl Picture {
     pub fn rebuild(&mut self, observations: Vec<Observation>) {
         *self = Picture { reset: true, ..Picture::default() };
         for obs in observations {
-            let newest = self.newest.entry(obs.layer).or_insert(obs.observed_ms);
-            *newest = (*newest).max(obs.observed_ms);
-            self.entities.insert(obs.entity.clone(), obs);
+            self.place(obs);
         }
     }
 

@@ -283,7 +283,7 @@ impl Desk {
     /// Rebuilds correlation at clock time `t` from the nearest checkpoint and the store. The
     /// store's copy of the incidents follows with [`Desk::write_behind`].
     pub fn seek(&mut self, store: &Store, t: Millis) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let limit = self.limit_for(t);
         // The nearest checkpoint at or before the target: behind the clock, or ahead of it when
         // the tape was correlated that far before (a forward seek then skips the hours between).

@@ -35,7 +35,8 @@ pub struct Replay {
     now_ms: Millis,
     end_ms: Millis,
     picture: Picture,
-    /// Where a seek finds the picture at its time.
+    /// Where a seek finds the picture at its time. Live mode refuses seeks, so it is only
+    /// kept up as a replay ingests (a seek would still catch it up with the whole log).
     index: PictureIndex,
     /// The incidents, when the scenario names correlation rules.
     desk: Option<Desk>,
@@ -121,7 +122,6 @@ impl Replay {
     pub(crate) fn follow(&mut self, now: Millis, settled: Millis) -> Result<(), StoreError> {
         self.follow_clock(now);
         self.pipeline.flush()?;
-        self.index.follow(self.pipeline.store(), settled)?;
         match &mut self.desk {
             Some(desk) => desk.correlate_to(self.pipeline.store(), settled),
             None => Ok(()),

@@ -20,7 +20,7 @@ use crate::live::{FeedHealthDto, Health, StorageHealthDto};
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::error::EngineError;
-use crate::store::{InjectRow, StoreError};
+use crate::store::{InjectRow, Store, StoreError};
 use crate::timeline::PictureIndex;
 use cityops_core::{inject, tape};
 
@@ -38,6 +38,9 @@ pub struct Replay {
     /// Where a seek finds the picture at its time. Live mode refuses seeks, so it is only
     /// kept up as a replay ingests (a seek would still catch it up with the whole log).
     index: PictureIndex,
+    /// A read-only connection to the store, opened at the first seek, through which the
+    /// picture is read while the desk correlates (`None` for an in-memory store).
+    reader: Option<Store>,
     /// The incidents, when the scenario names correlation rules.
     desk: Option<Desk>,
     /// `None` runs as fast as the pipeline goes.
@@ -70,6 +73,7 @@ impl Replay {
             end_ms,
             picture: Picture::new(),
             index,
+            reader: None,
             desk,
             speed: Some(1.0),
             playing: false,
@@ -245,22 +249,59 @@ impl Replay {
             self.ingest_until(t, false)?;
         }
         self.pipeline.flush()?;
+        if self.reader.is_none() {
+            // Without a reader the seek still works, on one thread.
+            self.reader = self.pipeline.store().reader().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no second connection to the store: the seek reads the picture and the incidents in turn");
+                None
+            });
+        }
         let started = std::time::Instant::now();
-        self.index_ingested()?;
-        let indexed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let shown = self.index.picture_at(self.pipeline.store(), t)?;
-        let read_ms = started.elapsed().as_secs_f64() * 1000.0 - indexed_ms;
-        let entities = shown.len();
-        crate::drop_aside(std::mem::take(&mut self.picture));
-        self.picture.rebuild(shown);
-        let picture_ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.now_ms = t;
-        let result = match &mut self.desk {
-            Some(desk) => desk.seek(self.pipeline.store(), t),
-            None => Ok(()),
+        let settled = self.frontier_ms.min(self.end_ms);
+        let (store, index, picture, desk) = (self.pipeline.store(), &mut self.index, &mut self.picture, &mut self.desk);
+        let seek_desk = |desk: &mut Option<Desk>| -> Result<f64, StoreError> {
+            let started = std::time::Instant::now();
+            if let Some(desk) = desk {
+                desk.seek(store, t)?;
+            }
+            Ok(started.elapsed().as_secs_f64() * 1000.0)
         };
-        tracing::debug!(t, picture_ms, indexed_ms, read_ms, incidents_ms = started.elapsed().as_secs_f64() * 1000.0 - picture_ms, entities, "seek");
-        result
+        // The picture and the incidents are independent: with a reader of its own, the picture
+        // is read on a second thread while the desk correlates on this one.
+        let (shown, incidents_ms) = match self.reader.take() {
+            Some(reader) => std::thread::scope(|s| {
+                let read = s.spawn(move || {
+                    let shown = Self::picture_read(index, picture, &reader, settled, t);
+                    (reader, shown)
+                });
+                let incidents = seek_desk(desk);
+                let (reader, shown) = read.join().expect("the picture read does not panic");
+                self.reader = Some(reader);
+                (shown, incidents)
+            }),
+            None => {
+                let shown = Self::picture_read(index, picture, store, settled, t);
+                (shown, seek_desk(desk))
+            }
+        };
+        let (indexed_ms, read_ms, entities) = shown?;
+        let incidents_ms = incidents_ms?;
+        self.now_ms = t;
+        tracing::debug!(t, seek_ms = started.elapsed().as_secs_f64() * 1000.0, indexed_ms, read_ms, incidents_ms, entities, "seek");
+        Ok(())
+    }
+
+    /// The picture at `t` through the index (brought up to the ingested log first); returns
+    /// the milliseconds the index and the read took and how many entities it shows.
+    fn picture_read(index: &mut PictureIndex, picture: &mut Picture, store: &Store, settled: Millis, t: Millis) -> Result<(f64, f64, usize), StoreError> {
+        let started = std::time::Instant::now();
+        index.follow(store, settled)?;
+        let indexed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let shown = index.picture_at(store, t)?;
+        let entities = shown.len();
+        crate::drop_aside(std::mem::take(picture));
+        picture.rebuild(shown);
+        Ok((indexed_ms, started.elapsed().as_secs_f64() * 1000.0 - indexed_ms, entities))
     }
 
     /// A trainer's inject: the scenario's palette entry `id` at the place picked, made now.

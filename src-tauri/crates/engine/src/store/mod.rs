@@ -22,7 +22,7 @@ use std::path::Path;
 
 use cityops_core::grid::{self, BBox};
 use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 pub use migrations::SCHEMA_VERSION;
 pub use outbox::{ActionRecord, ActionRow, AttemptEnd, NewAction};
@@ -153,6 +153,21 @@ impl Store {
         store.conn.pragma_update(None, "synchronous", "FULL")?;
         store.full = true;
         Ok(store)
+    }
+
+    /// A second, read-only connection to an open database file (`None` for an in-memory
+    /// one, which no other connection can see). A seek reads the picture through it on one
+    /// core while the incidents are rebuilt through the writer's connection on the other;
+    /// WAL lets both read at once and shows the reader every commit made before it begins.
+    pub fn reader(&self) -> Result<Option<Store>, StoreError> {
+        let path = self.path();
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        rusqlite::vtab::array::load_module(&conn)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Some(Store { conn, full: false }))
     }
 
     /// A private in-memory database, for tests and benchmarks.

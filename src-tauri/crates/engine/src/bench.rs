@@ -389,7 +389,14 @@ pub struct DecodeRate {
     pub bare_mb_per_sec: f64,
     /// Adapter rate over bare parser rate (goal: at least 0.5).
     pub ratio: f64,
+    /// For XML, the tokenizer alone (no attribute read), megabytes per second.
+    pub tokenizer_mb_per_sec: Option<f64>,
+    /// Adapter rate over the tokenizer's.
+    pub tokenizer_ratio: Option<f64>,
 }
+
+/// A parser run over a body for the decode benchmark; returns how many items it found.
+pub type ParseFn = fn(&[u8]) -> Result<usize, feeds::DecodeError>;
 
 /// A set of real payloads of one format, and the bare parser to compare its adapter with.
 pub struct DecodeCase {
@@ -401,8 +408,10 @@ pub struct DecodeCase {
     pub source: String,
     /// The payloads, with the topic each arrived on.
     pub payloads: Vec<(Option<String>, Vec<u8>)>,
-    /// Runs only the underlying parser over a body.
-    pub bare: fn(&[u8]) -> Result<usize, feeds::DecodeError>,
+    /// Runs only the underlying parser over a body, producing its whole output.
+    pub bare: ParseFn,
+    /// For XML, the tokenizer under the parser (start tags found, nothing else read).
+    pub tokenize: Option<ParseFn>,
     /// When the payloads are taken to arrive (adapters refuse times a year off arrival).
     pub received_ms: i64,
 }
@@ -412,7 +421,7 @@ pub struct DecodeCase {
 pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, EngineError> {
     let mut adapter = feeds::adapter_for(&case.spec, &case.base_dir)?;
     let bytes: usize = case.payloads.iter().map(|(_, b)| b.len()).sum();
-    let (mut adapter_secs, mut bare_secs, mut passes, mut observations) = (0.0, 0.0, 0usize, 0usize);
+    let (mut adapter_secs, mut bare_secs, mut tokenize_secs, mut passes, mut observations) = (0.0, 0.0, 0.0, 0usize, 0usize);
     while adapter_secs < min_secs || bare_secs < min_secs {
         let t = Instant::now();
         observations = 0;
@@ -433,6 +442,13 @@ pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, Engin
             let _ = std::hint::black_box((case.bare)(body));
         }
         bare_secs += t.elapsed().as_secs_f64();
+        if let Some(tokenize) = case.tokenize {
+            let t = Instant::now();
+            for (_, body) in &case.payloads {
+                let _ = std::hint::black_box(tokenize(body));
+            }
+            tokenize_secs += t.elapsed().as_secs_f64();
+        }
         passes += 1;
     }
     let mb = (bytes * passes) as f64 / 1e6;
@@ -446,6 +462,8 @@ pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, Engin
         adapter_mb_per_sec: mb / adapter_secs,
         bare_mb_per_sec: mb / bare_secs,
         ratio: bare_secs / adapter_secs,
+        tokenizer_mb_per_sec: case.tokenize.map(|_| mb / tokenize_secs),
+        tokenizer_ratio: case.tokenize.map(|_| tokenize_secs / adapter_secs),
     })
 }
 

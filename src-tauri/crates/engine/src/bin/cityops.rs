@@ -144,6 +144,9 @@ enum Command {
         /// The shared sample data folder (real CAP and GTFS-RT captures).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
+        /// Only these formats (for example `cot`); all when none is given.
+        #[arg(long = "format")]
+        formats: Vec<String>,
     },
     /// Prints the incidents of a run with their members and explanations.
     Incidents {
@@ -491,12 +494,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::BenchDecode { seconds, data } => {
-            for case in decode_cases(&data)? {
+        Command::BenchDecode { seconds, data, formats } => {
+            for case in decode_cases(&data)?.into_iter().filter(|c| formats.is_empty() || formats.iter().any(|f| f == c.spec.format.as_str())) {
                 let r = cityops_engine::bench::decode_rate(&case, seconds)?;
                 println!("{}", serde_json::to_string(&r)?);
+                let tokenizer = match (r.tokenizer_mb_per_sec, r.tokenizer_ratio) {
+                    (Some(mb), Some(ratio)) => format!("; tokenizer alone {mb:.1} MB/s, ratio {ratio:.2}"),
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "{:<12} {:>5} msgs {:>9} B -> {:>6} obs: adapter {:>8.0} msg/s {:>7.1} MB/s, bare {:>7.1} MB/s, ratio {:.2}  ({})",
+                    "{:<12} {:>5} msgs {:>9} B -> {:>6} obs: adapter {:>8.0} msg/s {:>7.1} MB/s, bare {:>7.1} MB/s, ratio {:.2}{tokenizer}  ({})",
                     r.format, r.messages, r.bytes, r.observations, r.adapter_msgs_per_sec, r.adapter_mb_per_sec, r.bare_mb_per_sec, r.ratio, r.source
                 );
             }
@@ -739,6 +746,7 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         source: "fixtures/scenarios/helsinki-storm tape bodies".into(),
         payloads: demo.messages.iter().map(|m| (m.topic.clone(), m.body.clone())).collect(),
         bare: feeds::geojson::bare_parse,
+        tokenize: None,
         received_ms: DEMO_TIME_MS,
     });
 
@@ -758,7 +766,8 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         base_dir: cap_dir.clone(),
         source: format!("{} real alerts in {}", alerts.len(), cap_dir.display()),
         payloads: alerts.iter().map(|p| std::fs::read(p).map(|b| (None, b))).collect::<Result<_, _>>()?,
-        bare: feeds::cap::bare_parse,
+        bare: feeds::xml::bare_parse,
+        tokenize: Some(feeds::cap::tokenize),
         received_ms: DEMO_TIME_MS,
     });
 
@@ -777,7 +786,8 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         base_dir: repo.clone(),
         source: "200 ATAK-style events (no real capture is published)".into(),
         payloads: events,
-        bare: feeds::cot::bare_parse,
+        bare: feeds::xml::bare_parse,
+        tokenize: Some(feeds::cot::tokenize),
         received_ms: DEMO_TIME_MS,
     });
 
@@ -798,6 +808,7 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         source: "real MiWay VehiclePositions, TripUpdates and Alerts".into(),
         payloads,
         bare: feeds::gtfs_rt::bare_parse,
+        tokenize: None,
         // The capture's header timestamp, 2025-10-26 22:50:32 UTC.
         received_ms: 1_761_519_032_000,
     });
@@ -829,6 +840,7 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
         source: "500 feeder readings in the documented mapping".into(),
         payloads: readings,
         bare: feeds::mqtt_json::bare_parse,
+        tokenize: None,
         received_ms: DEMO_TIME_MS,
     });
     Ok(cases)

@@ -45,7 +45,7 @@ fn the_mitre_sample_event() {
     assert_eq!((field(o, "how"), field(o, "dimension"), field(o, "stale")), (&Value::from("m-i"), &Value::from("air"), &Value::from(false)));
     assert_eq!(field(o, "stale_time"), "2005-04-05T11:45:38.07Z");
     assert!(!o.fields.contains_key("detail"));
-    assert_eq!(bare_parse(MITRE.as_bytes()).unwrap(), 1);
+    assert_eq!(tokenize(MITRE.as_bytes()).unwrap(), 1);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_chunk_of_several_events_keeps_the_good_ones() {
         atak("B", "a-f-G", "95.0", "24.9"),
         atak("C", "b-m-p-s-p-i", "60.2", "25.0"),
     );
-    assert_eq!(bare_parse(chunk.as_bytes()).unwrap(), 5);
+    assert_eq!(tokenize(chunk.as_bytes()).unwrap(), 5);
     let d = decode(ctx(), chunk.as_bytes()).unwrap();
     let got: Vec<(&str, u32)> = d.observations.iter().map(|o| (o.entity.as_str(), o.idx)).collect();
     assert_eq!(got, [("cot:J-01334", 0), ("cot:A", 1), ("cot:C", 2)]);
@@ -293,7 +293,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode(ctx(), &body);
-        let _ = bare_parse(&body);
+        let _ = tokenize(&body);
         let mut buf = body.clone();
         let pieces = split_stream(&mut buf);
         prop_assert!(pieces.iter().map(Vec::len).sum::<usize>() + buf.len() <= body.len());

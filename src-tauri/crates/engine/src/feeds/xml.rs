@@ -270,6 +270,47 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
     format!("{s:?}")
 }
 
+/// The complete parse an XML adapter starts from, for the decode benchmark: quick-xml's reader
+/// over the whole body, every element's name, every attribute checked and its value
+/// normalized (entities resolved), every text and CDATA section read and every entity
+/// reference resolved, with nothing kept. Returns the number of elements. This is the XML
+/// counterpart of the JSON adapters' `serde_json::Value` and GTFS-RT's `FeedMessage`: the
+/// parser's whole output, without any mapping. `cap::tokenize` and `cot::tokenize`, the
+/// tokenizer alone, are the lower bound beside it.
+pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
+    let (text, skip) = utf8_text(body)?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let err = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| DecodeError { place: position(text, reader.error_position(), skip), reason: format!("malformed XML: {e}") };
+    let (mut elements, mut seen) = (0usize, 0usize);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
+                elements += 1;
+                seen += e.local_name().into_inner().len();
+                for a in e.attributes() {
+                    let a = a.map_err(|x| err(&reader, &x))?;
+                    seen += a.key.local_name().into_inner().len() + a.normalized_value(XmlVersion::Implicit1_0).map_err(|x| err(&reader, &x))?.len();
+                }
+            }
+            Ok(quick_xml::events::Event::Text(t)) => seen += t.xml10_content().len(),
+            Ok(quick_xml::events::Event::CData(c)) => seen += c.xml10_content().len(),
+            Ok(quick_xml::events::Event::GeneralRef(r)) => {
+                let known = r.resolve_char_ref().map_err(|x| err(&reader, &x))?.is_some() || resolve_predefined_entity(&r).is_some();
+                if !known {
+                    return Err(err(&reader, &format!("undeclared entity &{};", &*r)));
+                }
+                seen += 1;
+            }
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return Err(err(&reader, &e)),
+        }
+    }
+    std::hint::black_box(seen);
+    Ok(elements)
+}
+
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -117,6 +117,11 @@ impl Adapter for CotAdapter {
 
 /// Decodes a body of one or more concatenated CoT events.
 pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_single(ctx, body).unwrap_or_else(|| decode_pieces(ctx, body))
+}
+
+/// Decodes a body cut into pieces by [`scan`]: events, truncated events and junk.
+fn decode_pieces(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let (segments, _) = scan(body, true);
     if segments.is_empty() {
         return Err(DecodeError { place: "$".into(), reason: "empty body: no CoT event".into() });
@@ -153,6 +158,28 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
         }
     }
     Ok(out)
+}
+
+/// The usual body, one event (with a declaration or comments before it) between whitespace,
+/// decoded without cutting it into pieces first: `None` unless it parsed as exactly the one
+/// piece [`scan`] would have cut, so [`decode`] then gives the same answer either way (and
+/// every refused body goes the long way, for the long way's error places).
+fn decode_single(ctx: MessageContext<'_>, body: &[u8]) -> Option<Result<Decoded, DecodeError>> {
+    let start = body.iter().position(|b| !is_ws(*b))?;
+    let end = body.iter().rposition(|b| !is_ws(*b))? + 1;
+    let piece = &body[start..end];
+    if piece.first() != Some(&b'<') {
+        return None;
+    }
+    let ev = parse_event(piece).ok()?;
+    // `scan` cuts an event where its `<event` element ends and knows no other root name.
+    if ev.root_end != piece.len() || !ev.root_is_event_tag {
+        return None;
+    }
+    Some(match observe(ctx, ev, 0) {
+        Ok(o) => Ok(Decoded { observations: vec![o], rejected: Vec::new() }),
+        Err(Refusal(reason)) => Err(DecodeError { place: format!("event (bytes {start}..{end})"), reason }),
+    })
 }
 
 /// Takes every complete event (with the declaration or comments before it) out of the front of
@@ -402,6 +429,10 @@ struct RawEvent<'a> {
     detail: Vec<(String, Value)>,
     detail_bytes: usize,
     detail_truncated: bool,
+    /// Where the root element ended, in bytes.
+    root_end: usize,
+    /// Whether the root's tag is literally `<event` (no prefix), as [`scan`] finds events.
+    root_is_event_tag: bool,
 }
 
 impl RawEvent<'_> {
@@ -492,7 +523,10 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
                 let path_len = path.len();
                 match stack.len() {
                     0 if name != "event" => return Err(fail(format!("the root element <{name}> is not a CoT <event>"))),
-                    0 => ev.attrs = xml::attribute_pairs(text, &e).map_err(|why| fail(why.0))?,
+                    0 => {
+                        ev.root_is_event_tag = e.name().as_ref() == "event";
+                        ev.attrs = xml::attribute_pairs(text, &e).map_err(|why| fail(why.0))?;
+                    }
                     1 if name == "point" => {
                         if ev.point.is_some() {
                             return Err(fail("more than one <point>".into()));
@@ -531,10 +565,16 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
                     close(&mut stack, &mut path, &mut ev);
                     root_closed = stack.is_empty();
                 }
+                if root_closed {
+                    ev.root_end = skipped + reader.buffer_position() as usize;
+                }
             }
             Event::End(_) => {
                 close(&mut stack, &mut path, &mut ev);
                 root_closed = stack.is_empty();
+                if root_closed {
+                    ev.root_end = skipped + reader.buffer_position() as usize;
+                }
             }
             Event::Text(t) => {
                 if let Some(Open { text: Some(b), .. }) = stack.last_mut() {

@@ -499,7 +499,7 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
     }
     let (text, skipped) = xml::utf8_text(bytes).map_err(|e| format!("{} of the event: {}", e.place, e.reason))?;
     let mut reader = Reader::from_str(text);
-    let mut ev = RawEvent::default();
+    let mut ev = RawEvent { detail: Vec::with_capacity(16), ..RawEvent::default() };
     let mut stack: Vec<Open<'a>> = Vec::with_capacity(8);
     // The flattened path under `detail` of the innermost open element (`track`, `a.b`).
     let mut path = String::new();
@@ -686,7 +686,8 @@ fn number(attrs: &[(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Result<Option<f
     }
 }
 
-fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observation, Refusal> {
+fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Observation, Refusal> {
+    let detail = std::mem::take(&mut ev.detail);
     let uid = ev.attr("uid").filter(|u| !u.is_empty()).ok_or("no uid")?;
     if uid.len() > MAX_UID_BYTES {
         return Err(format!("uid of {} bytes exceeds {MAX_UID_BYTES}", uid.len()).into());
@@ -716,37 +717,35 @@ fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observat
     if stale {
         severity = Severity::Normal;
     }
-    let mut fields: Vec<(String, Value)> = Vec::with_capacity(20);
-    for key in ["uid", "type", "how", "version", "time", "start", "access", "qos", "opex"] {
-        if let Some(v) = ev.attr(key) {
-            fields.push((key.into(), xml::prefix(v, 256).into()));
-        }
-    }
-    fields.push(("stale_time".into(), xml::prefix(stale_text, 64).into()));
-    fields.push(("stale".into(), stale.into()));
-    for key in ["hae", "ce", "le"] {
-        if let Some(x) = number(point, key)? {
-            fields.push((key.into(), x.into()));
-        }
-    }
-    if let Some(d) = dimension(cot_type) {
-        fields.push(("dimension".into(), d.into()));
-    }
-    if let Some(c) = &ev.callsign {
-        fields.push(("callsign".into(), c.as_ref().into()));
-    }
-    if let Some(r) = &ev.remarks {
-        fields.push(("remarks".into(), r.text.trim().into()));
-    }
+    let (hae, ce, le) = (number(point, "hae")?, number(point, "ce")?, number(point, "le")?);
     let title = ev.callsign.as_deref().filter(|c| !c.is_empty()).unwrap_or(uid).to_owned();
-    let entity = format!("cot:{uid}");
+    let entity = ["cot:", uid].concat();
     let truncated = ev.detail_truncated || ev.remarks.as_ref().is_some_and(|r| r.truncated);
-    if !ev.detail.is_empty() {
-        fields.push(("detail".into(), Value::Object(ev.detail.into_iter().collect())));
-    }
-    if truncated {
-        fields.push(("detail_truncated".into(), true.into()));
-    }
+    let detail = (!detail.is_empty()).then(|| Value::Object(detail.into_iter().collect()));
+    // Pushed in key order, so that building the map has nothing to sort.
+    let attr = |key: &str| ev.attr(key).map(|v| Value::from(xml::prefix(v, 256)));
+    let entries = [
+        ("access", attr("access")),
+        ("callsign", ev.callsign.as_deref().map(Value::from)),
+        ("ce", ce.map(Value::from)),
+        ("detail", detail),
+        ("detail_truncated", truncated.then_some(Value::Bool(true))),
+        ("dimension", dimension(cot_type).map(Value::from)),
+        ("hae", hae.map(Value::from)),
+        ("how", attr("how")),
+        ("le", le.map(Value::from)),
+        ("opex", attr("opex")),
+        ("qos", attr("qos")),
+        ("remarks", ev.remarks.as_ref().map(|r| Value::from(r.text.trim()))),
+        ("stale", Some(Value::Bool(stale))),
+        ("stale_time", Some(Value::from(xml::prefix(stale_text, 64)))),
+        ("start", attr("start")),
+        ("time", attr("time")),
+        ("type", attr("type")),
+        ("uid", attr("uid")),
+        ("version", attr("version")),
+    ];
+    let fields = entries.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect();
     Ok(Observation {
         feed: ctx.feed.to_owned(),
         seq: ctx.seq,
@@ -759,7 +758,7 @@ fn observe(ctx: MessageContext<'_>, ev: RawEvent, idx: usize) -> Result<Observat
         entity,
         position,
         title,
-        fields: fields.into_iter().collect(),
+        fields,
     })
 }
 

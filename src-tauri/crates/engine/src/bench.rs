@@ -601,6 +601,9 @@ pub struct SeekReport {
     /// new time (what the engine does when the clock rests; see `Desk::write_behind`).
     pub write_behind_p50_ms: f64,
     pub write_behind_max_ms: f64,
+    /// The longest single step of the write-behind (`Desk::write_behind_step`): the longest
+    /// a command waits behind it.
+    pub write_behind_step_max_ms: f64,
     /// Incidents at the end of the tape.
     pub incidents: u64,
     pub peak_rss_mib: f64,
@@ -653,6 +656,7 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
     let mut lat = Vec::with_capacity(seeks);
     let mut behind = Vec::with_capacity(seeks);
+    let mut step_max: f64 = 0.0;
     for _ in 0..seeks {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -661,9 +665,20 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
         let t = Instant::now();
         replay.seek(target)?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        replay.flush()?;
-        behind.push(t.elapsed().as_secs_f64() * 1000.0);
+        // The write-behind as the engine does it, a step at a time: the whole, and its
+        // longest step (how long a command can wait behind it).
+        let mut whole = 0.0;
+        loop {
+            let t = Instant::now();
+            let more = replay.write_behind_step()?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            whole += ms;
+            step_max = step_max.max(ms);
+            if !more {
+                break;
+            }
+        }
+        behind.push(whole);
     }
     lat.sort_by(f64::total_cmp);
     behind.sort_by(f64::total_cmp);
@@ -680,7 +695,79 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
         seek_max_ms: pct(1.0),
         write_behind_p50_ms: behind[behind.len() / 2],
         write_behind_max_ms: behind[behind.len() - 1],
+        write_behind_step_max_ms: step_max,
         incidents,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replay of a generated day with the default rules, on its own database file.
+    fn day(dir: &Path, name: &str) -> crate::replay::Replay {
+        let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
+        let manifest = Manifest::parse(&text).unwrap();
+        let messages = generate(&manifest, 20_000);
+        let scenario = crate::scenario::Scenario {
+            dir: dir.to_owned(),
+            manifest: manifest.clone(),
+            tape_path: dir.join("generated.ndjson"),
+            messages,
+            tape_issues: Vec::new(),
+            assets: AssetIndex::default(),
+            rules: Some(Rules::parse(DEFAULT_RULES).unwrap()),
+        };
+        let store = Store::open(&dir.join(name)).unwrap();
+        let run = store.begin_run("day", "test").unwrap();
+        let pipeline = Pipeline::new(store, run, &manifest.feeds, dir).unwrap();
+        crate::replay::Replay::new(scenario, pipeline)
+    }
+
+    fn stored(replay: &crate::replay::Replay) -> Vec<crate::store::StoredIncident> {
+        let store = replay.pipeline().store();
+        store.stored_incidents(replay.pipeline().run()).unwrap()
+    }
+
+    /// Written behind in small steps, with seeks landing between steps, the store's copy of
+    /// the incidents ends as the whole write in one go leaves it, at every stop.
+    #[test]
+    fn the_write_behind_in_steps_ends_as_the_whole_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut stepped, mut whole) = (day(dir.path(), "stepped.db"), day(dir.path(), "whole.db"));
+        for r in [&mut stepped, &mut whole] {
+            r.run_to_end().unwrap();
+            r.flush().unwrap();
+        }
+        let start = stepped.clock().start_ms;
+        let incidents = stored(&whole).len();
+        assert!(incidents > 100, "{incidents} incidents: too few for steps of 7 to matter");
+        let hour = 3_600_000;
+        for (k, t) in [13, 2, 20, 7, 23, 1].into_iter().enumerate() {
+            for r in [&mut stepped, &mut whole] {
+                r.seek(start + t * hour).unwrap();
+            }
+            let (desk, store) = stepped.desk_mut().unwrap();
+            let mut steps = 0;
+            // Every other stop, a seek lands after a few steps, before the write is done.
+            if k % 2 == 1 {
+                for _ in 0..3 {
+                    desk.persist_upto(store, 7).unwrap();
+                }
+                for r in [&mut stepped, &mut whole] {
+                    r.seek(start + (t + 1) * hour).unwrap();
+                }
+            }
+            let (desk, store) = stepped.desk_mut().unwrap();
+            while desk.persist_upto(store, 7).unwrap() {
+                steps += 1;
+            }
+            whole.flush().unwrap();
+            assert!(steps > 1, "stop {k}: the write took {steps} steps");
+            let (a, b) = (stored(&stepped), stored(&whole));
+            assert_eq!(a.len(), b.len(), "stop {k}");
+            assert!(a == b, "stop {k}: the stepped write differs from the whole one");
+        }
+    }
 }

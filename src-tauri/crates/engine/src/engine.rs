@@ -37,6 +37,8 @@ const MAX_SPEED_SLICE: Duration = Duration::from_millis(60);
 /// How long the clock must rest after a command (a seek, while a trainer scrubs the timeline)
 /// before the store's copy of the incidents is brought to the clock's time.
 const WRITE_BEHIND_AFTER: Duration = Duration::from_millis(400);
+/// How long one tick writes incidents behind a seek before it lets commands in again.
+const WRITE_BEHIND_SLICE: Duration = Duration::from_millis(25);
 /// The fastest paced speed accepted; faster than this is what "max" is for.
 pub const MAX_FACTOR: f64 = 10_000.0;
 
@@ -642,9 +644,19 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         replay.playing = false;
                     }
                 } else if last_command.elapsed() >= WRITE_BEHIND_AFTER {
-                    // The clock rests: the store's copy of the incidents catches up with a seek.
-                    if let Err(e) = replay.flush() {
-                        tracing::error!(error = %e, "cannot write the incidents after a seek");
+                    // The clock rests: the store's copy of the incidents catches up with a seek,
+                    // in steps for at most a slice per tick, so that a command waits for one
+                    // step at most (the whole write takes hundreds of milliseconds).
+                    let deadline = Instant::now() + WRITE_BEHIND_SLICE;
+                    loop {
+                        match replay.write_behind_step() {
+                            Ok(true) if Instant::now() < deadline => {}
+                            Ok(_) => break,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot write the incidents after a seek");
+                                break;
+                            }
+                        }
                     }
                 }
                 let mut diff = replay.take_diff(false);

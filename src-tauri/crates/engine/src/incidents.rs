@@ -23,7 +23,8 @@
 //! them again. Lifecycle and SOP ticks belong to the operators, not to the tape: they
 //! stay as they are when the clock moves.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cityops_core::assets::AssetIndex;
@@ -48,6 +49,9 @@ pub const CHECKPOINT_WORK: Duration = Duration::from_millis(10);
 /// nearest one, so more of them make seeks faster; since checkpoints share unchanged incidents,
 /// each costs mainly its indexes over open incidents (about 13 MB with 35,000 incidents).
 pub const MAX_CHECKPOINTS: usize = 96;
+
+/// Incidents written (or removed) per step of the write-behind: a few milliseconds of work.
+pub const WRITE_BEHIND_STEP: usize = 500;
 
 /// Where correlation starts: before any observation a tape can hold.
 const BEFORE: Millis = i64::MIN / 4;
@@ -130,10 +134,13 @@ pub struct Desk {
     db_dirty: BTreeSet<String>,
     db_removed: BTreeSet<String>,
     db_reset: bool,
+    /// While the state and the store's copy are compared after a [`Desk::db_reset`], a step
+    /// at a time: the last incident id compared (`None` before the first).
+    resync: Option<Option<IncidentId>>,
     /// Each incident as last written, so a change rewrites only the member rows that changed
     /// rather than all of a large incident's, and a seek rewrites only the incidents that
     /// differ at the new time rather than all of them.
-    written: HashMap<String, Incident>,
+    written: BTreeMap<String, Arc<Incident>>,
 }
 
 fn rank(s: LifecycleStatus) -> usize {
@@ -191,7 +198,8 @@ impl Desk {
             db_dirty: BTreeSet::new(),
             db_removed: BTreeSet::new(),
             db_reset: false,
-            written: HashMap::new(),
+            resync: None,
+            written: BTreeMap::new(),
         }
     }
 
@@ -314,6 +322,14 @@ impl Desk {
         self.persist(store)
     }
 
+    /// One step of [`Desk::write_behind`]: at most [`WRITE_BEHIND_STEP`] incidents written or
+    /// removed, in one transaction. Returns whether more remains. The engine writes behind a
+    /// step at a time, so that a command arriving meanwhile (the trainer seeking again) waits
+    /// for one step instead of the whole write.
+    pub fn write_behind_step(&mut self, store: &Store) -> Result<bool, StoreError> {
+        self.persist_upto(store, WRITE_BEHIND_STEP)
+    }
+
     /// Observations were added to the store at arrival time `t` behind the tape (a trainer's
     /// inject): checkpoints after `t` no longer hold, and correlation that already went past `t`
     /// is rebuilt from the one before it, so the incidents are those a replay with the inject
@@ -422,28 +438,31 @@ impl Desk {
     }
 
     fn persist(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.persist_upto(store, usize::MAX).map(|_| ())
+    }
+
+    /// Writes at most `limit` of the incidents that changed and removes at most `limit` of the
+    /// gone ones; returns whether more remains. Each incident is written whole, so the store's
+    /// copy between two steps holds every incident either as it was or as it is now.
+    pub(crate) fn persist_upto(&mut self, store: &Store, limit: usize) -> Result<bool, StoreError> {
+        let started = Instant::now();
         if self.db_reset {
             // The state was replaced (a seek, a rebuilt checkpoint): the store holds `written`,
-            // so what differs from it is what to write, however far the clock moved.
-            let c = &self.state.correlator;
-            let current: HashSet<&str> = c.incidents().map(|i| i.id.0.as_str()).collect();
-            let gone: Vec<String> = self.written.keys().filter(|id| !current.contains(id.as_str())).cloned().collect();
-            let differ: Vec<String> = c.incidents().filter(|i| self.written.get(&i.id.0) != Some(*i)).map(|i| i.id.0.clone()).collect();
-            for id in gone {
-                self.db_dirty.remove(&id);
-                self.db_removed.insert(id);
-            }
-            for id in differ {
-                self.db_removed.remove(&id);
-                self.db_dirty.insert(id);
-            }
+            // so what differs from it is what to write, however far the clock moved. The two
+            // are compared in id order, `limit` incidents a step, from the start again when
+            // the state is replaced again midway.
+            self.resync = Some(None);
             self.db_reset = false;
         }
+        if let Some(from) = self.resync.take() {
+            self.resync = self.compare_some(from, limit);
+        }
         if self.db_dirty.is_empty() && self.db_removed.is_empty() {
-            return Ok(());
+            return Ok(self.resync.is_some());
         }
         let c = &self.state.correlator;
-        let changed: Vec<&Incident> = self.db_dirty.iter().filter_map(|id| c.incident(&IncidentId(id.clone()))).collect();
+        let dirty: Vec<String> = self.db_dirty.iter().take(limit).cloned().collect();
+        let changed: Vec<&Arc<Incident>> = dirty.iter().filter_map(|id| c.shared_incident(&IncidentId(id.clone()))).collect();
         let writes: Vec<IncidentWrite<'_>> = changed
             .iter()
             .map(|inc| {
@@ -452,18 +471,90 @@ impl Desk {
                 IncidentWrite { incident: inc, area: area(inc), members }
             })
             .collect();
-        let removed: Vec<String> = self.db_removed.iter().cloned().collect();
-        tracing::debug!(writes = writes.len(), removed = removed.len(), "incidents persisted");
+        let removed: Vec<String> = self.db_removed.iter().take(limit).cloned().collect();
+        let prepared_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // Taken off the sets only once written: a refused write is tried again next time.
         store.write_incidents(self.run, false, &writes, &removed)?;
+        let written_ms = started.elapsed().as_secs_f64() * 1000.0 - prepared_ms;
+        tracing::debug!(writes = writes.len(), removed = removed.len(), prepared_ms, written_ms, "incidents persisted");
         for inc in changed {
-            self.written.insert(inc.id.0.clone(), inc.clone());
+            self.written.insert(inc.id.0.clone(), Arc::clone(inc));
         }
         for id in &removed {
             self.written.remove(id);
         }
-        self.db_dirty.clear();
-        self.db_removed.clear();
-        Ok(())
+        if dirty.len() == self.db_dirty.len() {
+            self.db_dirty.clear();
+        } else {
+            for id in &dirty {
+                self.db_dirty.remove(id);
+            }
+        }
+        if removed.len() == self.db_removed.len() {
+            self.db_removed.clear();
+        } else {
+            for id in &removed {
+                self.db_removed.remove(id);
+            }
+        }
+        Ok(self.resync.is_some() || !self.db_dirty.is_empty() || !self.db_removed.is_empty())
+    }
+
+    /// Compares up to `limit` incident ids after `from` (in id order, over the state and
+    /// `written` together), marking those that differ to be written and those gone to be
+    /// removed; returns where to go on, `None` at the end.
+    fn compare_some(&mut self, from: Option<IncidentId>, limit: usize) -> Option<Option<IncidentId>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let c = &self.state.correlator;
+        let mut now = c.shared_incidents_after(from.as_ref()).peekable();
+        let mut was = match &from {
+            Some(id) => self.written.range::<String, _>((Excluded(&id.0), Unbounded)),
+            None => self.written.range::<String, _>(..),
+        }
+        .peekable();
+        let mut last = from;
+        for _ in 0..limit {
+            let (id, differs) = match (now.peek(), was.peek()) {
+                (None, None) => return None,
+                (Some(i), Some((w, before))) if i.id.0 == **w => {
+                    // An incident no change touched since it was written is the very same
+                    // allocation: only the others are compared field by field.
+                    let differs = !Arc::ptr_eq(before, i) && ***before != ***i;
+                    let id = i.id.clone();
+                    now.next();
+                    was.next();
+                    (id, Some(differs))
+                }
+                (Some(i), Some((w, _))) if i.id.0 > **w => {
+                    let id = IncidentId((*w).clone());
+                    was.next();
+                    (id, None)
+                }
+                (Some(i), _) => {
+                    let id = i.id.clone();
+                    now.next();
+                    (id, Some(true))
+                }
+                (None, Some((w, _))) => {
+                    let id = IncidentId((*w).clone());
+                    was.next();
+                    (id, None)
+                }
+            };
+            match differs {
+                Some(true) => {
+                    self.db_removed.remove(&id.0);
+                    self.db_dirty.insert(id.0.clone());
+                }
+                Some(false) => {}
+                None => {
+                    self.db_dirty.remove(&id.0);
+                    self.db_removed.insert(id.0.clone());
+                }
+            }
+            last = Some(id);
+        }
+        Some(last)
     }
 
     fn signed_in(&self) -> Result<OperatorDto, EngineError> {

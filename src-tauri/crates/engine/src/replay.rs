@@ -392,6 +392,16 @@ impl Replay {
         }
     }
 
+    /// One step of [`Replay::flush`]'s incident writing (see [`Desk::write_behind_step`]),
+    /// after committing what the pipeline buffered; returns whether more remains.
+    pub fn write_behind_step(&mut self) -> Result<bool, StoreError> {
+        self.pipeline.flush()?;
+        match &mut self.desk {
+            Some(desk) => desk.write_behind_step(self.pipeline.store()),
+            None => Ok(false),
+        }
+    }
+
     /// The newest quarantine entries of this run (of one feed, if given), after committing
     /// what is buffered so that nothing refused so far is missing.
     pub fn quarantine(&mut self, feed: Option<&str>) -> Result<QuarantineDto, StoreError> {

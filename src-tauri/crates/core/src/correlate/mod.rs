@@ -154,6 +154,23 @@ impl Correlator {
         self.incidents.get(id).map(|i| &**i)
     }
 
+    /// The incidents after an id (all of them after `None`), in id order, as the correlator
+    /// shares them (with its clones, until one of them changes one): a holder of an earlier
+    /// copy tells an unchanged incident by pointer.
+    pub fn shared_incidents_after(&self, id: Option<&IncidentId>) -> impl Iterator<Item = &Arc<Incident>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match id {
+            Some(id) => self.incidents.range((Excluded(id), Unbounded)),
+            None => self.incidents.range::<IncidentId, _>(..),
+        }
+        .map(|(_, i)| i)
+    }
+
+    /// One incident as the correlator shares it (see [`Correlator::shared_incidents_after`]).
+    pub fn shared_incident(&self, id: &IncidentId) -> Option<&Arc<Incident>> {
+        self.incidents.get(id)
+    }
+
     /// The incident type of an incident, with its SOP checklist.
     pub fn incident_type(&self, incident: &Incident) -> Option<&IncidentType> {
         self.rules.incident_type(&incident.incident_type)

@@ -541,7 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let r = cityops_engine::bench::seek(observations, seeks.max(1), &dir)?;
             println!("{}", serde_json::to_string(&r)?);
             eprintln!(
-                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms, then the store's incidents p50 {:.0} ms max {:.0} ms; {} incidents; peak RSS {:.0} MiB",
+                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms, then the store's incidents p50 {:.0} ms max {:.0} ms (longest step {:.0} ms); {} incidents; peak RSS {:.0} MiB",
                 r.observations,
                 r.pipeline_per_sec,
                 r.replay_per_sec,
@@ -553,6 +553,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.seek_max_ms,
                 r.write_behind_p50_ms,
                 r.write_behind_max_ms,
+                r.write_behind_step_max_ms,
                 r.incidents,
                 r.peak_rss_mib
             );

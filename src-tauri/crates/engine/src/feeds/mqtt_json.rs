@@ -195,7 +195,8 @@ pub struct MqttJsonAdapter {
     /// Each threshold's field path, split once here rather than for every message.
     watch_paths: Vec<Vec<String>>,
     /// The top-level keys of the id, time, latitude and longitude (in that order), where the
-    /// mapping reads them at the top level and no threshold watches them: they are taken
+    /// mapping reads them at the top level and no other path (a threshold's field, a nested
+    /// role) reads into them: they are taken
     /// aside while the body is parsed instead of entering the payload's map and leaving it
     /// again (about a quarter of the adapter's time on small readings).
     taken: [Option<String>; 4],
@@ -222,8 +223,12 @@ impl MqttJsonAdapter {
             IdSource::Field(p) => Some(p),
             IdSource::TopicLevel(_) => None,
         };
-        let mut taken = [id, mapping.time.as_ref(), Some(&mapping.lat), Some(&mapping.lon)].map(|p| match p.map(Vec::as_slice) {
-            Some([key]) if !watch_paths.iter().any(|w| w[0] == *key) => Some(key.clone()),
+        let roles = [id, mapping.time.as_ref(), Some(&mapping.lat), Some(&mapping.lon)];
+        // A key another path reads into (a threshold's field, a nested role) stays in the map.
+        let mut read_into: Vec<&String> = watch_paths.iter().map(|w| &w[0]).collect();
+        read_into.extend(roles.iter().flatten().filter(|p| p.len() > 1).map(|p| &p[0]));
+        let mut taken = roles.map(|p| match p.map(Vec::as_slice) {
+            Some([key]) if !read_into.contains(&key) => Some(key.clone()),
             _ => None,
         });
         // Two roles read from one key (an odd mapping, but a valid one): the key stays in the
@@ -822,6 +827,7 @@ mod tests {
                 json!({"id": "sensor", "time": "time", "sensors": {"feeder-F2": {"position": [24.9431, 60.1712], "name": "F2"}},
                        "thresholds": [{"field": "voltage_kv", "below": 9.5, "severity": "moderate", "kind": "feeder.voltage_low"}]}),
                 json!({"id": "meta.id", "lat": "lat", "thresholds": [{"field": "lat", "above": 60.0, "severity": "minor", "kind": "north"}]}),
+                json!({"id": "meta.id", "lat": "meta", "time": "x", "thresholds": [{"field": "x.y", "above": 1.0, "severity": "minor", "kind": "k"}]}),
                 json!({"id": "x", "lat": "x", "lon": "lon", "time": "time", "time_unit": "ms"}),
                 json!({"topic": "grid/+/telemetry", "id_topic_level": 1, "sensors": {"s1": {"position": [24.9, 60.2]}}}),
             ];

@@ -609,14 +609,36 @@ pub struct SeekReport {
     pub peak_rss_mib: f64,
 }
 
+/// The benchmark manifest, ending after the generated day.
+fn day_manifest() -> Result<Manifest, EngineError> {
+    let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
+    Manifest::parse(&text).map_err(|e| EngineError::InvalidInput(e.to_string()))
+}
+
+/// A replay of generated messages with the default rules, on its own database file in `dir`.
+fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &str) -> Result<crate::replay::Replay, EngineError> {
+    let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let scenario = crate::scenario::Scenario {
+        dir: dir.to_owned(),
+        manifest: manifest.clone(),
+        tape_path: dir.join("generated.ndjson"),
+        messages,
+        tape_issues: Vec::new(),
+        assets: AssetIndex::default(),
+        rules: Some(rules),
+    };
+    let store = Store::open(&dir.join(db))?;
+    let run = store.begin_run("bench-seek", "bench")?;
+    let pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
+    Ok(crate::replay::Replay::new(scenario, pipeline))
+}
+
 /// Replays a generated 24 h tape of `n` observations at max speed (with the incident desk),
 /// times the pipeline alone on the same messages in the same run, then seeks to `seeks` random
 /// times and reports the latency of each seek (picture rebuilt from the store, incidents
 /// restored from the nearest checkpoint and correlated forward).
 pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineError> {
-    // The benchmark manifest, ending after the generated day.
-    let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
-    let manifest = Manifest::parse(&text).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let manifest = day_manifest()?;
     let messages = generate(&manifest, n);
     let end_ms = manifest.start_ms + 24 * 3600 * 1000;
     // The pipeline alone, on its own database.
@@ -633,20 +655,7 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
     drop(pipeline);
 
     // The replay the app runs, at max speed.
-    let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
-    let scenario = crate::scenario::Scenario {
-        dir: dir.to_owned(),
-        manifest: manifest.clone(),
-        tape_path: dir.join("generated.ndjson"),
-        messages,
-        tape_issues: Vec::new(),
-        assets: AssetIndex::default(),
-        rules: Some(rules),
-    };
-    let store = Store::open(&dir.join("seek-replay.db"))?;
-    let run = store.begin_run("bench-seek", "bench")?;
-    let pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
-    let mut replay = crate::replay::Replay::new(scenario, pipeline);
+    let mut replay = day_replay(dir, &manifest, messages, "seek-replay.db")?;
     let t = Instant::now();
     replay.run_to_end()?;
     let replay_secs = t.elapsed().as_secs_f64();
@@ -705,24 +714,11 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
 mod tests {
     use super::*;
 
-    /// A replay of a generated day with the default rules, on its own database file.
+    /// A replay of a generated day of 20,000 observations, on its own database file.
     fn day(dir: &Path, name: &str) -> crate::replay::Replay {
-        let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
-        let manifest = Manifest::parse(&text).unwrap();
+        let manifest = day_manifest().unwrap();
         let messages = generate(&manifest, 20_000);
-        let scenario = crate::scenario::Scenario {
-            dir: dir.to_owned(),
-            manifest: manifest.clone(),
-            tape_path: dir.join("generated.ndjson"),
-            messages,
-            tape_issues: Vec::new(),
-            assets: AssetIndex::default(),
-            rules: Some(Rules::parse(DEFAULT_RULES).unwrap()),
-        };
-        let store = Store::open(&dir.join(name)).unwrap();
-        let run = store.begin_run("day", "test").unwrap();
-        let pipeline = Pipeline::new(store, run, &manifest.feeds, dir).unwrap();
-        crate::replay::Replay::new(scenario, pipeline)
+        day_replay(dir, &manifest, messages, name).unwrap()
     }
 
     fn stored(replay: &crate::replay::Replay) -> Vec<crate::store::StoredIncident> {

@@ -302,15 +302,7 @@ proptest! {
     #[test]
     fn mutated_events_never_panic(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..16)) {
         let mut body = format!("{MITRE}{}", atak("A", "b-a-o-tbl", "60.1", "24.9")).into_bytes();
-        for (at, byte, op) in edits {
-            let i = at.index(body.len().max(1));
-            let len = body.len();
-            match op {
-                0 if len > 0 => body[i.min(len - 1)] = byte,
-                1 => body.insert(i.min(len), byte),
-                _ => body.truncate(i),
-            }
-        }
+        crate::feeds::mutate(&mut body, edits);
         let _ = decode(ctx(), &body);
         let mut buf = body.clone();
         let _ = split_stream(&mut buf);
@@ -329,15 +321,7 @@ proptest! {
         let event = atak("A", "a-f-G-U-C", "60.1", "24.9");
         let event = if prefixed { event.replace("<event", "<t:event").replace("</event>", "</t:event>") } else { event };
         let mut body = format!("{before}{event}{after}").into_bytes();
-        for (at, byte, op) in edits {
-            let i = at.index(body.len().max(1));
-            let len = body.len();
-            match op {
-                0 if len > 0 => body[i.min(len - 1)] = byte,
-                1 => body.insert(i.min(len), byte),
-                _ => body.truncate(i),
-            }
-        }
+        crate::feeds::mutate(&mut body, edits);
         prop_assert_eq!(format!("{:?}", decode(ctx(), &body)), format!("{:?}", decode_pieces(ctx(), &body)));
     }
 

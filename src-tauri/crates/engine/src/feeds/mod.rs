@@ -200,6 +200,22 @@ pub fn checked_decode(adapter: &mut dyn Adapter, ctx: MessageContext<'_>, body: 
     adapter.decode(ctx, body)
 }
 
+/// Random damage to a body for the adapters' never-panic property tests: each edit, at an
+/// index chosen by proptest, overwrites a byte (op 0), inserts one (op 1) or cuts the body
+/// there (any other op).
+#[cfg(test)]
+pub(crate) fn mutate(body: &mut Vec<u8>, edits: Vec<(proptest::sample::Index, u8, u8)>) {
+    for (at, byte, op) in edits {
+        let i = at.index(body.len().max(1));
+        let len = body.len();
+        match op {
+            0 if len > 0 => body[i.min(len - 1)] = byte,
+            1 => body.insert(i.min(len), byte),
+            _ => body.truncate(i),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,7 +266,7 @@ impl Desk {
 
     fn note(&mut self, changes: Vec<IncidentChange>) {
         for c in changes {
-            let id = c.id.0;
+            let id = c.id.0.to_string();
             if c.kind == ChangeKind::Removed {
                 self.db_dirty.remove(&id);
                 self.db_removed.insert(id.clone());
@@ -428,10 +428,10 @@ impl Desk {
 
     fn apply(&mut self, d: &Decision) -> Result<(Option<String>, Vec<IncidentChange>), ManualError> {
         let c = &mut self.state.correlator;
-        let id = |s: &str| IncidentId(s.to_owned());
+        let id = |s: &str| IncidentId::from(s);
         match &d.op {
             DecisionOp::Merge { into, from } => c.merge(&id(into), &id(from), &d.operator, d.at_ms).map(|ch| (None, ch)),
-            DecisionOp::Split { from, entity } => c.split(&id(from), entity, &d.operator, d.at_ms).map(|(new, ch)| (Some(new.0), ch)),
+            DecisionOp::Split { from, entity } => c.split(&id(from), entity, &d.operator, d.at_ms).map(|(new, ch)| (Some(new.0.to_string()), ch)),
             DecisionOp::Reassign { from, entity, to } => c.reassign(&id(from), entity, &id(to), &d.operator, d.at_ms).map(|ch| (None, ch)),
             DecisionOp::Undo => c.undo().map(|(_, ch)| (None, ch)),
         }
@@ -462,11 +462,11 @@ impl Desk {
         }
         let c = &self.state.correlator;
         let dirty: Vec<String> = self.db_dirty.iter().take(limit).cloned().collect();
-        let changed: Vec<&Arc<Incident>> = dirty.iter().filter_map(|id| c.shared_incident(&IncidentId(id.clone()))).collect();
+        let changed: Vec<&Arc<Incident>> = dirty.iter().filter_map(|id| c.shared_incident(&IncidentId::from(id.as_str()))).collect();
         let writes: Vec<IncidentWrite<'_>> = changed
             .iter()
             .map(|inc| {
-                let before = self.written.get(&inc.id.0).map(|w| w.members.as_slice()).unwrap_or_default();
+                let before = self.written.get(inc.id.as_str()).map(|w| w.members.as_slice()).unwrap_or_default();
                 let members = (0..inc.members.len()).filter(|i| before.get(*i) != Some(&inc.members[*i])).collect();
                 IncidentWrite { incident: inc, area: area(inc), members }
             })
@@ -478,7 +478,7 @@ impl Desk {
         let written_ms = started.elapsed().as_secs_f64() * 1000.0 - prepared_ms;
         tracing::debug!(writes = writes.len(), removed = removed.len(), prepared_ms, written_ms, "incidents persisted");
         for inc in changed {
-            self.written.insert(inc.id.0.clone(), Arc::clone(inc));
+            self.written.insert(inc.id.0.to_string(), Arc::clone(inc));
         }
         for id in &removed {
             self.written.remove(id);
@@ -508,7 +508,7 @@ impl Desk {
         let c = &self.state.correlator;
         let mut now = c.shared_incidents_after(from.as_ref()).peekable();
         let mut was = match &from {
-            Some(id) => self.written.range::<String, _>((Excluded(&id.0), Unbounded)),
+            Some(id) => self.written.range::<str, _>((Excluded(id.as_str()), Unbounded)),
             None => self.written.range::<String, _>(..),
         }
         .peekable();
@@ -516,7 +516,7 @@ impl Desk {
         for _ in 0..limit {
             let (id, differs) = match (now.peek(), was.peek()) {
                 (None, None) => return None,
-                (Some(i), Some((w, before))) if i.id.0 == **w => {
+                (Some(i), Some((w, before))) if i.id.as_str() == w.as_str() => {
                     // An incident no change touched since it was written is the very same
                     // allocation: only the others are compared field by field.
                     let differs = !Arc::ptr_eq(before, i) && ***before != ***i;
@@ -525,8 +525,8 @@ impl Desk {
                     was.next();
                     (id, Some(differs))
                 }
-                (Some(i), Some((w, _))) if i.id.0 > **w => {
-                    let id = IncidentId((*w).clone());
+                (Some(i), Some((w, _))) if i.id.as_str() > w.as_str() => {
+                    let id = IncidentId::from(w.as_str());
                     was.next();
                     (id, None)
                 }
@@ -536,20 +536,20 @@ impl Desk {
                     (id, Some(true))
                 }
                 (None, Some((w, _))) => {
-                    let id = IncidentId((*w).clone());
+                    let id = IncidentId::from(w.as_str());
                     was.next();
                     (id, None)
                 }
             };
             match differs {
                 Some(true) => {
-                    self.db_removed.remove(&id.0);
-                    self.db_dirty.insert(id.0.clone());
+                    self.db_removed.remove(id.as_str());
+                    self.db_dirty.insert(id.0.to_string());
                 }
                 Some(false) => {}
                 None => {
-                    self.db_dirty.remove(&id.0);
-                    self.db_removed.insert(id.0.clone());
+                    self.db_dirty.remove(id.as_str());
+                    self.db_removed.insert(id.0.to_string());
                 }
             }
             last = Some(id);
@@ -591,7 +591,7 @@ impl Desk {
     }
 
     fn incident(&self, id: &str) -> Result<&Incident, EngineError> {
-        let inc = self.state.correlator.incident(&IncidentId(id.to_owned())).ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
+        let inc = self.state.correlator.incident(&IncidentId::from(id)).ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
         if !queued(inc) {
             return Err(EngineError::InvalidInput(format!("incident {id} was merged into another")));
         }
@@ -683,9 +683,9 @@ impl Desk {
     fn entry(&self, inc: &Incident) -> IncidentEntryDto {
         let mut layers: Vec<Layer> = inc.members.iter().map(|m| m.layer).collect::<BTreeSet<_>>().into_iter().collect();
         layers.sort_by_key(|l| Layer::ALL.iter().position(|x| x == l));
-        let l = self.lifecycle.get(&inc.id.0);
+        let l = self.lifecycle.get(inc.id.as_str());
         IncidentEntryDto {
-            id: inc.id.0.clone(),
+            id: inc.id.0.to_string(),
             title: inc.title.clone(),
             incident_type: inc.incident_type.clone(),
             severity: inc.severity,
@@ -714,7 +714,7 @@ impl Desk {
         } else {
             let mut d = IncidentsDiffDto { reset: false, upserts: Vec::new(), removed: Vec::new() };
             for id in &self.ui_dirty {
-                match c.incident(&IncidentId(id.clone())) {
+                match c.incident(&IncidentId::from(id.as_str())) {
                     Some(i) if queued(i) => d.upserts.push(self.entry(i)),
                     _ => d.removed.push(id.clone()),
                 }

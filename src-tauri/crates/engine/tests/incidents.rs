@@ -30,7 +30,7 @@ fn outage_id(replay: &Replay) -> String {
     let desk = replay.desk().expect("the demo names a rules file");
     let outages: Vec<_> = desk.correlator().incidents().filter(|i| i.incident_type == "power_outage").collect();
     assert_eq!(outages.len(), 1);
-    outages[0].id.0.clone()
+    outages[0].id.0.to_string()
 }
 
 fn code(e: &EngineError) -> ApiErrorCode {
@@ -76,7 +76,7 @@ fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     let stored = store.stored_incidents(store.latest_run().unwrap().unwrap()).unwrap();
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].incident_type, "power_outage", "the most severe first");
-    assert_eq!(stored[0].members.len(), seeker.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId(stored[0].id.clone())).unwrap().members.len());
+    assert_eq!(stored[0].members.len(), seeker.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(stored[0].id.as_str())).unwrap().members.len());
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
         let mut replay = headless::open_replay(&demo(), &db).unwrap();
         replay.run_to_end().unwrap();
         let id = outage_id(&replay);
-        let members = replay.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId(id.clone())).unwrap().members.len();
+        let members = replay.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(id.as_str())).unwrap().members.len();
         let now = replay.now_ms();
         let run = replay.pipeline().run();
         let (desk, store) = replay.desk_mut().unwrap();
@@ -200,11 +200,11 @@ fn manual_decisions_are_replayed_at_their_time_after_seeks() {
     let t = at(&replay, "21:20");
     replay.advance_to(t).unwrap();
     let outage = outage_id(&replay);
-    let warning = replay.desk().unwrap().correlator().incidents().find(|i| i.incident_type == "weather_warning").unwrap().id.0.clone();
+    let warning = replay.desk().unwrap().correlator().incidents().find(|i| i.incident_type == "weather_warning").unwrap().id.0.to_string();
     let (desk, store) = replay.desk_mut().unwrap();
     desk.sign_in(store, "Aino", OperatorRole::Operator, None, 1).unwrap();
     desk.decide(store, DecisionOp::Merge { into: outage.clone(), from: warning.clone() }, 2, t).unwrap();
-    let merged = |r: &Replay| matches!(r.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId(warning.clone())).unwrap().status, IncidentStatus::Merged { .. });
+    let merged = |r: &Replay| matches!(r.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(warning.as_str())).unwrap().status, IncidentStatus::Merged { .. });
     assert!(merged(&replay));
     let after_merge = replay.desk().unwrap().correlator().snapshot();
 

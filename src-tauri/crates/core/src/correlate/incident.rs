@@ -1,6 +1,7 @@
 //! What correlation produces: incidents, their members, and why each member belongs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,17 +33,49 @@ impl fmt::Display for ObsKey {
 
 /// An incident's id. It is derived from the key of the observation that opened it, never from a
 /// counter, so the same tape gives the same ids whatever the arrival order within a second.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct IncidentId(pub String);
+///
+/// The text is shared, not copied, between clones: the correlator's indexes name an incident
+/// once per member and per grid cell, and the engine keeps checkpoints (clones) of all of them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IncidentId(pub Arc<str>);
+
+impl Serialize for IncidentId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IncidentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IncidentId, D::Error> {
+        String::deserialize(d).map(IncidentId::from)
+    }
+}
+
+impl From<String> for IncidentId {
+    fn from(s: String) -> IncidentId {
+        IncidentId(s.into())
+    }
+}
+
+impl From<&str> for IncidentId {
+    fn from(s: &str) -> IncidentId {
+        IncidentId(s.into())
+    }
+}
 
 impl IncidentId {
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The id of an incident opened by the observation with this key (`n` > 1 disambiguates an
     /// incident an operator split out of one already named after that observation).
     pub fn from_key(key: &ObsKey, n: u32) -> IncidentId {
         if n <= 1 {
-            IncidentId(format!("inc/{key}"))
+            IncidentId::from(format!("inc/{key}"))
         } else {
-            IncidentId(format!("inc/{key}#{n}"))
+            IncidentId::from(format!("inc/{key}#{n}"))
         }
     }
 }

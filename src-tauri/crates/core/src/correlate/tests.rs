@@ -165,7 +165,7 @@ signal_failure severe [open] Signals dark: signal node/s9
     assert_eq!(m.explanation.dependency_path, ["node/s1", "way/S"]);
     assert_eq!((m.explanation.distance_m, m.explanation.time_gap_s), (55.3, 20.0));
     let id = &c.open_incidents().next().unwrap().id;
-    assert_eq!(id.0, "inc/test/1/0", "ids come from the root observation's key");
+    assert_eq!(id.as_str(), "inc/test/1/0", "ids come from the root observation's key");
 }
 
 #[test]

@@ -189,7 +189,7 @@ mod tests {
         mode.pump(&mut replay, || 1_007_000).unwrap();
         let (desk, store) = replay.desk_mut().unwrap();
         desk.sign_in(store, "Aino", OperatorRole::Operator, None, 0).unwrap();
-        let id = desk.correlator().incidents().next().unwrap().id.0.clone();
+        let id = desk.correlator().incidents().next().unwrap().id.0.to_string();
         desk.transition(store, &id, LifecycleStatus::Acknowledged, 0, 1_007_000).unwrap();
         desk.tick_sop(store, &id, 1, true, 0, 1_007_000).unwrap();
         // The app goes away without a word (nothing here flushes on drop) and starts again.
@@ -200,7 +200,7 @@ mod tests {
         assert!(replay.picture().get("way/644615094").is_some(), "the map shows what arrived before");
         mode.pump(&mut replay, || 1_011_000).unwrap();
         let desk = replay.desk().unwrap();
-        let ids: Vec<String> = desk.correlator().incidents().map(|i| i.id.0.clone()).collect();
+        let ids: Vec<String> = desk.correlator().incidents().map(|i| i.id.0.to_string()).collect();
         assert_eq!(ids, vec![id.clone()], "the incident is correlated again with the same id");
         assert_eq!(desk.status(&id), LifecycleStatus::Acknowledged);
         let detail = desk.detail(&id).unwrap();

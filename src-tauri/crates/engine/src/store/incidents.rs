@@ -246,7 +246,7 @@ impl Store {
             )?;
             for w in incidents {
                 let (inc, area) = (w.incident, &w.area);
-                let id = inc.id.0.as_str();
+                let id = inc.id.as_str();
                 trim.execute(params![run, id, inc.members.len() as i64])?;
                 ins.execute(params![
                     run,

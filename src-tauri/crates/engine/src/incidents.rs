@@ -153,8 +153,8 @@ fn queued(inc: &Incident) -> bool {
 
 /// The bounding box of the members still a problem, or of all members once none is.
 fn area(inc: &Incident) -> AreaDto {
-    let open: Vec<&Membership> = inc.members.iter().filter(|m| !m.cleared).collect();
-    let pick: Vec<&Membership> = if open.is_empty() { inc.members.iter().collect() } else { open };
+    let open: Vec<&Membership> = inc.members.iter().map(Arc::as_ref).filter(|m| !m.cleared).collect();
+    let pick: Vec<&Membership> = if open.is_empty() { inc.members.iter().map(Arc::as_ref).collect() } else { open };
     let mut a = AreaDto { west: f64::MAX, south: f64::MAX, east: f64::MIN, north: f64::MIN };
     for m in pick {
         a.west = a.west.min(m.position.lon);
@@ -767,7 +767,7 @@ impl Desk {
             entry(inc.opened_ms, "opened", format!("Opened: {}", r.explanation.text), None);
         }
         for layer in Layer::ALL {
-            let of_layer: Vec<&Membership> = inc.members.iter().filter(|m| m.layer == layer && inc.root_cause.as_deref() != Some(m.entity.as_str())).collect();
+            let of_layer: Vec<&Membership> = inc.members.iter().map(Arc::as_ref).filter(|m| m.layer == layer && inc.root_cause.as_deref() != Some(m.entity.as_str())).collect();
             if let Some(first) = of_layer.iter().min_by_key(|m| m.observed_ms) {
                 let more = of_layer.len() - 1;
                 let tail = if more > 0 { format!(" ({more} more {layer} members followed)") } else { String::new() };

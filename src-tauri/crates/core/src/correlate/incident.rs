@@ -193,14 +193,16 @@ pub struct Incident {
     pub root_feeders: Option<Vec<String>>,
     /// True once an operator changed it: automatic correlation then never merges it away.
     pub manual: bool,
-    /// Members, the root first, then in the order they joined.
-    pub members: Vec<Membership>,
+    /// Members, the root first, then in the order they joined. Each is shared between clones
+    /// of the incident: a checkpoint's copy of a changed incident copies pointers, and only the
+    /// member that changes is copied again.
+    pub members: Vec<Arc<Membership>>,
 }
 
 impl Incident {
     /// The member for an entity.
     pub fn member(&self, entity: &str) -> Option<&Membership> {
-        self.members.iter().find(|m| m.entity == entity)
+        self.members.iter().find(|m| m.entity == entity).map(|m| &**m)
     }
 
     /// The root cause's membership.

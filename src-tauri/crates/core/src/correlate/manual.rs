@@ -6,6 +6,8 @@
 //! restores the exact previous state, and later it reverses only what the decision moved, so
 //! observations correlated in between stay where they went.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::Millis;
@@ -197,7 +199,7 @@ impl Correlator {
             root_cleared: false,
             root_feeders: None,
             manual: true,
-            members: vec![m],
+            members: vec![Arc::new(m)],
         };
         self.incidents.insert(new.clone(), std::sync::Arc::new(inc));
         let pin = self.pins.insert(entity.to_owned(), new.clone());
@@ -229,7 +231,7 @@ impl Correlator {
         m.rule = m.explanation.rule.clone();
         m.duplicate_of = None;
         let t = self.inc(to);
-        t.members.push(m);
+        t.members.push(Arc::new(m));
         t.manual = true;
         let pin = self.pins.insert(entity.to_owned(), to.clone());
         self.index(from);
@@ -248,7 +250,7 @@ impl Correlator {
     /// root; returns the member and what undo needs to restore.
     fn take_member(&mut self, from: &IncidentId, index: usize) -> (Box<Membership>, Option<String>, bool) {
         let f = self.inc(from);
-        let m = f.members.remove(index);
+        let m = Arc::unwrap_or_clone(f.members.remove(index));
         let from_root = f.root_cause.clone();
         let from_manual = f.manual;
         if f.root_cause.as_deref() == Some(m.entity.as_str()) {
@@ -268,7 +270,7 @@ impl Correlator {
                 self.unindex(into);
                 let n = from_before.members.len();
                 let t = self.inc(into);
-                let moved: Vec<Membership> = t.members.drain(into_len..into_len + n).collect();
+                let moved: Vec<Arc<Membership>> = t.members.drain(into_len..into_len + n).collect();
                 t.manual = into_manual;
                 reopen(t);
                 let mut f = *from_before;
@@ -296,7 +298,7 @@ impl Correlator {
                 self.unindex(to);
                 let t = self.inc(to);
                 let at = t.members.iter().position(|m| &m.entity == entity).expect("a pinned member stays where it was put");
-                let mut m = t.members.remove(at);
+                let mut m = Arc::unwrap_or_clone(t.members.remove(at));
                 let rest = if split { std::mem::take(&mut t.members) } else { Vec::new() };
                 t.manual = to_manual;
                 reopen(t);
@@ -304,7 +306,7 @@ impl Correlator {
                 m.explanation = before.explanation;
                 m.duplicate_of = before.duplicate_of;
                 let f = self.inc(from);
-                f.members.insert(index, m);
+                f.members.insert(index, Arc::new(m));
                 f.members.extend(rest);
                 f.root_cause = from_root;
                 f.manual = from_manual;

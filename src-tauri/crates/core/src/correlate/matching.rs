@@ -144,7 +144,7 @@ impl Correlator {
 
     /// Members of open incidents within `radius_m` of `p`, with their distance and incident.
     fn members_near(&self, p: GeoPoint, radius_m: f64) -> impl Iterator<Item = (f64, &Membership, &IncidentId)> + '_ {
-        self.grid.within(p, radius_m).map(|(d, (id, i))| (d, &self.incidents[id].members[*i], id))
+        self.grid.within(p, radius_m).map(|(d, (id, i))| (d, &*self.incidents[id].members[*i], id))
     }
 
     /// The explanation, duplicate reference and feeder of a chosen candidate.

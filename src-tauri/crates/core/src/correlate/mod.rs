@@ -271,7 +271,7 @@ impl Correlator {
         if m.cleared || !(normal || self.rules.clears(&o.kind, &m.kind)) {
             return;
         }
-        let m = &mut edit(&mut self.incidents, &id).expect("indexed").members[i];
+        let m = Arc::make_mut(&mut edit(&mut self.incidents, &id).expect("indexed").members[i]);
         m.cleared = true;
         m.cleared_ms = Some(o.observed_ms);
         m.last_key = ObsKey::of(o);
@@ -280,7 +280,7 @@ impl Correlator {
     }
 
     fn fold(&mut self, (id, i): &Slot, o: &Observation) {
-        let m = &mut edit(&mut self.incidents, id).expect("indexed").members[*i];
+        let m = Arc::make_mut(&mut edit(&mut self.incidents, id).expect("indexed").members[*i]);
         m.reports += 1;
         m.last_key = ObsKey::of(o);
         m.last_ms = m.last_ms.max(o.observed_ms);
@@ -345,7 +345,7 @@ impl Correlator {
         let slot = (id.clone(), inc.members.len());
         self.entity_in.insert(m.entity.clone(), slot.clone());
         self.grid.insert(m.position, slot);
-        inc.members.push(m);
+        inc.members.push(Arc::new(m));
     }
 
     /// A fresh id for an incident rooted at `key`.
@@ -396,7 +396,7 @@ impl Correlator {
             root_cleared: false,
             root_feeders,
             manual: false,
-            members: vec![m],
+            members: vec![Arc::new(m)],
         };
         self.incidents.insert(id.clone(), Arc::new(inc));
         self.index(&id);
@@ -454,6 +454,7 @@ impl Correlator {
         let before = (inc.severity, inc.root_cleared, inc.members.iter().filter(|m| m.cleared).count());
         for m in inc.members.iter_mut().filter(|m| m.event && !m.cleared) {
             if m.last_ms.saturating_add(hold) <= now {
+                let m = Arc::make_mut(m);
                 m.cleared = true;
                 m.cleared_ms = Some(m.last_ms.saturating_add(hold));
             }
@@ -490,6 +491,7 @@ impl Correlator {
             let mut members = std::mem::take(&mut edit(&mut self.incidents, &victim).expect("found").members);
             let root = self.incidents[&victim].root_cause.clone();
             for m in members.iter_mut().filter(|m| Some(&m.entity) == root.as_ref()) {
+                let m = Arc::make_mut(m);
                 m.rule = root_explanation.rule.clone();
                 m.explanation = root_explanation.clone();
             }

@@ -201,7 +201,7 @@ impl Correlator {
             manual: true,
             members: vec![Arc::new(m)],
         };
-        self.incidents.insert(new.clone(), std::sync::Arc::new(inc));
+        self.incidents.insert(new.clone(), Arc::new(inc));
         let pin = self.pins.insert(entity.to_owned(), new.clone());
         self.index(from);
         self.index(&new);
@@ -276,7 +276,7 @@ impl Correlator {
                 let mut f = *from_before;
                 f.members = moved;
                 reopen(&mut f);
-                self.incidents.insert(from.clone(), std::sync::Arc::new(f));
+                self.incidents.insert(from.clone(), Arc::new(f));
                 for id in [into, from] {
                     self.index(id);
                     self.refresh(id, self.now_ms);

@@ -86,12 +86,12 @@ impl<T: PartialEq> GridIndex<T> {
     /// Every item within `radius_m` metres of `p`, with its distance, in no particular order.
     pub fn within(&self, p: GeoPoint, radius_m: f64) -> impl Iterator<Item = (f64, &T)> + '_ {
         let dlat = radius_m / M_PER_DEG;
-        let dlon = radius_m / (M_PER_DEG * p.lat.to_radians().cos().max(0.01));
+        let cos_p = p.lat.to_radians().cos();
+        let dlon = radius_m / (M_PER_DEG * cos_p.max(0.01));
         let r0 = ((p.lat - dlat) / self.cell_lat_deg).floor() as i64;
         let r1 = ((p.lat + dlat) / self.cell_lat_deg).floor() as i64;
         let c0 = ((p.lon - dlon) / self.cell_lon_deg).floor() as i64;
         let c1 = ((p.lon + dlon) / self.cell_lon_deg).floor() as i64;
-        let cos_p = p.lat.to_radians().cos();
         // No two points are closer than their difference in latitude along a meridian, so an
         // item that far out is skipped before any trigonometry (with a margin for rounding, so
         // nothing the exact distance would keep is skipped).

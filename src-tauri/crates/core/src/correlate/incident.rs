@@ -36,20 +36,8 @@ impl fmt::Display for ObsKey {
 ///
 /// The text is shared, not copied, between clones: the correlator's indexes name an incident
 /// once per member and per grid cell, and the engine keeps checkpoints (clones) of all of them.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IncidentId(pub Arc<str>);
-
-impl Serialize for IncidentId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for IncidentId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IncidentId, D::Error> {
-        String::deserialize(d).map(IncidentId::from)
-    }
-}
 
 impl From<String> for IncidentId {
     fn from(s: String) -> IncidentId {

@@ -72,9 +72,14 @@ impl<T: PartialEq> GridIndex<T> {
 
     /// Removes one item equal to `item` at `p`; returns whether it was there.
     pub fn remove(&mut self, p: GeoPoint, item: &T) -> bool {
+        self.remove_where(p, |t| t == item)
+    }
+
+    /// Removes one item at `p` that `is` picks; returns whether there was one.
+    pub fn remove_where(&mut self, p: GeoPoint, is: impl Fn(&T) -> bool) -> bool {
         let c = self.cell(p);
         let Some(v) = self.cells.get_mut(&c) else { return false };
-        let Some(i) = v.iter().position(|(_, _, t)| t == item) else { return false };
+        let Some(i) = v.iter().position(|(_, _, t)| is(t)) else { return false };
         v.swap_remove(i);
         if v.is_empty() {
             self.cells.remove(&c);
@@ -83,8 +88,26 @@ impl<T: PartialEq> GridIndex<T> {
         true
     }
 
+    /// The item at `p` that `is` picks, to change in place.
+    pub fn find_mut(&mut self, p: GeoPoint, is: impl Fn(&T) -> bool) -> Option<&mut T> {
+        let c = self.cell(p);
+        self.cells.get_mut(&c)?.iter_mut().map(|(_, _, t)| t).find(|t| is(t))
+    }
+
+    /// Every item, in no particular order.
+    pub fn items(&self) -> impl Iterator<Item = &T> + '_ {
+        self.cells.values().flatten().map(|(_, _, t)| t)
+    }
+
     /// Every item within `radius_m` metres of `p`, with its distance, in no particular order.
     pub fn within(&self, p: GeoPoint, radius_m: f64) -> impl Iterator<Item = (f64, &T)> + '_ {
+        self.within_where(p, radius_m, |_| true)
+    }
+
+    /// The items within `radius_m` metres of `p` that `keep` accepts, with their distance, in
+    /// no particular order. `keep` sees each item of the cells in reach before its distance is
+    /// computed, so a cheap test there saves the trigonometry of the items it turns away.
+    pub fn within_where<'a>(&'a self, p: GeoPoint, radius_m: f64, keep: impl Fn(&T) -> bool + 'a) -> impl Iterator<Item = (f64, &'a T)> + 'a {
         let dlat = radius_m / M_PER_DEG;
         let cos_p = p.lat.to_radians().cos();
         let dlon = radius_m / (M_PER_DEG * cos_p.max(0.01));
@@ -101,7 +124,7 @@ impl<T: PartialEq> GridIndex<T> {
             .filter_map(|rc| self.cells.get(&rc))
             .flatten()
             .filter_map(move |(q, cos_q, t)| {
-                if (q.lat - p.lat).abs() > lat_reach {
+                if (q.lat - p.lat).abs() > lat_reach || !keep(t) {
                     return None;
                 }
                 let d = haversine(p, cos_p, *q, *cos_q);

@@ -12,7 +12,7 @@ use crate::rules::{any_matches, RuleKind};
 
 use super::explain::{self, Via};
 use super::incident::{Explanation, IncidentId, Membership};
-use super::{feeder_allowed, within_window, Correlator};
+use super::{feeder_allowed, kind_hash, rule_bit, within_window, Correlator, Probe};
 
 /// One way an observation could join an open incident.
 #[derive(Debug, Clone)]
@@ -100,7 +100,8 @@ impl Correlator {
                     }
                 }
                 RuleKind::Spatial { kinds, near, radius_m, window_s } if any_matches(kinds, &o.kind) => {
-                    for (d, m, id) in self.members_near(o.position, *radius_m) {
+                    let bit = rule_bit(ri);
+                    for (d, m, id) in self.members_near(o.position, *radius_m, |p| p.near & bit == bit) {
                         if m.entity != o.entity && any_matches(near, &m.kind) && within_window(m, o.observed_ms, *window_s) {
                             all.push(Candidate {
                                 incident: id.clone(),
@@ -115,7 +116,8 @@ impl Correlator {
                     }
                 }
                 RuleKind::Duplicate { kinds, radius_m, window_s } if any_matches(kinds, &o.kind) => {
-                    for (d, m, id) in self.members_near(o.position, *radius_m) {
+                    let kind = kind_hash(&o.kind);
+                    for (d, m, id) in self.members_near(o.position, *radius_m, |p| p.kind == kind) {
                         let close_in_time = (o.observed_ms - m.last_ms).abs() <= window_s.saturating_mul(1000);
                         if m.entity != o.entity && m.kind == o.kind && close_in_time {
                             all.push(Candidate {
@@ -142,9 +144,10 @@ impl Correlator {
         })
     }
 
-    /// Members of open incidents within `radius_m` of `p`, with their distance and incident.
-    fn members_near(&self, p: GeoPoint, radius_m: f64) -> impl Iterator<Item = (f64, &Membership, &IncidentId)> + '_ {
-        self.grid.within(p, radius_m).map(|(d, (id, i))| (d, &*self.incidents[id].members[*i], id))
+    /// Members of open incidents within `radius_m` of `p` whose grid entry `keep` accepts,
+    /// with their distance and incident. `keep` only narrows: callers still check the member.
+    fn members_near<'a>(&'a self, p: GeoPoint, radius_m: f64, keep: impl Fn(&Probe) -> bool + 'a) -> impl Iterator<Item = (f64, &'a Membership, &'a IncidentId)> + 'a {
+        self.grid.within_where(p, radius_m, keep).map(|(d, Probe { slot: (id, i), .. })| (d, &*self.incidents[id].members[*i], id))
     }
 
     /// The explanation, duplicate reference and feeder of a chosen candidate.

@@ -50,6 +50,46 @@ const MEMBER_CELL_M: f64 = 200.0;
 /// Where a member sits: its incident and its position in the incident's member list.
 type Slot = (IncidentId, usize);
 
+/// What the member grid keeps of a member: where it sits, and enough of its kind for a query to
+/// pass over the members no rule could take without reaching into their incidents. A query
+/// meets dozens of members, and each visit to a member behind its incident is a chain of cache
+/// misses; most of them fail on kind alone (a delayed vehicle looks for dark signals and meets
+/// offline cameras).
+#[derive(Debug, Clone, PartialEq)]
+struct Probe {
+    slot: Slot,
+    /// Bit `i` is set when rule `i` is spatial and its `near` kinds take this member's kind.
+    /// Rules past the 64th have no bit; queries for them look at every member.
+    near: u64,
+    /// A hash of the member's kind ([`kind_hash`]): duplicate rules want the same kind.
+    kind: u64,
+}
+
+impl Probe {
+    fn new(rules: &Rules, slot: Slot, kind: &str) -> Probe {
+        let near = rules.rules.iter().take(64).enumerate().fold(0u64, |bits, (i, r)| match &r.kind {
+            RuleKind::Spatial { near, .. } if crate::rules::any_matches(near, kind) => bits | 1 << i,
+            _ => bits,
+        });
+        Probe { slot, near, kind: kind_hash(kind) }
+    }
+}
+
+/// The bit of rule `i` in [`Probe::near`]; none (every member passes) past the 64th rule.
+fn rule_bit(i: usize) -> u64 {
+    if i < 64 {
+        1 << i
+    } else {
+        0
+    }
+}
+
+/// A hash of a kind (64-bit FNV-1a): equal kinds hash equal, so a different hash is a
+/// different kind; an equal hash is confirmed on the member itself.
+fn kind_hash(kind: &str) -> u64 {
+    kind.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Keeps the incidents of one run up to date as observations arrive.
 #[derive(Debug, Clone)]
 pub struct Correlator {
@@ -65,7 +105,7 @@ pub struct Correlator {
     // Indexes over open incidents only, rebuilt per incident whenever one changes shape.
     entity_in: HashMap<String, Slot>,
     roots_by_asset: HashMap<String, BTreeSet<IncidentId>>,
-    grid: GridIndex<Slot>,
+    grid: GridIndex<Probe>,
     due: BTreeSet<(Millis, IncidentId)>,
     due_of: HashMap<IncidentId, Millis>,
     /// What changed during the current call.
@@ -284,10 +324,20 @@ impl Correlator {
         m.reports += 1;
         m.last_key = ObsKey::of(o);
         m.last_ms = m.last_ms.max(o.observed_ms);
+        let new_kind = m.kind != o.kind;
         m.kind.clone_from(&o.kind);
         m.severity = m.severity.max(o.severity);
         m.cleared = false;
         m.cleared_ms = None;
+        if new_kind {
+            // The grid keeps what the member's kind matches; it follows the kind.
+            let (position, probe) = (m.position, Probe::new(&self.rules, (id.clone(), *i), &o.kind));
+            let entry = self.grid.find_mut(position, |p| p.slot.0 == *id && p.slot.1 == *i);
+            debug_assert!(entry.is_some(), "open members are in the grid");
+            if let Some(entry) = entry {
+                *entry = probe;
+            }
+        }
         self.changed(id, ChangeKind::Updated);
         self.refresh(id, self.now_ms);
     }
@@ -341,11 +391,10 @@ impl Correlator {
     }
 
     fn add_member(&mut self, id: &IncidentId, m: Membership) {
-        let inc = edit(&mut self.incidents, id).expect("candidate incidents exist");
-        let slot = (id.clone(), inc.members.len());
+        let slot = (id.clone(), self.incidents[id].members.len());
         self.entity_in.insert(m.entity.clone(), slot.clone());
-        self.grid.insert(m.position, slot);
-        inc.members.push(Arc::new(m));
+        self.grid.insert(m.position, Probe::new(&self.rules, slot, &m.kind));
+        edit(&mut self.incidents, id).expect("candidate incidents exist").members.push(Arc::new(m));
     }
 
     /// A fresh id for an incident rooted at `key`.
@@ -413,7 +462,7 @@ impl Correlator {
         }
         for (i, m) in inc.members.iter().enumerate() {
             self.entity_in.insert(m.entity.clone(), (id.clone(), i));
-            self.grid.insert(m.position, (id.clone(), i));
+            self.grid.insert(m.position, Probe::new(&self.rules, (id.clone(), i), &m.kind));
         }
         if let Some(a) = inc.root().and_then(|r| r.asset.clone()) {
             self.roots_by_asset.entry(a).or_default().insert(id.clone());
@@ -428,7 +477,7 @@ impl Correlator {
             if self.entity_in.get(&m.entity) == Some(&slot) {
                 self.entity_in.remove(&m.entity);
             }
-            self.grid.remove(m.position, &slot);
+            self.grid.remove_where(m.position, |p| p.slot == slot);
         }
         if let Some(a) = inc.root().and_then(|r| r.asset.as_ref()) {
             if let Some(set) = self.roots_by_asset.get_mut(a) {
@@ -520,7 +569,12 @@ impl Correlator {
         let sorted = |m: &HashMap<String, Slot>| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>();
         assert_eq!(sorted(&fresh.entity_in), sorted(&self.entity_in), "entity index");
         assert_eq!(fresh.roots_by_asset, self.roots_by_asset, "root index");
-        assert_eq!(fresh.grid.len(), self.grid.len(), "member grid");
+        let probes = |c: &Correlator| {
+            let mut v: Vec<(Slot, u64, u64)> = c.grid.items().map(|p| (p.slot.clone(), p.near, p.kind)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(probes(&fresh), probes(self), "member grid");
     }
 }
 

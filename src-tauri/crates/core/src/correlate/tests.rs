@@ -169,6 +169,30 @@ signal_failure severe [open] Signals dark: signal node/s9
 }
 
 #[test]
+fn a_member_whose_kind_changes_is_matched_by_its_new_kind() {
+    // The camera switches to battery when the substation trips, then goes offline. A second feed
+    // then reports a camera offline at the same spot: only the member's new kind makes that a
+    // duplicate of it (the member grid must follow the kind).
+    let c = correlate(
+        vec![
+            trip(0.0, &["F1", "F2"]),
+            l(10.0, "node/c1", "camera.on_battery", Minor),
+            l(20.0, "node/c1", "camera.offline", Moderate),
+            l(30.0, "vms/cam-12", "camera.offline", Moderate).at(24.94121, 60.17011),
+        ],
+        60.0,
+    );
+    assert_eq!(
+        summary(&c),
+        "power_outage extreme [open] Power outage: substation way/S
+  way/S seed 1
+  node/c1 supplied-by-tripped-substation 0.95
+  vms/cam-12 same-asset-two-feeds 0.84 dup of node/c1
+"
+    );
+}
+
+#[test]
 fn a_dependent_on_another_feeder_or_too_late_is_not_grouped() {
     // The trip names only F2: the F1 signal is its own problem, the F2 one a dependent.
     let c = correlate(vec![trip(0.0, &["F2"]), l(20.0, "node/s1", "signal.dark", Severe), l(25.0, "node/s2", "signal.dark", Severe)], 60.0);
@@ -377,12 +401,14 @@ fn operators_merge_split_and_reassign_and_automatic_correlation_respects_it() {
     assert!(matches!(c.split(power, "nope", "x", 0), Err(ManualError::UnknownMember { .. })));
 }
 
-/// Entities the property tests draw from, with a problem kind and a clearing kind.
-const POOL: [(&str, &str, &str); 8] = [
+/// Entities the property tests draw from, with a problem kind and a clearing kind (the camera
+/// twice, with two problem kinds, so that members change kind).
+const POOL: [(&str, &str, &str); 9] = [
     ("way/S", "substation.trip", "substation.restored"),
     ("node/s1", "signal.dark", "signal.restored"),
     ("node/s2", "signal.dark", "signal.restored"),
     ("node/c1", "camera.offline", "camera.online"),
+    ("node/c1", "camera.on_battery", "camera.online"),
     ("node/s9", "signal.dark", "signal.ok"),
     ("report/1", "report.outage", "report.outage"),
     ("report/2", "report.outage", "report.outage"),

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use cityops_core::assets::{Asset, AssetIndex};
 use cityops_core::correlate::Correlator;
-use cityops_core::model::{GeoPoint, Layer, Observation, Severity};
+use cityops_core::geo::distance_m;
+use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
 use cityops_core::rules::Rules;
 use cityops_core::scenario::Manifest;
 use cityops_core::tape::{FeedFormat, TapeMessage};
@@ -29,8 +30,12 @@ const FEATURES_PER_MESSAGE: usize = 50;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
+    /// The generated day.
+    pub tape: Tape,
     /// Observations in the generated tape.
     pub observations: u64,
+    /// The share of them that are abnormal (everything else reports a normal state).
+    pub abnormal_share: f64,
     /// Observations per second through decode, quarantine checks and group commits.
     pub pipeline_per_sec: f64,
     /// Rows per second of batched inserts of the same, already decoded rows.
@@ -71,44 +76,203 @@ layer = "alerts"
 format = "geojson"
 "#;
 
-/// A deterministic tape of `n` observations spread over a day and the extract's area.
-fn generate(manifest: &Manifest, n: usize) -> Vec<TapeMessage> {
-    let feeds = ["vehicles", "cameras", "meters", "reports"];
-    let kinds = ["vehicle.position", "camera.offline", "feeder.voltage", "report.outage"];
-    let severities = ["normal", "minor", "moderate", "severe", "extreme"];
+/// Which generated day a benchmark replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Tape {
+    /// A storm day in the city: fixed cameras and meters and moving vehicles that report on a
+    /// schedule, with faults where storm cells pass (see [`city_day`]).
+    City,
+    /// The stress case: every observation from a random place, four in five of them abnormal
+    /// (see [`stress_day`]).
+    Stress,
+}
+
+impl std::str::FromStr for Tape {
+    type Err = EngineError;
+
+    fn from_str(s: &str) -> Result<Tape, EngineError> {
+        match s {
+            "city" => Ok(Tape::City),
+            "stress" => Ok(Tape::Stress),
+            other => Err(EngineError::InvalidInput(format!("unknown benchmark tape {other:?}: expected city or stress"))),
+        }
+    }
+}
+
+/// The extract the generated tapes cover: its south-west corner and its size in degrees.
+const EXTRACT_MIN: GeoPoint = GeoPoint { lon: 24.9351, lat: 60.1641 };
+const EXTRACT_SPAN: GeoPoint = GeoPoint { lon: 0.0184, lat: 0.0151 };
+
+/// A deterministic pseudo-random sequence (xorshift), so every run generates the same tape.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A point of the extract from two fractions of its span.
+fn in_extract(x: f64, y: f64) -> GeoPoint {
+    GeoPoint { lon: EXTRACT_MIN.lon + x * EXTRACT_SPAN.lon, lat: EXTRACT_MIN.lat + y * EXTRACT_SPAN.lat }
+}
+
+/// A fixed point of the extract for a number (an entity's place), spread by a hash.
+fn place_of(key: u64) -> GeoPoint {
+    let h = key.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    in_extract((h >> 40) as f64 / (1u64 << 24) as f64, (h & 0xff_ffff) as f64 / (1u64 << 24) as f64)
+}
+
+/// One observation of a generated tape.
+struct Feature {
+    entity: String,
+    at: GeoPoint,
+    kind: &'static str,
+    severity: &'static str,
+    value: u64,
+}
+
+/// A day of `n` observations in messages of [`FEATURES_PER_MESSAGE`], spread evenly over 24 h,
+/// with `feed_of(message)` choosing each message's feed and `feature(feed, rng, t)`
+/// making each observation. Returns the messages and how many observations were abnormal.
+fn day(manifest: &Manifest, n: usize, feed_of: impl Fn(usize) -> usize, mut feature: impl FnMut(usize, &mut Rng, Millis) -> Feature) -> (Vec<TapeMessage>, usize) {
     let messages = n.div_ceil(FEATURES_PER_MESSAGE);
     let step_ms = (24 * 3600 * 1000 / messages.max(1)) as i64;
-    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::with_capacity(messages);
-    let mut made = 0;
+    let (mut made, mut abnormal) = (0, 0);
     for m in 0..messages {
-        let f = m % feeds.len();
+        let f = feed_of(m);
         let time_ms = manifest.start_ms + m as i64 * step_ms;
         let time = chrono::DateTime::from_timestamp_millis(time_ms - 1500).unwrap_or_default().to_rfc3339();
         let mut body = String::from(r#"{"type":"FeatureCollection","features":["#);
         for i in 0..FEATURES_PER_MESSAGE.min(n - made) {
-            let r = next();
-            let lon = 24.9351 + (r % 18_400) as f64 * 1e-6;
-            let lat = 60.1641 + ((r >> 20) % 15_100) as f64 * 1e-6;
+            let Feature { entity, at, kind, severity, value } = feature(f, &mut rng, time_ms);
             if i > 0 {
                 body.push(',');
             }
             body.push_str(&format!(
-                r#"{{"type":"Feature","id":"{}/{}","geometry":{{"type":"Point","coordinates":[{lon:.6},{lat:.6}]}},"properties":{{"kind":"{}","severity":"{}","time":"{time}","title":"generated {}","value":{}}}}}"#,
-                feeds[f], (r >> 40) % 5_000, kinds[f], severities[(r >> 8) as usize % 5], m, r % 1000
+                r#"{{"type":"Feature","id":"{entity}","geometry":{{"type":"Point","coordinates":[{:.6},{:.6}]}},"properties":{{"kind":"{kind}","severity":"{severity}","time":"{time}","title":"generated {m}","value":{value}}}}}"#,
+                at.lon, at.lat
             ));
             made += 1;
+            abnormal += usize::from(severity != "normal");
         }
         body.push_str("]}");
-        out.push(TapeMessage { line: m as u64 + 1, time_ms, feed: feeds[f].into(), format: FeedFormat::GeoJson, topic: None, body: body.into_bytes() });
+        out.push(TapeMessage { line: m as u64 + 1, time_ms, feed: FEEDS[f].into(), format: FeedFormat::GeoJson, topic: None, body: body.into_bytes() });
     }
-    out
+    (out, abnormal)
+}
+
+/// The feeds of the benchmark manifest, in its order.
+const FEEDS: [&str; 4] = ["vehicles", "cameras", "meters", "reports"];
+
+/// The stress day: each feed sends a quarter of the messages, every observation comes from a
+/// random place (an entity of 5,000 per feed, which moves wherever it reports from) and four in
+/// five are abnormal. No city sends this; it keeps thousands of small incidents open at once,
+/// so every spatial query meets dozens of open members.
+fn stress_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
+    let kinds = ["vehicle.position", "camera.offline", "feeder.voltage", "report.outage"];
+    let severities = ["normal", "minor", "moderate", "severe", "extreme"];
+    day(manifest, n, |m| m % FEEDS.len(), |f, rng, _| {
+        let r = rng.next();
+        Feature {
+            entity: format!("{}/{}", FEEDS[f], (r >> 40) % 5_000),
+            at: GeoPoint { lon: 24.9351 + (r % 18_400) as f64 * 1e-6, lat: 60.1641 + ((r >> 20) % 15_100) as f64 * 1e-6 },
+            kind: kinds[f],
+            severity: severities[(r >> 8) as usize % 5],
+            value: r % 1000,
+        }
+    })
+}
+
+/// Storm cells of the city day: one starts every this often...
+const CELL_EVERY_MS: Millis = 15 * 60 * 1000;
+/// ...and lasts this long, so two or three are active at any time...
+const CELL_LASTS_MS: Millis = 40 * 60 * 1000;
+/// ...over a circle of this radius around its centre.
+const CELL_RADIUS_M: f64 = 250.0;
+
+/// The centres of the storm cells active at `t`.
+fn storm_cells(t: Millis) -> impl Iterator<Item = GeoPoint> {
+    let last = t.div_euclid(CELL_EVERY_MS);
+    let first = (t - CELL_LASTS_MS).div_euclid(CELL_EVERY_MS) + 1;
+    (first..=last).map(|k| place_of(k as u64 ^ 0x5bd1_e995))
+}
+
+/// The city day, shaped on the `helsinki-storm` scenario's tape (four in five observations from
+/// vehicles, the rest from cameras, meters and citizens), but a whole day long: 1,200 vehicles
+/// driving, 2,000 cameras and 1,000 meters in fixed places, and citizen reports. Storm cells
+/// pass over the extract (one every 15 minutes, 40 minutes long, 250 m across); inside one,
+/// cameras go offline, meters read abnormal voltage, vehicles are delayed and citizens report
+/// outages. Each asset reports whether or not it is faulty, as real feeds do, so most
+/// observations are normal and faults repeat until their cell has passed.
+fn city_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
+    let faulty = |p: GeoPoint, t: Millis| storm_cells(t).any(|c| distance_m(c, p) <= CELL_RADIUS_M);
+    let mut report = 0u64;
+    // Per 50 messages: 40 from vehicles, 6 from cameras, 3 from meters, 1 from citizens.
+    let feed_of = |m: usize| match m % 50 {
+        0..40 => 0,
+        40..46 => 1,
+        46..49 => 2,
+        _ => 3,
+    };
+    day(manifest, n, feed_of, move |f, rng, t| {
+        let r = rng.next();
+        let value = r % 1000;
+        match f {
+            0 => {
+                // A vehicle drives across the extract and around again every 20 minutes.
+                let id = (r >> 40) % 1_200;
+                let home = place_of(id);
+                let lap = (t.rem_euclid(1_200_000)) as f64 / 1_200_000.0;
+                let x = ((home.lon - EXTRACT_MIN.lon) / EXTRACT_SPAN.lon + lap).fract();
+                let at = in_extract(x, (home.lat - EXTRACT_MIN.lat) / EXTRACT_SPAN.lat);
+                let (kind, severity) = if faulty(at, t) { ("vehicle.delayed", "minor") } else { ("vehicle.position", "normal") };
+                Feature { entity: format!("vehicles/{id}"), at, kind, severity, value }
+            }
+            1 => {
+                let id = (r >> 40) % 2_000;
+                let at = place_of(100_000 + id);
+                let (kind, severity) = if faulty(at, t) { ("camera.offline", "moderate") } else { ("camera.online", "normal") };
+                Feature { entity: format!("cameras/{id}"), at, kind, severity, value }
+            }
+            2 => {
+                let id = (r >> 40) % 1_000;
+                let at = place_of(200_000 + id);
+                let severity = if faulty(at, t) { "severe" } else { "normal" };
+                Feature { entity: format!("meters/{id}"), at, kind: "feeder.voltage", severity, value }
+            }
+            _ => {
+                // Citizens report from where the storm is, each report a new entity; one in ten
+                // reports comes from anywhere.
+                report += 1;
+                let cells: Vec<GeoPoint> = storm_cells(t).collect();
+                let from_cell = if (r >> 8) % 10 == 0 { None } else { cells.get((r >> 12) as usize % cells.len().max(1)) };
+                let at = match from_cell {
+                    Some(c) => {
+                        let (dx, dy) = (((r >> 16) % 1000) as f64 / 1000.0 - 0.5, ((r >> 32) % 1000) as f64 / 1000.0 - 0.5);
+                        GeoPoint { lon: c.lon + dx * 0.006, lat: c.lat + dy * 0.003 }
+                    }
+                    None => in_extract((r % 1000) as f64 / 1000.0, ((r >> 24) % 1000) as f64 / 1000.0),
+                };
+                Feature { entity: format!("reports/{report}"), at, kind: "report.outage", severity: "moderate", value }
+            }
+        }
+    })
+}
+
+/// The generated day of `tape`, with how many of its observations are abnormal.
+fn generate(manifest: &Manifest, n: usize, tape: Tape) -> (Vec<TapeMessage>, usize) {
+    match tape {
+        Tape::City => city_day(manifest, n),
+        Tape::Stress => stress_day(manifest, n),
+    }
 }
 
 fn peak_rss_mib() -> f64 {
@@ -124,9 +288,11 @@ fn peak_rss_mib() -> f64 {
 ///
 /// The two measurements alternate, one group commit's worth of messages at a time, so that
 /// whatever else the machine does slows both alike and the ratio stays meaningful.
-pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
+pub fn run(n: usize, tape: Tape, dir: &Path) -> Result<BenchReport, EngineError> {
+    // The peak memory reported is this run's, not an earlier one's in the same process.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let manifest = Manifest::parse(MANIFEST).expect("the benchmark manifest is valid");
-    let messages = generate(&manifest, n);
+    let (messages, abnormal) = generate(&manifest, n, tape);
 
     // The pipeline: decode, validate, group-commit into a WAL file with all indexes.
     let store = Store::open(&dir.join("pipeline.db"))?;
@@ -173,7 +339,9 @@ pub fn run(n: usize, dir: &Path) -> Result<BenchReport, EngineError> {
     let raw_insert_per_sec = inserted as f64 / raw_secs;
     let whole_per_sec = accepted as f64 / (pipeline_secs + correlate_secs);
     Ok(BenchReport {
+        tape,
         observations: accepted,
+        abnormal_share: abnormal as f64 / n.max(1) as f64,
         pipeline_per_sec,
         raw_insert_per_sec,
         ratio: pipeline_per_sec / raw_insert_per_sec,
@@ -639,7 +807,7 @@ fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &
 /// restored from the nearest checkpoint and correlated forward).
 pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineError> {
     let manifest = day_manifest()?;
-    let messages = generate(&manifest, n);
+    let (messages, _) = generate(&manifest, n, Tape::Stress);
     let end_ms = manifest.start_ms + 24 * 3600 * 1000;
     // The pipeline alone, on its own database.
     let store = Store::open(&dir.join("seek-pipeline.db"))?;
@@ -717,7 +885,7 @@ mod tests {
     /// A replay of a generated day of 20,000 observations, on its own database file.
     fn day(dir: &Path, name: &str) -> crate::replay::Replay {
         let manifest = day_manifest().unwrap();
-        let messages = generate(&manifest, 20_000);
+        let (messages, _) = generate(&manifest, 20_000, Tape::Stress);
         day_replay(dir, &manifest, messages, name).unwrap()
     }
 

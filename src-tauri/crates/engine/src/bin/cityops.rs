@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
+use cityops_engine::bench::Tape;
 use cityops_engine::config::LiveConfig;
 use cityops_engine::feeds::{self, MessageContext};
 use cityops_engine::headless;
@@ -314,6 +315,9 @@ enum Command {
         /// Observations in the generated tape.
         #[arg(long, default_value_t = 1_000_000)]
         observations: usize,
+        /// Which generated day: `city` or `stress` (both, one after the other, by default).
+        #[arg(long)]
+        tape: Option<String>,
         /// Where the two benchmark databases go (a temporary folder by default).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -568,15 +572,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench { observations, dir } => {
+        Command::Bench { observations, tape, dir } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let r = cityops_engine::bench::run(observations, &dir)?;
-            println!("{}", serde_json::to_string(&r)?);
-            println!(
-                "pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}; with correlation {:.0} obs/s, ratio {:.2} ({} incidents); peak RSS {:.0} MiB ({} observations)",
-                r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.whole_per_sec, r.whole_ratio, r.incidents, r.peak_rss_mib, r.observations
-            );
+            let tapes = match tape.as_deref() {
+                None => vec![Tape::City, Tape::Stress],
+                Some(t) => vec![t.parse::<Tape>()?],
+            };
+            for tape in tapes {
+                let dir = dir.join(format!("{tape:?}").to_lowercase());
+                std::fs::create_dir_all(&dir)?;
+                let r = cityops_engine::bench::run(observations, tape, &dir)?;
+                println!("{}", serde_json::to_string(&r)?);
+                println!(
+                    "{:?} day ({:.0} % abnormal): pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}; with correlation {:.0} obs/s, ratio {:.2} ({} incidents); peak RSS {:.0} MiB ({} observations)",
+                    r.tape, r.abnormal_share * 100.0, r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.whole_per_sec, r.whole_ratio, r.incidents, r.peak_rss_mib, r.observations
+                );
+            }
             Ok(())
         }
     }

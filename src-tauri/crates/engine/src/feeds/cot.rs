@@ -67,7 +67,7 @@ use std::ops::Range;
 use cityops_core::model::{GeoPoint, Observation, Severity};
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::xml::{self, Bounded, Pairs};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -425,8 +425,9 @@ struct RawEvent<'a> {
     point: Option<Pairs<'a>>,
     callsign: Option<Cow<'a, str>>,
     remarks: Option<Bounded>,
-    /// Flattened `detail` keys and values in document order; keys are distinct.
-    detail: Vec<(String, Value)>,
+    /// Flattened `detail` keys and values. Built as a map from the start: each key is
+    /// checked for a clash as it is added, and nothing is sorted afterwards.
+    detail: Map<String, Value>,
     detail_bytes: usize,
     detail_truncated: bool,
     /// Where the root element ended, in bytes.
@@ -458,11 +459,11 @@ impl RawEvent<'_> {
             key.push('.');
             key.push_str(a);
         }
-        let unique = if self.has_detail(&key) {
+        let unique = if self.detail.contains_key(&key) {
             let mut n = 2;
             loop {
                 let candidate = format!("{key}[{n}]");
-                if !self.has_detail(&candidate) {
+                if !self.detail.contains_key(&candidate) {
                     break candidate;
                 }
                 n += 1;
@@ -475,11 +476,7 @@ impl RawEvent<'_> {
             self.detail_truncated = true;
         }
         self.detail_bytes += unique.len() + kept.len();
-        self.detail.push((unique, kept.into()));
-    }
-
-    fn has_detail(&self, key: &str) -> bool {
-        self.detail.iter().any(|(k, _)| k == key)
+        self.detail.insert(unique, kept.into());
     }
 }
 
@@ -499,7 +496,7 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
     }
     let (text, skipped) = xml::utf8_text(bytes).map_err(|e| format!("{} of the event: {}", e.place, e.reason))?;
     let mut reader = Reader::from_str(text);
-    let mut ev = RawEvent { detail: Vec::with_capacity(16), ..RawEvent::default() };
+    let mut ev = RawEvent::default();
     let mut stack: Vec<Open<'a>> = Vec::with_capacity(8);
     // The flattened path under `detail` of the innermost open element (`track`, `a.b`).
     let mut path = String::new();
@@ -721,7 +718,7 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
     let title = ev.callsign.as_deref().filter(|c| !c.is_empty()).unwrap_or(uid).to_owned();
     let entity = ["cot:", uid].concat();
     let truncated = ev.detail_truncated || ev.remarks.as_ref().is_some_and(|r| r.truncated);
-    let detail = (!detail.is_empty()).then(|| Value::Object(detail.into_iter().collect()));
+    let detail = (!detail.is_empty()).then_some(Value::Object(detail));
     // Pushed in key order, so that building the map has nothing to sort.
     let attr = |key: &str| ev.attr(key).map(|v| Value::from(xml::prefix(v, 256)));
     let entries = [

@@ -436,9 +436,44 @@ struct RawEvent<'a> {
     root_is_event_tag: bool,
 }
 
+/// The attributes of `<event>` the adapter reads, found in one pass over them instead of one
+/// search per name (the first of a name wins, as a search would find it).
+#[derive(Default)]
+struct EventAttrs<'e> {
+    uid: Option<&'e str>,
+    cot_type: Option<&'e str>,
+    time: Option<&'e str>,
+    start: Option<&'e str>,
+    stale: Option<&'e str>,
+    access: Option<&'e str>,
+    how: Option<&'e str>,
+    opex: Option<&'e str>,
+    qos: Option<&'e str>,
+    version: Option<&'e str>,
+}
+
 impl RawEvent<'_> {
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim())
+    fn event_attrs(&self) -> EventAttrs<'_> {
+        let mut a = EventAttrs::default();
+        for (k, v) in &self.attrs {
+            let slot = match k.as_ref() {
+                "uid" => &mut a.uid,
+                "type" => &mut a.cot_type,
+                "time" => &mut a.time,
+                "start" => &mut a.start,
+                "stale" => &mut a.stale,
+                "access" => &mut a.access,
+                "how" => &mut a.how,
+                "opex" => &mut a.opex,
+                "qos" => &mut a.qos,
+                "version" => &mut a.version,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(v.trim());
+            }
+        }
+        a
     }
 
     /// Adds one flattened `detail` value within the limits: under the key `path`, or
@@ -685,21 +720,22 @@ fn number(attrs: &[(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Result<Option<f
 
 fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Observation, Refusal> {
     let detail = std::mem::take(&mut ev.detail);
-    let uid = ev.attr("uid").filter(|u| !u.is_empty()).ok_or("no uid")?;
+    let at = ev.event_attrs();
+    let uid = at.uid.filter(|u| !u.is_empty()).ok_or("no uid")?;
     if uid.len() > MAX_UID_BYTES {
         return Err(format!("uid of {} bytes exceeds {MAX_UID_BYTES}", uid.len()).into());
     }
-    let cot_type = ev.attr("type").filter(|t| !t.is_empty()).ok_or("no type")?;
+    let cot_type = at.cot_type.filter(|t| !t.is_empty()).ok_or("no type")?;
     if cot_type.len() > 128 || !cot_type.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!("type {:?} is not a CoT type", xml::prefix(cot_type, 40)).into());
     }
-    let time_text = ev.attr("time").ok_or("no time")?;
+    let time_text = at.time.ok_or("no time")?;
     let time = cot_time(time_text).ok_or_else(|| format!("time {:?} is not an xs:dateTime", xml::prefix(time_text, 40)))?;
-    let start = match ev.attr("start") {
+    let start = match at.start {
         Some(s) => cot_time(s).ok_or_else(|| format!("start {:?} is not an xs:dateTime", xml::prefix(s, 40)))?,
         None => time,
     };
-    let stale_text = ev.attr("stale").ok_or("no stale")?;
+    let stale_text = at.stale.ok_or("no stale")?;
     let stale_ms = cot_time(stale_text).ok_or_else(|| format!("stale {:?} is not an xs:dateTime", xml::prefix(stale_text, 40)))?;
     if stale_ms < start {
         return Err(format!("stale {stale_text} is before start").into());
@@ -720,27 +756,27 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
     let truncated = ev.detail_truncated || ev.remarks.as_ref().is_some_and(|r| r.truncated);
     let detail = (!detail.is_empty()).then_some(Value::Object(detail));
     // Pushed in key order, so that building the map has nothing to sort.
-    let attr = |key: &str| ev.attr(key).map(|v| Value::from(xml::prefix(v, 256)));
+    let attr = |v: Option<&str>| v.map(|v| Value::from(xml::prefix(v, 256)));
     let entries = [
-        ("access", attr("access")),
+        ("access", attr(at.access)),
         ("callsign", ev.callsign.as_deref().map(Value::from)),
         ("ce", ce.map(Value::from)),
         ("detail", detail),
         ("detail_truncated", truncated.then_some(Value::Bool(true))),
         ("dimension", dimension(cot_type).map(Value::from)),
         ("hae", hae.map(Value::from)),
-        ("how", attr("how")),
+        ("how", attr(at.how)),
         ("le", le.map(Value::from)),
-        ("opex", attr("opex")),
-        ("qos", attr("qos")),
+        ("opex", attr(at.opex)),
+        ("qos", attr(at.qos)),
         ("remarks", ev.remarks.as_ref().map(|r| Value::from(r.text.trim()))),
         ("stale", Some(Value::Bool(stale))),
         ("stale_time", Some(Value::from(xml::prefix(stale_text, 64)))),
-        ("start", attr("start")),
-        ("time", attr("time")),
-        ("type", attr("type")),
-        ("uid", attr("uid")),
-        ("version", attr("version")),
+        ("start", attr(at.start)),
+        ("time", attr(at.time)),
+        ("type", attr(at.cot_type)),
+        ("uid", attr(at.uid)),
+        ("version", attr(at.version)),
     ];
     let fields = entries.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect();
     Ok(Observation {

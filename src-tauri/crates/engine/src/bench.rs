@@ -889,6 +889,49 @@ mod tests {
         day_replay(dir, &manifest, messages, name).unwrap()
     }
 
+    /// The city day is what `BENCHMARKS.md` says it is: cameras and meters stay where they
+    /// are, vehicles move, about a quarter of the observations are abnormal, faults come from
+    /// storm cells (so cameras both fail and come back), and it opens incidents.
+    #[test]
+    fn the_city_day_is_as_documented() {
+        let manifest = Manifest::parse(MANIFEST).unwrap();
+        let (messages, abnormal) = generate(&manifest, 50_000, Tape::City);
+        let share = abnormal as f64 / 50_000.0;
+        assert!((0.15..0.35).contains(&share), "abnormal share {share}");
+        let mut places: std::collections::HashMap<String, std::collections::HashSet<(u64, u64)>> = Default::default();
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut all = Vec::new();
+        for msg in &messages {
+            let layer = manifest.feed(&msg.feed).unwrap().layer;
+            let ctx = MessageContext { feed: &msg.feed, layer, seq: msg.line, received_ms: msg.time_ms, topic: None };
+            for o in feeds::geojson::decode(ctx, &msg.body).unwrap().observations {
+                places.entry(o.entity.clone()).or_default().insert((o.position.lon.to_bits(), o.position.lat.to_bits()));
+                kinds.insert(o.kind.clone());
+                all.push(o);
+            }
+        }
+        assert_eq!(all.len(), 50_000);
+        for (entity, at) in &places {
+            if entity.starts_with("cameras/") || entity.starts_with("meters/") {
+                assert_eq!(at.len(), 1, "{entity} moved");
+            }
+        }
+        assert!(places.iter().any(|(e, at)| e.starts_with("vehicles/") && at.len() > 1), "no vehicle moved");
+        for k in ["camera.offline", "camera.online", "vehicle.delayed", "vehicle.position", "report.outage", "feeder.voltage"] {
+            assert!(kinds.contains(k), "no {k}");
+        }
+        let rules = Rules::parse(DEFAULT_RULES).unwrap();
+        let mut c = Correlator::new(rules, AssetIndex::default());
+        let mut i = 0;
+        while i < all.len() {
+            let second = all[i].received_ms.div_euclid(1000);
+            let j = i + all[i..].iter().take_while(|o| o.received_ms.div_euclid(1000) == second).count();
+            c.ingest_second(second, &mut all[i..j]);
+            i = j;
+        }
+        assert!(c.incidents().count() > 50, "{} incidents", c.incidents().count());
+    }
+
     fn stored(replay: &crate::replay::Replay) -> Vec<crate::store::StoredIncident> {
         let store = replay.pipeline().store();
         store.stored_incidents(replay.pipeline().run()).unwrap()

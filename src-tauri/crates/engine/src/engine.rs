@@ -22,7 +22,7 @@ use crate::dto::{
 };
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
-use crate::live::{LiveEngineConfig, LiveMode};
+use crate::live::{LiveEngineConfig, LiveMode, RETRY_STORE};
 use crate::outbox::{self, Outbox};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
@@ -533,6 +533,9 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
     let mut last_tick = Instant::now();
     let mut last_command = Instant::now();
     let mut last_clock = replay.clock();
+    // When the disk last refused a step of the replay (full or read-only), until a retry goes
+    // through.
+    let mut refused: Option<Instant> = None;
     loop {
         tokio::select! {
             command = commands.recv() => {
@@ -621,8 +624,13 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         tracing::error!(error = %e, "live ingest failed");
                     }
                 } else if replay.playing {
-                    let result = match replay.speed {
-                        None => {
+                    // A step the disk refused is tried again (what it left undone, not more
+                    // of the tape) every `RETRY_STORE`; the clock moves on once it went through,
+                    // so a trainer who frees space sees the replay carry on by itself.
+                    let result = match (refused, replay.speed) {
+                        (Some(at), _) if at.elapsed() < RETRY_STORE => Ok(()),
+                        (Some(_), _) => replay.retry_store().map(|()| refused = None),
+                        (None, None) => {
                             let deadline = Instant::now() + MAX_SPEED_SLICE;
                             let mut r = Ok(());
                             while r.is_ok() && !replay.finished() {
@@ -631,16 +639,27 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                             }
                             r
                         }
-                        Some(f) => {
+                        (None, Some(f)) => {
                             let dt = (elapsed.as_secs_f64() * 1000.0 * f).round() as i64;
                             replay.advance_to(replay.now_ms() + dt)
                         }
                     };
                     if let Err(e) = result {
-                        tracing::error!(error = %e, "replay failed; pausing");
-                        replay.playing = false;
+                        match e.disk_fault() {
+                            Some(fault) => {
+                                if refused.is_none() {
+                                    tracing::error!(error = %e, "the store refuses commits; the replay holds what it read and waits for the disk");
+                                }
+                                refused = Some(Instant::now());
+                                replay.storage_refused(fault, chrono::Utc::now().timestamp_millis());
+                            }
+                            None => {
+                                tracing::error!(error = %e, "replay failed; pausing");
+                                replay.playing = false;
+                            }
+                        }
                     }
-                    if replay.finished() {
+                    if replay.finished() && refused.is_none() {
                         replay.playing = false;
                     }
                 } else if last_command.elapsed() >= WRITE_BEHIND_AFTER {
@@ -661,7 +680,9 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                 }
                 let mut diff = replay.take_diff(false);
                 diff.outbox = outbox_change(&outbox);
-                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() {
+                // Health is in a diff only when it changed (see `Replay::take_diff`), so a diff
+                // carrying it goes out even when the clock rests (a replay waiting for the disk).
+                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() || diff.storage.is_some() || diff.feeds.is_some() {
                     last_clock = diff.clock.clone();
                     publish(&mut sinks, &diff);
                 }

@@ -51,6 +51,10 @@ pub struct Replay {
     pub trainer_view: bool,
     /// In live mode, the feeds' health board and what the UI was last sent of it.
     live: Option<(Health, Option<Vec<FeedHealthDto>>, Option<StorageHealthDto>)>,
+    /// In a replay, the store's health and what the UI was last sent of it, from the first time
+    /// the disk refused a commit (before that, diffs say nothing of storage, as they never had
+    /// anything to say).
+    disk: Option<(Health, Option<StorageHealthDto>)>,
     /// When the exercise was ended and by whom; the trainee's record is closed after it.
     ended: Option<(Millis, String)>,
 }
@@ -79,6 +83,7 @@ impl Replay {
             playing: false,
             trainer_view: false,
             live: None,
+            disk: None,
             ended: None,
         }
     }
@@ -382,6 +387,31 @@ impl Replay {
         self.correlate()
     }
 
+    /// The store refused a commit for `fault` (a full or read-only disk) at wall time `at`: the
+    /// operator is told, with how much waits in memory, on the same board live mode uses.
+    pub(crate) fn storage_refused(&mut self, fault: &str, at: Millis) {
+        let (path, held) = (self.pipeline.store().path().to_owned(), self.pipeline.buffered());
+        self.storage_board().storage_failed(&path, fault, held, at);
+    }
+
+    /// Tries again what a refused commit left undone: commits what the pipeline holds, then
+    /// brings the picture index and the incidents up to the clock, as the step that failed
+    /// would have. On success the operator is told everything is stored.
+    pub(crate) fn retry_store(&mut self) -> Result<(), StoreError> {
+        self.pipeline.flush()?;
+        self.index_ingested()?;
+        self.correlate()?;
+        self.storage_board().storage_ok();
+        Ok(())
+    }
+
+    fn storage_board(&mut self) -> &Health {
+        match &mut self.live {
+            Some((health, _, _)) => health,
+            None => &self.disk.get_or_insert_with(|| (Health::default(), None)).0,
+        }
+    }
+
     /// Commits what the pipeline buffered and writes the incidents a seek left for later, so
     /// that store queries see everything ingested and the incidents at the clock's time.
     pub fn flush(&mut self) -> Result<(), StoreError> {
@@ -452,7 +482,13 @@ impl Replay {
                 let storage = (full || sent_storage.as_ref() != Some(&storage)).then(|| sent_storage.insert(storage).clone());
                 (feeds, storage)
             }
-            None => (None, None),
+            None => {
+                let storage = self.disk.as_mut().and_then(|(health, sent)| {
+                    let storage = health.storage();
+                    (full || sent.as_ref() != Some(&storage)).then(|| sent.insert(storage).clone())
+                });
+                (None, storage)
+            }
         };
         MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds, storage }
     }

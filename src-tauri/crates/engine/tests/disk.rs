@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use cityops_engine::dto::MapDiffDto;
 use cityops_engine::live::{LiveEngineConfig, StorageHealthDto};
-use cityops_engine::Engine;
+use cityops_engine::{Engine, EngineConfig};
 
 type Diffs = Arc<Mutex<Vec<MapDiffDto>>>;
 
@@ -168,6 +168,59 @@ async fn a_full_disk_holds_ingest_in_memory_tells_the_operator_and_loses_nothing
     for n in 0..12 {
         assert_eq!(stored(&db, &format!("full{n:02}")), vec![1; 40]);
     }
+}
+
+/// A replay whose database disk fills up holds what it read, stops the clock where the disk
+/// refused, tells the trainer why, and carries on by itself once there is room: the run ends
+/// with every observation of the tape stored once and the scenario's incidents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_on_a_full_disk_waits_tells_the_operator_and_carries_on_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    let _mount = Tmpfs::mount(&disk, "size=4m");
+    let db = disk.join("replay.db");
+    let config = EngineConfig {
+        scenario_dir: common::repo().join("fixtures/scenarios/helsinki-storm"),
+        db_path: db.clone(),
+        maps_dir: common::repo().join("maps"),
+        backends: None,
+    };
+    let engine = Engine::start(config).unwrap();
+    let diffs: Diffs = Arc::default();
+    let sink = diffs.clone();
+    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+
+    let ballast = fill(&disk);
+    engine.set_speed(None).unwrap();
+    engine.play().unwrap();
+    let fault = until(&diffs, "the trainer told the disk is full", |d| storage(d).filter(|s| s.fault.is_some())).await;
+    assert!(fault.fault.as_deref().unwrap().contains("disk holding the database is full"), "{fault:?}");
+    assert_eq!(fault.path, db.to_str().unwrap(), "the message names the database");
+    assert!(fault.held > 0, "what the replay read waits in memory: {fault:?}");
+    // The clock waits where the disk refused (still playing), and nothing ends early.
+    let clock = |d: &Diffs| d.lock().unwrap().last().unwrap().clock.clone();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let waiting = clock(&diffs);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(clock(&diffs).now_ms, waiting.now_ms, "the clock waits for the disk");
+    assert!(waiting.playing && !waiting.finished, "{waiting:?}");
+
+    // Space returns: the replay carries on to the end, and the fault clears.
+    std::fs::remove_file(&ballast).unwrap();
+    let cleared = until(&diffs, "the fault cleared", |d| storage(d).filter(|s| s.fault.is_none())).await;
+    assert_eq!((cleared.held, cleared.faults), (0, 1));
+    until(&diffs, "the replay finished", |d| d.last().filter(|d| d.clock.finished && !d.clock.playing).map(|_| ())).await;
+    drop(engine);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (rows, distinct): (i64, i64) = conn
+        .query_row("SELECT count(*), count(DISTINCT feed || '/' || seq || '/' || idx) FROM observations", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!((rows, distinct), (3545, 3545), "every observation of the tape stored once");
+    let incidents: i64 = conn.query_row("SELECT count(*) FROM incidents", [], |r| r.get(0)).unwrap();
+    assert_eq!(incidents, 4, "the scenario's incidents");
 }
 
 #[test]

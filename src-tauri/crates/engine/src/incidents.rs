@@ -141,6 +141,9 @@ pub struct Desk {
     /// rather than all of a large incident's, and a seek rewrites only the incidents that
     /// differ at the new time rather than all of them.
     written: BTreeMap<String, Arc<Incident>>,
+    /// The observations read back for correlation, kept between reads so that its memory is
+    /// reused instead of grown afresh (and cleared by the kernel) every time.
+    scratch: Vec<Observation>,
 }
 
 fn rank(s: LifecycleStatus) -> usize {
@@ -200,6 +203,7 @@ impl Desk {
             db_reset: false,
             resync: None,
             written: BTreeMap::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -357,14 +361,22 @@ impl Desk {
             let decision = self.decisions.get(self.state.applied).map(|d| d.position_ms).filter(|p| *p > upto);
             let stop = [Some(limit), Some(boundary), decision].into_iter().flatten().min().expect("limit is some");
             let started = Instant::now();
-            let mut seconds: BTreeMap<i64, Vec<Observation>> = BTreeMap::new();
-            for o in store.arrived_between(self.run, upto - 1, stop - 1)? {
-                seconds.entry(o.received_ms.div_euclid(1000)).or_default().push(o);
+            let mut arrived = std::mem::take(&mut self.scratch);
+            store.arrived_between_into(self.run, upto - 1, stop - 1, &mut arrived)?;
+            // One arrival second at a time, in order. The store's order is arrival order but
+            // for a trainer's inject, which can arrive behind the tape: only then is there
+            // anything to sort, and a stable sort keeps each second's observations in the
+            // store's order.
+            let second = |o: &Observation| o.received_ms.div_euclid(1000);
+            if !arrived.is_sorted_by_key(second) {
+                arrived.sort_by_key(second);
             }
-            for (second, mut batch) in seconds {
-                let changes = self.state.correlator.ingest_second(second, &mut batch);
+            for batch in arrived.chunk_by_mut(|a, b| second(a) == second(b)) {
+                let changes = self.state.correlator.ingest_second(second(&batch[0]), batch);
                 self.note(changes);
             }
+            arrived.clear();
+            self.scratch = arrived;
             // An empty second lets time-driven changes (escalation, expiring reports) happen.
             let changes = self.state.correlator.ingest_second(stop.div_euclid(1000) - 1, &mut []);
             self.note(changes);

@@ -309,13 +309,18 @@ impl Store {
     }
 
     fn collect(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Observation>, StoreError> {
+        let mut out = Vec::new();
+        self.collect_into(sql, params, &mut out)?;
+        Ok(out)
+    }
+
+    fn collect_into(&self, sql: &str, params: impl rusqlite::Params, out: &mut Vec<Observation>) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params)?;
-        let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(Store::read(row)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// True when a source with this key was committed for `feed` (by any run).
@@ -361,10 +366,17 @@ impl Store {
 
     /// Observations that arrived in `(after, until]`, in arrival order.
     pub fn arrived_between(&self, run: RunId, after: Millis, until: Millis) -> Result<Vec<Observation>, StoreError> {
+        let mut out = Vec::new();
+        self.arrived_between_into(run, after, until, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Store::arrived_between`] appended to `out`, whose memory a caller reading often keeps.
+    pub fn arrived_between_into(&self, run: RunId, after: Millis, until: Millis, out: &mut Vec<Observation>) -> Result<(), StoreError> {
         let sql = format!(
             "SELECT {OBS_COLUMNS} FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3 ORDER BY id"
         );
-        self.collect(&sql, params![run, after, until])
+        self.collect_into(&sql, params![run, after, until], out)
     }
 
     /// The latest observation of one entity that had arrived by `t`.

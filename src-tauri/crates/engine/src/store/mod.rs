@@ -128,6 +128,9 @@ pub struct Store {
     full: bool,
 }
 
+/// SQLite's page cache per connection, KiB (its default is 2 MiB).
+const CACHE_KIB: i64 = 32 * 1024;
+
 const OBS_COLUMNS: &str =
     "id, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, entity, lon, lat, title, fields";
 
@@ -177,6 +180,7 @@ impl Store {
 
     fn init(mut conn: Connection) -> Result<Store, StoreError> {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // `rarray(?)`: a list of row ids as one parameter (the picture's rows at a seek).
         rusqlite::vtab::array::load_module(&conn)?;

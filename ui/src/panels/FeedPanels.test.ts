@@ -57,6 +57,18 @@ describe("FeedHealthPanel", () => {
     expect(screen.getByTestId("feed-overloaded").textContent).toContain("overloaded · held back 12 s");
   });
 
+  it("tells a trainer that a replay waiting for the disk carries on by itself", () => {
+    render(FeedHealthPanel, {
+      health: null,
+      storage: { fault: "the disk holding the database is full", path: "/srv/replay.db", sinceMs: NOW - 5_000, held: 1_250, faults: 1 },
+      live: false, nowMs: NOW, quarantineOpen: false, onQuarantine: () => {},
+    });
+    const alert = screen.getByRole("alert");
+    expect(alert.textContent).toContain("Not saving: the disk holding the database is full.");
+    expect(alert.textContent?.replace(/\s+/g, " ")).toContain("1,250 items read from the tape held in memory");
+    expect(alert.textContent?.replace(/\s+/g, " ")).toContain("they are saved, and the replay carries on, when the disk takes writes again");
+  });
+
   it("shows no alert while the store takes writes", () => {
     render(FeedHealthPanel, {
       health: [feed("grid")],

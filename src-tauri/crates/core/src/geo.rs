@@ -45,7 +45,7 @@ pub struct GridIndex<T> {
     len: usize,
 }
 
-impl<T: PartialEq> GridIndex<T> {
+impl<T> GridIndex<T> {
     /// An empty grid with cells of `cell_m` metres, square near `ref_lat` degrees.
     pub fn new(cell_m: f64, ref_lat: f64) -> GridIndex<T> {
         let cell_m = if cell_m.is_finite() && cell_m > 0.0 { cell_m } else { 250.0 };
@@ -68,11 +68,6 @@ impl<T: PartialEq> GridIndex<T> {
         let c = self.cell(p);
         self.cells.entry(c).or_default().push((p, p.lat.to_radians().cos(), item));
         self.len += 1;
-    }
-
-    /// Removes one item equal to `item` at `p`; returns whether it was there.
-    pub fn remove(&mut self, p: GeoPoint, item: &T) -> bool {
-        self.remove_where(p, |t| t == item)
     }
 
     /// Removes one item at `p` that `is` picks; returns whether there was one.
@@ -175,8 +170,8 @@ mod tests {
             let want: Vec<usize> = (0..pts.len()).filter(|i| distance_m(centre, pts[*i]) <= r).collect();
             assert_eq!(got, want, "radius {r}");
         }
-        assert!(g.remove(pts[3], &3));
-        assert!(!g.remove(pts[3], &3));
+        assert!(g.remove_where(pts[3], |i| *i == 3));
+        assert!(!g.remove_where(pts[3], |i| *i == 3));
         assert_eq!(g.len(), 399);
     }
 

@@ -88,15 +88,24 @@ pub enum Tape {
     Stress,
 }
 
+impl Tape {
+    /// The name `--tape` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tape::City => "city",
+            Tape::Stress => "stress",
+        }
+    }
+}
+
 impl std::str::FromStr for Tape {
     type Err = EngineError;
 
     fn from_str(s: &str) -> Result<Tape, EngineError> {
-        match s {
-            "city" => Ok(Tape::City),
-            "stress" => Ok(Tape::Stress),
-            other => Err(EngineError::InvalidInput(format!("unknown benchmark tape {other:?}: expected city or stress"))),
-        }
+        [Tape::City, Tape::Stress]
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| EngineError::InvalidInput(format!("unknown benchmark tape {s:?}: expected city or stress")))
     }
 }
 
@@ -183,7 +192,7 @@ fn stress_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
         let r = rng.next();
         Feature {
             entity: format!("{}/{}", FEEDS[f], (r >> 40) % 5_000),
-            at: GeoPoint { lon: 24.9351 + (r % 18_400) as f64 * 1e-6, lat: 60.1641 + ((r >> 20) % 15_100) as f64 * 1e-6 },
+            at: GeoPoint { lon: EXTRACT_MIN.lon + (r % 18_400) as f64 * 1e-6, lat: EXTRACT_MIN.lat + ((r >> 20) % 15_100) as f64 * 1e-6 },
             kind: kinds[f],
             severity: severities[(r >> 8) as usize % 5],
             value: r % 1000,
@@ -922,12 +931,10 @@ mod tests {
         }
         let rules = Rules::parse(DEFAULT_RULES).unwrap();
         let mut c = Correlator::new(rules, AssetIndex::default());
-        let mut i = 0;
-        while i < all.len() {
-            let second = all[i].received_ms.div_euclid(1000);
-            let j = i + all[i..].iter().take_while(|o| o.received_ms.div_euclid(1000) == second).count();
-            c.ingest_second(second, &mut all[i..j]);
-            i = j;
+        // The tape is in arrival order: each run of one arrival second is a batch.
+        let second = |o: &Observation| o.received_ms.div_euclid(1000);
+        for batch in all.chunk_by_mut(|a, b| second(a) == second(b)) {
+            c.ingest_second(second(&batch[0]), batch);
         }
         assert!(c.incidents().count() > 50, "{} incidents", c.incidents().count());
     }

@@ -59,6 +59,11 @@ pub struct Replay {
     ended: Option<(Millis, String)>,
 }
 
+/// `now` if it differs from what was `sent` last (or a `full` diff is wanted), remembered as sent.
+fn unsent<T: PartialEq + Clone>(full: bool, sent: &mut Option<T>, now: T) -> Option<T> {
+    (full || sent.as_ref() != Some(&now)).then(|| sent.insert(now).clone())
+}
+
 impl Replay {
     /// A replay at the scenario's start, paused at 1x. Refused tape lines go to the quarantine.
     pub fn new(scenario: Scenario, mut pipeline: Pipeline) -> Replay {
@@ -475,20 +480,8 @@ impl Replay {
         let now = self.now_ms;
         // Feed health goes out when it changed (its rate and stale flag move with the clock).
         let (feeds, storage) = match &mut self.live {
-            Some((health, sent, sent_storage)) => {
-                let current = health.snapshot(now);
-                let feeds = (full || sent.as_ref() != Some(&current)).then(|| sent.insert(current).clone());
-                let storage = health.storage();
-                let storage = (full || sent_storage.as_ref() != Some(&storage)).then(|| sent_storage.insert(storage).clone());
-                (feeds, storage)
-            }
-            None => {
-                let storage = self.disk.as_mut().and_then(|(health, sent)| {
-                    let storage = health.storage();
-                    (full || sent.as_ref() != Some(&storage)).then(|| sent.insert(storage).clone())
-                });
-                (None, storage)
-            }
+            Some((health, sent, sent_storage)) => (unsent(full, sent, health.snapshot(now)), unsent(full, sent_storage, health.storage())),
+            None => (None, self.disk.as_mut().and_then(|(health, sent)| unsent(full, sent, health.storage()))),
         };
         MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds, storage }
     }

@@ -55,7 +55,7 @@ type Slot = (IncidentId, usize);
 /// meets dozens of members, and each visit to a member behind its incident is a chain of cache
 /// misses; most of them fail on kind alone (a delayed vehicle looks for dark signals and meets
 /// offline cameras).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Probe {
     slot: Slot,
     /// Bit `i` is set when rule `i` is spatial and its `near` kinds take this member's kind.

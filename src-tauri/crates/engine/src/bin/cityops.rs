@@ -580,7 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(t) => vec![t.parse::<Tape>()?],
             };
             for tape in tapes {
-                let dir = dir.join(format!("{tape:?}").to_lowercase());
+                let dir = dir.join(tape.name());
                 std::fs::create_dir_all(&dir)?;
                 let r = cityops_engine::bench::run(observations, tape, &dir)?;
                 println!("{}", serde_json::to_string(&r)?);

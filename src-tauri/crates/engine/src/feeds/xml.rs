@@ -246,18 +246,14 @@ fn split_attributes(tag: &[u8], from: usize, out: &mut [(usize, usize, usize, us
     }
 }
 
-/// Attributes as `(local name, value)` pairs.
-pub(crate) type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
-
-/// The attributes of a start tag read from `text`, borrowing from `text` where they can.
-pub(crate) fn attribute_pairs<'a>(text: &'a str, e: &BytesStart<'_>) -> Result<Pairs<'a>, Refusal> {
+/// Calls `f` with each attribute of a start tag read from `text` (see [`each_attribute`]), its
+/// value borrowing from `text` where it can, so a caller can keep it without allocating.
+pub(crate) fn each_attribute_in<'a>(text: &'a str, e: &BytesStart<'_>, mut f: impl FnMut(&str, Cow<'a, str>)) -> Result<(), Refusal> {
     let name_len = e.name().as_ref().len();
-    let mut out = Vec::new();
     match tag_text(text, e) {
-        Cow::Borrowed(tag) => each_attribute(tag, name_len, |k, v| out.push((Cow::Borrowed(k), v)))?,
-        Cow::Owned(tag) => each_attribute(&tag, name_len, |k, v| out.push((Cow::Owned(k.to_owned()), Cow::Owned(v.into_owned()))))?,
+        Cow::Borrowed(tag) => each_attribute(tag, name_len, f),
+        Cow::Owned(tag) => each_attribute(&tag, name_len, |k, v| f(k, Cow::Owned(v.into_owned()))),
     }
-    Ok(out)
 }
 
 /// A short, printable excerpt of raw bytes for error messages (never the whole input).

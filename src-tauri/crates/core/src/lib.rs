@@ -24,6 +24,7 @@ pub mod assets;
 pub mod correlate;
 pub mod digest;
 pub mod dispatch;
+pub mod fields;
 pub mod geo;
 pub mod grid;
 pub mod inject;
@@ -34,4 +35,5 @@ pub mod rules;
 pub mod scenario;
 pub mod tape;
 
+pub use fields::Fields;
 pub use model::{GeoPoint, Layer, Observation, Severity};

@@ -174,7 +174,7 @@ pub struct Observation {
     /// A one-line human summary, untrusted feed text.
     pub title: String,
     /// Every other field of the source payload, untrusted feed text.
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub fields: crate::Fields,
 }
 
 #[cfg(test)]

@@ -168,7 +168,7 @@ impl ObservationDto {
             title: o.title.clone(),
             observed_ms: o.observed_ms,
             received_ms: o.received_ms,
-            fields: o.fields.clone(),
+            fields: o.fields.to_map(),
         }
     }
 }

@@ -66,7 +66,7 @@ fn obs(seq: u64, t: f64, entity: &str, kind: &str, severity: Severity, at: (f64,
         entity: entity.into(),
         position: GeoPoint { lon: at.0, lat: at.1 },
         title: format!("{entity} {kind}"),
-        fields: fields.as_object().cloned().unwrap_or_default(),
+        fields: fields.as_object().cloned().unwrap_or_default().into(),
     }
 }
 

@@ -71,10 +71,11 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_core::Fields;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::{NsReader, Reader, XmlVersion};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::xml::{self, Bounded};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -912,7 +913,7 @@ impl CapAdapter {
         let root = linked.clone().unwrap_or_else(|| own_root.clone());
 
         // The fields every observation of this alert shares.
-        let mut common: Fields = Vec::with_capacity(12);
+        let mut common: Gathered = Vec::with_capacity(12);
         let mut truncated: Vec<&str> = Vec::new();
         for f in [F::Identifier, F::Sender, F::Sent, F::Status, F::MsgType, F::Scope, F::References, F::Source, F::Note] {
             put(&mut common, &mut truncated, t, f);
@@ -943,7 +944,7 @@ impl CapAdapter {
                 }
             };
             // Only this info's own fields: the alert's are shared, not copied per info.
-            let mut info_fields: Fields = Vec::with_capacity(16);
+            let mut info_fields: Gathered = Vec::with_capacity(16);
             let mut info_cut = truncated.clone();
             for f in [
                 F::Language, F::Event, F::Urgency, F::Severity, F::Certainty, F::Effective, F::Onset, F::Expires, F::SenderName,
@@ -980,7 +981,7 @@ impl CapAdapter {
                         continue;
                     }
                 };
-                let mut fields: Fields = Vec::with_capacity(8);
+                let mut fields: Gathered = Vec::with_capacity(8);
                 let mut cut = info_cut.clone();
                 put(&mut fields, &mut cut, &area.texts, F::AreaDesc);
                 for f in [F::Polygon, F::Circle] {
@@ -1072,16 +1073,16 @@ impl CapAdapter {
 }
 
 /// Fields being gathered for observations, by name; distinct names within one observation.
-type Fields = Vec<(&'static str, Value)>;
+type Gathered = Vec<(&'static str, Value)>;
 
 /// One observation's fields: the alert's, the info's (copied, as every observation owns its
 /// map) and the area's own (moved).
-fn merge(alert: &[(&'static str, Value)], info: &[(&'static str, Value)], own: Fields) -> Map<String, Value> {
-    alert.iter().chain(info).map(|(k, v)| ((*k).to_owned(), v.clone())).chain(own.into_iter().map(|(k, v)| (k.to_owned(), v))).collect()
+fn merge(alert: &[(&'static str, Value)], info: &[(&'static str, Value)], own: Gathered) -> Fields {
+    alert.iter().chain(info).map(|(k, v)| (*k, v.clone())).chain(own).collect()
 }
 
 /// Copies a text element into the fields, noting whether it was cut.
-fn put(fields: &mut Fields, truncated: &mut Vec<&'static str>, texts: &Texts, f: F) {
+fn put(fields: &mut Gathered, truncated: &mut Vec<&'static str>, texts: &Texts, f: F) {
     if let Some(b) = texts.all(f).next().filter(|b| !b.text.trim().is_empty()) {
         fields.push((f.key(), b.text.trim().into()));
         if b.truncated {

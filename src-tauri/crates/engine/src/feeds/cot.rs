@@ -44,10 +44,12 @@
 //!
 //! Fields: `uid`, `type`, `how`, `version`, `time`, `start`, `stale_time`, `stale`, `access`,
 //! `qos`, `opex` (when present), `hae`, `ce`, `le` (numbers; CoT writes 9999999 for unknown),
-//! `callsign`, `remarks`, `dimension`, and `detail`: every other element and attribute under
-//! `detail` flattened to `path.attribute` and `path` (text) keys with string values, for example
-//! `__group.name`, `track.course`, `link.uid`; a repeated key gets `[2]`, `[3]`... appended.
-//! `detail_truncated: true` says the limits below cut something.
+//! `callsign`, `remarks`, `dimension`, and every other element and attribute under `detail`
+//! flattened to `detail.path.attribute` and `detail.path` (text) fields with string values, for
+//! example `detail.__group.name`, `detail.track.course`, `detail.link.uid`; a repeated name gets
+//! `[2]`, `[3]`... appended in document order. `detail_truncated: true` says the limits below
+//! cut something (or dropped a name that numbering would have repeated, which only a name with
+//! brackets in it, never a real element, can cause).
 //!
 //! # Refused input and limits
 //! Whole-body XML rules (UTF-8, no DTD, [`super::xml::MAX_DEPTH`]) are in [`super::xml`], applied
@@ -57,18 +59,19 @@
 //! coordinates out of range or not numbers, or a `uid` longer than [`MAX_UID_BYTES`] bytes.
 //! Bytes between events that are not an event are refused as one piece (TAK protocol version 1,
 //! the protobuf framing starting with byte 0xBF, is named as such: the feed must send XML).
-//! `remarks` keeps [`REMARKS_BYTES`], `detail` at most [`MAX_DETAIL_FIELDS`] keys of
-//! [`DETAIL_VALUE_BYTES`] each and [`DETAIL_BYTES`] in all. [`split_stream`] buffers at most
+//! `remarks` keeps [`REMARKS_BYTES`], `detail` at most [`MAX_DETAIL_FIELDS`] fields of
+//! [`DETAIL_VALUE_BYTES`] each and [`DETAIL_BYTES`] in all (names counted without the `detail.`
+//! prefix and before numbering). [`split_stream`] buffers at most
 //! [`MAX_STREAM_BUFFER`] bytes of an incomplete event.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_core::fields::FieldName;
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
-use serde_json::map::Entry;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::xml::{self, Bounded};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -79,7 +82,7 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// incomplete event is handed on (cut to this size) as a body that decoding refuses, and the
 /// buffer starts afresh. A peer cannot make the reader hold more.
 pub const MAX_STREAM_BUFFER: usize = MAX_EVENT_BYTES;
-/// The most keys kept from `detail`.
+/// The most fields kept from `detail`.
 pub const MAX_DETAIL_FIELDS: usize = 128;
 /// Bytes kept of one `detail` value.
 pub const DETAIL_VALUE_BYTES: usize = 1024;
@@ -426,9 +429,10 @@ struct RawEvent<'a> {
     point: Option<PointAttrs<'a>>,
     callsign: Option<Cow<'a, str>>,
     remarks: Option<Bounded>,
-    /// Flattened `detail` keys and values. Built as a map from the start: each key is
-    /// checked for a clash as it is added, and nothing is sorted afterwards.
-    detail: Map<String, Value>,
+    /// Flattened `detail` fields, their names with the [`DETAIL_PREFIX`], in document order
+    /// and not yet numbered (see [`sort_detail`]).
+    detail: Vec<(String, Value)>,
+    /// Bytes of `detail` names (without the prefix) and values, for [`DETAIL_BYTES`].
     detail_bytes: usize,
     detail_truncated: bool,
     /// Where the root element ended, in bytes.
@@ -508,9 +512,12 @@ impl<'a> PointAttrs<'a> {
     }
 }
 
+/// What every flattened `detail` field's name starts with.
+const DETAIL_PREFIX: &str = "detail.";
+
 impl RawEvent<'_> {
-    /// Adds one flattened `detail` value within the limits: under the key `path`, or
-    /// `path.attr` for an attribute. The key is built only when it is kept.
+    /// Adds one flattened `detail` value within the limits: under the name `detail.path`, or
+    /// `detail.path.attr` for an attribute. The name is built only when it is kept.
     fn put_detail(&mut self, path: &str, attr: Option<&str>, value: &str) {
         let value = value.trim();
         if value.is_empty() && attr.is_none() && !path.contains('.') {
@@ -521,7 +528,8 @@ impl RawEvent<'_> {
             self.detail_truncated = true;
             return;
         }
-        let mut key = String::with_capacity(key_len);
+        let mut key = String::with_capacity(DETAIL_PREFIX.len() + key_len);
+        key.push_str(DETAIL_PREFIX);
         key.push_str(path);
         if let Some(a) = attr {
             key.push('.');
@@ -531,30 +539,33 @@ impl RawEvent<'_> {
         if kept.len() < value.len() {
             self.detail_truncated = true;
         }
-        // One search of the map for the usual, new key; a repeated one is numbered.
-        let added = match self.detail.entry(key) {
-            Entry::Vacant(slot) => {
-                let added = slot.key().len();
-                slot.insert(kept.into());
-                added
-            }
-            Entry::Occupied(taken) => {
-                let key = taken.key().clone();
-                let mut n = 2;
-                let unique = loop {
-                    let candidate = format!("{key}[{n}]");
-                    if !self.detail.contains_key(&candidate) {
-                        break candidate;
-                    }
-                    n += 1;
-                };
-                let added = unique.len();
-                self.detail.insert(unique, kept.into());
-                added
-            }
-        };
-        self.detail_bytes += added + kept.len();
+        self.detail_bytes += key_len + kept.len();
+        self.detail.push((key, kept.into()));
     }
+}
+
+/// Sorts the flattened `detail` fields by name and numbers a repeated name in document order
+/// (`link.uid`, `link.uid[2]`, `link.uid[3]`...). A numbered name that a field already has
+/// (element names hold no brackets, so only a hostile event gets there) is dropped; the answer
+/// says whether anything was.
+fn sort_detail(detail: &mut Vec<(String, Value)>) -> bool {
+    // Stable, so that a repeated name's values stay in document order.
+    detail.sort_by(|a, b| a.0.cmp(&b.0));
+    if !detail.windows(2).any(|w| w[0].0 == w[1].0) {
+        return false;
+    }
+    let mut first = 0;
+    for i in 1..detail.len() {
+        if detail[i].0 == detail[first].0 {
+            detail[i].0 = format!("{}[{}]", detail[first].0, i - first + 1);
+        } else {
+            first = i;
+        }
+    }
+    detail.sort_by(|a, b| a.0.cmp(&b.0));
+    let before = detail.len();
+    detail.dedup_by(|later, kept| later.0 == kept.0);
+    detail.len() < before
 }
 
 /// An open element of an event.
@@ -758,7 +769,8 @@ fn number(name: &str, value: &Option<Cow<'_, str>>) -> Result<Option<f64>, Refus
 }
 
 fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Observation, Refusal> {
-    let detail = std::mem::take(&mut ev.detail);
+    let mut detail = std::mem::take(&mut ev.detail);
+    let clashed = sort_detail(&mut detail);
     let at = &ev.event;
     let uid = text(&at.uid).filter(|u| !u.is_empty()).ok_or("no uid")?;
     if uid.len() > MAX_UID_BYTES {
@@ -792,16 +804,19 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
     let (hae, ce, le) = (number("hae", &point.hae)?, number("ce", &point.ce)?, number("le", &point.le)?);
     let title = ev.callsign.as_deref().filter(|c| !c.is_empty()).unwrap_or(uid).to_owned();
     let entity = ["cot:", uid].concat();
-    let truncated = ev.detail_truncated || ev.remarks.as_ref().is_some_and(|r| r.truncated);
-    let detail = (!detail.is_empty()).then_some(Value::Object(detail));
-    // In key order: each insertion then appends to the map's last node (building by collect
-    // sorts and moves every entry once more, and measured slower for maps this small).
+    let truncated = ev.detail_truncated || clashed || ev.remarks.as_ref().is_some_and(|r| r.truncated);
+    // The gathered text itself, unless trimming leaves less of it.
+    let remarks = ev.remarks.take().map(|r| match r.text.trim() {
+        t if t.len() == r.text.len() => Value::String(r.text),
+        t => Value::from(t),
+    });
+    // In name order, the `detail.` fields between `ce` and `detail_truncated` (`.` sorts
+    // before `_`), so that making the fields has nothing to sort.
     let attr = |v: &Option<Cow<'_, str>>| text(v).map(|v| Value::from(xml::prefix(v, 256)));
     let entries = [
         ("access", attr(&at.access)),
         ("callsign", ev.callsign.as_deref().map(Value::from)),
         ("ce", ce.map(Value::from)),
-        ("detail", detail),
         ("detail_truncated", truncated.then_some(Value::Bool(true))),
         ("dimension", dimension(cot_type).map(Value::from)),
         ("hae", hae.map(Value::from)),
@@ -809,7 +824,7 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
         ("le", le.map(Value::from)),
         ("opex", attr(&at.opex)),
         ("qos", attr(&at.qos)),
-        ("remarks", ev.remarks.as_ref().map(|r| Value::from(r.text.trim()))),
+        ("remarks", remarks),
         ("stale", Some(Value::Bool(stale))),
         ("stale_time", Some(Value::from(xml::prefix(stale_text, 64)))),
         ("start", attr(&at.start)),
@@ -818,10 +833,13 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
         ("uid", attr(&at.uid)),
         ("version", attr(&at.version)),
     ];
-    let mut fields = Map::new();
-    for (k, v) in entries.into_iter().rev() {
+    let mut fields: Vec<(FieldName, Value)> = Vec::with_capacity(entries.len() + detail.len());
+    for (k, v) in entries {
+        if k == "detail_truncated" {
+            fields.extend(detail.drain(..).map(|(k, v)| (FieldName::Owned(k), v)));
+        }
         if let Some(v) = v {
-            fields.insert(k.to_owned(), v);
+            fields.push((FieldName::Borrowed(k), v));
         }
     }
     Ok(Observation {
@@ -836,7 +854,7 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
         entity,
         position,
         title,
-        fields,
+        fields: fields.into(),
     })
 }
 

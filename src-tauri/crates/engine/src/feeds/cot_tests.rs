@@ -29,6 +29,11 @@ fn atak(uid: &str, cot_type: &str, lat: &str, lon: &str) -> String {
     )
 }
 
+/// The flattened `detail` fields, their names without the `detail.` prefix.
+fn detail_of(o: &Observation) -> serde_json::Map<String, Value> {
+    o.fields.iter().filter_map(|(k, v)| Some((k.strip_prefix("detail.")?.to_owned(), v.clone()))).collect()
+}
+
 fn field<'o>(o: &'o Observation, key: &str) -> &'o Value {
     o.fields.get(key).unwrap_or_else(|| panic!("{} has no field {key}: {:?}", o.entity, o.fields))
 }
@@ -44,7 +49,7 @@ fn the_mitre_sample_event() {
     assert_eq!((field(o, "hae"), field(o, "ce"), field(o, "le")), (&serde_json::json!(-42.6), &serde_json::json!(45.3), &serde_json::json!(99.5)));
     assert_eq!((field(o, "how"), field(o, "dimension"), field(o, "stale")), (&Value::from("m-i"), &Value::from("air"), &Value::from(false)));
     assert_eq!(field(o, "stale_time"), "2005-04-05T11:45:38.07Z");
-    assert!(!o.fields.contains_key("detail"));
+    assert!(detail_of(o).is_empty(), "{:?}", o.fields);
     assert_eq!(tokenize(MITRE.as_bytes()).unwrap(), 1);
 }
 
@@ -57,8 +62,8 @@ fn an_atak_position_keeps_callsign_remarks_and_flattened_detail() {
     assert_eq!(field(o, "remarks"), "On foot & moving <north>");
     assert_eq!(field(o, "dimension"), "ground");
     assert_eq!(
-        field(o, "detail"),
-        &serde_json::json!({
+        Value::Object(detail_of(o)),
+        serde_json::json!({
             "takv.os": "34", "takv.version": "4.10.0", "takv.device": "PIXEL", "takv.platform": "ATAK-CIV",
             "contact.endpoint": "*:-1:stcp", "uid.Droid": "HEL-1", "__group.role": "Team Member", "__group.name": "Cyan",
             "status.battery": "88", "track.course": "90.0", "track.speed": "1.5",
@@ -274,10 +279,22 @@ fn detail_is_bounded() {
     let many: String = (0..1000).map(|k| format!("<f{k} v='{}'/>", "y".repeat(100))).collect();
     let body = atak("A", "a-f-G", "60.1", "24.9").replace("<takv ", &format!("{many}<takv "));
     let o = &decode(ctx(), body.as_bytes()).unwrap().observations[0];
-    let detail = field(o, "detail").as_object().unwrap();
-    assert!(detail.len() <= MAX_DETAIL_FIELDS);
-    assert!(serde_json::to_string(detail).unwrap().len() < DETAIL_BYTES + 4 * MAX_DETAIL_FIELDS * 2);
+    let detail = detail_of(o);
+    assert_eq!(detail.len(), MAX_DETAIL_FIELDS);
+    assert!(serde_json::to_string(&detail).unwrap().len() < DETAIL_BYTES + 4 * MAX_DETAIL_FIELDS * 2);
     assert_eq!(field(o, "detail_truncated"), true);
+}
+
+#[test]
+fn a_name_that_numbering_would_repeat_is_dropped() {
+    // Only a hostile event has brackets in a name; the repeat numbered `[2]` keeps that name.
+    let body = atak("A", "a-f-G", "60.1", "24.9").replace(r#"<link uid="B" relation="p-p"/>"#, r#"<link uid="B" relation="p-p"/><link uid[2]="C"/>"#);
+    let o = &decode(ctx(), body.as_bytes()).unwrap().observations[0];
+    let detail = detail_of(o);
+    assert_eq!((&detail["link.uid"], &detail["link.uid[2]"]), (&Value::from("A"), &Value::from("B")));
+    assert!(!detail.values().any(|v| v == "C"), "{detail:?}");
+    assert_eq!(field(o, "detail_truncated"), true);
+    assert_eq!(detail.len(), 15, "{detail:?}");
 }
 
 #[test]

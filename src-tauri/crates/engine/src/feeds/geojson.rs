@@ -142,7 +142,7 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
     let geometry = f.get("geometry").ok_or_else(|| err(".geometry", "missing"))?;
     let position = position(geometry).map_err(|r| err(".geometry", r.0))?;
     // What is left of the properties is the payload.
-    let fields = props;
+    let fields = props.into();
     Ok(Observation {
         feed: ctx.feed.to_owned(),
         seq: ctx.seq,

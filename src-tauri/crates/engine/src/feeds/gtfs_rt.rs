@@ -64,9 +64,10 @@ use std::sync::Arc;
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
+use cityops_core::Fields;
 use gtfs_realtime::{alert, trip_descriptor, trip_update, vehicle_position, FeedEntity, FeedHeader, FeedMessage, TranslatedString};
 use prost::Message as _;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::gtfs_static::{GtfsStatic, Mean};
 use super::mapping::{check_skew, rfc3339, MappingReader};
@@ -284,9 +285,9 @@ fn observed_time(own: Option<u64>, field: &str, header_ms: Option<Millis>, recei
     }
 }
 
-fn opt_str(fields: &mut Map<String, Value>, key: &str, v: Option<&str>) {
+fn opt_str(fields: &mut Fields, key: &'static str, v: Option<&str>) {
     if let Some(v) = v.filter(|s| !s.is_empty()) {
-        fields.insert(key.to_owned(), Value::String(v.to_owned()));
+        fields.insert(key, Value::String(v.to_owned()));
     }
 }
 
@@ -345,10 +346,10 @@ impl GtfsRtAdapter {
             (None, Some(l)) => format!("Vehicle {l}"),
             (None, None) => format!("Vehicle {entity_id}"),
         };
-        let mut fields = Map::new();
-        let mut put = |k: &str, v: Option<String>| {
+        let mut fields = Fields::new();
+        let mut put = |k: &'static str, v: Option<String>| {
             if let Some(v) = v {
-                fields.insert(k.to_owned(), Value::String(v));
+                fields.insert(k, Value::String(v));
             }
         };
         put("route", route.take());
@@ -360,16 +361,16 @@ impl GtfsRtAdapter {
         put("current_status", enum_name!(vehicle_position::VehicleStopStatus, v.current_status));
         put("congestion", enum_name!(vehicle_position::CongestionLevel, v.congestion_level));
         if let Some(d) = direction {
-            fields.insert("direction_id".into(), json!(d));
+            fields.insert("direction_id", json!(d));
         }
         if let Some(b) = f32_field(pos.bearing) {
-            fields.insert("bearing".into(), b);
+            fields.insert("bearing", b);
         }
         if let Some(s) = f32_field(pos.speed) {
-            fields.insert("speed".into(), s);
+            fields.insert("speed", s);
         }
         if let Some(p) = v.occupancy_percentage {
-            fields.insert("occupancy_percentage".into(), json!(p));
+            fields.insert("occupancy_percentage", json!(p));
         }
         Ok(Observation {
             feed: ctx.feed.to_owned(),
@@ -501,21 +502,21 @@ impl GtfsRtAdapter {
             (p, "next_stop")
         };
 
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         opt_str(&mut fields, "route", route_id.as_deref());
         opt_str(&mut fields, "trip", trip_id);
         opt_str(&mut fields, "start_date", tu.trip.start_date.as_deref());
         opt_str(&mut fields, "vehicle_id", vid);
         opt_str(&mut fields, "label", label);
         if let Some(d) = delay {
-            fields.insert("delay_s".into(), json!(d));
+            fields.insert("delay_s", json!(d));
         }
         opt_str(&mut fields, "delay_stop_id", max_delay.as_ref().and_then(|(_, s)| s.as_deref()));
         opt_str(&mut fields, "next_stop_id", next_stop_id.as_deref());
-        fields.insert("placed_by".into(), Value::String(placed_by.into()));
-        fields.insert("stop_updates".into(), json!(tu.stop_time_update.len()));
+        fields.insert("placed_by", Value::String(placed_by.into()));
+        fields.insert("stop_updates", json!(tu.stop_time_update.len()));
         if let Some(r) = enum_name!(trip_descriptor::ScheduleRelationship, tu.trip.schedule_relationship) {
-            fields.insert("schedule_relationship".into(), Value::String(r));
+            fields.insert("schedule_relationship", Value::String(r));
         }
         let what = match route_id.as_deref() {
             Some(r) => format!("Route {} trip {}", self.route_name(r), trip_id.unwrap_or(entity_id)),
@@ -613,25 +614,25 @@ impl GtfsRtAdapter {
             }
         };
 
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         let header = self.text(&a.header_text);
         if let Some(h) = &header {
-            fields.insert("header".into(), Value::String(h.clone()));
+            fields.insert("header", Value::String(h.clone()));
         }
         if let Some(d) = self.text(&a.description_text) {
-            fields.insert("description".into(), Value::String(d));
+            fields.insert("description", Value::String(d));
         }
         if let Some(u) = self.text(&a.url) {
-            fields.insert("url".into(), Value::String(u));
+            fields.insert("url", Value::String(u));
         }
         if let Some(c) = enum_name!(alert::Cause, a.cause) {
-            fields.insert("cause".into(), Value::String(c));
+            fields.insert("cause", Value::String(c));
         }
         if let Some(e) = enum_name!(alert::Effect, a.effect) {
-            fields.insert("effect".into(), Value::String(e));
+            fields.insert("effect", Value::String(e));
         }
         if let Some(l) = enum_name!(alert::SeverityLevel, a.severity_level) {
-            fields.insert("severity_level".into(), Value::String(l));
+            fields.insert("severity_level", Value::String(l));
         }
         let periods: Vec<Value> = a
             .active_period
@@ -643,25 +644,25 @@ impl GtfsRtAdapter {
             })
             .collect();
         if !periods.is_empty() {
-            fields.insert("active_periods".into(), Value::Array(periods));
+            fields.insert("active_periods", Value::Array(periods));
         }
         let informed: Vec<Value> = a
             .informed_entity
             .iter()
             .take(MAX_INFORMED_FIELDS)
             .map(|s| {
-                let mut m = Map::new();
+                let mut m = Fields::new();
                 opt_str(&mut m, "agency_id", s.agency_id.as_deref());
                 opt_str(&mut m, "route_id", s.route_id.as_deref());
                 opt_str(&mut m, "stop_id", s.stop_id.as_deref());
                 opt_str(&mut m, "trip_id", s.trip.as_ref().and_then(|t| t.trip_id.as_deref()));
                 if let Some(t) = s.route_type {
-                    m.insert("route_type".into(), json!(t));
+                    m.insert("route_type", json!(t));
                 }
-                Value::Object(m)
+                Value::Object(m.into())
             })
             .collect();
-        fields.insert("informed".into(), Value::Array(informed));
+        fields.insert("informed", Value::Array(informed));
         Ok(Observation {
             feed: ctx.feed.to_owned(),
             seq: ctx.seq,

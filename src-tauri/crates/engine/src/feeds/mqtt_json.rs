@@ -76,8 +76,9 @@ use std::collections::HashMap;
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
+use cityops_core::Fields;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::mapping::{check_skew, json_error, parse_rfc3339, type_name, worst, MappingReader, Threshold};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -205,7 +206,7 @@ pub struct MqttJsonAdapter {
 /// One telemetry item as parsed: an object's fields, with the values of the mapping's
 /// taken-aside keys beside them, or anything else (refused for not being an object).
 enum Item {
-    Object { fields: Map<String, Value>, taken: [Option<Value>; 4] },
+    Object { fields: Fields, taken: [Option<Value>; 4] },
     Other(Value),
 }
 
@@ -431,7 +432,7 @@ impl<'de> Visitor<'de> for ItemVisitor<'_> {
         f.write_str("a JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-        let mut fields = Map::new();
+        let mut fields = Fields::new();
         let mut taken: [Option<Value>; 4] = Default::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.taken.iter().position(|k| k.as_deref() == Some(&*key)) {
@@ -485,7 +486,7 @@ fn dotted(p: &[String]) -> String {
     format!(".{}", p.join("."))
 }
 
-fn lookup<'v>(obj: &'v Map<String, Value>, p: &[String]) -> Option<&'v Value> {
+fn lookup<'v>(obj: &'v Fields, p: &[String]) -> Option<&'v Value> {
     let (first, rest) = p.split_first()?;
     let mut v = obj.get(first)?;
     for k in rest {
@@ -497,7 +498,7 @@ fn lookup<'v>(obj: &'v Map<String, Value>, p: &[String]) -> Option<&'v Value> {
 impl MqttJsonAdapter {
     /// A role's value (0 id, 1 time, 2 latitude, 3 longitude): taken aside while parsing, or
     /// looked up in the payload; null counts as absent either way.
-    fn role<'v>(&self, obj: &'v Map<String, Value>, taken: &'v [Option<Value>; 4], r: usize, p: &[String]) -> Option<&'v Value> {
+    fn role<'v>(&self, obj: &'v Fields, taken: &'v [Option<Value>; 4], r: usize, p: &[String]) -> Option<&'v Value> {
         match &self.taken[r] {
             Some(_) => taken[r].as_ref().filter(|v| !v.is_null()),
             None => lookup(obj, p),
@@ -585,10 +586,10 @@ impl MqttJsonAdapter {
             }
         }
         if let Some(topic) = ctx.topic {
-            obj.insert("topic".into(), Value::String(topic.to_owned()));
+            obj.insert("topic", Value::String(topic.to_owned()));
         }
         if let Some(name) = sensor.and_then(|s| s.name.as_ref()) {
-            obj.insert("name".into(), Value::String(name.clone()));
+            obj.insert("name", Value::String(name.clone()));
         }
         Ok(Observation {
             feed: ctx.feed.to_owned(),
@@ -696,7 +697,7 @@ mod tests {
         assert_eq!(o.position, GeoPoint::new(24.9431, 60.1712).unwrap());
         assert_eq!(o.title, "Feeder F2, Kaisankuja: voltage_kv 8.9 below 9.5");
         assert_eq!(o.observed_ms, T0 + (2 * 3600 + 8 * 60 + 30) * 1000);
-        let keys: Vec<&str> = o.fields.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = o.fields.keys().collect();
         assert_eq!(keys, ["name", "topic", "voltage_kv"]);
         let o = one(&mut a, "grid/substation-1/telemetry", r#"{"sensor":"feeder-F2","time":"2026-11-26T21:12:07Z","voltage_kv":0.0}"#).unwrap();
         assert_eq!((o.kind.as_str(), o.severity), ("feeder.trip", Severity::Extreme));

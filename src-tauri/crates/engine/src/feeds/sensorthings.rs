@@ -60,7 +60,8 @@
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
-use serde_json::{Map, Value};
+use cityops_core::Fields;
+use serde_json::Value;
 
 use super::mapping::{check_skew, json_error, parse_rfc3339, rfc3339, type_name, worst, MappingReader, Threshold};
 use super::{Adapter, AdapterConfigError, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -308,10 +309,10 @@ impl SensorThingsAdapter {
         let unit = datastream.get("unitOfMeasurement").and_then(|u| u.get("symbol").and_then(Value::as_str).filter(|s| !s.is_empty()).or_else(|| name_of(Some(u))));
         let ds_name = datastream.get("name").and_then(Value::as_str).filter(|s| !s.is_empty());
         let thing_name = name_of(thing);
-        let mut fields = Map::new();
-        let mut put = |k: &str, v: Option<&str>| {
+        let mut fields = Fields::new();
+        let mut put = |k: &'static str, v: Option<&str>| {
             if let Some(v) = v {
-                fields.insert(k.to_owned(), Value::String(v.to_owned()));
+                fields.insert(k, Value::String(v.to_owned()));
             }
         };
         put("unit", unit);
@@ -320,10 +321,10 @@ impl SensorThingsAdapter {
         put("observed_property", property);
         put("result_time", obs.get("resultTime").and_then(Value::as_str));
         if let Some(id) = iot_id(obs.get("@iot.id")) {
-            fields.insert("observation_id".into(), Value::String(id));
+            fields.insert("observation_id", Value::String(id));
         }
         if let Some(end) = phenomenon_end {
-            fields.insert("phenomenon_end".into(), Value::String(rfc3339(end)));
+            fields.insert("phenomenon_end", Value::String(rfc3339(end)));
         }
         let shown = match &result {
             Value::String(s) => s.clone(),
@@ -334,7 +335,7 @@ impl SensorThingsAdapter {
             Some(t) => format!("{who}: {}", t.describe(&result)),
             None => format!("{who}: {} {shown}{}", property.unwrap_or("result"), unit.map(|u| format!(" {u}")).unwrap_or_default()),
         };
-        fields.insert("result".into(), result);
+        fields.insert("result", result);
         Ok(Observation {
             feed: ctx.feed.to_owned(),
             seq: ctx.seq,

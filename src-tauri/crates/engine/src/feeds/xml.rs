@@ -74,8 +74,7 @@ pub(crate) fn position(text: &str, offset: u64, skip: usize) -> String {
 pub(crate) fn check_decl(decl: &BytesDecl<'_>) -> Result<(), Refusal> {
     if let Some(enc) = decl.encoding() {
         let enc = enc.map_err(|e| format!("unreadable XML declaration: {e}"))?;
-        let lower = enc.to_ascii_lowercase();
-        if !matches!(lower.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
+        if !["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|name| enc.eq_ignore_ascii_case(name)) {
             return Err(format!("the XML declaration names encoding {enc:?}; only UTF-8 is accepted").into());
         }
     }

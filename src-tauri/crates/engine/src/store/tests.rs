@@ -16,7 +16,7 @@ fn obs(entity: &str, seq: u64, received_ms: Millis, lon: f64, lat: f64) -> Obser
         entity: entity.into(),
         position: GeoPoint { lon, lat },
         title: "Camera ✓ offline".into(),
-        fields,
+        fields: fields.into(),
     }
 }
 

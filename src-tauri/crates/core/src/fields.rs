@@ -62,7 +62,9 @@ impl Fields {
     }
 
     /// Sets the value named `key`, returning the one it replaces. Adding names in ascending
-    /// order appends without a search.
+    /// order appends without a search; a name out of order moves every name after it, so many
+    /// names in no particular order (a payload's keys) are better collected and made into
+    /// `Fields` at once (`collect`, or `From<Vec<_>>`), which sorts them.
     pub fn insert(&mut self, key: impl Into<FieldName>, value: Value) -> Option<Value> {
         let key = key.into();
         if self.entries.last().is_none_or(|(last, _)| last.as_ref() < key.as_ref()) {
@@ -114,10 +116,12 @@ impl Index<&str> for Fields {
     }
 }
 
-/// A JSON object's members, already sorted and distinct, taken over without a comparison.
+/// A JSON object's members. They come out of the map sorted and distinct, so this costs one
+/// comparison a member; the check stays so that the order holds even if serde_json's
+/// `preserve_order` feature is ever turned on.
 impl From<Map<String, Value>> for Fields {
     fn from(map: Map<String, Value>) -> Fields {
-        Fields { entries: map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect() }
+        Fields::from(map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect::<Vec<_>>())
     }
 }
 

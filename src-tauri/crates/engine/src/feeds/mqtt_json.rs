@@ -76,7 +76,7 @@ use std::collections::HashMap;
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
-use cityops_core::Fields;
+use cityops_core::fields::{FieldName, Fields};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -432,19 +432,22 @@ impl<'de> Visitor<'de> for ItemVisitor<'_> {
         f.write_str("a JSON value")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
-        let mut fields = Fields::new();
+        // Gathered in payload order and sorted once: inserting each key in place would move
+        // the ones after it, quadratic in a hostile payload's thousands of keys.
+        let mut fields = Vec::new();
         let mut taken: [Option<Value>; 4] = Default::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.taken.iter().position(|k| k.as_deref() == Some(&*key)) {
-                // A repeated key keeps its last value, as in `serde_json::Value`.
+                // A repeated key keeps its last value, as in `serde_json::Value` (and in
+                // `Fields` made from pairs).
                 Some(i) => taken[i] = Some(map.next_value()?),
                 None => {
                     let value = map.next_value()?;
-                    fields.insert(key.into_owned(), value);
+                    fields.push((FieldName::Owned(key.into_owned()), value));
                 }
             }
         }
-        Ok(Body::One(Item::Object { fields, taken }))
+        Ok(Body::One(Item::Object { fields: Fields::from(fields), taken }))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
         if self.top {

@@ -32,11 +32,6 @@ impl Fields {
         Fields::default()
     }
 
-    /// No fields, with room for `n` without reallocating.
-    pub fn with_capacity(n: usize) -> Fields {
-        Fields { entries: Vec::with_capacity(n) }
-    }
-
     /// How many fields there are.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -2,9 +2,10 @@
 //! secret, and one delivery attempt of one committed action over it.
 //!
 //! An attempt ends in one of three ways: delivered (with the backend's reference), retry (the
-//! backend could not be reached, answered 5xx/429/408, or timed out: the idempotency key makes
-//! sending again safe), or rejected (the backend refused the request itself, a 4xx; sending
-//! the same bytes again cannot help).
+//! backend could not be reached, answered 5xx/429/408, answered 409 because it is still
+//! working on the same key, or timed out: the idempotency key makes sending again safe), or
+//! rejected (the backend refused the request itself with another 4xx, redirected it elsewhere,
+//! or answered with more than `MAX_ANSWER_BYTES`; sending the same bytes again cannot help).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,9 @@ pub const SIGNATURE_HEADER: &str = "X-Cityops-Signature";
 const MAX_ANSWER: usize = 300;
 /// The longest `Retry-After` honoured; a longer one is a misconfigured backend.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// The most of a backend's answer that is read: an answer is a reference or an error, and a
+/// backend that sends more is broken or hostile, so its answer is not allowed to fill memory.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +81,10 @@ impl Link {
             Some(r) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
         };
         let http = reqwest::Client::builder()
+            // A redirect would carry the form (with its API key) or the signed body to whatever
+            // origin the answer names, and record that origin's reference as delivery: the
+            // outbox talks to the configured endpoint only, and a 3xx is a failure.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(2)
@@ -139,19 +147,30 @@ impl Link {
             Ok(resp) => {
                 let status = resp.status();
                 let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-                let text = match resp.text().await {
+                let location = resp.headers().get(reqwest::header::LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_ANSWER).collect::<String>());
+                let text = match read_capped(resp, MAX_ANSWER_BYTES).await {
                     Ok(t) => t,
-                    Err(e) if status.is_success() => {
+                    Err(Answer::TooLong) => {
+                        // Whatever the status, an answer this size is not one a backend gives;
+                        // the operator decides (a retry sends the same key).
+                        return Outcome::Rejected(format!("HTTP {status}: the answer is longer than {} KiB and was not read", MAX_ANSWER_BYTES / 1024));
+                    }
+                    Err(Answer::Broken(e)) if status.is_success() => {
                         // The backend said yes but the answer broke off: the key makes a resend
                         // safe, and only a full answer gives us its reference.
                         return Outcome::Retry { reason: format!("HTTP {status}, answer cut short: {e}"), after: None, unreachable: false };
                     }
-                    Err(_) => String::new(),
+                    Err(Answer::Broken(_)) => String::new(),
                 };
                 let answer: String = text.trim().chars().take(MAX_ANSWER).collect();
                 if status.is_success() {
                     Outcome::Delivered(self.reference(&answer, action))
-                } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+                } else if status.is_redirection() {
+                    let to = location.unwrap_or_else(|| "no Location".into());
+                    Outcome::Rejected(format!("HTTP {status}: redirected to {to}; the outbox sends only to the configured URL"))
+                } else if status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429) {
+                    // 409: the backend is still working on a request with this key (an earlier
+                    // attempt whose answer we lost); asking again later gets its answer.
                     Outcome::Retry { reason: format!("HTTP {status}: {answer}"), after: retry_after, unreachable: false }
                 } else {
                     Outcome::Rejected(format!("HTTP {status}: {answer}"))
@@ -187,7 +206,7 @@ impl Link {
         if !resp.status().is_success() {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_str(&resp.text().await.ok()?).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&read_capped(resp, MAX_ANSWER_BYTES).await.ok()?).ok()?;
         v[0]["status"].as_str().map(|s| s.chars().take(32).collect())
     }
 
@@ -279,6 +298,35 @@ impl MqttLink {
             }
             // The command may have arrived; the device sees the same key if it is sent again.
             _ => Outcome::Retry { reason: format!("no reply from {device} within {:?}", spec.timeout), after: None, unreachable: false },
+        }
+    }
+}
+
+/// Why a backend's answer could not be read whole.
+enum Answer {
+    /// Longer than the cap.
+    TooLong,
+    /// The connection broke off while reading.
+    Broken(String),
+}
+
+/// Reads an answer up to `cap` bytes, refusing a longer one as soon as it is known to be longer
+/// (by its `Content-Length`, or once the bytes read pass the cap) instead of buffering it.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<String, Answer> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(Answer::TooLong);
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(Answer::TooLong);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(String::from_utf8_lossy(&body).into_owned()),
+            Err(e) => return Err(Answer::Broken(describe(&e))),
         }
     }
 }

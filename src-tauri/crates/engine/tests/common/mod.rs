@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod gate;
+pub mod scripted;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,108 @@
+//! The promises of issue 18 held against faults and people, with nothing but Rust: each
+//! backend here is a real HTTP server on 127.0.0.1 scripted by the test (`common::scripted`),
+//! and each fault is one that today's peers cannot be told to show.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cityops_core::dispatch::Place;
+use cityops_core::model::GeoPoint;
+use cityops_engine::dto::{ActionDto, ActionParams, ActionRequestDto, ActionStatus, OperatorDto, OperatorRole};
+use cityops_engine::outbox::{config, Outbox};
+use cityops_engine::store::Store;
+use common::scripted::{Answer, Scripted};
+
+fn operator() -> OperatorDto {
+    OperatorDto { name: "anna".into(), role: OperatorRole::Operator }
+}
+
+fn place() -> Place {
+    Place { point: GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
+}
+
+fn crew(description: &str) -> ActionParams {
+    ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: description.into() }
+}
+
+fn open311(port: u16) -> Vec<config::BackendSpec> {
+    let text = format!(
+        "[[backends]]\nid = \"works\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:{port}\"\napi_key = {{ env = \"CITYOPS_TRUST_OPEN311_KEY\" }}\n\
+         choices = [\"utility-crew\"]\nretry_base_ms = 50\nmax_backoff_s = 1\npoll_s = 3600\n"
+    );
+    std::env::set_var("CITYOPS_TRUST_OPEN311_KEY", "canary-api-key");
+    config::parse(Path::new("test.toml"), &text).unwrap()
+}
+
+fn commit(outbox: &mut Outbox, params: ActionParams) -> ActionDto {
+    let req = ActionRequestDto { backend: "works".into(), incident: None, at: None, params };
+    let preview = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
+    outbox.confirm(&preview.token, preview.confirmations, &operator(), None).unwrap()
+}
+
+/// Polls the store until the action is `status`.
+async fn wait_for(db: &Path, id: i64, status: ActionStatus, within: Duration) -> ActionDto {
+    let store = Store::open(db).unwrap();
+    let started = Instant::now();
+    loop {
+        let a = store.action(id).unwrap().unwrap().dto;
+        if a.status == status {
+            return a;
+        }
+        assert!(started.elapsed() < within, "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}", a.status, a.last_error);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The description field of an Open311 form.
+fn description(form: &[u8]) -> String {
+    let form = String::from_utf8_lossy(form);
+    form.split('&').find_map(|kv| kv.strip_prefix("description=")).unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_409_is_retried_and_redirects_and_huge_answers_fail_with_the_reason() {
+    // Another origin that would happily take the form and its API key.
+    let elsewhere = Scripted::start(|_, _| Answer::new(201, r#"[{"service_request_id":"STOLEN-1"}]"#));
+    let to = format!("http://127.0.0.1:{}/requests.json", elsewhere.port);
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let (per_key, location) = (seen.clone(), to.clone());
+    let backend = Scripted::start(move |req, _| {
+        let key = req.header("idempotency-key").unwrap_or_default().to_owned();
+        let n = {
+            let mut m = per_key.lock().unwrap();
+            let n = m.entry(key).or_default();
+            *n += 1;
+            *n
+        };
+        match description(&req.body).as_str() {
+            // The first attempt's answer was lost; the server is still working on that key.
+            "conflict" if n == 1 => Answer::new(409, "request with this Idempotency-Key is in progress"),
+            "conflict" => Answer::new(201, r#"[{"service_request_id":"SR-409"}]"#),
+            "huge" => Answer::new(201, vec![b' '; 2 * 1024 * 1024]),
+            "moved" => Answer::new(307, "").header("Location", &location),
+            other => Answer::new(400, format!("unexpected {other}")),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+    let mut outbox = Outbox::start(&db, open311(backend.port), false).unwrap();
+    let conflict = commit(&mut outbox, crew("conflict"));
+    let huge = commit(&mut outbox, crew("huge"));
+    let moved = commit(&mut outbox, crew("moved"));
+
+    let a = wait_for(&db, conflict.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    assert_eq!((a.reference.as_deref(), a.attempts), (Some("SR-409"), 2), "a 409 is asked again, not failed: {a:?}");
+    let a = wait_for(&db, huge.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    assert!(a.last_error.as_deref().is_some_and(|e| e.contains("1024 KiB")), "{a:?}");
+    let a = wait_for(&db, moved.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    let why = a.last_error.clone().unwrap_or_default();
+    assert!(why.contains("307") && why.contains(&to), "the failure names the Location: {why}");
+    assert_eq!(a.reference, None);
+    drop(outbox);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed: {:?}", elsewhere.received());
+    assert!(backend.received().iter().all(|r| String::from_utf8_lossy(&r.body).contains("api_key=canary-api-key")), "the backend itself got the key");
+}

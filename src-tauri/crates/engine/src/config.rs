@@ -107,6 +107,12 @@ pub enum Transport {
         /// rest are read from where it stopped at the next poll.
         #[serde(default)]
         max_pages: Option<u32>,
+        /// Other origins (`https://host[:port]`) whose links this feed may follow, with its
+        /// headers: a CAP index's entries or a SensorThings `@iot.nextLink` elsewhere. Links to
+        /// any other origin are refused, so content cannot send the feed's credentials, or the
+        /// poller itself, where it likes.
+        #[serde(default)]
+        follow: Vec<String>,
     },
     /// Subscribe to MQTT topics; each publish is one message, its topic kept with it.
     Mqtt {
@@ -263,7 +269,7 @@ impl LiveConfig {
                 return Err(err("format", format!("\"auto\" (format by file extension) is for file-drop feeds only, not {}", f.transport.kind())));
             }
             let expected = match &f.transport {
-                Transport::HttpPoll { url, urls, interval_s, timeout_s, headers, lookback_s, max_pages } => {
+                Transport::HttpPoll { url, urls, interval_s, timeout_s, headers, lookback_s, max_pages, follow } => {
                     let field = if url.is_some() { "transport.url" } else { "transport.urls" };
                     if url.is_some() != urls.is_empty() {
                         return Err(err(field, "give exactly one of url (one URL) and urls (a list of URLs)".into()));
@@ -298,6 +304,19 @@ impl LiveConfig {
                                 &format!("transport.headers.{name}"),
                                 "credentials are never written in the file; use { env = \"NAME\" }".into(),
                             ));
+                        }
+                    }
+                    for o in follow {
+                        if crate::origin::origin(o).is_none() {
+                            return Err(err("transport.follow", format!("{o:?} is not an http(s) origin")));
+                        }
+                    }
+                    // A header read from the environment is a credential: it never travels in
+                    // clear off the machine, to the feed's URLs or to the origins it follows.
+                    if let Some(name) = headers.iter().find(|(_, v)| matches!(v, ValueRef::Env { .. })).map(|(n, _)| n) {
+                        let targets = f.transport.poll_urls().into_iter().chain(follow.iter().cloned()).collect::<Vec<_>>();
+                        if let Some(why) = targets.iter().find_map(|u| crate::origin::secret_over_plain_http(u)) {
+                            return Err(err(&format!("transport.headers.{name}"), why));
                         }
                     }
                     Duration::from_secs(interval_s * 3)

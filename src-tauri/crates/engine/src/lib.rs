@@ -14,6 +14,7 @@
 //! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
 //!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
+//! - [`origin`]: URL origins, for where credentials may travel.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
 //! - [`bench`]: the ingest benchmark (`cityops bench`).
 
@@ -26,6 +27,7 @@ pub mod feeds;
 pub mod headless;
 pub mod incidents;
 pub mod live;
+pub mod origin;
 pub mod outbox;
 pub mod pipeline;
 pub mod replay;

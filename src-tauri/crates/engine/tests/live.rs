@@ -591,3 +591,112 @@ lookback_s = 300
     assert!(reasons[0].starts_with("transport GET ") && reasons[0].contains("HTTP 500"), "{reasons:?}");
     assert!(reasons[1].starts_with("$ ") && reasons[1].contains("not JSON"), "{reasons:?}");
 }
+
+/// One answer of [`origin_server`]: a status, a `Location` for a redirect, and a body.
+struct Route {
+    path: String,
+    status: u16,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+/// An HTTP server that answers by path and records every request it receives (path and raw
+/// headers), so a test can tell which origin was asked for what, with which headers.
+async fn origin_server(listener: std::net::TcpListener, routes: Vec<Route>) -> Arc<Mutex<Vec<(String, String)>>> {
+    listener.set_nonblocking(true).unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let (record, routes) = (seen.clone(), Arc::new(routes));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let (routes, record) = (routes.clone(), record.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                record.lock().unwrap().push((path.clone(), request.to_ascii_lowercase()));
+                let (status, location, body) = match routes.iter().find(|r| r.path == path) {
+                    Some(r) => (r.status, r.location.clone(), r.body.clone()),
+                    None => (404, None, b"no such thing".to_vec()),
+                };
+                let location = location.map(|l| format!("location: {l}\r\n")).unwrap_or_default();
+                let head = format!("HTTP/1.1 {status} X\r\n{location}content-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+            });
+        }
+    });
+    seen
+}
+
+/// A minimal CAP 1.2 alert sent now, at the centre of Helsinki.
+fn cap_alert(id: &str) -> Vec<u8> {
+    let sent = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S+00:00");
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{id}</identifier><sender>hub@example.org</sender><sent>{sent}</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>Storm {id}</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty><area><areaDesc>Keskusta</areaDesc><circle>60.1699,24.9384 1</circle></area></info></alert>"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_feed_follows_links_only_to_its_own_and_listed_origins() {
+    // Another origin (another port on this machine) holds an alert the index links to, and the
+    // feed's own server redirects one URL there. Neither may be fetched with the feed's
+    // headers until the configuration lists that origin.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let elsewhere = origin_server(other, vec![Route { path: "/alerts/far.xml".into(), status: 200, location: None, body: cap_alert("FAR") }]).await;
+    let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = own.local_addr().unwrap();
+    let index = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>alerts</title>
+<entry><id>n</id><title>Near</title><link href="http://{addr}/alerts/near.xml"/></entry>
+<entry><id>f</id><title>Far</title><link href="http://{other_addr}/alerts/far.xml"/></entry>
+</feed>"#
+    );
+    let routes = vec![
+        Route { path: "/index.xml".into(), status: 200, location: None, body: index.into_bytes() },
+        Route { path: "/alerts/near.xml".into(), status: 200, location: None, body: cap_alert("NEAR") },
+        Route { path: "/moved.xml".into(), status: 302, location: Some(format!("http://{other_addr}/alerts/far.xml")), body: Vec::new() },
+    ];
+    let here = origin_server(own, routes).await;
+    let config = |follow: &str| {
+        format!(
+            r#"
+[[feeds]]
+id = "warnings"
+layer = "alerts"
+format = "cap"
+[feeds.transport]
+type = "http-poll"
+urls = ["http://{addr}/index.xml", "http://{addr}/moved.xml"]
+interval_s = 1
+headers = {{ X-Feed-Token = {{ value = "canary-feed-token" }} }}
+{follow}
+[feeds.mapping]
+fallback_position = [24.9384, 60.1699]
+"#
+        )
+    };
+    let polls = |seen: &Arc<Mutex<Vec<(String, String)>>>| seen.lock().unwrap().iter().filter(|(p, _)| p == "/index.xml").count();
+
+    let dir = tempfile::tempdir().unwrap();
+    let live = start(dir.path(), &config(""), "live.db", None).await;
+    live.until("three polls of the index", |_| polls(&here) >= 3).await;
+    let summary = live.stop().await;
+    assert!(elsewhere.lock().unwrap().is_empty(), "the other origin was asked: {:?}", elsewhere.lock().unwrap());
+    assert!(here.lock().unwrap().iter().any(|(p, h)| p == "/alerts/near.xml" && h.contains("canary-feed-token")), "the feed's own link is followed with its headers");
+    let store = Store::open(&dir.path().join("live.db")).unwrap();
+    let reasons: Vec<String> = store.quarantine(summary.run).unwrap().into_iter().map(|q| q.reason).collect();
+    assert!(reasons.iter().any(|r| r.contains("far.xml") && r.contains("transport.follow")), "the refused link is quarantined with why: {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("moved.xml") && r.contains("redirect")), "the refused redirect is quarantined with why: {reasons:?}");
+
+    // Listed, the other origin is trusted like the feed's own.
+    let dir = tempfile::tempdir().unwrap();
+    let live = start(dir.path(), &config(&format!("follow = [\"http://{other_addr}\"]")), "live.db", None).await;
+    live.until("the listed origin asked for the far alert", |_| !elsewhere.lock().unwrap().is_empty()).await;
+    live.stop().await;
+    assert!(elsewhere.lock().unwrap().iter().all(|(p, h)| p == "/alerts/far.xml" && h.contains("canary-feed-token")), "{:?}", elsewhere.lock().unwrap());
+}

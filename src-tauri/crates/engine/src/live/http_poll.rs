@@ -24,6 +24,12 @@
 //! poll does not move the watermark, so one sensor with a wrong clock cannot blind the feed;
 //! it is delivered again by each poll until the wall clock passes it.
 //!
+//! # Links stay on the feed's origins
+//! A link named by content (a CAP index entry, an `@iot.nextLink`, a redirect) is followed only
+//! when it is on the origin of one of the feed's URLs or one listed in `transport.follow`; the
+//! feed's headers, which may hold credentials, go nowhere else, and a hostile server cannot
+//! point the poller at other hosts. A refused link is quarantined with the reason.
+//!
 //! An answer that is not a SensorThings collection (garbage behind a 200) is still one message
 //! (the pipeline quarantines it with the decoder's reason), counts as a failed poll, leaves the
 //! watermark where it was and backs the feed off; like a non-2xx answer, the page that failed is
@@ -38,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
+use crate::origin::Allowed;
 use crate::feeds::sensorthings::{filter_since, newest_time, next_link};
 use crate::feeds::MAX_BODY_BYTES;
 
@@ -100,7 +107,8 @@ enum Polled {
 
 pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let urls = feed.transport.poll_urls();
-    let Transport::HttpPoll { interval_s, timeout_s, headers, lookback_s, max_pages, .. } = feed.transport else { return };
+    let Transport::HttpPoll { interval_s, timeout_s, headers, lookback_s, max_pages, follow, .. } = feed.transport else { return };
+    let allowed = Allowed::new(urls.iter().map(String::as_str), follow.iter().map(String::as_str));
     let id = feed.spec.id.clone();
     let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
     let mut header_map = reqwest::header::HeaderMap::new();
@@ -124,7 +132,22 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
             }
         }
     }
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(timeout_s)).default_headers(header_map).build() {
+    // A redirect is followed only within the allowed origins: elsewhere it would carry the
+    // feed's headers, and make the poller fetch whatever the server names.
+    let redirects = {
+        let allowed = allowed.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if allowed.allows(attempt.url().as_str()) {
+                attempt.follow()
+            } else {
+                let to = attempt.url().to_string();
+                attempt.error(format!("redirect to {to} refused: not the feed's origin nor one in transport.follow"))
+            }
+        })
+    };
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(timeout_s)).default_headers(header_map).redirect(redirects).build() {
         Ok(c) => c,
         Err(e) => {
             health.failed(&id, &e.to_string());
@@ -142,8 +165,8 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
         let mut failed = false;
         for (k, url) in urls.iter().enumerate() {
             let polled = match feed.spec.format {
-                FeedFormat::SensorThings => poll_sensorthings(i, &client, &mut cursors[k], max_pages, &tx).await,
-                _ => poll_plain(i, feed.spec.format, &client, url, &mut fetched, &tx).await,
+                FeedFormat::SensorThings => poll_sensorthings(i, &client, &allowed, &mut cursors[k], max_pages, &tx).await,
+                _ => poll_plain(i, feed.spec.format, &client, &allowed, url, &mut fetched, &tx).await,
             };
             match polled {
                 Polled::Ok => {}
@@ -173,7 +196,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
 }
 
 /// One GET of a URL whose answer is one message (and, for a CAP index, the alerts it links to).
-async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, url: &str, fetched: &mut Seen, tx: &mpsc::Sender<Incoming>) -> Polled {
+async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, allowed: &Allowed, url: &str, fetched: &mut Seen, tx: &mpsc::Sender<Incoming>) -> Polled {
     let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
     let body = match poll(client, url).await {
         Ok(body) => body,
@@ -193,6 +216,14 @@ async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, url:
         if fetched.contains(&link) {
             continue;
         }
+        if !allowed.allows(&link) {
+            // Refused at every poll, like a link that fails, so the operator sees it; it does
+            // not fail the index's poll.
+            if tx.send(fail(refused_link(&link), Vec::new())).await.is_err() {
+                return Polled::Closed;
+            }
+            continue;
+        }
         // A link that failed is tried again at the next poll of the index; it does not fail the
         // index's poll.
         let incoming = match poll(client, &link).await {
@@ -210,7 +241,7 @@ async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, url:
 }
 
 /// One incremental SensorThings poll of a collection: up to `max_pages` pages, each a message.
-async fn poll_sensorthings(i: usize, client: &reqwest::Client, cursor: &mut Cursor, max_pages: u32, tx: &mpsc::Sender<Incoming>) -> Polled {
+async fn poll_sensorthings(i: usize, client: &reqwest::Client, allowed: &Allowed, cursor: &mut Cursor, max_pages: u32, tx: &mpsc::Sender<Incoming>) -> Polled {
     let mut target = cursor.resume.take().unwrap_or_else(|| cursor.first_page());
     for _ in 0..max_pages {
         let polled_at = now_ms();
@@ -241,6 +272,14 @@ async fn poll_sensorthings(i: usize, client: &reqwest::Client, cursor: &mut Curs
             }
         }
         match next {
+            Some(link) if !allowed.allows(&link) => {
+                // The pages read so far are delivered; the rest of the sequence is on an origin
+                // the feed may not follow, so it ends here and the operator is told why.
+                cursor.finish();
+                let reason = refused_link(&link);
+                let failure = Incoming::Failure { feed: i, reason: reason.clone(), body: Vec::new(), at: now_ms() };
+                return if tx.send(failure).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+            }
             Some(link) => target = link,
             None => {
                 cursor.finish();
@@ -252,6 +291,12 @@ async fn poll_sensorthings(i: usize, client: &reqwest::Client, cursor: &mut Curs
     // watermark waits until it has been read to its end.
     cursor.resume = Some(target);
     Polled::Ok
+}
+
+/// Why a link in a feed's content is not followed.
+fn refused_link(link: &str) -> String {
+    let shown: String = link.chars().take(200).collect();
+    format!("link {shown} refused: not the feed's origin nor one listed in transport.follow")
 }
 
 /// The links already fetched, bounded: the oldest are forgotten first.

@@ -186,6 +186,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
                 if matches!(kind, BackendKind::Webhook | BackendKind::Cap) && secret.is_none() {
                     return Err(err("secret", "webhooks and alert hubs are signed: name the secret's environment variable".into()));
                 }
+                // A webhook's secret only signs (the body travels, not the secret), but an
+                // Open311 API key is sent in the form: never in clear off the machine.
+                if kind == BackendKind::Open311 && secret.is_some() {
+                    if let Some(why) = crate::origin::secret_over_plain_http(url) {
+                        return Err(err("url", why));
+                    }
+                }
             }
             BackendKind::Mqtt | BackendKind::Cot => {
                 if b.host.as_deref().unwrap_or_default().is_empty() {
@@ -270,5 +277,15 @@ secret = { env = "HUB_SECRET" }
         assert!(e.to_string().starts_with("b.toml:12: backends[1].kind:"), "{e}");
         let e = parse(Path::new("b.toml"), &GOOD.replace("url = \"http://127.0.0.1:9000/hooks/cap\"", "url = \"ftp://x\"")).unwrap_err();
         assert_eq!(e.field, "backends[1].url");
+    }
+
+    #[test]
+    fn an_api_key_over_plain_http_off_the_machine_is_refused() {
+        let e = parse(Path::new("b.toml"), &GOOD.replace("http://127.0.0.1:8311/", "http://works.example.org/")).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (Some(4), "backends[0].url"), "{e}");
+        assert!(e.reason.contains("plain http") && e.reason.contains("works.example.org"), "{e}");
+        parse(Path::new("b.toml"), &GOOD.replace("http://127.0.0.1:8311/", "https://works.example.org/")).expect("https carries the key");
+        let keyless = GOOD.replace("http://127.0.0.1:8311/", "http://works.example.org/").replace("api_key = { env = \"WORKS_KEY\" }\n", "");
+        parse(Path::new("b.toml"), &keyless).expect("without a key nothing secret travels");
     }
 }

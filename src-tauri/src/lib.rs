@@ -26,7 +26,8 @@ struct Cli {
     /// The scenario folder to load (defaults to the demo storm scenario).
     #[arg(long, env = "CITYOPS_SCENARIO")]
     scenario: Option<PathBuf>,
-    /// The SQLite database (defaults to cityops.db in the app's data folder).
+    /// The SQLite database (defaults to live.db in the app's data folder in live mode, and to
+    /// exercise.db for a replay: live and exercise never share an outbox).
     #[arg(long, env = "CITYOPS_DB")]
     db: Option<PathBuf>,
     /// The folder of basemap archives (defaults to the repository's maps/).
@@ -77,7 +78,9 @@ pub fn run() {
                 None => {
                     let dir = app.path().app_data_dir()?;
                     std::fs::create_dir_all(&dir)?;
-                    dir.join("cityops.db")
+                    // A replay's exercise outbox must never meet live actions, so each mode
+                    // keeps its own database.
+                    dir.join(if cli.config.is_some() { "live.db" } else { "exercise.db" })
                 }
             };
             let maps_dir = cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps"));

@@ -106,3 +106,78 @@ async fn a_409_is_retried_and_redirects_and_huge_answers_fail_with_the_reason() 
     assert!(elsewhere.received().is_empty(), "the redirect was followed: {:?}", elsewhere.received());
     assert!(backend.received().iter().all(|r| String::from_utf8_lossy(&r.body).contains("api_key=canary-api-key")), "the backend itself got the key");
 }
+
+/// A backends file with one webhook (a receiver that cannot deduplicate) at `port`.
+fn webhook_backends(dir: &Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("backends.toml");
+    std::fs::write(&path, format!("[[backends]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = {{ env = \"CITYOPS_TRUST_HOOK_SECRET\" }}\nretry_base_ms = 50\n")).unwrap();
+    path
+}
+
+fn cityops() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"));
+    c.env("CITYOPS_TRUST_HOOK_SECRET", "hook-secret");
+    c
+}
+
+#[test]
+fn two_senders_on_one_database_deliver_each_key_once() {
+    // A receiver slow enough that two senders started together overlap for the whole burst.
+    let receiver = Scripted::start(|_, _| {
+        std::thread::sleep(Duration::from_millis(20));
+        Answer::new(200, "ok")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+    let backends = webhook_backends(dir.path(), receiver.port);
+    let out = cityops()
+        .args(["dispatch", "--backends"])
+        .arg(&backends)
+        .arg("--db")
+        .arg(&db)
+        .args(["--backend", "hook", "--params", r#"{"kind":"notify","message":"Feeder trip"}"#, "--at", "24.94,60.17", "--count", "40", "--no-send"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(keys.len(), 40);
+    let send = || cityops().args(["send", "--timeout", "60", "--backends"]).arg(&backends).arg("--db").arg(&db).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (send(), send());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{}\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for r in receiver.received() {
+        *per_key.entry(r.header("idempotency-key").unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "keys delivered more than once: {twice:?}");
+    assert_eq!(per_key.len(), 40, "every key delivered");
+    assert!(keys.iter().all(|k| per_key.contains_key(k)));
+    let stderr = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(stderr.contains("holds the outbox's sender lease") && stderr.contains("process "), "the second sender says who holds the lease: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_never_records_a_live_action_and_refuses_a_database_where_one_waits() {
+    // The real crew request was queued while its backend was offline.
+    let receiver = Scripted::start(|_, _| Answer::new(201, r#"[{"service_request_id":"SR-LIVE"}]"#));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cityops.db");
+    let mut live = Outbox::idle(&db, open311(receiver.port)).unwrap();
+    let crew = commit(&mut live, crew("Feeder trip"));
+    drop(live);
+    // A replay on that database would have recorded it as "exercise: recorded, not sent".
+    let refused = Outbox::start(&db, open311(receiver.port), true).err().expect("the replay is refused");
+    let why = refused.to_string();
+    assert!(why.contains("1 live action") && why.contains(&db.display().to_string()), "{why}");
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.action(crew.id).unwrap().unwrap().dto.status, ActionStatus::Queued, "still waiting for its backend");
+    assert!(store.head_action("works", true).unwrap().is_none(), "an exercise sender never sees a live action");
+    // Live mode sends it, for real and once; then a replay may use the database.
+    let live = Outbox::start(&db, open311(receiver.port), false).unwrap();
+    let sent = wait_for(&db, crew.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
+    assert_eq!(sent.reference.as_deref(), Some("SR-LIVE"));
+    drop(live);
+    assert_eq!(receiver.received().len(), 1);
+    let _exercise = Outbox::start(&db, open311(receiver.port), true).expect("nothing live waits now");
+}

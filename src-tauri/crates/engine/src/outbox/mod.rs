@@ -12,12 +12,13 @@ pub mod bench;
 pub mod config;
 pub mod deliver;
 pub mod headless;
+pub mod lease;
 pub mod sender;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cityops_core::dispatch::{self, ActionContext, Place};
 use cityops_core::model::Millis;
@@ -26,6 +27,7 @@ use tokio::sync::Notify;
 
 pub use config::{BackendSpec, BackendsError};
 use deliver::{Link, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use lease::Lease;
 use sender::Shared;
 
 use crate::dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
@@ -54,7 +56,8 @@ pub struct Outbox {
     next_seq: u64,
     wake: HashMap<String, Arc<Notify>>,
     shared: Arc<Shared>,
-    senders: Vec<tokio::task::JoinHandle<()>>,
+    /// The senders, or the task waiting for the lease that then starts them.
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// The outbox's own connection, `synchronous=FULL`: commits, operators' retries and
     /// cancellations, and the view.
     store: Store,
@@ -64,37 +67,64 @@ impl Drop for Outbox {
     /// Stops the senders. An attempt cut short is like a crash: the next start queues the
     /// action again and sends it with the same key.
     fn drop(&mut self) {
-        for task in &self.senders {
-            task.abort();
+        if let Ok(tasks) = self.tasks.lock() {
+            for task in tasks.iter() {
+                task.abort();
+            }
         }
     }
 }
 
 impl Outbox {
-    /// Resumes what a previous process left in flight and starts one sender per backend on the
-    /// current tokio runtime. In an `exercise` nothing ever leaves the machine.
+    /// Starts delivering on the current tokio runtime: once this process holds the database's
+    /// sender lease (`lease`), it queues again what a previous holder left in flight and starts
+    /// one sender per backend. While another process holds the lease, this outbox commits and
+    /// shows actions but waits for the lease to send, and says who holds it.
+    ///
+    /// Live and exercise never share an outbox: an `exercise` outbox delivers only exercise
+    /// actions (recorded, never sent) and refuses a database where live actions wait to be
+    /// sent, and a live one delivers only live actions.
     pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, EngineError> {
         let store = Store::open_durable(db)?;
-        let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
-        if resumed > 0 {
-            tracing::warn!(resumed, "actions in flight when the application stopped are queued again");
+        if exercise {
+            let waiting = store.waiting_live_actions()?;
+            if waiting > 0 {
+                return Err(EngineError::InvalidInput(format!(
+                    "{} holds {waiting} live action(s) waiting to be sent; a replay would share their outbox. \
+                     Replay into another database (--db), or start live mode on this one to send them",
+                    db.display()
+                )));
+            }
         }
         let shared = Arc::new(Shared::default());
         let mut links = Vec::new();
         let mut wake = HashMap::new();
-        let mut senders = Vec::new();
         for spec in specs {
             let link = Arc::new(Link::new(spec, exercise));
             if let Some(e) = link.secret_error() {
                 tracing::error!(backend = %link.spec.id, error = %e, "backend cannot send");
             }
-            let notify = Arc::new(Notify::new());
-            wake.insert(link.spec.id.clone(), notify.clone());
-            senders.push(tokio::spawn(sender::run(db.to_owned(), link.clone(), exercise, notify, shared.clone())));
+            wake.insert(link.spec.id.clone(), Arc::new(Notify::new()));
             links.push(link);
         }
+        let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let senders = Senders { db: db.to_owned(), links: links.clone(), wake: wake.clone(), exercise, shared: shared.clone(), tasks: tasks.clone() };
+        match Lease::try_acquire(db)? {
+            Ok(lease) => senders.start(lease)?,
+            Err(holder) => {
+                tracing::warn!(%holder, db = %db.display(), "another process holds the outbox's sender lease; actions wait until it is free");
+                shared.set_lease_holder(Some(holder));
+                let waiter = tokio::spawn(senders.wait_for_lease());
+                tasks.lock().map_err(|_| EngineError::Stopped)?.push(waiter);
+            }
+        }
         shared.changed.store(true, Ordering::SeqCst);
-        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, senders, store })
+        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, tasks, store })
+    }
+
+    /// Who holds the sender lease while this outbox waits for it.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.shared.lease_holder()
     }
 
     /// An outbox that commits but starts no senders (`cityops dispatch --no-send`): what it
@@ -102,7 +132,7 @@ impl Outbox {
     pub fn idle(db: &Path, specs: Vec<BackendSpec>) -> Result<Outbox, EngineError> {
         let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
         let store = Store::open_durable(db)?;
-        Ok(Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), senders: Vec::new(), store })
+        Ok(Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), tasks: Arc::default(), store })
     }
 
     /// True in training and replay.
@@ -302,6 +332,60 @@ impl Outbox {
             && !waiting.is_empty()
             && waiting.iter().all(|b| backends.iter().any(|d| d.id == *b && d.reachable == Some(false)));
         Ok(OutboxDto { actions, queued, failed, offline, backends })
+    }
+}
+
+/// What it takes to start the senders, once the lease is held.
+struct Senders {
+    db: std::path::PathBuf,
+    links: Vec<Arc<Link>>,
+    wake: HashMap<String, Arc<Notify>>,
+    exercise: bool,
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Senders {
+    /// With the lease held: queues again what the previous holder left in flight (nobody else
+    /// can be sending it now), then starts one sender per backend, which keep the lease.
+    fn start(self, lease: Lease) -> Result<(), EngineError> {
+        let store = Store::open_durable(&self.db)?;
+        let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "actions in flight when the previous sender stopped are queued again");
+        }
+        let Senders { db, links, wake, exercise, shared, tasks } = self;
+        shared.set_lease_holder(None);
+        let lease = Arc::new(lease);
+        let mut tasks = tasks.lock().map_err(|_| EngineError::Stopped)?;
+        for link in links {
+            let notify = wake.get(&link.spec.id).cloned().unwrap_or_default();
+            let (db, shared, lease) = (db.clone(), shared.clone(), lease.clone());
+            tasks.push(tokio::spawn(async move {
+                sender::run(db, link, exercise, notify, shared).await;
+                drop(lease);
+            }));
+        }
+        shared.changed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Tries for the lease every half second until it is free, then starts the senders.
+    async fn wait_for_lease(self) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            match Lease::try_acquire(&self.db) {
+                Ok(Ok(lease)) => {
+                    tracing::info!(db = %self.db.display(), "the outbox's sender lease is free; sending");
+                    if let Err(e) = self.start(lease) {
+                        tracing::error!(error = %e, "cannot start the outbox's senders");
+                    }
+                    return;
+                }
+                Ok(Err(holder)) => self.shared.set_lease_holder(Some(holder)),
+                Err(e) => tracing::warn!(error = %e, "cannot check the outbox's sender lease"),
+            }
+        }
     }
 }
 

@@ -24,9 +24,24 @@ use crate::store::{ActionRow, AttemptEnd, Store, StoreError};
 pub struct Shared {
     pub changed: AtomicBool,
     pub reachable: Mutex<HashMap<String, bool>>,
+    /// Who holds the sender lease while this outbox waits for it.
+    lease_holder: Mutex<Option<String>>,
 }
 
 impl Shared {
+    pub(super) fn set_lease_holder(&self, holder: Option<String>) {
+        if let Ok(mut h) = self.lease_holder.lock() {
+            if *h != holder {
+                *h = holder;
+                self.changed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    pub(super) fn lease_holder(&self) -> Option<String> {
+        self.lease_holder.lock().ok().and_then(|h| h.clone())
+    }
+
     fn reach(&self, backend: &str, ok: bool) {
         if let Ok(mut m) = self.reachable.lock() {
             m.insert(backend.to_owned(), ok);
@@ -64,7 +79,7 @@ pub async fn run(db: PathBuf, link: Arc<Link>, exercise: bool, wake: Arc<Notify>
     let mut offline_streak = 0u32;
     let mut next_poll = tokio::time::Instant::now() + link.spec.poll_interval;
     loop {
-        let head = match store.head_action(&id) {
+        let head = match store.head_action(&id, exercise) {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(backend = %id, error = %e, "outbox read failed");
@@ -74,6 +89,9 @@ pub async fn run(db: PathBuf, link: Arc<Link>, exercise: bool, wake: Arc<Notify>
         };
         let wait = match &head {
             None => link.spec.poll_interval,
+            // Another attempt has it in flight (this sender's lease makes that a leftover that
+            // the next start queues again): later actions wait behind it, in commit order.
+            Some(a) if a.dto.status == crate::dto::ActionStatus::Sending => Duration::from_secs(1),
             Some(a) => {
                 let due = a.dto.next_attempt_ms.unwrap_or(0) - wall_ms();
                 if due > 0 {
@@ -103,8 +121,16 @@ pub async fn run(db: PathBuf, link: Arc<Link>, exercise: bool, wake: Arc<Notify>
 }
 
 async fn attempt(store: &mut Store, link: &Link, a: &ActionRow, exercise: bool, shared: &Shared, offline_streak: &mut u32) -> Result<(), StoreError> {
-    let attempt = store.start_attempt(a, wall_ms())?;
+    let Some(attempt) = store.start_attempt(a, wall_ms())? else {
+        // Cancelled (or otherwise changed) since it was read: it is not sent, and the next
+        // read of the queue sees its new status.
+        tracing::info!(backend = %link.spec.id, key = %a.dto.key, "action changed before its attempt; not sent");
+        shared.changed.store(true, Ordering::SeqCst);
+        return Ok(());
+    };
     shared.changed.store(true, Ordering::SeqCst);
+    // The queue this sender reads holds only its own mode's actions; the check stays so that
+    // an exercise action can never leave the machine whatever the queue holds.
     let outcome = if exercise || a.dto.exercise {
         // Training: the action is recorded in the outbox for scoring and never leaves.
         Outcome::Delivered("exercise: recorded, not sent".into())

@@ -159,13 +159,20 @@ impl Store {
         )?)
     }
 
-    /// The next action of a backend, in commit order: the oldest one still queued or sending.
-    /// Later ones wait behind it, so a backend receives its actions in the order they were
-    /// committed.
-    pub fn head_action(&self, backend: &str) -> Result<Option<ActionRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM actions WHERE backend = ?1 AND status IN ('queued', 'sending') ORDER BY id LIMIT 1");
-        let row = self.conn.query_row(&sql, [backend], read_row).optional()?;
+    /// The next action of a backend in one mode (live or exercise), in commit order: the oldest
+    /// one still queued or sending. Later ones wait behind it, so a backend receives its
+    /// actions in the order they were committed. A sender never sees the other mode's actions:
+    /// an exercise sender cannot record a real action as delivered, nor a live one send an
+    /// exercise.
+    pub fn head_action(&self, backend: &str, exercise: bool) -> Result<Option<ActionRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM actions WHERE backend = ?1 AND exercise = ?2 AND status IN ('queued', 'sending') ORDER BY id LIMIT 1");
+        let row = self.conn.query_row(&sql, params![backend, exercise], read_row).optional()?;
         row.map(to_row).transpose()
+    }
+
+    /// How many live (not exercise) actions wait to be sent: queued, or left in flight.
+    pub fn waiting_live_actions(&self) -> Result<u32, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM actions WHERE exercise = 0 AND status IN ('queued', 'sending')", [], |r| r.get(0))?)
     }
 
     /// Puts actions a crash left `sending` back in the queue; their open attempt is closed as
@@ -182,11 +189,21 @@ impl Store {
         })
     }
 
-    /// Marks an action as being sent and opens its attempt; returns the attempt's id.
-    pub fn start_attempt(&self, action: &ActionRow, wall_ms: Millis) -> Result<i64, StoreError> {
+    /// Marks an action as being sent and opens its attempt; returns the attempt's id, or `None`
+    /// when the action is no longer queued as the sender read it (an operator cancelled it, or
+    /// another attempt took it, between the read and now): then nothing may be sent.
+    pub fn start_attempt(&self, action: &ActionRow, wall_ms: Millis) -> Result<Option<i64>, StoreError> {
         let n = action.dto.attempts + 1;
         self.durably(|tx| {
-            tx.execute("UPDATE actions SET status = 'sending', attempts = ?2, updated_wall_ms = ?3 WHERE id = ?1", params![action.dto.id, n, wall_ms])?;
+            // Conditional on the status and attempt count the sender read, inside the write
+            // lock: a cancel that committed after the read makes this change nothing.
+            let changed = tx.execute(
+                "UPDATE actions SET status = 'sending', attempts = ?2, updated_wall_ms = ?3 WHERE id = ?1 AND status = 'queued' AND attempts = ?4",
+                params![action.dto.id, n, wall_ms, action.dto.attempts],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
             tx.execute(
                 "INSERT INTO action_attempts (action, n, started_wall_ms, outcome, detail) VALUES (?1, ?2, ?3, 'open', '')",
                 params![action.dto.id, n, wall_ms],
@@ -203,7 +220,7 @@ impl Store {
                 detail: format!("attempt {n} to {}", action.dto.destination),
             };
             Store::append_audit(tx, &record)?;
-            Ok(attempt)
+            Ok(Some(attempt))
         })
     }
 

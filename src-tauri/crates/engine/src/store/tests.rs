@@ -146,3 +146,49 @@ fn the_quarantine_browser_pages_newest_first_filters_by_feed_and_cuts_bodies() {
     assert_eq!((grid.total, grid.entries.len(), grid.entries[0].reason.as_str()), (2, 1, "bad 3"));
     assert_eq!(s.quarantine_page(run, Some("nope"), 10, 512).unwrap().total, 0);
 }
+
+fn queued_action(store: &Store, key: &str) -> i64 {
+    store
+        .commit_action(&NewAction {
+            key,
+            run: None,
+            incident: None,
+            backend: "works",
+            kind: cityops_core::dispatch::BackendKind::Open311,
+            summary: "crew",
+            destination: "POST http://127.0.0.1:1/requests.json",
+            headers: &[],
+            body: "service_code=utility-crew",
+            device: None,
+            exercise: false,
+            operator: "ann",
+            role: "operator",
+            wall_ms: 1_000,
+            scenario_ms: None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_cancel_between_the_senders_read_and_its_attempt_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("outbox.db");
+    let sender = Store::open(&db).unwrap();
+    let operator = Store::open(&db).unwrap();
+    let id = queued_action(&operator, "k1");
+    // The sender reads the head of the queue; the operator's cancel commits on another
+    // connection before the sender starts its attempt.
+    let head = sender.head_action("works", false).unwrap().expect("queued");
+    operator.cancel_action(id, "ann", "operator", 2_000).unwrap();
+    assert_eq!(sender.start_attempt(&head, 3_000).unwrap(), None, "nothing may be sent after the cancel");
+    let row = sender.action(id).unwrap().unwrap();
+    assert_eq!(row.dto.status, crate::dto::ActionStatus::Cancelled);
+    assert_eq!(row.dto.attempts, 0);
+    assert!(sender.attempts(id).unwrap().is_empty(), "no attempt was opened");
+    // Read after the cancel, the queue is empty; a queued action still starts as before.
+    assert!(sender.head_action("works", false).unwrap().is_none());
+    let id = queued_action(&operator, "k2");
+    let head = sender.head_action("works", false).unwrap().unwrap();
+    assert!(sender.start_attempt(&head, 4_000).unwrap().is_some());
+    assert!(operator.cancel_action(id, "ann", "operator", 5_000).is_err(), "an action in flight cannot be cancelled");
+}

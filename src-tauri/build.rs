@@ -9,6 +9,7 @@ const COMMANDS: &[&str] = &[
     "scenario",
     "backends",
     "preview_action",
+    "arm_action",
     "confirm_action",
     "outbox",
     "retry_action",

@@ -122,6 +122,7 @@ pub fn run() {
             commands::scenario::scenario,
             commands::dispatch::backends,
             commands::dispatch::preview_action,
+            commands::dispatch::arm_action,
             commands::dispatch::confirm_action,
             commands::dispatch::outbox,
             commands::dispatch::retry_action,

@@ -567,7 +567,8 @@ async fn trainer_view(c: &Client) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(repo().join("assets/screenshot-trainer.png"), c.screenshot().await?)?;
     // The trainer's window may move the clock and inject, but not act for the trainee.
-    refused(c, "trainer", "confirm_action", json!({ "token": "t", "confirmations": [] })).await?;
+    refused(c, "trainer", "confirm_action", json!({ "token": "t" })).await?;
+    refused(c, "trainer", "arm_action", json!({ "token": "t" })).await?;
     refused(c, "trainer", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
     // The trainer closes the view from its panel; the window goes and the clock comes back.
     // The click closes the very window it was sent to, so WebKitWebDriver may answer it with an
@@ -619,7 +620,7 @@ async fn wall_display(c: &Client) -> Result<()> {
     let name = invoke_from_page(c, "scenario", json!({})).await?;
     ensure!(name["ok"]["name"].as_str().is_some_and(|n| !n.is_empty()), "the wall cannot read the scenario: {name}");
     refused(c, "wall", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
-    refused(c, "wall", "confirm_action", json!({ "token": "t", "confirmations": [] })).await?;
+    refused(c, "wall", "confirm_action", json!({ "token": "t" })).await?;
     refused(c, "wall", "replay_seek", json!({ "ms": 0 })).await?;
     refused(c, "wall", "sign_in", json!({ "name": "Mallory", "role": "supervisor", "pin": null })).await?;
     wait_js(c, "the wall's map idle", IDLE, Duration::from_secs(120)).await?;

@@ -35,7 +35,7 @@ describe("App dispatch", () => {
     render(App, { backend });
     await waitFor(() => expect(screen.getAllByTestId("incident-entry").length).toBeGreaterThan(0));
     const p = await backend.previewAction({ backend: "city-works", incident: "inc/grid/1/0", at: null, params: { kind: "serviceRequest", serviceCode: "utility-crew", description: "x" } });
-    await backend.confirmAction(p.token, 1);
+    await backend.confirmAction(p.token);
     const banner = await screen.findByTestId("offline-banner", {}, { timeout: 2000 });
     expect(banner.textContent).toContain("Offline: 1 action queued; they will be sent once each when the link returns");
     expect(screen.getByTestId("outbox-toggle").textContent).toContain("OFFLINE");

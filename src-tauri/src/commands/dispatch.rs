@@ -16,10 +16,17 @@ pub async fn preview_action(engine: State<'_, Engine>, request: ActionRequestDto
     Ok(engine.preview_action(request).await?)
 }
 
-/// Commits a previewed action durably; `confirmations` counts the operator's confirmations.
+/// The first confirmation of a dangerous action; the engine counts it and answers how many the
+/// action needs in all.
 #[tauri::command]
-pub async fn confirm_action(engine: State<'_, Engine>, token: String, confirmations: u8) -> Result<ActionDto, ApiError> {
-    Ok(engine.confirm_action(token, confirmations).await?)
+pub async fn arm_action(engine: State<'_, Engine>, token: String) -> Result<u8, ApiError> {
+    Ok(engine.arm_action(token).await?)
+}
+
+/// Commits a previewed action durably (a dangerous one only after `arm_action`).
+#[tauri::command]
+pub async fn confirm_action(engine: State<'_, Engine>, token: String) -> Result<ActionDto, ApiError> {
+    Ok(engine.confirm_action(token).await?)
 }
 
 #[tauri::command]

@@ -113,11 +113,17 @@ export interface Backend {
   /** Renders exactly what confirming would send (destination, headers, body, key); sends nothing. */
   previewAction(request: ActionRequestDto): Promise<ActionPreviewDto>;
   /**
-   * Commits a previewed action durably to the outbox. `confirmations` is how many times the
-   * operator confirmed: a dangerous action needs 2. Public alerts are refused (`forbidden`)
-   * for the operator role. A preview's token can be confirmed once.
+   * The first confirmation of a dangerous action (`confirmations` 2 in its preview). The
+   * engine counts it: `confirmAction` commits such an action only after this. Resolves to how
+   * many confirmations the action needs in all.
    */
-  confirmAction(token: string, confirmations: number): Promise<ActionDto>;
+  armAction(token: string): Promise<number>;
+  /**
+   * Commits a previewed action durably to the outbox (a dangerous one only after
+   * `armAction`). Public alerts are refused (`forbidden`) for the operator role. A preview's
+   * token can be confirmed once.
+   */
+  confirmAction(token: string): Promise<ActionDto>;
   /** The whole outbox now; later changes arrive in `MapDiffDto.outbox`. */
   outbox(): Promise<OutboxDto>;
   /** Sends a failed action again. */

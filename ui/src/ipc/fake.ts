@@ -529,6 +529,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     },
     backends: dispatch.backends,
     previewAction: dispatch.previewAction,
+    armAction: dispatch.armAction,
     confirmAction: dispatch.confirmAction,
     outbox: dispatch.outbox,
     retryAction: dispatch.retryAction,

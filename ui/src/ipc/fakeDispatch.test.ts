@@ -68,9 +68,9 @@ describe("fake dispatch", () => {
   it("confirms once, then delivers with a reference over a few hundred ms", async () => {
     await b.signIn("Aino", "operator", null);
     const p = await b.previewAction(req("city-works", crew));
-    const a = await b.confirmAction(p.token, 1);
+    const a = await b.confirmAction(p.token);
     expect(a).toMatchObject({ status: "queued", key: p.key, incident: INCIDENT, operator: "Aino" });
-    await expect(b.confirmAction(p.token, 1)).rejects.toMatchObject({ code: "notFound" });
+    await expect(b.confirmAction(p.token)).rejects.toMatchObject({ code: "notFound" });
     expect(state.actions[0].status).toBe("queued");
     vi.advanceTimersByTime(100);
     expect(state.actions[0].status).toBe("sending");
@@ -82,21 +82,23 @@ describe("fake dispatch", () => {
   it("asks for two confirmations for dangerous actions and a supervisor for public alerts", async () => {
     await b.signIn("Aino", "operator", null);
     const cmd = await b.previewAction(req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }));
-    await expect(b.confirmAction(cmd.token, 1)).rejects.toMatchObject({ code: "invalidInput" });
-    expect((await b.confirmAction(cmd.token, 2)).status).toBe("queued");
+    await expect(b.confirmAction(cmd.token)).rejects.toMatchObject({ code: "invalidInput" });
+    expect(await b.armAction(cmd.token)).toBe(2);
+    expect((await b.confirmAction(cmd.token)).status).toBe("queued");
     const alert = await b.previewAction(req("alert-hub", {
       kind: "publicAlert", headline: "Storm", description: "d", instruction: "Stay in", severity: "severe", expiresMinutes: 60,
     }));
-    await expect(b.confirmAction(alert.token, 2)).rejects.toMatchObject({ code: "forbidden" });
+    await expect(b.armAction(alert.token)).rejects.toMatchObject({ code: "forbidden" });
     await b.signIn("Sara", "supervisor", null);
-    expect((await b.confirmAction(alert.token, 2)).status).toBe("queued");
+    expect(await b.armAction(alert.token)).toBe(2);
+    expect((await b.confirmAction(alert.token)).status).toBe("queued");
   });
 
   it("queues while offline, says so, fails after the budget, and sends once each when back", async () => {
     await b.signIn("Aino", "operator", null);
     b.setBackendOffline("city-works", true);
-    const first = await b.confirmAction((await b.previewAction(req("city-works", crew))).token, 1);
-    const second = await b.confirmAction((await b.previewAction(req("city-works", crew))).token, 1);
+    const first = await b.confirmAction((await b.previewAction(req("city-works", crew))).token);
+    const second = await b.confirmAction((await b.previewAction(req("city-works", crew))).token);
     vi.advanceTimersByTime(200);
     expect(state.offline).toBe(true);
     expect(offlineMessage(state)).toBe("Offline: 2 actions queued; they will be sent once each when the link returns");
@@ -122,7 +124,7 @@ describe("fake dispatch", () => {
   it("cancels queued and failed actions only", async () => {
     await b.signIn("Aino", "operator", null);
     b.setBackendOffline("city-works", true);
-    const a = await b.confirmAction((await b.previewAction(req("city-works", crew))).token, 1);
+    const a = await b.confirmAction((await b.previewAction(req("city-works", crew))).token);
     await b.cancelAction(a.id);
     expect(state.actions[0].status).toBe("cancelled");
     vi.advanceTimersByTime(5000);

@@ -74,7 +74,7 @@ export type FakeDispatchDeps = {
   nowMs?: () => number;
 };
 
-type Pending = { preview: ActionPreviewDto; request: ActionRequestDto };
+type Pending = { preview: ActionPreviewDto; request: ActionRequestDto; armed: boolean };
 
 const ERR = {
   invalid: (message: string) => ({ code: "invalidInput" as const, message }),
@@ -116,6 +116,16 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
   const offline = new Set(opts.offline ?? []);
   const reachable = new Map<string, boolean | null>(FAKE_BACKENDS.map((b) => [b.id, null]));
   const previews = new Map<string, Pending>();
+
+  /** The pending preview of `token`, checked as the engine checks it at every confirmation. */
+  function pendingFor(token: string): Pending {
+    const op = deps.operator();
+    if (!op) throw ERR.forbidden("sign in first: every action is recorded with the operator's name");
+    const pending = previews.get(token);
+    if (!pending) throw ERR.notFound("this preview was already confirmed or has expired; preview the action again");
+    if (pending.preview.backend.supervisorOnly && op.role === "operator") throw ERR.forbidden(`${pending.preview.backend.action}: only a supervisor or trainer may send this`);
+    return pending;
+  }
   const actions: ActionDto[] = [];
   const bodies = new Map<number, Pending>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
@@ -337,18 +347,21 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       const key = `cityops-${Date.now().toString(36)}-${String(nextId + previews.size).padStart(6, "0")}`;
       const r = render(c, request, place, key);
       const preview: ActionPreviewDto = { token, backend: dto(c), key, ...r, confirmations: c.dangerous ? 2 : 1, exercise };
-      previews.set(token, { preview, request });
+      previews.set(token, { preview, request, armed: false });
       return preview;
     },
 
-    confirmAction: async (token: string, confirmations: number): Promise<ActionDto> => {
-      const op = deps.operator();
-      if (!op) throw ERR.forbidden("sign in first: every action is recorded with the operator's name");
-      const pending = previews.get(token);
-      if (!pending) throw ERR.notFound("this preview was already confirmed or has expired; preview the action again");
+    armAction: async (token: string): Promise<number> => {
+      const pending = pendingFor(token);
+      pending.armed = true;
+      return pending.preview.confirmations;
+    },
+
+    confirmAction: async (token: string): Promise<ActionDto> => {
+      const pending = pendingFor(token);
+      const op = deps.operator()!;
       const { preview, request } = pending;
-      if (confirmations < preview.confirmations) throw ERR.invalid(`${preview.backend.action} needs ${preview.confirmations} confirmations`);
-      if (preview.backend.supervisorOnly && op.role === "operator") throw ERR.forbidden(`${preview.backend.action}: only a supervisor or trainer may send this`);
+      if (preview.confirmations >= 2 && !pending.armed) throw ERR.invalid(`${preview.backend.action} needs ${preview.confirmations} confirmations: confirm it once first`);
       previews.delete(token);
       const action: ActionDto = {
         id: nextId++, key: preview.key, incident: request.incident, backend: preview.backend.id, kind: preview.backend.kind,

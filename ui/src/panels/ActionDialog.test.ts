@@ -14,18 +14,22 @@ const target: DispatchTarget = { incident: "inc/grid/1/0", at: null, title: host
 function setup(patch: { role?: "operator" | "supervisor"; exercise?: boolean; preview?: (r: ActionRequestDto) => Promise<ActionPreviewDto> } = {}) {
   const b = createFakeBackend({ dispatch: { exercise: patch.exercise ?? false } });
   const onPreview = vi.fn(patch.preview ?? ((r: ActionRequestDto) => b.previewAction(r)));
-  const onConfirm = vi.fn(async (token: string, n: number): Promise<ActionDto> => {
+  const onArm = vi.fn(async (token: string): Promise<number> => {
     await b.signIn("Aino", patch.role ?? "operator", null);
-    return b.confirmAction(token, n);
+    return b.armAction(token);
+  });
+  const onConfirm = vi.fn(async (token: string): Promise<ActionDto> => {
+    await b.signIn("Aino", patch.role ?? "operator", null);
+    return b.confirmAction(token);
   });
   const onDone = vi.fn();
   const onClose = vi.fn();
-  return { b, onPreview, onConfirm, onDone, onClose };
+  return { b, onPreview, onArm, onConfirm, onDone, onClose };
 }
 
 async function open(s: ReturnType<typeof setup>) {
   const backends: BackendDto[] = await s.b.backends();
-  return render(ActionDialog, { props: { backends, target, role: "operator", onPreview: s.onPreview, onConfirm: s.onConfirm, onDone: s.onDone, onClose: s.onClose } });
+  return render(ActionDialog, { props: { backends, target, role: "operator", onPreview: s.onPreview, onArm: s.onArm, onConfirm: s.onConfirm, onDone: s.onDone, onClose: s.onClose } });
 }
 
 /** Lets promise callbacks and Svelte's updates run. */
@@ -64,7 +68,8 @@ describe("ActionDialog", () => {
     expect(screen.getByTestId("dispatch-body").textContent).toContain("service_code=utility-crew");
     await fireEvent.click(screen.getByTestId("dispatch-confirm"));
     await settle();
-    expect(s.onConfirm).toHaveBeenCalledWith(expect.stringMatching(/^preview-/), 1);
+    expect(s.onConfirm).toHaveBeenCalledWith(expect.stringMatching(/^preview-/));
+    expect(s.onArm).not.toHaveBeenCalled();
     expect(s.onDone).toHaveBeenCalledWith(expect.objectContaining({ status: "queued", backend: "city-works" }));
     expect(container.querySelector("img")).toBeNull();
   });
@@ -99,12 +104,13 @@ describe("ActionDialog", () => {
     await fireEvent.click(screen.getByTestId("dispatch-confirm"));
     await settle();
     expect(s.onConfirm).not.toHaveBeenCalled();
+    expect(s.onArm).toHaveBeenCalledTimes(1);
     expect(screen.getByTestId("dispatch-again").textContent).toContain("Send device command FLASH to signals:4411 — confirm again");
     // The focus is on the question, not on the button: a second Enter does not send.
     expect(document.activeElement?.tagName).toBe("P");
     await fireEvent.click(screen.getByTestId("dispatch-confirm-again"));
     await settle();
-    expect(s.onConfirm).toHaveBeenCalledWith(expect.any(String), 2);
+    expect(s.onConfirm).toHaveBeenCalledWith(s.onArm.mock.calls[0][0]);
     expect(s.onDone).toHaveBeenCalledTimes(1);
   });
 

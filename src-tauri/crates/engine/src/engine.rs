@@ -81,7 +81,8 @@ enum Command {
 #[derive(Debug, Clone)]
 enum DispatchRequest {
     Preview(Box<ActionRequestDto>),
-    Confirm { token: String, confirmations: u8 },
+    Arm { token: String },
+    Confirm { token: String },
     View,
     Retry(i64),
     Cancel(i64),
@@ -89,6 +90,7 @@ enum DispatchRequest {
 
 enum DispatchReply {
     Done,
+    Armed(u8),
     Preview(Box<ActionPreviewDto>),
     Action(Box<ActionDto>),
     View(Box<OutboxDto>),
@@ -98,6 +100,7 @@ enum DispatchReply {
 #[derive(Debug, Clone)]
 enum IncidentRequest {
     SignIn { name: String, role: OperatorRole, pin: Option<String> },
+    AssignRole { name: String, role: OperatorRole, pin: Option<String> },
     SignOut,
     Operator,
     Detail(String),
@@ -231,6 +234,11 @@ impl Engine {
         }
     }
 
+    /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
+    pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
+        self.incident(IncidentRequest::AssignRole { name, role, pin }).await.map(|_| ())
+    }
+
     /// Signs the operator out.
     pub async fn sign_out(&self) -> Result<(), EngineError> {
         self.incident(IncidentRequest::SignOut).await.map(|_| ())
@@ -304,9 +312,19 @@ impl Engine {
         }
     }
 
+    /// The first confirmation of a dangerous action; returns how many it needs in all. The
+    /// engine counts confirmations itself: [`Engine::confirm_action`] commits such an action
+    /// only after this.
+    pub async fn arm_action(&self, token: String) -> Result<u8, EngineError> {
+        match self.dispatch(DispatchRequest::Arm { token }).await? {
+            DispatchReply::Armed(n) => Ok(n),
+            _ => Err(EngineError::Stopped),
+        }
+    }
+
     /// Commits a previewed action to the outbox; it is on disk when this returns.
-    pub async fn confirm_action(&self, token: String, confirmations: u8) -> Result<ActionDto, EngineError> {
-        match self.dispatch(DispatchRequest::Confirm { token, confirmations }).await? {
+    pub async fn confirm_action(&self, token: String) -> Result<ActionDto, EngineError> {
+        match self.dispatch(DispatchRequest::Confirm { token }).await? {
             DispatchReply::Action(a) => Ok(*a),
             _ => Err(EngineError::Stopped),
         }
@@ -448,6 +466,7 @@ fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply
     let _span = tracing::info_span!("incident_request", request = ?request).entered();
     Ok(match request {
         IncidentRequest::SignIn { name, role, pin } => IncidentReply::Operator(Some(desk.sign_in(store, &name, role, pin.as_deref(), wall)?)),
+        IncidentRequest::AssignRole { name, role, pin } => desk.assign_role(store, &name, role, pin.as_deref(), wall).map(|_| IncidentReply::Done)?,
         IncidentRequest::SignOut => desk.sign_out(store, wall).map(|_| IncidentReply::Done)?,
         IncidentRequest::Operator => IncidentReply::Operator(desk.operator().cloned()),
         IncidentRequest::Detail(id) => IncidentReply::Detail(Box::new(desk.detail(&id)?)),
@@ -498,8 +517,9 @@ fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRe
             let place = place_of(desk, &req)?;
             DispatchReply::Preview(Box::new(outbox.preview(*req, &place, &operator, now)?))
         }
-        DispatchRequest::Confirm { token, confirmations } => {
-            let action = outbox.confirm(&token, confirmations, &operator, Some(run))?;
+        DispatchRequest::Arm { token } => DispatchReply::Armed(outbox.arm(&token, &operator)?),
+        DispatchRequest::Confirm { token } => {
+            let action = outbox.confirm(&token, &operator, Some(run))?;
             if let Some(id) = &action.incident {
                 if matches!(desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
                     if let Err(e) = desk.transition(store, id, LifecycleStatus::Dispatched, wall, now) {

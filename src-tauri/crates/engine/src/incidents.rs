@@ -569,11 +569,12 @@ impl Desk {
         Some(last)
     }
 
-    fn signed_in(&self) -> Result<OperatorDto, EngineError> {
+    pub(crate) fn signed_in(&self) -> Result<OperatorDto, EngineError> {
         self.operator.clone().ok_or_else(|| EngineError::Forbidden("sign in first: every incident action is recorded with the operator's name".into()))
     }
 
-    /// Signs an operator in (see [`Store::sign_in`]).
+    /// Signs an operator in on the roster's authority (see [`Store::sign_in`]): the role must
+    /// be the roster's (or plain operator), and a PIN the roster holds must be given.
     pub fn sign_in(&mut self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<OperatorDto, EngineError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -589,8 +590,22 @@ impl Desk {
                 self.operator = Some(op.clone());
                 Ok(op)
             }
-            SignIn::WrongPin => Err(EngineError::Forbidden(format!("wrong PIN for {name}"))),
+            refused => {
+                tracing::warn!(operator = name, role = role.as_str(), outcome = ?refused, "sign-in refused");
+                Err(EngineError::Forbidden(sign_in_refusal(name, role, &refused)))
+            }
         }
+    }
+
+    /// Gives `name` a role (and a PIN) in the roster; only a signed-in supervisor may.
+    pub fn assign_role(&self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<(), EngineError> {
+        let by = self.signed_in()?;
+        if by.role != OperatorRole::Supervisor {
+            return Err(EngineError::Forbidden("roles are assigned by a supervisor".into()));
+        }
+        store.roster_set(name, role.as_str(), pin, &by.name, by.role.as_str(), wall_ms)?;
+        tracing::info!(operator = name, role = role.as_str(), by = %by.name, "role assigned");
+        Ok(())
     }
 
     /// Signs the operator out.
@@ -832,6 +847,23 @@ fn capitalise(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
+/// What a refused sign-in tells the person at the keyboard.
+pub fn sign_in_refusal(name: &str, role: OperatorRole, outcome: &SignIn) -> String {
+    match outcome {
+        SignIn::Accepted => String::new(),
+        SignIn::WrongPin { left } => format!("wrong PIN for {name} ({left} more before the name is locked for {} minutes)", crate::store::LOCKOUT_MS / 60_000),
+        SignIn::Locked { until_ms } => {
+            let until = chrono::DateTime::from_timestamp_millis(*until_ms).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
+            format!("{name} is locked until {until} after {} wrong PINs", crate::store::MAX_WRONG_PINS)
+        }
+        SignIn::RoleRefused { has: None } => {
+            format!("{name} is not in the roster as {}: a supervisor assigns that role (the first one with `cityops roster add`)", role.as_str())
+        }
+        SignIn::RoleRefused { has: Some(has) } => format!("the roster has {name} as {has}, not {}: a supervisor assigns roles", role.as_str()),
+        SignIn::PinRequired => format!("{name} signs in with a PIN as {}", role.as_str()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,3 +899,4 @@ mod tests {
         assert!(early > late, "{early} checkpoints in the first two hours, {late} in the last two");
     }
 }
+

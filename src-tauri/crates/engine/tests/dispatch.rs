@@ -35,7 +35,10 @@ fn now_ms() -> i64 {
 fn commit(outbox: &mut Outbox, backend: &str, params: ActionParams) -> (ActionPreviewDto, ActionDto) {
     let req = ActionRequestDto { backend: backend.into(), incident: Some("inc-1".into()), at: None, params };
     let preview = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
-    let action = outbox.confirm(&preview.token, preview.confirmations, &supervisor(), None).unwrap();
+    if preview.confirmations >= 2 {
+        outbox.arm(&preview.token, &supervisor()).unwrap();
+    }
+    let action = outbox.confirm(&preview.token, &supervisor(), None).unwrap();
     (preview, action)
 }
 
@@ -146,8 +149,9 @@ async fn webhook_and_cap_arrive_signed_byte_exact_and_the_alert_is_schema_valid(
     assert!(outbox.preview(req.clone(), &place(), &operator, now_ms()).is_err(), "operators cannot publish alerts");
     let p = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
     assert_eq!(p.confirmations, 2);
-    assert!(outbox.confirm(&p.token, 1, &supervisor(), None).is_err(), "one confirmation is refused");
-    let c = outbox.confirm(&p.token, 2, &supervisor(), None).unwrap();
+    assert!(outbox.confirm(&p.token, &supervisor(), None).is_err(), "one confirmation is refused");
+    assert_eq!(outbox.arm(&p.token, &supervisor()).unwrap(), 2);
+    let c = outbox.confirm(&p.token, &supervisor(), None).unwrap();
     let cap = p;
 
     let n = wait_for(&db, n.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
@@ -474,19 +478,22 @@ fn a_replayed_scenario_sends_nothing_over_the_network() {
         let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).rev().find(|e| e.incident_type == "power_outage").unwrap();
         let request = |backend: &str, params: ActionParams| ActionRequestDto { backend: backend.into(), incident: Some(outage.id.clone()), at: None, params };
         assert!(engine.preview_action(request("works", service_request("crew"))).await.is_err(), "nobody signed in");
-        engine.sign_in("Trainee".into(), OperatorRole::Trainer, None).await.unwrap();
+        Store::open(&dir.path().join("e.db")).unwrap().roster_set("Trainee", "trainer", Some("7531"), "test", "system", now_ms()).unwrap();
+        engine.sign_in("Trainee".into(), OperatorRole::Trainer, Some("7531".into())).await.unwrap();
         let backends = engine.backends().await.unwrap();
         assert!(backends.iter().all(|b| b.exercise), "{backends:?}");
 
         let crew = engine.preview_action(request("works", service_request("Feeder trip"))).await.unwrap();
         assert!(crew.exercise && crew.body.contains("lat=60.1"), "{}", crew.body);
-        let crew = engine.confirm_action(crew.token, 1).await.unwrap();
+        let crew = engine.confirm_action(crew.token).await.unwrap();
         let alert = ActionParams::PublicAlert { headline: "Power cut".into(), description: "Signals dark".into(), instruction: String::new(), severity: AlertSeverity::Severe, expires_minutes: 60 };
         let alert = engine.preview_action(request("hub", alert)).await.unwrap();
         assert!(alert.body.contains("<status>Exercise</status>") && alert.body.contains("<areaDesc>Power outage"), "{}", alert.body);
-        engine.confirm_action(alert.token, 2).await.unwrap();
+        engine.arm_action(alert.token.clone()).await.unwrap();
+        engine.confirm_action(alert.token).await.unwrap();
         let cmd = engine.preview_action(request("devices", ActionParams::DeviceCommand { device: "signal-1".into(), command: "flash".into() })).await.unwrap();
-        engine.confirm_action(cmd.token, 2).await.unwrap();
+        engine.arm_action(cmd.token.clone()).await.unwrap();
+        engine.confirm_action(cmd.token).await.unwrap();
 
         let started = Instant::now();
         loop {

@@ -103,7 +103,11 @@ fn lifecycle_transitions_are_stamped_checked_and_stored() {
     // A PIN, once set, is asked for again.
     let e = desk.sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("0000"), 55).unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden);
-    desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, None, 60).unwrap();
+    // Claiming a role is not having it: the roster gives it, with a PIN.
+    let e = desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, None, 60).unwrap_err();
+    assert_eq!(code(&e), ApiErrorCode::Forbidden, "{e}");
+    store.roster_set("Mikko Supervisor", "supervisor", Some("9753"), "cli", "system", 60).unwrap();
+    desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, Some("9753"), 60).unwrap();
     desk.transition(store, &id, LifecycleStatus::Closed, 70, now).unwrap();
     assert_eq!(desk.status(&id), LifecycleStatus::Closed);
     assert!(desk.transition(store, "inc/no-such", LifecycleStatus::Acknowledged, 80, now).is_err());
@@ -124,10 +128,10 @@ fn lifecycle_transitions_are_stamped_checked_and_stored() {
     assert_eq!(detail.entry.status, LifecycleStatus::Closed);
     assert_eq!(detail.entry.acknowledged_by.as_deref(), Some("Aino Virtanen"));
     assert!(detail.timeline.iter().any(|t| t.text == "Acknowledged by Aino Virtanen (operator)"), "{:?}", detail.timeline);
-    // The PIN is stored only as a salted hash.
+    // The PIN is stored only as an argon2id hash (salt and parameters in its PHC string).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let (salt, hash): (String, String) = conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = 'Aino Virtanen'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    assert!(salt.len() == 32 && hash.len() == 64 && !hash.contains("4711"));
+    let (salt, hash): (Option<String>, String) = conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = 'Aino Virtanen'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert!(salt.is_none() && hash.starts_with("$argon2id$") && !hash.contains("4711"), "{hash}");
 }
 
 #[test]
@@ -142,7 +146,8 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
         let now = replay.now_ms();
         let run = replay.pipeline().run();
         let (desk, store) = replay.desk_mut().unwrap();
-        desk.sign_in(store, "Aino", OperatorRole::Trainer, None, 1).unwrap();
+        store.roster_set("Aino", "trainer", Some("1357"), "cli", "system", 1).unwrap();
+        desk.sign_in(store, "Aino", OperatorRole::Trainer, Some("1357"), 1).unwrap();
         desk.transition(store, &id, LifecycleStatus::Acknowledged, 2, now).unwrap();
         desk.tick_sop(store, &id, 0, true, 3, now).unwrap();
         assert!(desk.tick_sop(store, &id, 99, true, 4, now).is_err());
@@ -168,8 +173,8 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
     assert_eq!(store.sop_ticks(run).unwrap().len(), 1);
     let trail = store.audit_trail().unwrap();
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["sign_in", "transition", "sop", "decision", "decision", "sign_out"]);
-    assert_eq!(store.verify_audit().unwrap(), Ok(6));
+    assert_eq!(actions, ["roster", "sign_in", "transition", "sop", "decision", "decision", "sign_out"]);
+    assert_eq!(store.verify_audit().unwrap(), Ok(7));
 }
 
 #[test]

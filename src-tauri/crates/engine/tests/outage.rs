@@ -106,7 +106,7 @@ fn feeds_and_backends_cut_off_and_back_lose_and_double_nothing() {
                     params: ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: format!("crew {n}") },
                 };
                 let preview = engine.preview_action(request).await.unwrap();
-                engine.confirm_action(preview.token, 1).await.unwrap()
+                engine.confirm_action(preview.token).await.unwrap()
             }
         };
 

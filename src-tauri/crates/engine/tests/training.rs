@@ -29,7 +29,8 @@ fn exercise(db: &Path, script: Script) {
         let (engine, diffs) = common::demo_played_to_end(db, common::repo().join("fixtures/backends/helsinki.toml")).await;
         let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).find(|e| e.incident_type == "power_outage").unwrap();
         let (id, opened) = (outage.id.clone(), outage.opened_ms);
-        engine.sign_in("Trainee".into(), OperatorRole::Supervisor, None).await.unwrap();
+        cityops_engine::store::Store::open(db).unwrap().roster_set("Trainee", "supervisor", Some("8642"), "test", "system", 0).unwrap();
+        engine.sign_in("Trainee".into(), OperatorRole::Supervisor, Some("8642".into())).await.unwrap();
         // The trainee's deeds in time order, each at its scenario moment.
         let mut deeds: Vec<(i64, u8)> = Vec::new();
         deeds.extend(script.acknowledge.map(|t| (t, 0)));
@@ -50,7 +51,7 @@ fn exercise(db: &Path, script: Script) {
                     let mut r = request(ActionParams::ServiceRequest { service_code: code.into(), description: "Substation tripped".into() });
                     r.backend = "city-works".into();
                     let p = engine.preview_action(r).await.unwrap();
-                    engine.confirm_action(p.token, 1).await.unwrap();
+                    engine.confirm_action(p.token).await.unwrap();
                 }
                 2 => {
                     let mut r = request(ActionParams::PublicAlert {
@@ -63,7 +64,8 @@ fn exercise(db: &Path, script: Script) {
                     r.backend = "alert-hub".into();
                     let p = engine.preview_action(r).await.unwrap();
                     assert!(p.body.contains("<status>Exercise</status>"));
-                    engine.confirm_action(p.token, 2).await.unwrap();
+                    engine.arm_action(p.token.clone()).await.unwrap();
+                    engine.confirm_action(p.token).await.unwrap();
                 }
                 3 => {
                     // Resolving needs the incident acknowledged (and dispatched) first.

@@ -40,7 +40,7 @@ fn open311(port: u16) -> Vec<config::BackendSpec> {
 fn commit(outbox: &mut Outbox, params: ActionParams) -> ActionDto {
     let req = ActionRequestDto { backend: "works".into(), incident: None, at: None, params };
     let preview = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
-    outbox.confirm(&preview.token, preview.confirmations, &operator(), None).unwrap()
+    outbox.confirm(&preview.token, &operator(), None).unwrap()
 }
 
 /// Polls the store until the action is `status`.
@@ -180,4 +180,88 @@ async fn a_replay_never_records_a_live_action_and_refuses_a_database_where_one_w
     drop(live);
     assert_eq!(receiver.received().len(), 1);
     let _exercise = Outbox::start(&db, open311(receiver.port), true).expect("nothing live waits now");
+}
+
+#[test]
+fn only_the_roster_makes_a_supervisor_and_a_public_alert_needs_one() {
+    let hub = Scripted::start(|_, _| Answer::new(200, "ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+    let backends = dir.path().join("backends.toml");
+    std::fs::write(&backends, format!("[[backends]]\nid = \"hub\"\nkind = \"cap\"\nurl = \"http://127.0.0.1:{}/cap\"\nsecret = {{ env = \"CITYOPS_TRUST_HOOK_SECRET\" }}\n", hub.port)).unwrap();
+    let alert = r#"{"kind":"publicAlert","headline":"Power cut","description":"Signals dark","instruction":"","severity":"severe","expiresMinutes":60}"#;
+    let dispatch = |name: &str, pin: Option<&str>| {
+        let mut c = cityops();
+        c.args(["dispatch", "--backends"]).arg(&backends).arg("--db").arg(&db);
+        c.args(["--backend", "hub", "--params", alert, "--at", "24.94,60.17", "--operator", name, "--role", "supervisor", "--no-send"]);
+        if let Some(pin) = pin {
+            c.args(["--pin-env", "CITYOPS_TRUST_PIN"]).env("CITYOPS_TRUST_PIN", pin);
+        }
+        c.output().unwrap()
+    };
+    let roster = |args: &[&str], pins: &[(&str, &str)]| {
+        let mut c = cityops();
+        c.arg("roster").args(args).arg("--db").arg(&db);
+        for (k, v) in pins {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let said = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // Typing "supervisor" is not being one.
+    let o = dispatch("mallory", None);
+    assert!(!o.status.success() && said(&o).contains("not in the roster as supervisor"), "{}", said(&o));
+    // The first supervisor comes from the command line, with a PIN.
+    let o = roster(&["add", "anna", "--role", "supervisor"], &[]);
+    assert!(!o.status.success() && said(&o).contains("needs a PIN"), "{}", said(&o));
+    let o = roster(&["add", "anna", "--role", "supervisor", "--pin-env", "P"], &[("P", "2468")]);
+    assert!(o.status.success(), "{}", said(&o));
+    // After that, only a supervisor adds another.
+    let o = roster(&["add", "mallory", "--role", "supervisor", "--pin-env", "P"], &[("P", "1111")]);
+    assert!(!o.status.success() && said(&o).contains("--by"), "{}", said(&o));
+    let o = roster(&["add", "mallory", "--role", "supervisor", "--pin-env", "P", "--by", "anna", "--by-pin-env", "Q"], &[("P", "1111"), ("Q", "0000")]);
+    assert!(!o.status.success() && said(&o).contains("wrong PIN for anna"), "{}", said(&o));
+    let o = dispatch("anna", None);
+    assert!(!o.status.success() && said(&o).contains("PIN"), "{}", said(&o));
+    let o = dispatch("anna", Some("2468"));
+    assert!(o.status.success(), "{}", said(&o));
+    let store = Store::open(&db).unwrap();
+    let actions = store.actions(10).unwrap();
+    assert_eq!((actions.len(), actions[0].operator.as_str()), (1, "anna"));
+    let roster: Vec<(String, String)> = store.roster().unwrap().into_iter().map(|e| (e.name, e.role)).collect();
+    assert_eq!(roster, [("anna".to_owned(), "supervisor".to_owned())], "mallory never got in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_counts_the_second_confirmation_itself() {
+    let hub = Scripted::start(|_, _| Answer::new(200, "ok"));
+    let text = format!("[[backends]]\nid = \"hub\"\nkind = \"cap\"\nurl = \"http://127.0.0.1:{}/cap\"\nsecret = {{ env = \"CITYOPS_TRUST_HOOK_SECRET\" }}\n", hub.port);
+    std::env::set_var("CITYOPS_TRUST_HOOK_SECRET", "hook-secret");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("o.db");
+    let mut outbox = Outbox::start(&db, config::parse(Path::new("t.toml"), &text).unwrap(), false).unwrap();
+    let anna = OperatorDto { name: "anna".into(), role: OperatorRole::Supervisor };
+    let params = ActionParams::PublicAlert {
+        headline: "Power cut".into(),
+        description: "Signals dark".into(),
+        instruction: String::new(),
+        severity: cityops_engine::dto::AlertSeverity::Severe,
+        expires_minutes: 60,
+    };
+    let req = ActionRequestDto { backend: "hub".into(), incident: None, at: None, params };
+    let p = outbox.preview(req, &place(), &anna, chrono::Utc::now().timestamp_millis()).unwrap();
+    assert_eq!(p.confirmations, 2);
+    let e = outbox.confirm(&p.token, &anna, None).unwrap_err();
+    assert!(e.to_string().contains("confirm it once first"), "{e}");
+    // Another operator cannot give the first confirmation for her.
+    let olli = OperatorDto { name: "olli".into(), role: OperatorRole::Supervisor };
+    assert!(outbox.arm(&p.token, &olli).is_err());
+    // Signed in again as an operator, she may not confirm it either.
+    let anna_as_operator = OperatorDto { name: "anna".into(), role: OperatorRole::Operator };
+    assert!(outbox.arm(&p.token, &anna_as_operator).is_err());
+    assert_eq!(outbox.arm(&p.token, &anna).unwrap(), 2);
+    let action = outbox.confirm(&p.token, &anna, None).unwrap();
+    wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
+    assert_eq!(hub.received().len(), 1);
 }

@@ -38,6 +38,37 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum RosterCommand {
+    /// Adds an operator to the roster, or changes their role or PIN. The supervisor and
+    /// trainer roles need a PIN. Once the roster has a supervisor, another change needs one:
+    /// `--by` and `--by-pin-env`.
+    Add {
+        /// The operator's name.
+        name: String,
+        /// operator, supervisor or trainer.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        db: PathBuf,
+        /// The environment variable that holds the operator's new PIN (never on the command
+        /// line, where other users and the shell history would see it).
+        #[arg(long)]
+        pin_env: Option<String>,
+        /// The supervisor making the change.
+        #[arg(long)]
+        by: Option<String>,
+        /// The environment variable that holds that supervisor's PIN.
+        #[arg(long)]
+        by_pin_env: Option<String>,
+    },
+    /// Lists the roster: names, roles, whether a PIN is set, locks.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Replays a scenario through the real pipeline into a database and prints a summary.
     Replay {
@@ -206,9 +237,13 @@ enum Command {
         /// Who sends it (recorded in the audit trail).
         #[arg(long, default_value = "cli")]
         operator: String,
-        /// operator, supervisor or trainer.
+        /// operator, supervisor or trainer; the roster must give the operator that role.
         #[arg(long, default_value = "operator")]
         role: String,
+        /// The environment variable that holds the operator's PIN, if the roster has one
+        /// (always for supervisors and trainers).
+        #[arg(long)]
+        pin_env: Option<String>,
         /// How many actions to commit (a burst, each with its own key).
         #[arg(long, default_value_t = 1)]
         count: u32,
@@ -264,6 +299,11 @@ enum Command {
     Check {
         /// The scenario folder.
         scenario: PathBuf,
+    },
+    /// The operator roster: who may sign in with which role.
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
     },
     /// The tamper-evident audit trail.
     Audit {
@@ -340,6 +380,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// A PIN from the environment variable `var`.
+fn read_pin(var: &str) -> anyhow::Result<String> {
+    std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the PIN) is not set"))
+}
+
+/// Signs `name` in as `role` on the roster's authority, with the PIN from `pin_env`.
+fn sign_in(store: &Store, name: &str, role: cityops_engine::dto::OperatorRole, pin_env: Option<&str>) -> anyhow::Result<()> {
+    let pin = pin_env.map(read_pin).transpose()?;
+    let outcome = store.sign_in(name, role.as_str(), pin.as_deref(), chrono::Utc::now().timestamp_millis())?;
+    if outcome != cityops_engine::store::SignIn::Accepted {
+        anyhow::bail!("{}", cityops_engine::incidents::sign_in_refusal(name, role, &outcome));
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay { scenario, db, speed, json } => {
@@ -400,12 +455,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Dispatch { backends, db, backend, params, at, label, incident, operator, role, count, no_send, timeout } => {
+        Command::Dispatch { backends, db, backend, params, at, label, incident, operator, role, pin_env, count, no_send, timeout } => {
             let specs = cityops_engine::outbox::config::load(&backends)?;
             let params: cityops_engine::dto::ActionParams = serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
             let (lon, lat) = at.split_once(',').ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
             let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?).ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
             let role = cityops_engine::dto::OperatorRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role {role:?}: operator, supervisor or trainer"))?;
+            // The command line signs in like a window does: on the roster's authority.
+            sign_in(&Store::open(&db)?, &operator, role, pin_env.as_deref())?;
             let label = if label.is_empty() { format!("{:.5}, {:.5}", at.lat, at.lon) } else { label };
             let burst = cityops_engine::outbox::headless::Burst { backend, operator: cityops_engine::dto::OperatorDto { name: operator, role }, params, at, label, incident, count };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -465,6 +522,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::ensure!(problems.is_empty(), "{} problems in {}", problems.len(), scenario.display());
             println!("{}: no problems", scenario.display());
+            Ok(())
+        }
+        Command::Roster { command: RosterCommand::Add { name, role, db, pin_env, by, by_pin_env } } => {
+            let store = Store::open(&db)?;
+            let pin = pin_env.as_deref().map(read_pin).transpose()?;
+            let has_supervisor = store.roster()?.iter().any(|e| e.role == "supervisor");
+            let (by, by_role) = match by {
+                Some(by) => {
+                    sign_in(&store, &by, cityops_engine::dto::OperatorRole::Supervisor, by_pin_env.as_deref())?;
+                    (by, "supervisor")
+                }
+                None if has_supervisor => anyhow::bail!("the roster has supervisors: a change needs one of them (--by NAME --by-pin-env VAR)"),
+                // The first supervisor can only come from whoever holds the database file.
+                None => ("cityops roster add".to_owned(), "system"),
+            };
+            store.roster_set(&name, &role, pin.as_deref(), &by, by_role, chrono::Utc::now().timestamp_millis())?;
+            println!("{name}: {role}{}", if pin.is_some() { ", PIN set" } else { "" });
+            Ok(())
+        }
+        Command::Roster { command: RosterCommand::List { db } } => {
+            anyhow::ensure!(db.exists(), "{}: no such database", db.display());
+            for e in Store::open(&db)?.roster()? {
+                let locked = e.locked_until_ms.filter(|t| *t > chrono::Utc::now().timestamp_millis()).map(|_| " (locked)").unwrap_or_default();
+                println!("{:<24} {:<10} {}{locked}", e.name, e.role, if e.has_pin { "PIN" } else { "no PIN" });
+            }
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { db } } => {

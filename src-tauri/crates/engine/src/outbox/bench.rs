@@ -66,7 +66,7 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         let req = ActionRequestDto { backend: "bench".into(), incident: Some("inc".into()), at: None, params: params.clone() };
         let p = outbox.preview(req, &place, &op, 0)?;
         let t = Instant::now();
-        outbox.confirm(&p.token, 1, &op, None)?;
+        outbox.confirm(&p.token, &op, None)?;
         commit.push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
         raw.write_all(&block).map_err(io(&raw_path))?;
@@ -97,7 +97,7 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         for i in 0..n {
             let req = ActionRequestDto { backend: "hook".into(), incident: None, at: None, params: ActionParams::Notify { message: format!("bench {i}") } };
             let p = committer.preview(req, &place, &op, 0)?;
-            committer.confirm(&p.token, 1, &op, None)?;
+            committer.confirm(&p.token, &op, None)?;
         }
         let t = Instant::now();
         let _senders = Outbox::start(&db, specs, false)?;

@@ -36,7 +36,10 @@ pub fn commit_burst(db: &Path, specs: Vec<BackendSpec>, burst: &Burst, send: boo
     for _ in 0..burst.count {
         let request = ActionRequestDto { backend: burst.backend.clone(), incident: burst.incident.clone(), at: None, params: burst.params.clone() };
         let preview = outbox.preview(request, &place, &burst.operator, chrono::Utc::now().timestamp_millis())?;
-        let action = outbox.confirm(&preview.token, preview.confirmations, &burst.operator, None)?;
+        if preview.confirmations >= 2 {
+            outbox.arm(&preview.token, &burst.operator)?;
+        }
+        let action = outbox.confirm(&preview.token, &burst.operator, None)?;
         writeln!(out, "{}", action.key).and_then(|_| out.flush()).map_err(|e| EngineError::Io { path: "stdout".into(), source: e })?;
     }
     Ok(outbox)

@@ -46,6 +46,9 @@ struct Pending {
     device: Option<String>,
     scenario_ms: Millis,
     seq: u64,
+    /// The operator confirmed once already (a dangerous action needs a second confirmation,
+    /// counted here in the engine, not claimed by the client).
+    armed: bool,
 }
 
 /// The outbox of one engine: backends, pending previews, and the senders it started.
@@ -225,20 +228,39 @@ impl Outbox {
         stored.body = rendered.body;
         self.previews.insert(
             token,
-            Pending { preview: stored, operator: operator.name.clone(), incident: req.incident, device: rendered.device, scenario_ms: now_ms, seq: self.next_seq },
+            Pending { preview: stored, operator: operator.name.clone(), incident: req.incident, device: rendered.device, scenario_ms: now_ms, seq: self.next_seq, armed: false },
         );
         Ok(preview)
     }
 
-    /// Commits a previewed action durably and wakes its sender. `confirmations` is how many
-    /// times the operator confirmed; dangerous actions need two.
-    pub fn confirm(&mut self, token: &str, confirmations: u8, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
-        let pending = self.previews.get(token).ok_or_else(|| EngineError::NotFound("preview (preview the action again)".into()))?;
+    /// The first of two confirmations of a dangerous action (a device command, a public alert):
+    /// the engine remembers it, and only then does [`Outbox::confirm`] commit. Returns how many
+    /// confirmations the action needs in all.
+    pub fn arm(&mut self, token: &str, operator: &OperatorDto) -> Result<u8, EngineError> {
+        let pending = self.pending(token, operator)?;
+        pending.armed = true;
+        Ok(pending.preview.confirmations)
+    }
+
+    fn pending(&mut self, token: &str, operator: &OperatorDto) -> Result<&mut Pending, EngineError> {
+        let pending = self.previews.get_mut(token).ok_or_else(|| EngineError::NotFound("preview (preview the action again)".into()))?;
         if pending.operator != operator.name {
             return Err(EngineError::Forbidden("the action was previewed by another operator".into()));
         }
-        if confirmations < pending.preview.confirmations {
-            return Err(EngineError::InvalidInput(format!("{} needs {} confirmations", pending.preview.summary, pending.preview.confirmations)));
+        // The role is checked again at each step: whoever previewed may have signed out.
+        let backend = &pending.preview.backend;
+        if backend.supervisor_only && operator.role == OperatorRole::Operator {
+            return Err(EngineError::Forbidden(format!("{} needs a supervisor", backend.name)));
+        }
+        Ok(pending)
+    }
+
+    /// Commits a previewed action durably and wakes its sender. A dangerous action must have
+    /// been confirmed once before ([`Outbox::arm`]); this is its second confirmation.
+    pub fn confirm(&mut self, token: &str, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
+        let pending = self.pending(token, operator)?;
+        if pending.preview.confirmations >= 2 && !pending.armed {
+            return Err(EngineError::InvalidInput(format!("{} needs {} confirmations: confirm it once first", pending.preview.summary, pending.preview.confirmations)));
         }
         let pending = self.previews.remove(token).expect("checked above");
         let store = &self.store;

@@ -1,5 +1,5 @@
 //! The incident side of the store: the correlator's current incidents per run, and the
-//! operators' records (sign-ins, lifecycle transitions, manual decisions, SOP ticks) with the
+//! operators' records (lifecycle transitions, manual decisions, SOP ticks; sign-ins are in `roster`) with the
 //! hash-chained audit trail.
 //!
 //! Incidents are rewritten in group commits like the observation log. Every operator action is
@@ -17,9 +17,6 @@ use crate::dto::AreaDto;
 
 /// The `prev_hash` of the first audit entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// Rounds of SHA-256 over a PIN: a local PIN is short, so each guess is made to cost something.
-const PIN_ROUNDS: u32 = 20_000;
 
 /// One entry of the audit trail, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,32 +126,12 @@ pub struct IncidentWrite<'a> {
     pub members: Vec<usize>,
 }
 
-/// The outcome of a sign-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignIn {
-    /// Known (or new) and the PIN, if any, matched.
-    Accepted,
-    /// The operator has a PIN and this was not it.
-    WrongPin,
-}
-
 fn status_name(i: &Incident) -> &'static str {
     match i.status {
         cityops_core::correlate::IncidentStatus::Open => "open",
         cityops_core::correlate::IncidentStatus::Cleared => "cleared",
         cityops_core::correlate::IncidentStatus::Merged { .. } => "merged",
     }
-}
-
-fn pin_hash(salt: &str, pin: &str) -> String {
-    let mut h: [u8; 32] = Sha256::digest(format!("{salt}:{pin}").as_bytes()).into();
-    for _ in 1..PIN_ROUNDS {
-        let mut d = Sha256::new();
-        d.update(salt.as_bytes());
-        d.update(h);
-        h = d.finalize().into();
-    }
-    hex::encode(h)
 }
 
 /// The hash of an audit entry: SHA-256 of its fields and the previous hash, as a JSON array, so
@@ -291,37 +268,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Signs an operator in, creating them on first sign-in. A PIN is kept only as a salted,
-    /// iterated SHA-256; an operator who set one must give it again. The sign-in is audited.
-    pub fn sign_in(&self, name: &str, role: &str, pin: Option<&str>, wall_ms: Millis) -> Result<SignIn, StoreError> {
-        let known: Option<(Option<String>, Option<String>)> =
-            self.conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        if let Some((Some(salt), Some(hash))) = &known {
-            if pin.map(|p| pin_hash(salt, p)).as_deref() != Some(hash.as_str()) {
-                tracing::warn!(operator = name, "sign-in refused: wrong PIN");
-                return Ok(SignIn::WrongPin);
-            }
-        }
-        self.durably(|tx| {
-            match (&known, pin.filter(|p| !p.is_empty())) {
-                (None, Some(pin)) => {
-                    let salt = hex::encode(rand::random::<[u8; 16]>());
-                    let hash = pin_hash(&salt, pin);
-                    tx.execute("INSERT INTO operators (name, role, pin_salt, pin_hash, created_wall_ms) VALUES (?1, ?2, ?3, ?4, ?5)", params![name, role, salt, hash, wall_ms])?;
-                }
-                (None, None) => {
-                    tx.execute("INSERT INTO operators (name, role, created_wall_ms) VALUES (?1, ?2, ?3)", params![name, role, wall_ms])?;
-                }
-                (Some(_), _) => {
-                    tx.execute("UPDATE operators SET role = ?2 WHERE name = ?1", params![name, role])?;
-                }
-            }
-            let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator: name, role, action: "sign_in", subject: name, detail: String::new() };
-            Store::append_audit(tx, &record)?;
-            Ok(SignIn::Accepted)
-        })
     }
 
     /// Appends a bare audit entry (a sign-out, say) as its own durable transaction.

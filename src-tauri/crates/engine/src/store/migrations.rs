@@ -205,6 +205,11 @@ const MIGRATIONS: &[&str] = &[
         run INTEGER NOT NULL REFERENCES runs(id),
         PRIMARY KEY (feed, key)
     );",
+    // 6: the operator roster's wrong-PIN count and lock. PINs written from now on are argon2id
+    // PHC strings in `pin_hash` with `pin_salt` NULL; a row with `pin_salt` holds a legacy
+    // iterated SHA-256, rehashed at its next good sign-in.
+    "ALTER TABLE operators ADD COLUMN failed_pins INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE operators ADD COLUMN locked_until_ms INTEGER;",
 ];
 
 /// The schema version this build writes.

@@ -14,9 +14,11 @@ mod migrations;
 mod outbox;
 mod quarantine;
 mod report;
+mod roster;
 
 pub use exercise::InjectRow;
-pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SignIn, SopTickRow, StoredIncident, StoredMember, TransitionRow};
+pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember, TransitionRow};
+pub use roster::{role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
 
 use std::path::Path;
 

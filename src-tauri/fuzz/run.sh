@@ -55,7 +55,8 @@ lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
 for i, line in enumerate(lines[:: max(1, len(lines) // 40)]):
     open(f"{sys.argv[2]}/line-{i:03d}.ndjson", "w", encoding="utf-8").write(line)
 PY
-        ;;
+                  # Hand-made tapes of damaged bytes (Latin-1, NUL, a cut character, CRLF).
+                  cp "$here/seeds/tape_line"/* "$out/" ;;
         manifest) cp "$repo"/fixtures/scenarios/*/scenario.toml "$out/" 2>/dev/null || true
                   for f in "$repo"/fixtures/scenarios/*/scenario.toml; do cp "$f" "$out/$(basename "$(dirname "$f")").toml"; done ;;
         rules) cp "$repo/fixtures/rules/default.toml" "$out/" ;;

@@ -39,7 +39,7 @@ pub fn decode(format: FeedFormat, mapping: serde_json::Value, topic: Option<&str
     }
 }
 
-/// Text inputs (the manifest, the rules, a tape line): the bytes as UTF-8, or nothing to do.
+/// Text inputs (the manifest, the rules): the bytes as UTF-8, or nothing to do.
 pub fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
@@ -68,12 +68,20 @@ pub fn run(name: &str, data: &[u8]) {
             decode(FeedFormat::MqttJson, mapping, Some("grid/s1/telemetry"), data)
         }
         "tape_line" => {
-            if let Some(line) = text(data) {
-                match cityops_core::tape::parse_line(1, line) {
-                    // What parses formats back to a line that parses to the same message.
-                    Ok(msg) => assert_eq!(cityops_core::tape::parse_line(1, &cityops_core::tape::format_line(&msg)).ok(), Some(msg)),
-                    Err(e) => assert!(!e.to_string().is_empty()),
-                }
+            // The input as a whole tape, bytes and all, as a replay reads it: every line is
+            // either a message or an issue with its number, and nothing else happens.
+            use cityops_core::tape::{format_line, parse_line_bytes, parse_tape};
+            let limit = cityops_engine::feeds::MAX_BODY_BYTES;
+            let (messages, issues) = parse_tape(data, limit);
+            let lines = data.split(|b| *b == b'\n').count() as u64;
+            for msg in messages {
+                assert!((1..=lines).contains(&msg.line), "line {} of {lines}", msg.line);
+                // What parses formats back to a line that parses to the same message.
+                let line = msg.line;
+                assert_eq!(parse_line_bytes(line, format_line(&msg).as_bytes(), limit).ok(), Some(msg));
+            }
+            for issue in issues {
+                assert!((1..=lines).contains(&issue.line) && !issue.reason.to_string().is_empty(), "{issue:?}");
             }
         }
         "manifest" => {

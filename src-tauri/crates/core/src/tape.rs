@@ -4,6 +4,10 @@
 //! format, the topic it arrived on where the transport has topics (MQTT), and the body exactly
 //! as it arrived: `body` for text, `body_base64` for binary. The full format is documented in
 //! `fixtures/README.md`.
+//!
+//! A tape is read as bytes and judged line by line ([`parse_tape`]): a tape is a file someone
+//! recorded, edited or copied, and one damaged line (a stray Latin-1 byte, a NUL, a truncated
+//! character) must cost that line alone, with its number, rather than the whole replay.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -133,6 +137,26 @@ pub enum TapeLineError {
     /// `body_base64` is not valid base64.
     #[error("body_base64 is not valid base64: {0}")]
     Base64(String),
+    /// The line is not UTF-8, so it cannot be JSON text (RFC 8259 section 8.1).
+    #[error("not UTF-8: byte 0x{byte:02x} at column {column} (a tape is UTF-8 text; a binary body goes in body_base64)")]
+    NotUtf8 {
+        /// The 1-based byte column of the first byte that is not UTF-8.
+        column: usize,
+        /// That byte.
+        byte: u8,
+    },
+    /// The line holds a raw NUL byte, which JSON text cannot hold (inside a string it is
+    /// written `\u0000`).
+    #[error("NUL byte at column {0} (JSON text cannot hold one raw; inside a string it is written \\u0000)")]
+    Nul(usize),
+    /// The body is larger than the reader accepts of any message.
+    #[error("body of {bytes} bytes exceeds the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The body's size.
+        bytes: usize,
+        /// The limit the reader was given.
+        limit: usize,
+    },
 }
 
 /// A refused tape line, with where it was.
@@ -179,17 +203,40 @@ pub fn parse_line(line: u64, text: &str) -> Result<TapeMessage, TapeLineError> {
     Ok(TapeMessage { line, time_ms, feed: raw.feed, format, topic: raw.topic, body })
 }
 
-/// Parses a whole tape. Blank lines are skipped; every bad line becomes a [`TapeIssue`] and the
-/// good lines around it are kept.
-pub fn parse_tape(text: &str) -> (Vec<TapeMessage>, Vec<TapeIssue>) {
+/// Judges one line of a tape on its own, as the bytes between two newlines (without them): a
+/// NUL byte, bytes that are not UTF-8, a malformed record or a body over `max_body_bytes`
+/// refuse this line and nothing else. The bytes are checked before they are parsed so that the
+/// reason says what is wrong with them rather than what a JSON parser tripped on.
+pub fn parse_line_bytes(line: u64, bytes: &[u8], max_body_bytes: usize) -> Result<TapeMessage, TapeLineError> {
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(TapeLineError::Nul(at + 1));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        TapeLineError::NotUtf8 { column: at + 1, byte: bytes[at] }
+    })?;
+    let msg = parse_line(line, text)?;
+    if msg.body.len() > max_body_bytes {
+        return Err(TapeLineError::BodyTooLarge { bytes: msg.body.len(), limit: max_body_bytes });
+    }
+    Ok(msg)
+}
+
+/// Parses a whole tape from its bytes. Lines end at `\n` (a `\r` before it is part of the
+/// ending); blank lines are skipped; every bad line becomes a [`TapeIssue`] with its number
+/// and the good lines around it are kept, whatever bytes the bad one holds. A body larger
+/// than `max_body_bytes` is refused as its line is read, so it is never carried further.
+pub fn parse_tape(bytes: &[u8], max_body_bytes: usize) -> (Vec<TapeMessage>, Vec<TapeIssue>) {
     let mut messages = Vec::new();
     let mut issues = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    // `split` yields one empty piece after a final newline, which is skipped as blank.
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_no = i as u64 + 1;
-        if line.trim().is_empty() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match parse_line(line_no, line) {
+        match parse_line_bytes(line_no, line, max_body_bytes) {
             Ok(m) => messages.push(m),
             Err(reason) => issues.push(TapeIssue { line: line_no, reason }),
         }
@@ -247,7 +294,7 @@ mod tests {
             r#"{"time":"2026-11-26T21:00:02Z","feed":"","format":"geojson","body":""}"#, "\n",
             r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson","body":"","extra":1}"#, "\n",
         );
-        let (messages, issues) = parse_tape(tape);
+        let (messages, issues) = parse_tape(tape.as_bytes(), 1024);
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].line, 1);
         assert_eq!(messages[0].body, b"{}");
@@ -262,6 +309,38 @@ mod tests {
         assert_eq!(issues[3].reason, TapeLineError::Body);
         assert_eq!(issues[4].reason, TapeLineError::EmptyFeed);
         assert!(issues[5].to_string().starts_with("line 9: not a tape record"));
+    }
+
+    #[test]
+    fn each_line_is_judged_on_its_bytes_alone() {
+        let good = |t: &str| format!(r#"{{"time":"2026-11-26T21:00:0{t}Z","feed":"a","format":"geojson","body":"{{}}"}}"#).into_bytes();
+        let lines: Vec<Vec<u8>> = vec![
+            good("0"),
+            b"{\"time\":\"2026-11-26T21:00:01Z\",\"feed\":\"a\",\"format\":\"geojson\",\"body\":\"caf\xe9\"}".to_vec(),
+            [good("2"), b"\r".to_vec()].concat(),
+            b"{\"time\":\0\"2026-11-26T21:00:03Z\"}".to_vec(),
+            // Cut inside a three-byte character: the reader names where the damage starts.
+            b"{\"body\":\"\xe2\x82".to_vec(),
+            br#"{"time":"2026-11-26T21:00:05Z","feed":"a","format":"geojson","body":"0123456789"}"#.to_vec(),
+            br#"{"time":"2026-11-26T21:00:06Z","feed":"a","format":"geojson","body_base64":"MDEyMzQ1Njc4OQ=="}"#.to_vec(),
+            br#"{"time":"2026-11-26T21:00:07Z","feed":"a","format":"geojson","body":"012345678"}"#.to_vec(),
+            good("8"),
+        ];
+        let (messages, issues) = parse_tape(&lines.join(&b'\n'), 9);
+        assert_eq!(messages.iter().map(|m| m.line).collect::<Vec<_>>(), vec![1, 3, 8, 9]);
+        let refused: Vec<(u64, TapeLineError)> = issues.into_iter().map(|i| (i.line, i.reason)).collect();
+        assert_eq!(
+            refused,
+            vec![
+                (2, TapeLineError::NotUtf8 { column: 73, byte: 0xe9 }),
+                (4, TapeLineError::Nul(9)),
+                (5, TapeLineError::NotUtf8 { column: 10, byte: 0xe2 }),
+                (6, TapeLineError::BodyTooLarge { bytes: 10, limit: 9 }),
+                (7, TapeLineError::BodyTooLarge { bytes: 10, limit: 9 }),
+            ]
+        );
+        assert_eq!(refused[0].1.to_string(), "not UTF-8: byte 0xe9 at column 73 (a tape is UTF-8 text; a binary body goes in body_base64)");
+        assert_eq!(refused[3].1.to_string(), "body of 10 bytes exceeds the 9-byte limit");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use cityops_core::scenario::Manifest;
 use cityops_core::tape::{self, TapeIssue, TapeMessage};
 
 use crate::error::EngineError;
+use crate::feeds::MAX_BODY_BYTES;
 
 /// The file name of a scenario's manifest.
 pub const MANIFEST: &str = "scenario.toml";
@@ -42,7 +43,7 @@ impl Scenario {
         let text = read(&manifest_path)?;
         let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest { path: manifest_path, source })?;
         let tape_path = dir.join(&manifest.tape);
-        let (messages, tape_issues) = tape::parse_tape(&read(&tape_path)?);
+        let (messages, tape_issues) = read_tape(&tape_path)?;
         for issue in &tape_issues {
             tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
         }
@@ -85,6 +86,14 @@ fn read(path: &Path) -> Result<String, EngineError> {
     std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })
 }
 
+/// Reads a tape as bytes and judges each line alone, so a line that is not UTF-8 (or holds a
+/// NUL, or a body over [`MAX_BODY_BYTES`]) is one issue with its line number instead of an
+/// error that refuses the whole file. Only a file that cannot be read at all fails.
+fn read_tape(path: &Path) -> Result<(Vec<TapeMessage>, Vec<TapeIssue>), EngineError> {
+    let bytes = std::fs::read(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })?;
+    Ok(tape::parse_tape(&bytes, MAX_BODY_BYTES))
+}
+
 /// Every problem of a scenario folder, each as `file:line: what` (`cityops check`): the
 /// manifest, each tape line (unparseable, or naming a feed the manifest does not list), the
 /// asset and rules files, and the objectives against the rules' incident types. Unlike
@@ -101,10 +110,9 @@ pub fn check(dir: &Path) -> Vec<String> {
         Err(e) => return vec![format!("{}:{}: {}", manifest_path.display(), e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), e.message)],
     };
     let tape_path = dir.join(&manifest.tape);
-    match read(&tape_path) {
+    match read_tape(&tape_path) {
         Err(e) => problems.push(e.to_string()),
-        Ok(tape_text) => {
-            let (messages, issues) = tape::parse_tape(&tape_text);
+        Ok((messages, issues)) => {
             for issue in issues {
                 problems.push(format!("{}:{}: {}", tape_path.display(), issue.line, issue.reason));
             }

@@ -138,6 +138,11 @@ enum Command {
         /// A TOML file with the feed's mapping table.
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// When the payload arrived (RFC 3339, for example 2025-10-26T22:50:32Z): its
+        /// timestamps are judged against this. Without it, the payload's own header time where
+        /// the format has one (GTFS-RT header.timestamp, CAP sent, CoT time), else now.
+        #[arg(long, value_parser = parse_received)]
+        received: Option<i64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -562,7 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Decode { format, file, layer, topic, mapping, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), json),
+        Command::Decode { format, file, layer, topic, mapping, received, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), received, json),
         Command::Quarantine { db, run, json } => {
             let store = Store::open(&db)?;
             let run = match run {
@@ -725,6 +730,18 @@ fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A `--received` time that is not RFC 3339.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not an RFC 3339 time such as 2025-10-26T22:50:32Z")]
+struct ReceivedError {
+    text: String,
+}
+
+/// Parses `--received` into milliseconds since the epoch.
+fn parse_received(text: &str) -> Result<i64, ReceivedError> {
+    chrono::DateTime::parse_from_rfc3339(text.trim()).map(|t| t.timestamp_millis()).map_err(|_| ReceivedError { text: text.to_owned() })
+}
+
 fn live_run(config: LiveConfig, store: Store, options: LiveOptions, duration: Option<Duration>, health_every: Option<Duration>, json: bool) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
@@ -784,7 +801,7 @@ fn print_health(health: &Health, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: Option<&Path>, json: bool) -> anyhow::Result<()> {
+fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: Option<&Path>, received: Option<i64>, json: bool) -> anyhow::Result<()> {
     let format = format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e}"))?;
     let mapping = match mapping {
@@ -798,13 +815,24 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
     let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let spec = FeedSpec { id: "decode".into(), layer, format, name: String::new(), mapping };
     let base = file.parent().unwrap_or(Path::new("."));
-    let ctx = MessageContext { feed: "decode", layer, seq: 1, received_ms: chrono::Utc::now().timestamp_millis(), topic };
+    // A file is a message received some time ago: its timestamps are judged against when it
+    // arrived, not against today, or any archive older than the plausibility window would
+    // decode to nothing. The payload's own header time stands in when no arrival is given.
+    let (received_ms, source) = match (received, feeds::header_time(format, &body)) {
+        (Some(ms), _) => (ms, "--received"),
+        (None, Some(ms)) => (ms, "payload header"),
+        (None, None) => (chrono::Utc::now().timestamp_millis(), "clock"),
+    };
+    let arrival = feeds::mapping::rfc3339(received_ms);
+    let ctx = MessageContext { feed: "decode", layer, seq: 1, received_ms, topic };
     match feeds::decode_once(&spec, base, ctx, &body) {
         Ok(decoded) => {
             if json {
                 let rejected: Vec<_> = decoded.rejected.iter().map(|r| serde_json::json!({"place": r.place, "reason": r.reason})).collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"observations": decoded.observations, "rejected": rejected}))?);
+                let received = serde_json::json!({"time": arrival, "from": source});
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"received": received, "observations": decoded.observations, "rejected": rejected}))?);
             } else {
+                println!("received {arrival} ({source})");
                 for o in &decoded.observations {
                     println!("{} {} {} {} at {:.6},{:.6}: {}", o.entity, o.kind, o.severity.as_str(), o.observed_ms, o.position.lat, o.position.lon, o.title);
                 }

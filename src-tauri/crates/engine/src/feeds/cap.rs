@@ -70,7 +70,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
-use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::Fields;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -180,6 +180,13 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
 /// document order without repeats, at most [`MAX_LINKS`]. A single alert has no links.
 pub fn index_links(body: &[u8]) -> Result<Vec<String>, DecodeError> {
     Ok(parse(body)?.links)
+}
+
+/// The `sent` time of the first alert in `body` that has a readable one: what `cityops decode`
+/// takes for the arrival of an alert given without one, so an archived alert is judged as it
+/// was received rather than against today.
+pub fn header_time(body: &[u8]) -> Option<Millis> {
+    parse(body).ok()?.alerts.iter().flatten().find_map(|a| a.texts.get(F::Sent).and_then(cap_time))
 }
 
 /// Runs only the XML tokenizer over the whole body and counts its elements, reading no

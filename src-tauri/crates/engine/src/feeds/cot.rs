@@ -67,7 +67,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::fields::FieldName;
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
@@ -122,6 +122,16 @@ impl Adapter for CotAdapter {
 /// Decodes a body of one or more concatenated CoT events.
 pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     decode_single(ctx, body).unwrap_or_else(|| decode_pieces(ctx, body))
+}
+
+/// The `time` of the first event in `body` that has a readable one (when the event was
+/// generated): what `cityops decode` takes for the arrival of a body given without one, so an
+/// archived event's staleness is judged as it was received rather than against today.
+pub fn header_time(body: &[u8]) -> Option<Millis> {
+    scan(body, true).0.into_iter().find_map(|seg| match seg {
+        Seg::Event(r) => parse_event(&body[r]).ok().and_then(|ev| text(&ev.event.time).and_then(cot_time)),
+        Seg::Partial(_) | Seg::Junk(_) => None,
+    })
 }
 
 /// Decodes a body cut into pieces by [`scan`]: events, truncated events and junk.

@@ -268,6 +268,13 @@ fn err(field: &str, reason: impl Into<String>) -> EntityError {
     (field.to_owned(), reason.into())
 }
 
+/// The time a FeedMessage says it was produced (`header.timestamp`), if it has a readable one:
+/// what `cityops decode` takes for the arrival of a message given without one, so an archived
+/// capture is judged as it was received rather than against today.
+pub fn header_time(body: &[u8]) -> Option<Millis> {
+    walk(body).ok()?.header.timestamp.and_then(secs_to_ms)
+}
+
 /// Seconds since the epoch (protobuf uint64) to milliseconds, if representable.
 fn secs_to_ms(s: u64) -> Option<Millis> {
     i64::try_from(s).ok()?.checked_mul(1000)

@@ -35,7 +35,11 @@ pub struct MessageContext<'a> {
     pub layer: Layer,
     /// The message's sequence number in the run.
     pub seq: u64,
-    /// When it arrived.
+    /// When it arrived: the wall clock for a live message, the tape line's time on replay and
+    /// in a recording, `--received` or the payload's own time for `cityops decode`. Every
+    /// plausibility check (the timestamp window, CoT staleness) is judged against this and
+    /// never against the clock of the machine decoding, so an archive from any year decodes
+    /// as it did when it arrived.
     pub received_ms: Millis,
     /// The topic it arrived on, for transports that have topics (MQTT).
     pub topic: Option<&'a str>,
@@ -183,6 +187,23 @@ fn take_all(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
     }
 }
 
+/// The time a payload says it was produced, for the formats that carry one in a header:
+/// GTFS-Realtime `header.timestamp`, CAP `sent` (of its first alert), CoT `time` (of its first
+/// event). `cityops decode` takes it for the arrival time of a payload given without one.
+/// GeoJSON, SensorThings and MQTT JSON have no message-level time, and a body over
+/// [`MAX_BODY_BYTES`] is not read.
+pub fn header_time(format: FeedFormat, body: &[u8]) -> Option<Millis> {
+    if body.len() > MAX_BODY_BYTES {
+        return None;
+    }
+    match format {
+        FeedFormat::GtfsRt => gtfs_rt::header_time(body),
+        FeedFormat::Cap => cap::header_time(body),
+        FeedFormat::Cot => cot::header_time(body),
+        FeedFormat::GeoJson | FeedFormat::SensorThings | FeedFormat::MqttJson | FeedFormat::ByExtension => None,
+    }
+}
+
 /// Decodes one body with a fresh adapter for `spec`, as `cityops decode` does.
 pub fn decode_once(spec: &FeedSpec, base_dir: &Path, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let mut adapter = adapter_for(spec, base_dir).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;
@@ -223,6 +244,29 @@ mod tests {
 
     fn spec(format: FeedFormat, mapping: serde_json::Value) -> FeedSpec {
         FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping }
+    }
+
+    #[test]
+    fn header_time_is_the_payloads_own_time_where_the_format_has_one() {
+        use prost::Message as _;
+        let ms = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+        let header = gtfs_realtime::FeedHeader { gtfs_realtime_version: "2.0".into(), timestamp: Some(1_761_519_032), ..Default::default() };
+        let gtfs = gtfs_realtime::FeedMessage { header, entity: Vec::new() }.encode_to_vec();
+        assert_eq!(header_time(FeedFormat::GtfsRt, &gtfs), Some(1_761_519_032_000));
+        let untimed = gtfs_realtime::FeedMessage { header: gtfs_realtime::FeedHeader { gtfs_realtime_version: "2.0".into(), ..Default::default() }, entity: Vec::new() };
+        assert_eq!(header_time(FeedFormat::GtfsRt, &untimed.encode_to_vec()), None);
+        assert_eq!(header_time(FeedFormat::GtfsRt, b"\xff\xff not protobuf"), None);
+
+        let alert = |sent: &str| format!(r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>X1</identifier><sender>s@example.org</sender>{sent}<status>Actual</status><msgType>Alert</msgType><scope>Public</scope></alert>"#);
+        assert_eq!(header_time(FeedFormat::Cap, alert("<sent>2024-01-01T02:00:00+02:00</sent>").as_bytes()), Some(ms("2024-01-01T00:00:00Z")));
+        assert_eq!(header_time(FeedFormat::Cap, alert("").as_bytes()), None);
+
+        // Junk before the event is passed over; the first event with a time gives it.
+        let cot = r#"garbage<event version="2.0" uid="J-1" type="a-h-A" time="2005-04-05T11:43:38.07Z" start="2005-04-05T11:43:38.07Z" stale="2005-04-05T11:45:38.07Z" how="m-i"><point lat="30" lon="-85" ce="1" hae="1" le="1"/></event>"#;
+        assert_eq!(header_time(FeedFormat::Cot, cot.as_bytes()), Some(ms("2005-04-05T11:43:38.070Z")));
+
+        // Formats without a message-level time leave the arrival to the caller.
+        assert_eq!(header_time(FeedFormat::GeoJson, br#"{"type":"Feature","properties":{"time":"2024-01-01T00:00:00Z"}}"#), None);
     }
 
     #[test]

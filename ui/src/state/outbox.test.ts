@@ -72,9 +72,10 @@ describe("outbox state", () => {
   });
 
   it("counts actions per status", () => {
-    const statuses = ["queued", "sending", "delivered", "delivered", "failed", "cancelled"] as const;
+    const statuses = ["queued", "sending", "delivered", "delivered", "sent", "failed", "cancelled"] as const;
     const s = applyOutbox(emptyOutbox(), outbox(statuses.map((status, i) => action(i + 1, { status }))));
-    expect(outboxCounts(s)).toEqual({ queued: 1, sending: 1, delivered: 2, failed: 1, cancelled: 1, pending: 2 });
+    // Sent (unconfirmed) is neither pending nor delivered.
+    expect(outboxCounts(s)).toEqual({ queued: 1, sending: 1, delivered: 2, sent: 1, failed: 1, cancelled: 1, pending: 2 });
   });
 
   it("says plainly when offline, with the number waiting", () => {

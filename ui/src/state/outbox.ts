@@ -60,7 +60,7 @@ export type OutboxCounts = Readonly<Record<ActionStatus, number>> & { readonly p
 
 /** Actions per status among those listed, and how many are still to be delivered. */
 export function outboxCounts(s: OutboxState): OutboxCounts {
-  const c: Record<ActionStatus, number> = { queued: 0, sending: 0, delivered: 0, failed: 0, cancelled: 0 };
+  const c: Record<ActionStatus, number> = { queued: 0, sending: 0, delivered: 0, sent: 0, failed: 0, cancelled: 0 };
   for (const a of s.actions) c[a.status] += 1;
   return { ...c, pending: c.queued + c.sending };
 }

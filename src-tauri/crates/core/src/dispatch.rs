@@ -184,6 +184,9 @@ pub struct ActionContext<'a> {
     pub exercise: bool,
     /// Who the sender is to the outside world (CAP `sender`, CoT and webhook source).
     pub sender: &'a str,
+    /// A CoT tasking is also addressed to this callsign: the sender's own TAK client, which
+    /// confirms that the server relayed it.
+    pub confirm_to: Option<&'a str>,
 }
 
 /// The bytes of one action and how to describe it.
@@ -420,7 +423,7 @@ fn cot_tasking(ctx: &ActionContext<'_>, unit: &str, task: &str, remarks: &str) -
             "<event version=\"2.0\" uid=\"cityops-{key}\" type=\"{task}\" how=\"h-g-i-g-o\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\">",
             "<point lat=\"{lat:.6}\" lon=\"{lon:.6}\" hae=\"9999999.0\" ce=\"9999999.0\" le=\"9999999.0\"/>",
             "<detail><contact callsign=\"{label}\"/>",
-            "<marti><dest callsign=\"{unit}\"/></marti>",
+            "<marti><dest callsign=\"{unit}\"/>{confirm}</marti>",
             "<link uid=\"{sender}\" relation=\"p-p\" type=\"a-f-G-U-C\"/>",
             "<remarks source=\"{sender}\">{remarks}{exercise}</remarks>",
             "<__cityops key=\"{key}\" incident=\"{incident}\" operator=\"{operator}\"/>",
@@ -434,6 +437,7 @@ fn cot_tasking(ctx: &ActionContext<'_>, unit: &str, task: &str, remarks: &str) -
         lon = p.lon,
         label = xml_escape(&ctx.place.label),
         unit = xml_escape(unit),
+        confirm = ctx.confirm_to.map(|c| format!("<dest callsign=\"{}\"/>", xml_escape(c))).unwrap_or_default(),
         sender = xml_escape(ctx.sender),
         remarks = xml_escape(remarks),
         exercise = exercise,
@@ -498,7 +502,7 @@ mod tests {
     }
 
     fn ctx(p: &Place) -> ActionContext<'_> {
-        ActionContext { key: "k1", incident: Some("inc-1"), place: p, operator: "anna", now_ms: 1_780_000_000_000, exercise: false, sender: "cityops@hel.example" }
+        ActionContext { key: "k1", incident: Some("inc-1"), place: p, operator: "anna", now_ms: 1_780_000_000_000, exercise: false, sender: "cityops@hel.example", confirm_to: None }
     }
 
     #[test]

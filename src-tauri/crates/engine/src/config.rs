@@ -13,6 +13,8 @@ use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
 use serde::Deserialize;
 
+use crate::tls::TlsSpec;
+
 /// A parsed and validated feed configuration.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
@@ -132,6 +134,9 @@ pub enum Transport {
         /// Password, only as `{ env = "NAME" }`.
         #[serde(default)]
         password: Option<ValueRef>,
+        /// TLS to the broker (`tls = {}` trusts the system's roots).
+        #[serde(default)]
+        tls: Option<TlsSpec>,
     },
     /// A TCP stream of concatenated messages (Cursor-on-Target from a TAK server).
     Tcp {
@@ -139,6 +144,10 @@ pub enum Transport {
         host: String,
         /// Server port.
         port: u16,
+        /// TLS to the server, with a client certificate where it asks for one (a TAK server's
+        /// client-certificate port).
+        #[serde(default)]
+        tls: Option<TlsSpec>,
     },
     /// Files dropped into a folder; each file is one message.
     FileDrop {
@@ -321,16 +330,28 @@ impl LiveConfig {
                     }
                     Duration::from_secs(interval_s * 3)
                 }
-                Transport::Mqtt { topics, password, .. } => {
+                Transport::Mqtt { host, topics, password, tls, .. } => {
                     if topics.is_empty() {
                         return Err(err("transport.topics", "at least one topic filter is needed".into()));
                     }
                     if matches!(password, Some(ValueRef::Value { .. })) {
                         return Err(err("transport.password", "credentials are never written in the file; use { env = \"NAME\" }".into()));
                     }
+                    // A password over plain MQTT to another machine is readable on the path.
+                    if password.is_some() && tls.is_none() && !crate::origin::host_is_loopback(host) {
+                        return Err(err("transport.password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
+                    }
+                    if let Some(Err(e)) = tls.as_ref().map(TlsSpec::validate) {
+                        return Err(err("transport.tls", e.to_string()));
+                    }
                     Duration::from_secs(300)
                 }
-                Transport::Tcp { .. } => Duration::from_secs(300),
+                Transport::Tcp { tls, .. } => {
+                    if let Some(Err(e)) = tls.as_ref().map(TlsSpec::validate) {
+                        return Err(err("transport.tls", e.to_string()));
+                    }
+                    Duration::from_secs(300)
+                }
                 Transport::FileDrop { .. } => Duration::from_secs(3600),
             };
             feeds.push(LiveFeed {

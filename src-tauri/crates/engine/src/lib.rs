@@ -10,6 +10,7 @@
 //! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.
 //! - [`engine`]: the [`Engine`] handle: an async task that paces the replay and pushes coalesced
 //!   diffs to subscribers; what the desktop shell and the CLI drive.
+//! - [`tls`]: TLS for MQTT and TCP (CoT), one rustls stack.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
@@ -35,6 +36,7 @@ pub mod report;
 pub mod scenario;
 pub mod store;
 pub mod tiles;
+pub mod tls;
 pub mod timeline;
 pub mod training;
 

@@ -20,10 +20,19 @@ pub fn origin(url: &str) -> Option<String> {
 pub fn is_loopback(url: &str) -> bool {
     let Ok(u) = Url::parse(url) else { return false };
     match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => host_is_loopback(d),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+/// True when a host name or address is this machine.
+pub fn host_is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost"),
     }
 }
 
@@ -80,5 +89,7 @@ mod tests {
         let why = secret_over_plain_http("http://works.example.org/open311").unwrap();
         assert!(why.contains("works.example.org") && why.contains("https"), "{why}");
         assert!(secret_over_plain_http("http://10.0.0.5/").is_some());
+        assert!(host_is_loopback("127.0.0.1") && host_is_loopback("::1") && host_is_loopback("[::1]") && host_is_loopback("LOCALHOST"));
+        assert!(!host_is_loopback("broker.example.org") && !host_is_loopback("10.0.0.5"));
     }
 }

@@ -211,6 +211,57 @@ async fn mqtt_command_waits_for_the_device_reply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_commands_go_over_tls_with_credentials_and_only_the_devices_reply_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::pki(dir.path());
+    let passwd = dir.path().join("passwd");
+    let made = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&passwd).args(["outbox", "outbox-secret"]).status().unwrap();
+    assert!(made.success());
+    let device_pw = Command::new("mosquitto_passwd").arg("-b").arg(&passwd).args(["device", "device-secret"]).status().unwrap();
+    assert!(device_pw.success());
+    let port = common::free_port();
+    let tls = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nallow_anonymous false\npassword_file {}\n",
+        pki.ca.display(),
+        pki.server_cert.display(),
+        pki.server_key.display(),
+        passwd.display()
+    );
+    let _broker = common::mosquitto_configured(dir.path(), port, &tls);
+    // A device and, on the same broker, a forger: any client may publish a reply with the
+    // command's key, but only the commanded device's response topic counts.
+    let mut opts = rumqttc::MqttOptions::new("device-sim", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_credentials("device", "device-secret");
+    let ca = std::fs::read(&pki.ca).unwrap();
+    opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+    let (client, mut conn) = rumqttc::Client::new(opts, 16);
+    client.subscribe("city/cmd/#", rumqttc::QoS::AtLeastOnce).unwrap();
+    std::thread::spawn(move || {
+        for event in conn.iter() {
+            let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = event else { continue };
+            let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+            let device = v["device"].as_str().unwrap().to_owned();
+            let forged = serde_json::json!({ "key": v["key"], "status": "ok", "detail": "forged" });
+            client.publish("city/reply/another-device", rumqttc::QoS::AtLeastOnce, false, forged.to_string()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let genuine = serde_json::json!({ "key": v["key"], "status": "ok", "detail": "genuine" });
+            client.publish(format!("city/reply/{device}"), rumqttc::QoS::AtLeastOnce, false, genuine.to_string()).unwrap();
+        }
+    });
+    std::env::set_var("CITYOPS_TEST_MQTT_PASSWORD", "outbox-secret");
+    let text = format!(
+        "[[backends]]\nid = \"devices\"\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ncommand_topic = \"city/cmd/{{device}}\"\nresponse_topic = \"city/reply/{{device}}\"\n\
+         choices = [\"flash\"]\ntimeout_ms = 5000\nretry_base_ms = 100\nusername = \"outbox\"\npassword = {{ env = \"CITYOPS_TEST_MQTT_PASSWORD\" }}\n[backends.tls]\nca = \"ca.pem\"\n"
+    );
+    let db = dir.path().join("c.db");
+    let mut outbox = Outbox::start(&db, config::parse(&dir.path().join("backends.toml"), &text).unwrap(), false).unwrap();
+    let (_, action) = commit(&mut outbox, "devices", ActionParams::DeviceCommand { device: "signal-1234".into(), command: "flash".into() });
+    let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
+    assert_eq!(a.reference.as_deref(), Some("signal-1234: ok: genuine"), "the forged reply on another topic was taken: {a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cot_tasking_reaches_other_tak_clients() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
@@ -221,10 +272,18 @@ async fn cot_tasking_reaches_other_tak_clients() {
     unit.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     std::io::Write::write_all(&mut unit, b"<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"UNIT-7\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"2026-11-26T00:00:00Z\" start=\"2026-11-26T00:00:00Z\" stale=\"2030-01-01T00:00:00Z\"><point lat=\"60.17\" lon=\"24.94\" hae=\"0\" ce=\"10\" le=\"10\"/><detail><takv device=\"test\" platform=\"ATAK\" os=\"1\" version=\"4.0\"/><contact callsign=\"UNIT-7\" endpoint=\"*:-1:stcp\"/><__group name=\"Cyan\" role=\"Team Member\"/></detail></event>").unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let text = format!("[[backends]]\nid = \"tak\"\nkind = \"cot\"\nhost = \"127.0.0.1\"\nport = {port}\nchoices = [\"t-x-i\"]\n");
+    // One backend has the outbox's own TAK client confirm each relay; the other does not.
+    let text = format!(
+        "[[backends]]\nid = \"tak\"\nkind = \"cot\"\nhost = \"127.0.0.1\"\nport = {port}\nchoices = [\"t-x-i\"]\nconfirm_callsign = \"CITYOPS-OUTBOX\"\ntimeout_ms = 5000\n\
+         [[backends]]\nid = \"tak-unconfirmed\"\nkind = \"cot\"\nhost = \"127.0.0.1\"\nport = {port}\nchoices = [\"t-x-i\"]\n"
+    );
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, config::parse(Path::new("t.toml"), &text).unwrap(), false).unwrap();
+    let (_, unconfirmed) = commit(&mut outbox, "tak-unconfirmed", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Look at feeder 4".into() });
+    let a = wait_for(&db, unconfirmed.id, ActionStatus::Sent, Duration::from_secs(20)).await;
+    assert_eq!(a.reference, Some(format!("cityops-{}", unconfirmed.key)), "a finished write is only sent");
     let (preview, action) = commit(&mut outbox, "tak", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() });
+    assert!(preview.body.contains("<dest callsign=\"CITYOPS-OUTBOX\"/>"), "{}", preview.body);
     let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     let uid = format!("cityops-{}", preview.key);
     assert_eq!(a.reference.as_deref(), Some(uid.as_str()));

@@ -700,3 +700,39 @@ fallback_position = [24.9384, 60.1699]
     live.stop().await;
     assert!(elsewhere.lock().unwrap().iter().all(|(p, h)| p == "/alerts/far.xml" && h.contains("canary-feed-token")), "{:?}", elsewhere.lock().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_feed_reads_cot_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::pki(dir.path());
+    let now = chrono::Utc::now();
+    let (time, stale) = (now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let event = |uid: &str| format!("<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\"><point lat=\"60.17\" lon=\"24.94\" hae=\"0\" ce=\"10\" le=\"10\"/><detail><contact callsign=\"{uid}\"/></detail></event>");
+    let tak = common::tls::TlsServer::start(&pki, format!("{}{}", event("UNIT-1"), event("UNIT-2")).into_bytes()).await;
+    let config = format!(
+        r#"
+[[feeds]]
+id = "tak"
+layer = "security"
+format = "cot"
+[feeds.transport]
+type = "tcp"
+host = "127.0.0.1"
+port = {}
+[feeds.transport.tls]
+ca = "ca.pem"
+client_cert = "client.pem"
+client_key = "client.key"
+"#,
+        tak.port
+    );
+    let live = start(dir.path(), &config, "live.db", None).await;
+    let db = dir.path().join("live.db");
+    live.until("both units stored", |_| {
+        let store = Store::open(&db).unwrap();
+        store.latest_run().unwrap().is_some_and(|run| store.picture_at(run, i64::MAX).unwrap().len() == 2)
+    })
+    .await;
+    live.stop().await;
+    assert!(tak.sessions().iter().all(|s| s.client_cert), "the feed presented its certificate");
+}

@@ -265,3 +265,46 @@ async fn the_engine_counts_the_second_confirmation_itself() {
     wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
     assert_eq!(hub.received().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cot_tasking_goes_over_tls_with_a_client_certificate_and_is_only_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::tls::pki(dir.path());
+    let tak = common::tls::TlsServer::start(&pki, Vec::new()).await;
+    let backends = |with_cert: bool| {
+        let client = if with_cert { "client_cert = \"client.pem\"\nclient_key = \"client.key\"\n" } else { "" };
+        let text = format!("[[backends]]\nid = \"tak\"\nkind = \"cot\"\nhost = \"127.0.0.1\"\nport = {}\nchoices = [\"t-x-i\"]\nretry_base_ms = 50\ntimeout_ms = 3000\n[backends.tls]\nca = \"ca.pem\"\n{client}", tak.port);
+        config::parse(&dir.path().join("backends.toml"), &text).unwrap()
+    };
+    let task = || ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() };
+    let commit_to = |outbox: &mut Outbox| {
+        let req = ActionRequestDto { backend: "tak".into(), incident: None, at: None, params: task() };
+        let p = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
+        outbox.confirm(&p.token, &operator(), None).unwrap()
+    };
+
+    // Without its certificate the server refuses the handshake: the tasking waits, unsent.
+    let db = dir.path().join("nocert.db");
+    let mut outbox = Outbox::start(&db, backends(false), false).unwrap();
+    let refused = commit_to(&mut outbox);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(outbox);
+    let a = Store::open(&db).unwrap().action(refused.id).unwrap().unwrap().dto;
+    assert_eq!(a.status, ActionStatus::Queued, "{a:?}");
+    assert!(a.attempts >= 1 && a.last_error.is_some(), "{a:?}");
+    assert!(tak.sessions().is_empty(), "no session without a client certificate");
+
+    // With it, the event arrives over TLS; with no confirming client the server cannot say
+    // it took it, so the action is "sent", not "delivered".
+    let db = dir.path().join("cert.db");
+    let mut outbox = Outbox::start(&db, backends(true), false).unwrap();
+    let action = commit_to(&mut outbox);
+    let a = wait_for(&db, action.id, ActionStatus::Sent, Duration::from_secs(10)).await;
+    assert_eq!(a.reference.as_deref(), Some(format!("cityops-{}", action.key).as_str()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sessions = tak.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert!(sessions[0].client_cert);
+    let got = String::from_utf8_lossy(&sessions[0].received).into_owned();
+    assert!(got.contains(&format!("uid=\"cityops-{}\"", action.key)) && got.contains("Check feeder 3"), "{got}");
+}

@@ -2,4 +2,4 @@
 /**
  * Where an action stands in the outbox.
  */
-export type ActionStatus = "queued" | "sending" | "delivered" | "failed" | "cancelled";
+export type ActionStatus = "queued" | "sending" | "delivered" | "sent" | "failed" | "cancelled";

@@ -79,8 +79,11 @@ pub enum ActionStatus {
     Queued,
     /// An attempt is in flight.
     Sending,
-    /// The backend took it; `reference` holds its id for it.
+    /// The backend confirmed it; `reference` holds its id for it.
     Delivered,
+    /// Written to a backend that cannot confirm it (a CoT tasking without a confirming TAK
+    /// client): it is not sent again, but nobody said they have it.
+    Sent,
     /// Refused by the backend or out of retries; the operator may retry or cancel.
     Failed,
     /// Cancelled by an operator before delivery.
@@ -89,8 +92,8 @@ pub enum ActionStatus {
 
 impl ActionStatus {
     /// Every status.
-    pub const ALL: [ActionStatus; 5] =
-        [ActionStatus::Queued, ActionStatus::Sending, ActionStatus::Delivered, ActionStatus::Failed, ActionStatus::Cancelled];
+    pub const ALL: [ActionStatus; 6] =
+        [ActionStatus::Queued, ActionStatus::Sending, ActionStatus::Delivered, ActionStatus::Sent, ActionStatus::Failed, ActionStatus::Cancelled];
 
     /// The lowercase name used in the store and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -98,6 +101,7 @@ impl ActionStatus {
             ActionStatus::Queued => "queued",
             ActionStatus::Sending => "sending",
             ActionStatus::Delivered => "delivered",
+            ActionStatus::Sent => "sent",
             ActionStatus::Failed => "failed",
             ActionStatus::Cancelled => "cancelled",
         }

@@ -279,8 +279,8 @@ pub(crate) fn spawn_transports(config: &LiveConfig, health: &Health, stop: watch
         tasks.push(tokio::spawn(async move {
             match feed.transport.clone() {
                 Transport::HttpPoll { .. } => http_poll::run(i, feed, tx, health, stop).await,
-                Transport::Mqtt { .. } => mqtt::run(i, feed, tx, health, stop).await,
-                Transport::Tcp { .. } => tcp::run(i, feed, tx, health, stop).await,
+                Transport::Mqtt { .. } => mqtt::run(i, feed, &base, tx, health, stop).await,
+                Transport::Tcp { .. } => tcp::run(i, feed, &base, tx, health, stop).await,
                 Transport::FileDrop { dir } => file_drop::run(i, feed, base.join(dir), tx, health, stop).await,
             }
         }));

@@ -11,13 +11,25 @@ use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
 use crate::feeds::MAX_BODY_BYTES;
 
-pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
-    let Transport::Mqtt { host, port, topics, client_id, username, password } = feed.transport else { return };
+pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+    let Transport::Mqtt { host, port, topics, client_id, username, password, tls } = feed.transport else { return };
     let id = feed.spec.id.clone();
+    let tls = match tls.map(|t| t.client_config(base)).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            // A missing certificate is a configuration problem the operator must see; the feed
+            // stays down rather than connecting without TLS.
+            let e = format!("TLS: {e}");
+            health.failed(&id, &e);
+            let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
+            return;
+        }
+    };
     let mut opts = MqttOptions::new(client_id.unwrap_or_else(|| format!("cityops-{id}")), host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_session(false);
     opts.set_max_packet_size(MAX_BODY_BYTES, 64 * 1024);
+    opts.set_transport(crate::tls::mqtt_transport(tls));
     if let Some(user) = username {
         let credentials = user.resolve().and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
         match credentials {

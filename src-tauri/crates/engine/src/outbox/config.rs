@@ -10,6 +10,8 @@ use std::time::Duration;
 use cityops_core::dispatch::BackendKind;
 use serde::Deserialize;
 
+use crate::tls::TlsSpec;
+
 /// A secret, by the name of the environment variable that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +55,17 @@ pub struct BackendSpec {
     pub poll_interval: Duration,
     /// Who the sender is to the outside world (CAP `sender`, CoT and webhook source).
     pub sender: String,
+    /// TLS for MQTT and CoT backends (a TAK server's client-certificate port, say).
+    pub tls: Option<TlsSpec>,
+    /// The folder the backends file is in: TLS files are read relative to it.
+    pub base: PathBuf,
+    /// The MQTT user name, and its password by environment variable.
+    pub username: Option<String>,
+    pub password: Option<EnvRef>,
+    /// CoT: the callsign of the outbox's own TAK client. Each tasking is also addressed to it,
+    /// and counts as delivered only once the TAK server has relayed it there; without it a
+    /// tasking the server accepted on the wire is only "sent".
+    pub confirm_callsign: Option<String>,
 }
 
 impl BackendSpec {
@@ -128,6 +141,10 @@ struct RawBackend {
     retry_budget: u32,
     #[serde(default = "default_poll_s")]
     poll_s: u64,
+    tls: Option<TlsSpec>,
+    username: Option<String>,
+    password: Option<toml::Value>,
+    confirm_callsign: Option<String>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -203,6 +220,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
         if kind == BackendKind::Mqtt && b.command_topic.is_none() {
             return Err(err("command_topic", "is required for MQTT command backends".into()));
         }
+        if b.tls.is_some() && !matches!(kind, BackendKind::Mqtt | BackendKind::Cot) {
+            return Err(err("tls", "is for MQTT and CoT backends; HTTP backends take an https URL".into()));
+        }
+        if let Some(Err(e)) = b.tls.as_ref().map(TlsSpec::validate) {
+            return Err(err("tls", e.to_string()));
+        }
+        if (b.username.is_some() || b.password.is_some()) && kind != BackendKind::Mqtt {
+            return Err(err("username", "a user name and password are for MQTT backends".into()));
+        }
+        let password = match b.password {
+            None => None,
+            Some(v) => Some(v.try_into::<EnvRef>().map_err(|_| err("password", "secrets are never written in the file; use { env = \"NAME\" }".into()))?),
+        };
+        // A password over plain TCP to another machine is readable by anyone on the path.
+        let host = b.host.as_deref().unwrap_or_default();
+        if password.is_some() && b.tls.is_none() && !crate::origin::host_is_loopback(host) {
+            return Err(err("password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
+        }
+        if b.confirm_callsign.is_some() && kind != BackendKind::Cot {
+            return Err(err("confirm_callsign", "is for CoT backends".into()));
+        }
         if b.timeout_ms == 0 || b.retry_base_ms == 0 || b.retry_budget == 0 {
             return Err(err("timeout_ms", "timeout_ms, retry_base_ms and retry_budget must be at least 1".into()));
         }
@@ -225,6 +263,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
             retry_budget: b.retry_budget,
             poll_interval: Duration::from_secs(b.poll_s.max(1)),
             sender: raw.sender.clone(),
+            tls: b.tls,
+            base: path.parent().map(Path::to_owned).unwrap_or_default(),
+            username: b.username,
+            password,
+            confirm_callsign: b.confirm_callsign,
         });
     }
     Ok(out)

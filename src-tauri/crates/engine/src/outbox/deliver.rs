@@ -16,7 +16,7 @@ use cityops_core::dispatch::BackendKind;
 use hmac::{Hmac, Mac};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::config::BackendSpec;
@@ -37,7 +37,11 @@ pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// The backend confirmed it (an HTTP 2xx, a device's reply, the TAK server's relay).
     Delivered(String),
+    /// Written to the backend, which has no way to say it took it (a CoT tasking without a
+    /// confirming client): it is not sent again, and not called delivered.
+    Sent(String),
     /// `unreachable`: nothing reached the backend (connection refused, no route, broker down),
     /// which does not count against the retry budget.
     Retry { reason: String, after: Option<Duration>, unreachable: bool },
@@ -62,24 +66,39 @@ pub enum SecretError {
 pub struct Link {
     pub spec: BackendSpec,
     secret: Result<Option<String>, SecretError>,
+    /// TLS for MQTT and CoT, or why it cannot be set up (a missing certificate file, say).
+    tls: Result<Option<Arc<rustls::ClientConfig>>, String>,
     http: reqwest::Client,
     mqtt: Option<MqttLink>,
+    cot_confirm: Option<CotConfirm>,
 }
+
+/// Replies awaited, by the action's key: the topic the reply must come on, and where to
+/// hand it.
+type Waiting = Arc<Mutex<HashMap<String, (String, oneshot::Sender<serde_json::Value>)>>>;
 
 struct MqttLink {
     client: AsyncClient,
     connected: Arc<AtomicBool>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>>,
+    waiting: Waiting,
+}
+
+/// The outbox's own TAK client for a CoT backend with `confirm_callsign`: connected and
+/// registered under that callsign, it sees each tasking the server relays to it.
+struct CotConfirm {
+    connected: Arc<AtomicBool>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>,
 }
 
 impl Link {
     /// Builds the link. In an exercise nothing connects: MQTT sessions are not opened and no
     /// request is ever made (the sender records instead of delivering).
     pub fn new(spec: BackendSpec, exercise: bool) -> Link {
-        let secret = match &spec.secret {
-            None => Ok(None),
-            Some(r) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
+        let secret = match (&spec.secret, &spec.password) {
+            (Some(r), _) | (None, Some(r)) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
+            (None, None) => Ok(None),
         };
+        let tls = spec.tls.as_ref().map(|t| t.client_config(&spec.base)).transpose().map_err(|e| format!("TLS: {e}"));
         let http = reqwest::Client::builder()
             // A redirect would carry the form (with its API key) or the signed body to whatever
             // origin the answer names, and record that origin's reference as delivery: the
@@ -90,8 +109,10 @@ impl Link {
             .pool_max_idle_per_host(2)
             .build()
             .unwrap_or_default();
-        let mqtt = (spec.kind == BackendKind::Mqtt && !exercise).then(|| MqttLink::start(&spec));
-        Link { spec, secret, http, mqtt }
+        let live = !exercise && tls.is_ok();
+        let mqtt = (spec.kind == BackendKind::Mqtt && live).then(|| MqttLink::start(&spec, secret.clone().ok().flatten(), tls.clone().ok().flatten()));
+        let cot_confirm = (spec.kind == BackendKind::Cot && live && spec.confirm_callsign.is_some()).then(|| CotConfirm::start(&spec, tls.clone().ok().flatten()));
+        Link { spec, secret, tls, http, mqtt, cot_confirm }
     }
 
     /// The signature header value of a body, for webhooks and alert hubs.
@@ -105,15 +126,18 @@ impl Link {
         Ok(Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
     }
 
-    /// Whether the secret the backend needs is available.
+    /// Why the backend cannot send, if it cannot: its secret is missing, or its TLS files.
     pub fn secret_error(&self) -> Option<String> {
-        self.secret.as_ref().err().map(SecretError::to_string)
+        self.secret.as_ref().err().map(SecretError::to_string).or_else(|| self.tls.as_ref().err().cloned())
     }
 
     /// One attempt.
     pub async fn deliver(&self, action: &ActionRow) -> Outcome {
         if let Err(e) = &self.secret {
             return Outcome::Rejected(e.to_string());
+        }
+        if let Err(e) = &self.tls {
+            return Outcome::Rejected(e.clone());
         }
         match self.spec.kind {
             BackendKind::Open311 | BackendKind::Webhook | BackendKind::Cap => self.post(action).await,
@@ -211,31 +235,76 @@ impl Link {
     }
 
     async fn cot(&self, action: &ActionRow) -> Outcome {
-        let addr = (self.spec.host.clone().unwrap_or_default(), self.spec.port.unwrap_or(8087));
+        // The event's uid is derived from the key, so a TAK client that receives it twice
+        // updates one marker: sending again after an unconfirmed attempt is safe.
+        let uid = format!("cityops-{}", action.dto.key);
+        let relayed = match &self.cot_confirm {
+            Some(c) if !c.connected.load(Ordering::SeqCst) => {
+                return Outcome::Retry { reason: "the outbox's confirming TAK client is not connected".into(), after: None, unreachable: true };
+            }
+            Some(c) => Some(c.expect(&uid)),
+            None => None,
+        };
+        let host = self.spec.host.clone().unwrap_or_default();
+        let port = self.spec.port.unwrap_or(8087);
+        let tls = self.tls.as_ref().ok().and_then(Option::as_ref);
         let work = async {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| (e, true))?;
+            let mut stream = crate::tls::Stream::connect(&host, port, tls, self.spec.tls.as_ref()).await?;
             stream.write_all(action.body.as_bytes()).await.map_err(|e| (e, false))?;
             stream.flush().await.map_err(|e| (e, false))?;
             stream.shutdown().await.map_err(|e| (e, false))?;
+            // Under TLS 1.3 a server checks our certificate after we have written: a refusal
+            // arrives as an alert on the read side. So read until the server closes (or a
+            // moment passes): an error there means the event was refused.
+            let mut sink = [0u8; 1024];
+            let drained = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    match stream.read(&mut sink).await {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => {}
+                        // Many servers just close the socket, without TLS's close_notify.
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                        Err(e) => return Err(e),
+                    }
+                }
+            });
+            if let Ok(Err(e)) = drained.await {
+                return Err((e, false));
+            }
             Ok::<_, (std::io::Error, bool)>(())
         };
-        match tokio::time::timeout(self.spec.timeout, work).await {
-            Err(_) => Outcome::Retry { reason: "timed out".into(), after: None, unreachable: false },
-            Ok(Err((e, unreachable))) => Outcome::Retry { reason: e.to_string(), after: None, unreachable },
-            // The event's uid is derived from the key, so a TAK client that receives it twice
-            // updates one marker.
-            Ok(Ok(())) => Outcome::Delivered(format!("cityops-{}", action.dto.key)),
+        let written = match tokio::time::timeout(self.spec.timeout, work).await {
+            Err(_) => return Outcome::Retry { reason: "timed out".into(), after: None, unreachable: false },
+            Ok(Err((e, unreachable))) => return Outcome::Retry { reason: e.to_string(), after: None, unreachable },
+            Ok(Ok(())) => uid,
+        };
+        let Some(relayed) = relayed else {
+            // A finished write says the bytes left, not that the server read them.
+            return Outcome::Sent(written);
+        };
+        match tokio::time::timeout(self.spec.timeout, relayed).await {
+            Ok(Ok(())) => Outcome::Delivered(written),
+            _ => {
+                if let Some(c) = &self.cot_confirm {
+                    c.forget(&written);
+                }
+                Outcome::Retry { reason: format!("the TAK server did not relay the tasking back within {:?}", self.spec.timeout), after: None, unreachable: false }
+            }
         }
     }
 }
 
 impl MqttLink {
-    fn start(spec: &BackendSpec) -> MqttLink {
+    fn start(spec: &BackendSpec, password: Option<String>, tls: Option<Arc<rustls::ClientConfig>>) -> MqttLink {
         let mut opts = MqttOptions::new(format!("cityops-outbox-{}", spec.id), spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(1883));
         opts.set_keep_alive(Duration::from_secs(30));
+        if let Some(user) = &spec.username {
+            opts.set_credentials(user.clone(), password.unwrap_or_default());
+        }
+        opts.set_transport(crate::tls::mqtt_transport(tls));
         let (client, mut events) = AsyncClient::new(opts, 256);
         let connected = Arc::new(AtomicBool::new(false));
-        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>> = Arc::default();
+        let waiting: Waiting = Arc::default();
         let replies = spec.topic(&spec.response_topic, "+");
         let (c, w, sub) = (connected.clone(), waiting.clone(), client.clone());
         let id = spec.id.clone();
@@ -251,9 +320,17 @@ impl MqttLink {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
                         let Some(key) = v["key"].as_str() else { continue };
-                        let waiter = w.lock().ok().and_then(|mut m| m.remove(key));
-                        if let Some(tx) = waiter {
-                            let _ = tx.send(v);
+                        // A reply counts only on the response topic of the device commanded:
+                        // another device, or any client of the broker, cannot answer for it.
+                        let waiter = w.lock().ok().and_then(|mut m| match m.get(key) {
+                            Some((topic, _)) if *topic == p.topic => m.remove(key).map(|(_, tx)| tx),
+                            _ => None,
+                        });
+                        match waiter {
+                            Some(tx) => {
+                                let _ = tx.send(v);
+                            }
+                            None => tracing::warn!(backend = %id, topic = %p.topic, "reply not on the commanded device's response topic, or for no waiting command; ignored"),
                         }
                     }
                     Ok(_) => {}
@@ -276,7 +353,7 @@ impl MqttLink {
         let device = action.device.clone().unwrap_or_default();
         let (tx, rx) = oneshot::channel();
         if let Ok(mut m) = self.waiting.lock() {
-            m.insert(action.dto.key.clone(), tx);
+            m.insert(action.dto.key.clone(), (spec.topic(&spec.response_topic, &device), tx));
         }
         let topic = spec.topic(&spec.command_topic, &device);
         if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, false, action.body.clone().into_bytes()).await {
@@ -328,6 +405,97 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<String, 
             Ok(None) => return Ok(String::from_utf8_lossy(&body).into_owned()),
             Err(e) => return Err(Answer::Broken(describe(&e))),
         }
+    }
+}
+
+impl CotConfirm {
+    /// Keeps a connection to the TAK server registered as `confirm_callsign`, reconnecting
+    /// after a pause when it drops, and hands each relayed tasking to whoever awaits its uid.
+    fn start(spec: &BackendSpec, tls: Option<Arc<rustls::ClientConfig>>) -> CotConfirm {
+        let connected = Arc::new(AtomicBool::new(false));
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
+        let (c, w) = (connected.clone(), waiting.clone());
+        let (host, port, tls_spec) = (spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(8087), spec.tls.clone());
+        let callsign = spec.confirm_callsign.clone().unwrap_or_default();
+        let id = spec.id.clone();
+        tokio::spawn(async move {
+            loop {
+                match crate::tls::Stream::connect(&host, port, tls.as_ref(), tls_spec.as_ref()).await {
+                    Ok(mut stream) => {
+                        let hello = registration(&callsign);
+                        if stream.write_all(hello.as_bytes()).await.is_ok() && stream.flush().await.is_ok() {
+                            c.store(true, Ordering::SeqCst);
+                            let mut seen = Vec::new();
+                            let mut buf = [0u8; 8192];
+                            loop {
+                                match stream.read(&mut buf).await {
+                                    Ok(0) | Err(_) => break,
+                                    Ok(n) => {
+                                        seen.extend_from_slice(&buf[..n]);
+                                        relayed_uids(&mut seen, &w);
+                                    }
+                                }
+                            }
+                            c.store(false, Ordering::SeqCst);
+                            tracing::warn!(backend = %id, "the confirming TAK client lost its connection");
+                        }
+                    }
+                    Err((e, _)) => tracing::debug!(backend = %id, error = %e, "the confirming TAK client cannot connect"),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        CotConfirm { connected, waiting }
+    }
+
+    /// Resolves once the tasking with this uid has been relayed to the confirming client.
+    fn expect(&self, uid: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut m) = self.waiting.lock() {
+            m.insert(uid.to_owned(), tx);
+        }
+        rx
+    }
+
+    fn forget(&self, uid: &str) {
+        if let Ok(mut m) = self.waiting.lock() {
+            m.remove(uid);
+        }
+    }
+}
+
+/// The event a TAK client sends to make itself known, so the server routes `<marti><dest
+/// callsign>` taskings for its callsign to it.
+fn registration(callsign: &str) -> String {
+    let now = chrono::Utc::now();
+    let (time, stale) = (now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), (now + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let cs = cityops_core::dispatch::xml_escape(callsign);
+    format!(
+        "<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"{cs}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\">\
+         <point lat=\"0\" lon=\"0\" hae=\"0\" ce=\"9999999\" le=\"9999999\"/><detail><takv device=\"cityops\" platform=\"cityops\" os=\"linux\" version=\"1\"/>\
+         <contact callsign=\"{cs}\" endpoint=\"*:-1:stcp\"/><__group name=\"Cyan\" role=\"Team Member\"/></detail></event>"
+    )
+}
+
+/// Hands each complete `<event ... uid="...">` start tag in `seen` to the waiter for its uid,
+/// and keeps only what may still be the start of a tag cut across reads.
+fn relayed_uids(seen: &mut Vec<u8>, waiting: &Mutex<HashMap<String, oneshot::Sender<()>>>) {
+    let mut consumed = 0;
+    while let Some(start) = memchr::memmem::find(&seen[consumed..], b"<event").map(|i| consumed + i) {
+        let Some(end) = memchr::memchr(b'>', &seen[start..]).map(|i| start + i) else { break };
+        let tag = String::from_utf8_lossy(&seen[start..end]);
+        if let Some(uid) = tag.split(" uid=\"").nth(1).and_then(|r| r.split('"').next()) {
+            if let Some(tx) = waiting.lock().ok().and_then(|mut m| m.remove(uid)) {
+                let _ = tx.send(());
+            }
+        }
+        consumed = end + 1;
+    }
+    // What precedes an unfinished `<event` can go; a peer that never sends one is bounded.
+    let keep_from = memchr::memmem::rfind(&seen[consumed..], b"<event").map(|i| consumed + i).unwrap_or_else(|| seen.len().saturating_sub(8)).max(consumed);
+    seen.drain(..keep_from);
+    if seen.len() > 1 << 20 {
+        seen.clear();
     }
 }
 

@@ -185,6 +185,7 @@ impl Outbox {
             now_ms,
             exercise: self.exercise,
             sender: &spec.sender,
+            confirm_to: spec.confirm_callsign.as_deref(),
         };
         let mut extra = Vec::new();
         if let Some(j) = &spec.jurisdiction {

@@ -145,6 +145,12 @@ async fn attempt(store: &mut Store, link: &Link, a: &ActionRow, exercise: bool, 
             tracing::info!(backend = %link.spec.id, key = %a.dto.key, %reference, "delivered");
             AttemptEnd::Delivered { reference }
         }
+        Outcome::Sent(reference) => {
+            *offline_streak = 0;
+            shared.reach(&link.spec.id, true);
+            tracing::info!(backend = %link.spec.id, key = %a.dto.key, %reference, "sent; the backend cannot confirm it");
+            AttemptEnd::Sent { reference }
+        }
         Outcome::Rejected(reason) => {
             shared.reach(&link.spec.id, true);
             tracing::warn!(backend = %link.spec.id, key = %a.dto.key, %reason, "backend refused the action");

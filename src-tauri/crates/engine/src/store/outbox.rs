@@ -46,8 +46,10 @@ pub struct ActionRow {
 /// How one delivery attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptEnd {
-    /// The backend took it.
+    /// The backend confirmed it.
     Delivered { reference: String },
+    /// Written to a backend that cannot confirm it; final like delivery.
+    Sent { reference: String },
     /// Try again at `next_ms`; `counts` when the backend answered (a failure against the
     /// budget), not when it could not be reached at all.
     Retry { reason: String, next_ms: Millis, counts: bool },
@@ -234,6 +236,13 @@ impl Store {
                         params![action.dto.id, reference, wall_ms],
                     )?;
                     ("delivered", reference.clone(), "delivered")
+                }
+                AttemptEnd::Sent { reference } => {
+                    tx.execute(
+                        "UPDATE actions SET status = 'sent', reference = ?2, last_error = NULL, updated_wall_ms = ?3 WHERE id = ?1",
+                        params![action.dto.id, reference, wall_ms],
+                    )?;
+                    ("sent", reference.clone(), "sent")
                 }
                 AttemptEnd::Retry { reason, next_ms, counts } => {
                     tx.execute(

@@ -6,6 +6,7 @@
 
 pub mod gate;
 pub mod scripted;
+pub mod tls;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};

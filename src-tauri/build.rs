@@ -30,6 +30,8 @@ const COMMANDS: &[&str] = &[
     "close_trainer_view",
     "open_wall_display",
     "sign_in",
+    "roster",
+    "assign_role",
     "sign_out",
     "operator",
     "incident",

@@ -143,6 +143,8 @@ pub fn run() {
             commands::training::close_trainer_view,
             commands::wall::open_wall_display,
             commands::incidents::sign_in,
+            commands::incidents::roster,
+            commands::incidents::assign_role,
             commands::incidents::sign_out,
             commands::incidents::operator,
             commands::incidents::incident,

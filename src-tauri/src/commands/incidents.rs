@@ -1,6 +1,6 @@
 //! Incident and operator commands: each a one-line adapter onto the engine.
 
-use cityops_engine::dto::{ApiError, IncidentDetailDto, LifecycleStatus, OperatorDto, OperatorRole};
+use cityops_engine::dto::{ApiError, IncidentDetailDto, LifecycleStatus, OperatorDto, OperatorRole, RosterEntryDto};
 use cityops_engine::Engine;
 use tauri::State;
 
@@ -8,6 +8,18 @@ use tauri::State;
 #[tauri::command]
 pub async fn sign_in(engine: State<'_, Engine>, name: String, role: OperatorRole, pin: Option<String>) -> Result<OperatorDto, ApiError> {
     Ok(engine.sign_in(name, role, pin).await?)
+}
+
+/// The operator roster; the engine answers only a signed-in supervisor.
+#[tauri::command]
+pub async fn roster(engine: State<'_, Engine>) -> Result<Vec<RosterEntryDto>, ApiError> {
+    Ok(engine.roster().await?)
+}
+
+/// Gives an operator a role and PIN in the roster; the engine answers only a supervisor.
+#[tauri::command]
+pub async fn assign_role(engine: State<'_, Engine>, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), ApiError> {
+    Ok(engine.assign_role(name, role, pin).await?)
 }
 
 #[tauri::command]

@@ -14,6 +14,7 @@ import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { LifecycleStatus } from "./gen/LifecycleStatus";
 import type { OperatorDto } from "./gen/OperatorDto";
 import type { OperatorRole } from "./gen/OperatorRole";
+import type { RosterEntryDto } from "./gen/RosterEntryDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { OutboxDto } from "./gen/OutboxDto";
@@ -25,7 +26,7 @@ import type { ExerciseDto } from "./gen/ExerciseDto";
 import type { InjectDto } from "./gen/InjectDto";
 import type { InjectRequestDto } from "./gen/InjectRequestDto";
 
-export type { ApiError, ApiErrorCode };
+export type { ApiError, ApiErrorCode, RosterEntryDto };
 export type { ClockDto } from "./gen/ClockDto";
 export type { FeedDto } from "./gen/FeedDto";
 export type { FeedHealthDto } from "./gen/FeedHealthDto";
@@ -91,6 +92,13 @@ export interface Backend {
   /** Signs an operator in; every incident action is stamped with their name and role. */
   signIn(name: string, role: OperatorRole, pin: string | null): Promise<OperatorDto>;
   signOut(): Promise<void>;
+  /** The operator roster; only a signed-in supervisor may see it. */
+  roster(): Promise<RosterEntryDto[]>;
+  /**
+   * Gives an operator a role (and a PIN) in the roster; only a signed-in supervisor may. The
+   * supervisor and trainer roles need a PIN, given now or already set.
+   */
+  assignRole(name: string, role: OperatorRole, pin: string | null): Promise<void>;
   /** The signed-in operator, or `null`. */
   operator(): Promise<OperatorDto | null>;
   /** Members by layer with explanations, timeline, root cause, area and SOP of one incident. */

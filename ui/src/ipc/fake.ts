@@ -24,6 +24,7 @@ import type {
   MemberDto,
   ObservationDto,
   OperatorDto,
+  RosterEntryDto,
   QuarantineDto,
   QuarantineEntryDto,
   ScenarioDto,
@@ -281,6 +282,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
 
   const incidents = fakeIncidents(observations);
   let operator: OperatorDto | null = null;
+  const roster = new Map<string, RosterEntryDto>();
   const decisions: { into: string; from: FakeIncident }[] = [];
   const queue = () => incidents.filter((i) => !decisions.some((d) => d.from === i));
   const allIncidents = (): IncidentsDiffDto => ({ reset: true, upserts: queue().map((i) => i.entry), removed: [] });
@@ -386,6 +388,18 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     },
     signOut: async () => {
       operator = null;
+    },
+    // The fake signs anyone in with any role (its tests play every role); its roster only
+    // keeps what a supervisor assigns, and like the engine answers supervisors alone.
+    roster: async (): Promise<RosterEntryDto[]> => {
+      if (operator?.role !== "supervisor") throw { code: "forbidden", message: "the roster is a supervisor's" };
+      return [...roster.values()].sort((a, b) => a.name.localeCompare(b.name));
+    },
+    assignRole: async (name: string, role: OperatorDto["role"], pin: string | null) => {
+      if (operator?.role !== "supervisor") throw { code: "forbidden", message: "roles are assigned by a supervisor" };
+      const had = roster.get(name.trim())?.hasPin ?? false;
+      if (role !== "operator" && !pin && !had) throw { code: "forbidden", message: `the ${role} role needs a PIN` };
+      roster.set(name.trim(), { name: name.trim(), role, hasPin: had || !!pin, lockedUntilMs: null });
     },
     operator: async () => operator,
     incident: async (id: string): Promise<IncidentDetailDto> => {

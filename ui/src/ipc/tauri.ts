@@ -16,6 +16,7 @@ import type { InjectDto } from "./gen/InjectDto";
 import type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 import type { MapDiffDto } from "./gen/MapDiffDto";
 import type { OperatorDto } from "./gen/OperatorDto";
+import type { RosterEntryDto } from "./gen/RosterEntryDto";
 import type { ObservationDto } from "./gen/ObservationDto";
 import type { OutboxDto } from "./gen/OutboxDto";
 import type { QuarantineDto } from "./gen/QuarantineDto";
@@ -48,6 +49,8 @@ export function createTauriBackend(): Backend {
     seek: (ms) => call<void>("replay_seek", { ms }),
     observation: (id) => call<ObservationDto>("observation", { id }),
     signIn: (name, role, pin) => call<OperatorDto>("sign_in", { name, role, pin }),
+    roster: () => call<RosterEntryDto[]>("roster"),
+    assignRole: (name, role, pin) => call<void>("assign_role", { name, role, pin }),
     signOut: () => call<void>("sign_out"),
     operator: () => call<OperatorDto | null>("operator"),
     incident: (id) => call<IncidentDetailDto>("incident", { id }),

@@ -258,6 +258,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<LifecycleStatus>(),
         one::<OperatorRole>(),
         one::<OperatorDto>(),
+        one::<RosterEntryDto>(),
         one::<AreaDto>(),
         one::<IncidentEntryDto>(),
         one::<MemberDto>(),

@@ -101,6 +101,7 @@ enum DispatchReply {
 enum IncidentRequest {
     SignIn { name: String, role: OperatorRole, pin: Option<String> },
     AssignRole { name: String, role: OperatorRole, pin: Option<String> },
+    Roster,
     SignOut,
     Operator,
     Detail(String),
@@ -111,6 +112,7 @@ enum IncidentRequest {
 
 enum IncidentReply {
     Done,
+    Roster(Vec<crate::dto::RosterEntryDto>),
     Operator(Option<OperatorDto>),
     Detail(Box<IncidentDetailDto>),
     Split(Option<String>),
@@ -237,6 +239,14 @@ impl Engine {
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
     pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
         self.incident(IncidentRequest::AssignRole { name, role, pin }).await.map(|_| ())
+    }
+
+    /// The operator roster; a signed-in supervisor's view.
+    pub async fn roster(&self) -> Result<Vec<crate::dto::RosterEntryDto>, EngineError> {
+        match self.incident(IncidentRequest::Roster).await? {
+            IncidentReply::Roster(r) => Ok(r),
+            _ => Err(EngineError::Stopped),
+        }
     }
 
     /// Signs the operator out.
@@ -467,6 +477,7 @@ fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply
     Ok(match request {
         IncidentRequest::SignIn { name, role, pin } => IncidentReply::Operator(Some(desk.sign_in(store, &name, role, pin.as_deref(), wall)?)),
         IncidentRequest::AssignRole { name, role, pin } => desk.assign_role(store, &name, role, pin.as_deref(), wall).map(|_| IncidentReply::Done)?,
+        IncidentRequest::Roster => IncidentReply::Roster(desk.roster(store)?),
         IncidentRequest::SignOut => desk.sign_out(store, wall).map(|_| IncidentReply::Done)?,
         IncidentRequest::Operator => IncidentReply::Operator(desk.operator().cloned()),
         IncidentRequest::Detail(id) => IncidentReply::Detail(Box::new(desk.detail(&id)?)),

@@ -597,6 +597,23 @@ impl Desk {
         }
     }
 
+    /// The roster, for a signed-in supervisor.
+    pub fn roster(&self, store: &Store) -> Result<Vec<crate::dto::RosterEntryDto>, EngineError> {
+        if self.signed_in()?.role != OperatorRole::Supervisor {
+            return Err(EngineError::Forbidden("the roster is a supervisor's".into()));
+        }
+        Ok(store
+            .roster()?
+            .into_iter()
+            .map(|e| crate::dto::RosterEntryDto {
+                role: OperatorRole::parse(&e.role).unwrap_or(OperatorRole::Operator),
+                name: e.name,
+                has_pin: e.has_pin,
+                locked_until_ms: e.locked_until_ms,
+            })
+            .collect())
+    }
+
     /// Gives `name` a role (and a PIN) in the roster; only a signed-in supervisor may.
     pub fn assign_role(&self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<(), EngineError> {
         let by = self.signed_in()?;

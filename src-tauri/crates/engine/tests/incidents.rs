@@ -103,11 +103,19 @@ fn lifecycle_transitions_are_stamped_checked_and_stored() {
     // A PIN, once set, is asked for again.
     let e = desk.sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("0000"), 55).unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden);
+    // An operator cannot hand out roles, nor read the roster.
+    assert_eq!(code(&desk.assign_role(store, "Eve", OperatorRole::Supervisor, Some("1111"), 56).unwrap_err()), ApiErrorCode::Forbidden);
+    assert_eq!(code(&desk.roster(store).unwrap_err()), ApiErrorCode::Forbidden);
     // Claiming a role is not having it: the roster gives it, with a PIN.
     let e = desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, None, 60).unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden, "{e}");
     store.roster_set("Mikko Supervisor", "supervisor", Some("9753"), "cli", "system", 60).unwrap();
     desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, Some("9753"), 60).unwrap();
+    // A supervisor names a trainer in the app; the role needs a PIN.
+    assert!(desk.assign_role(store, "Eve", OperatorRole::Trainer, None, 61).is_err());
+    desk.assign_role(store, "Eve", OperatorRole::Trainer, Some("1111"), 61).unwrap();
+    let roster = desk.roster(store).unwrap();
+    assert!(roster.iter().any(|e| e.name == "Eve" && e.role == OperatorRole::Trainer && e.has_pin), "{roster:?}");
     desk.transition(store, &id, LifecycleStatus::Closed, 70, now).unwrap();
     assert_eq!(desk.status(&id), LifecycleStatus::Closed);
     assert!(desk.transition(store, "inc/no-such", LifecycleStatus::Acknowledged, 80, now).is_err());

@@ -90,6 +90,18 @@ pub struct OperatorDto {
     pub role: OperatorRole,
 }
 
+/// One operator of the roster, as a supervisor sees it (never the PIN or its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RosterEntryDto {
+    pub name: String,
+    pub role: OperatorRole,
+    pub has_pin: bool,
+    /// Locked after too many wrong PINs, until this wall time.
+    #[ts(type = "number | null")]
+    pub locked_until_ms: Option<i64>,
+}
+
 /// The affected area: the bounding box of the members that are still a problem (of all members
 /// once everything cleared), in WGS 84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]

@@ -85,3 +85,48 @@ fn credentials_reach_the_backends_and_nothing_else() {
         assert!(!contains(&database_bytes(&db), canary), "the {what} is stored in the database");
     }
 }
+
+const FEED_TOKEN: &str = "canary-feed-token-73be1d";
+
+/// A polled feed's credential reaches its server and nothing else: not the recorded tape, the
+/// quarantine (its answers are refused as garbage), the database or the most verbose logs.
+#[test]
+fn feed_credentials_stay_out_of_tapes_the_quarantine_and_logs() {
+    let server = common::scripted::Scripted::start(|_, _| common::scripted::Answer::new(200, "this is not GeoJSON {"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("feeds.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[feeds]]\nid = \"scada\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"http-poll\"\nurl = \"http://127.0.0.1:{}/feed\"\ninterval_s = 1\n\
+             headers = {{ Authorization = {{ env = \"CITYOPS_TEST_FEED_TOKEN\" }} }}\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let (tape, db) = (dir.path().join("tape.ndjson"), dir.path().join("rec.db"));
+    let bin = env!("CARGO_BIN_EXE_cityops");
+    let out = Command::new(bin)
+        .args(["record", "--duration", "3s", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&tape)
+        .arg("--db")
+        .arg(&db)
+        .env("CITYOPS_TEST_FEED_TOKEN", FEED_TOKEN)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut printed = [out.stdout, out.stderr].concat();
+    let quarantine = Command::new(bin).args(["quarantine", "--json", "--db"]).arg(&db).output().unwrap();
+    assert!(quarantine.status.success());
+    assert!(String::from_utf8_lossy(&quarantine.stdout).contains("scada"), "the garbage was quarantined");
+    printed.extend([quarantine.stdout, quarantine.stderr].concat());
+    assert!(server.received().iter().any(|r| r.header("authorization") == Some(FEED_TOKEN)), "the server got the credential");
+    let tape = std::fs::read(&tape).unwrap();
+    assert!(!tape.is_empty(), "the answers were recorded");
+    for (what, bytes) in [("tape", &tape), ("output or logs", &printed), ("database", &database_bytes(&db))] {
+        assert!(!contains(bytes, FEED_TOKEN), "the feed's credential appears in the {what}");
+    }
+}

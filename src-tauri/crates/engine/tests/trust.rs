@@ -40,6 +40,8 @@ fn open311(port: u16) -> Vec<config::BackendSpec> {
 fn commit(outbox: &mut Outbox, params: ActionParams) -> ActionDto {
     let req = ActionRequestDto { backend: "works".into(), incident: None, at: None, params };
     let preview = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
+    // What the operator is shown never holds the key: it is added only when sending.
+    assert!(preview.body.contains("api_key=********") && !format!("{preview:?}").contains("canary-api-key"), "{}", preview.body);
     outbox.confirm(&preview.token, &operator(), None).unwrap()
 }
 

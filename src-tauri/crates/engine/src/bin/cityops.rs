@@ -30,12 +30,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Checks the hash chain; reports the first broken link and exits non-zero if there is one.
+    /// Checks the hash chain. Opens the database read-only (a read-only evidence copy works)
+    /// and never creates a file. Exits 0 when intact, 3 when it finds tampering (printing the
+    /// first broken entry), 1 when it could not check (no such database, not a database).
     Verify {
         #[arg(long)]
         db: PathBuf,
     },
 }
+
+/// `cityops audit verify` found signs of tampering: exit code 3, after the report.
+#[derive(Debug, thiserror::Error)]
+#[error("the audit trail of {0} has been tampered with")]
+struct Tampered(String);
+
+/// Exit code of `cityops audit verify` when it finds tampering (1 is "could not check").
+const EXIT_TAMPERED: u8 = 3;
 
 #[derive(Subcommand)]
 enum RosterCommand {
@@ -380,7 +390,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cityops: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<Tampered>() {
+                ExitCode::from(EXIT_TAMPERED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -555,7 +569,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit { command: AuditCommand::Verify { db } } => {
-            let store = Store::open(&db)?;
+            let store = Store::open_read_only(&db)?;
             match store.verify_audit()? {
                 Ok(n) => {
                     println!("audit trail intact: {n} entries");
@@ -563,7 +577,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(seq) => {
                     println!("audit trail broken at entry {seq}: its hash does not match its fields or the entry before it");
-                    anyhow::bail!("audit trail broken at entry {seq}")
+                    Err(Tampered(db.display().to_string()).into())
                 }
             }
         }

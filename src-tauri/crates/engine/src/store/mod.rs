@@ -46,7 +46,7 @@ pub enum StoreError {
     /// A change the data does not allow (cancelling a delivered action, an unknown id).
     #[error("{0}")]
     Refused(String),
-    /// The database file cannot be opened for writing.
+    /// The database file cannot be opened (for writing, or at all when opened read-only).
     #[error("cannot open the database {path}: {reason}")]
     Open {
         /// The database file.
@@ -92,6 +92,21 @@ fn why_not_writable(path: &Path) -> Option<String> {
         })
     };
     probe.err().map(|e| e.to_string())
+}
+
+/// A path as the path of a SQLite `file:` URI: bytes other than unreserved characters and `/`
+/// are percent-encoded, so `?`, `#` and `%` in a folder name stay part of the path.
+fn uri_path(path: &Path) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// The id of one run: one replay of a scenario, or one live ingest session.
@@ -173,6 +188,45 @@ impl Store {
         rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Some(Store { conn, full: false }))
+    }
+
+    /// Opens an existing database for reading only, without migrating it or creating anything
+    /// beside it, for `cityops audit verify` on a live database or an evidence copy on read-only
+    /// storage. A missing file is an error, not a new database. Without a write-ahead log to
+    /// read, the file is opened `immutable` (no locks, no `-shm` to create, so a read-only
+    /// folder works); with one, it is opened read-only and SQLite reads the log through its
+    /// `-shm` file, which must exist or be creatable.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let refused = |reason: String| StoreError::Open { path: path.to_owned(), reason };
+        let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(refused("not a file".into()));
+        }
+        let absolute = std::fs::canonicalize(path).map_err(|e| refused(e.to_string()))?;
+        let beside = |suffix: &str| {
+            let mut p = absolute.clone().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        let has_wal = std::fs::metadata(beside("-wal")).is_ok_and(|m| m.len() > 0);
+        let uri = format!("file:{}?mode=ro{}", uri_path(&absolute), if has_wal { "" } else { "&immutable=1" });
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let explain = |e: rusqlite::Error| {
+            if has_wal && !beside("-shm").exists() {
+                refused(format!("{e}; it has a write-ahead log (-wal) but no -shm file beside it, and its folder refuses to create one: copy the -shm file with it, or the folder to writable storage"))
+            } else {
+                refused(e.to_string())
+            }
+        };
+        let conn = Connection::open_with_flags(&uri, flags).map_err(explain)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Reading the schema version makes SQLite read the file, so a file that is not a
+        // database fails here, with its name.
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(explain)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found: version, supported: SCHEMA_VERSION });
+        }
+        Ok(Store { conn, full: false })
     }
 
     /// A private in-memory database, for tests and benchmarks.

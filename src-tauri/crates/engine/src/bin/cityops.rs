@@ -13,7 +13,7 @@ use cityops_engine::config::LiveConfig;
 use cityops_engine::feeds::{self, MessageContext};
 use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
-use cityops_engine::store::Store;
+use cityops_engine::store::{AuditOutcome, Store};
 
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
 /// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
@@ -30,12 +30,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Checks the hash chain. Opens the database read-only (a read-only evidence copy works)
-    /// and never creates a file. Exits 0 when intact, 3 when it finds tampering (printing the
-    /// first broken entry), 1 when it could not check (no such database, not a database).
+    /// Checks the audit trail: every entry's MAC under the audit key, and the head against its
+    /// anchor outside the database. Opens the database read-only (a read-only evidence copy
+    /// works) and never creates a file. Exits 0 when intact, 3 when it finds tampering
+    /// (printing which entries, or which newest entries were deleted), 1 when it could not
+    /// check (no such database, no key, no anchor).
     Verify {
         #[arg(long)]
         db: PathBuf,
+        /// The directory holding the audit key and anchors (the config directory by default:
+        /// $CITYOPS_CONFIG_DIR, else $XDG_CONFIG_HOME/cityops, else ~/.config/cityops).
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
     },
 }
 
@@ -568,17 +574,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { db } } => {
+        Command::Audit { command: AuditCommand::Verify { db, key_dir } } => {
             let store = Store::open_read_only(&db)?;
-            match store.verify_audit()? {
-                Ok(n) => {
-                    println!("audit trail intact: {n} entries");
-                    Ok(())
-                }
-                Err(seq) => {
-                    println!("audit trail broken at entry {seq}: its hash does not match its fields or the entry before it");
-                    Err(Tampered(db.display().to_string()).into())
-                }
+            let store = match key_dir {
+                Some(dir) => store.with_audit_dir(dir),
+                None => store,
+            };
+            let report = store.check_audit()?;
+            println!("{report}");
+            match report.outcome() {
+                AuditOutcome::Intact => Ok(()),
+                AuditOutcome::Tampered => Err(Tampered(db.display().to_string()).into()),
+                AuditOutcome::Incomplete => anyhow::bail!("could not check the audit trail of {} completely", db.display()),
             }
         }
         Command::Decode { format, file, layer, topic, mapping, received, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), received, json),

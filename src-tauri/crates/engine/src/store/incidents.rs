@@ -1,6 +1,6 @@
 //! The incident side of the store: the correlator's current incidents per run, and the
 //! operators' records (lifecycle transitions, manual decisions, SOP ticks; sign-ins are in `roster`) with the
-//! hash-chained audit trail.
+//! audit trail (`store/audit.rs`).
 //!
 //! Incidents are rewritten in group commits like the observation log. Every operator action is
 //! its own transaction, committed with `synchronous=FULL`: an acknowledged alarm must survive a
@@ -8,7 +8,7 @@
 
 use cityops_core::correlate::Incident;
 use cityops_core::model::{Millis, Severity};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -33,6 +33,10 @@ pub struct AuditEntry {
     pub detail: String,
     pub prev_hash: String,
     pub hash: String,
+    /// How it is sealed: `hmac-sha256` (keyed, see `store/audit.rs`) or `sha256` (before the key).
+    pub scheme: String,
+    /// The row it vouches for (table, key, digest of the vouched fields) as JSON, if any.
+    pub vouches: Option<String>,
 }
 
 /// What an operator action appends to the audit trail (the store adds sequence and hashes).
@@ -142,52 +146,6 @@ pub fn audit_hash(e: &AuditEntry) -> String {
 }
 
 impl Store {
-    /// Runs one operator action in its own transaction with `synchronous=FULL`, then goes back
-    /// to the group-commit setting. The transaction takes the write lock before it reads
-    /// (`BEGIN IMMEDIATE`), so connections that append to the audit chain at the same time (the
-    /// engine's and the outbox senders') queue instead of forking the chain.
-    pub(super) fn durably<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        if !self.full {
-            self.conn.pragma_update(None, "synchronous", "FULL")?;
-        }
-        let result = (|| {
-            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })();
-        if !self.full {
-            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        }
-        result
-    }
-
-    pub(super) fn append_audit(tx: &Transaction<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
-        let last: Option<(i64, String)> =
-            tx.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-        let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
-        let mut e = AuditEntry {
-            seq,
-            run: r.run,
-            wall_ms: r.wall_ms,
-            scenario_ms: r.scenario_ms,
-            operator: r.operator.to_owned(),
-            role: r.role.to_owned(),
-            action: r.action.to_owned(),
-            subject: r.subject.to_owned(),
-            detail: r.detail.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        e.hash = audit_hash(&e);
-        tx.prepare_cached(
-            "INSERT INTO audit (seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash, e.hash])?;
-        Ok(e)
-    }
-
     /// Updates the stored view of a run's incidents in one transaction (a group commit, like the
     /// observation log): everything is replaced when `reset`; otherwise each given incident's
     /// row, the member rows it names, and no rows past its member count.
@@ -342,44 +300,6 @@ impl Store {
         let mut stmt = self.conn.prepare_cached("SELECT incident, step, ticked, operator FROM sop_ticks WHERE run = ?1 ORDER BY id")?;
         let rows = stmt.query_map([run], |r| Ok(SopTickRow { incident: r.get(0)?, step: r.get(1)?, ticked: r.get(2)?, operator: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The whole audit trail, oldest first.
-    pub fn audit_trail(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev_hash, hash FROM audit ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AuditEntry {
-                seq: r.get(0)?,
-                run: r.get(1)?,
-                wall_ms: r.get(2)?,
-                scenario_ms: r.get(3)?,
-                operator: r.get(4)?,
-                role: r.get(5)?,
-                action: r.get(6)?,
-                subject: r.get(7)?,
-                detail: r.get(8)?,
-                prev_hash: r.get(9)?,
-                hash: r.get(10)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Checks the audit chain: every entry's hash matches its fields and the previous hash, and
-    /// sequence numbers have no gaps. Returns the number of entries, or the first broken one.
-    pub fn verify_audit(&self) -> Result<Result<u64, i64>, StoreError> {
-        let mut prev = GENESIS.to_owned();
-        let mut n = 0;
-        for e in self.audit_trail()? {
-            n += 1;
-            if e.seq != n as i64 || e.prev_hash != prev || audit_hash(&e) != e.hash {
-                return Ok(Err(e.seq));
-            }
-            prev = e.hash;
-        }
-        Ok(Ok(n))
     }
 
     /// A run's stored incidents with their members, most severe first, then oldest first.

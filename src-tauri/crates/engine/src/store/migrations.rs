@@ -5,7 +5,7 @@ use rusqlite::Connection;
 
 use super::StoreError;
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: runs, the observation log and its three indexes, the quarantine.
     "CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -210,6 +210,20 @@ const MIGRATIONS: &[&str] = &[
     // iterated SHA-256, rehashed at its next good sign-in.
     "ALTER TABLE operators ADD COLUMN failed_pins INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE operators ADD COLUMN locked_until_ms INTEGER;",
+    // 7: the audit trail's key and anchor (`store/audit.rs`). `meta` holds the database's
+    // random id, which names its anchor file outside the database (a copy of the database finds
+    // the same anchor) and is sealed into every keyed entry. `audit.scheme` says how an entry is
+    // sealed: 'sha256' for the entries written before (plain SHA-256), 'hmac-sha256' under the
+    // key; `audit.vouches` names the row an entry vouches for and the digest of its fields.
+    "CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (name, value) VALUES ('database_id', lower(hex(randomblob(16))));
+    CREATE TRIGGER meta_id_no_update BEFORE UPDATE ON meta WHEN old.name = 'database_id' BEGIN SELECT RAISE(ABORT, 'the database id never changes'); END;
+    CREATE TRIGGER meta_id_no_delete BEFORE DELETE ON meta WHEN old.name = 'database_id' BEGIN SELECT RAISE(ABORT, 'the database id never changes'); END;
+    ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256';
+    ALTER TABLE audit ADD COLUMN vouches TEXT;",
 ];
 
 /// The schema version this build writes.

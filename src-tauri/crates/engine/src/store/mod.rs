@@ -8,6 +8,7 @@
 //! grid cell ("this area, this time window"); there is no R*Tree on the log because its insert
 //! cost is about ten times a B-tree's (see `../shared/brief/performance.md`).
 
+mod audit;
 mod exercise;
 mod incidents;
 mod migrations;
@@ -16,8 +17,12 @@ mod quarantine;
 mod report;
 mod roster;
 
+pub use audit::{
+    advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome, AuditProblem, AuditReport, AuditTx, EntryFault, ANCHOR_DIR,
+    KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
+};
 pub use exercise::InjectRow;
-pub use incidents::{AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember, TransitionRow};
+pub use incidents::{audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember, TransitionRow, GENESIS};
 pub use roster::{role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
 
 use std::path::Path;
@@ -54,6 +59,9 @@ pub enum StoreError {
         /// Why, as the OS or SQLite said it.
         reason: String,
     },
+    /// The audit key or an anchor could not be read or written.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The database was written by a newer cityops.
     #[error("database schema version {found} is newer than this build's {supported}")]
     TooNew {
@@ -143,6 +151,8 @@ pub struct Store {
     conn: Connection,
     /// Opened with `open_durable`: every commit is already `synchronous=FULL`.
     full: bool,
+    /// Where the audit key and anchors are (`store/audit.rs`).
+    audit: audit::AuditSetup,
 }
 
 /// SQLite's page cache per connection, KiB (its default is 2 MiB).
@@ -187,7 +197,7 @@ impl Store {
         let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Some(Store { conn, full: false }))
+        Ok(Some(Store { conn, full: false, audit: Default::default() }))
     }
 
     /// Opens an existing database for reading only, without migrating it or creating anything
@@ -226,7 +236,7 @@ impl Store {
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew { found: version, supported: SCHEMA_VERSION });
         }
-        Ok(Store { conn, full: false })
+        Ok(Store { conn, full: false, audit: Default::default() })
     }
 
     /// A private in-memory database, for tests and benchmarks.
@@ -242,7 +252,7 @@ impl Store {
         rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
-        Ok(Store { conn, full: false })
+        Ok(Store { conn, full: false, audit: Default::default() })
     }
 
     /// The database file (empty for an in-memory store).

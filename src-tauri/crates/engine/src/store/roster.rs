@@ -16,7 +16,7 @@ use cityops_core::model::Millis;
 use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
-use super::{AuditRecord, Store, StoreError};
+use super::{AuditRecord, AuditTx, Store, StoreError};
 
 /// Wrong PINs in a row that lock a name.
 pub const MAX_WRONG_PINS: u32 = 5;
@@ -102,7 +102,7 @@ fn read(tx: &Transaction<'_>, name: &str) -> Result<Option<Row>, StoreError> {
         .optional()?)
 }
 
-fn audit(tx: &Transaction<'_>, wall_ms: Millis, operator: &str, role: &str, action: &str, subject: &str, detail: String) -> Result<(), StoreError> {
+fn audit(tx: &AuditTx<'_>, wall_ms: Millis, operator: &str, role: &str, action: &str, subject: &str, detail: String) -> Result<(), StoreError> {
     let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator, role, action, subject, detail };
     Store::append_audit(tx, &record)?;
     Ok(())

@@ -1,7 +1,7 @@
-//! The audit trail against someone who holds the database file but not the audit key:
-//! deleting the newest entries and recomputing the chain make `cityops audit verify` exit 3
-//! and say what; a mistyped path and a missing key exit 1; a read-only evidence copy verifies
-//! intact.
+//! The audit trail against someone who holds the database file but not the audit key: every
+//! way of rewriting history the issue lists (deleting the newest entries, recomputing the
+//! chain, editing the rows the trail vouches for) makes `cityops audit verify` exit 3 and say
+//! what; a mistyped path and a missing key exit 1; a read-only evidence copy verifies intact.
 //!
 //! Databases are made by the real CLI (`cityops dispatch --no-send`) and by the store's own
 //! API, with the key and anchors in a temporary config directory, so nothing here needs a peer
@@ -246,6 +246,9 @@ fn an_untouched_trail_is_intact_keyed_and_anchored() {
     let n = head(&s.db);
     assert!(text.starts_with(&format!("audit trail intact: {n} entries")), "{text}");
     assert!(text.contains(&format!("anchored at entry {n} (")), "{text}");
+    // The four actions and the operator the command line signed in.
+    assert_eq!((rows(&s.db, "actions"), rows(&s.db, "operators")), (4, 1));
+    assert!(text.contains("5 rows cross-checked"), "{text}");
     let key = s.config.join("audit.key");
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is for its owner only");
 }
@@ -327,6 +330,85 @@ fn downgrading_the_chain_to_unkeyed_plain_sha256_is_detected_by_the_anchor() {
     let bad = verify(&s.db, &s.config);
     assert_exit(&bad, 3);
     assert!(stdout(&bad).contains("anchor"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_an_action_body_is_detected_and_named() {
+    let s = worked_site();
+    tamper(&s.db, "UPDATE actions SET body = replace(body, 'Feeder', 'Fake') WHERE id = 3;");
+    let bad = verify(&s.db, &s.config);
+    assert_exit(&bad, 3);
+    assert!(stdout(&bad).contains("actions row [3]"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_an_action_destination_is_detected_and_named() {
+    let s = worked_site();
+    tamper(&s.db, "UPDATE actions SET destination = 'POST http://203.0.113.9/requests.json' WHERE id = 1;");
+    let bad = verify(&s.db, &s.config);
+    assert_exit(&bad, 3);
+    assert!(stdout(&bad).contains("actions row [1]"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_a_transition_is_detected_and_named() {
+    let s = worked_site();
+    tamper(&s.db, "UPDATE incident_transitions SET operator = 'Mikko' WHERE id = 1;");
+    let bad = verify(&s.db, &s.config);
+    assert_exit(&bad, 3);
+    assert!(stdout(&bad).contains("incident_transitions row [1]"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_a_decision_is_detected_and_named() {
+    let s = worked_site();
+    tamper(&s.db, "UPDATE manual_decisions SET action = '{\"op\":\"merge\"}' WHERE id = 1;");
+    let bad = verify(&s.db, &s.config);
+    assert_exit(&bad, 3);
+    assert!(stdout(&bad).contains("manual_decisions row [1]"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_an_operator_pin_hash_is_detected_and_named() {
+    let s = worked_site();
+    // Mallory puts in the hash of a PIN she knows (any value will do for the check).
+    tamper(&s.db, "UPDATE operators SET pin_hash = lower(hex(randomblob(32))) WHERE name = 'Aino';");
+    let bad = verify(&s.db, &s.config);
+    assert_exit(&bad, 3);
+    assert!(stdout(&bad).contains("operators row [\"Aino\"]"), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_a_sop_tick_or_an_inject_is_detected_and_named() {
+    for (sql, named) in [
+        ("UPDATE sop_ticks SET ticked = 0 WHERE id = 1;", "sop_ticks row [1]"),
+        ("UPDATE injects SET line = replace(line, '63000', '1000') WHERE n = 1;", "injects row [1,1]"),
+    ] {
+        let s = worked_site();
+        tamper(&s.db, sql);
+        let bad = verify(&s.db, &s.config);
+        assert_exit(&bad, 3);
+        assert!(stdout(&bad).contains(named), "{sql}: {}", stdout(&bad));
+    }
+}
+
+#[test]
+fn a_row_added_or_removed_behind_the_trails_back_is_detected() {
+    for (sql, named) in [
+        (
+            "INSERT INTO incident_transitions (run, incident, from_status, to_status, operator, role, wall_ms, scenario_ms) \
+             VALUES (1, 'inc-1', 'acknowledged', 'closed', 'Aino', 'supervisor', 9000, 90000);",
+            "incident_transitions row [2]",
+        ),
+        ("INSERT INTO operators (name, role, created_wall_ms) VALUES ('mallory', 'supervisor', 1);", "operators row [\"mallory\"]"),
+        ("DELETE FROM manual_decisions WHERE id = 1;", "manual_decisions row [1]"),
+    ] {
+        let s = worked_site();
+        tamper(&s.db, sql);
+        let bad = verify(&s.db, &s.config);
+        assert_exit(&bad, 3);
+        assert!(stdout(&bad).contains(named), "{sql}: {}", stdout(&bad));
+    }
 }
 
 #[test]

@@ -30,11 +30,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Checks the audit trail: every entry's MAC under the audit key, and the head against its
-    /// anchor outside the database. Opens the database read-only (a read-only evidence copy
-    /// works) and never creates a file. Exits 0 when intact, 3 when it finds tampering
-    /// (printing which entries, or which newest entries were deleted), 1 when it could not
-    /// check (no such database, no key, no anchor).
+    /// Checks the audit trail: every entry's MAC under the audit key, the head against its
+    /// anchor outside the database, and every row the trail vouches for. Opens the database
+    /// read-only (a read-only evidence copy works) and never creates a file. Exits 0 when
+    /// intact, 3 when it finds tampering (printing which entry, table and row, or which newest
+    /// entries were deleted), 1 when it could not check (no such database, no key, no anchor).
     Verify {
         #[arg(long)]
         db: PathBuf,

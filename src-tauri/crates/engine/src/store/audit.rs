@@ -1,5 +1,5 @@
-//! The audit trail: a chain of entries sealed with a key kept outside the database, and its
-//! head anchored outside the database.
+//! The audit trail: a chain of entries sealed with a key kept outside the database, a head
+//! anchored outside the database, and entries that vouch for the rows operators' actions wrote.
 //!
 //! Whoever holds only the database file can drop the triggers and change anything in it. Each
 //! entry is sealed with HMAC-SHA256 under a key they do not have ([`KEY_FILE`] in the config
@@ -8,7 +8,9 @@
 //! (sequence and seal) is written to an anchor file in the same directory, named by the
 //! database's id (so an evidence copy of the database finds its anchor): deleting the newest
 //! entries leaves the anchor above the head, and rewriting the chain, keyed or with the plain
-//! SHA-256 used before, changes the entry the anchor names.
+//! SHA-256 used before, changes the entry the anchor names. The entry of an audited write also
+//! carries a digest of the row it wrote ([`Vouch`]), so editing an action's bytes, a transition,
+//! a decision, a SOP tick, an inject or an operator's PIN hash is found by recomputing it.
 //!
 //! Entries written before the key existed are plain SHA-256 (`scheme` 'sha256', see
 //! [`super::incidents::audit_hash`]); they still verify, and a trail of only such entries is
@@ -18,6 +20,7 @@
 //! crash between a commit and its anchor write).
 
 use std::cell::{Cell, OnceCell};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -26,12 +29,13 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use super::incidents::{audit_hash, AuditEntry, AuditRecord, GENESIS};
-use super::{Store, StoreError};
+use super::{RunId, Store, StoreError};
 
 /// The key's file in the config directory: 32 random bytes as hex, readable by its owner only.
 pub const KEY_FILE: &str = "audit.key";
@@ -44,6 +48,10 @@ pub const SCHEME_PLAIN: &str = "sha256";
 
 /// How entries are sealed now: HMAC-SHA256 under the audit key.
 pub const SCHEME_KEYED: &str = "hmac-sha256";
+
+/// What a row digest stands for when the row does not exist (a future removal, such as an
+/// operator taken off the roster, vouches for the row's absence).
+const ABSENT: &str = "absent";
 
 /// Problems past this many are counted, not listed, by the report's text.
 const LISTED_PROBLEMS: usize = 50;
@@ -304,6 +312,159 @@ pub fn advance_anchor(dir: &Path, anchor: &Anchor) -> Result<bool, AuditError> {
     Ok(true)
 }
 
+/// A table whose rows the audit trail vouches for: the columns that identify a row and the
+/// ones an audited write fixes. Columns that change on their own later (an action's status,
+/// attempts, reference) are left out. A column added to one of these tables that an audited
+/// write sets belongs in `columns`.
+#[derive(Debug)]
+struct VouchedTable {
+    name: &'static str,
+    key: &'static [&'static str],
+    columns: &'static [&'static str],
+    /// Keys only grow (ids, run and number), so a row newer than a vouched one must be vouched
+    /// too, also in a database that has older, unkeyed rows.
+    ordered: bool,
+}
+
+const ACTIONS: VouchedTable = VouchedTable {
+    name: "actions",
+    key: &["id"],
+    columns: &[
+        "key", "run", "incident", "backend", "kind", "summary", "destination", "headers", "body", "device", "exercise", "operator", "role", "created_wall_ms",
+        "scenario_ms",
+    ],
+    ordered: true,
+};
+const TRANSITIONS: VouchedTable = VouchedTable {
+    name: "incident_transitions",
+    key: &["id"],
+    columns: &["run", "incident", "from_status", "to_status", "operator", "role", "wall_ms", "scenario_ms"],
+    ordered: true,
+};
+const DECISIONS: VouchedTable =
+    VouchedTable { name: "manual_decisions", key: &["id"], columns: &["run", "position_ms", "operator", "at_ms", "wall_ms", "action"], ordered: true };
+const SOP_TICKS: VouchedTable =
+    VouchedTable { name: "sop_ticks", key: &["id"], columns: &["run", "incident", "step", "ticked", "operator", "wall_ms"], ordered: true };
+const INJECTS: VouchedTable = VouchedTable {
+    name: "injects",
+    key: &["run", "n"],
+    columns: &["inject", "scenario_ms", "trainer", "entity", "title", "line", "wall_ms"],
+    ordered: true,
+};
+const OPERATORS: VouchedTable =
+    VouchedTable { name: "operators", key: &["name"], columns: &["role", "pin_salt", "pin_hash", "created_wall_ms"], ordered: false };
+
+const VOUCHED: [&VouchedTable; 6] = [&ACTIONS, &TRANSITIONS, &DECISIONS, &SOP_TICKS, &INJECTS, &OPERATORS];
+
+/// One value of a row's key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeyPart {
+    /// An id or number.
+    Int(i64),
+    /// A name.
+    Text(String),
+}
+
+impl rusqlite::ToSql for KeyPart {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            KeyPart::Int(i) => i.to_sql(),
+            KeyPart::Text(s) => s.to_sql(),
+        }
+    }
+}
+
+/// The row an audited write wrote, which its entry vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vouch<'a> {
+    /// An action, by id.
+    Action(i64),
+    /// A lifecycle transition, by id.
+    Transition(i64),
+    /// A manual decision, by id.
+    Decision(i64),
+    /// A SOP tick, by id.
+    SopTick(i64),
+    /// A trainer's inject, by run and number.
+    Inject(RunId, u64),
+    /// An operator, by name.
+    Operator(&'a str),
+}
+
+impl Vouch<'_> {
+    fn table(&self) -> &'static VouchedTable {
+        match self {
+            Vouch::Action(_) => &ACTIONS,
+            Vouch::Transition(_) => &TRANSITIONS,
+            Vouch::Decision(_) => &DECISIONS,
+            Vouch::SopTick(_) => &SOP_TICKS,
+            Vouch::Inject(..) => &INJECTS,
+            Vouch::Operator(_) => &OPERATORS,
+        }
+    }
+
+    fn key(&self) -> Vec<KeyPart> {
+        match *self {
+            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) => vec![KeyPart::Int(id)],
+            Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],
+            Vouch::Operator(name) => vec![KeyPart::Text(name.to_owned())],
+        }
+    }
+}
+
+/// What an entry's `vouches` column holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Vouched {
+    table: String,
+    key: Vec<KeyPart>,
+    sha256: String,
+}
+
+/// SHA-256 of a row's vouched fields: the table's name, then each key and vouched column's
+/// name and value, every value tagged with its SQLite type and every string and blob with its
+/// length, so no two different rows give the same bytes. `None` when the row does not exist.
+fn row_digest(conn: &Connection, table: &VouchedTable, key: &[KeyPart]) -> Result<Option<String>, StoreError> {
+    if key.len() != table.key.len() {
+        return Ok(None);
+    }
+    let wanted: Vec<&str> = table.key.iter().chain(table.columns).copied().collect();
+    let filter: Vec<String> = table.key.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect();
+    let sql = format!("SELECT {} FROM {} WHERE {}", wanted.join(", "), table.name, filter.join(" AND "));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let digest = stmt
+        .query_row(rusqlite::params_from_iter(key), |row| {
+            let mut h = Sha256::new();
+            feed(&mut h, ValueRef::Text(table.name.as_bytes()));
+            for (i, column) in wanted.iter().enumerate() {
+                feed(&mut h, ValueRef::Text(column.as_bytes()));
+                feed(&mut h, row.get_ref(i)?);
+            }
+            Ok(hex::encode(h.finalize()))
+        })
+        .optional()?;
+    Ok(digest)
+}
+
+fn feed(h: &mut Sha256, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => h.update([0]),
+        ValueRef::Integer(i) => {
+            h.update([1]);
+            h.update(i.to_be_bytes());
+        }
+        ValueRef::Real(f) => {
+            h.update([2]);
+            h.update(f.to_bits().to_be_bytes());
+        }
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            h.update([if matches!(v, ValueRef::Text(_)) { 3 } else { 4 }]);
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+    }
+}
+
 /// Where a store finds its audit key and anchors, and the key and database id once read.
 #[derive(Default)]
 pub(super) struct AuditSetup {
@@ -431,10 +592,22 @@ impl Store {
 
     /// Appends an entry to the audit chain, sealed with the audit key.
     pub(super) fn append_audit(tx: &AuditTx<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
-        Store::append_sealed(tx, r)
+        Store::append_sealed(tx, r, None)
     }
 
-    fn append_sealed(tx: &AuditTx<'_>, r: &AuditRecord<'_>) -> Result<AuditEntry, StoreError> {
+    /// Appends an entry that vouches for the row `vouch` names, as the transaction left it.
+    pub(super) fn append_audit_vouching(tx: &AuditTx<'_>, r: &AuditRecord<'_>, vouch: Vouch<'_>) -> Result<AuditEntry, StoreError> {
+        Store::append_sealed(tx, r, Some(vouch))
+    }
+
+    /// Appends the entry of a change to operator `name` (created, its role or PIN changed,
+    /// removed), vouching for the operator's row as the transaction left it. Every write to
+    /// `operators` goes through here, so verify can tell an edited PIN hash from a real change.
+    pub(super) fn append_audit_for_operator(tx: &AuditTx<'_>, r: &AuditRecord<'_>, name: &str) -> Result<AuditEntry, StoreError> {
+        Store::append_sealed(tx, r, Some(Vouch::Operator(name)))
+    }
+
+    fn append_sealed(tx: &AuditTx<'_>, r: &AuditRecord<'_>, vouch: Option<Vouch<'_>>) -> Result<AuditEntry, StoreError> {
         let store = tx.store;
         let key = store.audit.sealing_key(store.path().is_empty())?;
         let database = match store.audit.database.get() {
@@ -448,6 +621,14 @@ impl Store {
         let last: Option<(i64, String)> =
             tx.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+        let vouches = match vouch {
+            None => None,
+            Some(v) => {
+                let (table, key) = (v.table(), v.key());
+                let sha256 = row_digest(tx, table, &key)?.unwrap_or_else(|| ABSENT.to_owned());
+                Some(serde_json::to_string(&Vouched { table: table.name.to_owned(), key, sha256 }).expect("a vouch serializes"))
+            }
+        };
         let mut e = AuditEntry {
             seq,
             run: r.run,
@@ -461,7 +642,7 @@ impl Store {
             prev_hash,
             hash: String::new(),
             scheme: SCHEME_KEYED.to_owned(),
-            vouches: None,
+            vouches,
         };
         e.hash = key.seal(&keyed_canonical(&database, &e));
         tx.prepare_cached(
@@ -504,8 +685,8 @@ impl Store {
     }
 
     /// Checks the audit trail as far as it can: every entry's seal against its fields and the
-    /// entry before it, and the anchor outside the database against the head. Reads only;
-    /// never creates a key or an anchor.
+    /// entry before it, the anchor outside the database against the head, and every row the
+    /// trail vouches for against its digest. Reads only; never creates a key or an anchor.
     pub fn check_audit(&self) -> Result<AuditReport, StoreError> {
         let trail = self.audit_trail()?;
         let database = self.database_id()?;
@@ -516,6 +697,8 @@ impl Store {
             keyed,
             database_id: database.clone(),
             anchor: AnchorCheck::NotApplicable,
+            rows_checked: 0,
+            rows_unvouched: 0,
             problems: Vec::new(),
             incomplete: Vec::new(),
         };
@@ -541,6 +724,9 @@ impl Store {
         check_chain(&trail, key.zip(database.as_deref()), &mut report.problems);
         if !in_memory {
             self.check_anchor(&trail, database.as_deref(), &mut report);
+        }
+        if self.has_column("audit", "vouches")? {
+            self.check_rows(&trail, &mut report)?;
         }
         Ok(report)
     }
@@ -575,7 +761,70 @@ impl Store {
         }
     }
 
-    /// Checks the chain with this store's key and anchors: the number of entries,
+    fn check_rows(&self, trail: &[AuditEntry], report: &mut AuditReport) -> Result<(), StoreError> {
+        // The latest keyed entry per row wins: an operator's row changes with each sign-in.
+        let mut vouched: BTreeMap<(&'static str, Vec<KeyPart>), (i64, String)> = BTreeMap::new();
+        for e in trail.iter().filter(|e| e.scheme == SCHEME_KEYED) {
+            let Some(text) = &e.vouches else { continue };
+            match serde_json::from_str::<Vouched>(text) {
+                Ok(v) => match VOUCHED.iter().find(|t| t.name == v.table) {
+                    Some(t) => {
+                        vouched.insert((t.name, v.key), (e.seq, v.sha256));
+                    }
+                    None => report.problems.push(AuditProblem::Entry { seq: e.seq, fault: EntryFault::Vouch }),
+                },
+                Err(_) => report.problems.push(AuditProblem::Entry { seq: e.seq, fault: EntryFault::Vouch }),
+            }
+        }
+        for ((name, key), (seq, digest)) in &vouched {
+            let table = VOUCHED.iter().find(|t| t.name == *name).expect("only known tables are collected");
+            let now = if self.has_table(name)? { row_digest(&self.conn, table, key)? } else { None };
+            let shown = serde_json::to_string(key).expect("a key serializes");
+            match now {
+                Some(d) if d == *digest => report.rows_checked += 1,
+                None if digest == ABSENT => report.rows_checked += 1,
+                Some(_) => report.problems.push(AuditProblem::RowChanged { seq: *seq, table: name, key: shown }),
+                None => report.problems.push(AuditProblem::RowMissing { seq: *seq, table: name, key: shown }),
+            }
+        }
+        // Rows no entry vouches for: in a trail that was keyed from its first entry every row
+        // needs one; in an older database, rows older than the first vouched one of their table
+        // were written before and are only counted.
+        let born_keyed = trail.first().is_none_or(|e| e.scheme == SCHEME_KEYED);
+        for table in VOUCHED {
+            if !self.has_table(table.name)? {
+                continue;
+            }
+            let first_vouched = vouched.keys().filter(|(n, _)| *n == table.name).map(|(_, k)| k).min();
+            let sql = format!("SELECT {} FROM {} ORDER BY {}", table.key.join(", "), table.name, table.key.join(", "));
+            let mut stmt = self.conn.prepare(&sql)?;
+            let keys = stmt.query_map([], |row| {
+                (0..table.key.len())
+                    .map(|i| {
+                        Ok(match row.get_ref(i)? {
+                            ValueRef::Integer(n) => KeyPart::Int(n),
+                            other => KeyPart::Text(String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned()),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<KeyPart>>>()
+            })?;
+            for key in keys {
+                let key = key?;
+                if vouched.contains_key(&(table.name, key.clone())) {
+                    continue;
+                }
+                let newer = table.ordered && first_vouched.is_some_and(|first| key > *first);
+                if born_keyed || newer {
+                    report.problems.push(AuditProblem::RowUnvouched { table: table.name, key: serde_json::to_string(&key).expect("a key serializes") });
+                } else {
+                    report.rows_unvouched += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the chain and the rows with this store's key and anchors: the number of entries,
     /// or the first entry found wrong. Kept for callers that only need a yes or no; see
     /// [`Store::check_audit`] for what is wrong and whether the head is anchored.
     pub fn verify_audit(&self) -> Result<Result<u64, i64>, StoreError> {
@@ -629,6 +878,8 @@ pub enum EntryFault {
     UnkeyedAfterKeyed,
     /// A scheme this build does not know.
     Scheme,
+    /// Its `vouches` column is not a row this build knows.
+    Vouch,
 }
 
 /// One sign of tampering.
@@ -655,15 +906,40 @@ pub enum AuditProblem {
     },
     /// Keyed entries, but the database's id is gone (it is part of every keyed MAC).
     NoDatabaseId,
+    /// A row differs from what its entry vouched for.
+    RowChanged {
+        /// The entry that vouched for it last.
+        seq: i64,
+        /// Its table.
+        table: &'static str,
+        /// Its key, as JSON.
+        key: String,
+    },
+    /// A row an entry vouched for is gone.
+    RowMissing {
+        /// The entry that vouched for it last.
+        seq: i64,
+        /// Its table.
+        table: &'static str,
+        /// Its key, as JSON.
+        key: String,
+    },
+    /// A row no entry vouches for, where every row has one.
+    RowUnvouched {
+        /// Its table.
+        table: &'static str,
+        /// Its key, as JSON.
+        key: String,
+    },
 }
 
 impl AuditProblem {
     /// The entry it points at, if it points at one.
     pub fn seq(&self) -> Option<i64> {
         match self {
-            AuditProblem::Entry { seq, .. } | AuditProblem::AnchorMismatch { seq } => Some(*seq),
+            AuditProblem::Entry { seq, .. } | AuditProblem::AnchorMismatch { seq } | AuditProblem::RowChanged { seq, .. } | AuditProblem::RowMissing { seq, .. } => Some(*seq),
             AuditProblem::Deleted { from, .. } => Some(*from),
-            AuditProblem::NoDatabaseId => None,
+            AuditProblem::NoDatabaseId | AuditProblem::RowUnvouched { .. } => None,
         }
     }
 }
@@ -678,6 +954,7 @@ impl fmt::Display for AuditProblem {
                 EntryFault::Mac => write!(f, "entry {seq}: its MAC does not match its fields and the entry before it (changed, or sealed without the key)"),
                 EntryFault::UnkeyedAfterKeyed => write!(f, "entry {seq}: it is plain SHA-256 after keyed entries, which nothing writes"),
                 EntryFault::Scheme => write!(f, "entry {seq}: its scheme is unknown"),
+                EntryFault::Vouch => write!(f, "entry {seq}: the row it vouches for is unreadable"),
             },
             AuditProblem::Deleted { from, to } if from == to => {
                 write!(f, "entry {to} is missing: the anchor outside the database names it, the database ends before it (the newest entry was deleted)")
@@ -687,6 +964,9 @@ impl fmt::Display for AuditProblem {
             }
             AuditProblem::AnchorMismatch { seq } => write!(f, "entry {seq}: it is not the entry the anchor outside the database names (the chain was rewritten)"),
             AuditProblem::NoDatabaseId => write!(f, "the database's id is gone, and every keyed entry is sealed with it"),
+            AuditProblem::RowChanged { seq, table, key } => write!(f, "{table} row {key}: changed since entry {seq} vouched for it"),
+            AuditProblem::RowMissing { seq, table, key } => write!(f, "{table} row {key}: deleted, although entry {seq} vouched for it"),
+            AuditProblem::RowUnvouched { table, key } => write!(f, "{table} row {key}: no audit entry vouches for it (added behind the trail's back)"),
         }
     }
 }
@@ -726,6 +1006,10 @@ pub struct AuditReport {
     pub database_id: Option<String>,
     /// The head against the anchor.
     pub anchor: AnchorCheck,
+    /// Rows whose digest matched the entry that vouched for them.
+    pub rows_checked: u64,
+    /// Rows written before keyed audit, which no entry vouches for.
+    pub rows_unvouched: u64,
     /// Every sign of tampering found.
     pub problems: Vec<AuditProblem>,
     /// Why parts of the check could not be done (no key, no anchor).
@@ -755,7 +1039,7 @@ impl AuditReport {
         }
     }
 
-    /// The first entry found wrong (a problem that names no entry counts as one past the newest).
+    /// The first entry found wrong (a row without any entry counts as one past the newest).
     pub fn first_wrong_entry(&self) -> Option<i64> {
         self.problems.iter().map(|p| p.seq().unwrap_or(self.entries as i64 + 1)).min()
     }
@@ -785,6 +1069,14 @@ impl fmt::Display for AuditReport {
             AnchorCheck::Unkeyed => write!(f, "; not anchored")?,
             AnchorCheck::Missing { path } => write!(f, "; no anchor at {}", path.display())?,
             AnchorCheck::NotApplicable => {}
+        }
+        if self.keyed > 0 {
+            write!(f, "; {} rows cross-checked", self.rows_checked)?;
+            if self.rows_unvouched > 0 {
+                write!(f, ", {} older rows not", self.rows_unvouched)?;
+            }
+        } else if n > 0 {
+            write!(f, "; rows not cross-checked")?;
         }
         for why in &self.incomplete {
             write!(f, "\n  not checked: {why}")?;
@@ -933,6 +1225,7 @@ mod tests {
         assert_eq!(report.outcome(), AuditOutcome::Intact, "{report}");
         assert_eq!((report.entries, report.keyed), (4, 1));
         assert!(matches!(report.anchor, AnchorCheck::Matched { seq: 4, head: 4, .. }), "{report}");
+        assert_eq!((report.rows_checked, report.rows_unvouched), (1, 2), "Aino's row is vouched for, the others are older");
 
         // The older entries are still checked, and nothing may follow the keyed ones unkeyed.
         let conn = Connection::open(&db).unwrap();
@@ -971,9 +1264,9 @@ mod tests {
         assert_eq!(store.sign_in("Aino", "operator", Some("1357"), 2).unwrap(), SignIn::Accepted);
         let report = store.check_audit().unwrap();
         assert_eq!(report.outcome(), AuditOutcome::Intact, "{report}");
-        assert_eq!((report.entries, report.keyed, &report.anchor), (2, 2, &AnchorCheck::NotApplicable));
-        store.conn.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET wall_ms = 3 WHERE seq = 2;").unwrap();
-        assert_eq!(store.verify_audit().unwrap(), Err(2), "the process's own key checks its entries");
+        assert_eq!((report.entries, report.keyed, report.rows_checked, &report.anchor), (2, 2, 1, &AnchorCheck::NotApplicable));
+        store.conn.execute("UPDATE operators SET role = 'trainer' WHERE name = 'Aino'", []).unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Err(2), "the latest sign-in vouched for the row");
     }
 
     #[test]

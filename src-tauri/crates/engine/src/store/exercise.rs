@@ -6,7 +6,7 @@ use cityops_core::model::Millis;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{AuditRecord, RunId, Store, StoreError};
+use super::{AuditRecord, RunId, Store, StoreError, Vouch};
 
 /// One trainer inject, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,7 +48,7 @@ impl Store {
                 subject: &row.entity,
                 detail: format!("{} ({})", row.title, row.inject),
             };
-            Store::append_audit(tx, &record)?;
+            Store::append_audit_vouching(tx, &record, Vouch::Inject(run, row.n))?;
             Ok(())
         })
     }

@@ -12,7 +12,7 @@ use rusqlite::params;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{RunId, Store, StoreError};
+use super::{RunId, Store, StoreError, Vouch};
 use crate::dto::AreaDto;
 
 /// The `prev_hash` of the first audit entry.
@@ -241,9 +241,10 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![run, t.incident, t.from, t.to, t.operator, t.role, t.wall_ms, t.scenario_ms],
             )?;
+            let id = tx.last_insert_rowid();
             let detail = format!("{} -> {}", t.from, t.to);
             let record = AuditRecord { run: Some(run), wall_ms: t.wall_ms, scenario_ms: Some(t.scenario_ms), operator: &t.operator, role: &t.role, action: "transition", subject: &t.incident, detail };
-            Store::append_audit(tx, &record)?;
+            Store::append_audit_vouching(tx, &record, Vouch::Transition(id))?;
             Ok(())
         })
     }
@@ -258,7 +259,7 @@ impl Store {
             )?;
             let id = tx.last_insert_rowid();
             let record = AuditRecord { run: Some(run), wall_ms, scenario_ms: Some(d.at_ms), operator: &d.operator, role, action: "decision", subject, detail: d.action.clone() };
-            Store::append_audit(tx, &record)?;
+            Store::append_audit_vouching(tx, &record, Vouch::Decision(id))?;
             Ok(id)
         })
     }
@@ -270,9 +271,10 @@ impl Store {
                 "INSERT INTO sop_ticks (run, incident, step, ticked, operator, wall_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![run, t.incident, t.step, t.ticked, t.operator, wall_ms],
             )?;
+            let id = tx.last_insert_rowid();
             let detail = format!("step {} {}", t.step + 1, if t.ticked { "ticked" } else { "unticked" });
             let record = AuditRecord { run: Some(run), wall_ms, scenario_ms: Some(scenario_ms), operator: &t.operator, role, action: "sop", subject: &t.incident, detail };
-            Store::append_audit(tx, &record)?;
+            Store::append_audit_vouching(tx, &record, Vouch::SopTick(id))?;
             Ok(())
         })
     }

@@ -18,8 +18,8 @@ mod report;
 mod roster;
 
 pub use audit::{
-    advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome, AuditProblem, AuditReport, AuditTx, EntryFault, ANCHOR_DIR,
-    KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
+    advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome, AuditProblem, AuditReport, AuditTx, EntryFault, KeyPart,
+    Vouch, ANCHOR_DIR, KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
 };
 pub use exercise::InjectRow;
 pub use incidents::{audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember, TransitionRow, GENESIS};

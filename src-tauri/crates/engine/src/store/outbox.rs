@@ -9,7 +9,7 @@ use cityops_core::dispatch::BackendKind;
 use cityops_core::model::Millis;
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{AuditRecord, RunId, Store, StoreError};
+use super::{AuditRecord, RunId, Store, StoreError, Vouch};
 use crate::dto::{ActionDto, ActionStatus, HeaderDto};
 
 /// An action as the operator confirmed it, about to be committed.
@@ -132,7 +132,7 @@ impl Store {
             let detail = serde_json::json!({ "key": a.key, "backend": a.backend, "summary": a.summary, "exercise": a.exercise }).to_string();
             let subject = a.incident.unwrap_or(a.key);
             let record = AuditRecord { run: a.run, wall_ms: a.wall_ms, scenario_ms: a.scenario_ms, operator: a.operator, role: a.role, action: "dispatch", subject, detail };
-            Store::append_audit(tx, &record)?;
+            Store::append_audit_vouching(tx, &record, Vouch::Action(id))?;
             Ok(id)
         })
     }

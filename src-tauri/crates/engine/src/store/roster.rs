@@ -102,9 +102,12 @@ fn read(tx: &Transaction<'_>, name: &str) -> Result<Option<Row>, StoreError> {
         .optional()?)
 }
 
+/// Audits a roster event about operator `subject`. The entry vouches for `subject`'s row as the
+/// transaction leaves it (or for its absence), so an edited role or PIN hash is found by
+/// `cityops audit verify`.
 fn audit(tx: &AuditTx<'_>, wall_ms: Millis, operator: &str, role: &str, action: &str, subject: &str, detail: String) -> Result<(), StoreError> {
     let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator, role, action, subject, detail };
-    Store::append_audit(tx, &record)?;
+    Store::append_audit_for_operator(tx, &record, subject)?;
     Ok(())
 }
 

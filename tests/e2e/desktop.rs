@@ -128,6 +128,15 @@ static ONE_WINDOW: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 async fn desktop_end_to_end() -> Result<()> {
     let _turn = ONE_WINDOW.lock().await;
     let tmp = tempfile_dir("replay")?;
+    // The database's first supervisor comes from the command line, as on a real site.
+    let cli = target_dir().join("debug/cityops");
+    ensure!(cli.exists(), "{} is missing: `cargo test` builds it", cli.display());
+    let added = std::process::Command::new(&cli)
+        .args(["roster", "add", "E2E Supervisor", "--role", "supervisor", "--pin-env", "CITYOPS_E2E_PIN", "--db"])
+        .arg(tmp.join("e2e.db"))
+        .env("CITYOPS_E2E_PIN", SUPERVISOR_PIN)
+        .output()?;
+    ensure!(added.status.success(), "cityops roster add: {}", String::from_utf8_lossy(&added.stderr));
     let env = [
         ("CITYOPS_DB", tmp.join("e2e.db")),
         ("CITYOPS_SCENARIO", repo().join("fixtures/scenarios/helsinki-storm")),
@@ -500,8 +509,76 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("after the end: {refused}");
+    roster(c).await?;
     let pwned = c.execute("return window.__pwned ?? null;", vec![]).await?;
     ensure!(pwned.is_null(), "feed text ran script at some point: {pwned}");
+    Ok(())
+}
+
+/// The PIN `cityops roster add` gave the database's first supervisor.
+const SUPERVISOR_PIN: &str = "2468";
+
+/// Sets a `<select>` by its test id, as a person picking an option would.
+async fn choose(c: &Client, testid: &str, value: &str) -> Result<()> {
+    c.execute(
+        r#"const [id, v] = arguments; const s = document.querySelector(`[data-testid=${id}]`);
+           s.value = v; s.dispatchEvent(new Event("change", { bubbles: true }));"#,
+        vec![json!(testid), json!(value)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// 13. Authority comes from the roster: typing "supervisor" at sign-in is refused; the
+///     supervisor the command line added signs in with the PIN and names a trainer in the app.
+async fn roster(c: &Client) -> Result<()> {
+    c.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
+    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("Mallory").await?;
+    choose(c, "sign-in-role", "supervisor").await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
+    let refused = wait_js(
+        c,
+        "the claimed role refused",
+        r#"const e = document.querySelector("[data-testid=error]");
+           return e && e.textContent.includes("not in the roster as supervisor") ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("claimed role: {refused}");
+    ensure!(c.find(Locator::Css("[data-testid=operator]")).await.is_err(), "Mallory got in");
+    let name = c.find(Locator::Css("[data-testid=sign-in-name]")).await?;
+    name.clear().await?;
+    name.send_keys("E2E Supervisor").await?;
+    c.find(Locator::Css("[data-testid=sign-in-pin]")).await?.send_keys(SUPERVISOR_PIN).await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
+    let who = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?.text().await?;
+    ensure!(who.contains("E2E Supervisor") && who.to_lowercase().contains("supervisor"), "signed in as {who:?}");
+    c.find(Locator::Css("[data-testid=roster-open]")).await?.click().await?;
+    wait_js(
+        c,
+        "the roster listing the supervisor",
+        r#"const l = document.querySelector("[data-testid=roster-list]"); return l && l.textContent.includes("E2E Supervisor");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    c.find(Locator::Css("[data-testid=roster-name]")).await?.send_keys("E2E Trainer").await?;
+    choose(c, "roster-role", "trainer").await?;
+    c.find(Locator::Css("[data-testid=roster-pin]")).await?.send_keys("1357").await?;
+    c.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
+    let done = wait_js(
+        c,
+        "the trainer named",
+        r#"const d = document.querySelector("[data-testid=roster-done]");
+           const l = document.querySelector("[data-testid=roster-list]");
+           return d && l && l.textContent.includes("E2E Trainer") ? d.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("roster: {done}");
+    std::fs::write(repo().join("assets/screenshot-roster.png"), c.screenshot().await?)?;
+    press(c, ESCAPE).await?;
+    wait_js(c, "the roster closed", r#"return !document.querySelector("[data-testid=roster-dialog]");"#, Duration::from_secs(10)).await?;
     Ok(())
 }
 

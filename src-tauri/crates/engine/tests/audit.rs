@@ -332,50 +332,39 @@ fn downgrading_the_chain_to_unkeyed_plain_sha256_is_detected_by_the_anchor() {
     assert!(stdout(&bad).contains("anchor"), "{}", stdout(&bad));
 }
 
-#[test]
-fn editing_an_action_body_is_detected_and_named() {
+/// Edits a worked site's database with `sql` and checks that verify exits 3 naming `named`.
+fn tampering_is_named(sql: &str, named: &str) {
     let s = worked_site();
-    tamper(&s.db, "UPDATE actions SET body = replace(body, 'Feeder', 'Fake') WHERE id = 3;");
+    tamper(&s.db, sql);
     let bad = verify(&s.db, &s.config);
     assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains("actions row [3]"), "{}", stdout(&bad));
+    assert!(stdout(&bad).contains(named), "{}", stdout(&bad));
+}
+
+#[test]
+fn editing_an_action_body_is_detected_and_named() {
+    tampering_is_named("UPDATE actions SET body = replace(body, 'Feeder', 'Fake') WHERE id = 3;", "actions row [3]");
 }
 
 #[test]
 fn editing_an_action_destination_is_detected_and_named() {
-    let s = worked_site();
-    tamper(&s.db, "UPDATE actions SET destination = 'POST http://203.0.113.9/requests.json' WHERE id = 1;");
-    let bad = verify(&s.db, &s.config);
-    assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains("actions row [1]"), "{}", stdout(&bad));
+    tampering_is_named("UPDATE actions SET destination = 'POST http://203.0.113.9/requests.json' WHERE id = 1;", "actions row [1]");
 }
 
 #[test]
 fn editing_a_transition_is_detected_and_named() {
-    let s = worked_site();
-    tamper(&s.db, "UPDATE incident_transitions SET operator = 'Mikko' WHERE id = 1;");
-    let bad = verify(&s.db, &s.config);
-    assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains("incident_transitions row [1]"), "{}", stdout(&bad));
+    tampering_is_named("UPDATE incident_transitions SET operator = 'Mikko' WHERE id = 1;", "incident_transitions row [1]");
 }
 
 #[test]
 fn editing_a_decision_is_detected_and_named() {
-    let s = worked_site();
-    tamper(&s.db, "UPDATE manual_decisions SET action = '{\"op\":\"merge\"}' WHERE id = 1;");
-    let bad = verify(&s.db, &s.config);
-    assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains("manual_decisions row [1]"), "{}", stdout(&bad));
+    tampering_is_named("UPDATE manual_decisions SET action = '{\"op\":\"merge\"}' WHERE id = 1;", "manual_decisions row [1]");
 }
 
 #[test]
 fn editing_an_operator_pin_hash_is_detected_and_named() {
-    let s = worked_site();
     // Mallory puts in the hash of a PIN she knows (any value will do for the check).
-    tamper(&s.db, "UPDATE operators SET pin_hash = lower(hex(randomblob(32))) WHERE name = 'Aino';");
-    let bad = verify(&s.db, &s.config);
-    assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains("operators row [\"Aino\"]"), "{}", stdout(&bad));
+    tampering_is_named("UPDATE operators SET pin_hash = lower(hex(randomblob(32))) WHERE name = 'Aino';", "operators row [\"Aino\"]");
 }
 
 #[test]

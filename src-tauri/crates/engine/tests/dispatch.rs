@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cityops_core::dispatch::Place;
-use cityops_core::model::GeoPoint;
 use cityops_engine::dto::{ActionDto, ActionParams, ActionPreviewDto, ActionRequestDto, ActionStatus, AlertSeverity, OperatorDto, OperatorRole};
 use cityops_engine::outbox::{config, Outbox};
 use cityops_engine::store::Store;
@@ -20,9 +18,6 @@ fn supervisor() -> OperatorDto {
     OperatorDto { name: "anna".into(), role: OperatorRole::Supervisor }
 }
 
-fn place() -> Place {
-    Place { point: GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
-}
 
 fn service_request(desc: &str) -> ActionParams {
     ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: desc.into() }
@@ -34,7 +29,7 @@ fn now_ms() -> i64 {
 
 fn commit(outbox: &mut Outbox, backend: &str, params: ActionParams) -> (ActionPreviewDto, ActionDto) {
     let req = ActionRequestDto { backend: backend.into(), incident: Some("inc-1".into()), at: None, params };
-    let preview = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
+    let preview = outbox.preview(req, &common::place(), &supervisor(), now_ms()).unwrap();
     if preview.confirmations >= 2 {
         outbox.arm(&preview.token, &supervisor()).unwrap();
     }
@@ -146,8 +141,8 @@ async fn webhook_and_cap_arrive_signed_byte_exact_and_the_alert_is_schema_valid(
     // A public alert is dangerous: one confirmation is not enough, and operators cannot send it.
     let req = ActionRequestDto { backend: "hub".into(), incident: None, at: None, params: alert.clone() };
     let operator = OperatorDto { name: "olli".into(), role: OperatorRole::Operator };
-    assert!(outbox.preview(req.clone(), &place(), &operator, now_ms()).is_err(), "operators cannot publish alerts");
-    let p = outbox.preview(req, &place(), &supervisor(), now_ms()).unwrap();
+    assert!(outbox.preview(req.clone(), &common::place(), &operator, now_ms()).is_err(), "operators cannot publish alerts");
+    let p = outbox.preview(req, &common::place(), &supervisor(), now_ms()).unwrap();
     assert_eq!(p.confirmations, 2);
     assert!(outbox.confirm(&p.token, &supervisor(), None).is_err(), "one confirmation is refused");
     assert_eq!(outbox.arm(&p.token, &supervisor()).unwrap(), 2);

@@ -321,36 +321,6 @@ topics = ["grid/+/status"]
     assert_eq!(headless::observation_set_hash(&store, summary.run).unwrap().1, 2);
 }
 
-/// An HTTP server answering by path, counting requests per path.
-async fn route_server(listener: std::net::TcpListener, routes: Vec<(String, Vec<u8>)>) -> (SocketAddr, Arc<Mutex<std::collections::HashMap<String, usize>>>) {
-    listener.set_nonblocking(true).unwrap();
-    let listener = TcpListener::from_std(listener).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
-            let (routes, counter) = (routes.clone(), counter.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let (status, body) = match routes.iter().find(|(p, _)| *p == path) {
-                    Some((_, b)) => ("200 OK", b.clone()),
-                    None => ("404 Not Found", b"no such alert".to_vec()),
-                };
-                let head = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-            });
-        }
-    });
-    (addr, hits)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_index_is_followed_once_per_alert() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/cap");
@@ -368,12 +338,10 @@ async fn a_cap_index_is_followed_once_per_alert() {
 <entry><id>m</id><title>Missing</title><link href="http://127.0.0.1:{port}/alerts/missing.xml"/></entry>
 </feed>"#
     );
-    let routes = vec![
-        ("/index.xml".to_owned(), index.into_bytes()),
-        ("/alerts/quake.xml".to_owned(), quake),
-        ("/alerts/storm.xml".to_owned(), storm),
-    ];
-    let (addr, hits) = route_server(listener, routes).await;
+    let routes = [("/index.xml", index.into_bytes()), ("/alerts/quake.xml", quake), ("/alerts/storm.xml", storm)];
+    let addr = listener.local_addr().unwrap();
+    let seen = origin_server(listener, routes.into_iter().map(|(path, body)| Route { path: path.into(), status: 200, location: None, body }).collect()).await;
+    let hits = |path: &str| seen.lock().unwrap().iter().filter(|(p, _)| p == path).count();
     let config = format!(
         r#"
 [[feeds]]
@@ -389,13 +357,11 @@ fallback_position = [24.9384, 60.1699]
 "#
     );
     let live = start(dir.path(), &config, "live.db", None).await;
-    live.until("three polls of the index", |_| hits.lock().unwrap().get("/index.xml").copied().unwrap_or(0) >= 3).await;
+    live.until("three polls of the index", |_| hits("/index.xml") >= 3).await;
     let summary = live.stop().await;
-    let hits = hits.lock().unwrap().clone();
-    assert_eq!(hits.get("/alerts/quake.xml"), Some(&1), "{hits:?}");
-    assert_eq!(hits.get("/alerts/storm.xml"), Some(&1), "{hits:?}");
+    assert_eq!((hits("/alerts/quake.xml"), hits("/alerts/storm.xml")), (1, 1), "each alert is fetched once");
     // A link that fails is tried again at every poll, and each failure is quarantined.
-    assert!(hits.get("/alerts/missing.xml").copied().unwrap_or(0) >= 3, "{hits:?}");
+    assert!(hits("/alerts/missing.xml") >= 3);
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let shown = store.picture_at(summary.run, i64::MAX).unwrap();
     let events: Vec<String> = shown.iter().filter_map(|o| o.fields.get("event").and_then(|e| e.as_str()).map(str::to_owned)).collect();

@@ -1,5 +1,7 @@
 //! Scenario-level tests of the engine: tapes through the real pipeline into a real SQLite file.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,24 +29,7 @@ fn line(t: &str, feed: &str, entity: &str, kind: &str, severity: &str, lon: f64)
 fn small_scenario(dir: &Path, extra: &[String]) {
     std::fs::write(
         dir.join("scenario.toml"),
-        r#"name = "small"
-map = "helsinki"
-start = "2026-11-26T21:00:00Z"
-end = "2026-11-26T21:10:00Z"
-view = [24.945, 60.17, 14]
-[[feeds]]
-id = "scada"
-layer = "utility"
-format = "geojson"
-[[feeds]]
-id = "signals"
-layer = "transport"
-format = "geojson"
-[[feeds]]
-id = "cameras"
-layer = "security"
-format = "geojson"
-"#,
+        common::small_manifest("small"),
     )
     .unwrap();
     let mut lines = vec![

@@ -3,6 +3,8 @@
 //! every other line replays. Both the real pipeline (`headless::replay_max`) and `cityops check`
 //! (the binary) are run on a scenario folder written here.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -25,24 +27,7 @@ fn good(time: &str, feed: &str, entity: &str) -> Vec<u8> {
 fn scenario_with_bad_bytes(dir: &Path) -> (BTreeSet<String>, Vec<(u64, &'static str)>) {
     std::fs::write(
         dir.join("scenario.toml"),
-        r#"name = "bad bytes"
-map = "helsinki"
-start = "2026-11-26T21:00:00Z"
-end = "2026-11-26T21:10:00Z"
-view = [24.945, 60.17, 14]
-[[feeds]]
-id = "scada"
-layer = "utility"
-format = "geojson"
-[[feeds]]
-id = "signals"
-layer = "transport"
-format = "geojson"
-[[feeds]]
-id = "cameras"
-layer = "security"
-format = "geojson"
-"#,
+        common::small_manifest("bad bytes"),
     )
     .unwrap();
     let oversized = format!(r#"{{"time":"2026-11-26T21:02:10Z","feed":"cameras","format":"geojson","body":"{}"}}"#, "x".repeat(MAX_BODY_BYTES + 1));

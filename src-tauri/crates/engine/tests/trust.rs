@@ -9,8 +9,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cityops_core::dispatch::Place;
-use cityops_core::model::GeoPoint;
 use cityops_engine::dto::{ActionDto, ActionParams, ActionRequestDto, ActionStatus, OperatorDto, OperatorRole};
 use cityops_engine::outbox::{config, Outbox};
 use cityops_engine::store::Store;
@@ -20,9 +18,6 @@ fn operator() -> OperatorDto {
     OperatorDto { name: "anna".into(), role: OperatorRole::Operator }
 }
 
-fn place() -> Place {
-    Place { point: GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
-}
 
 fn crew(description: &str) -> ActionParams {
     ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: description.into() }
@@ -39,7 +34,7 @@ fn open311(port: u16) -> Vec<config::BackendSpec> {
 
 fn commit(outbox: &mut Outbox, params: ActionParams) -> ActionDto {
     let req = ActionRequestDto { backend: "works".into(), incident: None, at: None, params };
-    let preview = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
+    let preview = outbox.preview(req, &common::place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
     // What the operator is shown never holds the key: it is added only when sending.
     assert!(preview.body.contains("api_key=********") && !format!("{preview:?}").contains("canary-api-key"), "{}", preview.body);
     outbox.confirm(&preview.token, &operator(), None).unwrap()
@@ -252,7 +247,7 @@ async fn the_engine_counts_the_second_confirmation_itself() {
         expires_minutes: 60,
     };
     let req = ActionRequestDto { backend: "hub".into(), incident: None, at: None, params };
-    let p = outbox.preview(req, &place(), &anna, chrono::Utc::now().timestamp_millis()).unwrap();
+    let p = outbox.preview(req, &common::place(), &anna, chrono::Utc::now().timestamp_millis()).unwrap();
     assert_eq!(p.confirmations, 2);
     let e = outbox.confirm(&p.token, &anna, None).unwrap_err();
     assert!(e.to_string().contains("confirm it once first"), "{e}");
@@ -281,7 +276,7 @@ async fn a_cot_tasking_goes_over_tls_with_a_client_certificate_and_is_only_sent(
     let task = || ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() };
     let commit_to = |outbox: &mut Outbox| {
         let req = ActionRequestDto { backend: "tak".into(), incident: None, at: None, params: task() };
-        let p = outbox.preview(req, &place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
+        let p = outbox.preview(req, &common::place(), &operator(), chrono::Utc::now().timestamp_millis()).unwrap();
         outbox.confirm(&p.token, &operator(), None).unwrap()
     };
 

@@ -18,6 +18,36 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
+/// The manifest of a small ten-minute scenario named `name` with three GeoJSON feeds (`scada`,
+/// `signals`, `cameras`), for tests that write their own tape.
+pub fn small_manifest(name: &str) -> String {
+    format!(
+        r#"name = "{name}"
+map = "helsinki"
+start = "2026-11-26T21:00:00Z"
+end = "2026-11-26T21:10:00Z"
+view = [24.945, 60.17, 14]
+[[feeds]]
+id = "scada"
+layer = "utility"
+format = "geojson"
+[[feeds]]
+id = "signals"
+layer = "transport"
+format = "geojson"
+[[feeds]]
+id = "cameras"
+layer = "security"
+format = "geojson"
+"#
+    )
+}
+
+/// Where a test action applies: a point in central Helsinki.
+pub fn place() -> cityops_core::dispatch::Place {
+    cityops_core::dispatch::Place { point: cityops_core::model::GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -5,8 +5,8 @@
 #
 # Each target starts from a seed corpus assembled here from real samples: the demo tape's
 # GeoJSON bodies and lines, the scenario manifest, the rules file, the small CoT, SensorThings
-# and MQTT samples in seeds/, and, when the shared data folder is beside the repository, the
-# CAP alerts and the MiWay GTFS-Realtime capture. The corpus grows in corpus/<target> (kept
+# and MQTT samples in seeds/, and the real CAP alerts and MiWay GTFS-Realtime capture of
+# fixtures/samples. The corpus grows in corpus/<target> (kept
 # between runs, not committed). A crash leaves its input in artifacts/<target>/ and fails the
 # run; a fixed finding is copied to regressions/<target>/, which `cargo test` replays
 # (src-tauri/crates/engine/tests/fuzz_regressions.rs).
@@ -16,7 +16,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-shared="$(cd "$repo/.." && pwd)/shared/data"
+samples="$repo/fixtures/samples"
 budget="${1:-20}"
 shift || true
 targets=("$@")
@@ -60,8 +60,8 @@ PY
         manifest) cp "$repo"/fixtures/scenarios/*/scenario.toml "$out/" 2>/dev/null || true
                   for f in "$repo"/fixtures/scenarios/*/scenario.toml; do cp "$f" "$out/$(basename "$(dirname "$f")").toml"; done ;;
         rules) cp "$repo/fixtures/rules/default.toml" "$out/" ;;
-        cap) [ -d "$shared/cap" ] && cp "$shared"/cap/*.xml "$out/" ;;
-        gtfs_rt) [ -d "$shared/gtfs-rt" ] && find "$shared/gtfs-rt" -name '*.pb' -size -64k -exec cp {} "$out/" \; ;;
+        cap) cp "$samples"/cap/*.xml "$out/" ;;
+        gtfs_rt) find "$samples/gtfs-rt" -name '*.pb' -size -64k -exec cp {} "$out/" \; ;;
         *) [ -d "$here/seeds/$t" ] && cp "$here/seeds/$t"/* "$out/" ;;
     esac
     # Findings fixed earlier stay in the corpus.

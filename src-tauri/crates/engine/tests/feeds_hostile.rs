@@ -5,7 +5,7 @@
 //! telemetry.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cityops_core::model::{GeoPoint, Layer};
 use cityops_engine::feeds::gtfs_rt::{GtfsRtAdapter, GtfsRtMapping};
@@ -15,11 +15,8 @@ use cityops_engine::feeds::{checked_decode, gtfs_rt, mqtt_json, sensorthings, Ad
 use proptest::prelude::*;
 
 fn miway(file: &str) -> Vec<u8> {
-    let dir = std::env::var_os("CITYOPS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data"));
-    let p = dir.join("gtfs-rt/miway").join(file);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: these tests read the shared sample data (../shared/data beside the repository, or $CITYOPS_SHARED_DATA)", p.display()))
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/samples/gtfs-rt/miway").join(file);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: the real MiWay capture is kept in fixtures/samples", p.display()))
 }
 
 const STA: &str = r#"{"value":[{"@iot.id":"o1","phenomenonTime":"2026-11-26T21:08:00+00:00","result":231.5,"resultTime":"2026-11-26T21:08:00+00:00",

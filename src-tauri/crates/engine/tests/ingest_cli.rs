@@ -13,7 +13,7 @@ use cityops_engine::store::Store;
 use serde_json::Value;
 
 mod common;
-use common::{free_port, repo};
+use common::free_port;
 
 
 
@@ -74,8 +74,7 @@ fn cot_event(uid: &str, lat: f64, lon: f64) -> String {
 
 #[test]
 fn ingest_runs_five_standards_at_once_and_reports_a_broker_restart() {
-    let data = repo().join("../shared/data");
-    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let data = common::samples();
     let dir = tempfile::tempdir().unwrap();
 
     let mqtt_port = free_port();

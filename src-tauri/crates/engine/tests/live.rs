@@ -323,8 +323,7 @@ topics = ["grid/+/status"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_index_is_followed_once_per_alert() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/cap");
-    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let data = common::samples().join("cap");
     let quake = std::fs::read(data.join("v1dot2_appendix_adot3.xml")).unwrap();
     let storm = std::fs::read(data.join("v1dot2_appendix_adot2.xml")).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -389,8 +388,7 @@ fn fresh_gtfs_rt(capture: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auto_drop_folder_reads_each_file_by_its_extension_and_refuses_unknown_ones() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data");
-    assert!(data.is_dir(), "the shared sample data folder {} is missing", data.display());
+    let data = common::samples();
     let quake = std::fs::read(data.join("cap/v1dot2_appendix_adot3.xml")).unwrap();
     let vehicles = fresh_gtfs_rt(&std::fs::read(data.join("gtfs-rt/miway/VehiclePositions.pb")).unwrap());
     let unit = r#"<?xml version="1.0" encoding="UTF-8"?><event version="2.0" uid="HEL-1" type="a-f-G-U-C" how="m-g" time="2026-11-26T19:10:00Z" start="2026-11-26T19:10:00Z" stale="2036-11-26T19:16:00Z"><point lat="60.172" lon="24.944" hae="1" ce="9" le="9"/><detail><contact callsign="HEL-1"/></detail></event>"#;

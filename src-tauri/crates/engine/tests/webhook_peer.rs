@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,10 +49,6 @@ fn records(dir: &Path, hook: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn shared_data() -> PathBuf {
-    std::env::var_os("CITYOPS_SHARED_DATA").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/data"))
 }
 
 #[test]
@@ -102,8 +98,8 @@ fn webhook_records_signed_deliveries_byte_exact_and_refuses_the_rest() {
 
     // The alert hub: a real CAP 1.2 alert (IPAWS, 450 KB with a signature and embedded
     // audio: larger than one command-line argument may be) is recorded byte for byte.
-    let cap_file = shared_data().join("cap/ipaws-5ea321f39fc226a7b44b6874.xml");
-    let cap = std::fs::read(&cap_file).unwrap_or_else(|e| panic!("{}: {e} (the shared sample data)", cap_file.display()));
+    let cap_file = common::samples().join("cap/ipaws-5ea321f39fc226a7b44b6874.xml");
+    let cap = std::fs::read(&cap_file).unwrap_or_else(|e| panic!("{}: {e} (fixtures/samples)", cap_file.display()));
     let cap_sig = signature(SECRET, &cap);
     let sent = post(port, "cap", "application/cap+xml", Some(&cap_sig), Some("alert-1"), &cap).unwrap();
     assert_eq!((sent.status, sent.body.as_slice()), (200, b"cap-000001".as_slice()), "{}", String::from_utf8_lossy(&sent.body));

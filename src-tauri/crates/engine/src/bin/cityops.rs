@@ -194,8 +194,8 @@ enum Command {
         /// Seconds each side runs per format.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
-        /// The shared sample data folder (real CAP and GTFS-RT captures).
-        #[arg(long, default_value = "../shared/data")]
+        /// The real sample payloads (CAP alerts and GTFS-RT captures; fixtures/samples).
+        #[arg(long, default_value = "fixtures/samples")]
         data: PathBuf,
         /// Only these formats (for example `cot`); all when none is given.
         #[arg(long = "format")]
@@ -897,7 +897,7 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::Decode
     // CAP: the real OASIS, IPAWS, NWS and NOAA alerts (CAP 1.0 examples are refused by design).
     let cap_dir = data.join("cap");
     let mut alerts: Vec<_> = std::fs::read_dir(&cap_dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (the shared sample data folder; see --data)", cap_dir.display()))?
+        .map_err(|e| anyhow::anyhow!("{}: {e} (the real samples folder; see --data)", cap_dir.display()))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("v1dot0")))

@@ -1,4 +1,4 @@
-//! CAP adapter tests: real alerts from ../shared/data/cap, cross-checked against Python's
+//! CAP adapter tests: real alerts from fixtures/samples/cap, cross-checked against Python's
 //! standard-library ElementTree, then updates and cancellations, indexes, hostile XML and
 //! random input.
 
@@ -15,15 +15,11 @@ fn ctx() -> MessageContext<'static> {
     MessageContext { feed: "alerts", layer: Layer::Alerts, seq: 3, received_ms: 1_700_000_000_000, topic: None }
 }
 
-/// The shared folder of real alerts. Its absence fails the test rather than passing silently:
-/// CI has it, and a green run must mean the real payloads were read.
+/// The real alerts kept in the repository. Their absence fails the test rather than passing
+/// silently: a green run must mean the real payloads were read.
 fn data_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/data/cap");
-    assert!(
-        dir.is_dir(),
-        "the real CAP alerts are missing: expected the shared data folder at {} (see ../shared/data/README.md)",
-        dir.display()
-    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/samples/cap");
+    assert!(dir.is_dir(), "the real CAP alerts are missing: expected them at {} (fixtures/samples/README.md)", dir.display());
     dir
 }
 

@@ -48,6 +48,11 @@ pub fn place() -> cityops_core::dispatch::Place {
     cityops_core::dispatch::Place { point: cityops_core::model::GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
 }
 
+/// The real sample payloads kept in the repository (`fixtures/samples/README.md`).
+pub fn samples() -> PathBuf {
+    repo().join("fixtures/samples")
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

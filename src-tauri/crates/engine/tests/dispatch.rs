@@ -37,19 +37,6 @@ fn commit(outbox: &mut Outbox, backend: &str, params: ActionParams) -> (ActionPr
     (preview, action)
 }
 
-/// Polls the store until the action reaches `status`.
-async fn wait_for(db: &Path, id: i64, status: ActionStatus, within: Duration) -> ActionDto {
-    let store = Store::open(db).unwrap();
-    let started = Instant::now();
-    loop {
-        let a = store.action(id).unwrap().unwrap().dto;
-        if a.status == status {
-            return a;
-        }
-        assert!(started.elapsed() < within, "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}", a.status, a.last_error);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn open311_log(port: u16) -> Vec<serde_json::Value> {
     let answer = common::http(port, "GET", "/_test/log", &[], b"", Duration::from_secs(5)).unwrap();
@@ -86,7 +73,7 @@ async fn open311_request_arrives_as_previewed_and_its_status_is_followed() {
     let (preview, action) = commit(&mut outbox, "works", service_request("Feeder trip; 12 signals dark"));
     assert_eq!(preview.destination, format!("POST http://127.0.0.1:{port}/requests.json"));
     assert!(preview.body.ends_with("&api_key=********"), "the key is masked in the preview: {}", preview.body);
-    let delivered = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    let delivered = common::wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     assert_eq!(delivered.reference.as_deref(), Some("SR-000001"));
 
     let log = open311_log(port);
@@ -149,8 +136,8 @@ async fn webhook_and_cap_arrive_signed_byte_exact_and_the_alert_is_schema_valid(
     let c = outbox.confirm(&p.token, &supervisor(), None).unwrap();
     let cap = p;
 
-    let n = wait_for(&db, n.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
-    let c = wait_for(&db, c.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    let n = common::wait_for(&db, n.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    let c = common::wait_for(&db, c.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     assert_eq!(n.reference.as_deref(), Some("notify-000001"));
     assert_eq!(c.reference.as_deref(), Some("cap-000001"));
     for (file, preview) in [("notify.ndjson", &notify), ("cap.ndjson", &cap)] {
@@ -199,7 +186,7 @@ async fn mqtt_command_waits_for_the_device_reply() {
     let (preview, action) = commit(&mut outbox, "devices", ActionParams::DeviceCommand { device: "signal-1234".into(), command: "flash".into() });
     assert_eq!(preview.confirmations, 2, "device commands need a second confirmation");
     assert_eq!(preview.destination, format!("mqtt://127.0.0.1:{port} city/cmd/signal-1234"));
-    let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
+    let a = common::wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
     assert_eq!(a.reference.as_deref(), Some("signal-1234: ok: flash set"));
     let (topic, body) = seen_rx.recv_timeout(Duration::from_secs(1)).unwrap();
     assert_eq!((topic.as_str(), body.as_str()), ("city/cmd/signal-1234", preview.body.as_str()));
@@ -252,7 +239,7 @@ async fn mqtt_commands_go_over_tls_with_credentials_and_only_the_devices_reply_c
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, config::parse(&dir.path().join("backends.toml"), &text).unwrap(), false).unwrap();
     let (_, action) = commit(&mut outbox, "devices", ActionParams::DeviceCommand { device: "signal-1234".into(), command: "flash".into() });
-    let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
+    let a = common::wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
     assert_eq!(a.reference.as_deref(), Some("signal-1234: ok: genuine"), "the forged reply on another topic was taken: {a:?}");
 }
 
@@ -275,11 +262,11 @@ async fn cot_tasking_reaches_other_tak_clients() {
     let db = dir.path().join("c.db");
     let mut outbox = Outbox::start(&db, config::parse(Path::new("t.toml"), &text).unwrap(), false).unwrap();
     let (_, unconfirmed) = commit(&mut outbox, "tak-unconfirmed", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Look at feeder 4".into() });
-    let a = wait_for(&db, unconfirmed.id, ActionStatus::Sent, Duration::from_secs(20)).await;
+    let a = common::wait_for(&db, unconfirmed.id, ActionStatus::Sent, Duration::from_secs(20)).await;
     assert_eq!(a.reference, Some(format!("cityops-{}", unconfirmed.key)), "a finished write is only sent");
     let (preview, action) = commit(&mut outbox, "tak", ActionParams::TaskUnit { unit: "UNIT-7".into(), task: "t-x-i".into(), remarks: "Check feeder 3".into() });
     assert!(preview.body.contains("<dest callsign=\"CITYOPS-OUTBOX\"/>"), "{}", preview.body);
-    let a = wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    let a = common::wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     let uid = format!("cityops-{}", preview.key);
     assert_eq!(a.reference.as_deref(), Some(uid.as_str()));
     let mut got = Vec::new();
@@ -328,7 +315,7 @@ async fn faults_between_us_and_open311_still_deliver_each_action_once() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         proxy.set_mode(Mode::Pass);
-        let done = wait_for(&db, a.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
+        let done = common::wait_for(&db, a.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
         assert!(done.reference.as_deref().unwrap_or("").starts_with("SR-"), "{name}: {done:?}");
         ids.push(a.id);
     }
@@ -352,7 +339,7 @@ async fn faults_between_us_and_open311_still_deliver_each_action_once() {
     let waiting = store.action(a.id).unwrap().unwrap().dto.status;
     assert!(matches!(waiting, ActionStatus::Queued | ActionStatus::Sending), "with the server down the action waits, it is {waiting:?}");
     let _server = common::open311(port, &dir.path().join("open311"));
-    wait_for(&db, a.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
+    common::wait_for(&db, a.id, ActionStatus::Delivered, Duration::from_secs(30)).await;
     ids.push(a.id);
 
     let created = created_per_key(port);
@@ -375,11 +362,11 @@ async fn a_refusal_fails_the_action_and_the_operator_can_retry_or_cancel() {
     let mut outbox = Outbox::start(&db, open311_backends(port, ""), false).unwrap();
     let store = Store::open(&db).unwrap();
     let (_, a) = commit(&mut outbox, "works", service_request("wrong key"));
-    let failed = wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    let failed = common::wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     assert!(failed.last_error.as_deref().unwrap_or("").contains("403"), "{failed:?}");
     assert_eq!(failed.attempts, 1, "a refusal is not retried");
     outbox.retry(a.id, &supervisor()).unwrap();
-    wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    common::wait_for(&db, a.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     assert_eq!(store.action(a.id).unwrap().unwrap().dto.attempts, 2);
     outbox.cancel(a.id, &supervisor()).unwrap();
     assert_eq!(store.action(a.id).unwrap().unwrap().dto.status, ActionStatus::Cancelled);

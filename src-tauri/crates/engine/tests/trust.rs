@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cityops_engine::dto::{ActionDto, ActionParams, ActionRequestDto, ActionStatus, OperatorDto, OperatorRole};
 use cityops_engine::outbox::{config, Outbox};
@@ -40,19 +40,6 @@ fn commit(outbox: &mut Outbox, params: ActionParams) -> ActionDto {
     outbox.confirm(&preview.token, &operator(), None).unwrap()
 }
 
-/// Polls the store until the action is `status`.
-async fn wait_for(db: &Path, id: i64, status: ActionStatus, within: Duration) -> ActionDto {
-    let store = Store::open(db).unwrap();
-    let started = Instant::now();
-    loop {
-        let a = store.action(id).unwrap().unwrap().dto;
-        if a.status == status {
-            return a;
-        }
-        assert!(started.elapsed() < within, "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}", a.status, a.last_error);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The description field of an Open311 form.
 fn description(form: &[u8]) -> String {
@@ -91,11 +78,11 @@ async fn a_409_is_retried_and_redirects_and_huge_answers_fail_with_the_reason() 
     let huge = commit(&mut outbox, crew("huge"));
     let moved = commit(&mut outbox, crew("moved"));
 
-    let a = wait_for(&db, conflict.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
+    let a = common::wait_for(&db, conflict.id, ActionStatus::Delivered, Duration::from_secs(20)).await;
     assert_eq!((a.reference.as_deref(), a.attempts), (Some("SR-409"), 2), "a 409 is asked again, not failed: {a:?}");
-    let a = wait_for(&db, huge.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    let a = common::wait_for(&db, huge.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     assert!(a.last_error.as_deref().is_some_and(|e| e.contains("1024 KiB")), "{a:?}");
-    let a = wait_for(&db, moved.id, ActionStatus::Failed, Duration::from_secs(20)).await;
+    let a = common::wait_for(&db, moved.id, ActionStatus::Failed, Duration::from_secs(20)).await;
     let why = a.last_error.clone().unwrap_or_default();
     assert!(why.contains("307") && why.contains(&to), "the failure names the Location: {why}");
     assert_eq!(a.reference, None);
@@ -172,7 +159,7 @@ async fn a_replay_never_records_a_live_action_and_refuses_a_database_where_one_w
     assert!(store.head_action("works", true).unwrap().is_none(), "an exercise sender never sees a live action");
     // Live mode sends it, for real and once; then a replay may use the database.
     let live = Outbox::start(&db, open311(receiver.port), false).unwrap();
-    let sent = wait_for(&db, crew.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
+    let sent = common::wait_for(&db, crew.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
     assert_eq!(sent.reference.as_deref(), Some("SR-LIVE"));
     drop(live);
     assert_eq!(receiver.received().len(), 1);
@@ -259,7 +246,7 @@ async fn the_engine_counts_the_second_confirmation_itself() {
     assert!(outbox.arm(&p.token, &anna_as_operator).is_err());
     assert_eq!(outbox.arm(&p.token, &anna).unwrap(), 2);
     let action = outbox.confirm(&p.token, &anna, None).unwrap();
-    wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
+    common::wait_for(&db, action.id, ActionStatus::Delivered, Duration::from_secs(10)).await;
     assert_eq!(hub.received().len(), 1);
 }
 
@@ -296,7 +283,7 @@ async fn a_cot_tasking_goes_over_tls_with_a_client_certificate_and_is_only_sent(
     let db = dir.path().join("cert.db");
     let mut outbox = Outbox::start(&db, backends(true), false).unwrap();
     let action = commit_to(&mut outbox);
-    let a = wait_for(&db, action.id, ActionStatus::Sent, Duration::from_secs(10)).await;
+    let a = common::wait_for(&db, action.id, ActionStatus::Sent, Duration::from_secs(10)).await;
     assert_eq!(a.reference.as_deref(), Some(format!("cityops-{}", action.key).as_str()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sessions = tak.sessions();

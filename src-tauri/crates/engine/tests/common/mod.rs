@@ -53,6 +53,21 @@ pub fn samples() -> PathBuf {
     repo().join("fixtures/samples")
 }
 
+/// Polls the store until the action reaches `status`, failing with its last error after
+/// `within`.
+pub async fn wait_for(db: &Path, id: i64, status: cityops_engine::dto::ActionStatus, within: Duration) -> cityops_engine::dto::ActionDto {
+    let store = cityops_engine::store::Store::open(db).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let a = store.action(id).unwrap().unwrap().dto;
+        if a.status == status {
+            return a;
+        }
+        assert!(started.elapsed() < within, "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}", a.status, a.last_error);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -64,8 +64,13 @@ impl TlsSpec {
         Ok(())
     }
 
-    /// The rustls client configuration, reading the files relative to `base`.
-    pub fn client_config(&self, base: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    /// The client side, ready to connect: the rustls configuration, built by reading the files
+    /// relative to `base`, and the name to check the server's certificate against.
+    pub fn client(&self, base: &Path) -> Result<Tls, TlsError> {
+        Ok(Tls { config: self.client_config(base)?, server_name: self.server_name.clone() })
+    }
+
+    fn client_config(&self, base: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         self.validate()?;
         let mut roots = rustls::RootCertStore::empty();
         match &self.ca {
@@ -96,8 +101,18 @@ impl TlsSpec {
         Ok(Arc::new(config))
     }
 
-    /// The name to check the server's certificate against: `server_name`, else `host`.
-    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsError> {
+}
+
+/// A TLS client side ready to connect (see [`TlsSpec::client`]).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    server_name: Option<String>,
+}
+
+impl Tls {
+    /// The name to check the server's certificate against: the configured one, else `host`.
+    fn server_name(&self, host: &str) -> Result<ServerName<'static>, TlsError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         ServerName::try_from(name.to_owned()).map_err(|_| TlsError::ServerName(name.to_owned()))
     }
@@ -125,11 +140,11 @@ pub enum Stream {
 impl Stream {
     /// Connects to `host:port`, then shakes hands when `tls` is given. The error says whether
     /// the server was unreachable (`true`: nothing reached it) or refused us after connecting.
-    pub async fn connect(host: &str, port: u16, tls: Option<&Arc<rustls::ClientConfig>>, spec: Option<&TlsSpec>) -> Result<Stream, (std::io::Error, bool)> {
+    pub async fn connect(host: &str, port: u16, tls: Option<&Tls>) -> Result<Stream, (std::io::Error, bool)> {
         let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| (e, true))?;
-        let (Some(config), Some(spec)) = (tls, spec) else { return Ok(Stream::Plain(tcp)) };
-        let name = spec.server_name(host).map_err(|e| (std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()), false))?;
-        let tls = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp).await.map_err(|e| (e, false))?;
+        let Some(tls) = tls else { return Ok(Stream::Plain(tcp)) };
+        let name = tls.server_name(host).map_err(|e| (std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()), false))?;
+        let tls = tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name, tcp).await.map_err(|e| (e, false))?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 }
@@ -166,10 +181,11 @@ impl tokio::io::AsyncWrite for Stream {
     }
 }
 
-/// The MQTT transport for `tls`: TLS with this configuration, or plain TCP.
-pub fn mqtt_transport(tls: Option<Arc<rustls::ClientConfig>>) -> rumqttc::Transport {
+/// The MQTT transport for `tls`: TLS with this configuration, or plain TCP. (rumqttc checks the
+/// broker's certificate against the host it connects to.)
+pub fn mqtt_transport(tls: Option<&Tls>) -> rumqttc::Transport {
     match tls {
-        Some(config) => rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(config)),
+        Some(tls) => rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.config.clone())),
         None => rumqttc::Transport::tcp(),
     }
 }

@@ -14,7 +14,7 @@ use crate::feeds::MAX_BODY_BYTES;
 pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let Transport::Mqtt { host, port, topics, client_id, username, password, tls } = feed.transport else { return };
     let id = feed.spec.id.clone();
-    let tls = match tls.map(|t| t.client_config(base)).transpose() {
+    let tls = match tls.map(|t| t.client(base)).transpose() {
         Ok(tls) => tls,
         Err(e) => {
             // A missing certificate is a configuration problem the operator must see; the feed
@@ -29,7 +29,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_session(false);
     opts.set_max_packet_size(MAX_BODY_BYTES, 64 * 1024);
-    opts.set_transport(crate::tls::mqtt_transport(tls));
+    opts.set_transport(crate::tls::mqtt_transport(tls.as_ref()));
     if let Some(user) = username {
         let credentials = user.resolve().and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
         match credentials {

@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
 use crate::feeds::MAX_BODY_BYTES;
-use crate::tls::{Stream, TlsSpec};
+use crate::tls::{Stream, Tls};
 
 /// Cuts complete messages off the front of a stream buffer, leaving a partial one in place.
 /// Messages are separated by newlines unless the format defines its own framing.
@@ -32,7 +30,7 @@ pub(crate) fn split_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
 pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let Transport::Tcp { host, port, tls } = feed.transport else { return };
     let id = feed.spec.id.clone();
-    let config = match tls.as_ref().map(|t| t.client_config(base)).transpose() {
+    let tls = match tls.map(|t| t.client(base)).transpose() {
         Ok(c) => c,
         Err(e) => {
             let e = format!("TLS: {e}");
@@ -41,7 +39,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
             return;
         }
     };
-    let peer = Peer { i, host, port, tls: tls.zip(config), split: crate::feeds::stream_framing(feed.spec.format) };
+    let peer = Peer { i, host, port, tls, split: crate::feeds::stream_framing(feed.spec.format) };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let result = tokio::select! {
@@ -69,7 +67,7 @@ struct Peer {
     i: usize,
     host: String,
     port: u16,
-    tls: Option<(TlsSpec, Arc<rustls::ClientConfig>)>,
+    tls: Option<Tls>,
     split: fn(&mut Vec<u8>) -> Vec<Vec<u8>>,
 }
 
@@ -99,8 +97,7 @@ enum StreamLost {
 /// One connection, until it fails.
 async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Backoff) -> Result<(), StreamLost> {
     let Peer { i, ref host, port, ref tls, split } = *peer;
-    let (spec, config) = (tls.as_ref().map(|t| &t.0), tls.as_ref().map(|t| &t.1));
-    let mut stream = Stream::connect(host, port, config, spec).await.map_err(|(error, _)| StreamLost::Connect { host: host.clone(), port, error })?;
+    let mut stream = Stream::connect(host, port, tls.as_ref()).await.map_err(|(error, _)| StreamLost::Connect { host: host.clone(), port, error })?;
     health.connected(id);
     backoff.reset();
     let mut buf = Vec::with_capacity(64 * 1024);

@@ -67,7 +67,7 @@ pub struct Link {
     pub spec: BackendSpec,
     secret: Result<Option<String>, SecretError>,
     /// TLS for MQTT and CoT, or why it cannot be set up (a missing certificate file, say).
-    tls: Result<Option<Arc<rustls::ClientConfig>>, String>,
+    tls: Result<Option<crate::tls::Tls>, String>,
     http: reqwest::Client,
     mqtt: Option<MqttLink>,
     cot_confirm: Option<CotConfirm>,
@@ -98,7 +98,7 @@ impl Link {
             (Some(r), _) | (None, Some(r)) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
             (None, None) => Ok(None),
         };
-        let tls = spec.tls.as_ref().map(|t| t.client_config(&spec.base)).transpose().map_err(|e| format!("TLS: {e}"));
+        let tls = spec.tls.as_ref().map(|t| t.client(&spec.base)).transpose().map_err(|e| format!("TLS: {e}"));
         let http = reqwest::Client::builder()
             // A redirect would carry the form (with its API key) or the signed body to whatever
             // origin the answer names, and record that origin's reference as delivery: the
@@ -249,7 +249,7 @@ impl Link {
         let port = self.spec.port.unwrap_or(8087);
         let tls = self.tls.as_ref().ok().and_then(Option::as_ref);
         let work = async {
-            let mut stream = crate::tls::Stream::connect(&host, port, tls, self.spec.tls.as_ref()).await?;
+            let mut stream = crate::tls::Stream::connect(&host, port, tls).await?;
             stream.write_all(action.body.as_bytes()).await.map_err(|e| (e, false))?;
             stream.flush().await.map_err(|e| (e, false))?;
             stream.shutdown().await.map_err(|e| (e, false))?;
@@ -295,13 +295,13 @@ impl Link {
 }
 
 impl MqttLink {
-    fn start(spec: &BackendSpec, password: Option<String>, tls: Option<Arc<rustls::ClientConfig>>) -> MqttLink {
+    fn start(spec: &BackendSpec, password: Option<String>, tls: Option<crate::tls::Tls>) -> MqttLink {
         let mut opts = MqttOptions::new(format!("cityops-outbox-{}", spec.id), spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(1883));
         opts.set_keep_alive(Duration::from_secs(30));
         if let Some(user) = &spec.username {
             opts.set_credentials(user.clone(), password.unwrap_or_default());
         }
-        opts.set_transport(crate::tls::mqtt_transport(tls));
+        opts.set_transport(crate::tls::mqtt_transport(tls.as_ref()));
         let (client, mut events) = AsyncClient::new(opts, 256);
         let connected = Arc::new(AtomicBool::new(false));
         let waiting: Waiting = Arc::default();
@@ -411,16 +411,16 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<String, 
 impl CotConfirm {
     /// Keeps a connection to the TAK server registered as `confirm_callsign`, reconnecting
     /// after a pause when it drops, and hands each relayed tasking to whoever awaits its uid.
-    fn start(spec: &BackendSpec, tls: Option<Arc<rustls::ClientConfig>>) -> CotConfirm {
+    fn start(spec: &BackendSpec, tls: Option<crate::tls::Tls>) -> CotConfirm {
         let connected = Arc::new(AtomicBool::new(false));
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
         let (c, w) = (connected.clone(), waiting.clone());
-        let (host, port, tls_spec) = (spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(8087), spec.tls.clone());
+        let (host, port) = (spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(8087));
         let callsign = spec.confirm_callsign.clone().unwrap_or_default();
         let id = spec.id.clone();
         tokio::spawn(async move {
             loop {
-                match crate::tls::Stream::connect(&host, port, tls.as_ref(), tls_spec.as_ref()).await {
+                match crate::tls::Stream::connect(&host, port, tls.as_ref()).await {
                     Ok(mut stream) => {
                         let hello = registration(&callsign);
                         if stream.write_all(hello.as_bytes()).await.is_ok() && stream.flush().await.is_ok() {

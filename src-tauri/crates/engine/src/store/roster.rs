@@ -118,15 +118,22 @@ impl Store {
     /// nothing but the wrong-PIN count.
     pub fn sign_in(&self, name: &str, role: &str, pin: Option<&str>, wall_ms: Millis) -> Result<SignIn, StoreError> {
         let pin = pin.filter(|p| !p.is_empty());
-        // A new name's PIN is hashed before the write lock is taken: argon2id takes a while.
-        let new_hash = pin.map(hash_pin).transpose()?;
+        // A new name's PIN is hashed before the write lock is taken, since argon2id takes a
+        // while; a known name's is only verified, below. (A name added between this read and
+        // the lock is then treated as known, and the hash goes unused.)
+        let known: bool = self.conn.query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [name], |r| r.get(0))?;
+        let new_hash = if known || role != "operator" { None } else { pin.map(hash_pin).transpose()? };
         self.durably(|tx| {
             let Some(row) = read(tx, name)? else {
                 if role != "operator" {
                     audit(tx, wall_ms, name, role, "sign_in_refused", name, format!("not in the roster as {role}"))?;
                     return Ok(SignIn::RoleRefused { has: None });
                 }
-                tx.execute("INSERT INTO operators (name, role, pin_hash, created_wall_ms) VALUES (?1, 'operator', ?2, ?3)", params![name, new_hash, wall_ms])?;
+                let hash = match (&new_hash, pin) {
+                    (None, Some(pin)) => Some(hash_pin(pin)?),
+                    _ => new_hash.clone(),
+                };
+                tx.execute("INSERT INTO operators (name, role, pin_hash, created_wall_ms) VALUES (?1, 'operator', ?2, ?3)", params![name, hash, wall_ms])?;
                 audit(tx, wall_ms, name, role, "sign_in", name, "added to the roster as operator".into())?;
                 return Ok(SignIn::Accepted);
             };

@@ -8,6 +8,9 @@
 //!
 //! `CITYOPS_CRASH_TRIALS` sets the number of kills (CI: the default, 50; a release runs more,
 //! see RELIABILITY.md).
+// The "peers" tier (`cargo test --features peers`): this file needs real servers, root or
+// fetched data, which a plain `cargo test` in a fresh clone does not have.
+#![cfg(feature = "peers")]
 
 mod common;
 

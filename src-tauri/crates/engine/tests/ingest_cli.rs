@@ -3,6 +3,9 @@
 //! server for GTFS-Realtime and a CAP index, a drop folder for GeoJSON), and its feed health
 //! reports a killed broker as disconnected and then reconnected. (SensorThings has its own
 //! live test against its real server, `sensorthings_live.rs`.)
+// The "peers" tier (`cargo test --features peers`): this file needs real servers, root or
+// fetched data, which a plain `cargo test` in a fresh clone does not have.
+#![cfg(feature = "peers")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

@@ -7,6 +7,9 @@
 //! persistence across a restart, and the `/_test/` log, close and fault endpoints.
 //!
 //! There is no skip: when Python or pip cannot set the client up, the test fails and says why.
+// The "peers" tier (`cargo test --features peers`): this file needs real servers, root or
+// fetched data, which a plain `cargo test` in a fresh clone does not have.
+#![cfg(feature = "peers")]
 
 mod common;
 

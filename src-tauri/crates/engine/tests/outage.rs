@@ -9,6 +9,9 @@
 //!
 //! `CITYOPS_OUTAGE_SECONDS` sets the outage (CI: 20; a release run uses 600, ten minutes, see
 //! RELIABILITY.md).
+// The "peers" tier (`cargo test --features peers`): this file needs real servers, root or
+// fetched data, which a plain `cargo test` in a fresh clone does not have.
+#![cfg(feature = "peers")]
 
 mod common;
 

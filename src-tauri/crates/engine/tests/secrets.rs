@@ -3,6 +3,9 @@
 //! most verbose logging, and then neither canary appears in the logs, the printed outbox, the
 //! audit trail or any byte of the database files, while the servers did receive them (so the
 //! canaries were really used).
+// Some tests here are in the "peers" tier (`cargo test --features peers`); without it their
+// helpers are unused.
+#![cfg_attr(not(feature = "peers"), allow(dead_code, unused_imports))]
 
 mod common;
 
@@ -30,6 +33,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
+#[cfg(feature = "peers")]
 #[test]
 fn credentials_reach_the_backends_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();

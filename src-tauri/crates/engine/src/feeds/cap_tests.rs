@@ -256,6 +256,7 @@ for name in sorted(os.listdir(sys.argv[1])):
     print(json.dumps(out))
 "#;
 
+#[cfg(feature = "peers")]
 #[test]
 fn every_real_alert_agrees_with_python_elementtree() {
     let dir = data_dir();

@@ -9,7 +9,7 @@
 # fixtures/samples. The corpus grows in corpus/<target> (kept
 # between runs, not committed). A crash leaves its input in artifacts/<target>/ and fails the
 # run; a fixed finding is copied to regressions/<target>/, which `cargo test` replays
-# (src-tauri/crates/engine/tests/fuzz_regressions.rs).
+# (src-tauri/crates/decoders/tests/fuzz_regressions.rs).
 #
 # cargo fuzz needs a nightly compiler's -Z flags: the stable compiler with RUSTC_BOOTSTRAP=1
 # accepts them, and is what CI has; FUZZ_TOOLCHAIN=nightly uses a nightly toolchain instead.

@@ -8,7 +8,7 @@ use std::path::Path;
 use cityops_core::model::{GeoPoint, Layer};
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
-use cityops_engine::feeds::{adapter_for, checked_decode, MessageContext};
+use cityops_decoders::{adapter_for, checked_decode, MessageContext};
 
 /// When every fuzzed message arrives (2026-11-26T21:00:00Z), so time checks have a reference.
 pub const RECEIVED_MS: i64 = 1_795_726_800_000;
@@ -71,7 +71,7 @@ pub fn run(name: &str, data: &[u8]) {
             // The input as a whole tape, bytes and all, as a replay reads it: every line is
             // either a message or an issue with its number, and nothing else happens.
             use cityops_core::tape::{format_line, parse_line_bytes, parse_tape};
-            let limit = cityops_engine::feeds::MAX_BODY_BYTES;
+            let limit = cityops_decoders::MAX_BODY_BYTES;
             let (messages, issues) = parse_tape(data, limit);
             let lines = data.split(|b| *b == b'\n').count() as u64;
             for msg in messages {

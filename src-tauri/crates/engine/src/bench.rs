@@ -15,7 +15,7 @@ use cityops_core::tape::{FeedFormat, TapeMessage};
 use serde::Serialize;
 
 use crate::error::EngineError;
-use crate::feeds::{self, MessageContext};
+use cityops_decoders::{self as feeds, MessageContext};
 use crate::incidents::Desk;
 use crate::pipeline::{Pipeline, BATCH_ROWS};
 use crate::store::Store;

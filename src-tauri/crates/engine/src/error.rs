@@ -60,7 +60,7 @@ pub enum EngineError {
     Forbidden(String),
     /// A feed's adapter cannot be built from its spec.
     #[error(transparent)]
-    Adapter(#[from] crate::feeds::AdapterConfigError),
+    Adapter(#[from] cityops_decoders::AdapterConfigError),
     /// An action cannot be sent as asked.
     #[error(transparent)]
     Dispatch(#[from] cityops_core::dispatch::DispatchError),

@@ -1,7 +1,6 @@
 //! Everything in cityops that does IO.
 //!
 //! # Layout
-//! - [`feeds`]: one adapter per payload standard, bytes in, normalized observations out.
 //! - [`pipeline`]: decode, quarantine, group-commit into the store.
 //! - [`config`] and [`live`]: the live feed configuration, one task per transport (HTTP poll,
 //!   MQTT, TCP, drop folder), feed health, recording, and the engine's live mode.
@@ -24,7 +23,6 @@ pub mod config;
 pub mod dto;
 pub mod engine;
 pub mod error;
-pub mod feeds;
 pub mod headless;
 pub mod incidents;
 pub mod live;

@@ -9,7 +9,7 @@ use cityops_core::picture::Picture;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::{TapeIssue, TapeMessage};
 
-use crate::feeds::{self, AdapterConfigError, FeedAdapters, MessageContext};
+use cityops_decoders::{self as feeds, AdapterConfigError, FeedAdapters, MessageContext};
 use crate::store::{QuarantineEntry, RunId, Store, StoreError};
 
 /// Rows buffered before a group commit is forced.

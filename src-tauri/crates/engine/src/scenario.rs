@@ -10,7 +10,7 @@ use cityops_core::scenario::Manifest;
 use cityops_core::tape::{self, TapeIssue, TapeMessage};
 
 use crate::error::EngineError;
-use crate::feeds::MAX_BODY_BYTES;
+use cityops_decoders::MAX_BODY_BYTES;
 
 /// The file name of a scenario's manifest.
 pub const MANIFEST: &str = "scenario.toml";

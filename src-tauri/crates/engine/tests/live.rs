@@ -15,7 +15,7 @@ use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
 use cityops_engine::config::LiveConfig;
-use cityops_engine::feeds::MessageContext;
+use cityops_decoders::MessageContext;
 use cityops_engine::headless;
 use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
 use cityops_engine::store::Store;
@@ -435,7 +435,7 @@ fallback_position = [24.9384, 60.1699]
     let now = chrono::Utc::now().timestamp_millis();
     let expected = |format, mapping, body: &[u8]| {
         let ctx = MessageContext { feed: "inbox", layer: Layer::Alerts, seq: 1, received_ms: now, topic: None };
-        cityops_engine::feeds::decode_once(&spec(format, mapping), Path::new("."), ctx, body).unwrap().observations.len()
+        cityops_decoders::decode_once(&spec(format, mapping), Path::new("."), ctx, body).unwrap().observations.len()
     };
     let cap_mapping = serde_json::json!({"fallback_position": [24.9384, 60.1699]});
     let (n_cap, n_gtfs) = (expected(FeedFormat::Cap, cap_mapping, &quake), expected(FeedFormat::GtfsRt, serde_json::Value::Null, &vehicles));
@@ -536,7 +536,7 @@ lookback_s = 300
     assert!(h.failures >= 1 && h.connected, "{h:?}");
 
     let targets = targets.lock().unwrap().clone();
-    let since = |t: i64| format!("$filter=phenomenonTime%20gt%20{}", cityops_engine::feeds::mapping::rfc3339(t));
+    let since = |t: i64| format!("$filter=phenomenonTime%20gt%20{}", cityops_decoders::mapping::rfc3339(t));
     // The first poll reaches back lookback_s from the start (to the second: the watermark is
     // taken when the transport starts, a moment after `started`).
     let first = targets[0].split("%20gt%20").nth(1).and_then(|rest| rest.split('&').next()).unwrap();

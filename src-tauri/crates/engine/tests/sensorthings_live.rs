@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
 use cityops_engine::config::LiveConfig;
-use cityops_engine::feeds::sensorthings::filter_since;
+use cityops_decoders::sensorthings::filter_since;
 use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
 use cityops_engine::store::Store;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use cityops_engine::feeds::MAX_BODY_BYTES;
+use cityops_decoders::MAX_BODY_BYTES;
 use cityops_engine::headless;
 
 /// A good tape line: one GeoJSON feature of `entity` on `feed` at `time`.

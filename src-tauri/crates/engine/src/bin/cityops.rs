@@ -10,7 +10,7 @@ use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_engine::bench::Tape;
 use cityops_engine::config::LiveConfig;
-use cityops_engine::feeds::{self, MessageContext};
+use cityops_decoders::{self as feeds, MessageContext};
 use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
 use cityops_engine::store::{AuditOutcome, Store};

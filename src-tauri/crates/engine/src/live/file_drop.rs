@@ -21,7 +21,7 @@ use cityops_core::tape::FeedFormat;
 
 use super::{hand_over, now_ms, DropFile, Health, Incoming};
 use crate::config::LiveFeed;
-use crate::feeds::MAX_BODY_BYTES;
+use cityops_decoders::MAX_BODY_BYTES;
 
 /// How long a file's size must stay the same before it is read.
 const SETTLE: Duration = Duration::from_millis(300);

@@ -45,8 +45,8 @@ use tokio::sync::{mpsc, watch};
 use super::{now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
 use crate::origin::Allowed;
-use crate::feeds::sensorthings::{filter_since, newest_time, next_link};
-use crate::feeds::MAX_BODY_BYTES;
+use cityops_decoders::sensorthings::{filter_since, newest_time, next_link};
+use cityops_decoders::MAX_BODY_BYTES;
 
 /// How far a SensorThings poll looks back when the transport starts, unless configured.
 pub(crate) const DEFAULT_LOOKBACK_S: u64 = 600;
@@ -206,7 +206,7 @@ async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, allo
         }
     };
     let links = match format {
-        FeedFormat::Cap => crate::feeds::cap::index_links(&body).unwrap_or_default(),
+        FeedFormat::Cap => cityops_decoders::cap::index_links(&body).unwrap_or_default(),
         _ => Vec::new(),
     };
     if tx.send(Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }).await.is_err() {

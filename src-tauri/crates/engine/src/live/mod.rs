@@ -13,7 +13,6 @@ mod mode;
 mod http_poll;
 mod mqtt;
 mod tcp;
-pub(crate) use tcp::split_lines;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
-use crate::feeds::MAX_BODY_BYTES;
+use cityops_decoders::MAX_BODY_BYTES;
 
 pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let Transport::Mqtt { host, port, topics, client_id, username, password, tls } = feed.transport else { return };

@@ -10,22 +10,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::{hand_over, now_ms, Backoff, Health, Incoming};
 use crate::config::{LiveFeed, Transport};
-use crate::feeds::MAX_BODY_BYTES;
+use cityops_decoders::MAX_BODY_BYTES;
 use crate::tls::{Stream, Tls};
-
-/// Cuts complete messages off the front of a stream buffer, leaving a partial one in place.
-/// Messages are separated by newlines unless the format defines its own framing.
-pub(crate) fn split_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-        let line: Vec<u8> = buf.drain(..=pos).collect();
-        let line = line.strip_suffix(b"\n").unwrap_or(&line).to_vec();
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            out.push(line);
-        }
-    }
-    out
-}
 
 pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let Transport::Tcp { host, port, tls } = feed.transport else { return };
@@ -39,7 +25,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
             return;
         }
     };
-    let peer = Peer { i, host, port, tls, split: crate::feeds::stream_framing(feed.spec.format) };
+    let peer = Peer { i, host, port, tls, split: cityops_decoders::stream_framing(feed.spec.format) };
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let result = tokio::select! {
@@ -117,20 +103,5 @@ async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &He
         if buf.len() > MAX_BODY_BYTES {
             return Err(StreamLost::Overrun { buffered: buf.len() });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_cut_and_partial_ones_kept() {
-        let mut buf = b"one\n\ntwo\nthr".to_vec();
-        assert_eq!(split_lines(&mut buf), vec![b"one".to_vec(), b"two".to_vec()]);
-        assert_eq!(buf, b"thr");
-        buf.extend_from_slice(b"ee\n");
-        assert_eq!(split_lines(&mut buf), vec![b"three".to_vec()]);
-        assert!(buf.is_empty());
     }
 }

@@ -319,7 +319,7 @@ proptest! {
     #[test]
     fn mutated_events_never_panic(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..16)) {
         let mut body = format!("{MITRE}{}", atak("A", "b-a-o-tbl", "60.1", "24.9")).into_bytes();
-        crate::feeds::mutate(&mut body, edits);
+        crate::mutate(&mut body, edits);
         let _ = decode(ctx(), &body);
         let mut buf = body.clone();
         let _ = split_stream(&mut buf);
@@ -338,7 +338,7 @@ proptest! {
         let event = atak("A", "a-f-G-U-C", "60.1", "24.9");
         let event = if prefixed { event.replace("<event", "<t:event").replace("</event>", "</t:event>") } else { event };
         let mut body = format!("{before}{event}{after}").into_bytes();
-        crate::feeds::mutate(&mut body, edits);
+        crate::mutate(&mut body, edits);
         prop_assert_eq!(format!("{:?}", decode(ctx(), &body)), format!("{:?}", decode_pieces(ctx(), &body)));
     }
 

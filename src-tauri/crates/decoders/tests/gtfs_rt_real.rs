@@ -15,9 +15,9 @@ use std::process::Command;
 use cityops_core::model::{Layer, Severity};
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
-use cityops_engine::feeds::gtfs_rt::{self, GtfsRtAdapter, GtfsRtMapping};
-use cityops_engine::feeds::gtfs_static::GtfsStatic;
-use cityops_engine::feeds::{adapter_for, Adapter, Decoded, MessageContext};
+use cityops_decoders::gtfs_rt::{self, GtfsRtAdapter, GtfsRtMapping};
+use cityops_decoders::gtfs_static::GtfsStatic;
+use cityops_decoders::{adapter_for, Adapter, Decoded, MessageContext};
 use prost::Message as _;
 use serde_json::Value;
 

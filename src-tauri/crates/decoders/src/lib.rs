@@ -6,6 +6,21 @@
 //! choices and any reference data it names), then decodes every message of that feed. Adapters
 //! may keep state between messages (CAP updates refer to earlier alerts), so `decode` takes
 //! `&mut self`; they never do IO while decoding.
+//!
+//! This crate is the first step of the data path: bytes in, observations out. Decoding does no
+//! IO and reads no clock (the arrival time comes in the [`MessageContext`]); only building an
+//! adapter reads the reference data its spec names (a static GTFS zip). The fuzz targets
+//! (`src-tauri/fuzz`) depend on it alone.
+//!
+//! # Layout
+//! - this file: the [`Adapter`] trait, [`adapter_for`] (a feed's spec to its adapter),
+//!   [`checked_decode`] (the limits every message passes), and stream framing for TCP.
+//! - [`gtfs_rt`] and [`gtfs_static`]: GTFS-Realtime protobuf, and the static GTFS zip it refers
+//!   to (stops, trips) for placing trip updates.
+//! - [`cap`] and [`cot`]: CAP 1.1/1.2 alerts and Cursor-on-Target events, over [`xml`], a
+//!   small pull reader's shared helpers.
+//! - [`sensorthings`], [`mqtt_json`], [`geojson`]: OGC SensorThings responses, MQTT JSON
+//!   telemetry, GeoJSON features; [`mapping`] is the field mapping they share.
 
 pub mod cap;
 pub mod cot;
@@ -164,18 +179,32 @@ pub fn adapters_for(spec: &FeedSpec, base_dir: &Path) -> Result<FeedAdapters, Ad
 pub fn stream_framing(format: FeedFormat) -> fn(&mut Vec<u8>) -> Vec<Vec<u8>> {
     match format {
         // A GeoJSON stream carries one document per line.
-        FeedFormat::GeoJson => crate::live::split_lines,
+        FeedFormat::GeoJson => split_lines,
         // A TAK server streams CoT events back to back; the splitter finds event boundaries.
         FeedFormat::Cot => cot::split_stream,
         // Text formats that are not normally streamed over TCP are taken one document per line;
         // binary GTFS-RT has no line structure, so it is not offered over TCP at all and each
         // chunk goes to the adapter, which refuses what it cannot read.
-        FeedFormat::Cap | FeedFormat::SensorThings | FeedFormat::MqttJson => crate::live::split_lines,
+        FeedFormat::Cap | FeedFormat::SensorThings | FeedFormat::MqttJson => split_lines,
         // The configuration allows "auto" only on drop folders; were it streamed, lines are the
         // least surprising cut.
-        FeedFormat::ByExtension => crate::live::split_lines,
+        FeedFormat::ByExtension => split_lines,
         FeedFormat::GtfsRt => take_all,
     }
+}
+
+/// Cuts complete messages off the front of a stream buffer, leaving a partial one in place.
+/// Messages are separated by newlines unless the format defines its own framing.
+pub fn split_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = buf.drain(..=pos).collect();
+        let line = line.strip_suffix(b"\n").unwrap_or(&line).to_vec();
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            out.push(line);
+        }
+    }
+    out
 }
 
 /// Hands over everything buffered as one message.
@@ -241,6 +270,16 @@ pub(crate) fn mutate(body: &mut Vec<u8>, edits: Vec<(proptest::sample::Index, u8
 mod tests {
     use super::*;
     use cityops_core::model::Layer;
+
+    #[test]
+    fn lines_are_cut_and_partial_ones_kept() {
+        let mut buf = b"one\n\ntwo\nthr".to_vec();
+        assert_eq!(split_lines(&mut buf), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(buf, b"thr");
+        buf.extend_from_slice(b"ee\n");
+        assert_eq!(split_lines(&mut buf), vec![b"three".to_vec()]);
+        assert!(buf.is_empty());
+    }
 
     fn spec(format: FeedFormat, mapping: serde_json::Value) -> FeedSpec {
         FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping }

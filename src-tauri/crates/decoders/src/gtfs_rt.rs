@@ -778,7 +778,7 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feeds::gtfs_static::testing::stored_zip;
+    use crate::gtfs_static::testing::stored_zip;
     use cityops_core::model::Layer;
     use gtfs_realtime::{EntitySelector, Position, TripDescriptor, TripUpdate, VehicleDescriptor, VehiclePosition};
 

@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use cityops_core::model::{GeoPoint, Layer};
-use cityops_engine::feeds::gtfs_rt::{GtfsRtAdapter, GtfsRtMapping};
-use cityops_engine::feeds::mqtt_json::MqttJsonAdapter;
-use cityops_engine::feeds::sensorthings::{SensorThingsAdapter, SensorThingsMapping};
-use cityops_engine::feeds::{checked_decode, gtfs_rt, mqtt_json, sensorthings, Adapter, MessageContext};
+use cityops_decoders::gtfs_rt::{GtfsRtAdapter, GtfsRtMapping};
+use cityops_decoders::mqtt_json::MqttJsonAdapter;
+use cityops_decoders::sensorthings::{SensorThingsAdapter, SensorThingsMapping};
+use cityops_decoders::{checked_decode, gtfs_rt, mqtt_json, sensorthings, Adapter, MessageContext};
 use proptest::prelude::*;
 
 fn miway(file: &str) -> Vec<u8> {

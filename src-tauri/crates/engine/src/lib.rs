@@ -11,7 +11,8 @@
 //!   diffs to subscribers; what the desktop shell and the CLI drive.
 //! - [`tls`]: TLS for MQTT and TCP (CoT), one rustls stack.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
-//! - [`dto`] and [`error`]: the wire types and `ApiError` that cross IPC.
+//! - [`error`]: the engine's errors and their flattening into `ApiError` at the IPC edge
+//!   (the wire types are [`dto`], re-exported from `cityops-dto`).
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
 //!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
 //! - [`origin`]: URL origins, for where credentials may travel.
@@ -20,7 +21,6 @@
 
 pub mod bench;
 pub mod config;
-pub mod dto;
 pub mod engine;
 pub mod error;
 pub mod headless;
@@ -38,6 +38,8 @@ pub mod tls;
 pub mod timeline;
 pub mod training;
 
+/// The wire types of the engine's API, from their own crate.
+pub use cityops_dto as dto;
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
 

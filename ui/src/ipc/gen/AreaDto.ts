@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 /**
  * The affected area: the bounding box of the members that are still a problem (of all members
  * once everything cleared), in WGS 84 degrees.

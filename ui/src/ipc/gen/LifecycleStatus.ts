@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 /**
  * Where an incident stands in the operator's workflow. Correlation decides whether its members
  * are still a problem; this says what the operators did about it.

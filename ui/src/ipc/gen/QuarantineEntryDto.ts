@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 /**
  * One refused piece of input of the current run. Every string here is untrusted feed text
  * (or derived from it) and must be shown as text.

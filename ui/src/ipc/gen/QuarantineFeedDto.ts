@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 /**
  * How much of the quarantine one feed holds, for the browser's filter.
  */

@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 import type { FeedDto } from "./FeedDto";
 import type { InjectOptionDto } from "./InjectOptionDto";
 

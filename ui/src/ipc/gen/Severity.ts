@@ -1,4 +1,4 @@
-// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.
+// Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 /**
  * How bad an observation is. The upper four follow CAP 1.2's `severity`; `Normal` says a thing
  * is working (a signal back on, a camera online) so the map can show recovery, not just alarms.

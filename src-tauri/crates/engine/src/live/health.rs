@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cityops_core::model::{Layer, Millis};
+use cityops_core::model::Millis;
 use cityops_core::scenario::FeedSpec;
-use serde::{Deserialize, Serialize};
-use ts_rs::TS;
+pub use cityops_dto::{FeedHealthDto, StorageHealthDto};
 
 /// How many refusal reasons a feed keeps.
 const REASONS_KEPT: usize = 5;
@@ -17,67 +16,6 @@ const REASONS_KEPT: usize = 5;
 const RATE_WINDOW_MS: Millis = 60_000;
 /// A feed counts as overloaded while its transport waited for the ingest this recently.
 const OVERLOAD_WINDOW_MS: Millis = 10_000;
-
-/// The health of one feed as the UI and the CLI show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct FeedHealthDto {
-    pub id: String,
-    pub name: String,
-    pub layer: Layer,
-    pub format: String,
-    /// `http-poll`, `mqtt`, `tcp` or `file-drop`.
-    pub transport: String,
-    /// The transport is connected (for polling: the last poll succeeded).
-    pub connected: bool,
-    /// When the last message arrived.
-    #[ts(type = "number | null")]
-    pub last_message_ms: Option<i64>,
-    /// Messages in the last minute.
-    pub messages_per_minute: u32,
-    /// Received minus observed time of the newest message's latest observation.
-    #[ts(type = "number | null")]
-    pub lag_ms: Option<i64>,
-    /// Pieces refused since the feed started.
-    #[ts(type = "number")]
-    pub rejected: u64,
-    /// The latest refusal reasons, newest last.
-    pub last_reasons: Vec<String>,
-    /// Nothing arrived for longer than the feed's expected interval.
-    pub stale: bool,
-    /// Times the transport lost its connection (or a poll failed) since the feed started.
-    #[ts(type = "number")]
-    pub failures: u64,
-    /// The last transport error, if the feed is not connected.
-    pub last_error: Option<String>,
-    /// The feed delivers faster than the ingest stores (or the store refuses): its transport
-    /// waited to hand a message over in the last ten seconds. Nothing is dropped; the source
-    /// is held back (a broker or a TCP peer keeps what is not yet read, a folder keeps files).
-    pub overloaded: bool,
-    /// How long, in total, the transport has waited for the ingest since the feed started.
-    #[ts(type = "number")]
-    pub held_back_ms: u64,
-}
-
-/// Whether the store takes what the feeds deliver, as the operator sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageHealthDto {
-    /// Why commits fail, in a sentence for the operator; `None` while they succeed.
-    pub fault: Option<String>,
-    /// The database file.
-    pub path: String,
-    /// When commits started failing.
-    #[ts(type = "number | null")]
-    pub since_ms: Option<i64>,
-    /// Observations and refusals received but not yet stored: held in memory, stored as soon
-    /// as the disk takes them again.
-    #[ts(type = "number")]
-    pub held: u64,
-    /// Times commits started failing since the engine started.
-    #[ts(type = "number")]
-    pub faults: u64,
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -229,6 +167,7 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cityops_core::model::Layer;
 
     #[test]
     fn rate_staleness_and_failures() {

@@ -7,6 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{AuditRecord, RunId, Store, StoreError, Vouch};
+use crate::dto::InjectDto;
 
 /// One trainer inject, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,5 +92,11 @@ impl Store {
             .conn
             .query_row("SELECT ended_ms, ended_by FROM runs WHERE id = ?1 AND ended_ms IS NOT NULL", [run], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
             .optional()?)
+    }
+}
+
+impl From<InjectRow> for InjectDto {
+    fn from(r: InjectRow) -> Self {
+        InjectDto { n: r.n, inject: r.inject, scenario_ms: r.scenario_ms, trainer: r.trainer, entity: r.entity, title: r.title }
     }
 }

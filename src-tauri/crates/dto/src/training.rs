@@ -7,7 +7,6 @@ use cityops_core::objectives::{Outcome, Score};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::store::InjectRow;
 
 /// One entry of the scenario's inject palette, as the trainer view offers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -54,11 +53,6 @@ pub struct InjectDto {
     pub title: String,
 }
 
-impl From<InjectRow> for InjectDto {
-    fn from(r: InjectRow) -> Self {
-        InjectDto { n: r.n, inject: r.inject, scenario_ms: r.scenario_ms, trainer: r.trainer, entity: r.entity, title: r.title }
-    }
-}
 
 /// How one objective went so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -124,10 +124,10 @@ pub struct MapDiffDto {
     /// cancelled); `null` when nothing changed.
     pub outbox: Option<OutboxDto>,
     /// Live mode: every feed's health, when it changed; always `null` in a replay.
-    pub feeds: Option<Vec<crate::live::FeedHealthDto>>,
+    pub feeds: Option<Vec<FeedHealthDto>>,
     /// Live mode: whether the store takes what arrives, when that changed; always `null` in a
     /// replay.
-    pub storage: Option<crate::live::StorageHealthDto>,
+    pub storage: Option<StorageHealthDto>,
 }
 
 /// One observation in full, for the details panel.
@@ -250,8 +250,8 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<serde_json::Value>(),
         one::<FeedDto>(),
         one::<ScenarioDto>(),
-        one::<crate::live::FeedHealthDto>(),
-        one::<crate::live::StorageHealthDto>(),
+        one::<FeedHealthDto>(),
+        one::<StorageHealthDto>(),
         one::<QuarantineEntryDto>(),
         one::<QuarantineFeedDto>(),
         one::<QuarantineDto>(),
@@ -300,7 +300,7 @@ mod tests {
         let generated = super::typescript_bindings();
         for (file, source) in &generated {
             let path = dir.join(file);
-            let header = "// Generated from Rust by `cargo test` (cityops-engine dto.rs). Do not edit.\n";
+            let header = "// Generated from Rust by `cargo test` (cityops-dto). Do not edit.\n";
             let want = format!("{header}{}", source.trim_start_matches(|c| c != '\n').trim_start());
             if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();

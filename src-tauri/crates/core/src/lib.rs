@@ -34,6 +34,7 @@ pub mod picture;
 pub mod rules;
 pub mod scenario;
 pub mod tape;
+pub mod workflow;
 
 pub use fields::Fields;
 pub use model::{GeoPoint, Layer, Observation, Severity};

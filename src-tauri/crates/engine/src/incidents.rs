@@ -31,6 +31,7 @@ use cityops_core::assets::AssetIndex;
 use cityops_core::correlate::{ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership};
 use cityops_core::model::{Layer, Millis, Observation};
 use cityops_core::rules::Rules;
+use cityops_core::workflow::{self, TransitionRefusal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -146,10 +147,6 @@ pub struct Desk {
     scratch: Vec<Observation>,
 }
 
-fn rank(s: LifecycleStatus) -> usize {
-    LifecycleStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)
-}
-
 fn queued(inc: &Incident) -> bool {
     !matches!(inc.status, IncidentStatus::Merged { .. })
 }
@@ -218,7 +215,7 @@ impl Desk {
             let l = self.lifecycle.entry(tr.incident.clone()).or_default();
             if let Some(to) = to {
                 l.status = Some(to);
-                if rank(to) >= rank(LifecycleStatus::Acknowledged) {
+                if to.rank() >= LifecycleStatus::Acknowledged.rank() {
                     l.acknowledged_by.get_or_insert_with(|| tr.operator.clone());
                 }
             }
@@ -653,12 +650,10 @@ impl Desk {
         let op = self.signed_in()?;
         self.incident(id)?;
         let from = self.status(id);
-        if rank(to) <= rank(from) {
-            return Err(EngineError::InvalidInput(format!("incident {id} is {}; it cannot become {}", from.as_str(), to.as_str())));
-        }
-        if to == LifecycleStatus::Closed && !op.role.may_close() {
-            return Err(EngineError::Forbidden("closing an incident is a supervisor's or trainer's call".into()));
-        }
+        workflow::check_transition(id, from, to, op.role).map_err(|refusal| match refusal {
+            TransitionRefusal::NotForward { .. } => EngineError::InvalidInput(refusal.to_string()),
+            TransitionRefusal::CloseNeedsSupervisor => EngineError::Forbidden(refusal.to_string()),
+        })?;
         let row = TransitionRow {
             incident: id.to_owned(),
             from: from.as_str().to_owned(),
@@ -672,7 +667,7 @@ impl Desk {
         tracing::info!(incident = id, operator = %op.name, from = from.as_str(), to = to.as_str(), "incident transition");
         let l = self.lifecycle.entry(id.to_owned()).or_default();
         l.status = Some(to);
-        if to == LifecycleStatus::Acknowledged || (l.acknowledged_by.is_none() && rank(to) > rank(LifecycleStatus::Acknowledged)) {
+        if workflow::acknowledges(to, l.acknowledged_by.is_some()) {
             l.acknowledged_by.get_or_insert_with(|| op.name.clone());
         }
         l.history.push(row);

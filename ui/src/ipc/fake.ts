@@ -24,6 +24,7 @@ import type {
   MemberDto,
   ObservationDto,
   OperatorDto,
+  OperatorRole,
   RosterEntryDto,
   QuarantineDto,
   QuarantineEntryDto,
@@ -219,7 +220,22 @@ export type FakeOptions = {
   /** Live mode: the feeds' health, sent with every diff (and the scenario says live). */
   health?: readonly FeedHealthDto[];
   quarantine?: readonly QuarantineEntryDto[];
+  /**
+   * Operators that exist before the app starts (as `cityops roster add` makes them). With a
+   * roster the fake checks who acts as the engine does: sign-in by the roster (roles and
+   * PINs), a signed-in operator for every action, supervisor-only actions refused to
+   * operators already at the preview. Without one, as the panels' tests and the browser demo
+   * play every role, anyone signs in with any role and previews need nobody signed in.
+   */
+  roster?: readonly FakeRosterEntry[];
 };
+
+/** An operator of the roster given to the fake, with their PIN in the clear (it is a fake). */
+export type FakeRosterEntry = { name: string; role: OperatorRole; pin: string | null };
+
+/** Wrong PINs in a row before a name is locked, and for how long (`store::MAX_WRONG_PINS`, `LOCKOUT_MS`). */
+const MAX_WRONG_PINS = 5;
+const LOCKOUT_MS = 5 * MINUTE;
 
 /** What the fake offers beyond `Backend`, for tests and for trying the offline banner. */
 export type FakeBackend = Backend & {
@@ -283,6 +299,12 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   const incidents = fakeIncidents(observations);
   let operator: OperatorDto | null = null;
   const roster = new Map<string, RosterEntryDto>();
+  /** The roster's roles, PINs and wrong-PIN counts, when the fake was given a roster. */
+  const pins = new Map<string, { role: OperatorRole; pin: string | null; failed: number; lockedUntilMs: number | null }>();
+  for (const e of opts.roster ?? []) {
+    pins.set(e.name, { role: e.role, pin: e.pin, failed: 0, lockedUntilMs: null });
+    roster.set(e.name, { name: e.name, role: e.role, hasPin: e.pin !== null, lockedUntilMs: null });
+  }
   const decisions: { into: string; from: FakeIncident }[] = [];
   const queue = () => incidents.filter((i) => !decisions.some((d) => d.from === i));
   const allIncidents = (): IncidentsDiffDto => ({ reset: true, upserts: queue().map((i) => i.entry), removed: [] });
@@ -298,24 +320,43 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     for (const l of listeners) l(diff);
   };
 
-  /** An action is located at its incident's root cause (else the middle of its area), or at its point. */
+  /**
+   * Where an action applies, as the engine finds it: the incident's root cause (else the
+   * middle of its area), labelled with the incident's title, with its area when it has one;
+   * else the point picked on the map.
+   */
   const locate = (request: { incident: string | null; at: [number, number] | null }): Place => {
     if (request.incident !== null) {
       const inc = find(request.incident);
       const root = observations.find((o) => o.id === inc.entry.rootCause);
       const a = inc.entry.area;
-      return root
-        ? { lon: root.lon, lat: root.lat, label: root.title.split(":")[0] }
-        : { lon: (a.west + a.east) / 2, lat: (a.south + a.north) / 2, label: inc.entry.title };
+      // A point-sized area is no polygon: CAP gets a circle around the point instead.
+      const area: Place["area"] = a.east - a.west > 1e-6 && a.north - a.south > 1e-6
+        ? [[a.west, a.south], [a.east, a.south], [a.east, a.north], [a.west, a.north], [a.west, a.south]]
+        : null;
+      const [lon, lat] = root ? [root.lon, root.lat] : [(a.west + a.east) / 2, (a.south + a.north) / 2];
+      return { lon, lat, label: inc.entry.title, area };
     }
-    const [lon, lat] = request.at ?? [NaN, NaN];
-    if (!Number.isFinite(lon) || !Number.isFinite(lat)) throw { code: "invalidInput", message: "the point is not a position" };
-    return { lon, lat, label: `${lat.toFixed(5)} N, ${lon.toFixed(5)} E` };
+    if (request.at === null) throw { code: "invalidInput", message: "the action needs a place: an incident or a point on the map" };
+    const [lon, lat] = request.at;
+    if (!(Number.isFinite(lon) && Number.isFinite(lat) && Math.abs(lon) <= 180 && Math.abs(lat) <= 90)) {
+      throw { code: "invalidInput", message: `invalid input: ${lon},${lat} is not a valid position` };
+    }
+    return { lon, lat, label: `${lat.toFixed(5)}, ${lon.toFixed(5)}`, area: null };
   };
 
   const dispatch = createFakeDispatch(opts.dispatch ?? {}, {
     operator: () => operator,
+    strict: () => opts.roster !== undefined,
     locate,
+    committedFor: (id, who) => {
+      // Confirming an action for an incident nobody dispatched to yet marks it dispatched.
+      const inc = queue().find((i) => i.entry.id === id);
+      if (inc && (inc.entry.status === "new" || inc.entry.status === "acknowledged")) {
+        inc.entry = { ...inc.entry, status: "dispatched", acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
+        pendingIncidents = { reset: false, upserts: [inc.entry], removed: [] };
+      }
+    },
     nowMs: () => nowMs,
     onChange: (o) => {
       pendingOutbox = o;
@@ -381,9 +422,12 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       if (!found) throw { code: "notFound", message: `no observation of ${id} at this time` };
       return found;
     },
-    signIn: async (name: string, role: OperatorDto["role"], _pin: string | null) => {
-      if (!name.trim()) throw { code: "invalidInput", message: "an operator name is 1 to 64 printable characters" };
-      operator = { name: name.trim(), role };
+    signIn: async (name: string, role: OperatorDto["role"], pin: string | null) => {
+      const trimmed = name.trim();
+      if (!trimmed || Array.from(trimmed).length > 64 || /\p{Cc}/u.test(trimmed)) throw { code: "invalidInput", message: "invalid input: an operator name is 1 to 64 printable characters" };
+      if (pin !== null && Array.from(pin).length > 64) throw { code: "invalidInput", message: "invalid input: a PIN is at most 64 characters" };
+      if (opts.roster !== undefined) signInByRoster(trimmed, role, pin === "" ? null : pin);
+      operator = { name: trimmed, role };
       return operator;
     },
     signOut: async () => {
@@ -398,8 +442,11 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     assignRole: async (name: string, role: OperatorDto["role"], pin: string | null) => {
       if (operator?.role !== "supervisor") throw { code: "forbidden", message: "roles are assigned by a supervisor" };
       const had = roster.get(name.trim())?.hasPin ?? false;
-      if (role !== "operator" && !pin && !had) throw { code: "forbidden", message: `the ${role} role needs a PIN` };
+      // The engine's store refuses this, so it reaches the UI as invalid input.
+      if (role !== "operator" && !pin && !had) throw { code: "invalidInput", message: `store: the ${role} role needs a PIN` };
       roster.set(name.trim(), { name: name.trim(), role, hasPin: had || !!pin, lockedUntilMs: null });
+      const before = pins.get(name.trim());
+      pins.set(name.trim(), { role, pin: pin || (before?.pin ?? null), failed: 0, lockedUntilMs: null });
     },
     operator: async () => operator,
     incident: async (id: string): Promise<IncidentDetailDto> => {
@@ -424,12 +471,13 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         canUndo: decisions.length > 0,
       };
     },
+    // In the engine's order: an ended exercise, who acts, on what, then the rules.
     transition: async (id: string, to: LifecycleStatus) => {
-      const inc = find(id);
-      const who = signedIn();
       if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      const who = signedIn();
+      const inc = find(id);
       const order: LifecycleStatus[] = ["new", "acknowledged", "dispatched", "resolved", "closed"];
-      if (order.indexOf(to) <= order.indexOf(inc.entry.status)) throw { code: "invalidInput", message: `incident ${id} is ${inc.entry.status}; it cannot become ${to}` };
+      if (order.indexOf(to) <= order.indexOf(inc.entry.status)) throw { code: "invalidInput", message: `invalid input: incident ${id} is ${inc.entry.status}; it cannot become ${to}` };
       if (to === "closed" && who.role === "operator") throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
       inc.entry = { ...inc.entry, status: to, acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
       if (to === "acknowledged") acknowledged.add(id);
@@ -579,6 +627,44 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     const inc = queue().find((i) => i.entry.id === id);
     if (!inc) throw { code: "notFound", message: `incident ${JSON.stringify(id)} not found` };
     return inc;
+  }
+
+  /**
+   * Checks a sign-in against the roster as the engine's store does, in its words: a name the
+   * roster lacks may only be an operator (and joins the roster as one), other roles are the
+   * roster's, and a PIN the roster holds (or the role needs) must be given and right.
+   */
+  function signInByRoster(name: string, role: OperatorRole, pin: string | null) {
+    const row = pins.get(name);
+    if (!row) {
+      if (role !== "operator") throw { code: "forbidden", message: `${name} is not in the roster as ${role}: a supervisor assigns that role (the first one with \`cityops roster add\`)` };
+      pins.set(name, { role: "operator", pin, failed: 0, lockedUntilMs: null });
+      roster.set(name, { name, role: "operator", hasPin: pin !== null, lockedUntilMs: null });
+      return;
+    }
+    const now = Date.now();
+    if (row.lockedUntilMs !== null && row.lockedUntilMs > now) {
+      const until = new Date(row.lockedUntilMs).toISOString().slice(11, 19);
+      throw { code: "forbidden", message: `${name} is locked until ${until} UTC after ${MAX_WRONG_PINS} wrong PINs` };
+    }
+    if (role !== row.role && role !== "operator") throw { code: "forbidden", message: `the roster has ${name} as ${row.role}, not ${role}: a supervisor assigns roles` };
+    if (row.pin === null) {
+      if (role !== "operator") throw { code: "forbidden", message: `${name} signs in with a PIN as ${role}` };
+      return;
+    }
+    if (pin === null) throw { code: "forbidden", message: `${name} signs in with a PIN as ${role}` };
+    if (pin !== row.pin) {
+      row.failed += 1;
+      if (row.failed >= MAX_WRONG_PINS) {
+        row.failed = 0;
+        row.lockedUntilMs = now + LOCKOUT_MS;
+        const until = new Date(row.lockedUntilMs).toISOString().slice(11, 19);
+        throw { code: "forbidden", message: `${name} is locked until ${until} UTC after ${MAX_WRONG_PINS} wrong PINs` };
+      }
+      throw { code: "forbidden", message: `wrong PIN for ${name} (${MAX_WRONG_PINS - row.failed} more before the name is locked for ${LOCKOUT_MS / MINUTE} minutes)` };
+    }
+    row.failed = 0;
+    row.lockedUntilMs = null;
   }
 
   function signedIn(): OperatorDto {

@@ -36,12 +36,13 @@ describe("fake dispatch", () => {
     expect(list.find((x) => x.supervisorOnly)?.kind).toBe("cap");
   });
 
-  it("previews plausible bodies for every kind, escaping text in XML", async () => {
+  it("previews the bytes of every kind, located at the incident, escaping text in XML", async () => {
     const open311 = await b.previewAction(req("city-works", crew));
     expect(open311.destination).toBe("POST http://127.0.0.1:8311/requests.json");
     expect(open311.body).toContain("service_code=utility-crew");
     expect(open311.body).toContain("description=Feeder+2+down+%3Cb%3Enow%3C%2Fb%3E+%26+more");
-    expect(open311.summary).toBe("Service request utility-crew at Substation Kaisaniemi");
+    // Like the engine, an incident's action is labelled with the incident's title.
+    expect(open311.summary).toBe("Service request utility-crew at Power outage: Substation Kaisaniemi");
     expect(open311.confirmations).toBe(1);
     const hook = await b.previewAction(req("rescue-hook", { kind: "notify", message: "Power out <script>" }));
     expect(JSON.parse(hook.body).message).toBe("Power out <script>");
@@ -49,8 +50,8 @@ describe("fake dispatch", () => {
     const mqtt = await b.previewAction(req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }));
     expect(mqtt.destination).toBe("mqtt://127.0.0.1:1883 city/devices/HEL-4411/cmd");
     expect(mqtt.confirmations).toBe(2);
-    const cot = await b.previewAction(req("tak", { kind: "taskUnit", unit: "RPE-301", task: "respond", remarks: "a<b" }, null));
-    expect(cot.body).toContain("<remarks>a&lt;b</remarks>");
+    const cot = await b.previewAction(req("tak", { kind: "taskUnit", unit: "RPE-301", task: "t-x-i", remarks: "a<b" }, null));
+    expect(cot.body).toContain(`<remarks source="cityops@control-room.hel.example">a&lt;b</remarks>`);
     const cap = await b.previewAction(req("alert-hub", {
       kind: "publicAlert", headline: "Storm <now>", description: "d", instruction: "Stay in", severity: "severe", expiresMinutes: 60,
     }));

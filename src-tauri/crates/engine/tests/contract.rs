@@ -178,6 +178,8 @@ async fn call_engine(engine: &Engine, call: &str, args: &[Value]) -> Result<Resu
         "signIn" => json(engine.sign_in(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?).await),
         "signOut" => json(engine.sign_out().await),
         "operator" => json(engine.operator().await),
+        "roster" => json(engine.roster().await),
+        "assignRole" => json(engine.assign_role(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?).await),
         "incident" => json(engine.incident_detail(arg(args, 0)?).await),
         "transition" => json(engine.incident_transition(arg(args, 0)?, arg::<LifecycleStatus>(args, 1)?).await),
         "backends" => json(engine.backends().await),

@@ -18,7 +18,7 @@ use crate::error::EngineError;
 use cityops_decoders::{self as feeds, MessageContext};
 use crate::incidents::Desk;
 use crate::pipeline::{Pipeline, BATCH_ROWS};
-use crate::store::Store;
+use cityops_store::Store;
 
 /// The Helsinki default rules, which the benchmarks correlate with.
 const DEFAULT_RULES: &str = include_str!("../../../../fixtures/rules/default.toml");
@@ -939,7 +939,7 @@ mod tests {
         assert!(c.incidents().count() > 50, "{} incidents", c.incidents().count());
     }
 
-    fn stored(replay: &crate::replay::Replay) -> Vec<crate::store::StoredIncident> {
+    fn stored(replay: &crate::replay::Replay) -> Vec<cityops_store::StoredIncident> {
         let store = replay.pipeline().store();
         store.stored_incidents(replay.pipeline().run()).unwrap()
     }

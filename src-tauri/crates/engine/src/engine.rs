@@ -27,7 +27,7 @@ use crate::outbox::{self, Outbox};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
-use crate::store::Store;
+use cityops_store::Store;
 use crate::tiles::MapArchives;
 
 /// How often the clock advances and diffs are published: at most one diff per tick.
@@ -359,7 +359,7 @@ impl Engine {
     }
 
     /// The quarantine of the current run, newest first, of one feed if given (see
-    /// [`crate::store::Store::quarantine_page`]).
+    /// [`cityops_store::Store::quarantine_page`]).
     pub async fn quarantine(&self, feed: Option<String>) -> Result<QuarantineDto, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Quarantine(feed, tx))?;

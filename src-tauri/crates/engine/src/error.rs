@@ -69,7 +69,7 @@ pub enum EngineError {
     Backends(#[from] crate::outbox::BackendsError),
     /// The store failed.
     #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] cityops_store::StoreError),
     /// A map archive could not be opened or read.
     #[error("map {name}: {reason}")]
     Map {
@@ -95,7 +95,7 @@ impl From<&EngineError> for ApiError {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
             EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
             EngineError::Forbidden(_) => ApiErrorCode::Forbidden,
-            EngineError::Store(crate::store::StoreError::Refused(_)) | EngineError::Dispatch(_) => ApiErrorCode::InvalidInput,
+            EngineError::Store(cityops_store::StoreError::Refused(_)) | EngineError::Dispatch(_) => ApiErrorCode::InvalidInput,
             _ => ApiErrorCode::Internal,
         };
         ApiError { code, message: e.to_string() }

@@ -11,7 +11,7 @@ use crate::error::EngineError;
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
-use crate::store::{RunId, Store, StoreError};
+use cityops_store::{RunId, Store, StoreError};
 
 /// The summary `cityops replay --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -40,7 +40,7 @@ use crate::dto::{
     TimelineEntryDto,
 };
 use crate::error::EngineError;
-use crate::store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
+use cityops_store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
 
 /// Checkpoints fall on whole minutes of scenario time.
 pub const CHECKPOINT_MS: Millis = 60_000;
@@ -863,10 +863,10 @@ fn capitalise(s: &str) -> String {
 pub fn sign_in_refusal(name: &str, role: OperatorRole, outcome: &SignIn) -> String {
     match outcome {
         SignIn::Accepted => String::new(),
-        SignIn::WrongPin { left } => format!("wrong PIN for {name} ({left} more before the name is locked for {} minutes)", crate::store::LOCKOUT_MS / 60_000),
+        SignIn::WrongPin { left } => format!("wrong PIN for {name} ({left} more before the name is locked for {} minutes)", cityops_store::LOCKOUT_MS / 60_000),
         SignIn::Locked { until_ms } => {
             let until = chrono::DateTime::from_timestamp_millis(*until_ms).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
-            format!("{name} is locked until {until} after {} wrong PINs", crate::store::MAX_WRONG_PINS)
+            format!("{name} is locked until {until} after {} wrong PINs", cityops_store::MAX_WRONG_PINS)
         }
         SignIn::RoleRefused { has: None } => {
             format!("{name} is not in the roster as {}: a supervisor assigns that role (the first one with `cityops roster add`)", role.as_str())

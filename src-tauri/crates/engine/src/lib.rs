@@ -4,7 +4,6 @@
 //! - [`pipeline`]: decode, quarantine, group-commit into the store.
 //! - [`config`] and [`live`]: the live feed configuration, one task per transport (HTTP poll,
 //!   MQTT, TCP, drop folder), feed health, recording, and the engine's live mode.
-//! - [`store`]: SQLite (WAL, versioned migrations): the observation log, runs, quarantine.
 //! - [`scenario`]: loading a scenario folder (manifest and tape).
 //! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.
 //! - [`engine`]: the [`Engine`] handle: an async task that paces the replay and pushes coalesced
@@ -32,7 +31,6 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod scenario;
-pub mod store;
 pub mod tiles;
 pub mod tls;
 pub mod timeline;

@@ -10,7 +10,7 @@ use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::{TapeIssue, TapeMessage};
 
 use cityops_decoders::{self as feeds, AdapterConfigError, FeedAdapters, MessageContext};
-use crate::store::{QuarantineEntry, RunId, Store, StoreError};
+use cityops_store::{QuarantineEntry, RunId, Store, StoreError};
 
 /// Rows buffered before a group commit is forced.
 pub const BATCH_ROWS: usize = 5_000;

@@ -20,7 +20,7 @@ use crate::live::{FeedHealthDto, Health, StorageHealthDto};
 use crate::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::error::EngineError;
-use crate::store::{InjectRow, Store, StoreError};
+use cityops_store::{InjectRow, Store, StoreError};
 use crate::timeline::PictureIndex;
 use cityops_core::{inject, tape};
 
@@ -166,7 +166,7 @@ impl Replay {
     }
 
     /// The incident desk and the store it writes to, for operator actions.
-    pub fn desk_mut(&mut self) -> Option<(&mut Desk, &crate::store::Store)> {
+    pub fn desk_mut(&mut self) -> Option<(&mut Desk, &cityops_store::Store)> {
         let store = self.pipeline.store();
         self.desk.as_mut().map(|d| (d, store))
     }

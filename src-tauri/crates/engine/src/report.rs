@@ -16,7 +16,7 @@ use plotters::prelude::*;
 
 use crate::error::EngineError;
 use crate::scenario::Scenario;
-use crate::store::{RunId, Store};
+use cityops_store::{RunId, Store};
 
 /// The font charts are measured with; the SVG names the family, the viewer draws it.
 const FONT: &[u8] = include_bytes!("../../../../assets/fonts/DejaVuSans.ttf");

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use cityops_core::model::{Millis, Observation};
 
-use crate::store::{RunId, Store, StoreError};
+use cityops_store::{RunId, Store, StoreError};
 
 /// Arrival time between two snapshots, at first.
 pub const SNAPSHOT_MS: Millis = 60_000;

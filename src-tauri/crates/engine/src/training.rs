@@ -4,7 +4,7 @@
 use cityops_core::dispatch::BackendKind;
 use cityops_core::objectives::{self, ActionFact, IncidentFact, Objective, Score, TransitionFact};
 
-use crate::store::{RunId, Store, StoreError};
+use cityops_store::{RunId, Store, StoreError};
 
 /// The value of one field of an `application/x-www-form-urlencoded` body.
 fn form_value(body: &str, name: &str) -> Option<String> {

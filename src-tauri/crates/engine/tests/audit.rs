@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cityops_engine::store::{DecisionRow, InjectRow, SignIn, SopTickRow, Store, TransitionRow};
+use cityops_store::{DecisionRow, InjectRow, SignIn, SopTickRow, Store, TransitionRow};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cityops");

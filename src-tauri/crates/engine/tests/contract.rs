@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use cityops_engine::dto::{ActionRequestDto, ApiError, LifecycleStatus, MapDiffDto, OperatorRole};
 use cityops_engine::error::EngineError;
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use cityops_engine::{Engine, EngineConfig};
 use serde_json::Value;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cityops_engine::config::LiveConfig;
 use cityops_engine::live::{self, Health, LiveOptions};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use tokio::sync::watch;
 
 mod common;

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cityops_engine::dto::ActionStatus;
-use cityops_engine::store::Store;
+use cityops_store::Store;
 
 const FEATURES_PER_FILE: usize = 5;
 

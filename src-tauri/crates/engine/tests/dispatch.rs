@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use cityops_engine::dto::{ActionDto, ActionParams, ActionPreviewDto, ActionRequestDto, ActionStatus, AlertSeverity, OperatorDto, OperatorRole};
 use cityops_engine::outbox::{config, Outbox};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use common::proxy::{Mode, Proxy};
 
 fn supervisor() -> OperatorDto {

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cityops_engine::dto::{InjectRequestDto, LifecycleStatus, OperatorRole};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use cityops_engine::{Engine, EngineConfig};
 
 const SUBSTATION: &str = "way/644615094";

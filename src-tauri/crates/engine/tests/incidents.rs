@@ -12,7 +12,7 @@ use cityops_engine::error::EngineError;
 use cityops_engine::headless;
 use cityops_engine::incidents::DecisionOp;
 use cityops_engine::replay::Replay;
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use cityops_engine::{Engine, EngineConfig};
 
 fn demo() -> PathBuf {

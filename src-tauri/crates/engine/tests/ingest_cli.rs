@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use serde_json::Value;
 
 mod common;

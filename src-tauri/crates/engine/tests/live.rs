@@ -18,7 +18,7 @@ use cityops_engine::config::LiveConfig;
 use cityops_decoders::MessageContext;
 use cityops_engine::headless;
 use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

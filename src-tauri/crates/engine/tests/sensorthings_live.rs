@@ -23,7 +23,7 @@ use cityops_engine::config::LiveConfig;
 use cityops_decoders::sensorthings::filter_since;
 use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 

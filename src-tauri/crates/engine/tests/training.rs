@@ -29,7 +29,7 @@ fn exercise(db: &Path, script: Script) {
         let (engine, diffs) = common::demo_played_to_end(db, common::repo().join("fixtures/backends/helsinki.toml")).await;
         let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).find(|e| e.incident_type == "power_outage").unwrap();
         let (id, opened) = (outage.id.clone(), outage.opened_ms);
-        cityops_engine::store::Store::open(db).unwrap().roster_set("Trainee", "supervisor", Some("8642"), "test", "system", 0).unwrap();
+        cityops_store::Store::open(db).unwrap().roster_set("Trainee", "supervisor", Some("8642"), "test", "system", 0).unwrap();
         engine.sign_in("Trainee".into(), OperatorRole::Supervisor, Some("8642".into())).await.unwrap();
         // The trainee's deeds in time order, each at its scenario moment.
         let mut deeds: Vec<(i64, u8)> = Vec::new();
@@ -194,7 +194,7 @@ fn check_report(html: &str, db: &Path) {
     assert_eq!(svgs, 5, "one SVG per chart");
     let charts: Vec<&str> = figures.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(charts, ["observations-per-layer", "open-incidents", "time-to-acknowledge", "time-to-dispatch", "feed-health"]);
-    let store = cityops_engine::store::Store::open(db).unwrap();
+    let store = cityops_store::Store::open(db).unwrap();
     let counts = store.counts(1).unwrap();
     for (layer, n) in counts.per_layer {
         let drawn = figures[0].1[layer.as_str()].as_f64().unwrap_or(0.0);

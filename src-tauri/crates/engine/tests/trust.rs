@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cityops_engine::dto::{ActionDto, ActionParams, ActionRequestDto, ActionStatus, OperatorDto, OperatorRole};
 use cityops_engine::outbox::{config, Outbox};
-use cityops_engine::store::Store;
+use cityops_store::Store;
 use common::scripted::{Answer, Scripted};
 
 fn operator() -> OperatorDto {

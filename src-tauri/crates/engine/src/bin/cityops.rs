@@ -13,7 +13,7 @@ use cityops_engine::config::LiveConfig;
 use cityops_decoders::{self as feeds, MessageContext};
 use cityops_engine::headless;
 use cityops_engine::live::{self, Health, LiveOptions};
-use cityops_engine::store::{AuditOutcome, Store};
+use cityops_store::{AuditOutcome, Store};
 
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
 /// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
@@ -414,7 +414,7 @@ fn read_pin(var: &str) -> anyhow::Result<String> {
 fn sign_in(store: &Store, name: &str, role: cityops_engine::dto::OperatorRole, pin_env: Option<&str>) -> anyhow::Result<()> {
     let pin = pin_env.map(read_pin).transpose()?;
     let outcome = store.sign_in(name, role.as_str(), pin.as_deref(), chrono::Utc::now().timestamp_millis())?;
-    if outcome != cityops_engine::store::SignIn::Accepted {
+    if outcome != cityops_store::SignIn::Accepted {
         anyhow::bail!("{}", cityops_engine::incidents::sign_in_refusal(name, role, &outcome));
     }
     Ok(())

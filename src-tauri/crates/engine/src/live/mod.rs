@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{LiveConfig, Transport};
 use crate::error::EngineError;
 use crate::pipeline::{IngestStats, Pipeline};
-use crate::store::{RunId, Store};
+use cityops_store::{RunId, Store};
 pub use mode::LiveEngineConfig;
 pub(crate) use mode::LiveMode;
 pub use health::{FeedHealthDto, Health, StorageHealthDto};

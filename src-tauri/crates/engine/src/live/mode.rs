@@ -21,7 +21,7 @@ use crate::dto::ScenarioDto;
 use crate::error::EngineError;
 use crate::replay::Replay;
 use crate::scenario::{load_assets_and_rules, Scenario};
-use crate::store::Store;
+use cityops_store::Store;
 
 /// How long after the end of an arrival second the desk correlates it. A transport stamps a
 /// message when it arrives and only then queues it for ingest, so a message stamped just before

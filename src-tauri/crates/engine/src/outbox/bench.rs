@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{config, Outbox};
 use crate::dto::{ActionParams, ActionRequestDto, OperatorDto, OperatorRole};
 use crate::error::EngineError;
-use crate::store::Store;
+use cityops_store::Store;
 
 /// What `cityops bench-outbox` prints.
 #[derive(Debug, Clone, Serialize)]

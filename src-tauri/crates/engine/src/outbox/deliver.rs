@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::config::BackendSpec;
-use crate::store::ActionRow;
+use cityops_store::ActionRow;
 
 /// The header that carries the idempotency key on every HTTP backend.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";

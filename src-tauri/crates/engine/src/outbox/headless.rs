@@ -12,7 +12,7 @@ use cityops_core::model::GeoPoint;
 use super::{BackendSpec, Outbox};
 use crate::dto::{ActionParams, ActionRequestDto, OperatorDto};
 use crate::error::EngineError;
-use crate::store::Store;
+use cityops_store::Store;
 
 /// What to commit.
 #[derive(Debug, Clone)]

@@ -32,7 +32,7 @@ use sender::Shared;
 
 use crate::dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
 use crate::error::EngineError;
-use crate::store::{NewAction, RunId, Store};
+use cityops_store::{NewAction, RunId, Store};
 
 /// How many actions the outbox view carries.
 const VIEW_LIMIT: u32 = 200;

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use super::deliver::{Link, Outcome};
-use crate::store::{ActionRow, AttemptEnd, Store, StoreError};
+use cityops_store::{ActionRow, AttemptEnd, Store, StoreError};
 
 /// What the senders share with the handle: a change flag for the UI and each backend's
 /// reachability.

@@ -56,7 +56,7 @@ pub fn samples() -> PathBuf {
 /// Polls the store until the action reaches `status`, failing with its last error after
 /// `within`.
 pub async fn wait_for(db: &Path, id: i64, status: cityops_engine::dto::ActionStatus, within: Duration) -> cityops_engine::dto::ActionDto {
-    let store = cityops_engine::store::Store::open(db).unwrap();
+    let store = cityops_store::Store::open(db).unwrap();
     let started = std::time::Instant::now();
     loop {
         let a = store.action(id).unwrap().unwrap().dto;

@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::{RunId, Store, StoreError};
-use crate::dto::{QuarantineDto, QuarantineEntryDto, QuarantineFeedDto};
+use cityops_dto::{QuarantineDto, QuarantineEntryDto, QuarantineFeedDto};
 
 impl Store {
     /// The newest `limit` quarantine entries of `run` (of `feed` only, if given), each body cut

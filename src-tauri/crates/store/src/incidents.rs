@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{RunId, Store, StoreError, Vouch};
-use crate::dto::AreaDto;
+use cityops_dto::AreaDto;
 
 /// The `prev_hash` of the first audit entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

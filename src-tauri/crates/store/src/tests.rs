@@ -182,7 +182,7 @@ fn a_cancel_between_the_senders_read_and_its_attempt_wins() {
     operator.cancel_action(id, "ann", "operator", 2_000).unwrap();
     assert_eq!(sender.start_attempt(&head, 3_000).unwrap(), None, "nothing may be sent after the cancel");
     let row = sender.action(id).unwrap().unwrap();
-    assert_eq!(row.dto.status, crate::dto::ActionStatus::Cancelled);
+    assert_eq!(row.dto.status, cityops_dto::ActionStatus::Cancelled);
     assert_eq!(row.dto.attempts, 0);
     assert!(sender.attempts(id).unwrap().is_empty(), "no attempt was opened");
     // Read after the cancel, the queue is empty; a queued action still starts as before.

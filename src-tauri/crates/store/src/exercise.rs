@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{AuditRecord, RunId, Store, StoreError, Vouch};
-use crate::dto::InjectDto;
+use cityops_dto::InjectDto;
 
 /// One trainer inject, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

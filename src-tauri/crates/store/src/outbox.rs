@@ -10,7 +10,7 @@ use cityops_core::model::Millis;
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{AuditRecord, RunId, Store, StoreError, Vouch};
-use crate::dto::{ActionDto, ActionStatus, HeaderDto};
+use cityops_dto::{ActionDto, ActionStatus, HeaderDto};
 
 /// An action as the operator confirmed it, about to be committed.
 #[derive(Debug, Clone)]

@@ -412,7 +412,7 @@ impl Store {
     }
 
     /// Every row of the run inserted after row `after_id`, as (id, entity, arrival time), in
-    /// insert order: how the picture index ([`crate::timeline`]) keeps up with the log. (The
+    /// insert order: how the picture index (the engine's `timeline`) keeps up with the log. (The
     /// unary `+` keeps SQLite on the row id range instead of the run's whole arrival index.)
     pub fn rows_after(&self, run: RunId, after_id: i64) -> Result<Vec<(i64, String, Millis)>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id, entity, received_ms FROM observations WHERE id > ?2 AND +run = ?1 ORDER BY id")?;

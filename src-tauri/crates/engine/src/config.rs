@@ -13,7 +13,7 @@ use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
 use serde::Deserialize;
 
-use crate::tls::TlsSpec;
+use cityops_net::tls::TlsSpec;
 
 /// A parsed and validated feed configuration.
 #[derive(Debug, Clone)]
@@ -316,7 +316,7 @@ impl LiveConfig {
                         }
                     }
                     for o in follow {
-                        if crate::origin::origin(o).is_none() {
+                        if cityops_net::origin::origin(o).is_none() {
                             return Err(err("transport.follow", format!("{o:?} is not an http(s) origin")));
                         }
                     }
@@ -324,7 +324,7 @@ impl LiveConfig {
                     // clear off the machine, to the feed's URLs or to the origins it follows.
                     if let Some(name) = headers.iter().find(|(_, v)| matches!(v, ValueRef::Env { .. })).map(|(n, _)| n) {
                         let targets = f.transport.poll_urls().into_iter().chain(follow.iter().cloned()).collect::<Vec<_>>();
-                        if let Some(why) = targets.iter().find_map(|u| crate::origin::secret_over_plain_http(u)) {
+                        if let Some(why) = targets.iter().find_map(|u| cityops_net::origin::secret_over_plain_http(u)) {
                             return Err(err(&format!("transport.headers.{name}"), why));
                         }
                     }
@@ -338,7 +338,7 @@ impl LiveConfig {
                         return Err(err("transport.password", "credentials are never written in the file; use { env = \"NAME\" }".into()));
                     }
                     // A password over plain MQTT to another machine is readable on the path.
-                    if password.is_some() && tls.is_none() && !crate::origin::host_is_loopback(host) {
+                    if password.is_some() && tls.is_none() && !cityops_net::origin::host_is_loopback(host) {
                         return Err(err("transport.password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
                     }
                     if let Some(Err(e)) = tls.as_ref().map(TlsSpec::validate) {

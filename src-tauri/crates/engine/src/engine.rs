@@ -23,7 +23,7 @@ use crate::dto::{
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
 use crate::live::{LiveEngineConfig, LiveMode, RETRY_STORE};
-use crate::outbox::{self, Outbox};
+use cityops_outbox::{self as outbox, Outbox};
 use crate::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;

@@ -66,7 +66,7 @@ pub enum EngineError {
     Dispatch(#[from] cityops_core::dispatch::DispatchError),
     /// The backends file is invalid.
     #[error(transparent)]
-    Backends(#[from] crate::outbox::BackendsError),
+    Backends(#[from] cityops_outbox::BackendsError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] cityops_store::StoreError),
@@ -107,5 +107,23 @@ impl From<EngineError> for ApiError {
         // The full chain goes to the log before it is flattened for the UI.
         tracing::warn!(error = ?e, "request failed");
         ApiError::from(&e)
+    }
+}
+
+impl From<cityops_outbox::OutboxError> for EngineError {
+    /// The outbox's refusals keep their kind and their words: the operator sees the same
+    /// message, with the same code, as when the engine itself refused.
+    fn from(e: cityops_outbox::OutboxError) -> EngineError {
+        use cityops_outbox::OutboxError as O;
+        match e {
+            O::Io { path, source } => EngineError::Io { path, source },
+            O::Dispatch(e) => EngineError::Dispatch(e),
+            O::Backends(e) => EngineError::Backends(e),
+            O::Store(e) => EngineError::Store(e),
+            O::Forbidden(m) => EngineError::Forbidden(m),
+            O::NotFound(m) => EngineError::NotFound(m),
+            O::InvalidInput(m) => EngineError::InvalidInput(m),
+            O::Stopped => EngineError::Stopped,
+        }
     }
 }

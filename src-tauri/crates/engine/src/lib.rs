@@ -14,7 +14,6 @@
 //!   (the wire types are [`dto`], re-exported from `cityops-dto`).
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
 //!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
-//! - [`origin`]: URL origins, for where credentials may travel.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
 //! - [`bench`]: the ingest benchmark (`cityops bench`).
 
@@ -25,14 +24,11 @@ pub mod error;
 pub mod headless;
 pub mod incidents;
 pub mod live;
-pub mod origin;
-pub mod outbox;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod scenario;
 pub mod tiles;
-pub mod tls;
 pub mod timeline;
 pub mod training;
 

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cityops_engine::dto::{ActionDto, ActionParams, ActionPreviewDto, ActionRequestDto, ActionStatus, AlertSeverity, OperatorDto, OperatorRole};
-use cityops_engine::outbox::{config, Outbox};
+use cityops_outbox::{config, Outbox};
 use cityops_store::Store;
 use common::proxy::{Mode, Proxy};
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cityops_engine::dto::{ActionDto, ActionParams, ActionRequestDto, ActionStatus, OperatorDto, OperatorRole};
-use cityops_engine::outbox::{config, Outbox};
+use cityops_outbox::{config, Outbox};
 use cityops_store::Store;
 use common::scripted::{Answer, Scripted};
 

@@ -481,7 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dispatch { backends, db, backend, params, at, label, incident, operator, role, pin_env, count, no_send, timeout } => {
-            let specs = cityops_engine::outbox::config::load(&backends)?;
+            let specs = cityops_outbox::config::load(&backends)?;
             let params: cityops_engine::dto::ActionParams = serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
             let (lon, lat) = at.split_once(',').ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
             let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?).ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
@@ -489,23 +489,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // The command line signs in like a window does: on the roster's authority.
             sign_in(&Store::open(&db)?, &operator, role, pin_env.as_deref())?;
             let label = if label.is_empty() { format!("{:.5}, {:.5}", at.lat, at.lon) } else { label };
-            let burst = cityops_engine::outbox::headless::Burst { backend, operator: cityops_engine::dto::OperatorDto { name: operator, role }, params, at, label, incident, count };
+            let burst = cityops_outbox::headless::Burst { backend, operator: cityops_engine::dto::OperatorDto { name: operator, role }, params, at, label, incident, count };
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(async {
-                let outbox = cityops_engine::outbox::headless::commit_burst(&db, specs.clone(), &burst, !no_send, &mut std::io::stdout().lock())?;
+                let outbox = cityops_outbox::headless::commit_burst(&db, specs.clone(), &burst, !no_send, &mut std::io::stdout().lock())?;
                 if no_send {
                     return Ok(());
                 }
-                let (queued, failed) = cityops_engine::outbox::headless::send_until_idle(&db, Some(outbox), specs, Duration::from_secs(timeout)).await?;
+                let (queued, failed) = cityops_outbox::headless::send_until_idle(&db, Some(outbox), specs, Duration::from_secs(timeout)).await?;
                 eprintln!("cityops: {queued} actions still queued, {failed} failed");
                 anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
                 Ok(())
             })
         }
         Command::Send { backends, db, timeout } => {
-            let specs = cityops_engine::outbox::config::load(&backends)?;
+            let specs = cityops_outbox::config::load(&backends)?;
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let (queued, failed) = rt.block_on(cityops_engine::outbox::headless::send_until_idle(&db, None, specs, Duration::from_secs(timeout)))?;
+            let (queued, failed) = rt.block_on(cityops_outbox::headless::send_until_idle(&db, None, specs, Duration::from_secs(timeout)))?;
             eprintln!("cityops: {queued} actions still queued, {failed} failed");
             anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
             Ok(())
@@ -636,7 +636,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let tmp = tempfile::tempdir_in(".")?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(cityops_engine::outbox::bench::run(&dir, actions.max(1), webhook.as_deref().map(|u| (u, secret_env.as_str()))))?;
+            let r = rt.block_on(cityops_outbox::bench::run(&dir, actions.max(1), webhook.as_deref().map(|u| (u, secret_env.as_str()))))?;
             println!("{}", serde_json::to_string(&r)?);
             eprintln!(
                 "commit p50 {:.0} us p99 {:.0} us; fdatasync p50 {:.0} us p99 {:.0} us; ratio p50 {:.2} p99 {:.2}",

@@ -42,9 +42,10 @@ use cityops_core::model::Millis;
 use cityops_core::tape::FeedFormat;
 use tokio::sync::{mpsc, watch};
 
-use super::{now_ms, Backoff, Health, Incoming};
+use super::{now_ms, Health, Incoming};
+use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
-use crate::origin::Allowed;
+use cityops_net::origin::Allowed;
 use cityops_decoders::sensorthings::{filter_since, newest_time, next_link};
 use cityops_decoders::MAX_BODY_BYTES;
 
@@ -155,7 +156,9 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
         }
     };
     let interval = Duration::from_secs(interval_s);
-    let mut backoff = Backoff::new(interval, Duration::from_secs(300).max(interval));
+    // A failed poll is tried again no sooner than the next poll would have been: the first
+    // wait is between one and two intervals (equal jitter over twice the interval).
+    let mut backoff = Retry::new(interval * 2, Duration::from_secs(300).max(interval * 2));
     let mut fetched = Seen::default();
     let started = now_ms();
     let lookback_ms = lookback_s.unwrap_or(DEFAULT_LOOKBACK_S).saturating_mul(1000) as Millis;

@@ -83,33 +83,6 @@ pub(crate) fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Exponential backoff with jitter between `min` and `max`, for reconnects and failed polls.
-pub(crate) struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { next: min, min, max }
-    }
-
-    /// The delay before the next attempt; each call doubles the one after, up to `max`.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        // Up to 25 % jitter, so feeds that failed together do not retry together.
-        let jitter = rand::random::<f64>() * 0.25;
-        base.mul_f64(1.0 + jitter).min(self.max)
-    }
-
-    /// After a success, start again from the minimum.
-    pub(crate) fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 /// Options of a live run.
 #[derive(Debug, Clone, Default)]
 pub struct LiveOptions {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
-use super::{hand_over, now_ms, Backoff, Health, Incoming};
+use super::{hand_over, now_ms, Health, Incoming};
+use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
 use cityops_decoders::MAX_BODY_BYTES;
 
@@ -29,7 +30,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_session(false);
     opts.set_max_packet_size(MAX_BODY_BYTES, 64 * 1024);
-    opts.set_transport(crate::tls::mqtt_transport(tls.as_ref()));
+    opts.set_transport(cityops_net::tls::mqtt_transport(tls.as_ref()));
     if let Some(user) = username {
         let credentials = user.resolve().and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
         match credentials {
@@ -45,7 +46,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
         }
     }
     let (client, mut events) = AsyncClient::new(opts, 1_000);
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let event = tokio::select! {
             event = events.poll() => event,

@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
-use super::{hand_over, now_ms, Backoff, Health, Incoming};
+use super::{hand_over, now_ms, Health, Incoming};
+use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
 use cityops_decoders::MAX_BODY_BYTES;
-use crate::tls::{Stream, Tls};
+use cityops_net::tls::{Stream, Tls};
 
 pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
     let Transport::Tcp { host, port, tls } = feed.transport else { return };
@@ -26,7 +27,7 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
         }
     };
     let peer = Peer { i, host, port, tls, split: cityops_decoders::stream_framing(feed.spec.format) };
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let result = tokio::select! {
             r = session(&peer, &id, &tx, &health, &mut backoff) => r,
@@ -81,7 +82,7 @@ enum StreamLost {
 }
 
 /// One connection, until it fails.
-async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Backoff) -> Result<(), StreamLost> {
+async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Retry) -> Result<(), StreamLost> {
     let Peer { i, ref host, port, ref tls, split } = *peer;
     let mut stream = Stream::connect(host, port, tls.as_ref()).await.map_err(|(error, _)| StreamLost::Connect { host: host.clone(), port, error })?;
     health.connected(id);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
+use cityops_net::backoff::Backoff;
 use tokio::sync::Notify;
 
 use super::deliver::{Link, Outcome};
@@ -53,15 +53,10 @@ fn wall_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The delay before attempt `n + 1` after `n` attempts: base * 2^(n-1), capped, with "equal
-/// jitter" (half fixed, half random) so many workstations coming back online do not retry in
-/// step.
+/// The delay before attempt `n + 1` after `n` failed attempts: the project's one backoff
+/// rule, from the backend's first retry delay up to its longest.
 pub fn backoff(link: &Link, failures: u32) -> Duration {
-    let base = link.spec.retry_base.as_millis() as u64;
-    let exp = base.saturating_mul(1u64 << failures.saturating_sub(1).min(20));
-    let capped = exp.min(link.spec.max_backoff.as_millis() as u64).max(1);
-    let half = capped / 2;
-    Duration::from_millis(half + rand::rng().random_range(0..=capped - half))
+    Backoff::new(link.spec.retry_base, link.spec.max_backoff).delay(failures)
 }
 
 /// Runs one backend's sender until the process ends.
@@ -91,7 +86,7 @@ pub async fn run(db: PathBuf, link: Arc<Link>, exercise: bool, wake: Arc<Notify>
             None => link.spec.poll_interval,
             // Another attempt has it in flight (this sender's lease makes that a leftover that
             // the next start queues again): later actions wait behind it, in commit order.
-            Some(a) if a.dto.status == crate::dto::ActionStatus::Sending => Duration::from_secs(1),
+            Some(a) if a.dto.status == cityops_dto::ActionStatus::Sending => Duration::from_secs(1),
             Some(a) => {
                 let due = a.dto.next_attempt_ms.unwrap_or(0) - wall_ms();
                 if due > 0 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cityops_core::dispatch::BackendKind;
 use serde::Deserialize;
 
-use crate::tls::TlsSpec;
+use cityops_net::tls::TlsSpec;
 
 /// A secret, by the name of the environment variable that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -206,7 +206,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
                 // A webhook's secret only signs (the body travels, not the secret), but an
                 // Open311 API key is sent in the form: never in clear off the machine.
                 if kind == BackendKind::Open311 && secret.is_some() {
-                    if let Some(why) = crate::origin::secret_over_plain_http(url) {
+                    if let Some(why) = cityops_net::origin::secret_over_plain_http(url) {
                         return Err(err("url", why));
                     }
                 }
@@ -235,7 +235,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
         };
         // A password over plain TCP to another machine is readable by anyone on the path.
         let host = b.host.as_deref().unwrap_or_default();
-        if password.is_some() && b.tls.is_none() && !crate::origin::host_is_loopback(host) {
+        if password.is_some() && b.tls.is_none() && !cityops_net::origin::host_is_loopback(host) {
             return Err(err("password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
         }
         if b.confirm_callsign.is_some() && kind != BackendKind::Cot {

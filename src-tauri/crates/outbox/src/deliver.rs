@@ -67,7 +67,7 @@ pub struct Link {
     pub spec: BackendSpec,
     secret: Result<Option<String>, SecretError>,
     /// TLS for MQTT and CoT, or why it cannot be set up (a missing certificate file, say).
-    tls: Result<Option<crate::tls::Tls>, String>,
+    tls: Result<Option<cityops_net::tls::Tls>, String>,
     http: reqwest::Client,
     mqtt: Option<MqttLink>,
     cot_confirm: Option<CotConfirm>,
@@ -249,7 +249,7 @@ impl Link {
         let port = self.spec.port.unwrap_or(8087);
         let tls = self.tls.as_ref().ok().and_then(Option::as_ref);
         let work = async {
-            let mut stream = crate::tls::Stream::connect(&host, port, tls).await?;
+            let mut stream = cityops_net::tls::Stream::connect(&host, port, tls).await?;
             stream.write_all(action.body.as_bytes()).await.map_err(|e| (e, false))?;
             stream.flush().await.map_err(|e| (e, false))?;
             stream.shutdown().await.map_err(|e| (e, false))?;
@@ -295,13 +295,13 @@ impl Link {
 }
 
 impl MqttLink {
-    fn start(spec: &BackendSpec, password: Option<String>, tls: Option<crate::tls::Tls>) -> MqttLink {
+    fn start(spec: &BackendSpec, password: Option<String>, tls: Option<cityops_net::tls::Tls>) -> MqttLink {
         let mut opts = MqttOptions::new(format!("cityops-outbox-{}", spec.id), spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(1883));
         opts.set_keep_alive(Duration::from_secs(30));
         if let Some(user) = &spec.username {
             opts.set_credentials(user.clone(), password.unwrap_or_default());
         }
-        opts.set_transport(crate::tls::mqtt_transport(tls.as_ref()));
+        opts.set_transport(cityops_net::tls::mqtt_transport(tls.as_ref()));
         let (client, mut events) = AsyncClient::new(opts, 256);
         let connected = Arc::new(AtomicBool::new(false));
         let waiting: Waiting = Arc::default();
@@ -411,7 +411,7 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<String, 
 impl CotConfirm {
     /// Keeps a connection to the TAK server registered as `confirm_callsign`, reconnecting
     /// after a pause when it drops, and hands each relayed tasking to whoever awaits its uid.
-    fn start(spec: &BackendSpec, tls: Option<crate::tls::Tls>) -> CotConfirm {
+    fn start(spec: &BackendSpec, tls: Option<cityops_net::tls::Tls>) -> CotConfirm {
         let connected = Arc::new(AtomicBool::new(false));
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
         let (c, w) = (connected.clone(), waiting.clone());
@@ -420,7 +420,7 @@ impl CotConfirm {
         let id = spec.id.clone();
         tokio::spawn(async move {
             loop {
-                match crate::tls::Stream::connect(&host, port, tls.as_ref()).await {
+                match cityops_net::tls::Stream::connect(&host, port, tls.as_ref()).await {
                     Ok(mut stream) => {
                         let hello = registration(&callsign);
                         if stream.write_all(hello.as_bytes()).await.is_ok() && stream.flush().await.is_ok() {

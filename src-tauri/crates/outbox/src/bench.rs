@@ -11,8 +11,8 @@ use cityops_core::model::GeoPoint;
 use serde::Serialize;
 
 use super::{config, Outbox};
-use crate::dto::{ActionParams, ActionRequestDto, OperatorDto, OperatorRole};
-use crate::error::EngineError;
+use cityops_dto::{ActionParams, ActionRequestDto, OperatorDto, OperatorRole};
+use crate::error::OutboxError;
 use cityops_store::Store;
 
 /// What `cityops bench-outbox` prints.
@@ -42,15 +42,15 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io { path: path.to_owned(), source }
+fn io(path: &Path) -> impl Fn(std::io::Error) -> OutboxError + '_ {
+    move |source| OutboxError::Io { path: path.to_owned(), source }
 }
 
 /// Alternates `n` action commits (`Outbox::confirm`: insert, audit append, `synchronous=FULL`
 /// commit) with `n` raw 512-byte appends + `fdatasync` in the same folder, so both see the same
 /// disk at the same time. With `webhook` (`url`, secret's env var), then commits `n` more
 /// actions to it and times their delivery.
-pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<OutboxBench, EngineError> {
+pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<OutboxBench, OutboxError> {
     let db = dir.join("bench-outbox.db");
     let text = "[[backends]]\nid = \"bench\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:9\"\n";
     let specs = config::parse(Path::new("bench.toml"), text)?;
@@ -108,19 +108,19 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
                 break;
             }
             if t.elapsed() > Duration::from_secs(600) {
-                return Err(EngineError::InvalidInput(format!("{queued} actions still queued after 10 minutes")));
+                return Err(OutboxError::InvalidInput(format!("{queued} actions still queued after 10 minutes")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let outbox_rate = out.delivered as f64 / t.elapsed().as_secs_f64();
         out.delivered_per_sec = Some(outbox_rate);
         // The bare client: the same signed JSON, the same headers, no store, no retries.
-        let secret = std::env::var(secret_env).map_err(|_| EngineError::InvalidInput(format!("{secret_env} is not set")))?;
+        let secret = std::env::var(secret_env).map_err(|_| OutboxError::InvalidInput(format!("{secret_env} is not set")))?;
         let client = reqwest::Client::new();
         let t = Instant::now();
         for i in 0..n {
             let body = serde_json::json!({ "key": format!("bare-{i}"), "message": format!("bench {i}") }).to_string();
-            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).map_err(|e| OutboxError::InvalidInput(e.to_string()))?;
             hmac::Mac::update(&mut mac, body.as_bytes());
             let sig = format!("sha256={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
             let resp = client
@@ -131,9 +131,9 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| EngineError::InvalidInput(format!("bare post: {e}")))?;
+                .map_err(|e| OutboxError::InvalidInput(format!("bare post: {e}")))?;
             if !resp.status().is_success() {
-                return Err(EngineError::InvalidInput(format!("bare post answered {}", resp.status())));
+                return Err(OutboxError::InvalidInput(format!("bare post answered {}", resp.status())));
             }
         }
         let bare = n as f64 / t.elapsed().as_secs_f64();

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod config;
 pub mod deliver;
+pub mod error;
 pub mod headless;
 pub mod lease;
 pub mod sender;
@@ -26,12 +27,12 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 pub use config::{BackendSpec, BackendsError};
+pub use error::OutboxError;
 use deliver::{Link, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use lease::Lease;
 use sender::Shared;
 
-use crate::dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
-use crate::error::EngineError;
+use cityops_dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
 use cityops_store::{NewAction, RunId, Store};
 
 /// How many actions the outbox view carries.
@@ -87,12 +88,12 @@ impl Outbox {
     /// Live and exercise never share an outbox: an `exercise` outbox delivers only exercise
     /// actions (recorded, never sent) and refuses a database where live actions wait to be
     /// sent, and a live one delivers only live actions.
-    pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, EngineError> {
+    pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, OutboxError> {
         let store = Store::open_durable(db)?;
         if exercise {
             let waiting = store.waiting_live_actions()?;
             if waiting > 0 {
-                return Err(EngineError::InvalidInput(format!(
+                return Err(OutboxError::InvalidInput(format!(
                     "{} holds {waiting} live action(s) waiting to be sent; a replay would share their outbox. \
                      Replay into another database (--db), or start live mode on this one to send them",
                     db.display()
@@ -118,7 +119,7 @@ impl Outbox {
                 tracing::warn!(%holder, db = %db.display(), "another process holds the outbox's sender lease; actions wait until it is free");
                 shared.set_lease_holder(Some(holder));
                 let waiter = tokio::spawn(senders.wait_for_lease());
-                tasks.lock().map_err(|_| EngineError::Stopped)?.push(waiter);
+                tasks.lock().map_err(|_| OutboxError::Stopped)?.push(waiter);
             }
         }
         shared.changed.store(true, Ordering::SeqCst);
@@ -132,7 +133,7 @@ impl Outbox {
 
     /// An outbox that commits but starts no senders (`cityops dispatch --no-send`): what it
     /// commits waits for the next `cityops send` or app start.
-    pub fn idle(db: &Path, specs: Vec<BackendSpec>) -> Result<Outbox, EngineError> {
+    pub fn idle(db: &Path, specs: Vec<BackendSpec>) -> Result<Outbox, OutboxError> {
         let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
         let store = Store::open_durable(db)?;
         Ok(Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), tasks: Arc::default(), store })
@@ -143,8 +144,8 @@ impl Outbox {
         self.exercise
     }
 
-    fn link(&self, id: &str) -> Result<&Arc<Link>, EngineError> {
-        self.links.iter().find(|l| l.spec.id == id).ok_or_else(|| EngineError::NotFound(format!("backend {id:?}")))
+    fn link(&self, id: &str) -> Result<&Arc<Link>, OutboxError> {
+        self.links.iter().find(|l| l.spec.id == id).ok_or_else(|| OutboxError::NotFound(format!("backend {id:?}")))
     }
 
     /// The configured backends, as operators pick them.
@@ -169,11 +170,11 @@ impl Outbox {
     /// Renders exactly what confirming will send. `place` is where the action applies (the
     /// incident's root cause and area, or the point picked on the map); `now_ms` stamps the
     /// documents (scenario time in an exercise, wall time live).
-    pub fn preview(&mut self, req: ActionRequestDto, place: &Place, operator: &OperatorDto, now_ms: Millis) -> Result<ActionPreviewDto, EngineError> {
+    pub fn preview(&mut self, req: ActionRequestDto, place: &Place, operator: &OperatorDto, now_ms: Millis) -> Result<ActionPreviewDto, OutboxError> {
         let link = self.link(&req.backend)?.clone();
         let spec = &link.spec;
         if spec.supervisor_only && operator.role == OperatorRole::Operator {
-            return Err(EngineError::Forbidden(format!("{} needs a supervisor", spec.name)));
+            return Err(OutboxError::Forbidden(format!("{} needs a supervisor", spec.name)));
         }
         dispatch::validate(&spec.id, spec.kind, &spec.choices, &req.params)?;
         let key = random_hex(16);
@@ -203,7 +204,7 @@ impl Outbox {
             // An exercise never sends, so a trainee's workstation needs no real signing secret;
             // the preview says the header would be there.
             Err(e) if self.exercise => headers.push(HeaderDto { name: SIGNATURE_HEADER.into(), value: format!("(exercise: not signed; {e})") }),
-            Err(e) => return Err(EngineError::InvalidInput(e.to_string())),
+            Err(e) => return Err(OutboxError::InvalidInput(e.to_string())),
         }
         // The Open311 API key is appended when sending and never stored; the preview says so.
         let body = if spec.kind == dispatch::BackendKind::Open311 && spec.secret.is_some() { format!("{}&api_key=********", rendered.body) } else { rendered.body.clone() };
@@ -237,31 +238,31 @@ impl Outbox {
     /// The first of two confirmations of a dangerous action (a device command, a public alert):
     /// the engine remembers it, and only then does [`Outbox::confirm`] commit. Returns how many
     /// confirmations the action needs in all.
-    pub fn arm(&mut self, token: &str, operator: &OperatorDto) -> Result<u8, EngineError> {
+    pub fn arm(&mut self, token: &str, operator: &OperatorDto) -> Result<u8, OutboxError> {
         let pending = self.pending(token, operator)?;
         pending.armed = true;
         Ok(pending.preview.confirmations)
     }
 
-    fn pending(&mut self, token: &str, operator: &OperatorDto) -> Result<&mut Pending, EngineError> {
-        let pending = self.previews.get_mut(token).ok_or_else(|| EngineError::NotFound("preview (preview the action again)".into()))?;
+    fn pending(&mut self, token: &str, operator: &OperatorDto) -> Result<&mut Pending, OutboxError> {
+        let pending = self.previews.get_mut(token).ok_or_else(|| OutboxError::NotFound("preview (preview the action again)".into()))?;
         if pending.operator != operator.name {
-            return Err(EngineError::Forbidden("the action was previewed by another operator".into()));
+            return Err(OutboxError::Forbidden("the action was previewed by another operator".into()));
         }
         // The role is checked again at each step: whoever previewed may have signed out.
         let backend = &pending.preview.backend;
         if backend.supervisor_only && operator.role == OperatorRole::Operator {
-            return Err(EngineError::Forbidden(format!("{} needs a supervisor", backend.name)));
+            return Err(OutboxError::Forbidden(format!("{} needs a supervisor", backend.name)));
         }
         Ok(pending)
     }
 
     /// Commits a previewed action durably and wakes its sender. A dangerous action must have
     /// been confirmed once before ([`Outbox::arm`]); this is its second confirmation.
-    pub fn confirm(&mut self, token: &str, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, EngineError> {
+    pub fn confirm(&mut self, token: &str, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, OutboxError> {
         let pending = self.pending(token, operator)?;
         if pending.preview.confirmations >= 2 && !pending.armed {
-            return Err(EngineError::InvalidInput(format!("{} needs {} confirmations: confirm it once first", pending.preview.summary, pending.preview.confirmations)));
+            return Err(OutboxError::InvalidInput(format!("{} needs {} confirmations: confirm it once first", pending.preview.summary, pending.preview.confirmations)));
         }
         let pending = self.previews.remove(token).expect("checked above");
         let store = &self.store;
@@ -295,7 +296,7 @@ impl Outbox {
             kind: p.backend.kind,
             summary: p.summary.clone(),
             destination: p.destination.clone(),
-            status: crate::dto::ActionStatus::Queued,
+            status: cityops_dto::ActionStatus::Queued,
             attempts: 0,
             reference: None,
             remote_status: None,
@@ -309,7 +310,7 @@ impl Outbox {
     }
 
     /// Puts a failed action back in the queue.
-    pub fn retry(&self, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+    pub fn retry(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
         self.store.retry_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
         if let Some(a) = self.store.action(id)? {
             self.poke(&a.dto.backend);
@@ -318,7 +319,7 @@ impl Outbox {
     }
 
     /// Cancels a queued or failed action.
-    pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<(), EngineError> {
+    pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
         self.store.cancel_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
         self.shared.changed.store(true, Ordering::SeqCst);
         Ok(())
@@ -337,7 +338,7 @@ impl Outbox {
     }
 
     /// The outbox as the UI shows it.
-    pub fn view(&self) -> Result<OutboxDto, EngineError> {
+    pub fn view(&self) -> Result<OutboxDto, OutboxError> {
         let store = &self.store;
         let actions = store.actions(VIEW_LIMIT)?;
         let (queued, failed) = store.action_counts()?;
@@ -347,7 +348,7 @@ impl Outbox {
         // not known to be down.
         let waiting: Vec<&str> = actions
             .iter()
-            .filter(|a| matches!(a.status, crate::dto::ActionStatus::Queued | crate::dto::ActionStatus::Sending))
+            .filter(|a| matches!(a.status, cityops_dto::ActionStatus::Queued | cityops_dto::ActionStatus::Sending))
             .map(|a| a.backend.as_str())
             .collect();
         let offline = !self.exercise
@@ -371,7 +372,7 @@ struct Senders {
 impl Senders {
     /// With the lease held: queues again what the previous holder left in flight (nobody else
     /// can be sending it now), then starts one sender per backend, which keep the lease.
-    fn start(self, lease: Lease) -> Result<(), EngineError> {
+    fn start(self, lease: Lease) -> Result<(), OutboxError> {
         let store = Store::open_durable(&self.db)?;
         let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
         if resumed > 0 {
@@ -380,7 +381,7 @@ impl Senders {
         let Senders { db, links, wake, exercise, shared, tasks } = self;
         shared.set_lease_holder(None);
         let lease = Arc::new(lease);
-        let mut tasks = tasks.lock().map_err(|_| EngineError::Stopped)?;
+        let mut tasks = tasks.lock().map_err(|_| OutboxError::Stopped)?;
         for link in links {
             let notify = wake.get(&link.spec.id).cloned().unwrap_or_default();
             let (db, shared, lease) = (db.clone(), shared.clone(), lease.clone());

@@ -3,7 +3,7 @@
 //! its configuration lists, and a secret is never configured to travel over plain HTTP off the
 //! machine.
 
-use reqwest::Url;
+use url::Url;
 
 /// `scheme://host:port` of a URL, with the scheme's default port filled in, or `None` when the
 /// text is not an absolute http(s) URL.

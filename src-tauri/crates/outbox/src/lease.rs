@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::EngineError;
+use crate::error::OutboxError;
 
 /// A held lease; dropping it releases the lock.
 #[derive(Debug)]
@@ -29,9 +29,9 @@ pub fn lock_path(db: &Path) -> PathBuf {
 
 impl Lease {
     /// Takes the lease if nobody holds it; otherwise says who does.
-    pub fn try_acquire(db: &Path) -> Result<Result<Lease, String>, EngineError> {
+    pub fn try_acquire(db: &Path) -> Result<Result<Lease, String>, OutboxError> {
         let path = lock_path(db);
-        let io = |source| EngineError::Io { path: path.clone(), source };
+        let io = |source| OutboxError::Io { path: path.clone(), source };
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {

@@ -41,6 +41,18 @@ describe("tidy", () => {
     expect(offenders).toEqual([]);
   });
 
+  it("state stays pure: src/state imports only types from ipc", () => {
+    const offenders = files
+      .filter((f) => f.path.startsWith("state/"))
+      .flatMap((f) => [...f.text.matchAll(/^\s*import\s+(type\s+)?[^;]*?from\s+"([^"]*ipc[^"]*)"/gm)].filter((m) => !m[1]).map((m) => `${f.path}: ${m[2]}`));
+    expect(offenders).toEqual([]);
+  });
+
+  it("App.svelte calls no backend method: the controllers own the calls", () => {
+    const app = files.find((f) => f.path === "App.svelte")?.text ?? "";
+    expect([...app.matchAll(/\bbackend\.(\w+)/g)].map((m) => m[1]).filter((name) => name !== "kind")).toEqual([]);
+  });
+
   it("only src/map imports maplibre-gl at run time", () => {
     const offenders = files
       .filter((f) => !f.path.startsWith("map/"))

@@ -3,7 +3,9 @@
 //! picture diffs, and the offline map archives.
 //!
 //! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
-//! command channel, so no lock is held across an await and commands are applied in order.
+//! command channel, so no lock is held across an await and commands are applied in order. A
+//! command is a closure run on the task's state; one that answers carries its own oneshot of
+//! its own result type, so adding a request touches one `Engine` method and nothing else here.
 //! Time comes from `tokio::time`, so tests can run the paced clock on a paused runtime.
 
 use std::path::PathBuf;
@@ -58,64 +60,25 @@ pub struct EngineConfig {
 /// Receives diffs; returns false once the receiver is gone, to be dropped.
 pub type DiffSink = Box<dyn Fn(MapDiffDto) -> bool + Send>;
 
+/// Work for the replay task: it runs on the task's replay and outbox, after every command sent
+/// before it. A request that answers sends its own typed result on its own oneshot (see
+/// [`Engine::ask`]), so no request can be given another's kind of reply.
+type Job = Box<dyn FnOnce(&mut Replay, &mut Outbox) -> Result<(), EngineError> + Send>;
+
 enum Command {
-    Play,
-    Pause,
-    Speed(Option<f64>),
-    Seek(i64),
+    /// Work on the replay and the outbox; `effect` says whether subscribers get a diff after it.
+    Run { effect: Effect, job: Job },
+    /// A new subscriber: the whole picture now, then every diff.
     Subscribe(DiffSink),
-    Observation(String, oneshot::Sender<Option<ObservationDto>>),
-    Incident(IncidentRequest, oneshot::Sender<Result<IncidentReply, EngineError>>),
-    Dispatch(DispatchRequest, oneshot::Sender<Result<DispatchReply, EngineError>>),
-    Quarantine(Option<String>, oneshot::Sender<Result<QuarantineDto, EngineError>>),
-    Report(Option<Vec<u8>>, oneshot::Sender<Result<String, EngineError>>),
-    Kpi(oneshot::Sender<Result<Vec<ChartDto>, EngineError>>),
-    Inject(InjectRequestDto, oneshot::Sender<Result<InjectDto, EngineError>>),
-    Exercise(oneshot::Sender<Result<ExerciseDto, EngineError>>),
-    TrainerView(bool),
-    EndExercise { by: Option<String>, map_png: Option<Vec<u8>>, reply: oneshot::Sender<Result<String, EngineError>> },
 }
 
-/// An operator's request about actions, answered by the replay task (which knows the incident
-/// and the operator) against the outbox.
-#[derive(Debug, Clone)]
-enum DispatchRequest {
-    Preview(Box<ActionRequestDto>),
-    Arm { token: String },
-    Confirm { token: String },
-    View,
-    Retry(i64),
-    Cancel(i64),
-}
-
-enum DispatchReply {
-    Done,
-    Armed(u8),
-    Preview(Box<ActionPreviewDto>),
-    Action(Box<ActionDto>),
-    View(Box<OutboxDto>),
-}
-
-/// An operator's request about incidents, answered by the replay task.
-#[derive(Debug, Clone)]
-enum IncidentRequest {
-    SignIn { name: String, role: OperatorRole, pin: Option<String> },
-    AssignRole { name: String, role: OperatorRole, pin: Option<String> },
-    Roster,
-    SignOut,
-    Operator,
-    Detail(String),
-    Transition { id: String, to: LifecycleStatus },
-    Decide(DecisionOp),
-    TickSop { id: String, step: u32, ticked: bool },
-}
-
-enum IncidentReply {
-    Done,
-    Roster(Vec<crate::dto::RosterEntryDto>),
-    Operator(Option<OperatorDto>),
-    Detail(Box<IncidentDetailDto>),
-    Split(Option<String>),
+/// Whether a command can change what subscribers see. A read is answered and nothing else
+/// happens; after a write the task publishes a diff at once, so the UI sees its effect without
+/// waiting for the next tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Reads,
+    Writes,
 }
 
 /// A running engine. Dropping it stops its task.
@@ -173,6 +136,25 @@ impl Engine {
         self.commands.send(c).map_err(|_| EngineError::Stopped)
     }
 
+    /// Runs `work` on the replay task, in order with every other command, and awaits its
+    /// answer, which comes back on a oneshot of its own type.
+    async fn ask<T: Send + 'static>(&self, effect: Effect, work: impl FnOnce(&mut Replay, &mut Outbox) -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |replay, outbox| {
+            // The caller may have stopped waiting; the work is done either way.
+            let _ = tx.send(work(replay, outbox));
+            Ok(())
+        });
+        self.send(Command::Run { effect, job })?;
+        rx.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Runs `work` on the replay task without waiting for it; the task logs its failure (the
+    /// clock controls, which the UI follows through the diffs).
+    fn tell(&self, work: impl FnOnce(&mut Replay) -> Result<(), EngineError> + Send + 'static) -> Result<(), EngineError> {
+        self.send(Command::Run { effect: Effect::Writes, job: Box::new(move |replay, _| work(replay)) })
+    }
+
     /// Refuses a clock control in live mode, where the clock is the wall clock.
     fn replay_only(&self, what: &str) -> Result<(), EngineError> {
         if self.scenario.live {
@@ -184,13 +166,23 @@ impl Engine {
     /// Starts the clock.
     pub fn play(&self) -> Result<(), EngineError> {
         self.replay_only("play")?;
-        self.send(Command::Play)
+        self.tell(|replay| {
+            if replay.finished() {
+                // Playing a finished replay starts it over, as a trainer expects.
+                replay.seek(i64::MIN)?;
+            }
+            replay.playing = true;
+            Ok(())
+        })
     }
 
     /// Stops the clock.
     pub fn pause(&self) -> Result<(), EngineError> {
         self.replay_only("pause")?;
-        self.send(Command::Pause)
+        self.tell(|replay| {
+            replay.playing = false;
+            Ok(())
+        })
     }
 
     /// Sets the speed factor; `None` runs as fast as the pipeline goes.
@@ -201,13 +193,16 @@ impl Engine {
                 return Err(EngineError::InvalidInput(format!("speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)")));
             }
         }
-        self.send(Command::Speed(speed))
+        self.tell(move |replay| {
+            replay.speed = speed;
+            Ok(())
+        })
     }
 
     /// Moves the clock to scenario time `ms` and rebuilds the picture from the store.
     pub fn seek(&self, ms: i64) -> Result<(), EngineError> {
         self.replay_only("seek")?;
-        self.send(Command::Seek(ms))
+        self.tell(move |replay| Ok(replay.seek(ms)?))
     }
 
     /// Sends the whole picture to `sink` now, then every diff until it returns false.
@@ -217,96 +212,91 @@ impl Engine {
 
     /// The current observation of an entity in the picture.
     pub async fn observation(&self, id: String) -> Result<ObservationDto, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Observation(id.clone(), tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?.ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))
-    }
-
-    async fn incident(&self, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Incident(request, tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Reads, move |replay, _| {
+            let o = replay.picture().get(&id).ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))?;
+            let feed = replay.scenario().manifest.feed(&o.feed).map(|f| f.name.clone()).unwrap_or_default();
+            Ok(ObservationDto::new(o, &feed))
+        })
+        .await
     }
 
     /// Signs an operator in; every incident action is recorded with their name and role.
     pub async fn sign_in(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<OperatorDto, EngineError> {
-        match self.incident(IncidentRequest::SignIn { name, role, pin }).await? {
-            IncidentReply::Operator(Some(op)) => Ok(op),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "sign_in", Work::Desk, |desk, store, at| desk.sign_in(store, &name, role, pin.as_deref(), at.wall)))
+            .await
     }
 
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
     pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::AssignRole { name, role, pin }).await.map(|_| ())
+        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "assign_role", Work::Desk, |desk, store, at| desk.assign_role(store, &name, role, pin.as_deref(), at.wall)))
+            .await
     }
 
     /// The operator roster; a signed-in supervisor's view.
     pub async fn roster(&self) -> Result<Vec<crate::dto::RosterEntryDto>, EngineError> {
-        match self.incident(IncidentRequest::Roster).await? {
-            IncidentReply::Roster(r) => Ok(r),
-            _ => Err(EngineError::Stopped),
-        }
+        // A read, but as before it is followed by a diff like every roster request.
+        self.ask(Effect::Writes, |replay, _| on_desk(replay, "roster", Work::Desk, |desk, store, _| desk.roster(store))).await
     }
 
     /// Signs the operator out.
     pub async fn sign_out(&self) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::SignOut).await.map(|_| ())
+        self.ask(Effect::Writes, |replay, _| on_desk(replay, "sign_out", Work::Desk, |desk, store, at| desk.sign_out(store, at.wall))).await
     }
 
     /// The signed-in operator, if any.
     pub async fn operator(&self) -> Result<Option<OperatorDto>, EngineError> {
-        match self.incident(IncidentRequest::Operator).await? {
-            IncidentReply::Operator(op) => Ok(op),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Reads, |replay, _| {
+            // Without rules there is no desk, and so nobody signed in to it (live feeds without
+            // rules).
+            if replay.desk().is_none() {
+                return Ok(None);
+            }
+            on_desk(replay, "operator", Work::Desk, |desk, _, _| Ok(desk.operator().cloned()))
+        })
+        .await
     }
 
     /// Everything the detail view shows about one incident.
     pub async fn incident_detail(&self, id: String) -> Result<IncidentDetailDto, EngineError> {
-        match self.incident(IncidentRequest::Detail(id)).await? {
-            IncidentReply::Detail(d) => Ok(*d),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Reads, move |replay, _| on_desk(replay, "detail", Work::Desk, |desk, _, _| desk.detail(&id))).await
     }
 
     /// Moves an incident forward in its lifecycle.
     pub async fn incident_transition(&self, id: String, to: LifecycleStatus) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::Transition { id, to }).await.map(|_| ())
+        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "transition", Work::Trainee, |desk, store, at| desk.transition(store, &id, to, at.wall, at.now))).await
     }
 
     /// Merges incident `from` into `into`.
     pub async fn incident_merge(&self, into: String, from: String) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::Decide(DecisionOp::Merge { into, from })).await.map(|_| ())
+        self.decide(DecisionOp::Merge { into, from }).await.map(|_| ())
     }
 
     /// Splits a member out of an incident; returns the new incident's id.
     pub async fn incident_split(&self, from: String, entity: String) -> Result<String, EngineError> {
-        match self.incident(IncidentRequest::Decide(DecisionOp::Split { from, entity })).await? {
-            IncidentReply::Split(Some(id)) => Ok(id),
-            _ => Err(EngineError::Stopped),
-        }
+        let what = format!("the incident split out of {from}");
+        // The correlator always makes an incident for a member it splits out.
+        self.decide(DecisionOp::Split { from, entity }).await?.ok_or(EngineError::NotFound(what))
     }
 
     /// Moves a member from one incident to another.
     pub async fn incident_reassign(&self, from: String, entity: String, to: String) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::Decide(DecisionOp::Reassign { from, entity, to })).await.map(|_| ())
+        self.decide(DecisionOp::Reassign { from, entity, to }).await.map(|_| ())
     }
 
     /// Takes back the latest merge, split or reassignment.
     pub async fn incident_undo(&self) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::Decide(DecisionOp::Undo)).await.map(|_| ())
+        self.decide(DecisionOp::Undo).await.map(|_| ())
+    }
+
+    /// An operator's manual decision; answers the id of an incident it made.
+    async fn decide(&self, op: DecisionOp) -> Result<Option<String>, EngineError> {
+        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "decide", Work::Trainee, |desk, store, at| desk.decide(store, op, at.wall, at.now))).await
     }
 
     /// Ticks or unticks a step of an incident's SOP checklist.
     pub async fn incident_tick_sop(&self, id: String, step: u32, ticked: bool) -> Result<(), EngineError> {
-        self.incident(IncidentRequest::TickSop { id, step, ticked }).await.map(|_| ())
-    }
-
-    async fn dispatch(&self, request: DispatchRequest) -> Result<DispatchReply, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Dispatch(request, tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "tick_sop", Work::Trainee, |desk, store, at| desk.tick_sop(store, &id, step, ticked, at.wall, at.now)))
+            .await
     }
 
     /// The configured backends.
@@ -316,54 +306,66 @@ impl Engine {
 
     /// Renders exactly what an action will send, for the operator to confirm.
     pub async fn preview_action(&self, request: ActionRequestDto) -> Result<ActionPreviewDto, EngineError> {
-        match self.dispatch(DispatchRequest::Preview(Box::new(request))).await? {
-            DispatchReply::Preview(p) => Ok(*p),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Writes, move |replay, outbox| {
+            acting(replay, "preview", |a| {
+                let place = place_of(a.desk, &request)?;
+                outbox.preview(request, &place, &a.operator, a.at.now)
+            })
+        })
+        .await
     }
 
     /// The first confirmation of a dangerous action; returns how many it needs in all. The
     /// engine counts confirmations itself: [`Engine::confirm_action`] commits such an action
     /// only after this.
     pub async fn arm_action(&self, token: String) -> Result<u8, EngineError> {
-        match self.dispatch(DispatchRequest::Arm { token }).await? {
-            DispatchReply::Armed(n) => Ok(n),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "arm", |a| outbox.arm(&token, &a.operator))).await
     }
 
-    /// Commits a previewed action to the outbox; it is on disk when this returns.
+    /// Commits a previewed action to the outbox; it is on disk when this returns. Confirming
+    /// one for an incident that nobody dispatched to yet marks it dispatched.
     pub async fn confirm_action(&self, token: String) -> Result<ActionDto, EngineError> {
-        match self.dispatch(DispatchRequest::Confirm { token }).await? {
-            DispatchReply::Action(a) => Ok(*a),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Writes, move |replay, outbox| {
+            let run = replay.pipeline().run();
+            acting(replay, "confirm", |a| {
+                let action = outbox.confirm(&token, &a.operator, Some(run))?;
+                if let Some(id) = &action.incident {
+                    if matches!(a.desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
+                        if let Err(e) = a.desk.transition(a.store, id, LifecycleStatus::Dispatched, a.at.wall, a.at.now) {
+                            tracing::warn!(incident = %id, error = %e, "action sent but the incident could not be marked dispatched");
+                        }
+                    }
+                }
+                Ok(action)
+            })
+        })
+        .await
     }
 
     /// The outbox: recent actions, counts, backends.
     pub async fn outbox(&self) -> Result<OutboxDto, EngineError> {
-        match self.dispatch(DispatchRequest::View).await? {
-            DispatchReply::View(v) => Ok(*v),
-            _ => Err(EngineError::Stopped),
-        }
+        self.ask(Effect::Reads, |replay, outbox| {
+            // Like every dispatch request, the view needs the desk (a scenario with rules).
+            replay.desk_mut().ok_or_else(no_desk)?;
+            outbox.view()
+        })
+        .await
     }
 
     /// Queues a failed action again.
     pub async fn retry_action(&self, id: i64) -> Result<(), EngineError> {
-        self.dispatch(DispatchRequest::Retry(id)).await.map(|_| ())
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "retry", |a| outbox.retry(id, &a.operator))).await
     }
 
     /// Cancels a queued or failed action.
     pub async fn cancel_action(&self, id: i64) -> Result<(), EngineError> {
-        self.dispatch(DispatchRequest::Cancel(id)).await.map(|_| ())
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "cancel", |a| outbox.cancel(id, &a.operator))).await
     }
 
     /// The quarantine of the current run, newest first, of one feed if given (see
     /// [`cityops_store::Store::quarantine_page`]).
     pub async fn quarantine(&self, feed: Option<String>) -> Result<QuarantineDto, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Quarantine(feed, tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Reads, move |replay, _| Ok(replay.quarantine(feed.as_deref())?)).await
     }
 
     /// The after-action report of this run so far: score against the scenario's objectives,
@@ -371,46 +373,52 @@ impl Engine {
     /// (a base64 PNG from the app's map) if given.
     pub async fn report(&self, map_png: Option<String>) -> Result<String, EngineError> {
         let png = map_png.as_deref().map(decode_png).transpose()?;
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Report(png, tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Reads, move |replay, _| {
+            replay.flush()?;
+            crate::report::render(&report_input(replay, png.as_deref()))
+        })
+        .await
     }
 
     /// The shift's KPI charts up to the clock (the report's charts, see [`crate::report::kpi`]).
     pub async fn kpi(&self) -> Result<Vec<ChartDto>, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Kpi(tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Reads, |replay, _| {
+            let now = replay.now_ms();
+            replay.flush()?;
+            crate::report::kpi(&report_input(replay, None), now)
+        })
+        .await
     }
 
     /// A trainer's inject at the clock's time (see [`Replay::inject`]).
     pub async fn inject(&self, request: InjectRequestDto) -> Result<InjectDto, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Inject(request, tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Writes, move |replay, _| {
+            let wall = chrono::Utc::now().timestamp_millis();
+            replay.inject(&request.inject, request.lon, request.lat, &request.trainer, wall).map(InjectDto::from)
+        })
+        .await
     }
 
     /// The exercise so far, for the trainer view: injects, live score, whether it ended.
     pub async fn exercise(&self) -> Result<ExerciseDto, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::Exercise(tx))?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Reads, |replay, _| exercise_view(replay)).await
     }
 
     /// Notes that a trainer view is open (or closed): the clock then belongs to the trainer, and
     /// the trainee's window shows it without controls.
     pub fn set_trainer_view(&self, open: bool) -> Result<(), EngineError> {
         self.replay_only("trainer view")?;
-        self.send(Command::TrainerView(open))
+        self.tell(move |replay| {
+            replay.trainer_view = open;
+            Ok(())
+        })
     }
 
     /// Ends the exercise (by the named trainer, or else the signed-in operator) and returns
     /// its after-action report, with the map image if given.
     pub async fn end_exercise(&self, by: Option<String>, map_png: Option<String>) -> Result<String, EngineError> {
         let map_png = map_png.as_deref().map(decode_png).transpose()?;
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::EndExercise { by, map_png, reply: tx })?;
-        rx.await.map_err(|_| EngineError::Stopped)?
+        self.ask(Effect::Writes, move |replay, _| end_exercise(replay, by, map_png.as_deref())).await
     }
 
     /// The offline map archives.
@@ -461,30 +469,56 @@ fn end_exercise(replay: &mut Replay, by: Option<String>, map_png: Option<&[u8]>)
     crate::report::render(&report_input(replay, map_png))
 }
 
-/// Answers one incident request against the replay's desk; wall time stamps operator actions.
-fn answer(replay: &mut Replay, request: IncidentRequest) -> Result<IncidentReply, EngineError> {
-    let now = replay.now_ms();
-    let wall = chrono::Utc::now().timestamp_millis();
-    // Without rules there is no desk, and so nobody signed in to it (live feeds without rules).
-    if matches!(request, IncidentRequest::Operator) && replay.desk().is_none() {
-        return Ok(IncidentReply::Operator(None));
-    }
-    if matches!(request, IncidentRequest::Transition { .. } | IncidentRequest::Decide(_) | IncidentRequest::TickSop { .. }) {
+/// The clock's time (where an action sits in the scenario) and the wall's (when the operator
+/// took it) of an operator's request.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    now: i64,
+    wall: i64,
+}
+
+/// What an operator's request may do once the exercise has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Sign-ins, the roster and reads stay open.
+    Desk,
+    /// The trainee's record (lifecycle, decisions, SOP ticks, actions) closes with the exercise.
+    Trainee,
+}
+
+fn no_desk() -> EngineError {
+    EngineError::NotFound("incidents (the scenario names no rules file)".into())
+}
+
+/// Runs an operator's request `name` against the replay's desk; wall time stamps operator
+/// actions.
+fn on_desk<T>(replay: &mut Replay, name: &'static str, work: Work, f: impl FnOnce(&mut crate::incidents::Desk, &Store, Stamp) -> Result<T, EngineError>) -> Result<T, EngineError> {
+    let at = Stamp { now: replay.now_ms(), wall: chrono::Utc::now().timestamp_millis() };
+    if work == Work::Trainee {
         replay.open_for_trainee()?;
     }
-    let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
-    let _span = tracing::info_span!("incident_request", request = ?request).entered();
-    Ok(match request {
-        IncidentRequest::SignIn { name, role, pin } => IncidentReply::Operator(Some(desk.sign_in(store, &name, role, pin.as_deref(), wall)?)),
-        IncidentRequest::AssignRole { name, role, pin } => desk.assign_role(store, &name, role, pin.as_deref(), wall).map(|_| IncidentReply::Done)?,
-        IncidentRequest::Roster => IncidentReply::Roster(desk.roster(store)?),
-        IncidentRequest::SignOut => desk.sign_out(store, wall).map(|_| IncidentReply::Done)?,
-        IncidentRequest::Operator => IncidentReply::Operator(desk.operator().cloned()),
-        IncidentRequest::Detail(id) => IncidentReply::Detail(Box::new(desk.detail(&id)?)),
-        IncidentRequest::Transition { id, to } => desk.transition(store, &id, to, wall, now).map(|_| IncidentReply::Done)?,
-        IncidentRequest::Decide(op) => IncidentReply::Split(desk.decide(store, op, wall, now)?),
-        IncidentRequest::TickSop { id, step, ticked } => desk.tick_sop(store, &id, step, ticked, wall, now).map(|_| IncidentReply::Done)?,
-    })
+    let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
+    let _span = tracing::info_span!("incident_request", request = name).entered();
+    f(desk, store, at)
+}
+
+/// What a dispatch request acts with: the desk, its store, the signed-in operator and the time.
+struct Acting<'a> {
+    desk: &'a mut crate::incidents::Desk,
+    store: &'a Store,
+    operator: OperatorDto,
+    at: Stamp,
+}
+
+/// Runs the dispatch request `name`. Actions need a signed-in operator, like every other
+/// operator action, and close with the exercise.
+fn acting<T>(replay: &mut Replay, name: &'static str, f: impl FnOnce(Acting<'_>) -> Result<T, EngineError>) -> Result<T, EngineError> {
+    let at = Stamp { now: replay.now_ms(), wall: chrono::Utc::now().timestamp_millis() };
+    replay.open_for_trainee()?;
+    let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
+    let operator = desk.operator().cloned().ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
+    let _span = tracing::info_span!("dispatch_request", request = name, operator = %operator.name).entered();
+    f(Acting { desk, store, operator, at })
 }
 
 /// Where an action applies: the incident's root cause (or the middle of its area) and its area,
@@ -505,44 +539,6 @@ fn place_of(desk: &crate::incidents::Desk, request: &ActionRequestDto) -> Result
     let [lon, lat] = request.at.ok_or(cityops_core::dispatch::DispatchError::NoPlace)?;
     let point = GeoPoint::new(lon, lat).ok_or_else(|| EngineError::InvalidInput(format!("{lon},{lat} is not a valid position")))?;
     Ok(Place { point, label: format!("{lat:.5}, {lon:.5}"), area: None })
-}
-
-/// Answers one dispatch request. Actions need a signed-in operator, like every other operator
-/// action; confirming one for an incident that nobody dispatched to yet marks it dispatched.
-fn answer_dispatch(replay: &mut Replay, outbox: &mut Outbox, request: DispatchRequest) -> Result<DispatchReply, EngineError> {
-    let now = replay.now_ms();
-    let wall = chrono::Utc::now().timestamp_millis();
-    let run = replay.pipeline().run();
-    if !matches!(request, DispatchRequest::View) {
-        replay.open_for_trainee()?;
-    }
-    let (desk, store) = replay.desk_mut().ok_or_else(|| EngineError::NotFound("incidents (the scenario names no rules file)".into()))?;
-    if let DispatchRequest::View = request {
-        return Ok(DispatchReply::View(Box::new(outbox.view()?)));
-    }
-    let operator = desk.operator().cloned().ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
-    let _span = tracing::info_span!("dispatch_request", request = ?request, operator = %operator.name).entered();
-    Ok(match request {
-        DispatchRequest::View => unreachable!("answered above"),
-        DispatchRequest::Preview(req) => {
-            let place = place_of(desk, &req)?;
-            DispatchReply::Preview(Box::new(outbox.preview(*req, &place, &operator, now)?))
-        }
-        DispatchRequest::Arm { token } => DispatchReply::Armed(outbox.arm(&token, &operator)?),
-        DispatchRequest::Confirm { token } => {
-            let action = outbox.confirm(&token, &operator, Some(run))?;
-            if let Some(id) = &action.incident {
-                if matches!(desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
-                    if let Err(e) = desk.transition(store, id, LifecycleStatus::Dispatched, wall, now) {
-                        tracing::warn!(incident = %id, error = %e, "action sent but the incident could not be marked dispatched");
-                    }
-                }
-            }
-            DispatchReply::Action(Box::new(action))
-        }
-        DispatchRequest::Retry(id) => outbox.retry(id, &operator).map(|_| DispatchReply::Done)?,
-        DispatchRequest::Cancel(id) => outbox.cancel(id, &operator).map(|_| DispatchReply::Done)?,
-    })
 }
 
 /// The outbox view when it changed since the last diff.
@@ -573,19 +569,6 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                 let Some(command) = command else { break };
                 last_command = Instant::now();
                 let result = match command {
-                    Command::Play => {
-                        if replay.finished() {
-                            // Playing a finished replay starts it over, as a trainer expects.
-                            replay.seek(i64::MIN).map(|_| replay.playing = true)
-                        } else {
-                            replay.playing = true;
-                            Ok(())
-                        }
-                    }
-                    Command::Pause => { replay.playing = false; Ok(()) }
-                    Command::Speed(s) => { replay.speed = s; Ok(()) }
-                    Command::Seek(t) => replay.seek(t),
-                    Command::TrainerView(open) => { replay.trainer_view = open; Ok(()) }
                     Command::Subscribe(sink) => {
                         let mut full = replay.take_diff(true);
                         full.outbox = outbox.view().ok();
@@ -593,49 +576,10 @@ async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::Unbou
                         last_clock = replay.clock();
                         continue;
                     }
-                    Command::Dispatch(request, reply) => {
-                        let view = matches!(request, DispatchRequest::View);
-                        let _ = reply.send(answer_dispatch(&mut replay, &mut outbox, request));
-                        if view { continue; }
-                        Ok(())
-                    }
-                    Command::Incident(request, reply) => {
-                        let changes = !matches!(request, IncidentRequest::Detail(_) | IncidentRequest::Operator);
-                        let _ = reply.send(answer(&mut replay, request));
-                        if !changes { continue; }
-                        Ok(())
-                    }
-                    Command::Observation(id, reply) => {
-                        let feed_name = |feed: &str| replay.scenario().manifest.feed(feed).map(|f| f.name.clone()).unwrap_or_default();
-                        let found = replay.picture().get(&id).map(|o| ObservationDto::new(o, &feed_name(&o.feed)));
-                        let _ = reply.send(found);
-                        continue;
-                    }
-                    Command::Report(png, reply) => {
-                        let _ = reply.send(replay.flush().map_err(EngineError::from).and_then(|_| crate::report::render(&report_input(&replay, png.as_deref()))));
-                        continue;
-                    }
-                    Command::Kpi(reply) => {
-                        let now = replay.now_ms();
-                        let _ = reply.send(replay.flush().map_err(EngineError::from).and_then(|_| crate::report::kpi(&report_input(&replay, None), now)));
-                        continue;
-                    }
-                    Command::Exercise(reply) => {
-                        let _ = reply.send(exercise_view(&mut replay));
-                        continue;
-                    }
-                    Command::Inject(request, reply) => {
-                        let wall = chrono::Utc::now().timestamp_millis();
-                        let _ = reply.send(replay.inject(&request.inject, request.lon, request.lat, &request.trainer, wall).map(InjectDto::from));
-                        Ok(())
-                    }
-                    Command::EndExercise { by, map_png, reply } => {
-                        let _ = reply.send(end_exercise(&mut replay, by, map_png.as_deref()));
-                        Ok(())
-                    }
-                    Command::Quarantine(feed, reply) => {
-                        let _ = reply.send(replay.quarantine(feed.as_deref()).map_err(EngineError::from));
-                        continue;
+                    Command::Run { effect, job } => {
+                        let result = job(&mut replay, &mut outbox);
+                        if effect == Effect::Reads { continue; }
+                        result
                     }
                 };
                 if let Err(e) = result {

@@ -3,14 +3,18 @@
 //! # Layout
 //! - `run` builds the [`cityops_engine::Engine`] from the command line and hands it to Tauri.
 //! - `run` starts a scenario replay, or live mode with `--config <feeds.toml>`.
-//! - [`commands`]: one module per domain; every command is a one-line adapter onto the engine.
+//! - [`commands`]: one module per domain; each declares its commands once, in one `commands!`
+//!   invocation (one line onto the engine each), from which the handler, and in `build.rs` the
+//!   permissions, the capabilities and the TypeScript client, are made.
+//! - [`windows`]: the trainer view's and the wall display's windows.
 //! - [`tiles`]: the `maptiles://` URI scheme that serves the offline basemap from the engine.
 //!
-//! Live data reaches the UI through `tauri::ipc::Channel` (see `commands::replay::subscribe`),
+//! Live data reaches the UI through `tauri::ipc::Channel` (see `subscribe` in `commands/replay.rs`),
 //! never through global events: a channel is ordered, per subscriber, and cheap for small JSON.
 
 mod commands;
 mod tiles;
+mod windows;
 
 use std::path::PathBuf;
 
@@ -108,7 +112,7 @@ pub fn run() {
         })
         .on_window_event(|window, event| {
             // Closing the trainer view hands the clock back to the trainee's window.
-            if window.label() == commands::training::TRAINER && matches!(event, tauri::WindowEvent::Destroyed) {
+            if window.label() == windows::TRAINER && matches!(event, tauri::WindowEvent::Destroyed) {
                 if let Some(engine) = window.try_state::<Engine>() {
                     if let Err(e) = engine.set_trainer_view(false) {
                         tracing::warn!(error = %e, "cannot hand the clock back from the trainer view");
@@ -118,43 +122,7 @@ pub fn run() {
         })
         .plugin(navigation_guard())
         .register_asynchronous_uri_scheme_protocol("maptiles", tiles::handle)
-        .invoke_handler(tauri::generate_handler![
-            commands::scenario::scenario,
-            commands::dispatch::backends,
-            commands::dispatch::preview_action,
-            commands::dispatch::arm_action,
-            commands::dispatch::confirm_action,
-            commands::dispatch::outbox,
-            commands::dispatch::retry_action,
-            commands::dispatch::cancel_action,
-            commands::replay::subscribe,
-            commands::replay::replay_play,
-            commands::replay::replay_pause,
-            commands::replay::replay_speed,
-            commands::replay::replay_seek,
-            commands::replay::observation,
-            commands::feeds::quarantine,
-            commands::training::report,
-            commands::training::kpi,
-            commands::training::inject,
-            commands::training::exercise,
-            commands::training::end_exercise,
-            commands::training::open_trainer_view,
-            commands::training::close_trainer_view,
-            commands::wall::open_wall_display,
-            commands::incidents::sign_in,
-            commands::incidents::roster,
-            commands::incidents::assign_role,
-            commands::incidents::sign_out,
-            commands::incidents::operator,
-            commands::incidents::incident,
-            commands::incidents::incident_transition,
-            commands::incidents::incident_merge,
-            commands::incidents::incident_split,
-            commands::incidents::incident_reassign,
-            commands::incidents::incident_undo,
-            commands::incidents::incident_tick_sop,
-        ])
+        .invoke_handler(commands::handler())
         .run(tauri::generate_context!())
         .expect("the Tauri application failed");
 }

@@ -1,45 +1,32 @@
-//! Dispatch commands: each a one-line adapter onto the engine's outbox.
+// Dispatch commands, onto the engine's outbox (see `commands/mod.rs` for how a declaration
+// reads).
+commands! {
+    /// The configured backends, as operators pick them.
+    #[windows(main)]
+    async fn backends(engine) -> Vec<BackendDto> { engine.backends().await }
 
-use cityops_engine::dto::{ActionDto, ActionPreviewDto, ActionRequestDto, ApiError, BackendDto, OutboxDto};
-use cityops_engine::Engine;
-use tauri::State;
+    /// Exactly what confirming will send, to whom; sends nothing.
+    #[windows(main)]
+    async fn preview_action(engine; request: ActionRequestDto) -> ActionPreviewDto { engine.preview_action(request).await }
 
-/// The configured backends, as operators pick them.
-#[tauri::command]
-pub async fn backends(engine: State<'_, Engine>) -> Result<Vec<BackendDto>, ApiError> {
-    Ok(engine.backends().await?)
-}
+    /// The first confirmation of a dangerous action; the engine counts it and answers how many
+    /// the action needs in all.
+    #[windows(main)]
+    async fn arm_action(engine; token: String) -> u8 { engine.arm_action(token).await }
 
-/// Exactly what confirming will send, to whom.
-#[tauri::command]
-pub async fn preview_action(engine: State<'_, Engine>, request: ActionRequestDto) -> Result<ActionPreviewDto, ApiError> {
-    Ok(engine.preview_action(request).await?)
-}
+    /// Commits a previewed action durably (a dangerous one only after `arm_action`).
+    #[windows(main)]
+    async fn confirm_action(engine; token: String) -> ActionDto { engine.confirm_action(token).await }
 
-/// The first confirmation of a dangerous action; the engine counts it and answers how many the
-/// action needs in all.
-#[tauri::command]
-pub async fn arm_action(engine: State<'_, Engine>, token: String) -> Result<u8, ApiError> {
-    Ok(engine.arm_action(token).await?)
-}
+    /// The whole outbox now; later changes arrive in the diffs.
+    #[windows(main)]
+    async fn outbox(engine) -> OutboxDto { engine.outbox().await }
 
-/// Commits a previewed action durably (a dangerous one only after `arm_action`).
-#[tauri::command]
-pub async fn confirm_action(engine: State<'_, Engine>, token: String) -> Result<ActionDto, ApiError> {
-    Ok(engine.confirm_action(token).await?)
-}
+    /// Sends a failed action again.
+    #[windows(main)]
+    async fn retry_action(engine; id: i64) -> () { engine.retry_action(id).await }
 
-#[tauri::command]
-pub async fn outbox(engine: State<'_, Engine>) -> Result<OutboxDto, ApiError> {
-    Ok(engine.outbox().await?)
-}
-
-#[tauri::command]
-pub async fn retry_action(engine: State<'_, Engine>, id: i64) -> Result<(), ApiError> {
-    Ok(engine.retry_action(id).await?)
-}
-
-#[tauri::command]
-pub async fn cancel_action(engine: State<'_, Engine>, id: i64) -> Result<(), ApiError> {
-    Ok(engine.cancel_action(id).await?)
+    /// Cancels a queued or failed action; it will never be sent.
+    #[windows(main)]
+    async fn cancel_action(engine; id: i64) -> () { engine.cancel_action(id).await }
 }

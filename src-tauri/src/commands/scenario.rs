@@ -1,9 +1,6 @@
-use cityops_engine::dto::ScenarioDto;
-use cityops_engine::Engine;
-use tauri::State;
-
-/// The loaded scenario.
-#[tauri::command]
-pub fn scenario(engine: State<'_, Engine>) -> ScenarioDto {
-    engine.scenario()
+// The scenario's command (see `commands/mod.rs` for how a declaration reads).
+commands! {
+    /// The loaded scenario: its name, time span, initial view and feeds.
+    #[windows(main, trainer, wall)]
+    fn scenario(engine) -> ScenarioDto { Ok::<_, ApiError>(engine.scenario()) }
 }

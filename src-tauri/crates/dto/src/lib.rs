@@ -318,6 +318,11 @@ mod tests {
                     continue;
                 }
                 let rel = path.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/");
+                // The command client is the desktop's: its build.rs writes it from the command
+                // declarations, beside the types it imports.
+                if rel == "commands.ts" {
+                    continue;
+                }
                 if !generated.iter().any(|(f, _)| *f == rel) {
                     std::fs::remove_file(&path).unwrap();
                     stale.push(rel);

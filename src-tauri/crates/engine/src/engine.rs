@@ -309,7 +309,7 @@ impl Engine {
         self.ask(Effect::Writes, move |replay, outbox| {
             acting(replay, "preview", |a| {
                 let place = place_of(a.desk, &request)?;
-                outbox.preview(request, &place, &a.operator, a.at.now)
+                Ok(outbox.preview(request, &place, &a.operator, a.at.now)?)
             })
         })
         .await
@@ -319,7 +319,7 @@ impl Engine {
     /// engine counts confirmations itself: [`Engine::confirm_action`] commits such an action
     /// only after this.
     pub async fn arm_action(&self, token: String) -> Result<u8, EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "arm", |a| outbox.arm(&token, &a.operator))).await
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "arm", |a| Ok(outbox.arm(&token, &a.operator)?))).await
     }
 
     /// Commits a previewed action to the outbox; it is on disk when this returns. Confirming
@@ -347,19 +347,19 @@ impl Engine {
         self.ask(Effect::Reads, |replay, outbox| {
             // Like every dispatch request, the view needs the desk (a scenario with rules).
             replay.desk_mut().ok_or_else(no_desk)?;
-            outbox.view()
+            Ok(outbox.view()?)
         })
         .await
     }
 
     /// Queues a failed action again.
     pub async fn retry_action(&self, id: i64) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "retry", |a| outbox.retry(id, &a.operator))).await
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "retry", |a| Ok(outbox.retry(id, &a.operator)?))).await
     }
 
     /// Cancels a queued or failed action.
     pub async fn cancel_action(&self, id: i64) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "cancel", |a| outbox.cancel(id, &a.operator))).await
+        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "cancel", |a| Ok(outbox.cancel(id, &a.operator)?))).await
     }
 
     /// The quarantine of the current run, newest first, of one feed if given (see

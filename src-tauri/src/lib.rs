@@ -19,7 +19,7 @@ mod windows;
 use std::path::PathBuf;
 
 use clap::Parser;
-use cityops_engine::live::LiveEngineConfig;
+use cityops_engine::LiveEngineConfig;
 use cityops_engine::{Engine, EngineConfig};
 use tauri::Manager;
 

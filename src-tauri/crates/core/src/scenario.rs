@@ -8,6 +8,9 @@ use serde::Deserialize;
 use crate::model::{Layer, Millis};
 use crate::tape::FeedFormat;
 
+/// The file name of a scenario's manifest, in its folder.
+pub const MANIFEST: &str = "scenario.toml";
+
 /// A parsed and validated `scenario.toml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {

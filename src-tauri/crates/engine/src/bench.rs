@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::EngineError;
 use cityops_decoders::{self as feeds, MessageContext};
 use crate::incidents::Desk;
-use crate::pipeline::{Pipeline, BATCH_ROWS};
+use cityops_live::pipeline::{Pipeline, BATCH_ROWS};
 use cityops_store::Store;
 
 /// The Helsinki default rules, which the benchmarks correlate with.
@@ -425,8 +425,8 @@ fn rss_mib() -> f64 {
 /// 127.0.0.1:`port` while a live MQTT feed ingests them into a WAL database in `dir`; then
 /// checks that every message arrived and was stored.
 pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result<MqttSoakReport, EngineError> {
-    use crate::config::LiveConfig;
-    use crate::live::{self, Health, LiveOptions};
+    use cityops_live::config::LiveConfig;
+    use cityops_live::{self as live, Health, LiveOptions};
     use std::time::Duration;
 
     let config_text = format!(

@@ -1,5 +1,5 @@
 //! The [`Engine`] handle: one scenario replay (or live feeds on the wall clock, see
-//! [`crate::live::LiveMode`]) driven by an async task, with subscribers that receive coalesced
+//! [`crate::live_mode::LiveMode`]) driven by an async task, with subscribers that receive coalesced
 //! picture diffs, and the offline map archives.
 //!
 //! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
@@ -24,9 +24,10 @@ use crate::dto::{
 };
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
-use crate::live::{LiveEngineConfig, LiveMode, RETRY_STORE};
+use crate::live_mode::{LiveEngineConfig, LiveMode};
+use cityops_live::RETRY_STORE;
 use cityops_outbox::{self as outbox, Outbox};
-use crate::pipeline::Pipeline;
+use cityops_live::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
 use cityops_store::Store;
@@ -113,7 +114,7 @@ impl Engine {
     }
 
     /// Starts live mode: the feeds of a configuration on the wall clock (see
-    /// [`crate::live::LiveMode`]), on a new run, with the same diffs, incidents and commands as a
+    /// [`crate::live_mode::LiveMode`]), on a new run, with the same diffs, incidents and commands as a
     /// replay except the clock controls. Actions go to the real backends.
     pub fn start_live(config: LiveEngineConfig) -> Result<Engine, EngineError> {
         let specs = match &config.backends {

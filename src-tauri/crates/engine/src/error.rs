@@ -127,3 +127,15 @@ impl From<cityops_outbox::OutboxError> for EngineError {
         }
     }
 }
+
+impl From<cityops_live::LiveError> for EngineError {
+    /// Live ingest's failures keep their kind and words, as the outbox's do.
+    fn from(e: cityops_live::LiveError) -> EngineError {
+        use cityops_live::LiveError as L;
+        match e {
+            L::Io { path, source } => EngineError::Io { path, source },
+            L::Adapter(e) => EngineError::Adapter(e),
+            L::Store(e) => EngineError::Store(e),
+        }
+    }
+}

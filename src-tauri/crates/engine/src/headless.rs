@@ -8,7 +8,7 @@ use cityops_core::model::Layer;
 use serde::Serialize;
 
 use crate::error::EngineError;
-use crate::pipeline::Pipeline;
+use cityops_live::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
 use cityops_store::{RunId, Store, StoreError};

@@ -18,13 +18,11 @@
 //! - [`bench`]: the ingest benchmark (`cityops bench`).
 
 pub mod bench;
-pub mod config;
 pub mod engine;
 pub mod error;
 pub mod headless;
 pub mod incidents;
-pub mod live;
-pub mod pipeline;
+pub mod live_mode;
 pub mod replay;
 pub mod report;
 pub mod scenario;
@@ -35,6 +33,7 @@ pub mod training;
 /// The wire types of the engine's API, from their own crate.
 pub use cityops_dto as dto;
 pub use engine::{Engine, EngineConfig};
+pub use live_mode::LiveEngineConfig;
 pub use error::EngineError;
 
 /// Drops a large structure (the picture or the incidents a seek replaced: tens of thousands

@@ -16,8 +16,8 @@ use cityops_core::picture::Picture;
 
 use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto, QuarantineDto, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES};
 use crate::incidents::Desk;
-use crate::live::{FeedHealthDto, Health, StorageHealthDto};
-use crate::pipeline::Pipeline;
+use cityops_live::{FeedHealthDto, Health, StorageHealthDto};
+use cityops_live::pipeline::Pipeline;
 use crate::scenario::Scenario;
 use crate::error::EngineError;
 use cityops_store::{InjectRow, Store, StoreError};
@@ -93,7 +93,7 @@ impl Replay {
         }
     }
 
-    /// A replay that follows live feeds instead of a tape (see [`crate::live::LiveMode`]): the
+    /// A replay that follows live feeds instead of a tape (see [`crate::live_mode::LiveMode`]): the
     /// scenario has no messages, the clock is the wall time the engine passes to
     /// [`Replay::follow`], and the incident desk has no end to run up to.
     pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {

@@ -12,8 +12,7 @@ use cityops_core::tape::{self, TapeIssue, TapeMessage};
 use crate::error::EngineError;
 use cityops_decoders::MAX_BODY_BYTES;
 
-/// The file name of a scenario's manifest.
-pub const MANIFEST: &str = "scenario.toml";
+pub use cityops_core::scenario::MANIFEST;
 
 /// A loaded scenario.
 #[derive(Debug, Clone)]

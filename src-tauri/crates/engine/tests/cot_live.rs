@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use cityops_engine::config::LiveConfig;
-use cityops_engine::live::{self, Health, LiveOptions};
+use cityops_live::config::LiveConfig;
+use cityops_live::{self as live, Health, LiveOptions};
 use cityops_store::Store;
 use tokio::sync::watch;
 
@@ -39,7 +39,7 @@ async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() 
     let (stop, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(live::run(config, store, LiveOptions::default(), health.clone(), stop_rx));
     let units = |h: &Health| h.snapshot(chrono::Utc::now().timestamp_millis()).into_iter().find(|f| f.id == "units");
-    let wait = |what: &'static str, ok: &dyn Fn(&cityops_engine::live::FeedHealthDto) -> bool| {
+    let wait = |what: &'static str, ok: &dyn Fn(&cityops_live::FeedHealthDto) -> bool| {
         let h = health.clone();
         let found = (0..600).any(|_| {
             if units(&h).is_some_and(|f| ok(&f)) {

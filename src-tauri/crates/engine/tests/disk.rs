@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cityops_engine::dto::MapDiffDto;
-use cityops_engine::live::{LiveEngineConfig, StorageHealthDto};
+use cityops_engine::LiveEngineConfig;
+use cityops_live::StorageHealthDto;
 use cityops_engine::{Engine, EngineConfig};
 
 type Diffs = Arc<Mutex<Vec<MapDiffDto>>>;

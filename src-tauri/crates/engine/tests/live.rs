@@ -1,6 +1,6 @@
 //! Live feeds against real peers on 127.0.0.1: a plain HTTP server the test controls (to inject
 //! 500s, hangs and garbage), a TCP server that splits messages across writes, a drop folder,
-//! and Debian's mosquitto. Each test runs `cityops_engine::live::run` for real and then reads
+//! and Debian's mosquitto. Each test runs `cityops_live::run` for real and then reads
 //! the store and the feed health.
 // Some tests here are in the "peers" tier (`cargo test --features peers`); without it their
 // helpers are unused.
@@ -14,10 +14,10 @@ use std::time::Duration;
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
-use cityops_engine::config::LiveConfig;
+use cityops_live::config::LiveConfig;
 use cityops_decoders::MessageContext;
 use cityops_engine::headless;
-use cityops_engine::live::{self, FeedHealthDto, Health, LiveOptions, LiveSummary};
+use cityops_live::{self as live, FeedHealthDto, Health, LiveOptions, LiveSummary};
 use cityops_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -74,7 +74,7 @@ async fn http_server(script: Arc<Mutex<Vec<Answer>>>) -> (SocketAddr, tokio::tas
 struct Running {
     health: Health,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<LiveSummary, cityops_engine::EngineError>>,
+    task: tokio::task::JoinHandle<Result<LiveSummary, cityops_live::LiveError>>,
 }
 
 async fn start(dir: &Path, config: &str, db: &str, record: Option<&str>) -> Running {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cityops_engine::dto::{ApiErrorCode, MapDiffDto};
-use cityops_engine::live::{FeedHealthDto, LiveEngineConfig};
+use cityops_engine::LiveEngineConfig;
+use cityops_live::FeedHealthDto;
 use cityops_engine::{dto::ApiError, Engine};
 
 mod common;

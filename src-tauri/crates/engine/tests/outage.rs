@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cityops_engine::dto::{ActionParams, ActionRequestDto, ActionStatus, MapDiffDto, OperatorRole};
-use cityops_engine::live::{FeedHealthDto, LiveEngineConfig};
+use cityops_engine::LiveEngineConfig;
+use cityops_live::FeedHealthDto;
 use cityops_engine::Engine;
 
 type Diffs = Arc<Mutex<Vec<MapDiffDto>>>;

@@ -19,10 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
-use cityops_engine::config::LiveConfig;
+use cityops_live::config::LiveConfig;
 use cityops_decoders::sensorthings::filter_since;
 use cityops_engine::headless;
-use cityops_engine::live::{self, Health, LiveOptions};
+use cityops_live::{self as live, Health, LiveOptions};
 use cityops_store::Store;
 use serde_json::{json, Value};
 use tokio::sync::watch;

@@ -9,10 +9,10 @@ use clap::{Parser, Subcommand};
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_engine::bench::Tape;
-use cityops_engine::config::LiveConfig;
+use cityops_live::config::LiveConfig;
 use cityops_decoders::{self as feeds, MessageContext};
 use cityops_engine::headless;
-use cityops_engine::live::{self, Health, LiveOptions};
+use cityops_live::{self as live, Health, LiveOptions};
 use cityops_store::{AuditOutcome, Store};
 
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of

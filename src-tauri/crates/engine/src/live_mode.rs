@@ -1,7 +1,7 @@
 //! Live mode of the [`crate::Engine`]: the feeds of a configuration instead of a tape.
 //!
-//! The transports and the ingest are the ones `cityops ingest` runs ([`super::spawn_transports`],
-//! [`super::Ingest`]), so a live message takes exactly the path a tape line takes: it becomes a
+//! The transports and the ingest are the ones `cityops ingest` runs ([`cityops_live::spawn_transports`],
+//! [`cityops_live::Ingest`]), so a live message takes exactly the path a tape line takes: it becomes a
 //! `TapeMessage`, goes through its feed's adapter and the [`Pipeline`], and lands on the same
 //! picture of a [`Replay`]. The difference is only the clock: the engine passes in wall time,
 //! and the incident desk correlates arrival seconds once wall time has passed them (reading
@@ -15,8 +15,8 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports, MAX_HELD_ROWS};
-use crate::config::LiveConfig;
+use cityops_live::{held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports, MAX_HELD_ROWS};
+use cityops_live::config::LiveConfig;
 use crate::dto::ScenarioDto;
 use crate::error::EngineError;
 use crate::replay::Replay;
@@ -111,7 +111,7 @@ impl LiveMode {
     ///
     /// A full or read-only disk does not fail the tick: what arrives stays on the map and in
     /// memory (up to [`MAX_HELD_ROWS`], then the transports wait), the fault goes on the health
-    /// board for the operator, and the commit is tried again every [`RETRY_STORE`](super::RETRY_STORE).
+    /// board for the operator, and the commit is tried again every [`RETRY_STORE`](cityops_live::RETRY_STORE).
     pub(crate) fn pump(&mut self, replay: &mut Replay, now: impl FnOnce() -> Millis) -> Result<(), EngineError> {
         let deadline = Instant::now() + self.slice;
         let (pipeline, picture) = replay.live_parts();
@@ -129,7 +129,7 @@ impl LiveMode {
             replay.follow_clock(now);
             return Ok(());
         }
-        let followed = replay.follow(now, settled).map_err(EngineError::from);
+        let followed = replay.follow(now, settled).map_err(cityops_live::LiveError::from);
         if self.store_watch.settle(followed, replay.pipeline(), &self.health, now)? {
             // The pipeline committed: drop-folder files now stored can leave their folder.
             self.ingest.settle();
@@ -148,7 +148,7 @@ impl Drop for LiveMode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::live::DropFile;
+    use cityops_live::DropFile;
     use tokio::sync::mpsc;
 
     /// A live engine on one drop-folder feed, with the demo's rules and assets, whose channel

@@ -7,11 +7,12 @@
 //! Recording writes each message as a tape line *before* it is decoded, in the order the
 //! messages are numbered, so replaying the tape gives the same observations as the live run.
 
+pub mod config;
 mod file_drop;
 pub mod health;
-mod mode;
 mod http_poll;
 mod mqtt;
+pub mod pipeline;
 mod tcp;
 
 use std::io::Write;
@@ -25,12 +26,30 @@ use cityops_core::tape::{format_line, FeedFormat, TapeMessage};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{LiveConfig, Transport};
-use crate::error::EngineError;
 use crate::pipeline::{IngestStats, Pipeline};
 use cityops_store::{RunId, Store};
-pub use mode::LiveEngineConfig;
-pub(crate) use mode::LiveMode;
 pub use health::{FeedHealthDto, Health, StorageHealthDto};
+
+/// What live ingest can fail at; the engine turns each into its own error of the same kind and
+/// words.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// A file could not be read or written (a recording, its manifest).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A feed's adapter cannot be built from its spec.
+    #[error(transparent)]
+    Adapter(#[from] cityops_decoders::AdapterConfigError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] cityops_store::StoreError),
+}
 
 /// Messages buffered between the transports and the ingest task before transports wait.
 const CHANNEL_CAPACITY: usize = 10_000;
@@ -39,13 +58,13 @@ const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Rows held in memory while the store refuses commits (a full or read-only disk). Beyond it
 /// the ingest stops taking messages, so its queue fills and the transports wait: memory stays
 /// bounded and the sources keep what is not yet read.
-pub(crate) const MAX_HELD_ROWS: usize = 200_000;
+pub const MAX_HELD_ROWS: usize = 200_000;
 /// How often a store that refuses commits is tried again.
-pub(crate) const RETRY_STORE: Duration = Duration::from_secs(1);
+pub const RETRY_STORE: Duration = Duration::from_secs(1);
 
 /// What a transport hands to the ingest task.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub enum Incoming {
     /// A message as it arrived. `format` is the format the transport resolved for this message
     /// (a drop folder declared `auto` reads it from the file's extension); `None` means the
     /// feed's declared format.
@@ -61,7 +80,7 @@ pub(crate) enum Incoming {
 /// be read again; a crash after it leaves a key that makes the next run move the file without
 /// storing it twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DropFile {
+pub struct DropFile {
     /// The file's name, size and modification time: a later file of the same name differs.
     pub key: String,
     pub path: PathBuf,
@@ -70,7 +89,7 @@ pub(crate) struct DropFile {
 
 impl Incoming {
     /// When it arrived (a message) or happened (a failure).
-    pub(crate) fn arrived_ms(&self) -> Millis {
+    pub fn arrived_ms(&self) -> Millis {
         match self {
             Incoming::Message { received_ms, .. } | Incoming::File { received_ms, .. } => *received_ms,
             Incoming::Failure { at, .. } => *at,
@@ -106,7 +125,7 @@ pub async fn run(
     options: LiveOptions,
     health: Health,
     mut stop: watch::Receiver<bool>,
-) -> Result<LiveSummary, EngineError> {
+) -> Result<LiveSummary, LiveError> {
     let (mut pipeline, _) = open_pipeline(&config, store, false)?;
     let run = pipeline.run();
     let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
@@ -162,20 +181,20 @@ pub(crate) async fn hand_over(tx: &mpsc::Sender<Incoming>, health: &Health, feed
 /// `cityops ingest` and of the desktop's live mode both watch it: when to try again, and what
 /// the health board and the log say when it starts and stops refusing.
 #[derive(Default)]
-pub(crate) struct StoreWatch {
+pub struct StoreWatch {
     /// When a commit was last refused, while the store keeps refusing.
     failed_at: Option<std::time::Instant>,
 }
 
 impl StoreWatch {
     /// The store refused less than [`RETRY_STORE`] ago: do not try yet.
-    pub(crate) fn waiting(&self) -> bool {
+    pub fn waiting(&self) -> bool {
         self.failed_at.is_some_and(|t| t.elapsed() < RETRY_STORE)
     }
 
     /// Takes the outcome of a commit at `now`: `Ok(true)` if it went through, `Ok(false)` if
     /// the disk refused it (reported, to be retried), the error itself for anything else.
-    pub(crate) fn settle(&mut self, committed: Result<(), EngineError>, pipeline: &Pipeline, health: &Health, now: Millis) -> Result<bool, EngineError> {
+    pub fn settle(&mut self, committed: Result<(), LiveError>, pipeline: &Pipeline, health: &Health, now: Millis) -> Result<bool, LiveError> {
         let db = pipeline.store().path();
         match committed {
             Ok(()) => {
@@ -200,16 +219,16 @@ impl StoreWatch {
 }
 
 /// The operator's sentence for an error that a full or read-only disk caused, if it is one.
-pub(crate) fn storage_fault(e: &EngineError) -> Option<&'static str> {
+pub fn storage_fault(e: &LiveError) -> Option<&'static str> {
     match e {
-        EngineError::Store(e) => e.disk_fault(),
+        LiveError::Store(e) => e.disk_fault(),
         _ => None,
     }
 }
 
 /// `Ok` for a message the pipeline buffered although the commit it triggered was refused by
 /// the disk: the periodic flush reports and retries that.
-pub(crate) fn held_on_disk_fault(r: Result<(), EngineError>) -> Result<(), EngineError> {
+pub fn held_on_disk_fault(r: Result<(), LiveError>) -> Result<(), LiveError> {
     match r {
         Err(e) if storage_fault(&e).is_none() => Err(e),
         _ => Ok(()),
@@ -218,7 +237,7 @@ pub(crate) fn held_on_disk_fault(r: Result<(), EngineError>) -> Result<(), Engin
 
 /// Starts a new run for `config` in `store` and the pipeline that writes it, with one adapter
 /// per configured feed.
-pub(crate) fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> Result<(Pipeline, bool), EngineError> {
+pub fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> Result<(Pipeline, bool), LiveError> {
     let source = format!("live:{}", config.path.display());
     // The desktop carries on with the configuration's latest run, so a restarted app (after a
     // crash, say) shows the same observations, incidents and operators' work.
@@ -232,15 +251,15 @@ pub(crate) fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> 
 }
 
 /// The running transports of a configuration and the channel they deliver into.
-pub(crate) struct Transports {
+pub struct Transports {
     /// Everything the transports received, in the order they sent it.
-    pub(crate) rx: mpsc::Receiver<Incoming>,
+    pub rx: mpsc::Receiver<Incoming>,
     /// One task per feed; each ends when `stop` turns true.
-    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Registers every feed on the health board and spawns its transport on the current runtime.
-pub(crate) fn spawn_transports(config: &LiveConfig, health: &Health, stop: watch::Receiver<bool>) -> Transports {
+pub fn spawn_transports(config: &LiveConfig, health: &Health, stop: watch::Receiver<bool>) -> Transports {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let started = now_ms();
     let mut tasks = Vec::new();
@@ -263,7 +282,7 @@ pub(crate) fn spawn_transports(config: &LiveConfig, health: &Health, stop: watch
 /// The ingest side of live feeds, shared by `cityops ingest` and the desktop's live mode: numbers
 /// each message, records it (before decoding), sends it through the pipeline and keeps the
 /// feed's health.
-pub(crate) struct Ingest {
+pub struct Ingest {
     feeds: Vec<FeedSpec>,
     seq: u64,
     recorder: Option<Recorder>,
@@ -273,7 +292,7 @@ pub(crate) struct Ingest {
 }
 
 impl Ingest {
-    pub(crate) fn new(config: &LiveConfig, record: Option<&std::path::Path>, health: Health) -> Result<Ingest, EngineError> {
+    pub fn new(config: &LiveConfig, record: Option<&std::path::Path>, health: Health) -> Result<Ingest, LiveError> {
         let recorder = match record {
             Some(path) => Some(Recorder::create(path, config)?),
             None => None,
@@ -283,12 +302,12 @@ impl Ingest {
 
     /// Numbers messages on from `seq` (a resumed run's last), so their observations and the
     /// incidents they open never take the ids of earlier ones.
-    pub(crate) fn continue_after(&mut self, seq: u64) {
+    pub fn continue_after(&mut self, seq: u64) {
         self.seq = self.seq.max(seq);
     }
 
     /// Takes one thing a transport delivered; observations also go onto `picture` if given.
-    pub(crate) fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), EngineError> {
+    pub fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), LiveError> {
         match incoming {
             Incoming::Message { feed, topic, format, body, received_ms } => self.message(feed, topic, format, body, received_ms, pipeline, picture)?,
             Incoming::File { feed, format, body, received_ms, file } => {
@@ -328,7 +347,7 @@ impl Ingest {
         received_ms: Millis,
         pipeline: &mut Pipeline,
         picture: Option<&mut Picture>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), LiveError> {
         let spec = &self.feeds[feed];
         self.seq += 1;
         // The resolved format goes on the tape line, so a replay decodes each message with the
@@ -347,7 +366,7 @@ impl Ingest {
     }
 
     /// Commits what the pipeline buffered and flushes the recording.
-    pub(crate) fn flush(&mut self, pipeline: &mut Pipeline) -> Result<(), EngineError> {
+    pub fn flush(&mut self, pipeline: &mut Pipeline) -> Result<(), LiveError> {
         pipeline.flush()?;
         if let Some(r) = &mut self.recorder {
             r.flush()?;
@@ -358,7 +377,7 @@ impl Ingest {
 
     /// Moves the drop-folder files whose messages are committed (call after the pipeline
     /// flushed) out of their folder.
-    pub(crate) fn settle(&mut self) {
+    pub fn settle(&mut self) {
         for f in self.settling.drain(..) {
             if let Err(e) = std::fs::rename(&f.path, &f.done) {
                 // The key is stored: a file left behind is moved, not stored, next time.
@@ -376,23 +395,23 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn create(path: &std::path::Path, config: &LiveConfig) -> Result<Recorder, EngineError> {
-        let io = |source| EngineError::Io { path: path.to_owned(), source };
+    fn create(path: &std::path::Path, config: &LiveConfig) -> Result<Recorder, LiveError> {
+        let io = |source| LiveError::Io { path: path.to_owned(), source };
         let file = std::fs::File::create(path).map_err(io)?;
-        let manifest_path = path.with_file_name(crate::scenario::MANIFEST);
+        let manifest_path = path.with_file_name(cityops_core::scenario::MANIFEST);
         if !manifest_path.exists() {
             let manifest = recorded_manifest(config, path, now_ms());
-            std::fs::write(&manifest_path, manifest).map_err(|source| EngineError::Io { path: manifest_path.clone(), source })?;
+            std::fs::write(&manifest_path, manifest).map_err(|source| LiveError::Io { path: manifest_path.clone(), source })?;
         }
         Ok(Recorder { path: path.to_owned(), out: std::io::BufWriter::new(file) })
     }
 
-    fn write(&mut self, msg: &TapeMessage) -> Result<(), EngineError> {
-        writeln!(self.out, "{}", format_line(msg)).map_err(|source| EngineError::Io { path: self.path.clone(), source })
+    fn write(&mut self, msg: &TapeMessage) -> Result<(), LiveError> {
+        writeln!(self.out, "{}", format_line(msg)).map_err(|source| LiveError::Io { path: self.path.clone(), source })
     }
 
-    fn flush(&mut self) -> Result<(), EngineError> {
-        self.out.flush().map_err(|source| EngineError::Io { path: self.path.clone(), source })
+    fn flush(&mut self) -> Result<(), LiveError> {
+        self.out.flush().map_err(|source| LiveError::Io { path: self.path.clone(), source })
     }
 }
 

@@ -166,7 +166,7 @@ fn client(commands: &[&Declared]) -> String {
     for dto in &dtos {
         assert!(
             Path::new(CLIENT).with_file_name(format!("{dto}.ts")).exists(),
-            "a command names {dto}, which has no TypeScript in ui/src/ipc/gen: add it to the engine's typescript_bindings and run `cargo test -p cityops-engine`"
+            "a command names {dto}, which has no TypeScript in ui/src/ipc/gen: add it to the engine's typescript_bindings and run `cargo test -p cityops-dto`"
         );
         out.push_str(&format!("import type {{ {dto} }} from \"./{dto}\";\n"));
     }

@@ -1,5 +1,5 @@
 //! The [`Engine`] handle: one scenario replay (or live feeds on the wall clock, see
-//! [`crate::live_mode::LiveMode`]) driven by an async task, with subscribers that receive coalesced
+//! `live_mode`) driven by an async task, with subscribers that receive coalesced
 //! picture diffs, and the offline map archives.
 //!
 //! The task owns the [`Replay`] (and so the SQLite connection); the handle talks to it through a
@@ -114,7 +114,7 @@ impl Engine {
     }
 
     /// Starts live mode: the feeds of a configuration on the wall clock (see
-    /// [`crate::live_mode::LiveMode`]), on a new run, with the same diffs, incidents and commands as a
+    /// `live_mode`), on a new run, with the same diffs, incidents and commands as a
     /// replay except the clock controls. Actions go to the real backends.
     pub fn start_live(config: LiveEngineConfig) -> Result<Engine, EngineError> {
         let specs = match &config.backends {

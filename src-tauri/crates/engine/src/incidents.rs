@@ -318,7 +318,7 @@ impl Desk {
     /// later, because bringing the store's copy of thousands of incidents to a new time costs
     /// more than the seek itself, and a trainer scrubbing the timeline seeks again before it
     /// would matter: the engine calls this when the clock has rested, and before anything
-    /// reads the incidents from the store ([`crate::replay::Replay::flush`]).
+    /// reads the incidents from the store (the replay's `flush`).
     pub fn write_behind(&mut self, store: &Store) -> Result<(), StoreError> {
         self.persist(store)
     }
@@ -453,7 +453,7 @@ impl Desk {
     /// Writes at most `limit` of the incidents that changed and removes at most `limit` of the
     /// gone ones; returns whether more remains. Each incident is written whole, so the store's
     /// copy between two steps holds every incident either as it was or as it is now.
-    pub(crate) fn persist_upto(&mut self, store: &Store, limit: usize) -> Result<bool, StoreError> {
+    pub fn persist_upto(&mut self, store: &Store, limit: usize) -> Result<bool, StoreError> {
         let started = Instant::now();
         if self.db_reset {
             // The state was replaced (a seek, a rebuilt checkpoint): the store holds `written`,

@@ -1,23 +1,24 @@
-//! Everything in cityops that does IO.
+//! The engine of cityops: the [`Engine`] handle that the desktop shell and the `cityops` CLI
+//! drive, over the crates of the data path (decoders, store, live, outbox; `ARCHITECTURE.md`).
 //!
 //! # Layout
-//! - [`pipeline`]: decode, quarantine, group-commit into the store.
-//! - [`config`] and [`live`]: the live feed configuration, one task per transport (HTTP poll,
-//!   MQTT, TCP, drop folder), feed health, recording, and the engine's live mode.
-//! - [`scenario`]: loading a scenario folder (manifest and tape).
-//! - [`replay`]: the replay clock over a scenario, synchronous and clock-free.
-//! - [`engine`]: the [`Engine`] handle: an async task that paces the replay and pushes coalesced
-//!   diffs to subscribers; what the desktop shell and the CLI drive.
-//! - [`tls`]: TLS for MQTT and TCP (CoT), one rustls stack.
-//! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
-//! - [`error`]: the engine's errors and their flattening into `ApiError` at the IPC edge
-//!   (the wire types are [`dto`], re-exported from `cityops-dto`).
+//! - [`engine`]: the [`Engine`] handle: an actor task that paces the replay (or follows live
+//!   feeds), takes typed requests in order and pushes coalesced diffs to subscribers.
+//! - [`scenario`]: loading a scenario folder (manifest, tape, assets, rules).
+//! - [`replay`]: the replay clock over a scenario, synchronous and clock-free, with the picture
+//!   and its [`timeline`] index for seeking.
+//! - [`live_mode`]: the engine on live feeds (`cityops-live`'s transports) instead of a tape.
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
 //!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
+//! - [`training`] and [`report`]: exercise scores, and the after-action report with its charts.
+//! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
-//! - [`bench`]: the ingest benchmark (`cityops bench`).
+//! - [`error`]: the engine's errors and their flattening into `ApiError` at the IPC edge (the
+//!   wire types are [`dto`], re-exported from `cityops-dto`).
+//!
+//! Modules depend downwards in this list's spirit and never in a circle: `replay` knows the
+//! desk, the report and the timeline; `engine` and `live_mode` know `replay`, not the reverse.
 
-pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod headless;

@@ -2,7 +2,7 @@
 //!
 //! The transports and the ingest are the ones `cityops ingest` runs ([`cityops_live::spawn_transports`],
 //! [`cityops_live::Ingest`]), so a live message takes exactly the path a tape line takes: it becomes a
-//! `TapeMessage`, goes through its feed's adapter and the [`Pipeline`], and lands on the same
+//! `TapeMessage`, goes through its feed's adapter and the [`Pipeline`](cityops_live::pipeline::Pipeline), and lands on the same
 //! picture of a [`Replay`]. The difference is only the clock: the engine passes in wall time,
 //! and the incident desk correlates arrival seconds once wall time has passed them (reading
 //! them back from the store, as in a replay).

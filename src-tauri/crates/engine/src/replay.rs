@@ -5,7 +5,7 @@
 //! into the store. Seeking rebuilds the picture from the store and never re-ingests; playing
 //! again after a backward seek reads the store up to the frontier, then resumes ingesting.
 //! [`Replay`] is synchronous and takes no clock: the caller says how far to advance, so the
-//! async driver in [`crate::engine`] and the tests decide the pacing.
+//! async driver in the `engine` module and the tests decide the pacing.
 //!
 //! The clock also drives the incident [`Desk`]: after each step it correlates every arrival
 //! second the clock has passed, reading them back from the store, and a seek rebuilds the
@@ -93,7 +93,7 @@ impl Replay {
         }
     }
 
-    /// A replay that follows live feeds instead of a tape (see [`crate::live_mode::LiveMode`]): the
+    /// A replay that follows live feeds instead of a tape (see `live_mode`, which drives it): the
     /// scenario has no messages, the clock is the wall time the engine passes to
     /// [`Replay::follow`], and the incident desk has no end to run up to.
     pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {

@@ -8,7 +8,6 @@
 //! In an exercise (replay, training) the same happens except that the sender records the
 //! action as delivered without opening any connection.
 
-pub mod bench;
 pub mod config;
 pub mod deliver;
 pub mod error;

@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
-use cityops_engine::bench::Tape;
 use cityops_live::config::LiveConfig;
 use cityops_decoders::{self as feeds, MessageContext};
 use cityops_engine::headless;
@@ -164,18 +163,6 @@ enum Command {
         json: bool,
     },
     /// Sustained live ingest over MQTT: publishes telemetry to a broker on 127.0.0.1 while a
-    /// live feed ingests it, then checks nothing was lost and reports memory.
-    BenchMqtt {
-        /// The broker's port on 127.0.0.1 (start mosquitto there first).
-        #[arg(long)]
-        port: u16,
-        /// Messages per second to publish.
-        #[arg(long, default_value_t = 20_000)]
-        rate: u64,
-        /// Seconds to publish for.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-    },
     /// Lists the quarantine: every refused tape line, message, feature and transport failure,
     /// with its feed, place and reason.
     Quarantine {
@@ -188,18 +175,6 @@ enum Command {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
-    },
-    /// Decode rate of every adapter on real payloads, next to its bare parser on the same bytes.
-    BenchDecode {
-        /// Seconds each side runs per format.
-        #[arg(long, default_value_t = 2.0)]
-        seconds: f64,
-        /// The real sample payloads (CAP alerts and GTFS-RT captures; fixtures/samples).
-        #[arg(long, default_value = "fixtures/samples")]
-        data: PathBuf,
-        /// Only these formats (for example `cot`); all when none is given.
-        #[arg(long = "format")]
-        formats: Vec<String>,
     },
     /// Prints the incidents of a run with their members and explanations.
     Incidents {
@@ -330,58 +305,6 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
-    },
-    /// Durable commit latency of an action next to raw fdatasync, and delivery throughput to a
-    /// webhook receiver (tests/peers/webhook/run.sh) when `--webhook` is given.
-    BenchOutbox {
-        /// Commits measured (and actions delivered).
-        #[arg(long, default_value_t = 1000)]
-        actions: usize,
-        /// Where the databases go (a temporary folder in the current one by default, so the
-        /// disk measured is the project's, not a RAM-backed /tmp).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// The receiver's URL, e.g. http://127.0.0.1:9000/hooks/notify.
-        #[arg(long)]
-        webhook: Option<String>,
-        /// The environment variable holding the receiver's secret.
-        #[arg(long, default_value = "CITYOPS_WEBHOOK_SECRET")]
-        secret_env: String,
-    },
-    /// Seek latency in a generated 24 h tape, and the max-speed replay against the pipeline alone.
-    BenchSeek {
-        #[arg(long, default_value_t = 1_000_000)]
-        observations: usize,
-        #[arg(long, default_value_t = 200)]
-        seeks: usize,
-        /// Where the databases go (a temporary folder in the current one by default).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// Correlation throughput and latency with many open incidents and a large asset index.
-    BenchCorrelate {
-        /// Substations, each feeding nine signals; every one trips, so this is also the number
-        /// of open incidents.
-        #[arg(long, default_value_t = 10_000)]
-        substations: usize,
-        /// Observations correlated after the trips.
-        #[arg(long, default_value_t = 200_000)]
-        observations: usize,
-        /// Observations per arrival second.
-        #[arg(long, default_value_t = 1_000)]
-        batch: usize,
-    },
-    /// Replays a large generated tape through the pipeline and compares it with raw inserts.
-    Bench {
-        /// Observations in the generated tape.
-        #[arg(long, default_value_t = 1_000_000)]
-        observations: usize,
-        /// Which generated day: `city` or `stress` (both, one after the other, by default).
-        #[arg(long)]
-        tape: Option<String>,
-        /// Where the two benchmark databases go (a temporary folder by default).
-        #[arg(long)]
-        dir: Option<PathBuf>,
     },
 }
 
@@ -606,99 +529,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::BenchDecode { seconds, data, formats } => {
-            for case in decode_cases(&data)?.into_iter().filter(|c| formats.is_empty() || formats.iter().any(|f| f == c.spec.format.as_str())) {
-                let r = cityops_engine::bench::decode_rate(&case, seconds)?;
-                println!("{}", serde_json::to_string(&r)?);
-                let tokenizer = match (r.tokenizer_mb_per_sec, r.tokenizer_ratio) {
-                    (Some(mb), Some(ratio)) => format!("; tokenizer alone {mb:.1} MB/s, ratio {ratio:.2}"),
-                    _ => String::new(),
-                };
-                eprintln!(
-                    "{:<12} {:>5} msgs {:>9} B -> {:>6} obs: adapter {:>8.0} msg/s {:>7.1} MB/s, bare {:>7.1} MB/s, ratio {:.2}{tokenizer}  ({})",
-                    r.format, r.messages, r.bytes, r.observations, r.adapter_msgs_per_sec, r.adapter_mb_per_sec, r.bare_mb_per_sec, r.ratio, r.source
-                );
-            }
-            Ok(())
-        }
-        Command::BenchMqtt { port, rate, seconds } => {
-            let tmp = tempfile::tempdir()?;
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(cityops_engine::bench::mqtt_soak(port, rate, seconds, tmp.path()))?;
-            println!("{}", serde_json::to_string(&r)?);
-            println!(
-                "published {} ({:.0}/s over {:.1} s), ingested {}, stored {}, lost {}; RSS {:.0} MiB at start, peak {:.0}, end {:.0}",
-                r.published, r.publish_rate, r.seconds, r.ingested, r.stored, r.published.saturating_sub(r.stored), r.rss_start_mib, r.rss_peak_mib, r.rss_end_mib
-            );
-            Ok(())
-        }
-        Command::BenchOutbox { actions, dir, webhook, secret_env } => {
-            let tmp = tempfile::tempdir_in(".")?;
-            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(cityops_outbox::bench::run(&dir, actions.max(1), webhook.as_deref().map(|u| (u, secret_env.as_str()))))?;
-            println!("{}", serde_json::to_string(&r)?);
-            eprintln!(
-                "commit p50 {:.0} us p99 {:.0} us; fdatasync p50 {:.0} us p99 {:.0} us; ratio p50 {:.2} p99 {:.2}",
-                r.commit_p50_us, r.commit_p99_us, r.fdatasync_p50_us, r.fdatasync_p99_us, r.ratio_p50, r.ratio_p99
-            );
-            if let (Some(rate), Some(bare), Some(ratio)) = (r.delivered_per_sec, r.bare_posts_per_sec, r.delivery_ratio) {
-                eprintln!("delivered {} actions to the webhook receiver: {rate:.1} actions/s; bare signed POSTs {bare:.1}/s; ratio {ratio:.2}", r.delivered);
-            }
-            Ok(())
-        }
-        Command::BenchSeek { observations, seeks, dir } => {
-            let tmp = tempfile::tempdir_in(".")?;
-            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let r = cityops_engine::bench::seek(observations, seeks.max(1), &dir)?;
-            println!("{}", serde_json::to_string(&r)?);
-            eprintln!(
-                "{} observations over 24 h: pipeline {:.0} obs/s, max-speed replay {:.0} obs/s (ratio {:.2}, {:.0}x real time); {} seeks p50 {:.0} ms p99 {:.0} ms max {:.0} ms, then the store's incidents p50 {:.0} ms max {:.0} ms (longest step {:.0} ms); {} incidents; peak RSS {:.0} MiB",
-                r.observations,
-                r.pipeline_per_sec,
-                r.replay_per_sec,
-                r.replay_ratio,
-                r.speed_up,
-                r.seeks,
-                r.seek_p50_ms,
-                r.seek_p99_ms,
-                r.seek_max_ms,
-                r.write_behind_p50_ms,
-                r.write_behind_max_ms,
-                r.write_behind_step_max_ms,
-                r.incidents,
-                r.peak_rss_mib
-            );
-            Ok(())
-        }
-        Command::BenchCorrelate { substations, observations, batch } => {
-            let r = cityops_engine::bench::correlation(substations, observations, batch.max(1))?;
-            println!("{}", serde_json::to_string(&r)?);
-            println!(
-                "{} assets, {} open incidents: {:.0} obs/s in batches of {}, one observation p50 {:.0} us, p99 {:.0} us; RSS {:.0} MiB -> {:.0} MiB with the incidents open",
-                r.assets, r.open_incidents, r.per_sec, r.batch, r.p50_us, r.p99_us, r.rss_before_mib, r.rss_open_mib
-            );
-            Ok(())
-        }
-        Command::Bench { observations, tape, dir } => {
-            let tmp = tempfile::tempdir()?;
-            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let tapes = match tape.as_deref() {
-                None => vec![Tape::City, Tape::Stress],
-                Some(t) => vec![t.parse::<Tape>()?],
-            };
-            for tape in tapes {
-                let dir = dir.join(tape.name());
-                std::fs::create_dir_all(&dir)?;
-                let r = cityops_engine::bench::run(observations, tape, &dir)?;
-                println!("{}", serde_json::to_string(&r)?);
-                println!(
-                    "{:?} day ({:.0} % abnormal): pipeline {:.0} obs/s, raw batched insert {:.0} rows/s, ratio {:.2}; with correlation {:.0} obs/s, ratio {:.2} ({} incidents); peak RSS {:.0} MiB ({} observations)",
-                    r.tape, r.abnormal_share * 100.0, r.pipeline_per_sec, r.raw_insert_per_sec, r.ratio, r.whole_per_sec, r.whole_ratio, r.incidents, r.peak_rss_mib, r.observations
-                );
-            }
-            Ok(())
-        }
     }
 }
 
@@ -870,122 +700,4 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
             anyhow::bail!("{}: refused at {}: {}", file.display(), e.place, e.reason)
         }
     }
-}
-
-/// 21:00 on the demo night, when the generated and demo payloads are taken to arrive.
-const DEMO_TIME_MS: i64 = 1_795_719_600_000;
-
-/// The real payloads each adapter is benchmarked on.
-fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_engine::bench::DecodeCase>> {
-    use cityops_core::tape::FeedFormat;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let spec = |id: &str, layer: Layer, format: FeedFormat| FeedSpec { id: id.into(), layer, format, name: String::new(), mapping: serde_json::Value::Null };
-    let mut cases = Vec::new();
-
-    // GeoJSON: every message of the demo tape (real OSM assets and routes).
-    let demo = cityops_engine::scenario::Scenario::load(&repo.join("fixtures/scenarios/helsinki-storm"))?;
-    cases.push(cityops_engine::bench::DecodeCase {
-        spec: spec("demo", Layer::Transport, FeedFormat::GeoJson),
-        base_dir: demo.dir.clone(),
-        source: "fixtures/scenarios/helsinki-storm tape bodies".into(),
-        payloads: demo.messages.iter().map(|m| (m.topic.clone(), m.body.clone())).collect(),
-        bare: feeds::geojson::bare_parse,
-        tokenize: None,
-        received_ms: DEMO_TIME_MS,
-    });
-
-    // CAP: the real OASIS, IPAWS, NWS and NOAA alerts (CAP 1.0 examples are refused by design).
-    let cap_dir = data.join("cap");
-    let mut alerts: Vec<_> = std::fs::read_dir(&cap_dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e} (the real samples folder; see --data)", cap_dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("v1dot0")))
-        .collect();
-    alerts.sort();
-    let mut cap = spec("alerts", Layer::Alerts, FeedFormat::Cap);
-    cap.mapping = serde_json::json!({ "fallback_position": [24.9384, 60.1699] });
-    cases.push(cityops_engine::bench::DecodeCase {
-        spec: cap,
-        base_dir: cap_dir.clone(),
-        source: format!("{} real alerts in {}", alerts.len(), cap_dir.display()),
-        payloads: alerts.iter().map(|p| std::fs::read(p).map(|b| (None, b))).collect::<Result<_, _>>()?,
-        bare: feeds::xml::bare_parse,
-        tokenize: Some(feeds::cap::tokenize),
-        received_ms: DEMO_TIME_MS,
-    });
-
-    // CoT: no real capture is published; events as ATAK sends them (MITRE base schema plus the
-    // usual ATAK detail), one per message as the TCP framing yields them.
-    let events = (0..200)
-        .map(|k| {
-            let body = format!(
-                r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><event version="2.0" uid="ANDROID-{k}" type="a-f-G-U-C" how="m-g" time="2026-11-26T19:10:00Z" start="2026-11-26T19:10:00Z" stale="2026-11-26T19:16:00Z"><point lat="60.17{k:02}" lon="24.94{k:02}" hae="15.2" ce="9.9" le="9999999.0"/><detail><takv os="34" version="4.10.0" device="PIXEL" platform="ATAK-CIV"/><contact endpoint="*:-1:stcp" callsign="HEL-{k}"/><__group role="Team Member" name="Cyan"/><status battery="88"/><track course="90.0" speed="1.5"/><remarks>Patrol &amp; check &lt;north&gt;</remarks></detail></event>"#
-            );
-            (None, body.into_bytes())
-        })
-        .collect();
-    cases.push(cityops_engine::bench::DecodeCase {
-        spec: spec("units", Layer::Security, FeedFormat::Cot),
-        base_dir: repo.clone(),
-        source: "200 ATAK-style events (no real capture is published)".into(),
-        payloads: events,
-        bare: feeds::xml::bare_parse,
-        tokenize: Some(feeds::cot::tokenize),
-        received_ms: DEMO_TIME_MS,
-    });
-
-    // GTFS-Realtime: the real MiWay capture, in the order a poller would see it, so trip
-    // updates are placed at the buses just seen (there is no static data for MiWay here, so its
-    // alerts cannot be placed and are refused: refusing is part of the work measured).
-    let miway = data.join("gtfs-rt/miway");
-    let payloads = ["VehiclePositions", "TripUpdates", "Alerts"]
-        .iter()
-        .map(|name| {
-            let path = miway.join(format!("{name}.pb"));
-            std::fs::read(&path).map(|b| (None, b)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    cases.push(cityops_engine::bench::DecodeCase {
-        spec: spec("miway", Layer::Transport, FeedFormat::GtfsRt),
-        base_dir: miway.clone(),
-        source: "real MiWay VehiclePositions, TripUpdates and Alerts".into(),
-        payloads,
-        bare: feeds::gtfs_rt::bare_parse,
-        tokenize: None,
-        // The capture's header timestamp, 2025-10-26 22:50:32 UTC.
-        received_ms: 1_761_519_032_000,
-    });
-
-    // MQTT JSON telemetry: feeder readings as the documented mapping reads them (no real
-    // capture of a city's telemetry is published).
-    let mut mqtt = spec("grid", Layer::Utility, FeedFormat::MqttJson);
-    mqtt.mapping = serde_json::json!({
-        "topics": ["grid/+/telemetry"], "id": "sensor", "time": "time",
-        "thresholds": [
-            {"field": "voltage_kv", "below": 9.5, "severity": "moderate", "kind": "feeder.voltage_low"},
-            {"field": "voltage_kv", "below": 0.5, "severity": "extreme", "kind": "feeder.trip"}
-        ]
-    });
-    let readings = (0..500)
-        .map(|k| {
-            let body = format!(
-                r#"{{"sensor":"feeder-{k}","time":"2026-11-26T19:08:30Z","voltage_kv":{}.{},"lat":60.17{k:03},"lon":24.94{k:03},"current_a":{}}}"#,
-                k % 11,
-                k % 10,
-                k * 3
-            );
-            (Some(format!("grid/s{}/telemetry", k % 4)), body.into_bytes())
-        })
-        .collect();
-    cases.push(cityops_engine::bench::DecodeCase {
-        spec: mqtt,
-        base_dir: repo.clone(),
-        source: "500 feeder readings in the documented mapping".into(),
-        payloads: readings,
-        bare: feeds::mqtt_json::bare_parse,
-        tokenize: None,
-        received_ms: DEMO_TIME_MS,
-    });
-    Ok(cases)
 }

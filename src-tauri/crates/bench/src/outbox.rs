@@ -1,4 +1,4 @@
-//! Outbox benchmarks (`cityops bench-outbox`): the durable commit of an action against the raw
+//! Outbox benchmarks (`cityops-bench outbox`): the durable commit of an action against the raw
 //! `fdatasync` of the same disk, measured alternately in one run, and delivery throughput to a
 //! real webhook receiver.
 
@@ -10,12 +10,11 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 use serde::Serialize;
 
-use super::{config, Outbox};
+use cityops_outbox::{config, Outbox, OutboxError};
 use cityops_dto::{ActionParams, ActionRequestDto, OperatorDto, OperatorRole};
-use crate::error::OutboxError;
 use cityops_store::Store;
 
-/// What `cityops bench-outbox` prints.
+/// What `cityops-bench outbox` prints.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxBench {

@@ -19,7 +19,7 @@
 
 mod common;
 
-use cityops_engine::bench::mqtt_soak;
+use cityops_bench::mqtt_soak;
 
 /// The bound on the ingest's resident memory during the flood, MiB. The queue holds at most
 /// 10,000 messages of about 200 bytes and a group commit 5,000 rows; the rest is the runtime,

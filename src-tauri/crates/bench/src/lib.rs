@@ -1,6 +1,16 @@
 //! The ingest benchmark: a large generated tape through the real pipeline, compared with the
 //! raw batched insert rate of the same rows measured in the same process, so that the ratio
 //! holds on a noisy machine where absolute rates do not (see `BENCHMARKS.md`).
+//!
+//! # Layout
+//! - this file: the ingest benchmark, seeking in a long day, correlation under load, the
+//!   decoders against their bare parsers, and sustained MQTT ingest.
+//! - [`outbox`]: the outbox's durable commit against raw `fdatasync`, and delivery to a
+//!   webhook receiver against bare signed POSTs.
+//!
+//! The binary `cityops-bench` (`src/main.rs`) runs each one; `BENCHMARKS.md` has the figures.
+
+pub mod outbox;
 
 use std::path::Path;
 use std::time::Instant;
@@ -14,9 +24,9 @@ use cityops_core::scenario::Manifest;
 use cityops_core::tape::{FeedFormat, TapeMessage};
 use serde::Serialize;
 
-use crate::error::EngineError;
+use cityops_engine::error::EngineError;
 use cityops_decoders::{self as feeds, MessageContext};
-use crate::incidents::Desk;
+use cityops_engine::incidents::Desk;
 use cityops_live::pipeline::{Pipeline, BATCH_ROWS};
 use cityops_store::Store;
 
@@ -26,7 +36,7 @@ const DEFAULT_RULES: &str = include_str!("../../../../fixtures/rules/default.tom
 /// Features per generated message, as a feed that batches its updates sends them.
 const FEATURES_PER_MESSAGE: usize = 50;
 
-/// What `cityops bench` prints.
+/// What `cityops-bench ingest` prints.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchReport {
@@ -361,7 +371,7 @@ pub fn run(n: usize, tape: Tape, dir: &Path) -> Result<BenchReport, EngineError>
     })
 }
 
-/// What `cityops bench-mqtt` prints.
+/// What `cityops-bench mqtt` prints.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MqttSoakReport {
@@ -391,7 +401,7 @@ pub struct MqttSoakReport {
     pub held_back_ms: u64,
 }
 
-/// What `cityops bench-correlate` prints.
+/// What `cityops-bench correlate` prints.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CorrelationReport {
@@ -754,7 +764,7 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
     })
 }
 
-/// What `cityops bench-seek` prints.
+/// What `cityops-bench seek` prints.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeekReport {
@@ -793,9 +803,9 @@ fn day_manifest() -> Result<Manifest, EngineError> {
 }
 
 /// A replay of generated messages with the default rules, on its own database file in `dir`.
-fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &str) -> Result<crate::replay::Replay, EngineError> {
+fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &str) -> Result<cityops_engine::replay::Replay, EngineError> {
     let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
-    let scenario = crate::scenario::Scenario {
+    let scenario = cityops_engine::scenario::Scenario {
         dir: dir.to_owned(),
         manifest: manifest.clone(),
         tape_path: dir.join("generated.ndjson"),
@@ -807,7 +817,7 @@ fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &
     let store = Store::open(&dir.join(db))?;
     let run = store.begin_run("bench-seek", "bench")?;
     let pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
-    Ok(crate::replay::Replay::new(scenario, pipeline))
+    Ok(cityops_engine::replay::Replay::new(scenario, pipeline))
 }
 
 /// Replays a generated 24 h tape of `n` observations at max speed (with the incident desk),
@@ -892,7 +902,7 @@ mod tests {
     use super::*;
 
     /// A replay of a generated day of 20,000 observations, on its own database file.
-    fn day(dir: &Path, name: &str) -> crate::replay::Replay {
+    fn day(dir: &Path, name: &str) -> cityops_engine::replay::Replay {
         let manifest = day_manifest().unwrap();
         let (messages, _) = generate(&manifest, 20_000, Tape::Stress);
         day_replay(dir, &manifest, messages, name).unwrap()
@@ -939,7 +949,7 @@ mod tests {
         assert!(c.incidents().count() > 50, "{} incidents", c.incidents().count());
     }
 
-    fn stored(replay: &crate::replay::Replay) -> Vec<cityops_store::StoredIncident> {
+    fn stored(replay: &cityops_engine::replay::Replay) -> Vec<cityops_store::StoredIncident> {
         let store = replay.pipeline().store();
         store.stored_incidents(replay.pipeline().run()).unwrap()
     }

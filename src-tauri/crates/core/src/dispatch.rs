@@ -358,37 +358,16 @@ fn iso_z(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// `application/x-www-form-urlencoded`, as browsers encode it.
+/// `application/x-www-form-urlencoded`, as browsers encode it (the WHATWG URL standard's
+/// serializer): letters, digits and `*-._` as they are, space as `+`, every other byte of the
+/// UTF-8 as `%XX` in upper case.
 pub fn form_encode(pairs: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        encode_component(&mut out, k);
-        out.push('=');
-        encode_component(&mut out, v);
-    }
-    out
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
 /// One form component, encoded as [`form_encode`] encodes it.
 pub fn form_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    encode_component(&mut out, s);
-    out
-}
-
-fn encode_component(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Escapes text for XML character data and attribute values. Control characters XML 1.0 cannot
@@ -496,6 +475,47 @@ fn cap_alert(ctx: &ActionContext<'_>, headline: &str, description: &str, instruc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written encoder this module had before it used `form_urlencoded`: the crate's
+    /// output must stay byte for byte what Open311 backends have been receiving.
+    fn old_form_component(s: &str) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+                b' ' => out.push('+'),
+                _ => {
+                    let _ = write!(out, "%{b:02X}");
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn form_encoding_is_byte_for_byte_what_it_was() {
+        let tricky = ["", "a b", "*", "~", "+", "&", "=", "%", "%41", "a+b=c&d", "Kaisaniemi <substation> & co", "Hämeentie 1 ✓", "tab\there\r\n", "/?#[]@!$'(),;:", "\u{0}\u{7f}\u{80}\u{10ffff}"];
+        for s in tricky {
+            assert_eq!(form_component(s), old_form_component(s), "{s:?}");
+        }
+        assert_eq!(form_component("a b*~+&=%ä"), "a+b*%7E%2B%26%3D%25%C3%A4");
+        let pairs: Vec<(String, String)> = tricky.iter().map(|s| (s.to_string(), s.chars().rev().collect())).collect();
+        let old = pairs.iter().map(|(k, v)| format!("{}={}", old_form_component(k), old_form_component(v))).collect::<Vec<_>>().join("&");
+        assert_eq!(form_encode(&pairs), old);
+        assert_eq!(form_encode(&[]), "");
+        assert_eq!(form_encode(&[("k".into(), String::new()), (String::new(), "v".into())]), "k=&=v");
+        for b in 0..=u8::MAX {
+            let s = String::from_utf8_lossy(&[b]).into_owned();
+            assert_eq!(form_component(&s), old_form_component(&s), "byte {b}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn form_components_match_the_old_encoder(s in "\\PC*") {
+            proptest::prop_assert_eq!(form_component(&s), old_form_component(&s));
+        }
+    }
 
     fn place() -> Place {
         Place { point: GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi <substation> & co".into(), area: None }

@@ -61,6 +61,7 @@
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
 use cityops_core::Fields;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
 use super::mapping::{check_skew, json_error, parse_rfc3339, rfc3339, type_name, worst, MappingReader, Threshold};
@@ -127,24 +128,22 @@ pub fn next_link(body: &[u8]) -> Option<String> {
     let page: Page = serde_json::from_slice(body).ok()?;
     let link = page.next.filter(|l| !l.is_empty())?;
     let mut out = String::with_capacity(link.len());
-    for c in link.chars() {
-        match c {
-            ' ' => out.push_str("%20"),
-            '"' => out.push_str("%22"),
-            '<' => out.push_str("%3C"),
-            '>' => out.push_str("%3E"),
-            '`' => out.push_str("%60"),
-            '{' => out.push_str("%7B"),
-            '}' => out.push_str("%7D"),
-            '|' => out.push_str("%7C"),
-            '\\' => out.push_str("%5C"),
-            '^' => out.push_str("%5E"),
-            c if c.is_control() => {}
-            c => out.push(c),
+    for c in link.chars().filter(|c| !c.is_control()) {
+        // Only ASCII goes through the encoder, which would also encode every non-ASCII
+        // character; those are left as they are, for the HTTP client's URL parser to encode.
+        if c.is_ascii() {
+            out.extend(utf8_percent_encode(c.encode_utf8(&mut [0; 4]), NOT_IN_LINK));
+        } else {
+            out.push(c);
         }
     }
     Some(out)
 }
+
+/// The ASCII characters a next link may not carry raw (RFC 3986 has no place for them, and
+/// servers do put raw spaces there). Control characters are in the set only for completeness:
+/// [`next_link`] drops them rather than encode them.
+const NOT_IN_LINK: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}').add(b'|').add(b'\\').add(b'^');
 
 /// The newest `phenomenonTime` (an interval's start, as the adapter reads it) among the
 /// Observations of a poll answer, which an incremental poll advances its watermark to;
@@ -450,6 +449,52 @@ mod tests {
         assert!(a.decode(ctx(), br#"{"value": 3}"#).unwrap_err().place == "$.value");
         assert!(a.decode(ctx(), br#"{"@iot.count": 3}"#).unwrap_err().reason.starts_with("neither"));
         assert!(a.decode(ctx(), br#"{"value": [{"result": NaN}]}"#).unwrap_err().reason.starts_with("NaN is not"));
+    }
+
+    /// The hand-written escaping `next_link` did before it used `percent-encoding`.
+    fn old_escape(link: &str) -> String {
+        let mut out = String::new();
+        for c in link.chars() {
+            match c {
+                ' ' => out.push_str("%20"),
+                '"' => out.push_str("%22"),
+                '<' => out.push_str("%3C"),
+                '>' => out.push_str("%3E"),
+                '`' => out.push_str("%60"),
+                '{' => out.push_str("%7B"),
+                '}' => out.push_str("%7D"),
+                '|' => out.push_str("%7C"),
+                '\\' => out.push_str("%5C"),
+                '^' => out.push_str("%5E"),
+                c if c.is_control() => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn link_of(link: &str) -> Option<String> {
+        next_link(json!({"@iot.nextLink": link}).to_string().as_bytes())
+    }
+
+    #[test]
+    fn next_links_are_escaped_byte_for_byte_as_before() {
+        assert_eq!(
+            link_of("http://h/v1.1/Things?$filter=name eq 'Hämeentie ✓'&$top=5*~+%41\t\u{85}|{}^`\\<\">").as_deref(),
+            Some("http://h/v1.1/Things?$filter=name%20eq%20'Hämeentie%20✓'&$top=5*~+%41%7C%7B%7D%5E%60%5C%3C%22%3E")
+        );
+        for c in (0..=0x2FF_u32).chain([0x2028, 0xFEFF, 0x10FFFF]).filter_map(char::from_u32) {
+            let link = format!("http://h/x{c}y");
+            assert_eq!(link_of(&link), Some(old_escape(&link)), "U+{:04X}", c as u32);
+        }
+        assert_eq!(link_of(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn next_links_match_the_old_escaping(link in "\\PC+|[ -~\\t\\u{80}-\\u{a0}]+") {
+            proptest::prop_assert_eq!(link_of(&link), Some(old_escape(&link)));
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use cityops_core::dispatch::BackendKind;
 use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -522,10 +523,15 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(d.min(MAX_RETRY_AFTER))
 }
 
+/// Everything but RFC 3986's unreserved characters (letters, digits, `-._~`): a service request
+/// id from a backend is put in a URL path segment, where it must not be able to add a segment
+/// (`/`), a query (`?`) or anything else.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// `s` as one URL path segment; every byte of its UTF-8 outside [`PATH_SEGMENT`]'s exceptions
+/// is `%XX` in upper case.
 fn percent_path(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    utf8_percent_encode(s, PATH_SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -538,5 +544,22 @@ mod tests {
         assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a date in the past means now");
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    /// The hand-written encoder `percent_path` was before it used `percent-encoding`.
+    fn old_percent_path(s: &str) -> String {
+        s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    }
+
+    #[test]
+    fn path_segments_are_encoded_byte_for_byte_as_before() {
+        assert_eq!(percent_path("a b*~+&=%/?#ä"), "a%20b%2A~%2B%26%3D%25%2F%3F%23%C3%A4");
+        for s in ["", "SR-1234_x.y~z", "../etc", "%41", "Hämeentie ✓", "\u{0}\u{7f}\u{80}\u{10ffff}"] {
+            assert_eq!(percent_path(s), old_percent_path(s), "{s:?}");
+        }
+        for b in 0..=u8::MAX {
+            let s = String::from_utf8_lossy(&[b]).into_owned();
+            assert_eq!(percent_path(&s), old_percent_path(&s), "byte {b}");
+        }
     }
 }

@@ -4,22 +4,23 @@
 //!
 //! Only `stops.txt` (required), `routes.txt`, `trips.txt`, `stop_times.txt` and `shapes.txt` are
 //! read; calendars, fares and the rest are not needed to place a realtime observation. The zip
-//! is read by the small reader below (stored and deflate members, no zip64, no encryption)
-//! rather than a zip crate, because the maintained zip crates need a newer Rust than this
-//! workspace promises, and because a hand-written reader makes the limits explicit.
+//! is read with the `zip` crate (stored and deflate members only), and each member is streamed
+//! into the CSV reader as it is inflated, so no member is held whole in memory and every
+//! member's CRC-32 is checked when its end is reached.
 //!
 //! Limits: the zip file at most [`MAX_ZIP_BYTES`], each member at most [`MAX_MEMBER_BYTES`]
-//! once inflated (a "zip bomb" stops there), rows of at most the CSV reader's defaults. Errors
-//! name the zip, the member, the line and the field: `cairns.zip: stops.txt line 12, field
-//! stop_lat: "abc" is not a number`.
+//! once inflated (a "zip bomb" stops there: a member that declares more is refused before it is
+//! read, and one that inflates past what it declares fails as soon as it does), rows of at most
+//! the CSV reader's defaults. Errors name the zip, the member, the line and the field:
+//! `cairns.zip: stops.txt line 12, field stop_lat: "abc" is not a number`.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use cityops_core::model::GeoPoint;
-
-use super::Refusal;
+use zip::result::ZipError;
+use zip::ZipArchive;
 
 /// The largest GTFS zip read.
 pub const MAX_ZIP_BYTES: u64 = 512 * 1024 * 1024;
@@ -94,40 +95,31 @@ impl GtfsStatic {
     /// Reads the reference data from a GTFS zip.
     pub fn load(path: &Path) -> Result<GtfsStatic, StaticError> {
         let zip_name = path.display().to_string();
-        let fail = |place: &str, reason: String| StaticError { zip: zip_name.clone(), place: place.to_owned(), reason };
-        let meta = std::fs::metadata(path).map_err(|e| fail("$", format!("cannot read: {e}")))?;
-        if meta.len() > MAX_ZIP_BYTES {
-            return Err(fail("$", format!("{} bytes exceeds the {MAX_ZIP_BYTES}-byte limit", meta.len())));
+        let fail = |reason: String| StaticError { zip: zip_name.clone(), place: "$".into(), reason };
+        let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        // The size of the file that was opened, not of whatever the path names a moment later.
+        let len = file.metadata().map_err(|e| fail(format!("cannot read: {e}")))?.len();
+        if len > MAX_ZIP_BYTES {
+            return Err(fail(format!("{len} bytes exceeds the {MAX_ZIP_BYTES}-byte limit")));
         }
-        let bytes = std::fs::read(path).map_err(|e| fail("$", format!("cannot read: {e}")))?;
-        Self::from_zip_bytes(&zip_name, &bytes)
+        Self::from_zip_reader(&zip_name, io::BufReader::new(file))
     }
 
     /// Reads the reference data from the bytes of a GTFS zip; `zip_name` is used in errors.
     pub fn from_zip_bytes(zip_name: &str, bytes: &[u8]) -> Result<GtfsStatic, StaticError> {
-        let zip = ZipIndex::read(bytes).map_err(|Refusal(reason)| StaticError { zip: zip_name.to_owned(), place: "$".into(), reason })?;
-        let member = |name: &str| -> Result<Option<Vec<u8>>, StaticError> {
-            zip.member(bytes, name).map_err(|Refusal(reason)| StaticError { zip: zip_name.to_owned(), place: name.to_owned(), reason })
-        };
+        Self::from_zip_reader(zip_name, io::Cursor::new(bytes))
+    }
+
+    fn from_zip_reader<R: Read + Seek>(zip_name: &str, reader: R) -> Result<GtfsStatic, StaticError> {
+        let mut zip = GtfsZip::open(zip_name, reader)?;
         let mut g = GtfsStatic::default();
-        let stops = member("stops.txt")?.ok_or_else(|| StaticError {
-            zip: zip_name.to_owned(),
-            place: "stops.txt".into(),
-            reason: "missing (a GTFS feed must have stops.txt)".into(),
-        })?;
-        g.read_stops(zip_name, &stops)?;
-        if let Some(routes) = member("routes.txt")? {
-            g.read_routes(zip_name, &routes)?;
+        if !zip.read_member("stops.txt", |t| g.read_stops(t))? {
+            return Err(StaticError { zip: zip_name.to_owned(), place: "stops.txt".into(), reason: "missing (a GTFS feed must have stops.txt)".into() });
         }
-        if let Some(trips) = member("trips.txt")? {
-            g.read_trips(zip_name, &trips)?;
-        }
-        if let Some(st) = member("stop_times.txt")? {
-            g.read_stop_times(zip_name, &st)?;
-        }
-        if let Some(shapes) = member("shapes.txt")? {
-            g.read_shapes(zip_name, &shapes)?;
-        }
+        zip.read_member("routes.txt", |t| g.read_routes(t))?;
+        zip.read_member("trips.txt", |t| g.read_trips(t))?;
+        zip.read_member("stop_times.txt", |t| g.read_stop_times(t))?;
+        zip.read_member("shapes.txt", |t| g.read_shapes(t))?;
         g.route_centroids = g.compute_route_centroids();
         Ok(g)
     }
@@ -191,8 +183,7 @@ impl GtfsStatic {
         out
     }
 
-    fn read_stops(&mut self, zip: &str, data: &[u8]) -> Result<(), StaticError> {
-        let mut t = Table::new(zip, "stops.txt", data)?;
+    fn read_stops(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
         let (id, name, lat, lon, parent) = (t.col("stop_id", true)?, t.col("stop_name", false)?, t.col("stop_lat", false)?, t.col("stop_lon", false)?, t.col("parent_station", false)?);
         while let Some(row) = t.next_row()? {
             let stop_id = row.req(id)?.to_owned();
@@ -212,8 +203,7 @@ impl GtfsStatic {
         Ok(())
     }
 
-    fn read_routes(&mut self, zip: &str, data: &[u8]) -> Result<(), StaticError> {
-        let mut t = Table::new(zip, "routes.txt", data)?;
+    fn read_routes(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
         let (id, short, long, kind) = (t.col("route_id", true)?, t.col("route_short_name", false)?, t.col("route_long_name", false)?, t.col("route_type", false)?);
         while let Some(row) = t.next_row()? {
             let route = RouteRef {
@@ -226,8 +216,7 @@ impl GtfsStatic {
         Ok(())
     }
 
-    fn read_trips(&mut self, zip: &str, data: &[u8]) -> Result<(), StaticError> {
-        let mut t = Table::new(zip, "trips.txt", data)?;
+    fn read_trips(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
         let (id, route, shape) = (t.col("trip_id", true)?, t.col("route_id", true)?, t.col("shape_id", false)?);
         while let Some(row) = t.next_row()? {
             let trip = TripRef { route_id: row.req(route)?.to_owned(), shape_id: row.opt(shape).map(str::to_owned), stops: Vec::new() };
@@ -236,8 +225,7 @@ impl GtfsStatic {
         Ok(())
     }
 
-    fn read_stop_times(&mut self, zip: &str, data: &[u8]) -> Result<(), StaticError> {
-        let mut t = Table::new(zip, "stop_times.txt", data)?;
+    fn read_stop_times(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
         let (trip, stop, seq) = (t.col("trip_id", true)?, t.col("stop_id", false)?, t.col("stop_sequence", true)?);
         while let Some(row) = t.next_row()? {
             self.stop_time_count += 1;
@@ -254,8 +242,7 @@ impl GtfsStatic {
         Ok(())
     }
 
-    fn read_shapes(&mut self, zip: &str, data: &[u8]) -> Result<(), StaticError> {
-        let mut t = Table::new(zip, "shapes.txt", data)?;
+    fn read_shapes(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
         let (id, lat, lon) = (t.col("shape_id", true)?, t.col("shape_pt_lat", true)?, t.col("shape_pt_lon", true)?);
         let mut means: HashMap<String, Mean> = HashMap::new();
         while let Some(row) = t.next_row()? {
@@ -300,13 +287,94 @@ impl Mean {
     }
 }
 
+/// An open GTFS zip, whose members are read one at a time as CSV.
+struct GtfsZip<'a, R> {
+    name: &'a str,
+    archive: ZipArchive<R>,
+}
+
+impl<'a, R: Read + Seek> GtfsZip<'a, R> {
+    fn open(name: &'a str, reader: R) -> Result<Self, StaticError> {
+        let archive = ZipArchive::new(reader).map_err(|e| {
+            let reason = match e {
+                ZipError::Io(e) => format!("cannot read: {e}"),
+                ZipError::InvalidArchive(why) => format!("not a zip file, or a damaged one: {why}"),
+                ZipError::UnsupportedArchive(why) => format!("unsupported zip: {why}"),
+                other => other.to_string(),
+            };
+            StaticError { zip: name.to_owned(), place: "$".into(), reason }
+        })?;
+        Ok(GtfsZip { name, archive })
+    }
+
+    /// The index of the member called `file`, at the top level or else inside one folder (some
+    /// publishers zip the folder rather than its files).
+    fn find(&self, file: &str) -> Option<usize> {
+        self.archive.index_for_name(file).or_else(|| {
+            self.archive.file_names().position(|n| n.is_ok_and(|n| n.rsplit_once('/').is_some_and(|(dir, f)| f == file && !dir.contains('/'))))
+        })
+    }
+
+    /// Streams the member called `file` through `read` as a CSV table; `Ok(false)` when the zip
+    /// has no such member.
+    fn read_member(&mut self, file: &'static str, read: impl FnOnce(&mut Table<'_>) -> Result<(), StaticError>) -> Result<bool, StaticError> {
+        let Some(index) = self.find(file) else { return Ok(false) };
+        let zip = self.name;
+        let fail = |reason: String| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason };
+        let member = self.archive.by_index(index).map_err(|e| {
+            fail(match e {
+                ZipError::Io(e) => format!("cannot read: {e}"),
+                ZipError::InvalidArchive(why) => format!("damaged: {why}"),
+                ZipError::UnsupportedArchive(why) => format!("not supported: {why} (only stored and deflate members without encryption are)"),
+                other => other.to_string(),
+            })
+        })?;
+        let declared = member.size();
+        // Refused before anything is inflated; `Member` holds a member to what it declares.
+        if declared > MAX_MEMBER_BYTES {
+            return Err(fail(format!("inflates to {declared} bytes, over the {MAX_MEMBER_BYTES}-byte limit")));
+        }
+        let mut table = Table::new(zip, file, Box::new(Member { inner: member, declared, read: 0 }))?;
+        match read(&mut table) {
+            Ok(()) => Ok(true),
+            Err(e) if table.unreadable => Err(e),
+            Err(e) => Err(damage(zip, file, table.reader.get_mut()).unwrap_or(e)),
+        }
+    }
+}
+
+/// The inflated bytes of one member as they are read. The declared size is what the member
+/// limit was checked against, so a member must not inflate past it (it fails as soon as it
+/// does, rather than after the limit's worth of memory or time) nor end short of it.
+struct Member<R> {
+    inner: R,
+    declared: u64,
+    read: u64,
+}
+
+impl<R: Read> Read for Member<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.declared {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("inflated to more than the {} bytes the zip declares", self.declared)));
+        }
+        if n == 0 && !buf.is_empty() && self.read != self.declared {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("inflated to {} bytes but the zip declares {}", self.read, self.declared)));
+        }
+        Ok(n)
+    }
+}
+
 /// One CSV member being read, with enough context to name the place of any error.
 struct Table<'a> {
     zip: &'a str,
     file: &'static str,
     headers: Vec<String>,
-    reader: csv::Reader<&'a [u8]>,
+    reader: csv::Reader<Box<dyn Read + 'a>>,
     record: csv::StringRecord,
+    /// Whether reading the member itself failed (as opposed to its CSV being wrong).
+    unreadable: bool,
 }
 
 struct Row<'t, 'a> {
@@ -315,18 +383,26 @@ struct Row<'t, 'a> {
 }
 
 impl<'a> Table<'a> {
-    fn new(zip: &'a str, file: &'static str, data: &'a [u8]) -> Result<Table<'a>, StaticError> {
+    fn new(zip: &'a str, file: &'static str, mut data: Box<dyn Read + 'a>) -> Result<Table<'a>, StaticError> {
         // GTFS files are often written with a UTF-8 byte order mark; it is not part of the
-        // first column's name.
-        let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+        // first column's name. The CSV reader drops one only when its first read returns all
+        // three bytes, which a stream does not promise, so it is taken off here.
+        let mut head = Vec::with_capacity(3);
+        (&mut data).take(3).read_to_end(&mut head).map_err(|e| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") })?;
+        if head == b"\xEF\xBB\xBF" {
+            head.clear();
+        }
+        let data: Box<dyn Read + 'a> = Box::new(io::Cursor::new(head).chain(data));
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(data);
-        let headers = reader
-            .headers()
-            .map_err(|e| StaticError { zip: zip.to_owned(), place: format!("{file} line 1"), reason: format!("bad header: {e}") })?
-            .iter()
-            .map(|h| h.trim().to_owned())
-            .collect();
-        Ok(Table { zip, file, headers, reader, record: csv::StringRecord::new() })
+        let headers = match reader.headers() {
+            Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect(),
+            Err(e) if e.is_io_error() => return Err(read_error(zip, file, e)),
+            Err(e) => {
+                let bad = StaticError { zip: zip.to_owned(), place: format!("{file} line 1"), reason: format!("bad header: {e}") };
+                return Err(damage(zip, file, reader.get_mut()).unwrap_or(bad));
+            }
+        };
+        Ok(Table { zip, file, headers, reader, record: csv::StringRecord::new(), unreadable: false })
     }
 
     /// The index of a column; a missing required column is an error naming it.
@@ -349,12 +425,30 @@ impl<'a> Table<'a> {
                 Ok(Some(Row { table: self, line }))
             }
             Ok(false) => Ok(None),
+            Err(e) if e.is_io_error() => {
+                self.unreadable = true;
+                Err(read_error(self.zip, self.file, e))
+            }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 Err(StaticError { zip: self.zip.to_owned(), place: format!("{} line {line}", self.file), reason: e.to_string() })
             }
         }
     }
+}
+
+/// A damaged member can look like bad CSV before its end, where its CRC-32 is checked, is
+/// reached: after a CSV error the member is read to its end, and any damage found is the error
+/// reported instead of what the damage looked like. (This costs reading the rest of the member,
+/// on errors only.)
+fn damage(zip: &str, file: &str, rest: &mut dyn Read) -> Option<StaticError> {
+    io::copy(rest, &mut io::sink()).err().map(|e| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") })
+}
+
+/// A member that could not be read (inflated, checked against its CRC-32 or its declared
+/// size), named without a line: the damage is in the zip, not in the CSV.
+fn read_error(zip: &str, file: &str, e: csv::Error) -> StaticError {
+    StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") }
 }
 
 impl Row<'_, '_> {
@@ -378,156 +472,27 @@ impl Row<'_, '_> {
     }
 }
 
-/// The central directory of a zip: where each member's data starts and how it is stored.
-struct ZipIndex {
-    members: Vec<ZipMember>,
-}
-
-struct ZipMember {
-    name: String,
-    method: u16,
-    flags: u16,
-    compressed: u64,
-    uncompressed: u64,
-    local_offset: u64,
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-impl ZipIndex {
-    fn read(b: &[u8]) -> Result<ZipIndex, Refusal> {
-        // The end-of-central-directory record is 22 bytes plus a comment of up to 64 KiB, so it
-        // starts within the last 65,557 bytes; search backwards for its signature.
-        const EOCD: u32 = 0x0605_4b50;
-        let lowest = b.len().saturating_sub(22 + 65_535);
-        let eocd = (lowest..=b.len().saturating_sub(22))
-            .rev()
-            .find(|&i| u32_at(b, i) == Some(EOCD))
-            .ok_or("not a zip file (no end-of-central-directory record)")?;
-        let count = u16_at(b, eocd + 10).ok_or("truncated zip")? as usize;
-        let cd_size = u32_at(b, eocd + 12).ok_or("truncated zip")? as usize;
-        let cd_offset = u32_at(b, eocd + 16).ok_or("truncated zip")? as usize;
-        if cd_offset == 0xFFFF_FFFF || count == 0xFFFF {
-            return Err("zip64 archives are not supported".into());
-        }
-        if cd_offset.checked_add(cd_size).is_none_or(|end| end > b.len()) {
-            return Err(format!("central directory at byte {cd_offset} runs past the end of the file").into());
-        }
-        let mut members = Vec::with_capacity(count.min(4096));
-        let mut at = cd_offset;
-        for i in 0..count {
-            if u32_at(b, at) != Some(0x0201_4b50) {
-                return Err(format!("central directory entry {i} at byte {at} has no signature").into());
-            }
-            let field = |off: usize| u16_at(b, at + off).ok_or_else(|| format!("central directory entry {i} is truncated"));
-            let field32 = |off: usize| u32_at(b, at + off).ok_or_else(|| format!("central directory entry {i} is truncated"));
-            let flags = field(8)?;
-            let method = field(10)?;
-            let compressed = u64::from(field32(20)?);
-            let uncompressed = u64::from(field32(24)?);
-            let name_len = field(28)? as usize;
-            let extra_len = field(30)? as usize;
-            let comment_len = field(32)? as usize;
-            let local_offset = u64::from(field32(42)?);
-            let name = b.get(at + 46..at + 46 + name_len).ok_or_else(|| format!("central directory entry {i} name is truncated"))?;
-            members.push(ZipMember { name: String::from_utf8_lossy(name).into_owned(), method, flags, compressed, uncompressed, local_offset });
-            at += 46 + name_len + extra_len + comment_len;
-        }
-        Ok(ZipIndex { members })
-    }
-
-    /// The inflated bytes of the member called `name` (at the top level or inside one folder,
-    /// as some publishers zip the folder), or `None` when the zip has no such member.
-    fn member(&self, b: &[u8], name: &str) -> Result<Option<Vec<u8>>, Refusal> {
-        let found = self
-            .members
-            .iter()
-            .find(|m| m.name == name)
-            .or_else(|| self.members.iter().find(|m| m.name.rsplit_once('/').is_some_and(|(dir, file)| file == name && !dir.contains('/'))));
-        let Some(m) = found else { return Ok(None) };
-        if m.flags & 1 != 0 {
-            return Err("member is encrypted".into());
-        }
-        if m.compressed == 0xFFFF_FFFF || m.uncompressed == 0xFFFF_FFFF {
-            return Err("zip64 members are not supported".into());
-        }
-        if m.uncompressed > MAX_MEMBER_BYTES {
-            return Err(format!("inflates to {} bytes, over the {MAX_MEMBER_BYTES}-byte limit", m.uncompressed).into());
-        }
-        let lo = usize::try_from(m.local_offset).map_err(|_| "offset out of range")?;
-        if u32_at(b, lo) != Some(0x0403_4b50) {
-            return Err(format!("no local header at byte {lo}").into());
-        }
-        let name_len = u16_at(b, lo + 26).ok_or("local header truncated")? as usize;
-        let extra_len = u16_at(b, lo + 28).ok_or("local header truncated")? as usize;
-        let start = lo + 30 + name_len + extra_len;
-        let end = start.checked_add(m.compressed as usize).ok_or("size out of range")?;
-        let data = b.get(start..end).ok_or_else(|| format!("data at bytes {start}..{end} runs past the end of the file"))?;
-        // Never trust the declared size alone: read at most one byte more than it promises,
-        // so a member that inflates beyond its declaration is caught rather than followed.
-        let limit = m.uncompressed + 1;
-        let mut out = Vec::with_capacity(m.uncompressed.min(64 * 1024 * 1024) as usize);
-        match m.method {
-            0 => out.extend_from_slice(data),
-            8 => {
-                flate2::read::DeflateDecoder::new(data)
-                    .take(limit)
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("cannot inflate: {e}"))?;
-            }
-            other => return Err(format!("compression method {other} is not supported (only stored and deflate)").into()),
-        }
-        if out.len() as u64 != m.uncompressed {
-            return Err(format!("inflated to {} bytes but the zip declares {}", out.len(), m.uncompressed).into());
-        }
-        Ok(Some(out))
-    }
-}
-
 /// Helpers for tests of this module and of the GTFS-Realtime adapter.
 #[cfg(test)]
 pub(crate) mod testing {
-    /// Builds a zip of stored members, enough to test the reader without a zip writer.
+    use std::io::Write;
+
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+
+    /// Builds a zip of stored members.
     pub fn stored_zip(files: &[(&str, &str)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut central = Vec::new();
+        zip_with(CompressionMethod::Stored, files)
+    }
+
+    /// Builds a zip whose members are all compressed with `method`.
+    pub fn zip_with(method: CompressionMethod, files: &[(&str, &str)]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, body) in files {
-            let offset = out.len() as u32;
-            let crc = 0u32; // The reader does not check CRCs; inflate and size checks catch damage.
-            let mut local = vec![0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-            local.extend_from_slice(&crc.to_le_bytes());
-            local.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            local.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            local.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            local.extend_from_slice(&0u16.to_le_bytes());
-            local.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&local);
-            out.extend_from_slice(body.as_bytes());
-            let mut c = vec![0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-            c.extend_from_slice(&crc.to_le_bytes());
-            c.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            c.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            c.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            c.extend_from_slice(&[0; 12]);
-            c.extend_from_slice(&offset.to_le_bytes());
-            c.extend_from_slice(name.as_bytes());
-            central.extend_from_slice(&c);
+            w.start_file(*name, SimpleFileOptions::default().compression_method(method)).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
         }
-        let cd_offset = out.len() as u32;
-        out.extend_from_slice(&central);
-        out.extend_from_slice(&[0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
-        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-        out.extend_from_slice(&cd_offset.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out
+        w.finish().unwrap().into_inner()
     }
 }
 
@@ -576,5 +541,73 @@ mod tests {
         assert!(GtfsStatic::from_zip_bytes("t.zip", &cut).is_err());
         let e = GtfsStatic::load(Path::new("/nonexistent/gtfs.zip")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/gtfs.zip: $: cannot read"), "{e}");
+    }
+
+    const STOPS: &str = "stop_id,stop_lat,stop_lon\nA,60.0,24.0\nB,60.2,24.2\n";
+
+    /// Where the fixed fields of the first local header and central directory entry are.
+    fn headers(zip: &[u8]) -> (usize, usize) {
+        let find = |sig: &[u8]| zip.windows(4).position(|w| w == sig).unwrap();
+        (find(b"PK\x03\x04"), find(b"PK\x01\x02"))
+    }
+
+    /// Overwrites the uncompressed size the zip declares for its first member.
+    fn declare_size(zip: &mut [u8], size: u32) {
+        let (local, central) = headers(zip);
+        zip[local + 22..local + 26].copy_from_slice(&size.to_le_bytes());
+        zip[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+    }
+
+    #[test]
+    fn deflated_members_are_read_like_stored_ones() {
+        let zip = testing::zip_with(zip::CompressionMethod::Deflated, &[("gtfs/stops.txt", STOPS)]);
+        let g = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap();
+        assert_eq!(g.stop_position("B"), GeoPoint::new(24.2, 60.2));
+    }
+
+    #[test]
+    fn a_damaged_member_is_an_error_naming_the_zip_and_the_member() {
+        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+            let mut zip = testing::zip_with(method, &[("stops.txt", STOPS)]);
+            // The member's data starts right after its local header (30 bytes, the name, no
+            // extra field); its last byte is flipped.
+            let (local, central) = headers(&zip);
+            let compressed = u32::from_le_bytes(zip[central + 20..central + 24].try_into().unwrap()) as usize;
+            let name_len = u16::from_le_bytes([zip[local + 26], zip[local + 27]]) as usize;
+            let extra_len = u16::from_le_bytes([zip[local + 28], zip[local + 29]]) as usize;
+            zip[local + 30 + name_len + extra_len + compressed - 1] ^= 0x5A;
+            let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
+            assert_eq!((e.zip.as_str(), e.place.as_str()), ("t.zip", "stops.txt"), "{method:?}: {e}");
+            assert!(e.reason.starts_with("cannot read: "), "{method:?}: {e}");
+        }
+        let zip = testing::stored_zip(&[("stops.txt", STOPS)]);
+        let (local, _) = headers(&zip);
+        let name_len = "stops.txt".len();
+        for (at, flip) in [(3, 0x01), (3, 0x80)] {
+            // A column name that is wrong ("stoq_id"), then one that is not UTF-8: both are
+            // reported as the damage they are.
+            let mut zip = zip.clone();
+            zip[local + 30 + name_len + at] ^= flip;
+            assert_eq!(GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err().to_string(), "t.zip: stops.txt: cannot read: Invalid checksum");
+        }
+    }
+
+    #[test]
+    fn members_are_held_to_the_limit_and_to_their_declared_size() {
+        let mut zip = testing::stored_zip(&[("stops.txt", STOPS)]);
+        declare_size(&mut zip, 0xFFFF_FFF0);
+        let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
+        assert_eq!(e.to_string(), format!("t.zip: stops.txt: inflates to 4294967280 bytes, over the {MAX_MEMBER_BYTES}-byte limit"));
+
+        let mut zip = testing::zip_with(zip::CompressionMethod::Deflated, &[("stops.txt", STOPS)]);
+        declare_size(&mut zip, 10);
+        let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
+        assert_eq!(e.place, "stops.txt", "{e}");
+        assert!(e.reason.starts_with("cannot read: ") && e.reason.contains("declare"), "{e}");
+
+        let mut zip = testing::zip_with(zip::CompressionMethod::Deflated, &[("stops.txt", STOPS)]);
+        declare_size(&mut zip, STOPS.len() as u32 + 10);
+        let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
+        assert_eq!(e.to_string(), format!("t.zip: stops.txt: cannot read: inflated to {} bytes but the zip declares {}", STOPS.len(), STOPS.len() + 10));
     }
 }

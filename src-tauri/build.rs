@@ -76,18 +76,34 @@ fn main() {
     check_domains();
     let commands: Vec<&Declared> = DOMAINS.iter().flat_map(|(_, declared)| declared.iter()).collect();
     for c in &commands {
-        if let Some(w) = c.windows.iter().find(|w| !CAPABILITIES.iter().any(|(_, label, _)| label == *w)) {
-            panic!("the command {} names the window {w:?}, which has no capability in build.rs", c.name);
+        if let Some(w) = c
+            .windows
+            .iter()
+            .find(|w| !CAPABILITIES.iter().any(|(_, label, _)| label == *w))
+        {
+            panic!(
+                "the command {} names the window {w:?}, which has no capability in build.rs",
+                c.name
+            );
         }
     }
     for (identifier, label, description) in CAPABILITIES {
-        let granted: Vec<&str> = commands.iter().filter(|c| c.windows.contains(label)).map(|c| c.name).collect();
-        write_if_changed(&Path::new("capabilities").join(format!("{identifier}.json")), &capability(identifier, label, description, &granted));
+        let granted: Vec<&str> = commands
+            .iter()
+            .filter(|c| c.windows.contains(label))
+            .map(|c| c.name)
+            .collect();
+        write_if_changed(
+            &Path::new("capabilities").join(format!("{identifier}.json")),
+            &capability(identifier, label, description, &granted),
+        );
     }
     write_if_changed(Path::new(CLIENT), &client(&commands));
     let names: &'static [&'static str] = commands.iter().map(|c| c.name).collect::<Vec<_>>().leak();
-    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(names)))
-        .expect("the Tauri build step failed");
+    tauri_build::try_build(
+        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(names)),
+    )
+    .expect("the Tauri build step failed");
 }
 
 /// Fails the build when the domain files, the list included above and the domain modules of
@@ -96,7 +112,12 @@ fn main() {
 fn check_domains() {
     let mut files: Vec<String> = std::fs::read_dir("src/commands")
         .expect("src/commands is readable")
-        .map(|e| e.expect("src/commands is readable").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("src/commands is readable")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter_map(|f| f.strip_suffix(".rs").map(str::to_owned))
         .filter(|f| f != "mod")
         .collect();
@@ -104,15 +125,26 @@ fn check_domains() {
     let mut here: Vec<String> = DOMAINS.iter().map(|(d, _)| (*d).to_owned()).collect();
     here.sort();
     let module = std::fs::read_to_string("src/commands/mod.rs").expect("src/commands/mod.rs is readable");
-    let list = module.split_once("\ndomains! {").and_then(|(_, rest)| rest.split_once("\n}")).map_or("", |(list, _)| list);
-    let mut declared: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).map(|l| l.trim_end_matches(',').to_owned()).collect();
+    let list = module
+        .split_once("\ndomains! {")
+        .and_then(|(_, rest)| rest.split_once("\n}"))
+        .map_or("", |(list, _)| list);
+    let mut declared: Vec<String> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .map(|l| l.trim_end_matches(',').to_owned())
+        .collect();
     declared.sort();
     assert!(files == here && files == declared, "domain files {files:?}, included by build.rs {here:?}, declared in src/commands/mod.rs {declared:?}: they must be the same");
 }
 
 /// A capability file: the window's label and the permissions of the commands it may call.
 fn capability(identifier: &str, label: &str, description: &str, granted: &[&str]) -> String {
-    let permissions: Vec<String> = granted.iter().map(|name| format!("    {}", json_string(&format!("allow-{}", name.replace('_', "-"))))).collect();
+    let permissions: Vec<String> = granted
+        .iter()
+        .map(|name| format!("    {}", json_string(&format!("allow-{}", name.replace('_', "-")))))
+        .collect();
     format!(
         "{{\n  \"identifier\": {},\n  \"description\": {},\n  \"windows\": [{}],\n  \"permissions\": [\n{}\n  ]\n}}\n",
         json_string(identifier),
@@ -144,7 +176,11 @@ fn client(commands: &[&Declared]) -> String {
     let mut channel = false;
     let mut functions = String::new();
     for c in commands {
-        let params: Vec<(String, String)> = c.args.iter().map(|(arg, ty)| (camel_case(arg), typescript(&parse_type(ty), &mut dtos, &mut channel))).collect();
+        let params: Vec<(String, String)> = c
+            .args
+            .iter()
+            .map(|(arg, ty)| (camel_case(arg), typescript(&parse_type(ty), &mut dtos, &mut channel)))
+            .collect();
         let returns = match parse_type(c.returns) {
             Type::Unit => "void".to_owned(),
             t => typescript(&t, &mut dtos, &mut channel),
@@ -153,7 +189,11 @@ fn client(commands: &[&Declared]) -> String {
         functions.push_str(&js_doc(c.docs));
         let signature: Vec<String> = params.iter().map(|(p, t)| format!("{p}: {t}")).collect();
         let keys: Vec<&str> = params.iter().map(|(p, _)| p.as_str()).collect();
-        let args = if keys.is_empty() { String::new() } else { format!(", {{ {} }}", keys.join(", ")) };
+        let args = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(", {{ {} }}", keys.join(", "))
+        };
         functions.push_str(&format!(
             "export function {}({}): Promise<{returns}> {{\n  return invoke<{returns}>({}{args});\n}}\n",
             camel_case(c.name),
@@ -161,8 +201,14 @@ fn client(commands: &[&Declared]) -> String {
             json_string(c.name)
         ));
     }
-    let mut out = String::from("// Generated by src-tauri/build.rs from the command declarations in src-tauri/src/commands. Do not edit.\n");
-    out.push_str(if channel { "import { invoke, type Channel } from \"@tauri-apps/api/core\";\n" } else { "import { invoke } from \"@tauri-apps/api/core\";\n" });
+    let mut out = String::from(
+        "// Generated by src-tauri/build.rs from the command declarations in src-tauri/src/commands. Do not edit.\n",
+    );
+    out.push_str(if channel {
+        "import { invoke, type Channel } from \"@tauri-apps/api/core\";\n"
+    } else {
+        "import { invoke } from \"@tauri-apps/api/core\";\n"
+    });
     for dto in &dtos {
         assert!(
             Path::new(CLIENT).with_file_name(format!("{dto}.ts")).exists(),
@@ -183,7 +229,9 @@ enum Type {
 
 /// Parses the text `stringify!` gives of a declared type: paths with generic arguments, and `()`.
 fn parse_type(text: &str) -> Type {
-    let spaced = ["<", ">", ",", "(", ")"].iter().fold(text.to_owned(), |t, p| t.replace(p, &format!(" {p} ")));
+    let spaced = ["<", ">", ",", "(", ")"]
+        .iter()
+        .fold(text.to_owned(), |t, p| t.replace(p, &format!(" {p} ")));
     let tokens: Vec<&str> = spaced.split_whitespace().collect();
     let mut at = 0;
     let ty = parse_at(&tokens, &mut at);
@@ -192,10 +240,16 @@ fn parse_type(text: &str) -> Type {
 }
 
 fn parse_at(tokens: &[&str], at: &mut usize) -> Type {
-    let token = *tokens.get(*at).unwrap_or_else(|| panic!("a type ends early in {tokens:?}"));
+    let token = *tokens
+        .get(*at)
+        .unwrap_or_else(|| panic!("a type ends early in {tokens:?}"));
     *at += 1;
     if token == "(" {
-        assert_eq!(tokens.get(*at), Some(&")"), "tuples other than () have no TypeScript here");
+        assert_eq!(
+            tokens.get(*at),
+            Some(&")"),
+            "tuples other than () have no TypeScript here"
+        );
         *at += 1;
         return Type::Unit;
     }
@@ -220,11 +274,21 @@ fn parse_at(tokens: &[&str], at: &mut usize) -> Type {
 
 /// The TypeScript of a Rust type, noting the DTOs it names and whether it takes a channel.
 fn typescript(ty: &Type, dtos: &mut BTreeSet<String>, channel: &mut bool) -> String {
-    let Type::Path(name, args) = ty else { return "null".to_owned() };
-    let mut inner = |i: usize| typescript(args.get(i).unwrap_or_else(|| panic!("{name} needs a type argument")), dtos, channel);
+    let Type::Path(name, args) = ty else {
+        return "null".to_owned();
+    };
+    let mut inner = |i: usize| {
+        typescript(
+            args.get(i).unwrap_or_else(|| panic!("{name} needs a type argument")),
+            dtos,
+            channel,
+        )
+    };
     match name.as_str() {
         "String" | "str" | "char" => "string".to_owned(),
-        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" | "f32" | "f64" => "number".to_owned(),
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" | "f32" | "f64" => {
+            "number".to_owned()
+        }
         "bool" => "boolean".to_owned(),
         "Option" => format!("{} | null", inner(0)),
         "Vec" => {
@@ -242,7 +306,10 @@ fn typescript(ty: &Type, dtos: &mut BTreeSet<String>, channel: &mut bool) -> Str
             format!("Channel<{item}>")
         }
         dto => {
-            assert!(args.is_empty() && dto.starts_with(char::is_uppercase), "{dto} has no TypeScript here: use a DTO or a plain type");
+            assert!(
+                args.is_empty() && dto.starts_with(char::is_uppercase),
+                "{dto} has no TypeScript here: use a DTO or a plain type"
+            );
             dtos.insert(dto.to_owned());
             dto.to_owned()
         }
@@ -268,7 +335,10 @@ fn js_doc(docs: &[&str]) -> String {
     match lines.as_slice() {
         [] => String::new(),
         [one] => format!("/** {one} */\n"),
-        many => format!("/**\n{}\n */\n", many.iter().map(|l| format!(" * {l}")).collect::<Vec<_>>().join("\n")),
+        many => format!(
+            "/**\n{}\n */\n",
+            many.iter().map(|l| format!(" * {l}")).collect::<Vec<_>>().join("\n")
+        ),
     }
 }
 

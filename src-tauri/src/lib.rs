@@ -18,9 +18,9 @@ mod windows;
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use cityops_engine::LiveEngineConfig;
 use cityops_engine::{Engine, EngineConfig};
+use clap::Parser;
 use tauri::Manager;
 
 /// Command-line options of the desktop app.
@@ -88,17 +88,34 @@ pub fn run() {
                 }
             };
             let maps_dir = cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps"));
-            let backends = Some(cli.backends.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml")));
+            let backends = Some(
+                cli.backends
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml")),
+            );
             // The engine spawns its task on Tauri's tokio runtime, so it is started inside it.
             let engine = match &cli.config {
                 Some(feeds) => {
-                    let config = LiveEngineConfig { feeds: feeds.clone(), db_path, maps_dir, backends };
+                    let config = LiveEngineConfig {
+                        feeds: feeds.clone(),
+                        db_path,
+                        maps_dir,
+                        backends,
+                    };
                     tracing::info!(?config, "starting engine in live mode");
                     tauri::async_runtime::block_on(async { Engine::start_live(config) })
                 }
                 None => {
-                    let scenario_dir = cli.scenario.clone().unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm"));
-                    let config = EngineConfig { scenario_dir, db_path, maps_dir, backends };
+                    let scenario_dir = cli
+                        .scenario
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/scenarios/helsinki-storm"));
+                    let config = EngineConfig {
+                        scenario_dir,
+                        db_path,
+                        maps_dir,
+                        backends,
+                    };
                     tracing::info!(?config, "starting engine");
                     tauri::async_runtime::block_on(async { Engine::start(config) })
                 }

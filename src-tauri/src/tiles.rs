@@ -12,7 +12,11 @@ pub fn handle<R: Runtime>(ctx: UriSchemeContext<'_, R>, request: Request<Vec<u8>
     let path = request.uri().path().to_owned();
     tauri::async_runtime::spawn_blocking(move || {
         let response = match parse(&path) {
-            None => reply(StatusCode::BAD_REQUEST, "text/plain", format!("bad tile path {path:?}").into_bytes()),
+            None => reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("bad tile path {path:?}").into_bytes(),
+            ),
             Some((name, z, x, y)) => match maps.tile(name, z, x, y) {
                 Ok(Some(tile)) => reply(StatusCode::OK, "application/x-protobuf", tile),
                 // An empty 200 is what MapLibre expects for a tile outside the archive.
@@ -32,7 +36,12 @@ fn parse(path: &str) -> Option<(&str, u32, u32, u32)> {
     let name = parts.next()?;
     let z = parts.next()?.parse().ok()?;
     let x = parts.next()?.parse().ok()?;
-    let y = parts.next()?.trim_end_matches(".pbf").trim_end_matches(".mvt").parse().ok()?;
+    let y = parts
+        .next()?
+        .trim_end_matches(".pbf")
+        .trim_end_matches(".mvt")
+        .parse()
+        .ok()?;
     parts.next().is_none().then_some((name, z, x, y))
 }
 

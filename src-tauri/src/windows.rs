@@ -17,7 +17,10 @@ pub const WALL: &str = "wall";
 /// Opens the trainer view in its own window (or brings it forward), and gives it the clock.
 /// The window's close hands the clock back (see `lib.rs`).
 pub fn open_trainer_view(app: &AppHandle, engine: &Engine) -> Result<(), ApiError> {
-    let failed = |e: tauri::Error| ApiError { code: ApiErrorCode::Internal, message: format!("cannot open the trainer view: {e}") };
+    let failed = |e: tauri::Error| ApiError {
+        code: ApiErrorCode::Internal,
+        message: format!("cannot open the trainer view: {e}"),
+    };
     if let Some(w) = app.get_webview_window(TRAINER) {
         return w.set_focus().map_err(failed);
     }
@@ -35,14 +38,20 @@ pub fn open_trainer_view(app: &AppHandle, engine: &Engine) -> Result<(), ApiErro
 pub fn close_trainer_view(app: &AppHandle, engine: &Engine) -> Result<(), ApiError> {
     engine.set_trainer_view(false)?;
     if let Some(w) = app.get_webview_window(TRAINER) {
-        w.destroy().map_err(|e| ApiError { code: ApiErrorCode::Internal, message: format!("cannot close the trainer view: {e}") })?;
+        w.destroy().map_err(|e| ApiError {
+            code: ApiErrorCode::Internal,
+            message: format!("cannot close the trainer view: {e}"),
+        })?;
     }
     Ok(())
 }
 
 /// Opens the wall display (or brings it forward).
 pub fn open_wall_display(app: &AppHandle, engine: &Engine) -> Result<(), ApiError> {
-    let failed = |e: tauri::Error| ApiError { code: ApiErrorCode::Internal, message: format!("cannot open the wall display: {e}") };
+    let failed = |e: tauri::Error| ApiError {
+        code: ApiErrorCode::Internal,
+        message: format!("cannot open the wall display: {e}"),
+    };
     if let Some(w) = app.get_webview_window(WALL) {
         return w.set_focus().map_err(failed);
     }

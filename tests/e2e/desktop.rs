@@ -22,11 +22,16 @@ fn repo() -> PathBuf {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn tauri_driver() -> PathBuf {
@@ -34,7 +39,11 @@ fn tauri_driver() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
     let installed = home.join("bin/tauri-driver");
-    if installed.exists() { installed } else { PathBuf::from("tauri-driver") }
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("tauri-driver")
+    }
 }
 
 /// tauri-driver, stopped with SIGTERM so that it stops its WebKitWebDriver child too (a
@@ -67,7 +76,10 @@ async fn wait_port(port: u16, deadline: Instant) -> Result<()> {
 async fn wait_js(c: &Client, what: &str, script: &str, timeout: Duration) -> Result<Value> {
     let deadline = Instant::now() + timeout;
     loop {
-        let v = c.execute(script, vec![]).await.with_context(|| format!("while waiting for {what}"))?;
+        let v = c
+            .execute(script, vec![])
+            .await
+            .with_context(|| format!("while waiting for {what}"))?;
         let truthy = match &v {
             Value::Null => false,
             Value::Bool(b) => *b,
@@ -101,7 +113,10 @@ async fn invoke_from_page(c: &Client, cmd: &str, args: Value) -> Result<Value> {
 async fn refused(c: &Client, window: &str, cmd: &str, args: Value) -> Result<()> {
     let answer = invoke_from_page(c, cmd, args).await?;
     let err = answer["err"].as_str().unwrap_or_default();
-    ensure!(err.contains("not allowed"), "the {window} window may call {cmd}: {answer}");
+    ensure!(
+        err.contains("not allowed"),
+        "the {window} window may call {cmd}: {answer}"
+    );
     println!("{window} window refused {cmd}: {err:.120}");
     Ok(())
 }
@@ -132,11 +147,24 @@ async fn desktop_end_to_end() -> Result<()> {
     let cli = target_dir().join("debug/cityops");
     ensure!(cli.exists(), "{} is missing: `cargo test` builds it", cli.display());
     let added = std::process::Command::new(&cli)
-        .args(["roster", "add", "E2E Supervisor", "--role", "supervisor", "--pin-env", "CITYOPS_E2E_PIN", "--db"])
+        .args([
+            "roster",
+            "add",
+            "E2E Supervisor",
+            "--role",
+            "supervisor",
+            "--pin-env",
+            "CITYOPS_E2E_PIN",
+            "--db",
+        ])
         .arg(tmp.join("e2e.db"))
         .env("CITYOPS_E2E_PIN", SUPERVISOR_PIN)
         .output()?;
-    ensure!(added.status.success(), "cityops roster add: {}", String::from_utf8_lossy(&added.stderr));
+    ensure!(
+        added.status.success(),
+        "cityops roster add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     let env = [
         ("CITYOPS_DB", tmp.join("e2e.db")),
         ("CITYOPS_SCENARIO", repo().join("fixtures/scenarios/helsinki-storm")),
@@ -147,7 +175,9 @@ async fn desktop_end_to_end() -> Result<()> {
         let result = scenario(&app.client, app.started).await;
         app.finish(&tmp, result).await
     };
-    tokio::time::timeout(Duration::from_secs(600), run).await.context("the end-to-end test took over 10 minutes")?
+    tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .context("the end-to-end test took over 10 minutes")?
 }
 
 /// The app in its window, driven through a WebDriver session.
@@ -162,7 +192,11 @@ impl App {
     /// Starts tauri-driver (which starts the app with `env`) and opens a session.
     async fn start(env: &[(&str, PathBuf)]) -> Result<App> {
         let app = target_dir().join("debug/cityops-desktop");
-        ensure!(app.exists(), "{} is missing: run `cargo build -p cityops-desktop` first", app.display());
+        ensure!(
+            app.exists(),
+            "{} is missing: run `cargo build -p cityops-desktop` first",
+            app.display()
+        );
         let (port, native_port) = (free_port(), free_port());
         let driver = Driver(
             Command::new(tauri_driver())
@@ -191,7 +225,11 @@ impl App {
                 Err(e) => bail!("no WebDriver session: {e}"),
             }
         };
-        Ok(App { client, driver, started })
+        Ok(App {
+            client,
+            driver,
+            started,
+        })
     }
 
     /// Ends the session and the app; on failure first saves a screenshot into `tmp`.
@@ -217,8 +255,12 @@ fn tempfile_dir(name: &str) -> Result<PathBuf> {
 async fn click_at(c: &Client, x: f64, y: f64) -> Result<()> {
     let mouse = MouseActions::new("mouse".into())
         .then(PointerAction::MoveTo { duration: None, x, y })
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
     c.perform_actions(mouse).await?;
     Ok(())
 }
@@ -236,34 +278,63 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("basemap features rendered: {basemap}");
-    let home = c.execute("const m = window.__cityopsMap; return [m.getCenter().lng, m.getCenter().lat, m.getZoom()];", vec![]).await?;
+    let home = c
+        .execute(
+            "const m = window.__cityopsMap; return [m.getCenter().lng, m.getCenter().lat, m.getZoom()];",
+            vec![],
+        )
+        .await?;
     let attribution = c.find(Locator::Css(".maplibregl-ctrl-attrib")).await?.text().await?;
-    ensure!(attribution.contains("OpenStreetMap contributors"), "attribution shows {attribution:?}");
+    ensure!(
+        attribution.contains("OpenStreetMap contributors"),
+        "attribution shows {attribution:?}"
+    );
 
     // 2. Replay at max speed puts observations of all three layers on the map.
-    c.find(Locator::Css("[data-testid=speed]")).await?.select_by_value("max").await?;
+    c.find(Locator::Css("[data-testid=speed]"))
+        .await?
+        .select_by_value("max")
+        .await?;
     c.find(Locator::Css("[data-testid=play-toggle]")).await?.click().await?;
     let counts = wait_js(
         c,
         "observations on the transport, security and utility layers",
-        &COUNT_RENDERED.replace("return out;", "return (out.transport > 0 && out.security > 0 && out.utility > 0) ? out : null;"),
+        &COUNT_RENDERED.replace(
+            "return out;",
+            "return (out.transport > 0 && out.security > 0 && out.utility > 0) ? out : null;",
+        ),
         Duration::from_secs(120),
     )
     .await?;
     println!("rendered observations per layer: {counts}");
 
     // 3. Toggling a layer removes its features and leaves the others.
-    c.find(Locator::Css("[data-testid=layer-toggle-security]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=layer-toggle-security]"))
+        .await?
+        .click()
+        .await?;
     let after = wait_js(
         c,
         "security layer hidden",
-        &COUNT_RENDERED.replace("return out;", "return (out.security === 0 && out.transport > 0) ? out : null;"),
+        &COUNT_RENDERED.replace(
+            "return out;",
+            "return (out.security === 0 && out.transport > 0) ? out : null;",
+        ),
         Duration::from_secs(30),
     )
     .await?;
     println!("after hiding security: {after}");
-    c.find(Locator::Css("[data-testid=layer-toggle-security]")).await?.click().await?;
-    wait_js(c, "security layer shown again", &COUNT_RENDERED.replace("return out;", "return out.security > 0;"), Duration::from_secs(30)).await?;
+    c.find(Locator::Css("[data-testid=layer-toggle-security]"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "security layer shown again",
+        &COUNT_RENDERED.replace("return out;", "return out.security > 0;"),
+        Duration::from_secs(30),
+    )
+    .await?;
 
     // 4. Clicking the hostile citizen report shows its text literally in the details panel.
     let target = wait_js(
@@ -294,10 +365,20 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         .await?;
     let (x, y) = (point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0));
     click_at(c, x, y).await?;
-    let details = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=details]")).await?;
+    let details = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=details]"))
+        .await?;
     let text = wait_for_text(&details, "onerror", Duration::from_secs(20)).await?;
-    ensure!(text.contains("<img src=x onerror=alert(1)>"), "details panel shows {text:?}");
-    ensure!(text.contains("<script>alert('x')</script>"), "payload field not shown literally: {text:?}");
+    ensure!(
+        text.contains("<img src=x onerror=alert(1)>"),
+        "details panel shows {text:?}"
+    );
+    ensure!(
+        text.contains("<script>alert('x')</script>"),
+        "payload field not shown literally: {text:?}"
+    );
     let injected = c.find_all(Locator::Css("[data-testid=details] img, [data-testid=details] script, [data-testid=details] svg, [data-testid=details] a")).await?;
     ensure!(injected.is_empty(), "feed text became HTML elements");
     // The rest of the attacker's fields: a `javascript:` link and markup that would set a flag
@@ -317,9 +398,18 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("hostile fields: {hostile}");
-    ensure!(hostile["pwned"].is_null() && hostile["links"] == 0, "feed text ran or linked script: {hostile}");
-    ensure!(hostile["wide"] == 0, "an element sticks out of the details panel: {hostile}");
-    ensure!(hostile["page"][0].as_f64() <= hostile["page"][1].as_f64(), "the page scrolls sideways: {hostile}");
+    ensure!(
+        hostile["pwned"].is_null() && hostile["links"] == 0,
+        "feed text ran or linked script: {hostile}"
+    );
+    ensure!(
+        hostile["wide"] == 0,
+        "an element sticks out of the details panel: {hostile}"
+    );
+    ensure!(
+        hostile["page"][0].as_f64() <= hostile["page"][1].as_f64(),
+        "the page scrolls sideways: {hostile}"
+    );
 
     // 5. Dragging the seek slider back to the middle of the outage restores that picture: signals
     //    that were dark then (and are restored by the end of the tape) are dark again.
@@ -332,17 +422,29 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     .await?;
     wait_js(c, "idle at home", IDLE, Duration::from_secs(60)).await?;
     let dark_at_end = c.execute(dark_signals, vec![]).await?;
-    ensure!(dark_at_end == json!(0), "signals still dark at the end of the tape: {dark_at_end}");
+    ensure!(
+        dark_at_end == json!(0),
+        "signals still dark at the end of the tape: {dark_at_end}"
+    );
     let slider = c
         .execute(r#"const r = document.querySelector("[data-testid=seek]").getBoundingClientRect(); return [r.left, r.top, r.width, r.height];"#, vec![])
         .await?;
     let f = |i: usize| slider[i].as_f64().unwrap_or(0.0);
     // 40% of an hour from 21:00 is about 21:24, deep in the outage (21:12 to 21:45).
     click_at(c, f(0) + f(2) * 0.4, f(1) + f(3) / 2.0).await?;
-    let dark = wait_js(c, "dark signals after seeking back", &dark_signals.replace(".length;", ".length || null;"), Duration::from_secs(30)).await?;
+    let dark = wait_js(
+        c,
+        "dark signals after seeking back",
+        &dark_signals.replace(".length;", ".length || null;"),
+        Duration::from_secs(30),
+    )
+    .await?;
     let clock = c.find(Locator::Css("[data-testid=clock]")).await?.text().await?;
     println!("after seeking to {clock}: {dark} dark signals drawn");
-    ensure!(clock.as_str() > "21:15" && clock.as_str() < "21:35", "seek landed at {clock}");
+    ensure!(
+        clock.as_str() > "21:15" && clock.as_str() < "21:35",
+        "seek landed at {clock}"
+    );
 
     // 6. The substation's details, for the README's screenshot of the storm at its worst.
     let sub = wait_js(
@@ -361,7 +463,13 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     // 7. The incident queue shows the outage at the top; the operator signs in, acknowledges it
     //    with the keyboard, opens it, reads why a member belongs, and the map highlights the area.
     press(c, ESCAPE).await?;
-    wait_js(c, "observation details closed", r#"return !document.querySelector("[data-testid=details]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "observation details closed",
+        r#"return !document.querySelector("[data-testid=details]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
     let top = wait_js(
         c,
         "the power outage at the top of the queue",
@@ -373,9 +481,21 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     println!("top of the queue: {top}");
     ensure!(top[1] == "extreme", "the outage is not extreme: {top}");
     c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
-    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("E2E Operator").await?;
-    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
-    let who = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?.text().await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]"))
+        .await?
+        .send_keys("E2E Operator")
+        .await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    let who = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=operator]"))
+        .await?
+        .text()
+        .await?;
     ensure!(who.contains("E2E Operator"), "signed in as {who:?}");
     press(c, "a").await?;
     wait_js(
@@ -387,13 +507,32 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     press(c, ENTER).await?;
-    let detail = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=incident-detail]")).await?;
+    let detail = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=incident-detail]"))
+        .await?;
     let text = wait_for_text(&detail, "it is fed by that substation", Duration::from_secs(20)).await?;
-    ensure!(text.contains("Kaisankuja substation"), "the detail does not name the substation: {text:.300}");
-    let explanation = c.find(Locator::Css("[data-testid=incident-group-transport] [data-testid=member-explanation]")).await?.text().await?;
+    ensure!(
+        text.contains("Kaisankuja substation"),
+        "the detail does not name the substation: {text:.300}"
+    );
+    let explanation = c
+        .find(Locator::Css(
+            "[data-testid=incident-group-transport] [data-testid=member-explanation]",
+        ))
+        .await?
+        .text()
+        .await?;
     println!("a member's explanation: {explanation}");
-    ensure!(explanation.contains("went dark") && explanation.contains("after substation"), "explanation {explanation:?}");
-    ensure!(text.contains("Acknowledged by E2E Operator"), "the timeline lacks the acknowledgement");
+    ensure!(
+        explanation.contains("went dark") && explanation.contains("after substation"),
+        "explanation {explanation:?}"
+    );
+    ensure!(
+        text.contains("Acknowledged by E2E Operator"),
+        "the timeline lacks the acknowledgement"
+    );
     wait_js(c, "idle at the incident", IDLE, Duration::from_secs(60)).await?;
     let area = wait_js(
         c,
@@ -410,7 +549,10 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     // 7b. Dispatch a crew for the outage (key s). A replay is an exercise: the preview says so,
     //     and the action is recorded as delivered without leaving the machine.
     let reference = dispatch_crew(c, true).await?;
-    ensure!(reference == "exercise: recorded, not sent", "exercise reference {reference:?}");
+    ensure!(
+        reference == "exercise: recorded, not sent",
+        "exercise reference {reference:?}"
+    );
     // The timeline strip marks where incidents opened and where the trainee acted.
     let marks = wait_js(
         c,
@@ -430,14 +572,33 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
 
     // 8. The keys are documented in the window: `?` opens the help, Esc closes it.
     press(c, "?").await?;
-    let help = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=help]")).await?.text().await?;
-    ensure!(help.contains("Acknowledge") && help.contains("Next / previous incident"), "help shows {help:?}");
+    let help = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=help]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        help.contains("Acknowledge") && help.contains("Next / previous incident"),
+        "help shows {help:?}"
+    );
     press(c, ESCAPE).await?;
-    wait_js(c, "help closed", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "help closed",
+        r#"return !document.querySelector("[data-testid=help]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
 
     // 8b. A replay is an exercise and the window says so; the after-action report opens in the
     //     window with the trainee's score against the scenario's objectives.
-    let banner = c.find(Locator::Css("[data-testid=exercise-banner]")).await?.text().await?;
+    let banner = c
+        .find(Locator::Css("[data-testid=exercise-banner]"))
+        .await?
+        .text()
+        .await?;
     ensure!(banner == "EXERCISE", "exercise banner {banner:?}");
     c.find(Locator::Css("[data-testid=report-open]")).await?.click().await?;
     let score = wait_js(
@@ -452,22 +613,57 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     .await?;
     println!("exercise score so far: {score} of 4");
     press(c, ESCAPE).await?;
-    wait_js(c, "report closed", r#"return !document.querySelector("[data-testid=report]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "report closed",
+        r#"return !document.querySelector("[data-testid=report]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
 
     // 9. The quarantine browser (key q) also works in a replay. The demo tape refuses nothing
     //    (`cityops replay` reports 0 rejected), so it says so; the live test lists refusals.
-    let replay_mode = c.find(Locator::Css("[data-testid=feed-health]")).await?.attr("data-mode").await?;
-    ensure!(replay_mode.as_deref() == Some("replay"), "the feed panel is in mode {replay_mode:?}");
+    let replay_mode = c
+        .find(Locator::Css("[data-testid=feed-health]"))
+        .await?
+        .attr("data-mode")
+        .await?;
+    ensure!(
+        replay_mode.as_deref() == Some("replay"),
+        "the feed panel is in mode {replay_mode:?}"
+    );
     press(c, "q").await?;
-    let empty = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=quarantine-empty]")).await?.text().await?;
+    let empty = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=quarantine-empty]"))
+        .await?
+        .text()
+        .await?;
     ensure!(empty == "Nothing refused.", "the demo's quarantine shows {empty:?}");
-    let count = c.find(Locator::Css("[data-testid=quarantine-count]")).await?.text().await?;
+    let count = c
+        .find(Locator::Css("[data-testid=quarantine-count]"))
+        .await?
+        .text()
+        .await?;
     ensure!(count.trim() == "0 refused", "count {count:?}");
     press(c, ESCAPE).await?;
-    wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "quarantine closed",
+        r#"return !document.querySelector("[data-testid=quarantine]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
 
     // 9b. The operator's window may not inject: that is the trainer's.
-    refused(c, "operator", "inject", json!({ "request": { "inject": "citizen-report", "lon": 24.94, "lat": 60.17, "trainer": "x" } })).await?;
+    refused(
+        c,
+        "operator",
+        "inject",
+        json!({ "request": { "inject": "citizen-report", "lon": 24.94, "lat": 60.17, "trainer": "x" } }),
+    )
+    .await?;
 
     trainer_view(c).await?;
     wall_display(c).await?;
@@ -475,7 +671,10 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     // 12. The trainee ends the exercise (key e, then Enter on the confirmation): the report
     //     opens with the score, who ended it, and the map's picture of the outage.
     press(c, "e").await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=confirm]")).await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=confirm]"))
+        .await?;
     press(c, ENTER).await?;
     let ended = wait_js(
         c,
@@ -489,10 +688,20 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         Duration::from_secs(60),
     )
     .await?;
-    println!("exercise ended: score {} of 4, ended by {}, map image {} base64 bytes", ended[0], ended[1], ended[2]);
+    println!(
+        "exercise ended: score {} of 4, ended by {}, map image {} base64 bytes",
+        ended[0], ended[1], ended[2]
+    );
     ensure!(ended[1] == "E2E Operator", "ended by {}", ended[1]);
-    ensure!(ended[2].as_u64().unwrap_or(0) > 10_000, "the map image is too small to show anything");
-    let banner = c.find(Locator::Css("[data-testid=exercise-banner]")).await?.text().await?;
+    ensure!(
+        ended[2].as_u64().unwrap_or(0) > 10_000,
+        "the map image is too small to show anything"
+    );
+    let banner = c
+        .find(Locator::Css("[data-testid=exercise-banner]"))
+        .await?
+        .text()
+        .await?;
     ensure!(banner == "EXERCISE ENDED", "banner after the end {banner:?}");
     // The frame is sandboxed (no access from here): give its megabyte of map image time to draw.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -533,10 +742,21 @@ async fn choose(c: &Client, testid: &str, value: &str) -> Result<()> {
 ///     supervisor the command line added signs in with the PIN and names a trainer in the app.
 async fn roster(c: &Client) -> Result<()> {
     c.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
-    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("Mallory").await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=sign-in]"))
+        .await?
+        .click()
+        .await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]"))
+        .await?
+        .send_keys("Mallory")
+        .await?;
     choose(c, "sign-in-role", "supervisor").await?;
-    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
     let refused = wait_js(
         c,
         "the claimed role refused",
@@ -546,14 +766,32 @@ async fn roster(c: &Client) -> Result<()> {
     )
     .await?;
     println!("claimed role: {refused}");
-    ensure!(c.find(Locator::Css("[data-testid=operator]")).await.is_err(), "Mallory got in");
+    ensure!(
+        c.find(Locator::Css("[data-testid=operator]")).await.is_err(),
+        "Mallory got in"
+    );
     let name = c.find(Locator::Css("[data-testid=sign-in-name]")).await?;
     name.clear().await?;
     name.send_keys("E2E Supervisor").await?;
-    c.find(Locator::Css("[data-testid=sign-in-pin]")).await?.send_keys(SUPERVISOR_PIN).await?;
-    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
-    let who = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?.text().await?;
-    ensure!(who.contains("E2E Supervisor") && who.to_lowercase().contains("supervisor"), "signed in as {who:?}");
+    c.find(Locator::Css("[data-testid=sign-in-pin]"))
+        .await?
+        .send_keys(SUPERVISOR_PIN)
+        .await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    let who = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=operator]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        who.contains("E2E Supervisor") && who.to_lowercase().contains("supervisor"),
+        "signed in as {who:?}"
+    );
     c.find(Locator::Css("[data-testid=roster-open]")).await?.click().await?;
     wait_js(
         c,
@@ -562,9 +800,15 @@ async fn roster(c: &Client) -> Result<()> {
         Duration::from_secs(10),
     )
     .await?;
-    c.find(Locator::Css("[data-testid=roster-name]")).await?.send_keys("E2E Trainer").await?;
+    c.find(Locator::Css("[data-testid=roster-name]"))
+        .await?
+        .send_keys("E2E Trainer")
+        .await?;
     choose(c, "roster-role", "trainer").await?;
-    c.find(Locator::Css("[data-testid=roster-pin]")).await?.send_keys("1357").await?;
+    c.find(Locator::Css("[data-testid=roster-pin]"))
+        .await?
+        .send_keys("1357")
+        .await?;
     c.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
     let done = wait_js(
         c,
@@ -578,7 +822,13 @@ async fn roster(c: &Client) -> Result<()> {
     println!("roster: {done}");
     std::fs::write(repo().join("assets/screenshot-roster.png"), c.screenshot().await?)?;
     press(c, ESCAPE).await?;
-    wait_js(c, "the roster closed", r#"return !document.querySelector("[data-testid=roster-dialog]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "the roster closed",
+        r#"return !document.querySelector("[data-testid=roster-dialog]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
     Ok(())
 }
 
@@ -589,10 +839,26 @@ async fn trainer_view(c: &Client) -> Result<()> {
     let main = c.window().await?;
     press(c, "t").await?;
     let trainer = second_window(c, &main, "the trainer view's").await?;
-    wait_js(c, "the clock locked in the trainee's window", r#"return !!document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
-    ensure!(c.find(Locator::Css("[data-testid=play-toggle]")).await?.attr("disabled").await?.is_some(), "the trainee can still play");
+    wait_js(
+        c,
+        "the clock locked in the trainee's window",
+        r#"return !!document.querySelector("[data-testid=clock-locked]");"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    ensure!(
+        c.find(Locator::Css("[data-testid=play-toggle]"))
+            .await?
+            .attr("disabled")
+            .await?
+            .is_some(),
+        "the trainee can still play"
+    );
     c.switch_to_window(trainer).await?;
-    c.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("[data-testid=trainer-banner]")).await?;
+    c.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-testid=trainer-banner]"))
+        .await?;
     wait_js(c, "the trainer's map idle", IDLE, Duration::from_secs(120)).await?;
     // The trainer moves the clock: 60% of the hour is about 21:36, late in the outage.
     let slider = c
@@ -610,7 +876,10 @@ async fn trainer_view(c: &Client) -> Result<()> {
     let name = c.find(Locator::Css("[data-testid=trainer-name]")).await?;
     name.clear().await?;
     name.send_keys("E2E Trainer").await?;
-    c.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))
+        .await?
+        .click()
+        .await?;
     let hint = c.find(Locator::Css("[data-testid=inject-hint]")).await?.text().await?;
     ensure!(hint.contains("Click the map to place"), "hint {hint:?}");
     // A place in Kaisaniemi park, north of the substation.
@@ -626,10 +895,18 @@ async fn trainer_view(c: &Client) -> Result<()> {
         .await?;
     wait_js(c, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
     click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
-    let made = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=inject-message]")).await?;
+    let made = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=inject-message]"))
+        .await?;
     let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
     println!("trainer: {said}");
-    let listed = c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=injects-made]")).await?;
+    let listed = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=injects-made]"))
+        .await?;
     wait_for_text(&listed, "Citizen reports an outage", Duration::from_secs(20)).await?;
     wait_js(
         c,
@@ -638,15 +915,31 @@ async fn trainer_view(c: &Client) -> Result<()> {
         Duration::from_secs(20),
     )
     .await?;
-    let score = c.find(Locator::Css("[data-testid=trainer-score]")).await?.text().await?;
+    let score = c
+        .find(Locator::Css("[data-testid=trainer-score]"))
+        .await?
+        .text()
+        .await?;
     println!("trainer sees: {score}");
-    wait_js(c, "the trainer's map idle for the screenshot", IDLE, Duration::from_secs(60)).await?;
+    wait_js(
+        c,
+        "the trainer's map idle for the screenshot",
+        IDLE,
+        Duration::from_secs(60),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(repo().join("assets/screenshot-trainer.png"), c.screenshot().await?)?;
     // The trainer's window may move the clock and inject, but not act for the trainee.
     refused(c, "trainer", "confirm_action", json!({ "token": "t" })).await?;
     refused(c, "trainer", "arm_action", json!({ "token": "t" })).await?;
-    refused(c, "trainer", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
+    refused(
+        c,
+        "trainer",
+        "incident_transition",
+        json!({ "id": "i1", "to": "resolved" }),
+    )
+    .await?;
     // The trainer closes the view from its panel; the window goes and the clock comes back.
     // The click closes the very window it was sent to, so WebKitWebDriver may answer it with an
     // error when the window is gone first; what counts is that the window closes.
@@ -659,12 +952,22 @@ async fn trainer_view(c: &Client) -> Result<()> {
         ensure!(Instant::now() < deadline, "the trainer's window did not close");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    wait_js(c, "the clock back with the trainee", r#"return !document.querySelector("[data-testid=clock-locked]");"#, Duration::from_secs(20)).await?;
+    wait_js(
+        c,
+        "the clock back with the trainee",
+        r#"return !document.querySelector("[data-testid=clock-locked]");"#,
+        Duration::from_secs(20),
+    )
+    .await?;
     Ok(())
 }
 
 /// Waits for a window other than `main` to open (`what` names it in the failure).
-async fn second_window(c: &Client, main: &fantoccini::wd::WindowHandle, what: &str) -> Result<fantoccini::wd::WindowHandle> {
+async fn second_window(
+    c: &Client,
+    main: &fantoccini::wd::WindowHandle,
+    what: &str,
+) -> Result<fantoccini::wd::WindowHandle> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(h) = c.windows().await?.into_iter().find(|h| h != main) {
@@ -683,7 +986,13 @@ async fn wall_display(c: &Client) -> Result<()> {
     press(c, "w").await?;
     let wall = second_window(c, &main, "the wall display's").await?;
     c.switch_to_window(wall).await?;
-    let banner = c.wait().at_most(Duration::from_secs(60)).for_element(Locator::Css("[data-testid=wall-banner]")).await?.text().await?;
+    let banner = c
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-testid=wall-banner]"))
+        .await?
+        .text()
+        .await?;
     ensure!(banner.contains("READ ONLY"), "wall banner {banner:?}");
     wait_js(
         c,
@@ -692,14 +1001,37 @@ async fn wall_display(c: &Client) -> Result<()> {
         Duration::from_secs(60),
     )
     .await?;
-    let buttons = c.execute(r#"return [...document.querySelectorAll("header button")].map(b => b.textContent);"#, vec![]).await?;
-    ensure!(buttons.as_array().is_some_and(|b| b.is_empty()), "the wall's header has controls: {buttons}");
+    let buttons = c
+        .execute(
+            r#"return [...document.querySelectorAll("header button")].map(b => b.textContent);"#,
+            vec![],
+        )
+        .await?;
+    ensure!(
+        buttons.as_array().is_some_and(|b| b.is_empty()),
+        "the wall's header has controls: {buttons}"
+    );
     let name = invoke_from_page(c, "scenario", json!({})).await?;
-    ensure!(name["ok"]["name"].as_str().is_some_and(|n| !n.is_empty()), "the wall cannot read the scenario: {name}");
-    refused(c, "wall", "incident_transition", json!({ "id": "i1", "to": "resolved" })).await?;
+    ensure!(
+        name["ok"]["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "the wall cannot read the scenario: {name}"
+    );
+    refused(
+        c,
+        "wall",
+        "incident_transition",
+        json!({ "id": "i1", "to": "resolved" }),
+    )
+    .await?;
     refused(c, "wall", "confirm_action", json!({ "token": "t" })).await?;
     refused(c, "wall", "replay_seek", json!({ "ms": 0 })).await?;
-    refused(c, "wall", "sign_in", json!({ "name": "Mallory", "role": "supervisor", "pin": null })).await?;
+    refused(
+        c,
+        "wall",
+        "sign_in",
+        json!({ "name": "Mallory", "role": "supervisor", "pin": null }),
+    )
+    .await?;
     wait_js(c, "the wall's map idle", IDLE, Duration::from_secs(120)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     std::fs::write(repo().join("assets/screenshot-wall.png"), c.screenshot().await?)?;
@@ -714,18 +1046,62 @@ async fn wall_display(c: &Client) -> Result<()> {
 /// preview must say about it.
 async fn dispatch_crew(c: &Client, exercise: bool) -> Result<String> {
     press(c, "s").await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-dialog]")).await?;
-    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-preview]")).await?.click().await?;
-    let body = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-body]")).await?.text().await?;
-    let destination = c.find(Locator::Css("[data-testid=dispatch-destination]")).await?.text().await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-dialog]"))
+        .await?;
+    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]"))
+        .await?
+        .click()
+        .await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-preview]"))
+        .await?
+        .click()
+        .await?;
+    let body = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-body]"))
+        .await?
+        .text()
+        .await?;
+    let destination = c
+        .find(Locator::Css("[data-testid=dispatch-destination]"))
+        .await?
+        .text()
+        .await?;
     println!("preview: {destination}\n{body}");
-    ensure!(body.contains("service_code=utility-crew") && body.contains("attribute%5Bcityops_key%5D="), "preview body {body:?}");
-    ensure!(destination.starts_with("POST http://127.0.0.1:") && destination.ends_with("/requests.json"), "destination {destination:?}");
-    let marked = !c.find_all(Locator::Css("[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]")).await?.is_empty();
-    ensure!(marked == exercise, "the preview's exercise mark is {marked}, expected {exercise}");
-    c.find(Locator::Css("[data-testid=dispatch-confirm]")).await?.click().await?;
-    wait_js(c, "the dialog closed", r#"return !document.querySelector("[data-testid=dispatch-dialog]");"#, Duration::from_secs(10)).await?;
+    ensure!(
+        body.contains("service_code=utility-crew") && body.contains("attribute%5Bcityops_key%5D="),
+        "preview body {body:?}"
+    );
+    ensure!(
+        destination.starts_with("POST http://127.0.0.1:") && destination.ends_with("/requests.json"),
+        "destination {destination:?}"
+    );
+    let marked = !c
+        .find_all(Locator::Css(
+            "[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]",
+        ))
+        .await?
+        .is_empty();
+    ensure!(
+        marked == exercise,
+        "the preview's exercise mark is {marked}, expected {exercise}"
+    );
+    c.find(Locator::Css("[data-testid=dispatch-confirm]"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "the dialog closed",
+        r#"return !document.querySelector("[data-testid=dispatch-dialog]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
     let delivered = wait_js(
         c,
         "the crew's action delivered on the incident",
@@ -784,7 +1160,9 @@ const ESCAPE: &str = "\u{E00C}";
 /// Presses and releases one key (a character, or a WebDriver key code) on whatever has focus.
 async fn press(c: &Client, key: &str) -> Result<()> {
     let ch = key.chars().next().context("a key")?;
-    let keys = KeyActions::new("keyboard".into()).then(KeyAction::Down { value: ch }).then(KeyAction::Up { value: ch });
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: ch })
+        .then(KeyAction::Up { value: ch });
     c.perform_actions(keys).await?;
     Ok(())
 }
@@ -811,14 +1189,21 @@ impl Broker {
     /// Starts it on `port`, retrying while a broker that was just killed still holds the port.
     async fn start(dir: &Path, port: u16) -> Result<Broker> {
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))?;
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )?;
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .context("mosquitto is not installed (Debian package mosquitto; .ci/setup installs it)")?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            let mut child = Command::new(bin).arg("-c").arg(&conf).stderr(std::process::Stdio::null()).spawn()?;
+            let mut child = Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .stderr(std::process::Stdio::null())
+                .spawn()?;
             let attempt = Instant::now() + Duration::from_secs(2);
             while Instant::now() < attempt {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -847,7 +1232,18 @@ impl Drop for Broker {
 /// Publishes one message with QoS 1 through Debian's `mosquitto_pub`.
 fn publish(port: u16, topic: &str, payload: &str) -> Result<()> {
     let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-m", payload])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            payload,
+        ])
         .status()
         .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
     ensure!(status.success(), "mosquitto_pub failed: {status}");
@@ -858,16 +1254,35 @@ fn publish(port: u16, topic: &str, payload: &str) -> Result<()> {
 /// positions and a voltage threshold, from the broker on `port`, correlated with the demo's
 /// rules and assets.
 fn live_config(dir: &Path, port: u16) -> Result<PathBuf> {
-    let sensors = [("feeder-F2", [24.9431, 60.1712], "Feeder F2, Kaisankuja"), ("feeder-F3", [24.9455, 60.1722], "Feeder F3")];
-    feeder_config(&dir.join("feeds.toml"), "Live e2e", [24.9429, 60.1714], port, sensors.map(|(id, at, name)| (id.to_owned(), at, name.to_owned())).as_slice())
+    let sensors = [
+        ("feeder-F2", [24.9431, 60.1712], "Feeder F2, Kaisankuja"),
+        ("feeder-F3", [24.9455, 60.1722], "Feeder F3"),
+    ];
+    feeder_config(
+        &dir.join("feeds.toml"),
+        "Live e2e",
+        [24.9429, 60.1714],
+        port,
+        sensors
+            .map(|(id, at, name)| (id.to_owned(), at, name.to_owned()))
+            .as_slice(),
+    )
 }
 
 /// A live configuration at `path`: MQTT JSON telemetry of `sensors` (id, position, name) from
 /// the broker on `port`, a voltage threshold, and the demo's rules and assets.
-fn feeder_config(path: &Path, name: &str, view: [f64; 2], port: u16, sensors: &[(String, [f64; 2], String)]) -> Result<PathBuf> {
+fn feeder_config(
+    path: &Path,
+    name: &str,
+    view: [f64; 2],
+    port: u16,
+    sensors: &[(String, [f64; 2], String)],
+) -> Result<PathBuf> {
     let sensors: String = sensors
         .iter()
-        .map(|(id, [lon, lat], name)| format!("[feeds.mapping.sensors.{id}]\nposition = [{lon:.5}, {lat:.5}]\nname = \"{name}\"\n"))
+        .map(|(id, [lon, lat], name)| {
+            format!("[feeds.mapping.sensors.{id}]\nposition = [{lon:.5}, {lat:.5}]\nname = \"{name}\"\n")
+        })
         .collect();
     std::fs::write(
         path,
@@ -898,7 +1313,9 @@ kind = "feeder.voltage"
             lon = view[0],
             lat = view[1],
             rules = repo().join("fixtures/rules/default.toml").display(),
-            assets = repo().join("fixtures/scenarios/helsinki-storm/assets.geojson").display(),
+            assets = repo()
+                .join("fixtures/scenarios/helsinki-storm/assets.geojson")
+                .display(),
         ),
     )?;
     Ok(path.to_owned())
@@ -927,13 +1344,17 @@ async fn desktop_live_mode() -> Result<()> {
         let result = live_steps(&app.client, &tmp, port, broker, open311).await;
         app.finish(&tmp, result).await
     };
-    tokio::time::timeout(Duration::from_secs(600), run).await.context("the live end-to-end test took over 10 minutes")?
+    tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .context("the live end-to-end test took over 10 minutes")?
 }
 
 /// A script that is true when the feed health panel shows feed `id` in `state` (`connected`,
 /// `stale` or `disconnected`).
 fn feed_in(id: &str, state: &str) -> String {
-    format!(r#"const e = document.querySelector("[data-testid=feed-health-{id}]"); return !!e && e.dataset.status === "{state}";"#)
+    format!(
+        r#"const e = document.querySelector("[data-testid=feed-health-{id}]"); return !!e && e.dataset.status === "{state}";"#
+    )
 }
 
 /// Publishes `payload` until `script` (polled for 3 s after each) answers: the subscription
@@ -954,18 +1375,40 @@ async fn publish_until(c: &Client, port: u16, payload: &[&str], what: &str, scri
 
 async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: u16) -> Result<()> {
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
-    let bar = c.find(Locator::Css("[data-testid=replay-bar]")).await?.attr("data-mode").await?;
+    let bar = c
+        .find(Locator::Css("[data-testid=replay-bar]"))
+        .await?
+        .attr("data-mode")
+        .await?;
     ensure!(bar.as_deref() == Some("live"), "the replay bar is in mode {bar:?}");
-    ensure!(c.find_all(Locator::Css("[data-testid=exercise-banner]")).await?.is_empty(), "live work is marked as an exercise");
-    wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
+    ensure!(
+        c.find_all(Locator::Css("[data-testid=exercise-banner]"))
+            .await?
+            .is_empty(),
+        "live work is marked as an exercise"
+    );
+    wait_js(
+        c,
+        "the MQTT feed connected",
+        &feed_in("grid-telemetry", "connected"),
+        Duration::from_secs(60),
+    )
+    .await?;
 
     // 1. Telemetry published to the broker appears on the map.
     let both_drawn = r#"const ids = window.__cityopsMap.queryRenderedFeatures({ layers: ["obs-utility"] }).map(f => f.properties.id ?? f.id);
         return ids.includes("sensor/feeder-F2") && ids.includes("sensor/feeder-F3") ? ids : null;"#;
-    let telemetry = [r#"{"sensor":"feeder-F2","voltage_kv":8.1}"#, r#"{"sensor":"feeder-F3","voltage_kv":10.4}"#];
+    let telemetry = [
+        r#"{"sensor":"feeder-F2","voltage_kv":8.1}"#,
+        r#"{"sensor":"feeder-F3","voltage_kv":10.4}"#,
+    ];
     let drawn = publish_until(c, port, &telemetry, "telemetry on the map", both_drawn).await?;
     println!("live observations drawn: {drawn}");
-    let count = c.find(Locator::Css("[data-testid=layer-count-utility]")).await?.text().await?;
+    let count = c
+        .find(Locator::Css("[data-testid=layer-count-utility]"))
+        .await?
+        .text()
+        .await?;
     ensure!(count == "2", "the utility layer counts {count:?}");
     // The desk correlates the low voltage once wall time has passed its arrival second.
     let queued = wait_js(
@@ -979,39 +1422,112 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
     println!("live incident: {queued}");
     let error = c.find_all(Locator::Css("[data-testid=error]")).await?;
     ensure!(error.is_empty(), "the header shows an error");
-    let row = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry]")).await?.text().await?;
-    ensure!(row.contains("/min") && row.to_lowercase().contains("connected"), "health row {row:?}");
+    let row = c
+        .find(Locator::Css("[data-testid=feed-health-grid-telemetry]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        row.contains("/min") && row.to_lowercase().contains("connected"),
+        "health row {row:?}"
+    );
 
     // 1b. The operator acknowledges the incident and sends a crew through Open311 while the
     //     city works server is down: the action waits in the outbox, which says so plainly;
     //     when the server comes up it is delivered once, with the server's request id.
     c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
-    c.find(Locator::Css("[data-testid=sign-in-name]")).await?.send_keys("E2E Operator").await?;
-    c.find(Locator::Css("[data-testid=sign-in-submit]")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=operator]")).await?;
-    let entry = c.find(Locator::XPath("//*[@data-testid='incident-entry'][contains(., 'Feeder F2')]")).await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]"))
+        .await?
+        .send_keys("E2E Operator")
+        .await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=operator]"))
+        .await?;
+    let entry = c
+        .find(Locator::XPath(
+            "//*[@data-testid='incident-entry'][contains(., 'Feeder F2')]",
+        ))
+        .await?;
     entry.click().await?;
-    c.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("[data-testid=incident-detail]")).await?;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=incident-detail]"))
+        .await?;
     press(c, "a").await?;
     wait_js(c, "the incident acknowledged", r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Feeder F2")); return !!e && e.dataset.status === "acknowledged";"#, Duration::from_secs(10)).await?;
     press(c, "s").await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-dialog]")).await?;
-    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-preview]")).await?.click().await?;
-    let body = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=dispatch-body]")).await?.text().await?;
-    ensure!(body.contains("service_code=utility-crew") && body.ends_with("api_key=********"), "preview body {body:?}");
-    ensure!(c.find_all(Locator::Css("[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]")).await?.is_empty(), "live actions are not exercises");
-    c.find(Locator::Css("[data-testid=dispatch-confirm]")).await?.click().await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-dialog]"))
+        .await?;
+    c.find(Locator::Css("[data-testid=dispatch-backend-city-works]"))
+        .await?
+        .click()
+        .await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-preview]"))
+        .await?
+        .click()
+        .await?;
+    let body = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=dispatch-body]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        body.contains("service_code=utility-crew") && body.ends_with("api_key=********"),
+        "preview body {body:?}"
+    );
+    ensure!(
+        c.find_all(Locator::Css(
+            "[data-testid=dispatch-dialog] [data-testid=dispatch-exercise]"
+        ))
+        .await?
+        .is_empty(),
+        "live actions are not exercises"
+    );
+    c.find(Locator::Css("[data-testid=dispatch-confirm]"))
+        .await?
+        .click()
+        .await?;
     let queued = r#"const e = document.querySelector("[data-testid=incident-actions] [data-testid^=incident-action-]");
         return e ? e.querySelector("[data-status]")?.dataset.status : null;"#;
     let status = wait_js(c, "the crew's action on the incident", queued, Duration::from_secs(20)).await?;
-    ensure!(status == "queued" || status == "sending", "with the server down the action is {status}");
-    let banner = wait_js(c, "the offline banner", r#"const e = document.querySelector("[data-testid=offline-banner]"); return e ? e.textContent : null;"#, Duration::from_secs(30)).await?;
+    ensure!(
+        status == "queued" || status == "sending",
+        "with the server down the action is {status}"
+    );
+    let banner = wait_js(
+        c,
+        "the offline banner",
+        r#"const e = document.querySelector("[data-testid=offline-banner]"); return e ? e.textContent : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
     println!("offline: {banner}");
     press(c, "o").await?;
-    let row = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("[data-testid=outbox] [data-testid^=outbox-action-]")).await?;
-    let waiting = row.find(Locator::Css("[data-status]")).await?.attr("data-status").await?;
-    ensure!(matches!(waiting.as_deref(), Some("queued" | "sending")), "outbox shows {waiting:?}");
+    let row = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=outbox] [data-testid^=outbox-action-]"))
+        .await?;
+    let waiting = row
+        .find(Locator::Css("[data-status]"))
+        .await?
+        .attr("data-status")
+        .await?;
+    ensure!(
+        matches!(waiting.as_deref(), Some("queued" | "sending")),
+        "outbox shows {waiting:?}"
+    );
     std::fs::write(tmp.join("outbox-offline.png"), c.screenshot().await?)?;
     let _works = Open311::start(tmp, open311).await?;
     let delivered = wait_js(
@@ -1025,20 +1541,50 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
     )
     .await?;
     println!("delivered: {delivered}");
-    ensure!(delivered[0] == "SR-000001" && delivered[1] == "SR-000001", "references {delivered}");
-    ensure!(delivered[2].as_str().is_some_and(|t| t.contains("SR-000001")), "the incident shows {delivered}");
-    wait_js(c, "the offline banner gone", r#"return !document.querySelector("[data-testid=offline-banner]");"#, Duration::from_secs(30)).await?;
+    ensure!(
+        delivered[0] == "SR-000001" && delivered[1] == "SR-000001",
+        "references {delivered}"
+    );
+    ensure!(
+        delivered[2].as_str().is_some_and(|t| t.contains("SR-000001")),
+        "the incident shows {delivered}"
+    );
+    wait_js(
+        c,
+        "the offline banner gone",
+        r#"return !document.querySelector("[data-testid=offline-banner]");"#,
+        Duration::from_secs(30),
+    )
+    .await?;
     wait_js(c, "idle for the live screenshot", IDLE, Duration::from_secs(60)).await?;
     std::fs::write(repo().join("assets/screenshot-live.png"), c.screenshot().await?)?;
     press(c, "o").await?;
 
     // 2. The broker dies: the panel says disconnected. It comes back on the same port: connected.
     drop(broker);
-    wait_js(c, "the feed shown disconnected", &feed_in("grid-telemetry", "disconnected"), Duration::from_secs(60)).await?;
-    let state = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry] [data-testid=feed-state]")).await?.text().await?;
+    wait_js(
+        c,
+        "the feed shown disconnected",
+        &feed_in("grid-telemetry", "disconnected"),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let state = c
+        .find(Locator::Css(
+            "[data-testid=feed-health-grid-telemetry] [data-testid=feed-state]",
+        ))
+        .await?
+        .text()
+        .await?;
     ensure!(state.eq_ignore_ascii_case("disconnected"), "state shown as {state:?}");
     let _broker = Broker::start(tmp, port).await?;
-    wait_js(c, "the feed shown connected again", &feed_in("grid-telemetry", "connected"), Duration::from_secs(90)).await?;
+    wait_js(
+        c,
+        "the feed shown connected again",
+        &feed_in("grid-telemetry", "connected"),
+        Duration::from_secs(90),
+    )
+    .await?;
 
     // 3. A malformed message is refused; the quarantine browser (key q) lists it with its
     //    reason, and its hostile text stays text.
@@ -1060,12 +1606,22 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
     println!("quarantined: {entry}");
     ensure!(entry[0].as_str().is_some_and(|r| r.contains("NaN")), "reason {entry}");
     ensure!(entry[1].as_str() == Some(bad), "preview {entry}");
-    let injected = c.find_all(Locator::Css("[data-testid=quarantine] img, [data-testid=quarantine] script")).await?;
+    let injected = c
+        .find_all(Locator::Css(
+            "[data-testid=quarantine] img, [data-testid=quarantine] script",
+        ))
+        .await?;
     ensure!(injected.is_empty(), "feed text became HTML elements");
     std::fs::write(tmp.join("quarantine.png"), c.screenshot().await?)?;
     println!("quarantine screenshot: {}", tmp.join("quarantine.png").display());
     press(c, ESCAPE).await?;
-    wait_js(c, "quarantine closed", r#"return !document.querySelector("[data-testid=quarantine]");"#, Duration::from_secs(10)).await?;
+    wait_js(
+        c,
+        "quarantine closed",
+        r#"return !document.querySelector("[data-testid=quarantine]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
 
     // 4. A flood: telemetry at 50,000 messages a second for 15 s. The window still answers
     //    the keyboard, feed health marks the feed overloaded, memory stays bounded, and once
@@ -1081,7 +1637,13 @@ fn rss_of(comm: &str) -> Option<f64> {
             return None;
         }
         let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-        let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
         Some(kb / 1024.0)
     })
 }
@@ -1096,10 +1658,26 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn start(port: u16, topic: &str, qos: u8, per_second: u64, mut line: impl FnMut(u64, Duration) -> String + Send + 'static) -> Result<Publisher> {
+    fn start(
+        port: u16,
+        topic: &str,
+        qos: u8,
+        per_second: u64,
+        mut line: impl FnMut(u64, Duration) -> String + Send + 'static,
+    ) -> Result<Publisher> {
         use std::io::Write;
         let mut child = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", &qos.to_string(), "-t", topic, "-l"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-q",
+                &qos.to_string(),
+                "-t",
+                topic,
+                "-l",
+            ])
             .stdin(Stdio::piped())
             .spawn()
             .context("running mosquitto_pub (Debian package mosquitto-clients)")?;
@@ -1131,7 +1709,10 @@ impl Publisher {
     /// Stops publishing; how many were sent.
     fn finish(mut self) -> Result<u64> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let sent = self.writer.join().map_err(|_| anyhow::anyhow!("the publisher's writer panicked"))??;
+        let sent = self
+            .writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the publisher's writer panicked"))??;
         let _ = self.child.wait();
         Ok(sent)
     }
@@ -1140,10 +1721,20 @@ impl Publisher {
 async fn flood(c: &Client, port: u16) -> Result<()> {
     // The name the kernel keeps is cut at 15 bytes.
     let (app, web) = ("cityops-desktop", "WebKitWebProces");
-    let before = (rss_of(app).context("the app's process")?, rss_of(web).unwrap_or(f64::NAN));
+    let before = (
+        rss_of(app).context("the app's process")?,
+        rss_of(web).unwrap_or(f64::NAN),
+    );
     let publisher = Publisher::start(port, "grid/flood/telemetry", 0, 50_000, |n, _| {
-        let (sensor, kv) = if n.is_multiple_of(2) { ("feeder-F2", 9.6) } else { ("feeder-F3", 10.4) };
-        format!("{{\"sensor\":\"{sensor}\",\"voltage_kv\":{:.3}}}", kv + (n % 100) as f64 / 1000.0)
+        let (sensor, kv) = if n.is_multiple_of(2) {
+            ("feeder-F2", 9.6)
+        } else {
+            ("feeder-F3", 10.4)
+        };
+        format!(
+            "{{\"sensor\":\"{sensor}\",\"voltage_kv\":{:.3}}}",
+            kv + (n % 100) as f64 / 1000.0
+        )
     })?;
     let mut peak = before;
     let mut answers = Vec::new();
@@ -1154,19 +1745,52 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
         // by clicks.
         let asked = Instant::now();
         press(c, "?").await?;
-        wait_js(c, "the help during the flood", r#"return !!document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        wait_js(
+            c,
+            "the help during the flood",
+            r#"return !!document.querySelector("[data-testid=help]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
         press(c, ESCAPE).await?;
-        wait_js(c, "the help closed during the flood", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
-        c.find(Locator::Css("[data-testid=outbox-toggle]")).await?.click().await?;
-        wait_js(c, "the outbox opened by a click during the flood", r#"return !!document.querySelector("[data-testid=outbox]");"#, Duration::from_secs(10)).await?;
-        c.find(Locator::Css("[data-testid=outbox-toggle]")).await?.click().await?;
-        wait_js(c, "the outbox closed by a click during the flood", r#"return !document.querySelector("[data-testid=outbox]");"#, Duration::from_secs(10)).await?;
+        wait_js(
+            c,
+            "the help closed during the flood",
+            r#"return !document.querySelector("[data-testid=help]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
+        c.find(Locator::Css("[data-testid=outbox-toggle]"))
+            .await?
+            .click()
+            .await?;
+        wait_js(
+            c,
+            "the outbox opened by a click during the flood",
+            r#"return !!document.querySelector("[data-testid=outbox]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
+        c.find(Locator::Css("[data-testid=outbox-toggle]"))
+            .await?
+            .click()
+            .await?;
+        wait_js(
+            c,
+            "the outbox closed by a click during the flood",
+            r#"return !document.querySelector("[data-testid=outbox]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
         answers.push(asked.elapsed().as_millis());
         if overloaded.is_none() {
             let shown = c.execute(r#"const e = document.querySelector("[data-testid=feed-health-grid-telemetry] [data-testid=feed-overloaded]"); return e ? e.textContent : null;"#, vec![]).await?;
             overloaded = shown.as_str().map(str::to_owned);
         }
-        peak = (peak.0.max(rss_of(app).unwrap_or(0.0)), peak.1.max(rss_of(web).unwrap_or(0.0)));
+        peak = (
+            peak.0.max(rss_of(app).unwrap_or(0.0)),
+            peak.1.max(rss_of(web).unwrap_or(0.0)),
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let sent = publisher.finish()?;
@@ -1184,9 +1808,23 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
         before.1,
         peak.1
     );
-    ensure!(answers.len() >= 3, "the window answered the keyboard only {} times in 15 s", answers.len());
-    ensure!(peak.0 - before.0 < 500.0, "the app grew by {:.0} MiB during the flood", peak.0 - before.0);
-    wait_js(c, "the overload mark cleared after the flood", r#"return !document.querySelector("[data-testid=feed-overloaded]");"#, Duration::from_secs(120)).await?;
+    ensure!(
+        answers.len() >= 3,
+        "the window answered the keyboard only {} times in 15 s",
+        answers.len()
+    );
+    ensure!(
+        peak.0 - before.0 < 500.0,
+        "the app grew by {:.0} MiB during the flood",
+        peak.0 - before.0
+    );
+    wait_js(
+        c,
+        "the overload mark cleared after the flood",
+        r#"return !document.querySelector("[data-testid=feed-overloaded]");"#,
+        Duration::from_secs(120),
+    )
+    .await?;
     Ok(())
 }
 
@@ -1200,24 +1838,40 @@ async fn flood(c: &Client, port: u16) -> Result<()> {
 /// resident memory, which holds the JS heap, stands in for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_soak() -> Result<()> {
-    let minutes: u64 = std::env::var("CITYOPS_SOAK_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let minutes: u64 = std::env::var("CITYOPS_SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let _turn = ONE_WINDOW.lock().await;
     let tmp = tempfile_dir("soak")?;
     let port = free_port();
     let _broker = Broker::start(&tmp, port).await?;
-    let env = [("CITYOPS_DB", tmp.join("soak.db")), ("CITYOPS_CONFIG", soak_config(&tmp, port)?), ("CITYOPS_MAPS", repo().join("maps"))];
+    let env = [
+        ("CITYOPS_DB", tmp.join("soak.db")),
+        ("CITYOPS_CONFIG", soak_config(&tmp, port)?),
+        ("CITYOPS_MAPS", repo().join("maps")),
+    ];
     let run = async {
         let app = App::start(&env).await?;
         let result = soak_steps(&app.client, port, Duration::from_secs(minutes * 60)).await;
         app.finish(&tmp, result).await
     };
-    tokio::time::timeout(Duration::from_secs(minutes * 60 + 600), run).await.context("the soak overran")?
+    tokio::time::timeout(Duration::from_secs(minutes * 60 + 600), run)
+        .await
+        .context("the soak overran")?
 }
 
 /// Forty feeders in a row along the demo's streets.
 fn soak_config(dir: &Path, port: u16) -> Result<PathBuf> {
-    let sensors: Vec<(String, [f64; 2], String)> =
-        (0..40).map(|i| (format!("feeder-S{i}"), [24.9380 + 0.0003 * i as f64, 60.1700 + 0.0001 * (i % 7) as f64], format!("Feeder S{i}"))).collect();
+    let sensors: Vec<(String, [f64; 2], String)> = (0..40)
+        .map(|i| {
+            (
+                format!("feeder-S{i}"),
+                [24.9380 + 0.0003 * i as f64, 60.1700 + 0.0001 * (i % 7) as f64],
+                format!("Feeder S{i}"),
+            )
+        })
+        .collect();
     feeder_config(&dir.join("soak.toml"), "Soak", [24.9440, 60.1705], port, &sensors)
 }
 
@@ -1226,7 +1880,13 @@ type Sample = (f64, f64, f64, f64);
 
 async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
-    wait_js(c, "the MQTT feed connected", &feed_in("grid-telemetry", "connected"), Duration::from_secs(60)).await?;
+    wait_js(
+        c,
+        "the MQTT feed connected",
+        &feed_in("grid-telemetry", "connected"),
+        Duration::from_secs(60),
+    )
+    .await?;
     let publisher = Publisher::start(port, "grid/soak/telemetry", 1, 200, |n, since| {
         let sensor = n % 40;
         // Each feeder dips below the threshold for a few seconds every couple of minutes, so
@@ -1235,25 +1895,58 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
         if n % 200 == 199 {
             format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\": NaN}}")
         } else {
-            format!("{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\":{:.3}}}", if dip { 9.1 } else { 10.4 } + (n % 50) as f64 / 1000.0)
+            format!(
+                "{{\"sensor\":\"feeder-S{sensor}\",\"voltage_kv\":{:.3}}}",
+                if dip { 9.1 } else { 10.4 } + (n % 50) as f64 / 1000.0
+            )
         }
     })?;
     let started = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     while started.elapsed() < length {
         press(c, "?").await?;
-        wait_js(c, "the help during the soak", r#"return !!document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
+        wait_js(
+            c,
+            "the help during the soak",
+            r#"return !!document.querySelector("[data-testid=help]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
         press(c, ESCAPE).await?;
-        wait_js(c, "the help closed during the soak", r#"return !document.querySelector("[data-testid=help]");"#, Duration::from_secs(10)).await?;
-        let elements = c.execute("return document.getElementsByTagName('*').length;", vec![]).await?.as_f64().unwrap_or(f64::NAN);
-        let sample = (started.elapsed().as_secs_f64(), rss_of("cityops-desktop").unwrap_or(f64::NAN), rss_of("WebKitWebProces").unwrap_or(f64::NAN), elements);
-        println!("soak {:>6.0} s: app {:.0} MiB, web {:.0} MiB, {:.0} elements", sample.0, sample.1, sample.2, sample.3);
+        wait_js(
+            c,
+            "the help closed during the soak",
+            r#"return !document.querySelector("[data-testid=help]");"#,
+            Duration::from_secs(10),
+        )
+        .await?;
+        let elements = c
+            .execute("return document.getElementsByTagName('*').length;", vec![])
+            .await?
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let sample = (
+            started.elapsed().as_secs_f64(),
+            rss_of("cityops-desktop").unwrap_or(f64::NAN),
+            rss_of("WebKitWebProces").unwrap_or(f64::NAN),
+            elements,
+        );
+        println!(
+            "soak {:>6.0} s: app {:.0} MiB, web {:.0} MiB, {:.0} elements",
+            sample.0, sample.1, sample.2, sample.3
+        );
         samples.push(sample);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
     let sent = publisher.finish()?;
     let incidents = c.find_all(Locator::Css("[data-testid=incident-entry]")).await?.len();
-    let refused = c.find(Locator::Css("[data-testid=feed-health-grid-telemetry] [data-testid=feed-rejected]")).await?.text().await?;
+    let refused = c
+        .find(Locator::Css(
+            "[data-testid=feed-health-grid-telemetry] [data-testid=feed-rejected]",
+        ))
+        .await?
+        .text()
+        .await?;
     std::fs::write(repo().join("target/soak.png"), c.screenshot().await?).ok();
 
     ensure!(samples.len() >= 6, "only {} samples", samples.len());
@@ -1276,7 +1969,10 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
         slope(|s| s.1),
         slope(|s| s.2)
     );
-    ensure!(refused.contains("refused"), "the malformed messages were counted: {refused:?}");
+    ensure!(
+        refused.contains("refused"),
+        "the malformed messages were counted: {refused:?}"
+    );
     ensure!(app < 64.0, "the app grew by {app:.1} MiB after the warm-up");
     ensure!(web < 128.0, "the web process grew by {web:.1} MiB after the warm-up");
     ensure!(dom < 500.0, "the page grew by {dom:.0} elements after the warm-up");

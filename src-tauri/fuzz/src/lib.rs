@@ -17,19 +17,37 @@ pub const RECEIVED_MS: i64 = 1_795_726_800_000;
 /// position, its feed, sequence and arrival time, a distinct index, an entity and a kind; every
 /// refusal names a place and a reason.
 pub fn decode(format: FeedFormat, mapping: serde_json::Value, topic: Option<&str>, body: &[u8]) {
-    let spec = FeedSpec { id: "fuzz".into(), layer: Layer::Utility, format, name: String::new(), mapping };
+    let spec = FeedSpec {
+        id: "fuzz".into(),
+        layer: Layer::Utility,
+        format,
+        name: String::new(),
+        mapping,
+    };
     let mut adapter = adapter_for(&spec, Path::new(".")).expect("the fuzz mapping is valid");
-    let ctx = MessageContext { feed: "fuzz", layer: Layer::Utility, seq: 7, received_ms: RECEIVED_MS, topic };
+    let ctx = MessageContext {
+        feed: "fuzz",
+        layer: Layer::Utility,
+        seq: 7,
+        received_ms: RECEIVED_MS,
+        topic,
+    };
     match checked_decode(adapter.as_mut(), ctx, body) {
         Ok(d) => {
             let mut idx = HashSet::new();
             for o in &d.observations {
-                assert!(GeoPoint::new(o.position.lon, o.position.lat).is_some(), "invalid position {o:?}");
+                assert!(
+                    GeoPoint::new(o.position.lon, o.position.lat).is_some(),
+                    "invalid position {o:?}"
+                );
                 assert_eq!((o.feed.as_str(), o.seq, o.received_ms), ("fuzz", 7, RECEIVED_MS));
                 assert!(idx.insert(o.idx), "index {} twice", o.idx);
                 assert!(!o.entity.is_empty() && !o.kind.is_empty(), "{o:?}");
                 // The digest must be computable and stable for anything the store accepts.
-                assert_eq!(serde_json::to_string(&o.fields).ok(), serde_json::to_string(&o.fields).ok());
+                assert_eq!(
+                    serde_json::to_string(&o.fields).ok(),
+                    serde_json::to_string(&o.fields).ok()
+                );
             }
             for r in &d.rejected {
                 assert!(!r.place.is_empty() && !r.reason.is_empty(), "{r:?}");
@@ -47,7 +65,17 @@ pub fn text(data: &[u8]) -> Option<&str> {
 /// Every fuzz target by name, as `fuzz_targets/<name>.rs` runs it. The engine's test
 /// `fuzz_regressions` includes this file and replays the kept findings and seeds through it,
 /// so a finding fixed once stays fixed without a fuzzer.
-pub const TARGETS: [&str; 9] = ["gtfs_rt", "cap", "cot", "sensorthings", "geojson", "mqtt_json", "tape_line", "manifest", "rules"];
+pub const TARGETS: [&str; 9] = [
+    "gtfs_rt",
+    "cap",
+    "cot",
+    "sensorthings",
+    "geojson",
+    "mqtt_json",
+    "tape_line",
+    "manifest",
+    "rules",
+];
 
 /// Runs target `name` on one input; panics on a finding.
 pub fn run(name: &str, data: &[u8]) {
@@ -78,10 +106,16 @@ pub fn run(name: &str, data: &[u8]) {
                 assert!((1..=lines).contains(&msg.line), "line {} of {lines}", msg.line);
                 // What parses formats back to a line that parses to the same message.
                 let line = msg.line;
-                assert_eq!(parse_line_bytes(line, format_line(&msg).as_bytes(), limit).ok(), Some(msg));
+                assert_eq!(
+                    parse_line_bytes(line, format_line(&msg).as_bytes(), limit).ok(),
+                    Some(msg)
+                );
             }
             for issue in issues {
-                assert!((1..=lines).contains(&issue.line) && !issue.reason.to_string().is_empty(), "{issue:?}");
+                assert!(
+                    (1..=lines).contains(&issue.line) && !issue.reason.to_string().is_empty(),
+                    "{issue:?}"
+                );
             }
         }
         "manifest" => {

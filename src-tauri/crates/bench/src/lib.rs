@@ -24,8 +24,8 @@ use cityops_core::scenario::Manifest;
 use cityops_core::tape::{FeedFormat, TapeMessage};
 use serde::Serialize;
 
-use cityops_engine::error::EngineError;
 use cityops_decoders::{self as feeds, MessageContext};
+use cityops_engine::error::EngineError;
 use cityops_engine::incidents::Desk;
 use cityops_live::pipeline::{Pipeline, BATCH_ROWS};
 use cityops_store::Store;
@@ -120,8 +120,14 @@ impl std::str::FromStr for Tape {
 }
 
 /// The extract the generated tapes cover: its south-west corner and its size in degrees.
-const EXTRACT_MIN: GeoPoint = GeoPoint { lon: 24.9351, lat: 60.1641 };
-const EXTRACT_SPAN: GeoPoint = GeoPoint { lon: 0.0184, lat: 0.0151 };
+const EXTRACT_MIN: GeoPoint = GeoPoint {
+    lon: 24.9351,
+    lat: 60.1641,
+};
+const EXTRACT_SPAN: GeoPoint = GeoPoint {
+    lon: 0.0184,
+    lat: 0.0151,
+};
 
 /// A deterministic pseudo-random sequence (xorshift), so every run generates the same tape.
 struct Rng(u64);
@@ -137,14 +143,20 @@ impl Rng {
 
 /// A point of the extract from two fractions of its span.
 fn in_extract(x: f64, y: f64) -> GeoPoint {
-    GeoPoint { lon: EXTRACT_MIN.lon + x * EXTRACT_SPAN.lon, lat: EXTRACT_MIN.lat + y * EXTRACT_SPAN.lat }
+    GeoPoint {
+        lon: EXTRACT_MIN.lon + x * EXTRACT_SPAN.lon,
+        lat: EXTRACT_MIN.lat + y * EXTRACT_SPAN.lat,
+    }
 }
 
 /// A fixed point of the extract for a number (an entity's place), spread by a hash.
 fn place_of(key: u64) -> GeoPoint {
     let h = key.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let h = (h ^ (h >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    in_extract((h >> 40) as f64 / (1u64 << 24) as f64, (h & 0xff_ffff) as f64 / (1u64 << 24) as f64)
+    in_extract(
+        (h >> 40) as f64 / (1u64 << 24) as f64,
+        (h & 0xff_ffff) as f64 / (1u64 << 24) as f64,
+    )
 }
 
 /// One observation of a generated tape.
@@ -159,7 +171,12 @@ struct Feature {
 /// A day of `n` observations in messages of [`FEATURES_PER_MESSAGE`], spread evenly over 24 h,
 /// with `feed_of(message)` choosing each message's feed and `feature(feed, rng, t)`
 /// making each observation. Returns the messages and how many observations were abnormal.
-fn day(manifest: &Manifest, n: usize, feed_of: impl Fn(usize) -> usize, mut feature: impl FnMut(usize, &mut Rng, Millis) -> Feature) -> (Vec<TapeMessage>, usize) {
+fn day(
+    manifest: &Manifest,
+    n: usize,
+    feed_of: impl Fn(usize) -> usize,
+    mut feature: impl FnMut(usize, &mut Rng, Millis) -> Feature,
+) -> (Vec<TapeMessage>, usize) {
     let messages = n.div_ceil(FEATURES_PER_MESSAGE);
     let step_ms = (24 * 3600 * 1000 / messages.max(1)) as i64;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -168,10 +185,18 @@ fn day(manifest: &Manifest, n: usize, feed_of: impl Fn(usize) -> usize, mut feat
     for m in 0..messages {
         let f = feed_of(m);
         let time_ms = manifest.start_ms + m as i64 * step_ms;
-        let time = chrono::DateTime::from_timestamp_millis(time_ms - 1500).unwrap_or_default().to_rfc3339();
+        let time = chrono::DateTime::from_timestamp_millis(time_ms - 1500)
+            .unwrap_or_default()
+            .to_rfc3339();
         let mut body = String::from(r#"{"type":"FeatureCollection","features":["#);
         for i in 0..FEATURES_PER_MESSAGE.min(n - made) {
-            let Feature { entity, at, kind, severity, value } = feature(f, &mut rng, time_ms);
+            let Feature {
+                entity,
+                at,
+                kind,
+                severity,
+                value,
+            } = feature(f, &mut rng, time_ms);
             if i > 0 {
                 body.push(',');
             }
@@ -183,7 +208,14 @@ fn day(manifest: &Manifest, n: usize, feed_of: impl Fn(usize) -> usize, mut feat
             abnormal += usize::from(severity != "normal");
         }
         body.push_str("]}");
-        out.push(TapeMessage { line: m as u64 + 1, time_ms, feed: FEEDS[f].into(), format: FeedFormat::GeoJson, topic: None, body: body.into_bytes() });
+        out.push(TapeMessage {
+            line: m as u64 + 1,
+            time_ms,
+            feed: FEEDS[f].into(),
+            format: FeedFormat::GeoJson,
+            topic: None,
+            body: body.into_bytes(),
+        });
     }
     (out, abnormal)
 }
@@ -198,16 +230,24 @@ const FEEDS: [&str; 4] = ["vehicles", "cameras", "meters", "reports"];
 fn stress_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
     let kinds = ["vehicle.position", "camera.offline", "feeder.voltage", "report.outage"];
     let severities = ["normal", "minor", "moderate", "severe", "extreme"];
-    day(manifest, n, |m| m % FEEDS.len(), |f, rng, _| {
-        let r = rng.next();
-        Feature {
-            entity: format!("{}/{}", FEEDS[f], (r >> 40) % 5_000),
-            at: GeoPoint { lon: EXTRACT_MIN.lon + (r % 18_400) as f64 * 1e-6, lat: EXTRACT_MIN.lat + ((r >> 20) % 15_100) as f64 * 1e-6 },
-            kind: kinds[f],
-            severity: severities[(r >> 8) as usize % 5],
-            value: r % 1000,
-        }
-    })
+    day(
+        manifest,
+        n,
+        |m| m % FEEDS.len(),
+        |f, rng, _| {
+            let r = rng.next();
+            Feature {
+                entity: format!("{}/{}", FEEDS[f], (r >> 40) % 5_000),
+                at: GeoPoint {
+                    lon: EXTRACT_MIN.lon + (r % 18_400) as f64 * 1e-6,
+                    lat: EXTRACT_MIN.lat + ((r >> 20) % 15_100) as f64 * 1e-6,
+                },
+                kind: kinds[f],
+                severity: severities[(r >> 8) as usize % 5],
+                value: r % 1000,
+            }
+        },
+    )
 }
 
 /// Storm cells of the city day: one starts every this often...
@@ -252,35 +292,77 @@ fn city_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
                 let lap = (t.rem_euclid(1_200_000)) as f64 / 1_200_000.0;
                 let x = ((home.lon - EXTRACT_MIN.lon) / EXTRACT_SPAN.lon + lap).fract();
                 let at = in_extract(x, (home.lat - EXTRACT_MIN.lat) / EXTRACT_SPAN.lat);
-                let (kind, severity) = if faulty(at, t) { ("vehicle.delayed", "minor") } else { ("vehicle.position", "normal") };
-                Feature { entity: format!("vehicles/{id}"), at, kind, severity, value }
+                let (kind, severity) = if faulty(at, t) {
+                    ("vehicle.delayed", "minor")
+                } else {
+                    ("vehicle.position", "normal")
+                };
+                Feature {
+                    entity: format!("vehicles/{id}"),
+                    at,
+                    kind,
+                    severity,
+                    value,
+                }
             }
             1 => {
                 let id = (r >> 40) % 2_000;
                 let at = place_of(100_000 + id);
-                let (kind, severity) = if faulty(at, t) { ("camera.offline", "moderate") } else { ("camera.online", "normal") };
-                Feature { entity: format!("cameras/{id}"), at, kind, severity, value }
+                let (kind, severity) = if faulty(at, t) {
+                    ("camera.offline", "moderate")
+                } else {
+                    ("camera.online", "normal")
+                };
+                Feature {
+                    entity: format!("cameras/{id}"),
+                    at,
+                    kind,
+                    severity,
+                    value,
+                }
             }
             2 => {
                 let id = (r >> 40) % 1_000;
                 let at = place_of(200_000 + id);
                 let severity = if faulty(at, t) { "severe" } else { "normal" };
-                Feature { entity: format!("meters/{id}"), at, kind: "feeder.voltage", severity, value }
+                Feature {
+                    entity: format!("meters/{id}"),
+                    at,
+                    kind: "feeder.voltage",
+                    severity,
+                    value,
+                }
             }
             _ => {
                 // Citizens report from where the storm is, each report a new entity; one in ten
                 // reports comes from anywhere.
                 report += 1;
                 let cells: Vec<GeoPoint> = storm_cells(t).collect();
-                let from_cell = if (r >> 8) % 10 == 0 { None } else { cells.get((r >> 12) as usize % cells.len().max(1)) };
+                let from_cell = if (r >> 8) % 10 == 0 {
+                    None
+                } else {
+                    cells.get((r >> 12) as usize % cells.len().max(1))
+                };
                 let at = match from_cell {
                     Some(c) => {
-                        let (dx, dy) = (((r >> 16) % 1000) as f64 / 1000.0 - 0.5, ((r >> 32) % 1000) as f64 / 1000.0 - 0.5);
-                        GeoPoint { lon: c.lon + dx * 0.006, lat: c.lat + dy * 0.003 }
+                        let (dx, dy) = (
+                            ((r >> 16) % 1000) as f64 / 1000.0 - 0.5,
+                            ((r >> 32) % 1000) as f64 / 1000.0 - 0.5,
+                        );
+                        GeoPoint {
+                            lon: c.lon + dx * 0.006,
+                            lat: c.lat + dy * 0.003,
+                        }
                     }
                     None => in_extract((r % 1000) as f64 / 1000.0, ((r >> 24) % 1000) as f64 / 1000.0),
                 };
-                Feature { entity: format!("reports/{report}"), at, kind: "report.outage", severity: "moderate", value }
+                Feature {
+                    entity: format!("reports/{report}"),
+                    at,
+                    kind: "report.outage",
+                    severity: "moderate",
+                    value,
+                }
             }
         }
     })
@@ -342,9 +424,19 @@ pub fn run(n: usize, tape: Tape, dir: &Path) -> Result<BenchReport, EngineError>
 
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         for msg in slice {
-            let layer = manifest.feed(&msg.feed).map(|f| f.layer).expect("generated feeds are declared");
-            let ctx = MessageContext { feed: &msg.feed, layer, seq: msg.line, received_ms: msg.time_ms, topic: None };
-            let decoded = feeds::geojson::decode(ctx, &msg.body).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+            let layer = manifest
+                .feed(&msg.feed)
+                .map(|f| f.layer)
+                .expect("generated feeds are declared");
+            let ctx = MessageContext {
+                feed: &msg.feed,
+                layer,
+                seq: msg.line,
+                received_ms: msg.time_ms,
+                topic: None,
+            };
+            let decoded =
+                feeds::geojson::decode(ctx, &msg.body).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
             rows.extend(decoded.observations);
         }
         let last = slice.last().expect("chunks are never empty");
@@ -443,11 +535,18 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         "[[feeds]]\nid = \"soak\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ntopics = [\"soak/#\"]\nclient_id = \"cityops-soak-{}\"\n",
         std::process::id()
     );
-    let config = LiveConfig::parse(&dir.join("soak.toml"), &config_text).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+    let config = LiveConfig::parse(&dir.join("soak.toml"), &config_text)
+        .map_err(|e| EngineError::InvalidInput(e.to_string()))?;
     let store = Store::open(&dir.join("soak.db"))?;
     let health = Health::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let runner = tokio::spawn(live::run(config, store, LiveOptions::default(), health.clone(), stop_rx));
+    let runner = tokio::spawn(live::run(
+        config,
+        store,
+        LiveOptions::default(),
+        health.clone(),
+        stop_rx,
+    ));
     let now = || chrono::Utc::now().timestamp_millis();
     let feed = |h: &Health| h.snapshot(now()).into_iter().next();
     for _ in 0..100 {
@@ -457,7 +556,9 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !feed(&health).is_some_and(|f| f.connected) {
-        return Err(EngineError::InvalidInput(format!("no MQTT broker answers on 127.0.0.1:{port}")));
+        return Err(EngineError::InvalidInput(format!(
+            "no MQTT broker answers on 127.0.0.1:{port}"
+        )));
     }
     // Let the subscription land before publishing.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -483,7 +584,10 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
         let (mut peak, mut overloaded) = (0.0f64, false);
         while !sampler_flag.load(std::sync::atomic::Ordering::Relaxed) {
             peak = peak.max(rss_mib());
-            overloaded |= sampled.snapshot(chrono::Utc::now().timestamp_millis()).iter().any(|f| f.overloaded);
+            overloaded |= sampled
+                .snapshot(chrono::Utc::now().timestamp_millis())
+                .iter()
+                .any(|f| f.overloaded);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         (peak, overloaded)
@@ -538,7 +642,12 @@ pub async fn mqtt_soak(port: u16, rate: u64, seconds: u64, dir: &Path) -> Result
     sampler_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (peak, overloaded_seen) = sampler.await.unwrap_or((f64::NAN, false));
     pump.abort();
-    let stored = Store::open(&dir.join("soak.db"))?.counts(summary.run)?.per_layer.iter().map(|(_, n)| n).sum();
+    let stored = Store::open(&dir.join("soak.db"))?
+        .counts(summary.run)?
+        .per_layer
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     Ok(MqttSoakReport {
         published: acked.load(std::sync::atomic::Ordering::Relaxed),
         ingested: summary.stats.messages,
@@ -608,7 +717,8 @@ pub struct DecodeCase {
 pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, EngineError> {
     let mut adapter = feeds::adapter_for(&case.spec, &case.base_dir)?;
     let bytes: usize = case.payloads.iter().map(|(_, b)| b.len()).sum();
-    let (mut adapter_secs, mut bare_secs, mut tokenize_secs, mut passes, mut observations) = (0.0, 0.0, 0.0, 0usize, 0usize);
+    let (mut adapter_secs, mut bare_secs, mut tokenize_secs, mut passes, mut observations) =
+        (0.0, 0.0, 0.0, 0usize, 0usize);
     while adapter_secs < min_secs || bare_secs < min_secs {
         let t = Instant::now();
         observations = 0;
@@ -621,7 +731,9 @@ pub fn decode_rate(case: &DecodeCase, min_secs: f64) -> Result<DecodeRate, Engin
                 topic: topic.as_deref(),
             };
             // Refusals are part of the work measured; only an unreadable payload is an error.
-            observations += feeds::checked_decode(adapter.as_mut(), ctx, body).map(|d| d.observations.len()).unwrap_or(0);
+            observations += feeds::checked_decode(adapter.as_mut(), ctx, body)
+                .map(|d| d.observations.len())
+                .unwrap_or(0);
         }
         adapter_secs += t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -668,13 +780,35 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
     let mut assets = Vec::with_capacity(substations * 10);
     for s in 0..substations {
         let (x, y) = ((s % side) as f64, (s / side) as f64);
-        let p = GeoPoint { lon: lon0 + x * dlon, lat: lat0 + y * dlat };
+        let p = GeoPoint {
+            lon: lon0 + x * dlon,
+            lat: lat0 + y * dlat,
+        };
         let id = format!("sub/{s}");
-        assets.push(Asset { id: id.clone(), asset_type: "substation".into(), name: format!("Substation {s}"), position: p, layer: Layer::Utility, fed_by: None, feeder: None });
+        assets.push(Asset {
+            id: id.clone(),
+            asset_type: "substation".into(),
+            name: format!("Substation {s}"),
+            position: p,
+            layer: Layer::Utility,
+            fed_by: None,
+            feeder: None,
+        });
         for k in 0..9 {
             let a = k as f64 * std::f64::consts::TAU / 9.0;
-            let q = GeoPoint { lon: p.lon + 0.0024 * a.cos(), lat: p.lat + 0.0012 * a.sin() };
-            assets.push(Asset { id: format!("sig/{s}/{k}"), asset_type: "signal".into(), name: format!("Signal {s}/{k}"), position: q, layer: Layer::Transport, fed_by: Some(id.clone()), feeder: None });
+            let q = GeoPoint {
+                lon: p.lon + 0.0024 * a.cos(),
+                lat: p.lat + 0.0012 * a.sin(),
+            };
+            assets.push(Asset {
+                id: format!("sig/{s}/{k}"),
+                asset_type: "signal".into(),
+                name: format!("Signal {s}/{k}"),
+                position: q,
+                layer: Layer::Transport,
+                fed_by: Some(id.clone()),
+                feeder: None,
+            });
         }
     }
     let positions: Vec<GeoPoint> = assets.iter().map(|a| a.position).collect();
@@ -682,25 +816,35 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
     let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
     let mut c = Correlator::new(rules, index);
     let t0 = 1_795_000_000_000i64;
-    let obs = |seq: u64, at: i64, entity: String, kind: &str, severity: Severity, layer: Layer, position: GeoPoint| Observation {
-        feed: "bench".into(),
-        seq,
-        idx: 0,
-        received_ms: at,
-        observed_ms: at - 500,
-        layer,
-        kind: kind.into(),
-        severity,
-        entity,
-        position,
-        title: kind.into(),
-        fields: Default::default(),
+    let obs = |seq: u64, at: i64, entity: String, kind: &str, severity: Severity, layer: Layer, position: GeoPoint| {
+        Observation {
+            feed: "bench".into(),
+            seq,
+            idx: 0,
+            received_ms: at,
+            observed_ms: at - 500,
+            layer,
+            kind: kind.into(),
+            severity,
+            entity,
+            position,
+            title: kind.into(),
+            fields: Default::default(),
+        }
     };
     let mut seq = 0u64;
     let mut trips: Vec<Observation> = (0..substations)
         .map(|s| {
             seq += 1;
-            obs(seq, t0, format!("sub/{s}"), "substation.trip", Severity::Extreme, Layer::Utility, positions[s * 10])
+            obs(
+                seq,
+                t0,
+                format!("sub/{s}"),
+                "substation.trip",
+                Severity::Extreme,
+                Layer::Utility,
+                positions[s * 10],
+            )
         })
         .collect();
     c.ingest_second(t0 / 1000, &mut trips);
@@ -720,22 +864,51 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
         let k = ((r >> 20) % 9) as usize;
         let p = positions[s * 10 + 1 + k];
         match (r >> 40) % 20 {
-            0..=11 => obs(seq, at, format!("sig/{s}/{k}"), "signal.dark", Severity::Severe, Layer::Transport, p),
+            0..=11 => obs(
+                seq,
+                at,
+                format!("sig/{s}/{k}"),
+                "signal.dark",
+                Severity::Severe,
+                Layer::Transport,
+                p,
+            ),
             12..=16 => {
-                let q = GeoPoint { lon: p.lon + 0.0005, lat: p.lat };
-                obs(seq, at, format!("veh/{}", (r >> 8) % 5_000), "vehicle.delayed", Severity::Moderate, Layer::Transport, q)
+                let q = GeoPoint {
+                    lon: p.lon + 0.0005,
+                    lat: p.lat,
+                };
+                obs(
+                    seq,
+                    at,
+                    format!("veh/{}", (r >> 8) % 5_000),
+                    "vehicle.delayed",
+                    Severity::Moderate,
+                    Layer::Transport,
+                    q,
+                )
             }
-            _ => obs(seq, at, format!("sig/{s}/{k}"), "signal.ok", Severity::Normal, Layer::Transport, p),
+            _ => obs(
+                seq,
+                at,
+                format!("sig/{s}/{k}"),
+                "signal.ok",
+                Severity::Normal,
+                Layer::Transport,
+                p,
+            ),
         }
     };
     let mut second = t0 / 1000 + 1;
     let started = Instant::now();
     let mut done = 0usize;
     while done < n {
-        let mut b: Vec<Observation> = (0..batch.min(n - done)).map(|_| {
-            seq += 1;
-            make(seq, second * 1000 + 100)
-        }).collect();
+        let mut b: Vec<Observation> = (0..batch.min(n - done))
+            .map(|_| {
+                seq += 1;
+                make(seq, second * 1000 + 100)
+            })
+            .collect();
         done += b.len();
         c.ingest_second(second, &mut b);
         second += 1;
@@ -798,12 +971,20 @@ pub struct SeekReport {
 
 /// The benchmark manifest, ending after the generated day.
 fn day_manifest() -> Result<Manifest, EngineError> {
-    let text = MANIFEST.replace("start = \"2026-11-26T00:00:00Z\"", "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"");
+    let text = MANIFEST.replace(
+        "start = \"2026-11-26T00:00:00Z\"",
+        "start = \"2026-11-26T00:00:00Z\"\nend = \"2026-11-27T00:00:00Z\"",
+    );
     Manifest::parse(&text).map_err(|e| EngineError::InvalidInput(e.to_string()))
 }
 
 /// A replay of generated messages with the default rules, on its own database file in `dir`.
-fn day_replay(dir: &Path, manifest: &Manifest, messages: Vec<TapeMessage>, db: &str) -> Result<cityops_engine::replay::Replay, EngineError> {
+fn day_replay(
+    dir: &Path,
+    manifest: &Manifest,
+    messages: Vec<TapeMessage>,
+    db: &str,
+) -> Result<cityops_engine::replay::Replay, EngineError> {
     let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
     let scenario = cityops_engine::scenario::Scenario {
         dir: dir.to_owned(),
@@ -846,7 +1027,10 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
     let t = Instant::now();
     replay.run_to_end()?;
     let replay_secs = t.elapsed().as_secs_f64();
-    let incidents = replay.desk().map(|d| d.correlator().incidents().count() as u64).unwrap_or(0);
+    let incidents = replay
+        .desk()
+        .map(|d| d.correlator().incidents().count() as u64)
+        .unwrap_or(0);
 
     // Seeks to random times, forwards and backwards.
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
@@ -922,9 +1106,18 @@ mod tests {
         let mut all = Vec::new();
         for msg in &messages {
             let layer = manifest.feed(&msg.feed).unwrap().layer;
-            let ctx = MessageContext { feed: &msg.feed, layer, seq: msg.line, received_ms: msg.time_ms, topic: None };
+            let ctx = MessageContext {
+                feed: &msg.feed,
+                layer,
+                seq: msg.line,
+                received_ms: msg.time_ms,
+                topic: None,
+            };
             for o in feeds::geojson::decode(ctx, &msg.body).unwrap().observations {
-                places.entry(o.entity.clone()).or_default().insert((o.position.lon.to_bits(), o.position.lat.to_bits()));
+                places
+                    .entry(o.entity.clone())
+                    .or_default()
+                    .insert((o.position.lon.to_bits(), o.position.lat.to_bits()));
                 kinds.insert(o.kind.clone());
                 all.push(o);
             }
@@ -935,8 +1128,18 @@ mod tests {
                 assert_eq!(at.len(), 1, "{entity} moved");
             }
         }
-        assert!(places.iter().any(|(e, at)| e.starts_with("vehicles/") && at.len() > 1), "no vehicle moved");
-        for k in ["camera.offline", "camera.online", "vehicle.delayed", "vehicle.position", "report.outage", "feeder.voltage"] {
+        assert!(
+            places.iter().any(|(e, at)| e.starts_with("vehicles/") && at.len() > 1),
+            "no vehicle moved"
+        );
+        for k in [
+            "camera.offline",
+            "camera.online",
+            "vehicle.delayed",
+            "vehicle.position",
+            "report.outage",
+            "feeder.voltage",
+        ] {
             assert!(kinds.contains(k), "no {k}");
         }
         let rules = Rules::parse(DEFAULT_RULES).unwrap();
@@ -966,7 +1169,10 @@ mod tests {
         }
         let start = stepped.clock().start_ms;
         let incidents = stored(&whole).len();
-        assert!(incidents > 100, "{incidents} incidents: too few for steps of 7 to matter");
+        assert!(
+            incidents > 100,
+            "{incidents} incidents: too few for steps of 7 to matter"
+        );
         let hour = 3_600_000;
         for (k, t) in [13, 2, 20, 7, 23, 1].into_iter().enumerate() {
             for r in [&mut stepped, &mut whole] {

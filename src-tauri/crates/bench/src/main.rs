@@ -4,18 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
 use cityops_bench::Tape;
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_decoders as feeds;
+use clap::{Parser, Subcommand};
 
 /// mimalloc, as the `cityops` and desktop binaries use it, so the figures are the product's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "cityops-bench", version, about = "cityops benchmarks: each prints ratios against a baseline measured in the same run")]
+#[command(
+    name = "cityops-bench",
+    version,
+    about = "cityops benchmarks: each prints ratios against a baseline measured in the same run"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,7 +113,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Mqtt { port, rate, seconds } => {
             let tmp = tempfile::tempdir()?;
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             let r = rt.block_on(cityops_bench::mqtt_soak(port, rate, seconds, tmp.path()))?;
             println!("{}", serde_json::to_string(&r)?);
             println!(
@@ -119,7 +126,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Decode { seconds, data, formats } => {
-            for case in decode_cases(&data)?.into_iter().filter(|c| formats.is_empty() || formats.iter().any(|f| f == c.spec.format.as_str())) {
+            for case in decode_cases(&data)?
+                .into_iter()
+                .filter(|c| formats.is_empty() || formats.iter().any(|f| f == c.spec.format.as_str()))
+            {
                 let r = cityops_bench::decode_rate(&case, seconds)?;
                 println!("{}", serde_json::to_string(&r)?);
                 let tokenizer = match (r.tokenizer_mb_per_sec, r.tokenizer_ratio) {
@@ -133,22 +143,39 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Outbox { actions, dir, webhook, secret_env } => {
+        Command::Outbox {
+            actions,
+            dir,
+            webhook,
+            secret_env,
+        } => {
             let tmp = tempfile::tempdir_in(".")?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let r = rt.block_on(cityops_bench::outbox::run(&dir, actions.max(1), webhook.as_deref().map(|u| (u, secret_env.as_str()))))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let r = rt.block_on(cityops_bench::outbox::run(
+                &dir,
+                actions.max(1),
+                webhook.as_deref().map(|u| (u, secret_env.as_str())),
+            ))?;
             println!("{}", serde_json::to_string(&r)?);
             eprintln!(
                 "commit p50 {:.0} us p99 {:.0} us; fdatasync p50 {:.0} us p99 {:.0} us; ratio p50 {:.2} p99 {:.2}",
                 r.commit_p50_us, r.commit_p99_us, r.fdatasync_p50_us, r.fdatasync_p99_us, r.ratio_p50, r.ratio_p99
             );
-            if let (Some(rate), Some(bare), Some(ratio)) = (r.delivered_per_sec, r.bare_posts_per_sec, r.delivery_ratio) {
+            if let (Some(rate), Some(bare), Some(ratio)) = (r.delivered_per_sec, r.bare_posts_per_sec, r.delivery_ratio)
+            {
                 eprintln!("delivered {} actions to the webhook receiver: {rate:.1} actions/s; bare signed POSTs {bare:.1}/s; ratio {ratio:.2}", r.delivered);
             }
             Ok(())
         }
-        Command::Seek { observations, seeks, dir } => {
+        Command::Seek {
+            observations,
+            seeks,
+            dir,
+        } => {
             let tmp = tempfile::tempdir_in(".")?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
             let r = cityops_bench::seek(observations, seeks.max(1), &dir)?;
@@ -172,7 +199,11 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Correlate { substations, observations, batch } => {
+        Command::Correlate {
+            substations,
+            observations,
+            batch,
+        } => {
             let r = cityops_bench::correlation(substations, observations, batch.max(1))?;
             println!("{}", serde_json::to_string(&r)?);
             println!(
@@ -181,7 +212,11 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Ingest { observations, tape, dir } => {
+        Command::Ingest {
+            observations,
+            tape,
+            dir,
+        } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
             let tapes = match tape.as_deref() {
@@ -210,7 +245,13 @@ const DEMO_TIME_MS: i64 = 1_795_719_600_000;
 fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_bench::DecodeCase>> {
     use cityops_core::tape::FeedFormat;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let spec = |id: &str, layer: Layer, format: FeedFormat| FeedSpec { id: id.into(), layer, format, name: String::new(), mapping: serde_json::Value::Null };
+    let spec = |id: &str, layer: Layer, format: FeedFormat| FeedSpec {
+        id: id.into(),
+        layer,
+        format,
+        name: String::new(),
+        mapping: serde_json::Value::Null,
+    };
     let mut cases = Vec::new();
 
     // GeoJSON: every message of the demo tape (real OSM assets and routes).
@@ -219,7 +260,11 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_bench::DecodeCase>> {
         spec: spec("demo", Layer::Transport, FeedFormat::GeoJson),
         base_dir: demo.dir.clone(),
         source: "fixtures/scenarios/helsinki-storm tape bodies".into(),
-        payloads: demo.messages.iter().map(|m| (m.topic.clone(), m.body.clone())).collect(),
+        payloads: demo
+            .messages
+            .iter()
+            .map(|m| (m.topic.clone(), m.body.clone()))
+            .collect(),
         bare: feeds::geojson::bare_parse,
         tokenize: None,
         received_ms: DEMO_TIME_MS,
@@ -240,7 +285,10 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_bench::DecodeCase>> {
         spec: cap,
         base_dir: cap_dir.clone(),
         source: format!("{} real alerts in {}", alerts.len(), cap_dir.display()),
-        payloads: alerts.iter().map(|p| std::fs::read(p).map(|b| (None, b))).collect::<Result<_, _>>()?,
+        payloads: alerts
+            .iter()
+            .map(|p| std::fs::read(p).map(|b| (None, b)))
+            .collect::<Result<_, _>>()?,
         bare: feeds::xml::bare_parse,
         tokenize: Some(feeds::cap::tokenize),
         received_ms: DEMO_TIME_MS,
@@ -274,7 +322,9 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_bench::DecodeCase>> {
         .iter()
         .map(|name| {
             let path = miway.join(format!("{name}.pb"));
-            std::fs::read(&path).map(|b| (None, b)).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            std::fs::read(&path)
+                .map(|b| (None, b))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         })
         .collect::<anyhow::Result<_>>()?;
     cases.push(cityops_bench::DecodeCase {

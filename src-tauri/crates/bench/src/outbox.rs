@@ -10,8 +10,8 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 use serde::Serialize;
 
-use cityops_outbox::{config, Outbox, OutboxError};
 use cityops_dto::{ActionParams, ActionRequestDto, OperatorDto, OperatorRole};
+use cityops_outbox::{config, Outbox, OutboxError};
 use cityops_store::Store;
 
 /// What `cityops-bench outbox` prints.
@@ -42,7 +42,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> OutboxError + '_ {
-    move |source| OutboxError::Io { path: path.to_owned(), source }
+    move |source| OutboxError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Alternates `n` action commits (`Outbox::confirm`: insert, audit append, `synchronous=FULL`
@@ -55,14 +58,33 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
     let specs = config::parse(Path::new("bench.toml"), text)?;
     let mut outbox = Outbox::idle(&db, specs)?;
     let raw_path = dir.join("bench-fdatasync.bin");
-    let mut raw = std::fs::OpenOptions::new().create(true).append(true).open(&raw_path).map_err(io(&raw_path))?;
-    let op = OperatorDto { name: "bench".into(), role: OperatorRole::Supervisor };
-    let place = Place { point: GeoPoint { lon: 24.94, lat: 60.17 }, label: "bench".into(), area: None };
-    let params = ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: "Feeder trip, crew needed".into() };
+    let mut raw = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&raw_path)
+        .map_err(io(&raw_path))?;
+    let op = OperatorDto {
+        name: "bench".into(),
+        role: OperatorRole::Supervisor,
+    };
+    let place = Place {
+        point: GeoPoint { lon: 24.94, lat: 60.17 },
+        label: "bench".into(),
+        area: None,
+    };
+    let params = ActionParams::ServiceRequest {
+        service_code: "utility-crew".into(),
+        description: "Feeder trip, crew needed".into(),
+    };
     let (mut commit, mut sync) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let block = [7u8; 512];
     for _ in 0..n {
-        let req = ActionRequestDto { backend: "bench".into(), incident: Some("inc".into()), at: None, params: params.clone() };
+        let req = ActionRequestDto {
+            backend: "bench".into(),
+            incident: Some("inc".into()),
+            at: None,
+            params: params.clone(),
+        };
         let p = outbox.preview(req, &place, &op, 0)?;
         let t = Instant::now();
         outbox.confirm(&p.token, &op, None)?;
@@ -72,7 +94,12 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
         raw.sync_data().map_err(io(&raw_path))?;
         sync.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let (c50, c99, s50, s99) = (pct(&mut commit, 0.5), pct(&mut commit, 0.99), pct(&mut sync, 0.5), pct(&mut sync, 0.99));
+    let (c50, c99, s50, s99) = (
+        pct(&mut commit, 0.5),
+        pct(&mut commit, 0.99),
+        pct(&mut sync, 0.5),
+        pct(&mut sync, 0.99),
+    );
     let mut out = OutboxBench {
         commits: n,
         commit_p50_us: c50,
@@ -88,13 +115,22 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
     };
     if let Some((url, secret_env)) = webhook {
         let db = dir.join("bench-outbox-webhook.db");
-        let text = format!("[[backends]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = {{ env = \"{secret_env}\" }}\n");
+        let text = format!(
+            "[[backends]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = {{ env = \"{secret_env}\" }}\n"
+        );
         let specs = config::parse(Path::new("bench.toml"), &text)?;
         let store = Store::open(&db)?;
         // Commit everything first (senders idle), then start the senders and time the drain.
         let mut committer = Outbox::idle(&db, specs.clone())?;
         for i in 0..n {
-            let req = ActionRequestDto { backend: "hook".into(), incident: None, at: None, params: ActionParams::Notify { message: format!("bench {i}") } };
+            let req = ActionRequestDto {
+                backend: "hook".into(),
+                incident: None,
+                at: None,
+                params: ActionParams::Notify {
+                    message: format!("bench {i}"),
+                },
+            };
             let p = committer.preview(req, &place, &op, 0)?;
             committer.confirm(&p.token, &op, None)?;
         }
@@ -107,19 +143,23 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
                 break;
             }
             if t.elapsed() > Duration::from_secs(600) {
-                return Err(OutboxError::InvalidInput(format!("{queued} actions still queued after 10 minutes")));
+                return Err(OutboxError::InvalidInput(format!(
+                    "{queued} actions still queued after 10 minutes"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let outbox_rate = out.delivered as f64 / t.elapsed().as_secs_f64();
         out.delivered_per_sec = Some(outbox_rate);
         // The bare client: the same signed JSON, the same headers, no store, no retries.
-        let secret = std::env::var(secret_env).map_err(|_| OutboxError::InvalidInput(format!("{secret_env} is not set")))?;
+        let secret =
+            std::env::var(secret_env).map_err(|_| OutboxError::InvalidInput(format!("{secret_env} is not set")))?;
         let client = reqwest::Client::new();
         let t = Instant::now();
         for i in 0..n {
             let body = serde_json::json!({ "key": format!("bare-{i}"), "message": format!("bench {i}") }).to_string();
-            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).map_err(|e| OutboxError::InvalidInput(e.to_string()))?;
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes())
+                .map_err(|e| OutboxError::InvalidInput(e.to_string()))?;
             hmac::Mac::update(&mut mac, body.as_bytes());
             let sig = format!("sha256={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
             let resp = client
@@ -132,7 +172,10 @@ pub async fn run(dir: &Path, n: usize, webhook: Option<(&str, &str)>) -> Result<
                 .await
                 .map_err(|e| OutboxError::InvalidInput(format!("bare post: {e}")))?;
             if !resp.status().is_success() {
-                return Err(OutboxError::InvalidInput(format!("bare post answered {}", resp.status())));
+                return Err(OutboxError::InvalidInput(format!(
+                    "bare post answered {}",
+                    resp.status()
+                )));
             }
         }
         let bare = n as f64 / t.elapsed().as_secs_f64();

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
-use cityops_live::config::LiveConfig;
 use cityops_decoders::{self as feeds, MessageContext};
 use cityops_engine::headless;
+use cityops_live::config::LiveConfig;
 use cityops_live::{self as live, Health, LiveOptions};
 use cityops_store::{AuditOutcome, Store};
+use clap::{Parser, Subcommand};
 
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
 /// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
@@ -21,7 +21,11 @@ use cityops_store::{AuditOutcome, Store};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "cityops", version, about = "cityops without a window: replay scenarios, inspect stores")]
+#[command(
+    name = "cityops",
+    version,
+    about = "cityops without a window: replay scenarios, inspect stores"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -310,9 +314,7 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -334,9 +336,19 @@ fn read_pin(var: &str) -> anyhow::Result<String> {
 }
 
 /// Signs `name` in as `role` on the roster's authority, with the PIN from `pin_env`.
-fn sign_in(store: &Store, name: &str, role: cityops_engine::dto::OperatorRole, pin_env: Option<&str>) -> anyhow::Result<()> {
+fn sign_in(
+    store: &Store,
+    name: &str,
+    role: cityops_engine::dto::OperatorRole,
+    pin_env: Option<&str>,
+) -> anyhow::Result<()> {
     let pin = pin_env.map(read_pin).transpose()?;
-    let outcome = store.sign_in(name, role.as_str(), pin.as_deref(), chrono::Utc::now().timestamp_millis())?;
+    let outcome = store.sign_in(
+        name,
+        role.as_str(),
+        pin.as_deref(),
+        chrono::Utc::now().timestamp_millis(),
+    )?;
     if outcome != cityops_store::SignIn::Accepted {
         anyhow::bail!("{}", cityops_engine::incidents::sign_in_refusal(name, role, &outcome));
     }
@@ -345,32 +357,64 @@ fn sign_in(store: &Store, name: &str, role: cityops_engine::dto::OperatorRole, p
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Replay { scenario, db, speed, json } => {
+        Command::Replay {
+            scenario,
+            db,
+            speed,
+            json,
+        } => {
             let summary = if speed == "max" {
                 headless::replay_max(&scenario, &db)?
             } else {
-                let factor: f64 = speed.parse().map_err(|_| anyhow::anyhow!("--speed {speed:?}: expected max or a number"))?;
+                let factor: f64 = speed
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--speed {speed:?}: expected max or a number"))?;
                 let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
                 rt.block_on(headless::replay_paced(&scenario, &db, factor))?
             };
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
-                println!("{}: {} messages, {} observations accepted, {} rejected", summary.scenario, summary.messages, summary.accepted, summary.rejected);
+                println!(
+                    "{}: {} messages, {} observations accepted, {} rejected",
+                    summary.scenario, summary.messages, summary.accepted, summary.rejected
+                );
                 for layer in headless::layer_names() {
                     println!("  {layer:<10} {}", summary.per_layer.get(layer).copied().unwrap_or(0));
                 }
                 println!("  hash {}", summary.observation_set_hash);
-                println!("  {} incidents, hash {}\n  {} ms", summary.incidents, summary.incident_set_hash, summary.elapsed_ms);
+                println!(
+                    "  {} incidents, hash {}\n  {} ms",
+                    summary.incidents, summary.incident_set_hash, summary.elapsed_ms
+                );
             }
             Ok(())
         }
-        Command::Ingest { config, db, duration, health_every, json } => {
+        Command::Ingest {
+            config,
+            db,
+            duration,
+            health_every,
+            json,
+        } => {
             let config = LiveConfig::load(&config)?;
             let store = Store::open(&db)?;
-            live_run(config, store, LiveOptions::default(), duration, Some(health_every), json)
+            live_run(
+                config,
+                store,
+                LiveOptions::default(),
+                duration,
+                Some(health_every),
+                json,
+            )
         }
-        Command::Record { config, out, db, duration, json } => {
+        Command::Record {
+            config,
+            out,
+            db,
+            duration,
+            json,
+        } => {
             let config = LiveConfig::load(&config)?;
             let tmp = tempfile::tempdir()?;
             let store = Store::open(&db.unwrap_or_else(|| tmp.path().join("record.db")))?;
@@ -382,7 +426,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::open(&db)?;
             let run = match run {
                 Some(r) => r,
-                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
+                None => store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
             };
             for i in store.injects(run)? {
                 println!("{}", i.line);
@@ -398,28 +444,77 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for a in actions {
                     let reference = a.reference.as_deref().unwrap_or("-");
                     let error = a.last_error.as_deref().unwrap_or("");
-                    println!("{:>5} {:<9} {:<12} {} attempts={} ref={reference} {error}", a.id, a.status.as_str(), a.backend, a.summary, a.attempts);
+                    println!(
+                        "{:>5} {:<9} {:<12} {} attempts={} ref={reference} {error}",
+                        a.id,
+                        a.status.as_str(),
+                        a.backend,
+                        a.summary,
+                        a.attempts
+                    );
                 }
             }
             Ok(())
         }
-        Command::Dispatch { backends, db, backend, params, at, label, incident, operator, role, pin_env, count, no_send, timeout } => {
+        Command::Dispatch {
+            backends,
+            db,
+            backend,
+            params,
+            at,
+            label,
+            incident,
+            operator,
+            role,
+            pin_env,
+            count,
+            no_send,
+            timeout,
+        } => {
             let specs = cityops_outbox::config::load(&backends)?;
-            let params: cityops_engine::dto::ActionParams = serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
-            let (lon, lat) = at.split_once(',').ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
-            let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?).ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
-            let role = cityops_engine::dto::OperatorRole::parse(&role).ok_or_else(|| anyhow::anyhow!("--role {role:?}: operator, supervisor or trainer"))?;
+            let params: cityops_engine::dto::ActionParams =
+                serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
+            let (lon, lat) = at
+                .split_once(',')
+                .ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
+            let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?)
+                .ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
+            let role = cityops_engine::dto::OperatorRole::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role {role:?}: operator, supervisor or trainer"))?;
             // The command line signs in like a window does: on the roster's authority.
             sign_in(&Store::open(&db)?, &operator, role, pin_env.as_deref())?;
-            let label = if label.is_empty() { format!("{:.5}, {:.5}", at.lat, at.lon) } else { label };
-            let burst = cityops_outbox::headless::Burst { backend, operator: cityops_engine::dto::OperatorDto { name: operator, role }, params, at, label, incident, count };
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let label = if label.is_empty() {
+                format!("{:.5}, {:.5}", at.lat, at.lon)
+            } else {
+                label
+            };
+            let burst = cityops_outbox::headless::Burst {
+                backend,
+                operator: cityops_engine::dto::OperatorDto { name: operator, role },
+                params,
+                at,
+                label,
+                incident,
+                count,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             rt.block_on(async {
-                let outbox = cityops_outbox::headless::commit_burst(&db, specs.clone(), &burst, !no_send, &mut std::io::stdout().lock())?;
+                let outbox = cityops_outbox::headless::commit_burst(
+                    &db,
+                    specs.clone(),
+                    &burst,
+                    !no_send,
+                    &mut std::io::stdout().lock(),
+                )?;
                 if no_send {
                     return Ok(());
                 }
-                let (queued, failed) = cityops_outbox::headless::send_until_idle(&db, Some(outbox), specs, Duration::from_secs(timeout)).await?;
+                let (queued, failed) =
+                    cityops_outbox::headless::send_until_idle(&db, Some(outbox), specs, Duration::from_secs(timeout))
+                        .await?;
                 eprintln!("cityops: {queued} actions still queued, {failed} failed");
                 anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
                 Ok(())
@@ -427,38 +522,78 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Send { backends, db, timeout } => {
             let specs = cityops_outbox::config::load(&backends)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            let (queued, failed) = rt.block_on(cityops_outbox::headless::send_until_idle(&db, None, specs, Duration::from_secs(timeout)))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let (queued, failed) = rt.block_on(cityops_outbox::headless::send_until_idle(
+                &db,
+                None,
+                specs,
+                Duration::from_secs(timeout),
+            ))?;
             eprintln!("cityops: {queued} actions still queued, {failed} failed");
             anyhow::ensure!(queued == 0, "{queued} actions still queued after {timeout} s");
             Ok(())
         }
-        Command::Score { scenario, db, run, json } => {
+        Command::Score {
+            scenario,
+            db,
+            run,
+            json,
+        } => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
             let store = Store::open(&db)?;
             let run = match run {
                 Some(r) => r,
-                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+                None => store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
             };
             let score = cityops_engine::training::score_run(&store, run, &scenario.manifest.objectives)?;
             if json {
                 println!("{}", serde_json::to_string(&score)?);
             } else {
-                println!("{}: run {run}, {} of {} points", scenario.manifest.name, score.points, score.max_points);
+                println!(
+                    "{}: run {run}, {} of {} points",
+                    scenario.manifest.name, score.points, score.max_points
+                );
                 for o in &score.objectives {
-                    println!("  {:<8} {:<4} {}: {}", format!("{:?}", o.outcome).to_lowercase(), o.points, o.title, o.detail);
+                    println!(
+                        "  {:<8} {:<4} {}: {}",
+                        format!("{:?}", o.outcome).to_lowercase(),
+                        o.points,
+                        o.title,
+                        o.detail
+                    );
                 }
             }
             Ok(())
         }
-        Command::Report { db, out, run, scenario, versus } => {
+        Command::Report {
+            db,
+            out,
+            run,
+            scenario,
+            versus,
+        } => {
             let store = Store::open(&db)?;
             let run = match run {
                 Some(r) => r,
-                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+                None => store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
             };
-            let scenario = scenario.map(|s| cityops_engine::scenario::Scenario::load(&s)).transpose()?;
-            let html = cityops_engine::report::render(&cityops_engine::report::ReportInput { store: &store, run, scenario: scenario.as_ref(), versus, map_png: None })?;
+            let scenario = scenario
+                .map(|s| cityops_engine::scenario::Scenario::load(&s))
+                .transpose()?;
+            let html = cityops_engine::report::render(&cityops_engine::report::ReportInput {
+                store: &store,
+                run,
+                scenario: scenario.as_ref(),
+                versus,
+                map_png: None,
+            })?;
             std::fs::write(&out, html)?;
             println!("{}", out.display());
             Ok(())
@@ -468,36 +603,78 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for p in &problems {
                 println!("{p}");
             }
-            anyhow::ensure!(problems.is_empty(), "{} problems in {}", problems.len(), scenario.display());
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{} problems in {}",
+                problems.len(),
+                scenario.display()
+            );
             println!("{}: no problems", scenario.display());
             Ok(())
         }
-        Command::Roster { command: RosterCommand::Add { name, role, db, pin_env, by, by_pin_env } } => {
+        Command::Roster {
+            command:
+                RosterCommand::Add {
+                    name,
+                    role,
+                    db,
+                    pin_env,
+                    by,
+                    by_pin_env,
+                },
+        } => {
             let store = Store::open(&db)?;
             let pin = pin_env.as_deref().map(read_pin).transpose()?;
             let has_supervisor = store.roster()?.iter().any(|e| e.role == "supervisor");
             let (by, by_role) = match by {
                 Some(by) => {
-                    sign_in(&store, &by, cityops_engine::dto::OperatorRole::Supervisor, by_pin_env.as_deref())?;
+                    sign_in(
+                        &store,
+                        &by,
+                        cityops_engine::dto::OperatorRole::Supervisor,
+                        by_pin_env.as_deref(),
+                    )?;
                     (by, "supervisor")
                 }
-                None if has_supervisor => anyhow::bail!("the roster has supervisors: a change needs one of them (--by NAME --by-pin-env VAR)"),
+                None if has_supervisor => {
+                    anyhow::bail!("the roster has supervisors: a change needs one of them (--by NAME --by-pin-env VAR)")
+                }
                 // The first supervisor can only come from whoever holds the database file.
                 None => ("cityops roster add".to_owned(), "system"),
             };
-            store.roster_set(&name, &role, pin.as_deref(), &by, by_role, chrono::Utc::now().timestamp_millis())?;
+            store.roster_set(
+                &name,
+                &role,
+                pin.as_deref(),
+                &by,
+                by_role,
+                chrono::Utc::now().timestamp_millis(),
+            )?;
             println!("{name}: {role}{}", if pin.is_some() { ", PIN set" } else { "" });
             Ok(())
         }
-        Command::Roster { command: RosterCommand::List { db } } => {
+        Command::Roster {
+            command: RosterCommand::List { db },
+        } => {
             anyhow::ensure!(db.exists(), "{}: no such database", db.display());
             for e in Store::open(&db)?.roster()? {
-                let locked = e.locked_until_ms.filter(|t| *t > chrono::Utc::now().timestamp_millis()).map(|_| " (locked)").unwrap_or_default();
-                println!("{:<24} {:<10} {}{locked}", e.name, e.role, if e.has_pin { "PIN" } else { "no PIN" });
+                let locked = e
+                    .locked_until_ms
+                    .filter(|t| *t > chrono::Utc::now().timestamp_millis())
+                    .map(|_| " (locked)")
+                    .unwrap_or_default();
+                println!(
+                    "{:<24} {:<10} {}{locked}",
+                    e.name,
+                    e.role,
+                    if e.has_pin { "PIN" } else { "no PIN" }
+                );
             }
             Ok(())
         }
-        Command::Audit { command: AuditCommand::Verify { db, key_dir } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { db, key_dir },
+        } => {
             let store = Store::open_read_only(&db)?;
             let store = match key_dir {
                 Some(dir) => store.with_audit_dir(dir),
@@ -508,21 +685,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             match report.outcome() {
                 AuditOutcome::Intact => Ok(()),
                 AuditOutcome::Tampered => Err(Tampered(db.display().to_string()).into()),
-                AuditOutcome::Incomplete => anyhow::bail!("could not check the audit trail of {} completely", db.display()),
+                AuditOutcome::Incomplete => {
+                    anyhow::bail!("could not check the audit trail of {} completely", db.display())
+                }
             }
         }
-        Command::Decode { format, file, layer, topic, mapping, received, json } => decode(&format, &file, &layer, topic.as_deref(), mapping.as_deref(), received, json),
+        Command::Decode {
+            format,
+            file,
+            layer,
+            topic,
+            mapping,
+            received,
+            json,
+        } => decode(
+            &format,
+            &file,
+            &layer,
+            topic.as_deref(),
+            mapping.as_deref(),
+            received,
+            json,
+        ),
         Command::Quarantine { db, run, json } => {
             let store = Store::open(&db)?;
             let run = match run {
                 Some(r) => r,
-                None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+                None => store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
             };
             for q in store.quarantine(run)? {
-                let time = chrono::DateTime::from_timestamp_millis(q.received_ms).map(|t| t.to_rfc3339()).unwrap_or_default();
+                let time = chrono::DateTime::from_timestamp_millis(q.received_ms)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default();
                 if json {
                     let body = String::from_utf8_lossy(&q.body[..q.body.len().min(512)]).into_owned();
-                    println!("{}", serde_json::json!({"run": run, "feed": q.feed, "seq": q.seq, "place": q.place, "reason": q.reason, "received": time, "body": body}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"run": run, "feed": q.feed, "seq": q.seq, "place": q.place, "reason": q.reason, "received": time, "body": body})
+                    );
                 } else {
                     println!("{time} {} #{} {}: {}", q.feed, q.seq, q.place, q.reason);
                 }
@@ -537,21 +739,40 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
     let store = Store::open(db)?;
     let run = match run {
         Some(r) => r,
-        None => store.latest_run()?.ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
+        None => store
+            .latest_run()?
+            .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
     };
     let incidents = store.stored_incidents(run)?;
     // Written through a locked handle so a closed pipe (`| head`) ends the command with an error
     // instead of a panic.
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"run": run, "incidents": incidents}))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"run": run, "incidents": incidents}))?
+        )?;
         return Ok(());
     }
     writeln!(out, "run {run}: {} incidents", incidents.len())?;
     for i in &incidents {
-        writeln!(out, "{} [{} {} {}] {} ({} members)", i.id, i.severity, i.status, i.lifecycle, i.title, i.members.len())?;
+        writeln!(
+            out,
+            "{} [{} {} {}] {} ({} members)",
+            i.id,
+            i.severity,
+            i.status,
+            i.lifecycle,
+            i.title,
+            i.members.len()
+        )?;
         for m in &i.members {
-            writeln!(out, "  - {} {} [{} {:.2}] {}", m.entity, m.kind, m.rule, m.confidence, m.explanation)?;
+            writeln!(
+                out,
+                "  - {} {} [{} {:.2}] {}",
+                m.entity, m.kind, m.rule, m.confidence, m.explanation
+            )?;
         }
     }
     Ok(())
@@ -570,13 +791,24 @@ enum DurationError {
 
 /// Parses `90s`, `10m`, `2h` or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let (number, unit) = text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
-    let n: u64 = number.parse().map_err(|_| DurationError::NotANumber { text: text.to_owned() })?;
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.trim().len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| DurationError::NotANumber { text: text.to_owned() })?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(DurationError::UnknownUnit { text: text.to_owned(), unit: unit.to_owned() }),
+        _ => {
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+            })
+        }
     };
     Ok(Duration::from_secs(secs))
 }
@@ -590,11 +822,23 @@ struct ReceivedError {
 
 /// Parses `--received` into milliseconds since the epoch.
 fn parse_received(text: &str) -> Result<i64, ReceivedError> {
-    chrono::DateTime::parse_from_rfc3339(text.trim()).map(|t| t.timestamp_millis()).map_err(|_| ReceivedError { text: text.to_owned() })
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ReceivedError { text: text.to_owned() })
 }
 
-fn live_run(config: LiveConfig, store: Store, options: LiveOptions, duration: Option<Duration>, health_every: Option<Duration>, json: bool) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+fn live_run(
+    config: LiveConfig,
+    store: Store,
+    options: LiveOptions,
+    duration: Option<Duration>,
+    health_every: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let health = Health::default();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -634,7 +878,10 @@ fn print_health(health: &Health, json: bool) -> anyhow::Result<()> {
         if json {
             println!("{}", serde_json::to_string(&serde_json::json!({"health": h}))?);
         } else {
-            let age = h.last_message_ms.map(|t| format!("{:.1}s ago", (now - t) as f64 / 1000.0)).unwrap_or_else(|| "never".into());
+            let age = h
+                .last_message_ms
+                .map(|t| format!("{:.1}s ago", (now - t) as f64 / 1000.0))
+                .unwrap_or_else(|| "never".into());
             eprintln!(
                 "{:<20} {:<10} {:<13} last {:<12} {:>5}/min lag {:>7} rejected {:<4} {}{}",
                 h.id,
@@ -645,14 +892,25 @@ fn print_health(health: &Health, json: bool) -> anyhow::Result<()> {
                 h.lag_ms.map(|l| format!("{l}ms")).unwrap_or_else(|| "-".into()),
                 h.rejected,
                 if h.stale { "STALE " } else { "" },
-                h.last_error.as_deref().or(h.last_reasons.last().map(String::as_str)).unwrap_or(""),
+                h.last_error
+                    .as_deref()
+                    .or(h.last_reasons.last().map(String::as_str))
+                    .unwrap_or(""),
             );
         }
     }
     Ok(())
 }
 
-fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: Option<&Path>, received: Option<i64>, json: bool) -> anyhow::Result<()> {
+fn decode(
+    format: &str,
+    file: &Path,
+    layer: &str,
+    topic: Option<&str>,
+    mapping: Option<&Path>,
+    received: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let format = format.parse().map_err(|e| anyhow::anyhow!("--format: {e}"))?;
     let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e}"))?;
     let mapping = match mapping {
@@ -664,7 +922,13 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
         None => serde_json::Value::Null,
     };
     let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let spec = FeedSpec { id: "decode".into(), layer, format, name: String::new(), mapping };
+    let spec = FeedSpec {
+        id: "decode".into(),
+        layer,
+        format,
+        name: String::new(),
+        mapping,
+    };
     let base = file.parent().unwrap_or(Path::new("."));
     // A file is a message received some time ago: its timestamps are judged against when it
     // arrived, not against today, or any archive older than the plausibility window would
@@ -675,17 +939,41 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
         (None, None) => (chrono::Utc::now().timestamp_millis(), "clock"),
     };
     let arrival = feeds::mapping::rfc3339(received_ms);
-    let ctx = MessageContext { feed: "decode", layer, seq: 1, received_ms, topic };
+    let ctx = MessageContext {
+        feed: "decode",
+        layer,
+        seq: 1,
+        received_ms,
+        topic,
+    };
     match feeds::decode_once(&spec, base, ctx, &body) {
         Ok(decoded) => {
             if json {
-                let rejected: Vec<_> = decoded.rejected.iter().map(|r| serde_json::json!({"place": r.place, "reason": r.reason})).collect();
+                let rejected: Vec<_> = decoded
+                    .rejected
+                    .iter()
+                    .map(|r| serde_json::json!({"place": r.place, "reason": r.reason}))
+                    .collect();
                 let received = serde_json::json!({"time": arrival, "from": source});
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"received": received, "observations": decoded.observations, "rejected": rejected}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"received": received, "observations": decoded.observations, "rejected": rejected})
+                    )?
+                );
             } else {
                 println!("received {arrival} ({source})");
                 for o in &decoded.observations {
-                    println!("{} {} {} {} at {:.6},{:.6}: {}", o.entity, o.kind, o.severity.as_str(), o.observed_ms, o.position.lat, o.position.lon, o.title);
+                    println!(
+                        "{} {} {} {} at {:.6},{:.6}: {}",
+                        o.entity,
+                        o.kind,
+                        o.severity.as_str(),
+                        o.observed_ms,
+                        o.position.lat,
+                        o.position.lon,
+                        o.title
+                    );
                 }
                 for r in &decoded.rejected {
                     println!("refused {}: {}", r.place, r.reason);
@@ -695,7 +983,10 @@ fn decode(format: &str, file: &Path, layer: &str, topic: Option<&str>, mapping: 
         }
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({"error": {"place": e.place, "reason": e.reason}}));
+                println!(
+                    "{}",
+                    serde_json::json!({"error": {"place": e.place, "reason": e.reason}})
+                );
             }
             anyhow::bail!("{}: refused at {}: {}", file.display(), e.place, e.reason)
         }

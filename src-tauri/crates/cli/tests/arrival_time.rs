@@ -21,7 +21,12 @@ fn capture() -> PathBuf {
 fn capture_truth() -> (i64, Vec<String>) {
     let feed = gtfs_realtime::FeedMessage::decode(std::fs::read(capture()).unwrap().as_slice()).unwrap();
     let header_ms = feed.header.timestamp.expect("the capture has a header time") as i64 * 1000;
-    let mut ids: Vec<String> = feed.entity.iter().filter(|e| e.vehicle.is_some()).map(|e| e.id.clone()).collect();
+    let mut ids: Vec<String> = feed
+        .entity
+        .iter()
+        .filter(|e| e.vehicle.is_some())
+        .map(|e| e.id.clone())
+        .collect();
     ids.sort();
     (header_ms, ids)
 }
@@ -36,24 +41,42 @@ fn decode(extra: &[&str]) -> Output {
 }
 
 fn json(out: &Output) -> Value {
-    assert!(out.status.success(), "cityops decode failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cityops decode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[test]
 fn cityops_decode_reads_an_archived_capture_at_its_own_header_time() {
     let (header_ms, vehicles) = capture_truth();
-    assert_eq!(vehicles.len(), 125, "the capture holds the 125 vehicles its provenance row names");
+    assert_eq!(
+        vehicles.len(),
+        125,
+        "the capture holds the 125 vehicles its provenance row names"
+    );
     let v = json(&decode(&[]));
     let observations = v["observations"].as_array().unwrap();
     let rejected = v["rejected"].as_array().unwrap();
-    assert!(rejected.is_empty(), "{} refused, the first: {}", rejected.len(), rejected[0]);
+    assert!(
+        rejected.is_empty(),
+        "{} refused, the first: {}",
+        rejected.len(),
+        rejected[0]
+    );
     assert_eq!(observations.len(), vehicles.len(), "one observation per vehicle");
-    assert_eq!(v["received"], serde_json::json!({"time": rfc3339(header_ms), "from": "payload header"}));
+    assert_eq!(
+        v["received"],
+        serde_json::json!({"time": rfc3339(header_ms), "from": "payload header"})
+    );
     for o in observations {
         assert_eq!(o["received_ms"], header_ms, "arrival is the header time: {o}");
     }
@@ -68,27 +91,46 @@ fn cityops_decode_judges_timestamps_against_the_received_flag() {
     let v = json(&decode(&["--received", &rfc3339(soon)]));
     let observations = v["observations"].as_array().unwrap();
     assert_eq!(observations.len(), vehicles.len());
-    assert!(observations.iter().all(|o| o["received_ms"] == soon), "arrival is the flag's time");
-    assert_eq!(v["received"], serde_json::json!({"time": rfc3339(soon), "from": "--received"}));
+    assert!(
+        observations.iter().all(|o| o["received_ms"] == soon),
+        "arrival is the flag's time"
+    );
+    assert_eq!(
+        v["received"],
+        serde_json::json!({"time": rfc3339(soon), "from": "--received"})
+    );
 
     // 400 days later, past the 366-day window: each vehicle is refused, naming that time.
     let late = header_ms + 400 * 24 * 3600 * 1000;
     let v = json(&decode(&["--received", &rfc3339(late)]));
     assert_eq!(v["observations"], serde_json::json!([]), "nothing that old is believed");
     let rejected = v["rejected"].as_array().unwrap();
-    let stale: Vec<&Value> = rejected.iter().filter(|r| r["place"].as_str().unwrap().starts_with("entity[")).collect();
+    let stale: Vec<&Value> = rejected
+        .iter()
+        .filter(|r| r["place"].as_str().unwrap().starts_with("entity["))
+        .collect();
     assert_eq!(stale.len(), vehicles.len(), "one refusal per vehicle");
     let arrival = format!("from the arrival time {}", rfc3339(late));
     for r in &stale {
         let reason = r["reason"].as_str().unwrap();
-        assert!(reason.contains("days from") && reason.contains(&arrival), "{reason:?} should say it is too far {arrival}");
+        assert!(
+            reason.contains("days from") && reason.contains(&arrival),
+            "{reason:?} should say it is too far {arrival}"
+        );
     }
-    assert!(rejected.iter().any(|r| r["place"] == "header.timestamp"), "the header time is refused too");
+    assert!(
+        rejected.iter().any(|r| r["place"] == "header.timestamp"),
+        "the header time is refused too"
+    );
 
     // A time that is not RFC 3339 is refused before anything is decoded, naming the flag.
     let out = decode(&["--received", "yesterday"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--received"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--received"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -119,11 +161,23 @@ format = "gtfs-rt"
     let db = dir.path().join("out.db");
     let summary = headless::replay_max(dir.path(), &db).unwrap();
     assert_eq!(summary.rejected, 0, "nothing refused");
-    assert_eq!(summary.per_layer.get("transport"), Some(&(vehicles.len() as u64)), "every vehicle replays");
+    assert_eq!(
+        summary.per_layer.get("transport"),
+        Some(&(vehicles.len() as u64)),
+        "every vehicle replays"
+    );
     let replay = headless::open_replay(dir.path(), &db).unwrap();
     let mut arrivals = std::collections::BTreeSet::new();
-    replay.pipeline().store().for_each(summary.run, |o| {
-        arrivals.insert(o.received_ms);
-    }).unwrap();
-    assert_eq!(arrivals.into_iter().collect::<Vec<_>>(), vec![arrived], "each arrived at its tape line's time");
+    replay
+        .pipeline()
+        .store()
+        .for_each(summary.run, |o| {
+            arrivals.insert(o.received_ms);
+        })
+        .unwrap();
+    assert_eq!(
+        arrivals.into_iter().collect::<Vec<_>>(),
+        vec![arrived],
+        "each arrived at its tape line's time"
+    );
 }

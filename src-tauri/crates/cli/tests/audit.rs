@@ -45,17 +45,36 @@ fn dispatch(s: &Site, count: u32) {
         .arg(backends())
         .arg("--db")
         .arg(&s.db)
-        .args(["--backend", "city-works", "--params", params, "--at", "24.9445,60.1709", "--count", &count.to_string(), "--no-send"])
+        .args([
+            "--backend",
+            "city-works",
+            "--params",
+            params,
+            "--at",
+            "24.9445,60.1709",
+            "--count",
+            &count.to_string(),
+            "--no-send",
+        ])
         .env("CITYOPS_CONFIG_DIR", &s.config)
         .env("CITYOPS_OPEN311_KEY", "test-key")
         .output()
         .unwrap();
-    assert!(out.status.success(), "dispatch: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dispatch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `cityops audit verify --db <db>` with the key and anchors in `config`.
 fn verify(db: &Path, config: &Path) -> Output {
-    Command::new(BIN).args(["audit", "verify", "--db"]).arg(db).env("CITYOPS_CONFIG_DIR", config).output().unwrap()
+    Command::new(BIN)
+        .args(["audit", "verify", "--db"])
+        .arg(db)
+        .env("CITYOPS_CONFIG_DIR", config)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -64,7 +83,13 @@ fn stdout(o: &Output) -> String {
 
 /// Asserts the exit code, showing what the command said when it is not the one expected.
 fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// The store as the app writes it, with the key and anchors in the site's config directory.
@@ -76,8 +101,13 @@ fn writer(s: &Site) -> Store {
 /// decision, a SOP tick and a trainer's inject, each with its audit entry.
 fn operator_work(s: &Site) {
     let store = writer(s);
-    store.roster_set("Aino", "supervisor", Some("2468"), "cityops roster add", "system", 500).unwrap();
-    assert_eq!(store.sign_in("Aino", "supervisor", Some("2468"), 1_000).unwrap(), SignIn::Accepted);
+    store
+        .roster_set("Aino", "supervisor", Some("2468"), "cityops roster add", "system", 500)
+        .unwrap();
+    assert_eq!(
+        store.sign_in("Aino", "supervisor", Some("2468"), 1_000).unwrap(),
+        SignIn::Accepted
+    );
     let run = store.begin_run("helsinki-storm", "2026-11-27T10:00:00Z").unwrap();
     let t = TransitionRow {
         incident: "inc-1".into(),
@@ -89,9 +119,20 @@ fn operator_work(s: &Site) {
         scenario_ms: 60_000,
     };
     store.record_transition(run, &t).unwrap();
-    let d = DecisionRow { id: 0, position_ms: 61_000, operator: "Aino".into(), at_ms: 61_000, action: r#"{"op":"split","member":"alarm/1"}"#.into() };
+    let d = DecisionRow {
+        id: 0,
+        position_ms: 61_000,
+        operator: "Aino".into(),
+        at_ms: 61_000,
+        action: r#"{"op":"split","member":"alarm/1"}"#.into(),
+    };
     store.record_decision(run, &d, "supervisor", 3_000, "inc-1").unwrap();
-    let tick = SopTickRow { incident: "inc-1".into(), step: 0, ticked: true, operator: "Aino".into() };
+    let tick = SopTickRow {
+        incident: "inc-1".into(),
+        step: 0,
+        ticked: true,
+        operator: "Aino".into(),
+    };
     store.record_sop_tick(run, &tick, "supervisor", 4_000, 62_000).unwrap();
     let inject = InjectRow {
         n: 1,
@@ -109,7 +150,10 @@ fn operator_work(s: &Site) {
 /// refuse changes to the audit table go first.
 fn tamper(db: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.execute_batch(&format!("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; {sql}")).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete; {sql}"
+    ))
+    .unwrap();
 }
 
 /// A site with four dispatched actions and the operators' work, verified intact first.
@@ -125,12 +169,18 @@ fn worked_site() -> Site {
 
 /// The newest entry's number, read with plain SQL.
 fn head(db: &Path) -> i64 {
-    rusqlite::Connection::open(db).unwrap().query_row("SELECT max(seq) FROM audit", [], |r| r.get(0)).unwrap()
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// How many rows a table has, read with plain SQL.
 fn rows(db: &Path, table: &str) -> i64 {
-    rusqlite::Connection::open(db).unwrap().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
 }
 
 fn has_column(conn: &rusqlite::Connection, table: &str, column: &str) -> bool {
@@ -145,23 +195,63 @@ fn has_column(conn: &rusqlite::Connection, table: &str, column: &str) -> bool {
 /// the schema records that.
 fn recompute_plain_chain(db: &Path, downgrade: bool) {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;").unwrap();
+    conn.execute_batch("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;")
+        .unwrap();
     if downgrade && has_column(&conn, "audit", "scheme") {
         conn.execute("UPDATE audit SET scheme = 'sha256'", []).unwrap();
     }
-    type Row = (i64, Option<i64>, i64, Option<i64>, String, String, String, String, String);
+    type Row = (
+        i64,
+        Option<i64>,
+        i64,
+        Option<i64>,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
     let rows: Vec<Row> = conn
-        .prepare("SELECT seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail FROM audit ORDER BY seq")
+        .prepare(
+            "SELECT seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail FROM audit ORDER BY seq",
+        )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })
         .unwrap()
         .map(Result::unwrap)
         .collect();
     let mut prev = "0".repeat(64);
     for (seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail) in rows {
-        let canonical = serde_json::json!([seq, run, wall_ms, scenario_ms, operator, role, action, subject, detail, prev]);
+        let canonical = serde_json::json!([
+            seq,
+            run,
+            wall_ms,
+            scenario_ms,
+            operator,
+            role,
+            action,
+            subject,
+            detail,
+            prev
+        ]);
         let hash = hex::encode(Sha256::digest(canonical.to_string().as_bytes()));
-        conn.execute("UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1", rusqlite::params![seq, prev, hash]).unwrap();
+        conn.execute(
+            "UPDATE audit SET prev_hash = ?2, hash = ?3 WHERE seq = ?1",
+            rusqlite::params![seq, prev, hash],
+        )
+        .unwrap();
         prev = hash;
     }
 }
@@ -176,7 +266,16 @@ fn copy_folder(from: &Path, to: &Path) {
 }
 
 fn listing(dir: &Path) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())).collect();
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
     out.sort();
     out
 }
@@ -197,7 +296,12 @@ fn verify_as_reader(tmp: &Path, db: &Path, keys: &Path) -> Output {
     std::fs::write(&probe, b"").unwrap();
     let root = std::fs::metadata(&probe).unwrap().uid() == 0;
     let mut cmd = Command::new(BIN);
-    cmd.args(["audit", "verify", "--db"]).arg(db).arg("--key-dir").arg(keys).env_remove("CITYOPS_CONFIG_DIR").env("HOME", tmp);
+    cmd.args(["audit", "verify", "--db"])
+        .arg(db)
+        .arg("--key-dir")
+        .arg(keys)
+        .env_remove("CITYOPS_CONFIG_DIR")
+        .env("HOME", tmp);
     if root {
         const NOBODY: u32 = 65534;
         std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -250,7 +354,11 @@ fn an_untouched_trail_is_intact_keyed_and_anchored() {
     assert_eq!((rows(&s.db, "actions"), rows(&s.db, "operators")), (4, 1));
     assert!(text.contains("5 rows cross-checked"), "{text}");
     let key = s.config.join("audit.key");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is for its owner only");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the key is for its owner only"
+    );
 }
 
 #[test]
@@ -265,7 +373,17 @@ fn concurrent_writers_leave_the_anchor_at_the_head() {
                 .arg(backends())
                 .arg("--db")
                 .arg(&s.db)
-                .args(["--backend", "city-works", "--params", params, "--at", "24.9445,60.1709", "--count", "10", "--no-send"])
+                .args([
+                    "--backend",
+                    "city-works",
+                    "--params",
+                    params,
+                    "--at",
+                    "24.9445,60.1709",
+                    "--count",
+                    "10",
+                    "--no-send",
+                ])
                 .env("CITYOPS_CONFIG_DIR", &s.config)
                 .env("CITYOPS_OPEN311_KEY", "test-key")
                 .stdout(std::process::Stdio::null())
@@ -280,8 +398,16 @@ fn concurrent_writers_leave_the_anchor_at_the_head() {
     assert_exit(&ok, 0);
     assert_eq!(rows(&s.db, "actions"), 31);
     let n = head(&s.db);
-    assert!(stdout(&ok).starts_with(&format!("audit trail intact: {n} entries")), "{}", stdout(&ok));
-    assert!(stdout(&ok).contains(&format!("anchored at entry {n} (")), "the anchor is at the head, not behind it: {}", stdout(&ok));
+    assert!(
+        stdout(&ok).starts_with(&format!("audit trail intact: {n} entries")),
+        "{}",
+        stdout(&ok)
+    );
+    assert!(
+        stdout(&ok).contains(&format!("anchored at entry {n} (")),
+        "the anchor is at the head, not behind it: {}",
+        stdout(&ok)
+    );
 }
 
 #[test]
@@ -305,7 +431,11 @@ fn deleting_the_newest_entries_is_detected() {
     tamper(&s.db, "DELETE FROM audit WHERE seq > 2;");
     let bad = verify(&s.db, &s.config);
     assert_exit(&bad, 3);
-    assert!(stdout(&bad).contains(&format!("entries 3 to {n} are missing")), "{}", stdout(&bad));
+    assert!(
+        stdout(&bad).contains(&format!("entries 3 to {n} are missing")),
+        "{}",
+        stdout(&bad)
+    );
 }
 
 #[test]
@@ -343,35 +473,53 @@ fn tampering_is_named(sql: &str, named: &str) {
 
 #[test]
 fn editing_an_action_body_is_detected_and_named() {
-    tampering_is_named("UPDATE actions SET body = replace(body, 'Feeder', 'Fake') WHERE id = 3;", "actions row [3]");
+    tampering_is_named(
+        "UPDATE actions SET body = replace(body, 'Feeder', 'Fake') WHERE id = 3;",
+        "actions row [3]",
+    );
 }
 
 #[test]
 fn editing_an_action_destination_is_detected_and_named() {
-    tampering_is_named("UPDATE actions SET destination = 'POST http://203.0.113.9/requests.json' WHERE id = 1;", "actions row [1]");
+    tampering_is_named(
+        "UPDATE actions SET destination = 'POST http://203.0.113.9/requests.json' WHERE id = 1;",
+        "actions row [1]",
+    );
 }
 
 #[test]
 fn editing_a_transition_is_detected_and_named() {
-    tampering_is_named("UPDATE incident_transitions SET operator = 'Mikko' WHERE id = 1;", "incident_transitions row [1]");
+    tampering_is_named(
+        "UPDATE incident_transitions SET operator = 'Mikko' WHERE id = 1;",
+        "incident_transitions row [1]",
+    );
 }
 
 #[test]
 fn editing_a_decision_is_detected_and_named() {
-    tampering_is_named("UPDATE manual_decisions SET action = '{\"op\":\"merge\"}' WHERE id = 1;", "manual_decisions row [1]");
+    tampering_is_named(
+        "UPDATE manual_decisions SET action = '{\"op\":\"merge\"}' WHERE id = 1;",
+        "manual_decisions row [1]",
+    );
 }
 
 #[test]
 fn editing_an_operator_pin_hash_is_detected_and_named() {
     // Mallory puts in the hash of a PIN she knows (any value will do for the check).
-    tampering_is_named("UPDATE operators SET pin_hash = lower(hex(randomblob(32))) WHERE name = 'Aino';", "operators row [\"Aino\"]");
+    tampering_is_named(
+        "UPDATE operators SET pin_hash = lower(hex(randomblob(32))) WHERE name = 'Aino';",
+        "operators row [\"Aino\"]",
+    );
 }
 
 #[test]
 fn editing_a_sop_tick_or_an_inject_is_detected_and_named() {
     for (sql, named) in [
         ("UPDATE sop_ticks SET ticked = 0 WHERE id = 1;", "sop_ticks row [1]"),
-        ("UPDATE injects SET line = replace(line, '63000', '1000') WHERE n = 1;", "injects row [1,1]"),
+        (
+            "UPDATE injects SET line = replace(line, '63000', '1000') WHERE n = 1;",
+            "injects row [1,1]",
+        ),
     ] {
         tampering_is_named(sql, named);
     }
@@ -399,7 +547,11 @@ fn a_mistyped_path_exits_1_and_creates_nothing() {
     let out = verify(&typo, &s.config);
     assert_exit(&out, 1);
     assert!(!typo.exists(), "verify created {}", typo.display());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("c.bd"), "the error names the file: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("c.bd"),
+        "the error names the file: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -422,7 +574,11 @@ fn a_read_only_evidence_copy_verifies_intact() {
     copy_config(&s.config, &keys);
     let out = verify_as_reader(s.tmp.path(), &evidence.join("c.db"), &keys);
     assert_exit(&out, 0);
-    assert!(stdout(&out).starts_with(&format!("audit trail intact: {} entries", head(&s.db))), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("audit trail intact: {} entries", head(&s.db))),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(listing(&evidence), before, "verify left the evidence folder as it was");
 }
 
@@ -435,7 +591,12 @@ fn a_read_only_copy_taken_while_the_database_is_open_verifies_intact() {
     for (i, name) in ["Aino", "Mikko", "Sari"].iter().enumerate() {
         store.sign_in(name, "operator", None, i as i64).unwrap();
     }
-    assert!(std::fs::metadata(s.data.join("c.db-wal")).map(|m| m.len() > 0).unwrap_or(false), "the commits are in the WAL");
+    assert!(
+        std::fs::metadata(s.data.join("c.db-wal"))
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
+        "the commits are in the WAL"
+    );
     let n = head(&s.db);
     let evidence = s.tmp.path().join("evidence");
     copy_folder(&s.data, &evidence);
@@ -444,6 +605,10 @@ fn a_read_only_copy_taken_while_the_database_is_open_verifies_intact() {
     copy_config(&s.config, &keys);
     let out = verify_as_reader(s.tmp.path(), &evidence.join("c.db"), &keys);
     assert_exit(&out, 0);
-    assert!(stdout(&out).starts_with(&format!("audit trail intact: {n} entries")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("audit trail intact: {n} entries")),
+        "{}",
+        stdout(&out)
+    );
     drop(store);
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use cityops_engine::dto::{ActionRequestDto, ApiError, LifecycleStatus, MapDiffDto, OperatorRole};
 use cityops_engine::error::EngineError;
-use cityops_store::Store;
 use cityops_engine::{Engine, EngineConfig};
+use cityops_store::Store;
 use serde_json::Value;
 
 /// How long an `eventually` step may keep asking before its last answer counts.
@@ -34,7 +34,8 @@ struct Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_keeps_the_contract() {
-    let text = std::fs::read_to_string(common::repo().join("fixtures/contract/suite.json")).expect("fixtures/contract/suite.json");
+    let text = std::fs::read_to_string(common::repo().join("fixtures/contract/suite.json"))
+        .expect("fixtures/contract/suite.json");
     let suite: Value = serde_json::from_str(&text).expect("the suite is JSON");
     let setup = &suite["setup"];
     let home = tempfile::tempdir().unwrap();
@@ -59,7 +60,13 @@ async fn the_engine_keeps_the_contract() {
             failures.push(format!("case {name}: {e}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases broke the contract:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases broke the contract:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// The suite's backends as a backends file (`fixtures/backends/README.md`).
@@ -68,8 +75,21 @@ fn backends_file(setup: &Value) -> String {
     let mut out = format!("sender = {}\n", q(&setup["sender"]));
     for b in setup["backends"].as_array().unwrap() {
         let kind = b["kind"].as_str().unwrap();
-        out.push_str(&format!("\n[[backends]]\nid = {}\nname = {}\nkind = {}\nchoices = {}\n", q(&b["id"]), q(&b["name"]), q(&b["kind"]), q(&b["choices"])));
-        for (field, key) in [("url", "url"), ("host", "host"), ("port", "port"), ("commandTopic", "command_topic"), ("responseTopic", "response_topic"), ("supervisorOnly", "supervisor_only")] {
+        out.push_str(&format!(
+            "\n[[backends]]\nid = {}\nname = {}\nkind = {}\nchoices = {}\n",
+            q(&b["id"]),
+            q(&b["name"]),
+            q(&b["kind"]),
+            q(&b["choices"])
+        ));
+        for (field, key) in [
+            ("url", "url"),
+            ("host", "host"),
+            ("port", "port"),
+            ("commandTopic", "command_topic"),
+            ("responseTopic", "response_topic"),
+            ("supervisorOnly", "supervisor_only"),
+        ] {
             if !b[field].is_null() {
                 out.push_str(&format!("{key} = {}\n", q(&b[field])));
             }
@@ -87,8 +107,14 @@ async fn run_case(setup: &Value, case: &Value, db: &Path, backends: &Path) -> Re
     // The roster's supervisors exist before the engine starts, as `cityops roster add` makes them.
     let store = Store::open(db).map_err(|e| e.to_string())?;
     for op in setup["roster"].as_array().unwrap() {
-        let (name, role, pin) = (op["name"].as_str().unwrap(), op["role"].as_str().unwrap(), op["pin"].as_str());
-        store.roster_set(name, role, pin, "contract", "system", 0).map_err(|e| e.to_string())?;
+        let (name, role, pin) = (
+            op["name"].as_str().unwrap(),
+            op["role"].as_str().unwrap(),
+            op["pin"].as_str(),
+        );
+        store
+            .roster_set(name, role, pin, "contract", "system", 0)
+            .map_err(|e| e.to_string())?;
     }
     drop(store);
     let engine = Engine::start(EngineConfig {
@@ -102,12 +128,20 @@ async fn run_case(setup: &Value, case: &Value, db: &Path, backends: &Path) -> Re
     let scenario = engine.scenario();
     let clock = (Value::from(scenario.start_ms), Value::from(scenario.end_ms));
     if clock != (setup["scenario"]["startMs"].clone(), setup["scenario"]["endMs"].clone()) {
-        return Err(format!("the scenario runs {} to {}, not as the suite's setup says", scenario.start_ms, scenario.end_ms));
+        return Err(format!(
+            "the scenario runs {} to {}, not as the suite's setup says",
+            scenario.start_ms, scenario.end_ms
+        ));
     }
-    let run = Run { engine, diffs: Arc::default() };
+    let run = Run {
+        engine,
+        diffs: Arc::default(),
+    };
     let mut bound = Bound::new();
     for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
-        run_step(&run, step, &mut bound).await.map_err(|e| format!("step {} ({}): {e}", i + 1, step))?;
+        run_step(&run, step, &mut bound)
+            .await
+            .map_err(|e| format!("step {} ({}): {e}", i + 1, step))?;
     }
     Ok(())
 }
@@ -141,7 +175,12 @@ async fn run_step(run: &Run, step: &Value, bound: &mut Bound) -> Result<(), Stri
 /// the first diff, which carries the whole picture.
 async fn subscribe(run: &Run, step: &Value, bound: &mut Bound) -> Result<(), String> {
     let sink = run.diffs.clone();
-    run.engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).map_err(|e| e.to_string())?;
+    run.engine
+        .subscribe(Box::new(move |d| {
+            sink.lock().unwrap().push(d);
+            true
+        }))
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let first = loop {
         if let Some(d) = run.diffs.lock().unwrap().first().cloned() {
@@ -154,10 +193,20 @@ async fn subscribe(run: &Run, step: &Value, bound: &mut Bound) -> Result<(), Str
     };
     let incidents = serde_json::to_value(first.incidents.map(|i| i.upserts).unwrap_or_default()).unwrap();
     for (name, kind) in step["bind"].as_object().into_iter().flatten() {
-        let found: Vec<&Value> = incidents.as_array().unwrap().iter().filter(|i| i["incidentType"] == *kind).collect();
+        let found: Vec<&Value> = incidents
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["incidentType"] == *kind)
+            .collect();
         match found[..] {
             [one] => bound.insert(name.clone(), one["id"].clone()),
-            _ => return Err(format!("{} queued incidents of type {kind}, not one: {incidents}", found.len())),
+            _ => {
+                return Err(format!(
+                    "{} queued incidents of type {kind}, not one: {incidents}",
+                    found.len()
+                ))
+            }
         };
     }
     Ok(())
@@ -171,17 +220,30 @@ fn arg<T: serde::de::DeserializeOwned>(args: &[Value], i: usize) -> Result<T, St
 /// `ApiError` the UI would receive.
 async fn call_engine(engine: &Engine, call: &str, args: &[Value]) -> Result<Result<Value, Value>, String> {
     fn json<T: serde::Serialize>(r: Result<T, EngineError>) -> Result<Value, Value> {
-        r.map(|v| serde_json::to_value(v).unwrap()).map_err(|e| serde_json::to_value(ApiError::from(&e)).unwrap())
+        r.map(|v| serde_json::to_value(v).unwrap())
+            .map_err(|e| serde_json::to_value(ApiError::from(&e)).unwrap())
     }
     Ok(match call {
         "seek" => json(engine.seek(arg(args, 0)?)),
-        "signIn" => json(engine.sign_in(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?).await),
+        "signIn" => json(
+            engine
+                .sign_in(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?)
+                .await,
+        ),
         "signOut" => json(engine.sign_out().await),
         "operator" => json(engine.operator().await),
         "roster" => json(engine.roster().await),
-        "assignRole" => json(engine.assign_role(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?).await),
+        "assignRole" => json(
+            engine
+                .assign_role(arg(args, 0)?, arg::<OperatorRole>(args, 1)?, arg(args, 2)?)
+                .await,
+        ),
         "incident" => json(engine.incident_detail(arg(args, 0)?).await),
-        "transition" => json(engine.incident_transition(arg(args, 0)?, arg::<LifecycleStatus>(args, 1)?).await),
+        "transition" => json(
+            engine
+                .incident_transition(arg(args, 0)?, arg::<LifecycleStatus>(args, 1)?)
+                .await,
+        ),
         "backends" => json(engine.backends().await),
         "previewAction" => json(engine.preview_action(arg::<ActionRequestDto>(args, 0)?).await),
         "armAction" => json(engine.arm_action(arg(args, 0)?).await),
@@ -223,7 +285,9 @@ fn matches(want: &Value, got: &Value, bound: &Bound, at: &str) -> Result<(), Str
         Value::Object(o) if o.contains_key("$hex") => {
             let n = o["$hex"].as_u64().unwrap_or(0) as usize;
             match got.as_str() {
-                Some(s) if s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
+                Some(s) if s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+                    Ok(())
+                }
                 _ => fail(),
             }
         }
@@ -238,9 +302,16 @@ fn matches(want: &Value, got: &Value, bound: &Bound, at: &str) -> Result<(), Str
         Value::Array(a) => {
             let Some(g) = got.as_array() else { return fail() };
             if a.len() != g.len() {
-                return Err(format!("at {at}: expected {} elements, got {}: {got}", a.len(), g.len()));
+                return Err(format!(
+                    "at {at}: expected {} elements, got {}: {got}",
+                    a.len(),
+                    g.len()
+                ));
             }
-            a.iter().zip(g).enumerate().try_for_each(|(i, (w, v))| matches(w, v, bound, &format!("{at}[{i}]")))
+            a.iter()
+                .zip(g)
+                .enumerate()
+                .try_for_each(|(i, (w, v))| matches(w, v, bound, &format!("{at}[{i}]")))
         }
         Value::String(_) => {
             if interpolate(want, bound)? == *got {
@@ -263,7 +334,11 @@ fn matches(want: &Value, got: &Value, bound: &Bound, at: &str) -> Result<(), Str
 fn interpolate(v: &Value, bound: &Bound) -> Result<Value, String> {
     Ok(match v {
         Value::String(s) => {
-            if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).filter(|i| is_name(i)) {
+            if let Some(inner) = s
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .filter(|i| is_name(i))
+            {
                 return lookup(inner, bound);
             }
             let mut out = String::new();
@@ -289,20 +364,28 @@ fn interpolate(v: &Value, bound: &Bound) -> Result<Value, String> {
             Value::String(out)
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| interpolate(x, bound)).collect::<Result<_, _>>()?),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| Ok((k.clone(), interpolate(x, bound)?))).collect::<Result<_, String>>()?),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), interpolate(x, bound)?)))
+                .collect::<Result<_, String>>()?,
+        ),
         other => other.clone(),
     })
 }
 
 /// A placeholder's name: letters, digits, `_`, `$` and dots (JSON's `{"` never is one).
 fn is_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
 fn lookup(name: &str, bound: &Bound) -> Result<Value, String> {
     let mut parts = name.split('.');
     let first = parts.next().unwrap_or_default();
-    let mut v = bound.get(first).ok_or_else(|| format!("{{{name}}}: nothing is bound to {first}"))?;
+    let mut v = bound
+        .get(first)
+        .ok_or_else(|| format!("{{{name}}}: nothing is bound to {first}"))?;
     for p in parts {
         v = v.get(p).ok_or_else(|| format!("{{{name}}}: no field {p}"))?;
     }

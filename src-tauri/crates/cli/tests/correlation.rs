@@ -25,7 +25,11 @@ fn demo_observations(scenario_dir: &Path) -> Vec<Observation> {
     let mut replay = headless::open_replay(scenario_dir, &dir.path().join("demo.db")).expect("the demo loads");
     replay.run_to_end().expect("the demo replays");
     let mut out = Vec::new();
-    replay.pipeline().store().for_each(replay.pipeline().run(), |o| out.push(o.clone())).expect("the store reads back");
+    replay
+        .pipeline()
+        .store()
+        .for_each(replay.pipeline().run(), |o| out.push(o.clone()))
+        .expect("the store reads back");
     out
 }
 
@@ -55,11 +59,16 @@ fn correlate_demo() -> (Correlator, Vec<Observation>) {
 }
 
 fn entities_of(all: &[Observation], kind: &str) -> BTreeSet<String> {
-    all.iter().filter(|o| o.kind == kind).map(|o| o.entity.clone()).collect()
+    all.iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| o.entity.clone())
+        .collect()
 }
 
 fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%H:%M:%SZ").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
 
 /// The incidents and every explanation, one line each.
@@ -91,7 +100,10 @@ fn summary(c: &Correlator) -> String {
                 m.rule,
                 m.explanation.confidence,
                 if m.cleared { " cleared" } else { "" },
-                m.duplicate_of.as_ref().map(|d| format!(" dup of {d}")).unwrap_or_default(),
+                m.duplicate_of
+                    .as_ref()
+                    .map(|d| format!(" dup of {d}"))
+                    .unwrap_or_default(),
                 m.explanation.text
             );
         }
@@ -110,7 +122,10 @@ fn the_storm_is_one_power_outage_with_its_dependents_explained() {
     assert_eq!(outages.len(), 1, "exactly one power outage:\n{}", summary(&c));
     let outage = outages[0];
     let root = outage.root().unwrap();
-    assert_eq!((root.entity.as_str(), root.kind.as_str()), ("way/644615094", "substation.trip"));
+    assert_eq!(
+        (root.entity.as_str(), root.kind.as_str()),
+        ("way/644615094", "substation.trip")
+    );
     let members: BTreeSet<&str> = outage.members.iter().map(|m| m.entity.as_str()).collect();
 
     // Every dark signal and every camera that lost power is a dependent, explained by supply.
@@ -121,12 +136,23 @@ fn the_storm_is_one_power_outage_with_its_dependents_explained() {
             assert!(members.contains(e.as_str()), "{kind} {e} is not in the outage");
             let m = outage.member(e).unwrap();
             assert_eq!(m.rule, "supplied-by-tripped-substation", "{e}");
-            assert_eq!(m.explanation.dependency_path.last().map(String::as_str), Some("way/644615094"));
-            assert!(m.explanation.text.contains("it is fed by that substation"), "{}", m.explanation.text);
+            assert_eq!(
+                m.explanation.dependency_path.last().map(String::as_str),
+                Some("way/644615094")
+            );
+            assert!(
+                m.explanation.text.contains("it is fed by that substation"),
+                "{}",
+                m.explanation.text
+            );
         }
     }
     // Delayed trams and buses in the service area are grouped at the dark junctions.
-    let delayed: Vec<_> = outage.members.iter().filter(|m| m.rule == "delayed-at-dark-junction").collect();
+    let delayed: Vec<_> = outage
+        .members
+        .iter()
+        .filter(|m| m.rule == "delayed-at-dark-junction")
+        .collect();
     assert!(delayed.len() >= 10, "only {} delayed vehicles grouped", delayed.len());
     assert!(delayed.iter().any(|m| m.entity.starts_with("vehicle/tram-")));
     // The intrusion alarm at the substation door is linked through its site.
@@ -138,7 +164,10 @@ fn the_storm_is_one_power_outage_with_its_dependents_explained() {
         assert!(members.contains(e.as_str()), "report {e} is not in the outage");
     }
     // Vehicle positions, normal readings and the storm warning are not members.
-    assert!(outage.members.iter().all(|m| m.kind != "vehicle.position" && !m.kind.starts_with("weather.")));
+    assert!(outage
+        .members
+        .iter()
+        .all(|m| m.kind != "vehicle.position" && !m.kind.starts_with("weather.")));
     let warnings: Vec<_> = c.incidents().filter(|i| i.incident_type == "weather_warning").collect();
     assert_eq!(warnings.len(), 1, "the storm warning is an incident of its own");
     assert_eq!(warnings[0].members.len(), 1);
@@ -152,7 +181,12 @@ fn the_storm_is_one_power_outage_with_its_dependents_explained() {
         std::fs::write(&path, &text).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(text, want, "the incident summary changed; rerun with UPDATE_SNAPSHOTS=1 and review {}", path.display());
+    assert_eq!(
+        text,
+        want,
+        "the incident summary changed; rerun with UPDATE_SNAPSHOTS=1 and review {}",
+        path.display()
+    );
 }
 
 #[test]

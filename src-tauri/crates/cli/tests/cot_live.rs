@@ -24,7 +24,11 @@ fn event(uid: &str, cot_type: &str, lat: f64, lon: f64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let taky = common::taky(port, &dir.path().join("taky"));
 
     let config_path = dir.path().join("feeds.toml");
@@ -37,8 +41,18 @@ async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() 
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let health = Health::default();
     let (stop, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(live::run(config, store, LiveOptions::default(), health.clone(), stop_rx));
-    let units = |h: &Health| h.snapshot(chrono::Utc::now().timestamp_millis()).into_iter().find(|f| f.id == "units");
+    let runner = tokio::spawn(live::run(
+        config,
+        store,
+        LiveOptions::default(),
+        health.clone(),
+        stop_rx,
+    ));
+    let units = |h: &Health| {
+        h.snapshot(chrono::Utc::now().timestamp_millis())
+            .into_iter()
+            .find(|f| f.id == "units")
+    };
     let wait = |what: &'static str, ok: &dyn Fn(&cityops_live::FeedHealthDto) -> bool| {
         let h = health.clone();
         let found = (0..600).any(|_| {
@@ -62,7 +76,10 @@ async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() 
         unit.flush().unwrap();
         std::thread::sleep(Duration::from_millis(500));
     };
-    send(&[event("HEL-1", "a-f-G-U-C", 60.171, 24.941), event("ALARM-7", "b-a-o-tbl", 60.172, 24.945)]);
+    send(&[
+        event("HEL-1", "a-f-G-U-C", 60.171, 24.941),
+        event("ALARM-7", "b-a-o-tbl", 60.172, 24.945),
+    ]);
     wait("two events", &|f| f.messages_per_minute >= 2);
 
     // The server goes away and comes back: the feed reports it and reconnects by itself.
@@ -74,7 +91,11 @@ async fn events_relayed_by_taky_arrive_and_the_feed_survives_a_server_restart() 
     wait("the event after the restart", &|f| f.messages_per_minute >= 3);
 
     stop.send(true).unwrap();
-    let summary = tokio::time::timeout(Duration::from_secs(20), runner).await.unwrap().unwrap().unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), runner)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     drop(taky);
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let shown = store.picture_at(summary.run, i64::MAX).unwrap();

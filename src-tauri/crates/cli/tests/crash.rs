@@ -30,7 +30,10 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -56,8 +59,12 @@ fn drop_file(inbox: &Path, n: usize) {
 fn stored(db: &Path) -> BTreeMap<String, u32> {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = conn.prepare("SELECT entity, count(*) FROM observations WHERE entity LIKE 'drop/%' GROUP BY entity").unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT entity, count(*) FROM observations WHERE entity LIKE 'drop/%' GROUP BY entity")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+        .unwrap();
     rows.map(Result::unwrap).collect()
 }
 
@@ -68,7 +75,12 @@ fn integrity(db: &Path) -> String {
 
 fn spawn_ingest(bin: &str, config: &Path, db: &Path, duration: Option<&str>) -> Child {
     let mut cmd = Command::new(bin);
-    cmd.arg("ingest").arg("--config").arg(config).arg("--db").arg(db).args(["--health-every", "1h"]);
+    cmd.arg("ingest")
+        .arg("--config")
+        .arg(config)
+        .arg("--db")
+        .arg(db)
+        .args(["--health-every", "1h"]);
     if let Some(d) = duration {
         cmd.args(["--duration", d]);
     }
@@ -77,7 +89,10 @@ fn spawn_ingest(bin: &str, config: &Path, db: &Path, duration: Option<&str>) -> 
 
 #[test]
 fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
-    let trials: usize = std::env::var("CITYOPS_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let trials: usize = std::env::var("CITYOPS_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
@@ -107,14 +122,28 @@ fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
             .arg(&backends)
             .arg("--db")
             .arg(&db)
-            .args(["--backend", "works", "--params", params, "--at", "24.9445,60.1709", "--count", "10"])
+            .args([
+                "--backend",
+                "works",
+                "--params",
+                params,
+                "--at",
+                "24.9445,60.1709",
+                "--count",
+                "10",
+            ])
             .env("CITYOPS_TEST_OPEN311_KEY", "k")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdout = dispatch.stdout.take().unwrap();
-        let keys = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>());
+        let keys = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
+        });
         // Files keep arriving while the engine runs, a few at a time.
         let run_for = Duration::from_millis(150 + rng.next() % 1350);
         let until = Instant::now() + run_for;
@@ -139,9 +168,16 @@ fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
             assert_eq!(*n, 1, "trial {trial}: {entity} stored {n} times");
         }
         let lost: Vec<&String> = before.keys().filter(|e| !after.contains_key(*e)).collect();
-        assert!(lost.is_empty(), "trial {trial}: committed before the kill, missing after it: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "trial {trial}: committed before the kill, missing after it: {lost:?}"
+        );
         if trial % 10 == 0 {
-            eprintln!("trial {trial}: killed after {run_for:?}; {} of {} dropped features stored", after.len(), dropped * FEATURES_PER_FILE);
+            eprintln!(
+                "trial {trial}: killed after {run_for:?}; {} of {} dropped features stored",
+                after.len(),
+                dropped * FEATURES_PER_FILE
+            );
         }
     }
     eprintln!("{trials} kills in {:?}; {dropped} files dropped", started.elapsed());
@@ -157,13 +193,29 @@ fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     last.kill().unwrap();
     last.wait().unwrap();
-    let send = Command::new(bin).args(["send", "--backends"]).arg(&backends).arg("--db").arg(&db).args(["--timeout", "120"]).env("CITYOPS_TEST_OPEN311_KEY", "k").status().unwrap();
+    let send = Command::new(bin)
+        .args(["send", "--backends"])
+        .arg(&backends)
+        .arg("--db")
+        .arg(&db)
+        .args(["--timeout", "120"])
+        .env("CITYOPS_TEST_OPEN311_KEY", "k")
+        .status()
+        .unwrap();
     assert!(send.success(), "cityops send failed");
 
     assert_eq!(integrity(&db), "ok");
     let all = stored(&db);
-    let missing: Vec<String> = (0..dropped).flat_map(|n| (0..FEATURES_PER_FILE).map(move |i| format!("drop/{n}/{i}"))).filter(|e| !all.contains_key(e)).collect();
-    assert!(missing.is_empty(), "{} dropped features never stored, first {:?}", missing.len(), missing.first());
+    let missing: Vec<String> = (0..dropped)
+        .flat_map(|n| (0..FEATURES_PER_FILE).map(move |i| format!("drop/{n}/{i}")))
+        .filter(|e| !all.contains_key(e))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} dropped features never stored, first {:?}",
+        missing.len(),
+        missing.first()
+    );
     assert!(all.values().all(|n| *n == 1), "a feature stored twice");
     assert_eq!(all.len(), dropped * FEATURES_PER_FILE);
     // The folder is drained into processed/ (a file left by the final kill is one whose key is
@@ -175,9 +227,15 @@ fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
     let actions = store.actions(u32::MAX).unwrap();
     let committed: BTreeSet<String> = actions.iter().map(|a| a.key.clone()).collect();
     for k in &printed_keys {
-        assert!(committed.contains(k), "action {k} was reported committed and is missing");
+        assert!(
+            committed.contains(k),
+            "action {k} was reported committed and is missing"
+        );
     }
-    assert!(actions.iter().all(|a| a.status == ActionStatus::Delivered), "every action delivered after the restarts");
+    assert!(
+        actions.iter().all(|a| a.status == ActionStatus::Delivered),
+        "every action delivered after the restarts"
+    );
     let answer = common::http(port, "GET", "/_test/log", &[], b"", Duration::from_secs(5)).unwrap();
     let mut created: BTreeMap<String, usize> = BTreeMap::new();
     for e in answer.json().as_array().unwrap() {
@@ -186,9 +244,24 @@ fn the_engine_killed_at_random_points_loses_and_doubles_nothing() {
         }
     }
     for k in &committed {
-        assert_eq!(created.get(k), Some(&1), "action {k} created {:?} times on the server", created.get(k));
+        assert_eq!(
+            created.get(k),
+            Some(&1),
+            "action {k} created {:?} times on the server",
+            created.get(k)
+        );
     }
-    assert!(created.keys().all(|k| committed.contains(k)), "the server holds an action that was never committed");
-    assert!(store.verify_audit().unwrap().is_ok(), "the audit chain survived the kills");
-    eprintln!("{} actions committed, each created once; {} features stored once each", committed.len(), all.len());
+    assert!(
+        created.keys().all(|k| committed.contains(k)),
+        "the server holds an action that was never committed"
+    );
+    assert!(
+        store.verify_audit().unwrap().is_ok(),
+        "the audit chain survived the kills"
+    );
+    eprintln!(
+        "{} actions committed, each created once; {} features stored once each",
+        committed.len(),
+        all.len()
+    );
 }

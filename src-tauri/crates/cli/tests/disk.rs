@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use cityops_engine::dto::MapDiffDto;
 use cityops_engine::LiveEngineConfig;
-use cityops_live::StorageHealthDto;
 use cityops_engine::{Engine, EngineConfig};
+use cityops_live::StorageHealthDto;
 
 type Diffs = Arc<Mutex<Vec<MapDiffDto>>>;
 
@@ -34,7 +34,11 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     fn mount(at: &Path, options: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(at).output().expect("mount(8) runs");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount(8) runs");
         assert!(
             out.status.success(),
             "this test mounts a small tmpfs to fill it, which needs root: {}",
@@ -85,7 +89,9 @@ fn drop_file(inbox: &Path, name: &str, prefix: &str, n: usize) {
 fn stored(db: &Path, prefix: &str) -> Vec<u32> {
     let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mut stmt = conn.prepare("SELECT count(*) FROM observations WHERE entity LIKE ?1 || '/%' GROUP BY entity").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT count(*) FROM observations WHERE entity LIKE ?1 || '/%' GROUP BY entity")
+        .unwrap();
     let rows = stmt.query_map([prefix], |r| r.get(0)).unwrap();
     rows.map(Result::unwrap).collect()
 }
@@ -97,7 +103,10 @@ fn fill(disk: &Path) -> PathBuf {
     let chunk = vec![0u8; 16 * 1024];
     while f.write_all(&chunk).is_ok() {}
     // The last partial chunk may have gone in; the next write fails for certain.
-    assert!(f.write_all(&chunk).is_err() || f.sync_all().is_err(), "the disk is full");
+    assert!(
+        f.write_all(&chunk).is_err() || f.sync_all().is_err(),
+        "the disk is full"
+    );
     path
 }
 
@@ -111,56 +120,115 @@ async fn a_full_disk_holds_ingest_in_memory_tells_the_operator_and_loses_nothing
     let feeds = dir.path().join("feeds.toml");
     std::fs::write(&feeds, "[[feeds]]\nid = \"inbox\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n").unwrap();
     let db = disk.join("live.db");
-    let engine = Engine::start_live(LiveEngineConfig { feeds, db_path: db.clone(), maps_dir: common::repo().join("maps"), backends: None }).unwrap();
+    let engine = Engine::start_live(LiveEngineConfig {
+        feeds,
+        db_path: db.clone(),
+        maps_dir: common::repo().join("maps"),
+        backends: None,
+    })
+    .unwrap();
     let diffs: Diffs = Arc::default();
     let sink = diffs.clone();
-    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+    engine
+        .subscribe(Box::new(move |d| {
+            sink.lock().unwrap().push(d);
+            true
+        }))
+        .unwrap();
 
     // With room on the disk, a file is stored and moved.
     drop_file(&inbox, "before.geojson", "before", 20);
-    until(&diffs, "the first file moved to processed/", |_| inbox.join("processed/before.geojson").exists().then_some(())).await;
+    until(&diffs, "the first file moved to processed/", |_| {
+        inbox.join("processed/before.geojson").exists().then_some(())
+    })
+    .await;
     assert_eq!(stored(&db, "before"), vec![1; 20]);
-    assert_eq!(storage(&diffs.lock().unwrap()).and_then(|s| s.fault), None, "no fault while there is room");
+    assert_eq!(
+        storage(&diffs.lock().unwrap()).and_then(|s| s.fault),
+        None,
+        "no fault while there is room"
+    );
 
     // The disk fills up; files keep arriving.
     let ballast = fill(&disk);
     for n in 0..12 {
         drop_file(&inbox, &format!("full-{n:02}.geojson"), &format!("full{n:02}"), 40);
     }
-    let fault = until(&diffs, "the operator told the disk is full", |d| storage(d).filter(|s| s.fault.is_some() && s.held > 0)).await;
-    assert!(fault.fault.as_deref().unwrap().contains("disk holding the database is full"), "{fault:?}");
+    let fault = until(&diffs, "the operator told the disk is full", |d| {
+        storage(d).filter(|s| s.fault.is_some() && s.held > 0)
+    })
+    .await;
+    assert!(
+        fault
+            .fault
+            .as_deref()
+            .unwrap()
+            .contains("disk holding the database is full"),
+        "{fault:?}"
+    );
     assert_eq!(fault.path, db.to_str().unwrap(), "the message names the database");
     assert_eq!(fault.faults, 1);
     // What arrives still reaches the map; the files stay in the folder until they are stored.
     until(&diffs, "every held observation on the map", |d| {
-        let shown: std::collections::HashSet<&str> = d.iter().flat_map(|d| &d.upserts).map(|u| u.id.as_str()).filter(|id| id.starts_with("full")).collect();
+        let shown: std::collections::HashSet<&str> = d
+            .iter()
+            .flat_map(|d| &d.upserts)
+            .map(|u| u.id.as_str())
+            .filter(|id| id.starts_with("full"))
+            .collect();
         (shown.len() == 12 * 40).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let waiting = std::fs::read_dir(&inbox).unwrap().filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("full-")).count();
-    assert!(waiting > 0, "files whose observations are not stored stay in the folder");
+    let waiting = std::fs::read_dir(&inbox)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("full-"))
+        .count();
+    assert!(
+        waiting > 0,
+        "files whose observations are not stored stay in the folder"
+    );
     // What was stored before is intact and readable.
     let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    assert_eq!(conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).unwrap(), "ok");
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
     drop(conn);
     assert_eq!(stored(&db, "before"), vec![1; 20]);
 
     // Space returns: everything held is stored, once, and the fault clears.
     std::fs::remove_file(&ballast).unwrap();
-    let cleared = until(&diffs, "the fault cleared", |d| storage(d).filter(|s| s.fault.is_none())).await;
+    let cleared = until(&diffs, "the fault cleared", |d| {
+        storage(d).filter(|s| s.fault.is_none())
+    })
+    .await;
     assert_eq!((cleared.held, cleared.faults), (0, 1));
     for n in 0..12 {
         let prefix = format!("full{n:02}");
         assert_eq!(stored(&db, &prefix), vec![1; 40], "{prefix} stored exactly once");
-        until(&diffs, "the file moved", |_| inbox.join(format!("processed/full-{n:02}.geojson")).exists().then_some(())).await;
+        until(&diffs, "the file moved", |_| {
+            inbox
+                .join(format!("processed/full-{n:02}.geojson"))
+                .exists()
+                .then_some(())
+        })
+        .await;
     }
     drop(engine);
 
     // A restart on the same database stores nothing twice.
     drop_file(&inbox, "after.geojson", "after", 5);
     let feeds = dir.path().join("feeds.toml");
-    let engine = Engine::start_live(LiveEngineConfig { feeds, db_path: db.clone(), maps_dir: common::repo().join("maps"), backends: None }).unwrap();
+    let engine = Engine::start_live(LiveEngineConfig {
+        feeds,
+        db_path: db.clone(),
+        maps_dir: common::repo().join("maps"),
+        backends: None,
+    })
+    .unwrap();
     for _ in 0..100 {
         if inbox.join("processed/after.geojson").exists() {
             break;
@@ -192,13 +260,28 @@ async fn a_replay_on_a_full_disk_waits_tells_the_operator_and_carries_on_when_sp
     let engine = Engine::start(config).unwrap();
     let diffs: Diffs = Arc::default();
     let sink = diffs.clone();
-    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+    engine
+        .subscribe(Box::new(move |d| {
+            sink.lock().unwrap().push(d);
+            true
+        }))
+        .unwrap();
 
     let ballast = fill(&disk);
     engine.set_speed(None).unwrap();
     engine.play().unwrap();
-    let fault = until(&diffs, "the trainer told the disk is full", |d| storage(d).filter(|s| s.fault.is_some())).await;
-    assert!(fault.fault.as_deref().unwrap().contains("disk holding the database is full"), "{fault:?}");
+    let fault = until(&diffs, "the trainer told the disk is full", |d| {
+        storage(d).filter(|s| s.fault.is_some())
+    })
+    .await;
+    assert!(
+        fault
+            .fault
+            .as_deref()
+            .unwrap()
+            .contains("disk holding the database is full"),
+        "{fault:?}"
+    );
     assert_eq!(fault.path, db.to_str().unwrap(), "the message names the database");
     assert!(fault.held > 0, "what the replay read waits in memory: {fault:?}");
     // The clock waits where the disk refused (still playing), and nothing ends early.
@@ -211,19 +294,35 @@ async fn a_replay_on_a_full_disk_waits_tells_the_operator_and_carries_on_when_sp
 
     // Space returns: the replay carries on to the end, and the fault clears.
     std::fs::remove_file(&ballast).unwrap();
-    let cleared = until(&diffs, "the fault cleared", |d| storage(d).filter(|s| s.fault.is_none())).await;
+    let cleared = until(&diffs, "the fault cleared", |d| {
+        storage(d).filter(|s| s.fault.is_none())
+    })
+    .await;
     assert_eq!((cleared.held, cleared.faults), (0, 1));
-    until(&diffs, "the replay finished", |d| d.last().filter(|d| d.clock.finished && !d.clock.playing).map(|_| ())).await;
+    until(&diffs, "the replay finished", |d| {
+        d.last().filter(|d| d.clock.finished && !d.clock.playing).map(|_| ())
+    })
+    .await;
     drop(engine);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let (rows, distinct): (i64, i64) = conn
-        .query_row("SELECT count(*), count(DISTINCT feed || '/' || seq || '/' || idx) FROM observations", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT count(*), count(DISTINCT feed || '/' || seq || '/' || idx) FROM observations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!((rows, distinct), (3545, 3545), "every observation of the tape stored once");
-    let incidents: i64 = conn.query_row("SELECT count(*) FROM incidents", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        (rows, distinct),
+        (3545, 3545),
+        "every observation of the tape stored once"
+    );
+    let incidents: i64 = conn
+        .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(incidents, 4, "the scenario's incidents");
 }
 
@@ -236,8 +335,22 @@ fn a_database_on_a_read_only_disk_is_refused_with_its_name() {
     std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
     std::fs::write(&feeds, "[[feeds]]\nid = \"inbox\"\nlayer = \"utility\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n").unwrap();
     let db = disk.join("live.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_cityops")).arg("ingest").arg("--config").arg(&feeds).arg("--db").arg(&db).args(["--duration", "1s"]).output().unwrap();
-    assert!(!out.status.success(), "a database that cannot be written is not accepted");
+    let out = Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .arg("ingest")
+        .arg("--config")
+        .arg(&feeds)
+        .arg("--db")
+        .arg(&db)
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a database that cannot be written is not accepted"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(db.to_str().unwrap()) && err.to_lowercase().contains("read-only"), "the error names the file and the cause: {err}");
+    assert!(
+        err.contains(db.to_str().unwrap()) && err.to_lowercase().contains("read-only"),
+        "the error names the file and the cause: {err}"
+    );
 }

@@ -28,23 +28,42 @@ const RSS_BOUND_MIB: f64 = 400.0;
 
 #[test]
 fn a_flood_is_held_back_reported_and_stored_exactly_once_in_bounded_memory() {
-    let seconds: u64 = std::env::var("CITYOPS_FLOOD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("CITYOPS_FLOOD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let rate = 50_000;
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let _broker = common::mosquitto_configured(dir.path(), port, "max_queued_messages 0\n");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let r = rt.block_on(mqtt_soak(port, rate, seconds, dir.path())).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
 
-    assert!(r.publish_rate > rate as f64 * 0.5, "the publisher reached {:.0}/s, too slow to flood", r.publish_rate);
+    assert!(
+        r.publish_rate > rate as f64 * 0.5,
+        "the publisher reached {:.0}/s, too slow to flood",
+        r.publish_rate
+    );
     assert_eq!(r.published, rate * seconds, "the broker acknowledged every message");
     assert_eq!(r.ingested, r.published, "every acknowledged message reached the ingest");
     assert_eq!(r.stored, r.published, "every message stored exactly once");
-    assert!(r.rss_peak_mib < RSS_BOUND_MIB, "resident memory peaked at {:.0} MiB", r.rss_peak_mib);
+    assert!(
+        r.rss_peak_mib < RSS_BOUND_MIB,
+        "resident memory peaked at {:.0} MiB",
+        r.rss_peak_mib
+    );
     // Behind by more than the queue holds (10,000 messages, well under a second of the
     // ingest's rate) means the transport had to wait: that must have shown.
     if r.drain_seconds > 2.0 {
-        assert!(r.overloaded_seen && r.held_back_ms > 0, "the ingest fell {:.1} s behind without feed health saying so", r.drain_seconds);
+        assert!(
+            r.overloaded_seen && r.held_back_ms > 0,
+            "the ingest fell {:.1} s behind without feed health saying so",
+            r.drain_seconds
+        );
     }
 }

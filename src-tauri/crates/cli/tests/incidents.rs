@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cityops_core::correlate::IncidentStatus;
-use cityops_engine::dto::{ApiErrorCode, ApiError, LifecycleStatus, MapDiffDto, OperatorRole};
+use cityops_engine::dto::{ApiError, ApiErrorCode, LifecycleStatus, MapDiffDto, OperatorRole};
 use cityops_engine::error::EngineError;
 use cityops_engine::headless;
 use cityops_engine::incidents::DecisionOp;
 use cityops_engine::replay::Replay;
-use cityops_store::Store;
 use cityops_engine::{Engine, EngineConfig};
+use cityops_store::Store;
 
 fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/scenarios/helsinki-storm")
@@ -28,7 +28,11 @@ fn at(replay: &Replay, hhmm: &str) -> i64 {
 
 fn outage_id(replay: &Replay) -> String {
     let desk = replay.desk().expect("the demo names a rules file");
-    let outages: Vec<_> = desk.correlator().incidents().filter(|i| i.incident_type == "power_outage").collect();
+    let outages: Vec<_> = desk
+        .correlator()
+        .incidents()
+        .filter(|i| i.incident_type == "power_outage")
+        .collect();
     assert_eq!(outages.len(), 1);
     outages[0].id.0.to_string()
 }
@@ -45,10 +49,24 @@ fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     assert_eq!(max.incident_set_hash.len(), 64);
 
     // Paced replays tick every 100 ms of (paused) wall time, as the app does.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     for factor in [1.0, 10.0, 60.0] {
-        let paced = rt.block_on(headless::replay_paced(&demo(), &dir.path().join(format!("x{factor}.db")), factor)).unwrap();
-        assert_eq!((paced.incidents, &paced.incident_set_hash), (max.incidents, &max.incident_set_hash), "at {factor}x");
+        let paced = rt
+            .block_on(headless::replay_paced(
+                &demo(),
+                &dir.path().join(format!("x{factor}.db")),
+                factor,
+            ))
+            .unwrap();
+        assert_eq!(
+            (paced.incidents, &paced.incident_set_hash),
+            (max.incidents, &max.incident_set_hash),
+            "at {factor}x"
+        );
     }
 
     // Seeking forward past the frontier, back, and forward again within it: at each stop the
@@ -57,13 +75,18 @@ fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     for stop in ["21:30", "21:13", "21:40", "21:20", "21:12", "21:55"] {
         let t = at(&seeker, stop);
         seeker.seek(t).unwrap();
-        let mut played = headless::open_replay(&demo(), &dir.path().join(format!("p{}.db", stop.replace(':', "")))).unwrap();
+        let mut played =
+            headless::open_replay(&demo(), &dir.path().join(format!("p{}.db", stop.replace(':', "")))).unwrap();
         let mut now = played.now_ms();
         while now < t {
             now = (now + 7_919).min(t);
             played.advance_to(now).unwrap();
         }
-        assert_eq!(seeker.desk().unwrap().correlator().snapshot(), played.desk().unwrap().correlator().snapshot(), "incidents at {stop}");
+        assert_eq!(
+            seeker.desk().unwrap().correlator().snapshot(),
+            played.desk().unwrap().correlator().snapshot(),
+            "incidents at {stop}"
+        );
     }
     seeker.seek(i64::MAX).unwrap();
     assert_eq!(seeker.desk().unwrap().incident_set_hash(), max.incident_set_hash);
@@ -76,7 +99,17 @@ fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     let stored = store.stored_incidents(store.latest_run().unwrap().unwrap()).unwrap();
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[0].incident_type, "power_outage", "the most severe first");
-    assert_eq!(stored[0].members.len(), seeker.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(stored[0].id.as_str())).unwrap().members.len());
+    assert_eq!(
+        stored[0].members.len(),
+        seeker
+            .desk()
+            .unwrap()
+            .correlator()
+            .incident(&cityops_core::correlate::IncidentId::from(stored[0].id.as_str()))
+            .unwrap()
+            .members
+            .len()
+    );
 }
 
 #[test]
@@ -90,38 +123,70 @@ fn lifecycle_transitions_are_stamped_checked_and_stored() {
     let run = replay.pipeline().run();
     let (desk, store) = replay.desk_mut().unwrap();
 
-    let e = desk.transition(store, &id, LifecycleStatus::Acknowledged, 1, now).unwrap_err();
+    let e = desk
+        .transition(store, &id, LifecycleStatus::Acknowledged, 1, now)
+        .unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden, "nobody is signed in: {e}");
-    desk.sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("4711"), 10).unwrap();
-    desk.transition(store, &id, LifecycleStatus::Acknowledged, 20, now).unwrap();
+    desk.sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("4711"), 10)
+        .unwrap();
+    desk.transition(store, &id, LifecycleStatus::Acknowledged, 20, now)
+        .unwrap();
     let e = desk.transition(store, &id, LifecycleStatus::New, 21, now).unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::InvalidInput, "{e}");
-    desk.transition(store, &id, LifecycleStatus::Dispatched, 30, now).unwrap();
+    desk.transition(store, &id, LifecycleStatus::Dispatched, 30, now)
+        .unwrap();
     desk.transition(store, &id, LifecycleStatus::Resolved, 40, now).unwrap();
-    let e = desk.transition(store, &id, LifecycleStatus::Closed, 50, now).unwrap_err();
+    let e = desk
+        .transition(store, &id, LifecycleStatus::Closed, 50, now)
+        .unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden, "an operator may not close: {e}");
     // A PIN, once set, is asked for again.
-    let e = desk.sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("0000"), 55).unwrap_err();
+    let e = desk
+        .sign_in(store, "Aino Virtanen", OperatorRole::Operator, Some("0000"), 55)
+        .unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden);
     // An operator cannot hand out roles, nor read the roster.
-    assert_eq!(code(&desk.assign_role(store, "Eve", OperatorRole::Supervisor, Some("1111"), 56).unwrap_err()), ApiErrorCode::Forbidden);
+    assert_eq!(
+        code(
+            &desk
+                .assign_role(store, "Eve", OperatorRole::Supervisor, Some("1111"), 56)
+                .unwrap_err()
+        ),
+        ApiErrorCode::Forbidden
+    );
     assert_eq!(code(&desk.roster(store).unwrap_err()), ApiErrorCode::Forbidden);
     // Claiming a role is not having it: the roster gives it, with a PIN.
-    let e = desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, None, 60).unwrap_err();
+    let e = desk
+        .sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, None, 60)
+        .unwrap_err();
     assert_eq!(code(&e), ApiErrorCode::Forbidden, "{e}");
-    store.roster_set("Mikko Supervisor", "supervisor", Some("9753"), "cli", "system", 60).unwrap();
-    desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, Some("9753"), 60).unwrap();
+    store
+        .roster_set("Mikko Supervisor", "supervisor", Some("9753"), "cli", "system", 60)
+        .unwrap();
+    desk.sign_in(store, "Mikko Supervisor", OperatorRole::Supervisor, Some("9753"), 60)
+        .unwrap();
     // A supervisor names a trainer in the app; the role needs a PIN.
     assert!(desk.assign_role(store, "Eve", OperatorRole::Trainer, None, 61).is_err());
-    desk.assign_role(store, "Eve", OperatorRole::Trainer, Some("1111"), 61).unwrap();
+    desk.assign_role(store, "Eve", OperatorRole::Trainer, Some("1111"), 61)
+        .unwrap();
     let roster = desk.roster(store).unwrap();
-    assert!(roster.iter().any(|e| e.name == "Eve" && e.role == OperatorRole::Trainer && e.has_pin), "{roster:?}");
+    assert!(
+        roster
+            .iter()
+            .any(|e| e.name == "Eve" && e.role == OperatorRole::Trainer && e.has_pin),
+        "{roster:?}"
+    );
     desk.transition(store, &id, LifecycleStatus::Closed, 70, now).unwrap();
     assert_eq!(desk.status(&id), LifecycleStatus::Closed);
-    assert!(desk.transition(store, "inc/no-such", LifecycleStatus::Acknowledged, 80, now).is_err());
+    assert!(desk
+        .transition(store, "inc/no-such", LifecycleStatus::Acknowledged, 80, now)
+        .is_err());
 
     let rows = store.transitions(run).unwrap();
-    let got: Vec<(&str, &str, &str, i64)> = rows.iter().map(|r| (r.to.as_str(), r.operator.as_str(), r.role.as_str(), r.wall_ms)).collect();
+    let got: Vec<(&str, &str, &str, i64)> = rows
+        .iter()
+        .map(|r| (r.to.as_str(), r.operator.as_str(), r.role.as_str(), r.wall_ms))
+        .collect();
     assert_eq!(
         got,
         [
@@ -135,11 +200,27 @@ fn lifecycle_transitions_are_stamped_checked_and_stored() {
     let detail = replay.desk().unwrap().detail(&id).unwrap();
     assert_eq!(detail.entry.status, LifecycleStatus::Closed);
     assert_eq!(detail.entry.acknowledged_by.as_deref(), Some("Aino Virtanen"));
-    assert!(detail.timeline.iter().any(|t| t.text == "Acknowledged by Aino Virtanen (operator)"), "{:?}", detail.timeline);
+    assert!(
+        detail
+            .timeline
+            .iter()
+            .any(|t| t.text == "Acknowledged by Aino Virtanen (operator)"),
+        "{:?}",
+        detail.timeline
+    );
     // The PIN is stored only as an argon2id hash (salt and parameters in its PHC string).
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let (salt, hash): (Option<String>, String) = conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = 'Aino Virtanen'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    assert!(salt.is_none() && hash.starts_with("$argon2id$") && !hash.contains("4711"), "{hash}");
+    let (salt, hash): (Option<String>, String) = conn
+        .query_row(
+            "SELECT pin_salt, pin_hash FROM operators WHERE name = 'Aino Virtanen'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        salt.is_none() && hash.starts_with("$argon2id$") && !hash.contains("4711"),
+        "{hash}"
+    );
 }
 
 #[test]
@@ -150,16 +231,38 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
         let mut replay = headless::open_replay(&demo(), &db).unwrap();
         replay.run_to_end().unwrap();
         let id = outage_id(&replay);
-        let members = replay.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(id.as_str())).unwrap().members.len();
+        let members = replay
+            .desk()
+            .unwrap()
+            .correlator()
+            .incident(&cityops_core::correlate::IncidentId::from(id.as_str()))
+            .unwrap()
+            .members
+            .len();
         let now = replay.now_ms();
         let run = replay.pipeline().run();
         let (desk, store) = replay.desk_mut().unwrap();
-        store.roster_set("Aino", "trainer", Some("1357"), "cli", "system", 1).unwrap();
-        desk.sign_in(store, "Aino", OperatorRole::Trainer, Some("1357"), 1).unwrap();
-        desk.transition(store, &id, LifecycleStatus::Acknowledged, 2, now).unwrap();
+        store
+            .roster_set("Aino", "trainer", Some("1357"), "cli", "system", 1)
+            .unwrap();
+        desk.sign_in(store, "Aino", OperatorRole::Trainer, Some("1357"), 1)
+            .unwrap();
+        desk.transition(store, &id, LifecycleStatus::Acknowledged, 2, now)
+            .unwrap();
         desk.tick_sop(store, &id, 0, true, 3, now).unwrap();
         assert!(desk.tick_sop(store, &id, 99, true, 4, now).is_err());
-        let new = desk.decide(store, DecisionOp::Split { from: id.clone(), entity: "alarm/way-644615094-door".into() }, 5, now).unwrap().unwrap();
+        let new = desk
+            .decide(
+                store,
+                DecisionOp::Split {
+                    from: id.clone(),
+                    entity: "alarm/way-644615094-door".into(),
+                },
+                5,
+                now,
+            )
+            .unwrap()
+            .unwrap();
         assert!(desk.detail(&new).unwrap().entry.manual);
         desk.decide(store, DecisionOp::Undo, 6, now).unwrap();
         desk.sign_out(store, 7).unwrap();
@@ -171,17 +274,35 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
     let outage = stored.iter().find(|i| i.id == id).unwrap();
     assert_eq!(outage.lifecycle, "acknowledged");
     assert_eq!(outage.members.len(), members, "the undone split put the alarm back");
-    let alarm = outage.members.iter().find(|m| m.entity == "alarm/way-644615094-door").unwrap();
+    let alarm = outage
+        .members
+        .iter()
+        .find(|m| m.entity == "alarm/way-644615094-door")
+        .unwrap();
     assert_eq!(alarm.rule, "alarm-at-tripped-site");
     let dark: Vec<_> = outage.members.iter().filter(|m| m.kind == "signal.dark").collect();
     assert!(!dark.is_empty() && dark.iter().all(|m| m.rule == "supplied-by-tripped-substation" && m.explanation.contains("fed by that substation")));
     let decisions = store.decisions(run).unwrap();
     assert_eq!(decisions.len(), 2);
-    assert!(decisions[0].action.contains("\"op\":\"split\"") && decisions[1].action.contains("undo"), "{decisions:?}");
+    assert!(
+        decisions[0].action.contains("\"op\":\"split\"") && decisions[1].action.contains("undo"),
+        "{decisions:?}"
+    );
     assert_eq!(store.sop_ticks(run).unwrap().len(), 1);
     let trail = store.audit_trail().unwrap();
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["roster", "sign_in", "transition", "sop", "decision", "decision", "sign_out"]);
+    assert_eq!(
+        actions,
+        [
+            "roster",
+            "sign_in",
+            "transition",
+            "sop",
+            "decision",
+            "decision",
+            "sign_out"
+        ]
+    );
     assert_eq!(store.verify_audit().unwrap(), Ok(7));
 }
 
@@ -199,10 +320,18 @@ fn the_audit_trail_is_append_only_and_tampering_breaks_the_chain() {
     assert_eq!(trail[1].prev_hash, trail[0].hash);
 
     let conn = rusqlite::Connection::open(&db).unwrap();
-    assert!(conn.execute("UPDATE audit SET operator = 'Mallory' WHERE seq = 2", []).is_err(), "updates are refused");
-    assert!(conn.execute("DELETE FROM audit WHERE seq = 3", []).is_err(), "deletes are refused");
+    assert!(
+        conn.execute("UPDATE audit SET operator = 'Mallory' WHERE seq = 2", [])
+            .is_err(),
+        "updates are refused"
+    );
+    assert!(
+        conn.execute("DELETE FROM audit WHERE seq = 3", []).is_err(),
+        "deletes are refused"
+    );
     // Someone with the file and a SQLite shell can drop the triggers; the chain still tells.
-    conn.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET operator = 'Mallory' WHERE seq = 2;").unwrap();
+    conn.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET operator = 'Mallory' WHERE seq = 2;")
+        .unwrap();
     assert_eq!(store.verify_audit().unwrap(), Err(2));
 }
 
@@ -213,11 +342,39 @@ fn manual_decisions_are_replayed_at_their_time_after_seeks() {
     let t = at(&replay, "21:20");
     replay.advance_to(t).unwrap();
     let outage = outage_id(&replay);
-    let warning = replay.desk().unwrap().correlator().incidents().find(|i| i.incident_type == "weather_warning").unwrap().id.0.to_string();
+    let warning = replay
+        .desk()
+        .unwrap()
+        .correlator()
+        .incidents()
+        .find(|i| i.incident_type == "weather_warning")
+        .unwrap()
+        .id
+        .0
+        .to_string();
     let (desk, store) = replay.desk_mut().unwrap();
     desk.sign_in(store, "Aino", OperatorRole::Operator, None, 1).unwrap();
-    desk.decide(store, DecisionOp::Merge { into: outage.clone(), from: warning.clone() }, 2, t).unwrap();
-    let merged = |r: &Replay| matches!(r.desk().unwrap().correlator().incident(&cityops_core::correlate::IncidentId::from(warning.as_str())).unwrap().status, IncidentStatus::Merged { .. });
+    desk.decide(
+        store,
+        DecisionOp::Merge {
+            into: outage.clone(),
+            from: warning.clone(),
+        },
+        2,
+        t,
+    )
+    .unwrap();
+    let merged = |r: &Replay| {
+        matches!(
+            r.desk()
+                .unwrap()
+                .correlator()
+                .incident(&cityops_core::correlate::IncidentId::from(warning.as_str()))
+                .unwrap()
+                .status,
+            IncidentStatus::Merged { .. }
+        )
+    };
     assert!(merged(&replay));
     let after_merge = replay.desk().unwrap().correlator().snapshot();
 
@@ -235,13 +392,20 @@ fn manual_decisions_are_replayed_at_their_time_after_seeks() {
     assert!(!merged(&replay));
     let mut fresh = headless::open_replay(&demo(), &dir.path().join("f.db")).unwrap();
     fresh.advance_to(t).unwrap();
-    assert_eq!(replay.desk().unwrap().correlator().snapshot().incidents, fresh.desk().unwrap().correlator().snapshot().incidents);
+    assert_eq!(
+        replay.desk().unwrap().correlator().snapshot().incidents,
+        fresh.desk().unwrap().correlator().snapshot().incidents
+    );
 }
 
 #[test]
 fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     rt.block_on(async {
         let engine = Engine::start(EngineConfig {
             scenario_dir: demo(),
@@ -252,7 +416,12 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
         .unwrap();
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
         let sink = diffs.clone();
-        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+        engine
+            .subscribe(Box::new(move |d| {
+                sink.lock().unwrap().push(d);
+                true
+            }))
+            .unwrap();
         engine.set_speed(None).unwrap();
         engine.play().unwrap();
         let mut waited = 0;
@@ -263,44 +432,98 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
         }
         let (first, upserts) = {
             let d = diffs.lock().unwrap();
-            (d[0].incidents.clone().unwrap(), d.iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).collect::<Vec<_>>())
+            (
+                d[0].incidents.clone().unwrap(),
+                d.iter()
+                    .filter_map(|d| d.incidents.as_ref())
+                    .flat_map(|i| i.upserts.clone())
+                    .collect::<Vec<_>>(),
+            )
         };
-        assert!(first.reset && first.upserts.is_empty(), "a subscriber first gets the (empty) queue");
-        let outage = upserts.iter().rev().find(|e| e.incident_type == "power_outage").unwrap().clone();
+        assert!(
+            first.reset && first.upserts.is_empty(),
+            "a subscriber first gets the (empty) queue"
+        );
+        let outage = upserts
+            .iter()
+            .rev()
+            .find(|e| e.incident_type == "power_outage")
+            .unwrap()
+            .clone();
         assert_eq!(outage.status, LifecycleStatus::New);
         // The area covers what is still a problem: at the end, a few late members near the centre.
         let a = outage.area;
-        assert!(a.west <= a.east && a.south <= a.north && (24.9..25.0).contains(&a.west) && (60.1..60.2).contains(&a.south), "{a:?}");
+        assert!(
+            a.west <= a.east && a.south <= a.north && (24.9..25.0).contains(&a.west) && (60.1..60.2).contains(&a.south),
+            "{a:?}"
+        );
 
-        let e = engine.incident_transition(outage.id.clone(), LifecycleStatus::Acknowledged).await.unwrap_err();
+        let e = engine
+            .incident_transition(outage.id.clone(), LifecycleStatus::Acknowledged)
+            .await
+            .unwrap_err();
         assert_eq!(ApiError::from(&e).code, ApiErrorCode::Forbidden);
         assert_eq!(engine.operator().await.unwrap(), None);
-        engine.sign_in("Aino".into(), OperatorRole::Operator, None).await.unwrap();
+        engine
+            .sign_in("Aino".into(), OperatorRole::Operator, None)
+            .await
+            .unwrap();
         let before = diffs.lock().unwrap().len();
-        engine.incident_transition(outage.id.clone(), LifecycleStatus::Acknowledged).await.unwrap();
+        engine
+            .incident_transition(outage.id.clone(), LifecycleStatus::Acknowledged)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let pushed = diffs.lock().unwrap()[before..].iter().filter_map(|d| d.incidents.clone()).flat_map(|i| i.upserts).find(|e| e.id == outage.id).unwrap();
-        assert_eq!((pushed.status, pushed.acknowledged_by.as_deref()), (LifecycleStatus::Acknowledged, Some("Aino")));
+        let pushed = diffs.lock().unwrap()[before..]
+            .iter()
+            .filter_map(|d| d.incidents.clone())
+            .flat_map(|i| i.upserts)
+            .find(|e| e.id == outage.id)
+            .unwrap();
+        assert_eq!(
+            (pushed.status, pushed.acknowledged_by.as_deref()),
+            (LifecycleStatus::Acknowledged, Some("Aino"))
+        );
 
         let detail = engine.incident_detail(outage.id.clone()).await.unwrap();
         let root = detail.root.clone().unwrap();
-        assert_eq!((root.entity.as_str(), root.kind.as_str()), ("way/644615094", "substation.trip"));
+        assert_eq!(
+            (root.entity.as_str(), root.kind.as_str()),
+            ("way/644615094", "substation.trip")
+        );
         let layers: Vec<_> = detail.groups.iter().map(|g| g.layer.as_str()).collect();
         assert_eq!(layers, ["transport", "security", "utility", "alerts"]);
-        let signal = detail.groups[0].members.iter().find(|m| m.kind == "signal.dark").unwrap();
-        assert!(signal.explanation.contains("went dark") && signal.explanation.contains("fed by that substation"), "{}", signal.explanation);
+        let signal = detail.groups[0]
+            .members
+            .iter()
+            .find(|m| m.kind == "signal.dark")
+            .unwrap();
+        assert!(
+            signal.explanation.contains("went dark") && signal.explanation.contains("fed by that substation"),
+            "{}",
+            signal.explanation
+        );
         assert_eq!(detail.sop.len(), 7);
         engine.incident_tick_sop(outage.id.clone(), 1, true).await.unwrap();
         let detail = engine.incident_detail(outage.id.clone()).await.unwrap();
         assert!(detail.sop[1].ticked && detail.sop[1].by.as_deref() == Some("Aino"));
         assert!(engine.incident_detail("inc/none".into()).await.is_err());
 
-        let new = engine.incident_split(outage.id.clone(), "alarm/way-644615094-door".into()).await.unwrap();
+        let new = engine
+            .incident_split(outage.id.clone(), "alarm/way-644615094-door".into())
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(engine.incident_detail(new.clone()).await.unwrap().can_undo);
         engine.incident_undo().await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let removed = diffs.lock().unwrap().iter().rev().filter_map(|d| d.incidents.clone()).any(|i| i.removed.contains(&new));
+        let removed = diffs
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter_map(|d| d.incidents.clone())
+            .any(|i| i.removed.contains(&new));
         assert!(removed, "the undone split left the queue");
     });
 }

@@ -18,9 +18,6 @@ use serde_json::Value;
 mod common;
 use common::free_port;
 
-
-
-
 /// A child process killed when dropped.
 struct Proc(Child);
 
@@ -30,7 +27,6 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
-
 
 /// A plain HTTP server answering fixed bodies by path.
 fn http_server(routes: Vec<(String, Vec<u8>)>) -> u16 {
@@ -44,8 +40,16 @@ fn http_server(routes: Vec<(String, Vec<u8>)>) -> u16 {
                 let mut line = String::new();
                 let _ = BufReader::new(&sock).read_line(&mut line);
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let (status, body) = routes.iter().find(|(p, _)| *p == path).map(|(_, b)| ("200 OK", b.clone())).unwrap_or(("404 Not Found", Vec::new()));
-                let _ = write!(sock, "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let (status, body) = routes
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, b)| ("200 OK", b.clone()))
+                    .unwrap_or(("404 Not Found", Vec::new()));
+                let _ = write!(
+                    sock,
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = sock.write_all(&body);
             });
         }
@@ -86,7 +90,10 @@ fn ingest_runs_five_standards_at_once_and_reports_a_broker_restart() {
     let _taky = common::taky(tak_port, &dir.path().join("taky"));
     let alert = std::fs::read(data.join("cap/v1dot2_appendix_adot3.xml")).unwrap();
     let vp = fresh(&std::fs::read(data.join("gtfs-rt/miway/VehiclePositions.pb")).unwrap());
-    let http_port = http_server(vec![("/alerts/quake.xml".to_owned(), alert), ("/miway/vp.pb".to_owned(), vp)]);
+    let http_port = http_server(vec![
+        ("/alerts/quake.xml".to_owned(), alert),
+        ("/miway/vp.pb".to_owned(), vp),
+    ]);
     // A CAP feed of one alert (the index case has its own test); GTFS-RT vehicle positions.
     std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
     let config = format!(
@@ -169,7 +176,13 @@ dir = "inbox"
         }
     });
     let health = |feed: &str| -> Vec<Value> {
-        lines.lock().unwrap().iter().filter(|v| v["health"]["id"] == feed).map(|v| v["health"].clone()).collect()
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v["health"]["id"] == feed)
+            .map(|v| v["health"].clone())
+            .collect()
     };
     let wait = |what: &str, ok: &dyn Fn() -> bool| {
         let t = Instant::now();
@@ -179,14 +192,27 @@ dir = "inbox"
         }
     };
     wait("the MQTT and TCP feeds to connect", &|| {
-        health("grid").last().is_some_and(|h| h["connected"] == true) && health("units").last().is_some_and(|h| h["connected"] == true)
+        health("grid").last().is_some_and(|h| h["connected"] == true)
+            && health("units").last().is_some_and(|h| h["connected"] == true)
     });
 
     // Field data arrives: telemetry on MQTT, a unit report through the TAK server, a dropped file.
     let publish = |n: usize| {
         let out = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &mqtt_port.to_string(), "-q", "1", "-t", "grid/s1/telemetry", "-m"])
-            .arg(format!(r#"{{"sensor":"feeder-F{n}","voltage_kv":8.{n},"lat":60.171,"lon":24.943}}"#))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &mqtt_port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "grid/s1/telemetry",
+                "-m",
+            ])
+            .arg(format!(
+                r#"{{"sensor":"feeder-F{n}","voltage_kv":8.{n},"lat":60.171,"lon":24.943}}"#
+            ))
             .output()
             .expect("mosquitto_pub (Debian mosquitto-clients) runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -201,21 +227,40 @@ dir = "inbox"
     )
     .unwrap();
     wait("a message on every feed", &|| {
-        ["miway", "warnings", "grid", "units", "inbox"].iter().all(|f| health(f).last().is_some_and(|h| !h["lastMessageMs"].is_null()))
+        ["miway", "warnings", "grid", "units", "inbox"]
+            .iter()
+            .all(|f| health(f).last().is_some_and(|h| !h["lastMessageMs"].is_null()))
     });
 
     // The broker dies: the feed says so; it comes back: the feed reconnects by itself.
     drop(broker);
-    wait("grid disconnected", &|| health("grid").last().is_some_and(|h| h["connected"] == false));
+    wait("grid disconnected", &|| {
+        health("grid").last().is_some_and(|h| h["connected"] == false)
+    });
     let _broker = common::mosquitto_on(dir.path(), mqtt_port);
-    wait("grid reconnected", &|| health("grid").last().is_some_and(|h| h["connected"] == true && h["failures"].as_u64() >= Some(1)));
+    wait("grid reconnected", &|| {
+        health("grid")
+            .last()
+            .is_some_and(|h| h["connected"] == true && h["failures"].as_u64() >= Some(1))
+    });
     publish(2);
-    wait("the message after the restart", &|| health("grid").last().is_some_and(|h| h["messagesPerMinute"].as_u64() >= Some(2)));
+    wait("the message after the restart", &|| {
+        health("grid")
+            .last()
+            .is_some_and(|h| h["messagesPerMinute"].as_u64() >= Some(2))
+    });
 
     let status = cityops.0.wait().unwrap();
     assert!(status.success());
     reader.join().unwrap();
-    let summary = lines.lock().unwrap().iter().rev().find(|v| v.get("run").is_some()).cloned().expect("a summary line");
+    let summary = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|v| v.get("run").is_some())
+        .cloned()
+        .expect("a summary line");
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let run = summary["run"].as_i64().unwrap();
     let shown = store.picture_at(run, i64::MAX).unwrap();

@@ -14,9 +14,9 @@ use std::time::Duration;
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_core::tape::FeedFormat;
-use cityops_live::config::LiveConfig;
 use cityops_decoders::MessageContext;
 use cityops_engine::headless;
+use cityops_live::config::LiveConfig;
 use cityops_live::{self as live, FeedHealthDto, Health, LiveOptions, LiveSummary};
 use cityops_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,10 +46,16 @@ async fn http_server(script: Arc<Mutex<Vec<Answer>>>) -> (SocketAddr, tokio::tas
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let answer = {
                 let mut s = script.lock().unwrap();
-                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+                if s.len() > 1 {
+                    s.remove(0)
+                } else {
+                    s[0].clone()
+                }
             };
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
@@ -84,7 +90,9 @@ async fn start(dir: &Path, config: &str, db: &str, record: Option<&str>) -> Runn
     let store = Store::open(&dir.join(db)).unwrap();
     let health = Health::default();
     let (stop, stop_rx) = watch::channel(false);
-    let options = LiveOptions { record: record.map(|r| dir.join(r)) };
+    let options = LiveOptions {
+        record: record.map(|r| dir.join(r)),
+    };
     let feeds = config.feeds.len();
     let task = tokio::spawn(live::run(config, store, options, health.clone(), stop_rx));
     // The run registers its feeds as it starts; wait for that before anyone asks.
@@ -100,7 +108,9 @@ impl Running {
             panic!("the live run ended early");
         }
         let all = self.health.snapshot(chrono::Utc::now().timestamp_millis());
-        all.into_iter().find(|h| h.id == id).unwrap_or_else(|| panic!("no health for feed {id}"))
+        all.into_iter()
+            .find(|h| h.id == id)
+            .unwrap_or_else(|| panic!("no health for feed {id}"))
     }
 
     async fn until(&self, what: &str, mut ok: impl FnMut(&Running) -> bool) {
@@ -110,12 +120,19 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("timed out waiting for {what}; health: {:?}", self.health.snapshot(chrono::Utc::now().timestamp_millis()));
+        panic!(
+            "timed out waiting for {what}; health: {:?}",
+            self.health.snapshot(chrono::Utc::now().timestamp_millis())
+        );
     }
 
     async fn stop(self) -> LiveSummary {
         self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), self.task).await.expect("live run stops").unwrap().unwrap()
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("live run stops")
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -153,14 +170,28 @@ dir = "inbox"
 "#
     );
     let live = start(dir.path(), &config, "live.db", None).await;
-    live.until("the garbage answer", |l| l.feed("signals").rejected >= 3 && l.feed("signals").connected).await;
+    live.until("the garbage answer", |l| {
+        l.feed("signals").rejected >= 3 && l.feed("signals").connected
+    })
+    .await;
     let garbage_at = live.feed("signals").last_message_ms;
-    live.until("the second good answer", |l| l.feed("signals").last_message_ms > garbage_at).await;
-    std::fs::write(dir.path().join("inbox/report.geojson"), feature("report/1", "report.outage", "minor")).unwrap();
-    live.until("the dropped file", |l| l.feed("inbox").last_message_ms.is_some()).await;
+    live.until("the second good answer", |l| {
+        l.feed("signals").last_message_ms > garbage_at
+    })
+    .await;
+    std::fs::write(
+        dir.path().join("inbox/report.geojson"),
+        feature("report/1", "report.outage", "minor"),
+    )
+    .unwrap();
+    live.until("the dropped file", |l| l.feed("inbox").last_message_ms.is_some())
+        .await;
     // The file leaves the folder once its observation is committed (the next group commit).
     let processed = dir.path().join("inbox/processed/report.geojson");
-    live.until("the dropped file moved to processed/ after its commit", |_| processed.exists()).await;
+    live.until("the dropped file moved to processed/ after its commit", |_| {
+        processed.exists()
+    })
+    .await;
     assert!(!dir.path().join("inbox/report.geojson").exists());
 
     // Kill the server: the feed reports disconnected, then connected again once it is back.
@@ -189,10 +220,18 @@ dir = "inbox"
 
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let quarantine = store.quarantine(summary.run).unwrap();
-    let reasons: Vec<String> = quarantine.iter().map(|q| format!("{} {} {}", q.feed, q.place, q.reason)).collect();
+    let reasons: Vec<String> = quarantine
+        .iter()
+        .map(|q| format!("{} {} {}", q.feed, q.place, q.reason))
+        .collect();
     assert!(reasons.iter().any(|r| r.contains("HTTP 500")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("timed out")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.starts_with("signals $ (line 1") && r.contains("not JSON")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("signals $ (line 1") && r.contains("not JSON")),
+        "{reasons:?}"
+    );
     let picture = store.picture_at(summary.run, i64::MAX).unwrap();
     let entities: Vec<&str> = picture.iter().map(|o| o.entity.as_str()).collect();
     for e in ["node/1", "node/2", "node/3", "report/1"] {
@@ -200,11 +239,16 @@ dir = "inbox"
     }
 }
 
-async fn http_server_on(addr: SocketAddr, script: Arc<Mutex<Vec<Answer>>>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+async fn http_server_on(
+    addr: SocketAddr,
+    script: Arc<Mutex<Vec<Answer>>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind(addr).await.unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let body = match script.lock().unwrap()[0].clone() {
                 Answer::Ok(b) => b,
                 _ => String::new(),
@@ -212,7 +256,10 @@ async fn http_server_on(addr: SocketAddr, script: Arc<Mutex<Vec<Answer>>>) -> (S
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = sock.write_all(head.as_bytes()).await;
                 let _ = sock.write_all(body.as_bytes()).await;
             });
@@ -257,7 +304,10 @@ port = {}
         addr.port()
     );
     let live = start(dir.path(), &config, "live.db", Some("tape.ndjson")).await;
-    live.until("four messages", |l| l.feed("units").rejected == 1 && l.feed("units").messages_per_minute == 4).await;
+    live.until("four messages", |l| {
+        l.feed("units").rejected == 1 && l.feed("units").messages_per_minute == 4
+    })
+    .await;
     assert!(live.feed("units").connected);
     let summary = live.stop().await;
     server.abort();
@@ -303,11 +353,17 @@ topics = ["grid/+/status"]
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (i, topic) in ["grid/f1/status", "grid/f2/status", "other/topic"].iter().enumerate() {
         client
-            .publish(*topic, rumqttc::QoS::AtLeastOnce, false, feature(&format!("feeder/{i}"), "feeder.voltage", "minor"))
+            .publish(
+                *topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                feature(&format!("feeder/{i}"), "feeder.voltage", "minor"),
+            )
             .await
             .unwrap();
     }
-    live.until("two messages", |l| l.feed("grid").messages_per_minute == 2).await;
+    live.until("two messages", |l| l.feed("grid").messages_per_minute == 2)
+        .await;
 
     // The broker dies and comes back: the feed says so, and reconnects by itself.
     drop(broker);
@@ -319,7 +375,10 @@ topics = ["grid/+/status"]
     drop(broker);
 
     let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
-    assert!(tape.contains("\"topic\":\"grid/f1/status\"") && tape.contains("\"topic\":\"grid/f2/status\""), "{tape}");
+    assert!(
+        tape.contains("\"topic\":\"grid/f1/status\"") && tape.contains("\"topic\":\"grid/f2/status\""),
+        "{tape}"
+    );
     assert!(!tape.contains("other/topic"));
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     assert_eq!(headless::observation_set_hash(&store, summary.run).unwrap().1, 2);
@@ -341,9 +400,25 @@ async fn a_cap_index_is_followed_once_per_alert() {
 <entry><id>m</id><title>Missing</title><link href="http://127.0.0.1:{port}/alerts/missing.xml"/></entry>
 </feed>"#
     );
-    let routes = [("/index.xml", index.into_bytes()), ("/alerts/quake.xml", quake), ("/alerts/storm.xml", storm)];
+    let routes = [
+        ("/index.xml", index.into_bytes()),
+        ("/alerts/quake.xml", quake),
+        ("/alerts/storm.xml", storm),
+    ];
     let addr = listener.local_addr().unwrap();
-    let seen = origin_server(listener, routes.into_iter().map(|(path, body)| Route { path: path.into(), status: 200, location: None, body }).collect()).await;
+    let seen = origin_server(
+        listener,
+        routes
+            .into_iter()
+            .map(|(path, body)| Route {
+                path: path.into(),
+                status: 200,
+                location: None,
+                body,
+            })
+            .collect(),
+    )
+    .await;
     let hits = |path: &str| seen.lock().unwrap().iter().filter(|(p, _)| p == path).count();
     let config = format!(
         r#"
@@ -360,18 +435,37 @@ fallback_position = [24.9384, 60.1699]
 "#
     );
     let live = start(dir.path(), &config, "live.db", None).await;
-    live.until("three polls of the index", |_| hits("/index.xml") >= 3).await;
+    live.until("three polls of the index", |_| hits("/index.xml") >= 3)
+        .await;
     let summary = live.stop().await;
-    assert_eq!((hits("/alerts/quake.xml"), hits("/alerts/storm.xml")), (1, 1), "each alert is fetched once");
+    assert_eq!(
+        (hits("/alerts/quake.xml"), hits("/alerts/storm.xml")),
+        (1, 1),
+        "each alert is fetched once"
+    );
     // A link that fails is tried again at every poll, and each failure is quarantined.
     assert!(hits("/alerts/missing.xml") >= 3);
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let shown = store.picture_at(summary.run, i64::MAX).unwrap();
-    let events: Vec<String> = shown.iter().filter_map(|o| o.fields.get("event").and_then(|e| e.as_str()).map(str::to_owned)).collect();
+    let events: Vec<String> = shown
+        .iter()
+        .filter_map(|o| o.fields.get("event").and_then(|e| e.as_str()).map(str::to_owned))
+        .collect();
     assert_eq!(shown.len(), 2, "{shown:?}");
-    assert!(events.iter().any(|e| e.contains("EQ") || e.to_lowercase().contains("earthquake")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("EQ") || e.to_lowercase().contains("earthquake")),
+        "{events:?}"
+    );
     let quarantine = store.quarantine(summary.run).unwrap();
-    assert!(quarantine.iter().any(|q| q.reason.contains("missing.xml") && q.reason.contains("404")), "{:?}", quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>());
+    assert!(
+        quarantine
+            .iter()
+            .any(|q| q.reason.contains("missing.xml") && q.reason.contains("404")),
+        "{:?}",
+        quarantine.iter().map(|q| &q.reason).collect::<Vec<_>>()
+    );
 }
 
 /// The real MiWay capture with its timestamps moved to now: it is older than the adapters'
@@ -412,7 +506,10 @@ fallback_position = [24.9384, 60.1699]
     let live = start(dir.path(), config, "live.db", Some("tape.ndjson")).await;
     let inbox = dir.path().join("inbox");
     let files: [(&str, Vec<u8>); 5] = [
-        ("report.GeoJSON", feature("report/1", "report.outage", "minor").into_bytes()),
+        (
+            "report.GeoJSON",
+            feature("report/1", "report.outage", "minor").into_bytes(),
+        ),
         ("quake.xml", quake.clone()),
         ("unit.cot", unit.as_bytes().to_vec()),
         ("vehicles.pb", vehicles.clone()),
@@ -422,7 +519,9 @@ fallback_position = [24.9384, 60.1699]
         std::fs::write(inbox.join(name), body).unwrap();
     }
     live.until("every file moved out of the folder", |_| {
-        files.iter().all(|(name, _)| inbox.join("processed").join(name).exists() || inbox.join("rejected").join(name).exists())
+        files
+            .iter()
+            .all(|(name, _)| inbox.join("processed").join(name).exists() || inbox.join("rejected").join(name).exists())
     })
     .await;
     let summary = live.stop().await;
@@ -431,14 +530,32 @@ fallback_position = [24.9384, 60.1699]
 
     // Each file was decoded by the adapter of its extension's format: the live run stored what
     // that adapter yields for the same bytes.
-    let spec = |format: FeedFormat, mapping: serde_json::Value| FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping };
+    let spec = |format: FeedFormat, mapping: serde_json::Value| FeedSpec {
+        id: "inbox".into(),
+        layer: Layer::Alerts,
+        format,
+        name: String::new(),
+        mapping,
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let expected = |format, mapping, body: &[u8]| {
-        let ctx = MessageContext { feed: "inbox", layer: Layer::Alerts, seq: 1, received_ms: now, topic: None };
-        cityops_decoders::decode_once(&spec(format, mapping), Path::new("."), ctx, body).unwrap().observations.len()
+        let ctx = MessageContext {
+            feed: "inbox",
+            layer: Layer::Alerts,
+            seq: 1,
+            received_ms: now,
+            topic: None,
+        };
+        cityops_decoders::decode_once(&spec(format, mapping), Path::new("."), ctx, body)
+            .unwrap()
+            .observations
+            .len()
     };
     let cap_mapping = serde_json::json!({"fallback_position": [24.9384, 60.1699]});
-    let (n_cap, n_gtfs) = (expected(FeedFormat::Cap, cap_mapping, &quake), expected(FeedFormat::GtfsRt, serde_json::Value::Null, &vehicles));
+    let (n_cap, n_gtfs) = (
+        expected(FeedFormat::Cap, cap_mapping, &quake),
+        expected(FeedFormat::GtfsRt, serde_json::Value::Null, &vehicles),
+    );
     assert!(n_cap >= 1 && n_gtfs > 10, "{n_cap} CAP areas, {n_gtfs} vehicles");
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let mut stored = Vec::new();
@@ -453,22 +570,38 @@ fallback_position = [24.9384, 60.1699]
     let quarantine = store.quarantine(summary.run).unwrap();
     let reasons: Vec<&str> = quarantine.iter().map(|q| q.reason.as_str()).collect();
     assert_eq!(reasons.len(), 1, "{reasons:?}");
-    assert!(reasons[0].starts_with("file notes.csv: unknown extension .csv"), "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("file notes.csv: unknown extension .csv"),
+        "{reasons:?}"
+    );
 
     // The tape carries each message's resolved format and replays to the same observations.
     let tape = std::fs::read_to_string(dir.path().join("tape.ndjson")).unwrap();
-    let mut formats: Vec<String> = tape.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["format"].as_str().unwrap().to_owned()).collect();
+    let mut formats: Vec<String> = tape
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["format"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     formats.sort();
     assert_eq!(formats, ["cap", "cot", "geojson", "gtfs-rt"]);
     let (live_hash, live_count) = headless::observation_set_hash(&store, summary.run).unwrap();
     assert_eq!(live_count as usize, stored.len());
     let replayed = headless::replay_max(dir.path(), &dir.path().join("replay.db")).unwrap();
-    assert_eq!((replayed.accepted as usize, replayed.observation_set_hash), (stored.len(), live_hash));
+    assert_eq!(
+        (replayed.accepted as usize, replayed.observation_set_hash),
+        (stored.len(), live_hash)
+    );
 }
 
 /// One SensorThings Observation as a server answers it with the transport's `$expand`.
 fn sta_observation(id: u32, time_ms: i64, result: f64) -> serde_json::Value {
-    let time = chrono::DateTime::from_timestamp_millis(time_ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let time = chrono::DateTime::from_timestamp_millis(time_ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     serde_json::json!({"@iot.id": id, "phenomenonTime": time, "result": result, "Datastream": {"@iot.id": 7, "name": "F2 voltage",
         "unitOfMeasurement": {"symbol": "V"}, "ObservedProperty": {"name": "voltage"},
         "Thing": {"name": "Feeder F2", "Locations": [{"location": {"type": "Point", "coordinates": [24.9431, 60.1712]}}]}}})
@@ -494,14 +627,22 @@ async fn a_sensorthings_poll_retries_the_page_that_failed_and_then_moves_its_wat
     let (log, script) = (targets.clone(), Arc::new(Mutex::new(script)));
     let server = tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let mut buf = vec![0u8; 8192];
             let n = sock.read(&mut buf).await.unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-            log.lock().unwrap().push(head.split_whitespace().nth(1).unwrap_or("").to_owned());
+            log.lock()
+                .unwrap()
+                .push(head.split_whitespace().nth(1).unwrap_or("").to_owned());
             let answer = {
                 let mut s = script.lock().unwrap();
-                if s.len() > 1 { s.remove(0) } else { s[0].clone() }
+                if s.len() > 1 {
+                    s.remove(0)
+                } else {
+                    s[0].clone()
+                }
             };
             let (status, body) = match answer {
                 Answer::Ok(b) => (200, b),
@@ -529,20 +670,36 @@ lookback_s = 300
     let dir = tempfile::tempdir().unwrap();
     let started = chrono::Utc::now().timestamp_millis();
     let live = start(dir.path(), &config, "live.db", None).await;
-    live.until("a poll after the second page", |_| targets.lock().unwrap().len() >= 6).await;
+    live.until("a poll after the second page", |_| targets.lock().unwrap().len() >= 6)
+        .await;
     let h = live.feed("sta");
     let summary = live.stop().await;
     server.abort();
     assert!(h.failures >= 1 && h.connected, "{h:?}");
 
     let targets = targets.lock().unwrap().clone();
-    let since = |t: i64| format!("$filter=phenomenonTime%20gt%20{}", cityops_decoders::mapping::rfc3339(t));
+    let since = |t: i64| {
+        format!(
+            "$filter=phenomenonTime%20gt%20{}",
+            cityops_decoders::mapping::rfc3339(t)
+        )
+    };
     // The first poll reaches back lookback_s from the start (to the second: the watermark is
     // taken when the transport starts, a moment after `started`).
-    let first = targets[0].split("%20gt%20").nth(1).and_then(|rest| rest.split('&').next()).unwrap();
+    let first = targets[0]
+        .split("%20gt%20")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .unwrap();
     let first_ms = chrono::DateTime::parse_from_rfc3339(first).unwrap().timestamp_millis();
-    assert!((started - 300_000..started - 300_000 + 5_000).contains(&first_ms), "{targets:?}");
-    assert!(targets[0].starts_with("/v1.1/Observations?$top=1&$filter=") && targets[0].contains("&$expand=Datastream"), "{targets:?}");
+    assert!(
+        (started - 300_000..started - 300_000 + 5_000).contains(&first_ms),
+        "{targets:?}"
+    );
+    assert!(
+        targets[0].starts_with("/v1.1/Observations?$top=1&$filter=") && targets[0].contains("&$expand=Datastream"),
+        "{targets:?}"
+    );
     // The next page, asked again after the 500 and after the garbage, and only then a new poll
     // from the newest time the whole sequence carried.
     let next = "/v1.1/Observations?$skip=1&$top=1";
@@ -551,13 +708,28 @@ lookback_s = 300
 
     let store = Store::open(&dir.path().join("live.db")).unwrap();
     let mut stored = Vec::new();
-    store.for_each(summary.run, |o| stored.push((o.observed_ms, o.fields["result"].as_f64().unwrap()))).unwrap();
+    store
+        .for_each(summary.run, |o| {
+            stored.push((o.observed_ms, o.fields["result"].as_f64().unwrap()))
+        })
+        .unwrap();
     stored.sort_by_key(|o| o.0);
     assert_eq!(stored, [(t1, 231.0), (t2, 229.0)], "each reading once");
-    let reasons: Vec<String> = store.quarantine(summary.run).unwrap().iter().map(|q| format!("{} {}", q.place, q.reason)).collect();
+    let reasons: Vec<String> = store
+        .quarantine(summary.run)
+        .unwrap()
+        .iter()
+        .map(|q| format!("{} {}", q.place, q.reason))
+        .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
-    assert!(reasons[0].starts_with("transport GET ") && reasons[0].contains("HTTP 500"), "{reasons:?}");
-    assert!(reasons[1].starts_with("$ ") && reasons[1].contains("not JSON"), "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("transport GET ") && reasons[0].contains("HTTP 500"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("$ ") && reasons[1].contains("not JSON"),
+        "{reasons:?}"
+    );
 }
 
 /// One answer of [`origin_server`]: a status, a `Location` for a redirect, and a body.
@@ -577,20 +749,28 @@ async fn origin_server(listener: std::net::TcpListener, routes: Vec<Route>) -> A
     let (record, routes) = (seen.clone(), Arc::new(routes));
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let (routes, record) = (routes.clone(), record.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                record.lock().unwrap().push((path.clone(), request.to_ascii_lowercase()));
+                record
+                    .lock()
+                    .unwrap()
+                    .push((path.clone(), request.to_ascii_lowercase()));
                 let (status, location, body) = match routes.iter().find(|r| r.path == path) {
                     Some(r) => (r.status, r.location.clone(), r.body.clone()),
                     None => (404, None, b"no such thing".to_vec()),
                 };
                 let location = location.map(|l| format!("location: {l}\r\n")).unwrap_or_default();
-                let head = format!("HTTP/1.1 {status} X\r\n{location}content-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\n{location}content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
                 let _ = sock.write_all(head.as_bytes()).await;
                 let _ = sock.write_all(&body).await;
             });
@@ -615,7 +795,16 @@ async fn a_polled_feed_follows_links_only_to_its_own_and_listed_origins() {
     // headers until the configuration lists that origin.
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other_addr = other.local_addr().unwrap();
-    let elsewhere = origin_server(other, vec![Route { path: "/alerts/far.xml".into(), status: 200, location: None, body: cap_alert("FAR") }]).await;
+    let elsewhere = origin_server(
+        other,
+        vec![Route {
+            path: "/alerts/far.xml".into(),
+            status: 200,
+            location: None,
+            body: cap_alert("FAR"),
+        }],
+    )
+    .await;
     let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = own.local_addr().unwrap();
     let index = format!(
@@ -625,9 +814,24 @@ async fn a_polled_feed_follows_links_only_to_its_own_and_listed_origins() {
 </feed>"#
     );
     let routes = vec![
-        Route { path: "/index.xml".into(), status: 200, location: None, body: index.into_bytes() },
-        Route { path: "/alerts/near.xml".into(), status: 200, location: None, body: cap_alert("NEAR") },
-        Route { path: "/moved.xml".into(), status: 302, location: Some(format!("http://{other_addr}/alerts/far.xml")), body: Vec::new() },
+        Route {
+            path: "/index.xml".into(),
+            status: 200,
+            location: None,
+            body: index.into_bytes(),
+        },
+        Route {
+            path: "/alerts/near.xml".into(),
+            status: 200,
+            location: None,
+            body: cap_alert("NEAR"),
+        },
+        Route {
+            path: "/moved.xml".into(),
+            status: 302,
+            location: Some(format!("http://{other_addr}/alerts/far.xml")),
+            body: Vec::new(),
+        },
     ];
     let here = origin_server(own, routes).await;
     let config = |follow: &str| {
@@ -648,25 +852,69 @@ fallback_position = [24.9384, 60.1699]
 "#
         )
     };
-    let polls = |seen: &Arc<Mutex<Vec<(String, String)>>>| seen.lock().unwrap().iter().filter(|(p, _)| p == "/index.xml").count();
+    let polls = |seen: &Arc<Mutex<Vec<(String, String)>>>| {
+        seen.lock().unwrap().iter().filter(|(p, _)| p == "/index.xml").count()
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let live = start(dir.path(), &config(""), "live.db", None).await;
     live.until("three polls of the index", |_| polls(&here) >= 3).await;
     let summary = live.stop().await;
-    assert!(elsewhere.lock().unwrap().is_empty(), "the other origin was asked: {:?}", elsewhere.lock().unwrap());
-    assert!(here.lock().unwrap().iter().any(|(p, h)| p == "/alerts/near.xml" && h.contains("canary-feed-token")), "the feed's own link is followed with its headers");
+    assert!(
+        elsewhere.lock().unwrap().is_empty(),
+        "the other origin was asked: {:?}",
+        elsewhere.lock().unwrap()
+    );
+    assert!(
+        here.lock()
+            .unwrap()
+            .iter()
+            .any(|(p, h)| p == "/alerts/near.xml" && h.contains("canary-feed-token")),
+        "the feed's own link is followed with its headers"
+    );
     let store = Store::open(&dir.path().join("live.db")).unwrap();
-    let reasons: Vec<String> = store.quarantine(summary.run).unwrap().into_iter().map(|q| q.reason).collect();
-    assert!(reasons.iter().any(|r| r.contains("far.xml") && r.contains("transport.follow")), "the refused link is quarantined with why: {reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("moved.xml") && r.contains("redirect")), "the refused redirect is quarantined with why: {reasons:?}");
+    let reasons: Vec<String> = store
+        .quarantine(summary.run)
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("far.xml") && r.contains("transport.follow")),
+        "the refused link is quarantined with why: {reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("moved.xml") && r.contains("redirect")),
+        "the refused redirect is quarantined with why: {reasons:?}"
+    );
 
     // Listed, the other origin is trusted like the feed's own.
     let dir = tempfile::tempdir().unwrap();
-    let live = start(dir.path(), &config(&format!("follow = [\"http://{other_addr}\"]")), "live.db", None).await;
-    live.until("the listed origin asked for the far alert", |_| !elsewhere.lock().unwrap().is_empty()).await;
+    let live = start(
+        dir.path(),
+        &config(&format!("follow = [\"http://{other_addr}\"]")),
+        "live.db",
+        None,
+    )
+    .await;
+    live.until("the listed origin asked for the far alert", |_| {
+        !elsewhere.lock().unwrap().is_empty()
+    })
+    .await;
     live.stop().await;
-    assert!(elsewhere.lock().unwrap().iter().all(|(p, h)| p == "/alerts/far.xml" && h.contains("canary-feed-token")), "{:?}", elsewhere.lock().unwrap());
+    assert!(
+        elsewhere
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(p, h)| p == "/alerts/far.xml" && h.contains("canary-feed-token")),
+        "{:?}",
+        elsewhere.lock().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -674,8 +922,13 @@ async fn a_tcp_feed_reads_cot_over_tls_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = common::tls::pki(dir.path());
     let now = chrono::Utc::now();
-    let (time, stale) = (now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let event = |uid: &str| format!("<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\"><point lat=\"60.17\" lon=\"24.94\" hae=\"0\" ce=\"10\" le=\"10\"/><detail><contact callsign=\"{uid}\"/></detail></event>");
+    let (time, stale) = (
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    let event = |uid: &str| {
+        format!("<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"{uid}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\"><point lat=\"60.17\" lon=\"24.94\" hae=\"0\" ce=\"10\" le=\"10\"/><detail><contact callsign=\"{uid}\"/></detail></event>")
+    };
     let tak = common::tls::TlsServer::start(&pki, format!("{}{}", event("UNIT-1"), event("UNIT-2")).into_bytes()).await;
     let config = format!(
         r#"
@@ -698,9 +951,15 @@ client_key = "client.key"
     let db = dir.path().join("live.db");
     live.until("both units stored", |_| {
         let store = Store::open(&db).unwrap();
-        store.latest_run().unwrap().is_some_and(|run| store.picture_at(run, i64::MAX).unwrap().len() == 2)
+        store
+            .latest_run()
+            .unwrap()
+            .is_some_and(|run| store.picture_at(run, i64::MAX).unwrap().len() == 2)
     })
     .await;
     live.stop().await;
-    assert!(tak.sessions().iter().all(|s| s.client_cert), "the feed presented its certificate");
+    assert!(
+        tak.sessions().iter().all(|s| s.client_cert),
+        "the feed presented its certificate"
+    );
 }

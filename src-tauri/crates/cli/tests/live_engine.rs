@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use cityops_engine::dto::{ApiErrorCode, MapDiffDto};
 use cityops_engine::LiveEngineConfig;
-use cityops_live::FeedHealthDto;
 use cityops_engine::{dto::ApiError, Engine};
+use cityops_live::FeedHealthDto;
 
 mod common;
 
@@ -88,11 +88,25 @@ async fn live_mode_streams_observations_health_incidents_and_the_quarantine() {
 
     let diffs: Diffs = Arc::default();
     let sink = diffs.clone();
-    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+    engine
+        .subscribe(Box::new(move |d| {
+            sink.lock().unwrap().push(d);
+            true
+        }))
+        .unwrap();
     let feeds = until(&diffs, "health of both feeds", |d| health(d).filter(|h| h.len() == 2)).await;
-    assert_eq!(feeds.iter().map(|f| (f.id.as_str(), f.transport.as_str())).collect::<Vec<_>>(), [("inbox", "file-drop"), ("units", "tcp")]);
+    assert_eq!(
+        feeds
+            .iter()
+            .map(|f| (f.id.as_str(), f.transport.as_str()))
+            .collect::<Vec<_>>(),
+        [("inbox", "file-drop"), ("units", "tcp")]
+    );
     until(&diffs, "the dead TCP feed reported disconnected", |d| {
-        health(d)?.iter().find(|f| f.id == "units" && !f.connected && f.last_error.is_some()).cloned()
+        health(d)?
+            .iter()
+            .find(|f| f.id == "units" && !f.connected && f.last_error.is_some())
+            .cloned()
     })
     .await;
 
@@ -103,15 +117,28 @@ async fn live_mode_streams_observations_health_incidents_and_the_quarantine() {
         "properties": {"kind": "substation.trip", "severity": "extreme", "title": "Substation tripped: Kaisankuja substation",
                        "time": chrono::Utc::now().to_rfc3339()}});
     std::fs::write(dir.path().join("inbox/trip.geojson"), trip.to_string()).unwrap();
-    let shown = until(&diffs, "the trip on the map", |d| d.iter().flat_map(|d| &d.upserts).find(|u| u.id == "way/644615094").cloned()).await;
+    let shown = until(&diffs, "the trip on the map", |d| {
+        d.iter()
+            .flat_map(|d| &d.upserts)
+            .find(|u| u.id == "way/644615094")
+            .cloned()
+    })
+    .await;
     assert_eq!(shown.kind, "substation.trip");
     let obs = engine.observation("way/644615094".into()).await.unwrap();
-    assert!(obs.received_ms >= before && obs.received_ms <= chrono::Utc::now().timestamp_millis(), "received at wall time");
+    assert!(
+        obs.received_ms >= before && obs.received_ms <= chrono::Utc::now().timestamp_millis(),
+        "received at wall time"
+    );
     assert_eq!(obs.feed_name, "Dropped SCADA events");
 
     // The desk correlates the trip's arrival second once wall time has passed it.
     let incident = until(&diffs, "the outage incident", |d| {
-        d.iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| &i.upserts).find(|e| e.title.contains("Power outage")).cloned()
+        d.iter()
+            .filter_map(|d| d.incidents.as_ref())
+            .flat_map(|i| &i.upserts)
+            .find(|e| e.title.contains("Power outage"))
+            .cloned()
     })
     .await;
     assert_eq!(incident.root_cause.as_deref(), Some("way/644615094"));
@@ -119,17 +146,42 @@ async fn live_mode_streams_observations_health_incidents_and_the_quarantine() {
     assert!(clock.playing && !clock.finished && clock.now_ms >= obs.received_ms);
 
     // A malformed file is refused and listed with its reason and the start of its body.
-    std::fs::write(dir.path().join("inbox/broken.geojson"), "{\"type\": \"Feature\", <b>oops").unwrap();
-    until(&diffs, "the refusal counted in health", |d| health(d)?.iter().find(|f| f.id == "inbox" && f.rejected == 1).cloned()).await;
+    std::fs::write(
+        dir.path().join("inbox/broken.geojson"),
+        "{\"type\": \"Feature\", <b>oops",
+    )
+    .unwrap();
+    until(&diffs, "the refusal counted in health", |d| {
+        health(d)?.iter().find(|f| f.id == "inbox" && f.rejected == 1).cloned()
+    })
+    .await;
     let q = engine.quarantine(Some("inbox".into())).await.unwrap();
     assert_eq!(q.total, 1);
-    assert!(q.entries[0].preview.starts_with("{\"type\": \"Feature\", <b>oops"), "{:?}", q.entries[0]);
+    assert!(
+        q.entries[0].preview.starts_with("{\"type\": \"Feature\", <b>oops"),
+        "{:?}",
+        q.entries[0]
+    );
     assert!(q.entries[0].reason.contains("JSON"), "{:?}", q.entries[0]);
-    let inbox = health(&diffs.lock().unwrap()).unwrap().into_iter().find(|f| f.id == "inbox").unwrap();
-    assert!(inbox.connected && inbox.messages_per_minute == 2 && !inbox.stale, "{inbox:?}");
+    let inbox = health(&diffs.lock().unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|f| f.id == "inbox")
+        .unwrap();
+    assert!(
+        inbox.connected && inbox.messages_per_minute == 2 && !inbox.stale,
+        "{inbox:?}"
+    );
     // The dead server's refused connections are quarantined as transport failures of its feed.
     let units = engine.quarantine(Some("units".into())).await.unwrap();
-    assert!(units.total >= 1 && units.entries.iter().all(|e| e.feed == "units" && e.place == "transport" && e.preview.is_empty()), "{units:?}");
+    assert!(
+        units.total >= 1
+            && units
+                .entries
+                .iter()
+                .all(|e| e.feed == "units" && e.place == "transport" && e.preview.is_empty()),
+        "{units:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,8 +190,17 @@ async fn live_mode_without_rules_has_no_incidents_and_nobody_signed_in() {
     std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
     let path = dir.path().join("feeds.toml");
     std::fs::write(&path, "[[feeds]]\nid = \"inbox\"\nlayer = \"alerts\"\nformat = \"geojson\"\n[feeds.transport]\ntype = \"file-drop\"\ndir = \"inbox\"\n").unwrap();
-    let engine = Engine::start_live(LiveEngineConfig { feeds: path, db_path: dir.path().join("live.db"), maps_dir: common::repo().join("maps"), backends: None }).unwrap();
+    let engine = Engine::start_live(LiveEngineConfig {
+        feeds: path,
+        db_path: dir.path().join("live.db"),
+        maps_dir: common::repo().join("maps"),
+        backends: None,
+    })
+    .unwrap();
     assert_eq!(engine.scenario().name, "Live: feeds.toml");
     assert_eq!(engine.operator().await.unwrap(), None);
-    assert_eq!(ApiError::from(engine.incident_detail("x".into()).await.unwrap_err()).code, ApiErrorCode::NotFound);
+    assert_eq!(
+        ApiError::from(engine.incident_detail("x".into()).await.unwrap_err()).code,
+        ApiErrorCode::NotFound
+    );
 }

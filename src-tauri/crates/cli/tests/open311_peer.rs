@@ -36,7 +36,15 @@ fn get(port: u16, target: &str) -> HttpAnswer {
 }
 
 fn json_post(port: u16, target: &str, body: &str) -> HttpAnswer {
-    http(port, "POST", target, &[("Content-Type", "application/json")], body.as_bytes(), T).unwrap()
+    http(
+        port,
+        "POST",
+        target,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        T,
+    )
+    .unwrap()
 }
 
 fn log(port: u16) -> Vec<Value> {
@@ -78,10 +86,22 @@ fn open311_server_against_an_independent_client_and_over_http() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("open311 client check: ok"));
 
     // Validation answers with GeoReport error arrays.
-    assert_error(&form_post(port, None, "api_key=wrong&service_code=utility-crew&lat=60&long=24").unwrap(), 403);
-    assert_error(&form_post(port, None, "service_code=utility-crew&lat=60&long=24").unwrap(), 403);
-    assert_error(&form_post(port, None, "api_key=test-key-311&service_code=nope&lat=60&long=24").unwrap(), 404);
-    assert_error(&form_post(port, None, "api_key=test-key-311&service_code=public-works").unwrap(), 400);
+    assert_error(
+        &form_post(port, None, "api_key=wrong&service_code=utility-crew&lat=60&long=24").unwrap(),
+        403,
+    );
+    assert_error(
+        &form_post(port, None, "service_code=utility-crew&lat=60&long=24").unwrap(),
+        403,
+    );
+    assert_error(
+        &form_post(port, None, "api_key=test-key-311&service_code=nope&lat=60&long=24").unwrap(),
+        404,
+    );
+    assert_error(
+        &form_post(port, None, "api_key=test-key-311&service_code=public-works").unwrap(),
+        400,
+    );
     assert_error(&get(port, "/requests/SR-999999.json"), 404);
 
     // Idempotency: the repeat answers the original and creates nothing.
@@ -92,7 +112,12 @@ fn open311_server_against_an_independent_client_and_over_http() {
     let again = form_post(port, Some("key-1"), CREW).unwrap();
     assert_eq!((again.status, &again.body), (201, &first.body));
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    let other = form_post(port, Some("key-1"), "api_key=test-key-311&service_code=public-works&address_string=X").unwrap();
+    let other = form_post(
+        port,
+        Some("key-1"),
+        "api_key=test-key-311&service_code=public-works&address_string=X",
+    )
+    .unwrap();
     assert_error(&other, 422);
 
     let request = get(port, &format!("/requests/{id}.json")).json();
@@ -105,21 +130,47 @@ fn open311_server_against_an_independent_client_and_over_http() {
     assert_eq!((r["lat"].as_f64(), r["long"].as_f64()), (Some(60.1699), Some(24.9384)));
 
     // The test log: every POST in order, with its key, headers, raw body, outcome.
-    let entries: Vec<Value> = log(port).into_iter().filter(|e| e["idempotency_key"] == "key-1").collect();
+    let entries: Vec<Value> = log(port)
+        .into_iter()
+        .filter(|e| e["idempotency_key"] == "key-1")
+        .collect();
     assert_eq!(entries.len(), 3, "{entries:?}");
     assert_eq!(entries[0]["created"], id.as_str());
     assert_eq!(entries[0]["status"], 201);
     assert_eq!(entries[0]["body"], CREW);
-    assert_eq!(entries[0]["headers"]["Content-Type"], "application/x-www-form-urlencoded");
-    assert_eq!((entries[1]["created"].clone(), entries[1]["status"].clone()), (Value::Null, Value::from(201)));
+    assert_eq!(
+        entries[0]["headers"]["Content-Type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert_eq!(
+        (entries[1]["created"].clone(), entries[1]["status"].clone()),
+        (Value::Null, Value::from(201))
+    );
     assert_eq!(entries[2]["status"], 422);
 
     // Closing through the test endpoint shows in the request and in the status filter.
-    let closed = http(port, "POST", &format!("/_test/close/{id}"), &[("Content-Type", "application/x-www-form-urlencoded")], b"status_notes=Crew+restored+the+feeder", T).unwrap();
+    let closed = http(
+        port,
+        "POST",
+        &format!("/_test/close/{id}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"status_notes=Crew+restored+the+feeder",
+        T,
+    )
+    .unwrap();
     assert_eq!(closed.status, 200);
     let r = get(port, &format!("/requests/{id}.json")).json();
-    assert_eq!((r[0]["status"].as_str(), r[0]["status_notes"].as_str()), (Some("closed"), Some("Crew restored the feeder")));
-    let closed_ids: Vec<Value> = get(port, "/requests.json?status=closed").json().as_array().unwrap().iter().map(|r| r["service_request_id"].clone()).collect();
+    assert_eq!(
+        (r[0]["status"].as_str(), r[0]["status_notes"].as_str()),
+        (Some("closed"), Some("Crew restored the feeder"))
+    );
+    let closed_ids: Vec<Value> = get(port, "/requests.json?status=closed")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["service_request_id"].clone())
+        .collect();
     assert_eq!(closed_ids, vec![Value::from(id.as_str())]);
 
     // A restart on the same folder keeps requests, keys and the log.
@@ -127,7 +178,10 @@ fn open311_server_against_an_independent_client_and_over_http() {
     drop(server);
     let port2 = free_port();
     let _server = open311_with_key(port2, &state, Some(KEY));
-    assert_eq!(get(port2, &format!("/requests/{id}.json")).json()[0]["status"], "closed");
+    assert_eq!(
+        get(port2, &format!("/requests/{id}.json")).json()[0]["status"],
+        "closed"
+    );
     let replay = form_post(port2, Some("key-1"), CREW).unwrap();
     assert_eq!((replay.status, &replay.body), (201, &first.body));
     assert_eq!(get(port2, "/requests.json").json().as_array().unwrap().len(), before);
@@ -146,7 +200,11 @@ fn faults(port: u16, state: &Path) {
     fault(r#"{"mode":"status500","count":2}"#);
     assert_error(&form_post(port, Some("f1"), &body(1)).unwrap(), 500);
     assert_error(&form_post(port, Some("f1"), &body(1)).unwrap(), 500);
-    assert_eq!(form_post(port, Some("f1"), &body(1)).unwrap().status, 201, "the fault covers two requests only");
+    assert_eq!(
+        form_post(port, Some("f1"), &body(1)).unwrap().status,
+        201,
+        "the fault covers two requests only"
+    );
 
     fault(r#"{"mode":"retry_after","count":1,"seconds":7}"#);
     let busy = form_post(port, Some("f2"), &body(2)).unwrap();
@@ -159,12 +217,25 @@ fn faults(port: u16, state: &Path) {
 
     fault(r#"{"mode":"hang","count":1,"seconds":1}"#);
     let t = Instant::now();
-    assert!(form_post(port, Some("f4"), &body(4)).is_err(), "a hang closes without an answer");
+    assert!(
+        form_post(port, Some("f4"), &body(4)).is_err(),
+        "a hang closes without an answer"
+    );
     assert!(t.elapsed() >= Duration::from_millis(900));
 
     // Slow: the request is created at once, the answer comes after the client gave up.
     fault(r#"{"mode":"slow","count":1,"seconds":2}"#);
-    let late = http(port, "POST", "/requests.json", &[("Content-Type", "application/x-www-form-urlencoded"), ("Idempotency-Key", "f5")], body(5).as_bytes(), Duration::from_millis(300));
+    let late = http(
+        port,
+        "POST",
+        "/requests.json",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Idempotency-Key", "f5"),
+        ],
+        body(5).as_bytes(),
+        Duration::from_millis(300),
+    );
     assert!(late.is_err(), "the client timed out");
     let retried = form_post(port, Some("f5"), &body(5)).unwrap();
     assert_eq!(retried.status, 201);
@@ -183,8 +254,14 @@ fn faults(port: u16, state: &Path) {
         .map(|e| (e["fault"].as_str().unwrap(), &e["created"]))
         .collect();
     let modes: Vec<&str> = faulted.iter().map(|(m, _)| *m).collect();
-    assert_eq!(modes, ["status500", "status500", "retry_after", "reset", "hang", "slow"]);
-    let f5 = entries.iter().find(|e| e["idempotency_key"] == "f5" && e["fault"] == "slow").unwrap();
+    assert_eq!(
+        modes,
+        ["status500", "status500", "retry_after", "reset", "hang", "slow"]
+    );
+    let f5 = entries
+        .iter()
+        .find(|e| e["idempotency_key"] == "f5" && e["fault"] == "slow")
+        .unwrap();
     assert!(f5["created"].as_str().is_some_and(|c| c.starts_with("SR-")), "{f5}");
     assert!(faulted[..5].iter().all(|(_, created)| created.is_null()));
 }

@@ -27,17 +27,48 @@ fn line(t: &str, feed: &str, entity: &str, kind: &str, severity: &str, lon: f64)
 
 /// Writes a small scenario with three feeds, good lines and the given extra lines.
 fn small_scenario(dir: &Path, extra: &[String]) {
-    std::fs::write(
-        dir.join("scenario.toml"),
-        common::small_manifest("small"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("scenario.toml"), common::small_manifest("small")).unwrap();
     let mut lines = vec![
-        line("2026-11-26T21:01:00Z", "scada", "node/1", "substation.trip", "extreme", 24.94),
-        line("2026-11-26T21:01:30Z", "signals", "node/2", "signal.dark", "severe", 24.941),
-        line("2026-11-26T21:02:00Z", "cameras", "node/3", "camera.offline", "moderate", 24.942),
-        line("2026-11-26T21:05:00Z", "signals", "node/2", "signal.restored", "normal", 24.941),
-        line("2026-11-26T21:06:00Z", "scada", "node/1", "substation.restored", "normal", 24.94),
+        line(
+            "2026-11-26T21:01:00Z",
+            "scada",
+            "node/1",
+            "substation.trip",
+            "extreme",
+            24.94,
+        ),
+        line(
+            "2026-11-26T21:01:30Z",
+            "signals",
+            "node/2",
+            "signal.dark",
+            "severe",
+            24.941,
+        ),
+        line(
+            "2026-11-26T21:02:00Z",
+            "cameras",
+            "node/3",
+            "camera.offline",
+            "moderate",
+            24.942,
+        ),
+        line(
+            "2026-11-26T21:05:00Z",
+            "signals",
+            "node/2",
+            "signal.restored",
+            "normal",
+            24.941,
+        ),
+        line(
+            "2026-11-26T21:06:00Z",
+            "scada",
+            "node/1",
+            "substation.restored",
+            "normal",
+            24.94,
+        ),
     ];
     lines.extend_from_slice(extra);
     lines.sort_by_key(|l| l.get(9..33).unwrap_or("").to_owned());
@@ -68,11 +99,32 @@ fn bad_input_is_quarantined_with_its_place_and_costs_nothing_else() {
     let replay = headless::open_replay(dir.path(), &db).unwrap();
     let store = replay.pipeline().store();
     let q = store.quarantine(summary.run).unwrap();
-    let described: Vec<String> = q.iter().map(|e| format!("{} {} {}", e.feed, e.place, e.reason)).collect();
-    assert!(described.iter().any(|d| d.starts_with("tape tape.ndjson:") && d.contains("not a tape record")), "{described:?}");
-    assert!(described.iter().any(|d| d.starts_with("cameras $ (line 1") && d.contains("not JSON")), "{described:?}");
-    assert!(described.iter().any(|d| d.starts_with("radar $") && d.contains("not declared")), "{described:?}");
-    assert!(described.iter().any(|d| d.starts_with("cameras features[1].geometry")), "{described:?}");
+    let described: Vec<String> = q
+        .iter()
+        .map(|e| format!("{} {} {}", e.feed, e.place, e.reason))
+        .collect();
+    assert!(
+        described
+            .iter()
+            .any(|d| d.starts_with("tape tape.ndjson:") && d.contains("not a tape record")),
+        "{described:?}"
+    );
+    assert!(
+        described
+            .iter()
+            .any(|d| d.starts_with("cameras $ (line 1") && d.contains("not JSON")),
+        "{described:?}"
+    );
+    assert!(
+        described
+            .iter()
+            .any(|d| d.starts_with("radar $") && d.contains("not declared")),
+        "{described:?}"
+    );
+    assert!(
+        described.iter().any(|d| d.starts_with("cameras features[1].geometry")),
+        "{described:?}"
+    );
 }
 
 #[test]
@@ -80,15 +132,25 @@ fn demo_replays_give_the_same_observation_set_at_max_speed_and_paced() {
     let dir = tempfile::tempdir().unwrap();
     let a = headless::replay_max(&demo(), &dir.path().join("a.db")).unwrap();
     let b = headless::replay_max(&demo(), &dir.path().join("b.db")).unwrap();
-    assert!(a.accepted >= 1_000, "the demo has at least 1,000 observations, got {}", a.accepted);
+    assert!(
+        a.accepted >= 1_000,
+        "the demo has at least 1,000 observations, got {}",
+        a.accepted
+    );
     for layer in ["transport", "security", "utility"] {
         assert!(a.per_layer[layer] > 0, "no {layer} observations");
     }
     assert_eq!(a.observation_set_hash, b.observation_set_hash);
 
     // The paced clock at 60x on a paused tokio runtime: an hour of scenario in virtual time.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-    let paced = rt.block_on(headless::replay_paced(&demo(), &dir.path().join("c.db"), 60.0)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let paced = rt
+        .block_on(headless::replay_paced(&demo(), &dir.path().join("c.db"), 60.0))
+        .unwrap();
     assert_eq!(paced.accepted, a.accepted);
     assert_eq!(paced.observation_set_hash, a.observation_set_hash);
 
@@ -110,7 +172,13 @@ fn seeking_shows_the_picture_that_replaying_up_to_that_time_shows() {
     let mut seeker = headless::open_replay(&scenario, &dir.path().join("s.db")).unwrap();
     // Forward past the frontier, back, forward again within it, and to the very end.
     let span = end - start;
-    for t in [start + span / 2, start + span / 5, start + span * 4 / 5, start + span / 3, end] {
+    for t in [
+        start + span / 2,
+        start + span / 5,
+        start + span * 4 / 5,
+        start + span / 3,
+        end,
+    ] {
         seeker.seek(t).unwrap();
         let mut played = headless::open_replay(&scenario, &dir.path().join(format!("r{t}.db"))).unwrap();
         // Advance in uneven steps, the way a paced clock does.
@@ -135,7 +203,11 @@ fn seeking_shows_the_picture_that_replaying_up_to_that_time_shows() {
 #[test]
 fn the_engine_streams_coalesced_diffs_and_answers_details() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
     rt.block_on(async {
         let engine = Engine::start(EngineConfig {
             scenario_dir: demo(),
@@ -146,7 +218,12 @@ fn the_engine_streams_coalesced_diffs_and_answers_details() {
         .unwrap();
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
         let sink = diffs.clone();
-        engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+        engine
+            .subscribe(Box::new(move |d| {
+                sink.lock().unwrap().push(d);
+                true
+            }))
+            .unwrap();
         engine.set_speed(None).unwrap();
         assert!(engine.set_speed(Some(-1.0)).is_err());
         engine.play().unwrap();
@@ -158,9 +235,16 @@ fn the_engine_streams_coalesced_diffs_and_answers_details() {
         }
         let (n_diffs, n_upserts, last) = {
             let d = diffs.lock().unwrap();
-            (d.len(), d.iter().map(|d| d.upserts.len()).sum::<usize>(), d.last().unwrap().clone())
+            (
+                d.len(),
+                d.iter().map(|d| d.upserts.len()).sum::<usize>(),
+                d.last().unwrap().clone(),
+            )
         };
-        assert!(diffs.lock().unwrap()[0].reset, "a subscriber first gets the whole picture");
+        assert!(
+            diffs.lock().unwrap()[0].reset,
+            "a subscriber first gets the whole picture"
+        );
         let shown: u32 = last.layers.iter().map(|l| l.count).sum();
         assert!(shown > 50);
         // Coalescing: far fewer messages than upserts.

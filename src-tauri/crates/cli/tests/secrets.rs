@@ -63,30 +63,78 @@ fn credentials_reach_the_backends_and_nothing_else() {
             .env("RUST_LOG", "trace")
             .output()
             .unwrap();
-        assert!(out.status.success(), "cityops {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cityops {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         [out.stdout, out.stderr].concat()
     };
     let mut printed = Vec::new();
-    printed.extend(run(&["dispatch", "--backend", "works", "--params", r#"{"kind":"serviceRequest","serviceCode":"utility-crew","description":"crew"}"#, "--at", "24.9445,60.1709", "--count", "2"]));
-    printed.extend(run(&["dispatch", "--backend", "hook", "--params", r#"{"kind":"notify","message":"substation down"}"#, "--at", "24.9445,60.1709", "--count", "2"]));
+    printed.extend(run(&[
+        "dispatch",
+        "--backend",
+        "works",
+        "--params",
+        r#"{"kind":"serviceRequest","serviceCode":"utility-crew","description":"crew"}"#,
+        "--at",
+        "24.9445,60.1709",
+        "--count",
+        "2",
+    ]));
+    printed.extend(run(&[
+        "dispatch",
+        "--backend",
+        "hook",
+        "--params",
+        r#"{"kind":"notify","message":"substation down"}"#,
+        "--at",
+        "24.9445,60.1709",
+        "--count",
+        "2",
+    ]));
     printed.extend(run(&["send", "--timeout", "60"]));
     for args in [vec!["outbox", "--json", "--db"], vec!["audit", "verify", "--db"]] {
-        let out = Command::new(bin).args(&args).arg(&db).env("RUST_LOG", "trace").output().unwrap();
+        let out = Command::new(bin)
+            .args(&args)
+            .arg(&db)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
         assert!(out.status.success());
         printed.extend([out.stdout, out.stderr].concat());
     }
     let outbox = String::from_utf8_lossy(&printed);
-    assert!(outbox.contains("delivered"), "the actions were not delivered: {outbox:.2000}");
+    assert!(
+        outbox.contains("delivered"),
+        "the actions were not delivered: {outbox:.2000}"
+    );
 
     // The servers saw the credentials: the key in the request, the signature made with it.
     let log = common::http(p311, "GET", "/_test/log", &[], b"", Duration::from_secs(5)).unwrap();
-    assert_eq!(log.json().as_array().unwrap().iter().filter(|e| e["created"].is_string()).count(), 2, "Open311 accepted both requests with the key");
+    assert_eq!(
+        log.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["created"].is_string())
+            .count(),
+        2,
+        "Open311 accepted both requests with the key"
+    );
     let hooks = std::fs::read_to_string(dir.path().join("webhook/notify.ndjson")).unwrap_or_default();
-    assert_eq!(hooks.lines().count(), 2, "the webhook receiver checked both signatures: {hooks}");
+    assert_eq!(
+        hooks.lines().count(),
+        2,
+        "the webhook receiver checked both signatures: {hooks}"
+    );
 
     for (what, canary) in [("API key", KEY), ("signing secret", SECRET)] {
         assert!(!contains(&printed, canary), "the {what} appears in the output or logs");
-        assert!(!contains(&database_bytes(&db), canary), "the {what} is stored in the database");
+        assert!(
+            !contains(&database_bytes(&db), canary),
+            "the {what} is stored in the database"
+        );
     }
 }
 
@@ -123,14 +171,34 @@ fn feed_credentials_stay_out_of_tapes_the_quarantine_and_logs() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut printed = [out.stdout, out.stderr].concat();
-    let quarantine = Command::new(bin).args(["quarantine", "--json", "--db"]).arg(&db).output().unwrap();
+    let quarantine = Command::new(bin)
+        .args(["quarantine", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
     assert!(quarantine.status.success());
-    assert!(String::from_utf8_lossy(&quarantine.stdout).contains("scada"), "the garbage was quarantined");
+    assert!(
+        String::from_utf8_lossy(&quarantine.stdout).contains("scada"),
+        "the garbage was quarantined"
+    );
     printed.extend([quarantine.stdout, quarantine.stderr].concat());
-    assert!(server.received().iter().any(|r| r.header("authorization") == Some(FEED_TOKEN)), "the server got the credential");
+    assert!(
+        server
+            .received()
+            .iter()
+            .any(|r| r.header("authorization") == Some(FEED_TOKEN)),
+        "the server got the credential"
+    );
     let tape = std::fs::read(&tape).unwrap();
     assert!(!tape.is_empty(), "the answers were recorded");
-    for (what, bytes) in [("tape", &tape), ("output or logs", &printed), ("database", &database_bytes(&db))] {
-        assert!(!contains(bytes, FEED_TOKEN), "the feed's credential appears in the {what}");
+    for (what, bytes) in [
+        ("tape", &tape),
+        ("output or logs", &printed),
+        ("database", &database_bytes(&db)),
+    ] {
+        assert!(
+            !contains(bytes, FEED_TOKEN),
+            "the feed's credential appears in the {what}"
+        );
     }
 }

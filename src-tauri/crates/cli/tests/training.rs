@@ -24,13 +24,31 @@ struct Script {
 
 /// Runs one exercise of the demo in `db` (a new run) with a trainee following `script`.
 fn exercise(db: &Path, script: Script) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let (engine, diffs) = common::demo_played_to_end(db, common::repo().join("fixtures/backends/helsinki.toml")).await;
-        let outage = diffs.lock().unwrap().iter().filter_map(|d| d.incidents.as_ref()).flat_map(|i| i.upserts.clone()).find(|e| e.incident_type == "power_outage").unwrap();
+        let (engine, diffs) =
+            common::demo_played_to_end(db, common::repo().join("fixtures/backends/helsinki.toml")).await;
+        let outage = diffs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.incidents.as_ref())
+            .flat_map(|i| i.upserts.clone())
+            .find(|e| e.incident_type == "power_outage")
+            .unwrap();
         let (id, opened) = (outage.id.clone(), outage.opened_ms);
-        cityops_store::Store::open(db).unwrap().roster_set("Trainee", "supervisor", Some("8642"), "test", "system", 0).unwrap();
-        engine.sign_in("Trainee".into(), OperatorRole::Supervisor, Some("8642".into())).await.unwrap();
+        cityops_store::Store::open(db)
+            .unwrap()
+            .roster_set("Trainee", "supervisor", Some("8642"), "test", "system", 0)
+            .unwrap();
+        engine
+            .sign_in("Trainee".into(), OperatorRole::Supervisor, Some("8642".into()))
+            .await
+            .unwrap();
         // The trainee's deeds in time order, each at its scenario moment.
         let mut deeds: Vec<(i64, u8)> = Vec::new();
         deeds.extend(script.acknowledge.map(|t| (t, 0)));
@@ -41,14 +59,29 @@ fn exercise(db: &Path, script: Script) {
             deeds.push((t + later, 4));
         }
         deeds.sort();
-        let request = |params: ActionParams| ActionRequestDto { backend: String::new(), incident: Some(id.clone()), at: None, params };
+        let request = |params: ActionParams| ActionRequestDto {
+            backend: String::new(),
+            incident: Some(id.clone()),
+            at: None,
+            params,
+        };
         for (after_s, deed) in deeds {
             engine.seek(opened + after_s * 1000).unwrap();
             match deed {
-                0 => engine.incident_transition(id.clone(), LifecycleStatus::Acknowledged).await.unwrap(),
+                0 => engine
+                    .incident_transition(id.clone(), LifecycleStatus::Acknowledged)
+                    .await
+                    .unwrap(),
                 1 | 4 => {
-                    let code = if deed == 1 { script.crew.unwrap().1 } else { "utility-crew" };
-                    let mut r = request(ActionParams::ServiceRequest { service_code: code.into(), description: "Substation tripped".into() });
+                    let code = if deed == 1 {
+                        script.crew.unwrap().1
+                    } else {
+                        "utility-crew"
+                    };
+                    let mut r = request(ActionParams::ServiceRequest {
+                        service_code: code.into(),
+                        description: "Substation tripped".into(),
+                    });
                     r.backend = "city-works".into();
                     let p = engine.preview_action(r).await.unwrap();
                     engine.confirm_action(p.token).await.unwrap();
@@ -69,7 +102,11 @@ fn exercise(db: &Path, script: Script) {
                 }
                 3 => {
                     // Resolving needs the incident acknowledged (and dispatched) first.
-                    for to in [LifecycleStatus::Acknowledged, LifecycleStatus::Dispatched, LifecycleStatus::Resolved] {
+                    for to in [
+                        LifecycleStatus::Acknowledged,
+                        LifecycleStatus::Dispatched,
+                        LifecycleStatus::Resolved,
+                    ] {
                         let _ = engine.incident_transition(id.clone(), to).await;
                     }
                 }
@@ -97,7 +134,13 @@ fn outcomes(score: &serde_json::Value) -> Vec<(String, String, f64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| (o["id"].as_str().unwrap().to_owned(), o["outcome"].as_str().unwrap().to_owned(), o["points"].as_f64().unwrap()))
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                o["outcome"].as_str().unwrap().to_owned(),
+                o["points"].as_f64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -109,27 +152,64 @@ fn row(id: &str, outcome: &str, points: f64) -> (String, String, f64) {
 fn scripted_trainees_score_as_the_objectives_say() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("exercises.db");
-    let perfect = Script { acknowledge: Some(30), crew: Some((120, "utility-crew")), alert: Some(300), resolve_then_dispatch: None };
-    let late_and_wrong = Script { acknowledge: Some(90), crew: Some((100, "public-works")), alert: Some(700), resolve_then_dispatch: None };
-    let absent = Script { acknowledge: None, crew: None, alert: None, resolve_then_dispatch: None };
-    let reckless = Script { acknowledge: Some(20), crew: None, alert: None, resolve_then_dispatch: Some((200, 60)) };
+    let perfect = Script {
+        acknowledge: Some(30),
+        crew: Some((120, "utility-crew")),
+        alert: Some(300),
+        resolve_then_dispatch: None,
+    };
+    let late_and_wrong = Script {
+        acknowledge: Some(90),
+        crew: Some((100, "public-works")),
+        alert: Some(700),
+        resolve_then_dispatch: None,
+    };
+    let absent = Script {
+        acknowledge: None,
+        crew: None,
+        alert: None,
+        resolve_then_dispatch: None,
+    };
+    let reckless = Script {
+        acknowledge: Some(20),
+        crew: None,
+        alert: None,
+        resolve_then_dispatch: Some((200, 60)),
+    };
     for script in [perfect, late_and_wrong, absent, reckless] {
         exercise(&db, script);
     }
     let s = score(&db, 1);
     assert_eq!(
         outcomes(&s),
-        [row("ack-outage", "met", 1.0), row("utility-crew", "met", 1.0), row("public-alert", "met", 1.0), row("no-late-dispatch", "met", 1.0)],
+        [
+            row("ack-outage", "met", 1.0),
+            row("utility-crew", "met", 1.0),
+            row("public-alert", "met", 1.0),
+            row("no-late-dispatch", "met", 1.0)
+        ],
         "{s:#}"
     );
     assert_eq!((s["points"].as_f64(), s["maxPoints"].as_f64()), (Some(4.0), Some(4.0)));
-    assert_eq!(s["objectives"][0]["afterS"].as_f64(), Some(30.0), "measured in scenario time");
-    assert_eq!(s["objectives"][0]["detail"], "acknowledged by Trainee 30 s after the incident opened; the limit was 60 s");
+    assert_eq!(
+        s["objectives"][0]["afterS"].as_f64(),
+        Some(30.0),
+        "measured in scenario time"
+    );
+    assert_eq!(
+        s["objectives"][0]["detail"],
+        "acknowledged by Trainee 30 s after the incident opened; the limit was 60 s"
+    );
 
     let s = score(&db, 2);
     assert_eq!(
         outcomes(&s),
-        [row("ack-outage", "late", 0.5), row("utility-crew", "missed", 0.0), row("public-alert", "late", 0.5), row("no-late-dispatch", "met", 1.0)],
+        [
+            row("ack-outage", "late", 0.5),
+            row("utility-crew", "missed", 0.0),
+            row("public-alert", "late", 0.5),
+            row("no-late-dispatch", "met", 1.0)
+        ],
         "{s:#}"
     );
     assert_eq!(s["points"].as_f64(), Some(2.0));
@@ -137,17 +217,33 @@ fn scripted_trainees_score_as_the_objectives_say() {
     let s = score(&db, 3);
     assert_eq!(
         outcomes(&s),
-        [row("ack-outage", "missed", 0.0), row("utility-crew", "missed", 0.0), row("public-alert", "missed", 0.0), row("no-late-dispatch", "met", 1.0)],
+        [
+            row("ack-outage", "missed", 0.0),
+            row("utility-crew", "missed", 0.0),
+            row("public-alert", "missed", 0.0),
+            row("no-late-dispatch", "met", 1.0)
+        ],
         "{s:#}"
     );
 
     let s = score(&db, 4);
     assert_eq!(
         outcomes(&s),
-        [row("ack-outage", "met", 1.0), row("utility-crew", "met", 1.0), row("public-alert", "missed", 0.0), row("no-late-dispatch", "violated", 0.0)],
+        [
+            row("ack-outage", "met", 1.0),
+            row("utility-crew", "met", 1.0),
+            row("public-alert", "missed", 0.0),
+            row("no-late-dispatch", "violated", 0.0)
+        ],
         "{s:#}"
     );
-    assert!(s["objectives"][3]["detail"].as_str().unwrap().contains("60 s after the incident was resolved"), "{s:#}");
+    assert!(
+        s["objectives"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("60 s after the incident was resolved"),
+        "{s:#}"
+    );
 
     // The after-action report of the first trainee, side by side with the second.
     let out = dir.path().join("report.html");
@@ -177,7 +273,14 @@ fn check_report(html: &str, db: &Path) {
                 match e.name().as_ref() {
                     "svg" => svgs += 1,
                     "figure" => {
-                        let attr = |n: &str| e.try_get_attribute(n).unwrap().unwrap().normalized_value(quick_xml::XmlVersion::Implicit1_0).unwrap().into_owned();
+                        let attr = |n: &str| {
+                            e.try_get_attribute(n)
+                                .unwrap()
+                                .unwrap()
+                                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .unwrap()
+                                .into_owned()
+                        };
                         let totals: serde_json::Value = serde_json::from_str(&attr("data-totals")).unwrap();
                         figures.push((attr("data-chart"), totals));
                     }
@@ -193,24 +296,59 @@ fn check_report(html: &str, db: &Path) {
     assert_eq!(depth, 0);
     assert_eq!(svgs, 5, "one SVG per chart");
     let charts: Vec<&str> = figures.iter().map(|(c, _)| c.as_str()).collect();
-    assert_eq!(charts, ["observations-per-layer", "open-incidents", "time-to-acknowledge", "time-to-dispatch", "feed-health"]);
+    assert_eq!(
+        charts,
+        [
+            "observations-per-layer",
+            "open-incidents",
+            "time-to-acknowledge",
+            "time-to-dispatch",
+            "feed-health"
+        ]
+    );
     let store = cityops_store::Store::open(db).unwrap();
     let counts = store.counts(1).unwrap();
     for (layer, n) in counts.per_layer {
         let drawn = figures[0].1[layer.as_str()].as_f64().unwrap_or(0.0);
-        assert_eq!(drawn, n as f64, "{layer:?}: the chart shows {drawn}, the store holds {n}");
+        assert_eq!(
+            drawn, n as f64,
+            "{layer:?}: the chart shows {drawn}, the store holds {n}"
+        );
     }
-    assert_eq!(figures[1].1["incidents"].as_f64(), Some(store.stored_incidents(1).unwrap().len() as f64));
-    assert_eq!(figures[2].1["incidents"].as_f64(), Some(1.0), "one incident acknowledged in run 1");
-    assert_eq!(figures[3].1["incidents"].as_f64(), Some(1.0), "one incident with actions in run 1");
-    assert!(html.contains("Run 1: <strong>4 of 4 points</strong>; run 2: <strong>2 of 4 points</strong>"), "{html:.2000}");
-    assert!(html.contains("data-objective=\"ack-outage\"><td>Acknowledge the substation outage within 60 s</td><td class=\"met\""));
-    assert!(html.contains("→ acknowledged by Trainee"), "the timeline lists the transition");
+    assert_eq!(
+        figures[1].1["incidents"].as_f64(),
+        Some(store.stored_incidents(1).unwrap().len() as f64)
+    );
+    assert_eq!(
+        figures[2].1["incidents"].as_f64(),
+        Some(1.0),
+        "one incident acknowledged in run 1"
+    );
+    assert_eq!(
+        figures[3].1["incidents"].as_f64(),
+        Some(1.0),
+        "one incident with actions in run 1"
+    );
+    assert!(
+        html.contains("Run 1: <strong>4 of 4 points</strong>; run 2: <strong>2 of 4 points</strong>"),
+        "{html:.2000}"
+    );
+    assert!(html.contains(
+        "data-objective=\"ack-outage\"><td>Acknowledge the substation outage within 60 s</td><td class=\"met\""
+    ));
+    assert!(
+        html.contains("→ acknowledged by Trainee"),
+        "the timeline lists the transition"
+    );
 }
 
 #[test]
 fn check_reports_every_problem_with_file_and_line() {
-    let ok = Command::new(env!("CARGO_BIN_EXE_cityops")).arg("check").arg(demo()).output().unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .arg("check")
+        .arg(demo())
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 
     let dir = tempfile::tempdir().unwrap();
@@ -218,28 +356,83 @@ fn check_reports_every_problem_with_file_and_line() {
     std::fs::create_dir_all(&broken).unwrap();
     let manifest = std::fs::read_to_string(demo().join("scenario.toml")).unwrap();
     let manifest = manifest
-        .replace("assets = \"assets.geojson\"", &format!("assets = \"{}\"", demo().join("assets.geojson").display()))
-        .replace("rules = \"../../rules/default.toml\"", &format!("rules = \"{}\"", common::repo().join("fixtures/rules/default.toml").display()))
-        .replace("incident_type = \"power_outage\"\nwithin_s = 600", "incident_type = \"volcano\"\nwithin_s = 600")
+        .replace(
+            "assets = \"assets.geojson\"",
+            &format!("assets = \"{}\"", demo().join("assets.geojson").display()),
+        )
+        .replace(
+            "rules = \"../../rules/default.toml\"",
+            &format!(
+                "rules = \"{}\"",
+                common::repo().join("fixtures/rules/default.toml").display()
+            ),
+        )
+        .replace(
+            "incident_type = \"power_outage\"\nwithin_s = 600",
+            "incident_type = \"volcano\"\nwithin_s = 600",
+        )
         .replace("asset_type = \"camera\"", "asset_type = \"kiosk\"");
     std::fs::write(broken.join("scenario.toml"), &manifest).unwrap();
     let mut tape = std::fs::read_to_string(demo().join("tape.ndjson")).unwrap();
     let lines = tape.lines().count();
     tape.push_str("{\"t\": \"not a time\"}\n");
-    tape.push_str(&tape.lines().next().unwrap().replace("\"feed\":\"", "\"feed\":\"ghost-").replace("\"feed\": \"", "\"feed\": \"ghost-"));
+    tape.push_str(
+        &tape
+            .lines()
+            .next()
+            .unwrap()
+            .replace("\"feed\":\"", "\"feed\":\"ghost-")
+            .replace("\"feed\": \"", "\"feed\": \"ghost-"),
+    );
     tape.push('\n');
     std::fs::write(broken.join("tape.ndjson"), &tape).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_cityops")).arg("check").arg(&broken).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .arg("check")
+        .arg(&broken)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let problems: Vec<&str> = text.lines().collect();
     assert_eq!(problems.len(), 4, "{text}");
     let tape_path = broken.join("tape.ndjson").display().to_string();
-    assert!(problems[0].starts_with(&format!("{tape_path}:{}: ", lines + 1)), "{text}");
-    assert!(problems[1].starts_with(&format!("{tape_path}:{}: feed \"ghost-", lines + 2)), "{text}");
-    let injects_line = manifest.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(3).unwrap().0 + 1;
-    assert!(problems[2].starts_with(&format!("{}:{injects_line}: injects[3] (camera-offline): the scenario has no asset of type \"kiosk\"", broken.join("scenario.toml").display())), "{text}");
-    let objectives_line = manifest.lines().enumerate().filter(|(_, l)| l.trim() == "[[objectives]]").nth(2).unwrap().0 + 1;
-    assert!(problems[3].starts_with(&format!("{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"", broken.join("scenario.toml").display())), "{text}");
+    assert!(
+        problems[0].starts_with(&format!("{tape_path}:{}: ", lines + 1)),
+        "{text}"
+    );
+    assert!(
+        problems[1].starts_with(&format!("{tape_path}:{}: feed \"ghost-", lines + 2)),
+        "{text}"
+    );
+    let injects_line = manifest
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[injects]]")
+        .nth(3)
+        .unwrap()
+        .0
+        + 1;
+    assert!(
+        problems[2].starts_with(&format!(
+            "{}:{injects_line}: injects[3] (camera-offline): the scenario has no asset of type \"kiosk\"",
+            broken.join("scenario.toml").display()
+        )),
+        "{text}"
+    );
+    let objectives_line = manifest
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[objectives]]")
+        .nth(2)
+        .unwrap()
+        .0
+        + 1;
+    assert!(
+        problems[3].starts_with(&format!(
+            "{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"",
+            broken.join("scenario.toml").display()
+        )),
+        "{text}"
+    );
 }

@@ -35,7 +35,14 @@ fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn post(port: u16, hook: &str, content_type: &str, signature: Option<&str>, key: Option<&str>, body: &[u8]) -> std::io::Result<HttpAnswer> {
+fn post(
+    port: u16,
+    hook: &str,
+    content_type: &str,
+    signature: Option<&str>,
+    key: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<HttpAnswer> {
     let mut headers = vec![("Content-Type", content_type)];
     if let Some(s) = signature {
         headers.push(("X-Cityops-Signature", s));
@@ -90,14 +97,22 @@ fn webhook_records_signed_deliveries_byte_exact_and_refuses_the_rest() {
     ];
     for (s, k) in cases {
         let refused = post(port, "notify", "application/json", s, k, body).unwrap();
-        assert_eq!(refused.status, 400, "signature {s:?}, key {k:?}: {}", String::from_utf8_lossy(&refused.body));
+        assert_eq!(
+            refused.status,
+            400,
+            "signature {s:?}, key {k:?}: {}",
+            String::from_utf8_lossy(&refused.body)
+        );
     }
     assert_eq!(records(&dir, "notify").len(), 1);
 
     // A duplicate delivery is recorded again, so a test can see it.
     let dup = post(port, "notify", "application/json", Some(&sig), Some("idem-1"), body).unwrap();
     assert_eq!((dup.status, dup.body.as_slice()), (200, b"notify-000002".as_slice()));
-    let keys: Vec<Value> = records(&dir, "notify").iter().map(|r| r["idempotency_key"].clone()).collect();
+    let keys: Vec<Value> = records(&dir, "notify")
+        .iter()
+        .map(|r| r["idempotency_key"].clone())
+        .collect();
     assert_eq!(keys, ["idem-1", "idem-1"]);
 
     // The alert hub: a real CAP 1.2 alert (IPAWS, 450 KB with a signature and embedded
@@ -105,9 +120,34 @@ fn webhook_records_signed_deliveries_byte_exact_and_refuses_the_rest() {
     let cap_file = common::samples().join("cap/ipaws-5ea321f39fc226a7b44b6874.xml");
     let cap = std::fs::read(&cap_file).unwrap_or_else(|e| panic!("{}: {e} (fixtures/samples)", cap_file.display()));
     let cap_sig = signature(SECRET, &cap);
-    let sent = post(port, "cap", "application/cap+xml", Some(&cap_sig), Some("alert-1"), &cap).unwrap();
-    assert_eq!((sent.status, sent.body.as_slice()), (200, b"cap-000001".as_slice()), "{}", String::from_utf8_lossy(&sent.body));
-    assert_eq!(post(port, "cap", "application/cap+xml", Some(&signature(SECRET, b"x")), Some("alert-2"), &cap).unwrap().status, 400);
+    let sent = post(
+        port,
+        "cap",
+        "application/cap+xml",
+        Some(&cap_sig),
+        Some("alert-1"),
+        &cap,
+    )
+    .unwrap();
+    assert_eq!(
+        (sent.status, sent.body.as_slice()),
+        (200, b"cap-000001".as_slice()),
+        "{}",
+        String::from_utf8_lossy(&sent.body)
+    );
+    assert_eq!(
+        post(
+            port,
+            "cap",
+            "application/cap+xml",
+            Some(&signature(SECRET, b"x")),
+            Some("alert-2"),
+            &cap
+        )
+        .unwrap()
+        .status,
+        400
+    );
     let rec = records(&dir, "cap");
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0]["content_type"], "application/cap+xml");
@@ -116,7 +156,11 @@ fn webhook_records_signed_deliveries_byte_exact_and_refuses_the_rest() {
 
     // What the hub received is still a valid CAP 1.2 document (xmllint, the OASIS schema).
     let xsd = repo().join("fixtures/external/cache/cap/CAP-v1.2.xsd");
-    assert!(xsd.is_file(), "{} is missing: run fixtures/external/fetch.sh (.ci/setup does)", xsd.display());
+    assert!(
+        xsd.is_file(),
+        "{} is missing: run fixtures/external/fetch.sh (.ci/setup does)",
+        xsd.display()
+    );
     let received_file = tmp.path().join("received-cap.xml");
     std::fs::write(&received_file, received).unwrap();
     let lint = std::process::Command::new("xmllint")
@@ -142,14 +186,33 @@ fn proxy_resets_after_delivery_to_the_real_receiver() {
 
     // The receiver records the delivery, the sender only sees a reset: "ack lost".
     proxy.set_mode(Mode::ResetAfterRequest);
-    let lost = post(proxy.port(), "notify", "application/json", Some(&sig), Some("idem-9"), body).unwrap_err();
+    let lost = post(
+        proxy.port(),
+        "notify",
+        "application/json",
+        Some(&sig),
+        Some("idem-9"),
+        body,
+    )
+    .unwrap_err();
     assert_eq!(lost.kind(), std::io::ErrorKind::ConnectionReset, "{lost}");
     assert_eq!(records(&dir, "notify").len(), 1);
 
     // The sender's retry passes and is visible as a second record with the same key.
     proxy.set_mode(Mode::Pass);
-    let retry = post(proxy.port(), "notify", "application/json", Some(&sig), Some("idem-9"), body).unwrap();
-    assert_eq!((retry.status, retry.body.as_slice()), (200, b"notify-000002".as_slice()));
+    let retry = post(
+        proxy.port(),
+        "notify",
+        "application/json",
+        Some(&sig),
+        Some("idem-9"),
+        body,
+    )
+    .unwrap();
+    assert_eq!(
+        (retry.status, retry.body.as_slice()),
+        (200, b"notify-000002".as_slice())
+    );
     let rec = records(&dir, "notify");
     assert_eq!(rec[1]["body"].as_str().unwrap().as_bytes(), body);
     assert_eq!((proxy.connections(), proxy.forwarded()), (2, 2));
@@ -173,9 +236,16 @@ fn tiny_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
             }
             let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
             // The proxy must ask for one exchange per connection.
-            let answer = if text.contains("\r\nconnection: close\r\n") && !text.contains("keep-alive") { "ok" } else { "no" };
+            let answer = if text.contains("\r\nconnection: close\r\n") && !text.contains("keep-alive") {
+                "ok"
+            } else {
+                "no"
+            };
             counter.fetch_add(1, Ordering::SeqCst);
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{answer}");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{answer}"
+            );
         }
     });
     (addr, seen)
@@ -192,7 +262,11 @@ fn proxy_modes() {
 
     proxy.set_mode(Mode::Refuse);
     assert!(get(T).is_err());
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "a refused request never reaches the peer");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "a refused request never reaches the peer"
+    );
 
     proxy.set_mode(Mode::ResetBeforeForward);
     assert_eq!(get(T).unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
@@ -206,7 +280,10 @@ fn proxy_modes() {
     let t = Instant::now();
     assert_eq!(get(T).unwrap().body, b"ok");
     assert!(t.elapsed() >= Duration::from_millis(400));
-    assert!(get(Duration::from_millis(100)).is_err(), "a client with a shorter timeout gives up");
+    assert!(
+        get(Duration::from_millis(100)).is_err(),
+        "a client with a shorter timeout gives up"
+    );
 
     proxy.set_mode(Mode::Blackhole);
     let t = Instant::now();

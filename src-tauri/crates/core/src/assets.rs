@@ -50,7 +50,11 @@ pub struct AssetError {
 }
 
 fn err(feature: Option<usize>, field: &str, message: impl Into<String>) -> AssetError {
-    AssetError { feature, field: field.to_owned(), message: message.into() }
+    AssetError {
+        feature,
+        field: field.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// The layer an asset type belongs to when the file does not say (`properties.layer`).
@@ -94,7 +98,11 @@ impl AssetIndex {
         for (i, a) in assets.iter().enumerate() {
             if let Some(up) = &a.fed_by {
                 if !by_id.contains_key(up) {
-                    return Err(err(Some(i), ".properties.fed_by", format!("{up:?} is not an asset of this file")));
+                    return Err(err(
+                        Some(i),
+                        ".properties.fed_by",
+                        format!("{up:?} is not an asset of this file"),
+                    ));
                 }
             }
         }
@@ -105,12 +113,20 @@ impl AssetIndex {
             while let Some(up) = cur {
                 steps += 1;
                 if up == a.id || steps > assets.len() {
-                    return Err(err(Some(i), ".properties.fed_by", format!("supply of {:?} loops back to itself", a.id)));
+                    return Err(err(
+                        Some(i),
+                        ".properties.fed_by",
+                        format!("supply of {:?} loops back to itself", a.id),
+                    ));
                 }
                 cur = assets[by_id[up]].fed_by.as_deref();
             }
         }
-        let ref_lat = if assets.is_empty() { 0.0 } else { assets.iter().map(|a| a.position.lat).sum::<f64>() / assets.len() as f64 };
+        let ref_lat = if assets.is_empty() {
+            0.0
+        } else {
+            assets.iter().map(|a| a.position.lat).sum::<f64>() / assets.len() as f64
+        };
         let mut grid = GridIndex::new(ASSET_CELL_M, ref_lat);
         let mut children: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, a) in assets.iter_mut().enumerate() {
@@ -119,7 +135,13 @@ impl AssetIndex {
                 children.entry(up.clone()).or_default().push(i);
             }
         }
-        let index = AssetIndex { assets, by_id, children, grid, ref_lat };
+        let index = AssetIndex {
+            assets,
+            by_id,
+            children,
+            grid,
+            ref_lat,
+        };
         let mut children = index.children;
         for v in children.values_mut() {
             v.sort_by(|x, y| index.assets[*x].id.cmp(&index.assets[*y].id));
@@ -133,12 +155,25 @@ impl AssetIndex {
     /// `fed_by`, `feeder` and `layer` are optional (`layer` defaults by type, see
     /// [`default_layer`]). Other properties and foreign members are ignored.
     pub fn parse_geojson(text: &str) -> Result<AssetIndex, AssetError> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| err(None, "", format!("not JSON (line {}, column {}): {e}", e.line(), e.column())))?;
+        let doc: Value = serde_json::from_str(text).map_err(|e| {
+            err(
+                None,
+                "",
+                format!("not JSON (line {}, column {}): {e}", e.line(), e.column()),
+            )
+        })?;
         if doc.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
             return Err(err(None, ".type", "not a FeatureCollection"));
         }
-        let features = doc.get("features").and_then(Value::as_array).ok_or_else(|| err(None, ".features", "missing or not an array"))?;
-        let assets = features.iter().enumerate().map(|(i, f)| asset(i, f)).collect::<Result<Vec<_>, _>>()?;
+        let features = doc
+            .get("features")
+            .and_then(Value::as_array)
+            .ok_or_else(|| err(None, ".features", "missing or not an array"))?;
+        let assets = features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| asset(i, f))
+            .collect::<Result<Vec<_>, _>>()?;
         AssetIndex::new(assets)
     }
 
@@ -200,7 +235,11 @@ impl AssetIndex {
 
     /// The assets within `radius_m` metres of `p`, nearest first (ties by id).
     pub fn within(&self, p: GeoPoint, radius_m: f64) -> Vec<(f64, &Asset)> {
-        let mut v: Vec<(f64, &Asset)> = self.grid.within(p, radius_m).map(|(d, i)| (d, &self.assets[*i])).collect();
+        let mut v: Vec<(f64, &Asset)> = self
+            .grid
+            .within(p, radius_m)
+            .map(|(d, i)| (d, &self.assets[*i]))
+            .collect();
         v.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
         v
     }
@@ -210,7 +249,11 @@ fn opt_string(props: &serde_json::Map<String, Value>, i: usize, key: &str) -> Re
     match props.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err(err(Some(i), &format!(".properties.{key}"), "must be a non-empty string or null")),
+        Some(_) => Err(err(
+            Some(i),
+            &format!(".properties.{key}"),
+            "must be a non-empty string or null",
+        )),
     }
 }
 
@@ -220,12 +263,22 @@ fn asset(i: usize, f: &Value) -> Result<Asset, AssetError> {
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err(err(Some(i), ".id", "missing: every asset needs a stable id")),
     };
-    let props = f.get("properties").and_then(Value::as_object).ok_or_else(|| err(Some(i), ".properties", "missing or not an object"))?;
-    let asset_type = opt_string(props, i, "asset_type")?.ok_or_else(|| err(Some(i), ".properties.asset_type", "missing"))?;
+    let props = f
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(Some(i), ".properties", "missing or not an object"))?;
+    let asset_type =
+        opt_string(props, i, "asset_type")?.ok_or_else(|| err(Some(i), ".properties.asset_type", "missing"))?;
     let layer = match opt_string(props, i, "layer")? {
-        Some(l) => l.parse().map_err(|e: crate::model::UnknownLayer| err(Some(i), ".properties.layer", e.to_string()))?,
+        Some(l) => l
+            .parse()
+            .map_err(|e: crate::model::UnknownLayer| err(Some(i), ".properties.layer", e.to_string()))?,
         None => default_layer(&asset_type).ok_or_else(|| {
-            err(Some(i), ".properties.layer", format!("missing, and asset_type {asset_type:?} has no default layer"))
+            err(
+                Some(i),
+                ".properties.layer",
+                format!("missing, and asset_type {asset_type:?} has no default layer"),
+            )
         })?,
     };
     let geometry = f.get("geometry").ok_or_else(|| err(Some(i), ".geometry", "missing"))?;
@@ -237,7 +290,15 @@ fn asset(i: usize, f: &Value) -> Result<Asset, AssetError> {
         .and_then(|c| GeoPoint::new(c.first()?.as_f64()?, c.get(1)?.as_f64()?))
         .ok_or_else(|| err(Some(i), ".geometry.coordinates", "not a [lon, lat] pair in range"))?;
     let name = opt_string(props, i, "name")?.unwrap_or_else(|| id.clone());
-    Ok(Asset { id, asset_type, name, position, layer, fed_by: opt_string(props, i, "fed_by")?, feeder: opt_string(props, i, "feeder")? })
+    Ok(Asset {
+        id,
+        asset_type,
+        name,
+        position,
+        layer,
+        fed_by: opt_string(props, i, "fed_by")?,
+        feeder: opt_string(props, i, "feeder")?,
+    })
 }
 
 #[cfg(test)]
@@ -264,25 +325,59 @@ mod tests {
         let idx = AssetIndex::parse_geojson(&text).unwrap();
         assert_eq!(idx.len(), 4);
         let s = idx.get("node/2").unwrap();
-        assert_eq!((s.layer, s.fed_by.as_deref(), s.feeder.as_deref()), (Layer::Transport, Some("way/1"), Some("F1")));
+        assert_eq!(
+            (s.layer, s.fed_by.as_deref(), s.feeder.as_deref()),
+            (Layer::Transport, Some("way/1"), Some("F1"))
+        );
         assert_eq!(idx.get("way/1").unwrap().layer, Layer::Utility);
         let up: Vec<&str> = idx.upstream("node/3").map(|a| a.id.as_str()).collect();
         assert_eq!(up, ["way/1"]);
         let down: Vec<&str> = idx.downstream("way/1", 3).iter().map(|(_, a)| a.id.as_str()).collect();
         assert_eq!(down, ["node/2", "node/3"]);
         // 0.001° of longitude at 60.17° N is about 55 m.
-        let near: Vec<&str> = idx.within(GeoPoint { lon: 24.9402, lat: 60.17 }, 100.0).iter().map(|(_, a)| a.id.as_str()).collect();
+        let near: Vec<&str> = idx
+            .within(
+                GeoPoint {
+                    lon: 24.9402,
+                    lat: 60.17,
+                },
+                100.0,
+            )
+            .iter()
+            .map(|(_, a)| a.id.as_str())
+            .collect();
         assert_eq!(near, ["way/1", "node/2"], "nearest first, node/3 is 270 m away");
     }
 
     #[test]
     fn errors_name_the_feature_and_field() {
         let cases = [
-            (vec![feature("a", "signal", 24.9, Some("nope"), None)], "features[0].properties.fed_by"),
-            (vec![feature("a", "signal", 24.9, None, None), feature("a", "camera", 24.9, None, None)], "features[1].id"),
-            (vec![feature("a", "windmill", 24.9, None, None)], "features[0].properties.layer"),
-            (vec![feature("a", "signal", 240.0, None, None)], "features[0].geometry.coordinates"),
-            (vec![feature("a", "signal", 24.9, Some("b"), None), feature("b", "signal", 24.9, Some("a"), None)], "features[0].properties.fed_by"),
+            (
+                vec![feature("a", "signal", 24.9, Some("nope"), None)],
+                "features[0].properties.fed_by",
+            ),
+            (
+                vec![
+                    feature("a", "signal", 24.9, None, None),
+                    feature("a", "camera", 24.9, None, None),
+                ],
+                "features[1].id",
+            ),
+            (
+                vec![feature("a", "windmill", 24.9, None, None)],
+                "features[0].properties.layer",
+            ),
+            (
+                vec![feature("a", "signal", 240.0, None, None)],
+                "features[0].geometry.coordinates",
+            ),
+            (
+                vec![
+                    feature("a", "signal", 24.9, Some("b"), None),
+                    feature("b", "signal", 24.9, Some("a"), None),
+                ],
+                "features[0].properties.fed_by",
+            ),
         ];
         for (features, want) in cases {
             let e = AssetIndex::parse_geojson(&collection(features)).unwrap_err();
@@ -290,7 +385,13 @@ mod tests {
         }
         let mut no_type = feature("a", "signal", 24.9, None, None);
         no_type["properties"].as_object_mut().unwrap().remove("asset_type");
-        assert_eq!(AssetIndex::parse_geojson(&collection(vec![no_type])).unwrap_err().field, ".properties.asset_type");
-        assert!(AssetIndex::parse_geojson("[]").unwrap_err().to_string().starts_with("$.type"));
+        assert_eq!(
+            AssetIndex::parse_geojson(&collection(vec![no_type])).unwrap_err().field,
+            ".properties.asset_type"
+        );
+        assert!(AssetIndex::parse_geojson("[]")
+            .unwrap_err()
+            .to_string()
+            .starts_with("$.type"));
     }
 }

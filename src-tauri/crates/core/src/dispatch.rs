@@ -29,7 +29,13 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every kind.
-    pub const ALL: [BackendKind; 5] = [BackendKind::Open311, BackendKind::Webhook, BackendKind::Mqtt, BackendKind::Cot, BackendKind::Cap];
+    pub const ALL: [BackendKind; 5] = [
+        BackendKind::Open311,
+        BackendKind::Webhook,
+        BackendKind::Mqtt,
+        BackendKind::Cot,
+        BackendKind::Cap,
+    ];
 
     /// The lowercase name used in the config file, the store and the CLI.
     pub fn as_str(self) -> &'static str {
@@ -105,10 +111,20 @@ pub enum ActionParams {
     DeviceCommand { device: String, command: String },
     /// A CoT tasking: `task` is one of the backend's choices, `unit` the callsign or uid.
     #[serde(rename_all = "camelCase")]
-    TaskUnit { unit: String, task: String, remarks: String },
+    TaskUnit {
+        unit: String,
+        task: String,
+        remarks: String,
+    },
     /// A CAP 1.2 public alert for the incident's area.
     #[serde(rename_all = "camelCase")]
-    PublicAlert { headline: String, description: String, instruction: String, severity: AlertSeverity, expires_minutes: u32 },
+    PublicAlert {
+        headline: String,
+        description: String,
+        instruction: String,
+        severity: AlertSeverity,
+        expires_minutes: u32,
+    },
 }
 
 impl ActionParams {
@@ -204,35 +220,66 @@ pub struct Rendered {
 
 fn text(field: &'static str, value: &str, required: bool) -> Result<(), DispatchError> {
     if required && value.trim().is_empty() {
-        return Err(DispatchError::Field { field, reason: "is required".into() });
+        return Err(DispatchError::Field {
+            field,
+            reason: "is required".into(),
+        });
     }
     if value.chars().count() > MAX_TEXT {
-        return Err(DispatchError::Field { field, reason: format!("is longer than {MAX_TEXT} characters") });
+        return Err(DispatchError::Field {
+            field,
+            reason: format!("is longer than {MAX_TEXT} characters"),
+        });
     }
     Ok(())
 }
 
 fn ident(field: &'static str, value: &str, choices: &[String]) -> Result<(), DispatchError> {
     if value.trim().is_empty() {
-        return Err(DispatchError::Field { field, reason: "is required".into() });
+        return Err(DispatchError::Field {
+            field,
+            reason: "is required".into(),
+        });
     }
-    if value.len() > MAX_ID || value.chars().any(|c| c.is_control() || c == '/' || c == '+' || c == '#') {
-        return Err(DispatchError::Field { field, reason: format!("{value:?} is not a valid identifier") });
+    if value.len() > MAX_ID
+        || value
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '+' || c == '#')
+    {
+        return Err(DispatchError::Field {
+            field,
+            reason: format!("{value:?} is not a valid identifier"),
+        });
     }
     if !choices.is_empty() && !choices.iter().any(|c| c == value) {
-        return Err(DispatchError::Field { field, reason: format!("{value:?} is not one of {}", choices.join(", ")) });
+        return Err(DispatchError::Field {
+            field,
+            reason: format!("{value:?} is not one of {}", choices.join(", ")),
+        });
     }
     Ok(())
 }
 
 /// Checks parameters against the backend they are for: right kind, required fields present,
 /// identifiers among the backend's choices, text within bounds.
-pub fn validate(backend: &str, kind: BackendKind, choices: &[String], params: &ActionParams) -> Result<(), DispatchError> {
+pub fn validate(
+    backend: &str,
+    kind: BackendKind,
+    choices: &[String],
+    params: &ActionParams,
+) -> Result<(), DispatchError> {
     if params.kind() != kind {
-        return Err(DispatchError::WrongKind { backend: backend.to_owned(), expected: kind.as_str(), got: params.kind().as_str() });
+        return Err(DispatchError::WrongKind {
+            backend: backend.to_owned(),
+            expected: kind.as_str(),
+            got: params.kind().as_str(),
+        });
     }
     match params {
-        ActionParams::ServiceRequest { service_code, description } => {
+        ActionParams::ServiceRequest {
+            service_code,
+            description,
+        } => {
             ident("serviceCode", service_code, choices)?;
             text("description", description, true)
         }
@@ -246,15 +293,27 @@ pub fn validate(backend: &str, kind: BackendKind, choices: &[String], params: &A
             ident("task", task, choices)?;
             text("remarks", remarks, false)
         }
-        ActionParams::PublicAlert { headline, description, instruction, expires_minutes, .. } => {
+        ActionParams::PublicAlert {
+            headline,
+            description,
+            instruction,
+            expires_minutes,
+            ..
+        } => {
             text("headline", headline, true)?;
             if headline.chars().count() > 160 {
-                return Err(DispatchError::Field { field: "headline", reason: "CAP headlines should stay under 160 characters".into() });
+                return Err(DispatchError::Field {
+                    field: "headline",
+                    reason: "CAP headlines should stay under 160 characters".into(),
+                });
             }
             text("description", description, true)?;
             text("instruction", instruction, false)?;
             if !(1..=7 * 24 * 60).contains(expires_minutes) {
-                return Err(DispatchError::Field { field: "expiresMinutes", reason: "must be between 1 minute and 7 days".into() });
+                return Err(DispatchError::Field {
+                    field: "expiresMinutes",
+                    reason: "must be between 1 minute and 7 days".into(),
+                });
             }
             Ok(())
         }
@@ -277,7 +336,10 @@ pub fn render(params: &ActionParams, ctx: &ActionContext<'_>, extra: &[(String, 
     let at = iso(ctx.now_ms);
     let place = ctx.place;
     match params {
-        ActionParams::ServiceRequest { service_code, description } => {
+        ActionParams::ServiceRequest {
+            service_code,
+            description,
+        } => {
             let mut form = vec![
                 ("service_code".to_owned(), service_code.clone()),
                 ("lat".to_owned(), format!("{:.6}", place.point.lat)),
@@ -332,10 +394,19 @@ pub fn render(params: &ActionParams, ctx: &ActionContext<'_>, extra: &[(String, 
                 device: Some(device.clone()),
             }
         }
-        ActionParams::TaskUnit { unit, task, remarks } => {
-            Rendered { body: cot_tasking(ctx, unit, task, remarks), content_type: "application/xml", summary: format!("Task {unit}: {task} at {}", place.label), device: None }
-        }
-        ActionParams::PublicAlert { headline, description, instruction, severity, expires_minutes } => Rendered {
+        ActionParams::TaskUnit { unit, task, remarks } => Rendered {
+            body: cot_tasking(ctx, unit, task, remarks),
+            content_type: "application/xml",
+            summary: format!("Task {unit}: {task} at {}", place.label),
+            device: None,
+        },
+        ActionParams::PublicAlert {
+            headline,
+            description,
+            instruction,
+            severity,
+            expires_minutes,
+        } => Rendered {
             body: cap_alert(ctx, headline, description, instruction, *severity, *expires_minutes),
             content_type: "application/cap+xml",
             summary: format!("Public alert: {}", first_line(headline)),
@@ -351,18 +422,26 @@ fn first_line(s: &str) -> String {
 
 /// RFC 3339 with a `Z` zone; CAP wants an explicit offset, which `+00:00` is.
 fn iso(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
 }
 
 fn iso_z(ms: Millis) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// `application/x-www-form-urlencoded`, as browsers encode it (the WHATWG URL standard's
 /// serializer): letters, digits and `*-._` as they are, space as `+`, every other byte of the
 /// UTF-8 as `%XX` in upper case.
 pub fn form_encode(pairs: &[(String, String)]) -> String {
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// One form component, encoded as [`form_encode`] encodes it.
@@ -428,7 +507,14 @@ fn cot_tasking(ctx: &ActionContext<'_>, unit: &str, task: &str, remarks: &str) -
 /// A CAP 1.2 alert for the place: the incident's area as a polygon where it has one, else a
 /// 500 m circle around the point. The identifier is derived from the idempotency key, so a hub
 /// that sees it twice can tell it is the same alert.
-fn cap_alert(ctx: &ActionContext<'_>, headline: &str, description: &str, instruction: &str, severity: AlertSeverity, expires_minutes: u32) -> String {
+fn cap_alert(
+    ctx: &ActionContext<'_>,
+    headline: &str,
+    description: &str,
+    instruction: &str,
+    severity: AlertSeverity,
+    expires_minutes: u32,
+) -> String {
     let status = if ctx.exercise { "Exercise" } else { "Actual" };
     let sent = iso(ctx.now_ms);
     let expires = iso(ctx.now_ms + i64::from(expires_minutes) * 60_000);
@@ -440,11 +526,23 @@ fn cap_alert(ctx: &ActionContext<'_>, headline: &str, description: &str, instruc
             let _ = write!(area, "<polygon>{}</polygon>", pairs.join(" "));
         }
         _ => {
-            let _ = write!(area, "<circle>{:.5},{:.5} 0.5</circle>", ctx.place.point.lat, ctx.place.point.lon);
+            let _ = write!(
+                area,
+                "<circle>{:.5},{:.5} 0.5</circle>",
+                ctx.place.point.lat, ctx.place.point.lon
+            );
         }
     }
-    let instruction = if instruction.trim().is_empty() { String::new() } else { format!("<instruction>{}</instruction>", xml_escape(instruction)) };
-    let note = if ctx.exercise { "<note>EXERCISE EXERCISE EXERCISE: a training exercise, not a real alert.</note>" } else { "" };
+    let instruction = if instruction.trim().is_empty() {
+        String::new()
+    } else {
+        format!("<instruction>{}</instruction>", xml_escape(instruction))
+    };
+    let note = if ctx.exercise {
+        "<note>EXERCISE EXERCISE EXERCISE: a training exercise, not a real alert.</note>"
+    } else {
+        ""
+    };
     format!(
         concat!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
@@ -494,16 +592,42 @@ mod tests {
 
     #[test]
     fn form_encoding_is_byte_for_byte_what_it_was() {
-        let tricky = ["", "a b", "*", "~", "+", "&", "=", "%", "%41", "a+b=c&d", "Kaisaniemi <substation> & co", "Hämeentie 1 ✓", "tab\there\r\n", "/?#[]@!$'(),;:", "\u{0}\u{7f}\u{80}\u{10ffff}"];
+        let tricky = [
+            "",
+            "a b",
+            "*",
+            "~",
+            "+",
+            "&",
+            "=",
+            "%",
+            "%41",
+            "a+b=c&d",
+            "Kaisaniemi <substation> & co",
+            "Hämeentie 1 ✓",
+            "tab\there\r\n",
+            "/?#[]@!$'(),;:",
+            "\u{0}\u{7f}\u{80}\u{10ffff}",
+        ];
         for s in tricky {
             assert_eq!(form_component(s), old_form_component(s), "{s:?}");
         }
         assert_eq!(form_component("a b*~+&=%ä"), "a+b*%7E%2B%26%3D%25%C3%A4");
-        let pairs: Vec<(String, String)> = tricky.iter().map(|s| (s.to_string(), s.chars().rev().collect())).collect();
-        let old = pairs.iter().map(|(k, v)| format!("{}={}", old_form_component(k), old_form_component(v))).collect::<Vec<_>>().join("&");
+        let pairs: Vec<(String, String)> = tricky
+            .iter()
+            .map(|s| (s.to_string(), s.chars().rev().collect()))
+            .collect();
+        let old = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", old_form_component(k), old_form_component(v)))
+            .collect::<Vec<_>>()
+            .join("&");
         assert_eq!(form_encode(&pairs), old);
         assert_eq!(form_encode(&[]), "");
-        assert_eq!(form_encode(&[("k".into(), String::new()), (String::new(), "v".into())]), "k=&=v");
+        assert_eq!(
+            form_encode(&[("k".into(), String::new()), (String::new(), "v".into())]),
+            "k=&=v"
+        );
         for b in 0..=u8::MAX {
             let s = String::from_utf8_lossy(&[b]).into_owned();
             assert_eq!(form_component(&s), old_form_component(&s), "byte {b}");
@@ -518,27 +642,88 @@ mod tests {
     }
 
     fn place() -> Place {
-        Place { point: GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi <substation> & co".into(), area: None }
+        Place {
+            point: GeoPoint {
+                lon: 24.9445,
+                lat: 60.1709,
+            },
+            label: "Kaisaniemi <substation> & co".into(),
+            area: None,
+        }
     }
 
     fn ctx(p: &Place) -> ActionContext<'_> {
-        ActionContext { key: "k1", incident: Some("inc-1"), place: p, operator: "anna", now_ms: 1_780_000_000_000, exercise: false, sender: "cityops@hel.example", confirm_to: None }
+        ActionContext {
+            key: "k1",
+            incident: Some("inc-1"),
+            place: p,
+            operator: "anna",
+            now_ms: 1_780_000_000_000,
+            exercise: false,
+            sender: "cityops@hel.example",
+            confirm_to: None,
+        }
     }
 
     #[test]
     fn validation_names_the_field() {
         let choices = vec!["utility-crew".to_owned()];
-        let p = ActionParams::ServiceRequest { service_code: "pothole".into(), description: "x".into() };
+        let p = ActionParams::ServiceRequest {
+            service_code: "pothole".into(),
+            description: "x".into(),
+        };
         let e = validate("works", BackendKind::Open311, &choices, &p).unwrap_err();
-        assert!(matches!(e, DispatchError::Field { field: "serviceCode", .. }), "{e}");
-        let p = ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: " ".into() };
-        assert!(matches!(validate("works", BackendKind::Open311, &choices, &p), Err(DispatchError::Field { field: "description", .. })));
+        assert!(
+            matches!(
+                e,
+                DispatchError::Field {
+                    field: "serviceCode",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let p = ActionParams::ServiceRequest {
+            service_code: "utility-crew".into(),
+            description: " ".into(),
+        };
+        assert!(matches!(
+            validate("works", BackendKind::Open311, &choices, &p),
+            Err(DispatchError::Field {
+                field: "description",
+                ..
+            })
+        ));
         let p = ActionParams::Notify { message: "hi".into() };
-        assert!(matches!(validate("works", BackendKind::Open311, &choices, &p), Err(DispatchError::WrongKind { .. })));
-        let p = ActionParams::DeviceCommand { device: "sig/#".into(), command: "flash".into() };
-        assert!(matches!(validate("dev", BackendKind::Mqtt, &[], &p), Err(DispatchError::Field { field: "device", .. })), "topic wildcards are refused");
-        let p = ActionParams::PublicAlert { headline: "h".into(), description: "d".into(), instruction: String::new(), severity: AlertSeverity::Severe, expires_minutes: 0 };
-        assert!(matches!(validate("hub", BackendKind::Cap, &[], &p), Err(DispatchError::Field { field: "expiresMinutes", .. })));
+        assert!(matches!(
+            validate("works", BackendKind::Open311, &choices, &p),
+            Err(DispatchError::WrongKind { .. })
+        ));
+        let p = ActionParams::DeviceCommand {
+            device: "sig/#".into(),
+            command: "flash".into(),
+        };
+        assert!(
+            matches!(
+                validate("dev", BackendKind::Mqtt, &[], &p),
+                Err(DispatchError::Field { field: "device", .. })
+            ),
+            "topic wildcards are refused"
+        );
+        let p = ActionParams::PublicAlert {
+            headline: "h".into(),
+            description: "d".into(),
+            instruction: String::new(),
+            severity: AlertSeverity::Severe,
+            expires_minutes: 0,
+        };
+        assert!(matches!(
+            validate("hub", BackendKind::Cap, &[], &p),
+            Err(DispatchError::Field {
+                field: "expiresMinutes",
+                ..
+            })
+        ));
         assert_eq!(confirmations_needed(BackendKind::Cap), 2);
         assert_eq!(confirmations_needed(BackendKind::Open311), 1);
     }
@@ -546,7 +731,14 @@ mod tests {
     #[test]
     fn open311_form_is_encoded_and_carries_the_key() {
         let p = place();
-        let r = render(&ActionParams::ServiceRequest { service_code: "utility-crew".into(), description: "Feeder trip; 12 signals dark".into() }, &ctx(&p), &[("api_key".into(), "K".into())]);
+        let r = render(
+            &ActionParams::ServiceRequest {
+                service_code: "utility-crew".into(),
+                description: "Feeder trip; 12 signals dark".into(),
+            },
+            &ctx(&p),
+            &[("api_key".into(), "K".into())],
+        );
         assert_eq!(
             r.body,
             "service_code=utility-crew&lat=60.170900&long=24.944500&address_string=Kaisaniemi+%3Csubstation%3E+%26+co&description=Feeder+trip%3B+12+signals+dark&attribute%5Bcityops_key%5D=k1&attribute%5Bcityops_incident%5D=inc-1&api_key=K"
@@ -557,13 +749,31 @@ mod tests {
     fn xml_documents_escape_operator_and_feed_text() {
         let p = place();
         let hostile = "</remarks><script>alert(1)</script>\u{1}";
-        let r = render(&ActionParams::TaskUnit { unit: "U1".into(), task: "t-x-i".into(), remarks: hostile.into() }, &ctx(&p), &[]);
+        let r = render(
+            &ActionParams::TaskUnit {
+                unit: "U1".into(),
+                task: "t-x-i".into(),
+                remarks: hostile.into(),
+            },
+            &ctx(&p),
+            &[],
+        );
         assert!(r.body.contains("&lt;/remarks&gt;&lt;script&gt;"), "{}", r.body);
         assert!(!r.body.contains('\u{1}'));
         assert!(r.body.contains("uid=\"cityops-k1\""));
         let mut c = ctx(&p);
         c.exercise = true;
-        let r = render(&ActionParams::PublicAlert { headline: hostile.into(), description: "d".into(), instruction: String::new(), severity: AlertSeverity::Severe, expires_minutes: 60 }, &c, &[]);
+        let r = render(
+            &ActionParams::PublicAlert {
+                headline: hostile.into(),
+                description: "d".into(),
+                instruction: String::new(),
+                severity: AlertSeverity::Severe,
+                expires_minutes: 60,
+            },
+            &c,
+            &[],
+        );
         assert!(r.body.contains("<status>Exercise</status>"));
         assert!(r.body.contains("<circle>60.17090,24.94450 0.5</circle>"));
         assert!(r.body.contains("<sent>2026-05-28T20:26:40+00:00</sent>"), "{}", r.body);
@@ -573,7 +783,9 @@ mod tests {
     #[test]
     fn rendering_is_a_function_of_its_inputs() {
         let p = place();
-        let params = ActionParams::Notify { message: "Substation down".into() };
+        let params = ActionParams::Notify {
+            message: "Substation down".into(),
+        };
         assert_eq!(render(&params, &ctx(&p), &[]), render(&params, &ctx(&p), &[]));
         let v: serde_json::Value = serde_json::from_str(&render(&params, &ctx(&p), &[]).body).unwrap();
         assert_eq!(v["key"], "k1");

@@ -48,7 +48,11 @@ pub struct GridIndex<T> {
 impl<T> GridIndex<T> {
     /// An empty grid with cells of `cell_m` metres, square near `ref_lat` degrees.
     pub fn new(cell_m: f64, ref_lat: f64) -> GridIndex<T> {
-        let cell_m = if cell_m.is_finite() && cell_m > 0.0 { cell_m } else { 250.0 };
+        let cell_m = if cell_m.is_finite() && cell_m > 0.0 {
+            cell_m
+        } else {
+            250.0
+        };
         // Near the poles a degree of longitude vanishes; clamping keeps cells finite there.
         let cos = ref_lat.to_radians().cos().max(0.01);
         GridIndex {
@@ -60,13 +64,19 @@ impl<T> GridIndex<T> {
     }
 
     fn cell(&self, p: GeoPoint) -> (i64, i64) {
-        ((p.lat / self.cell_lat_deg).floor() as i64, (p.lon / self.cell_lon_deg).floor() as i64)
+        (
+            (p.lat / self.cell_lat_deg).floor() as i64,
+            (p.lon / self.cell_lon_deg).floor() as i64,
+        )
     }
 
     /// Adds an item at a point.
     pub fn insert(&mut self, p: GeoPoint, item: T) {
         let c = self.cell(p);
-        self.cells.entry(c).or_default().push((p, p.lat.to_radians().cos(), item));
+        self.cells
+            .entry(c)
+            .or_default()
+            .push((p, p.lat.to_radians().cos(), item));
         self.len += 1;
     }
 
@@ -74,7 +84,9 @@ impl<T> GridIndex<T> {
     pub fn remove_where(&mut self, p: GeoPoint, is: impl Fn(&T) -> bool) -> bool {
         let c = self.cell(p);
         let Some(v) = self.cells.get_mut(&c) else { return false };
-        let Some(i) = v.iter().position(|(_, _, t)| is(t)) else { return false };
+        let Some(i) = v.iter().position(|(_, _, t)| is(t)) else {
+            return false;
+        };
         v.swap_remove(i);
         if v.is_empty() {
             self.cells.remove(&c);
@@ -102,7 +114,12 @@ impl<T> GridIndex<T> {
     /// The items within `radius_m` metres of `p` that `keep` accepts, with their distance, in
     /// no particular order. `keep` sees each item of the cells in reach before its distance is
     /// computed, so a cheap test there saves the trigonometry of the items it turns away.
-    pub fn within_where<'a>(&'a self, p: GeoPoint, radius_m: f64, keep: impl Fn(&T) -> bool + 'a) -> impl Iterator<Item = (f64, &'a T)> + 'a {
+    pub fn within_where<'a>(
+        &'a self,
+        p: GeoPoint,
+        radius_m: f64,
+        keep: impl Fn(&T) -> bool + 'a,
+    ) -> impl Iterator<Item = (f64, &'a T)> + 'a {
         let dlat = radius_m / M_PER_DEG;
         let cos_p = p.lat.to_radians().cos();
         let dlon = radius_m / (M_PER_DEG * cos_p.max(0.01));
@@ -159,7 +176,9 @@ mod tests {
     #[test]
     fn the_grid_finds_exactly_what_is_within_the_radius() {
         let mut g = GridIndex::new(100.0, 60.17);
-        let pts: Vec<GeoPoint> = (0..400).map(|i| p(24.93 + (i % 20) as f64 * 0.0007, 60.16 + (i / 20) as f64 * 0.0004)).collect();
+        let pts: Vec<GeoPoint> = (0..400)
+            .map(|i| p(24.93 + (i % 20) as f64 * 0.0007, 60.16 + (i / 20) as f64 * 0.0004))
+            .collect();
         for (i, q) in pts.iter().enumerate() {
             g.insert(*q, i);
         }

@@ -62,13 +62,19 @@ mod tests {
 
     #[test]
     fn cells_of_a_box_cover_its_points() {
-        let b = BBox { min: GeoPoint { lon: 24.93, lat: 60.16 }, max: GeoPoint { lon: 24.96, lat: 60.18 } };
+        let b = BBox {
+            min: GeoPoint { lon: 24.93, lat: 60.16 },
+            max: GeoPoint { lon: 24.96, lat: 60.18 },
+        };
         let rows = b.cell_rows();
         for (lon, lat) in [(24.93, 60.16), (24.96, 60.18), (24.945, 60.171)] {
             let c = cell(GeoPoint { lon, lat });
             assert!(rows.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)), "{lon},{lat}");
         }
-        let outside = cell(GeoPoint { lon: 24.99, lat: 60.171 });
+        let outside = cell(GeoPoint {
+            lon: 24.99,
+            lat: 60.171,
+        });
         assert!(!rows.iter().any(|(lo, hi)| (*lo..=*hi).contains(&outside)));
         assert_eq!(bucket(BUCKET_MS * 3 + 1), 3);
         assert_eq!(bucket(-1), -1);

@@ -94,7 +94,11 @@ pub enum InjectError {
 pub fn validate(specs: &[InjectSpec]) -> Result<(), InjectError> {
     let mut seen = std::collections::BTreeSet::new();
     for (index, s) in specs.iter().enumerate() {
-        let bad = |message: &str| InjectError::Spec { index, id: s.id.clone(), message: message.to_owned() };
+        let bad = |message: &str| InjectError::Spec {
+            index,
+            id: s.id.clone(),
+            message: message.to_owned(),
+        };
         if s.id.trim().is_empty() || !seen.insert(s.id.as_str()) {
             return Err(bad("the id is empty or used twice"));
         }
@@ -131,21 +135,38 @@ pub fn feed_specs() -> Vec<FeedSpec> {
 }
 
 /// Where an inject lands: the place picked, or the asset it snapped to.
-pub fn place<'a>(spec: &InjectSpec, assets: &'a AssetIndex, lon: f64, lat: f64) -> Result<(GeoPoint, Option<&'a Asset>), InjectError> {
+pub fn place<'a>(
+    spec: &InjectSpec,
+    assets: &'a AssetIndex,
+    lon: f64,
+    lat: f64,
+) -> Result<(GeoPoint, Option<&'a Asset>), InjectError> {
     let p = GeoPoint::new(lon, lat).ok_or(InjectError::BadPlace { lon, lat })?;
-    let Some(asset_type) = &spec.asset_type else { return Ok((p, None)) };
+    let Some(asset_type) = &spec.asset_type else {
+        return Ok((p, None));
+    };
     let asset = assets
         .within(p, spec.snap_m)
         .into_iter()
         .map(|(_, a)| a)
         .find(|a| &a.asset_type == asset_type)
-        .ok_or_else(|| InjectError::NoAsset { asset_type: asset_type.clone(), snap_m: spec.snap_m })?;
+        .ok_or_else(|| InjectError::NoAsset {
+            asset_type: asset_type.clone(),
+            snap_m: spec.snap_m,
+        })?;
     Ok((asset.position, Some(asset)))
 }
 
 /// The tape message of the `n`th inject (from 1) of a run, made at scenario time `at_ms` by
 /// `trainer`: one GeoJSON feature on the layer's inject feed, its sequence number `n`.
-pub fn message(spec: &InjectSpec, n: u64, at_ms: Millis, at: GeoPoint, asset: Option<&Asset>, trainer: &str) -> TapeMessage {
+pub fn message(
+    spec: &InjectSpec,
+    n: u64,
+    at_ms: Millis,
+    at: GeoPoint,
+    asset: Option<&Asset>,
+    trainer: &str,
+) -> TapeMessage {
     let entity = match (asset, &spec.asset_field) {
         (Some(a), None) => a.id.clone(),
         _ => format!("inject/{n}"),
@@ -154,10 +175,15 @@ pub fn message(spec: &InjectSpec, n: u64, at_ms: Millis, at: GeoPoint, asset: Op
         Some(a) => format!("{}: {}", spec.title, a.name),
         None => spec.title.clone(),
     };
-    let time = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let time = chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut props = spec.fields.clone();
     props.insert("kind".into(), Value::String(spec.kind.clone()));
-    props.insert("severity".into(), serde_json::to_value(spec.severity).expect("a severity serializes"));
+    props.insert(
+        "severity".into(),
+        serde_json::to_value(spec.severity).expect("a severity serializes"),
+    );
     props.insert("time".into(), Value::String(time));
     props.insert("title".into(), Value::String(title));
     props.insert("inject".into(), Value::String(spec.id.clone()));
@@ -223,8 +249,17 @@ mod tests {
         assert_eq!(f["properties"]["time"], "1970-01-01T00:00:01.000Z");
 
         let far = place(&trip, &index, 24.96, 60.17).unwrap_err();
-        assert_eq!(far, InjectError::NoAsset { asset_type: "substation".into(), snap_m: 150.0 });
-        assert!(matches!(place(&trip, &index, 200.0, 60.0), Err(InjectError::BadPlace { .. })));
+        assert_eq!(
+            far,
+            InjectError::NoAsset {
+                asset_type: "substation".into(),
+                snap_m: 150.0
+            }
+        );
+        assert!(matches!(
+            place(&trip, &index, 200.0, 60.0),
+            Err(InjectError::BadPlace { .. })
+        ));
     }
 
     #[test]
@@ -245,7 +280,10 @@ mod tests {
         let msg = message(&free, 7, 0, at, asset, "T");
         assert_eq!(msg.feed, "inject.alerts");
         let v: Value = serde_json::from_slice(&msg.body).unwrap();
-        assert_eq!(v["features"][0]["geometry"]["coordinates"], serde_json::json!([24.95, 60.18]));
+        assert_eq!(
+            v["features"][0]["geometry"]["coordinates"],
+            serde_json::json!([24.95, 60.18])
+        );
     }
 
     #[test]
@@ -253,11 +291,24 @@ mod tests {
         let ok = spec("id = \"a\"\ntitle = \"A\"\nkind = \"x.y\"\nlayer = \"alerts\"");
         assert_eq!(validate(std::slice::from_ref(&ok)), Ok(()));
         let e = validate(&[ok.clone(), ok.clone()]).unwrap_err();
-        assert!(e.to_string().starts_with("injects[1] (a): the id is empty or used twice"), "{e}");
-        let far = InjectSpec { snap_m: -1.0, ..ok.clone() };
+        assert!(
+            e.to_string()
+                .starts_with("injects[1] (a): the id is empty or used twice"),
+            "{e}"
+        );
+        let far = InjectSpec {
+            snap_m: -1.0,
+            ..ok.clone()
+        };
         assert!(validate(&[far]).unwrap_err().to_string().contains("snap_m"));
-        let field = InjectSpec { asset_field: Some("site".into()), ..ok };
+        let field = InjectSpec {
+            asset_field: Some("site".into()),
+            ..ok
+        };
         assert!(validate(&[field]).unwrap_err().to_string().contains("asset_type"));
-        assert!(toml::from_str::<InjectSpec>("id = \"a\"\ntitle = \"A\"\nkind = \"x\"\nlayer = \"alerts\"\ncolour = 1").is_err());
+        assert!(toml::from_str::<InjectSpec>(
+            "id = \"a\"\ntitle = \"A\"\nkind = \"x\"\nlayer = \"alerts\"\ncolour = 1"
+        )
+        .is_err());
     }
 }

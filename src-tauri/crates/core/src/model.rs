@@ -137,10 +137,7 @@ pub struct GeoPoint {
 impl GeoPoint {
     /// A point, if both coordinates are finite and in range.
     pub fn new(lon: f64, lat: f64) -> Option<GeoPoint> {
-        let ok = lon.is_finite()
-            && lat.is_finite()
-            && (-180.0..=180.0).contains(&lon)
-            && (-90.0..=90.0).contains(&lat);
+        let ok = lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat);
         ok.then_some(GeoPoint { lon, lat })
     }
 }

@@ -78,7 +78,11 @@ pub struct ObjectiveError {
 pub fn validate(objectives: &[Objective], incident_types: &[&str]) -> Result<(), ObjectiveError> {
     let mut seen = std::collections::BTreeSet::new();
     for (index, o) in objectives.iter().enumerate() {
-        let err = |message: String| ObjectiveError { index, id: o.id.clone(), message };
+        let err = |message: String| ObjectiveError {
+            index,
+            id: o.id.clone(),
+            message,
+        };
         if o.id.trim().is_empty() || !seen.insert(o.id.as_str()) {
             return Err(err("id is empty or used twice".into()));
         }
@@ -86,7 +90,10 @@ pub fn validate(objectives: &[Objective], incident_types: &[&str]) -> Result<(),
             (None, Task::NeverDispatchResolved) => {}
             (None, _) => return Err(err("incident_type is required for this task".into())),
             (Some(t), _) if !incident_types.contains(&t.as_str()) => {
-                return Err(err(format!("incident_type {t:?} is not a type of the rules file ({})", incident_types.join(", "))))
+                return Err(err(format!(
+                    "incident_type {t:?} is not a type of the rules file ({})",
+                    incident_types.join(", ")
+                )))
             }
             _ => {}
         }
@@ -102,7 +109,9 @@ pub fn validate(objectives: &[Objective], incident_types: &[&str]) -> Result<(),
             return Err(err("a public alert goes to a cap backend".into()));
         }
         if o.service_code.is_some() && !(o.task == Task::Dispatch && o.backend == Some(BackendKind::Open311)) {
-            return Err(err("service_code applies to dispatch objectives with backend = \"open311\"".into()));
+            return Err(err(
+                "service_code applies to dispatch objectives with backend = \"open311\"".into(),
+            ));
         }
     }
     Ok(())
@@ -199,13 +208,30 @@ pub struct Score {
 }
 
 /// Scores a record against objectives. Times are scenario milliseconds.
-pub fn score(objectives: &[Objective], incidents: &[IncidentFact], transitions: &[TransitionFact], actions: &[ActionFact]) -> Score {
-    let out: Vec<ObjectiveScore> = objectives.iter().map(|o| score_one(o, incidents, transitions, actions)).collect();
+pub fn score(
+    objectives: &[Objective],
+    incidents: &[IncidentFact],
+    transitions: &[TransitionFact],
+    actions: &[ActionFact],
+) -> Score {
+    let out: Vec<ObjectiveScore> = objectives
+        .iter()
+        .map(|o| score_one(o, incidents, transitions, actions))
+        .collect();
     let points = out.iter().map(|s| s.points).sum();
-    Score { max_points: out.len() as f64, points, objectives: out }
+    Score {
+        max_points: out.len() as f64,
+        points,
+        objectives: out,
+    }
 }
 
-fn score_one(o: &Objective, incidents: &[IncidentFact], transitions: &[TransitionFact], actions: &[ActionFact]) -> ObjectiveScore {
+fn score_one(
+    o: &Objective,
+    incidents: &[IncidentFact],
+    transitions: &[TransitionFact],
+    actions: &[ActionFact],
+) -> ObjectiveScore {
     let base = |outcome: Outcome, incident: Option<String>, after_s: Option<f64>, detail: String| ObjectiveScore {
         id: o.id.clone(),
         title: o.title.clone(),
@@ -223,7 +249,11 @@ fn score_one(o: &Objective, incidents: &[IncidentFact], transitions: &[Transitio
         // The moment each incident was resolved or closed by an operator (the first such).
         let violation = actions.iter().find_map(|a| {
             let id = a.incident.as_deref()?;
-            let resolved = transitions.iter().filter(|t| t.incident == id && (t.to == "resolved" || t.to == "closed")).map(|t| t.at_ms).min()?;
+            let resolved = transitions
+                .iter()
+                .filter(|t| t.incident == id && (t.to == "resolved" || t.to == "closed"))
+                .map(|t| t.at_ms)
+                .min()?;
             (a.at_ms > resolved).then_some((a, resolved))
         });
         return match violation {
@@ -231,24 +261,45 @@ fn score_one(o: &Objective, incidents: &[IncidentFact], transitions: &[Transitio
                 Outcome::Violated,
                 a.incident.clone(),
                 None,
-                format!("{} by {} {:.0} s after the incident was resolved", a.summary, a.operator, (a.at_ms - resolved) as f64 / 1000.0),
+                format!(
+                    "{} by {} {:.0} s after the incident was resolved",
+                    a.summary,
+                    a.operator,
+                    (a.at_ms - resolved) as f64 / 1000.0
+                ),
             ),
             None => base(Outcome::Met, None, None, "no action went to a resolved incident".into()),
         };
     }
     let ty = o.incident_type.as_deref().unwrap_or_default();
-    let Some(incident) = incidents.iter().filter(|i| i.incident_type == ty).min_by_key(|i| (i.opened_ms, i.id.clone())) else {
+    let Some(incident) = incidents
+        .iter()
+        .filter(|i| i.incident_type == ty)
+        .min_by_key(|i| (i.opened_ms, i.id.clone()))
+    else {
         return base(Outcome::Missed, None, None, format!("no {ty} incident opened"));
     };
     let after = |at: Millis| (at - incident.opened_ms) as f64 / 1000.0;
     // The first deed that satisfies the task, as (time, who, what).
     let deed: Option<(Millis, String, String)> = match o.task {
         Task::Acknowledge | Task::Resolve => {
-            let to = if o.task == Task::Acknowledge { "acknowledged" } else { "resolved" };
-            transitions.iter().filter(|t| t.incident == incident.id && t.to == to).min_by_key(|t| t.at_ms).map(|t| (t.at_ms, t.operator.clone(), to.to_owned()))
+            let to = if o.task == Task::Acknowledge {
+                "acknowledged"
+            } else {
+                "resolved"
+            };
+            transitions
+                .iter()
+                .filter(|t| t.incident == incident.id && t.to == to)
+                .min_by_key(|t| t.at_ms)
+                .map(|t| (t.at_ms, t.operator.clone(), to.to_owned()))
         }
         Task::Dispatch | Task::PublishAlert => {
-            let kind = if o.task == Task::PublishAlert { Some(BackendKind::Cap) } else { o.backend };
+            let kind = if o.task == Task::PublishAlert {
+                Some(BackendKind::Cap)
+            } else {
+                o.backend
+            };
             actions
                 .iter()
                 .filter(|a| a.incident.as_deref() == Some(incident.id.as_str()))
@@ -262,7 +313,12 @@ fn score_one(o: &Objective, incidents: &[IncidentFact], transitions: &[Transitio
     let within = f64::from(o.within_s.unwrap_or(0));
     let late = o.late_until_s.map(f64::from);
     match deed {
-        None => base(Outcome::Missed, Some(incident.id.clone()), None, format!("not done; the limit was {within:.0} s after the incident opened")),
+        None => base(
+            Outcome::Missed,
+            Some(incident.id.clone()),
+            None,
+            format!("not done; the limit was {within:.0} s after the incident opened"),
+        ),
         Some((at, who, what)) => {
             let s = after(at);
             let outcome = if s <= within {
@@ -272,7 +328,12 @@ fn score_one(o: &Objective, incidents: &[IncidentFact], transitions: &[Transitio
             } else {
                 Outcome::Missed
             };
-            base(outcome, Some(incident.id.clone()), Some(s), format!("{what} by {who} {s:.0} s after the incident opened; the limit was {within:.0} s"))
+            base(
+                outcome,
+                Some(incident.id.clone()),
+                Some(s),
+                format!("{what} by {who} {s:.0} s after the incident opened; the limit was {within:.0} s"),
+            )
         }
     }
 }
@@ -321,17 +382,37 @@ task = "never_dispatch_resolved"
 
     fn incidents() -> Vec<IncidentFact> {
         vec![
-            IncidentFact { id: "inc/b".into(), incident_type: "power_outage".into(), opened_ms: 2_000_000 },
-            IncidentFact { id: "inc/a".into(), incident_type: "power_outage".into(), opened_ms: 1_000_000 },
+            IncidentFact {
+                id: "inc/b".into(),
+                incident_type: "power_outage".into(),
+                opened_ms: 2_000_000,
+            },
+            IncidentFact {
+                id: "inc/a".into(),
+                incident_type: "power_outage".into(),
+                opened_ms: 1_000_000,
+            },
         ]
     }
 
     fn ack(at_s: i64) -> TransitionFact {
-        TransitionFact { incident: "inc/a".into(), to: "acknowledged".into(), at_ms: 1_000_000 + at_s * 1000, operator: "Aino".into() }
+        TransitionFact {
+            incident: "inc/a".into(),
+            to: "acknowledged".into(),
+            at_ms: 1_000_000 + at_s * 1000,
+            operator: "Aino".into(),
+        }
     }
 
     fn action(kind: BackendKind, code: Option<&str>, at_s: i64) -> ActionFact {
-        ActionFact { incident: Some("inc/a".into()), kind, service_code: code.map(Into::into), at_ms: 1_000_000 + at_s * 1000, operator: "Aino".into(), summary: format!("{kind:?}") }
+        ActionFact {
+            incident: Some("inc/a".into()),
+            kind,
+            service_code: code.map(Into::into),
+            at_ms: 1_000_000 + at_s * 1000,
+            operator: "Aino".into(),
+            summary: format!("{kind:?}"),
+        }
     }
 
     #[test]
@@ -341,7 +422,10 @@ task = "never_dispatch_resolved"
         let e = validate(&o, &["signal_failure"]).unwrap_err();
         assert_eq!((e.index, e.id.as_str()), (0, "ack"));
         o[1].within_s = None;
-        assert!(validate(&o, &["power_outage"]).unwrap_err().message.contains("within_s"));
+        assert!(validate(&o, &["power_outage"])
+            .unwrap_err()
+            .message
+            .contains("within_s"));
         let mut o = objectives();
         o[2].backend = Some(BackendKind::Webhook);
         assert_eq!(validate(&o, &["power_outage"]).unwrap_err().index, 2);
@@ -352,23 +436,49 @@ task = "never_dispatch_resolved"
 
     #[test]
     fn a_trainee_who_does_everything_in_time_scores_full_marks() {
-        let s = score(&objectives(), &incidents(), &[ack(42)], &[action(BackendKind::Open311, Some("utility-crew"), 200), action(BackendKind::Cap, None, 500)]);
+        let s = score(
+            &objectives(),
+            &incidents(),
+            &[ack(42)],
+            &[
+                action(BackendKind::Open311, Some("utility-crew"), 200),
+                action(BackendKind::Cap, None, 500),
+            ],
+        );
         assert_eq!((s.points, s.max_points), (4.0, 4.0));
         assert!(s.objectives.iter().all(|o| o.outcome == Outcome::Met), "{s:?}");
-        assert_eq!(s.objectives[0].incident.as_deref(), Some("inc/a"), "the first incident of the type to open");
+        assert_eq!(
+            s.objectives[0].incident.as_deref(),
+            Some("inc/a"),
+            "the first incident of the type to open"
+        );
         assert_eq!(s.objectives[0].after_s, Some(42.0));
-        assert_eq!(s.objectives[0].detail, "acknowledged by Aino 42 s after the incident opened; the limit was 60 s");
+        assert_eq!(
+            s.objectives[0].detail,
+            "acknowledged by Aino 42 s after the incident opened; the limit was 60 s"
+        );
     }
 
     #[test]
     fn late_wrong_and_absent_trainees_score_as_the_objectives_say() {
         // Late acknowledgement, a crew of the wrong service, no alert.
-        let s = score(&objectives(), &incidents(), &[ack(90)], &[action(BackendKind::Open311, Some("public-works"), 100)]);
+        let s = score(
+            &objectives(),
+            &incidents(),
+            &[ack(90)],
+            &[action(BackendKind::Open311, Some("public-works"), 100)],
+        );
         let outcomes: Vec<Outcome> = s.objectives.iter().map(|o| o.outcome.clone()).collect();
-        assert_eq!(outcomes, [Outcome::Late, Outcome::Missed, Outcome::Missed, Outcome::Met]);
+        assert_eq!(
+            outcomes,
+            [Outcome::Late, Outcome::Missed, Outcome::Missed, Outcome::Met]
+        );
         assert_eq!(s.points, 1.5);
         // Too late even for late.
-        assert_eq!(score(&objectives(), &incidents(), &[ack(121)], &[]).objectives[0].outcome, Outcome::Missed);
+        assert_eq!(
+            score(&objectives(), &incidents(), &[ack(121)], &[]).objectives[0].outcome,
+            Outcome::Missed
+        );
         // Absent: nothing at all; the "never" objective is kept.
         let s = score(&objectives(), &incidents(), &[], &[]);
         assert_eq!(s.points, 1.0);
@@ -379,10 +489,27 @@ task = "never_dispatch_resolved"
 
     #[test]
     fn dispatching_to_a_resolved_incident_is_a_violation() {
-        let resolved = TransitionFact { incident: "inc/a".into(), to: "resolved".into(), at_ms: 1_000_000 + 300_000, operator: "Aino".into() };
-        let s = score(&objectives(), &incidents(), &[ack(10), resolved], &[action(BackendKind::Open311, Some("utility-crew"), 200), action(BackendKind::Webhook, None, 400)]);
+        let resolved = TransitionFact {
+            incident: "inc/a".into(),
+            to: "resolved".into(),
+            at_ms: 1_000_000 + 300_000,
+            operator: "Aino".into(),
+        };
+        let s = score(
+            &objectives(),
+            &incidents(),
+            &[ack(10), resolved],
+            &[
+                action(BackendKind::Open311, Some("utility-crew"), 200),
+                action(BackendKind::Webhook, None, 400),
+            ],
+        );
         assert_eq!(s.objectives[3].outcome, Outcome::Violated);
         assert_eq!(s.objectives[3].points, 0.0);
-        assert!(s.objectives[3].detail.contains("100 s after the incident was resolved"), "{}", s.objectives[3].detail);
+        assert!(
+            s.objectives[3].detail.contains("100 s after the incident was resolved"),
+            "{}",
+            s.objectives[3].detail
+        );
     }
 }

@@ -61,7 +61,10 @@ impl Picture {
     /// rather than copying them; the next diff is a reset, which carries every entity, so none
     /// is marked changed.
     pub fn rebuild(&mut self, observations: Vec<Observation>) {
-        *self = Picture { reset: true, ..Picture::default() };
+        *self = Picture {
+            reset: true,
+            ..Picture::default()
+        };
         for obs in observations {
             self.place(obs);
         }
@@ -101,7 +104,11 @@ impl Picture {
             true => self.entities.values().cloned().collect(),
             false => dirty.iter().filter_map(|e| self.entities.get(e).cloned()).collect(),
         };
-        PictureDiff { reset, upserts, newest: self.newest.clone() }
+        PictureDiff {
+            reset,
+            upserts,
+            newest: self.newest.clone(),
+        }
     }
 }
 
@@ -138,7 +145,11 @@ mod tests {
         assert_eq!(p.get("a").unwrap().severity, Severity::Normal);
         let d = p.take_diff();
         assert!(!d.reset);
-        assert_eq!(d.upserts, vec![a3.clone(), b2.clone()], "one upsert per entity, the latest");
+        assert_eq!(
+            d.upserts,
+            vec![a3.clone(), b2.clone()],
+            "one upsert per entity, the latest"
+        );
         assert_eq!(d.newest[&Layer::Utility], 2500);
         assert!(p.take_diff().is_empty());
 

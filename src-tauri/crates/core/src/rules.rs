@@ -272,14 +272,26 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, span: Option<std::ops::Range<usize>>, field: impl Into<String>, message: impl Into<String>) -> Result<T, RulesError> {
-        Err(RulesError { line: span.map(|s| line_of(self.text, s.start)), field: field.into(), message: message.into() })
+    fn err<T>(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, RulesError> {
+        Err(RulesError {
+            line: span.map(|s| line_of(self.text, s.start)),
+            field: field.into(),
+            message: message.into(),
+        })
     }
 
     fn patterns(&self, list: &[Spanned<String>], field: &str) -> Result<Vec<KindPattern>, RulesError> {
         list.iter()
             .enumerate()
-            .map(|(i, s)| KindPattern::parse(s.get_ref()).or_else(|m| self.err(Some(s.span()), format!("{field}[{i}]"), m.to_string())))
+            .map(|(i, s)| {
+                KindPattern::parse(s.get_ref())
+                    .or_else(|m| self.err(Some(s.span()), format!("{field}[{i}]"), m.to_string()))
+            })
             .collect()
     }
 }
@@ -294,7 +306,11 @@ impl Rules {
             message: e.message().to_owned(),
         })?;
         if *raw.version.get_ref() != VERSION {
-            return cx.err(Some(raw.version.span()), "version", format!("this build reads version {VERSION}"));
+            return cx.err(
+                Some(raw.version.span()),
+                "version",
+                format!("this build reads version {VERSION}"),
+            );
         }
         let event_hold_s = match raw.event_hold_s {
             Some(h) if *h.get_ref() < 0 => return cx.err(Some(h.span()), "event_hold_s", "must not be negative"),
@@ -303,10 +319,19 @@ impl Rules {
         };
         let mut clears = BTreeMap::new();
         for (k, v) in &raw.clears {
-            KindPattern::parse(k).ok().filter(|p| matches!(p, KindPattern::Exact(_))).map_or_else(
-                || cx.err(v.first().map(|s| s.span()), format!("clears.{k:?}"), "a clearing kind must be one exact kind"),
-                Ok,
-            )?;
+            KindPattern::parse(k)
+                .ok()
+                .filter(|p| matches!(p, KindPattern::Exact(_)))
+                .map_or_else(
+                    || {
+                        cx.err(
+                            v.first().map(|s| s.span()),
+                            format!("clears.{k:?}"),
+                            "a clearing kind must be one exact kind",
+                        )
+                    },
+                    Ok,
+                )?;
             clears.insert(k.clone(), cx.patterns(v, &format!("clears.{k:?}"))?);
         }
         let types = types(&cx, raw.types)?;
@@ -315,7 +340,11 @@ impl Rules {
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (i, r) in raw.rules.into_iter().enumerate() {
             if r.id.get_ref().trim().is_empty() || !ids.insert(r.id.get_ref().clone()) {
-                return cx.err(Some(r.id.span()), format!("rules[{i}].id"), format!("{:?} is empty or used twice", r.id.get_ref()));
+                return cx.err(
+                    Some(r.id.span()),
+                    format!("rules[{i}].id"),
+                    format!("{:?} is empty or used twice", r.id.get_ref()),
+                );
             }
             rules.push(rule(&cx, i, r, &type_ids)?);
         }
@@ -344,7 +373,9 @@ impl Rules {
 
     /// True when some dependency rule lets an incident rooted at `kind` explain dependents.
     pub fn is_root_kind(&self, kind: &str) -> bool {
-        self.rules.iter().any(|r| matches!(&r.kind, RuleKind::Dependency { roots, .. } if any_matches(roots, kind)))
+        self.rules
+            .iter()
+            .any(|r| matches!(&r.kind, RuleKind::Dependency { roots, .. } if any_matches(roots, kind)))
     }
 
     /// True when `kind` is an event rather than a state.
@@ -365,7 +396,10 @@ impl Rules {
 
     /// The verb phrase for a kind in explanations ("went dark"), or a neutral one.
     pub fn phrase(&self, kind: &str) -> String {
-        self.phrases.get(kind).cloned().unwrap_or_else(|| format!("reported {kind}"))
+        self.phrases
+            .get(kind)
+            .cloned()
+            .unwrap_or_else(|| format!("reported {kind}"))
     }
 }
 
@@ -384,18 +418,40 @@ fn types(cx: &Ctx<'_>, raw: Vec<RawType>) -> Result<Vec<IncidentType>, RulesErro
             rest = rest.replace(p, "");
         }
         if t.title.get_ref().trim().is_empty() || rest.contains('{') || rest.contains('}') {
-            return cx.err(Some(t.title.span()), field("title"), format!("must be non-empty; placeholders are {}", PLACEHOLDERS.join(", ")));
+            return cx.err(
+                Some(t.title.span()),
+                field("title"),
+                format!("must be non-empty; placeholders are {}", PLACEHOLDERS.join(", ")),
+            );
         }
         if t.seeds.is_empty() {
-            return cx.err(Some(t.id.span()), field("seeds"), "an incident type needs at least one seed kind");
+            return cx.err(
+                Some(t.id.span()),
+                field("seeds"),
+                "an incident type needs at least one seed kind",
+            );
         }
         let seeds = cx.patterns(&t.seeds, &field("seeds"))?;
         for (s, raw_seed) in seeds.iter().zip(&t.seeds) {
             if let Some(other) = out.iter().find(|o| o.seeds.contains(s)) {
-                return cx.err(Some(raw_seed.span()), field("seeds"), format!("{:?} already opens incidents of type {:?}", raw_seed.get_ref(), other.id));
+                return cx.err(
+                    Some(raw_seed.span()),
+                    field("seeds"),
+                    format!(
+                        "{:?} already opens incidents of type {:?}",
+                        raw_seed.get_ref(),
+                        other.id
+                    ),
+                );
             }
         }
-        out.push(IncidentType { id: id.clone(), title: t.title.into_inner(), seeds, severity: t.severity, sop: t.sop });
+        out.push(IncidentType {
+            id: id.clone(),
+            title: t.title.into_inner(),
+            seeds,
+            severity: t.severity,
+            sop: t.sop,
+        });
     }
     Ok(out)
 }
@@ -409,7 +465,11 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
         "duplicate" => &["kinds", "radius_m", "window_s"],
         "escalation" => &["types", "steps"],
         other => {
-            return cx.err(Some(r.kind.span()), field("type"), format!("{other:?} is not a rule type (spatial, dependency, duplicate, escalation)"))
+            return cx.err(
+                Some(r.kind.span()),
+                field("type"),
+                format!("{other:?} is not a rule type (spatial, dependency, duplicate, escalation)"),
+            )
         }
     };
     let present: [(&str, Option<std::ops::Range<usize>>); 9] = [
@@ -432,14 +492,24 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
     let confidence = match &r.confidence {
         None if ty == "escalation" => 1.0,
         None => return cx.err(id_span, field("confidence"), format!("required for a {ty} rule")),
-        Some(c) if ty == "escalation" => return cx.err(Some(c.span()), field("confidence"), "does not apply to an escalation rule"),
-        Some(c) if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1.0) => return cx.err(Some(c.span()), field("confidence"), "must be in (0, 1]"),
+        Some(c) if ty == "escalation" => {
+            return cx.err(
+                Some(c.span()),
+                field("confidence"),
+                "does not apply to an escalation rule",
+            )
+        }
+        Some(c) if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1.0) => {
+            return cx.err(Some(c.span()), field("confidence"), "must be in (0, 1]")
+        }
         Some(c) => *c.get_ref(),
     };
     let kinds = |name: &str, v: &Option<Spanned<Vec<Spanned<String>>>>| -> Result<Vec<KindPattern>, RulesError> {
         match v {
             None => cx.err(id_span.clone(), field(name), format!("required for a {ty} rule")),
-            Some(list) if list.get_ref().is_empty() => cx.err(Some(list.span()), field(name), "must list at least one kind"),
+            Some(list) if list.get_ref().is_empty() => {
+                cx.err(Some(list.span()), field(name), "must list at least one kind")
+            }
             Some(list) => cx.patterns(list.get_ref(), &field(name)),
         }
     };
@@ -447,9 +517,11 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
         match v {
             None if required => cx.err(id_span.clone(), field(name), format!("required for a {ty} rule")),
             None => Ok(None),
-            Some(m) if !(m.get_ref().is_finite() && *m.get_ref() > 0.0 && *m.get_ref() <= 50_000.0) => {
-                cx.err(Some(m.span()), field(name), "must be a distance in metres, above 0 and at most 50000")
-            }
+            Some(m) if !(m.get_ref().is_finite() && *m.get_ref() > 0.0 && *m.get_ref() <= 50_000.0) => cx.err(
+                Some(m.span()),
+                field(name),
+                "must be a distance in metres, above 0 and at most 50000",
+            ),
             Some(m) => Ok(Some(*m.get_ref())),
         }
     };
@@ -484,13 +556,23 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
             window_s: window()?,
         },
         _ => {
-            let types: Vec<String> = r.types.map(|t| t.into_inner()).unwrap_or_default().into_iter().map(|t| {
-                if type_ids.contains(t.get_ref().as_str()) {
-                    Ok(t.into_inner())
-                } else {
-                    cx.err(Some(t.span()), field("types"), format!("{:?} is not an incident type of this file", t.get_ref()))
-                }
-            }).collect::<Result<_, _>>()?;
+            let types: Vec<String> = r
+                .types
+                .map(|t| t.into_inner())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| {
+                    if type_ids.contains(t.get_ref().as_str()) {
+                        Ok(t.into_inner())
+                    } else {
+                        cx.err(
+                            Some(t.span()),
+                            field("types"),
+                            format!("{:?} is not an incident type of this file", t.get_ref()),
+                        )
+                    }
+                })
+                .collect::<Result<_, _>>()?;
             let Some(raw_steps) = r.steps.filter(|s| !s.get_ref().is_empty()) else {
                 return cx.err(id_span, field("steps"), "an escalation rule needs at least one step");
             };
@@ -499,14 +581,26 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
                 let span = s.span();
                 let s = s.into_inner();
                 if s.members.is_some() == s.after_s.is_some() || s.after_s.is_some_and(|a| a < 0) {
-                    return cx.err(Some(span), field(&format!("steps[{j}]")), "a step has exactly one of members and after_s (not negative)");
+                    return cx.err(
+                        Some(span),
+                        field(&format!("steps[{j}]")),
+                        "a step has exactly one of members and after_s (not negative)",
+                    );
                 }
-                steps.push(EscalationStep { members: s.members, after_s: s.after_s, severity: s.severity });
+                steps.push(EscalationStep {
+                    members: s.members,
+                    after_s: s.after_s,
+                    severity: s.severity,
+                });
             }
             RuleKind::Escalation { types, steps }
         }
     };
-    Ok(Rule { id: r.id.into_inner(), confidence, kind })
+    Ok(Rule {
+        id: r.id.into_inner(),
+        confidence,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -570,10 +664,15 @@ steps = [{ members = 10, severity = "severe" }, { after_s = 1800, severity = "ex
         assert!(r.clears("signal.restored", "signal.dark") && !r.clears("signal.restored", "camera.offline"));
         assert_eq!(r.phrase("signal.dark"), "went dark");
         assert_eq!(r.phrase("x.y"), "reported x.y");
-        assert_eq!(r.type_for_seed("substation.trip").unwrap().sop, ["Call the grid operator"]);
+        assert_eq!(
+            r.type_for_seed("substation.trip").unwrap().sop,
+            ["Call the grid operator"]
+        );
         assert!(r.normal_clears);
         assert_eq!(r.event_hold_s, 900);
-        let RuleKind::Dependency { kinds, max_hops, .. } = &r.rules[0].kind else { panic!() };
+        let RuleKind::Dependency { kinds, max_hops, .. } = &r.rules[0].kind else {
+            panic!()
+        };
         assert!(any_matches(kinds, "camera.offline") && !any_matches(kinds, "cameras.offline"));
         assert_eq!(*max_hops, 2);
     }
@@ -583,14 +682,34 @@ steps = [{ members = 10, severity = "severe" }, { after_s = 1800, severity = "ex
     fn errors_name_the_line_and_field() {
         let cases: &[(&str, &str, Option<usize>, &str)] = &[
             ("radius_m = 150", "radius_m = -3", Some(31), "rules[1].radius_m"),
-            ("max_hops = 2", "max_hops = 2\nradius_m = 5", Some(23), "rules[0].radius_m"),
+            (
+                "max_hops = 2",
+                "max_hops = 2\nradius_m = 5",
+                Some(23),
+                "rules[0].radius_m",
+            ),
             ("type = \"spatial\"", "type = \"nearby\"", Some(28), "rules[1].type"),
             ("confidence = 0.7", "confidence = 1.5", Some(33), "rules[1].confidence"),
-            ("kinds = [\"signal.dark\", \"camera.*\"]", "kinds = [\"signal.dark\", \"camera*\"]", Some(21), "rules[0].kinds[1]"),
+            (
+                "kinds = [\"signal.dark\", \"camera.*\"]",
+                "kinds = [\"signal.dark\", \"camera*\"]",
+                Some(21),
+                "rules[0].kinds[1]",
+            ),
             ("id = \"dup\"", "id = \"near\"", Some(36), "rules[2].id"),
             ("window_s = 600\n", "", Some(36), "rules[2].window_s"),
-            ("{ members = 10, ", "{ members = 10, after_s = 5, ", Some(46), "rules[3].steps[0]"),
-            ("title = \"Outage: {name}\"", "title = \"Outage: {nmae}\"", Some(13), "types[0].title"),
+            (
+                "{ members = 10, ",
+                "{ members = 10, after_s = 5, ",
+                Some(46),
+                "rules[3].steps[0]",
+            ),
+            (
+                "title = \"Outage: {name}\"",
+                "title = \"Outage: {nmae}\"",
+                Some(13),
+                "types[0].title",
+            ),
             ("version = 1", "version = 2", Some(1), "version"),
             ("asset_fields", "asset_feilds", Some(2), ""),
         ];
@@ -599,7 +718,11 @@ steps = [{ members = 10, severity = "severe" }, { after_s = 1800, severity = "ex
             let e = Rules::parse(&GOOD.replacen(from, to, 1)).unwrap_err();
             assert_eq!((e.line, e.field.as_str()), (*line, *field), "{from} -> {to}: {e}");
         }
-        let e = Rules::parse(&GOOD.replace("\n[[rules]]\nid = \"grow\"", "\n[[types]]\nid = \"again\"\ntitle = \"x\"\nseeds = [\"substation.trip\"]\n\n[[rules]]\nid = \"grow\"")).unwrap_err();
+        let e = Rules::parse(&GOOD.replace(
+            "\n[[rules]]\nid = \"grow\"",
+            "\n[[types]]\nid = \"again\"\ntitle = \"x\"\nseeds = [\"substation.trip\"]\n\n[[rules]]\nid = \"grow\"",
+        ))
+        .unwrap_err();
         assert!(e.message.contains("already opens"), "{e}");
     }
 

@@ -106,11 +106,12 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// Finds the line on which `key = ...` first appears, to point errors found after parsing.
 fn line_of_key(text: &str, key: &str, value: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        l.starts_with(key) && l.contains(value)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.starts_with(key) && l.contains(value)
+        })
+        .map(|i| i + 1)
 }
 
 fn parse_time(text: &str, key: &str, value: &str) -> Result<Millis, ManifestError> {
@@ -153,8 +154,16 @@ impl Manifest {
                 crate::inject::InjectError::Spec { index, .. } => *index,
                 _ => 0,
             };
-            let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(index).map(|(n, _)| n + 1);
-            return Err(ManifestError { line, message: e.to_string() });
+            let line = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim() == "[[injects]]")
+                .nth(index)
+                .map(|(n, _)| n + 1);
+            return Err(ManifestError {
+                line,
+                message: e.to_string(),
+            });
         }
         let [lon, lat, zoom] = raw.view;
         if crate::GeoPoint::new(lon, lat).is_none() || !(0.0..=22.0).contains(&zoom) {
@@ -209,7 +218,10 @@ format = "geojson"
         assert_eq!(m.tape, "tape.ndjson");
         assert_eq!(m.rules, None);
         let with_rules = GOOD.replace("view =", "rules = \"../../rules/default.toml\"\nview =");
-        assert_eq!(Manifest::parse(&with_rules).unwrap().rules.as_deref(), Some("../../rules/default.toml"));
+        assert_eq!(
+            Manifest::parse(&with_rules).unwrap().rules.as_deref(),
+            Some("../../rules/default.toml")
+        );
         assert_eq!(m.feed("scada").unwrap().layer, Layer::Utility);
         assert_eq!(m.start_ms, 1_795_726_800_000);
     }

@@ -85,7 +85,10 @@ impl FeedFormat {
     /// `None` for an extension the table does not list.
     pub fn from_extension(ext: &str) -> Option<FeedFormat> {
         let ext = ext.to_ascii_lowercase();
-        FeedFormat::EXTENSIONS.iter().find(|(_, exts)| exts.contains(&ext.as_str())).map(|(f, _)| *f)
+        FeedFormat::EXTENSIONS
+            .iter()
+            .find(|(_, exts)| exts.contains(&ext.as_str()))
+            .map(|(f, _)| *f)
     }
 }
 
@@ -138,7 +141,9 @@ pub enum TapeLineError {
     #[error("body_base64 is not valid base64: {0}")]
     Base64(String),
     /// The line is not UTF-8, so it cannot be JSON text (RFC 8259 section 8.1).
-    #[error("not UTF-8: byte 0x{byte:02x} at column {column} (a tape is UTF-8 text; a binary body goes in body_base64)")]
+    #[error(
+        "not UTF-8: byte 0x{byte:02x} at column {column} (a tape is UTF-8 text; a binary body goes in body_base64)"
+    )]
     NotUtf8 {
         /// The 1-based byte column of the first byte that is not UTF-8.
         column: usize,
@@ -200,7 +205,14 @@ pub fn parse_line(line: u64, text: &str) -> Result<TapeMessage, TapeLineError> {
             .map_err(|e| TapeLineError::Base64(e.to_string()))?,
         _ => return Err(TapeLineError::Body),
     };
-    Ok(TapeMessage { line, time_ms, feed: raw.feed, format, topic: raw.topic, body })
+    Ok(TapeMessage {
+        line,
+        time_ms,
+        feed: raw.feed,
+        format,
+        topic: raw.topic,
+        body,
+    })
 }
 
 /// Judges one line of a tape on its own, as the bytes between two newlines (without them): a
@@ -213,11 +225,17 @@ pub fn parse_line_bytes(line: u64, bytes: &[u8], max_body_bytes: usize) -> Resul
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
-        TapeLineError::NotUtf8 { column: at + 1, byte: bytes[at] }
+        TapeLineError::NotUtf8 {
+            column: at + 1,
+            byte: bytes[at],
+        }
     })?;
     let msg = parse_line(line, text)?;
     if msg.body.len() > max_body_bytes {
-        return Err(TapeLineError::BodyTooLarge { bytes: msg.body.len(), limit: max_body_bytes });
+        return Err(TapeLineError::BodyTooLarge {
+            bytes: msg.body.len(),
+            limit: max_body_bytes,
+        });
     }
     Ok(msg)
 }
@@ -278,21 +296,31 @@ mod tests {
         assert_eq!(FeedFormat::from_extension("cot"), Some(FeedFormat::Cot));
         assert_eq!(FeedFormat::from_extension("csv"), None);
         // A tape line naming "auto" is refused: every recorded message carries a real format.
-        assert_eq!("auto".parse::<FeedFormat>(), Err(TapeLineError::UnknownFormat("auto".into())));
+        assert_eq!(
+            "auto".parse::<FeedFormat>(),
+            Err(TapeLineError::UnknownFormat("auto".into()))
+        );
     }
 
     #[test]
     fn good_and_bad_lines() {
         let tape = concat!(
-            r#"{"time":"2026-11-26T21:00:00Z","feed":"a","format":"geojson","body":"{}"}"#, "\n",
+            r#"{"time":"2026-11-26T21:00:00Z","feed":"a","format":"geojson","body":"{}"}"#,
+            "\n",
             "\n",
             "not json\n",
-            r#"{"time":"yesterday","feed":"a","format":"geojson","body":"{}"}"#, "\n",
-            r#"{"time":"2026-11-26T21:00:01+02:00","feed":"b","format":"geojson","body_base64":"AAE="}"#, "\n",
-            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"kml","body":"{}"}"#, "\n",
-            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson"}"#, "\n",
-            r#"{"time":"2026-11-26T21:00:02Z","feed":"","format":"geojson","body":""}"#, "\n",
-            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson","body":"","extra":1}"#, "\n",
+            r#"{"time":"yesterday","feed":"a","format":"geojson","body":"{}"}"#,
+            "\n",
+            r#"{"time":"2026-11-26T21:00:01+02:00","feed":"b","format":"geojson","body_base64":"AAE="}"#,
+            "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"kml","body":"{}"}"#,
+            "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson"}"#,
+            "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"","format":"geojson","body":""}"#,
+            "\n",
+            r#"{"time":"2026-11-26T21:00:02Z","feed":"a","format":"geojson","body":"","extra":1}"#,
+            "\n",
         );
         let (messages, issues) = parse_tape(tape.as_bytes(), 1024);
         assert_eq!(messages.len(), 2);
@@ -313,7 +341,9 @@ mod tests {
 
     #[test]
     fn each_line_is_judged_on_its_bytes_alone() {
-        let good = |t: &str| format!(r#"{{"time":"2026-11-26T21:00:0{t}Z","feed":"a","format":"geojson","body":"{{}}"}}"#).into_bytes();
+        let good = |t: &str| {
+            format!(r#"{{"time":"2026-11-26T21:00:0{t}Z","feed":"a","format":"geojson","body":"{{}}"}}"#).into_bytes()
+        };
         let lines: Vec<Vec<u8>> = vec![
             good("0"),
             b"{\"time\":\"2026-11-26T21:00:01Z\",\"feed\":\"a\",\"format\":\"geojson\",\"body\":\"caf\xe9\"}".to_vec(),
@@ -322,7 +352,8 @@ mod tests {
             // Cut inside a three-byte character: the reader names where the damage starts.
             b"{\"body\":\"\xe2\x82".to_vec(),
             br#"{"time":"2026-11-26T21:00:05Z","feed":"a","format":"geojson","body":"0123456789"}"#.to_vec(),
-            br#"{"time":"2026-11-26T21:00:06Z","feed":"a","format":"geojson","body_base64":"MDEyMzQ1Njc4OQ=="}"#.to_vec(),
+            br#"{"time":"2026-11-26T21:00:06Z","feed":"a","format":"geojson","body_base64":"MDEyMzQ1Njc4OQ=="}"#
+                .to_vec(),
             br#"{"time":"2026-11-26T21:00:07Z","feed":"a","format":"geojson","body":"012345678"}"#.to_vec(),
             good("8"),
         ];
@@ -339,7 +370,10 @@ mod tests {
                 (7, TapeLineError::BodyTooLarge { bytes: 10, limit: 9 }),
             ]
         );
-        assert_eq!(refused[0].1.to_string(), "not UTF-8: byte 0xe9 at column 73 (a tape is UTF-8 text; a binary body goes in body_base64)");
+        assert_eq!(
+            refused[0].1.to_string(),
+            "not UTF-8: byte 0xe9 at column 73 (a tape is UTF-8 text; a binary body goes in body_base64)"
+        );
         assert_eq!(refused[3].1.to_string(), "body of 10 bytes exceeds the 9-byte limit");
     }
 
@@ -348,16 +382,32 @@ mod tests {
         for f in FeedFormat::ALL {
             assert_eq!(f.as_str().parse::<FeedFormat>().unwrap(), f);
             assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{}\"", f.as_str()));
-            assert_eq!(serde_json::from_str::<FeedFormat>(&format!("\"{}\"", f.as_str())).unwrap(), f);
+            assert_eq!(
+                serde_json::from_str::<FeedFormat>(&format!("\"{}\"", f.as_str())).unwrap(),
+                f
+            );
         }
         let known = FeedFormat::ALL.map(FeedFormat::as_str).join(", ");
-        assert_eq!(TapeLineError::UnknownFormat("kml".into()).to_string(), format!("unknown format \"kml\" (known: {known})"));
+        assert_eq!(
+            TapeLineError::UnknownFormat("kml".into()).to_string(),
+            format!("unknown format \"kml\" (known: {known})")
+        );
     }
 
     #[test]
     fn format_then_parse_round_trips_text_and_binary() {
-        for (body, topic) in [(b"{\"type\":\"Feature\"}".to_vec(), None), (vec![0xff, 0x00, 0x10], Some("grid/f1".to_owned()))] {
-            let msg = TapeMessage { line: 7, time_ms: 1_764_190_800_123, feed: "feed-1".into(), format: FeedFormat::GeoJson, topic, body };
+        for (body, topic) in [
+            (b"{\"type\":\"Feature\"}".to_vec(), None),
+            (vec![0xff, 0x00, 0x10], Some("grid/f1".to_owned())),
+        ] {
+            let msg = TapeMessage {
+                line: 7,
+                time_ms: 1_764_190_800_123,
+                feed: "feed-1".into(),
+                format: FeedFormat::GeoJson,
+                topic,
+                body,
+            };
             assert_eq!(parse_line(7, &format_line(&msg)).unwrap(), msg);
         }
     }

@@ -79,7 +79,9 @@ impl OperatorRole {
 
     /// The role with this name.
     pub fn parse(s: &str) -> Option<OperatorRole> {
-        [OperatorRole::Operator, OperatorRole::Supervisor, OperatorRole::Trainer].into_iter().find(|r| r.as_str() == s)
+        [OperatorRole::Operator, OperatorRole::Supervisor, OperatorRole::Trainer]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 
     /// True when this role may close incidents.
@@ -108,9 +110,18 @@ pub enum TransitionRefusal {
 
 /// Whether an operator in `role` may move incident `incident` from `from` to `to`: forward
 /// only (a step may be skipped), and closing needs a supervisor or trainer.
-pub fn check_transition(incident: &str, from: LifecycleStatus, to: LifecycleStatus, role: OperatorRole) -> Result<(), TransitionRefusal> {
+pub fn check_transition(
+    incident: &str,
+    from: LifecycleStatus,
+    to: LifecycleStatus,
+    role: OperatorRole,
+) -> Result<(), TransitionRefusal> {
     if to.rank() <= from.rank() {
-        return Err(TransitionRefusal::NotForward { incident: incident.to_owned(), from, to });
+        return Err(TransitionRefusal::NotForward {
+            incident: incident.to_owned(),
+            from,
+            to,
+        });
     }
     if to == LifecycleStatus::Closed && !role.may_close() {
         return Err(TransitionRefusal::CloseNeedsSupervisor);
@@ -132,19 +143,41 @@ mod tests {
 
     #[test]
     fn transitions_move_forward_and_closing_is_a_supervisors() {
-        assert_eq!(check_transition("i", New, Dispatched, OperatorRole::Operator), Ok(()), "a step may be skipped");
+        assert_eq!(
+            check_transition("i", New, Dispatched, OperatorRole::Operator),
+            Ok(()),
+            "a step may be skipped"
+        );
         let back = check_transition("i", Resolved, Acknowledged, OperatorRole::Supervisor).unwrap_err();
-        assert_eq!(back.to_string(), "incident i is resolved; it cannot become acknowledged");
-        assert!(check_transition("i", Acknowledged, Acknowledged, OperatorRole::Trainer).is_err(), "standing still is no step");
-        assert_eq!(check_transition("i", Resolved, Closed, OperatorRole::Operator), Err(TransitionRefusal::CloseNeedsSupervisor));
-        assert_eq!(check_transition("i", Resolved, Closed, OperatorRole::Supervisor), Ok(()));
+        assert_eq!(
+            back.to_string(),
+            "incident i is resolved; it cannot become acknowledged"
+        );
+        assert!(
+            check_transition("i", Acknowledged, Acknowledged, OperatorRole::Trainer).is_err(),
+            "standing still is no step"
+        );
+        assert_eq!(
+            check_transition("i", Resolved, Closed, OperatorRole::Operator),
+            Err(TransitionRefusal::CloseNeedsSupervisor)
+        );
+        assert_eq!(
+            check_transition("i", Resolved, Closed, OperatorRole::Supervisor),
+            Ok(())
+        );
         assert_eq!(check_transition("i", New, Closed, OperatorRole::Trainer), Ok(()));
     }
 
     #[test]
     fn who_acknowledged_is_the_first_to_act() {
-        assert!(acknowledges(Acknowledged, true), "acknowledging always names its operator");
-        assert!(acknowledges(Dispatched, false), "dispatching an unacknowledged incident acknowledges it");
+        assert!(
+            acknowledges(Acknowledged, true),
+            "acknowledging always names its operator"
+        );
+        assert!(
+            acknowledges(Dispatched, false),
+            "dispatching an unacknowledged incident acknowledges it"
+        );
         assert!(!acknowledges(Dispatched, true));
         assert!(!acknowledges(New, false));
     }

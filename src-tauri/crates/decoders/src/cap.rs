@@ -126,25 +126,38 @@ pub struct CapAdapter {
 impl CapAdapter {
     /// An adapter with the given mapping choices (see the module docs).
     pub fn new(fallback_position: Option<GeoPoint>) -> CapAdapter {
-        CapAdapter { fallback: fallback_position, memory: Memory::default() }
+        CapAdapter {
+            fallback: fallback_position,
+            memory: Memory::default(),
+        }
     }
 
     /// Builds the adapter from a feed's `mapping`: `null`, or a table with an optional
     /// `fallback_position = [lon, lat]`.
     pub fn from_mapping(feed: &str, mapping: &Value) -> Result<CapAdapter, AdapterConfigError> {
-        let bad = |field: &str, reason: &str| AdapterConfigError { feed: feed.into(), field: field.into(), reason: reason.into() };
+        let bad = |field: &str, reason: &str| AdapterConfigError {
+            feed: feed.into(),
+            field: field.into(),
+            reason: reason.into(),
+        };
         let table = match mapping {
             Value::Null => return Ok(CapAdapter::new(None)),
             Value::Object(t) => t,
             _ => return Err(bad("mapping", "must be a table")),
         };
         if let Some(key) = table.keys().find(|k| k.as_str() != "fallback_position") {
-            return Err(bad(&format!("mapping.{key}"), "unknown key (CAP knows fallback_position)"));
+            return Err(bad(
+                &format!("mapping.{key}"),
+                "unknown key (CAP knows fallback_position)",
+            ));
         }
         let fallback = match table.get("fallback_position") {
             None => None,
             Some(v) => {
-                let pair = v.as_array().filter(|a| a.len() == 2).and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
+                let pair = v
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .and_then(|a| Some((a[0].as_f64()?, a[1].as_f64()?)));
                 let point = pair.and_then(|(lon, lat)| GeoPoint::new(lon, lat));
                 Some(point.ok_or_else(|| bad("mapping.fallback_position", "must be [lon, lat] in degrees, in range"))?)
             }
@@ -186,7 +199,12 @@ pub fn index_links(body: &[u8]) -> Result<Vec<String>, DecodeError> {
 /// takes for the arrival of an alert given without one, so an archived alert is judged as it
 /// was received rather than against today.
 pub fn header_time(body: &[u8]) -> Option<Millis> {
-    parse(body).ok()?.alerts.iter().flatten().find_map(|a| a.texts.get(F::Sent).and_then(cap_time))
+    parse(body)
+        .ok()?
+        .alerts
+        .iter()
+        .flatten()
+        .find_map(|a| a.texts.get(F::Sent).and_then(cap_time))
 }
 
 /// Runs only the XML tokenizer over the whole body and counts its elements, reading no
@@ -199,7 +217,12 @@ pub fn tokenize(body: &[u8]) -> Result<usize, DecodeError> {
             Ok(Event::Start(_) | Event::Empty(_)) => count += 1,
             Ok(Event::Eof) => return Ok(count),
             Ok(_) => {}
-            Err(e) => return Err(DecodeError { place: format!("byte {}", reader.error_position()), reason: format!("malformed XML: {e}") }),
+            Err(e) => {
+                return Err(DecodeError {
+                    place: format!("byte {}", reader.error_position()),
+                    reason: format!("malformed XML: {e}"),
+                })
+            }
         }
     }
 }
@@ -280,7 +303,15 @@ impl F {
     /// The element that holds it (geocode parts are handled apart).
     fn level(self) -> Level {
         match self {
-            F::Identifier | F::Sender | F::Sent | F::Status | F::MsgType | F::Scope | F::References | F::Source | F::Note => Level::Alert,
+            F::Identifier
+            | F::Sender
+            | F::Sent
+            | F::Status
+            | F::MsgType
+            | F::Scope
+            | F::References
+            | F::Source
+            | F::Note => Level::Alert,
             F::AreaDesc | F::Polygon | F::Circle | F::GeocodeName | F::GeocodeValue => Level::Area,
             _ => Level::Info,
         }
@@ -456,7 +487,10 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
     if body.len() > MAX_CAP_BODY_BYTES {
         return Err(DecodeError {
             place: "$".into(),
-            reason: format!("CAP body of {} bytes exceeds the {MAX_CAP_BODY_BYTES}-byte limit", body.len()),
+            reason: format!(
+                "CAP body of {} bytes exceeds the {MAX_CAP_BODY_BYTES}-byte limit",
+                body.len()
+            ),
         });
     }
     let (text, skipped) = xml::utf8_text(body)?;
@@ -476,7 +510,11 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
     };
     let at = |w: &Walk<'_>, pos: u64| {
         let p = xml::position(w.text, pos, skipped);
-        if w.stack.is_empty() { p } else { format!("{} at {p}", w.path()) }
+        if w.stack.is_empty() {
+            p
+        } else {
+            format!("{} at {p}", w.path())
+        }
     };
     loop {
         let before = reader.buffer_position();
@@ -484,10 +522,16 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
             Ok((ns, ev)) => (namespace(&ns), ev),
             Err(e) => {
                 let pos = reader.error_position();
-                return Err(DecodeError { place: at(&w, pos), reason: format!("malformed XML: {e}") });
+                return Err(DecodeError {
+                    place: at(&w, pos),
+                    reason: format!("malformed XML: {e}"),
+                });
             }
         };
-        let fail = |w: &Walk<'_>, reason: String| DecodeError { place: at(w, before), reason };
+        let fail = |w: &Walk<'_>, reason: String| DecodeError {
+            place: at(w, before),
+            reason,
+        };
         match event {
             Event::Start(e) => w.start(ns, &e).map_err(|r| fail(&w, r.0))?,
             Event::Empty(e) => {
@@ -499,7 +543,10 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
                 if let Some(c) = w.capture.as_mut() {
                     c.push(&t.xml_content(XmlVersion::Implicit1_0));
                 } else if !w.inside() && !t.trim().is_empty() {
-                    return Err(fail(&w, format!("text {} outside the root element", xml::excerpt(t.as_bytes()))));
+                    return Err(fail(
+                        &w,
+                        format!("text {} outside the root element", xml::excerpt(t.as_bytes())),
+                    ));
                 }
             }
             Event::CData(t) => {
@@ -525,13 +572,22 @@ fn parse(body: &[u8]) -> Result<Doc, DecodeError> {
     if !w.stack.is_empty() {
         return Err(DecodeError {
             place: at(&w, text.len() as u64),
-            reason: format!("truncated document: it ends inside <{}>", w.stack.last().map_or(String::new(), |f| w.label(f))),
+            reason: format!(
+                "truncated document: it ends inside <{}>",
+                w.stack.last().map_or(String::new(), |f| w.label(f))
+            ),
         });
     }
     if w.mode == Mode::Unknown {
-        return Err(DecodeError { place: "$".into(), reason: "no XML element: not a CAP alert or an index of alerts".into() });
+        return Err(DecodeError {
+            place: "$".into(),
+            reason: "no XML element: not a CAP alert or an index of alerts".into(),
+        });
     }
-    Ok(Doc { alerts: w.alerts, links: w.links })
+    Ok(Doc {
+        alerts: w.alerts,
+        links: w.links,
+    })
 }
 
 /// The namespace an element resolved to.
@@ -586,7 +642,9 @@ impl<'a> Walk<'a> {
                 Role::Entry
             }
             Some(Role::Index) if name == "channel" && self.mode == Mode::Rss => Role::Index,
-            Some(Role::Entry) if self.mode == Mode::Atom && ns == Some(NS_ATOM) && (name == "link" || name == "content") => {
+            Some(Role::Entry)
+                if self.mode == Mode::Atom && ns == Some(NS_ATOM) && (name == "link" || name == "content") =>
+            {
                 let rel = attr(e, "rel")?;
                 if name == "content" {
                     self.link(attr(e, "src")?);
@@ -607,7 +665,9 @@ impl<'a> Walk<'a> {
                 // An alert embedded in an index.
                 match version(ns) {
                     Ok(v) => self.begin_alert(v, None),
-                    Err(Refusal(reason)) if ns.is_some_and(|n| n.starts_with("urn:oasis:names:tc:emergency:cap:") || n == NS_CAP10) => {
+                    Err(Refusal(reason))
+                        if ns.is_some_and(|n| n.starts_with("urn:oasis:names:tc:emergency:cap:") || n == NS_CAP10) =>
+                    {
                         self.begin_alert("?", Some(reason))
                     }
                     Err(_) => Role::Other,
@@ -618,7 +678,11 @@ impl<'a> Walk<'a> {
         if let Role::Leaf(f) = role {
             self.capture = Some(Bounded::new(f.cap()));
         }
-        self.stack.push(Frame { role, name: xml::borrow_from(text, name), entry });
+        self.stack.push(Frame {
+            role,
+            name: xml::borrow_from(text, name),
+            entry,
+        });
         if role == Role::Alert {
             self.alert_depth = self.stack.len();
             let place = self.path();
@@ -655,15 +719,25 @@ impl<'a> Walk<'a> {
     fn begin_alert(&mut self, version: &'static str, problem: Option<String>) -> Role {
         let mut problem = problem;
         if self.mode != Mode::Single && self.alerts.len() >= MAX_ALERTS_PER_INDEX {
-            problem.get_or_insert_with(|| format!("more than {MAX_ALERTS_PER_INDEX} alerts in one index; the rest are ignored"));
+            problem.get_or_insert_with(|| {
+                format!("more than {MAX_ALERTS_PER_INDEX} alerts in one index; the rest are ignored")
+            });
         }
-        self.alert = Some(RawAlert { version, place: String::new(), texts: Texts::default(), infos: Vec::new(), problem });
+        self.alert = Some(RawAlert {
+            version,
+            place: String::new(),
+            texts: Texts::default(),
+            infos: Vec::new(),
+            problem,
+        });
         Role::Alert
     }
 
     /// The role of an element inside an alert, after checking the alert's limits.
     fn alert_child(&mut self, parent: Role, ns: Option<&str>, name: &str) -> Result<Role, Refusal> {
-        let Some(alert) = self.alert.as_mut() else { return Ok(Role::Other) };
+        let Some(alert) = self.alert.as_mut() else {
+            return Ok(Role::Other);
+        };
         // Elements of other namespaces (an XML signature) and of a refused alert are skipped.
         let cap_ns = match alert.version {
             "1.2" => NS_CAP12,
@@ -676,16 +750,22 @@ impl<'a> Walk<'a> {
         let role = match (parent, name) {
             (Role::Alert, "info") => {
                 if alert.infos.len() >= MAX_INFOS {
-                    alert.problem.get_or_insert_with(|| format!("more than {MAX_INFOS} info blocks"));
+                    alert
+                        .problem
+                        .get_or_insert_with(|| format!("more than {MAX_INFOS} info blocks"));
                     return Ok(Role::Other);
                 }
                 alert.infos.push(RawInfo::default());
                 Role::Info
             }
             (Role::Info, "area") => {
-                let Some(info) = alert.infos.last_mut() else { return Ok(Role::Other) };
+                let Some(info) = alert.infos.last_mut() else {
+                    return Ok(Role::Other);
+                };
                 if info.areas.len() >= MAX_AREAS {
-                    alert.problem.get_or_insert_with(|| format!("info[{}] has more than {MAX_AREAS} areas", alert.infos.len() - 1));
+                    alert.problem.get_or_insert_with(|| {
+                        format!("info[{}] has more than {MAX_AREAS} areas", alert.infos.len() - 1)
+                    });
                     return Ok(Role::Other);
                 }
                 info.areas.push(RawArea::default());
@@ -704,7 +784,9 @@ impl<'a> Walk<'a> {
                     let area = alert.infos.last().and_then(|i| i.areas.last());
                     let shapes = area.map_or(0, |a| a.texts.all(F::Polygon).count() + a.texts.all(F::Circle).count());
                     if shapes >= MAX_SHAPES {
-                        alert.problem.get_or_insert_with(|| format!("an area has more than {MAX_SHAPES} polygons and circles"));
+                        alert
+                            .problem
+                            .get_or_insert_with(|| format!("an area has more than {MAX_SHAPES} polygons and circles"));
                         return Ok(Role::Other);
                     }
                     Role::Leaf(f)
@@ -734,9 +816,15 @@ impl<'a> Walk<'a> {
             }
             Role::Geocode => {
                 let (name, value) = std::mem::take(&mut self.geocode);
-                if let Some(area) = self.alert.as_mut().and_then(|a| a.infos.last_mut()).and_then(|i| i.areas.last_mut()) {
+                if let Some(area) = self
+                    .alert
+                    .as_mut()
+                    .and_then(|a| a.infos.last_mut())
+                    .and_then(|i| i.areas.last_mut())
+                {
                     if area.geocodes.len() < MAX_GEOCODES {
-                        area.geocodes.push(format!("{}={}", name.unwrap_or_default(), value.unwrap_or_default()));
+                        area.geocodes
+                            .push(format!("{}={}", name.unwrap_or_default(), value.unwrap_or_default()));
                     } else {
                         area.geocodes_cut = true;
                     }
@@ -763,7 +851,9 @@ impl<'a> Walk<'a> {
         }
         let Some(alert) = self.alert.as_mut() else { return };
         if text.truncated && matches!(f, F::Polygon | F::Circle) {
-            alert.problem.get_or_insert_with(|| format!("a {} longer than {SHAPE_TEXT_BYTES} bytes", f.key()));
+            alert
+                .problem
+                .get_or_insert_with(|| format!("a {} longer than {SHAPE_TEXT_BYTES} bytes", f.key()));
             return;
         }
         let texts = match f.level() {
@@ -788,7 +878,11 @@ impl<'a> Walk<'a> {
         let Some(link) = link else { return };
         let link = link.trim();
         let absolute = link.starts_with("http://") || link.starts_with("https://");
-        if absolute && link.len() <= MAX_LINK_BYTES && self.links.len() < MAX_LINKS && !self.links.iter().any(|l| l == link) {
+        if absolute
+            && link.len() <= MAX_LINK_BYTES
+            && self.links.len() < MAX_LINKS
+            && !self.links.iter().any(|l| l == link)
+        {
             self.links.push(link.to_owned());
         }
     }
@@ -799,7 +893,9 @@ fn attr(e: &BytesStart<'_>, name: &str) -> Result<Option<String>, Refusal> {
     for a in e.attributes() {
         let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
         if a.key.local_name().into_inner() == name {
-            let v = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| format!("attribute {name}: {e}"))?;
+            let v = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| format!("attribute {name}: {e}"))?;
             return Ok(Some(v.into_owned()));
         }
     }
@@ -811,9 +907,13 @@ fn version(ns: Option<&str>) -> Result<&'static str, Refusal> {
     match ns {
         Some(NS_CAP12) => Ok("1.2"),
         Some(NS_CAP11) => Ok("1.1"),
-        Some(NS_CAP10) => Err(format!("CAP 1.0 (namespace {NS_CAP10}) is not supported: only CAP 1.2 and 1.1 are accepted").into()),
+        Some(NS_CAP10) => {
+            Err(format!("CAP 1.0 (namespace {NS_CAP10}) is not supported: only CAP 1.2 and 1.1 are accepted").into())
+        }
         Some(other) => Err(format!("an alert in namespace {other:?} is not CAP 1.2 or 1.1").into()),
-        None => Err("an alert without a namespace: CAP 1.2 is told by xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"".into()),
+        None => Err(
+            "an alert without a namespace: CAP 1.2 is told by xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"".into(),
+        ),
     }
 }
 
@@ -892,7 +992,13 @@ impl CapAdapter {
         }
     }
 
-    fn observe_alert(&mut self, ctx: MessageContext<'_>, alert: RawAlert, out: &mut Decoded, idx: &mut u32) -> Result<(), Refusal> {
+    fn observe_alert(
+        &mut self,
+        ctx: MessageContext<'_>,
+        alert: RawAlert,
+        out: &mut Decoded,
+        idx: &mut u32,
+    ) -> Result<(), Refusal> {
         if let Some(p) = alert.problem {
             return Err(p.into());
         }
@@ -901,14 +1007,16 @@ impl CapAdapter {
         let sender = required_id(t, F::Sender)?;
         let sent = t.get(F::Sent).ok_or("no <sent>")?;
         let observed_ms = cap_time(sent).ok_or_else(|| format!("<sent> {sent:?} is not a CAP date and time"))?;
-        let status = one_of(t, F::Status, &["Actual", "Exercise", "System", "Test", "Draft"], true)?.unwrap_or_default();
-        let msg_type = match one_of(t, F::MsgType, &["Alert", "Update", "Cancel", "Ack", "Error"], true)?.unwrap_or_default() {
-            "Update" => MsgType::Update,
-            "Cancel" => MsgType::Cancel,
-            "Ack" => MsgType::Ack,
-            "Error" => MsgType::Error,
-            _ => MsgType::Alert,
-        };
+        let status =
+            one_of(t, F::Status, &["Actual", "Exercise", "System", "Test", "Draft"], true)?.unwrap_or_default();
+        let msg_type =
+            match one_of(t, F::MsgType, &["Alert", "Update", "Cancel", "Ack", "Error"], true)?.unwrap_or_default() {
+                "Update" => MsgType::Update,
+                "Cancel" => MsgType::Cancel,
+                "Ack" => MsgType::Ack,
+                "Error" => MsgType::Error,
+                _ => MsgType::Alert,
+            };
         one_of(t, F::Scope, &["Public", "Restricted", "Private"], false)?;
         let references = t.get(F::References).filter(|r| !r.is_empty());
         let key = format!("{sender},{identifier}");
@@ -922,7 +1030,17 @@ impl CapAdapter {
         // The fields every observation of this alert shares.
         let mut common: Gathered = Vec::with_capacity(12);
         let mut truncated: Vec<&str> = Vec::new();
-        for f in [F::Identifier, F::Sender, F::Sent, F::Status, F::MsgType, F::Scope, F::References, F::Source, F::Note] {
+        for f in [
+            F::Identifier,
+            F::Sender,
+            F::Sent,
+            F::Status,
+            F::MsgType,
+            F::Scope,
+            F::References,
+            F::Source,
+            F::Note,
+        ] {
             put(&mut common, &mut truncated, t, f);
         }
         common.push(("cap_version", alert.version.into()));
@@ -936,7 +1054,11 @@ impl CapAdapter {
             MsgType::Ack => "cap.ack",
             MsgType::Error => "cap.error",
         };
-        let tag = if status == "Actual" { String::new() } else { format!("[{status}] ") };
+        let tag = if status == "Actual" {
+            String::new()
+        } else {
+            format!("[{status}] ")
+        };
 
         let mut opened: Vec<(String, GeoPoint, String)> = Vec::new();
         let first_rejected = out.rejected.len();
@@ -946,7 +1068,10 @@ impl CapAdapter {
                 Ok(_) if msg_type == MsgType::Cancel => Severity::Normal,
                 Ok(s) => s,
                 Err(Refusal(reason)) => {
-                    out.rejected.push(Rejected { place: info_place, reason });
+                    out.rejected.push(Rejected {
+                        place: info_place,
+                        reason,
+                    });
                     continue;
                 }
             };
@@ -954,8 +1079,20 @@ impl CapAdapter {
             let mut info_fields: Gathered = Vec::with_capacity(16);
             let mut info_cut = truncated.clone();
             for f in [
-                F::Language, F::Event, F::Urgency, F::Severity, F::Certainty, F::Effective, F::Onset, F::Expires, F::SenderName,
-                F::Headline, F::Description, F::Instruction, F::Web, F::Contact,
+                F::Language,
+                F::Event,
+                F::Urgency,
+                F::Severity,
+                F::Certainty,
+                F::Effective,
+                F::Onset,
+                F::Expires,
+                F::SenderName,
+                F::Headline,
+                F::Description,
+                F::Instruction,
+                F::Web,
+                F::Contact,
             ] {
                 put(&mut info_fields, &mut info_cut, &info.texts, f);
             }
@@ -964,18 +1101,33 @@ impl CapAdapter {
                 info_fields.push(("category", Value::Array(categories)));
             }
             info_fields.push(("info_index", i.into()));
-            let title = format!("{tag}{}", info.texts.get(F::Headline).filter(|h| !h.is_empty()).or(info.texts.get(F::Event)).unwrap_or("CAP alert"));
+            let title = format!(
+                "{tag}{}",
+                info.texts
+                    .get(F::Headline)
+                    .filter(|h| !h.is_empty())
+                    .or(info.texts.get(F::Event))
+                    .unwrap_or("CAP alert")
+            );
             // An info without areas is one area without geometry: placed only by the fallback.
             let no_area = [RawArea::default()];
             let areas: &[RawArea] = if info.areas.is_empty() { &no_area } else { &info.areas };
             for (j, area) in areas.iter().enumerate() {
-                let area_place = if info.areas.is_empty() { info_place.clone() } else { format!("{info_place}.area[{j}]") };
+                let area_place = if info.areas.is_empty() {
+                    info_place.clone()
+                } else {
+                    format!("{info_place}.area[{j}]")
+                };
                 let (position, source) = match area_position(area) {
                     Ok(Some(p)) => p,
                     Ok(None) => match self.fallback {
                         Some(p) => (p, "fallback"),
                         None => {
-                            let what = if info.areas.is_empty() { "the info has no area" } else { "the area has no polygon or circle (only a description or geocodes)" };
+                            let what = if info.areas.is_empty() {
+                                "the info has no area"
+                            } else {
+                                "the area has no polygon or circle (only a description or geocodes)"
+                            };
                             out.rejected.push(Rejected {
                                 place: area_place,
                                 reason: format!("{what}, so it cannot be placed; set the feed's mapping.fallback_position to place such alerts"),
@@ -984,7 +1136,10 @@ impl CapAdapter {
                         }
                     },
                     Err(Refusal(reason)) => {
-                        out.rejected.push(Rejected { place: area_place, reason });
+                        out.rejected.push(Rejected {
+                            place: area_place,
+                            reason,
+                        });
                         continue;
                     }
                 };
@@ -992,13 +1147,22 @@ impl CapAdapter {
                 let mut cut = info_cut.clone();
                 put(&mut fields, &mut cut, &area.texts, F::AreaDesc);
                 for f in [F::Polygon, F::Circle] {
-                    let shapes: Vec<Value> = area.texts.all(f).map(|b| b.text.trim()).filter(|s| !s.is_empty()).map(Value::from).collect();
+                    let shapes: Vec<Value> = area
+                        .texts
+                        .all(f)
+                        .map(|b| b.text.trim())
+                        .filter(|s| !s.is_empty())
+                        .map(Value::from)
+                        .collect();
                     if !shapes.is_empty() {
                         fields.push((f.key(), Value::Array(shapes)));
                     }
                 }
                 if !area.geocodes.is_empty() {
-                    fields.push(("geocode", area.geocodes.iter().map(|g| Value::from(g.as_str())).collect()));
+                    fields.push((
+                        "geocode",
+                        area.geocodes.iter().map(|g| Value::from(g.as_str())).collect(),
+                    ));
                 }
                 if area.geocodes_cut {
                     cut.push("geocode");
@@ -1032,14 +1196,31 @@ impl CapAdapter {
         // Close what the earlier alert had open and this message no longer covers.
         let mut closed = 0usize;
         if linked.is_some() {
-            let previous = self.memory.roots.get_mut(&root).map(|r| std::mem::take(&mut r.open)).unwrap_or_default();
-            let closing_kind = if msg_type == MsgType::Cancel { "cap.cancel" } else { "cap.superseded" };
+            let previous = self
+                .memory
+                .roots
+                .get_mut(&root)
+                .map(|r| std::mem::take(&mut r.open))
+                .unwrap_or_default();
+            let closing_kind = if msg_type == MsgType::Cancel {
+                "cap.cancel"
+            } else {
+                "cap.superseded"
+            };
             for (entity, position, old_title) in previous {
                 if opened.iter().any(|(e, _, _)| *e == entity) {
                     continue;
                 }
-                let fields = merge(&common, &[], vec![("closes", "area no longer covered by the updating message".into())]);
-                let verb = if msg_type == MsgType::Cancel { "Cancelled" } else { "Superseded" };
+                let fields = merge(
+                    &common,
+                    &[],
+                    vec![("closes", "area no longer covered by the updating message".into())],
+                );
+                let verb = if msg_type == MsgType::Cancel {
+                    "Cancelled"
+                } else {
+                    "Superseded"
+                };
                 out.observations.push(Observation {
                     feed: ctx.feed.to_owned(),
                     seq: ctx.seq,
@@ -1062,13 +1243,20 @@ impl CapAdapter {
             self.memory.remember(key, &root);
             if let Some(r) = self.memory.roots.get_mut(&root) {
                 // A cancelled alert has nothing open; an alert or update has what it placed.
-                r.open = if msg_type == MsgType::Cancel { Vec::new() } else { opened.clone() };
+                r.open = if msg_type == MsgType::Cancel {
+                    Vec::new()
+                } else {
+                    opened.clone()
+                };
             }
         }
         if opened.is_empty() && closed == 0 && out.rejected.len() == first_rejected {
             let why = match (msg_type, &linked, references) {
                 (MsgType::Cancel, None, Some(r)) => {
-                    format!("a Cancel without info of alerts this feed has not seen ({}): nothing on the map to cancel", xml::prefix(r, 200))
+                    format!(
+                        "a Cancel without info of alerts this feed has not seen ({}): nothing on the map to cancel",
+                        xml::prefix(r, 200)
+                    )
                 }
                 (MsgType::Cancel, Some(root), _) => format!("a Cancel of {root}, which has nothing open any more"),
                 _ => "the alert has no info block, so there is nothing to place".to_owned(),
@@ -1085,7 +1273,12 @@ type Gathered = Vec<(&'static str, Value)>;
 /// One observation's fields: the alert's, the info's (copied, as every observation owns its
 /// map) and the area's own (moved).
 fn merge(alert: &[(&'static str, Value)], info: &[(&'static str, Value)], own: Gathered) -> Fields {
-    alert.iter().chain(info).map(|(k, v)| (*k, v.clone())).chain(own).collect()
+    alert
+        .iter()
+        .chain(info)
+        .map(|(k, v)| (*k, v.clone()))
+        .chain(own)
+        .collect()
 }
 
 /// Copies a text element into the fields, noting whether it was cut.
@@ -1101,9 +1294,17 @@ fn put(fields: &mut Gathered, truncated: &mut Vec<&'static str>, texts: &Texts, 
 /// `identifier` or `sender`: required, and free of the characters `references` uses as
 /// separators (CAP forbids spaces, commas, `<` and `&` in them).
 fn required_id(texts: &Texts, f: F) -> Result<&str, Refusal> {
-    let v = texts.get(f).filter(|v| !v.is_empty()).ok_or_else(|| format!("no <{}>", f.key()))?;
+    let v = texts
+        .get(f)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("no <{}>", f.key()))?;
     if v.contains(|c: char| c.is_whitespace() || c == ',' || c == '<' || c == '&') {
-        return Err(format!("<{}> {:?} contains a space, comma, < or &, which CAP forbids", f.key(), xml::prefix(v, 80)).into());
+        return Err(format!(
+            "<{}> {:?} contains a space, comma, < or &, which CAP forbids",
+            f.key(),
+            xml::prefix(v, 80)
+        )
+        .into());
     }
     Ok(v)
 }
@@ -1112,21 +1313,37 @@ fn required_id(texts: &Texts, f: F) -> Result<&str, Refusal> {
 fn one_of<'t>(texts: &'t Texts, f: F, allowed: &[&str], required: bool) -> Result<Option<&'t str>, Refusal> {
     match texts.get(f) {
         Some(v) if allowed.contains(&v) => Ok(Some(v)),
-        Some(v) => Err(format!("<{}> {:?} is not one of {}", f.key(), xml::prefix(v, 40), allowed.join(", ")).into()),
+        Some(v) => Err(format!(
+            "<{}> {:?} is not one of {}",
+            f.key(),
+            xml::prefix(v, 40),
+            allowed.join(", ")
+        )
+        .into()),
         None if required => Err(format!("no <{}>", f.key()).into()),
         None => Ok(None),
     }
 }
 
 fn info_severity(texts: &Texts, version: &str) -> Result<Severity, Refusal> {
-    let severity = match one_of(texts, F::Severity, &["Extreme", "Severe", "Moderate", "Minor", "Unknown"], true)? {
+    let severity = match one_of(
+        texts,
+        F::Severity,
+        &["Extreme", "Severe", "Moderate", "Minor", "Unknown"],
+        true,
+    )? {
         Some("Extreme") => Severity::Extreme,
         Some("Severe") => Severity::Severe,
         Some("Moderate") => Severity::Moderate,
         Some("Minor") => Severity::Minor,
         _ => Severity::Minor,
     };
-    one_of(texts, F::Urgency, &["Immediate", "Expected", "Future", "Past", "Unknown"], false)?;
+    one_of(
+        texts,
+        F::Urgency,
+        &["Immediate", "Expected", "Future", "Past", "Unknown"],
+        false,
+    )?;
     let certainty: &[&str] = if version == "1.1" {
         // CAP 1.1 still allows the deprecated "Very Likely".
         &["Observed", "Likely", "Possible", "Unlikely", "Unknown", "Very Likely"]
@@ -1139,7 +1356,9 @@ fn info_severity(texts: &Texts, version: &str) -> Result<Severity, Refusal> {
 
 /// A CAP `dateTime` (`2003-06-11T22:39:00-07:00`; `-00:00` and `Z` accepted) in milliseconds.
 fn cap_time(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Where an area is: from its polygons, else its circles; `None` when it has neither.
@@ -1167,10 +1386,15 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Ref
         let (lon, lat) = if weighted.2 > 1e-12 {
             (weighted.0 / weighted.2, weighted.1 / weighted.2)
         } else {
-            (vertex_mean.0 / vertex_mean.2 as f64, vertex_mean.1 / vertex_mean.2 as f64)
+            (
+                vertex_mean.0 / vertex_mean.2 as f64,
+                vertex_mean.1 / vertex_mean.2 as f64,
+            )
         };
         let lon = if lon > 180.0 { lon - 360.0 } else { lon };
-        return GeoPoint::new(lon, lat).map(|p| Some((p, "polygon"))).ok_or_else(|| Refusal(format!("polygon centroid {lat},{lon} out of range")));
+        return GeoPoint::new(lon, lat)
+            .map(|p| Some((p, "polygon")))
+            .ok_or_else(|| Refusal(format!("polygon centroid {lat},{lon} out of range")));
     }
     let mut sum = (0.0, 0.0, 0usize);
     for (k, c) in area.texts.all(F::Circle).enumerate() {
@@ -1186,7 +1410,13 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Ref
         let (lon, lat) = parse_pair(centre).map_err(|r| format!("circle[{k}]: {r}"))?;
         match radius.map(str::parse::<f64>) {
             Some(Ok(r)) if r.is_finite() && r >= 0.0 => {}
-            _ => return Err(format!("circle[{k}] {:?}: the radius is not a non-negative number of km", xml::prefix(text, 60)).into()),
+            _ => {
+                return Err(format!(
+                    "circle[{k}] {:?}: the radius is not a non-negative number of km",
+                    xml::prefix(text, 60)
+                )
+                .into())
+            }
         }
         sum = (sum.0 + lon, sum.1 + lat, sum.2 + 1);
     }
@@ -1199,7 +1429,9 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Ref
 
 /// `lat,lon` to `(lon, lat)`, in range.
 fn parse_pair(pair: &str) -> Result<(f64, f64), Refusal> {
-    let (lat, lon) = pair.split_once(',').ok_or_else(|| format!("{:?} is not \"lat,lon\"", xml::prefix(pair, 60)))?;
+    let (lat, lon) = pair
+        .split_once(',')
+        .ok_or_else(|| format!("{:?} is not \"lat,lon\"", xml::prefix(pair, 60)))?;
     let (Ok(lat), Ok(lon)) = (lat.trim().parse::<f64>(), lon.trim().parse::<f64>()) else {
         return Err(format!("{:?} is not \"lat,lon\" in numbers", xml::prefix(pair, 60)).into());
     };
@@ -1224,7 +1456,9 @@ fn parse_points(text: &str) -> Result<Vec<(f64, f64)>, Refusal> {
     }
     // A polygon that spans more than half the globe in longitude crosses the antimeridian:
     // shift its western points by 360° so the centroid lands between the two halves.
-    let (min, max) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), (lon, _)| (a.min(*lon), b.max(*lon)));
+    let (min, max) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), (lon, _)| (a.min(*lon), b.max(*lon)));
     if max - min > 180.0 {
         for p in &mut points {
             if p.0 < 0.0 {
@@ -1242,7 +1476,10 @@ fn centroid(points: &[(f64, f64)]) -> (f64, f64, f64) {
     let (x0, y0) = points[0];
     for k in 0..points.len() {
         let (x1, y1) = (points[k].0 - x0, points[k].1 - y0);
-        let (x2, y2) = (points[(k + 1) % points.len()].0 - x0, points[(k + 1) % points.len()].1 - y0);
+        let (x2, y2) = (
+            points[(k + 1) % points.len()].0 - x0,
+            points[(k + 1) % points.len()].1 - y0,
+        );
         let cross = x1 * y2 - x2 * y1;
         a += cross;
         cx += (x1 + x2) * cross;

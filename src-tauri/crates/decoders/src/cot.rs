@@ -67,8 +67,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::fields::FieldName;
+use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use quick_xml::events::Event;
 use quick_xml::{Reader, XmlVersion};
 use serde_json::Value;
@@ -108,7 +108,11 @@ impl CotAdapter {
                 field: format!("mapping.{}", t.keys().next().map_or("", |k| k.as_str())),
                 reason: "unknown key: CoT has no mapping choices".into(),
             }),
-            _ => Err(AdapterConfigError { feed: feed.into(), field: "mapping".into(), reason: "must be a table".into() }),
+            _ => Err(AdapterConfigError {
+                feed: feed.into(),
+                field: "mapping".into(),
+                reason: "must be a table".into(),
+            }),
         }
     }
 }
@@ -129,7 +133,9 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
 /// archived event's staleness is judged as it was received rather than against today.
 pub fn header_time(body: &[u8]) -> Option<Millis> {
     scan(body, true).0.into_iter().find_map(|seg| match seg {
-        Seg::Event(r) => parse_event(&body[r]).ok().and_then(|ev| text(&ev.event.time).and_then(cot_time)),
+        Seg::Event(r) => parse_event(&body[r])
+            .ok()
+            .and_then(|ev| text(&ev.event.time).and_then(cot_time)),
         Seg::Partial(_) | Seg::Junk(_) => None,
     })
 }
@@ -138,7 +144,10 @@ pub fn header_time(body: &[u8]) -> Option<Millis> {
 fn decode_pieces(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let (segments, _) = scan(body, true);
     if segments.is_empty() {
-        return Err(DecodeError { place: "$".into(), reason: "empty body: no CoT event".into() });
+        return Err(DecodeError {
+            place: "$".into(),
+            reason: "empty body: no CoT event".into(),
+        });
     }
     let single = segments.len() == 1;
     let mut out = Decoded::default();
@@ -163,7 +172,11 @@ fn decode_pieces(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, Decode
         match result {
             Ok(o) => out.observations.push(o),
             Err(Refusal(reason)) => {
-                let place = if single { format!("event (bytes {}..{})", range.start, range.end) } else { format!("event[{k}] (bytes {}..{})", range.start, range.end) };
+                let place = if single {
+                    format!("event (bytes {}..{})", range.start, range.end)
+                } else {
+                    format!("event[{k}] (bytes {}..{})", range.start, range.end)
+                };
                 if single {
                     return Err(DecodeError { place, reason });
                 }
@@ -191,8 +204,14 @@ fn decode_single(ctx: MessageContext<'_>, body: &[u8]) -> Option<Result<Decoded,
         return None;
     }
     Some(match observe(ctx, ev, 0) {
-        Ok(o) => Ok(Decoded { observations: vec![o], rejected: Vec::new() }),
-        Err(Refusal(reason)) => Err(DecodeError { place: format!("event (bytes {start}..{end})"), reason }),
+        Ok(o) => Ok(Decoded {
+            observations: vec![o],
+            rejected: Vec::new(),
+        }),
+        Err(Refusal(reason)) => Err(DecodeError {
+            place: format!("event (bytes {start}..{end})"),
+            reason,
+        }),
     })
 }
 
@@ -233,7 +252,12 @@ pub fn tokenize(body: &[u8]) -> Result<usize, DecodeError> {
             Ok(Event::Start(e) | Event::Empty(e)) => count += usize::from(e.local_name().into_inner() == "event"),
             Ok(Event::Eof) => return Ok(count),
             Ok(_) => {}
-            Err(e) => return Err(DecodeError { place: format!("byte {}", reader.error_position()), reason: format!("malformed XML: {e}") }),
+            Err(e) => {
+                return Err(DecodeError {
+                    place: format!("byte {}", reader.error_position()),
+                    reason: format!("malformed XML: {e}"),
+                })
+            }
         }
     }
 }
@@ -534,7 +558,9 @@ impl RawEvent<'_> {
             return;
         }
         let key_len = path.len() + attr.map_or(0, |a| a.len() + 1);
-        if self.detail.len() >= MAX_DETAIL_FIELDS || self.detail_bytes + key_len + value.len().min(DETAIL_VALUE_BYTES) > DETAIL_BYTES {
+        if self.detail.len() >= MAX_DETAIL_FIELDS
+            || self.detail_bytes + key_len + value.len().min(DETAIL_VALUE_BYTES) > DETAIL_BYTES
+        {
             self.detail_truncated = true;
             return;
         }
@@ -594,7 +620,11 @@ struct Open<'a> {
 
 fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
     if bytes.len() > MAX_EVENT_BYTES {
-        return Err(format!("event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit", bytes.len()).into());
+        return Err(format!(
+            "event of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
+            bytes.len()
+        )
+        .into());
     }
     let (text, skipped) = xml::utf8_text(bytes).map_err(|e| format!("{} of the event: {}", e.place, e.reason))?;
     let mut reader = Reader::from_str(text);
@@ -606,7 +636,9 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
     loop {
         let before = reader.buffer_position();
         let at = |pos: u64| xml::position(text, pos, skipped);
-        let event = reader.read_event().map_err(|e| format!("malformed XML at {} of the event: {e}", at(reader.error_position())))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("malformed XML at {} of the event: {e}", at(reader.error_position())))?;
         let fail = |reason: String| Refusal(format!("{reason} (at {} of the event)", at(before)));
         let empty = matches!(event, Event::Empty(_));
         match event {
@@ -621,7 +653,9 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
                 let under_detail = stack.len() >= 2 && stack[1].name == "detail";
                 let path_len = path.len();
                 match stack.len() {
-                    0 if name != "event" => return Err(fail(format!("the root element <{name}> is not a CoT <event>"))),
+                    0 if name != "event" => {
+                        return Err(fail(format!("the root element <{name}> is not a CoT <event>")))
+                    }
                     0 => {
                         ev.root_is_event_tag = e.name().as_ref() == "event";
                         xml::each_attribute_in(text, &e, |k, v| ev.event.set(k, v)).map_err(|why| fail(why.0))?;
@@ -655,8 +689,16 @@ fn parse_event<'a>(bytes: &'a [u8]) -> Result<RawEvent<'a>, Refusal> {
                     _ => {}
                 }
                 // Text is gathered only under `detail`, bounded per element.
-                let cap = if stack.len() == 2 && name == "remarks" { REMARKS_BYTES } else { DETAIL_VALUE_BYTES };
-                stack.push(Open { name, text: under_detail.then(|| Bounded::new(cap)), path_len });
+                let cap = if stack.len() == 2 && name == "remarks" {
+                    REMARKS_BYTES
+                } else {
+                    DETAIL_VALUE_BYTES
+                };
+                stack.push(Open {
+                    name,
+                    text: under_detail.then(|| Bounded::new(cap)),
+                    path_len,
+                });
                 if empty {
                     close(&mut stack, &mut path, &mut ev);
                     root_closed = stack.is_empty();
@@ -729,13 +771,19 @@ fn cot_time(s: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp_millis())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// Kind and severity of a CoT type (the table in the module docs).
 fn classify(t: &str) -> (&'static str, Severity) {
     let mut parts = t.split('-');
-    let (a, b, c) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (a, b, c) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
     match (a, b, c) {
         ("a", "f" | "a", _) => ("unit.friendly", Severity::Normal),
         ("a", "n", _) => ("unit.neutral", Severity::Normal),
@@ -795,13 +843,15 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
         return Err(format!("type {:?} is not a CoT type", xml::prefix(cot_type, 40)).into());
     }
     let time_text = text(&at.time).ok_or("no time")?;
-    let time = cot_time(time_text).ok_or_else(|| format!("time {:?} is not an xs:dateTime", xml::prefix(time_text, 40)))?;
+    let time =
+        cot_time(time_text).ok_or_else(|| format!("time {:?} is not an xs:dateTime", xml::prefix(time_text, 40)))?;
     let start = match text(&at.start) {
         Some(s) => cot_time(s).ok_or_else(|| format!("start {:?} is not an xs:dateTime", xml::prefix(s, 40)))?,
         None => time,
     };
     let stale_text = text(&at.stale).ok_or("no stale")?;
-    let stale_ms = cot_time(stale_text).ok_or_else(|| format!("stale {:?} is not an xs:dateTime", xml::prefix(stale_text, 40)))?;
+    let stale_ms =
+        cot_time(stale_text).ok_or_else(|| format!("stale {:?} is not an xs:dateTime", xml::prefix(stale_text, 40)))?;
     if stale_ms < start {
         return Err(format!("stale {stale_text} is before start").into());
     }
@@ -815,8 +865,17 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
     if stale {
         severity = Severity::Normal;
     }
-    let (hae, ce, le) = (number("hae", &point.hae)?, number("ce", &point.ce)?, number("le", &point.le)?);
-    let title = ev.callsign.as_deref().filter(|c| !c.is_empty()).unwrap_or(uid).to_owned();
+    let (hae, ce, le) = (
+        number("hae", &point.hae)?,
+        number("ce", &point.ce)?,
+        number("le", &point.le)?,
+    );
+    let title = ev
+        .callsign
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .unwrap_or(uid)
+        .to_owned();
     let entity = ["cot:", uid].concat();
     let truncated = ev.detail_truncated || clashed || ev.remarks.as_ref().is_some_and(|r| r.truncated);
     // The gathered text itself, unless trimming leaves less of it.

@@ -7,8 +7,16 @@ use proptest::prelude::*;
 use super::*;
 
 fn ctx_at(received: &str) -> MessageContext<'static> {
-    let received_ms = chrono::DateTime::parse_from_rfc3339(received).unwrap().timestamp_millis();
-    MessageContext { feed: "tak", layer: Layer::Security, seq: 9, received_ms, topic: None }
+    let received_ms = chrono::DateTime::parse_from_rfc3339(received)
+        .unwrap()
+        .timestamp_millis();
+    MessageContext {
+        feed: "tak",
+        layer: Layer::Security,
+        seq: 9,
+        received_ms,
+        topic: None,
+    }
 }
 
 fn ctx() -> MessageContext<'static> {
@@ -31,23 +39,48 @@ fn atak(uid: &str, cot_type: &str, lat: &str, lon: &str) -> String {
 
 /// The flattened `detail` fields, their names without the `detail.` prefix.
 fn detail_of(o: &Observation) -> serde_json::Map<String, Value> {
-    o.fields.iter().filter_map(|(k, v)| Some((k.strip_prefix("detail.")?.to_owned(), v.clone()))).collect()
+    o.fields
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("detail.")?.to_owned(), v.clone())))
+        .collect()
 }
 
 fn field<'o>(o: &'o Observation, key: &str) -> &'o Value {
-    o.fields.get(key).unwrap_or_else(|| panic!("{} has no field {key}: {:?}", o.entity, o.fields))
+    o.fields
+        .get(key)
+        .unwrap_or_else(|| panic!("{} has no field {key}: {:?}", o.entity, o.fields))
 }
 
 #[test]
 fn the_mitre_sample_event() {
     let d = decode(ctx(), MITRE.as_bytes()).unwrap();
-    let [o] = d.observations.as_slice() else { panic!("{d:?}") };
-    assert_eq!((o.entity.as_str(), o.kind.as_str(), o.severity), ("cot:J-01334", "unit.hostile", Severity::Moderate));
-    assert_eq!(o.observed_ms, chrono::DateTime::parse_from_rfc3339("2005-04-05T11:43:38.070Z").unwrap().timestamp_millis());
+    let [o] = d.observations.as_slice() else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        (o.entity.as_str(), o.kind.as_str(), o.severity),
+        ("cot:J-01334", "unit.hostile", Severity::Moderate)
+    );
+    assert_eq!(
+        o.observed_ms,
+        chrono::DateTime::parse_from_rfc3339("2005-04-05T11:43:38.070Z")
+            .unwrap()
+            .timestamp_millis()
+    );
     assert_eq!((o.position.lat, o.position.lon), (30.0090027, -85.9578735));
     assert_eq!(o.title, "J-01334");
-    assert_eq!((field(o, "hae"), field(o, "ce"), field(o, "le")), (&serde_json::json!(-42.6), &serde_json::json!(45.3), &serde_json::json!(99.5)));
-    assert_eq!((field(o, "how"), field(o, "dimension"), field(o, "stale")), (&Value::from("m-i"), &Value::from("air"), &Value::from(false)));
+    assert_eq!(
+        (field(o, "hae"), field(o, "ce"), field(o, "le")),
+        (
+            &serde_json::json!(-42.6),
+            &serde_json::json!(45.3),
+            &serde_json::json!(99.5)
+        )
+    );
+    assert_eq!(
+        (field(o, "how"), field(o, "dimension"), field(o, "stale")),
+        (&Value::from("m-i"), &Value::from("air"), &Value::from(false))
+    );
     assert_eq!(field(o, "stale_time"), "2005-04-05T11:45:38.07Z");
     assert!(detail_of(o).is_empty(), "{:?}", o.fields);
     assert_eq!(tokenize(MITRE.as_bytes()).unwrap(), 1);
@@ -57,7 +90,10 @@ fn the_mitre_sample_event() {
 fn an_atak_position_keeps_callsign_remarks_and_flattened_detail() {
     let d = decode(ctx(), atak("ANDROID-1", "a-f-G-U-C", "60.1699", "24.9384").as_bytes()).unwrap();
     let o = &d.observations[0];
-    assert_eq!((o.kind.as_str(), o.severity, o.title.as_str()), ("unit.friendly", Severity::Normal, "HEL-1"));
+    assert_eq!(
+        (o.kind.as_str(), o.severity, o.title.as_str()),
+        ("unit.friendly", Severity::Normal, "HEL-1")
+    );
     assert_eq!(field(o, "callsign"), "HEL-1");
     assert_eq!(field(o, "remarks"), "On foot & moving <north>");
     assert_eq!(field(o, "dimension"), "ground");
@@ -100,7 +136,11 @@ fn types_map_to_kinds_and_severities() {
     ];
     for (t, kind, severity) in table {
         let d = decode(ctx(), atak("u", t, "60.1", "24.9").as_bytes()).unwrap();
-        assert_eq!((d.observations[0].kind.as_str(), d.observations[0].severity), (kind, severity), "{t}");
+        assert_eq!(
+            (d.observations[0].kind.as_str(), d.observations[0].severity),
+            (kind, severity),
+            "{t}"
+        );
     }
 }
 
@@ -108,11 +148,17 @@ fn types_map_to_kinds_and_severities() {
 fn stale_events_are_kept_marked_and_calmed() {
     let alarm = atak("ALARM-1", "b-a-o-tbl", "60.1", "24.9");
     let fresh = decode(ctx_at("2005-04-05T11:49:29Z"), alarm.as_bytes()).unwrap();
-    assert_eq!((fresh.observations[0].severity, field(&fresh.observations[0], "stale")), (Severity::Severe, &Value::from(false)));
+    assert_eq!(
+        (fresh.observations[0].severity, field(&fresh.observations[0], "stale")),
+        (Severity::Severe, &Value::from(false))
+    );
     // At the stale time itself it is stale.
     let stale = decode(ctx_at("2005-04-05T11:49:30Z"), alarm.as_bytes()).unwrap();
     let o = &stale.observations[0];
-    assert_eq!((o.kind.as_str(), o.severity, field(o, "stale")), ("alarm", Severity::Normal, &Value::from(true)));
+    assert_eq!(
+        (o.kind.as_str(), o.severity, field(o, "stale")),
+        ("alarm", Severity::Normal, &Value::from(true))
+    );
 }
 
 #[test]
@@ -128,7 +174,11 @@ fn a_chunk_of_several_events_keeps_the_good_ones() {
     let d = decode(ctx(), chunk.as_bytes()).unwrap();
     let got: Vec<(&str, u32)> = d.observations.iter().map(|o| (o.entity.as_str(), o.idx)).collect();
     assert_eq!(got, [("cot:J-01334", 0), ("cot:A", 1), ("cot:C", 2)]);
-    let rejected: Vec<(&str, &str)> = d.rejected.iter().map(|r| (&r.place[..r.place.find(" (").unwrap()], r.reason.as_str())).collect();
+    let rejected: Vec<(&str, &str)> = d
+        .rejected
+        .iter()
+        .map(|r| (&r.place[..r.place.find(" (").unwrap()], r.reason.as_str()))
+        .collect();
     assert_eq!(
         rejected,
         [
@@ -148,7 +198,11 @@ fn split_stream_waits_for_the_rest_of_a_half_event() {
     let mut buf = stream.as_bytes()[..cut].to_vec();
     let out = split_stream(&mut buf);
     assert_eq!(out, [first.as_bytes().to_vec()]);
-    assert_eq!(buf, second.as_bytes()[..second.len() / 2], "the half event stays buffered");
+    assert_eq!(
+        buf,
+        second.as_bytes()[..second.len() / 2],
+        "the half event stays buffered"
+    );
     buf.extend_from_slice(&stream.as_bytes()[cut..]);
     assert_eq!(split_stream(&mut buf), [second.as_bytes().to_vec()]);
     assert!(buf.is_empty());
@@ -165,7 +219,10 @@ fn split_stream_waits_for_the_rest_of_a_half_event() {
     let mut buf = tricky.as_bytes().to_vec();
     assert_eq!(split_stream(&mut buf), [tricky.as_bytes().to_vec()]);
     let d = decode(ctx(), tricky.as_bytes()).unwrap();
-    assert_eq!((d.observations[0].entity.as_str(), field(&d.observations[0], "remarks")), ("cot:a>b", &Value::from("</event>")));
+    assert_eq!(
+        (d.observations[0].entity.as_str(), field(&d.observations[0], "remarks")),
+        ("cot:a>b", &Value::from("</event>"))
+    );
 }
 
 #[test]
@@ -175,11 +232,22 @@ fn a_peer_sending_garbage_is_refused_piece_by_piece() {
     let out = split_stream(&mut buf);
     assert_eq!(out.len(), 4);
     assert_eq!(buf, b"<ev", "a possible event start waits");
-    let reasons: Vec<String> = out.iter().map(|p| match decode(ctx(), p) {
-        Ok(d) => format!("ok {}", d.observations[0].entity),
-        Err(e) => e.reason,
-    }).collect();
-    assert_eq!(reasons, ["not a CoT event: \"HELLO..\"", "ok cot:A", "not a CoT event: \".. noise <evil/>\"", "ok cot:A"]);
+    let reasons: Vec<String> = out
+        .iter()
+        .map(|p| match decode(ctx(), p) {
+            Ok(d) => format!("ok {}", d.observations[0].entity),
+            Err(e) => e.reason,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "not a CoT event: \"HELLO..\"",
+            "ok cot:A",
+            "not a CoT event: \".. noise <evil/>\"",
+            "ok cot:A"
+        ]
+    );
     // TAK protocol v1 (protobuf) is named.
     let e = decode(ctx(), &[0xBF, 0x01, 0xBF, 0x12, 0x00]).unwrap_err();
     assert!(e.reason.starts_with("TAK protocol version 1"), "{e}");
@@ -199,13 +267,20 @@ fn an_event_that_never_ends_is_discarded_at_the_buffer_limit() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].len(), MAX_STREAM_BUFFER);
     let e = decode(ctx(), &out[0]).unwrap_err();
-    assert!(e.reason.starts_with("truncated event: no closing </event> in 1048576 bytes"), "{e}");
+    assert!(
+        e.reason
+            .starts_with("truncated event: no closing </event> in 1048576 bytes"),
+        "{e}"
+    );
     // The stream resynchronises at the next event: the rest of the endless one is refused as
     // one piece, and the event after it decodes.
     buf.extend_from_slice(atak("A", "a-f-G", "60.1", "24.9").as_bytes());
     let out = split_stream(&mut buf);
     assert_eq!(out.len(), 2);
-    assert!(decode(ctx(), &out[0]).unwrap_err().reason.starts_with("not a CoT event: \"aaaa"));
+    assert!(decode(ctx(), &out[0])
+        .unwrap_err()
+        .reason
+        .starts_with("not a CoT event: \"aaaa"));
     assert_eq!(decode(ctx(), &out[1]).unwrap().observations[0].entity, "cot:A");
     // Endless garbage is bounded the same way.
     let mut buf = Vec::new();
@@ -215,45 +290,87 @@ fn an_event_that_never_ends_is_discarded_at_the_buffer_limit() {
         pieces += split_stream(&mut buf).len();
         assert!(buf.len() <= MAX_STREAM_BUFFER);
     }
-    assert_eq!(pieces, 2, "2.5 MiB of garbage gives two pieces of 1 MiB; the rest waits for more");
+    assert_eq!(
+        pieces, 2,
+        "2.5 MiB of garbage gives two pieces of 1 MiB; the rest waits for more"
+    );
 }
 
 #[test]
 fn bad_coordinates_and_missing_parts_say_which() {
     let base = "<event version='2.0' uid='U' type='a-f-G' time='2005-04-05T11:43:30Z' start='2005-04-05T11:43:30Z' stale='2005-04-05T11:49:30Z' how='m-g'>";
     for (rest, reason) in [
-        ("<point lat='60' lon='181'/></event>", "point lat=60 lon=181 is out of range"),
-        ("<point lat='NaN' lon='24'/></event>", "point lat=\"NaN\" is not a finite number"),
-        ("<point lat='60' lon='24' hae='inf'/></event>", "point hae=\"inf\" is not a finite number"),
+        (
+            "<point lat='60' lon='181'/></event>",
+            "point lat=60 lon=181 is out of range",
+        ),
+        (
+            "<point lat='NaN' lon='24'/></event>",
+            "point lat=\"NaN\" is not a finite number",
+        ),
+        (
+            "<point lat='60' lon='24' hae='inf'/></event>",
+            "point hae=\"inf\" is not a finite number",
+        ),
         ("<point lat='60'/></event>", "point without lon"),
         ("<detail/></event>", "no <point>"),
-        ("<point lat='1' lon='2'/><point lat='1' lon='2'/></event>", "more than one <point>"),
+        (
+            "<point lat='1' lon='2'/><point lat='1' lon='2'/></event>",
+            "more than one <point>",
+        ),
     ] {
         let e = decode(ctx(), format!("{base}{rest}").as_bytes()).unwrap_err();
         assert!(e.reason.starts_with(reason), "{rest}: {e}");
         assert!(e.place.starts_with("event (bytes 0.."), "{e}");
     }
-    let e = decode(ctx(), base.replace("stale='2005-04-05T11:49:30Z'", "stale='2005-04-05T11:40:00Z'").replace('>', "><point lat='1' lon='2'/></event>").as_bytes()).unwrap_err();
+    let e = decode(
+        ctx(),
+        base.replace("stale='2005-04-05T11:49:30Z'", "stale='2005-04-05T11:40:00Z'")
+            .replace('>', "><point lat='1' lon='2'/></event>")
+            .as_bytes(),
+    )
+    .unwrap_err();
     assert_eq!(e.reason, "stale 2005-04-05T11:40:00Z is before start");
-    let e = decode(ctx(), base.replace("uid='U' ", "").replace('>', "><point lat='1' lon='2'/></event>").as_bytes()).unwrap_err();
+    let e = decode(
+        ctx(),
+        base.replace("uid='U' ", "")
+            .replace('>', "><point lat='1' lon='2'/></event>")
+            .as_bytes(),
+    )
+    .unwrap_err();
     assert_eq!(e.reason, "no uid");
     let e = decode(ctx(), b"<foo uid='x'/>").unwrap_err();
     assert_eq!(e.reason, "not a CoT event: \"<foo uid='x'/>\"");
     // A time without an offset is UTC.
-    let naive = base.replace("2005-04-05T11:43:30Z", "2005-04-05T11:43:30.5").replace('>', "><point lat='1' lon='2'/></event>");
+    let naive = base
+        .replace("2005-04-05T11:43:30Z", "2005-04-05T11:43:30.5")
+        .replace('>', "><point lat='1' lon='2'/></event>");
     let d = decode(ctx(), naive.as_bytes()).unwrap();
-    assert_eq!(d.observations[0].observed_ms, chrono::DateTime::parse_from_rfc3339("2005-04-05T11:43:30.5Z").unwrap().timestamp_millis());
+    assert_eq!(
+        d.observations[0].observed_ms,
+        chrono::DateTime::parse_from_rfc3339("2005-04-05T11:43:30.5Z")
+            .unwrap()
+            .timestamp_millis()
+    );
 }
 
 #[test]
 fn xml_bombs_are_refused_and_their_neighbours_kept() {
     let mut bomb = String::from("<?xml version=\"1.0\"?><!DOCTYPE event [<!ENTITY lol \"lol\">");
     for k in 1..=9 {
-        let prev = if k == 1 { "lol".to_owned() } else { format!("lol{}", k - 1) };
+        let prev = if k == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", k - 1)
+        };
         bomb.push_str(&format!("<!ENTITY lol{k} \"{}\">", format!("&{prev};").repeat(10)));
     }
     bomb.push_str("]>");
-    bomb.push_str(&atak("BOMB", "a-f-G", "60.1", "24.9").replace("On foot &amp; moving", "&lol9;").replace("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>", ""));
+    bomb.push_str(
+        &atak("BOMB", "a-f-G", "60.1", "24.9")
+            .replace("On foot &amp; moving", "&lol9;")
+            .replace("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>", ""),
+    );
     let started = std::time::Instant::now();
     let e = decode(ctx(), bomb.as_bytes()).unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
@@ -266,8 +383,13 @@ fn xml_bombs_are_refused_and_their_neighbours_kept() {
     assert_eq!(decode(ctx(), &pieces[1]).unwrap().observations[0].entity, "cot:OK");
     // External entity, undeclared entity, deep nesting.
     let xxe = atak("X", "a-f-G", "60.1", "24.9").replace("On foot &amp; moving", "&xxe;");
-    assert!(decode(ctx(), xxe.as_bytes()).unwrap_err().reason.contains("undeclared entity &xxe;"));
-    let deep = atak("D", "a-f-G", "60.1", "24.9").replace("<remarks>", &format!("{}<remarks>", "<x>".repeat(10_000))).replace("</remarks>", &format!("</remarks>{}", "</x>".repeat(10_000)));
+    assert!(decode(ctx(), xxe.as_bytes())
+        .unwrap_err()
+        .reason
+        .contains("undeclared entity &xxe;"));
+    let deep = atak("D", "a-f-G", "60.1", "24.9")
+        .replace("<remarks>", &format!("{}<remarks>", "<x>".repeat(10_000)))
+        .replace("</remarks>", &format!("</remarks>{}", "</x>".repeat(10_000)));
     let e = decode(ctx(), deep.as_bytes()).unwrap_err();
     assert!(e.reason.starts_with("elements nested deeper than 32 levels"), "{e}");
     let e = decode(ctx(), b"<event uid='\xff'/>").unwrap_err();
@@ -288,10 +410,16 @@ fn detail_is_bounded() {
 #[test]
 fn a_name_that_numbering_would_repeat_is_dropped() {
     // Only a hostile event has brackets in a name; the repeat numbered `[2]` keeps that name.
-    let body = atak("A", "a-f-G", "60.1", "24.9").replace(r#"<link uid="B" relation="p-p"/>"#, r#"<link uid="B" relation="p-p"/><link uid[2]="C"/>"#);
+    let body = atak("A", "a-f-G", "60.1", "24.9").replace(
+        r#"<link uid="B" relation="p-p"/>"#,
+        r#"<link uid="B" relation="p-p"/><link uid[2]="C"/>"#,
+    );
     let o = &decode(ctx(), body.as_bytes()).unwrap().observations[0];
     let detail = detail_of(o);
-    assert_eq!((&detail["link.uid"], &detail["link.uid[2]"]), (&Value::from("A"), &Value::from("B")));
+    assert_eq!(
+        (&detail["link.uid"], &detail["link.uid[2]"]),
+        (&Value::from("A"), &Value::from("B"))
+    );
     assert!(!detail.values().any(|v| v == "C"), "{detail:?}");
     assert_eq!(field(o, "detail_truncated"), true);
     assert_eq!(detail.len(), 15, "{detail:?}");
@@ -301,7 +429,10 @@ fn a_name_that_numbering_would_repeat_is_dropped() {
 fn the_mapping_must_be_empty() {
     assert!(CotAdapter::from_mapping("tak", &Value::Null).is_ok());
     let e = CotAdapter::from_mapping("tak", &serde_json::json!({"port": 8087})).unwrap_err();
-    assert_eq!(e.to_string(), "feed \"tak\": mapping.port: unknown key: CoT has no mapping choices");
+    assert_eq!(
+        e.to_string(),
+        "feed \"tak\": mapping.port: unknown key: CoT has no mapping choices"
+    );
 }
 
 proptest! {

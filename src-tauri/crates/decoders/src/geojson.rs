@@ -41,7 +41,10 @@ struct FastFeature {
 
 /// The bare parser the adapter is measured against: JSON into a tree, nothing else.
 pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| DecodeError {
+        place: "$".into(),
+        reason: e.to_string(),
+    })?;
     Ok(v.get("features").and_then(Value::as_array).map_or(1, Vec::len))
 }
 
@@ -58,7 +61,10 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
                 obj.insert("type".into(), Value::String(f.kind));
                 obj.insert("id".into(), f.id);
                 obj.insert("geometry".into(), f.geometry);
-                obj.insert("properties".into(), f.properties.map(Value::Object).unwrap_or(Value::Null));
+                obj.insert(
+                    "properties".into(),
+                    f.properties.map(Value::Object).unwrap_or(Value::Null),
+                );
                 push(&mut out, ctx, i, || format!("features[{i}]"), Value::Object(obj));
             }
             return Ok(out);
@@ -68,7 +74,10 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
         place: format!("$ (line {}, column {})", e.line(), e.column()),
         reason: format!("not JSON: {e}"),
     })?;
-    let whole = |reason: &str| DecodeError { place: "$".into(), reason: reason.into() };
+    let whole = |reason: &str| DecodeError {
+        place: "$".into(),
+        reason: reason.into(),
+    };
     let mut out = Decoded::default();
     match doc.get("type").and_then(Value::as_str) {
         Some("FeatureCollection") => {
@@ -91,7 +100,10 @@ pub fn decode(ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeErr
 fn push(out: &mut Decoded, ctx: MessageContext<'_>, idx: usize, place: impl Fn() -> String, f: Value) {
     match feature(ctx, idx as u32, f) {
         Ok(o) => out.observations.push(o),
-        Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}{field}", place()), reason }),
+        Err((field, reason)) => out.rejected.push(Rejected {
+            place: format!("{}{field}", place()),
+            reason,
+        }),
     }
 }
 
@@ -117,7 +129,12 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
     let entity = match f.remove("id").or_else(|| props.remove("entity")) {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(err(".id", "feature has no id (nor properties.entity) to name what it observes")),
+        _ => {
+            return Err(err(
+                ".id",
+                "feature has no id (nor properties.entity) to name what it observes",
+            ))
+        }
     };
     let kind = match props.remove("kind") {
         Some(Value::String(s)) if !s.is_empty() => s,
@@ -125,7 +142,9 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
     };
     let severity = match props.remove("severity") {
         None | Some(Value::Null) => Severity::Minor,
-        Some(Value::String(s)) => s.parse().map_err(|e: cityops_core::model::UnknownSeverity| err(".properties.severity", e.to_string()))?,
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|e: cityops_core::model::UnknownSeverity| err(".properties.severity", e.to_string()))?,
         Some(_) => return Err(err(".properties.severity", "not a string")),
     };
     let observed_ms = match props.remove("time") {
@@ -181,7 +200,10 @@ fn collect(v: &Value, sum: &mut (f64, f64, usize), depth: usize) -> Result<(), R
     match arr.first() {
         Some(Value::Number(_)) => {
             let lon = arr[0].as_f64().ok_or("longitude is not a number")?;
-            let lat = arr.get(1).and_then(Value::as_f64).ok_or("latitude missing or not a number")?;
+            let lat = arr
+                .get(1)
+                .and_then(Value::as_f64)
+                .ok_or("latitude missing or not a number")?;
             if GeoPoint::new(lon, lat).is_none() {
                 return Err(format!("position {lon},{lat} is out of range").into());
             }
@@ -204,7 +226,13 @@ mod tests {
     use cityops_core::model::Layer;
 
     fn ctx() -> MessageContext<'static> {
-        MessageContext { feed: "signals", layer: Layer::Transport, seq: 7, received_ms: 1_000, topic: None }
+        MessageContext {
+            feed: "signals",
+            layer: Layer::Transport,
+            seq: 7,
+            received_ms: 1_000,
+            topic: None,
+        }
     }
 
     #[test]
@@ -220,7 +248,10 @@ mod tests {
         let d = decode(ctx(), body.as_bytes()).unwrap();
         assert_eq!(d.observations.len(), 2);
         let o = &d.observations[0];
-        assert_eq!((o.entity.as_str(), o.kind.as_str(), o.severity), ("node/1", "signal.dark", Severity::Severe));
+        assert_eq!(
+            (o.entity.as_str(), o.kind.as_str(), o.severity),
+            ("node/1", "signal.dark", Severity::Severe)
+        );
         assert_eq!((o.observed_ms, o.received_ms, o.seq, o.idx), (500, 1_000, 7, 0));
         assert_eq!(o.fields.get("ref"), Some(&Value::String("A12".into())));
         assert!(!o.fields.contains_key("kind"));
@@ -228,14 +259,24 @@ mod tests {
         assert_eq!((w.entity.as_str(), w.idx, w.severity), ("5", 4, Severity::Minor));
         assert!((w.position.lon - 24.5).abs() < 1e-9 && (w.position.lat - 60.5).abs() < 1e-9);
         let places: Vec<&str> = d.rejected.iter().map(|r| r.place.as_str()).collect();
-        assert_eq!(places, ["features[1].properties.kind", "features[2].geometry", "features[3].properties.severity"]);
+        assert_eq!(
+            places,
+            [
+                "features[1].properties.kind",
+                "features[2].geometry",
+                "features[3].properties.severity"
+            ]
+        );
     }
 
     #[test]
     fn whole_message_errors_say_where() {
         let e = decode(ctx(), b"{\"type\":\"Feature\",").unwrap_err();
         assert!(e.place.starts_with("$ (line 1"), "{e}");
-        assert!(decode(ctx(), br#"{"type":"Topology"}"#).unwrap_err().reason.contains("Topology"));
+        assert!(decode(ctx(), br#"{"type":"Topology"}"#)
+            .unwrap_err()
+            .reason
+            .contains("Topology"));
         assert!(decode(ctx(), br#"{"type":"FeatureCollection"}"#).is_err());
         let deep = format!("{{\"type\":\"Feature\",\"id\":\"a\",\"properties\":{{\"kind\":\"k\"}},\"geometry\":{{\"type\":\"Point\",\"coordinates\":{}1{}}}}}", "[".repeat(10), "]".repeat(10));
         let d = decode(ctx(), deep.as_bytes()).unwrap();

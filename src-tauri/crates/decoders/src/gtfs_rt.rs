@@ -65,7 +65,9 @@ use std::sync::Arc;
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
 use cityops_core::Fields;
-use gtfs_realtime::{alert, trip_descriptor, trip_update, vehicle_position, FeedEntity, FeedHeader, FeedMessage, TranslatedString};
+use gtfs_realtime::{
+    alert, trip_descriptor, trip_update, vehicle_position, FeedEntity, FeedHeader, FeedMessage, TranslatedString,
+};
 use prost::Message as _;
 use serde_json::{json, Value};
 
@@ -97,7 +99,13 @@ pub struct GtfsRtMapping {
 
 impl Default for GtfsRtMapping {
     fn default() -> Self {
-        GtfsRtMapping { delay_minor_s: 120, delay_moderate_s: 300, delay_severe_s: 600, vehicle_position_max_age_s: 600, language: None }
+        GtfsRtMapping {
+            delay_minor_s: 120,
+            delay_moderate_s: 300,
+            delay_severe_s: 600,
+            vehicle_position_max_age_s: 600,
+            language: None,
+        }
     }
 }
 
@@ -114,25 +122,45 @@ pub struct GtfsRtAdapter {
 impl GtfsRtAdapter {
     /// An adapter with the given choices and optional GTFS static reference data.
     pub fn new(mapping: GtfsRtMapping, reference: Option<Arc<GtfsStatic>>) -> Self {
-        GtfsRtAdapter { mapping, reference, by_vehicle: HashMap::new(), by_trip: HashMap::new() }
+        GtfsRtAdapter {
+            mapping,
+            reference,
+            by_vehicle: HashMap::new(),
+            by_trip: HashMap::new(),
+        }
     }
 
     /// Builds the adapter from a feed spec, loading `mapping.gtfs_static` relative to `base_dir`.
     pub fn from_spec(spec: &FeedSpec, base_dir: &Path) -> Result<Self, AdapterConfigError> {
         let r = MappingReader::new(&spec.id);
-        let known = ["gtfs_static", "delay_minor_s", "delay_moderate_s", "delay_severe_s", "vehicle_position_max_age_s", "language"];
+        let known = [
+            "gtfs_static",
+            "delay_minor_s",
+            "delay_moderate_s",
+            "delay_severe_s",
+            "vehicle_position_max_age_s",
+            "language",
+        ];
         let mut mapping = GtfsRtMapping::default();
         let mut reference = None;
         if let Some(m) = r.table(Some(&spec.mapping), "mapping", &known)? {
             let secs = |key: &str, default: i64| -> Result<i64, AdapterConfigError> {
-                Ok(r.unsigned(m, "mapping", key)?.map(|v| v.min(MAX_DELAY_S as u64) as i64).unwrap_or(default))
+                Ok(r.unsigned(m, "mapping", key)?
+                    .map(|v| v.min(MAX_DELAY_S as u64) as i64)
+                    .unwrap_or(default))
             };
             mapping.delay_minor_s = secs("delay_minor_s", mapping.delay_minor_s)?;
             mapping.delay_moderate_s = secs("delay_moderate_s", mapping.delay_moderate_s)?;
             mapping.delay_severe_s = secs("delay_severe_s", mapping.delay_severe_s)?;
-            mapping.vehicle_position_max_age_s = secs("vehicle_position_max_age_s", mapping.vehicle_position_max_age_s)?;
-            if !(mapping.delay_minor_s <= mapping.delay_moderate_s && mapping.delay_moderate_s <= mapping.delay_severe_s) {
-                return Err(r.err("mapping.delay_moderate_s", "delay thresholds must not decrease: minor <= moderate <= severe"));
+            mapping.vehicle_position_max_age_s =
+                secs("vehicle_position_max_age_s", mapping.vehicle_position_max_age_s)?;
+            if !(mapping.delay_minor_s <= mapping.delay_moderate_s
+                && mapping.delay_moderate_s <= mapping.delay_severe_s)
+            {
+                return Err(r.err(
+                    "mapping.delay_moderate_s",
+                    "delay thresholds must not decrease: minor <= moderate <= severe",
+                ));
             }
             mapping.language = r.string(m, "mapping", "language")?;
             if let Some(path) = r.string(m, "mapping", "gtfs_static")? {
@@ -155,7 +183,10 @@ impl Adapter for GtfsRtAdapter {
         let frame = walk(body)?;
         let mut out = Decoded::default();
         if let Some((at, reason)) = frame.broken {
-            out.rejected.push(Rejected { place: format!("byte {at}"), reason: format!("{reason}; the rest of the message is lost") });
+            out.rejected.push(Rejected {
+                place: format!("byte {at}"),
+                reason: format!("{reason}; the rest of the message is lost"),
+            });
         }
         let header = frame.header;
         let header_ms = match header.timestamp.map(secs_to_ms) {
@@ -163,7 +194,10 @@ impl Adapter for GtfsRtAdapter {
             Some(_) => {
                 out.rejected.push(Rejected {
                     place: "header.timestamp".into(),
-                    reason: format!("{} is not a believable time; entities without their own time use the arrival time", header.timestamp.unwrap_or_default()),
+                    reason: format!(
+                        "{} is not a believable time; entities without their own time use the arrival time",
+                        header.timestamp.unwrap_or_default()
+                    ),
                 });
                 None
             }
@@ -175,12 +209,18 @@ impl Adapter for GtfsRtAdapter {
         for (i, (_, bytes)) in frame.entities.iter().enumerate() {
             match FeedEntity::decode(*bytes) {
                 Ok(e) if e.id.is_empty() => {
-                    out.rejected.push(Rejected { place: place(i), reason: "entity id is empty (it is required)".into() });
+                    out.rejected.push(Rejected {
+                        place: place(i),
+                        reason: "entity id is empty (it is required)".into(),
+                    });
                     entities.push(None);
                 }
                 Ok(e) => entities.push(Some(e)),
                 Err(e) => {
-                    out.rejected.push(Rejected { place: place(i), reason: e.to_string() });
+                    out.rejected.push(Rejected {
+                        place: place(i),
+                        reason: e.to_string(),
+                    });
                     entities.push(None);
                 }
             }
@@ -201,7 +241,10 @@ impl Adapter for GtfsRtAdapter {
         }
         for (i, first) in duplicates {
             if let Some(e) = entities[i].take() {
-                out.rejected.push(Rejected { place: place(i), reason: format!("duplicate entity id {:?} (kept entity[{first}])", e.id) });
+                out.rejected.push(Rejected {
+                    place: place(i),
+                    reason: format!("duplicate entity id {:?} (kept entity[{first}])", e.id),
+                });
             }
         }
         // Vehicle positions first, so that trip updates in the same message can be placed at
@@ -216,7 +259,10 @@ impl Adapter for GtfsRtAdapter {
             }
             if entity.vehicle.is_none() && entity.trip_update.is_none() && entity.alert.is_none() {
                 if entity.shape.is_none() && entity.stop.is_none() && entity.trip_modifications.is_none() {
-                    out.rejected.push(Rejected { place: place(i), reason: format!("entity {:?} has no vehicle, trip_update or alert", entity.id) });
+                    out.rejected.push(Rejected {
+                        place: place(i),
+                        reason: format!("entity {:?} has no vehicle, trip_update or alert", entity.id),
+                    });
                 }
                 *slot = None;
                 continue;
@@ -227,7 +273,10 @@ impl Adapter for GtfsRtAdapter {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.vehicle{field}", place(i)), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected {
+                        place: format!("{}.vehicle{field}", place(i)),
+                        reason,
+                    }),
                 }
             }
         }
@@ -239,7 +288,10 @@ impl Adapter for GtfsRtAdapter {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.trip_update{field}", place(i)), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected {
+                        place: format!("{}.trip_update{field}", place(i)),
+                        reason,
+                    }),
                 }
             }
             if let Some(a) = &entity.alert {
@@ -248,7 +300,10 @@ impl Adapter for GtfsRtAdapter {
                         idx += 1;
                         out.observations.push(o);
                     }
-                    Err((field, reason)) => out.rejected.push(Rejected { place: format!("{}.alert{field}", place(i)), reason }),
+                    Err((field, reason)) => out.rejected.push(Rejected {
+                        place: format!("{}.alert{field}", place(i)),
+                        reason,
+                    }),
                 }
             }
         }
@@ -259,7 +314,12 @@ impl Adapter for GtfsRtAdapter {
 /// Runs only the protobuf decoder over the body (no mapping), for the decode benchmark;
 /// returns the number of entities.
 pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
-    FeedMessage::decode(body).map(|m| m.entity.len()).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })
+    FeedMessage::decode(body)
+        .map(|m| m.entity.len())
+        .map_err(|e| DecodeError {
+            place: "$".into(),
+            reason: e.to_string(),
+        })
 }
 
 type EntityError = (String, String);
@@ -281,7 +341,12 @@ fn secs_to_ms(s: u64) -> Option<Millis> {
 }
 
 /// The observed time of an entity: its own timestamp, else the header's, else arrival.
-fn observed_time(own: Option<u64>, field: &str, header_ms: Option<Millis>, received_ms: Millis) -> Result<Millis, EntityError> {
+fn observed_time(
+    own: Option<u64>,
+    field: &str,
+    header_ms: Option<Millis>,
+    received_ms: Millis,
+) -> Result<Millis, EntityError> {
     match own {
         Some(s) => {
             let ms = secs_to_ms(s).ok_or_else(|| err(field, format!("{s} is out of range")))?;
@@ -301,12 +366,18 @@ fn opt_str(fields: &mut Fields, key: &'static str, v: Option<&str>) {
 /// The lowercase name of an enum value, or `unknown` for a value these bindings do not know.
 macro_rules! enum_name {
     ($ty:ty, $v:expr) => {
-        $v.map(|v| <$ty>::try_from(v).map(|e| e.as_str_name().to_ascii_lowercase()).unwrap_or_else(|_| "unknown".to_owned()))
+        $v.map(|v| {
+            <$ty>::try_from(v)
+                .map(|e| e.as_str_name().to_ascii_lowercase())
+                .unwrap_or_else(|_| "unknown".to_owned())
+        })
     };
 }
 
 fn f32_field(v: Option<f32>) -> Option<Value> {
-    v.filter(|f| f.is_finite()).and_then(|f| serde_json::Number::from_f64(f64::from(f))).map(Value::Number)
+    v.filter(|f| f.is_finite())
+        .and_then(|f| serde_json::Number::from_f64(f64::from(f)))
+        .map(Value::Number)
 }
 
 impl GtfsRtAdapter {
@@ -325,23 +396,38 @@ impl GtfsRtAdapter {
 
     /// One vehicle position. It takes the decoded message by value and moves its strings into
     /// the observation: this runs for every vehicle every few seconds.
-    fn vehicle(&mut self, ctx: MessageContext<'_>, idx: u32, header_ms: Option<Millis>, entity_id: &str, v: gtfs_realtime::VehiclePosition) -> Result<Observation, EntityError> {
+    fn vehicle(
+        &mut self,
+        ctx: MessageContext<'_>,
+        idx: u32,
+        header_ms: Option<Millis>,
+        entity_id: &str,
+        v: gtfs_realtime::VehiclePosition,
+    ) -> Result<Observation, EntityError> {
         let (mut vid, mut label) = match v.vehicle {
             Some(d) => (d.id.filter(|s| !s.is_empty()), d.label.filter(|s| !s.is_empty())),
             None => (None, None),
         };
-        let pos = v.position.as_ref().ok_or_else(|| err(".position", "missing: a vehicle position without a position"))?;
+        let pos = v
+            .position
+            .as_ref()
+            .ok_or_else(|| err(".position", "missing: a vehicle position without a position"))?;
         let (lat, lon) = (f64::from(pos.latitude), f64::from(pos.longitude));
         if lat == 0.0 && lon == 0.0 {
             return Err(err(".position", "0,0 is the placeholder some systems send for no fix"));
         }
-        let position = GeoPoint::new(lon, lat).ok_or_else(|| err(".position", format!("latitude {lat}, longitude {lon} is out of range")))?;
+        let position = GeoPoint::new(lon, lat)
+            .ok_or_else(|| err(".position", format!("latitude {lat}, longitude {lon} is out of range")))?;
         let observed_ms = observed_time(v.timestamp, ".timestamp", header_ms, ctx.received_ms)?;
         let key = vid.as_deref().or(label.as_deref()).unwrap_or(entity_id);
         let entity = format!("vehicle/{key}");
         Self::remember(&mut self.by_vehicle, key, position, observed_ms);
         let (mut route, mut trip, direction) = match v.trip {
-            Some(t) => (t.route_id.filter(|s| !s.is_empty()), t.trip_id.filter(|s| !s.is_empty()), t.direction_id),
+            Some(t) => (
+                t.route_id.filter(|s| !s.is_empty()),
+                t.trip_id.filter(|s| !s.is_empty()),
+                t.direction_id,
+            ),
             None => (None, None, None),
         };
         if let Some(t) = &trip {
@@ -364,9 +450,18 @@ impl GtfsRtAdapter {
         put("vehicle_id", vid.take());
         put("label", label.take());
         put("stop_id", v.stop_id.filter(|s| !s.is_empty()));
-        put("occupancy", enum_name!(vehicle_position::OccupancyStatus, v.occupancy_status));
-        put("current_status", enum_name!(vehicle_position::VehicleStopStatus, v.current_status));
-        put("congestion", enum_name!(vehicle_position::CongestionLevel, v.congestion_level));
+        put(
+            "occupancy",
+            enum_name!(vehicle_position::OccupancyStatus, v.occupancy_status),
+        );
+        put(
+            "current_status",
+            enum_name!(vehicle_position::VehicleStopStatus, v.current_status),
+        );
+        put(
+            "congestion",
+            enum_name!(vehicle_position::CongestionLevel, v.congestion_level),
+        );
         if let Some(d) = direction {
             fields.insert("direction_id", json!(d));
         }
@@ -400,7 +495,13 @@ impl GtfsRtAdapter {
         self.reference
             .as_ref()
             .and_then(|g| g.routes.get(route_id))
-            .map(|r| if r.short_name.is_empty() { r.long_name.as_str() } else { r.short_name.as_str() })
+            .map(|r| {
+                if r.short_name.is_empty() {
+                    r.long_name.as_str()
+                } else {
+                    r.short_name.as_str()
+                }
+            })
             .filter(|s| !s.is_empty())
             .unwrap_or(route_id)
     }
@@ -418,19 +519,41 @@ impl GtfsRtAdapter {
         }
     }
 
-    fn trip_update(&self, ctx: MessageContext<'_>, idx: u32, header_ms: Option<Millis>, entity_id: &str, tu: &gtfs_realtime::TripUpdate) -> Result<Observation, EntityError> {
+    fn trip_update(
+        &self,
+        ctx: MessageContext<'_>,
+        idx: u32,
+        header_ms: Option<Millis>,
+        entity_id: &str,
+        tu: &gtfs_realtime::TripUpdate,
+    ) -> Result<Observation, EntityError> {
         use trip_update::stop_time_update::ScheduleRelationship as StopRel;
         let observed_ms = observed_time(tu.timestamp, ".timestamp", header_ms, ctx.received_ms)?;
         let trip_id = tu.trip.trip_id.as_deref().filter(|s| !s.is_empty());
-        let route_id = tu.trip.route_id.as_deref().filter(|s| !s.is_empty()).map(str::to_owned).or_else(|| {
-            let g = self.reference.as_ref()?;
-            trip_id.and_then(|t| g.trips.get(t)).map(|t| t.route_id.clone()).filter(|r| !r.is_empty())
-        });
+        let route_id = tu
+            .trip
+            .route_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| {
+                let g = self.reference.as_ref()?;
+                trip_id
+                    .and_then(|t| g.trips.get(t))
+                    .map(|t| t.route_id.clone())
+                    .filter(|r| !r.is_empty())
+            });
         let desc = tu.vehicle.as_ref();
         let vid = desc.and_then(|d| d.id.as_deref()).filter(|s| !s.is_empty());
         let label = desc.and_then(|d| d.label.as_deref()).filter(|s| !s.is_empty());
-        let trip_rel = tu.trip.schedule_relationship.and_then(|r| trip_descriptor::ScheduleRelationship::try_from(r).ok());
-        let canceled = matches!(trip_rel, Some(trip_descriptor::ScheduleRelationship::Canceled | trip_descriptor::ScheduleRelationship::Deleted));
+        let trip_rel = tu
+            .trip
+            .schedule_relationship
+            .and_then(|r| trip_descriptor::ScheduleRelationship::try_from(r).ok());
+        let canceled = matches!(
+            trip_rel,
+            Some(trip_descriptor::ScheduleRelationship::Canceled | trip_descriptor::ScheduleRelationship::Deleted)
+        );
 
         // The largest delay, and the stop where it occurs.
         let mut max_delay: Option<(i64, Option<String>)> = tu.delay.map(|d| (i64::from(d), None));
@@ -447,7 +570,10 @@ impl GtfsRtAdapter {
                     _ => continue,
                 };
                 if d.abs() > MAX_DELAY_S {
-                    return Err(err(&format!(".stop_time_update[{k}].{name}"), format!("delay of {d} s is more than a day: a broken prediction")));
+                    return Err(err(
+                        &format!(".stop_time_update[{k}].{name}"),
+                        format!("delay of {d} s is more than a day: a broken prediction"),
+                    ));
                 }
                 if max_delay.as_ref().is_none_or(|(m, _)| d > *m) {
                     max_delay = Some((d, stu.stop_id.clone()));
@@ -456,21 +582,30 @@ impl GtfsRtAdapter {
         }
         if let Some((d, _)) = &max_delay {
             if d.abs() > MAX_DELAY_S {
-                return Err(err(".delay", format!("delay of {d} s is more than a day: a broken prediction")));
+                return Err(err(
+                    ".delay",
+                    format!("delay of {d} s is more than a day: a broken prediction"),
+                ));
             }
         }
         let (kind, severity, delay) = match (&max_delay, canceled) {
             (_, true) => ("trip.canceled", Severity::Moderate, max_delay.as_ref().map(|(d, _)| *d)),
             (Some((d, _)), false) => {
                 let s = self.delay_severity(*d);
-                (if s == Severity::Normal { "vehicle.on_time" } else { "vehicle.delayed" }, s, Some(*d))
+                (
+                    if s == Severity::Normal {
+                        "vehicle.on_time"
+                    } else {
+                        "vehicle.delayed"
+                    },
+                    s,
+                    Some(*d),
+                )
             }
-            (None, false) => {
-                return Err(err(
-                    ".stop_time_update",
-                    "no delay: no stop time update has a delay or both time and scheduled_time, and the trip has no delay",
-                ))
-            }
+            (None, false) => return Err(err(
+                ".stop_time_update",
+                "no delay: no stop time update has a delay or both time and scheduled_time, and the trip has no delay",
+            )),
         };
 
         // Where: the vehicle's remembered position, else the next stop from GTFS static.
@@ -478,9 +613,18 @@ impl GtfsRtAdapter {
         let next = tu
             .stop_time_update
             .iter()
-            .filter(|s| !matches!(s.schedule_relationship.and_then(|r| StopRel::try_from(r).ok()), Some(StopRel::Skipped)))
+            .filter(|s| {
+                !matches!(
+                    s.schedule_relationship.and_then(|r| StopRel::try_from(r).ok()),
+                    Some(StopRel::Skipped)
+                )
+            })
             .find(|s| {
-                let t = s.arrival.as_ref().and_then(|e| e.time).or_else(|| s.departure.as_ref().and_then(|e| e.time));
+                let t = s
+                    .arrival
+                    .as_ref()
+                    .and_then(|e| e.time)
+                    .or_else(|| s.departure.as_ref().and_then(|e| e.time));
                 t.is_none_or(|t| t >= now_s)
             })
             .or_else(|| tu.stop_time_update.last());
@@ -518,7 +662,11 @@ impl GtfsRtAdapter {
         if let Some(d) = delay {
             fields.insert("delay_s", json!(d));
         }
-        opt_str(&mut fields, "delay_stop_id", max_delay.as_ref().and_then(|(_, s)| s.as_deref()));
+        opt_str(
+            &mut fields,
+            "delay_stop_id",
+            max_delay.as_ref().and_then(|(_, s)| s.as_deref()),
+        );
         opt_str(&mut fields, "next_stop_id", next_stop_id.as_deref());
         fields.insert("placed_by", Value::String(placed_by.into()));
         fields.insert("stop_updates", json!(tu.stop_time_update.len()));
@@ -554,11 +702,25 @@ impl GtfsRtAdapter {
 
     fn text(&self, t: &Option<TranslatedString>) -> Option<String> {
         let tr = &t.as_ref()?.translation;
-        let preferred = self.mapping.language.as_deref().and_then(|lang| tr.iter().find(|x| x.language.as_deref() == Some(lang)));
-        preferred.or_else(|| tr.first()).map(|x| x.text.clone()).filter(|s| !s.is_empty())
+        let preferred = self
+            .mapping
+            .language
+            .as_deref()
+            .and_then(|lang| tr.iter().find(|x| x.language.as_deref() == Some(lang)));
+        preferred
+            .or_else(|| tr.first())
+            .map(|x| x.text.clone())
+            .filter(|s| !s.is_empty())
     }
 
-    fn alert(&self, ctx: MessageContext<'_>, idx: u32, header_ms: Option<Millis>, entity_id: &str, a: &gtfs_realtime::Alert) -> Result<Observation, EntityError> {
+    fn alert(
+        &self,
+        ctx: MessageContext<'_>,
+        idx: u32,
+        header_ms: Option<Millis>,
+        entity_id: &str,
+        a: &gtfs_realtime::Alert,
+    ) -> Result<Observation, EntityError> {
         let observed_ms = header_ms.unwrap_or(ctx.received_ms);
         let level = a.severity_level.and_then(|v| alert::SeverityLevel::try_from(v).ok());
         let effect = a.effect.and_then(|v| alert::Effect::try_from(v).ok());
@@ -568,7 +730,12 @@ impl GtfsRtAdapter {
             Some(alert::SeverityLevel::Info) => Severity::Minor,
             Some(alert::SeverityLevel::UnknownSeverity) | None => match effect {
                 Some(alert::Effect::NoService) => Severity::Severe,
-                Some(alert::Effect::ReducedService | alert::Effect::SignificantDelays | alert::Effect::Detour | alert::Effect::StopMoved) => Severity::Moderate,
+                Some(
+                    alert::Effect::ReducedService
+                    | alert::Effect::SignificantDelays
+                    | alert::Effect::Detour
+                    | alert::Effect::StopMoved,
+                ) => Severity::Moderate,
                 _ => Severity::Minor,
             },
         };
@@ -646,7 +813,11 @@ impl GtfsRtAdapter {
             .iter()
             .take(MAX_INFORMED_FIELDS)
             .map(|p| {
-                let t = |s: Option<u64>| s.and_then(secs_to_ms).map(|ms| Value::String(rfc3339(ms))).unwrap_or(Value::Null);
+                let t = |s: Option<u64>| {
+                    s.and_then(secs_to_ms)
+                        .map(|ms| Value::String(rfc3339(ms)))
+                        .unwrap_or(Value::Null)
+                };
                 json!([t(p.start), t(p.end)])
             })
             .collect();
@@ -727,7 +898,11 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                 return Err("field number 0 is not valid protobuf".into());
             }
             if (field == 1 || field == 2) && wire != 2 {
-                return Err(format!("field {field} ({}) has wire type {wire}, expected 2", if field == 1 { "header" } else { "entity" }).into());
+                return Err(format!(
+                    "field {field} ({}) has wire type {wire}, expected 2",
+                    if field == 1 { "header" } else { "entity" }
+                )
+                .into());
             }
             match wire {
                 0 => {
@@ -736,7 +911,9 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                 1 | 5 => {
                     let n = if wire == 1 { 8 } else { 4 };
                     if body.len() - at < n {
-                        return Err(format!("field {field} needs {n} bytes, {} remain (truncated?)", body.len() - at).into());
+                        return Err(
+                            format!("field {field} needs {n} bytes, {} remain (truncated?)", body.len() - at).into(),
+                        );
                     }
                     at += n;
                 }
@@ -744,7 +921,9 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                     let len = varint(body, &mut at)?;
                     let remain = (body.len() - at) as u64;
                     if len > remain {
-                        return Err(format!("field {field} declares {len} bytes but {remain} remain (truncated?)").into());
+                        return Err(
+                            format!("field {field} declares {len} bytes but {remain} remain (truncated?)").into(),
+                        );
                     }
                     let slice = &body[at..at + len as usize];
                     match field {
@@ -757,7 +936,12 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                     }
                     at += len as usize;
                 }
-                3 | 4 => return Err(format!("field {field} uses protobuf groups (wire type {wire}), which GTFS-Realtime never does").into()),
+                3 | 4 => {
+                    return Err(format!(
+                        "field {field} uses protobuf groups (wire type {wire}), which GTFS-Realtime never does"
+                    )
+                    .into())
+                }
                 _ => return Err(format!("field {field} has invalid wire type {wire}").into()),
             }
             Ok(())
@@ -768,10 +952,23 @@ fn walk(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
         }
     }
     match (header, broken) {
-        (None, Some((at, reason))) => Err(DecodeError { place: format!("byte {at}"), reason: format!("not a GTFS-Realtime FeedMessage: {reason}") }),
-        (None, None) => Err(DecodeError { place: "$".into(), reason: "not a GTFS-Realtime FeedMessage: no header (field 1)".into() }),
-        (Some(_), Some((at, reason))) if entities.is_empty() => Err(DecodeError { place: format!("byte {at}"), reason }),
-        (Some(header), broken) => Ok(Frame { header, entities, broken }),
+        (None, Some((at, reason))) => Err(DecodeError {
+            place: format!("byte {at}"),
+            reason: format!("not a GTFS-Realtime FeedMessage: {reason}"),
+        }),
+        (None, None) => Err(DecodeError {
+            place: "$".into(),
+            reason: "not a GTFS-Realtime FeedMessage: no header (field 1)".into(),
+        }),
+        (Some(_), Some((at, reason))) if entities.is_empty() => Err(DecodeError {
+            place: format!("byte {at}"),
+            reason,
+        }),
+        (Some(header), broken) => Ok(Frame {
+            header,
+            entities,
+            broken,
+        }),
     }
 }
 
@@ -785,20 +982,48 @@ mod tests {
     const NOW: u64 = 1_761_519_032;
 
     fn ctx() -> MessageContext<'static> {
-        MessageContext { feed: "transit", layer: Layer::Transport, seq: 3, received_ms: NOW as i64 * 1000, topic: None }
+        MessageContext {
+            feed: "transit",
+            layer: Layer::Transport,
+            seq: 3,
+            received_ms: NOW as i64 * 1000,
+            topic: None,
+        }
     }
 
     fn message(entities: Vec<FeedEntity>) -> Vec<u8> {
-        FeedMessage { header: FeedHeader { gtfs_realtime_version: "2.0".into(), timestamp: Some(NOW), ..Default::default() }, entity: entities }.encode_to_vec()
+        FeedMessage {
+            header: FeedHeader {
+                gtfs_realtime_version: "2.0".into(),
+                timestamp: Some(NOW),
+                ..Default::default()
+            },
+            entity: entities,
+        }
+        .encode_to_vec()
     }
 
     fn vp(id: &str, vehicle: &str, lat: f32, lon: f32, ts: u64) -> FeedEntity {
         FeedEntity {
             id: id.into(),
             vehicle: Some(VehiclePosition {
-                trip: Some(TripDescriptor { trip_id: Some(format!("trip-{vehicle}")), route_id: Some("4".into()), ..Default::default() }),
-                vehicle: Some(VehicleDescriptor { id: Some(vehicle.into()), label: Some(format!("L{vehicle}")), ..Default::default() }),
-                position: Some(Position { latitude: lat, longitude: lon, bearing: Some(90.0), speed: Some(5.5), ..Default::default() }),
+                trip: Some(TripDescriptor {
+                    trip_id: Some(format!("trip-{vehicle}")),
+                    route_id: Some("4".into()),
+                    ..Default::default()
+                }),
+                vehicle: Some(VehicleDescriptor {
+                    id: Some(vehicle.into()),
+                    label: Some(format!("L{vehicle}")),
+                    ..Default::default()
+                }),
+                position: Some(Position {
+                    latitude: lat,
+                    longitude: lon,
+                    bearing: Some(90.0),
+                    speed: Some(5.5),
+                    ..Default::default()
+                }),
                 timestamp: Some(ts),
                 occupancy_status: Some(99),
                 current_status: Some(2),
@@ -812,14 +1037,23 @@ mod tests {
         FeedEntity {
             id: id.into(),
             trip_update: Some(TripUpdate {
-                trip: TripDescriptor { trip_id: Some(trip.into()), ..Default::default() },
-                vehicle: vehicle.map(|v| VehicleDescriptor { id: Some(v.into()), ..Default::default() }),
+                trip: TripDescriptor {
+                    trip_id: Some(trip.into()),
+                    ..Default::default()
+                },
+                vehicle: vehicle.map(|v| VehicleDescriptor {
+                    id: Some(v.into()),
+                    ..Default::default()
+                }),
                 stop_time_update: delays
                     .iter()
                     .map(|(seq, stop, d)| trip_update::StopTimeUpdate {
                         stop_sequence: Some(*seq),
                         stop_id: (!stop.is_empty()).then(|| stop.to_string()),
-                        arrival: Some(trip_update::StopTimeEvent { delay: Some(*d), ..Default::default() }),
+                        arrival: Some(trip_update::StopTimeEvent {
+                            delay: Some(*d),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     })
                     .collect(),
@@ -832,7 +1066,10 @@ mod tests {
 
     fn reference() -> Arc<GtfsStatic> {
         let zip = stored_zip(&[
-            ("stops.txt", "stop_id,stop_name,stop_lat,stop_lon\nA,Stop A,60.0,24.0\nB,Stop B,60.2,24.2\n"),
+            (
+                "stops.txt",
+                "stop_id,stop_name,stop_lat,stop_lon\nA,Stop A,60.0,24.0\nB,Stop B,60.2,24.2\n",
+            ),
             ("routes.txt", "route_id,route_short_name,route_type\n4,4T,0\n"),
             ("trips.txt", "route_id,service_id,trip_id\n4,wk,t1\n"),
             ("stop_times.txt", "trip_id,stop_id,stop_sequence\nt1,A,1\nt1,B,2\n"),
@@ -843,21 +1080,51 @@ mod tests {
     #[test]
     fn vehicles_become_positions_with_unknown_enums_named_unknown() {
         let mut a = GtfsRtAdapter::new(GtfsRtMapping::default(), None);
-        let body = message(vec![vp("e1", "2112", 43.58, -79.64, NOW - 8), vp("e2", "9", 0.0, 0.0, NOW), vp("e3", "10", 91.0, 0.0, NOW), vp("e1", "11", 43.0, -79.0, NOW), vp("e4", "12", 43.0, -79.0, NOW - 3 * 365 * 86400)]);
+        let body = message(vec![
+            vp("e1", "2112", 43.58, -79.64, NOW - 8),
+            vp("e2", "9", 0.0, 0.0, NOW),
+            vp("e3", "10", 91.0, 0.0, NOW),
+            vp("e1", "11", 43.0, -79.0, NOW),
+            vp("e4", "12", 43.0, -79.0, NOW - 3 * 365 * 86400),
+        ]);
         let d = a.decode(ctx(), &body).unwrap();
         assert_eq!(d.observations.len(), 1);
         let o = &d.observations[0];
-        assert_eq!((o.entity.as_str(), o.kind.as_str(), o.severity, o.observed_ms), ("vehicle/2112", "vehicle.position", Severity::Normal, (NOW as i64 - 8) * 1000));
+        assert_eq!(
+            (o.entity.as_str(), o.kind.as_str(), o.severity, o.observed_ms),
+            (
+                "vehicle/2112",
+                "vehicle.position",
+                Severity::Normal,
+                (NOW as i64 - 8) * 1000
+            )
+        );
         assert_eq!(o.fields["occupancy"], "unknown");
         assert_eq!(o.fields["current_status"], "in_transit_to");
         assert_eq!(o.fields["route"], "4");
         assert_eq!(o.title, "Route 4 vehicle L2112");
-        let mut reasons: Vec<String> = d.rejected.iter().map(|r| format!("{}: {}", r.place, r.reason)).collect();
+        let mut reasons: Vec<String> = d
+            .rejected
+            .iter()
+            .map(|r| format!("{}: {}", r.place, r.reason))
+            .collect();
         reasons.sort();
-        assert!(reasons[0].contains("entity[1]") && reasons[0].contains("placeholder"), "{reasons:?}");
-        assert!(reasons[1].contains("entity[2] (byte") && reasons[1].contains("out of range"), "{reasons:?}");
-        assert!(reasons[2].starts_with("entity[3]") && reasons[2].contains("duplicate entity id \"e1\" (kept entity[0])"), "{reasons:?}");
-        assert!(reasons[3].contains(".vehicle.timestamp") && reasons[3].contains("days from the arrival"), "{reasons:?}");
+        assert!(
+            reasons[0].contains("entity[1]") && reasons[0].contains("placeholder"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("entity[2] (byte") && reasons[1].contains("out of range"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].starts_with("entity[3]") && reasons[2].contains("duplicate entity id \"e1\" (kept entity[0])"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[3].contains(".vehicle.timestamp") && reasons[3].contains("days from the arrival"),
+            "{reasons:?}"
+        );
     }
 
     #[test]
@@ -872,7 +1139,18 @@ mod tests {
             tu("u5", "t1", None, &[]),
         ]);
         let d = a.decode(ctx(), &body).unwrap();
-        let got: Vec<(&str, &str, Severity, &str)> = d.observations.iter().map(|o| (o.entity.as_str(), o.kind.as_str(), o.severity, o.fields.get("placed_by").and_then(Value::as_str).unwrap_or("-"))).collect();
+        let got: Vec<(&str, &str, Severity, &str)> = d
+            .observations
+            .iter()
+            .map(|o| {
+                (
+                    o.entity.as_str(),
+                    o.kind.as_str(),
+                    o.severity,
+                    o.fields.get("placed_by").and_then(Value::as_str).unwrap_or("-"),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
             [
@@ -891,16 +1169,35 @@ mod tests {
         let idxs: Vec<u32> = d.observations.iter().map(|o| o.idx).collect();
         assert_eq!(idxs, [0, 1, 2, 3]);
         assert_eq!(d.rejected.len(), 2, "{:?}", d.rejected);
-        assert!(d.rejected[0].place.starts_with("entity[3]") && d.rejected[0].reason.contains("next stop \"Z\" is not in the GTFS static"), "{:?}", d.rejected);
+        assert!(
+            d.rejected[0].place.starts_with("entity[3]")
+                && d.rejected[0]
+                    .reason
+                    .contains("next stop \"Z\" is not in the GTFS static"),
+            "{:?}",
+            d.rejected
+        );
         assert!(d.rejected[1].reason.starts_with("no delay"), "{:?}", d.rejected);
         let mut bare = GtfsRtAdapter::new(GtfsRtMapping::default(), None);
-        let d = bare.decode(ctx(), &message(vec![tu("u1", "t1", Some("7"), &[(1, "A", 30)])])).unwrap();
-        assert!(d.rejected[0].reason.contains("no GTFS static is configured"), "{:?}", d.rejected);
+        let d = bare
+            .decode(ctx(), &message(vec![tu("u1", "t1", Some("7"), &[(1, "A", 30)])]))
+            .unwrap();
+        assert!(
+            d.rejected[0].reason.contains("no GTFS static is configured"),
+            "{:?}",
+            d.rejected
+        );
     }
 
     #[test]
     fn alerts_are_placed_at_informed_stops_then_routes() {
-        let mut a = GtfsRtAdapter::new(GtfsRtMapping { language: Some("fi".into()), ..Default::default() }, Some(reference()));
+        let mut a = GtfsRtAdapter::new(
+            GtfsRtMapping {
+                language: Some("fi".into()),
+                ..Default::default()
+            },
+            Some(reference()),
+        );
         let alert = |id: &str, sels: Vec<EntitySelector>, level: Option<i32>, effect: Option<i32>| FeedEntity {
             id: id.into(),
             alert: Some(gtfs_realtime::Alert {
@@ -909,29 +1206,59 @@ mod tests {
                 effect,
                 header_text: Some(TranslatedString {
                     translation: vec![
-                        gtfs_realtime::translated_string::Translation { text: "Stop closed".into(), language: Some("en".into()) },
-                        gtfs_realtime::translated_string::Translation { text: "Pysäkki suljettu".into(), language: Some("fi".into()) },
+                        gtfs_realtime::translated_string::Translation {
+                            text: "Stop closed".into(),
+                            language: Some("en".into()),
+                        },
+                        gtfs_realtime::translated_string::Translation {
+                            text: "Pysäkki suljettu".into(),
+                            language: Some("fi".into()),
+                        },
                     ],
                 }),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let stop = |s: &str| EntitySelector { stop_id: Some(s.into()), ..Default::default() };
-        let route = |r: &str| EntitySelector { route_id: Some(r.into()), ..Default::default() };
+        let stop = |s: &str| EntitySelector {
+            stop_id: Some(s.into()),
+            ..Default::default()
+        };
+        let route = |r: &str| EntitySelector {
+            route_id: Some(r.into()),
+            ..Default::default()
+        };
         let body = message(vec![
             alert("a1", vec![stop("A"), stop("B"), route("4")], Some(4), None),
             alert("a2", vec![route("4")], None, Some(1)),
-            alert("a3", vec![EntitySelector { agency_id: Some("HSL".into()), ..Default::default() }], Some(77), Some(77)),
+            alert(
+                "a3",
+                vec![EntitySelector {
+                    agency_id: Some("HSL".into()),
+                    ..Default::default()
+                }],
+                Some(77),
+                Some(77),
+            ),
             alert("a4", vec![stop("Q")], None, Some(9)),
         ]);
         let d = a.decode(ctx(), &body).unwrap();
         assert_eq!(d.observations.len(), 2);
         let (a1, a2) = (&d.observations[0], &d.observations[1]);
-        assert_eq!((a1.entity.as_str(), a1.kind.as_str(), a1.severity, a1.title.as_str()), ("alert/a1", "transit.alert", Severity::Severe, "Pysäkki suljettu"));
+        assert_eq!(
+            (a1.entity.as_str(), a1.kind.as_str(), a1.severity, a1.title.as_str()),
+            ("alert/a1", "transit.alert", Severity::Severe, "Pysäkki suljettu")
+        );
         assert!((a1.position.lon - 24.1).abs() < 1e-9 && (a1.position.lat - 60.1).abs() < 1e-9);
-        assert_eq!((a2.severity, a2.fields["effect"].as_str()), (Severity::Severe, Some("no_service")));
-        assert!(d.rejected[0].reason.contains("none of its 1 informed entities"), "{:?}", d.rejected);
+        assert_eq!(
+            (a2.severity, a2.fields["effect"].as_str()),
+            (Severity::Severe, Some("no_service"))
+        );
+        assert!(
+            d.rejected[0].reason.contains("none of its 1 informed entities"),
+            "{:?}",
+            d.rejected
+        );
         assert!(d.rejected[1].reason.contains("stop \"Q\""), "{:?}", d.rejected);
     }
 
@@ -941,7 +1268,11 @@ mod tests {
         let good = message(vec![vp("e1", "1", 43.0, -79.0, NOW), vp("e2", "2", 43.0, -79.0, NOW)]);
         let d = a.decode(ctx(), &good[..good.len() - 3]).unwrap();
         assert_eq!(d.observations.len(), 1);
-        assert!(d.rejected[0].place.starts_with("byte ") && d.rejected[0].reason.contains("truncated"), "{:?}", d.rejected);
+        assert!(
+            d.rejected[0].place.starts_with("byte ") && d.rejected[0].reason.contains("truncated"),
+            "{:?}",
+            d.rejected
+        );
         let e = a.decode(ctx(), b"<html>500 Internal Server Error</html>").unwrap_err();
         assert!(e.place.starts_with("byte") || e.place == "$", "{e}");
         assert!(e.reason.starts_with("not a GTFS-Realtime FeedMessage"), "{e}");
@@ -952,15 +1283,27 @@ mod tests {
 
     #[test]
     fn mapping_is_checked_and_names_its_fields() {
-        let spec = |mapping: Value| FeedSpec { id: "bus".into(), layer: Layer::Transport, format: cityops_core::tape::FeedFormat::GtfsRt, name: String::new(), mapping };
+        let spec = |mapping: Value| FeedSpec {
+            id: "bus".into(),
+            layer: Layer::Transport,
+            format: cityops_core::tape::FeedFormat::GtfsRt,
+            name: String::new(),
+            mapping,
+        };
         let base = Path::new("/nonexistent");
         assert!(GtfsRtAdapter::from_spec(&spec(Value::Null), base).is_ok());
-        let e = GtfsRtAdapter::from_spec(&spec(json!({"delay_minor_s": 500})), base).err().unwrap();
+        let e = GtfsRtAdapter::from_spec(&spec(json!({"delay_minor_s": 500})), base)
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.delay_moderate_s");
-        let e = GtfsRtAdapter::from_spec(&spec(json!({"gtfs_static": "nope.zip"})), base).err().unwrap();
+        let e = GtfsRtAdapter::from_spec(&spec(json!({"gtfs_static": "nope.zip"})), base)
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.gtfs_static");
         assert!(e.reason.contains("nope.zip"), "{e}");
-        let e = GtfsRtAdapter::from_spec(&spec(json!({"delay_minor": 5})), base).err().unwrap();
+        let e = GtfsRtAdapter::from_spec(&spec(json!({"delay_minor": 5})), base)
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.delay_minor");
     }
 }

@@ -95,7 +95,11 @@ impl GtfsStatic {
     /// Reads the reference data from a GTFS zip.
     pub fn load(path: &Path) -> Result<GtfsStatic, StaticError> {
         let zip_name = path.display().to_string();
-        let fail = |reason: String| StaticError { zip: zip_name.clone(), place: "$".into(), reason };
+        let fail = |reason: String| StaticError {
+            zip: zip_name.clone(),
+            place: "$".into(),
+            reason,
+        };
         let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         // The size of the file that was opened, not of whatever the path names a moment later.
         let len = file.metadata().map_err(|e| fail(format!("cannot read: {e}")))?.len();
@@ -114,7 +118,11 @@ impl GtfsStatic {
         let mut zip = GtfsZip::open(zip_name, reader)?;
         let mut g = GtfsStatic::default();
         if !zip.read_member("stops.txt", |t| g.read_stops(t))? {
-            return Err(StaticError { zip: zip_name.to_owned(), place: "stops.txt".into(), reason: "missing (a GTFS feed must have stops.txt)".into() });
+            return Err(StaticError {
+                zip: zip_name.to_owned(),
+                place: "stops.txt".into(),
+                reason: "missing (a GTFS feed must have stops.txt)".into(),
+            });
         }
         zip.read_member("routes.txt", |t| g.read_routes(t))?;
         zip.read_member("trips.txt", |t| g.read_trips(t))?;
@@ -132,7 +140,12 @@ impl GtfsStatic {
     /// Where a stop is: its own coordinates, else its parent station's.
     pub fn stop_position(&self, id: &str) -> Option<GeoPoint> {
         let stop = self.stop(id)?;
-        stop.position.or_else(|| stop.parent.as_deref().and_then(|p| self.stop(p)).and_then(|p| p.position))
+        stop.position.or_else(|| {
+            stop.parent
+                .as_deref()
+                .and_then(|p| self.stop(p))
+                .and_then(|p| p.position)
+        })
     }
 
     /// The stop id at `sequence` of `trip_id`, from `stop_times.txt`.
@@ -184,16 +197,30 @@ impl GtfsStatic {
     }
 
     fn read_stops(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
-        let (id, name, lat, lon, parent) = (t.col("stop_id", true)?, t.col("stop_name", false)?, t.col("stop_lat", false)?, t.col("stop_lon", false)?, t.col("parent_station", false)?);
+        let (id, name, lat, lon, parent) = (
+            t.col("stop_id", true)?,
+            t.col("stop_name", false)?,
+            t.col("stop_lat", false)?,
+            t.col("stop_lon", false)?,
+            t.col("parent_station", false)?,
+        );
         while let Some(row) = t.next_row()? {
             let stop_id = row.req(id)?.to_owned();
             let lat_v = row.opt_f64(lat)?;
             let lon_v = row.opt_f64(lon)?;
             let position = match (lat_v, lon_v) {
-                (Some(la), Some(lo)) => Some(GeoPoint::new(lo, la).ok_or_else(|| row.error(lat, format!("position {lo},{la} is out of range")))?),
+                (Some(la), Some(lo)) => Some(
+                    GeoPoint::new(lo, la)
+                        .ok_or_else(|| row.error(lat, format!("position {lo},{la} is out of range")))?,
+                ),
                 _ => None,
             };
-            let stop = StopRef { id: stop_id.clone(), name: row.opt(name).unwrap_or_default().to_owned(), position, parent: row.opt(parent).map(str::to_owned) };
+            let stop = StopRef {
+                id: stop_id.clone(),
+                name: row.opt(name).unwrap_or_default().to_owned(),
+                position,
+                parent: row.opt(parent).map(str::to_owned),
+            };
             if self.stop_index.contains_key(&stop_id) {
                 return Err(row.error(id, format!("stop_id {stop_id:?} appears twice")));
             }
@@ -204,7 +231,12 @@ impl GtfsStatic {
     }
 
     fn read_routes(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
-        let (id, short, long, kind) = (t.col("route_id", true)?, t.col("route_short_name", false)?, t.col("route_long_name", false)?, t.col("route_type", false)?);
+        let (id, short, long, kind) = (
+            t.col("route_id", true)?,
+            t.col("route_short_name", false)?,
+            t.col("route_long_name", false)?,
+            t.col("route_type", false)?,
+        );
         while let Some(row) = t.next_row()? {
             let route = RouteRef {
                 short_name: row.opt(short).unwrap_or_default().to_owned(),
@@ -217,24 +249,48 @@ impl GtfsStatic {
     }
 
     fn read_trips(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
-        let (id, route, shape) = (t.col("trip_id", true)?, t.col("route_id", true)?, t.col("shape_id", false)?);
+        let (id, route, shape) = (
+            t.col("trip_id", true)?,
+            t.col("route_id", true)?,
+            t.col("shape_id", false)?,
+        );
         while let Some(row) = t.next_row()? {
-            let trip = TripRef { route_id: row.req(route)?.to_owned(), shape_id: row.opt(shape).map(str::to_owned), stops: Vec::new() };
+            let trip = TripRef {
+                route_id: row.req(route)?.to_owned(),
+                shape_id: row.opt(shape).map(str::to_owned),
+                stops: Vec::new(),
+            };
             self.trips.insert(row.req(id)?.to_owned(), trip);
         }
         Ok(())
     }
 
     fn read_stop_times(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
-        let (trip, stop, seq) = (t.col("trip_id", true)?, t.col("stop_id", false)?, t.col("stop_sequence", true)?);
+        let (trip, stop, seq) = (
+            t.col("trip_id", true)?,
+            t.col("stop_id", false)?,
+            t.col("stop_sequence", true)?,
+        );
         while let Some(row) = t.next_row()? {
             self.stop_time_count += 1;
             // Flexible services (GTFS-Flex) leave stop_id empty for zones: nothing to place.
             let Some(stop_id) = row.opt(stop) else { continue };
-            let sequence: u32 = row.req(seq)?.parse().map_err(|_| row.error(seq, format!("{:?} is not a non-negative integer", row.opt(seq).unwrap_or_default())))?;
-            let stop_idx = *self.stop_index.get(stop_id).ok_or_else(|| row.error(stop, format!("stop_id {stop_id:?} is not in stops.txt")))?;
+            let sequence: u32 = row.req(seq)?.parse().map_err(|_| {
+                row.error(
+                    seq,
+                    format!("{:?} is not a non-negative integer", row.opt(seq).unwrap_or_default()),
+                )
+            })?;
+            let stop_idx = *self
+                .stop_index
+                .get(stop_id)
+                .ok_or_else(|| row.error(stop, format!("stop_id {stop_id:?} is not in stops.txt")))?;
             // A stop time of an unknown trip is kept under that trip id: it still places stops.
-            self.trips.entry(row.req(trip)?.to_owned()).or_default().stops.push((sequence, stop_idx));
+            self.trips
+                .entry(row.req(trip)?.to_owned())
+                .or_default()
+                .stops
+                .push((sequence, stop_idx));
         }
         for trip in self.trips.values_mut() {
             trip.stops.sort_unstable();
@@ -243,12 +299,17 @@ impl GtfsStatic {
     }
 
     fn read_shapes(&mut self, t: &mut Table<'_>) -> Result<(), StaticError> {
-        let (id, lat, lon) = (t.col("shape_id", true)?, t.col("shape_pt_lat", true)?, t.col("shape_pt_lon", true)?);
+        let (id, lat, lon) = (
+            t.col("shape_id", true)?,
+            t.col("shape_pt_lat", true)?,
+            t.col("shape_pt_lon", true)?,
+        );
         let mut means: HashMap<String, Mean> = HashMap::new();
         while let Some(row) = t.next_row()? {
             let la = row.opt_f64(lat)?.ok_or_else(|| row.error(lat, "missing".into()))?;
             let lo = row.opt_f64(lon)?.ok_or_else(|| row.error(lon, "missing".into()))?;
-            let p = GeoPoint::new(lo, la).ok_or_else(|| row.error(lat, format!("position {lo},{la} is out of range")))?;
+            let p =
+                GeoPoint::new(lo, la).ok_or_else(|| row.error(lat, format!("position {lo},{la} is out of range")))?;
             let shape = row.req(id)?;
             match means.get_mut(shape) {
                 Some(m) => m.add(p),
@@ -259,7 +320,10 @@ impl GtfsStatic {
                 }
             }
         }
-        self.shape_centroids = means.into_iter().filter_map(|(k, m)| m.point().map(|p| (k, p))).collect();
+        self.shape_centroids = means
+            .into_iter()
+            .filter_map(|(k, m)| m.point().map(|p| (k, p)))
+            .collect();
         Ok(())
     }
 }
@@ -283,7 +347,9 @@ impl Mean {
 
     /// The mean, if any point was added.
     pub fn point(&self) -> Option<GeoPoint> {
-        (self.n > 0).then(|| GeoPoint::new(self.lon / self.n as f64, self.lat / self.n as f64)).flatten()
+        (self.n > 0)
+            .then(|| GeoPoint::new(self.lon / self.n as f64, self.lat / self.n as f64))
+            .flatten()
     }
 }
 
@@ -302,7 +368,11 @@ impl<'a, R: Read + Seek> GtfsZip<'a, R> {
                 ZipError::UnsupportedArchive(why) => format!("unsupported zip: {why}"),
                 other => other.to_string(),
             };
-            StaticError { zip: name.to_owned(), place: "$".into(), reason }
+            StaticError {
+                zip: name.to_owned(),
+                place: "$".into(),
+                reason,
+            }
         })?;
         Ok(GtfsZip { name, archive })
     }
@@ -311,30 +381,55 @@ impl<'a, R: Read + Seek> GtfsZip<'a, R> {
     /// publishers zip the folder rather than its files).
     fn find(&self, file: &str) -> Option<usize> {
         self.archive.index_for_name(file).or_else(|| {
-            self.archive.file_names().position(|n| n.is_ok_and(|n| n.rsplit_once('/').is_some_and(|(dir, f)| f == file && !dir.contains('/'))))
+            self.archive.file_names().position(|n| {
+                n.is_ok_and(|n| {
+                    n.rsplit_once('/')
+                        .is_some_and(|(dir, f)| f == file && !dir.contains('/'))
+                })
+            })
         })
     }
 
     /// Streams the member called `file` through `read` as a CSV table; `Ok(false)` when the zip
     /// has no such member.
-    fn read_member(&mut self, file: &'static str, read: impl FnOnce(&mut Table<'_>) -> Result<(), StaticError>) -> Result<bool, StaticError> {
+    fn read_member(
+        &mut self,
+        file: &'static str,
+        read: impl FnOnce(&mut Table<'_>) -> Result<(), StaticError>,
+    ) -> Result<bool, StaticError> {
         let Some(index) = self.find(file) else { return Ok(false) };
         let zip = self.name;
-        let fail = |reason: String| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason };
+        let fail = |reason: String| StaticError {
+            zip: zip.to_owned(),
+            place: file.to_owned(),
+            reason,
+        };
         let member = self.archive.by_index(index).map_err(|e| {
             fail(match e {
                 ZipError::Io(e) => format!("cannot read: {e}"),
                 ZipError::InvalidArchive(why) => format!("damaged: {why}"),
-                ZipError::UnsupportedArchive(why) => format!("not supported: {why} (only stored and deflate members without encryption are)"),
+                ZipError::UnsupportedArchive(why) => {
+                    format!("not supported: {why} (only stored and deflate members without encryption are)")
+                }
                 other => other.to_string(),
             })
         })?;
         let declared = member.size();
         // Refused before anything is inflated; `Member` holds a member to what it declares.
         if declared > MAX_MEMBER_BYTES {
-            return Err(fail(format!("inflates to {declared} bytes, over the {MAX_MEMBER_BYTES}-byte limit")));
+            return Err(fail(format!(
+                "inflates to {declared} bytes, over the {MAX_MEMBER_BYTES}-byte limit"
+            )));
         }
-        let mut table = Table::new(zip, file, Box::new(Member { inner: member, declared, read: 0 }))?;
+        let mut table = Table::new(
+            zip,
+            file,
+            Box::new(Member {
+                inner: member,
+                declared,
+                read: 0,
+            }),
+        )?;
         match read(&mut table) {
             Ok(()) => Ok(true),
             Err(e) if table.unreadable => Err(e),
@@ -357,10 +452,16 @@ impl<R: Read> Read for Member<R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.read > self.declared {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("inflated to more than the {} bytes the zip declares", self.declared)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("inflated to more than the {} bytes the zip declares", self.declared),
+            ));
         }
         if n == 0 && !buf.is_empty() && self.read != self.declared {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("inflated to {} bytes but the zip declares {}", self.read, self.declared)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("inflated to {} bytes but the zip declares {}", self.read, self.declared),
+            ));
         }
         Ok(n)
     }
@@ -388,7 +489,11 @@ impl<'a> Table<'a> {
         // first column's name. The CSV reader drops one only when its first read returns all
         // three bytes, which a stream does not promise, so it is taken off here.
         let mut head = Vec::with_capacity(3);
-        (&mut data).take(3).read_to_end(&mut head).map_err(|e| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") })?;
+        (&mut data).take(3).read_to_end(&mut head).map_err(|e| StaticError {
+            zip: zip.to_owned(),
+            place: file.to_owned(),
+            reason: format!("cannot read: {e}"),
+        })?;
         if head == b"\xEF\xBB\xBF" {
             head.clear();
         }
@@ -398,11 +503,22 @@ impl<'a> Table<'a> {
             Ok(h) => h.iter().map(|h| h.trim().to_owned()).collect(),
             Err(e) if e.is_io_error() => return Err(read_error(zip, file, e)),
             Err(e) => {
-                let bad = StaticError { zip: zip.to_owned(), place: format!("{file} line 1"), reason: format!("bad header: {e}") };
+                let bad = StaticError {
+                    zip: zip.to_owned(),
+                    place: format!("{file} line 1"),
+                    reason: format!("bad header: {e}"),
+                };
                 return Err(damage(zip, file, reader.get_mut()).unwrap_or(bad));
             }
         };
-        Ok(Table { zip, file, headers, reader, record: csv::StringRecord::new(), unreadable: false })
+        Ok(Table {
+            zip,
+            file,
+            headers,
+            reader,
+            record: csv::StringRecord::new(),
+            unreadable: false,
+        })
     }
 
     /// The index of a column; a missing required column is an error naming it.
@@ -431,7 +547,11 @@ impl<'a> Table<'a> {
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                Err(StaticError { zip: self.zip.to_owned(), place: format!("{} line {line}", self.file), reason: e.to_string() })
+                Err(StaticError {
+                    zip: self.zip.to_owned(),
+                    place: format!("{} line {line}", self.file),
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -442,23 +562,40 @@ impl<'a> Table<'a> {
 /// reported instead of what the damage looked like. (This costs reading the rest of the member,
 /// on errors only.)
 fn damage(zip: &str, file: &str, rest: &mut dyn Read) -> Option<StaticError> {
-    io::copy(rest, &mut io::sink()).err().map(|e| StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") })
+    io::copy(rest, &mut io::sink()).err().map(|e| StaticError {
+        zip: zip.to_owned(),
+        place: file.to_owned(),
+        reason: format!("cannot read: {e}"),
+    })
 }
 
 /// A member that could not be read (inflated, checked against its CRC-32 or its declared
 /// size), named without a line: the damage is in the zip, not in the CSV.
 fn read_error(zip: &str, file: &str, e: csv::Error) -> StaticError {
-    StaticError { zip: zip.to_owned(), place: file.to_owned(), reason: format!("cannot read: {e}") }
+    StaticError {
+        zip: zip.to_owned(),
+        place: file.to_owned(),
+        reason: format!("cannot read: {e}"),
+    }
 }
 
 impl Row<'_, '_> {
     fn error(&self, col: Option<usize>, reason: String) -> StaticError {
-        let field = col.and_then(|c| self.table.headers.get(c)).map(|h| format!(", field {h}")).unwrap_or_default();
-        StaticError { zip: self.table.zip.to_owned(), place: format!("{} line {}{field}", self.table.file, self.line), reason }
+        let field = col
+            .and_then(|c| self.table.headers.get(c))
+            .map(|h| format!(", field {h}"))
+            .unwrap_or_default();
+        StaticError {
+            zip: self.table.zip.to_owned(),
+            place: format!("{} line {}{field}", self.table.file, self.line),
+            reason,
+        }
     }
 
     fn opt(&self, col: Option<usize>) -> Option<&str> {
-        col.and_then(|c| self.table.record.get(c)).map(str::trim).filter(|s| !s.is_empty())
+        col.and_then(|c| self.table.record.get(c))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 
     fn req(&self, col: Option<usize>) -> Result<&str, StaticError> {
@@ -467,7 +604,12 @@ impl Row<'_, '_> {
 
     fn opt_f64(&self, col: Option<usize>) -> Result<Option<f64>, StaticError> {
         self.opt(col)
-            .map(|s| s.parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(|| self.error(col, format!("{s:?} is not a number"))))
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(|| self.error(col, format!("{s:?} is not a number")))
+            })
             .transpose()
     }
 }
@@ -489,7 +631,8 @@ pub(crate) mod testing {
     pub fn zip_with(method: CompressionMethod, files: &[(&str, &str)]) -> Vec<u8> {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (name, body) in files {
-            w.start_file(*name, SimpleFileOptions::default().compression_method(method)).unwrap();
+            w.start_file(*name, SimpleFileOptions::default().compression_method(method))
+                .unwrap();
             w.write_all(body.as_bytes()).unwrap();
         }
         w.finish().unwrap().into_inner()
@@ -521,26 +664,52 @@ mod tests {
 
     #[test]
     fn errors_name_the_zip_member_line_and_field() {
-        let e = GtfsStatic::from_zip_bytes("t.zip", &stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,60.0,24.0\nB,north,24.1\n")])).unwrap_err();
-        assert_eq!(e.to_string(), "t.zip: stops.txt line 3, field stop_lat: \"north\" is not a number");
-        let e = GtfsStatic::from_zip_bytes("t.zip", &stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,95.0,24.0\n")])).unwrap_err();
+        let e = GtfsStatic::from_zip_bytes(
+            "t.zip",
+            &stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,60.0,24.0\nB,north,24.1\n")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.zip: stops.txt line 3, field stop_lat: \"north\" is not a number"
+        );
+        let e = GtfsStatic::from_zip_bytes(
+            "t.zip",
+            &stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,95.0,24.0\n")]),
+        )
+        .unwrap_err();
         assert!(e.reason.contains("out of range"), "{e}");
         let e = GtfsStatic::from_zip_bytes("t.zip", &stored_zip(&[("stops.txt", "stop_name\nx\n")])).unwrap_err();
         assert_eq!(e.place, "stops.txt line 1, field stop_id");
         let e = GtfsStatic::from_zip_bytes("t.zip", &stored_zip(&[("routes.txt", "route_id\n1\n")])).unwrap_err();
-        assert_eq!((e.place.as_str(), e.reason.as_str()), ("stops.txt", "missing (a GTFS feed must have stops.txt)"));
+        assert_eq!(
+            (e.place.as_str(), e.reason.as_str()),
+            ("stops.txt", "missing (a GTFS feed must have stops.txt)")
+        );
         let e = GtfsStatic::from_zip_bytes(
             "t.zip",
-            &stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,60,24\n"), ("stop_times.txt", "trip_id,stop_id,stop_sequence\nt,Z,1\n")]),
+            &stored_zip(&[
+                ("stops.txt", "stop_id,stop_lat,stop_lon\nA,60,24\n"),
+                ("stop_times.txt", "trip_id,stop_id,stop_sequence\nt,Z,1\n"),
+            ]),
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "t.zip: stop_times.txt line 2, field stop_id: stop_id \"Z\" is not in stops.txt");
-        assert!(GtfsStatic::from_zip_bytes("t.zip", b"PK\x03\x04 not really").unwrap_err().reason.starts_with("not a zip"));
+        assert_eq!(
+            e.to_string(),
+            "t.zip: stop_times.txt line 2, field stop_id: stop_id \"Z\" is not in stops.txt"
+        );
+        assert!(GtfsStatic::from_zip_bytes("t.zip", b"PK\x03\x04 not really")
+            .unwrap_err()
+            .reason
+            .starts_with("not a zip"));
         let mut cut = stored_zip(&[("stops.txt", "stop_id,stop_lat,stop_lon\nA,60,24\n")]);
         cut.drain(10..30);
         assert!(GtfsStatic::from_zip_bytes("t.zip", &cut).is_err());
         let e = GtfsStatic::load(Path::new("/nonexistent/gtfs.zip")).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/gtfs.zip: $: cannot read"), "{e}");
+        assert!(
+            e.to_string().starts_with("/nonexistent/gtfs.zip: $: cannot read"),
+            "{e}"
+        );
     }
 
     const STOPS: &str = "stop_id,stop_lat,stop_lon\nA,60.0,24.0\nB,60.2,24.2\n";
@@ -577,7 +746,11 @@ mod tests {
             let extra_len = u16::from_le_bytes([zip[local + 28], zip[local + 29]]) as usize;
             zip[local + 30 + name_len + extra_len + compressed - 1] ^= 0x5A;
             let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
-            assert_eq!((e.zip.as_str(), e.place.as_str()), ("t.zip", "stops.txt"), "{method:?}: {e}");
+            assert_eq!(
+                (e.zip.as_str(), e.place.as_str()),
+                ("t.zip", "stops.txt"),
+                "{method:?}: {e}"
+            );
             assert!(e.reason.starts_with("cannot read: "), "{method:?}: {e}");
         }
         let zip = testing::stored_zip(&[("stops.txt", STOPS)]);
@@ -588,7 +761,10 @@ mod tests {
             // reported as the damage they are.
             let mut zip = zip.clone();
             zip[local + 30 + name_len + at] ^= flip;
-            assert_eq!(GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err().to_string(), "t.zip: stops.txt: cannot read: Invalid checksum");
+            assert_eq!(
+                GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err().to_string(),
+                "t.zip: stops.txt: cannot read: Invalid checksum"
+            );
         }
     }
 
@@ -597,17 +773,30 @@ mod tests {
         let mut zip = testing::stored_zip(&[("stops.txt", STOPS)]);
         declare_size(&mut zip, 0xFFFF_FFF0);
         let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
-        assert_eq!(e.to_string(), format!("t.zip: stops.txt: inflates to 4294967280 bytes, over the {MAX_MEMBER_BYTES}-byte limit"));
+        assert_eq!(
+            e.to_string(),
+            format!("t.zip: stops.txt: inflates to 4294967280 bytes, over the {MAX_MEMBER_BYTES}-byte limit")
+        );
 
         let mut zip = testing::zip_with(zip::CompressionMethod::Deflated, &[("stops.txt", STOPS)]);
         declare_size(&mut zip, 10);
         let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
         assert_eq!(e.place, "stops.txt", "{e}");
-        assert!(e.reason.starts_with("cannot read: ") && e.reason.contains("declare"), "{e}");
+        assert!(
+            e.reason.starts_with("cannot read: ") && e.reason.contains("declare"),
+            "{e}"
+        );
 
         let mut zip = testing::zip_with(zip::CompressionMethod::Deflated, &[("stops.txt", STOPS)]);
         declare_size(&mut zip, STOPS.len() as u32 + 10);
         let e = GtfsStatic::from_zip_bytes("t.zip", &zip).unwrap_err();
-        assert_eq!(e.to_string(), format!("t.zip: stops.txt: cannot read: inflated to {} bytes but the zip declares {}", STOPS.len(), STOPS.len() + 10));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "t.zip: stops.txt: cannot read: inflated to {} bytes but the zip declares {}",
+                STOPS.len(),
+                STOPS.len() + 10
+            )
+        );
     }
 }

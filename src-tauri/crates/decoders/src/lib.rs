@@ -154,21 +154,45 @@ pub fn adapters_for(spec: &FeedSpec, base_dir: &Path) -> Result<FeedAdapters, Ad
     if spec.format != FeedFormat::ByExtension {
         return Ok(vec![(spec.format, adapter_for(spec, base_dir)?)]);
     }
-    let err = |field: String, reason: String| AdapterConfigError { feed: spec.id.clone(), field, reason };
+    let err = |field: String, reason: String| AdapterConfigError {
+        feed: spec.id.clone(),
+        field,
+        reason,
+    };
     let tables = match &spec.mapping {
         serde_json::Value::Null => serde_json::Map::new(),
         serde_json::Value::Object(m) => m.clone(),
-        _ => return Err(err("mapping".into(), "expected a table of per-format tables (for example [feeds.mapping.cap])".into())),
+        _ => {
+            return Err(err(
+                "mapping".into(),
+                "expected a table of per-format tables (for example [feeds.mapping.cap])".into(),
+            ))
+        }
     };
     let known: Vec<&str> = FeedFormat::EXTENSIONS.iter().map(|(f, _)| f.as_str()).collect();
     if let Some(unknown) = tables.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(err(format!("mapping.{unknown}"), format!("format = \"auto\" takes one mapping table per format it reads ({})", known.join(", "))));
+        return Err(err(
+            format!("mapping.{unknown}"),
+            format!(
+                "format = \"auto\" takes one mapping table per format it reads ({})",
+                known.join(", ")
+            ),
+        ));
     }
     let mut out = Vec::new();
     for (format, _) in FeedFormat::EXTENSIONS {
-        let one = FeedSpec { format, mapping: tables.get(format.as_str()).cloned().unwrap_or_default(), ..spec.clone() };
+        let one = FeedSpec {
+            format,
+            mapping: tables.get(format.as_str()).cloned().unwrap_or_default(),
+            ..spec.clone()
+        };
         // Name the per-format table in errors, so the operator finds the key in the file.
-        let adapter = adapter_for(&one, base_dir).map_err(|e| err(e.field.replacen("mapping", &format!("mapping.{}", format.as_str()), 1), e.reason))?;
+        let adapter = adapter_for(&one, base_dir).map_err(|e| {
+            err(
+                e.field.replacen("mapping", &format!("mapping.{}", format.as_str()), 1),
+                e.reason,
+            )
+        })?;
         out.push((format, adapter));
     }
     Ok(out)
@@ -234,8 +258,16 @@ pub fn header_time(format: FeedFormat, body: &[u8]) -> Option<Millis> {
 }
 
 /// Decodes one body with a fresh adapter for `spec`, as `cityops decode` does.
-pub fn decode_once(spec: &FeedSpec, base_dir: &Path, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
-    let mut adapter = adapter_for(spec, base_dir).map_err(|e| DecodeError { place: "$".into(), reason: e.to_string() })?;
+pub fn decode_once(
+    spec: &FeedSpec,
+    base_dir: &Path,
+    ctx: MessageContext<'_>,
+    body: &[u8],
+) -> Result<Decoded, DecodeError> {
+    let mut adapter = adapter_for(spec, base_dir).map_err(|e| DecodeError {
+        place: "$".into(),
+        reason: e.to_string(),
+    })?;
     checked_decode(adapter.as_mut(), ctx, body)
 }
 
@@ -244,7 +276,10 @@ pub fn checked_decode(adapter: &mut dyn Adapter, ctx: MessageContext<'_>, body: 
     if body.len() > MAX_BODY_BYTES {
         return Err(DecodeError {
             place: "$".into(),
-            reason: format!("message of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit", body.len()),
+            reason: format!(
+                "message of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit",
+                body.len()
+            ),
         });
     }
     adapter.decode(ctx, body)
@@ -282,46 +317,124 @@ mod tests {
     }
 
     fn spec(format: FeedFormat, mapping: serde_json::Value) -> FeedSpec {
-        FeedSpec { id: "inbox".into(), layer: Layer::Alerts, format, name: String::new(), mapping }
+        FeedSpec {
+            id: "inbox".into(),
+            layer: Layer::Alerts,
+            format,
+            name: String::new(),
+            mapping,
+        }
     }
 
     #[test]
     fn header_time_is_the_payloads_own_time_where_the_format_has_one() {
         use prost::Message as _;
         let ms = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
-        let header = gtfs_realtime::FeedHeader { gtfs_realtime_version: "2.0".into(), timestamp: Some(1_761_519_032), ..Default::default() };
-        let gtfs = gtfs_realtime::FeedMessage { header, entity: Vec::new() }.encode_to_vec();
+        let header = gtfs_realtime::FeedHeader {
+            gtfs_realtime_version: "2.0".into(),
+            timestamp: Some(1_761_519_032),
+            ..Default::default()
+        };
+        let gtfs = gtfs_realtime::FeedMessage {
+            header,
+            entity: Vec::new(),
+        }
+        .encode_to_vec();
         assert_eq!(header_time(FeedFormat::GtfsRt, &gtfs), Some(1_761_519_032_000));
-        let untimed = gtfs_realtime::FeedMessage { header: gtfs_realtime::FeedHeader { gtfs_realtime_version: "2.0".into(), ..Default::default() }, entity: Vec::new() };
+        let untimed = gtfs_realtime::FeedMessage {
+            header: gtfs_realtime::FeedHeader {
+                gtfs_realtime_version: "2.0".into(),
+                ..Default::default()
+            },
+            entity: Vec::new(),
+        };
         assert_eq!(header_time(FeedFormat::GtfsRt, &untimed.encode_to_vec()), None);
         assert_eq!(header_time(FeedFormat::GtfsRt, b"\xff\xff not protobuf"), None);
 
-        let alert = |sent: &str| format!(r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>X1</identifier><sender>s@example.org</sender>{sent}<status>Actual</status><msgType>Alert</msgType><scope>Public</scope></alert>"#);
-        assert_eq!(header_time(FeedFormat::Cap, alert("<sent>2024-01-01T02:00:00+02:00</sent>").as_bytes()), Some(ms("2024-01-01T00:00:00Z")));
+        let alert = |sent: &str| {
+            format!(
+                r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>X1</identifier><sender>s@example.org</sender>{sent}<status>Actual</status><msgType>Alert</msgType><scope>Public</scope></alert>"#
+            )
+        };
+        assert_eq!(
+            header_time(
+                FeedFormat::Cap,
+                alert("<sent>2024-01-01T02:00:00+02:00</sent>").as_bytes()
+            ),
+            Some(ms("2024-01-01T00:00:00Z"))
+        );
         assert_eq!(header_time(FeedFormat::Cap, alert("").as_bytes()), None);
 
         // Junk before the event is passed over; the first event with a time gives it.
         let cot = r#"garbage<event version="2.0" uid="J-1" type="a-h-A" time="2005-04-05T11:43:38.07Z" start="2005-04-05T11:43:38.07Z" stale="2005-04-05T11:45:38.07Z" how="m-i"><point lat="30" lon="-85" ce="1" hae="1" le="1"/></event>"#;
-        assert_eq!(header_time(FeedFormat::Cot, cot.as_bytes()), Some(ms("2005-04-05T11:43:38.070Z")));
+        assert_eq!(
+            header_time(FeedFormat::Cot, cot.as_bytes()),
+            Some(ms("2005-04-05T11:43:38.070Z"))
+        );
 
         // Formats without a message-level time leave the arrival to the caller.
-        assert_eq!(header_time(FeedFormat::GeoJson, br#"{"type":"Feature","properties":{"time":"2024-01-01T00:00:00Z"}}"#), None);
+        assert_eq!(
+            header_time(
+                FeedFormat::GeoJson,
+                br#"{"type":"Feature","properties":{"time":"2024-01-01T00:00:00Z"}}"#
+            ),
+            None
+        );
     }
 
     #[test]
     fn an_auto_feed_has_one_adapter_per_extension_format_with_its_own_mapping() {
         let base = Path::new(".");
-        let formats: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(formats, [FeedFormat::GeoJson, FeedFormat::Cap, FeedFormat::Cot, FeedFormat::GtfsRt]);
-        let declared: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::Cot, serde_json::Value::Null), base).unwrap().into_iter().map(|(f, _)| f).collect();
+        let formats: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base)
+            .unwrap()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                FeedFormat::GeoJson,
+                FeedFormat::Cap,
+                FeedFormat::Cot,
+                FeedFormat::GtfsRt
+            ]
+        );
+        let declared: Vec<FeedFormat> = adapters_for(&spec(FeedFormat::Cot, serde_json::Value::Null), base)
+            .unwrap()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         assert_eq!(declared, [FeedFormat::Cot]);
-        assert!(adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"cap": {"fallback_position": [24.9, 60.1]}})), base).is_ok());
+        assert!(adapters_for(
+            &spec(
+                FeedFormat::ByExtension,
+                serde_json::json!({"cap": {"fallback_position": [24.9, 60.1]}})
+            ),
+            base
+        )
+        .is_ok());
 
         // Errors name the per-format table, so the operator finds the key in the file.
-        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"fallback_position": [24.9, 60.1]})), base).err().unwrap();
+        let e = adapters_for(
+            &spec(
+                FeedFormat::ByExtension,
+                serde_json::json!({"fallback_position": [24.9, 60.1]}),
+            ),
+            base,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.field, "mapping.fallback_position");
         assert!(e.reason.contains("geojson, cap, cot, gtfs-rt"), "{e}");
-        let e = adapters_for(&spec(FeedFormat::ByExtension, serde_json::json!({"gtfs-rt": {"gtfs_static": "nope.zip"}})), base).err().unwrap();
+        let e = adapters_for(
+            &spec(
+                FeedFormat::ByExtension,
+                serde_json::json!({"gtfs-rt": {"gtfs_static": "nope.zip"}}),
+            ),
+            base,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.field, "mapping.gtfs-rt.gtfs_static");
         assert!(adapter_for(&spec(FeedFormat::ByExtension, serde_json::Value::Null), base).is_err());
     }

@@ -41,7 +41,9 @@ pub fn rfc3339(ms: Millis) -> String {
 
 /// Parses an RFC 3339 timestamp into milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
-    chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 /// Turns a `serde_json` error on a whole body into a [`DecodeError`] that says where (line and
@@ -92,16 +94,28 @@ impl<'a> MappingReader<'a> {
 
     /// An error about `field` (a path such as `mapping.thresholds[0].below`).
     pub fn err(&self, field: &str, reason: impl Into<String>) -> AdapterConfigError {
-        AdapterConfigError { feed: self.feed.to_owned(), field: field.to_owned(), reason: reason.into() }
+        AdapterConfigError {
+            feed: self.feed.to_owned(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 
     /// The table at `path`, empty when the value is absent or null; refuses unknown keys.
-    pub fn table<'v>(&self, v: Option<&'v Value>, path: &str, known: &[&str]) -> Result<Option<&'v Map<String, Value>>, AdapterConfigError> {
+    pub fn table<'v>(
+        &self,
+        v: Option<&'v Value>,
+        path: &str,
+        known: &[&str],
+    ) -> Result<Option<&'v Map<String, Value>>, AdapterConfigError> {
         match v {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => {
                 if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
-                    return Err(self.err(&format!("{path}.{k}"), format!("unknown key (known: {})", known.join(", "))));
+                    return Err(self.err(
+                        &format!("{path}.{k}"),
+                        format!("unknown key (known: {})", known.join(", ")),
+                    ));
                 }
                 Ok(Some(m))
             }
@@ -115,7 +129,10 @@ impl<'a> MappingReader<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
             Some(Value::String(_)) => Err(self.err(&format!("{path}.{key}"), "is empty")),
-            Some(other) => Err(self.err(&format!("{path}.{key}"), format!("expected a string, found {}", type_name(other)))),
+            Some(other) => Err(self.err(
+                &format!("{path}.{key}"),
+                format!("expected a string, found {}", type_name(other)),
+            )),
         }
     }
 
@@ -128,7 +145,10 @@ impl<'a> MappingReader<'a> {
                 .filter(|f| f.is_finite())
                 .map(Some)
                 .ok_or_else(|| self.err(&format!("{path}.{key}"), "not a finite number")),
-            Some(other) => Err(self.err(&format!("{path}.{key}"), format!("expected a number, found {}", type_name(other)))),
+            Some(other) => Err(self.err(
+                &format!("{path}.{key}"),
+                format!("expected a number, found {}", type_name(other)),
+            )),
         }
     }
 
@@ -136,33 +156,55 @@ impl<'a> MappingReader<'a> {
     pub fn unsigned(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<Option<u64>, AdapterConfigError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.err(&format!("{path}.{key}"), format!("expected a non-negative integer, found {v}"))),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                self.err(
+                    &format!("{path}.{key}"),
+                    format!("expected a non-negative integer, found {v}"),
+                )
+            }),
         }
     }
 
     /// An optional severity word.
-    pub fn severity(&self, m: &Map<String, Value>, path: &str, key: &str) -> Result<Option<Severity>, AdapterConfigError> {
+    pub fn severity(
+        &self,
+        m: &Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<Severity>, AdapterConfigError> {
         self.string(m, path, key)?
-            .map(|s| s.parse::<Severity>().map_err(|e| self.err(&format!("{path}.{key}"), e.to_string())))
+            .map(|s| {
+                s.parse::<Severity>()
+                    .map_err(|e| self.err(&format!("{path}.{key}"), e.to_string()))
+            })
             .transpose()
     }
 
     /// An optional array of tables.
-    pub fn tables<'v>(&self, m: &'v Map<String, Value>, path: &str, key: &str) -> Result<Vec<&'v Map<String, Value>>, AdapterConfigError> {
+    pub fn tables<'v>(
+        &self,
+        m: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<&'v Map<String, Value>>, AdapterConfigError> {
         match m.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    v.as_object()
-                        .ok_or_else(|| self.err(&format!("{path}.{key}[{i}]"), format!("expected a table, found {}", type_name(v))))
+                    v.as_object().ok_or_else(|| {
+                        self.err(
+                            &format!("{path}.{key}[{i}]"),
+                            format!("expected a table, found {}", type_name(v)),
+                        )
+                    })
                 })
                 .collect(),
-            Some(other) => Err(self.err(&format!("{path}.{key}"), format!("expected an array of tables, found {}", type_name(other)))),
+            Some(other) => Err(self.err(
+                &format!("{path}.{key}"),
+                format!("expected an array of tables, found {}", type_name(other)),
+            )),
         }
     }
 }
@@ -199,25 +241,51 @@ pub struct Threshold {
 
 impl Threshold {
     /// Reads `mapping.thresholds[i]`; `watch_key` is `property` or `field`.
-    pub fn read(r: &MappingReader<'_>, m: &Map<String, Value>, path: &str, watch_key: &str) -> Result<Threshold, AdapterConfigError> {
+    pub fn read(
+        r: &MappingReader<'_>,
+        m: &Map<String, Value>,
+        path: &str,
+        watch_key: &str,
+    ) -> Result<Threshold, AdapterConfigError> {
         let known = [watch_key, "above", "below", "equals", "severity", "kind"];
         if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(r.err(&format!("{path}.{k}"), format!("unknown key (known: {})", known.join(", "))));
+            return Err(r.err(
+                &format!("{path}.{k}"),
+                format!("unknown key (known: {})", known.join(", ")),
+            ));
         }
-        let watch = r.string(m, path, watch_key)?.ok_or_else(|| r.err(&format!("{path}.{watch_key}"), "missing"))?;
+        let watch = r
+            .string(m, path, watch_key)?
+            .ok_or_else(|| r.err(&format!("{path}.{watch_key}"), "missing"))?;
         let above = r.number(m, path, "above")?;
         let below = r.number(m, path, "below")?;
         let equals = match m.get("equals") {
             None | Some(Value::Null) => None,
             Some(v @ (Value::String(_) | Value::Bool(_) | Value::Number(_))) => Some(v.clone()),
-            Some(other) => return Err(r.err(&format!("{path}.equals"), format!("expected a string, number or boolean, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(r.err(
+                    &format!("{path}.equals"),
+                    format!("expected a string, number or boolean, found {}", type_name(other)),
+                ))
+            }
         };
         if above.is_none() && below.is_none() && equals.is_none() {
             return Err(r.err(path, "needs at least one of above, below or equals"));
         }
-        let severity = r.severity(m, path, "severity")?.ok_or_else(|| r.err(&format!("{path}.severity"), "missing"))?;
-        let kind = r.string(m, path, "kind")?.ok_or_else(|| r.err(&format!("{path}.kind"), "missing"))?;
-        Ok(Threshold { watch, above, below, equals, severity, kind })
+        let severity = r
+            .severity(m, path, "severity")?
+            .ok_or_else(|| r.err(&format!("{path}.severity"), "missing"))?;
+        let kind = r
+            .string(m, path, "kind")?
+            .ok_or_else(|| r.err(&format!("{path}.kind"), "missing"))?;
+        Ok(Threshold {
+            watch,
+            above,
+            below,
+            equals,
+            severity,
+            kind,
+        })
     }
 
     /// Whether the rule triggers on `value`. A number is compared with `above`/`below`; any
@@ -236,7 +304,11 @@ impl Threshold {
             if self.equals.is_some() {
                 return Ok(false);
             }
-            return Err(format!("expected a number to compare with the threshold, found {}", type_name(value)).into());
+            return Err(format!(
+                "expected a number to compare with the threshold, found {}",
+                type_name(value)
+            )
+            .into());
         };
         Ok(self.above.is_some_and(|a| x > a) || self.below.is_some_and(|b| x < b))
     }
@@ -294,7 +366,11 @@ mod tests {
         assert_eq!(d.place, "$ (line 1, column 7)");
         let body = b"{\"a\":1,\n \"v\": -Infinity}";
         let e = serde_json::from_slice::<Value>(body).unwrap_err();
-        assert!(json_error(&e, body).reason.starts_with("Infinity is not"), "{}", json_error(&e, body));
+        assert!(
+            json_error(&e, body).reason.starts_with("Infinity is not"),
+            "{}",
+            json_error(&e, body)
+        );
         let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
         let e = serde_json::from_str::<Value>(&deep).unwrap_err();
         assert!(json_error(&e, deep.as_bytes()).reason.contains("deeper than 128"));
@@ -322,13 +398,46 @@ mod tests {
         assert_eq!(t.triggers(&json!(9.5)), Ok(false));
         assert!(t.triggers(&json!("8.9")).unwrap_err().0.contains("found a string"));
         assert_eq!(t.describe(&json!(8.9)), "voltage_kv 8.9 below 9.5");
-        let e = Threshold::read(&r, json!({"field": "x", "severity": "severe", "kind": "k"}).as_object().unwrap(), "mapping.thresholds[1]", "field").unwrap_err();
-        assert_eq!(e.to_string(), "feed \"grid\": mapping.thresholds[1]: needs at least one of above, below or equals");
-        let e = Threshold::read(&r, json!({"field": "x", "below": 1, "severity": "purple", "kind": "k"}).as_object().unwrap(), "mapping.thresholds[2]", "field").unwrap_err();
+        let e = Threshold::read(
+            &r,
+            json!({"field": "x", "severity": "severe", "kind": "k"})
+                .as_object()
+                .unwrap(),
+            "mapping.thresholds[1]",
+            "field",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "feed \"grid\": mapping.thresholds[1]: needs at least one of above, below or equals"
+        );
+        let e = Threshold::read(
+            &r,
+            json!({"field": "x", "below": 1, "severity": "purple", "kind": "k"})
+                .as_object()
+                .unwrap(),
+            "mapping.thresholds[2]",
+            "field",
+        )
+        .unwrap_err();
         assert_eq!(e.field, "mapping.thresholds[2].severity");
-        let e = Threshold::read(&r, json!({"field": "x", "bellow": 1}).as_object().unwrap(), "mapping.thresholds[3]", "field").unwrap_err();
+        let e = Threshold::read(
+            &r,
+            json!({"field": "x", "bellow": 1}).as_object().unwrap(),
+            "mapping.thresholds[3]",
+            "field",
+        )
+        .unwrap_err();
         assert_eq!(e.field, "mapping.thresholds[3].bellow");
-        let trip = Threshold::read(&r, json!({"field": "breaker", "equals": "open", "severity": "extreme", "kind": "feeder.trip"}).as_object().unwrap(), "p", "field").unwrap();
+        let trip = Threshold::read(
+            &r,
+            json!({"field": "breaker", "equals": "open", "severity": "extreme", "kind": "feeder.trip"})
+                .as_object()
+                .unwrap(),
+            "p",
+            "field",
+        )
+        .unwrap();
         assert_eq!(trip.triggers(&json!("open")), Ok(true));
         assert_eq!(trip.triggers(&json!("closed")), Ok(false));
         assert_eq!(worst([&t, &trip]).unwrap().kind, "feeder.trip");

@@ -74,9 +74,9 @@
 
 use std::collections::HashMap;
 
+use cityops_core::fields::{FieldName, Fields};
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
-use cityops_core::fields::{FieldName, Fields};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -240,13 +240,30 @@ impl MqttJsonAdapter {
                 taken.iter_mut().filter(|k| **k == key).for_each(|k| *k = None);
             }
         }
-        MqttJsonAdapter { mapping, watch_paths, taken }
+        MqttJsonAdapter {
+            mapping,
+            watch_paths,
+            taken,
+        }
     }
 
     /// Builds the adapter from a feed spec.
     pub fn from_spec(spec: &FeedSpec) -> Result<Self, AdapterConfigError> {
         let r = MappingReader::new(&spec.id);
-        let known = ["topic", "topics", "id", "id_topic_level", "time", "time_unit", "lat", "lon", "kind", "entity_prefix", "sensors", "thresholds"];
+        let known = [
+            "topic",
+            "topics",
+            "id",
+            "id_topic_level",
+            "time",
+            "time_unit",
+            "lat",
+            "lon",
+            "kind",
+            "entity_prefix",
+            "sensors",
+            "thresholds",
+        ];
         let mut mapping = MqttJsonMapping::default();
         let Some(m) = r.table(Some(&spec.mapping), "mapping", &known)? else {
             return Ok(MqttJsonAdapter::new(mapping));
@@ -258,17 +275,29 @@ impl MqttJsonAdapter {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, t) in items.iter().enumerate() {
-                    let t = t.as_str().ok_or_else(|| r.err(&format!("mapping.topics[{i}]"), "expected a string"))?;
+                    let t = t
+                        .as_str()
+                        .ok_or_else(|| r.err(&format!("mapping.topics[{i}]"), "expected a string"))?;
                     mapping.topics.push(t.to_owned());
                 }
             }
-            Some(other) => return Err(r.err("mapping.topics", format!("expected an array of strings, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(r.err(
+                    "mapping.topics",
+                    format!("expected an array of strings, found {}", type_name(other)),
+                ))
+            }
         }
         for f in &mapping.topics {
             check_filter(f).map_err(|e| r.err("mapping.topics", e.0))?;
         }
-        match (r.string(m, "mapping", "id")?, r.unsigned(m, "mapping", "id_topic_level")?) {
-            (Some(_), Some(_)) => return Err(r.err("mapping.id_topic_level", "give either id or id_topic_level, not both")),
+        match (
+            r.string(m, "mapping", "id")?,
+            r.unsigned(m, "mapping", "id_topic_level")?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(r.err("mapping.id_topic_level", "give either id or id_topic_level, not both"))
+            }
             (Some(id), None) => mapping.id = IdSource::Field(path(&id)),
             (None, Some(level)) => mapping.id = IdSource::TopicLevel(level.min(1024) as usize),
             (None, None) => {}
@@ -291,14 +320,29 @@ impl MqttJsonAdapter {
         match m.get("entity_prefix") {
             None | Some(Value::Null) => {}
             Some(Value::String(p)) => mapping.entity_prefix = p.clone(),
-            Some(other) => return Err(r.err("mapping.entity_prefix", format!("expected a string, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(r.err(
+                    "mapping.entity_prefix",
+                    format!("expected a string, found {}", type_name(other)),
+                ))
+            }
         }
         if let Some(sensors) = m.get("sensors").filter(|v| !v.is_null()) {
-            let sensors = sensors.as_object().ok_or_else(|| r.err("mapping.sensors", format!("expected a table, found {}", type_name(sensors))))?;
+            let sensors = sensors.as_object().ok_or_else(|| {
+                r.err(
+                    "mapping.sensors",
+                    format!("expected a table, found {}", type_name(sensors)),
+                )
+            })?;
             for (id, s) in sensors {
                 let p = format!("mapping.sensors.{id}");
-                let t = r.table(Some(s), &p, &["position", "name"])?.ok_or_else(|| r.err(&p, "expected a table with position = [lon, lat]"))?;
-                let pos = t.get("position").and_then(Value::as_array).ok_or_else(|| r.err(&format!("{p}.position"), "expected [lon, lat]"))?;
+                let t = r
+                    .table(Some(s), &p, &["position", "name"])?
+                    .ok_or_else(|| r.err(&p, "expected a table with position = [lon, lat]"))?;
+                let pos = t
+                    .get("position")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| r.err(&format!("{p}.position"), "expected [lon, lat]"))?;
                 let (lon, lat) = match pos.as_slice() {
                     [lon, lat] => (lon.as_f64(), lat.as_f64()),
                     _ => (None, None),
@@ -306,12 +350,25 @@ impl MqttJsonAdapter {
                 let position = lon
                     .zip(lat)
                     .and_then(|(lon, lat)| GeoPoint::new(lon, lat))
-                    .ok_or_else(|| r.err(&format!("{p}.position"), "expected [lon, lat] in range (lon -180..180, lat -90..90)"))?;
-                mapping.sensors.insert(id.clone(), SensorRef { position, name: r.string(t, &p, "name")? });
+                    .ok_or_else(|| {
+                        r.err(
+                            &format!("{p}.position"),
+                            "expected [lon, lat] in range (lon -180..180, lat -90..90)",
+                        )
+                    })?;
+                mapping.sensors.insert(
+                    id.clone(),
+                    SensorRef {
+                        position,
+                        name: r.string(t, &p, "name")?,
+                    },
+                );
             }
         }
         for (i, t) in r.tables(m, "mapping", "thresholds")?.into_iter().enumerate() {
-            mapping.thresholds.push(Threshold::read(&r, t, &format!("mapping.thresholds[{i}]"), "field")?);
+            mapping
+                .thresholds
+                .push(Threshold::read(&r, t, &format!("mapping.thresholds[{i}]"), "field")?);
         }
         Ok(MqttJsonAdapter::new(mapping))
     }
@@ -330,35 +387,59 @@ impl Adapter for MqttJsonAdapter {
     fn decode(&mut self, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
         if !self.mapping.topics.is_empty() {
             let Some(topic) = ctx.topic else {
-                return Err(DecodeError { place: "topic".into(), reason: "the message has no topic, and the feed's mapping only takes some topics".into() });
+                return Err(DecodeError {
+                    place: "topic".into(),
+                    reason: "the message has no topic, and the feed's mapping only takes some topics".into(),
+                });
             };
             if !self.mapping.topics.iter().any(|f| topic_matches(f, topic)) {
                 return Err(DecodeError {
                     place: "topic".into(),
-                    reason: format!("{topic:?} matches none of the feed's topic filters ({})", self.mapping.topics.join(", ")),
+                    reason: format!(
+                        "{topic:?} matches none of the feed's topic filters ({})",
+                        self.mapping.topics.join(", ")
+                    ),
                 });
             }
         }
         if let IdSource::TopicLevel(level) = self.mapping.id {
-            if ctx.topic.and_then(|t| t.split('/').nth(level)).is_none_or(str::is_empty) {
-                return Err(DecodeError { place: "topic".into(), reason: format!("topic {:?} has no level {level} to take the sensor id from", ctx.topic.unwrap_or("")) });
+            if ctx
+                .topic
+                .and_then(|t| t.split('/').nth(level))
+                .is_none_or(str::is_empty)
+            {
+                return Err(DecodeError {
+                    place: "topic".into(),
+                    reason: format!(
+                        "topic {:?} has no level {level} to take the sensor id from",
+                        ctx.topic.unwrap_or("")
+                    ),
+                });
             }
         }
         let mut de = serde_json::Deserializer::from_slice(body);
-        let parsed = BodySeed { taken: &self.taken }.deserialize(&mut de).and_then(|b| de.end().map(|()| b));
+        let parsed = BodySeed { taken: &self.taken }
+            .deserialize(&mut de)
+            .and_then(|b| de.end().map(|()| b));
         let mut out = Decoded::default();
         match parsed.map_err(|e| json_error(&e, body))? {
             Body::Many(items) => {
                 for (i, item) in items.into_iter().enumerate() {
                     match self.reading(ctx, i as u32, item) {
                         Ok(o) => out.observations.push(o),
-                        Err((field, reason)) => out.rejected.push(Rejected { place: format!("[{i}]{field}"), reason }),
+                        Err((field, reason)) => out.rejected.push(Rejected {
+                            place: format!("[{i}]{field}"),
+                            reason,
+                        }),
                     }
                 }
             }
             Body::One(item) => match self.reading(ctx, 0, item) {
                 Ok(o) => out.observations.push(o),
-                Err((field, reason)) => out.rejected.push(Rejected { place: format!("${field}"), reason }),
+                Err((field, reason)) => out.rejected.push(Rejected {
+                    place: format!("${field}"),
+                    reason,
+                }),
             },
         }
         Ok(out)
@@ -409,7 +490,10 @@ struct ItemVisitor<'a> {
 impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
     type Value = Body;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Body, D::Error> {
-        d.deserialize_any(ItemVisitor { taken: self.taken, top: true })
+        d.deserialize_any(ItemVisitor {
+            taken: self.taken,
+            top: true,
+        })
     }
 }
 
@@ -447,7 +531,10 @@ impl<'de> Visitor<'de> for ItemVisitor<'_> {
                 }
             }
         }
-        Ok(Body::One(Item::Object { fields: Fields::from(fields), taken }))
+        Ok(Body::One(Item::Object {
+            fields: Fields::from(fields),
+            taken,
+        }))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
         if self.top {
@@ -512,15 +599,31 @@ impl MqttJsonAdapter {
         let m = &self.mapping;
         let (mut obj, taken) = match item {
             Item::Object { fields, taken } => (fields, taken),
-            Item::Other(v) => return Err((String::new(), format!("expected a telemetry object, found {}", type_name(&v)))),
+            Item::Other(v) => {
+                return Err((
+                    String::new(),
+                    format!("expected a telemetry object, found {}", type_name(&v)),
+                ))
+            }
         };
         let role = |obj, r, p| self.role(obj, &taken, r, p);
         let id = match &m.id {
-            IdSource::TopicLevel(level) => ctx.topic.and_then(|t| t.split('/').nth(*level)).unwrap_or_default().to_owned(),
+            IdSource::TopicLevel(level) => ctx
+                .topic
+                .and_then(|t| t.split('/').nth(*level))
+                .unwrap_or_default()
+                .to_owned(),
             IdSource::Field(p) => match role(&obj, 0, p) {
                 Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
                 Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-                Some(other) => return Err((dotted(p), format!("expected a sensor id (a non-empty string of at most 256 bytes, or an integer), found {other}"))),
+                Some(other) => {
+                    return Err((
+                        dotted(p),
+                        format!(
+                        "expected a sensor id (a non-empty string of at most 256 bytes, or an integer), found {other}"
+                    ),
+                    ))
+                }
                 None => return Err((dotted(p), "missing: the sensor id".into())),
             },
         };
@@ -528,7 +631,9 @@ impl MqttJsonAdapter {
             None => ctx.received_ms,
             Some(p) => {
                 let t = match role(&obj, 1, p) {
-                    Some(Value::String(s)) => parse_rfc3339(s).ok_or_else(|| (dotted(p), format!("{s:?} is not an RFC 3339 timestamp")))?,
+                    Some(Value::String(s)) => {
+                        parse_rfc3339(s).ok_or_else(|| (dotted(p), format!("{s:?} is not an RFC 3339 timestamp")))?
+                    }
                     Some(Value::Number(n)) => {
                         let x = n.as_f64().unwrap_or(f64::NAN);
                         let ms = if m.time_in_ms { x } else { x * 1000.0 };
@@ -539,7 +644,15 @@ impl MqttJsonAdapter {
                         }
                         ms as Millis
                     }
-                    Some(other) => return Err((dotted(p), format!("expected an RFC 3339 string or an epoch number, found {}", type_name(other)))),
+                    Some(other) => {
+                        return Err((
+                            dotted(p),
+                            format!(
+                                "expected an RFC 3339 string or an epoch number, found {}",
+                                type_name(other)
+                            ),
+                        ))
+                    }
                     None => return Err((dotted(p), "missing: the observed time (mapping.time)".into())),
                 };
                 check_skew(t, ctx.received_ms).map_err(|r| (dotted(p), r.0))?;
@@ -549,14 +662,26 @@ impl MqttJsonAdapter {
         let sensor = m.sensors.get(&id);
         let position = match (role(&obj, 2, &m.lat), role(&obj, 3, &m.lon)) {
             (Some(la), Some(lo)) => {
-                let lat = la.as_f64().ok_or_else(|| (dotted(&m.lat), format!("expected a number, found {}", type_name(la))))?;
-                let lon = lo.as_f64().ok_or_else(|| (dotted(&m.lon), format!("expected a number, found {}", type_name(lo))))?;
-                GeoPoint::new(lon, lat).ok_or_else(|| (dotted(&m.lat), format!("position {lon},{lat} is out of range")))?
+                let lat = la
+                    .as_f64()
+                    .ok_or_else(|| (dotted(&m.lat), format!("expected a number, found {}", type_name(la))))?;
+                let lon = lo
+                    .as_f64()
+                    .ok_or_else(|| (dotted(&m.lon), format!("expected a number, found {}", type_name(lo))))?;
+                GeoPoint::new(lon, lat)
+                    .ok_or_else(|| (dotted(&m.lat), format!("position {lon},{lat} is out of range")))?
             }
             (Some(_), None) => return Err((dotted(&m.lon), "missing while the latitude is given".into())),
             (None, Some(_)) => return Err((dotted(&m.lat), "missing while the longitude is given".into())),
             (None, None) => sensor.map(|s| s.position).ok_or_else(|| {
-                (String::new(), format!("cannot be placed: no {} / {} fields and sensor {id:?} is not in mapping.sensors", m.lat.join("."), m.lon.join(".")))
+                (
+                    String::new(),
+                    format!(
+                        "cannot be placed: no {} / {} fields and sensor {id:?} is not in mapping.sensors",
+                        m.lat.join("."),
+                        m.lon.join(".")
+                    ),
+                )
             })?,
         };
         let mut hits = Vec::new();
@@ -572,7 +697,11 @@ impl MqttJsonAdapter {
         let who = sensor.and_then(|s| s.name.as_deref()).unwrap_or(&id);
         let title = match rule {
             Some(t) => {
-                let v = hits.iter().find(|(h, _)| std::ptr::eq(*h, t)).map(|(_, v)| *v).unwrap_or(&Value::Null);
+                let v = hits
+                    .iter()
+                    .find(|(h, _)| std::ptr::eq(*h, t))
+                    .map(|(_, v)| *v)
+                    .unwrap_or(&Value::Null);
                 format!("{who}: {}", t.describe(v))
             }
             None => format!("{who}: {kind}"),
@@ -583,7 +712,10 @@ impl MqttJsonAdapter {
             IdSource::Field(p) => Some(p),
             IdSource::TopicLevel(_) => None,
         };
-        for (r, p) in [id_path, m.time.as_ref(), Some(&m.lat), Some(&m.lon)].into_iter().enumerate() {
+        for (r, p) in [id_path, m.time.as_ref(), Some(&m.lat), Some(&m.lon)]
+            .into_iter()
+            .enumerate()
+        {
             if let (Some([key]), None) = (p.map(Vec::as_slice), &self.taken[r]) {
                 obj.remove(key);
             }
@@ -621,11 +753,23 @@ mod tests {
     const T0: Millis = 1_795_719_600_000; // 2026-11-26T19:00:00Z
 
     fn ctx(topic: Option<&'static str>) -> MessageContext<'static> {
-        MessageContext { feed: "scada", layer: Layer::Utility, seq: 9, received_ms: T0, topic }
+        MessageContext {
+            feed: "scada",
+            layer: Layer::Utility,
+            seq: 9,
+            received_ms: T0,
+            topic,
+        }
     }
 
     fn spec(mapping: Value) -> FeedSpec {
-        FeedSpec { id: "scada".into(), layer: Layer::Utility, format: cityops_core::tape::FeedFormat::MqttJson, name: String::new(), mapping }
+        FeedSpec {
+            id: "scada".into(),
+            layer: Layer::Utility,
+            format: cityops_core::tape::FeedFormat::MqttJson,
+            name: String::new(),
+            mapping,
+        }
     }
 
     /// The worked example of the module documentation, as the manifest's TOML gives it.
@@ -695,21 +839,53 @@ mod tests {
     #[test]
     fn the_worked_example_does_what_the_docs_say() {
         let mut a = worked_example();
-        let o = one(&mut a, "grid/substation-1/telemetry", r#"{"sensor":"feeder-F2","time":"2026-11-26T21:08:30Z","voltage_kv":8.9}"#).unwrap();
-        assert_eq!((o.entity.as_str(), o.kind.as_str(), o.severity), ("sensor/feeder-F2", "feeder.voltage_low", Severity::Moderate));
+        let o = one(
+            &mut a,
+            "grid/substation-1/telemetry",
+            r#"{"sensor":"feeder-F2","time":"2026-11-26T21:08:30Z","voltage_kv":8.9}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.entity.as_str(), o.kind.as_str(), o.severity),
+            ("sensor/feeder-F2", "feeder.voltage_low", Severity::Moderate)
+        );
         assert_eq!(o.position, GeoPoint::new(24.9431, 60.1712).unwrap());
         assert_eq!(o.title, "Feeder F2, Kaisankuja: voltage_kv 8.9 below 9.5");
         assert_eq!(o.observed_ms, T0 + (2 * 3600 + 8 * 60 + 30) * 1000);
         let keys: Vec<&str> = o.fields.keys().collect();
         assert_eq!(keys, ["name", "topic", "voltage_kv"]);
-        let o = one(&mut a, "grid/substation-1/telemetry", r#"{"sensor":"feeder-F2","time":"2026-11-26T21:12:07Z","voltage_kv":0.0}"#).unwrap();
+        let o = one(
+            &mut a,
+            "grid/substation-1/telemetry",
+            r#"{"sensor":"feeder-F2","time":"2026-11-26T21:12:07Z","voltage_kv":0.0}"#,
+        )
+        .unwrap();
         assert_eq!((o.kind.as_str(), o.severity), ("feeder.trip", Severity::Extreme));
-        let o = one(&mut a, "grid/substation-1/telemetry", r#"{"sensor":"feeder-F2","time":1795727000,"voltage_kv":10.4}"#).unwrap();
-        assert_eq!((o.kind.as_str(), o.severity, o.observed_ms), ("sensor.reading", Severity::Normal, 1_795_727_000_000));
+        let o = one(
+            &mut a,
+            "grid/substation-1/telemetry",
+            r#"{"sensor":"feeder-F2","time":1795727000,"voltage_kv":10.4}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.kind.as_str(), o.severity, o.observed_ms),
+            ("sensor.reading", Severity::Normal, 1_795_727_000_000)
+        );
         let o = one(&mut a, "water/pumps/p7", r#"{"sensor":"p7","time":"2026-11-26T21:00:00Z","lat":60.2,"lon":24.9,"pressure_bar":1.1,"breaker":"closed"}"#).unwrap();
-        assert_eq!((o.entity.as_str(), o.kind.as_str(), o.severity), ("sensor/p7", "water.pressure_loss", Severity::Severe));
-        let o = one(&mut a, "grid/s2/telemetry", r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","breaker":"open"}"#).unwrap();
-        assert_eq!((o.kind.as_str(), o.title.as_str()), ("feeder.trip", "Feeder F2, Kaisankuja: breaker is open"));
+        assert_eq!(
+            (o.entity.as_str(), o.kind.as_str(), o.severity),
+            ("sensor/p7", "water.pressure_loss", Severity::Severe)
+        );
+        let o = one(
+            &mut a,
+            "grid/s2/telemetry",
+            r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","breaker":"open"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (o.kind.as_str(), o.title.as_str()),
+            ("feeder.trip", "Feeder F2, Kaisankuja: breaker is open")
+        );
     }
 
     #[test]
@@ -717,19 +893,52 @@ mod tests {
         let mut a = worked_example();
         let t = "grid/s1/telemetry";
         let cases: &[(&str, &str)] = &[
-            (r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":NaN}"#, "NaN is not a JSON value"),
-            (r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":Infinity}"#, "Infinity is not a JSON value"),
-            (r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":1e999}"#, "beyond the range of a 64-bit float"),
-            (r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":"8.9"}"#, "$.voltage_kv: expected a number"),
-            (r#"{"time":"2026-11-26T21:00:00Z","voltage_kv":8.9}"#, "$.sensor: missing"),
-            (r#"{"sensor":{"a":1},"time":"2026-11-26T21:00:00Z"}"#, "$.sensor: expected a sensor id"),
+            (
+                r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":NaN}"#,
+                "NaN is not a JSON value",
+            ),
+            (
+                r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":Infinity}"#,
+                "Infinity is not a JSON value",
+            ),
+            (
+                r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":1e999}"#,
+                "beyond the range of a 64-bit float",
+            ),
+            (
+                r#"{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z","voltage_kv":"8.9"}"#,
+                "$.voltage_kv: expected a number",
+            ),
+            (
+                r#"{"time":"2026-11-26T21:00:00Z","voltage_kv":8.9}"#,
+                "$.sensor: missing",
+            ),
+            (
+                r#"{"sensor":{"a":1},"time":"2026-11-26T21:00:00Z"}"#,
+                "$.sensor: expected a sensor id",
+            ),
             (r#"{"sensor":"feeder-F2","voltage_kv":8.9}"#, "$.time: missing"),
-            (r#"{"sensor":"feeder-F2","time":"2031-11-26T21:00:00Z"}"#, "$.time: timestamp 2031"),
+            (
+                r#"{"sensor":"feeder-F2","time":"2031-11-26T21:00:00Z"}"#,
+                "$.time: timestamp 2031",
+            ),
             (r#"{"sensor":"feeder-F2","time":1795727000000}"#, "$.time: timestamp"),
-            (r#"{"sensor":"feeder-F9","time":"2026-11-26T21:00:00Z"}"#, "$: cannot be placed"),
-            (r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":91,"lon":0}"#, "$.lat: position 0,91 is out of range"),
-            (r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":"60","lon":24}"#, "$.lat: expected a number"),
-            (r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":60}"#, "$.lon: missing"),
+            (
+                r#"{"sensor":"feeder-F9","time":"2026-11-26T21:00:00Z"}"#,
+                "$: cannot be placed",
+            ),
+            (
+                r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":91,"lon":0}"#,
+                "$.lat: position 0,91 is out of range",
+            ),
+            (
+                r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":"60","lon":24}"#,
+                "$.lat: expected a number",
+            ),
+            (
+                r#"{"sensor":"x","time":"2026-11-26T21:00:00Z","lat":60}"#,
+                "$.lon: missing",
+            ),
             (r#""just a string""#, "$: expected a telemetry object"),
             (r#"{"sensor":"feeder-F2""#, "not JSON"),
         ];
@@ -739,7 +948,10 @@ mod tests {
         }
         let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
         assert!(one(&mut a, t, &deep).unwrap_err().0.contains("deeper than 128"));
-        assert!(one(&mut a, "grid/s1/status", "{}").unwrap_err().0.contains("matches none of the feed's topic filters"));
+        assert!(one(&mut a, "grid/s1/status", "{}")
+            .unwrap_err()
+            .0
+            .contains("matches none of the feed's topic filters"));
         assert!(a.decode(ctx(None), b"{}").unwrap_err().reason.contains("no topic"));
         let d = a
             .decode(ctx(Some(t)), br#"[{"sensor":"feeder-F2","time":"2026-11-26T21:00:00Z"}, 3, {"sensor":"feeder-F2","time":"2026-11-26T21:00:01Z","voltage_kv":9}]"#)
@@ -759,30 +971,53 @@ mod tests {
         assert!(topic_matches("+/+", "/a"));
         assert!(!topic_matches("a/b", "a/b/c"));
         assert!(!topic_matches("a/b/c", "a/b"));
-        let e = MqttJsonAdapter::from_spec(&spec(json!({"topics": ["a/#/b"]}))).err().unwrap();
+        let e = MqttJsonAdapter::from_spec(&spec(json!({"topics": ["a/#/b"]})))
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.topics");
-        let e = MqttJsonAdapter::from_spec(&spec(json!({"topic": "a/b+"}))).err().unwrap();
+        let e = MqttJsonAdapter::from_spec(&spec(json!({"topic": "a/b+"})))
+            .err()
+            .unwrap();
         assert!(e.reason.contains("'+' must be a whole level"));
     }
 
     #[test]
     fn ids_from_topic_levels_and_mapping_errors() {
-        let mut a = MqttJsonAdapter::from_spec(&spec(json!({"topic": "meters/+/reading", "id_topic_level": 1, "sensors": {"m1": {"position": [24.9, 60.2]}}}))).unwrap();
+        let mut a = MqttJsonAdapter::from_spec(&spec(
+            json!({"topic": "meters/+/reading", "id_topic_level": 1, "sensors": {"m1": {"position": [24.9, 60.2]}}}),
+        ))
+        .unwrap();
         let o = one(&mut a, "meters/m1/reading", r#"{"kwh": 3}"#).unwrap();
-        assert_eq!((o.entity.as_str(), o.observed_ms, o.kind.as_str()), ("sensor/m1", T0, "sensor.reading"));
+        assert_eq!(
+            (o.entity.as_str(), o.observed_ms, o.kind.as_str()),
+            ("sensor/m1", T0, "sensor.reading")
+        );
         let bad = |m: Value| MqttJsonAdapter::from_spec(&spec(m)).err().unwrap().field;
-        assert_eq!(bad(json!({"sensors": {"m1": {"position": [240, 60]}}})), "mapping.sensors.m1.position");
-        assert_eq!(bad(json!({"sensors": {"m1": {"pos": [24, 60]}}})), "mapping.sensors.m1.pos");
+        assert_eq!(
+            bad(json!({"sensors": {"m1": {"position": [240, 60]}}})),
+            "mapping.sensors.m1.position"
+        );
+        assert_eq!(
+            bad(json!({"sensors": {"m1": {"pos": [24, 60]}}})),
+            "mapping.sensors.m1.pos"
+        );
         assert_eq!(bad(json!({"time_unit": "h"})), "mapping.time_unit");
         assert_eq!(bad(json!({"id": "a", "id_topic_level": 1})), "mapping.id_topic_level");
-        assert_eq!(bad(json!({"thresholds": [{"field": "v", "above": "x", "severity": "minor", "kind": "k"}]})), "mapping.thresholds[0].above");
+        assert_eq!(
+            bad(json!({"thresholds": [{"field": "v", "above": "x", "severity": "minor", "kind": "k"}]})),
+            "mapping.thresholds[0].above"
+        );
         assert_eq!(bad(json!({"colour": 1})), "mapping.colour");
     }
 
     /// The adapter with nothing taken aside while parsing: every field enters the payload's
     /// map and the consumed ones leave it after, as a plain `serde_json::Value` parse does.
     fn reference(a: &MqttJsonAdapter) -> MqttJsonAdapter {
-        MqttJsonAdapter { mapping: a.mapping.clone(), watch_paths: a.watch_paths.clone(), taken: Default::default() }
+        MqttJsonAdapter {
+            mapping: a.mapping.clone(),
+            watch_paths: a.watch_paths.clone(),
+            taken: Default::default(),
+        }
     }
 
     fn json_value() -> impl Strategy<Value = String> {
@@ -804,10 +1039,26 @@ mod tests {
         // Keys the mappings below read, watch or nest under, one of them escaped (the parser
         // then hands it over owned, not borrowed), repeated keys allowed.
         let key = prop_oneof![
-            Just("sensor"), Just("se\\u006esor"), Just("time"), Just("lat"), Just("lon"), Just("voltage_kv"), Just("meta"), Just("x"), Just("breaker"),
+            Just("sensor"),
+            Just("se\\u006esor"),
+            Just("time"),
+            Just("lat"),
+            Just("lon"),
+            Just("voltage_kv"),
+            Just("meta"),
+            Just("x"),
+            Just("breaker"),
         ];
-        proptest::collection::vec((key, json_value()), 0..9)
-            .prop_map(|pairs| format!("{{{}}}", pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(",")))
+        proptest::collection::vec((key, json_value()), 0..9).prop_map(|pairs| {
+            format!(
+                "{{{}}}",
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
     }
 
     fn json_body() -> impl Strategy<Value = String> {

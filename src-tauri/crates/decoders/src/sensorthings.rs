@@ -96,14 +96,20 @@ impl SensorThingsAdapter {
         let mut mapping = SensorThingsMapping::default();
         if let Some(m) = r.table(Some(&spec.mapping), "mapping", &["kinds", "thresholds"])? {
             if let Some(kinds) = m.get("kinds").filter(|v| !v.is_null()) {
-                let kinds = kinds.as_object().ok_or_else(|| r.err("mapping.kinds", format!("expected a table, found {}", type_name(kinds))))?;
+                let kinds = kinds
+                    .as_object()
+                    .ok_or_else(|| r.err("mapping.kinds", format!("expected a table, found {}", type_name(kinds))))?;
                 for (prop, kind) in kinds {
-                    let kind = kind.as_str().filter(|s| !s.is_empty()).ok_or_else(|| r.err(&format!("mapping.kinds.{prop}"), "expected a non-empty string (a kind)"))?;
+                    let kind = kind.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+                        r.err(&format!("mapping.kinds.{prop}"), "expected a non-empty string (a kind)")
+                    })?;
                     mapping.kinds.push((prop.clone(), kind.to_owned()));
                 }
             }
             for (i, t) in r.tables(m, "mapping", "thresholds")?.into_iter().enumerate() {
-                mapping.thresholds.push(Threshold::read(&r, t, &format!("mapping.thresholds[{i}]"), "property")?);
+                mapping
+                    .thresholds
+                    .push(Threshold::read(&r, t, &format!("mapping.thresholds[{i}]"), "property")?);
             }
         }
         Ok(SensorThingsAdapter::new(mapping))
@@ -143,7 +149,17 @@ pub fn next_link(body: &[u8]) -> Option<String> {
 /// The ASCII characters a next link may not carry raw (RFC 3986 has no place for them, and
 /// servers do put raw spaces there). Control characters are in the set only for completeness:
 /// [`next_link`] drops them rather than encode them.
-const NOT_IN_LINK: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>').add(b'`').add(b'{').add(b'}').add(b'|').add(b'\\').add(b'^');
+const NOT_IN_LINK: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^');
 
 /// The newest `phenomenonTime` (an interval's start, as the adapter reads it) among the
 /// Observations of a poll answer, which an incremental poll advances its watermark to;
@@ -151,12 +167,22 @@ const NOT_IN_LINK: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'<').add(b'>')
 /// SensorThings collection or Observation at all (garbage behind a 200).
 pub fn newest_time(body: &[u8]) -> Result<Option<Millis>, DecodeError> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| json_error(&e, body))?;
-    let time = |o: &Value| o.get("phenomenonTime").and_then(Value::as_str).and_then(|t| parse_rfc3339(t.split('/').next().unwrap_or(t)));
+    let time = |o: &Value| {
+        o.get("phenomenonTime")
+            .and_then(Value::as_str)
+            .and_then(|t| parse_rfc3339(t.split('/').next().unwrap_or(t)))
+    };
     match doc.get("value") {
         Some(Value::Array(items)) => Ok(items.iter().filter_map(time).max()),
-        Some(other) => Err(DecodeError { place: "$.value".into(), reason: format!("expected an array of Observations, found {}", type_name(other)) }),
+        Some(other) => Err(DecodeError {
+            place: "$.value".into(),
+            reason: format!("expected an array of Observations, found {}", type_name(other)),
+        }),
         None if doc.get("phenomenonTime").is_some() => Ok(time(&doc)),
-        None => Err(DecodeError { place: "$".into(), reason: "neither a collection (\"value\") nor an Observation (\"phenomenonTime\")".into() }),
+        None => Err(DecodeError {
+            place: "$".into(),
+            reason: "neither a collection (\"value\") nor an Observation (\"phenomenonTime\")".into(),
+        }),
     }
 }
 
@@ -175,7 +201,10 @@ impl Adapter for SensorThingsAdapter {
     fn decode(&mut self, ctx: MessageContext<'_>, body: &[u8]) -> Result<Decoded, DecodeError> {
         let doc: Value = serde_json::from_slice(body).map_err(|e| json_error(&e, body))?;
         let Value::Object(mut doc) = doc else {
-            return Err(DecodeError { place: "$".into(), reason: format!("expected a JSON object, found {}", type_name(&doc)) });
+            return Err(DecodeError {
+                place: "$".into(),
+                reason: format!("expected a JSON object, found {}", type_name(&doc)),
+            });
         };
         let mut out = Decoded::default();
         match doc.remove("value") {
@@ -184,19 +213,33 @@ impl Adapter for SensorThingsAdapter {
                 for (i, item) in items.into_iter().enumerate() {
                     match self.observation(ctx, i as u32, item) {
                         Ok(o) => out.observations.push(o),
-                        Err((field, reason)) => out.rejected.push(Rejected { place: format!("value[{i}]{field}"), reason }),
+                        Err((field, reason)) => out.rejected.push(Rejected {
+                            place: format!("value[{i}]{field}"),
+                            reason,
+                        }),
                     }
                 }
             }
-            Some(other) => return Err(DecodeError { place: "$.value".into(), reason: format!("expected an array of Observations, found {}", type_name(&other)) }),
-            None if doc.contains_key("result") || doc.contains_key("phenomenonTime") => match self.observation(ctx, 0, Value::Object(doc)) {
-                Ok(o) => out.observations.push(o),
-                Err((field, reason)) => out.rejected.push(Rejected { place: format!("${field}"), reason }),
-            },
+            Some(other) => {
+                return Err(DecodeError {
+                    place: "$.value".into(),
+                    reason: format!("expected an array of Observations, found {}", type_name(&other)),
+                })
+            }
+            None if doc.contains_key("result") || doc.contains_key("phenomenonTime") => {
+                match self.observation(ctx, 0, Value::Object(doc)) {
+                    Ok(o) => out.observations.push(o),
+                    Err((field, reason)) => out.rejected.push(Rejected {
+                        place: format!("${field}"),
+                        reason,
+                    }),
+                }
+            }
             None => {
                 return Err(DecodeError {
                     place: "$".into(),
-                    reason: "neither a collection (\"value\") nor an Observation (\"result\", \"phenomenonTime\")".into(),
+                    reason: "neither a collection (\"value\") nor an Observation (\"result\", \"phenomenonTime\")"
+                        .into(),
                 })
             }
         }
@@ -225,21 +268,39 @@ fn name_of(v: Option<&Value>) -> Option<&str> {
 
 /// A GeoJSON geometry or Feature as a point.
 fn geojson_point(v: &Value) -> Result<GeoPoint, Refusal> {
-    let geometry = if v.get("type").and_then(Value::as_str) == Some("Feature") { v.get("geometry").ok_or("Feature without geometry")? } else { v };
+    let geometry = if v.get("type").and_then(Value::as_str) == Some("Feature") {
+        v.get("geometry").ok_or("Feature without geometry")?
+    } else {
+        v
+    };
     super::geojson::position(geometry)
 }
 
 impl SensorThingsAdapter {
     fn observation(&self, ctx: MessageContext<'_>, idx: u32, item: Value) -> Result<Observation, ObsError> {
         let Value::Object(mut obs) = item else {
-            return Err(err("", format!("expected an Observation object, found {}", type_name(&item))));
+            return Err(err(
+                "",
+                format!("expected an Observation object, found {}", type_name(&item)),
+            ));
         };
         let datastream = match obs.remove("Datastream") {
             Some(Value::Object(d)) => d,
-            Some(other) => return Err(err(".Datastream", format!("expected an object, found {}", type_name(&other)))),
-            None => return Err(err(".Datastream", "not expanded: poll with filter_since's $expand so each reading carries its Datastream")),
+            Some(other) => {
+                return Err(err(
+                    ".Datastream",
+                    format!("expected an object, found {}", type_name(&other)),
+                ))
+            }
+            None => {
+                return Err(err(
+                    ".Datastream",
+                    "not expanded: poll with filter_since's $expand so each reading carries its Datastream",
+                ))
+            }
         };
-        let ds_id = iot_id(datastream.get("@iot.id")).ok_or_else(|| err(".Datastream.@iot.id", "missing or not a string or number"))?;
+        let ds_id = iot_id(datastream.get("@iot.id"))
+            .ok_or_else(|| err(".Datastream.@iot.id", "missing or not a string or number"))?;
 
         // phenomenonTime: an instant or an interval "start/end".
         let (observed_ms, phenomenon_end) = match obs.get("phenomenonTime") {
@@ -248,15 +309,36 @@ impl SensorThingsAdapter {
                     Some((a, b)) => (a, Some(b)),
                     None => (s.as_str(), None),
                 };
-                let t = parse_rfc3339(start).ok_or_else(|| err(".phenomenonTime", format!("{s:?} is not an ISO 8601 instant or interval")))?;
-                let end = end.map(|e| parse_rfc3339(e).ok_or_else(|| err(".phenomenonTime", format!("interval end {e:?} is not an ISO 8601 instant")))).transpose()?;
+                let t = parse_rfc3339(start).ok_or_else(|| {
+                    err(
+                        ".phenomenonTime",
+                        format!("{s:?} is not an ISO 8601 instant or interval"),
+                    )
+                })?;
+                let end = end
+                    .map(|e| {
+                        parse_rfc3339(e).ok_or_else(|| {
+                            err(
+                                ".phenomenonTime",
+                                format!("interval end {e:?} is not an ISO 8601 instant"),
+                            )
+                        })
+                    })
+                    .transpose()?;
                 (t, end)
             }
-            Some(other) => return Err(err(".phenomenonTime", format!("expected a string, found {}", type_name(other)))),
+            Some(other) => {
+                return Err(err(
+                    ".phenomenonTime",
+                    format!("expected a string, found {}", type_name(other)),
+                ))
+            }
             None => return Err(err(".phenomenonTime", "missing (it is mandatory)")),
         };
         check_skew(observed_ms, ctx.received_ms).map_err(|r| err(".phenomenonTime", r.0))?;
-        let result = obs.remove("result").ok_or_else(|| err(".result", "missing (it is mandatory)"))?;
+        let result = obs
+            .remove("result")
+            .ok_or_else(|| err(".result", "missing (it is mandatory)"))?;
 
         let thing = datastream.get("Thing");
         let mut position = None;
@@ -269,7 +351,9 @@ impl SensorThingsAdapter {
                         break;
                     }
                     Some(Err(r)) => last_problem = Some((format!(".Datastream.Thing.Locations[{k}].location"), r.0)),
-                    None => last_problem = Some((format!(".Datastream.Thing.Locations[{k}]"), "no location".to_owned())),
+                    None => {
+                        last_problem = Some((format!(".Datastream.Thing.Locations[{k}]"), "no location".to_owned()))
+                    }
                 }
             }
         }
@@ -284,9 +368,10 @@ impl SensorThingsAdapter {
         let position = match (position, last_problem) {
             (Some(p), _) => p,
             (None, Some((field, r))) => return Err(err(&field, format!("cannot be placed: {r}"))),
-            (None, None) => {
-                return Err(err(".Datastream.Thing", "cannot be placed: no Thing with Locations (poll with filter_since's $expand) and no FeatureOfInterest"))
-            }
+            (None, None) => return Err(err(
+                ".Datastream.Thing",
+                "cannot be placed: no Thing with Locations (poll with filter_since's $expand) and no FeatureOfInterest",
+            )),
         };
 
         let property = name_of(datastream.get("ObservedProperty"));
@@ -297,7 +382,9 @@ impl SensorThingsAdapter {
         let mut hits = Vec::new();
         if let Some(p) = property {
             for t in self.mapping.thresholds.iter().filter(|t| t.watch == p) {
-                if t.triggers(&result).map_err(|r| err(".result", format!("{r} (ObservedProperty {p:?})")))? {
+                if t.triggers(&result)
+                    .map_err(|r| err(".result", format!("{r} (ObservedProperty {p:?})")))?
+                {
                     hits.push(t);
                 }
             }
@@ -305,7 +392,12 @@ impl SensorThingsAdapter {
         let rule = worst(hits);
         let (kind, severity) = rule.map_or((default_kind, Severity::Normal), |t| (t.kind.as_str(), t.severity));
 
-        let unit = datastream.get("unitOfMeasurement").and_then(|u| u.get("symbol").and_then(Value::as_str).filter(|s| !s.is_empty()).or_else(|| name_of(Some(u))));
+        let unit = datastream.get("unitOfMeasurement").and_then(|u| {
+            u.get("symbol")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .or_else(|| name_of(Some(u)))
+        });
         let ds_name = datastream.get("name").and_then(Value::as_str).filter(|s| !s.is_empty());
         let thing_name = name_of(thing);
         let mut fields = Fields::new();
@@ -329,10 +421,16 @@ impl SensorThingsAdapter {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let who = thing_name.or(ds_name).map_or_else(|| format!("Datastream {ds_id}"), str::to_owned);
+        let who = thing_name
+            .or(ds_name)
+            .map_or_else(|| format!("Datastream {ds_id}"), str::to_owned);
         let title = match rule {
             Some(t) => format!("{who}: {}", t.describe(&result)),
-            None => format!("{who}: {} {shown}{}", property.unwrap_or("result"), unit.map(|u| format!(" {u}")).unwrap_or_default()),
+            None => format!(
+                "{who}: {} {shown}{}",
+                property.unwrap_or("result"),
+                unit.map(|u| format!(" {u}")).unwrap_or_default()
+            ),
         };
         fields.insert("result", result);
         Ok(Observation {
@@ -359,11 +457,23 @@ mod tests {
     use serde_json::json;
 
     fn ctx() -> MessageContext<'static> {
-        MessageContext { feed: "scada-sta", layer: Layer::Utility, seq: 1, received_ms: 1_764_190_800_000, topic: None }
+        MessageContext {
+            feed: "scada-sta",
+            layer: Layer::Utility,
+            seq: 1,
+            received_ms: 1_764_190_800_000,
+            topic: None,
+        }
     }
 
     fn spec(mapping: Value) -> FeedSpec {
-        FeedSpec { id: "scada-sta".into(), layer: Layer::Utility, format: cityops_core::tape::FeedFormat::SensorThings, name: String::new(), mapping }
+        FeedSpec {
+            id: "scada-sta".into(),
+            layer: Layer::Utility,
+            format: cityops_core::tape::FeedFormat::SensorThings,
+            name: String::new(),
+            mapping,
+        }
     }
 
     /// An Observation shaped like the SensorThings 1.1 specification's examples (section 8.2),
@@ -417,12 +527,31 @@ mod tests {
         })
         .to_string();
         let d = a.decode(ctx(), body.as_bytes()).unwrap();
-        let got: Vec<(&str, Severity, u32)> = d.observations.iter().map(|o| (o.kind.as_str(), o.severity, o.idx)).collect();
-        assert_eq!(got, [("feeder.voltage", Severity::Normal, 0), ("feeder.voltage_low", Severity::Severe, 1), ("feeder.voltage_sag", Severity::Minor, 2), ("feeder.voltage_high", Severity::Moderate, 7)]);
+        let got: Vec<(&str, Severity, u32)> = d
+            .observations
+            .iter()
+            .map(|o| (o.kind.as_str(), o.severity, o.idx))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("feeder.voltage", Severity::Normal, 0),
+                ("feeder.voltage_low", Severity::Severe, 1),
+                ("feeder.voltage_sag", Severity::Minor, 2),
+                ("feeder.voltage_high", Severity::Moderate, 7)
+            ]
+        );
         let o = &d.observations[0];
         assert_eq!((o.entity.as_str(), o.observed_ms), ("sta:7", 1_764_191_280_000));
         assert_eq!(o.position, GeoPoint::new(24.9431, 60.1712).unwrap());
-        assert_eq!((o.fields["unit"].as_str(), o.fields["thing"].as_str(), o.fields["datastream"].as_str()), (Some("V"), Some("Feeder F2 RTU"), Some("F2 voltage")));
+        assert_eq!(
+            (
+                o.fields["unit"].as_str(),
+                o.fields["thing"].as_str(),
+                o.fields["datastream"].as_str()
+            ),
+            (Some("V"), Some("Feeder F2 RTU"), Some("F2 voltage"))
+        );
         assert_eq!(o.title, "Feeder F2 RTU: voltage 231.5 V");
         let low = &d.observations[1];
         assert_eq!(low.observed_ms, 1_764_184_140_000);
@@ -430,7 +559,15 @@ mod tests {
         assert_eq!(low.position, GeoPoint::new(24.95, 60.18).unwrap());
         assert_eq!(low.title, "Feeder F2 RTU: voltage 190.0 below 200");
         let places: Vec<&str> = d.rejected.iter().map(|r| r.place.as_str()).collect();
-        assert_eq!(places, ["value[3].result", "value[4].Datastream.Thing.Locations[0].location", "value[5].phenomenonTime", "value[6].Datastream"]);
+        assert_eq!(
+            places,
+            [
+                "value[3].result",
+                "value[4].Datastream.Thing.Locations[0].location",
+                "value[5].phenomenonTime",
+                "value[6].Datastream"
+            ]
+        );
         assert_eq!(
             next_link(body.as_bytes()).as_deref(),
             Some("http://example.org/v1.1/Observations?$skip=8&$filter=phenomenonTime%20gt%202025-11-26T21:00:00Z")
@@ -441,14 +578,32 @@ mod tests {
     #[test]
     fn a_single_observation_and_whole_message_errors() {
         let mut a = SensorThingsAdapter::new(SensorThingsMapping::default());
-        let one = obs(1, "2025-11-26T21:08:00Z", json!({"state": "ok"}), "status", json!({"type": "Point", "coordinates": [24.9, 60.1]})).to_string();
+        let one = obs(
+            1,
+            "2025-11-26T21:08:00Z",
+            json!({"state": "ok"}),
+            "status",
+            json!({"type": "Point", "coordinates": [24.9, 60.1]}),
+        )
+        .to_string();
         let d = a.decode(ctx(), one.as_bytes()).unwrap();
-        assert_eq!((d.observations[0].kind.as_str(), d.observations[0].severity), ("sensor.reading", Severity::Normal));
+        assert_eq!(
+            (d.observations[0].kind.as_str(), d.observations[0].severity),
+            ("sensor.reading", Severity::Normal)
+        );
         assert_eq!(next_link(one.as_bytes()), None);
         assert!(a.decode(ctx(), b"[1,2]").unwrap_err().reason.contains("found an array"));
         assert!(a.decode(ctx(), br#"{"value": 3}"#).unwrap_err().place == "$.value");
-        assert!(a.decode(ctx(), br#"{"@iot.count": 3}"#).unwrap_err().reason.starts_with("neither"));
-        assert!(a.decode(ctx(), br#"{"value": [{"result": NaN}]}"#).unwrap_err().reason.starts_with("NaN is not"));
+        assert!(a
+            .decode(ctx(), br#"{"@iot.count": 3}"#)
+            .unwrap_err()
+            .reason
+            .starts_with("neither"));
+        assert!(a
+            .decode(ctx(), br#"{"value": [{"result": NaN}]}"#)
+            .unwrap_err()
+            .reason
+            .starts_with("NaN is not"));
     }
 
     /// The hand-written escaping `next_link` did before it used `percent-encoding`.
@@ -483,7 +638,10 @@ mod tests {
             link_of("http://h/v1.1/Things?$filter=name eq 'Hämeentie ✓'&$top=5*~+%41\t\u{85}|{}^`\\<\">").as_deref(),
             Some("http://h/v1.1/Things?$filter=name%20eq%20'Hämeentie%20✓'&$top=5*~+%41%7C%7B%7D%5E%60%5C%3C%22%3E")
         );
-        for c in (0..=0x2FF_u32).chain([0x2028, 0xFEFF, 0x10FFFF]).filter_map(char::from_u32) {
+        for c in (0..=0x2FF_u32)
+            .chain([0x2028, 0xFEFF, 0x10FFFF])
+            .filter_map(char::from_u32)
+        {
             let link = format!("http://h/x{c}y");
             assert_eq!(link_of(&link), Some(old_escape(&link)), "U+{:04X}", c as u32);
         }
@@ -502,7 +660,10 @@ mod tests {
         let body = br#"{"value": [{"phenomenonTime": "2025-11-26T21:00:00Z"}, {"phenomenonTime": "2025-11-26T21:05:00Z/2025-11-26T21:09:00Z"}, {"phenomenonTime": 3}]}"#;
         assert_eq!(newest_time(body), Ok(Some(1_764_191_100_000)));
         assert_eq!(newest_time(br#"{"value": []}"#), Ok(None));
-        assert_eq!(newest_time(br#"{"phenomenonTime": "2025-11-26T21:00:00Z", "result": 1}"#), Ok(Some(1_764_190_800_000)));
+        assert_eq!(
+            newest_time(br#"{"phenomenonTime": "2025-11-26T21:00:00Z", "result": 1}"#),
+            Ok(Some(1_764_190_800_000))
+        );
         assert!(newest_time(b"<html>").is_err());
         assert_eq!(newest_time(br#"{"value": 1}"#).unwrap_err().place, "$.value");
     }
@@ -517,11 +678,19 @@ mod tests {
 
     #[test]
     fn mapping_errors_name_the_field() {
-        let e = SensorThingsAdapter::from_spec(&spec(json!({"kinds": {"voltage": 3}}))).err().unwrap();
+        let e = SensorThingsAdapter::from_spec(&spec(json!({"kinds": {"voltage": 3}})))
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.kinds.voltage");
-        let e = SensorThingsAdapter::from_spec(&spec(json!({"thresholds": [{"property": "v", "below": 1, "severity": "severe"}]}))).err().unwrap();
+        let e = SensorThingsAdapter::from_spec(&spec(
+            json!({"thresholds": [{"property": "v", "below": 1, "severity": "severe"}]}),
+        ))
+        .err()
+        .unwrap();
         assert_eq!(e.field, "mapping.thresholds[0].kind");
-        let e = SensorThingsAdapter::from_spec(&spec(json!({"treshold": []}))).err().unwrap();
+        let e = SensorThingsAdapter::from_spec(&spec(json!({"treshold": []})))
+            .err()
+            .unwrap();
         assert_eq!(e.field, "mapping.treshold");
     }
 }

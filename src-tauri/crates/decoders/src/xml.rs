@@ -20,8 +20,8 @@ use std::borrow::Cow;
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::attributes::{Attribute, Attributes};
-use quick_xml::name::QName;
 use quick_xml::events::{BytesDecl, BytesRef, BytesStart};
+use quick_xml::name::QName;
 use quick_xml::XmlVersion;
 
 use super::{DecodeError, Refusal};
@@ -37,7 +37,10 @@ pub(crate) const DOCTYPE_REFUSED: &str =
 /// number of bytes skipped, to add to the parser's positions.
 pub(crate) fn utf8_text(body: &[u8]) -> Result<(&str, usize), DecodeError> {
     if body.starts_with(&[0xFF, 0xFE]) || body.starts_with(&[0xFE, 0xFF]) {
-        return Err(DecodeError { place: "byte 0".into(), reason: "UTF-16 byte-order mark: only UTF-8 XML is accepted".into() });
+        return Err(DecodeError {
+            place: "byte 0".into(),
+            reason: "UTF-16 byte-order mark: only UTF-8 XML is accepted".into(),
+        });
     }
     let skip = if body.starts_with(&[0xEF, 0xBB, 0xBF]) { 3 } else { 0 };
     // SIMD validation first (several times faster than the standard library on the large
@@ -74,7 +77,10 @@ pub(crate) fn position(text: &str, offset: u64, skip: usize) -> String {
 pub(crate) fn check_decl(decl: &BytesDecl<'_>) -> Result<(), Refusal> {
     if let Some(enc) = decl.encoding() {
         let enc = enc.map_err(|e| format!("unreadable XML declaration: {e}"))?;
-        if !["utf-8", "utf8", "us-ascii", "ascii"].iter().any(|name| enc.eq_ignore_ascii_case(name)) {
+        if !["utf-8", "utf8", "us-ascii", "ascii"]
+            .iter()
+            .any(|name| enc.eq_ignore_ascii_case(name))
+        {
             return Err(format!("the XML declaration names encoding {enc:?}; only UTF-8 is accepted").into());
         }
     }
@@ -94,7 +100,11 @@ pub(crate) fn push_ref(r: &BytesRef<'_>, out: &mut Bounded) -> Result<(), Refusa
                 out.push(s);
                 Ok(())
             }
-            None => Err(format!("reference to the undeclared entity &{};: entities are never declared or expanded", &**r).into()),
+            None => Err(format!(
+                "reference to the undeclared entity &{};: entities are never declared or expanded",
+                &**r
+            )
+            .into()),
         },
         Err(e) => Err(format!("bad character reference &{};: {e}", &**r).into()),
     }
@@ -114,7 +124,11 @@ pub(crate) struct Bounded {
 impl Bounded {
     /// Empty text that keeps at most `cap` bytes.
     pub(crate) fn new(cap: usize) -> Bounded {
-        Bounded { text: String::new(), cap, truncated: false }
+        Bounded {
+            text: String::new(),
+            cap,
+            truncated: false,
+        }
     }
 
     /// Appends as much of `s` as fits.
@@ -166,7 +180,11 @@ pub(crate) fn tag_text<'a>(text: &'a str, e: &BytesStart<'_>) -> Cow<'a, str> {
 /// split here without allocating; anything else, and every malformed tag, goes through
 /// quick-xml's own attribute iterator, so what is accepted and every error message are
 /// quick-xml's. A value holding `&`, a tab or a line break is normalized by quick-xml too.
-pub(crate) fn each_attribute<'t>(tag: &'t str, name_len: usize, mut f: impl FnMut(&'t str, Cow<'t, str>)) -> Result<(), Refusal> {
+pub(crate) fn each_attribute<'t>(
+    tag: &'t str,
+    name_len: usize,
+    mut f: impl FnMut(&'t str, Cow<'t, str>),
+) -> Result<(), Refusal> {
     let mut spans = [(0usize, 0usize, 0usize, 0usize); FAST_ATTRIBUTES];
     if let Some(n) = split_attributes(tag.as_bytes(), name_len, &mut spans) {
         for &(ks, ke, vs, ve) in &spans[..n] {
@@ -174,8 +192,12 @@ pub(crate) fn each_attribute<'t>(tag: &'t str, name_len: usize, mut f: impl FnMu
             let key = qname.local_name().into_inner();
             let raw = &tag[vs..ve];
             let value = if raw.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n' | b'&')) {
-                let a = Attribute { key: qname, value: Cow::Borrowed(raw) };
-                a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| format!("attribute {key}: {e}"))?
+                let a = Attribute {
+                    key: qname,
+                    value: Cow::Borrowed(raw),
+                };
+                a.normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|e| format!("attribute {key}: {e}"))?
             } else {
                 Cow::Borrowed(raw)
             };
@@ -186,7 +208,9 @@ pub(crate) fn each_attribute<'t>(tag: &'t str, name_len: usize, mut f: impl FnMu
     for a in Attributes::new(tag, name_len) {
         let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
         let key = a.key.local_name().into_inner();
-        let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| format!("attribute {key}: {e}"))?;
+        let value = a
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| format!("attribute {key}: {e}"))?;
         f(key, value);
     }
     Ok(())
@@ -202,7 +226,11 @@ fn is_xml_space(b: u8) -> bool {
 /// Splits the attributes of a tag (from `from`) into `(key start, key end, value start, value
 /// end)`, exactly as quick-xml's iterator reads them, when they are all well formed, quoted,
 /// distinct and at most [`FAST_ATTRIBUTES`]; `None` otherwise (quick-xml then decides).
-fn split_attributes(tag: &[u8], from: usize, out: &mut [(usize, usize, usize, usize); FAST_ATTRIBUTES]) -> Option<usize> {
+fn split_attributes(
+    tag: &[u8],
+    from: usize,
+    out: &mut [(usize, usize, usize, usize); FAST_ATTRIBUTES],
+) -> Option<usize> {
     let len = tag.len();
     let skip_space = |mut i: usize| {
         while i < len && is_xml_space(tag[i]) {
@@ -247,7 +275,11 @@ fn split_attributes(tag: &[u8], from: usize, out: &mut [(usize, usize, usize, us
 
 /// Calls `f` with each attribute of a start tag read from `text` (see [`each_attribute`]), its
 /// value borrowing from `text` where it can, so a caller can keep it without allocating.
-pub(crate) fn each_attribute_in<'a>(text: &'a str, e: &BytesStart<'_>, mut f: impl FnMut(&str, Cow<'a, str>)) -> Result<(), Refusal> {
+pub(crate) fn each_attribute_in<'a>(
+    text: &'a str,
+    e: &BytesStart<'_>,
+    mut f: impl FnMut(&str, Cow<'a, str>),
+) -> Result<(), Refusal> {
     let name_len = e.name().as_ref().len();
     match tag_text(text, e) {
         Cow::Borrowed(tag) => each_attribute(tag, name_len, f),
@@ -258,7 +290,10 @@ pub(crate) fn each_attribute_in<'a>(text: &'a str, e: &BytesStart<'_>, mut f: im
 /// A short, printable excerpt of raw bytes for error messages (never the whole input).
 pub(crate) fn excerpt(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(24)];
-    let mut s: String = String::from_utf8_lossy(head).chars().map(|c| if c.is_control() { '.' } else { c }).collect();
+    let mut s: String = String::from_utf8_lossy(head)
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
     if bytes.len() > head.len() {
         s.push('…');
     }
@@ -275,7 +310,10 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
     let (text, skip) = utf8_text(body)?;
     let mut reader = quick_xml::Reader::from_str(text);
-    let err = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| DecodeError { place: position(text, reader.error_position(), skip), reason: format!("malformed XML: {e}") };
+    let err = |reader: &quick_xml::Reader<&[u8]>, e: &dyn std::fmt::Display| DecodeError {
+        place: position(text, reader.error_position(), skip),
+        reason: format!("malformed XML: {e}"),
+    };
     let (mut elements, mut seen) = (0usize, 0usize);
     loop {
         match reader.read_event() {
@@ -284,13 +322,17 @@ pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
                 seen += e.local_name().into_inner().len();
                 for a in e.attributes() {
                     let a = a.map_err(|x| err(&reader, &x))?;
-                    seen += a.key.local_name().into_inner().len() + a.normalized_value(XmlVersion::Implicit1_0).map_err(|x| err(&reader, &x))?.len();
+                    seen += a.key.local_name().into_inner().len()
+                        + a.normalized_value(XmlVersion::Implicit1_0)
+                            .map_err(|x| err(&reader, &x))?
+                            .len();
                 }
             }
             Ok(quick_xml::events::Event::Text(t)) => seen += t.xml10_content().len(),
             Ok(quick_xml::events::Event::CData(c)) => seen += c.xml10_content().len(),
             Ok(quick_xml::events::Event::GeneralRef(r)) => {
-                let known = r.resolve_char_ref().map_err(|x| err(&reader, &x))?.is_some() || resolve_predefined_entity(&r).is_some();
+                let known = r.resolve_char_ref().map_err(|x| err(&reader, &x))?.is_some()
+                    || resolve_predefined_entity(&r).is_some();
                 if !known {
                     return Err(err(&reader, &format!("undeclared entity &{};", &*r)));
                 }
@@ -305,7 +347,6 @@ pub fn bare_parse(body: &[u8]) -> Result<usize, DecodeError> {
     Ok(elements)
 }
 
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -318,7 +359,9 @@ mod tests {
         for a in Attributes::new(tag, name_len) {
             let a = a.map_err(|e| format!("malformed attribute: {e}"))?;
             let key = a.key.local_name().into_inner();
-            let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| format!("attribute {key}: {e}"))?;
+            let value = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| format!("attribute {key}: {e}"))?;
             out.push((key.to_owned(), value.into_owned()));
         }
         Ok(out)

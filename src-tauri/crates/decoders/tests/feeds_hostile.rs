@@ -15,8 +15,15 @@ use cityops_decoders::{checked_decode, gtfs_rt, mqtt_json, sensorthings, Adapter
 use proptest::prelude::*;
 
 fn miway(file: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/samples/gtfs-rt/miway").join(file);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: the real MiWay capture is kept in fixtures/samples", p.display()))
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../fixtures/samples/gtfs-rt/miway")
+        .join(file);
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: the real MiWay capture is kept in fixtures/samples",
+            p.display()
+        )
+    })
 }
 
 const STA: &str = r#"{"value":[{"@iot.id":"o1","phenomenonTime":"2026-11-26T21:08:00+00:00","result":231.5,"resultTime":"2026-11-26T21:08:00+00:00",
@@ -35,7 +42,13 @@ const MQTT: &str = r#"[{"sensor":"feeder-F2","time":"2026-11-26T21:08:30Z","volt
 const RECEIVED_MS: i64 = 1_795_726_800_000;
 
 fn ctx(received_ms: i64) -> MessageContext<'static> {
-    MessageContext { feed: "f", layer: Layer::Utility, seq: 5, received_ms, topic: Some("grid/s1/telemetry") }
+    MessageContext {
+        feed: "f",
+        layer: Layer::Utility,
+        seq: 5,
+        received_ms,
+        topic: Some("grid/s1/telemetry"),
+    }
 }
 
 fn sta_adapter() -> SensorThingsAdapter {
@@ -143,7 +156,13 @@ proptest! {
 #[test]
 fn the_unmutated_payloads_decode() {
     let mut a = GtfsRtAdapter::new(GtfsRtMapping::default(), None);
-    assert_eq!(a.decode(ctx(1_761_519_032_000), &miway("VehiclePositions.pb")).unwrap().observations.len(), 125);
+    assert_eq!(
+        a.decode(ctx(1_761_519_032_000), &miway("VehiclePositions.pb"))
+            .unwrap()
+            .observations
+            .len(),
+        125
+    );
     let d = sta_adapter().decode(ctx(RECEIVED_MS), STA.as_bytes()).unwrap();
     assert_eq!((d.observations.len(), d.rejected.len()), (2, 0));
     let d = mqtt_adapter().decode(ctx(RECEIVED_MS), MQTT.as_bytes()).unwrap();

@@ -15,7 +15,9 @@ fn kept_fuzz_inputs_still_pass() {
     let mut replayed = 0;
     for kind in ["regressions", "seeds"] {
         for target in fuzz::TARGETS {
-            let Ok(files) = std::fs::read_dir(root.join(kind).join(target)) else { continue };
+            let Ok(files) = std::fs::read_dir(root.join(kind).join(target)) else {
+                continue;
+            };
             for f in files {
                 let path = f.unwrap().path();
                 let data = std::fs::read(&path).unwrap();
@@ -25,5 +27,8 @@ fn kept_fuzz_inputs_still_pass() {
             }
         }
     }
-    assert!(replayed >= 5, "the seeds are where they should be ({replayed} inputs found)");
+    assert!(
+        replayed >= 5,
+        "the seeds are where they should be ({replayed} inputs found)"
+    );
 }

@@ -92,8 +92,14 @@ pub enum ActionStatus {
 
 impl ActionStatus {
     /// Every status.
-    pub const ALL: [ActionStatus; 6] =
-        [ActionStatus::Queued, ActionStatus::Sending, ActionStatus::Delivered, ActionStatus::Sent, ActionStatus::Failed, ActionStatus::Cancelled];
+    pub const ALL: [ActionStatus; 6] = [
+        ActionStatus::Queued,
+        ActionStatus::Sending,
+        ActionStatus::Delivered,
+        ActionStatus::Sent,
+        ActionStatus::Failed,
+        ActionStatus::Cancelled,
+    ];
 
     /// The lowercase name used in the store and the CLI.
     pub fn as_str(self) -> &'static str {

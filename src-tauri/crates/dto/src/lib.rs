@@ -219,7 +219,11 @@ impl ScenarioDto {
                 .iter()
                 .map(|f| FeedDto {
                     id: f.id.clone(),
-                    name: if f.name.is_empty() { f.id.clone() } else { f.name.clone() },
+                    name: if f.name.is_empty() {
+                        f.id.clone()
+                    } else {
+                        f.name.clone()
+                    },
                     layer: f.layer,
                     format: f.format.as_str().to_owned(),
                 })
@@ -235,7 +239,10 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
     fn one<T: TS + 'static + ?Sized>() -> (String, String) {
         let cfg = ts_rs::Config::default();
         let path = T::output_path().expect("exportable type");
-        (path.to_string_lossy().into_owned(), T::export_to_string(&cfg).expect("declaration renders"))
+        (
+            path.to_string_lossy().into_owned(),
+            T::export_to_string(&cfg).expect("declaration renders"),
+        )
     }
     vec![
         one::<Layer>(),
@@ -329,6 +336,9 @@ mod tests {
                 }
             }
         }
-        assert!(stale.is_empty(), "regenerated stale TypeScript bindings {stale:?}; commit them");
+        assert!(
+            stale.is_empty(),
+            "regenerated stale TypeScript bindings {stale:?}; commit them"
+        );
     }
 }

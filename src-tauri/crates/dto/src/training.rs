@@ -7,7 +7,6 @@ use cityops_core::objectives::{Outcome, Score};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-
 /// One entry of the scenario's inject palette, as the trainer view offers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -24,7 +23,15 @@ pub struct InjectOptionDto {
 
 impl From<&InjectSpec> for InjectOptionDto {
     fn from(s: &InjectSpec) -> Self {
-        InjectOptionDto { id: s.id.clone(), title: s.title.clone(), kind: s.kind.clone(), layer: s.layer, severity: s.severity, asset_type: s.asset_type.clone(), snap_m: s.snap_m }
+        InjectOptionDto {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            kind: s.kind.clone(),
+            layer: s.layer,
+            severity: s.severity,
+            asset_type: s.asset_type.clone(),
+            snap_m: s.snap_m,
+        }
     }
 }
 
@@ -52,7 +59,6 @@ pub struct InjectDto {
     pub entity: String,
     pub title: String,
 }
-
 
 /// How one objective went so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -90,7 +96,13 @@ impl From<&Score> for ScoreDto {
             objectives: s
                 .objectives
                 .iter()
-                .map(|o| ObjectiveScoreDto { id: o.id.clone(), title: o.title.clone(), outcome: outcome(&o.outcome).to_owned(), points: o.points, detail: o.detail.clone() })
+                .map(|o| ObjectiveScoreDto {
+                    id: o.id.clone(),
+                    title: o.title.clone(),
+                    outcome: outcome(&o.outcome).to_owned(),
+                    points: o.points,
+                    detail: o.detail.clone(),
+                })
                 .collect(),
         }
     }

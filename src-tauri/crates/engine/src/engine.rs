@@ -19,19 +19,20 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 
 use crate::dto::{
-    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, ChartDto, ExerciseDto, IncidentDetailDto, InjectDto, InjectRequestDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole,
-    OutboxDto, QuarantineDto, ScenarioDto,
+    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, ChartDto, ExerciseDto, IncidentDetailDto, InjectDto,
+    InjectRequestDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, OutboxDto, QuarantineDto,
+    ScenarioDto,
 };
 use crate::error::EngineError;
 use crate::incidents::DecisionOp;
 use crate::live_mode::{LiveEngineConfig, LiveMode};
-use cityops_live::RETRY_STORE;
-use cityops_outbox::{self as outbox, Outbox};
-use cityops_live::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
-use cityops_store::Store;
 use crate::tiles::MapArchives;
+use cityops_live::pipeline::Pipeline;
+use cityops_live::RETRY_STORE;
+use cityops_outbox::{self as outbox, Outbox};
+use cityops_store::Store;
 
 /// How often the clock advances and diffs are published: at most one diff per tick.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -110,7 +111,11 @@ impl Engine {
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(replay, outbox, rx, None));
-        Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
+        Ok(Engine {
+            commands: tx,
+            scenario: dto,
+            maps: Arc::new(MapArchives::new(config.maps_dir)),
+        })
     }
 
     /// Starts live mode: the feeds of a configuration on the wall clock (see
@@ -125,7 +130,11 @@ impl Engine {
         let (live, replay, dto) = LiveMode::start(&config, chrono::Utc::now().timestamp_millis())?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(replay, outbox, rx, Some(live)));
-        Ok(Engine { commands: tx, scenario: dto, maps: Arc::new(MapArchives::new(config.maps_dir)) })
+        Ok(Engine {
+            commands: tx,
+            scenario: dto,
+            maps: Arc::new(MapArchives::new(config.maps_dir)),
+        })
     }
 
     /// The loaded scenario.
@@ -139,7 +148,11 @@ impl Engine {
 
     /// Runs `work` on the replay task, in order with every other command, and awaits its
     /// answer, which comes back on a oneshot of its own type.
-    async fn ask<T: Send + 'static>(&self, effect: Effect, work: impl FnOnce(&mut Replay, &mut Outbox) -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
+    async fn ask<T: Send + 'static>(
+        &self,
+        effect: Effect,
+        work: impl FnOnce(&mut Replay, &mut Outbox) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |replay, outbox| {
             // The caller may have stopped waiting; the work is done either way.
@@ -152,14 +165,22 @@ impl Engine {
 
     /// Runs `work` on the replay task without waiting for it; the task logs its failure (the
     /// clock controls, which the UI follows through the diffs).
-    fn tell(&self, work: impl FnOnce(&mut Replay) -> Result<(), EngineError> + Send + 'static) -> Result<(), EngineError> {
-        self.send(Command::Run { effect: Effect::Writes, job: Box::new(move |replay, _| work(replay)) })
+    fn tell(
+        &self,
+        work: impl FnOnce(&mut Replay) -> Result<(), EngineError> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        self.send(Command::Run {
+            effect: Effect::Writes,
+            job: Box::new(move |replay, _| work(replay)),
+        })
     }
 
     /// Refuses a clock control in live mode, where the clock is the wall clock.
     fn replay_only(&self, what: &str) -> Result<(), EngineError> {
         if self.scenario.live {
-            return Err(EngineError::InvalidInput(format!("{what}: live mode follows the wall clock")));
+            return Err(EngineError::InvalidInput(format!(
+                "{what}: live mode follows the wall clock"
+            )));
         }
         Ok(())
     }
@@ -191,7 +212,9 @@ impl Engine {
         self.replay_only("speed")?;
         if let Some(f) = speed {
             if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
-                return Err(EngineError::InvalidInput(format!("speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)")));
+                return Err(EngineError::InvalidInput(format!(
+                    "speed {f} (expected 0 < speed <= {MAX_FACTOR}, or max)"
+                )));
             }
         }
         self.tell(move |replay| {
@@ -214,34 +237,63 @@ impl Engine {
     /// The current observation of an entity in the picture.
     pub async fn observation(&self, id: String) -> Result<ObservationDto, EngineError> {
         self.ask(Effect::Reads, move |replay, _| {
-            let o = replay.picture().get(&id).ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))?;
-            let feed = replay.scenario().manifest.feed(&o.feed).map(|f| f.name.clone()).unwrap_or_default();
+            let o = replay
+                .picture()
+                .get(&id)
+                .ok_or_else(|| EngineError::NotFound(format!("observation {id:?}")))?;
+            let feed = replay
+                .scenario()
+                .manifest
+                .feed(&o.feed)
+                .map(|f| f.name.clone())
+                .unwrap_or_default();
             Ok(ObservationDto::new(o, &feed))
         })
         .await
     }
 
     /// Signs an operator in; every incident action is recorded with their name and role.
-    pub async fn sign_in(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<OperatorDto, EngineError> {
-        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "sign_in", Work::Desk, |desk, store, at| desk.sign_in(store, &name, role, pin.as_deref(), at.wall)))
-            .await
+    pub async fn sign_in(
+        &self,
+        name: String,
+        role: OperatorRole,
+        pin: Option<String>,
+    ) -> Result<OperatorDto, EngineError> {
+        self.ask(Effect::Writes, move |replay, _| {
+            on_desk(replay, "sign_in", Work::Desk, |desk, store, at| {
+                desk.sign_in(store, &name, role, pin.as_deref(), at.wall)
+            })
+        })
+        .await
     }
 
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
     pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "assign_role", Work::Desk, |desk, store, at| desk.assign_role(store, &name, role, pin.as_deref(), at.wall)))
-            .await
+        self.ask(Effect::Writes, move |replay, _| {
+            on_desk(replay, "assign_role", Work::Desk, |desk, store, at| {
+                desk.assign_role(store, &name, role, pin.as_deref(), at.wall)
+            })
+        })
+        .await
     }
 
     /// The operator roster; a signed-in supervisor's view.
     pub async fn roster(&self) -> Result<Vec<crate::dto::RosterEntryDto>, EngineError> {
         // A read, but as before it is followed by a diff like every roster request.
-        self.ask(Effect::Writes, |replay, _| on_desk(replay, "roster", Work::Desk, |desk, store, _| desk.roster(store))).await
+        self.ask(Effect::Writes, |replay, _| {
+            on_desk(replay, "roster", Work::Desk, |desk, store, _| desk.roster(store))
+        })
+        .await
     }
 
     /// Signs the operator out.
     pub async fn sign_out(&self) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, |replay, _| on_desk(replay, "sign_out", Work::Desk, |desk, store, at| desk.sign_out(store, at.wall))).await
+        self.ask(Effect::Writes, |replay, _| {
+            on_desk(replay, "sign_out", Work::Desk, |desk, store, at| {
+                desk.sign_out(store, at.wall)
+            })
+        })
+        .await
     }
 
     /// The signed-in operator, if any.
@@ -252,19 +304,29 @@ impl Engine {
             if replay.desk().is_none() {
                 return Ok(None);
             }
-            on_desk(replay, "operator", Work::Desk, |desk, _, _| Ok(desk.operator().cloned()))
+            on_desk(replay, "operator", Work::Desk, |desk, _, _| {
+                Ok(desk.operator().cloned())
+            })
         })
         .await
     }
 
     /// Everything the detail view shows about one incident.
     pub async fn incident_detail(&self, id: String) -> Result<IncidentDetailDto, EngineError> {
-        self.ask(Effect::Reads, move |replay, _| on_desk(replay, "detail", Work::Desk, |desk, _, _| desk.detail(&id))).await
+        self.ask(Effect::Reads, move |replay, _| {
+            on_desk(replay, "detail", Work::Desk, |desk, _, _| desk.detail(&id))
+        })
+        .await
     }
 
     /// Moves an incident forward in its lifecycle.
     pub async fn incident_transition(&self, id: String, to: LifecycleStatus) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "transition", Work::Trainee, |desk, store, at| desk.transition(store, &id, to, at.wall, at.now))).await
+        self.ask(Effect::Writes, move |replay, _| {
+            on_desk(replay, "transition", Work::Trainee, |desk, store, at| {
+                desk.transition(store, &id, to, at.wall, at.now)
+            })
+        })
+        .await
     }
 
     /// Merges incident `from` into `into`.
@@ -276,7 +338,9 @@ impl Engine {
     pub async fn incident_split(&self, from: String, entity: String) -> Result<String, EngineError> {
         let what = format!("the incident split out of {from}");
         // The correlator always makes an incident for a member it splits out.
-        self.decide(DecisionOp::Split { from, entity }).await?.ok_or(EngineError::NotFound(what))
+        self.decide(DecisionOp::Split { from, entity })
+            .await?
+            .ok_or(EngineError::NotFound(what))
     }
 
     /// Moves a member from one incident to another.
@@ -291,13 +355,22 @@ impl Engine {
 
     /// An operator's manual decision; answers the id of an incident it made.
     async fn decide(&self, op: DecisionOp) -> Result<Option<String>, EngineError> {
-        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "decide", Work::Trainee, |desk, store, at| desk.decide(store, op, at.wall, at.now))).await
+        self.ask(Effect::Writes, move |replay, _| {
+            on_desk(replay, "decide", Work::Trainee, |desk, store, at| {
+                desk.decide(store, op, at.wall, at.now)
+            })
+        })
+        .await
     }
 
     /// Ticks or unticks a step of an incident's SOP checklist.
     pub async fn incident_tick_sop(&self, id: String, step: u32, ticked: bool) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| on_desk(replay, "tick_sop", Work::Trainee, |desk, store, at| desk.tick_sop(store, &id, step, ticked, at.wall, at.now)))
-            .await
+        self.ask(Effect::Writes, move |replay, _| {
+            on_desk(replay, "tick_sop", Work::Trainee, |desk, store, at| {
+                desk.tick_sop(store, &id, step, ticked, at.wall, at.now)
+            })
+        })
+        .await
     }
 
     /// The configured backends.
@@ -320,7 +393,10 @@ impl Engine {
     /// engine counts confirmations itself: [`Engine::confirm_action`] commits such an action
     /// only after this.
     pub async fn arm_action(&self, token: String) -> Result<u8, EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "arm", |a| Ok(outbox.arm(&token, &a.operator)?))).await
+        self.ask(Effect::Writes, move |replay, outbox| {
+            acting(replay, "arm", |a| Ok(outbox.arm(&token, &a.operator)?))
+        })
+        .await
     }
 
     /// Commits a previewed action to the outbox; it is on disk when this returns. Confirming
@@ -355,18 +431,25 @@ impl Engine {
 
     /// Queues a failed action again.
     pub async fn retry_action(&self, id: i64) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "retry", |a| Ok(outbox.retry(id, &a.operator)?))).await
+        self.ask(Effect::Writes, move |replay, outbox| {
+            acting(replay, "retry", |a| Ok(outbox.retry(id, &a.operator)?))
+        })
+        .await
     }
 
     /// Cancels a queued or failed action.
     pub async fn cancel_action(&self, id: i64) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| acting(replay, "cancel", |a| Ok(outbox.cancel(id, &a.operator)?))).await
+        self.ask(Effect::Writes, move |replay, outbox| {
+            acting(replay, "cancel", |a| Ok(outbox.cancel(id, &a.operator)?))
+        })
+        .await
     }
 
     /// The quarantine of the current run, newest first, of one feed if given (see
     /// [`cityops_store::Store::quarantine_page`]).
     pub async fn quarantine(&self, feed: Option<String>) -> Result<QuarantineDto, EngineError> {
-        self.ask(Effect::Reads, move |replay, _| Ok(replay.quarantine(feed.as_deref())?)).await
+        self.ask(Effect::Reads, move |replay, _| Ok(replay.quarantine(feed.as_deref())?))
+            .await
     }
 
     /// The after-action report of this run so far: score against the scenario's objectives,
@@ -395,7 +478,9 @@ impl Engine {
     pub async fn inject(&self, request: InjectRequestDto) -> Result<InjectDto, EngineError> {
         self.ask(Effect::Writes, move |replay, _| {
             let wall = chrono::Utc::now().timestamp_millis();
-            replay.inject(&request.inject, request.lon, request.lat, &request.trainer, wall).map(InjectDto::from)
+            replay
+                .inject(&request.inject, request.lon, request.lat, &request.trainer, wall)
+                .map(InjectDto::from)
         })
         .await
     }
@@ -419,7 +504,10 @@ impl Engine {
     /// its after-action report, with the map image if given.
     pub async fn end_exercise(&self, by: Option<String>, map_png: Option<String>) -> Result<String, EngineError> {
         let map_png = map_png.as_deref().map(decode_png).transpose()?;
-        self.ask(Effect::Writes, move |replay, _| end_exercise(replay, by, map_png.as_deref())).await
+        self.ask(Effect::Writes, move |replay, _| {
+            end_exercise(replay, by, map_png.as_deref())
+        })
+        .await
     }
 
     /// The offline map archives.
@@ -434,15 +522,26 @@ fn decode_png(b64: &str) -> Result<Vec<u8>, EngineError> {
     // The app may send a data URL as the canvas gives it.
     let data = b64.strip_prefix("data:image/png;base64,").unwrap_or(b64);
     if data.len() > crate::report::MAX_MAP_PNG * 4 / 3 + 4 {
-        return Err(EngineError::InvalidInput(format!("the map image is over {} bytes", crate::report::MAX_MAP_PNG)));
+        return Err(EngineError::InvalidInput(format!(
+            "the map image is over {} bytes",
+            crate::report::MAX_MAP_PNG
+        )));
     }
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|e| EngineError::InvalidInput(format!("the map image is not base64: {e}")))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| EngineError::InvalidInput(format!("the map image is not base64: {e}")))?;
     crate::report::check_png(&bytes)?;
     Ok(bytes)
 }
 
 fn report_input<'a>(replay: &'a Replay, map_png: Option<&'a [u8]>) -> crate::report::ReportInput<'a> {
-    crate::report::ReportInput { store: replay.pipeline().store(), run: replay.pipeline().run(), scenario: Some(replay.scenario()), versus: None, map_png }
+    crate::report::ReportInput {
+        store: replay.pipeline().store(),
+        run: replay.pipeline().run(),
+        scenario: Some(replay.scenario()),
+        versus: None,
+        map_png,
+    }
 }
 
 /// The exercise so far: injects, the score against the objectives, the end.
@@ -451,10 +550,24 @@ fn exercise_view(replay: &mut Replay) -> Result<ExerciseDto, EngineError> {
     let store = replay.pipeline().store();
     let run = replay.pipeline().run();
     let objectives = &replay.scenario().manifest.objectives;
-    let score = if objectives.is_empty() { None } else { Some(crate::dto::ScoreDto::from(&crate::training::score_run(store, run, objectives)?)) };
+    let score = if objectives.is_empty() {
+        None
+    } else {
+        Some(crate::dto::ScoreDto::from(&crate::training::score_run(
+            store, run, objectives,
+        )?))
+    };
     let injects = store.injects(run)?.into_iter().map(InjectDto::from).collect();
-    let (ended_ms, ended_by) = replay.ended().cloned().map_or((None, None), |(a, b)| (Some(a), Some(b)));
-    Ok(ExerciseDto { injects, score, ended_ms, ended_by })
+    let (ended_ms, ended_by) = replay
+        .ended()
+        .cloned()
+        .map_or((None, None), |(a, b)| (Some(a), Some(b)));
+    Ok(ExerciseDto {
+        injects,
+        score,
+        ended_ms,
+        ended_by,
+    })
 }
 
 /// Ends the exercise and writes its report.
@@ -493,8 +606,16 @@ fn no_desk() -> EngineError {
 
 /// Runs an operator's request `name` against the replay's desk; wall time stamps operator
 /// actions.
-fn on_desk<T>(replay: &mut Replay, name: &'static str, work: Work, f: impl FnOnce(&mut crate::incidents::Desk, &Store, Stamp) -> Result<T, EngineError>) -> Result<T, EngineError> {
-    let at = Stamp { now: replay.now_ms(), wall: chrono::Utc::now().timestamp_millis() };
+fn on_desk<T>(
+    replay: &mut Replay,
+    name: &'static str,
+    work: Work,
+    f: impl FnOnce(&mut crate::incidents::Desk, &Store, Stamp) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let at = Stamp {
+        now: replay.now_ms(),
+        wall: chrono::Utc::now().timestamp_millis(),
+    };
     if work == Work::Trainee {
         replay.open_for_trainee()?;
     }
@@ -513,13 +634,28 @@ struct Acting<'a> {
 
 /// Runs the dispatch request `name`. Actions need a signed-in operator, like every other
 /// operator action, and close with the exercise.
-fn acting<T>(replay: &mut Replay, name: &'static str, f: impl FnOnce(Acting<'_>) -> Result<T, EngineError>) -> Result<T, EngineError> {
-    let at = Stamp { now: replay.now_ms(), wall: chrono::Utc::now().timestamp_millis() };
+fn acting<T>(
+    replay: &mut Replay,
+    name: &'static str,
+    f: impl FnOnce(Acting<'_>) -> Result<T, EngineError>,
+) -> Result<T, EngineError> {
+    let at = Stamp {
+        now: replay.now_ms(),
+        wall: chrono::Utc::now().timestamp_millis(),
+    };
     replay.open_for_trainee()?;
     let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
-    let operator = desk.operator().cloned().ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
+    let operator = desk
+        .operator()
+        .cloned()
+        .ok_or_else(|| EngineError::Forbidden("sign in first".into()))?;
     let _span = tracing::info_span!("dispatch_request", request = name, operator = %operator.name).entered();
-    f(Acting { desk, store, operator, at })
+    f(Acting {
+        desk,
+        store,
+        operator,
+        at,
+    })
 }
 
 /// Where an action applies: the incident's root cause (or the middle of its area) and its area,
@@ -530,16 +666,35 @@ fn place_of(desk: &crate::incidents::Desk, request: &ActionRequestDto) -> Result
         let a = d.entry.area;
         let point = match &d.root {
             Some(r) => GeoPoint { lon: r.lon, lat: r.lat },
-            None => GeoPoint { lon: (a.west + a.east) / 2.0, lat: (a.south + a.north) / 2.0 },
+            None => GeoPoint {
+                lon: (a.west + a.east) / 2.0,
+                lat: (a.south + a.north) / 2.0,
+            },
         };
         // A point-sized area is no polygon: CAP gets a circle around the point instead.
-        let ring = (a.east - a.west > 1e-6 && a.north - a.south > 1e-6)
-            .then(|| vec![[a.west, a.south], [a.east, a.south], [a.east, a.north], [a.west, a.north], [a.west, a.south]]);
-        return Ok(Place { point, label: d.entry.title.clone(), area: ring });
+        let ring = (a.east - a.west > 1e-6 && a.north - a.south > 1e-6).then(|| {
+            vec![
+                [a.west, a.south],
+                [a.east, a.south],
+                [a.east, a.north],
+                [a.west, a.north],
+                [a.west, a.south],
+            ]
+        });
+        return Ok(Place {
+            point,
+            label: d.entry.title.clone(),
+            area: ring,
+        });
     }
     let [lon, lat] = request.at.ok_or(cityops_core::dispatch::DispatchError::NoPlace)?;
-    let point = GeoPoint::new(lon, lat).ok_or_else(|| EngineError::InvalidInput(format!("{lon},{lat} is not a valid position")))?;
-    Ok(Place { point, label: format!("{lat:.5}, {lon:.5}"), area: None })
+    let point = GeoPoint::new(lon, lat)
+        .ok_or_else(|| EngineError::InvalidInput(format!("{lon},{lat} is not a valid position")))?;
+    Ok(Place {
+        point,
+        label: format!("{lat:.5}, {lon:.5}"),
+        area: None,
+    })
 }
 
 /// The outbox view when it changed since the last diff.
@@ -547,14 +702,22 @@ fn outbox_change(outbox: &Outbox) -> Option<OutboxDto> {
     if !outbox.take_changed() {
         return None;
     }
-    outbox.view().inspect_err(|e| tracing::error!(error = %e, "cannot read the outbox")).ok()
+    outbox
+        .view()
+        .inspect_err(|e| tracing::error!(error = %e, "cannot read the outbox"))
+        .ok()
 }
 
 fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
     sinks.retain(|s| s(diff.clone()));
 }
 
-async fn drive(mut replay: Replay, mut outbox: Outbox, mut commands: mpsc::UnboundedReceiver<Command>, mut live: Option<LiveMode>) {
+async fn drive(
+    mut replay: Replay,
+    mut outbox: Outbox,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut live: Option<LiveMode>,
+) {
     let mut sinks: Vec<DiffSink> = Vec::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -95,10 +95,15 @@ impl From<&EngineError> for ApiError {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
             EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
             EngineError::Forbidden(_) => ApiErrorCode::Forbidden,
-            EngineError::Store(cityops_store::StoreError::Refused(_)) | EngineError::Dispatch(_) => ApiErrorCode::InvalidInput,
+            EngineError::Store(cityops_store::StoreError::Refused(_)) | EngineError::Dispatch(_) => {
+                ApiErrorCode::InvalidInput
+            }
             _ => ApiErrorCode::Internal,
         };
-        ApiError { code, message: e.to_string() }
+        ApiError {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 

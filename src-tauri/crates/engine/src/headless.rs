@@ -8,9 +8,9 @@ use cityops_core::model::Layer;
 use serde::Serialize;
 
 use crate::error::EngineError;
-use cityops_live::pipeline::Pipeline;
 use crate::replay::Replay;
 use crate::scenario::Scenario;
+use cityops_live::pipeline::Pipeline;
 use cityops_store::{RunId, Store, StoreError};
 
 /// The summary `cityops replay --json` prints.
@@ -58,10 +58,17 @@ pub fn summarize(replay: &Replay, elapsed_ms: u64) -> Result<ReplaySummary, Engi
         run,
         messages: replay.pipeline().stats().messages,
         accepted,
-        per_layer: counts.per_layer.iter().map(|(l, n)| (l.as_str().to_owned(), *n)).collect(),
+        per_layer: counts
+            .per_layer
+            .iter()
+            .map(|(l, n)| (l.as_str().to_owned(), *n))
+            .collect(),
         rejected: counts.quarantined,
         observation_set_hash: hash,
-        incidents: replay.desk().map(|d| d.correlator().incidents().count() as u64).unwrap_or(0),
+        incidents: replay
+            .desk()
+            .map(|d| d.correlator().incidents().count() as u64)
+            .unwrap_or(0),
         incident_set_hash: replay.desk().map(|d| d.incident_set_hash()).unwrap_or_default(),
         elapsed_ms,
     })

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cityops_core::assets::AssetIndex;
-use cityops_core::correlate::{ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership};
+use cityops_core::correlate::{
+    ChangeKind, Correlator, Incident, IncidentChange, IncidentId, IncidentStatus, ManualAction, ManualError, Membership,
+};
 use cityops_core::model::{Layer, Millis, Observation};
 use cityops_core::rules::Rules;
 use cityops_core::workflow::{self, TransitionRefusal};
@@ -36,11 +38,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::dto::{
-    AreaDto, IncidentDetailDto, IncidentEntryDto, IncidentsDiffDto, LayerGroupDto, LifecycleStatus, MemberDto, OperatorDto, OperatorRole, SopStepDto,
-    TimelineEntryDto,
+    AreaDto, IncidentDetailDto, IncidentEntryDto, IncidentsDiffDto, LayerGroupDto, LifecycleStatus, MemberDto,
+    OperatorDto, OperatorRole, SopStepDto, TimelineEntryDto,
 };
 use crate::error::EngineError;
-use cityops_store::{AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow};
+use cityops_store::{
+    AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow,
+};
 
 /// Checkpoints fall on whole minutes of scenario time.
 pub const CHECKPOINT_MS: Millis = 60_000;
@@ -154,8 +158,17 @@ fn queued(inc: &Incident) -> bool {
 /// The bounding box of the members still a problem, or of all members once none is.
 fn area(inc: &Incident) -> AreaDto {
     let open: Vec<&Membership> = inc.members.iter().map(Arc::as_ref).filter(|m| !m.cleared).collect();
-    let pick: Vec<&Membership> = if open.is_empty() { inc.members.iter().map(Arc::as_ref).collect() } else { open };
-    let mut a = AreaDto { west: f64::MAX, south: f64::MAX, east: f64::MIN, north: f64::MIN };
+    let pick: Vec<&Membership> = if open.is_empty() {
+        inc.members.iter().map(Arc::as_ref).collect()
+    } else {
+        open
+    };
+    let mut a = AreaDto {
+        west: f64::MAX,
+        south: f64::MAX,
+        east: f64::MIN,
+        north: f64::MIN,
+    };
     for m in pick {
         a.west = a.west.min(m.position.lon);
         a.east = a.east.max(m.position.lon);
@@ -163,7 +176,12 @@ fn area(inc: &Incident) -> AreaDto {
         a.north = a.north.max(m.position.lat);
     }
     if a.west > a.east {
-        a = AreaDto { west: 0.0, south: 0.0, east: 0.0, north: 0.0 };
+        a = AreaDto {
+            west: 0.0,
+            south: 0.0,
+            east: 0.0,
+            north: 0.0,
+        };
     }
     a
 }
@@ -178,9 +196,19 @@ pub fn incident_set_hash<'a>(incidents: impl Iterator<Item = &'a Incident>) -> S
 impl Desk {
     /// A desk for `run` with no incidents, for a scenario running from `start_ms` to `end_ms`.
     pub fn new(run: RunId, rules: Rules, assets: AssetIndex, start_ms: Millis, end_ms: Millis) -> Desk {
-        let state = Corr { correlator: Correlator::new(rules, assets), upto_ms: BEFORE, applied: 0 };
+        let state = Corr {
+            correlator: Correlator::new(rules, assets),
+            upto_ms: BEFORE,
+            applied: 0,
+        };
         let mut checkpoints = BTreeMap::new();
-        checkpoints.insert(BEFORE, Checkpoint { state: state.clone(), work: Duration::ZERO });
+        checkpoints.insert(
+            BEFORE,
+            Checkpoint {
+                state: state.clone(),
+                work: Duration::ZERO,
+            },
+        );
         Desk {
             run,
             start_floor: start_ms.div_euclid(1000) * 1000,
@@ -231,13 +259,25 @@ impl Desk {
         }
         for d in store.decisions(self.run)? {
             match serde_json::from_str::<DecisionOp>(&d.action) {
-                Ok(op) => self.decisions.push(Decision { position_ms: d.position_ms, operator: d.operator, at_ms: d.at_ms, op }),
-                Err(e) => tracing::error!(decision = d.id, error = %e, "a stored decision cannot be read; it is left out"),
+                Ok(op) => self.decisions.push(Decision {
+                    position_ms: d.position_ms,
+                    operator: d.operator,
+                    at_ms: d.at_ms,
+                    op,
+                }),
+                Err(e) => {
+                    tracing::error!(decision = d.id, error = %e, "a stored decision cannot be read; it is left out")
+                }
             }
         }
         store.write_incidents(self.run, true, &[], &[])?;
         self.written.clear();
-        tracing::info!(run = self.run, transitions = self.lifecycle.len(), decisions = self.decisions.len(), "incident desk resumed");
+        tracing::info!(
+            run = self.run,
+            transitions = self.lifecycle.len(),
+            decisions = self.decisions.len(),
+            "incident desk resumed"
+        );
         Ok(())
     }
 
@@ -296,21 +336,34 @@ impl Desk {
         let limit = self.limit_for(t);
         // The nearest checkpoint at or before the target: behind the clock, or ahead of it when
         // the tape was correlated that far before (a forward seek then skips the hours between).
-        let (&at, _) = self.checkpoints.range(..=limit).next_back().expect("the empty state is always a checkpoint");
+        let (&at, _) = self
+            .checkpoints
+            .range(..=limit)
+            .next_back()
+            .expect("the empty state is always a checkpoint");
         if limit < self.state.upto_ms || at > self.state.upto_ms {
             let cp = &self.checkpoints[&at];
             crate::drop_aside(std::mem::replace(&mut self.state, cp.state.clone()));
             self.work_since = Duration::ZERO;
             self.ui_reset = true;
             self.db_reset = true;
-            tracing::debug!(from = self.state.upto_ms, to = limit, "incidents rebuilt from a checkpoint");
+            tracing::debug!(
+                from = self.state.upto_ms,
+                to = limit,
+                "incidents rebuilt from a checkpoint"
+            );
         }
         let restored = started.elapsed().as_secs_f64() * 1000.0;
         let from = self.state.upto_ms;
         if limit > self.state.upto_ms {
             self.advance(store, limit)?;
         }
-        tracing::debug!(restored, advanced_ms = started.elapsed().as_secs_f64() * 1000.0 - restored, forward_s = (limit - from) / 1000, "incident seek");
+        tracing::debug!(
+            restored,
+            advanced_ms = started.elapsed().as_secs_f64() * 1000.0 - restored,
+            forward_s = (limit - from) / 1000,
+            "incident seek"
+        );
         Ok(())
     }
 
@@ -340,7 +393,11 @@ impl Desk {
         self.checkpoints.retain(|k, _| *k <= t);
         if self.state.upto_ms > t {
             let upto = self.state.upto_ms;
-            let (_, cp) = self.checkpoints.range(..=t).next_back().expect("the empty state is always a checkpoint");
+            let (_, cp) = self
+                .checkpoints
+                .range(..=t)
+                .next_back()
+                .expect("the empty state is always a checkpoint");
             self.state = cp.state.clone();
             self.work_since = Duration::ZERO;
             self.ui_reset = true;
@@ -355,8 +412,16 @@ impl Desk {
         while self.state.upto_ms < limit {
             let upto = self.state.upto_ms;
             let boundary = upto.max(self.start_floor).div_euclid(CHECKPOINT_MS) * CHECKPOINT_MS + CHECKPOINT_MS;
-            let decision = self.decisions.get(self.state.applied).map(|d| d.position_ms).filter(|p| *p > upto);
-            let stop = [Some(limit), Some(boundary), decision].into_iter().flatten().min().expect("limit is some");
+            let decision = self
+                .decisions
+                .get(self.state.applied)
+                .map(|d| d.position_ms)
+                .filter(|p| *p > upto);
+            let stop = [Some(limit), Some(boundary), decision]
+                .into_iter()
+                .flatten()
+                .min()
+                .expect("limit is some");
             let started = Instant::now();
             let mut arrived = std::mem::take(&mut self.scratch);
             store.arrived_between_into(self.run, upto - 1, stop - 1, &mut arrived)?;
@@ -394,7 +459,13 @@ impl Desk {
     /// merges neighbours (in time order) until each kept one stands a budget of work after the
     /// one before it.
     fn checkpoint(&mut self) {
-        self.checkpoints.insert(self.state.upto_ms, Checkpoint { state: self.state.clone(), work: self.work_since });
+        self.checkpoints.insert(
+            self.state.upto_ms,
+            Checkpoint {
+                state: self.state.clone(),
+                work: self.work_since,
+            },
+        );
         self.work_since = Duration::ZERO;
         while self.checkpoints.len() > MAX_CHECKPOINTS + 1 {
             // A quarter more, not twice: merging then keeps about four fifths of them, so the
@@ -416,7 +487,11 @@ impl Desk {
             // What trails the last kept checkpoint leads up to the state (which is, but after a
             // seek back, at the newest checkpoint), so it counts towards the next one.
             self.work_since += carried;
-            tracing::debug!(budget_ms = self.budget.as_millis() as u64, kept = self.checkpoints.len(), "incident checkpoints thinned");
+            tracing::debug!(
+                budget_ms = self.budget.as_millis() as u64,
+                kept = self.checkpoints.len(),
+                "incident checkpoints thinned"
+            );
         }
     }
 
@@ -439,9 +514,15 @@ impl Desk {
         let c = &mut self.state.correlator;
         let id = |s: &str| IncidentId::from(s);
         match &d.op {
-            DecisionOp::Merge { into, from } => c.merge(&id(into), &id(from), &d.operator, d.at_ms).map(|ch| (None, ch)),
-            DecisionOp::Split { from, entity } => c.split(&id(from), entity, &d.operator, d.at_ms).map(|(new, ch)| (Some(new.0.to_string()), ch)),
-            DecisionOp::Reassign { from, entity, to } => c.reassign(&id(from), entity, &id(to), &d.operator, d.at_ms).map(|ch| (None, ch)),
+            DecisionOp::Merge { into, from } => {
+                c.merge(&id(into), &id(from), &d.operator, d.at_ms).map(|ch| (None, ch))
+            }
+            DecisionOp::Split { from, entity } => c
+                .split(&id(from), entity, &d.operator, d.at_ms)
+                .map(|(new, ch)| (Some(new.0.to_string()), ch)),
+            DecisionOp::Reassign { from, entity, to } => c
+                .reassign(&id(from), entity, &id(to), &d.operator, d.at_ms)
+                .map(|ch| (None, ch)),
             DecisionOp::Undo => c.undo().map(|(_, ch)| (None, ch)),
         }
     }
@@ -471,13 +552,26 @@ impl Desk {
         }
         let c = &self.state.correlator;
         let dirty: Vec<String> = self.db_dirty.iter().take(limit).cloned().collect();
-        let changed: Vec<&Arc<Incident>> = dirty.iter().filter_map(|id| c.shared_incident(&IncidentId::from(id.as_str()))).collect();
+        let changed: Vec<&Arc<Incident>> = dirty
+            .iter()
+            .filter_map(|id| c.shared_incident(&IncidentId::from(id.as_str())))
+            .collect();
         let writes: Vec<IncidentWrite<'_>> = changed
             .iter()
             .map(|inc| {
-                let before = self.written.get(inc.id.as_str()).map(|w| w.members.as_slice()).unwrap_or_default();
-                let members = (0..inc.members.len()).filter(|i| before.get(*i) != Some(&inc.members[*i])).collect();
-                IncidentWrite { incident: inc, area: area(inc), members }
+                let before = self
+                    .written
+                    .get(inc.id.as_str())
+                    .map(|w| w.members.as_slice())
+                    .unwrap_or_default();
+                let members = (0..inc.members.len())
+                    .filter(|i| before.get(*i) != Some(&inc.members[*i]))
+                    .collect();
+                IncidentWrite {
+                    incident: inc,
+                    area: area(inc),
+                    members,
+                }
             })
             .collect();
         let removed: Vec<String> = self.db_removed.iter().take(limit).cloned().collect();
@@ -485,7 +579,13 @@ impl Desk {
         // Taken off the sets only once written: a refused write is tried again next time.
         store.write_incidents(self.run, false, &writes, &removed)?;
         let written_ms = started.elapsed().as_secs_f64() * 1000.0 - prepared_ms;
-        tracing::debug!(writes = writes.len(), removed = removed.len(), prepared_ms, written_ms, "incidents persisted");
+        tracing::debug!(
+            writes = writes.len(),
+            removed = removed.len(),
+            prepared_ms,
+            written_ms,
+            "incidents persisted"
+        );
         for inc in changed {
             self.written.insert(inc.id.0.to_string(), Arc::clone(inc));
         }
@@ -567,15 +667,26 @@ impl Desk {
     }
 
     pub(crate) fn signed_in(&self) -> Result<OperatorDto, EngineError> {
-        self.operator.clone().ok_or_else(|| EngineError::Forbidden("sign in first: every incident action is recorded with the operator's name".into()))
+        self.operator.clone().ok_or_else(|| {
+            EngineError::Forbidden("sign in first: every incident action is recorded with the operator's name".into())
+        })
     }
 
     /// Signs an operator in on the roster's authority (see [`Store::sign_in`]): the role must
     /// be the roster's (or plain operator), and a PIN the roster holds must be given.
-    pub fn sign_in(&mut self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<OperatorDto, EngineError> {
+    pub fn sign_in(
+        &mut self,
+        store: &Store,
+        name: &str,
+        role: OperatorRole,
+        pin: Option<&str>,
+        wall_ms: Millis,
+    ) -> Result<OperatorDto, EngineError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(EngineError::InvalidInput("an operator name is 1 to 64 printable characters".into()));
+            return Err(EngineError::InvalidInput(
+                "an operator name is 1 to 64 printable characters".into(),
+            ));
         }
         if pin.is_some_and(|p| p.chars().count() > 64) {
             return Err(EngineError::InvalidInput("a PIN is at most 64 characters".into()));
@@ -583,7 +694,10 @@ impl Desk {
         match store.sign_in(name, role.as_str(), pin, wall_ms)? {
             SignIn::Accepted => {
                 tracing::info!(operator = name, role = role.as_str(), "signed in");
-                let op = OperatorDto { name: name.to_owned(), role };
+                let op = OperatorDto {
+                    name: name.to_owned(),
+                    role,
+                };
                 self.operator = Some(op.clone());
                 Ok(op)
             }
@@ -612,7 +726,14 @@ impl Desk {
     }
 
     /// Gives `name` a role (and a PIN) in the roster; only a signed-in supervisor may.
-    pub fn assign_role(&self, store: &Store, name: &str, role: OperatorRole, pin: Option<&str>, wall_ms: Millis) -> Result<(), EngineError> {
+    pub fn assign_role(
+        &self,
+        store: &Store,
+        name: &str,
+        role: OperatorRole,
+        pin: Option<&str>,
+        wall_ms: Millis,
+    ) -> Result<(), EngineError> {
         let by = self.signed_in()?;
         if by.role != OperatorRole::Supervisor {
             return Err(EngineError::Forbidden("roles are assigned by a supervisor".into()));
@@ -625,28 +746,53 @@ impl Desk {
     /// Signs the operator out.
     pub fn sign_out(&mut self, store: &Store, wall_ms: Millis) -> Result<(), EngineError> {
         if let Some(op) = self.operator.take() {
-            let r = AuditRecord { run: Some(self.run), wall_ms, scenario_ms: None, operator: &op.name, role: op.role.as_str(), action: "sign_out", subject: &op.name, detail: String::new() };
+            let r = AuditRecord {
+                run: Some(self.run),
+                wall_ms,
+                scenario_ms: None,
+                operator: &op.name,
+                role: op.role.as_str(),
+                action: "sign_out",
+                subject: &op.name,
+                detail: String::new(),
+            };
             store.audit(&r)?;
         }
         Ok(())
     }
 
     fn incident(&self, id: &str) -> Result<&Incident, EngineError> {
-        let inc = self.state.correlator.incident(&IncidentId::from(id)).ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
+        let inc = self
+            .state
+            .correlator
+            .incident(&IncidentId::from(id))
+            .ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
         if !queued(inc) {
-            return Err(EngineError::InvalidInput(format!("incident {id} was merged into another")));
+            return Err(EngineError::InvalidInput(format!(
+                "incident {id} was merged into another"
+            )));
         }
         Ok(inc)
     }
 
     /// The operators' status of an incident.
     pub fn status(&self, id: &str) -> LifecycleStatus {
-        self.lifecycle.get(id).and_then(|l| l.status).unwrap_or(LifecycleStatus::New)
+        self.lifecycle
+            .get(id)
+            .and_then(|l| l.status)
+            .unwrap_or(LifecycleStatus::New)
     }
 
     /// Moves an incident forward in its lifecycle (a step may be skipped; closing needs a
     /// supervisor or trainer), stamped with the operator, wall time and scenario time.
-    pub fn transition(&mut self, store: &Store, id: &str, to: LifecycleStatus, wall_ms: Millis, scenario_ms: Millis) -> Result<(), EngineError> {
+    pub fn transition(
+        &mut self,
+        store: &Store,
+        id: &str,
+        to: LifecycleStatus,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), EngineError> {
         let op = self.signed_in()?;
         self.incident(id)?;
         let from = self.status(id);
@@ -676,14 +822,41 @@ impl Desk {
     }
 
     /// Ticks or unticks a step of an incident's SOP checklist.
-    pub fn tick_sop(&mut self, store: &Store, id: &str, step: u32, ticked: bool, wall_ms: Millis, scenario_ms: Millis) -> Result<(), EngineError> {
+    pub fn tick_sop(
+        &mut self,
+        store: &Store,
+        id: &str,
+        step: u32,
+        ticked: bool,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), EngineError> {
         let op = self.signed_in()?;
         let inc = self.incident(id)?;
-        let steps = self.state.correlator.incident_type(inc).map(|t| t.sop.len()).unwrap_or(0);
+        let steps = self
+            .state
+            .correlator
+            .incident_type(inc)
+            .map(|t| t.sop.len())
+            .unwrap_or(0);
         if step as usize >= steps {
-            return Err(EngineError::InvalidInput(format!("incident {id} has {steps} SOP steps; there is no step {}", step + 1)));
+            return Err(EngineError::InvalidInput(format!(
+                "incident {id} has {steps} SOP steps; there is no step {}",
+                step + 1
+            )));
         }
-        store.record_sop_tick(self.run, &SopTickRow { incident: id.to_owned(), step, ticked, operator: op.name.clone() }, op.role.as_str(), wall_ms, scenario_ms)?;
+        store.record_sop_tick(
+            self.run,
+            &SopTickRow {
+                incident: id.to_owned(),
+                step,
+                ticked,
+                operator: op.name.clone(),
+            },
+            op.role.as_str(),
+            wall_ms,
+            scenario_ms,
+        )?;
         let steps = self.sop.entry(id.to_owned()).or_default();
         if ticked {
             steps.insert(step, op.name);
@@ -696,12 +869,29 @@ impl Desk {
 
     /// Applies and records an operator's merge, split, reassignment or undo at clock time
     /// `scenario_ms`; returns the new incident of a split.
-    pub fn decide(&mut self, store: &Store, op: DecisionOp, wall_ms: Millis, scenario_ms: Millis) -> Result<Option<String>, EngineError> {
+    pub fn decide(
+        &mut self,
+        store: &Store,
+        op: DecisionOp,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<Option<String>, EngineError> {
         let who = self.signed_in()?;
-        let d = Decision { position_ms: self.state.upto_ms, operator: who.name.clone(), at_ms: scenario_ms, op };
+        let d = Decision {
+            position_ms: self.state.upto_ms,
+            operator: who.name.clone(),
+            at_ms: scenario_ms,
+            op,
+        };
         let (new, changes) = self.apply(&d)?;
         let action = serde_json::to_string(&d.op).expect("decisions serialize");
-        let row = DecisionRow { id: 0, position_ms: d.position_ms, operator: d.operator.clone(), at_ms: d.at_ms, action };
+        let row = DecisionRow {
+            id: 0,
+            position_ms: d.position_ms,
+            operator: d.operator.clone(),
+            at_ms: d.at_ms,
+            action,
+        };
         store.record_decision(self.run, &row, who.role.as_str(), wall_ms, d.op.subject())?;
         tracing::info!(operator = %who.name, op = ?d.op, "manual decision");
         // The decision takes effect at this clock position: later checkpoints no longer hold.
@@ -720,7 +910,13 @@ impl Desk {
     }
 
     fn entry(&self, inc: &Incident) -> IncidentEntryDto {
-        let mut layers: Vec<Layer> = inc.members.iter().map(|m| m.layer).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut layers: Vec<Layer> = inc
+            .members
+            .iter()
+            .map(|m| m.layer)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         layers.sort_by_key(|l| Layer::ALL.iter().position(|x| x == l));
         let l = self.lifecycle.get(inc.id.as_str());
         IncidentEntryDto {
@@ -747,11 +943,19 @@ impl Desk {
     pub fn take_diff(&mut self, full: bool) -> Option<IncidentsDiffDto> {
         let c = &self.state.correlator;
         let out = if full || self.ui_reset {
-            Some(IncidentsDiffDto { reset: true, upserts: c.incidents().filter(|i| queued(i)).map(|i| self.entry(i)).collect(), removed: Vec::new() })
+            Some(IncidentsDiffDto {
+                reset: true,
+                upserts: c.incidents().filter(|i| queued(i)).map(|i| self.entry(i)).collect(),
+                removed: Vec::new(),
+            })
         } else if self.ui_dirty.is_empty() {
             None
         } else {
-            let mut d = IncidentsDiffDto { reset: false, upserts: Vec::new(), removed: Vec::new() };
+            let mut d = IncidentsDiffDto {
+                reset: false,
+                upserts: Vec::new(),
+                removed: Vec::new(),
+            };
             for id in &self.ui_dirty {
                 match c.incident(&IncidentId::from(id.as_str())) {
                     Some(i) if queued(i) => d.upserts.push(self.entry(i)),
@@ -794,37 +998,77 @@ impl Desk {
         let groups: Vec<LayerGroupDto> = Layer::ALL
             .iter()
             .filter_map(|layer| {
-                let mut members: Vec<MemberDto> = inc.members.iter().filter(|m| m.layer == *layer).map(|m| Desk::member_dto(inc, m)).collect();
+                let mut members: Vec<MemberDto> = inc
+                    .members
+                    .iter()
+                    .filter(|m| m.layer == *layer)
+                    .map(|m| Desk::member_dto(inc, m))
+                    .collect();
                 members.sort_by_key(|m| !m.root);
                 (!members.is_empty()).then_some(LayerGroupDto { layer: *layer, members })
             })
             .collect();
         let root = inc.root().map(|m| Desk::member_dto(inc, m));
         let mut timeline = Vec::new();
-        let mut entry = |at_ms: Millis, kind: &str, text: String, operator: Option<String>| timeline.push(TimelineEntryDto { at_ms, kind: kind.into(), text, operator });
+        let mut entry = |at_ms: Millis, kind: &str, text: String, operator: Option<String>| {
+            timeline.push(TimelineEntryDto {
+                at_ms,
+                kind: kind.into(),
+                text,
+                operator,
+            })
+        };
         if let Some(r) = inc.root() {
             entry(inc.opened_ms, "opened", format!("Opened: {}", r.explanation.text), None);
         }
         for layer in Layer::ALL {
-            let of_layer: Vec<&Membership> = inc.members.iter().map(Arc::as_ref).filter(|m| m.layer == layer && inc.root_cause.as_deref() != Some(m.entity.as_str())).collect();
+            let of_layer: Vec<&Membership> = inc
+                .members
+                .iter()
+                .map(Arc::as_ref)
+                .filter(|m| m.layer == layer && inc.root_cause.as_deref() != Some(m.entity.as_str()))
+                .collect();
             if let Some(first) = of_layer.iter().min_by_key(|m| m.observed_ms) {
                 let more = of_layer.len() - 1;
-                let tail = if more > 0 { format!(" ({more} more {layer} members followed)") } else { String::new() };
-                entry(first.observed_ms, "joined", format!("First {layer} member: {}{tail}", first.explanation.text), None);
+                let tail = if more > 0 {
+                    format!(" ({more} more {layer} members followed)")
+                } else {
+                    String::new()
+                };
+                entry(
+                    first.observed_ms,
+                    "joined",
+                    format!("First {layer} member: {}{tail}", first.explanation.text),
+                    None,
+                );
             }
         }
         if let Some(t) = inc.root().filter(|r| r.cleared).and_then(|r| r.cleared_ms) {
             let open = inc.members.iter().filter(|m| !m.cleared).count();
-            entry(t, "cleared", format!("The root cause cleared; {open} members are still a problem of their own"), None);
+            entry(
+                t,
+                "cleared",
+                format!("The root cause cleared; {open} members are still a problem of their own"),
+                None,
+            );
         }
         if let Some(t) = inc.cleared_ms {
             entry(t, "cleared", "Every member cleared".into(), None);
         }
         for d in self.state.correlator.decisions() {
             let (text, mine) = match &d.action {
-                ManualAction::Merge { into, from } => (format!("{} merged {from} into {into}", d.operator), into == &inc.id || from == &inc.id),
-                ManualAction::Split { from, entity, new } => (format!("{} split {entity} out of {from} into {new}", d.operator), from == &inc.id || new == &inc.id),
-                ManualAction::Reassign { from, entity, to } => (format!("{} moved {entity} from {from} to {to}", d.operator), from == &inc.id || to == &inc.id),
+                ManualAction::Merge { into, from } => (
+                    format!("{} merged {from} into {into}", d.operator),
+                    into == &inc.id || from == &inc.id,
+                ),
+                ManualAction::Split { from, entity, new } => (
+                    format!("{} split {entity} out of {from} into {new}", d.operator),
+                    from == &inc.id || new == &inc.id,
+                ),
+                ManualAction::Reassign { from, entity, to } => (
+                    format!("{} moved {entity} from {from} to {to}", d.operator),
+                    from == &inc.id || to == &inc.id,
+                ),
             };
             if mine {
                 entry(d.at_ms, "manual", text, Some(d.operator.clone()));
@@ -832,7 +1076,12 @@ impl Desk {
         }
         if let Some(l) = self.lifecycle.get(id) {
             for t in &l.history {
-                entry(t.scenario_ms, "lifecycle", format!("{} by {} ({})", capitalise(&t.to), t.operator, t.role), Some(t.operator.clone()));
+                entry(
+                    t.scenario_ms,
+                    "lifecycle",
+                    format!("{} by {} ({})", capitalise(&t.to), t.operator, t.role),
+                    Some(t.operator.clone()),
+                );
             }
         }
         timeline.sort_by_key(|t| t.at_ms);
@@ -847,31 +1096,56 @@ impl Desk {
             .enumerate()
             .map(|(i, text)| {
                 let by = ticks.and_then(|t| t.get(&(i as u32))).cloned();
-                SopStepDto { index: i as u32, text: text.clone(), ticked: by.is_some(), by }
+                SopStepDto {
+                    index: i as u32,
+                    text: text.clone(),
+                    ticked: by.is_some(),
+                    by,
+                }
             })
             .collect();
-        Ok(IncidentDetailDto { entry: self.entry(inc), root, groups, timeline, sop, can_undo: self.can_undo() })
+        Ok(IncidentDetailDto {
+            entry: self.entry(inc),
+            root,
+            groups,
+            timeline,
+            sop,
+            can_undo: self.can_undo(),
+        })
     }
 }
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// What a refused sign-in tells the person at the keyboard.
 pub fn sign_in_refusal(name: &str, role: OperatorRole, outcome: &SignIn) -> String {
     match outcome {
         SignIn::Accepted => String::new(),
-        SignIn::WrongPin { left } => format!("wrong PIN for {name} ({left} more before the name is locked for {} minutes)", cityops_store::LOCKOUT_MS / 60_000),
+        SignIn::WrongPin { left } => format!(
+            "wrong PIN for {name} ({left} more before the name is locked for {} minutes)",
+            cityops_store::LOCKOUT_MS / 60_000
+        ),
         SignIn::Locked { until_ms } => {
-            let until = chrono::DateTime::from_timestamp_millis(*until_ms).map(|t| t.format("%H:%M:%S UTC").to_string()).unwrap_or_default();
-            format!("{name} is locked until {until} after {} wrong PINs", cityops_store::MAX_WRONG_PINS)
+            let until = chrono::DateTime::from_timestamp_millis(*until_ms)
+                .map(|t| t.format("%H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            format!(
+                "{name} is locked until {until} after {} wrong PINs",
+                cityops_store::MAX_WRONG_PINS
+            )
         }
         SignIn::RoleRefused { has: None } => {
             format!("{name} is not in the roster as {}: a supervisor assigns that role (the first one with `cityops roster add`)", role.as_str())
         }
-        SignIn::RoleRefused { has: Some(has) } => format!("the roster has {name} as {has}, not {}: a supervisor assigns roles", role.as_str()),
+        SignIn::RoleRefused { has: Some(has) } => format!(
+            "the roster has {name} as {has}, not {}: a supervisor assigns roles",
+            role.as_str()
+        ),
         SignIn::PinRequired => format!("{name} signs in with a PIN as {}", role.as_str()),
     }
 }
@@ -898,17 +1172,43 @@ mod tests {
             if desk.work_since >= desk.budget {
                 desk.checkpoint();
             }
-            assert!(desk.checkpoints.len() <= MAX_CHECKPOINTS + 1, "{} checkpoints at minute {minute}", desk.checkpoints.len());
+            assert!(
+                desk.checkpoints.len() <= MAX_CHECKPOINTS + 1,
+                "{} checkpoints at minute {minute}",
+                desk.checkpoints.len()
+            );
         }
         assert!(desk.checkpoints.contains_key(&BEFORE));
-        assert_eq!(desk.checkpoints.values().map(|c| c.work).sum::<Duration>() + desk.work_since, total);
+        assert_eq!(
+            desk.checkpoints.values().map(|c| c.work).sum::<Duration>() + desk.work_since,
+            total
+        );
         assert!(desk.budget > CHECKPOINT_WORK, "the budget rose as the run grew");
-        let kept: Vec<Duration> = desk.checkpoints.iter().filter(|(k, _)| **k != BEFORE).map(|(_, c)| c.work).collect();
-        assert!(kept.len() > MAX_CHECKPOINTS / 2, "merging kept {} of {MAX_CHECKPOINTS}", kept.len());
+        let kept: Vec<Duration> = desk
+            .checkpoints
+            .iter()
+            .filter(|(k, _)| **k != BEFORE)
+            .map(|(_, c)| c.work)
+            .collect();
+        assert!(
+            kept.len() > MAX_CHECKPOINTS / 2,
+            "merging kept {} of {MAX_CHECKPOINTS}",
+            kept.len()
+        );
         // The early, expensive hours hold more checkpoints per minute than the cheap ones.
-        let early = desk.checkpoints.keys().filter(|k| **k != BEFORE && **k < 120 * CHECKPOINT_MS).count();
-        let late = desk.checkpoints.keys().filter(|k| **k >= 2_880 * CHECKPOINT_MS - 120 * CHECKPOINT_MS).count();
-        assert!(early > late, "{early} checkpoints in the first two hours, {late} in the last two");
+        let early = desk
+            .checkpoints
+            .keys()
+            .filter(|k| **k != BEFORE && **k < 120 * CHECKPOINT_MS)
+            .count();
+        let late = desk
+            .checkpoints
+            .keys()
+            .filter(|k| **k >= 2_880 * CHECKPOINT_MS - 120 * CHECKPOINT_MS)
+            .count();
+        assert!(
+            early > late,
+            "{early} checkpoints in the first two hours, {late} in the last two"
+        );
     }
 }
-

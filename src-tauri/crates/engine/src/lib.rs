@@ -34,14 +34,17 @@ pub mod training;
 /// The wire types of the engine's API, from their own crate.
 pub use cityops_dto as dto;
 pub use engine::{Engine, EngineConfig};
-pub use live_mode::LiveEngineConfig;
 pub use error::EngineError;
+pub use live_mode::LiveEngineConfig;
 
 /// Drops a large structure (the picture or the incidents a seek replaced: tens of thousands
 /// of allocations to free) on a thread of its own, so that freeing the old state does not
 /// delay the answer that shows the new one.
 pub(crate) fn drop_aside<T: Send + 'static>(value: T) {
-    if let Err(e) = std::thread::Builder::new().name("drop-aside".into()).spawn(move || drop(value)) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("drop-aside".into())
+        .spawn(move || drop(value))
+    {
         // The failed spawn dropped the closure, and the value with it, on this thread.
         tracing::debug!(error = %e, "no thread to drop on; dropped in place");
     }

@@ -15,12 +15,15 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use cityops_live::{held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports, MAX_HELD_ROWS};
-use cityops_live::config::LiveConfig;
 use crate::dto::ScenarioDto;
 use crate::error::EngineError;
 use crate::replay::Replay;
 use crate::scenario::{load_assets_and_rules, Scenario};
+use cityops_live::config::LiveConfig;
+use cityops_live::{
+    held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports,
+    MAX_HELD_ROWS,
+};
 use cityops_store::Store;
 
 /// How long after the end of an arrival second the desk correlates it. A transport stamps a
@@ -65,14 +68,21 @@ pub(crate) struct LiveMode {
 impl LiveMode {
     /// Reads the configuration, opens the store on a new run and starts every feed's transport
     /// on the current runtime. `now` is the wall time the live clock starts at.
-    pub(crate) fn start(config: &LiveEngineConfig, now: Millis) -> Result<(LiveMode, Replay, ScenarioDto), EngineError> {
+    pub(crate) fn start(
+        config: &LiveEngineConfig,
+        now: Millis,
+    ) -> Result<(LiveMode, Replay, ScenarioDto), EngineError> {
         let live = LiveConfig::load(&config.feeds).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
         let base = live.base_dir();
         let (assets, rules) = load_assets_and_rules(&base, live.assets.as_deref(), live.rules.as_deref())?;
         let (pipeline, resumed) = open_pipeline(&live, Store::open(&config.db_path)?, true)?;
         let run = pipeline.run();
         // A resumed run's clock starts where its first message arrived.
-        let start_ms = if resumed { pipeline.store().arrival_span(run)?.map_or(now, |s| s.0.min(now)) } else { now };
+        let start_ms = if resumed {
+            pipeline.store().arrival_span(run)?.map_or(now, |s| s.0.min(now))
+        } else {
+            now
+        };
         let manifest = Manifest {
             name: live.name.clone(),
             description: format!("Live feeds of {}", live.path.display()),
@@ -90,7 +100,15 @@ impl LiveMode {
         };
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;
-        let scenario = Scenario { dir: base, manifest, tape_path: PathBuf::new(), messages: Vec::new(), tape_issues: Vec::new(), assets, rules };
+        let scenario = Scenario {
+            dir: base,
+            manifest,
+            tape_path: PathBuf::new(),
+            messages: Vec::new(),
+            tape_issues: Vec::new(),
+            assets,
+            rules,
+        };
         tracing::info!(config = %live.path.display(), run, resumed, db = %config.db_path.display(), feeds = live.feeds.len(), "live engine started");
         let health = Health::default();
         let mut ingest = Ingest::new(&live, None, health.clone())?;
@@ -102,7 +120,19 @@ impl LiveMode {
         if resumed {
             replay.resume_live(now)?;
         }
-        Ok((LiveMode { transports, held: None, slice: INGEST_SLICE, ingest, health, store_watch: StoreWatch::default(), stop }, replay, dto))
+        Ok((
+            LiveMode {
+                transports,
+                held: None,
+                slice: INGEST_SLICE,
+                ingest,
+                health,
+                store_watch: StoreWatch::default(),
+                stop,
+            },
+            replay,
+            dto,
+        ))
     }
 
     /// One clock tick: puts what the transports delivered through the pipeline onto the
@@ -130,7 +160,10 @@ impl LiveMode {
             return Ok(());
         }
         let followed = replay.follow(now, settled).map_err(cityops_live::LiveError::from);
-        if self.store_watch.settle(followed, replay.pipeline(), &self.health, now)? {
+        if self
+            .store_watch
+            .settle(followed, replay.pipeline(), &self.health, now)?
+        {
             // The pipeline committed: drop-folder files now stored can leave their folder.
             self.ingest.settle();
         }
@@ -167,7 +200,12 @@ mod tests {
         );
         std::fs::create_dir_all(dir.join("inbox")).unwrap();
         std::fs::write(dir.join("feeds.toml"), config).unwrap();
-        let paths = LiveEngineConfig { feeds: dir.join("feeds.toml"), db_path: dir.join("live.db"), maps_dir: dir.to_owned(), backends: None };
+        let paths = LiveEngineConfig {
+            feeds: dir.join("feeds.toml"),
+            db_path: dir.join("live.db"),
+            maps_dir: dir.to_owned(),
+            backends: None,
+        };
         let (mut mode, replay, _) = LiveMode::start(&paths, now).unwrap();
         let (tx, rx) = mpsc::channel(16);
         mode.transports.rx = rx;
@@ -177,7 +215,13 @@ mod tests {
     fn trip(received_ms: Millis) -> Incoming {
         let body = r#"{"type":"Feature","id":"way/644615094","geometry":{"type":"Point","coordinates":[24.942313,60.173151]},
             "properties":{"kind":"substation.trip","severity":"extreme","title":"Substation tripped: Kaisankuja substation"}}"#;
-        Incoming::Message { feed: 0, topic: None, format: None, body: body.as_bytes().to_vec(), received_ms }
+        Incoming::Message {
+            feed: 0,
+            topic: None,
+            format: None,
+            body: body.as_bytes().to_vec(),
+            received_ms,
+        }
     }
 
     #[tokio::test]
@@ -190,22 +234,38 @@ mod tests {
         let (desk, store) = replay.desk_mut().unwrap();
         desk.sign_in(store, "Aino", OperatorRole::Operator, None, 0).unwrap();
         let id = desk.correlator().incidents().next().unwrap().id.0.to_string();
-        desk.transition(store, &id, LifecycleStatus::Acknowledged, 0, 1_007_000).unwrap();
+        desk.transition(store, &id, LifecycleStatus::Acknowledged, 0, 1_007_000)
+            .unwrap();
         desk.tick_sop(store, &id, 1, true, 0, 1_007_000).unwrap();
         // The app goes away without a word (nothing here flushes on drop) and starts again.
         drop((mode, replay, tx));
         let (mut mode, mut replay, tx) = live_at(dir.path(), 1_010_000);
         assert_eq!(replay.pipeline().run(), 1, "the same run, not a new one");
-        assert_eq!(replay.clock().start_ms, 1_005_000, "the clock starts at the run's first arrival");
-        assert!(replay.picture().get("way/644615094").is_some(), "the map shows what arrived before");
+        assert_eq!(
+            replay.clock().start_ms,
+            1_005_000,
+            "the clock starts at the run's first arrival"
+        );
+        assert!(
+            replay.picture().get("way/644615094").is_some(),
+            "the map shows what arrived before"
+        );
         mode.pump(&mut replay, || 1_011_000).unwrap();
         let desk = replay.desk().unwrap();
         let ids: Vec<String> = desk.correlator().incidents().map(|i| i.id.0.to_string()).collect();
-        assert_eq!(ids, vec![id.clone()], "the incident is correlated again with the same id");
+        assert_eq!(
+            ids,
+            vec![id.clone()],
+            "the incident is correlated again with the same id"
+        );
         assert_eq!(desk.status(&id), LifecycleStatus::Acknowledged);
         let detail = desk.detail(&id).unwrap();
         assert_eq!(detail.entry.acknowledged_by.as_deref(), Some("Aino"));
-        assert!(detail.sop.iter().any(|s| s.ticked && s.by.as_deref() == Some("Aino")), "{:?}", detail.sop);
+        assert!(
+            detail.sop.iter().any(|s| s.ticked && s.by.as_deref() == Some("Aino")),
+            "{:?}",
+            detail.sop
+        );
         // Messages after the restart are numbered on from the last one before it.
         tx.send(trip(1_011_500)).await.unwrap();
         mode.pump(&mut replay, || 1_013_000).unwrap();
@@ -221,15 +281,30 @@ mod tests {
         let (mut mode, mut replay, tx) = live(dir.path());
         let inbox = dir.path().join("inbox");
         std::fs::create_dir_all(inbox.join("processed")).unwrap();
-        let file = || DropFile { key: "trip.geojson:1:1".into(), path: inbox.join("trip.geojson"), done: inbox.join("processed/trip.geojson") };
-        let Incoming::Message { body, received_ms, .. } = trip(1_005_000) else { unreachable!() };
-        let dropped = |received_ms| Incoming::File { feed: 0, format: None, body: body.clone(), received_ms, file: file() };
+        let file = || DropFile {
+            key: "trip.geojson:1:1".into(),
+            path: inbox.join("trip.geojson"),
+            done: inbox.join("processed/trip.geojson"),
+        };
+        let Incoming::Message { body, received_ms, .. } = trip(1_005_000) else {
+            unreachable!()
+        };
+        let dropped = |received_ms| Incoming::File {
+            feed: 0,
+            format: None,
+            body: body.clone(),
+            received_ms,
+            file: file(),
+        };
         std::fs::write(inbox.join("trip.geojson"), &body).unwrap();
         tx.send(dropped(received_ms)).await.unwrap();
         mode.pump(&mut replay, || 1_007_000).unwrap();
         let count = |replay: &Replay| replay.pipeline().store().arrived_between(1, 0, i64::MAX).unwrap().len();
         assert_eq!(count(&replay), 1);
-        assert!(inbox.join("processed/trip.geojson").exists() && !inbox.join("trip.geojson").exists(), "moved after the commit");
+        assert!(
+            inbox.join("processed/trip.geojson").exists() && !inbox.join("trip.geojson").exists(),
+            "moved after the commit"
+        );
         // The same file again (the move was lost to a crash): the stored key lets it through
         // without a second observation.
         std::fs::write(inbox.join("trip.geojson"), &body).unwrap();
@@ -254,7 +329,13 @@ mod tests {
         mode.slice = INGEST_SLICE;
         mode.pump(&mut replay, || arrived + 10_100).unwrap();
         assert!(replay.picture().get("way/644615094").is_some());
-        let titles: Vec<String> = replay.desk().unwrap().correlator().incidents().map(|i| i.title.clone()).collect();
+        let titles: Vec<String> = replay
+            .desk()
+            .unwrap()
+            .correlator()
+            .incidents()
+            .map(|i| i.title.clone())
+            .collect();
         assert_eq!(titles, ["Power outage: Kaisankuja substation"]);
         assert_eq!(replay.clock().now_ms, arrived + 10_100);
     }
@@ -267,7 +348,11 @@ mod tests {
         tx.send(trip(arrived)).await.unwrap();
         mode.pump(&mut replay, || 1_006_500).unwrap();
         assert!(replay.picture().get("way/644615094").is_some(), "on the map at once");
-        assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 0, "its second ended only 0.5 s ago");
+        assert_eq!(
+            replay.desk().unwrap().correlator().incidents().count(),
+            0,
+            "its second ended only 0.5 s ago"
+        );
         mode.pump(&mut replay, || 1_007_000).unwrap();
         assert_eq!(replay.desk().unwrap().correlator().incidents().count(), 1);
     }

@@ -14,15 +14,17 @@
 use cityops_core::model::{Layer, Millis};
 use cityops_core::picture::Picture;
 
-use crate::dto::{ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto, QuarantineDto, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES};
-use crate::incidents::Desk;
-use cityops_live::{FeedHealthDto, Health, StorageHealthDto};
-use cityops_live::pipeline::Pipeline;
-use crate::scenario::Scenario;
+use crate::dto::{
+    ClockDto, LayerAgeDto, MapDiffDto, MapFeatureDto, QuarantineDto, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES,
+};
 use crate::error::EngineError;
-use cityops_store::{InjectRow, Store, StoreError};
+use crate::incidents::Desk;
+use crate::scenario::Scenario;
 use crate::timeline::PictureIndex;
 use cityops_core::{inject, tape};
+use cityops_live::pipeline::Pipeline;
+use cityops_live::{FeedHealthDto, Health, StorageHealthDto};
+use cityops_store::{InjectRow, Store, StoreError};
 
 /// The state of one scenario replay.
 pub struct Replay {
@@ -68,10 +70,17 @@ impl Replay {
     /// A replay at the scenario's start, paused at 1x. Refused tape lines go to the quarantine.
     pub fn new(scenario: Scenario, mut pipeline: Pipeline) -> Replay {
         let start = scenario.manifest.start_ms;
-        let file = scenario.tape_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = scenario
+            .tape_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
         let end_ms = scenario.end_ms();
-        let desk = scenario.rules.clone().map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, end_ms));
+        let desk = scenario
+            .rules
+            .clone()
+            .map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, end_ms));
         let index = PictureIndex::new(pipeline.run(), start);
         Replay {
             scenario,
@@ -98,8 +107,17 @@ impl Replay {
     /// [`Replay::follow`], and the incident desk has no end to run up to.
     pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {
         let start = scenario.manifest.start_ms;
-        let desk = scenario.rules.clone().map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, Millis::MAX));
-        let mut replay = Replay::new(Scenario { rules: None, ..scenario }, pipeline);
+        let desk = scenario
+            .rules
+            .clone()
+            .map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, Millis::MAX));
+        let mut replay = Replay::new(
+            Scenario {
+                rules: None,
+                ..scenario
+            },
+            pipeline,
+        );
         replay.desk = desk;
         replay.playing = true;
         replay.live = Some((health, None, None));
@@ -187,7 +205,8 @@ impl Replay {
     /// Brings the picture index up to the committed log (call after a flush). Past the
     /// scenario's end the frontier is an open bound, not a time to take snapshots up to.
     fn index_ingested(&mut self) -> Result<(), StoreError> {
-        self.index.follow(self.pipeline.store(), self.frontier_ms.min(self.end_ms))
+        self.index
+            .follow(self.pipeline.store(), self.frontier_ms.min(self.end_ms))
     }
 
     /// Scenario time the picture shows.
@@ -224,7 +243,10 @@ impl Replay {
             // Already ingested: the store has it.
             let upto = t.min(self.frontier_ms);
             self.pipeline.flush()?;
-            let seen = self.pipeline.store().arrived_between(self.pipeline.run(), self.now_ms, upto)?;
+            let seen = self
+                .pipeline
+                .store()
+                .arrived_between(self.pipeline.run(), self.now_ms, upto)?;
             self.picture.apply(&seen);
         }
         if t > self.frontier_ms {
@@ -268,7 +290,12 @@ impl Replay {
         }
         let started = std::time::Instant::now();
         let settled = self.frontier_ms.min(self.end_ms);
-        let (store, index, picture, desk) = (self.pipeline.store(), &mut self.index, &mut self.picture, &mut self.desk);
+        let (store, index, picture, desk) = (
+            self.pipeline.store(),
+            &mut self.index,
+            &mut self.picture,
+            &mut self.desk,
+        );
         let seek_desk = |desk: &mut Option<Desk>| -> Result<f64, StoreError> {
             let started = std::time::Instant::now();
             if let Some(desk) = desk {
@@ -297,13 +324,27 @@ impl Replay {
         let (indexed_ms, read_ms, entities) = shown?;
         let incidents_ms = incidents_ms?;
         self.now_ms = t;
-        tracing::debug!(t, seek_ms = started.elapsed().as_secs_f64() * 1000.0, indexed_ms, read_ms, incidents_ms, entities, "seek");
+        tracing::debug!(
+            t,
+            seek_ms = started.elapsed().as_secs_f64() * 1000.0,
+            indexed_ms,
+            read_ms,
+            incidents_ms,
+            entities,
+            "seek"
+        );
         Ok(())
     }
 
     /// The picture at `t` through the index (brought up to the ingested log first); returns
     /// the milliseconds the index and the read took and how many entities it shows.
-    fn picture_read(index: &mut PictureIndex, picture: &mut Picture, store: &Store, settled: Millis, t: Millis) -> Result<(f64, f64, usize), StoreError> {
+    fn picture_read(
+        index: &mut PictureIndex,
+        picture: &mut Picture,
+        store: &Store,
+        settled: Millis,
+        t: Millis,
+    ) -> Result<(f64, f64, usize), StoreError> {
         let started = std::time::Instant::now();
         index.follow(store, settled)?;
         let indexed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -311,7 +352,11 @@ impl Replay {
         let entities = shown.len();
         crate::drop_aside(std::mem::take(picture));
         picture.rebuild(shown);
-        Ok((indexed_ms, started.elapsed().as_secs_f64() * 1000.0 - indexed_ms, entities))
+        Ok((
+            indexed_ms,
+            started.elapsed().as_secs_f64() * 1000.0 - indexed_ms,
+            entities,
+        ))
     }
 
     /// A trainer's inject: the scenario's palette entry `id` at the place picked, made now.
@@ -319,20 +364,38 @@ impl Replay {
     /// pipeline like any tape message, onto the picture and, once the clock passes it, into
     /// the incidents. Refused in live mode, after the scenario's end and after the exercise
     /// ended.
-    pub fn inject(&mut self, id: &str, lon: f64, lat: f64, trainer: &str, wall_ms: Millis) -> Result<InjectRow, EngineError> {
+    pub fn inject(
+        &mut self,
+        id: &str,
+        lon: f64,
+        lat: f64,
+        trainer: &str,
+        wall_ms: Millis,
+    ) -> Result<InjectRow, EngineError> {
         if self.is_live() {
-            return Err(EngineError::Forbidden("injects are for exercises, not live feeds".into()));
+            return Err(EngineError::Forbidden(
+                "injects are for exercises, not live feeds".into(),
+            ));
         }
         self.open_for_trainee()?;
         if self.now_ms >= self.end_ms {
-            return Err(EngineError::Forbidden("the scenario is at its end: seek back to inject".into()));
+            return Err(EngineError::Forbidden(
+                "the scenario is at its end: seek back to inject".into(),
+            ));
         }
         let trainer = trainer.trim();
         if trainer.is_empty() {
             return Err(EngineError::InvalidInput("an inject needs the trainer's name".into()));
         }
-        let spec = self.scenario.manifest.injects.iter().find(|s| s.id == id).ok_or_else(|| EngineError::NotFound(format!("inject {id:?} in the scenario's palette")))?;
-        let (at, asset) = inject::place(spec, &self.scenario.assets, lon, lat).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        let spec = self
+            .scenario
+            .manifest
+            .injects
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| EngineError::NotFound(format!("inject {id:?} in the scenario's palette")))?;
+        let (at, asset) = inject::place(spec, &self.scenario.assets, lon, lat)
+            .map_err(|e| EngineError::InvalidInput(e.to_string()))?;
         let run = self.pipeline.run();
         let n = self.pipeline.store().injects(run)?.len() as u64 + 1;
         let msg = inject::message(spec, n, self.now_ms, at, asset, trainer);
@@ -340,8 +403,18 @@ impl Replay {
             (Some(a), None) => a.id.clone(),
             _ => format!("inject/{n}"),
         };
-        let title = asset.map(|a| format!("{}: {}", spec.title, a.name)).unwrap_or_else(|| spec.title.clone());
-        let row = InjectRow { n, inject: spec.id.clone(), scenario_ms: self.now_ms, trainer: trainer.to_owned(), entity, title, line: tape::format_line(&msg) };
+        let title = asset
+            .map(|a| format!("{}: {}", spec.title, a.name))
+            .unwrap_or_else(|| spec.title.clone());
+        let row = InjectRow {
+            n,
+            inject: spec.id.clone(),
+            scenario_ms: self.now_ms,
+            trainer: trainer.to_owned(),
+            entity,
+            title,
+            line: tape::format_line(&msg),
+        };
         self.pipeline.store().record_inject(run, &row, wall_ms)?;
         tracing::info!(inject = %row.inject, n, trainer, entity = %row.entity, at = self.now_ms, "trainer inject");
         // The inject lands behind the tape's frontier: the picture takes it now, and the store
@@ -364,7 +437,10 @@ impl Replay {
             return Err(EngineError::Forbidden("live work is not an exercise".into()));
         }
         self.playing = false;
-        let ended = self.pipeline.store().end_exercise(self.pipeline.run(), self.now_ms, by, role, wall_ms)?;
+        let ended = self
+            .pipeline
+            .store()
+            .end_exercise(self.pipeline.run(), self.now_ms, by, role, wall_ms)?;
         tracing::info!(at = ended.0, by = %ended.1, "exercise ended");
         self.ended = Some(ended.clone());
         Ok(ended)
@@ -378,7 +454,10 @@ impl Replay {
     /// Refuses what changes the trainee's record once the exercise has ended.
     pub fn open_for_trainee(&self) -> Result<(), EngineError> {
         match &self.ended {
-            Some((at, _)) => Err(EngineError::Forbidden(format!("the exercise ended at scenario time {}", crate::report::hhmm(*at)))),
+            Some((at, _)) => Err(EngineError::Forbidden(format!(
+                "the exercise ended at scenario time {}",
+                crate::report::hhmm(*at)
+            ))),
             None => Ok(()),
         }
     }
@@ -441,7 +520,9 @@ impl Replay {
     /// what is buffered so that nothing refused so far is missing.
     pub fn quarantine(&mut self, feed: Option<&str>) -> Result<QuarantineDto, StoreError> {
         self.pipeline.flush()?;
-        self.pipeline.store().quarantine_page(self.pipeline.run(), feed, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES)
+        self.pipeline
+            .store()
+            .quarantine_page(self.pipeline.run(), feed, QUARANTINE_PAGE, QUARANTINE_PREVIEW_BYTES)
     }
 
     /// The clock as the UI shows it.
@@ -474,15 +555,36 @@ impl Replay {
         let layers = Layer::ALL
             .iter()
             .zip(counts)
-            .map(|(l, count)| LayerAgeDto { layer: *l, newest_observed_ms: diff.newest.get(l).copied(), count })
+            .map(|(l, count)| LayerAgeDto {
+                layer: *l,
+                newest_observed_ms: diff.newest.get(l).copied(),
+                count,
+            })
             .collect();
         let incidents = self.desk.as_mut().and_then(|d| d.take_diff(full));
         let now = self.now_ms;
         // Feed health goes out when it changed (its rate and stale flag move with the clock).
         let (feeds, storage) = match &mut self.live {
-            Some((health, sent, sent_storage)) => (unsent(full, sent, health.snapshot(now)), unsent(full, sent_storage, health.storage())),
-            None => (None, self.disk.as_mut().and_then(|(health, sent)| unsent(full, sent, health.storage()))),
+            Some((health, sent, sent_storage)) => (
+                unsent(full, sent, health.snapshot(now)),
+                unsent(full, sent_storage, health.storage()),
+            ),
+            None => (
+                None,
+                self.disk
+                    .as_mut()
+                    .and_then(|(health, sent)| unsent(full, sent, health.storage())),
+            ),
         };
-        MapDiffDto { reset, upserts, clock: self.clock(), layers, incidents, outbox: None, feeds, storage }
+        MapDiffDto {
+            reset,
+            upserts,
+            clock: self.clock(),
+            layers,
+            incidents,
+            outbox: None,
+            feeds,
+            storage,
+        }
     }
 }

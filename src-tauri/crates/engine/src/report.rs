@@ -40,7 +40,9 @@ fn font() -> Result<(), EngineError> {
     if ok {
         Ok(())
     } else {
-        Err(EngineError::InvalidInput("the report font (assets/fonts/DejaVuSans.ttf) cannot be read".into()))
+        Err(EngineError::InvalidInput(
+            "the report font (assets/fonts/DejaVuSans.ttf) cannot be read".into(),
+        ))
     }
 }
 
@@ -68,7 +70,13 @@ fn chart_error(e: impl std::fmt::Display) -> EngineError {
 }
 
 /// A line chart of counts per minute for each series.
-fn lines(id: &'static str, title: &str, y_desc: &str, series: &BTreeMap<String, BTreeMap<Millis, f64>>, span: (Millis, Millis)) -> Result<Chart, EngineError> {
+fn lines(
+    id: &'static str,
+    title: &str,
+    y_desc: &str,
+    series: &BTreeMap<String, BTreeMap<Millis, f64>>,
+    span: (Millis, Millis),
+) -> Result<Chart, EngineError> {
     let (x0, x1) = (span.0 as f64, (span.1.max(span.0 + BUCKET_MS)) as f64);
     // Whole numbers on the axis: counts have no halves.
     let y_max = (series.values().flat_map(|s| s.values()).copied().fold(1.0f64, f64::max) * 1.1).ceil();
@@ -95,18 +103,31 @@ fn lines(id: &'static str, title: &str, y_desc: &str, series: &BTreeMap<String, 
         for (i, (name, points)) in series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             chart
-                .draw_series(LineSeries::new(points.iter().map(|(t, v)| (*t as f64, *v)), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().map(|(t, v)| (*t as f64, *v)),
+                    color.stroke_width(2),
+                ))
                 .map_err(chart_error)?
                 .label(name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         }
         if !series.is_empty() {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(chart_error)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(chart_error)?;
         }
         root.present().map_err(chart_error)?;
     }
     let totals = series.iter().map(|(k, s)| (k.clone(), s.values().sum())).collect();
-    Ok(Chart { id, title: title.to_owned(), svg, totals })
+    Ok(Chart {
+        id,
+        title: title.to_owned(),
+        svg,
+        totals,
+    })
 }
 
 /// A histogram of durations in seconds, in buckets of `step_s`.
@@ -139,18 +160,32 @@ fn histogram(id: &'static str, title: &str, values_s: &[f64], step_s: f64) -> Re
             .draw()
             .map_err(chart_error)?;
         chart
-            .draw_series(Histogram::vertical(&chart).style(COLORS[0].filled()).margin(4).data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c))))
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .style(COLORS[0].filled())
+                    .margin(4)
+                    .data(counts.iter().enumerate().map(|(i, c)| (i as u32, *c))),
+            )
             .map_err(chart_error)?;
         root.present().map_err(chart_error)?;
     }
     let mut totals = BTreeMap::new();
     totals.insert("incidents".to_owned(), values_s.len() as f64);
-    Ok(Chart { id, title: title.to_owned(), svg, totals })
+    Ok(Chart {
+        id,
+        title: title.to_owned(),
+        svg,
+        totals,
+    })
 }
 
 /// Counts per series and minute, with every minute of `origin..=end` present (a quiet minute
 /// is a zero, not a line drawn across it).
-fn per_bucket(rows: Vec<(String, Millis, u64)>, origin: Millis, end: Millis) -> BTreeMap<String, BTreeMap<Millis, f64>> {
+fn per_bucket(
+    rows: Vec<(String, Millis, u64)>,
+    origin: Millis,
+    end: Millis,
+) -> BTreeMap<String, BTreeMap<Millis, f64>> {
     let mut out: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
     for (k, t, n) in rows {
         *out.entry(k).or_default().entry(t).or_default() += n as f64;
@@ -187,7 +222,10 @@ pub fn check_png(bytes: &[u8]) -> Result<(), EngineError> {
         return Err(EngineError::InvalidInput("the map image is not a PNG".into()));
     }
     if bytes.len() > MAX_MAP_PNG {
-        return Err(EngineError::InvalidInput(format!("the map image is {} bytes; at most {MAX_MAP_PNG} are embedded", bytes.len())));
+        return Err(EngineError::InvalidInput(format!(
+            "the map image is {} bytes; at most {MAX_MAP_PNG} are embedded",
+            bytes.len()
+        )));
     }
     Ok(())
 }
@@ -196,7 +234,11 @@ pub fn check_png(bytes: &[u8]) -> Result<(), EngineError> {
 /// last arrival), whichever is wider.
 fn span_of(input: &ReportInput<'_>) -> Result<(Millis, Millis), EngineError> {
     let span = input.store.arrival_span(input.run)?.unwrap_or((0, BUCKET_MS));
-    let origin = input.scenario.map(|s| s.manifest.start_ms).unwrap_or(span.0).min(span.0);
+    let origin = input
+        .scenario
+        .map(|s| s.manifest.start_ms)
+        .unwrap_or(span.0)
+        .min(span.0);
     let end = input.scenario.map(|s| s.end_ms()).unwrap_or(span.1).max(span.1);
     Ok((origin, end))
 }
@@ -210,22 +252,53 @@ fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, E
     let (origin, full_end) = span_of(input)?;
     let end = upto.map_or(full_end, |u| u.clamp(origin, full_end));
     let shown = |t: Millis| t <= end;
-    let incidents: Vec<_> = store.stored_incidents(run)?.into_iter().filter(|i| shown(i.opened_ms)).collect();
-    let transitions: Vec<_> = store.transitions(run)?.into_iter().filter(|t| shown(t.scenario_ms)).collect();
-    let actions: Vec<_> = store.actions_of_run(run)?.into_iter().filter(|a| a.scenario_ms.is_none_or(shown)).collect();
+    let incidents: Vec<_> = store
+        .stored_incidents(run)?
+        .into_iter()
+        .filter(|i| shown(i.opened_ms))
+        .collect();
+    let transitions: Vec<_> = store
+        .transitions(run)?
+        .into_iter()
+        .filter(|t| shown(t.scenario_ms))
+        .collect();
+    let actions: Vec<_> = store
+        .actions_of_run(run)?
+        .into_iter()
+        .filter(|a| a.scenario_ms.is_none_or(shown))
+        .collect();
     let trim = |rows: Vec<(String, Millis, u64)>| rows.into_iter().filter(|r| r.1 <= end).collect::<Vec<_>>();
 
     let mut charts = Vec::new();
-    charts.push(lines("observations-per-layer", "Observations per layer, per minute", "observations", &per_bucket(trim(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end), (origin, end))?);
+    charts.push(lines(
+        "observations-per-layer",
+        "Observations per layer, per minute",
+        "observations",
+        &per_bucket(
+            trim(store.layer_counts_per_bucket(run, origin, BUCKET_MS)?),
+            origin,
+            end,
+        ),
+        (origin, end),
+    )?);
     let mut open: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
     let series = open.entry("open incidents".into()).or_default();
     let mut t = origin;
     while t <= end {
-        let n = incidents.iter().filter(|i| i.opened_ms <= t && i.cleared_ms.is_none_or(|c| c > t)).count();
+        let n = incidents
+            .iter()
+            .filter(|i| i.opened_ms <= t && i.cleared_ms.is_none_or(|c| c > t))
+            .count();
         series.insert(t, n as f64);
         t += BUCKET_MS;
     }
-    let mut open_chart = lines("open-incidents", "Open incidents over time", "incidents", &open, (origin, end))?;
+    let mut open_chart = lines(
+        "open-incidents",
+        "Open incidents over time",
+        "incidents",
+        &open,
+        (origin, end),
+    )?;
     open_chart.totals = BTreeMap::from([("incidents".to_owned(), incidents.len() as f64)]);
     charts.push(open_chart);
     let opened: BTreeMap<&str, Millis> = incidents.iter().map(|i| (i.id.as_str(), i.opened_ms)).collect();
@@ -233,26 +306,49 @@ fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, E
         let mut seen = BTreeMap::new();
         for tr in transitions.iter().filter(|tr| tr.to == to) {
             if let Some(o) = opened.get(tr.incident.as_str()) {
-                seen.entry(tr.incident.clone()).or_insert(((tr.scenario_ms - o) as f64 / 1000.0).max(0.0));
+                seen.entry(tr.incident.clone())
+                    .or_insert(((tr.scenario_ms - o) as f64 / 1000.0).max(0.0));
             }
         }
         seen.into_values().collect()
     };
-    charts.push(histogram("time-to-acknowledge", "Time to acknowledge", &first("acknowledged"), 30.0)?);
+    charts.push(histogram(
+        "time-to-acknowledge",
+        "Time to acknowledge",
+        &first("acknowledged"),
+        30.0,
+    )?);
     let mut dispatch = BTreeMap::new();
     for a in &actions {
         if let (Some(inc), Some(at)) = (a.incident.as_deref(), a.scenario_ms) {
             if let Some(o) = opened.get(inc) {
-                dispatch.entry(inc.to_owned()).or_insert(((at - o) as f64 / 1000.0).max(0.0));
+                dispatch
+                    .entry(inc.to_owned())
+                    .or_insert(((at - o) as f64 / 1000.0).max(0.0));
             }
         }
     }
-    charts.push(histogram("time-to-dispatch", "Time to the first action", &dispatch.into_values().collect::<Vec<_>>(), 60.0)?);
+    charts.push(histogram(
+        "time-to-dispatch",
+        "Time to the first action",
+        &dispatch.into_values().collect::<Vec<_>>(),
+        60.0,
+    )?);
     let mut health = per_bucket(trim(store.feed_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end);
-    for (feed, points) in per_bucket(trim(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?), origin, end) {
+    for (feed, points) in per_bucket(
+        trim(store.quarantine_counts_per_bucket(run, origin, BUCKET_MS)?),
+        origin,
+        end,
+    ) {
         health.insert(format!("{feed} (refused)"), points);
     }
-    charts.push(lines("feed-health", "Feed health: messages accepted and refused per minute, per feed", "observations", &health, (origin, end))?);
+    charts.push(lines(
+        "feed-health",
+        "Feed health: messages accepted and refused per minute, per feed",
+        "observations",
+        &health,
+        (origin, end),
+    )?);
     Ok(charts)
 }
 
@@ -260,7 +356,12 @@ fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, E
 pub fn kpi(input: &ReportInput<'_>, now: Millis) -> Result<Vec<crate::dto::ChartDto>, EngineError> {
     Ok(charts(input, Some(now))?
         .into_iter()
-        .map(|c| crate::dto::ChartDto { id: c.id.to_owned(), title: c.title, svg: c.svg, totals: c.totals })
+        .map(|c| crate::dto::ChartDto {
+            id: c.id.to_owned(),
+            title: c.title,
+            svg: c.svg,
+            totals: c.totals,
+        })
         .collect())
 }
 
@@ -268,7 +369,10 @@ pub fn kpi(input: &ReportInput<'_>, now: Millis) -> Result<Vec<crate::dto::Chart
 pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     let store = input.store;
     let run = input.run;
-    let name = input.scenario.map(|s| s.manifest.name.clone()).unwrap_or_else(|| format!("run {run}"));
+    let name = input
+        .scenario
+        .map(|s| s.manifest.name.clone())
+        .unwrap_or_else(|| format!("run {run}"));
     let (origin, end) = span_of(input)?;
     let incidents = store.stored_incidents(run)?;
     let transitions = store.transitions(run)?;
@@ -290,11 +394,19 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         c = actions.len(),
     );
     if let Some((at, by)) = &ended {
-        let _ = writeln!(h, "<p class=\"meta\" data-ended=\"{at}\">Exercise ended at {} by {}.</p>", hhmm(*at), esc(by));
+        let _ = writeln!(
+            h,
+            "<p class=\"meta\" data-ended=\"{at}\">Exercise ended at {} by {}.</p>",
+            hhmm(*at),
+            esc(by)
+        );
     }
     if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
         let score = crate::training::score_run(store, run, &scenario.manifest.objectives)?;
-        let versus = input.versus.map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s))).transpose()?;
+        let versus = input
+            .versus
+            .map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s)))
+            .transpose()?;
         objectives_table(&mut h, run, &score, versus.as_ref());
     }
     if let Some(png) = input.map_png {
@@ -308,28 +420,57 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     h.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><thead><tr><th>time</th><th>what</th><th>detail</th></tr></thead><tbody>\n");
     let mut rows: Vec<(Millis, &str, String)> = Vec::new();
     for i in &incidents {
-        rows.push((i.opened_ms, "incident opened", format!("{} ({}, {})", i.title, i.incident_type, i.severity)));
+        rows.push((
+            i.opened_ms,
+            "incident opened",
+            format!("{} ({}, {})", i.title, i.incident_type, i.severity),
+        ));
         if let Some(c) = i.cleared_ms {
             rows.push((c, "incident cleared", i.title.clone()));
         }
     }
     for tr in &transitions {
-        rows.push((tr.scenario_ms, "transition", format!("{} → {} by {} ({})", tr.incident, tr.to, tr.operator, tr.role)));
+        rows.push((
+            tr.scenario_ms,
+            "transition",
+            format!("{} → {} by {} ({})", tr.incident, tr.to, tr.operator, tr.role),
+        ));
     }
     for a in &actions {
-        rows.push((a.scenario_ms.unwrap_or(end), "action", format!("{} by {}", a.summary, a.operator)));
+        rows.push((
+            a.scenario_ms.unwrap_or(end),
+            "action",
+            format!("{} by {}", a.summary, a.operator),
+        ));
     }
     for i in &injects {
-        rows.push((i.scenario_ms, "inject", format!("{} by {} (trainer)", i.title, i.trainer)));
+        rows.push((
+            i.scenario_ms,
+            "inject",
+            format!("{} by {} (trainer)", i.title, i.trainer),
+        ));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
     for (t, what, detail) in rows {
-        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", hhmm(t), esc(what), esc(&detail));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            hhmm(t),
+            esc(what),
+            esc(&detail)
+        );
     }
     h.push_str("</tbody></table>\n<h2>Charts</h2>\n");
     for c in &charts {
         let totals = serde_json::to_string(&c.totals).unwrap_or_default();
-        let _ = writeln!(h, "<figure data-chart=\"{}\" data-totals=\"{}\">{}<figcaption>{}</figcaption></figure>", c.id, esc(&totals), c.svg, esc(&c.title));
+        let _ = writeln!(
+            h,
+            "<figure data-chart=\"{}\" data-totals=\"{}\">{}<figcaption>{}</figcaption></figure>",
+            c.id,
+            esc(&totals),
+            c.svg,
+            esc(&c.title)
+        );
     }
     h.push_str("</body></html>\n");
     Ok(h)
@@ -358,7 +499,13 @@ fn objectives_table(h: &mut String, run: RunId, score: &Score, versus: Option<&(
     for (i, o) in score.objectives.iter().enumerate() {
         let _ = write!(h, "<tr data-objective=\"{}\"><td>{}</td>", esc(&o.id), esc(&o.title));
         let mut cell = |s: &cityops_core::objectives::ObjectiveScore| {
-            let _ = write!(h, "<td class=\"{c}\" data-outcome=\"{c}\"><strong>{c}</strong> ({p}) {d}</td>", c = outcome_cell(&s.outcome), p = s.points, d = esc(&s.detail));
+            let _ = write!(
+                h,
+                "<td class=\"{c}\" data-outcome=\"{c}\"><strong>{c}</strong> ({p}) {d}</td>",
+                c = outcome_cell(&s.outcome),
+                p = s.points,
+                d = esc(&s.detail)
+            );
         };
         cell(o);
         if let Some((_, s)) = versus {

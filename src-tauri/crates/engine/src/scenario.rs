@@ -40,7 +40,10 @@ impl Scenario {
     pub fn load(dir: &Path) -> Result<Scenario, EngineError> {
         let manifest_path = dir.join(MANIFEST);
         let text = read(&manifest_path)?;
-        let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest { path: manifest_path, source })?;
+        let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest {
+            path: manifest_path,
+            source,
+        })?;
         let tape_path = dir.join(&manifest.tape);
         let (messages, tape_issues) = read_tape(&tape_path)?;
         for issue in &tape_issues {
@@ -48,22 +51,47 @@ impl Scenario {
         }
         let (assets, rules) = load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref())?;
         if !manifest.objectives.is_empty() {
-            let types: Vec<&str> = rules.as_ref().map(|r| r.types.iter().map(|t| t.id.as_str()).collect()).unwrap_or_default();
-            cityops_core::objectives::validate(&manifest.objectives, &types).map_err(|source| EngineError::Objectives { path: dir.join(MANIFEST), source })?;
+            let types: Vec<&str> = rules
+                .as_ref()
+                .map(|r| r.types.iter().map(|t| t.id.as_str()).collect())
+                .unwrap_or_default();
+            cityops_core::objectives::validate(&manifest.objectives, &types).map_err(|source| {
+                EngineError::Objectives {
+                    path: dir.join(MANIFEST),
+                    source,
+                }
+            })?;
         }
-        Ok(Scenario { dir: dir.to_owned(), manifest, tape_path, messages, tape_issues, assets, rules })
+        Ok(Scenario {
+            dir: dir.to_owned(),
+            manifest,
+            tape_path,
+            messages,
+            tape_issues,
+            assets,
+            rules,
+        })
     }
 
     /// When the scenario clock stops: the manifest's end, else the last message, else the start.
     pub fn end_ms(&self) -> Millis {
-        let last = self.messages.iter().map(|m| m.time_ms).max().unwrap_or(self.manifest.start_ms);
+        let last = self
+            .messages
+            .iter()
+            .map(|m| m.time_ms)
+            .max()
+            .unwrap_or(self.manifest.start_ms);
         self.manifest.end_ms.unwrap_or(last).max(self.manifest.start_ms)
     }
 }
 
 /// Reads the asset and rules files named (relative to `dir`); shared by scenarios and live
 /// feed configurations.
-pub(crate) fn load_assets_and_rules(dir: &Path, assets: Option<&str>, rules: Option<&str>) -> Result<(AssetIndex, Option<Rules>), EngineError> {
+pub(crate) fn load_assets_and_rules(
+    dir: &Path,
+    assets: Option<&str>,
+    rules: Option<&str>,
+) -> Result<(AssetIndex, Option<Rules>), EngineError> {
     let assets = match assets {
         Some(file) => {
             let path = dir.join(file);
@@ -82,14 +110,20 @@ pub(crate) fn load_assets_and_rules(dir: &Path, assets: Option<&str>, rules: Opt
 }
 
 fn read(path: &Path) -> Result<String, EngineError> {
-    std::fs::read_to_string(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| EngineError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a tape as bytes and judges each line alone, so a line that is not UTF-8 (or holds a
 /// NUL, or a body over [`MAX_BODY_BYTES`]) is one issue with its line number instead of an
 /// error that refuses the whole file. Only a file that cannot be read at all fails.
 fn read_tape(path: &Path) -> Result<(Vec<TapeMessage>, Vec<TapeIssue>), EngineError> {
-    let bytes = std::fs::read(path).map_err(|source| EngineError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(tape::parse_tape(&bytes, MAX_BODY_BYTES))
 }
 
@@ -106,7 +140,14 @@ pub fn check(dir: &Path) -> Vec<String> {
     };
     let manifest = match Manifest::parse(&text) {
         Ok(m) => m,
-        Err(e) => return vec![format!("{}:{}: {}", manifest_path.display(), e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), e.message)],
+        Err(e) => {
+            return vec![format!(
+                "{}:{}: {}",
+                manifest_path.display(),
+                e.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                e.message
+            )]
+        }
     };
     let tape_path = dir.join(&manifest.tape);
     match read_tape(&tape_path) {
@@ -117,7 +158,12 @@ pub fn check(dir: &Path) -> Vec<String> {
             }
             for m in &messages {
                 if manifest.feed(&m.feed).is_none() {
-                    problems.push(format!("{}:{}: feed {:?} is not listed in {MANIFEST}", tape_path.display(), m.line, m.feed));
+                    problems.push(format!(
+                        "{}:{}: feed {:?} is not listed in {MANIFEST}",
+                        tape_path.display(),
+                        m.line,
+                        m.feed
+                    ));
                 }
             }
             if messages.is_empty() {
@@ -132,16 +178,38 @@ pub fn check(dir: &Path) -> Vec<String> {
             for (i, inject) in manifest.injects.iter().enumerate() {
                 if let Some(t) = &inject.asset_type {
                     if !assets.assets().iter().any(|a| &a.asset_type == t) {
-                        let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[injects]]").nth(i).map(|(n, _)| n + 1);
-                        problems.push(format!("{}:{}: injects[{i}] ({}): the scenario has no asset of type {t:?} to snap to", manifest_path.display(), line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()), inject.id));
+                        let line = text
+                            .lines()
+                            .enumerate()
+                            .filter(|(_, l)| l.trim() == "[[injects]]")
+                            .nth(i)
+                            .map(|(n, _)| n + 1);
+                        problems.push(format!(
+                            "{}:{}: injects[{i}] ({}): the scenario has no asset of type {t:?} to snap to",
+                            manifest_path.display(),
+                            line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()),
+                            inject.id
+                        ));
                     }
                 }
             }
             if !manifest.objectives.is_empty() {
-                let types: Vec<&str> = rules.as_ref().map(|r| r.types.iter().map(|t| t.id.as_str()).collect()).unwrap_or_default();
+                let types: Vec<&str> = rules
+                    .as_ref()
+                    .map(|r| r.types.iter().map(|t| t.id.as_str()).collect())
+                    .unwrap_or_default();
                 if let Err(e) = cityops_core::objectives::validate(&manifest.objectives, &types) {
-                    let line = text.lines().enumerate().filter(|(_, l)| l.trim() == "[[objectives]]").nth(e.index).map(|(n, _)| n + 1);
-                    problems.push(format!("{}:{}: {e}", manifest_path.display(), line.map(|l| l.to_string()).unwrap_or_else(|| "?".into())));
+                    let line = text
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, l)| l.trim() == "[[objectives]]")
+                        .nth(e.index)
+                        .map(|(n, _)| n + 1);
+                    problems.push(format!(
+                        "{}:{}: {e}",
+                        manifest_path.display(),
+                        line.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
+                    ));
                 }
             }
         }

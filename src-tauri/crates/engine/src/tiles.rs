@@ -19,13 +19,19 @@ pub struct MapArchives {
 impl MapArchives {
     /// Archives in `dir`.
     pub fn new(dir: PathBuf) -> MapArchives {
-        MapArchives { dir, open: Mutex::new(HashMap::new()) }
+        MapArchives {
+            dir,
+            open: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The tile at `z/x/y` (XYZ scheme) of archive `name`, uncompressed; `None` where the
     /// archive has no tile, which the map treats as empty.
     pub fn tile(&self, name: &str, z: u32, x: u32, y: u32) -> Result<Option<Vec<u8>>, EngineError> {
-        let map_err = |reason: String| EngineError::Map { name: name.to_owned(), reason };
+        let map_err = |reason: String| EngineError::Map {
+            name: name.to_owned(),
+            reason,
+        };
         // The name becomes a file name: only plain names, so no request can leave the folder.
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(EngineError::InvalidInput(format!("map name {name:?}")));
@@ -52,7 +58,8 @@ impl MapArchives {
             .optional()
             .map_err(|e| map_err(e.to_string()))?;
         drop(open);
-        data.map(|d| gunzip_if_needed(&d).map_err(|e| map_err(format!("tile {z}/{x}/{y}: {e}")))).transpose()
+        data.map(|d| gunzip_if_needed(&d).map_err(|e| map_err(format!("tile {z}/{x}/{y}: {e}"))))
+            .transpose()
     }
 }
 
@@ -74,16 +81,23 @@ mod tests {
     fn serves_uncompressed_tiles_with_flipped_rows() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("city.mbtiles")).unwrap();
-        conn.execute_batch("CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB);",
+        )
+        .unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, b"mvt-bytes").unwrap();
         // z2, x1, XYZ y=0 is TMS row 3.
-        conn.execute("INSERT INTO tiles VALUES (2, 1, 3, ?1)", [gz.finish().unwrap()]).unwrap();
+        conn.execute("INSERT INTO tiles VALUES (2, 1, 3, ?1)", [gz.finish().unwrap()])
+            .unwrap();
         drop(conn);
         let maps = MapArchives::new(dir.path().to_owned());
         assert_eq!(maps.tile("city", 2, 1, 0).unwrap().as_deref(), Some(&b"mvt-bytes"[..]));
         assert_eq!(maps.tile("city", 2, 1, 3).unwrap(), None);
-        assert!(matches!(maps.tile("../etc", 0, 0, 0), Err(EngineError::InvalidInput(_))));
+        assert!(matches!(
+            maps.tile("../etc", 0, 0, 0),
+            Err(EngineError::InvalidInput(_))
+        ));
         assert!(matches!(maps.tile("city", 2, 4, 0), Err(EngineError::InvalidInput(_))));
         assert!(matches!(maps.tile("missing", 0, 0, 0), Err(EngineError::Map { .. })));
     }

@@ -111,7 +111,10 @@ impl PictureIndex {
             self.upto = boundary;
             if self.snapshots.len() > MAX_SNAPSHOTS {
                 self.spacing *= 2;
-                let (spacing, first) = (self.spacing, *self.snapshots.keys().next().expect("the first snapshot stays"));
+                let (spacing, first) = (
+                    self.spacing,
+                    *self.snapshots.keys().next().expect("the first snapshot stays"),
+                );
                 self.snapshots.retain(|k, _| *k == first || k.rem_euclid(spacing) == 0);
                 tracing::debug!(spacing, kept = self.snapshots.len(), "picture snapshots thinned");
             }
@@ -186,17 +189,29 @@ mod tests {
             for i in 0..40 {
                 clock += (next() % 20_000) as Millis;
                 // One row in eight arrives stamped up to an hour behind the clock.
-                let received = if next() % 8 == 0 { clock - (next() % 3_600_000) as Millis } else { clock };
+                let received = if next() % 8 == 0 {
+                    clock - (next() % 3_600_000) as Millis
+                } else {
+                    clock
+                };
                 batch.push(obs(&format!("e{}", next() % 60), received, round * 100 + i));
             }
             store.append(run, &batch, &[], (round, clock)).unwrap();
             index.follow(&store, clock).unwrap();
             for _ in 0..3 {
                 let t = start - 10_000 + (next() % (clock - start + 20_000) as u64) as Millis;
-                assert_eq!(index.picture_at(&store, t).unwrap(), store.picture_at(run, t).unwrap(), "round {round}, t {t}");
+                assert_eq!(
+                    index.picture_at(&store, t).unwrap(),
+                    store.picture_at(run, t).unwrap(),
+                    "round {round}, t {t}"
+                );
             }
         }
-        assert!(index.snapshots.len() <= MAX_SNAPSHOTS + 2, "{} snapshots", index.snapshots.len());
+        assert!(
+            index.snapshots.len() <= MAX_SNAPSHOTS + 2,
+            "{} snapshots",
+            index.snapshots.len()
+        );
         assert!(index.spacing > SNAPSHOT_MS, "the spacing doubled as the run grew");
     }
 }

@@ -41,16 +41,37 @@ pub fn score_run(store: &Store, run: RunId, objectives: &[Objective]) -> Result<
     let incidents: Vec<IncidentFact> = store
         .stored_incidents(run)?
         .into_iter()
-        .map(|i| IncidentFact { id: i.id, incident_type: i.incident_type, opened_ms: i.opened_ms })
+        .map(|i| IncidentFact {
+            id: i.id,
+            incident_type: i.incident_type,
+            opened_ms: i.opened_ms,
+        })
         .collect();
-    let transitions: Vec<TransitionFact> =
-        store.transitions(run)?.into_iter().map(|t| TransitionFact { incident: t.incident, to: t.to, at_ms: t.scenario_ms, operator: t.operator }).collect();
+    let transitions: Vec<TransitionFact> = store
+        .transitions(run)?
+        .into_iter()
+        .map(|t| TransitionFact {
+            incident: t.incident,
+            to: t.to,
+            at_ms: t.scenario_ms,
+            operator: t.operator,
+        })
+        .collect();
     let actions: Vec<ActionFact> = store
         .actions_of_run(run)?
         .into_iter()
         .filter_map(|a| {
-            let service_code = (a.kind == BackendKind::Open311).then(|| form_value(&a.body, "service_code")).flatten();
-            Some(ActionFact { incident: a.incident, kind: a.kind, service_code, at_ms: a.scenario_ms?, operator: a.operator, summary: a.summary })
+            let service_code = (a.kind == BackendKind::Open311)
+                .then(|| form_value(&a.body, "service_code"))
+                .flatten();
+            Some(ActionFact {
+                incident: a.incident,
+                kind: a.kind,
+                service_code,
+                at_ms: a.scenario_ms?,
+                operator: a.operator,
+                summary: a.summary,
+            })
         })
         .collect();
     Ok(objectives::score(objectives, &incidents, &transitions, &actions))

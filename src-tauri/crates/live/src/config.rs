@@ -275,13 +275,35 @@ impl LiveConfig {
                 return Err(err("id", format!("{:?} is empty or used twice", f.id)));
             }
             if f.format == FeedFormat::ByExtension && !matches!(f.transport, Transport::FileDrop { .. }) {
-                return Err(err("format", format!("\"auto\" (format by file extension) is for file-drop feeds only, not {}", f.transport.kind())));
+                return Err(err(
+                    "format",
+                    format!(
+                        "\"auto\" (format by file extension) is for file-drop feeds only, not {}",
+                        f.transport.kind()
+                    ),
+                ));
             }
             let expected = match &f.transport {
-                Transport::HttpPoll { url, urls, interval_s, timeout_s, headers, lookback_s, max_pages, follow } => {
-                    let field = if url.is_some() { "transport.url" } else { "transport.urls" };
+                Transport::HttpPoll {
+                    url,
+                    urls,
+                    interval_s,
+                    timeout_s,
+                    headers,
+                    lookback_s,
+                    max_pages,
+                    follow,
+                } => {
+                    let field = if url.is_some() {
+                        "transport.url"
+                    } else {
+                        "transport.urls"
+                    };
                     if url.is_some() != urls.is_empty() {
-                        return Err(err(field, "give exactly one of url (one URL) and urls (a list of URLs)".into()));
+                        return Err(err(
+                            field,
+                            "give exactly one of url (one URL) and urls (a list of URLs)".into(),
+                        ));
                     }
                     for url in f.transport.poll_urls() {
                         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -292,7 +314,12 @@ impl LiveConfig {
                         return Err(err("transport", "lookback_s and max_pages are for incremental SensorThings polls (format = \"sensorthings\")".into()));
                     }
                     if f.format == FeedFormat::SensorThings {
-                        if let Some(url) = f.transport.poll_urls().into_iter().find(|u| u.contains("$filter") || u.contains("$expand")) {
+                        if let Some(url) = f
+                            .transport
+                            .poll_urls()
+                            .into_iter()
+                            .find(|u| u.contains("$filter") || u.contains("$expand"))
+                        {
                             return Err(err(field, format!("{url:?}: a SensorThings poll adds its own $filter (on phenomenonTime) and $expand; leave them out")));
                         }
                     }
@@ -308,7 +335,9 @@ impl LiveConfig {
                         return Err(err("transport", "interval_s and timeout_s must be at least 1".into()));
                     }
                     for (name, value) in headers {
-                        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) && matches!(value, ValueRef::Value { .. }) {
+                        if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+                            && matches!(value, ValueRef::Value { .. })
+                        {
                             return Err(err(
                                 &format!("transport.headers.{name}"),
                                 "credentials are never written in the file; use { env = \"NAME\" }".into(),
@@ -322,24 +351,50 @@ impl LiveConfig {
                     }
                     // A header read from the environment is a credential: it never travels in
                     // clear off the machine, to the feed's URLs or to the origins it follows.
-                    if let Some(name) = headers.iter().find(|(_, v)| matches!(v, ValueRef::Env { .. })).map(|(n, _)| n) {
-                        let targets = f.transport.poll_urls().into_iter().chain(follow.iter().cloned()).collect::<Vec<_>>();
-                        if let Some(why) = targets.iter().find_map(|u| cityops_net::origin::secret_over_plain_http(u)) {
+                    if let Some(name) = headers
+                        .iter()
+                        .find(|(_, v)| matches!(v, ValueRef::Env { .. }))
+                        .map(|(n, _)| n)
+                    {
+                        let targets = f
+                            .transport
+                            .poll_urls()
+                            .into_iter()
+                            .chain(follow.iter().cloned())
+                            .collect::<Vec<_>>();
+                        if let Some(why) = targets
+                            .iter()
+                            .find_map(|u| cityops_net::origin::secret_over_plain_http(u))
+                        {
                             return Err(err(&format!("transport.headers.{name}"), why));
                         }
                     }
                     Duration::from_secs(interval_s * 3)
                 }
-                Transport::Mqtt { host, topics, password, tls, .. } => {
+                Transport::Mqtt {
+                    host,
+                    topics,
+                    password,
+                    tls,
+                    ..
+                } => {
                     if topics.is_empty() {
                         return Err(err("transport.topics", "at least one topic filter is needed".into()));
                     }
                     if matches!(password, Some(ValueRef::Value { .. })) {
-                        return Err(err("transport.password", "credentials are never written in the file; use { env = \"NAME\" }".into()));
+                        return Err(err(
+                            "transport.password",
+                            "credentials are never written in the file; use { env = \"NAME\" }".into(),
+                        ));
                     }
                     // A password over plain MQTT to another machine is readable on the path.
                     if password.is_some() && tls.is_none() && !cityops_net::origin::host_is_loopback(host) {
-                        return Err(err("transport.password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
+                        return Err(err(
+                            "transport.password",
+                            format!(
+                                "would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)"
+                            ),
+                        ));
                     }
                     if let Some(Err(e)) = tls.as_ref().map(TlsSpec::validate) {
                         return Err(err("transport.tls", e.to_string()));
@@ -355,13 +410,34 @@ impl LiveConfig {
                 Transport::FileDrop { .. } => Duration::from_secs(3600),
             };
             feeds.push(LiveFeed {
-                spec: FeedSpec { id: f.id, layer: f.layer, format: f.format, name: f.name, mapping: f.mapping },
+                spec: FeedSpec {
+                    id: f.id,
+                    layer: f.layer,
+                    format: f.format,
+                    name: f.name,
+                    mapping: f.mapping,
+                },
                 transport: f.transport,
                 stale_after: f.stale_after_s.map(Duration::from_secs).unwrap_or(expected),
             });
         }
-        let name = raw.name.unwrap_or_else(|| format!("Live: {}", path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
-        Ok(LiveConfig { path: path.to_owned(), name, assets: raw.assets, rules: raw.rules, map: raw.map, view: raw.view, feeds })
+        let name = raw.name.unwrap_or_else(|| {
+            format!(
+                "Live: {}",
+                path.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )
+        });
+        Ok(LiveConfig {
+            path: path.to_owned(),
+            name,
+            assets: raw.assets,
+            rules: raw.rules,
+            map: raw.map,
+            view: raw.view,
+            feeds,
+        })
     }
 
     /// The folder relative paths are resolved against.
@@ -372,7 +448,11 @@ impl LiveConfig {
 
 /// The line of the `i`-th `[[feeds]]` table, to point errors found after parsing.
 fn feed_line(text: &str, i: usize) -> Option<usize> {
-    text.lines().enumerate().filter(|(_, l)| l.trim() == "[[feeds]]").nth(i).map(|(n, _)| n + 1)
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[feeds]]")
+        .nth(i)
+        .map(|(n, _)| n + 1)
 }
 
 #[cfg(test)]
@@ -411,12 +491,28 @@ dir = "inbox"
         assert_eq!(c.feeds.len(), 2);
         assert_eq!(c.feeds[0].stale_after, Duration::from_secs(15));
         assert_eq!(c.feeds[1].stale_after, Duration::from_secs(10));
-        let Transport::HttpPoll { headers, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
-        assert_eq!(headers["Authorization"], ValueRef::Env { env: "SCADA_TOKEN".into() });
+        let Transport::HttpPoll { headers, .. } = &c.feeds[0].transport else {
+            panic!("http-poll expected")
+        };
+        assert_eq!(
+            headers["Authorization"],
+            ValueRef::Env {
+                env: "SCADA_TOKEN".into()
+            }
+        );
         assert_eq!(c.base_dir(), PathBuf::from("/etc/cityops"));
-        assert_eq!((c.name.as_str(), c.rules.as_deref(), c.assets.as_deref()), ("Live: feeds.toml", None, None));
-        let named = parse(&format!("name = \"Control room\"\nrules = \"rules.toml\"\nassets = \"grid.geojson\"\n{GOOD}")).unwrap();
-        assert_eq!((named.name.as_str(), named.rules.as_deref(), named.assets.as_deref()), ("Control room", Some("rules.toml"), Some("grid.geojson")));
+        assert_eq!(
+            (c.name.as_str(), c.rules.as_deref(), c.assets.as_deref()),
+            ("Live: feeds.toml", None, None)
+        );
+        let named = parse(&format!(
+            "name = \"Control room\"\nrules = \"rules.toml\"\nassets = \"grid.geojson\"\n{GOOD}"
+        ))
+        .unwrap();
+        assert_eq!(
+            (named.name.as_str(), named.rules.as_deref(), named.assets.as_deref()),
+            ("Control room", Some("rules.toml"), Some("grid.geojson"))
+        );
     }
 
     #[test]
@@ -425,14 +521,21 @@ dir = "inbox"
         let c = LiveConfig::load(&path).unwrap();
         let kinds: Vec<&str> = c.feeds.iter().map(|f| f.transport.kind()).collect();
         assert_eq!(kinds, ["http-poll", "http-poll", "mqtt", "tcp", "file-drop"]);
-        assert_eq!((c.feeds[1].spec.format, c.feeds[4].spec.format), (FeedFormat::SensorThings, FeedFormat::ByExtension));
+        assert_eq!(
+            (c.feeds[1].spec.format, c.feeds[4].spec.format),
+            (FeedFormat::SensorThings, FeedFormat::ByExtension)
+        );
     }
 
     #[test]
     fn errors_name_file_line_and_field() {
         let inline = GOOD.replace(r#"{ env = "SCADA_TOKEN" }"#, r#"{ value = "Bearer s3cret" }"#);
         let e = parse(&inline).unwrap_err();
-        assert_eq!((e.line, e.field.as_str()), (Some(2), "feeds[0].transport.headers.Authorization"), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (Some(2), "feeds[0].transport.headers.Authorization"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("/etc/cityops/feeds.toml:2: "), "{e}");
 
         let typo = GOOD.replace("interval_s = 5", "intervall_s = 5");
@@ -453,7 +556,10 @@ dir = "inbox"
 
     #[test]
     fn auto_format_is_for_drop_folders_only() {
-        let drop_auto = GOOD.replace("format = \"geojson\"\nstale_after_s", "format = \"auto\"\nstale_after_s");
+        let drop_auto = GOOD.replace(
+            "format = \"geojson\"\nstale_after_s",
+            "format = \"auto\"\nstale_after_s",
+        );
         assert_eq!(parse(&drop_auto).unwrap().feeds[1].spec.format, FeedFormat::ByExtension);
         let poll_auto = GOOD.replace("format = \"geojson\"\nname", "format = \"auto\"\nname");
         let e = parse(&poll_auto).unwrap_err();
@@ -478,10 +584,18 @@ max_pages = 3
     fn sensorthings_polls_take_urls_a_lookback_and_a_page_limit() {
         let c = parse(STA).unwrap();
         assert_eq!(c.feeds[0].transport.poll_urls().len(), 2);
-        let Transport::HttpPoll { lookback_s, max_pages, .. } = &c.feeds[0].transport else { panic!("http-poll expected") };
+        let Transport::HttpPoll {
+            lookback_s, max_pages, ..
+        } = &c.feeds[0].transport
+        else {
+            panic!("http-poll expected")
+        };
         assert_eq!((*lookback_s, *max_pages), (Some(60), Some(3)));
 
-        let both = STA.replace("interval_s = 5", "url = \"http://127.0.0.1:9/v1.1/Observations\"\ninterval_s = 5");
+        let both = STA.replace(
+            "interval_s = 5",
+            "url = \"http://127.0.0.1:9/v1.1/Observations\"\ninterval_s = 5",
+        );
         let e = parse(&both).unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(2), "feeds[0].transport.url"), "{e}");
         let neither = STA.replace("urls = [", "# urls = [");
@@ -496,6 +610,9 @@ max_pages = 3
         assert_eq!(parse(&zero).unwrap_err().field, "feeds[0].transport.max_pages");
         let not_sta = STA.replace("\"sensorthings\"", "\"geojson\"");
         let e = parse(&not_sta).unwrap_err();
-        assert!((e.field.as_str(), e.reason.contains("lookback_s")) == ("feeds[0].transport", true), "{e}");
+        assert!(
+            (e.field.as_str(), e.reason.contains("lookback_s")) == ("feeds[0].transport", true),
+            "{e}"
+        );
     }
 }

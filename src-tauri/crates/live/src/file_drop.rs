@@ -28,13 +28,27 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// The scan period when no event arrives.
 const RESCAN: Duration = Duration::from_secs(2);
 
-pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(
+    i: usize,
+    feed: LiveFeed,
+    dir: PathBuf,
+    tx: mpsc::Sender<Incoming>,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
     let id = feed.spec.id.clone();
     for sub in ["processed", "rejected"] {
         if let Err(e) = std::fs::create_dir_all(dir.join(sub)) {
             let reason = format!("drop folder {}: {e}", dir.display());
             health.failed(&id, &reason);
-            let _ = tx.send(Incoming::Failure { feed: i, reason, body: Vec::new(), at: now_ms() }).await;
+            let _ = tx
+                .send(Incoming::Failure {
+                    feed: i,
+                    reason,
+                    body: Vec::new(),
+                    at: now_ms(),
+                })
+                .await;
             return;
         }
     }
@@ -46,7 +60,10 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
     match &watcher {
         Ok(_) => health.connected(&id),
         // Without events the periodic scan still works, only slower; say so.
-        Err(e) => health.failed(&id, &format!("cannot watch {}: {e}; scanning every {RESCAN:?}", dir.display())),
+        Err(e) => health.failed(
+            &id,
+            &format!("cannot watch {}: {e}; scanning every {RESCAN:?}", dir.display()),
+        ),
     }
     // Sizes seen at the previous scan, to tell a finished file from one still being written.
     let mut sizes: HashMap<PathBuf, (u64, tokio::time::Instant)> = HashMap::new();
@@ -71,25 +88,53 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
                 continue;
             }
             sizes.remove(&path);
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let format = match feed.spec.format {
                 FeedFormat::ByExtension => resolve(&path),
                 declared => Ok(declared),
             };
             let incoming = if size as usize > MAX_BODY_BYTES {
                 let _ = std::fs::rename(&path, dir.join("rejected").join(&name));
-                Incoming::Failure { feed: i, reason: format!("file {name}: {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit"), body: Vec::new(), at: now_ms() }
+                Incoming::Failure {
+                    feed: i,
+                    reason: format!("file {name}: {size} bytes exceeds the {MAX_BODY_BYTES}-byte limit"),
+                    body: Vec::new(),
+                    at: now_ms(),
+                }
             } else if let Err(reason) = format {
                 let _ = std::fs::rename(&path, dir.join("rejected").join(&name));
-                Incoming::Failure { feed: i, reason: format!("file {name}: {reason}"), body: Vec::new(), at: now_ms() }
+                Incoming::Failure {
+                    feed: i,
+                    reason: format!("file {name}: {reason}"),
+                    body: Vec::new(),
+                    at: now_ms(),
+                }
             } else {
                 match std::fs::read(&path) {
                     Ok(body) => {
                         sent.insert(path.clone());
-                        let file = DropFile { key: key(&name, &path, size), done: dir.join("processed").join(&name), path };
-                        Incoming::File { feed: i, format: format.ok(), body, received_ms: now_ms(), file }
+                        let file = DropFile {
+                            key: key(&name, &path, size),
+                            done: dir.join("processed").join(&name),
+                            path,
+                        };
+                        Incoming::File {
+                            feed: i,
+                            format: format.ok(),
+                            body,
+                            received_ms: now_ms(),
+                            file,
+                        }
                     }
-                    Err(e) => Incoming::Failure { feed: i, reason: format!("file {name}: {e}"), body: Vec::new(), at: now_ms() },
+                    Err(e) => Incoming::Failure {
+                        feed: i,
+                        reason: format!("file {name}: {e}"),
+                        body: Vec::new(),
+                        at: now_ms(),
+                    },
                 }
             };
             if !hand_over(&tx, &health, &id, incoming).await {
@@ -109,7 +154,11 @@ pub(super) async fn run(i: usize, feed: LiveFeed, dir: PathBuf, tx: mpsc::Sender
 /// A file's delivery key: its name, size and modification time, so that a new file dropped
 /// under an old name is a new message.
 fn key(name: &str, path: &Path, size: u64) -> String {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     format!("{name}:{size}:{modified}")
 }
 
@@ -126,9 +175,18 @@ enum UnknownFormat {
 
 /// The format an `auto` folder reads a file as, or why it cannot.
 fn resolve(path: &Path) -> Result<FeedFormat, UnknownFormat> {
-    let known = || FeedFormat::EXTENSIONS.iter().flat_map(|(_, exts)| exts.iter().map(|e| format!(".{e}"))).collect::<Vec<_>>().join(", ");
+    let known = || {
+        FeedFormat::EXTENSIONS
+            .iter()
+            .flat_map(|(_, exts)| exts.iter().map(|e| format!(".{e}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match path.extension().map(|e| e.to_string_lossy()) {
-        Some(ext) => FeedFormat::from_extension(&ext).ok_or_else(|| UnknownFormat::Extension { ext: ext.into_owned(), known: known() }),
+        Some(ext) => FeedFormat::from_extension(&ext).ok_or_else(|| UnknownFormat::Extension {
+            ext: ext.into_owned(),
+            known: known(),
+        }),
         None => Err(UnknownFormat::NoExtension { known: known() }),
     }
 }

@@ -45,7 +45,11 @@ impl Health {
         let id = spec.id.as_str();
         let dto = FeedHealthDto {
             id: id.to_owned(),
-            name: if spec.name.is_empty() { id.to_owned() } else { spec.name.clone() },
+            name: if spec.name.is_empty() {
+                id.to_owned()
+            } else {
+                spec.name.clone()
+            },
             layer: spec.layer,
             format: spec.format.as_str().to_owned(),
             transport: transport.to_owned(),
@@ -61,8 +65,17 @@ impl Health {
             overloaded: false,
             held_back_ms: 0,
         };
-        let entry = Entry { dto, started_ms: now, stale_after, recent: VecDeque::new(), last_wait_ms: None };
-        self.feeds.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), entry);
+        let entry = Entry {
+            dto,
+            started_ms: now,
+            stale_after,
+            recent: VecDeque::new(),
+            last_wait_ms: None,
+        };
+        self.feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), entry);
     }
 
     /// The transport connected (or a poll succeeded).
@@ -187,7 +200,10 @@ mod tests {
             h.message("a", t, Some(1_500), &[]);
         }
         let s = &h.snapshot(100_000)[0];
-        assert_eq!((s.messages_per_minute, s.stale, s.lag_ms, s.connected, s.name.as_str()), (2, false, Some(1_500), true, "a"));
+        assert_eq!(
+            (s.messages_per_minute, s.stale, s.lag_ms, s.connected, s.name.as_str()),
+            (2, false, Some(1_500), true, "a")
+        );
         h.failed("a", "connection refused");
         h.failed("a", "connection refused");
         let reasons: Vec<String> = (0..7).map(|i| format!("r{i}")).collect();
@@ -209,7 +225,10 @@ mod tests {
         h.storage_failed("/d/c.db", "the disk holding the database is full", 10, 1_000);
         h.storage_failed("/d/c.db", "the disk holding the database is full", 30, 2_000);
         let s = h.storage();
-        assert_eq!((s.faults, s.since_ms, s.held, s.path.as_str()), (1, Some(1_000), 30, "/d/c.db"));
+        assert_eq!(
+            (s.faults, s.since_ms, s.held, s.path.as_str()),
+            (1, Some(1_000), 30, "/d/c.db")
+        );
         h.storage_ok();
         h.storage_failed("/d/c.db", "the database is read-only", 1, 5_000);
         assert_eq!((h.storage().faults, h.storage().since_ms), (2, Some(5_000)));

@@ -43,11 +43,11 @@ use cityops_core::tape::FeedFormat;
 use tokio::sync::{mpsc, watch};
 
 use super::{now_ms, Health, Incoming};
-use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
-use cityops_net::origin::Allowed;
 use cityops_decoders::sensorthings::{filter_since, newest_time, next_link};
 use cityops_decoders::MAX_BODY_BYTES;
+use cityops_net::backoff::Retry;
+use cityops_net::origin::Allowed;
 
 /// How far a SensorThings poll looks back when the transport starts, unless configured.
 pub(crate) const DEFAULT_LOOKBACK_S: u64 = 600;
@@ -71,7 +71,12 @@ struct Cursor {
 
 impl Cursor {
     fn new(url: String, watermark: Millis) -> Cursor {
-        Cursor { url, watermark, pending: None, resume: None }
+        Cursor {
+            url,
+            watermark,
+            pending: None,
+            resume: None,
+        }
     }
 
     /// The first page of a new sequence: the configured URL with the adapter's query appended.
@@ -106,12 +111,34 @@ enum Polled {
     Closed,
 }
 
-pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
+pub(super) async fn run(
+    i: usize,
+    feed: LiveFeed,
+    tx: mpsc::Sender<Incoming>,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
     let urls = feed.transport.poll_urls();
-    let Transport::HttpPoll { interval_s, timeout_s, headers, lookback_s, max_pages, follow, .. } = feed.transport else { return };
+    let Transport::HttpPoll {
+        interval_s,
+        timeout_s,
+        headers,
+        lookback_s,
+        max_pages,
+        follow,
+        ..
+    } = feed.transport
+    else {
+        return;
+    };
     let allowed = Allowed::new(urls.iter().map(String::as_str), follow.iter().map(String::as_str));
     let id = feed.spec.id.clone();
-    let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
+    let fail = |reason: String, body: Vec<u8>| Incoming::Failure {
+        feed: i,
+        reason,
+        body,
+        at: now_ms(),
+    };
     let mut header_map = reqwest::header::HeaderMap::new();
     for (name, value) in &headers {
         let parsed = value.resolve().map_err(|e| e.to_string()).and_then(|v| {
@@ -144,11 +171,18 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
                 attempt.follow()
             } else {
                 let to = attempt.url().to_string();
-                attempt.error(format!("redirect to {to} refused: not the feed's origin nor one in transport.follow"))
+                attempt.error(format!(
+                    "redirect to {to} refused: not the feed's origin nor one in transport.follow"
+                ))
             }
         })
     };
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(timeout_s)).default_headers(header_map).redirect(redirects).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout_s))
+        .default_headers(header_map)
+        .redirect(redirects)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             health.failed(&id, &e.to_string());
@@ -162,13 +196,18 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
     let mut fetched = Seen::default();
     let started = now_ms();
     let lookback_ms = lookback_s.unwrap_or(DEFAULT_LOOKBACK_S).saturating_mul(1000) as Millis;
-    let mut cursors: Vec<Cursor> = urls.iter().map(|u| Cursor::new(u.clone(), started - lookback_ms)).collect();
+    let mut cursors: Vec<Cursor> = urls
+        .iter()
+        .map(|u| Cursor::new(u.clone(), started - lookback_ms))
+        .collect();
     let max_pages = max_pages.unwrap_or(DEFAULT_MAX_PAGES);
     loop {
         let mut failed = false;
         for (k, url) in urls.iter().enumerate() {
             let polled = match feed.spec.format {
-                FeedFormat::SensorThings => poll_sensorthings(i, &client, &allowed, &mut cursors[k], max_pages, &tx).await,
+                FeedFormat::SensorThings => {
+                    poll_sensorthings(i, &client, &allowed, &mut cursors[k], max_pages, &tx).await
+                }
                 _ => poll_plain(i, feed.spec.format, &client, &allowed, url, &mut fetched, &tx).await,
             };
             match polled {
@@ -199,20 +238,47 @@ pub(super) async fn run(i: usize, feed: LiveFeed, tx: mpsc::Sender<Incoming>, he
 }
 
 /// One GET of a URL whose answer is one message (and, for a CAP index, the alerts it links to).
-async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, allowed: &Allowed, url: &str, fetched: &mut Seen, tx: &mpsc::Sender<Incoming>) -> Polled {
-    let fail = |reason: String, body: Vec<u8>| Incoming::Failure { feed: i, reason, body, at: now_ms() };
+async fn poll_plain(
+    i: usize,
+    format: FeedFormat,
+    client: &reqwest::Client,
+    allowed: &Allowed,
+    url: &str,
+    fetched: &mut Seen,
+    tx: &mpsc::Sender<Incoming>,
+) -> Polled {
+    let fail = |reason: String, body: Vec<u8>| Incoming::Failure {
+        feed: i,
+        reason,
+        body,
+        at: now_ms(),
+    };
     let body = match poll(client, url).await {
         Ok(body) => body,
         Err((reason, body)) => {
             let reason = format!("GET {url}: {reason}");
-            return if tx.send(fail(reason.clone(), body)).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+            return if tx.send(fail(reason.clone(), body)).await.is_err() {
+                Polled::Closed
+            } else {
+                Polled::Failed(reason)
+            };
         }
     };
     let links = match format {
         FeedFormat::Cap => cityops_decoders::cap::index_links(&body).unwrap_or_default(),
         _ => Vec::new(),
     };
-    if tx.send(Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }).await.is_err() {
+    if tx
+        .send(Incoming::Message {
+            feed: i,
+            topic: None,
+            format: None,
+            body,
+            received_ms: now_ms(),
+        })
+        .await
+        .is_err()
+    {
         return Polled::Closed;
     }
     for link in links {
@@ -232,7 +298,13 @@ async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, allo
         let incoming = match poll(client, &link).await {
             Ok(body) => {
                 fetched.insert(&link);
-                Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }
+                Incoming::Message {
+                    feed: i,
+                    topic: None,
+                    format: None,
+                    body,
+                    received_ms: now_ms(),
+                }
             }
             Err((reason, body)) => fail(format!("GET {link}: {reason}"), body),
         };
@@ -244,7 +316,14 @@ async fn poll_plain(i: usize, format: FeedFormat, client: &reqwest::Client, allo
 }
 
 /// One incremental SensorThings poll of a collection: up to `max_pages` pages, each a message.
-async fn poll_sensorthings(i: usize, client: &reqwest::Client, allowed: &Allowed, cursor: &mut Cursor, max_pages: u32, tx: &mpsc::Sender<Incoming>) -> Polled {
+async fn poll_sensorthings(
+    i: usize,
+    client: &reqwest::Client,
+    allowed: &Allowed,
+    cursor: &mut Cursor,
+    max_pages: u32,
+    tx: &mpsc::Sender<Incoming>,
+) -> Polled {
     let mut target = cursor.resume.take().unwrap_or_else(|| cursor.first_page());
     for _ in 0..max_pages {
         let polled_at = now_ms();
@@ -254,13 +333,32 @@ async fn poll_sensorthings(i: usize, client: &reqwest::Client, allowed: &Allowed
                 // The same page is asked for again after the backoff.
                 let reason = format!("GET {target}: {reason}");
                 cursor.resume = Some(target);
-                let failure = Incoming::Failure { feed: i, reason: reason.clone(), body, at: now_ms() };
-                return if tx.send(failure).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+                let failure = Incoming::Failure {
+                    feed: i,
+                    reason: reason.clone(),
+                    body,
+                    at: now_ms(),
+                };
+                return if tx.send(failure).await.is_err() {
+                    Polled::Closed
+                } else {
+                    Polled::Failed(reason)
+                };
             }
         };
         let newest = newest_time(&body);
         let next = next_link(&body);
-        if tx.send(Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() }).await.is_err() {
+        if tx
+            .send(Incoming::Message {
+                feed: i,
+                topic: None,
+                format: None,
+                body,
+                received_ms: now_ms(),
+            })
+            .await
+            .is_err()
+        {
             return Polled::Closed;
         }
         match newest {
@@ -280,8 +378,17 @@ async fn poll_sensorthings(i: usize, client: &reqwest::Client, allowed: &Allowed
                 // the feed may not follow, so it ends here and the operator is told why.
                 cursor.finish();
                 let reason = refused_link(&link);
-                let failure = Incoming::Failure { feed: i, reason: reason.clone(), body: Vec::new(), at: now_ms() };
-                return if tx.send(failure).await.is_err() { Polled::Closed } else { Polled::Failed(reason) };
+                let failure = Incoming::Failure {
+                    feed: i,
+                    reason: reason.clone(),
+                    body: Vec::new(),
+                    at: now_ms(),
+                };
+                return if tx.send(failure).await.is_err() {
+                    Polled::Closed
+                } else {
+                    Polled::Failed(reason)
+                };
             }
             Some(link) => target = link,
             None => {
@@ -337,7 +444,10 @@ async fn poll(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, (String, V
     let status = resp.status();
     if let Some(len) = resp.content_length() {
         if len as usize > MAX_BODY_BYTES {
-            return Err((format!("answer of {len} bytes exceeds the {MAX_BODY_BYTES}-byte limit"), Vec::new()));
+            return Err((
+                format!("answer of {len} bytes exceeds the {MAX_BODY_BYTES}-byte limit"),
+                Vec::new(),
+            ));
         }
     }
     let mut body = Vec::new();
@@ -371,9 +481,14 @@ mod tests {
     #[test]
     fn the_first_page_appends_the_adapters_query() {
         let c = Cursor::new("http://h/v1.1/Observations?$top=1".into(), 1_764_190_800_000);
-        assert_eq!(c.first_page(), format!("http://h/v1.1/Observations?$top=1&{}", filter_since(1_764_190_800_000)));
+        assert_eq!(
+            c.first_page(),
+            format!("http://h/v1.1/Observations?$top=1&{}", filter_since(1_764_190_800_000))
+        );
         let c = Cursor::new("http://h/v1.1/Datastreams('7')/Observations".into(), 0);
-        assert!(c.first_page().starts_with("http://h/v1.1/Datastreams('7')/Observations?$filter=phenomenonTime%20gt%201970-01-01T00:00:00.000Z&"));
+        assert!(c.first_page().starts_with(
+            "http://h/v1.1/Datastreams('7')/Observations?$filter=phenomenonTime%20gt%201970-01-01T00:00:00.000Z&"
+        ));
     }
 
     #[test]
@@ -383,10 +498,17 @@ mod tests {
         c.saw(Some(now - 60_000), now);
         c.saw(Some(now - 300_000), now);
         c.saw(None, now);
-        assert_eq!(c.watermark, now - 600_000, "pages may come in any order: wait for the end");
+        assert_eq!(
+            c.watermark,
+            now - 600_000,
+            "pages may come in any order: wait for the end"
+        );
         c.resume = Some("http://h/Observations?$skip=2".into());
         c.finish();
-        assert_eq!((c.watermark, c.pending, c.resume.as_deref()), (now - 60_000, None, None));
+        assert_eq!(
+            (c.watermark, c.pending, c.resume.as_deref()),
+            (now - 60_000, None, None)
+        );
         // A sensor with its clock a day ahead does not blind the feed; slightly ahead is fine.
         c.saw(Some(now + 86_400_000), now);
         c.saw(Some(now + 1_000), now);

@@ -68,11 +68,28 @@ pub enum Incoming {
     /// A message as it arrived. `format` is the format the transport resolved for this message
     /// (a drop folder declared `auto` reads it from the file's extension); `None` means the
     /// feed's declared format.
-    Message { feed: usize, topic: Option<String>, format: Option<FeedFormat>, body: Vec<u8>, received_ms: Millis },
+    Message {
+        feed: usize,
+        topic: Option<String>,
+        format: Option<FeedFormat>,
+        body: Vec<u8>,
+        received_ms: Millis,
+    },
     /// A drop-folder file read whole: one message, stored exactly once (see [`DropFile`]).
-    File { feed: usize, format: Option<FeedFormat>, body: Vec<u8>, received_ms: Millis, file: DropFile },
+    File {
+        feed: usize,
+        format: Option<FeedFormat>,
+        body: Vec<u8>,
+        received_ms: Millis,
+        file: DropFile,
+    },
     /// A failure with no message to decode (an HTTP 500, a hung server, a broken stream).
-    Failure { feed: usize, reason: String, body: Vec<u8>, at: Millis },
+    Failure {
+        feed: usize,
+        reason: String,
+        body: Vec<u8>,
+        at: Millis,
+    },
 }
 
 /// A drop-folder file on its way: its key is committed with its observations, and only then is
@@ -157,7 +174,10 @@ pub async fn run(
         ingest.handle(incoming, &mut pipeline, None)?;
     }
     ingest.flush(&mut pipeline)?;
-    Ok(LiveSummary { run, stats: pipeline.stats().clone() })
+    Ok(LiveSummary {
+        run,
+        stats: pipeline.stats().clone(),
+    })
 }
 
 /// Hands `incoming` from the transport of `feed` to the ingest. When the ingest's queue is full
@@ -194,7 +214,13 @@ impl StoreWatch {
 
     /// Takes the outcome of a commit at `now`: `Ok(true)` if it went through, `Ok(false)` if
     /// the disk refused it (reported, to be retried), the error itself for anything else.
-    pub fn settle(&mut self, committed: Result<(), LiveError>, pipeline: &Pipeline, health: &Health, now: Millis) -> Result<bool, LiveError> {
+    pub fn settle(
+        &mut self,
+        committed: Result<(), LiveError>,
+        pipeline: &Pipeline,
+        health: &Health,
+        now: Millis,
+    ) -> Result<bool, LiveError> {
         let db = pipeline.store().path();
         match committed {
             Ok(()) => {
@@ -208,7 +234,12 @@ impl StoreWatch {
                 let fault = storage_fault(&e).ok_or(e)?;
                 let held = pipeline.buffered();
                 if self.failed_at.is_none() {
-                    tracing::error!(db, fault, held, "cannot store; holding what arrives in memory and retrying");
+                    tracing::error!(
+                        db,
+                        fault,
+                        held,
+                        "cannot store; holding what arrives in memory and retrying"
+                    );
                 }
                 self.failed_at = Some(std::time::Instant::now());
                 health.storage_failed(db, fault, held, now);
@@ -247,7 +278,10 @@ pub fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> Result<
         None => store.begin_run(&source, &chrono::Utc::now().to_rfc3339())?,
     };
     let specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
-    Ok((Pipeline::new(store, run, &specs, &config.base_dir())?, existing.is_some()))
+    Ok((
+        Pipeline::new(store, run, &specs, &config.base_dir())?,
+        existing.is_some(),
+    ))
 }
 
 /// The running transports of a configuration and the channel they deliver into.
@@ -297,7 +331,13 @@ impl Ingest {
             Some(path) => Some(Recorder::create(path, config)?),
             None => None,
         };
-        Ok(Ingest { feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(), seq: 0, recorder, health, settling: Vec::new() })
+        Ok(Ingest {
+            feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(),
+            seq: 0,
+            recorder,
+            health,
+            settling: Vec::new(),
+        })
     }
 
     /// Numbers messages on from `seq` (a resumed run's last), so their observations and the
@@ -307,10 +347,27 @@ impl Ingest {
     }
 
     /// Takes one thing a transport delivered; observations also go onto `picture` if given.
-    pub fn handle(&mut self, incoming: Incoming, pipeline: &mut Pipeline, picture: Option<&mut Picture>) -> Result<(), LiveError> {
+    pub fn handle(
+        &mut self,
+        incoming: Incoming,
+        pipeline: &mut Pipeline,
+        picture: Option<&mut Picture>,
+    ) -> Result<(), LiveError> {
         match incoming {
-            Incoming::Message { feed, topic, format, body, received_ms } => self.message(feed, topic, format, body, received_ms, pipeline, picture)?,
-            Incoming::File { feed, format, body, received_ms, file } => {
+            Incoming::Message {
+                feed,
+                topic,
+                format,
+                body,
+                received_ms,
+            } => self.message(feed, topic, format, body, received_ms, pipeline, picture)?,
+            Incoming::File {
+                feed,
+                format,
+                body,
+                received_ms,
+                file,
+            } => {
                 let id = self.feeds[feed].id.clone();
                 if pipeline.store().is_delivered(&id, &file.key)? {
                     tracing::info!(feed = %id, file = %file.path.display(), "stored before a restart; moved without storing it again");
@@ -353,13 +410,22 @@ impl Ingest {
         // The resolved format goes on the tape line, so a replay decodes each message with the
         // adapter the live run used.
         let format = format.unwrap_or(spec.format);
-        let msg = TapeMessage { line: self.seq, time_ms: received_ms, feed: spec.id.clone(), format, topic, body };
+        let msg = TapeMessage {
+            line: self.seq,
+            time_ms: received_ms,
+            feed: spec.id.clone(),
+            format,
+            topic,
+            body,
+        };
         if let Some(r) = &mut self.recorder {
             r.write(&msg)?;
         }
         // An error here is a refused commit; the message is buffered and counts as received.
         let outcome = pipeline.ingest(&msg, picture);
-        let (lag_ms, rejected) = outcome.as_ref().map_or((None, &[][..]), |o| (o.lag_ms, o.rejected.as_slice()));
+        let (lag_ms, rejected) = outcome
+            .as_ref()
+            .map_or((None, &[][..]), |o| (o.lag_ms, o.rejected.as_slice()));
         self.health.message(&spec.id, received_ms, lag_ms, rejected);
         outcome?;
         Ok(())
@@ -396,22 +462,37 @@ struct Recorder {
 
 impl Recorder {
     fn create(path: &std::path::Path, config: &LiveConfig) -> Result<Recorder, LiveError> {
-        let io = |source| LiveError::Io { path: path.to_owned(), source };
+        let io = |source| LiveError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = std::fs::File::create(path).map_err(io)?;
         let manifest_path = path.with_file_name(cityops_core::scenario::MANIFEST);
         if !manifest_path.exists() {
             let manifest = recorded_manifest(config, path, now_ms());
-            std::fs::write(&manifest_path, manifest).map_err(|source| LiveError::Io { path: manifest_path.clone(), source })?;
+            std::fs::write(&manifest_path, manifest).map_err(|source| LiveError::Io {
+                path: manifest_path.clone(),
+                source,
+            })?;
         }
-        Ok(Recorder { path: path.to_owned(), out: std::io::BufWriter::new(file) })
+        Ok(Recorder {
+            path: path.to_owned(),
+            out: std::io::BufWriter::new(file),
+        })
     }
 
     fn write(&mut self, msg: &TapeMessage) -> Result<(), LiveError> {
-        writeln!(self.out, "{}", format_line(msg)).map_err(|source| LiveError::Io { path: self.path.clone(), source })
+        writeln!(self.out, "{}", format_line(msg)).map_err(|source| LiveError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn flush(&mut self) -> Result<(), LiveError> {
-        self.out.flush().map_err(|source| LiveError::Io { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| LiveError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -420,11 +501,26 @@ fn recorded_manifest(config: &LiveConfig, tape: &std::path::Path, start_ms: Mill
     let mut doc = toml::Table::new();
     let start = chrono::DateTime::from_timestamp_millis(start_ms).unwrap_or_default();
     doc.insert("name".into(), format!("Recording of {}", config.path.display()).into());
-    doc.insert("description".into(), format!("Live feeds recorded by cityops from {}.", config.path.display()).into());
+    doc.insert(
+        "description".into(),
+        format!("Live feeds recorded by cityops from {}.", config.path.display()).into(),
+    );
     doc.insert("map".into(), config.map.clone().into());
-    doc.insert("start".into(), start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into());
-    doc.insert("tape".into(), tape.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default().into());
-    doc.insert("view".into(), toml::Value::Array(config.view.iter().map(|v| toml::Value::Float(*v)).collect()));
+    doc.insert(
+        "start".into(),
+        start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into(),
+    );
+    doc.insert(
+        "tape".into(),
+        tape.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .into(),
+    );
+    doc.insert(
+        "view".into(),
+        toml::Value::Array(config.view.iter().map(|v| toml::Value::Float(*v)).collect()),
+    );
     let feeds = config
         .feeds
         .iter()

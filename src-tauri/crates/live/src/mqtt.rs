@@ -8,12 +8,30 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
 use super::{hand_over, now_ms, Health, Incoming};
-use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
 use cityops_decoders::MAX_BODY_BYTES;
+use cityops_net::backoff::Retry;
 
-pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
-    let Transport::Mqtt { host, port, topics, client_id, username, password, tls } = feed.transport else { return };
+pub(super) async fn run(
+    i: usize,
+    feed: LiveFeed,
+    base: &std::path::Path,
+    tx: mpsc::Sender<Incoming>,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Transport::Mqtt {
+        host,
+        port,
+        topics,
+        client_id,
+        username,
+        password,
+        tls,
+    } = feed.transport
+    else {
+        return;
+    };
     let id = feed.spec.id.clone();
     let tls = match tls.map(|t| t.client(base)).transpose() {
         Ok(tls) => tls,
@@ -22,7 +40,14 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
             // stays down rather than connecting without TLS.
             let e = format!("TLS: {e}");
             health.failed(&id, &e);
-            let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
+            let _ = tx
+                .send(Incoming::Failure {
+                    feed: i,
+                    reason: e,
+                    body: Vec::new(),
+                    at: now_ms(),
+                })
+                .await;
             return;
         }
     };
@@ -32,7 +57,9 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
     opts.set_max_packet_size(MAX_BODY_BYTES, 64 * 1024);
     opts.set_transport(cityops_net::tls::mqtt_transport(tls.as_ref()));
     if let Some(user) = username {
-        let credentials = user.resolve().and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
+        let credentials = user
+            .resolve()
+            .and_then(|u| Ok((u, password.map(|p| p.resolve()).transpose()?.unwrap_or_default())));
         match credentials {
             Ok((u, p)) => {
                 opts.set_credentials(u, p);
@@ -40,7 +67,14 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
             Err(e) => {
                 let e = e.to_string();
                 health.failed(&id, &e);
-                let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
+                let _ = tx
+                    .send(Incoming::Failure {
+                        feed: i,
+                        reason: e,
+                        body: Vec::new(),
+                        at: now_ms(),
+                    })
+                    .await;
                 return;
             }
         }
@@ -71,7 +105,13 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let msg = Incoming::Message { feed: i, topic: Some(p.topic), format: None, body: p.payload.to_vec(), received_ms: now_ms() };
+                let msg = Incoming::Message {
+                    feed: i,
+                    topic: Some(p.topic),
+                    format: None,
+                    body: p.payload.to_vec(),
+                    received_ms: now_ms(),
+                };
                 if !hand_over(&tx, &health, &id, msg).await {
                     return;
                 }

@@ -67,7 +67,13 @@ impl Pipeline {
         let mut feeds = HashMap::new();
         for spec in specs {
             let adapters = feeds::adapters_for(spec, base_dir)?;
-            feeds.insert(spec.id.clone(), Feed { spec: spec.clone(), adapters });
+            feeds.insert(
+                spec.id.clone(),
+                Feed {
+                    spec: spec.clone(),
+                    adapters,
+                },
+            );
         }
         Ok(Pipeline {
             store,
@@ -125,7 +131,13 @@ impl Pipeline {
 
     /// Quarantines a failure of a feed's transport (an HTTP 500, a hung server, a TCP peer that
     /// sent garbage): there is no message to decode, but the operator must see it.
-    pub fn quarantine_transport_failure(&mut self, feed: &str, reason: &str, at: Millis, body: Vec<u8>) -> Result<(), StoreError> {
+    pub fn quarantine_transport_failure(
+        &mut self,
+        feed: &str,
+        reason: &str,
+        at: Millis,
+        body: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.stats.rejected += 1;
         self.pending_quarantine.push(QuarantineEntry {
             feed: feed.to_owned(),
@@ -161,14 +173,24 @@ impl Pipeline {
         // The adapter of the message's format: the feed's one, or for an `auto` feed the one its
         // file extension selected.
         let feed = self.feeds.get_mut(&msg.feed);
-        let index = feed.as_ref().and_then(|f| f.adapters.iter().position(|(format, _)| *format == msg.format));
+        let index = feed
+            .as_ref()
+            .and_then(|f| f.adapters.iter().position(|(format, _)| *format == msg.format));
         match (feed, index) {
             (None, _) => {
                 tracing::warn!(feed = %msg.feed, line = msg.line, "message from a feed that is not declared");
-                refuse(&mut self.pending_quarantine, "$".into(), format!("feed {:?} is not declared", msg.feed));
+                refuse(
+                    &mut self.pending_quarantine,
+                    "$".into(),
+                    format!("feed {:?} is not declared", msg.feed),
+                );
             }
             (Some(Feed { spec, .. }), None) => {
-                let reason = format!("format {} does not match the feed's declared {}", msg.format.as_str(), spec.format.as_str());
+                let reason = format!(
+                    "format {} does not match the feed's declared {}",
+                    msg.format.as_str(),
+                    spec.format.as_str()
+                );
                 refuse(&mut self.pending_quarantine, "$".into(), reason);
             }
             (Some(Feed { spec, adapters }), Some(k)) => {
@@ -210,7 +232,11 @@ impl Pipeline {
 
     /// Ingests a message that is not part of the tape (a trainer's inject): like
     /// [`Pipeline::ingest`], but the run's frontier stays where the tape put it.
-    pub fn ingest_extra(&mut self, msg: &TapeMessage, picture: Option<&mut Picture>) -> Result<MessageOutcome, StoreError> {
+    pub fn ingest_extra(
+        &mut self,
+        msg: &TapeMessage,
+        picture: Option<&mut Picture>,
+    ) -> Result<MessageOutcome, StoreError> {
         let frontier = self.frontier;
         let outcome = self.ingest(msg, picture);
         self.frontier = frontier;
@@ -236,11 +262,21 @@ impl Pipeline {
     /// refuses, everything stays buffered (the transaction rolled back), to be committed whole
     /// by a later call.
     pub fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() && self.pending_quarantine.is_empty() && self.pending_delivered.is_empty() && self.frontier.is_none() {
+        if self.pending.is_empty()
+            && self.pending_quarantine.is_empty()
+            && self.pending_delivered.is_empty()
+            && self.frontier.is_none()
+        {
             return Ok(());
         }
         let frontier = self.frontier.unwrap_or((0, Millis::MIN));
-        if let Err(e) = self.store.append_delivered(self.run, &self.pending, &self.pending_quarantine, &self.pending_delivered, frontier) {
+        if let Err(e) = self.store.append_delivered(
+            self.run,
+            &self.pending,
+            &self.pending_quarantine,
+            &self.pending_delivered,
+            frontier,
+        ) {
             self.refusing = true;
             return Err(e);
         }

@@ -9,24 +9,46 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::{hand_over, now_ms, Health, Incoming};
-use cityops_net::backoff::Retry;
 use crate::config::{LiveFeed, Transport};
 use cityops_decoders::MAX_BODY_BYTES;
+use cityops_net::backoff::Retry;
 use cityops_net::tls::{Stream, Tls};
 
-pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mpsc::Sender<Incoming>, health: Health, mut stop: watch::Receiver<bool>) {
-    let Transport::Tcp { host, port, tls } = feed.transport else { return };
+pub(super) async fn run(
+    i: usize,
+    feed: LiveFeed,
+    base: &std::path::Path,
+    tx: mpsc::Sender<Incoming>,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Transport::Tcp { host, port, tls } = feed.transport else {
+        return;
+    };
     let id = feed.spec.id.clone();
     let tls = match tls.map(|t| t.client(base)).transpose() {
         Ok(c) => c,
         Err(e) => {
             let e = format!("TLS: {e}");
             health.failed(&id, &e);
-            let _ = tx.send(Incoming::Failure { feed: i, reason: e, body: Vec::new(), at: now_ms() }).await;
+            let _ = tx
+                .send(Incoming::Failure {
+                    feed: i,
+                    reason: e,
+                    body: Vec::new(),
+                    at: now_ms(),
+                })
+                .await;
             return;
         }
     };
-    let peer = Peer { i, host, port, tls, split: cityops_decoders::stream_framing(feed.spec.format) };
+    let peer = Peer {
+        i,
+        host,
+        port,
+        tls,
+        split: cityops_decoders::stream_framing(feed.spec.format),
+    };
     let mut backoff = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
         let result = tokio::select! {
@@ -37,7 +59,16 @@ pub(super) async fn run(i: usize, feed: LiveFeed, base: &std::path::Path, tx: mp
             let reason = lost.to_string();
             tracing::warn!(feed = %id, %reason, "stream lost");
             health.failed(&id, &reason);
-            if tx.send(Incoming::Failure { feed: i, reason, body: Vec::new(), at: now_ms() }).await.is_err() {
+            if tx
+                .send(Incoming::Failure {
+                    feed: i,
+                    reason,
+                    body: Vec::new(),
+                    at: now_ms(),
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -63,7 +94,11 @@ struct Peer {
 enum StreamLost {
     /// The peer could not be reached.
     #[error("connect {host}:{port}: {error}")]
-    Connect { host: String, port: u16, error: std::io::Error },
+    Connect {
+        host: String,
+        port: u16,
+        error: std::io::Error,
+    },
     /// Reading from the connection failed.
     #[error("read: {0}")]
     Read(std::io::Error),
@@ -82,9 +117,27 @@ enum StreamLost {
 }
 
 /// One connection, until it fails.
-async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &Health, backoff: &mut Retry) -> Result<(), StreamLost> {
-    let Peer { i, ref host, port, ref tls, split } = *peer;
-    let mut stream = Stream::connect(host, port, tls.as_ref()).await.map_err(|(error, _)| StreamLost::Connect { host: host.clone(), port, error })?;
+async fn session(
+    peer: &Peer,
+    id: &str,
+    tx: &mpsc::Sender<Incoming>,
+    health: &Health,
+    backoff: &mut Retry,
+) -> Result<(), StreamLost> {
+    let Peer {
+        i,
+        ref host,
+        port,
+        ref tls,
+        split,
+    } = *peer;
+    let mut stream = Stream::connect(host, port, tls.as_ref())
+        .await
+        .map_err(|(error, _)| StreamLost::Connect {
+            host: host.clone(),
+            port,
+            error,
+        })?;
     health.connected(id);
     backoff.reset();
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -92,11 +145,21 @@ async fn session(peer: &Peer, id: &str, tx: &mpsc::Sender<Incoming>, health: &He
     loop {
         let n = stream.read(&mut chunk).await.map_err(StreamLost::Read)?;
         if n == 0 {
-            return Err(if buf.is_empty() { StreamLost::Closed } else { StreamLost::ClosedMidMessage { pending: buf.len() } });
+            return Err(if buf.is_empty() {
+                StreamLost::Closed
+            } else {
+                StreamLost::ClosedMidMessage { pending: buf.len() }
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
         for body in split(&mut buf) {
-            let msg = Incoming::Message { feed: i, topic: None, format: None, body, received_ms: now_ms() };
+            let msg = Incoming::Message {
+                feed: i,
+                topic: None,
+                format: None,
+                body,
+                received_ms: now_ms(),
+            };
             if !hand_over(tx, health, id, msg).await {
                 return Err(StreamLost::IngestStopped);
             }

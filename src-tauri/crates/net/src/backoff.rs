@@ -41,7 +41,10 @@ pub struct Retry {
 impl Retry {
     /// Starts with no failures.
     pub fn new(min: Duration, max: Duration) -> Retry {
-        Retry { backoff: Backoff::new(min, max), failures: 0 }
+        Retry {
+            backoff: Backoff::new(min, max),
+            failures: 0,
+        }
     }
 
     /// The wait before the next attempt, after one more failure.
@@ -66,7 +69,11 @@ mod tests {
         for _ in 0..200 {
             for (failures, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1_000), (40, 1_000)] {
                 let d = b.delay(failures).as_millis() as u64;
-                assert!((full / 2..=full).contains(&d), "failure {failures}: {d} ms is not within [{}, {full}]", full / 2);
+                assert!(
+                    (full / 2..=full).contains(&d),
+                    "failure {failures}: {d} ms is not within [{}, {full}]",
+                    full / 2
+                );
             }
         }
     }

@@ -13,7 +13,12 @@ pub fn origin(url: &str) -> Option<String> {
         return None;
     }
     let host = u.host_str()?;
-    Some(format!("{}://{}:{}", u.scheme(), host.to_ascii_lowercase(), u.port_or_known_default()?))
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        host.to_ascii_lowercase(),
+        u.port_or_known_default()?
+    ))
 }
 
 /// True when the URL's host is this machine: `localhost` or a loopback address.
@@ -73,7 +78,10 @@ mod tests {
         let a = Allowed::new(["http://127.0.0.1:8080/v1.1/Things"], ["https://data.example.org"]);
         assert!(a.allows("http://127.0.0.1:8080/v1.1/Observations?$skip=10"));
         assert!(a.allows("https://DATA.example.org:443/x"), "default port and host case");
-        assert!(!a.allows("http://127.0.0.1:8081/v1.1/Observations"), "another port is another origin");
+        assert!(
+            !a.allows("http://127.0.0.1:8081/v1.1/Observations"),
+            "another port is another origin"
+        );
         assert!(!a.allows("https://127.0.0.1:8080/"), "another scheme is another origin");
         assert!(!a.allows("http://data.example.org/x"), "https was listed, not http");
         assert!(!a.allows("file:///etc/passwd"));
@@ -89,7 +97,12 @@ mod tests {
         let why = secret_over_plain_http("http://works.example.org/open311").unwrap();
         assert!(why.contains("works.example.org") && why.contains("https"), "{why}");
         assert!(secret_over_plain_http("http://10.0.0.5/").is_some());
-        assert!(host_is_loopback("127.0.0.1") && host_is_loopback("::1") && host_is_loopback("[::1]") && host_is_loopback("LOCALHOST"));
+        assert!(
+            host_is_loopback("127.0.0.1")
+                && host_is_loopback("::1")
+                && host_is_loopback("[::1]")
+                && host_is_loopback("LOCALHOST")
+        );
         assert!(!host_is_loopback("broker.example.org") && !host_is_loopback("10.0.0.5"));
     }
 }

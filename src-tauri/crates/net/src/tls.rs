@@ -67,7 +67,10 @@ impl TlsSpec {
     /// The client side, ready to connect: the rustls configuration, built by reading the files
     /// relative to `base`, and the name to check the server's certificate against.
     pub fn client(&self, base: &Path) -> Result<Tls, TlsError> {
-        Ok(Tls { config: self.client_config(base)?, server_name: self.server_name.clone() })
+        Ok(Tls {
+            config: self.client_config(base)?,
+            server_name: self.server_name.clone(),
+        })
     }
 
     fn client_config(&self, base: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
@@ -77,7 +80,10 @@ impl TlsSpec {
             Some(ca) => {
                 let path = base.join(ca);
                 for cert in certificates(&path)? {
-                    roots.add(cert).map_err(|e| TlsError::File { path: path.clone(), reason: e.to_string() })?;
+                    roots.add(cert).map_err(|e| TlsError::File {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 }
             }
             None => {
@@ -88,19 +94,23 @@ impl TlsSpec {
             }
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?.with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots);
         let config = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = certificates(&base.join(cert))?;
                 let key_path = base.join(key);
-                let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File { path: key_path, reason: format!("no usable private key: {e}") })?;
+                let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| TlsError::File {
+                    path: key_path,
+                    reason: format!("no usable private key: {e}"),
+                })?;
                 builder.with_client_auth_cert(chain, key)?
             }
             _ => builder.with_no_client_auth(),
         };
         Ok(Arc::new(config))
     }
-
 }
 
 /// A TLS client side ready to connect (see [`TlsSpec::client`]).
@@ -121,9 +131,15 @@ impl Tls {
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::File { path: path.to_owned(), reason: e.to_string() })?;
+        .map_err(|e| TlsError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::File { path: path.to_owned(), reason: "no PEM certificate in it".into() });
+        return Err(TlsError::File {
+            path: path.to_owned(),
+            reason: "no PEM certificate in it".into(),
+        });
     }
     Ok(certs)
 }
@@ -141,16 +157,30 @@ impl Stream {
     /// Connects to `host:port`, then shakes hands when `tls` is given. The error says whether
     /// the server was unreachable (`true`: nothing reached it) or refused us after connecting.
     pub async fn connect(host: &str, port: u16, tls: Option<&Tls>) -> Result<Stream, (std::io::Error, bool)> {
-        let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| (e, true))?;
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| (e, true))?;
         let Some(tls) = tls else { return Ok(Stream::Plain(tcp)) };
-        let name = tls.server_name(host).map_err(|e| (std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()), false))?;
-        let tls = tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name, tcp).await.map_err(|e| (e, false))?;
+        let name = tls.server_name(host).map_err(|e| {
+            (
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                false,
+            )
+        })?;
+        let tls = tokio_rustls::TlsConnector::from(tls.config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| (e, false))?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 }
 
 impl tokio::io::AsyncRead for Stream {
-    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -159,21 +189,31 @@ impl tokio::io::AsyncRead for Stream {
 }
 
 impl tokio::io::AsyncWrite for Stream {
-    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),

@@ -72,7 +72,10 @@ impl BackendSpec {
     /// Where actions go, for previews and lists.
     pub fn destination(&self, device: Option<&str>) -> String {
         match self.kind {
-            BackendKind::Open311 => format!("POST {}/requests.json", self.url.as_deref().unwrap_or_default().trim_end_matches('/')),
+            BackendKind::Open311 => format!(
+                "POST {}/requests.json",
+                self.url.as_deref().unwrap_or_default().trim_end_matches('/')
+            ),
             BackendKind::Webhook | BackendKind::Cap => format!("POST {}", self.url.as_deref().unwrap_or_default()),
             BackendKind::Mqtt => format!(
                 "mqtt://{}:{} {}",
@@ -80,7 +83,11 @@ impl BackendSpec {
                 self.port.unwrap_or(1883),
                 self.topic(&self.command_topic, device.unwrap_or("{device}"))
             ),
-            BackendKind::Cot => format!("tcp://{}:{}", self.host.as_deref().unwrap_or_default(), self.port.unwrap_or(8087)),
+            BackendKind::Cot => format!(
+                "tcp://{}:{}",
+                self.host.as_deref().unwrap_or_default(),
+                self.port.unwrap_or(8087)
+            ),
         }
     }
 
@@ -165,8 +172,12 @@ fn default_poll_s() -> u64 {
 
 /// Reads and validates a backends file.
 pub fn load(path: &Path) -> Result<Vec<BackendSpec>, BackendsError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| BackendsError { path: path.to_owned(), line: None, field: "(file)".into(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| BackendsError {
+        path: path.to_owned(),
+        line: None,
+        field: "(file)".into(),
+        reason: e.to_string(),
+    })?;
     parse(path, &text)
 }
 
@@ -180,19 +191,49 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
     })?;
     let mut out: Vec<BackendSpec> = Vec::new();
     for (i, b) in raw.backends.into_iter().enumerate() {
-        let err = |field: &str, reason: String| BackendsError { path: path.to_owned(), line: nth_line(text, i), field: format!("backends[{i}].{field}"), reason };
+        let err = |field: &str, reason: String| BackendsError {
+            path: path.to_owned(),
+            line: nth_line(text, i),
+            field: format!("backends[{i}].{field}"),
+            reason,
+        };
         if b.id.trim().is_empty() || out.iter().any(|o| o.id == b.id) {
             return Err(err("id", format!("{:?} is empty or used twice", b.id)));
         }
-        let kind = BackendKind::parse(&b.kind).ok_or_else(|| err("kind", format!("{:?} is not one of open311, webhook, mqtt, cot, cap", b.kind)))?;
-        let secret_field = if kind == BackendKind::Open311 { "api_key" } else { "secret" };
-        let (given, other) = if kind == BackendKind::Open311 { (&b.api_key, &b.secret) } else { (&b.secret, &b.api_key) };
+        let kind = BackendKind::parse(&b.kind).ok_or_else(|| {
+            err(
+                "kind",
+                format!("{:?} is not one of open311, webhook, mqtt, cot, cap", b.kind),
+            )
+        })?;
+        let secret_field = if kind == BackendKind::Open311 {
+            "api_key"
+        } else {
+            "secret"
+        };
+        let (given, other) = if kind == BackendKind::Open311 {
+            (&b.api_key, &b.secret)
+        } else {
+            (&b.secret, &b.api_key)
+        };
         if other.is_some() {
-            return Err(err(if kind == BackendKind::Open311 { "secret" } else { "api_key" }, format!("{} backends take {secret_field} instead", kind.as_str())));
+            return Err(err(
+                if kind == BackendKind::Open311 {
+                    "secret"
+                } else {
+                    "api_key"
+                },
+                format!("{} backends take {secret_field} instead", kind.as_str()),
+            ));
         }
         let secret = match given {
             None => None,
-            Some(v) => Some(v.clone().try_into::<EnvRef>().map_err(|_| err(secret_field, "secrets are never written in the file; use { env = \"NAME\" }".into()))?),
+            Some(v) => Some(v.clone().try_into::<EnvRef>().map_err(|_| {
+                err(
+                    secret_field,
+                    "secrets are never written in the file; use { env = \"NAME\" }".into(),
+                )
+            })?),
         };
         match kind {
             BackendKind::Open311 | BackendKind::Webhook | BackendKind::Cap => {
@@ -201,7 +242,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
                     return Err(err("url", format!("{url:?} is not an http(s) URL")));
                 }
                 if matches!(kind, BackendKind::Webhook | BackendKind::Cap) && secret.is_none() {
-                    return Err(err("secret", "webhooks and alert hubs are signed: name the secret's environment variable".into()));
+                    return Err(err(
+                        "secret",
+                        "webhooks and alert hubs are signed: name the secret's environment variable".into(),
+                    ));
                 }
                 // A webhook's secret only signs (the body travels, not the secret), but an
                 // Open311 API key is sent in the form: never in clear off the machine.
@@ -221,7 +265,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
             return Err(err("command_topic", "is required for MQTT command backends".into()));
         }
         if b.tls.is_some() && !matches!(kind, BackendKind::Mqtt | BackendKind::Cot) {
-            return Err(err("tls", "is for MQTT and CoT backends; HTTP backends take an https URL".into()));
+            return Err(err(
+                "tls",
+                "is for MQTT and CoT backends; HTTP backends take an https URL".into(),
+            ));
         }
         if let Some(Err(e)) = b.tls.as_ref().map(TlsSpec::validate) {
             return Err(err("tls", e.to_string()));
@@ -231,18 +278,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
         }
         let password = match b.password {
             None => None,
-            Some(v) => Some(v.try_into::<EnvRef>().map_err(|_| err("password", "secrets are never written in the file; use { env = \"NAME\" }".into()))?),
+            Some(v) => Some(v.try_into::<EnvRef>().map_err(|_| {
+                err(
+                    "password",
+                    "secrets are never written in the file; use { env = \"NAME\" }".into(),
+                )
+            })?),
         };
         // A password over plain TCP to another machine is readable by anyone on the path.
         let host = b.host.as_deref().unwrap_or_default();
         if password.is_some() && b.tls.is_none() && !cityops_net::origin::host_is_loopback(host) {
-            return Err(err("password", format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)")));
+            return Err(err(
+                "password",
+                format!("would travel in clear to {host}; add tls (plain MQTT is allowed only to this machine)"),
+            ));
         }
         if b.confirm_callsign.is_some() && kind != BackendKind::Cot {
             return Err(err("confirm_callsign", "is for CoT backends".into()));
         }
         if b.timeout_ms == 0 || b.retry_base_ms == 0 || b.retry_budget == 0 {
-            return Err(err("timeout_ms", "timeout_ms, retry_base_ms and retry_budget must be at least 1".into()));
+            return Err(err(
+                "timeout_ms",
+                "timeout_ms, retry_base_ms and retry_budget must be at least 1".into(),
+            ));
         }
         out.push(BackendSpec {
             name: if b.name.is_empty() { b.id.clone() } else { b.name },
@@ -275,7 +333,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<BackendSpec>, BackendsError>
 
 /// The line of the `i`-th `[[backends]]` table, for errors.
 fn nth_line(text: &str, i: usize) -> Option<usize> {
-    text.lines().enumerate().filter(|(_, l)| l.trim() == "[[backends]]").nth(i).map(|(n, _)| n + 1)
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[backends]]")
+        .nth(i)
+        .map(|(n, _)| n + 1)
 }
 
 #[cfg(test)]
@@ -308,27 +370,53 @@ secret = { env = "HUB_SECRET" }
         assert!(!b[0].supervisor_only);
         assert!(b[1].supervisor_only, "public alerts are a supervisor's call");
         assert_eq!(b[1].sender, "cityops@hel.example");
-        assert_eq!(b[1].secret, Some(EnvRef { env: "HUB_SECRET".into() }));
+        assert_eq!(
+            b[1].secret,
+            Some(EnvRef {
+                env: "HUB_SECRET".into()
+            })
+        );
     }
 
     #[test]
     fn literal_secrets_and_bad_fields_name_the_line() {
-        let e = parse(Path::new("b.toml"), &GOOD.replace(r#"{ env = "HUB_SECRET" }"#, r#""s3cret""#)).unwrap_err();
+        let e = parse(
+            Path::new("b.toml"),
+            &GOOD.replace(r#"{ env = "HUB_SECRET" }"#, r#""s3cret""#),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(12), "backends[1].secret"), "{e}");
         let e = parse(Path::new("b.toml"), &GOOD.replace("kind = \"cap\"", "kind = \"fax\"")).unwrap_err();
         assert_eq!(e.field, "backends[1].kind");
         assert!(e.to_string().starts_with("b.toml:12: backends[1].kind:"), "{e}");
-        let e = parse(Path::new("b.toml"), &GOOD.replace("url = \"http://127.0.0.1:9000/hooks/cap\"", "url = \"ftp://x\"")).unwrap_err();
+        let e = parse(
+            Path::new("b.toml"),
+            &GOOD.replace("url = \"http://127.0.0.1:9000/hooks/cap\"", "url = \"ftp://x\""),
+        )
+        .unwrap_err();
         assert_eq!(e.field, "backends[1].url");
     }
 
     #[test]
     fn an_api_key_over_plain_http_off_the_machine_is_refused() {
-        let e = parse(Path::new("b.toml"), &GOOD.replace("http://127.0.0.1:8311/", "http://works.example.org/")).unwrap_err();
+        let e = parse(
+            Path::new("b.toml"),
+            &GOOD.replace("http://127.0.0.1:8311/", "http://works.example.org/"),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (Some(4), "backends[0].url"), "{e}");
-        assert!(e.reason.contains("plain http") && e.reason.contains("works.example.org"), "{e}");
-        parse(Path::new("b.toml"), &GOOD.replace("http://127.0.0.1:8311/", "https://works.example.org/")).expect("https carries the key");
-        let keyless = GOOD.replace("http://127.0.0.1:8311/", "http://works.example.org/").replace("api_key = { env = \"WORKS_KEY\" }\n", "");
+        assert!(
+            e.reason.contains("plain http") && e.reason.contains("works.example.org"),
+            "{e}"
+        );
+        parse(
+            Path::new("b.toml"),
+            &GOOD.replace("http://127.0.0.1:8311/", "https://works.example.org/"),
+        )
+        .expect("https carries the key");
+        let keyless = GOOD
+            .replace("http://127.0.0.1:8311/", "http://works.example.org/")
+            .replace("api_key = { env = \"WORKS_KEY\" }\n", "");
         parse(Path::new("b.toml"), &keyless).expect("without a key nothing secret travels");
     }
 }

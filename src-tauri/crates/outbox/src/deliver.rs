@@ -45,7 +45,11 @@ pub enum Outcome {
     Sent(String),
     /// `unreachable`: nothing reached the backend (connection refused, no route, broker down),
     /// which does not count against the retry budget.
-    Retry { reason: String, after: Option<Duration>, unreachable: bool },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+        unreachable: bool,
+    },
     Rejected(String),
 }
 
@@ -96,10 +100,17 @@ impl Link {
     /// request is ever made (the sender records instead of delivering).
     pub fn new(spec: BackendSpec, exercise: bool) -> Link {
         let secret = match (&spec.secret, &spec.password) {
-            (Some(r), _) | (None, Some(r)) => std::env::var(&r.env).map(Some).map_err(|_| SecretError::Unset { env: r.env.clone() }),
+            (Some(r), _) | (None, Some(r)) => std::env::var(&r.env)
+                .map(Some)
+                .map_err(|_| SecretError::Unset { env: r.env.clone() }),
             (None, None) => Ok(None),
         };
-        let tls = spec.tls.as_ref().map(|t| t.client(&spec.base)).transpose().map_err(|e| format!("TLS: {e}"));
+        let tls = spec
+            .tls
+            .as_ref()
+            .map(|t| t.client(&spec.base))
+            .transpose()
+            .map_err(|e| format!("TLS: {e}"));
         let http = reqwest::Client::builder()
             // A redirect would carry the form (with its API key) or the signed body to whatever
             // origin the answer names, and record that origin's reference as delivery: the
@@ -111,9 +122,18 @@ impl Link {
             .build()
             .unwrap_or_default();
         let live = !exercise && tls.is_ok();
-        let mqtt = (spec.kind == BackendKind::Mqtt && live).then(|| MqttLink::start(&spec, secret.clone().ok().flatten(), tls.clone().ok().flatten()));
-        let cot_confirm = (spec.kind == BackendKind::Cot && live && spec.confirm_callsign.is_some()).then(|| CotConfirm::start(&spec, tls.clone().ok().flatten()));
-        Link { spec, secret, tls, http, mqtt, cot_confirm }
+        let mqtt = (spec.kind == BackendKind::Mqtt && live)
+            .then(|| MqttLink::start(&spec, secret.clone().ok().flatten(), tls.clone().ok().flatten()));
+        let cot_confirm = (spec.kind == BackendKind::Cot && live && spec.confirm_callsign.is_some())
+            .then(|| CotConfirm::start(&spec, tls.clone().ok().flatten()));
+        Link {
+            spec,
+            secret,
+            tls,
+            http,
+            mqtt,
+            cot_confirm,
+        }
     }
 
     /// The signature header value of a body, for webhooks and alert hubs.
@@ -121,7 +141,9 @@ impl Link {
         if !matches!(self.spec.kind, BackendKind::Webhook | BackendKind::Cap) {
             return Ok(None);
         }
-        let Some(secret) = self.secret.clone()? else { return Ok(None) };
+        let Some(secret) = self.secret.clone()? else {
+            return Ok(None);
+        };
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|e| SecretError::Key(e.to_string()))?;
         mac.update(body.as_bytes());
         Ok(Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes()))))
@@ -129,7 +151,11 @@ impl Link {
 
     /// Why the backend cannot send, if it cannot: its secret is missing, or its TLS files.
     pub fn secret_error(&self) -> Option<String> {
-        self.secret.as_ref().err().map(SecretError::to_string).or_else(|| self.tls.as_ref().err().cloned())
+        self.secret
+            .as_ref()
+            .err()
+            .map(SecretError::to_string)
+            .or_else(|| self.tls.as_ref().err().cloned())
     }
 
     /// One attempt.
@@ -168,22 +194,42 @@ impl Link {
             req = req.header(&h.name, &h.value);
         }
         match req.send().await {
-            Err(e) => Outcome::Retry { reason: describe(&e), after: None, unreachable: e.is_connect() },
+            Err(e) => Outcome::Retry {
+                reason: describe(&e),
+                after: None,
+                unreachable: e.is_connect(),
+            },
             Ok(resp) => {
                 let status = resp.status();
-                let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-                let location = resp.headers().get(reqwest::header::LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_ANSWER).collect::<String>());
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let location = resp.headers().get(reqwest::header::LOCATION).map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(MAX_ANSWER)
+                        .collect::<String>()
+                });
                 let text = match read_capped(resp, MAX_ANSWER_BYTES).await {
                     Ok(t) => t,
                     Err(Answer::TooLong) => {
                         // Whatever the status, an answer this size is not one a backend gives;
                         // the operator decides (a retry sends the same key).
-                        return Outcome::Rejected(format!("HTTP {status}: the answer is longer than {} KiB and was not read", MAX_ANSWER_BYTES / 1024));
+                        return Outcome::Rejected(format!(
+                            "HTTP {status}: the answer is longer than {} KiB and was not read",
+                            MAX_ANSWER_BYTES / 1024
+                        ));
                     }
                     Err(Answer::Broken(e)) if status.is_success() => {
                         // The backend said yes but the answer broke off: the key makes a resend
                         // safe, and only a full answer gives us its reference.
-                        return Outcome::Retry { reason: format!("HTTP {status}, answer cut short: {e}"), after: None, unreachable: false };
+                        return Outcome::Retry {
+                            reason: format!("HTTP {status}, answer cut short: {e}"),
+                            after: None,
+                            unreachable: false,
+                        };
                     }
                     Err(Answer::Broken(_)) => String::new(),
                 };
@@ -192,11 +238,17 @@ impl Link {
                     Outcome::Delivered(self.reference(&answer, action))
                 } else if status.is_redirection() {
                     let to = location.unwrap_or_else(|| "no Location".into());
-                    Outcome::Rejected(format!("HTTP {status}: redirected to {to}; the outbox sends only to the configured URL"))
+                    Outcome::Rejected(format!(
+                        "HTTP {status}: redirected to {to}; the outbox sends only to the configured URL"
+                    ))
                 } else if status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429) {
                     // 409: the backend is still working on a request with this key (an earlier
                     // attempt whose answer we lost); asking again later gets its answer.
-                    Outcome::Retry { reason: format!("HTTP {status}: {answer}"), after: retry_after, unreachable: false }
+                    Outcome::Retry {
+                        reason: format!("HTTP {status}: {answer}"),
+                        after: retry_after,
+                        unreachable: false,
+                    }
                 } else {
                     Outcome::Rejected(format!("HTTP {status}: {answer}"))
                 }
@@ -226,7 +278,11 @@ impl Link {
 
     /// The Open311 status (`open`, `closed`) of a delivered request.
     pub async fn poll_status(&self, reference: &str) -> Option<String> {
-        let url = format!("{}/requests/{}.json", self.spec.url.as_deref().unwrap_or_default(), percent_path(reference));
+        let url = format!(
+            "{}/requests/{}.json",
+            self.spec.url.as_deref().unwrap_or_default(),
+            percent_path(reference)
+        );
         let resp = self.http.get(&url).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
@@ -241,7 +297,11 @@ impl Link {
         let uid = format!("cityops-{}", action.dto.key);
         let relayed = match &self.cot_confirm {
             Some(c) if !c.connected.load(Ordering::SeqCst) => {
-                return Outcome::Retry { reason: "the outbox's confirming TAK client is not connected".into(), after: None, unreachable: true };
+                return Outcome::Retry {
+                    reason: "the outbox's confirming TAK client is not connected".into(),
+                    after: None,
+                    unreachable: true,
+                };
             }
             Some(c) => Some(c.expect(&uid)),
             None => None,
@@ -275,8 +335,20 @@ impl Link {
             Ok::<_, (std::io::Error, bool)>(())
         };
         let written = match tokio::time::timeout(self.spec.timeout, work).await {
-            Err(_) => return Outcome::Retry { reason: "timed out".into(), after: None, unreachable: false },
-            Ok(Err((e, unreachable))) => return Outcome::Retry { reason: e.to_string(), after: None, unreachable },
+            Err(_) => {
+                return Outcome::Retry {
+                    reason: "timed out".into(),
+                    after: None,
+                    unreachable: false,
+                }
+            }
+            Ok(Err((e, unreachable))) => {
+                return Outcome::Retry {
+                    reason: e.to_string(),
+                    after: None,
+                    unreachable,
+                }
+            }
             Ok(Ok(())) => uid,
         };
         let Some(relayed) = relayed else {
@@ -289,7 +361,14 @@ impl Link {
                 if let Some(c) = &self.cot_confirm {
                     c.forget(&written);
                 }
-                Outcome::Retry { reason: format!("the TAK server did not relay the tasking back within {:?}", self.spec.timeout), after: None, unreachable: false }
+                Outcome::Retry {
+                    reason: format!(
+                        "the TAK server did not relay the tasking back within {:?}",
+                        self.spec.timeout
+                    ),
+                    after: None,
+                    unreachable: false,
+                }
             }
         }
     }
@@ -297,7 +376,11 @@ impl Link {
 
 impl MqttLink {
     fn start(spec: &BackendSpec, password: Option<String>, tls: Option<cityops_net::tls::Tls>) -> MqttLink {
-        let mut opts = MqttOptions::new(format!("cityops-outbox-{}", spec.id), spec.host.clone().unwrap_or_default(), spec.port.unwrap_or(1883));
+        let mut opts = MqttOptions::new(
+            format!("cityops-outbox-{}", spec.id),
+            spec.host.clone().unwrap_or_default(),
+            spec.port.unwrap_or(1883),
+        );
         opts.set_keep_alive(Duration::from_secs(30));
         if let Some(user) = &spec.username {
             opts.set_credentials(user.clone(), password.unwrap_or_default());
@@ -319,7 +402,9 @@ impl MqttLink {
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
+                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else {
+                            continue;
+                        };
                         let Some(key) = v["key"].as_str() else { continue };
                         // A reply counts only on the response topic of the device commanded:
                         // another device, or any client of the broker, cannot answer for it.
@@ -331,7 +416,9 @@ impl MqttLink {
                             Some(tx) => {
                                 let _ = tx.send(v);
                             }
-                            None => tracing::warn!(backend = %id, topic = %p.topic, "reply not on the commanded device's response topic, or for no waiting command; ignored"),
+                            None => {
+                                tracing::warn!(backend = %id, topic = %p.topic, "reply not on the commanded device's response topic, or for no waiting command; ignored")
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -344,12 +431,20 @@ impl MqttLink {
                 }
             }
         });
-        MqttLink { client, connected, waiting }
+        MqttLink {
+            client,
+            connected,
+            waiting,
+        }
     }
 
     async fn command(&self, spec: &BackendSpec, action: &ActionRow) -> Outcome {
         if !self.connected.load(Ordering::SeqCst) {
-            return Outcome::Retry { reason: "MQTT broker not connected".into(), after: None, unreachable: true };
+            return Outcome::Retry {
+                reason: "MQTT broker not connected".into(),
+                after: None,
+                unreachable: true,
+            };
         }
         let device = action.device.clone().unwrap_or_default();
         let (tx, rx) = oneshot::channel();
@@ -357,8 +452,16 @@ impl MqttLink {
             m.insert(action.dto.key.clone(), (spec.topic(&spec.response_topic, &device), tx));
         }
         let topic = spec.topic(&spec.command_topic, &device);
-        if let Err(e) = self.client.publish(topic, QoS::AtLeastOnce, false, action.body.clone().into_bytes()).await {
-            return Outcome::Retry { reason: format!("publish: {e}"), after: None, unreachable: true };
+        if let Err(e) = self
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, action.body.clone().into_bytes())
+            .await
+        {
+            return Outcome::Retry {
+                reason: format!("publish: {e}"),
+                after: None,
+                unreachable: true,
+            };
         }
         let reply = tokio::time::timeout(spec.timeout, rx).await;
         if let Ok(mut m) = self.waiting.lock() {
@@ -369,13 +472,21 @@ impl MqttLink {
                 let status = v["status"].as_str().unwrap_or("").to_owned();
                 let detail: String = v["detail"].as_str().unwrap_or("").chars().take(MAX_ANSWER).collect();
                 if matches!(status.as_str(), "ok" | "done" | "accepted") {
-                    Outcome::Delivered(if detail.is_empty() { format!("{device}: {status}") } else { format!("{device}: {status}: {detail}") })
+                    Outcome::Delivered(if detail.is_empty() {
+                        format!("{device}: {status}")
+                    } else {
+                        format!("{device}: {status}: {detail}")
+                    })
                 } else {
                     Outcome::Rejected(format!("{device} answered {status:?}: {detail}"))
                 }
             }
             // The command may have arrived; the device sees the same key if it is sent again.
-            _ => Outcome::Retry { reason: format!("no reply from {device} within {:?}", spec.timeout), after: None, unreachable: false },
+            _ => Outcome::Retry {
+                reason: format!("no reply from {device} within {:?}", spec.timeout),
+                after: None,
+                unreachable: false,
+            },
         }
     }
 }
@@ -441,7 +552,9 @@ impl CotConfirm {
                             tracing::warn!(backend = %id, "the confirming TAK client lost its connection");
                         }
                     }
-                    Err((e, _)) => tracing::debug!(backend = %id, error = %e, "the confirming TAK client cannot connect"),
+                    Err((e, _)) => {
+                        tracing::debug!(backend = %id, error = %e, "the confirming TAK client cannot connect")
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -469,7 +582,10 @@ impl CotConfirm {
 /// callsign>` taskings for its callsign to it.
 fn registration(callsign: &str) -> String {
     let now = chrono::Utc::now();
-    let (time, stale) = (now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), (now + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let (time, stale) = (
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (now + chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     let cs = cityops_core::dispatch::xml_escape(callsign);
     format!(
         "<?xml version=\"1.0\"?><event version=\"2.0\" uid=\"{cs}\" type=\"a-f-G-U-C\" how=\"m-g\" time=\"{time}\" start=\"{time}\" stale=\"{stale}\">\
@@ -483,7 +599,9 @@ fn registration(callsign: &str) -> String {
 fn relayed_uids(seen: &mut Vec<u8>, waiting: &Mutex<HashMap<String, oneshot::Sender<()>>>) {
     let mut consumed = 0;
     while let Some(start) = memchr::memmem::find(&seen[consumed..], b"<event").map(|i| consumed + i) {
-        let Some(end) = memchr::memchr(b'>', &seen[start..]).map(|i| start + i) else { break };
+        let Some(end) = memchr::memchr(b'>', &seen[start..]).map(|i| start + i) else {
+            break;
+        };
         let tag = String::from_utf8_lossy(&seen[start..end]);
         if let Some(uid) = tag.split(" uid=\"").nth(1).and_then(|r| r.split('"').next()) {
             if let Some(tx) = waiting.lock().ok().and_then(|mut m| m.remove(uid)) {
@@ -493,7 +611,10 @@ fn relayed_uids(seen: &mut Vec<u8>, waiting: &Mutex<HashMap<String, oneshot::Sen
         consumed = end + 1;
     }
     // What precedes an unfinished `<event` can go; a peer that never sends one is bounded.
-    let keep_from = memchr::memmem::rfind(&seen[consumed..], b"<event").map(|i| consumed + i).unwrap_or_else(|| seen.len().saturating_sub(8)).max(consumed);
+    let keep_from = memchr::memmem::rfind(&seen[consumed..], b"<event")
+        .map(|i| consumed + i)
+        .unwrap_or_else(|| seen.len().saturating_sub(8))
+        .max(consumed);
     seen.drain(..keep_from);
     if seen.len() > 1 << 20 {
         seen.clear();
@@ -542,19 +663,38 @@ mod tests {
     fn retry_after_takes_seconds_and_dates_and_is_bounded() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("999999"), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "a date in the past means now");
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     /// The hand-written encoder `percent_path` was before it used `percent-encoding`.
     fn old_percent_path(s: &str) -> String {
-        s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn path_segments_are_encoded_byte_for_byte_as_before() {
         assert_eq!(percent_path("a b*~+&=%/?#ä"), "a%20b%2A~%2B%26%3D%25%2F%3F%23%C3%A4");
-        for s in ["", "SR-1234_x.y~z", "../etc", "%41", "Hämeentie ✓", "\u{0}\u{7f}\u{80}\u{10ffff}"] {
+        for s in [
+            "",
+            "SR-1234_x.y~z",
+            "../etc",
+            "%41",
+            "Hämeentie ✓",
+            "\u{0}\u{7f}\u{80}\u{10ffff}",
+        ] {
             assert_eq!(percent_path(s), old_percent_path(s), "{s:?}");
         }
         for b in 0..=u8::MAX {

@@ -10,8 +10,8 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 
 use super::{BackendSpec, Outbox};
-use cityops_dto::{ActionParams, ActionRequestDto, OperatorDto};
 use crate::error::OutboxError;
+use cityops_dto::{ActionParams, ActionRequestDto, OperatorDto};
 use cityops_store::Store;
 
 /// What to commit.
@@ -30,24 +30,53 @@ pub struct Burst {
 /// Commits `burst.count` actions, each durably and on its own; after each commit its key is
 /// printed on a line of `out` and flushed, so whoever reads `out` knows it is on disk.
 /// Senders run meanwhile (unless `send` is false) and keep going once all are committed.
-pub fn commit_burst(db: &Path, specs: Vec<BackendSpec>, burst: &Burst, send: bool, out: &mut impl Write) -> Result<Outbox, OutboxError> {
-    let mut outbox = if send { Outbox::start(db, specs, false)? } else { Outbox::idle(db, specs)? };
-    let place = Place { point: burst.at, label: burst.label.clone(), area: None };
+pub fn commit_burst(
+    db: &Path,
+    specs: Vec<BackendSpec>,
+    burst: &Burst,
+    send: bool,
+    out: &mut impl Write,
+) -> Result<Outbox, OutboxError> {
+    let mut outbox = if send {
+        Outbox::start(db, specs, false)?
+    } else {
+        Outbox::idle(db, specs)?
+    };
+    let place = Place {
+        point: burst.at,
+        label: burst.label.clone(),
+        area: None,
+    };
     for _ in 0..burst.count {
-        let request = ActionRequestDto { backend: burst.backend.clone(), incident: burst.incident.clone(), at: None, params: burst.params.clone() };
+        let request = ActionRequestDto {
+            backend: burst.backend.clone(),
+            incident: burst.incident.clone(),
+            at: None,
+            params: burst.params.clone(),
+        };
         let preview = outbox.preview(request, &place, &burst.operator, chrono::Utc::now().timestamp_millis())?;
         if preview.confirmations >= 2 {
             outbox.arm(&preview.token, &burst.operator)?;
         }
         let action = outbox.confirm(&preview.token, &burst.operator, None)?;
-        writeln!(out, "{}", action.key).and_then(|_| out.flush()).map_err(|e| OutboxError::Io { path: "stdout".into(), source: e })?;
+        writeln!(out, "{}", action.key)
+            .and_then(|_| out.flush())
+            .map_err(|e| OutboxError::Io {
+                path: "stdout".into(),
+                source: e,
+            })?;
     }
     Ok(outbox)
 }
 
 /// Delivers until nothing is queued or in flight, or `timeout` passes; returns the counts of
 /// actions still queued and failed.
-pub async fn send_until_idle(db: &Path, outbox: Option<Outbox>, specs: Vec<BackendSpec>, timeout: Duration) -> Result<(u32, u32), OutboxError> {
+pub async fn send_until_idle(
+    db: &Path,
+    outbox: Option<Outbox>,
+    specs: Vec<BackendSpec>,
+    timeout: Duration,
+) -> Result<(u32, u32), OutboxError> {
     let _outbox = match outbox {
         Some(o) => o,
         None => Outbox::start(db, specs, false)?,

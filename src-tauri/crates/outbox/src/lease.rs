@@ -31,13 +31,33 @@ impl Lease {
     /// Takes the lease if nobody holds it; otherwise says who does.
     pub fn try_acquire(db: &Path) -> Result<Result<Lease, String>, OutboxError> {
         let path = lock_path(db);
-        let io = |source| OutboxError::Io { path: path.clone(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let io = |source| OutboxError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {
-                let exe = std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default();
-                let me = format!("process {} ({exe}) since {}", std::process::id(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                file.set_len(0).and_then(|_| file.seek(SeekFrom::Start(0))).and_then(|_| file.write_all(me.as_bytes())).and_then(|_| file.flush()).map_err(io)?;
+                let exe = std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_default();
+                let me = format!(
+                    "process {} ({exe}) since {}",
+                    std::process::id(),
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                file.set_len(0)
+                    .and_then(|_| file.seek(SeekFrom::Start(0)))
+                    .and_then(|_| file.write_all(me.as_bytes()))
+                    .and_then(|_| file.flush())
+                    .map_err(io)?;
                 Ok(Ok(Lease { _file: file }))
             }
             Err(TryLockError::WouldBlock) => {
@@ -45,7 +65,11 @@ impl Lease {
                 // Advisory locks do not stop reading; the holder wrote its name when it locked.
                 let _ = file.read_to_string(&mut holder);
                 let holder: String = holder.chars().filter(|c| !c.is_control()).take(200).collect();
-                Ok(Err(if holder.is_empty() { "another process".into() } else { holder }))
+                Ok(Err(if holder.is_empty() {
+                    "another process".into()
+                } else {
+                    holder
+                }))
             }
             Err(TryLockError::Error(e)) => Err(io(e)),
         }

@@ -26,12 +26,14 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 pub use config::{BackendSpec, BackendsError};
-pub use error::OutboxError;
 use deliver::{Link, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+pub use error::OutboxError;
 use lease::Lease;
 use sender::Shared;
 
-use cityops_dto::{ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto};
+use cityops_dto::{
+    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, HeaderDto, OperatorDto, OperatorRole, OutboxDto,
+};
 use cityops_store::{NewAction, RunId, Store};
 
 /// How many actions the outbox view carries.
@@ -111,7 +113,14 @@ impl Outbox {
             links.push(link);
         }
         let tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let senders = Senders { db: db.to_owned(), links: links.clone(), wake: wake.clone(), exercise, shared: shared.clone(), tasks: tasks.clone() };
+        let senders = Senders {
+            db: db.to_owned(),
+            links: links.clone(),
+            wake: wake.clone(),
+            exercise,
+            shared: shared.clone(),
+            tasks: tasks.clone(),
+        };
         match Lease::try_acquire(db)? {
             Ok(lease) => senders.start(lease)?,
             Err(holder) => {
@@ -122,7 +131,16 @@ impl Outbox {
             }
         }
         shared.changed.store(true, Ordering::SeqCst);
-        Ok(Outbox { links, exercise, previews: HashMap::new(), next_seq: 0, wake, shared, tasks, store })
+        Ok(Outbox {
+            links,
+            exercise,
+            previews: HashMap::new(),
+            next_seq: 0,
+            wake,
+            shared,
+            tasks,
+            store,
+        })
     }
 
     /// Who holds the sender lease while this outbox waits for it.
@@ -135,7 +153,16 @@ impl Outbox {
     pub fn idle(db: &Path, specs: Vec<BackendSpec>) -> Result<Outbox, OutboxError> {
         let links = specs.into_iter().map(|s| Arc::new(Link::new(s, true))).collect();
         let store = Store::open_durable(db)?;
-        Ok(Outbox { links, exercise: false, previews: HashMap::new(), next_seq: 0, wake: HashMap::new(), shared: Arc::default(), tasks: Arc::default(), store })
+        Ok(Outbox {
+            links,
+            exercise: false,
+            previews: HashMap::new(),
+            next_seq: 0,
+            wake: HashMap::new(),
+            shared: Arc::default(),
+            tasks: Arc::default(),
+            store,
+        })
     }
 
     /// True in training and replay.
@@ -144,7 +171,10 @@ impl Outbox {
     }
 
     fn link(&self, id: &str) -> Result<&Arc<Link>, OutboxError> {
-        self.links.iter().find(|l| l.spec.id == id).ok_or_else(|| OutboxError::NotFound(format!("backend {id:?}")))
+        self.links
+            .iter()
+            .find(|l| l.spec.id == id)
+            .ok_or_else(|| OutboxError::NotFound(format!("backend {id:?}")))
     }
 
     /// The configured backends, as operators pick them.
@@ -169,7 +199,13 @@ impl Outbox {
     /// Renders exactly what confirming will send. `place` is where the action applies (the
     /// incident's root cause and area, or the point picked on the map); `now_ms` stamps the
     /// documents (scenario time in an exercise, wall time live).
-    pub fn preview(&mut self, req: ActionRequestDto, place: &Place, operator: &OperatorDto, now_ms: Millis) -> Result<ActionPreviewDto, OutboxError> {
+    pub fn preview(
+        &mut self,
+        req: ActionRequestDto,
+        place: &Place,
+        operator: &OperatorDto,
+        now_ms: Millis,
+    ) -> Result<ActionPreviewDto, OutboxError> {
         let link = self.link(&req.backend)?.clone();
         let spec = &link.spec;
         if spec.supervisor_only && operator.role == OperatorRole::Operator {
@@ -193,24 +229,47 @@ impl Outbox {
         }
         let rendered = dispatch::render(&req.params, &ctx, &extra);
         let mut headers = Vec::new();
-        if matches!(spec.kind, dispatch::BackendKind::Open311 | dispatch::BackendKind::Webhook | dispatch::BackendKind::Cap) {
-            headers.push(HeaderDto { name: "Content-Type".into(), value: rendered.content_type.into() });
-            headers.push(HeaderDto { name: IDEMPOTENCY_HEADER.into(), value: key.clone() });
+        if matches!(
+            spec.kind,
+            dispatch::BackendKind::Open311 | dispatch::BackendKind::Webhook | dispatch::BackendKind::Cap
+        ) {
+            headers.push(HeaderDto {
+                name: "Content-Type".into(),
+                value: rendered.content_type.into(),
+            });
+            headers.push(HeaderDto {
+                name: IDEMPOTENCY_HEADER.into(),
+                value: key.clone(),
+            });
         }
         match link.signature(&rendered.body) {
-            Ok(Some(sig)) => headers.push(HeaderDto { name: SIGNATURE_HEADER.into(), value: sig }),
+            Ok(Some(sig)) => headers.push(HeaderDto {
+                name: SIGNATURE_HEADER.into(),
+                value: sig,
+            }),
             Ok(None) => {}
             // An exercise never sends, so a trainee's workstation needs no real signing secret;
             // the preview says the header would be there.
-            Err(e) if self.exercise => headers.push(HeaderDto { name: SIGNATURE_HEADER.into(), value: format!("(exercise: not signed; {e})") }),
+            Err(e) if self.exercise => headers.push(HeaderDto {
+                name: SIGNATURE_HEADER.into(),
+                value: format!("(exercise: not signed; {e})"),
+            }),
             Err(e) => return Err(OutboxError::InvalidInput(e.to_string())),
         }
         // The Open311 API key is appended when sending and never stored; the preview says so.
-        let body = if spec.kind == dispatch::BackendKind::Open311 && spec.secret.is_some() { format!("{}&api_key=********", rendered.body) } else { rendered.body.clone() };
+        let body = if spec.kind == dispatch::BackendKind::Open311 && spec.secret.is_some() {
+            format!("{}&api_key=********", rendered.body)
+        } else {
+            rendered.body.clone()
+        };
         let token = random_hex(12);
         let preview = ActionPreviewDto {
             token: token.clone(),
-            backend: self.backends().into_iter().find(|b| b.id == spec.id).expect("the link exists"),
+            backend: self
+                .backends()
+                .into_iter()
+                .find(|b| b.id == spec.id)
+                .expect("the link exists"),
             key,
             summary: rendered.summary,
             destination: spec.destination(rendered.device.as_deref()),
@@ -229,7 +288,15 @@ impl Outbox {
         stored.body = rendered.body;
         self.previews.insert(
             token,
-            Pending { preview: stored, operator: operator.name.clone(), incident: req.incident, device: rendered.device, scenario_ms: now_ms, seq: self.next_seq, armed: false },
+            Pending {
+                preview: stored,
+                operator: operator.name.clone(),
+                incident: req.incident,
+                device: rendered.device,
+                scenario_ms: now_ms,
+                seq: self.next_seq,
+                armed: false,
+            },
         );
         Ok(preview)
     }
@@ -244,9 +311,14 @@ impl Outbox {
     }
 
     fn pending(&mut self, token: &str, operator: &OperatorDto) -> Result<&mut Pending, OutboxError> {
-        let pending = self.previews.get_mut(token).ok_or_else(|| OutboxError::NotFound("preview (preview the action again)".into()))?;
+        let pending = self
+            .previews
+            .get_mut(token)
+            .ok_or_else(|| OutboxError::NotFound("preview (preview the action again)".into()))?;
         if pending.operator != operator.name {
-            return Err(OutboxError::Forbidden("the action was previewed by another operator".into()));
+            return Err(OutboxError::Forbidden(
+                "the action was previewed by another operator".into(),
+            ));
         }
         // The role is checked again at each step: whoever previewed may have signed out.
         let backend = &pending.preview.backend;
@@ -258,10 +330,18 @@ impl Outbox {
 
     /// Commits a previewed action durably and wakes its sender. A dangerous action must have
     /// been confirmed once before ([`Outbox::arm`]); this is its second confirmation.
-    pub fn confirm(&mut self, token: &str, operator: &OperatorDto, run: Option<RunId>) -> Result<ActionDto, OutboxError> {
+    pub fn confirm(
+        &mut self,
+        token: &str,
+        operator: &OperatorDto,
+        run: Option<RunId>,
+    ) -> Result<ActionDto, OutboxError> {
         let pending = self.pending(token, operator)?;
         if pending.preview.confirmations >= 2 && !pending.armed {
-            return Err(OutboxError::InvalidInput(format!("{} needs {} confirmations: confirm it once first", pending.preview.summary, pending.preview.confirmations)));
+            return Err(OutboxError::InvalidInput(format!(
+                "{} needs {} confirmations: confirm it once first",
+                pending.preview.summary, pending.preview.confirmations
+            )));
         }
         let pending = self.previews.remove(token).expect("checked above");
         let store = &self.store;
@@ -310,7 +390,12 @@ impl Outbox {
 
     /// Puts a failed action back in the queue.
     pub fn retry(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
-        self.store.retry_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+        self.store.retry_action(
+            id,
+            &operator.name,
+            operator.role.as_str(),
+            chrono::Utc::now().timestamp_millis(),
+        )?;
         if let Some(a) = self.store.action(id)? {
             self.poke(&a.dto.backend);
         }
@@ -319,7 +404,12 @@ impl Outbox {
 
     /// Cancels a queued or failed action.
     pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
-        self.store.cancel_action(id, &operator.name, operator.role.as_str(), chrono::Utc::now().timestamp_millis())?;
+        self.store.cancel_action(
+            id,
+            &operator.name,
+            operator.role.as_str(),
+            chrono::Utc::now().timestamp_millis(),
+        )?;
         self.shared.changed.store(true, Ordering::SeqCst);
         Ok(())
     }
@@ -347,14 +437,27 @@ impl Outbox {
         // not known to be down.
         let waiting: Vec<&str> = actions
             .iter()
-            .filter(|a| matches!(a.status, cityops_dto::ActionStatus::Queued | cityops_dto::ActionStatus::Sending))
+            .filter(|a| {
+                matches!(
+                    a.status,
+                    cityops_dto::ActionStatus::Queued | cityops_dto::ActionStatus::Sending
+                )
+            })
             .map(|a| a.backend.as_str())
             .collect();
         let offline = !self.exercise
             && queued > 0
             && !waiting.is_empty()
-            && waiting.iter().all(|b| backends.iter().any(|d| d.id == *b && d.reachable == Some(false)));
-        Ok(OutboxDto { actions, queued, failed, offline, backends })
+            && waiting
+                .iter()
+                .all(|b| backends.iter().any(|d| d.id == *b && d.reachable == Some(false)));
+        Ok(OutboxDto {
+            actions,
+            queued,
+            failed,
+            offline,
+            backends,
+        })
     }
 }
 
@@ -375,9 +478,19 @@ impl Senders {
         let store = Store::open_durable(&self.db)?;
         let resumed = store.resume_interrupted_actions(chrono::Utc::now().timestamp_millis())?;
         if resumed > 0 {
-            tracing::warn!(resumed, "actions in flight when the previous sender stopped are queued again");
+            tracing::warn!(
+                resumed,
+                "actions in flight when the previous sender stopped are queued again"
+            );
         }
-        let Senders { db, links, wake, exercise, shared, tasks } = self;
+        let Senders {
+            db,
+            links,
+            wake,
+            exercise,
+            shared,
+            tasks,
+        } = self;
         shared.set_lease_holder(None);
         let lease = Arc::new(lease);
         let mut tasks = tasks.lock().map_err(|_| OutboxError::Stopped)?;

@@ -115,7 +115,14 @@ pub async fn run(db: PathBuf, link: Arc<Link>, exercise: bool, wake: Arc<Notify>
     }
 }
 
-async fn attempt(store: &mut Store, link: &Link, a: &ActionRow, exercise: bool, shared: &Shared, offline_streak: &mut u32) -> Result<(), StoreError> {
+async fn attempt(
+    store: &mut Store,
+    link: &Link,
+    a: &ActionRow,
+    exercise: bool,
+    shared: &Shared,
+    offline_streak: &mut u32,
+) -> Result<(), StoreError> {
     let Some(attempt) = store.start_attempt(a, wall_ms())? else {
         // Cancelled (or otherwise changed) since it was read: it is not sent, and the next
         // read of the queue sees its new status.
@@ -151,11 +158,17 @@ async fn attempt(store: &mut Store, link: &Link, a: &ActionRow, exercise: bool, 
             tracing::warn!(backend = %link.spec.id, key = %a.dto.key, %reason, "backend refused the action");
             AttemptEnd::Failed { reason }
         }
-        Outcome::Retry { reason, after, unreachable } => {
+        Outcome::Retry {
+            reason,
+            after,
+            unreachable,
+        } => {
             shared.reach(&link.spec.id, !unreachable);
             let failures = a.failures + u32::from(!unreachable);
             if !unreachable && failures >= link.spec.retry_budget {
-                AttemptEnd::Failed { reason: format!("{reason} (gave up after {failures} failed attempts)") }
+                AttemptEnd::Failed {
+                    reason: format!("{reason} (gave up after {failures} failed attempts)"),
+                }
             } else {
                 let delay = if unreachable {
                     *offline_streak += 1;
@@ -167,7 +180,11 @@ async fn attempt(store: &mut Store, link: &Link, a: &ActionRow, exercise: bool, 
                 // The backend knows best when it can take more: its Retry-After wins.
                 let delay = after.unwrap_or(delay);
                 tracing::info!(backend = %link.spec.id, key = %a.dto.key, %reason, delay_ms = delay.as_millis() as u64, "will retry");
-                AttemptEnd::Retry { reason, next_ms: now + delay.as_millis() as i64, counts: !unreachable }
+                AttemptEnd::Retry {
+                    reason,
+                    next_ms: now + delay.as_millis() as i64,
+                    counts: !unreachable,
+                }
             }
         }
     };
@@ -181,7 +198,9 @@ async fn poll_remote(store: &mut Store, link: &Link, shared: &Shared) {
     if link.spec.kind != cityops_core::dispatch::BackendKind::Open311 {
         return;
     }
-    let Ok(open) = store.open_remote_actions(&link.spec.id) else { return };
+    let Ok(open) = store.open_remote_actions(&link.spec.id) else {
+        return;
+    };
     for (id, reference) in open {
         if let Some(status) = link.poll_status(&reference).await {
             if store.set_remote_status(id, &status, wall_ms()).unwrap_or(false) {

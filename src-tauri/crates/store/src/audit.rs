@@ -118,7 +118,9 @@ fn config_dir_from(var: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, Au
     if let Some(xdg) = set("XDG_CONFIG_HOME").filter(|p| p.is_absolute()) {
         return Ok(xdg.join("cityops"));
     }
-    set("HOME").map(|home| home.join(".config").join("cityops")).ok_or(AuditError::NoConfigDir)
+    set("HOME")
+        .map(|home| home.join(".config").join("cityops"))
+        .ok_or(AuditError::NoConfigDir)
 }
 
 /// Creates a directory (and its parents) that only its owner can enter.
@@ -158,7 +160,10 @@ impl AuditKey {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(AuditError::Key { path, source }),
         };
-        let bytes = hex::decode(text.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or(AuditError::MalformedKey { path: path.clone() })?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or(AuditError::MalformedKey { path: path.clone() })?;
         #[cfg(unix)]
         if let Ok(meta) = std::fs::metadata(&path) {
             use std::os::unix::fs::PermissionsExt;
@@ -177,9 +182,16 @@ impl AuditKey {
             return Ok(key);
         }
         let path = dir.join(KEY_FILE);
-        let io = |source| AuditError::Key { path: path.clone(), source };
+        let io = |source| AuditError::Key {
+            path: path.clone(),
+            source,
+        };
         private_dir(dir).map_err(io)?;
-        let candidate = dir.join(format!(".{KEY_FILE}.{}.{:016x}", std::process::id(), rand::random::<u64>()));
+        let candidate = dir.join(format!(
+            ".{KEY_FILE}.{}.{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let written = (|| {
             let mut f = private_file(OpenOptions::new().write(true).create_new(true)).open(&candidate)?;
             f.write_all(format!("{}\n", hex::encode(rand::random::<[u8; 32]>())).as_bytes())?;
@@ -267,9 +279,15 @@ pub fn read_anchor(dir: &Path, id: &str) -> Result<Option<Anchor>, AuditError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(AuditError::Anchor { path, source }),
     };
-    let anchor: Anchor = serde_json::from_str(&text).map_err(|e| AuditError::MalformedAnchor { path: path.clone(), reason: e.to_string() })?;
+    let anchor: Anchor = serde_json::from_str(&text).map_err(|e| AuditError::MalformedAnchor {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if anchor.database != id {
-        return Err(AuditError::MalformedAnchor { path, reason: format!("it names database {}", anchor.database) });
+        return Err(AuditError::MalformedAnchor {
+            path,
+            reason: format!("it names database {}", anchor.database),
+        });
     }
     Ok(Some(anchor))
 }
@@ -293,7 +311,9 @@ pub fn advance_anchor(dir: &Path, anchor: &Anchor) -> Result<bool, AuditError> {
     };
     private_dir(&folder).map_err(io(&folder))?;
     let lock_path = folder.join(format!("{}.lock", anchor.database));
-    let lock = private_file(OpenOptions::new().read(true).write(true).create(true).truncate(false)).open(&lock_path).map_err(io(&lock_path))?;
+    let lock = private_file(OpenOptions::new().read(true).write(true).create(true).truncate(false))
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
     match read_anchor(dir, &anchor.database) {
         Ok(Some(current)) if current.seq >= anchor.seq => return Ok(false),
@@ -330,7 +350,20 @@ const ACTIONS: VouchedTable = VouchedTable {
     name: "actions",
     key: &["id"],
     columns: &[
-        "key", "run", "incident", "backend", "kind", "summary", "destination", "headers", "body", "device", "exercise", "operator", "role", "created_wall_ms",
+        "key",
+        "run",
+        "incident",
+        "backend",
+        "kind",
+        "summary",
+        "destination",
+        "headers",
+        "body",
+        "device",
+        "exercise",
+        "operator",
+        "role",
+        "created_wall_ms",
         "scenario_ms",
     ],
     ordered: true,
@@ -338,21 +371,42 @@ const ACTIONS: VouchedTable = VouchedTable {
 const TRANSITIONS: VouchedTable = VouchedTable {
     name: "incident_transitions",
     key: &["id"],
-    columns: &["run", "incident", "from_status", "to_status", "operator", "role", "wall_ms", "scenario_ms"],
+    columns: &[
+        "run",
+        "incident",
+        "from_status",
+        "to_status",
+        "operator",
+        "role",
+        "wall_ms",
+        "scenario_ms",
+    ],
     ordered: true,
 };
-const DECISIONS: VouchedTable =
-    VouchedTable { name: "manual_decisions", key: &["id"], columns: &["run", "position_ms", "operator", "at_ms", "wall_ms", "action"], ordered: true };
-const SOP_TICKS: VouchedTable =
-    VouchedTable { name: "sop_ticks", key: &["id"], columns: &["run", "incident", "step", "ticked", "operator", "wall_ms"], ordered: true };
+const DECISIONS: VouchedTable = VouchedTable {
+    name: "manual_decisions",
+    key: &["id"],
+    columns: &["run", "position_ms", "operator", "at_ms", "wall_ms", "action"],
+    ordered: true,
+};
+const SOP_TICKS: VouchedTable = VouchedTable {
+    name: "sop_ticks",
+    key: &["id"],
+    columns: &["run", "incident", "step", "ticked", "operator", "wall_ms"],
+    ordered: true,
+};
 const INJECTS: VouchedTable = VouchedTable {
     name: "injects",
     key: &["run", "n"],
     columns: &["inject", "scenario_ms", "trainer", "entity", "title", "line", "wall_ms"],
     ordered: true,
 };
-const OPERATORS: VouchedTable =
-    VouchedTable { name: "operators", key: &["name"], columns: &["role", "pin_salt", "pin_hash", "created_wall_ms"], ordered: false };
+const OPERATORS: VouchedTable = VouchedTable {
+    name: "operators",
+    key: &["name"],
+    columns: &["role", "pin_salt", "pin_hash", "created_wall_ms"],
+    ordered: false,
+};
 
 const VOUCHED: [&VouchedTable; 6] = [&ACTIONS, &TRANSITIONS, &DECISIONS, &SOP_TICKS, &INJECTS, &OPERATORS];
 
@@ -406,7 +460,9 @@ impl Vouch<'_> {
 
     fn key(&self) -> Vec<KeyPart> {
         match *self {
-            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) => vec![KeyPart::Int(id)],
+            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) => {
+                vec![KeyPart::Int(id)]
+            }
             Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],
             Vouch::Operator(name) => vec![KeyPart::Text(name.to_owned())],
         }
@@ -429,8 +485,18 @@ fn row_digest(conn: &Connection, table: &VouchedTable, key: &[KeyPart]) -> Resul
         return Ok(None);
     }
     let wanted: Vec<&str> = table.key.iter().chain(table.columns).copied().collect();
-    let filter: Vec<String> = table.key.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect();
-    let sql = format!("SELECT {} FROM {} WHERE {}", wanted.join(", "), table.name, filter.join(" AND "));
+    let filter: Vec<String> = table
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{k} = ?{}", i + 1))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}",
+        wanted.join(", "),
+        table.name,
+        filter.join(" AND ")
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let digest = stmt
         .query_row(rusqlite::params_from_iter(key), |row| {
@@ -488,7 +554,11 @@ impl AuditSetup {
         if let Some(key) = self.key.get() {
             return Ok(key);
         }
-        let key = if in_memory && self.dir.is_none() { AuditKey::ephemeral() } else { AuditKey::load_or_create(&self.dir()?)? };
+        let key = if in_memory && self.dir.is_none() {
+            AuditKey::ephemeral()
+        } else {
+            AuditKey::load_or_create(&self.dir()?)?
+        };
         Ok(self.key.get_or_init(|| key))
     }
 
@@ -529,7 +599,10 @@ impl Store {
     /// Keeps the audit key and anchors in `dir` instead of the config directory: for tests,
     /// and for `cityops audit verify --key-dir`.
     pub fn with_audit_dir(mut self, dir: impl Into<PathBuf>) -> Store {
-        self.audit = AuditSetup { dir: Some(dir.into()), ..AuditSetup::default() };
+        self.audit = AuditSetup {
+            dir: Some(dir.into()),
+            ..AuditSetup::default()
+        };
         self
     }
 
@@ -539,15 +612,24 @@ impl Store {
         if !self.has_table("meta")? {
             return Ok(None);
         }
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE name = 'database_id'", [], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'database_id'", [], |r| r.get(0))
+            .optional()?)
     }
 
     fn has_table(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?.exists([name])?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+            .exists([name])?)
     }
 
     fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
-        Ok(self.conn.prepare_cached("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?.exists([table, column])?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists([table, column])?)
     }
 
     /// Runs one operator action in its own transaction with `synchronous=FULL`, then goes back
@@ -562,7 +644,11 @@ impl Store {
             self.conn.pragma_update(None, "synchronous", "FULL")?;
         }
         let result = (|| -> Result<(T, Option<Head>), StoreError> {
-            let tx = AuditTx { tx: Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?, store: self, head: Cell::new(None) };
+            let tx = AuditTx {
+                tx: Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?,
+                store: self,
+                head: Cell::new(None),
+            };
             let out = f(&tx)?;
             let AuditTx { tx, head, .. } = tx;
             tx.commit()?;
@@ -584,7 +670,11 @@ impl Store {
             return;
         }
         let seq = head.seq;
-        let anchor = Anchor { database: head.database, seq, mac: head.mac };
+        let anchor = Anchor {
+            database: head.database,
+            seq,
+            mac: head.mac,
+        };
         if let Err(e) = self.audit.dir().and_then(|dir| advance_anchor(&dir, &anchor)) {
             tracing::warn!(error = %e, seq, "could not anchor the audit chain's head outside the database");
         }
@@ -596,37 +686,61 @@ impl Store {
     }
 
     /// Appends an entry that vouches for the row `vouch` names, as the transaction left it.
-    pub(super) fn append_audit_vouching(tx: &AuditTx<'_>, r: &AuditRecord<'_>, vouch: Vouch<'_>) -> Result<AuditEntry, StoreError> {
+    pub(super) fn append_audit_vouching(
+        tx: &AuditTx<'_>,
+        r: &AuditRecord<'_>,
+        vouch: Vouch<'_>,
+    ) -> Result<AuditEntry, StoreError> {
         Store::append_sealed(tx, r, Some(vouch))
     }
 
     /// Appends the entry of a change to operator `name` (created, its role or PIN changed,
     /// removed), vouching for the operator's row as the transaction left it. Every write to
     /// `operators` goes through here, so verify can tell an edited PIN hash from a real change.
-    pub(super) fn append_audit_for_operator(tx: &AuditTx<'_>, r: &AuditRecord<'_>, name: &str) -> Result<AuditEntry, StoreError> {
+    pub(super) fn append_audit_for_operator(
+        tx: &AuditTx<'_>,
+        r: &AuditRecord<'_>,
+        name: &str,
+    ) -> Result<AuditEntry, StoreError> {
         Store::append_sealed(tx, r, Some(Vouch::Operator(name)))
     }
 
-    fn append_sealed(tx: &AuditTx<'_>, r: &AuditRecord<'_>, vouch: Option<Vouch<'_>>) -> Result<AuditEntry, StoreError> {
+    fn append_sealed(
+        tx: &AuditTx<'_>,
+        r: &AuditRecord<'_>,
+        vouch: Option<Vouch<'_>>,
+    ) -> Result<AuditEntry, StoreError> {
         let store = tx.store;
         let key = store.audit.sealing_key(store.path().is_empty())?;
         let database = match store.audit.database.get() {
             Some(id) => id.clone(),
             None => {
-                let id: String = tx.query_row("SELECT value FROM meta WHERE name = 'database_id'", [], |r| r.get(0)).optional()?.ok_or(AuditError::NoDatabaseId)?;
+                let id: String = tx
+                    .query_row("SELECT value FROM meta WHERE name = 'database_id'", [], |r| r.get(0))
+                    .optional()?
+                    .ok_or(AuditError::NoDatabaseId)?;
                 check_database_id(&id)?;
                 store.audit.database.get_or_init(|| id).clone()
             }
         };
-        let last: Option<(i64, String)> =
-            tx.prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        let last: Option<(i64, String)> = tx
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
         let (seq, prev_hash) = last.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
         let vouches = match vouch {
             None => None,
             Some(v) => {
                 let (table, key) = (v.table(), v.key());
                 let sha256 = row_digest(tx, table, &key)?.unwrap_or_else(|| ABSENT.to_owned());
-                Some(serde_json::to_string(&Vouched { table: table.name.to_owned(), key, sha256 }).expect("a vouch serializes"))
+                Some(
+                    serde_json::to_string(&Vouched {
+                        table: table.name.to_owned(),
+                        key,
+                        sha256,
+                    })
+                    .expect("a vouch serializes"),
+                )
             }
         };
         let mut e = AuditEntry {
@@ -650,7 +764,11 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash, e.hash, e.scheme, e.vouches])?;
-        tx.head.set(Some(Head { database, seq: e.seq, mac: e.hash.clone() }));
+        tx.head.set(Some(Head {
+            database,
+            seq: e.seq,
+            mac: e.hash.clone(),
+        }));
         Ok(e)
     }
 
@@ -708,7 +826,11 @@ impl Store {
             match self.audit.checking_key() {
                 Ok(Some(key)) => Some(key),
                 Ok(None) => {
-                    let dir = self.audit.dir().map(|d| d.join(KEY_FILE).display().to_string()).unwrap_or_default();
+                    let dir = self
+                        .audit
+                        .dir()
+                        .map(|d| d.join(KEY_FILE).display().to_string())
+                        .unwrap_or_default();
                     report.incomplete.push(format!("no audit key at {dir}, so no MAC was checked: entries sealed with a key are checked with that key (--key-dir)"));
                     None
                 }
@@ -749,11 +871,17 @@ impl Store {
         match read_anchor(&dir, id) {
             Err(e) => report.incomplete.push(e.to_string()),
             Ok(None) if keyed => {
-                report.incomplete.push(format!("no anchor for this database at {}: the newest entries cannot be vouched for", path.display()));
+                report.incomplete.push(format!(
+                    "no anchor for this database at {}: the newest entries cannot be vouched for",
+                    path.display()
+                ));
                 report.anchor = AnchorCheck::Missing { path };
             }
             Ok(None) => report.anchor = AnchorCheck::Unkeyed,
-            Ok(Some(a)) if a.seq > head => report.problems.push(AuditProblem::Deleted { from: head + 1, to: a.seq }),
+            Ok(Some(a)) if a.seq > head => report.problems.push(AuditProblem::Deleted {
+                from: head + 1,
+                to: a.seq,
+            }),
             Ok(Some(a)) => match trail.iter().find(|e| e.seq == a.seq) {
                 Some(e) if e.hash == a.mac => report.anchor = AnchorCheck::Matched { seq: a.seq, head, path },
                 _ => report.problems.push(AuditProblem::AnchorMismatch { seq: a.seq }),
@@ -771,20 +899,41 @@ impl Store {
                     Some(t) => {
                         vouched.insert((t.name, v.key), (e.seq, v.sha256));
                     }
-                    None => report.problems.push(AuditProblem::Entry { seq: e.seq, fault: EntryFault::Vouch }),
+                    None => report.problems.push(AuditProblem::Entry {
+                        seq: e.seq,
+                        fault: EntryFault::Vouch,
+                    }),
                 },
-                Err(_) => report.problems.push(AuditProblem::Entry { seq: e.seq, fault: EntryFault::Vouch }),
+                Err(_) => report.problems.push(AuditProblem::Entry {
+                    seq: e.seq,
+                    fault: EntryFault::Vouch,
+                }),
             }
         }
         for ((name, key), (seq, digest)) in &vouched {
-            let table = VOUCHED.iter().find(|t| t.name == *name).expect("only known tables are collected");
-            let now = if self.has_table(name)? { row_digest(&self.conn, table, key)? } else { None };
+            let table = VOUCHED
+                .iter()
+                .find(|t| t.name == *name)
+                .expect("only known tables are collected");
+            let now = if self.has_table(name)? {
+                row_digest(&self.conn, table, key)?
+            } else {
+                None
+            };
             let shown = serde_json::to_string(key).expect("a key serializes");
             match now {
                 Some(d) if d == *digest => report.rows_checked += 1,
                 None if digest == ABSENT => report.rows_checked += 1,
-                Some(_) => report.problems.push(AuditProblem::RowChanged { seq: *seq, table: name, key: shown }),
-                None => report.problems.push(AuditProblem::RowMissing { seq: *seq, table: name, key: shown }),
+                Some(_) => report.problems.push(AuditProblem::RowChanged {
+                    seq: *seq,
+                    table: name,
+                    key: shown,
+                }),
+                None => report.problems.push(AuditProblem::RowMissing {
+                    seq: *seq,
+                    table: name,
+                    key: shown,
+                }),
             }
         }
         // Rows no entry vouches for: in a trail that was keyed from its first entry every row
@@ -796,14 +945,21 @@ impl Store {
                 continue;
             }
             let first_vouched = vouched.keys().filter(|(n, _)| *n == table.name).map(|(_, k)| k).min();
-            let sql = format!("SELECT {} FROM {} ORDER BY {}", table.key.join(", "), table.name, table.key.join(", "));
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {}",
+                table.key.join(", "),
+                table.name,
+                table.key.join(", ")
+            );
             let mut stmt = self.conn.prepare(&sql)?;
             let keys = stmt.query_map([], |row| {
                 (0..table.key.len())
                     .map(|i| {
                         Ok(match row.get_ref(i)? {
                             ValueRef::Integer(n) => KeyPart::Int(n),
-                            other => KeyPart::Text(String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned()),
+                            other => KeyPart::Text(
+                                String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
+                            ),
                         })
                     })
                     .collect::<rusqlite::Result<Vec<KeyPart>>>()
@@ -815,7 +971,10 @@ impl Store {
                 }
                 let newer = table.ordered && first_vouched.is_some_and(|first| key > *first);
                 if born_keyed || newer {
-                    report.problems.push(AuditProblem::RowUnvouched { table: table.name, key: serde_json::to_string(&key).expect("a key serializes") });
+                    report.problems.push(AuditProblem::RowUnvouched {
+                        table: table.name,
+                        key: serde_json::to_string(&key).expect("a key serializes"),
+                    });
                 } else {
                     report.rows_unvouched += 1;
                 }
@@ -848,7 +1007,9 @@ fn check_chain(trail: &[AuditEntry], key: Option<(&AuditKey, &str)>, problems: &
             match e.scheme.as_str() {
                 SCHEME_PLAIN if seen_keyed => Some(EntryFault::UnkeyedAfterKeyed),
                 SCHEME_PLAIN => (audit_hash(e) != e.hash).then_some(EntryFault::Hash),
-                SCHEME_KEYED => key.and_then(|(key, database)| (key.seal(&keyed_canonical(database, e)) != e.hash).then_some(EntryFault::Mac)),
+                SCHEME_KEYED => key.and_then(|(key, database)| {
+                    (key.seal(&keyed_canonical(database, e)) != e.hash).then_some(EntryFault::Mac)
+                }),
                 _ => Some(EntryFault::Scheme),
             }
         };
@@ -937,7 +1098,10 @@ impl AuditProblem {
     /// The entry it points at, if it points at one.
     pub fn seq(&self) -> Option<i64> {
         match self {
-            AuditProblem::Entry { seq, .. } | AuditProblem::AnchorMismatch { seq } | AuditProblem::RowChanged { seq, .. } | AuditProblem::RowMissing { seq, .. } => Some(*seq),
+            AuditProblem::Entry { seq, .. }
+            | AuditProblem::AnchorMismatch { seq }
+            | AuditProblem::RowChanged { seq, .. }
+            | AuditProblem::RowMissing { seq, .. } => Some(*seq),
             AuditProblem::Deleted { from, .. } => Some(*from),
             AuditProblem::NoDatabaseId | AuditProblem::RowUnvouched { .. } => None,
         }
@@ -1041,7 +1205,10 @@ impl AuditReport {
 
     /// The first entry found wrong (a row without any entry counts as one past the newest).
     pub fn first_wrong_entry(&self) -> Option<i64> {
-        self.problems.iter().map(|p| p.seq().unwrap_or(self.entries as i64 + 1)).min()
+        self.problems
+            .iter()
+            .map(|p| p.seq().unwrap_or(self.entries as i64 + 1))
+            .min()
     }
 }
 
@@ -1049,8 +1216,15 @@ impl fmt::Display for AuditReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.entries;
         match self.outcome() {
-            AuditOutcome::Tampered => write!(f, "audit trail TAMPERED: {} problems in {n} entries", self.problems.len())?,
-            AuditOutcome::Incomplete => write!(f, "audit trail not fully checked: {n} entries, nothing wrong in what was checked")?,
+            AuditOutcome::Tampered => write!(
+                f,
+                "audit trail TAMPERED: {} problems in {n} entries",
+                self.problems.len()
+            )?,
+            AuditOutcome::Incomplete => write!(
+                f,
+                "audit trail not fully checked: {n} entries, nothing wrong in what was checked"
+            )?,
             AuditOutcome::Intact => write!(f, "audit trail intact: {n} entries")?,
         }
         let unkeyed = n - self.keyed;
@@ -1059,13 +1233,23 @@ impl fmt::Display for AuditReport {
                 write!(f, ", unkeyed (plain SHA-256, written before keyed audit)")?;
             }
         } else if unkeyed > 0 {
-            write!(f, ", {} sealed with the key (HMAC-SHA256) after {unkeyed} unkeyed ones written before keyed audit", self.keyed)?;
+            write!(
+                f,
+                ", {} sealed with the key (HMAC-SHA256) after {unkeyed} unkeyed ones written before keyed audit",
+                self.keyed
+            )?;
         } else {
             write!(f, ", sealed with the key (HMAC-SHA256)")?;
         }
         match &self.anchor {
-            AnchorCheck::Matched { seq, head, path } if seq == head => write!(f, "; anchored at entry {seq} ({})", path.display())?,
-            AnchorCheck::Matched { seq, head, path } => write!(f, "; anchored at entry {seq} of {head} ({}; an anchor lags after a crash)", path.display())?,
+            AnchorCheck::Matched { seq, head, path } if seq == head => {
+                write!(f, "; anchored at entry {seq} ({})", path.display())?
+            }
+            AnchorCheck::Matched { seq, head, path } => write!(
+                f,
+                "; anchored at entry {seq} of {head} ({}; an anchor lags after a crash)",
+                path.display()
+            )?,
             AnchorCheck::Unkeyed => write!(f, "; not anchored")?,
             AnchorCheck::Missing { path } => write!(f, "; no anchor at {}", path.display())?,
             AnchorCheck::NotApplicable => {}
@@ -1100,12 +1284,27 @@ mod tests {
 
     #[test]
     fn the_config_dir_is_cityops_own_then_xdg_then_home() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v));
-        const ALL: &[(&str, &str)] = &[("CITYOPS_CONFIG_DIR", "/srv/cityops"), ("XDG_CONFIG_HOME", "/home/a/.cfg"), ("HOME", "/home/a")];
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
+        };
+        const ALL: &[(&str, &str)] = &[
+            ("CITYOPS_CONFIG_DIR", "/srv/cityops"),
+            ("XDG_CONFIG_HOME", "/home/a/.cfg"),
+            ("HOME", "/home/a"),
+        ];
         assert_eq!(config_dir_from(env(ALL)).unwrap(), PathBuf::from("/srv/cityops"));
-        assert_eq!(config_dir_from(env(&ALL[1..])).unwrap(), PathBuf::from("/home/a/.cfg/cityops"));
-        assert_eq!(config_dir_from(env(&[("XDG_CONFIG_HOME", "relative"), ("HOME", "/home/a")])).unwrap(), PathBuf::from("/home/a/.config/cityops"));
-        assert_eq!(config_dir_from(env(&[("CITYOPS_CONFIG_DIR", ""), ("HOME", "/home/a")])).unwrap(), PathBuf::from("/home/a/.config/cityops"));
+        assert_eq!(
+            config_dir_from(env(&ALL[1..])).unwrap(),
+            PathBuf::from("/home/a/.cfg/cityops")
+        );
+        assert_eq!(
+            config_dir_from(env(&[("XDG_CONFIG_HOME", "relative"), ("HOME", "/home/a")])).unwrap(),
+            PathBuf::from("/home/a/.config/cityops")
+        );
+        assert_eq!(
+            config_dir_from(env(&[("CITYOPS_CONFIG_DIR", ""), ("HOME", "/home/a")])).unwrap(),
+            PathBuf::from("/home/a/.config/cityops")
+        );
         assert!(matches!(config_dir_from(env(&[])), Err(AuditError::NoConfigDir)));
     }
 
@@ -1120,12 +1319,19 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(keys.join(KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(keys.join(KEY_FILE)).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             assert_eq!(std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777, 0o700);
         }
         let text = std::fs::read_to_string(keys.join(KEY_FILE)).unwrap();
         assert!(!format!("{a:?}").contains(text.trim()), "Debug shows the key");
-        assert_eq!(std::fs::read_dir(&keys).unwrap().count(), 1, "no candidate file is left behind");
+        assert_eq!(
+            std::fs::read_dir(&keys).unwrap().count(),
+            1,
+            "no candidate file is left behind"
+        );
     }
 
     #[test]
@@ -1133,7 +1339,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("cfg");
         let found: Vec<[u8; 32]> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| AuditKey::load_or_create(&keys).unwrap().bytes)).collect();
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| AuditKey::load_or_create(&keys).unwrap().bytes))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(found.iter().all(|k| *k == found[0]), "threads created different keys");
@@ -1143,7 +1351,11 @@ mod tests {
     fn the_anchor_never_moves_backwards() {
         let dir = tempfile::tempdir().unwrap();
         let id = "0123456789abcdef0123456789abcdef";
-        let at = |seq: i64| Anchor { database: id.into(), seq, mac: format!("mac{seq}") };
+        let at = |seq: i64| Anchor {
+            database: id.into(),
+            seq,
+            mac: format!("mac{seq}"),
+        };
         assert!(advance_anchor(dir.path(), &at(5)).unwrap());
         assert!(!advance_anchor(dir.path(), &at(3)).unwrap());
         assert!(!advance_anchor(dir.path(), &at(5)).unwrap());
@@ -1155,16 +1367,29 @@ mod tests {
     #[test]
     fn an_anchor_is_never_named_by_anything_but_a_database_id() {
         let dir = tempfile::tempdir().unwrap();
-        let bad = Anchor { database: "../../escape".into(), seq: 1, mac: String::new() };
-        assert!(matches!(advance_anchor(dir.path(), &bad), Err(AuditError::BadDatabaseId(_))));
-        assert!(matches!(read_anchor(dir.path(), "../x"), Err(AuditError::BadDatabaseId(_))));
+        let bad = Anchor {
+            database: "../../escape".into(),
+            seq: 1,
+            mac: String::new(),
+        };
+        assert!(matches!(
+            advance_anchor(dir.path(), &bad),
+            Err(AuditError::BadDatabaseId(_))
+        ));
+        assert!(matches!(
+            read_anchor(dir.path(), "../x"),
+            Err(AuditError::BadDatabaseId(_))
+        ));
     }
 
     /// A database as cityops wrote it before the keyed MAC (every migration before the one that
     /// brought it), with three sign-ins chained with plain SHA-256; returns its schema version.
     fn unkeyed_database(path: &Path) -> i64 {
         let migrations = super::super::migrations::MIGRATIONS;
-        let before = migrations.iter().position(|m| m.contains("CREATE TABLE meta")).expect("the keyed audit's migration");
+        let before = migrations
+            .iter()
+            .position(|m| m.contains("CREATE TABLE meta"))
+            .expect("the keyed audit's migration");
         let conn = Connection::open(path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         for sql in &migrations[..before] {
@@ -1174,7 +1399,11 @@ mod tests {
         let mut prev = GENESIS.to_owned();
         for (i, name) in ["Aino", "Mikko", "Sari"].into_iter().enumerate() {
             let seq = i as i64 + 1;
-            conn.execute("INSERT INTO operators (name, role, created_wall_ms) VALUES (?1, 'operator', ?2)", params![name, seq]).unwrap();
+            conn.execute(
+                "INSERT INTO operators (name, role, created_wall_ms) VALUES (?1, 'operator', ?2)",
+                params![name, seq],
+            )
+            .unwrap();
             let mut e = AuditEntry {
                 seq,
                 run: None,
@@ -1211,8 +1440,14 @@ mod tests {
         let old = Store::open_read_only(&db).unwrap().with_audit_dir(&keys);
         let report = old.check_audit().unwrap();
         assert_eq!(report.outcome(), AuditOutcome::Intact, "{report}");
-        assert_eq!((report.entries, report.keyed, &report.anchor), (3, 0, &AnchorCheck::Unkeyed));
-        assert!(report.to_string().starts_with("audit trail intact: 3 entries, unkeyed"), "{report}");
+        assert_eq!(
+            (report.entries, report.keyed, &report.anchor),
+            (3, 0, &AnchorCheck::Unkeyed)
+        );
+        assert!(
+            report.to_string().starts_with("audit trail intact: 3 entries, unkeyed"),
+            "{report}"
+        );
         assert!(report.to_string().contains("not anchored"), "{report}");
         assert_eq!(old.schema_version().unwrap(), version, "verifying does not migrate");
         assert!(!keys.exists(), "verifying creates no key");
@@ -1224,13 +1459,27 @@ mod tests {
         let report = store.check_audit().unwrap();
         assert_eq!(report.outcome(), AuditOutcome::Intact, "{report}");
         assert_eq!((report.entries, report.keyed), (4, 1));
-        assert!(matches!(report.anchor, AnchorCheck::Matched { seq: 4, head: 4, .. }), "{report}");
-        assert_eq!((report.rows_checked, report.rows_unvouched), (1, 2), "Aino's row is vouched for, the others are older");
+        assert!(
+            matches!(report.anchor, AnchorCheck::Matched { seq: 4, head: 4, .. }),
+            "{report}"
+        );
+        assert_eq!(
+            (report.rows_checked, report.rows_unvouched),
+            (1, 2),
+            "Aino's row is vouched for, the others are older"
+        );
 
         // The older entries are still checked, and nothing may follow the keyed ones unkeyed.
         let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET detail = 'x' WHERE seq = 2;").unwrap();
-        assert_eq!(store.check_audit().unwrap().problems, vec![AuditProblem::Entry { seq: 2, fault: EntryFault::Hash }]);
+        conn.execute_batch("DROP TRIGGER audit_no_update; UPDATE audit SET detail = 'x' WHERE seq = 2;")
+            .unwrap();
+        assert_eq!(
+            store.check_audit().unwrap().problems,
+            vec![AuditProblem::Entry {
+                seq: 2,
+                fault: EntryFault::Hash
+            }]
+        );
         conn.execute("UPDATE audit SET detail = '' WHERE seq = 2", []).unwrap();
         let head = store.audit_trail().unwrap().pop().unwrap();
         let mut forged = AuditEntry {
@@ -1254,19 +1503,41 @@ mod tests {
             params![forged.prev_hash, forged.hash],
         )
         .unwrap();
-        assert_eq!(store.check_audit().unwrap().problems, vec![AuditProblem::Entry { seq: 5, fault: EntryFault::UnkeyedAfterKeyed }]);
+        assert_eq!(
+            store.check_audit().unwrap().problems,
+            vec![AuditProblem::Entry {
+                seq: 5,
+                fault: EntryFault::UnkeyedAfterKeyed
+            }]
+        );
     }
 
     #[test]
     fn an_in_memory_store_seals_with_a_key_of_its_own_and_anchors_nothing() {
         let store = Store::open_in_memory().unwrap();
-        assert_eq!(store.sign_in("Aino", "operator", Some("1357"), 1).unwrap(), SignIn::Accepted);
-        assert_eq!(store.sign_in("Aino", "operator", Some("1357"), 2).unwrap(), SignIn::Accepted);
+        assert_eq!(
+            store.sign_in("Aino", "operator", Some("1357"), 1).unwrap(),
+            SignIn::Accepted
+        );
+        assert_eq!(
+            store.sign_in("Aino", "operator", Some("1357"), 2).unwrap(),
+            SignIn::Accepted
+        );
         let report = store.check_audit().unwrap();
         assert_eq!(report.outcome(), AuditOutcome::Intact, "{report}");
-        assert_eq!((report.entries, report.keyed, report.rows_checked, &report.anchor), (2, 2, 1, &AnchorCheck::NotApplicable));
-        store.conn.execute("UPDATE operators SET role = 'trainer' WHERE name = 'Aino'", []).unwrap();
-        assert_eq!(store.verify_audit().unwrap(), Err(2), "the latest sign-in vouched for the row");
+        assert_eq!(
+            (report.entries, report.keyed, report.rows_checked, &report.anchor),
+            (2, 2, 1, &AnchorCheck::NotApplicable)
+        );
+        store
+            .conn
+            .execute("UPDATE operators SET role = 'trainer' WHERE name = 'Aino'", [])
+            .unwrap();
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            Err(2),
+            "the latest sign-in vouched for the row"
+        );
     }
 
     #[test]
@@ -1279,7 +1550,15 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..50 {
                         let seq = 1 + i * 4 + t;
-                        advance_anchor(dir, &Anchor { database: id.into(), seq, mac: format!("m{seq}") }).unwrap();
+                        advance_anchor(
+                            dir,
+                            &Anchor {
+                                database: id.into(),
+                                seq,
+                                mac: format!("m{seq}"),
+                            },
+                        )
+                        .unwrap();
                     }
                 });
             }

@@ -56,7 +56,9 @@ impl Store {
 
     /// A run's injects, in the order they were made.
     pub fn injects(&self, run: RunId) -> Result<Vec<InjectRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT n, inject, scenario_ms, trainer, entity, title, line FROM injects WHERE run = ?1 ORDER BY n")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT n, inject, scenario_ms, trainer, entity, title, line FROM injects WHERE run = ?1 ORDER BY n",
+        )?;
         let rows = stmt.query_map([run], |r| {
             Ok(InjectRow {
                 n: r.get::<_, i64>(0)? as u64,
@@ -73,13 +75,32 @@ impl Store {
 
     /// Marks a run's exercise ended at scenario time `scenario_ms` by `by`, with its audit
     /// entry; a run is ended once, later calls change nothing and return the first end.
-    pub fn end_exercise(&self, run: RunId, scenario_ms: Millis, by: &str, role: &str, wall_ms: Millis) -> Result<(Millis, String), StoreError> {
+    pub fn end_exercise(
+        &self,
+        run: RunId,
+        scenario_ms: Millis,
+        by: &str,
+        role: &str,
+        wall_ms: Millis,
+    ) -> Result<(Millis, String), StoreError> {
         if let Some(ended) = self.exercise_end(run)? {
             return Ok(ended);
         }
         self.durably(|tx| {
-            tx.execute("UPDATE runs SET ended_ms = ?2, ended_by = ?3 WHERE id = ?1", params![run, scenario_ms, by])?;
-            let record = AuditRecord { run: Some(run), wall_ms, scenario_ms: Some(scenario_ms), operator: by, role, action: "exercise_end", subject: "run", detail: String::new() };
+            tx.execute(
+                "UPDATE runs SET ended_ms = ?2, ended_by = ?3 WHERE id = ?1",
+                params![run, scenario_ms, by],
+            )?;
+            let record = AuditRecord {
+                run: Some(run),
+                wall_ms,
+                scenario_ms: Some(scenario_ms),
+                operator: by,
+                role,
+                action: "exercise_end",
+                subject: "run",
+                detail: String::new(),
+            };
             Store::append_audit(tx, &record)?;
             Ok(())
         })?;
@@ -90,13 +111,24 @@ impl Store {
     pub fn exercise_end(&self, run: RunId) -> Result<Option<(Millis, String)>, StoreError> {
         Ok(self
             .conn
-            .query_row("SELECT ended_ms, ended_by FROM runs WHERE id = ?1 AND ended_ms IS NOT NULL", [run], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+            .query_row(
+                "SELECT ended_ms, ended_by FROM runs WHERE id = ?1 AND ended_ms IS NOT NULL",
+                [run],
+                |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())),
+            )
             .optional()?)
     }
 }
 
 impl From<InjectRow> for InjectDto {
     fn from(r: InjectRow) -> Self {
-        InjectDto { n: r.n, inject: r.inject, scenario_ms: r.scenario_ms, trainer: r.trainer, entity: r.entity, title: r.title }
+        InjectDto {
+            n: r.n,
+            inject: r.inject,
+            scenario_ms: r.scenario_ms,
+            trainer: r.trainer,
+            entity: r.entity,
+            title: r.title,
+        }
     }
 }

@@ -141,7 +141,18 @@ fn status_name(i: &Incident) -> &'static str {
 /// The hash of an audit entry: SHA-256 of its fields and the previous hash, as a JSON array, so
 /// no field can be changed or an entry removed without breaking every later hash.
 pub fn audit_hash(e: &AuditEntry) -> String {
-    let canonical = serde_json::json!([e.seq, e.run, e.wall_ms, e.scenario_ms, e.operator, e.role, e.action, e.subject, e.detail, e.prev_hash]);
+    let canonical = serde_json::json!([
+        e.seq,
+        e.run,
+        e.wall_ms,
+        e.scenario_ms,
+        e.operator,
+        e.role,
+        e.action,
+        e.subject,
+        e.detail,
+        e.prev_hash
+    ]);
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -149,7 +160,13 @@ impl Store {
     /// Updates the stored view of a run's incidents in one transaction (a group commit, like the
     /// observation log): everything is replaced when `reset`; otherwise each given incident's
     /// row, the member rows it names, and no rows past its member count.
-    pub fn write_incidents(&self, run: RunId, reset: bool, incidents: &[IncidentWrite<'_>], removed: &[String]) -> Result<(), StoreError> {
+    pub fn write_incidents(
+        &self,
+        run: RunId,
+        reset: bool,
+        incidents: &[IncidentWrite<'_>],
+        removed: &[String],
+    ) -> Result<(), StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         if reset {
             tx.execute("DELETE FROM incident_members WHERE run = ?1", [run])?;
@@ -173,7 +190,8 @@ impl Store {
                  cleared_ms = excluded.cleared_ms, root_cause = excluded.root_cause, root_cleared = excluded.root_cleared, \
                  manual = excluded.manual, west = excluded.west, south = excluded.south, east = excluded.east, north = excluded.north",
             )?;
-            let mut trim = tx.prepare_cached("DELETE FROM incident_members WHERE run = ?1 AND incident = ?2 AND position >= ?3")?;
+            let mut trim =
+                tx.prepare_cached("DELETE FROM incident_members WHERE run = ?1 AND incident = ?2 AND position >= ?3")?;
             let mut member = tx.prepare_cached(
                 "INSERT OR REPLACE INTO incident_members (run, incident, position, entity, layer, kind, severity, rule, related, \
                  distance_m, time_gap_s, dependency_path, confidence, explanation, duplicate_of, cleared) \
@@ -251,7 +269,14 @@ impl Store {
 
     /// Records a manual decision (merge, split, reassign, undo) and its audit entry, durably;
     /// returns its id.
-    pub fn record_decision(&self, run: RunId, d: &DecisionRow, role: &str, wall_ms: Millis, subject: &str) -> Result<i64, StoreError> {
+    pub fn record_decision(
+        &self,
+        run: RunId,
+        d: &DecisionRow,
+        role: &str,
+        wall_ms: Millis,
+        subject: &str,
+    ) -> Result<i64, StoreError> {
         self.durably(|tx| {
             tx.execute(
                 "INSERT INTO manual_decisions (run, position_ms, operator, at_ms, wall_ms, action) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -265,7 +290,14 @@ impl Store {
     }
 
     /// Records a SOP step ticked or unticked, and its audit entry, durably.
-    pub fn record_sop_tick(&self, run: RunId, t: &SopTickRow, role: &str, wall_ms: Millis, scenario_ms: Millis) -> Result<(), StoreError> {
+    pub fn record_sop_tick(
+        &self,
+        run: RunId,
+        t: &SopTickRow,
+        role: &str,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), StoreError> {
         self.durably(|tx| {
             tx.execute(
                 "INSERT INTO sop_ticks (run, incident, step, ticked, operator, wall_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -285,33 +317,65 @@ impl Store {
             "SELECT incident, from_status, to_status, operator, role, wall_ms, scenario_ms FROM incident_transitions WHERE run = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([run], |r| {
-            Ok(TransitionRow { incident: r.get(0)?, from: r.get(1)?, to: r.get(2)?, operator: r.get(3)?, role: r.get(4)?, wall_ms: r.get(5)?, scenario_ms: r.get(6)? })
+            Ok(TransitionRow {
+                incident: r.get(0)?,
+                from: r.get(1)?,
+                to: r.get(2)?,
+                operator: r.get(3)?,
+                role: r.get(4)?,
+                wall_ms: r.get(5)?,
+                scenario_ms: r.get(6)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A run's manual decisions, in the order they were made.
     pub fn decisions(&self, run: RunId) -> Result<Vec<DecisionRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, position_ms, operator, at_ms, action FROM manual_decisions WHERE run = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([run], |r| Ok(DecisionRow { id: r.get(0)?, position_ms: r.get(1)?, operator: r.get(2)?, at_ms: r.get(3)?, action: r.get(4)? }))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, position_ms, operator, at_ms, action FROM manual_decisions WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(DecisionRow {
+                id: r.get(0)?,
+                position_ms: r.get(1)?,
+                operator: r.get(2)?,
+                at_ms: r.get(3)?,
+                action: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A run's SOP ticks, oldest first (the latest per step wins).
     pub fn sop_ticks(&self, run: RunId) -> Result<Vec<SopTickRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT incident, step, ticked, operator FROM sop_ticks WHERE run = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([run], |r| Ok(SopTickRow { incident: r.get(0)?, step: r.get(1)?, ticked: r.get(2)?, operator: r.get(3)? }))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT incident, step, ticked, operator FROM sop_ticks WHERE run = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(SopTickRow {
+                incident: r.get(0)?,
+                step: r.get(1)?,
+                ticked: r.get(2)?,
+                operator: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A run's stored incidents with their members, most severe first, then oldest first.
     pub fn stored_incidents(&self, run: RunId) -> Result<Vec<StoredIncident>, StoreError> {
-        let lifecycle: std::collections::HashMap<String, String> = self.transitions(run)?.into_iter().map(|t| (t.incident, t.to)).collect();
+        let lifecycle: std::collections::HashMap<String, String> =
+            self.transitions(run)?.into_iter().map(|t| (t.incident, t.to)).collect();
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north \
              FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
         )?;
-        let sev = |rank: u8| Severity::from_rank(rank).map(|s| s.as_str().to_owned()).unwrap_or_else(|| format!("rank {rank}"));
+        let sev = |rank: u8| {
+            Severity::from_rank(rank)
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|| format!("rank {rank}"))
+        };
         let mut out: Vec<StoredIncident> = stmt
             .query_map([run], |r| {
                 let id: String = r.get(0)?;

@@ -18,11 +18,14 @@ mod report;
 mod roster;
 
 pub use audit::{
-    advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome, AuditProblem, AuditReport, AuditTx, EntryFault, KeyPart,
-    Vouch, ANCHOR_DIR, KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
+    advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome,
+    AuditProblem, AuditReport, AuditTx, EntryFault, KeyPart, Vouch, ANCHOR_DIR, KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
 };
 pub use exercise::InjectRow;
-pub use incidents::{audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember, TransitionRow, GENESIS};
+pub use incidents::{
+    audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember,
+    TransitionRow, GENESIS,
+};
 pub use roster::{role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
 
 use std::path::Path;
@@ -77,12 +80,16 @@ impl StoreError {
     /// operator: such a failure passes once space or write access returns, unlike a bug.
     pub fn disk_fault(&self) -> Option<&'static str> {
         use rusqlite::ErrorCode;
-        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else { return None };
+        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else {
+            return None;
+        };
         match e.code {
             ErrorCode::DiskFull => Some("the disk holding the database is full"),
             ErrorCode::ReadOnly => Some("the database is read-only (its file or its disk refuses writes)"),
             ErrorCode::SystemIoFailure => Some("the disk holding the database failed to write"),
-            ErrorCode::CannotOpen | ErrorCode::PermissionDenied => Some("the database file cannot be opened for writing"),
+            ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+                Some("the database file cannot be opened for writing")
+            }
             _ => None,
         }
     }
@@ -168,7 +175,10 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             Ok(conn)
         });
-        let refused = |e: rusqlite::Error| StoreError::Open { path: path.to_owned(), reason: why_not_writable(path).unwrap_or_else(|| e.to_string()) };
+        let refused = |e: rusqlite::Error| StoreError::Open {
+            path: path.to_owned(),
+            reason: why_not_writable(path).unwrap_or_else(|| e.to_string()),
+        };
         Store::init(opened.map_err(refused)?).map_err(|e| match e {
             StoreError::Sqlite(e) => refused(e),
             other => other,
@@ -194,10 +204,15 @@ impl Store {
         if path.is_empty() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Some(Store { conn, full: false, audit: Default::default() }))
+        Ok(Some(Store {
+            conn,
+            full: false,
+            audit: Default::default(),
+        }))
     }
 
     /// Opens an existing database for reading only, without migrating it or creating anything
@@ -207,7 +222,10 @@ impl Store {
     /// folder works); with one, it is opened read-only and SQLite reads the log through its
     /// `-shm` file, which must exist or be creatable.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        let refused = |reason: String| StoreError::Open { path: path.to_owned(), reason };
+        let refused = |reason: String| StoreError::Open {
+            path: path.to_owned(),
+            reason,
+        };
         let meta = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
         if !meta.is_file() {
             return Err(refused("not a file".into()));
@@ -219,7 +237,11 @@ impl Store {
             std::path::PathBuf::from(p)
         };
         let has_wal = std::fs::metadata(beside("-wal")).is_ok_and(|m| m.len() > 0);
-        let uri = format!("file:{}?mode=ro{}", uri_path(&absolute), if has_wal { "" } else { "&immutable=1" });
+        let uri = format!(
+            "file:{}?mode=ro{}",
+            uri_path(&absolute),
+            if has_wal { "" } else { "&immutable=1" }
+        );
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let explain = |e: rusqlite::Error| {
             if has_wal && !beside("-shm").exists() {
@@ -232,11 +254,20 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Reading the schema version makes SQLite read the file, so a file that is not a
         // database fails here, with its name.
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(explain)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(explain)?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew { found: version, supported: SCHEMA_VERSION });
+            return Err(StoreError::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
-        Ok(Store { conn, full: false, audit: Default::default() })
+        Ok(Store {
+            conn,
+            full: false,
+            audit: Default::default(),
+        })
     }
 
     /// A private in-memory database, for tests and benchmarks.
@@ -252,7 +283,11 @@ impl Store {
         rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrate(&mut conn)?;
-        Ok(Store { conn, full: false, audit: Default::default() })
+        Ok(Store {
+            conn,
+            full: false,
+            audit: Default::default(),
+        })
     }
 
     /// The database file (empty for an in-memory store).
@@ -276,7 +311,9 @@ impl Store {
 
     /// The newest run of a source (a scenario's name, `live:<config path>`), if any.
     pub fn latest_run_of(&self, source: &str) -> Result<Option<RunId>, StoreError> {
-        Ok(self.conn.query_row("SELECT max(id) FROM runs WHERE source = ?1", [source], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT max(id) FROM runs WHERE source = ?1", [source], |r| r.get(0))?)
     }
 
     /// The newest run, if any.
@@ -295,7 +332,13 @@ impl Store {
 
     /// Appends a batch in one transaction (a group commit), together with the run's new
     /// frontier, so that after a crash the frontier and the log always agree.
-    pub fn append(&mut self, run: RunId, observations: &[Observation], quarantine: &[QuarantineEntry], frontier: (u64, Millis)) -> Result<(), StoreError> {
+    pub fn append(
+        &mut self,
+        run: RunId,
+        observations: &[Observation],
+        quarantine: &[QuarantineEntry],
+        frontier: (u64, Millis),
+    ) -> Result<(), StoreError> {
         self.append_delivered(run, observations, quarantine, &[], frontier)
     }
 
@@ -345,7 +388,15 @@ impl Store {
                 "INSERT INTO quarantine (run, feed, seq, place, reason, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for e in quarantine {
-                q.execute(params![run, e.feed, e.seq as i64, e.place, e.reason, e.received_ms, e.body])?;
+                q.execute(params![
+                    run,
+                    e.feed,
+                    e.seq as i64,
+                    e.place,
+                    e.reason,
+                    e.received_ms,
+                    e.body
+                ])?;
             }
             tx.execute(
                 "UPDATE runs SET ingested_seq = max(ingested_seq, ?2), ingested_until_ms = max(coalesce(ingested_until_ms, ?3), ?3) WHERE id = ?1",
@@ -368,11 +419,16 @@ impl Store {
             idx: row.get(3)?,
             received_ms: row.get(4)?,
             observed_ms: row.get(5)?,
-            layer: layer.parse().map_err(|e: cityops_core::model::UnknownLayer| corrupt(e.to_string()))?,
+            layer: layer
+                .parse()
+                .map_err(|e: cityops_core::model::UnknownLayer| corrupt(e.to_string()))?,
             kind: row.get(7)?,
             severity: Severity::from_rank(severity).ok_or_else(|| corrupt(format!("severity {severity}")))?,
             entity: row.get(9)?,
-            position: GeoPoint { lon: row.get(10)?, lat: row.get(11)? },
+            position: GeoPoint {
+                lon: row.get(10)?,
+                lat: row.get(11)?,
+            },
             title: row.get(12)?,
             fields: serde_json::from_str(&fields).map_err(|e| corrupt(format!("fields: {e}")))?,
         })
@@ -384,7 +440,12 @@ impl Store {
         Ok(out)
     }
 
-    fn collect_into(&self, sql: &str, params: impl rusqlite::Params, out: &mut Vec<Observation>) -> Result<(), StoreError> {
+    fn collect_into(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query(params)?;
         while let Some(row) = rows.next()? {
@@ -395,7 +456,9 @@ impl Store {
 
     /// True when a source with this key was committed for `feed` (by any run).
     pub fn is_delivered(&self, feed: &str, key: &str) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM delivered WHERE feed = ?1 AND key = ?2")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM delivered WHERE feed = ?1 AND key = ?2")?;
         Ok(stmt.exists(params![feed, key])?)
     }
 
@@ -415,14 +478,23 @@ impl Store {
     /// insert order: how the picture index (the engine's `timeline`) keeps up with the log. (The
     /// unary `+` keeps SQLite on the row id range instead of the run's whole arrival index.)
     pub fn rows_after(&self, run: RunId, after_id: i64) -> Result<Vec<(i64, String, Millis)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, entity, received_ms FROM observations WHERE id > ?2 AND +run = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, entity, received_ms FROM observations WHERE id > ?2 AND +run = ?1 ORDER BY id",
+        )?;
         let rows = stmt.query_map(params![run, after_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The (id, entity) of every row that arrived in `(after, until]`.
-    pub fn arrival_ids_between(&self, run: RunId, after: Millis, until: Millis) -> Result<Vec<(i64, String)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT id, entity FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3")?;
+    pub fn arrival_ids_between(
+        &self,
+        run: RunId,
+        after: Millis,
+        until: Millis,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, entity FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3",
+        )?;
         let rows = stmt.query_map(params![run, after, until], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -430,7 +502,8 @@ impl Store {
     /// The observations with these row ids, in id order (ids not in the log are skipped).
     pub fn observations_by_id(&self, ids: &[i64]) -> Result<Vec<Observation>, StoreError> {
         let sql = format!("SELECT {OBS_COLUMNS} FROM observations WHERE id IN rarray(?1) ORDER BY id");
-        let ids: std::rc::Rc<Vec<rusqlite::types::Value>> = std::rc::Rc::new(ids.iter().copied().map(rusqlite::types::Value::from).collect());
+        let ids: std::rc::Rc<Vec<rusqlite::types::Value>> =
+            std::rc::Rc::new(ids.iter().copied().map(rusqlite::types::Value::from).collect());
         self.collect(&sql, params![ids])
     }
 
@@ -442,7 +515,13 @@ impl Store {
     }
 
     /// [`Store::arrived_between`] appended to `out`, whose memory a caller reading often keeps.
-    pub fn arrived_between_into(&self, run: RunId, after: Millis, until: Millis, out: &mut Vec<Observation>) -> Result<(), StoreError> {
+    pub fn arrived_between_into(
+        &self,
+        run: RunId,
+        after: Millis,
+        until: Millis,
+        out: &mut Vec<Observation>,
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "SELECT {OBS_COLUMNS} FROM observations WHERE run = ?1 AND received_ms > ?2 AND received_ms <= ?3 ORDER BY id"
         );
@@ -456,7 +535,9 @@ impl Store {
              ORDER BY received_ms DESC, id DESC LIMIT 1"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let row = stmt.query_row(params![run, entity, t], |r| Ok(Store::read(r))).optional()?;
+        let row = stmt
+            .query_row(params![run, entity, t], |r| Ok(Store::read(r)))
+            .optional()?;
         row.transpose()
     }
 
@@ -511,7 +592,9 @@ impl Store {
 
     /// Counts per layer and of the quarantine for a run.
     pub fn counts(&self, run: RunId) -> Result<RunCounts, StoreError> {
-        let mut stmt = self.conn.prepare_cached("SELECT layer, count(*) FROM observations WHERE run = ?1 GROUP BY layer")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT layer, count(*) FROM observations WHERE run = ?1 GROUP BY layer")?;
         let mut per_layer: Vec<(Layer, u64)> = Layer::ALL.iter().map(|l| (*l, 0)).collect();
         let rows = stmt.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
@@ -520,8 +603,13 @@ impl Store {
                 slot.1 = n as u64;
             }
         }
-        let quarantined: i64 = self.conn.query_row("SELECT count(*) FROM quarantine WHERE run = ?1", [run], |r| r.get(0))?;
-        Ok(RunCounts { per_layer, quarantined: quarantined as u64 })
+        let quarantined: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM quarantine WHERE run = ?1", [run], |r| r.get(0))?;
+        Ok(RunCounts {
+            per_layer,
+            quarantined: quarantined as u64,
+        })
     }
 }
 

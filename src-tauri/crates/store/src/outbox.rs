@@ -52,7 +52,11 @@ pub enum AttemptEnd {
     Sent { reference: String },
     /// Try again at `next_ms`; `counts` when the backend answered (a failure against the
     /// budget), not when it could not be reached at all.
-    Retry { reason: String, next_ms: Millis, counts: bool },
+    Retry {
+        reason: String,
+        next_ms: Millis,
+        counts: bool,
+    },
     /// Refused for good, or out of budget.
     Failed { reason: String },
 }
@@ -94,9 +98,20 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<(ActionDto, String, String, Option<
 
 fn to_row(t: (ActionDto, String, String, Option<String>, u32)) -> Result<ActionRow, StoreError> {
     let (dto, headers, body, device, failures) = t;
-    let headers: Vec<(String, String)> =
-        serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt { row: dto.id, reason: format!("action headers: {e}") })?;
-    Ok(ActionRow { dto, headers: headers.into_iter().map(|(name, value)| HeaderDto { name, value }).collect(), body, device, failures })
+    let headers: Vec<(String, String)> = serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
+        row: dto.id,
+        reason: format!("action headers: {e}"),
+    })?;
+    Ok(ActionRow {
+        dto,
+        headers: headers
+            .into_iter()
+            .map(|(name, value)| HeaderDto { name, value })
+            .collect(),
+        body,
+        device,
+        failures,
+    })
 }
 
 impl Store {
@@ -168,13 +183,20 @@ impl Store {
     /// exercise.
     pub fn head_action(&self, backend: &str, exercise: bool) -> Result<Option<ActionRow>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM actions WHERE backend = ?1 AND exercise = ?2 AND status IN ('queued', 'sending') ORDER BY id LIMIT 1");
-        let row = self.conn.query_row(&sql, params![backend, exercise], read_row).optional()?;
+        let row = self
+            .conn
+            .query_row(&sql, params![backend, exercise], read_row)
+            .optional()?;
         row.map(to_row).transpose()
     }
 
     /// How many live (not exercise) actions wait to be sent: queued, or left in flight.
     pub fn waiting_live_actions(&self) -> Result<u32, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM actions WHERE exercise = 0 AND status IN ('queued', 'sending')", [], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM actions WHERE exercise = 0 AND status IN ('queued', 'sending')",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     /// Puts actions a crash left `sending` back in the queue; their open attempt is closed as
@@ -227,7 +249,13 @@ impl Store {
     }
 
     /// Closes an attempt and moves the action on.
-    pub fn finish_attempt(&self, action: &ActionRow, attempt: i64, end: &AttemptEnd, wall_ms: Millis) -> Result<(), StoreError> {
+    pub fn finish_attempt(
+        &self,
+        action: &ActionRow,
+        attempt: i64,
+        end: &AttemptEnd,
+        wall_ms: Millis,
+    ) -> Result<(), StoreError> {
         self.durably(|tx| {
             let (outcome, detail, audit) = match end {
                 AttemptEnd::Delivered { reference } => {
@@ -274,22 +302,54 @@ impl Store {
 
     /// Cancels an action that has not been delivered and is not in flight.
     pub fn cancel_action(&self, id: i64, operator: &str, role: &str, wall_ms: Millis) -> Result<(), StoreError> {
-        self.operator_change(id, operator, role, wall_ms, "cancel", &["queued", "failed"], "UPDATE actions SET status = 'cancelled', updated_wall_ms = ?2 WHERE id = ?1")
+        self.operator_change(
+            id,
+            operator,
+            role,
+            wall_ms,
+            "cancel",
+            &["queued", "failed"],
+            "UPDATE actions SET status = 'cancelled', updated_wall_ms = ?2 WHERE id = ?1",
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn operator_change(&self, id: i64, operator: &str, role: &str, wall_ms: Millis, what: &str, from: &[&str], sql: &str) -> Result<(), StoreError> {
+    fn operator_change(
+        &self,
+        id: i64,
+        operator: &str,
+        role: &str,
+        wall_ms: Millis,
+        what: &str,
+        from: &[&str],
+        sql: &str,
+    ) -> Result<(), StoreError> {
         self.durably(|tx| {
-            let found: Option<(String, String)> =
-                tx.query_row("SELECT status, key FROM actions WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            let found: Option<(String, String)> = tx
+                .query_row("SELECT status, key FROM actions WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
             let Some((status, key)) = found else {
                 return Err(StoreError::Refused(format!("action {id} does not exist")));
             };
             if !from.contains(&status.as_str()) {
-                return Err(StoreError::Refused(format!("action {id} is {status}; only {} actions can be {what}ed", from.join(" or "))));
+                return Err(StoreError::Refused(format!(
+                    "action {id} is {status}; only {} actions can be {what}ed",
+                    from.join(" or ")
+                )));
             }
             tx.execute(sql, params![id, wall_ms])?;
-            let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator, role, action: what, subject: &key, detail: format!("was {status}") };
+            let record = AuditRecord {
+                run: None,
+                wall_ms,
+                scenario_ms: None,
+                operator,
+                role,
+                action: what,
+                subject: &key,
+                detail: format!("was {status}"),
+            };
             Store::append_audit(tx, &record)?;
             Ok(())
         })
@@ -316,7 +376,9 @@ impl Store {
 
     /// Every attempt of an action: `(n, outcome, detail)`.
     pub fn attempts(&self, action: i64) -> Result<Vec<(u32, String, String)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT n, outcome, detail FROM action_attempts WHERE action = ?1 ORDER BY id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT n, outcome, detail FROM action_attempts WHERE action = ?1 ORDER BY id")?;
         let rows = stmt.query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -336,7 +398,9 @@ pub struct ActionRecord {
 impl Store {
     /// The actions committed during a run, in commit order.
     pub fn actions_of_run(&self, run: RunId) -> Result<Vec<ActionRecord>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT incident, kind, body, scenario_ms, operator, summary FROM actions WHERE run = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT incident, kind, body, scenario_ms, operator, summary FROM actions WHERE run = ?1 ORDER BY id",
+        )?;
         let rows = stmt.query_map([run], |r| {
             let kind: String = r.get(1)?;
             Ok(ActionRecord {

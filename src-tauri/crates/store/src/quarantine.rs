@@ -9,7 +9,13 @@ use cityops_dto::{QuarantineDto, QuarantineEntryDto, QuarantineFeedDto};
 impl Store {
     /// The newest `limit` quarantine entries of `run` (of `feed` only, if given), each body cut
     /// to `preview_bytes`, with the matching total and the count per feed.
-    pub fn quarantine_page(&self, run: RunId, feed: Option<&str>, limit: usize, preview_bytes: usize) -> Result<QuarantineDto, StoreError> {
+    pub fn quarantine_page(
+        &self,
+        run: RunId,
+        feed: Option<&str>,
+        limit: usize,
+        preview_bytes: usize,
+    ) -> Result<QuarantineDto, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT feed, seq, place, reason, received_ms, substr(body, 1, ?3), length(body) FROM quarantine \
              WHERE run = ?1 AND (?2 IS NULL OR feed = ?2) ORDER BY id DESC LIMIT ?4",
@@ -28,11 +34,22 @@ impl Store {
             })
         })?;
         let entries = rows.collect::<Result<Vec<_>, _>>()?;
-        let mut stmt = self.conn.prepare_cached("SELECT feed, count(*) FROM quarantine WHERE run = ?1 GROUP BY feed ORDER BY feed")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT feed, count(*) FROM quarantine WHERE run = ?1 GROUP BY feed ORDER BY feed")?;
         let feeds = stmt
-            .query_map([run], |r| Ok(QuarantineFeedDto { feed: r.get(0)?, count: r.get::<_, i64>(1)? as u64 }))?
+            .query_map([run], |r| {
+                Ok(QuarantineFeedDto {
+                    feed: r.get(0)?,
+                    count: r.get::<_, i64>(1)? as u64,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
-        let total = feeds.iter().filter(|f| feed.is_none_or(|want| f.feed == want)).map(|f| f.count).sum();
+        let total = feeds
+            .iter()
+            .filter(|f| feed.is_none_or(|want| f.feed == want))
+            .map(|f| f.count)
+            .sum();
         Ok(QuarantineDto { entries, total, feeds })
     }
 }

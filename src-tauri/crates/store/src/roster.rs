@@ -64,8 +64,12 @@ struct Row {
 
 /// An argon2id hash of a PIN, in PHC form.
 fn hash_pin(pin: &str) -> Result<String, StoreError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| StoreError::Refused(format!("PIN salt: {e}")))?;
-    Argon2::default().hash_password(pin.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| StoreError::Refused(format!("PIN hash: {e}")))
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| StoreError::Refused(format!("PIN salt: {e}")))?;
+    Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Refused(format!("PIN hash: {e}")))
 }
 
 fn legacy_pin_hash(salt: &str, pin: &str) -> String {
@@ -96,17 +100,44 @@ fn pin_matches(salt: Option<&str>, hash: &str, pin: &str) -> bool {
 
 fn read(tx: &Transaction<'_>, name: &str) -> Result<Option<Row>, StoreError> {
     Ok(tx
-        .query_row("SELECT role, pin_salt, pin_hash, failed_pins, locked_until_ms FROM operators WHERE name = ?1", [name], |r| {
-            Ok(Row { role: r.get(0)?, salt: r.get(1)?, hash: r.get(2)?, failed: r.get(3)?, locked_until: r.get(4)? })
-        })
+        .query_row(
+            "SELECT role, pin_salt, pin_hash, failed_pins, locked_until_ms FROM operators WHERE name = ?1",
+            [name],
+            |r| {
+                Ok(Row {
+                    role: r.get(0)?,
+                    salt: r.get(1)?,
+                    hash: r.get(2)?,
+                    failed: r.get(3)?,
+                    locked_until: r.get(4)?,
+                })
+            },
+        )
         .optional()?)
 }
 
 /// Audits a roster event about operator `subject`. The entry vouches for `subject`'s row as the
 /// transaction leaves it (or for its absence), so an edited role or PIN hash is found by
 /// `cityops audit verify`.
-fn audit(tx: &AuditTx<'_>, wall_ms: Millis, operator: &str, role: &str, action: &str, subject: &str, detail: String) -> Result<(), StoreError> {
-    let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator, role, action, subject, detail };
+fn audit(
+    tx: &AuditTx<'_>,
+    wall_ms: Millis,
+    operator: &str,
+    role: &str,
+    action: &str,
+    subject: &str,
+    detail: String,
+) -> Result<(), StoreError> {
+    let record = AuditRecord {
+        run: None,
+        wall_ms,
+        scenario_ms: None,
+        operator,
+        role,
+        action,
+        subject,
+        detail,
+    };
     Store::append_audit_for_operator(tx, &record, subject)?;
     Ok(())
 }
@@ -121,27 +152,64 @@ impl Store {
         // A new name's PIN is hashed before the write lock is taken, since argon2id takes a
         // while; a known name's is only verified, below. (A name added between this read and
         // the lock is then treated as known, and the hash goes unused.)
-        let known: bool = self.conn.query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [name], |r| r.get(0))?;
-        let new_hash = if known || role != "operator" { None } else { pin.map(hash_pin).transpose()? };
+        let known: bool =
+            self.conn
+                .query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [name], |r| {
+                    r.get(0)
+                })?;
+        let new_hash = if known || role != "operator" {
+            None
+        } else {
+            pin.map(hash_pin).transpose()?
+        };
         self.durably(|tx| {
             let Some(row) = read(tx, name)? else {
                 if role != "operator" {
-                    audit(tx, wall_ms, name, role, "sign_in_refused", name, format!("not in the roster as {role}"))?;
+                    audit(
+                        tx,
+                        wall_ms,
+                        name,
+                        role,
+                        "sign_in_refused",
+                        name,
+                        format!("not in the roster as {role}"),
+                    )?;
                     return Ok(SignIn::RoleRefused { has: None });
                 }
                 let hash = match (&new_hash, pin) {
                     (None, Some(pin)) => Some(hash_pin(pin)?),
                     _ => new_hash.clone(),
                 };
-                tx.execute("INSERT INTO operators (name, role, pin_hash, created_wall_ms) VALUES (?1, 'operator', ?2, ?3)", params![name, hash, wall_ms])?;
-                audit(tx, wall_ms, name, role, "sign_in", name, "added to the roster as operator".into())?;
+                tx.execute(
+                    "INSERT INTO operators (name, role, pin_hash, created_wall_ms) VALUES (?1, 'operator', ?2, ?3)",
+                    params![name, hash, wall_ms],
+                )?;
+                audit(
+                    tx,
+                    wall_ms,
+                    name,
+                    role,
+                    "sign_in",
+                    name,
+                    "added to the roster as operator".into(),
+                )?;
                 return Ok(SignIn::Accepted);
             };
             if row.locked_until.is_some_and(|t| t > wall_ms) {
-                return Ok(SignIn::Locked { until_ms: row.locked_until.unwrap_or(wall_ms) });
+                return Ok(SignIn::Locked {
+                    until_ms: row.locked_until.unwrap_or(wall_ms),
+                });
             }
             if role != row.role && role != "operator" {
-                audit(tx, wall_ms, name, role, "sign_in_refused", name, format!("the roster has {name} as {}", row.role))?;
+                audit(
+                    tx,
+                    wall_ms,
+                    name,
+                    role,
+                    "sign_in_refused",
+                    name,
+                    format!("the roster has {name} as {}", row.role),
+                )?;
                 return Ok(SignIn::RoleRefused { has: Some(row.role) });
             }
             match (&row.hash, pin) {
@@ -153,21 +221,54 @@ impl Store {
                         let failed = row.failed + 1;
                         if failed >= MAX_WRONG_PINS {
                             let until = wall_ms + LOCKOUT_MS;
-                            tx.execute("UPDATE operators SET failed_pins = 0, locked_until_ms = ?2 WHERE name = ?1", params![name, until])?;
-                            audit(tx, wall_ms, name, role, "pin_lockout", name, format!("{failed} wrong PINs in a row; locked for {} minutes", LOCKOUT_MS / 60_000))?;
+                            tx.execute(
+                                "UPDATE operators SET failed_pins = 0, locked_until_ms = ?2 WHERE name = ?1",
+                                params![name, until],
+                            )?;
+                            audit(
+                                tx,
+                                wall_ms,
+                                name,
+                                role,
+                                "pin_lockout",
+                                name,
+                                format!(
+                                    "{failed} wrong PINs in a row; locked for {} minutes",
+                                    LOCKOUT_MS / 60_000
+                                ),
+                            )?;
                             return Ok(SignIn::Locked { until_ms: until });
                         }
-                        tx.execute("UPDATE operators SET failed_pins = ?2 WHERE name = ?1", params![name, failed])?;
-                        audit(tx, wall_ms, name, role, "sign_in_refused", name, format!("wrong PIN ({failed} of {MAX_WRONG_PINS})"))?;
-                        return Ok(SignIn::WrongPin { left: MAX_WRONG_PINS - failed });
+                        tx.execute(
+                            "UPDATE operators SET failed_pins = ?2 WHERE name = ?1",
+                            params![name, failed],
+                        )?;
+                        audit(
+                            tx,
+                            wall_ms,
+                            name,
+                            role,
+                            "sign_in_refused",
+                            name,
+                            format!("wrong PIN ({failed} of {MAX_WRONG_PINS})"),
+                        )?;
+                        return Ok(SignIn::WrongPin {
+                            left: MAX_WRONG_PINS - failed,
+                        });
                     }
                     if row.salt.is_some() {
                         // A legacy hash is replaced by argon2id now that the PIN is known.
-                        tx.execute("UPDATE operators SET pin_salt = NULL, pin_hash = ?2 WHERE name = ?1", params![name, hash_pin(pin)?])?;
+                        tx.execute(
+                            "UPDATE operators SET pin_salt = NULL, pin_hash = ?2 WHERE name = ?1",
+                            params![name, hash_pin(pin)?],
+                        )?;
                     }
                 }
             }
-            tx.execute("UPDATE operators SET failed_pins = 0, locked_until_ms = NULL WHERE name = ?1", [name])?;
+            tx.execute(
+                "UPDATE operators SET failed_pins = 0, locked_until_ms = NULL WHERE name = ?1",
+                [name],
+            )?;
             audit(tx, wall_ms, name, role, "sign_in", name, String::new())?;
             Ok(SignIn::Accepted)
         })
@@ -176,13 +277,25 @@ impl Store {
     /// Adds `name` to the roster or changes their role or PIN, on the authority of `by` (a
     /// signed-in supervisor, or `cityops roster add`). The supervisor and trainer roles need a
     /// PIN: given now, or already held. Audited.
-    pub fn roster_set(&self, name: &str, role: &str, pin: Option<&str>, by: &str, by_role: &str, wall_ms: Millis) -> Result<(), StoreError> {
+    pub fn roster_set(
+        &self,
+        name: &str,
+        role: &str,
+        pin: Option<&str>,
+        by: &str,
+        by_role: &str,
+        wall_ms: Millis,
+    ) -> Result<(), StoreError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(StoreError::Refused("an operator name is 1 to 64 printable characters".into()));
+            return Err(StoreError::Refused(
+                "an operator name is 1 to 64 printable characters".into(),
+            ));
         }
         if !matches!(role, "operator" | "supervisor" | "trainer") {
-            return Err(StoreError::Refused(format!("{role:?} is not a role (operator, supervisor or trainer)")));
+            return Err(StoreError::Refused(format!(
+                "{role:?} is not a role (operator, supervisor or trainer)"
+            )));
         }
         let pin = pin.filter(|p| !p.is_empty());
         if let Some(p) = pin {
@@ -210,8 +323,17 @@ impl Store {
 
     /// The roster, by name.
     pub fn roster(&self) -> Result<Vec<RosterEntry>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name, role, pin_hash IS NOT NULL, locked_until_ms FROM operators ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok(RosterEntry { name: r.get(0)?, role: r.get(1)?, has_pin: r.get(2)?, locked_until_ms: r.get(3)? }))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, role, pin_hash IS NOT NULL, locked_until_ms FROM operators ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RosterEntry {
+                name: r.get(0)?,
+                role: r.get(1)?,
+                has_pin: r.get(2)?,
+                locked_until_ms: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -229,31 +351,68 @@ mod tests {
     #[test]
     fn an_unknown_name_is_an_operator_and_cannot_claim_authority() {
         let (_d, s) = store();
-        assert_eq!(s.sign_in("mallory", "supervisor", None, 1).unwrap(), SignIn::RoleRefused { has: None });
-        assert_eq!(s.sign_in("mallory", "trainer", Some("1234"), 1).unwrap(), SignIn::RoleRefused { has: None });
+        assert_eq!(
+            s.sign_in("mallory", "supervisor", None, 1).unwrap(),
+            SignIn::RoleRefused { has: None }
+        );
+        assert_eq!(
+            s.sign_in("mallory", "trainer", Some("1234"), 1).unwrap(),
+            SignIn::RoleRefused { has: None }
+        );
         assert_eq!(s.sign_in("mallory", "operator", None, 1).unwrap(), SignIn::Accepted);
         // Signing in again does not overwrite the roster's role.
-        assert_eq!(s.sign_in("mallory", "supervisor", None, 2).unwrap(), SignIn::RoleRefused { has: Some("operator".into()) });
+        assert_eq!(
+            s.sign_in("mallory", "supervisor", None, 2).unwrap(),
+            SignIn::RoleRefused {
+                has: Some("operator".into())
+            }
+        );
         assert_eq!(s.roster().unwrap()[0].role, "operator");
     }
 
     #[test]
     fn supervisors_need_their_pin_and_five_wrong_ones_lock_the_name() {
         let (_d, s) = store();
-        assert!(s.roster_set("anna", "supervisor", None, "cli", "system", 0).is_err(), "a supervisor needs a PIN");
-        s.roster_set("anna", "supervisor", Some("2468"), "cli", "system", 0).unwrap();
-        let stored: String = s.conn.query_row("SELECT pin_hash FROM operators WHERE name = 'anna'", [], |r| r.get(0)).unwrap();
+        assert!(
+            s.roster_set("anna", "supervisor", None, "cli", "system", 0).is_err(),
+            "a supervisor needs a PIN"
+        );
+        s.roster_set("anna", "supervisor", Some("2468"), "cli", "system", 0)
+            .unwrap();
+        let stored: String = s
+            .conn
+            .query_row("SELECT pin_hash FROM operators WHERE name = 'anna'", [], |r| r.get(0))
+            .unwrap();
         assert!(stored.starts_with("$argon2id$") && !stored.contains("2468"), "{stored}");
         assert_eq!(s.sign_in("anna", "supervisor", None, 1).unwrap(), SignIn::PinRequired);
-        assert_eq!(s.sign_in("anna", "supervisor", Some("2468"), 1).unwrap(), SignIn::Accepted);
-        assert_eq!(s.sign_in("anna", "operator", Some("2468"), 1).unwrap(), SignIn::Accepted, "a supervisor may work as an operator");
+        assert_eq!(
+            s.sign_in("anna", "supervisor", Some("2468"), 1).unwrap(),
+            SignIn::Accepted
+        );
+        assert_eq!(
+            s.sign_in("anna", "operator", Some("2468"), 1).unwrap(),
+            SignIn::Accepted,
+            "a supervisor may work as an operator"
+        );
         for left in (1..MAX_WRONG_PINS).rev() {
-            assert_eq!(s.sign_in("anna", "supervisor", Some("0000"), 10).unwrap(), SignIn::WrongPin { left });
+            assert_eq!(
+                s.sign_in("anna", "supervisor", Some("0000"), 10).unwrap(),
+                SignIn::WrongPin { left }
+            );
         }
-        let locked = SignIn::Locked { until_ms: 10 + LOCKOUT_MS };
+        let locked = SignIn::Locked {
+            until_ms: 10 + LOCKOUT_MS,
+        };
         assert_eq!(s.sign_in("anna", "supervisor", Some("0000"), 10).unwrap(), locked);
-        assert_eq!(s.sign_in("anna", "supervisor", Some("2468"), 11).unwrap(), locked, "even the right PIN waits out the lock");
-        assert_eq!(s.sign_in("anna", "supervisor", Some("2468"), 10 + LOCKOUT_MS).unwrap(), SignIn::Accepted);
+        assert_eq!(
+            s.sign_in("anna", "supervisor", Some("2468"), 11).unwrap(),
+            locked,
+            "even the right PIN waits out the lock"
+        );
+        assert_eq!(
+            s.sign_in("anna", "supervisor", Some("2468"), 10 + LOCKOUT_MS).unwrap(),
+            SignIn::Accepted
+        );
         let actions: Vec<String> = s.audit_trail().unwrap().into_iter().map(|e| e.action).collect();
         assert!(actions.iter().any(|a| a == "pin_lockout"), "{actions:?}");
         assert_eq!(actions.iter().filter(|a| *a == "sign_in_refused").count(), 4);
@@ -269,10 +428,26 @@ mod tests {
                 params![salt, legacy_pin_hash(salt, "1357")],
             )
             .unwrap();
-        assert_eq!(s.sign_in("old", "supervisor", Some("9999"), 1).unwrap(), SignIn::WrongPin { left: MAX_WRONG_PINS - 1 });
-        assert_eq!(s.sign_in("old", "supervisor", Some("1357"), 1).unwrap(), SignIn::Accepted);
-        let (salt, hash): (Option<String>, String) = s.conn.query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = 'old'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(
+            s.sign_in("old", "supervisor", Some("9999"), 1).unwrap(),
+            SignIn::WrongPin {
+                left: MAX_WRONG_PINS - 1
+            }
+        );
+        assert_eq!(
+            s.sign_in("old", "supervisor", Some("1357"), 1).unwrap(),
+            SignIn::Accepted
+        );
+        let (salt, hash): (Option<String>, String) = s
+            .conn
+            .query_row("SELECT pin_salt, pin_hash FROM operators WHERE name = 'old'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
         assert!(salt.is_none() && hash.starts_with("$argon2id$"));
-        assert_eq!(s.sign_in("old", "supervisor", Some("1357"), 2).unwrap(), SignIn::Accepted);
+        assert_eq!(
+            s.sign_in("old", "supervisor", Some("1357"), 2).unwrap(),
+            SignIn::Accepted
+        );
     }
 }

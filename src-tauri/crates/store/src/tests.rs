@@ -24,14 +24,20 @@ fn obs(entity: &str, seq: u64, received_ms: Millis, lon: f64, lat: f64) -> Obser
 fn observations_round_trip_exactly() {
     let mut s = Store::open_in_memory().unwrap();
     let run = s.begin_run("demo", "now").unwrap();
-    let written = vec![obs("cam/1", 1, 1_000, 24.94, 60.17), obs("cam/2", 2, 2_000, 24.95, 60.175)];
+    let written = vec![
+        obs("cam/1", 1, 1_000, 24.94, 60.17),
+        obs("cam/2", 2, 2_000, 24.95, 60.175),
+    ];
     s.append(run, &written, &[], (2, 2_000)).unwrap();
     let mut read = Vec::new();
     s.for_each(run, |o| read.push(o.clone())).unwrap();
     assert_eq!(read, written);
     assert_eq!(s.frontier(run).unwrap(), (2, Some(2_000)));
     let counts = s.counts(run).unwrap();
-    assert_eq!(counts.per_layer.iter().find(|(l, _)| *l == Layer::Security).unwrap().1, 2);
+    assert_eq!(
+        counts.per_layer.iter().find(|(l, _)| *l == Layer::Security).unwrap().1,
+        2
+    );
 }
 
 #[test]
@@ -41,7 +47,8 @@ fn migrations_run_once_and_refuse_newer_files() {
     let mut s = Store::open(&path).unwrap();
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     let run = s.begin_run("demo", "now").unwrap();
-    s.append(run, &[obs("cam/1", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000)).unwrap();
+    s.append(run, &[obs("cam/1", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000))
+        .unwrap();
     drop(s);
     // Reopening must keep the data and not re-run migrations.
     let s = Store::open(&path).unwrap();
@@ -62,8 +69,10 @@ fn picture_and_windows_follow_arrival_time() {
     let b2 = obs("b", 2, 2_000, 24.94, 60.17);
     let mut a3 = obs("a", 3, 3_000, 24.95, 60.17);
     a3.severity = Severity::Normal;
-    s.append(run, &[a1.clone(), b2.clone(), a3.clone()], &[], (3, 3_000)).unwrap();
-    s.append(other, &[obs("z", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000)).unwrap();
+    s.append(run, &[a1.clone(), b2.clone(), a3.clone()], &[], (3, 3_000))
+        .unwrap();
+    s.append(other, &[obs("z", 1, 1_000, 24.94, 60.17)], &[], (1, 1_000))
+        .unwrap();
     assert_eq!(s.picture_at(run, 999).unwrap(), vec![]);
     assert_eq!(s.picture_at(run, 2_500).unwrap(), vec![a1.clone(), b2.clone()]);
     assert_eq!(s.picture_at(run, 3_000).unwrap(), vec![b2.clone(), a3.clone()]);
@@ -86,7 +95,16 @@ fn area_queries_use_place_and_time() {
         all.push(obs(&format!("e{i}"), i + 1, base + i as i64 * 24_000, lon, lat));
     }
     s.append(run, &all, &[], (100, base)).unwrap();
-    let area = BBox { min: GeoPoint { lon: 24.935, lat: 60.163 }, max: GeoPoint { lon: 24.946, lat: 60.171 } };
+    let area = BBox {
+        min: GeoPoint {
+            lon: 24.935,
+            lat: 60.163,
+        },
+        max: GeoPoint {
+            lon: 24.946,
+            lat: 60.171,
+        },
+    };
     let (from, to) = (base + 5 * 60_000, base + 30 * 60_000);
     let got = s.in_area(area, from, to).unwrap();
     let want: Vec<Observation> = all
@@ -129,21 +147,43 @@ fn the_quarantine_browser_pages_newest_first_filters_by_feed_and_cuts_bodies() {
         body,
     };
     let big = "é".repeat(600).into_bytes();
-    let rows = [entry("grid", 1, Vec::new()), entry("cctv", 2, big.clone()), entry("grid", 3, b"<script>x</script>".to_vec())];
+    let rows = [
+        entry("grid", 1, Vec::new()),
+        entry("cctv", 2, big.clone()),
+        entry("grid", 3, b"<script>x</script>".to_vec()),
+    ];
     s.append(run, &[], &rows, (3, 3)).unwrap();
     s.append(other, &[], &[entry("grid", 9, Vec::new())], (9, 9)).unwrap();
 
     let all = s.quarantine_page(run, None, 10, 16).unwrap();
     assert_eq!(all.total, 3);
-    assert_eq!(all.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 2, 1], "newest first, this run only");
-    assert_eq!(all.feeds.iter().map(|f| (f.feed.as_str(), f.count)).collect::<Vec<_>>(), [("cctv", 1), ("grid", 2)]);
+    assert_eq!(
+        all.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 2, 1],
+        "newest first, this run only"
+    );
+    assert_eq!(
+        all.feeds.iter().map(|f| (f.feed.as_str(), f.count)).collect::<Vec<_>>(),
+        [("cctv", 1), ("grid", 2)]
+    );
     let cut = &all.entries[1];
-    assert_eq!((cut.body_bytes, cut.preview.chars().count()), (big.len() as u64, 8), "16 bytes of two-byte characters");
+    assert_eq!(
+        (cut.body_bytes, cut.preview.chars().count()),
+        (big.len() as u64, 8),
+        "16 bytes of two-byte characters"
+    );
     assert_eq!(all.entries[0].preview, "<script>x</script>"[..16]);
-    assert_eq!((all.entries[2].preview.as_str(), all.entries[2].body_bytes), ("", 0), "a transport failure has no body");
+    assert_eq!(
+        (all.entries[2].preview.as_str(), all.entries[2].body_bytes),
+        ("", 0),
+        "a transport failure has no body"
+    );
 
     let grid = s.quarantine_page(run, Some("grid"), 1, 512).unwrap();
-    assert_eq!((grid.total, grid.entries.len(), grid.entries[0].reason.as_str()), (2, 1, "bad 3"));
+    assert_eq!(
+        (grid.total, grid.entries.len(), grid.entries[0].reason.as_str()),
+        (2, 1, "bad 3")
+    );
     assert_eq!(s.quarantine_page(run, Some("nope"), 10, 512).unwrap().total, 0);
 }
 
@@ -180,7 +220,11 @@ fn a_cancel_between_the_senders_read_and_its_attempt_wins() {
     // connection before the sender starts its attempt.
     let head = sender.head_action("works", false).unwrap().expect("queued");
     operator.cancel_action(id, "ann", "operator", 2_000).unwrap();
-    assert_eq!(sender.start_attempt(&head, 3_000).unwrap(), None, "nothing may be sent after the cancel");
+    assert_eq!(
+        sender.start_attempt(&head, 3_000).unwrap(),
+        None,
+        "nothing may be sent after the cancel"
+    );
     let row = sender.action(id).unwrap().unwrap();
     assert_eq!(row.dto.status, cityops_dto::ActionStatus::Cancelled);
     assert_eq!(row.dto.attempts, 0);
@@ -190,5 +234,8 @@ fn a_cancel_between_the_senders_read_and_its_attempt_wins() {
     let id = queued_action(&operator, "k2");
     let head = sender.head_action("works", false).unwrap().unwrap();
     assert!(sender.start_attempt(&head, 4_000).unwrap().is_some());
-    assert!(operator.cancel_action(id, "ann", "operator", 5_000).is_err(), "an action in flight cannot be cancelled");
+    assert!(
+        operator.cancel_action(id, "ann", "operator", 5_000).is_err(),
+        "an action in flight cannot be cancelled"
+    );
 }

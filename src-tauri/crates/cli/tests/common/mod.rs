@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 pub mod gate;
+pub mod proxy;
 pub mod scripted;
 pub mod tls;
-pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,7 +45,14 @@ format = "geojson"
 
 /// Where a test action applies: a point in central Helsinki.
 pub fn place() -> cityops_core::dispatch::Place {
-    cityops_core::dispatch::Place { point: cityops_core::model::GeoPoint { lon: 24.9445, lat: 60.1709 }, label: "Kaisaniemi substation".into(), area: None }
+    cityops_core::dispatch::Place {
+        point: cityops_core::model::GeoPoint {
+            lon: 24.9445,
+            lat: 60.1709,
+        },
+        label: "Kaisaniemi substation".into(),
+        area: None,
+    }
 }
 
 /// The real sample payloads kept in the repository (`fixtures/samples/README.md`).
@@ -55,7 +62,12 @@ pub fn samples() -> PathBuf {
 
 /// Polls the store until the action reaches `status`, failing with its last error after
 /// `within`.
-pub async fn wait_for(db: &Path, id: i64, status: cityops_engine::dto::ActionStatus, within: Duration) -> cityops_engine::dto::ActionDto {
+pub async fn wait_for(
+    db: &Path,
+    id: i64,
+    status: cityops_engine::dto::ActionStatus,
+    within: Duration,
+) -> cityops_engine::dto::ActionDto {
     let store = cityops_store::Store::open(db).unwrap();
     let started = std::time::Instant::now();
     loop {
@@ -63,14 +75,23 @@ pub async fn wait_for(db: &Path, id: i64, status: cityops_engine::dto::ActionSta
         if a.status == status {
             return a;
         }
-        assert!(started.elapsed() < within, "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}", a.status, a.last_error);
+        assert!(
+            started.elapsed() < within,
+            "action {id} is {:?} (last error {:?}), not {status:?}, after {within:?}",
+            a.status,
+            a.last_error
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A peer process, killed when dropped.
@@ -96,13 +117,22 @@ pub fn mosquitto_on(dir: &Path, port: u16) -> Peer {
 /// Debian's mosquitto on `port` with `extra` lines in its configuration.
 pub fn mosquitto_configured(dir: &Path, port: u16, extra: &str) -> Peer {
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra}"),
+    )
+    .unwrap();
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("mosquitto is not installed (Debian package mosquitto; .ci/setup installs it)");
     for _ in 0..100 {
-        let mut child = Command::new(bin).arg("-c").arg(&conf).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         for _ in 0..20 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Peer(child, port);
@@ -144,7 +174,10 @@ fn wait_for_port(peer: &mut Peer, what: &str, log: &Path, timeout: Duration) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Ok(Some(status)) = peer.0.try_wait() {
-            panic!("{what} exited ({status}) before listening:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+            panic!(
+                "{what} exited ({status}) before listening:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
         }
         if std::net::TcpStream::connect(("127.0.0.1", peer.1)).is_ok() {
             return;
@@ -174,7 +207,8 @@ fn run_script(name: &str, args: &[&std::ffi::OsStr], log: &Path, env: &[(&str, O
             None => cmd.env_remove(k),
         };
     }
-    cmd.spawn().unwrap_or_else(|e| panic!("cannot run tests/peers/{name}/run.sh: {e}"))
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("cannot run tests/peers/{name}/run.sh: {e}"))
 }
 
 /// The Open311 GeoReport v2 server (`tests/peers/open311/run.sh`) on `port` with its state in
@@ -188,7 +222,12 @@ pub fn open311(port: u16, dir: &Path) -> Peer {
 pub fn open311_with_key(port: u16, dir: &Path, api_key: Option<&str>) -> Peer {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("open311.log");
-    let child = run_script("open311", &[port.to_string().as_ref(), dir.as_os_str()], &log, &[("OPEN311_API_KEY", api_key)]);
+    let child = run_script(
+        "open311",
+        &[port.to_string().as_ref(), dir.as_os_str()],
+        &log,
+        &[("OPEN311_API_KEY", api_key)],
+    );
     let mut peer = Peer(child, port);
     // Standard library only, so it starts in well under a second; the margin is for a busy machine.
     wait_for_port(&mut peer, "the Open311 server", &log, Duration::from_secs(60));
@@ -201,7 +240,12 @@ pub fn open311_with_key(port: u16, dir: &Path, api_key: Option<&str>) -> Peer {
 pub fn webhook(port: u16, dir: &Path, secret: &str) -> Peer {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("webhook.log");
-    let child = run_script("webhook", &[port.to_string().as_ref(), dir.as_os_str(), secret.as_ref()], &log, &[]);
+    let child = run_script(
+        "webhook",
+        &[port.to_string().as_ref(), dir.as_os_str(), secret.as_ref()],
+        &log,
+        &[],
+    );
     let mut peer = Peer(child, port);
     wait_for_port(&mut peer, "webhook", &log, Duration::from_secs(60));
     peer
@@ -231,11 +275,21 @@ impl HttpAnswer {
 /// One HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`, the body sent with its
 /// `Content-Length`. Errors (refused, reset, timed out after `timeout`) are returned, so fault
 /// tests can assert them.
-pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8], timeout: Duration) -> std::io::Result<HttpAnswer> {
+pub fn http(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<HttpAnswer> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(timeout))?;
-    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -261,8 +315,15 @@ pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)], bod
         .collect();
     let mut body = raw[split + 4..].to_vec();
     // Go's net/http chunks answers of unknown length; webhook's are small, so unchunk here.
-    let chunked = HttpAnswer { status, headers, body: Vec::new() };
-    if chunked.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+    let chunked = HttpAnswer {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if chunked
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
         body = unchunk(&body);
     }
     Ok(HttpAnswer { body, ..chunked })
@@ -285,7 +346,13 @@ fn unchunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// Starts an engine on the demo storm with `backends`, subscribes, plays it at max speed to the
 /// end, and returns it with every diff it pushed. Call inside a multi-thread runtime.
-pub async fn demo_played_to_end(db: &Path, backends: PathBuf) -> (cityops_engine::Engine, std::sync::Arc<std::sync::Mutex<Vec<cityops_engine::dto::MapDiffDto>>>) {
+pub async fn demo_played_to_end(
+    db: &Path,
+    backends: PathBuf,
+) -> (
+    cityops_engine::Engine,
+    std::sync::Arc<std::sync::Mutex<Vec<cityops_engine::dto::MapDiffDto>>>,
+) {
     let engine = cityops_engine::Engine::start(cityops_engine::EngineConfig {
         scenario_dir: repo().join("fixtures/scenarios/helsinki-storm"),
         db_path: db.to_owned(),
@@ -295,7 +362,12 @@ pub async fn demo_played_to_end(db: &Path, backends: PathBuf) -> (cityops_engine
     .unwrap();
     let diffs: std::sync::Arc<std::sync::Mutex<Vec<cityops_engine::dto::MapDiffDto>>> = std::sync::Arc::default();
     let sink = diffs.clone();
-    engine.subscribe(Box::new(move |d| { sink.lock().unwrap().push(d); true })).unwrap();
+    engine
+        .subscribe(Box::new(move |d| {
+            sink.lock().unwrap().push(d);
+            true
+        }))
+        .unwrap();
     engine.set_speed(None).unwrap();
     engine.play().unwrap();
     let started = std::time::Instant::now();

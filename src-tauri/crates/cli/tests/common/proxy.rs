@@ -156,7 +156,8 @@ fn serve(mut client: TcpStream, mode: Mode, shared: &Shared) -> std::io::Result<
         }
         Mode::Pass | Mode::Delay(_) => {
             let Some(request) = read_request(&mut client)? else {
-                let _ = client.write_all(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ =
+                    client.write_all(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 return Ok(());
             };
             let answer = exchange(&request, shared)?;
@@ -191,7 +192,10 @@ fn complete_length(buf: &[u8]) -> Option<Option<usize>> {
     }
     let length = head
         .split("\r\n")
-        .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+        .find_map(|line| {
+            line.strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
         .unwrap_or(0);
     (buf.len() >= end + length).then_some(Some(end + length))
 }
@@ -239,7 +243,10 @@ fn peek_request(client: &TcpStream) -> std::io::Result<Option<Vec<u8>>> {
 /// The request with its `Connection` header (if any) replaced by `Connection: close`; the
 /// request line, the other headers and the body are kept byte for byte.
 fn with_connection_close(request: &[u8]) -> Vec<u8> {
-    let end = request.windows(4).position(|w| w == b"\r\n\r\n").map_or(request.len(), |p| p + 2);
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(request.len(), |p| p + 2);
     let head = &request[..end];
     let mut out = Vec::with_capacity(request.len() + 19);
     for line in head.split_inclusive(|&b| b == b'\n') {

@@ -32,7 +32,11 @@ pub struct Answer {
 
 impl Answer {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Answer {
-        Answer { status, headers: Vec::new(), body: body.into() }
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Answer {
@@ -79,7 +83,10 @@ fn serve(stream: TcpStream, record: &Mutex<Vec<Request>>, script: &(dyn Fn(&Requ
             return;
         }
         let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("/").to_owned());
+        let (method, path) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("/").to_owned(),
+        );
         let mut headers = Vec::new();
         loop {
             let mut h = String::new();
@@ -94,24 +101,42 @@ fn serve(stream: TcpStream, record: &Mutex<Vec<Request>>, script: &(dyn Fn(&Requ
                 headers.push((n.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         }
-        let len = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse::<usize>().ok()).unwrap_or(0);
+        let len = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(0);
         let mut body = vec![0u8; len];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let request = Request { method, path, headers, body };
+        let request = Request {
+            method,
+            path,
+            headers,
+            body,
+        };
         let n = {
             let mut r = record.lock().unwrap();
             r.push(request.clone());
             r.len()
         };
         let answer = script(&request, n);
-        let mut head = format!("HTTP/1.1 {} Scripted\r\ncontent-length: {}\r\n", answer.status, answer.body.len());
+        let mut head = format!(
+            "HTTP/1.1 {} Scripted\r\ncontent-length: {}\r\n",
+            answer.status,
+            answer.body.len()
+        );
         for (name, value) in &answer.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        if out.write_all(head.as_bytes()).and_then(|_| out.write_all(&answer.body)).and_then(|_| out.flush()).is_err() {
+        if out
+            .write_all(head.as_bytes())
+            .and_then(|_| out.write_all(&answer.body))
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             return;
         }
     }

@@ -68,14 +68,19 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn start(pki: &Pki, greeting: Vec<u8>) -> TlsServer {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert).unwrap().map(Result::unwrap).collect();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
         let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(&pki.ca).unwrap() {
             roots.add(c.unwrap()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -93,11 +98,16 @@ impl TlsServer {
                 let (acceptor, record, greeting) = (acceptor.clone(), record.clone(), greeting.clone());
                 tokio::spawn(async move {
                     // A client without a certificate from the CA fails the handshake here.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
                     let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
                     let index = {
                         let mut r = record.lock().unwrap();
-                        r.push(Session { client_cert, received: Vec::new() });
+                        r.push(Session {
+                            client_cert,
+                            received: Vec::new(),
+                        });
                         r.len() - 1
                     };
                     let _ = tls.write_all(&greeting).await;

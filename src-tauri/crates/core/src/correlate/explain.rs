@@ -71,7 +71,10 @@ pub(crate) fn dependency(d: &Dependency<'_>) -> String {
     let hops = d.path.len().saturating_sub(1);
     let chain = |from: usize| -> String {
         // The assets between the first named one and the root, as "fed through x, y by".
-        let between: Vec<String> = d.path[from..d.path.len() - 1].iter().map(|a| subject(d.assets, a)).collect();
+        let between: Vec<String> = d.path[from..d.path.len() - 1]
+            .iter()
+            .map(|a| subject(d.assets, a))
+            .collect();
         if between.is_empty() {
             format!("fed by {that}")
         } else {
@@ -84,7 +87,11 @@ pub(crate) fn dependency(d: &Dependency<'_>) -> String {
         (Via::Field(f), 0) => format!("its {f} is {that}"),
         (Via::Field(f), _) => format!("its {f} {} is {}", subject(d.assets, &d.path[0]), chain(1)),
         (Via::Near(m), 0) => format!("it is {m:.0} m from {that}"),
-        (Via::Near(m), _) => format!("it is {m:.0} m from {}, which is {}", subject(d.assets, &d.path[0]), chain(1)),
+        (Via::Near(m), _) => format!(
+            "it is {m:.0} m from {}, which is {}",
+            subject(d.assets, &d.path[0]),
+            chain(1)
+        ),
     };
     let feeder = d.feeder.map(|f| format!(" on feeder {f}")).unwrap_or_default();
     format!(
@@ -98,8 +105,20 @@ pub(crate) fn dependency(d: &Dependency<'_>) -> String {
 }
 
 /// "vehicle/tram-3 was delayed 8 m from signal node/1, which went dark 2 min earlier".
-pub(crate) fn spatial(subject: &str, phrase: &str, distance_m: f64, other: &str, other_phrase: &str, gap_ms: Millis, other_cleared: bool) -> String {
-    let when = if gap_ms.abs() < 500 { "at the same time".to_owned() } else { relative(gap_ms, "earlier", "later") };
+pub(crate) fn spatial(
+    subject: &str,
+    phrase: &str,
+    distance_m: f64,
+    other: &str,
+    other_phrase: &str,
+    gap_ms: Millis,
+    other_cleared: bool,
+) -> String {
+    let when = if gap_ms.abs() < 500 {
+        "at the same time".to_owned()
+    } else {
+        relative(gap_ms, "earlier", "later")
+    };
     let still = if other_cleared { " (since cleared)" } else { "" };
     format!("{subject} {phrase} {distance_m:.0} m from {other}, which {other_phrase} {when}{still}")
 }

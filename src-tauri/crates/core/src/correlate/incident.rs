@@ -21,7 +21,11 @@ pub struct ObsKey {
 impl ObsKey {
     /// The key of an observation.
     pub fn of(o: &Observation) -> ObsKey {
-        ObsKey { feed: o.feed.clone(), seq: o.seq, idx: o.idx }
+        ObsKey {
+            feed: o.feed.clone(),
+            seq: o.seq,
+            idx: o.idx,
+        }
     }
 }
 

@@ -98,8 +98,19 @@ pub enum ManualError {
 /// What undoing a decision needs.
 #[derive(Debug, Clone)]
 pub(crate) enum Undo {
-    Merge { into_len: usize, into_manual: bool, from_before: Box<Incident> },
-    Move { index: usize, before: Box<Membership>, pin: Option<IncidentId>, from_manual: bool, from_root: Option<String>, to_manual: bool },
+    Merge {
+        into_len: usize,
+        into_manual: bool,
+        from_before: Box<Incident>,
+    },
+    Move {
+        index: usize,
+        before: Box<Membership>,
+        pin: Option<IncidentId>,
+        from_manual: bool,
+        from_root: Option<String>,
+        to_manual: bool,
+    },
 }
 
 impl Correlator {
@@ -109,7 +120,10 @@ impl Correlator {
     }
 
     fn open(&self, id: &IncidentId) -> Result<&Incident, ManualError> {
-        let inc = self.incidents.get(id).ok_or_else(|| ManualError::UnknownIncident(id.clone()))?;
+        let inc = self
+            .incidents
+            .get(id)
+            .ok_or_else(|| ManualError::UnknownIncident(id.clone()))?;
         if inc.is_open() {
             Ok(inc)
         } else {
@@ -119,9 +133,19 @@ impl Correlator {
 
     fn member_index(&self, id: &IncidentId, entity: &str) -> Result<usize, ManualError> {
         let inc = self.open(id)?;
-        let i = inc.members.iter().position(|m| m.entity == entity).ok_or_else(|| ManualError::UnknownMember { incident: id.clone(), entity: entity.to_owned() })?;
+        let i = inc
+            .members
+            .iter()
+            .position(|m| m.entity == entity)
+            .ok_or_else(|| ManualError::UnknownMember {
+                incident: id.clone(),
+                entity: entity.to_owned(),
+            })?;
         if inc.members.len() == 1 {
-            return Err(ManualError::LastMember { incident: id.clone(), entity: entity.to_owned() });
+            return Err(ManualError::LastMember {
+                incident: id.clone(),
+                entity: entity.to_owned(),
+            });
         }
         Ok(i)
     }
@@ -143,7 +167,13 @@ impl Correlator {
     }
 
     /// Moves every member of `from` into `into`; `from` is then marked merged.
-    pub fn merge(&mut self, into: &IncidentId, from: &IncidentId, operator: &str, at_ms: Millis) -> Result<Vec<IncidentChange>, ManualError> {
+    pub fn merge(
+        &mut self,
+        into: &IncidentId,
+        from: &IncidentId,
+        operator: &str,
+        at_ms: Millis,
+    ) -> Result<Vec<IncidentChange>, ManualError> {
         self.open(into)?;
         self.open(from)?;
         if into == from {
@@ -165,19 +195,42 @@ impl Correlator {
         self.refresh(into, self.now_ms);
         self.changed(into, ChangeKind::Updated);
         self.changed(from, ChangeKind::Merged { into: into.clone() });
-        let action = ManualAction::Merge { into: into.clone(), from: from.clone() };
-        self.decisions.push((ManualDecision { operator: operator.to_owned(), at_ms, action }, Undo::Merge { into_len, into_manual, from_before }));
+        let action = ManualAction::Merge {
+            into: into.clone(),
+            from: from.clone(),
+        };
+        self.decisions.push((
+            ManualDecision {
+                operator: operator.to_owned(),
+                at_ms,
+                action,
+            },
+            Undo::Merge {
+                into_len,
+                into_manual,
+                from_before,
+            },
+        ));
         Ok(self.take_changes())
     }
 
     /// Moves one member out of `from` into a new incident of its own and pins it there.
-    pub fn split(&mut self, from: &IncidentId, entity: &str, operator: &str, at_ms: Millis) -> Result<(IncidentId, Vec<IncidentChange>), ManualError> {
+    pub fn split(
+        &mut self,
+        from: &IncidentId,
+        entity: &str,
+        operator: &str,
+        at_ms: Millis,
+    ) -> Result<(IncidentId, Vec<IncidentChange>), ManualError> {
         let index = self.member_index(from, entity)?;
         self.unindex(from);
         let (before, from_root, from_manual) = self.take_member(from, index);
         let ty = self.rules.type_for_seed(&before.kind).cloned();
         let f = &self.incidents[from];
-        let incident_type = ty.as_ref().map(|t| t.id.clone()).unwrap_or_else(|| f.incident_type.clone());
+        let incident_type = ty
+            .as_ref()
+            .map(|t| t.id.clone())
+            .unwrap_or_else(|| f.incident_type.clone());
         let title = match &ty {
             Some(t) => self.title(t, entity, &before.kind, entity, None),
             None => format!("{} (split)", f.title),
@@ -209,14 +262,39 @@ impl Correlator {
         self.refresh(&new, self.now_ms);
         self.changed(from, ChangeKind::Updated);
         self.changed(&new, ChangeKind::Opened);
-        let action = ManualAction::Split { from: from.clone(), entity: entity.to_owned(), new: new.clone() };
-        let undo = Undo::Move { index, before, pin, from_manual, from_root, to_manual: true };
-        self.decisions.push((ManualDecision { operator: operator.to_owned(), at_ms, action }, undo));
+        let action = ManualAction::Split {
+            from: from.clone(),
+            entity: entity.to_owned(),
+            new: new.clone(),
+        };
+        let undo = Undo::Move {
+            index,
+            before,
+            pin,
+            from_manual,
+            from_root,
+            to_manual: true,
+        };
+        self.decisions.push((
+            ManualDecision {
+                operator: operator.to_owned(),
+                at_ms,
+                action,
+            },
+            undo,
+        ));
         Ok((new, self.take_changes()))
     }
 
     /// Moves one member from `from` to `to` and pins it there.
-    pub fn reassign(&mut self, from: &IncidentId, entity: &str, to: &IncidentId, operator: &str, at_ms: Millis) -> Result<Vec<IncidentChange>, ManualError> {
+    pub fn reassign(
+        &mut self,
+        from: &IncidentId,
+        entity: &str,
+        to: &IncidentId,
+        operator: &str,
+        at_ms: Millis,
+    ) -> Result<Vec<IncidentChange>, ManualError> {
         let index = self.member_index(from, entity)?;
         self.open(to)?;
         if from == to {
@@ -240,9 +318,27 @@ impl Correlator {
         self.refresh(to, self.now_ms);
         self.changed(from, ChangeKind::Updated);
         self.changed(to, ChangeKind::Updated);
-        let action = ManualAction::Reassign { from: from.clone(), entity: entity.to_owned(), to: to.clone() };
-        let undo = Undo::Move { index, before, pin, from_manual, from_root, to_manual };
-        self.decisions.push((ManualDecision { operator: operator.to_owned(), at_ms, action }, undo));
+        let action = ManualAction::Reassign {
+            from: from.clone(),
+            entity: entity.to_owned(),
+            to: to.clone(),
+        };
+        let undo = Undo::Move {
+            index,
+            before,
+            pin,
+            from_manual,
+            from_root,
+            to_manual,
+        };
+        self.decisions.push((
+            ManualDecision {
+                operator: operator.to_owned(),
+                at_ms,
+                action,
+            },
+            undo,
+        ));
         Ok(self.take_changes())
     }
 
@@ -255,7 +351,11 @@ impl Correlator {
         let from_manual = f.manual;
         if f.root_cause.as_deref() == Some(m.entity.as_str()) {
             // The earliest remaining member that is not a duplicate is the next probable cause.
-            let next = f.members.iter().find(|x| x.duplicate_of.is_none()).or(f.members.first());
+            let next = f
+                .members
+                .iter()
+                .find(|x| x.duplicate_of.is_none())
+                .or(f.members.first());
             f.root_cause = next.map(|x| x.entity.clone());
         }
         f.manual = true;
@@ -266,7 +366,14 @@ impl Correlator {
     pub fn undo(&mut self) -> Result<(ManualDecision, Vec<IncidentChange>), ManualError> {
         let (decision, undo) = self.decisions.pop().ok_or(ManualError::NothingToUndo)?;
         match (&decision.action, undo) {
-            (ManualAction::Merge { into, from }, Undo::Merge { into_len, into_manual, from_before }) => {
+            (
+                ManualAction::Merge { into, from },
+                Undo::Merge {
+                    into_len,
+                    into_manual,
+                    from_before,
+                },
+            ) => {
                 self.unindex(into);
                 let n = from_before.members.len();
                 let t = self.inc(into);
@@ -284,12 +391,29 @@ impl Correlator {
                 self.changed(into, ChangeKind::Updated);
                 self.changed(from, ChangeKind::Opened);
             }
-            (ManualAction::Split { from, entity, new: to } | ManualAction::Reassign { from, entity, to }, Undo::Move { index, before, pin, from_manual, from_root, to_manual }) => {
+            (
+                ManualAction::Split { from, entity, new: to } | ManualAction::Reassign { from, entity, to },
+                Undo::Move {
+                    index,
+                    before,
+                    pin,
+                    from_manual,
+                    from_root,
+                    to_manual,
+                },
+            ) => {
                 // After its incident cleared, the entity may have opened a new one; putting the
                 // old membership back would place one entity in two open incidents.
                 if self.entity_in.get(entity).is_some_and(|(id, _)| id != to && id != from) {
                     let entity = entity.clone();
-                    let undo = Undo::Move { index, before, pin, from_manual, from_root, to_manual };
+                    let undo = Undo::Move {
+                        index,
+                        before,
+                        pin,
+                        from_manual,
+                        from_root,
+                        to_manual,
+                    };
                     self.decisions.push((decision, undo));
                     return Err(ManualError::Superseded(entity));
                 }
@@ -297,9 +421,17 @@ impl Correlator {
                 self.unindex(from);
                 self.unindex(to);
                 let t = self.inc(to);
-                let at = t.members.iter().position(|m| &m.entity == entity).expect("a pinned member stays where it was put");
+                let at = t
+                    .members
+                    .iter()
+                    .position(|m| &m.entity == entity)
+                    .expect("a pinned member stays where it was put");
                 let mut m = Arc::unwrap_or_clone(t.members.remove(at));
-                let rest = if split { std::mem::take(&mut t.members) } else { Vec::new() };
+                let rest = if split {
+                    std::mem::take(&mut t.members)
+                } else {
+                    Vec::new()
+                };
                 t.manual = to_manual;
                 reopen(t);
                 m.rule = before.rule;

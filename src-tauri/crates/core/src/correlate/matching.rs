@@ -31,9 +31,15 @@ pub(crate) struct Candidate {
 /// What kind of match, with what only that kind needs.
 #[derive(Debug, Clone)]
 pub(crate) enum What {
-    Dependency { path: Vec<String>, via: Via, feeder: Option<String> },
+    Dependency {
+        path: Vec<String>,
+        via: Via,
+        feeder: Option<String>,
+    },
     Spatial,
-    Duplicate { of: String },
+    Duplicate {
+        of: String,
+    },
 }
 
 /// The parts of a dependent needed to explain it.
@@ -51,10 +57,21 @@ impl Correlator {
         let mut all = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
             match &rule.kind {
-                RuleKind::Dependency { roots, kinds, max_hops, window_s, near_m } if any_matches(kinds, &o.kind) => {
+                RuleKind::Dependency {
+                    roots,
+                    kinds,
+                    max_hops,
+                    window_s,
+                    near_m,
+                } if any_matches(kinds, &o.kind) => {
                     let starts: Vec<(String, Via)> = match (resolved, near_m) {
                         (Some(r), _) => vec![r.clone()],
-                        (None, Some(r)) => self.assets.within(o.position, *r).into_iter().map(|(d, a)| (a.id.clone(), Via::Near(d))).collect(),
+                        (None, Some(r)) => self
+                            .assets
+                            .within(o.position, *r)
+                            .into_iter()
+                            .map(|(d, a)| (a.id.clone(), Via::Near(d)))
+                            .collect(),
                         (None, None) => Vec::new(),
                     };
                     for (asset, via) in starts {
@@ -87,7 +104,11 @@ impl Correlator {
                                     related: root.entity.clone(),
                                     distance_m: distance_m(o.position, root.position),
                                     gap_ms: o.observed_ms - root.observed_ms,
-                                    what: What::Dependency { path: path.clone(), via: via.clone(), feeder },
+                                    what: What::Dependency {
+                                        path: path.clone(),
+                                        via: via.clone(),
+                                        feeder,
+                                    },
                                 });
                             }
                             cur = self.assets.get(&a).and_then(|x| x.fed_by.clone());
@@ -99,10 +120,18 @@ impl Correlator {
                         }
                     }
                 }
-                RuleKind::Spatial { kinds, near, radius_m, window_s } if any_matches(kinds, &o.kind) => {
+                RuleKind::Spatial {
+                    kinds,
+                    near,
+                    radius_m,
+                    window_s,
+                } if any_matches(kinds, &o.kind) => {
                     let bit = rule_bit(ri);
                     for (d, m, id) in self.members_near(o.position, *radius_m, |p| p.near & bit == bit) {
-                        if m.entity != o.entity && any_matches(near, &m.kind) && within_window(m, o.observed_ms, *window_s) {
+                        if m.entity != o.entity
+                            && any_matches(near, &m.kind)
+                            && within_window(m, o.observed_ms, *window_s)
+                        {
                             all.push(Candidate {
                                 incident: id.clone(),
                                 rule: ri,
@@ -115,7 +144,11 @@ impl Correlator {
                         }
                     }
                 }
-                RuleKind::Duplicate { kinds, radius_m, window_s } if any_matches(kinds, &o.kind) => {
+                RuleKind::Duplicate {
+                    kinds,
+                    radius_m,
+                    window_s,
+                } if any_matches(kinds, &o.kind) => {
                     let kind = kind_hash(&o.kind);
                     for (d, m, id) in self.members_near(o.position, *radius_m, |p| p.kind == kind) {
                         let close_in_time = (o.observed_ms - m.last_ms).abs() <= window_s.saturating_mul(1000);
@@ -127,7 +160,9 @@ impl Correlator {
                                 related: m.entity.clone(),
                                 distance_m: d,
                                 gap_ms: o.observed_ms - m.observed_ms,
-                                what: What::Duplicate { of: m.duplicate_of.clone().unwrap_or_else(|| m.entity.clone()) },
+                                what: What::Duplicate {
+                                    of: m.duplicate_of.clone().unwrap_or_else(|| m.entity.clone()),
+                                },
                             });
                         }
                     }
@@ -146,36 +181,75 @@ impl Correlator {
 
     /// Members of open incidents within `radius_m` of `p` whose grid entry `keep` accepts,
     /// with their distance and incident. `keep` only narrows: callers still check the member.
-    fn members_near<'a>(&'a self, p: GeoPoint, radius_m: f64, keep: impl Fn(&Probe) -> bool + 'a) -> impl Iterator<Item = (f64, &'a Membership, &'a IncidentId)> + 'a {
-        self.grid.within_where(p, radius_m, keep).map(|(d, Probe { slot: (id, i), .. })| (d, &*self.incidents[id].members[*i], id))
+    fn members_near<'a>(
+        &'a self,
+        p: GeoPoint,
+        radius_m: f64,
+        keep: impl Fn(&Probe) -> bool + 'a,
+    ) -> impl Iterator<Item = (f64, &'a Membership, &'a IncidentId)> + 'a {
+        self.grid
+            .within_where(p, radius_m, keep)
+            .map(|(d, Probe { slot: (id, i), .. })| (d, &*self.incidents[id].members[*i], id))
     }
 
     /// The explanation, duplicate reference and feeder of a chosen candidate.
-    pub(crate) fn explain(&self, o: &Observation, resolved: Option<&(String, Via)>, c: &Candidate) -> (Explanation, Option<String>, Option<String>) {
+    pub(crate) fn explain(
+        &self,
+        o: &Observation,
+        resolved: Option<&(String, Via)>,
+        c: &Candidate,
+    ) -> (Explanation, Option<String>, Option<String>) {
         let inc = &self.incidents[&c.incident];
         let related = inc.member(&c.related).expect("candidates name members");
         let rule = &self.rules.rules[c.rule];
         let subject = explain::subject(&self.assets, &o.entity);
         let phrase = self.rules.phrase(&o.kind);
         let own_feeder = || {
-            o.fields.get("feeder").and_then(|v| v.as_str()).map(str::to_owned).or_else(|| {
-                resolved.and_then(|(a, _)| self.assets.get(a)).and_then(|a| a.feeder.clone())
-            })
+            o.fields
+                .get("feeder")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .or_else(|| {
+                    resolved
+                        .and_then(|(a, _)| self.assets.get(a))
+                        .and_then(|a| a.feeder.clone())
+                })
         };
         match &c.what {
             What::Dependency { path, via, feeder } => {
-                let dep = Dependent { entity: &o.entity, kind: &o.kind, position: o.position, observed_ms: o.observed_ms };
-                (self.dependency_explanation(c.rule, &dep, via, path, feeder.as_deref(), related, c.confidence), None, feeder.clone())
+                let dep = Dependent {
+                    entity: &o.entity,
+                    kind: &o.kind,
+                    position: o.position,
+                    observed_ms: o.observed_ms,
+                };
+                (
+                    self.dependency_explanation(c.rule, &dep, via, path, feeder.as_deref(), related, c.confidence),
+                    None,
+                    feeder.clone(),
+                )
             }
             What::Spatial => {
                 let other = explain::subject(&self.assets, &related.entity);
-                let text = explain::spatial(&subject, &phrase, c.distance_m, &other, &self.rules.phrase(&related.kind), c.gap_ms, related.cleared);
+                let text = explain::spatial(
+                    &subject,
+                    &phrase,
+                    c.distance_m,
+                    &other,
+                    &self.rules.phrase(&related.kind),
+                    c.gap_ms,
+                    related.cleared,
+                );
                 (self.explanation(&rule.id, c, Vec::new(), text), None, own_feeder())
             }
             What::Duplicate { of } => {
                 let other = explain::subject(&self.assets, &related.entity);
                 let text = explain::duplicate(&subject, &phrase, c.distance_m, &other, c.gap_ms);
-                (self.explanation(&rule.id, c, Vec::new(), text), Some(of.clone()), own_feeder())
+                (
+                    self.explanation(&rule.id, c, Vec::new(), text),
+                    Some(of.clone()),
+                    own_feeder(),
+                )
             }
         }
     }
@@ -194,8 +268,22 @@ impl Correlator {
 
     /// The explanation of a dependent grouped under `root` by rule `rule`.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn dependency_explanation(&self, rule: usize, dep: &Dependent<'_>, via: &Via, path: &[String], feeder: Option<&str>, root: &Membership, confidence: f64) -> Explanation {
-        let root_noun = root.asset.as_deref().and_then(|a| self.assets.get(a)).map(|a| explain::noun(&a.asset_type)).unwrap_or_else(|| "asset".into());
+    pub(crate) fn dependency_explanation(
+        &self,
+        rule: usize,
+        dep: &Dependent<'_>,
+        via: &Via,
+        path: &[String],
+        feeder: Option<&str>,
+        root: &Membership,
+        confidence: f64,
+    ) -> Explanation {
+        let root_noun = root
+            .asset
+            .as_deref()
+            .and_then(|a| self.assets.get(a))
+            .map(|a| explain::noun(&a.asset_type))
+            .unwrap_or_else(|| "asset".into());
         let gap_ms = dep.observed_ms - root.observed_ms;
         let text = explain::dependency(&explain::Dependency {
             subject: explain::subject(&self.assets, dep.entity),
@@ -225,27 +313,47 @@ impl Correlator {
     pub(crate) fn absorbable(&self, new: &IncidentId) -> Vec<(IncidentId, Explanation)> {
         let inc = &self.incidents[new];
         let Some(root) = inc.root() else { return Vec::new() };
-        let Some(root_asset) = root.asset.clone() else { return Vec::new() };
+        let Some(root_asset) = root.asset.clone() else {
+            return Vec::new();
+        };
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for (ri, rule) in self.rules.rules.iter().enumerate() {
-            let RuleKind::Dependency { roots, kinds, max_hops, window_s, .. } = &rule.kind else { continue };
+            let RuleKind::Dependency {
+                roots,
+                kinds,
+                max_hops,
+                window_s,
+                ..
+            } = &rule.kind
+            else {
+                continue;
+            };
             if !any_matches(roots, &root.kind) {
                 continue;
             }
             let below = self.assets.downstream(&root_asset, *max_hops);
-            let levels = std::iter::once((0, root_asset.as_str())).chain(below.iter().map(|(d, a)| (*d, a.id.as_str())));
+            let levels =
+                std::iter::once((0, root_asset.as_str())).chain(below.iter().map(|(d, a)| (*d, a.id.as_str())));
             for (depth, asset) in levels {
                 for id in self.roots_by_asset.get(asset).into_iter().flatten() {
                     let victim = &self.incidents[id];
                     let Some(vr) = victim.root() else { continue };
-                    if id == new || victim.manual || seen.contains(id) || !any_matches(kinds, &vr.kind) || !within_window(root, vr.observed_ms, *window_s) {
+                    if id == new
+                        || victim.manual
+                        || seen.contains(id)
+                        || !any_matches(kinds, &vr.kind)
+                        || !within_window(root, vr.observed_ms, *window_s)
+                    {
                         continue;
                     }
                     // The supply path from the victim's asset up to the new root's asset.
                     let mut path = vec![asset.to_owned()];
                     path.extend(self.assets.upstream(asset).take(depth).map(|a| a.id.clone()));
-                    let feeder = path[..path.len() - 1].iter().find_map(|a| self.assets.get(a).and_then(|a| a.feeder.clone())).or_else(|| vr.feeder.clone());
+                    let feeder = path[..path.len() - 1]
+                        .iter()
+                        .find_map(|a| self.assets.get(a).and_then(|a| a.feeder.clone()))
+                        .or_else(|| vr.feeder.clone());
                     if !feeder_allowed(inc, feeder.as_deref()) {
                         continue;
                     }
@@ -253,10 +361,18 @@ impl Correlator {
                         Some(f) => Via::Field(f.clone()),
                         None => Via::Entity,
                     };
-                    let dep = Dependent { entity: &vr.entity, kind: &vr.kind, position: vr.position, observed_ms: vr.observed_ms };
+                    let dep = Dependent {
+                        entity: &vr.entity,
+                        kind: &vr.kind,
+                        position: vr.position,
+                        observed_ms: vr.observed_ms,
+                    };
                     let confidence = explain::round2(rule.confidence * 0.95f64.powi(depth.saturating_sub(1) as i32));
                     seen.insert(id.clone());
-                    out.push((id.clone(), self.dependency_explanation(ri, &dep, &via, &path, feeder.as_deref(), root, confidence)));
+                    out.push((
+                        id.clone(),
+                        self.dependency_explanation(ri, &dep, &via, &path, feeder.as_deref(), root, confidence),
+                    ));
                 }
             }
         }

@@ -67,11 +67,20 @@ struct Probe {
 
 impl Probe {
     fn new(rules: &Rules, slot: Slot, kind: &str) -> Probe {
-        let near = rules.rules.iter().take(64).enumerate().fold(0u64, |bits, (i, r)| match &r.kind {
-            RuleKind::Spatial { near, .. } if crate::rules::any_matches(near, kind) => bits | 1 << i,
-            _ => bits,
-        });
-        Probe { slot, near, kind: kind_hash(kind) }
+        let near = rules
+            .rules
+            .iter()
+            .take(64)
+            .enumerate()
+            .fold(0u64, |bits, (i, r)| match &r.kind {
+                RuleKind::Spatial { near, .. } if crate::rules::any_matches(near, kind) => bits | 1 << i,
+                _ => bits,
+            });
+        Probe {
+            slot,
+            near,
+            kind: kind_hash(kind),
+        }
     }
 }
 
@@ -87,7 +96,9 @@ fn rule_bit(i: usize) -> u64 {
 /// A hash of a kind (64-bit FNV-1a): equal kinds hash equal, so a different hash is a
 /// different kind; an equal hash is confirmed on the member itself.
 fn kind_hash(kind: &str) -> u64 {
-    kind.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    kind.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Keeps the incidents of one run up to date as observations arrive.
@@ -241,7 +252,10 @@ impl Correlator {
     }
 
     fn take_changes(&mut self) -> Vec<IncidentChange> {
-        std::mem::take(&mut self.changes).into_iter().map(|(id, kind)| IncidentChange { id, kind }).collect()
+        std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(|(id, kind)| IncidentChange { id, kind })
+            .collect()
     }
 
     /// Records a change, keeping the most significant one per incident.
@@ -264,7 +278,8 @@ impl Correlator {
     }
 
     fn observe(&mut self, o: &Observation) {
-        let clearing = (o.severity == Severity::Normal && self.rules.normal_clears) || self.rules.is_clearing_kind(&o.kind);
+        let clearing =
+            (o.severity == Severity::Normal && self.rules.normal_clears) || self.rules.is_clearing_kind(&o.kind);
         if clearing {
             self.clear(o);
             return;
@@ -305,7 +320,9 @@ impl Correlator {
     }
 
     fn clear(&mut self, o: &Observation) {
-        let Some((id, i)) = self.entity_in.get(&o.entity).cloned() else { return };
+        let Some((id, i)) = self.entity_in.get(&o.entity).cloned() else {
+            return;
+        };
         let normal = o.severity == Severity::Normal && self.rules.normal_clears;
         let m = &self.incidents[&id].members[i];
         if m.cleared || !(normal || self.rules.clears(&o.kind, &m.kind)) {
@@ -343,7 +360,14 @@ impl Correlator {
     }
 
     /// A fresh membership for an observation.
-    fn membership(&self, o: &Observation, resolved: Option<&(String, Via)>, explanation: Explanation, duplicate_of: Option<String>, feeder: Option<String>) -> Membership {
+    fn membership(
+        &self,
+        o: &Observation,
+        resolved: Option<&(String, Via)>,
+        explanation: Explanation,
+        duplicate_of: Option<String>,
+        feeder: Option<String>,
+    ) -> Membership {
         let key = ObsKey::of(o);
         Membership {
             last_key: key.clone(),
@@ -394,20 +418,32 @@ impl Correlator {
         let slot = (id.clone(), self.incidents[id].members.len());
         self.entity_in.insert(m.entity.clone(), slot.clone());
         self.grid.insert(m.position, Probe::new(&self.rules, slot, &m.kind));
-        edit(&mut self.incidents, id).expect("candidate incidents exist").members.push(Arc::new(m));
+        edit(&mut self.incidents, id)
+            .expect("candidate incidents exist")
+            .members
+            .push(Arc::new(m));
     }
 
     /// A fresh id for an incident rooted at `key`.
     fn new_id(&self, key: &ObsKey) -> IncidentId {
-        (1..).map(|n| IncidentId::from_key(key, n)).find(|id| !self.incidents.contains_key(id)).expect("some suffix is free")
+        (1..)
+            .map(|n| IncidentId::from_key(key, n))
+            .find(|id| !self.incidents.contains_key(id))
+            .expect("some suffix is free")
     }
 
     /// The title of an incident of type `ty` rooted at `o`.
     fn title(&self, ty: &IncidentType, entity: &str, kind: &str, o_title: &str, name_field: Option<&str>) -> String {
         let asset = self.assets.get(entity);
         let name = asset.map(|a| a.name.as_str()).or(name_field).unwrap_or(o_title);
-        let asset_type = asset.map(|a| explain::noun(&a.asset_type)).unwrap_or_else(|| kind.split('.').next().unwrap_or(kind).to_owned());
-        ty.title.replace("{name}", name).replace("{entity}", entity).replace("{kind}", kind).replace("{asset_type}", &asset_type)
+        let asset_type = asset
+            .map(|a| explain::noun(&a.asset_type))
+            .unwrap_or_else(|| kind.split('.').next().unwrap_or(kind).to_owned());
+        ty.title
+            .replace("{name}", name)
+            .replace("{entity}", entity)
+            .replace("{kind}", kind)
+            .replace("{asset_type}", &asset_type)
     }
 
     fn seed(&mut self, o: &Observation, resolved: Option<(String, Via)>, ty: &IncidentType) -> IncidentId {
@@ -422,8 +458,17 @@ impl Correlator {
             confidence: 1.0,
             text: explain::seed(&subject, &self.rules.phrase(&o.kind)),
         };
-        let feeder = o.fields.get("feeder").and_then(Value::as_str).map(str::to_owned)
-            .or_else(|| resolved.as_ref().and_then(|(a, _)| self.assets.get(a)).and_then(|a| a.feeder.clone()));
+        let feeder = o
+            .fields
+            .get("feeder")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                resolved
+                    .as_ref()
+                    .and_then(|(a, _)| self.assets.get(a))
+                    .and_then(|a| a.feeder.clone())
+            });
         let m = self.membership(o, resolved.as_ref(), explanation, None, feeder);
         let root_feeders = self.rules.feeders_field.as_ref().and_then(|f| match o.fields.get(f) {
             Some(Value::String(s)) => Some(vec![s.clone()]),
@@ -432,7 +477,13 @@ impl Correlator {
         });
         // An empty list names no feeders, which restricts nothing.
         let root_feeders = root_feeders.filter(|f| !f.is_empty());
-        let title = self.title(ty, &o.entity, &o.kind, &o.title, o.fields.get("name").and_then(Value::as_str));
+        let title = self.title(
+            ty,
+            &o.entity,
+            &o.kind,
+            &o.title,
+            o.fields.get("name").and_then(Value::as_str),
+        );
         let inc = Incident {
             id: id.clone(),
             incident_type: ty.id.clone(),
@@ -462,7 +513,8 @@ impl Correlator {
         }
         for (i, m) in inc.members.iter().enumerate() {
             self.entity_in.insert(m.entity.clone(), (id.clone(), i));
-            self.grid.insert(m.position, Probe::new(&self.rules, (id.clone(), i), &m.kind));
+            self.grid
+                .insert(m.position, Probe::new(&self.rules, (id.clone(), i), &m.kind));
         }
         if let Some(a) = inc.root().and_then(|r| r.asset.clone()) {
             self.roots_by_asset.entry(a).or_default().insert(id.clone());
@@ -500,7 +552,11 @@ impl Correlator {
         if !inc.is_open() {
             return;
         }
-        let before = (inc.severity, inc.root_cleared, inc.members.iter().filter(|m| m.cleared).count());
+        let before = (
+            inc.severity,
+            inc.root_cleared,
+            inc.members.iter().filter(|m| m.cleared).count(),
+        );
         for m in inc.members.iter_mut().filter(|m| m.event && !m.cleared) {
             if m.last_ms.saturating_add(hold) <= now {
                 let m = Arc::make_mut(m);
@@ -510,9 +566,17 @@ impl Correlator {
         }
         inc.root_cleared = inc.root().is_some_and(|r| r.cleared);
         inc.severity = severity(&self.rules, inc, now);
-        let after = (inc.severity, inc.root_cleared, inc.members.iter().filter(|m| m.cleared).count());
+        let after = (
+            inc.severity,
+            inc.root_cleared,
+            inc.members.iter().filter(|m| m.cleared).count(),
+        );
         let open = inc.members.iter().any(|m| !m.cleared);
-        let next_due = if open { next_due(&self.rules, inc, now, hold) } else { None };
+        let next_due = if open {
+            next_due(&self.rules, inc, now, hold)
+        } else {
+            None
+        };
         if !open {
             inc.status = IncidentStatus::Cleared;
             inc.cleared_ms = inc.members.iter().filter_map(|m| m.cleared_ms).max();
@@ -566,7 +630,11 @@ impl Correlator {
         for id in &ids {
             fresh.index(id);
         }
-        let sorted = |m: &HashMap<String, Slot>| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>();
+        let sorted = |m: &HashMap<String, Slot>| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
         assert_eq!(sorted(&fresh.entity_in), sorted(&self.entity_in), "entity index");
         assert_eq!(fresh.roots_by_asset, self.roots_by_asset, "root index");
         let probes = |c: &Correlator| {
@@ -586,13 +654,17 @@ fn severity(rules: &Rules, inc: &Incident, now: Millis) -> Severity {
     }
     let breadth = inc.breadth();
     for r in &rules.rules {
-        let RuleKind::Escalation { types, steps } = &r.kind else { continue };
+        let RuleKind::Escalation { types, steps } = &r.kind else {
+            continue;
+        };
         if !types.is_empty() && !types.contains(&inc.incident_type) {
             continue;
         }
         for step in steps {
             let reached = step.members.is_some_and(|n| breadth >= n)
-                || step.after_s.is_some_and(|a| now.saturating_sub(inc.opened_ms) >= a.saturating_mul(1000));
+                || step
+                    .after_s
+                    .is_some_and(|a| now.saturating_sub(inc.opened_ms) >= a.saturating_mul(1000));
             if reached {
                 s = s.max(step.severity);
             }
@@ -603,12 +675,19 @@ fn severity(rules: &Rules, inc: &Incident, now: Millis) -> Severity {
 
 /// The next time something changes by itself: an event expires or a duration step is reached.
 fn next_due(rules: &Rules, inc: &Incident, now: Millis, hold: Millis) -> Option<Millis> {
-    let expiries = inc.members.iter().filter(|m| m.event && !m.cleared).map(|m| m.last_ms.saturating_add(hold));
+    let expiries = inc
+        .members
+        .iter()
+        .filter(|m| m.event && !m.cleared)
+        .map(|m| m.last_ms.saturating_add(hold));
     let steps = rules.rules.iter().filter_map(|r| match &r.kind {
         RuleKind::Escalation { types, steps } if types.is_empty() || types.contains(&inc.incident_type) => Some(steps),
         _ => None,
     });
-    let durations = steps.flatten().filter_map(|s| s.after_s).map(|a| inc.opened_ms.saturating_add(a.saturating_mul(1000)));
+    let durations = steps
+        .flatten()
+        .filter_map(|s| s.after_s)
+        .map(|a| inc.opened_ms.saturating_add(a.saturating_mul(1000)));
     expiries.chain(durations).filter(|t| *t > now).min()
 }
 

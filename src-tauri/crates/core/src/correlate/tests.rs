@@ -52,7 +52,15 @@ fn layer(kind: &str) -> Layer {
 }
 
 /// One observation `t` seconds into the test, arriving a second after it was observed.
-fn obs(seq: u64, t: f64, entity: &str, kind: &str, severity: Severity, at: (f64, f64), fields: serde_json::Value) -> Observation {
+fn obs(
+    seq: u64,
+    t: f64,
+    entity: &str,
+    kind: &str,
+    severity: Severity,
+    at: (f64, f64),
+    fields: serde_json::Value,
+) -> Observation {
     let observed_ms = T0 + (t * 1000.0) as i64;
     Observation {
         feed: "test".into(),
@@ -71,7 +79,14 @@ fn obs(seq: u64, t: f64, entity: &str, kind: &str, severity: Severity, at: (f64,
 }
 
 /// A scenario line: seconds, entity, kind, severity, optional position and fields.
-struct Line(f64, &'static str, &'static str, Severity, Option<(f64, f64)>, serde_json::Value);
+struct Line(
+    f64,
+    &'static str,
+    &'static str,
+    Severity,
+    Option<(f64, f64)>,
+    serde_json::Value,
+);
 
 fn l(t: f64, entity: &'static str, kind: &'static str, severity: Severity) -> Line {
     Line(t, entity, kind, severity, None, serde_json::Value::Null)
@@ -102,7 +117,10 @@ fn run(c: &mut Correlator, mut all: Vec<Observation>, until: f64) {
     let mut i = 0;
     while i < all.len() {
         let second = all[i].received_ms.div_euclid(1000);
-        let j = i + all[i..].iter().take_while(|o| o.received_ms.div_euclid(1000) == second).count();
+        let j = i + all[i..]
+            .iter()
+            .take_while(|o| o.received_ms.div_euclid(1000) == second)
+            .count();
         c.ingest_second(second, &mut all[i..j]);
         c.assert_consistent();
         i = j;
@@ -127,9 +145,18 @@ fn summary(c: &Correlator) -> String {
             IncidentStatus::Cleared => "cleared".to_owned(),
             IncidentStatus::Merged { into } => format!("merged into {into}"),
         };
-        out += &format!("{} {} [{status}] {}\n", inc.incident_type, inc.severity.as_str(), inc.title);
+        out += &format!(
+            "{} {} [{status}] {}\n",
+            inc.incident_type,
+            inc.severity.as_str(),
+            inc.title
+        );
         for m in &inc.members {
-            let dup = m.duplicate_of.as_ref().map(|d| format!(" dup of {d}")).unwrap_or_default();
+            let dup = m
+                .duplicate_of
+                .as_ref()
+                .map(|d| format!(" dup of {d}"))
+                .unwrap_or_default();
             let cleared = if m.cleared { " cleared" } else { "" };
             out += &format!("  {} {} {}{dup}{cleared}\n", m.entity, m.rule, m.explanation.confidence);
         }
@@ -138,7 +165,11 @@ fn summary(c: &Correlator) -> String {
 }
 
 fn text_of(c: &Correlator, entity: &str) -> String {
-    c.open_incidents().chain(c.incidents()).find_map(|i| i.member(entity)).map(|m| m.explanation.text.clone()).unwrap()
+    c.open_incidents()
+        .chain(c.incidents())
+        .find_map(|i| i.member(entity))
+        .map(|m| m.explanation.text.clone())
+        .unwrap()
 }
 
 use Severity::{Extreme, Minor, Moderate, Normal, Severe};
@@ -149,7 +180,15 @@ fn trip(t: f64, feeders: &[&str]) -> Line {
 
 #[test]
 fn dependents_of_a_trip_are_grouped_under_it_and_explained() {
-    let c = correlate(vec![trip(0.0, &["F1", "F2"]), l(20.0, "node/s1", "signal.dark", Severe), l(30.0, "node/c1", "camera.offline", Moderate), l(40.0, "node/s9", "signal.dark", Severe)], 60.0);
+    let c = correlate(
+        vec![
+            trip(0.0, &["F1", "F2"]),
+            l(20.0, "node/s1", "signal.dark", Severe),
+            l(30.0, "node/c1", "camera.offline", Moderate),
+            l(40.0, "node/s9", "signal.dark", Severe),
+        ],
+        60.0,
+    );
     assert_eq!(
         summary(&c),
         "power_outage extreme [open] Power outage: substation way/S
@@ -161,7 +200,10 @@ signal_failure severe [open] Signals dark: signal node/s9
 "
     );
     let m = c.open_incidents().next().unwrap().member("node/s1").unwrap().clone();
-    assert_eq!(m.explanation.text, "signal node/s1 went dark 20 s after substation way/S tripped; it is fed by that substation on feeder F1");
+    assert_eq!(
+        m.explanation.text,
+        "signal node/s1 went dark 20 s after substation way/S tripped; it is fed by that substation on feeder F1"
+    );
     assert_eq!(m.explanation.dependency_path, ["node/s1", "way/S"]);
     assert_eq!((m.explanation.distance_m, m.explanation.time_gap_s), (55.3, 20.0));
     let id = &c.open_incidents().next().unwrap().id;
@@ -195,7 +237,14 @@ fn a_member_whose_kind_changes_is_matched_by_its_new_kind() {
 #[test]
 fn a_dependent_on_another_feeder_or_too_late_is_not_grouped() {
     // The trip names only F2: the F1 signal is its own problem, the F2 one a dependent.
-    let c = correlate(vec![trip(0.0, &["F2"]), l(20.0, "node/s1", "signal.dark", Severe), l(25.0, "node/s2", "signal.dark", Severe)], 60.0);
+    let c = correlate(
+        vec![
+            trip(0.0, &["F2"]),
+            l(20.0, "node/s1", "signal.dark", Severe),
+            l(25.0, "node/s2", "signal.dark", Severe),
+        ],
+        60.0,
+    );
     assert_eq!(
         summary(&c),
         "power_outage extreme [open] Power outage: substation way/S
@@ -241,17 +290,44 @@ fn when_the_root_clears_dependents_that_do_not_stay_visible() {
     let c = correlate(lines, 700.0);
     let inc = c.incidents().next().unwrap();
     assert!(inc.is_open() && inc.root_cleared);
-    assert_eq!(inc.members.iter().filter(|m| !m.cleared).map(|m| m.entity.as_str()).collect::<Vec<_>>(), ["node/s2"]);
-    let c = correlate(vec![trip(0.0, &[]), l(20.0, "node/s1", "signal.dark", Severe), l(600.0, "way/S", "substation.restored", Normal), l(640.0, "node/s1", "signal.ok", Normal)], 700.0);
+    assert_eq!(
+        inc.members
+            .iter()
+            .filter(|m| !m.cleared)
+            .map(|m| m.entity.as_str())
+            .collect::<Vec<_>>(),
+        ["node/s2"]
+    );
+    let c = correlate(
+        vec![
+            trip(0.0, &[]),
+            l(20.0, "node/s1", "signal.dark", Severe),
+            l(600.0, "way/S", "substation.restored", Normal),
+            l(640.0, "node/s1", "signal.ok", Normal),
+        ],
+        700.0,
+    );
     let inc = c.incidents().next().unwrap();
-    assert_eq!((inc.status.clone(), inc.cleared_ms), (IncidentStatus::Cleared, Some(T0 + 640_000)));
+    assert_eq!(
+        (inc.status.clone(), inc.cleared_ms),
+        (IncidentStatus::Cleared, Some(T0 + 640_000))
+    );
 }
 
 #[test]
 fn an_alarm_at_the_tripped_site_is_linked_through_its_site_field() {
-    let c = correlate(vec![trip(0.0, &[]), l(144.0, "alarm/S-door", "alarm.intrusion", Severe).with(serde_json::json!({"site": "way/S"}))], 150.0);
+    let c = correlate(
+        vec![
+            trip(0.0, &[]),
+            l(144.0, "alarm/S-door", "alarm.intrusion", Severe).with(serde_json::json!({"site": "way/S"})),
+        ],
+        150.0,
+    );
     let text = text_of(&c, "alarm/S-door");
-    assert_eq!(text, "alarm/S-door raised an intrusion alarm 2 min 24 s after substation way/S tripped; its site is that substation");
+    assert_eq!(
+        text,
+        "alarm/S-door raised an intrusion alarm 2 min 24 s after substation way/S tripped; its site is that substation"
+    );
     assert_eq!(c.open_incidents().count(), 1);
 }
 
@@ -279,8 +355,16 @@ fn delayed_vehicles_join_near_a_dark_junction_only() {
     );
     let inc = c.open_incidents().next().unwrap();
     let v = inc.member("vehicle/near").unwrap();
-    assert_eq!((v.reports, v.severity, v.last_key.seq), (2, Moderate, 7), "later observations of a member update it");
-    assert_eq!(text_of(&c, "vehicle/near"), "vehicle/near was delayed 89 m from signal node/s1, which went dark 1 min 10 s earlier", "explanations are written when the member joins");
+    assert_eq!(
+        (v.reports, v.severity, v.last_key.seq),
+        (2, Moderate, 7),
+        "later observations of a member update it"
+    );
+    assert_eq!(
+        text_of(&c, "vehicle/near"),
+        "vehicle/near was delayed 89 m from signal node/s1, which went dark 1 min 10 s earlier",
+        "explanations are written when the member joins"
+    );
 }
 
 #[test]
@@ -291,7 +375,7 @@ fn the_same_outage_reported_twice_is_merged_as_a_duplicate() {
         l(60.0, "report/b", "report.outage", Minor).at(a.0 + 0.0005, a.1), // 28 m
         l(90.0, "report/c", "report.outage", Minor).at(a.0, a.1 + 0.0011), // 122 m
         l(700.0, "report/d", "report.outage", Minor).at(a.0, a.1 + 0.0002), // 22 m but 700 s later
-        l(710.0, "report/e", "report.outage", Minor).at(a.0 + 0.03, a.1), // 1.7 km
+        l(710.0, "report/e", "report.outage", Minor).at(a.0 + 0.03, a.1),  // 1.7 km
     ];
     let c = correlate(lines, 720.0);
     assert_eq!(
@@ -305,7 +389,10 @@ citizen_reports minor [open] Citizen reports: report/e report.outage
   report/e seed 1
 "
     );
-    assert_eq!(text_of(&c, "report/b"), "report/b reported an outage 28 m from report/a and 1 min after it; likely the same thing reported twice");
+    assert_eq!(
+        text_of(&c, "report/b"),
+        "report/b reported an outage 28 m from report/a and 1 min after it; likely the same thing reported twice"
+    );
     // Events expire: fifteen minutes after the last report nothing keeps the incidents open.
     let mut c = c;
     c.ingest_second((T0 + 1_700_000) / 1000, &mut []);
@@ -315,7 +402,19 @@ citizen_reports minor [open] Citizen reports: report/e report.outage
 #[test]
 fn severity_rises_with_breadth_and_duration() {
     // Reports 60 m apart every five minutes: none a duplicate, each near the previous one.
-    let lines: Vec<Line> = (0..7).map(|i| l(i as f64 * 300.0, ["report/0", "report/1", "report/2", "report/3", "report/4", "report/5", "report/6"][i], "report.outage", Minor).at(24.95, 60.17 + i as f64 * 0.00054)).collect();
+    let lines: Vec<Line> = (0..7)
+        .map(|i| {
+            l(
+                i as f64 * 300.0,
+                [
+                    "report/0", "report/1", "report/2", "report/3", "report/4", "report/5", "report/6",
+                ][i],
+                "report.outage",
+                Minor,
+            )
+            .at(24.95, 60.17 + i as f64 * 0.00054)
+        })
+        .collect();
     let mut c = Correlator::new(rules(), assets());
     let all = observations(lines);
     let severities: Vec<Severity> = (0..7)
@@ -324,14 +423,20 @@ fn severity_rises_with_breadth_and_duration() {
             c.open_incidents().next().unwrap().severity
         })
         .collect();
-    assert_eq!(severities, [Minor, Minor, Minor, Minor, Moderate, Moderate, Severe], "5 members: moderate; 30 minutes open: severe");
+    assert_eq!(
+        severities,
+        [Minor, Minor, Minor, Minor, Moderate, Moderate, Severe],
+        "5 members: moderate; 30 minutes open: severe"
+    );
     assert_eq!(c.open_incidents().count(), 1);
 }
 
 #[test]
 fn a_root_takes_in_an_earlier_incident_it_explains() {
-    let sag = l(0.0, "feeder/S-F1", "feeder.voltage", Moderate).with(serde_json::json!({"substation": "way/S", "feeder": "F1"}));
-    let zero = l(60.5, "feeder/S-F1", "feeder.voltage", Extreme).with(serde_json::json!({"substation": "way/S", "feeder": "F1"}));
+    let sag = l(0.0, "feeder/S-F1", "feeder.voltage", Moderate)
+        .with(serde_json::json!({"substation": "way/S", "feeder": "F1"}));
+    let zero = l(60.5, "feeder/S-F1", "feeder.voltage", Extreme)
+        .with(serde_json::json!({"substation": "way/S", "feeder": "F1"}));
     let c = correlate(vec![sag, trip(60.0, &["F1"]), zero], 70.0);
     assert_eq!(
         summary(&c),
@@ -343,7 +448,15 @@ power_outage extreme [open] Power outage: substation way/S
 "
     );
     assert_eq!(text_of(&c, "feeder/S-F1"), "feeder/S-F1 reported abnormal voltage 1 min before substation way/S tripped; its substation is that substation on feeder F1");
-    assert_eq!(c.open_incidents().next().unwrap().member("feeder/S-F1").unwrap().reports, 2);
+    assert_eq!(
+        c.open_incidents()
+            .next()
+            .unwrap()
+            .member("feeder/S-F1")
+            .unwrap()
+            .reports,
+        2
+    );
 }
 
 fn outage() -> Correlator {
@@ -366,9 +479,15 @@ fn operators_merge_split_and_reassign_and_automatic_correlation_respects_it() {
     let before = c.snapshot();
 
     let (new, changes) = c.split(power, "node/c1", "anna", T0 + 70_000).unwrap();
-    assert!(changes.contains(&IncidentChange { id: new.clone(), kind: ChangeKind::Opened }));
+    assert!(changes.contains(&IncidentChange {
+        id: new.clone(),
+        kind: ChangeKind::Opened
+    }));
     assert_eq!(c.incident(&new).unwrap().title, "Camera offline: camera node/c1");
-    assert_eq!(text_of(&c, "node/c1"), format!("camera node/c1 was split out of {power} by anna"));
+    assert_eq!(
+        text_of(&c, "node/c1"),
+        format!("camera node/c1 was split out of {power} by anna")
+    );
     c.assert_consistent();
     // The camera reports offline again: it stays where the operator put it.
     let mut again = observations(vec![l(90.0, "node/c1", "camera.offline", Moderate)]);
@@ -380,8 +499,14 @@ fn operators_merge_split_and_reassign_and_automatic_correlation_respects_it() {
     c.reassign(power, "node/s1", s9, "anna", T0 + 110_000).unwrap();
     assert!(c.incident(s9).unwrap().member("node/s1").is_some());
     c.merge(power, s9, "ben", T0 + 120_000).unwrap();
-    assert_eq!(c.incident(s9).unwrap().status, IncidentStatus::Merged { into: power.clone() });
-    assert_eq!(c.decisions().map(|d| d.operator.as_str()).collect::<Vec<_>>(), ["anna", "anna", "ben"]);
+    assert_eq!(
+        c.incident(s9).unwrap().status,
+        IncidentStatus::Merged { into: power.clone() }
+    );
+    assert_eq!(
+        c.decisions().map(|d| d.operator.as_str()).collect::<Vec<_>>(),
+        ["anna", "anna", "ben"]
+    );
     c.assert_consistent();
 
     for _ in 0..3 {
@@ -396,9 +521,18 @@ fn operators_merge_split_and_reassign_and_automatic_correlation_respects_it() {
     let cam = after.incidents[0].member("node/c1").unwrap();
     assert_eq!((cam.rule.as_str(), cam.reports), ("supplied-by-tripped-substation", 2));
 
-    assert!(matches!(c.merge(power, power, "x", 0), Err(ManualError::SameIncident(_))));
-    assert!(matches!(c.split(s9, "node/s9", "x", 0), Err(ManualError::LastMember { .. })));
-    assert!(matches!(c.split(power, "nope", "x", 0), Err(ManualError::UnknownMember { .. })));
+    assert!(matches!(
+        c.merge(power, power, "x", 0),
+        Err(ManualError::SameIncident(_))
+    ));
+    assert!(matches!(
+        c.split(s9, "node/s9", "x", 0),
+        Err(ManualError::LastMember { .. })
+    ));
+    assert!(matches!(
+        c.split(power, "nope", "x", 0),
+        Err(ManualError::UnknownMember { .. })
+    ));
 }
 
 /// Entities the property tests draw from, with a problem kind and a clearing kind (the camera
@@ -421,9 +555,21 @@ fn random_tape() -> impl Strategy<Value = Vec<Observation>> {
             .enumerate()
             .map(|(i, (e, problem, t, lag, jitter))| {
                 let (entity, bad, good) = POOL[e];
-                let (kind, sev) = if problem || bad == good { (bad, Severe) } else { (good, Normal) };
+                let (kind, sev) = if problem || bad == good {
+                    (bad, Severe)
+                } else {
+                    (good, Normal)
+                };
                 let (lon, lat) = place(entity);
-                let mut o = obs(i as u64, t as f64, entity, kind, sev, (lon + jitter as f64 * 1e-5, lat), serde_json::json!({}));
+                let mut o = obs(
+                    i as u64,
+                    t as f64,
+                    entity,
+                    kind,
+                    sev,
+                    (lon + jitter as f64 * 1e-5, lat),
+                    serde_json::json!({}),
+                );
                 // Arrival lags observation by up to four seconds, so seconds mix observed times.
                 o.received_ms = o.observed_ms + lag as i64;
                 o

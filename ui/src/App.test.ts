@@ -24,7 +24,9 @@ describe("App dispatch", () => {
     await waitFor(() => expect(row.querySelector<HTMLElement>("[data-status]")?.dataset.status).toBe("delivered"));
     expect(row.querySelector<HTMLElement>("[data-reference]")?.dataset.reference).toBe("SR-000001");
     await fireEvent.keyDown(window, { key: "o" });
-    expect(screen.getByTestId("outbox-action-1").querySelector<HTMLElement>("[data-status]")?.dataset.status).toBe("delivered");
+    expect(screen.getByTestId("outbox-action-1").querySelector<HTMLElement>("[data-status]")?.dataset.status).toBe(
+      "delivered",
+    );
     backend.dispose();
   });
 
@@ -34,7 +36,12 @@ describe("App dispatch", () => {
     await backend.signIn("Aino", "operator", null);
     render(App, { backend });
     await waitFor(() => expect(screen.getAllByTestId("incident-entry").length).toBeGreaterThan(0));
-    const p = await backend.previewAction({ backend: "city-works", incident: "inc/grid/1/0", at: null, params: { kind: "serviceRequest", serviceCode: "utility-crew", description: "x" } });
+    const p = await backend.previewAction({
+      backend: "city-works",
+      incident: "inc/grid/1/0",
+      at: null,
+      params: { kind: "serviceRequest", serviceCode: "utility-crew", description: "x" },
+    });
     await backend.confirmAction(p.token);
     const banner = await screen.findByTestId("offline-banner", {}, { timeout: 2000 });
     expect(banner.textContent).toContain("Offline: 1 action queued; they will be sent once each when the link returns");
@@ -50,7 +57,9 @@ describe("App dispatch keys", () => {
     render(App, { backend });
     await waitFor(() => expect(screen.getAllByTestId("incident-entry").length).toBeGreaterThan(0));
     await fireEvent.keyDown(window, { key: "s" });
-    expect((await screen.findByTestId("error")).textContent).toContain("Nothing to dispatch for: open an incident or select a point");
+    expect((await screen.findByTestId("error")).textContent).toContain(
+      "Nothing to dispatch for: open an incident or select a point",
+    );
     await fireEvent.keyDown(window, { key: "Enter" });
     await screen.findByTestId("dispatch-open");
     await fireEvent.keyDown(window, { key: "s" });

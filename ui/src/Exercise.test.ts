@@ -75,22 +75,61 @@ describe("Trainer view and KPIs from the operator's window", () => {
 
 describe("TrainerPanel", () => {
   const options = [
-    { id: "trip", title: "Substation trip", kind: "substation.trip", layer: "utility" as const, severity: "extreme" as const, assetType: "substation", snapM: 400 },
-    { id: "report", title: "Citizen <b>report</b>", kind: "report.outage", layer: "alerts" as const, severity: "minor" as const, assetType: null, snapM: 150 },
+    {
+      id: "trip",
+      title: "Substation trip",
+      kind: "substation.trip",
+      layer: "utility" as const,
+      severity: "extreme" as const,
+      assetType: "substation",
+      snapM: 400,
+    },
+    {
+      id: "report",
+      title: "Citizen <b>report</b>",
+      kind: "report.outage",
+      layer: "alerts" as const,
+      severity: "minor" as const,
+      assetType: null,
+      snapM: 150,
+    },
   ];
   const exercise = {
-    injects: [{ n: 1, inject: "trip", scenarioMs: Date.UTC(2026, 10, 26, 19, 2), trainer: "Tiina", entity: "way/1", title: "Substation trip: Kaisankuja" }],
-    score: { points: 1, maxPoints: 2, objectives: [
-      { id: "ack", title: "Acknowledge within 60 s", outcome: "met", points: 1, detail: "" },
-      { id: "crew", title: "Send a crew", outcome: "missed", points: 0, detail: "" },
-    ] },
+    injects: [
+      {
+        n: 1,
+        inject: "trip",
+        scenarioMs: Date.UTC(2026, 10, 26, 19, 2),
+        trainer: "Tiina",
+        entity: "way/1",
+        title: "Substation trip: Kaisankuja",
+      },
+    ],
+    score: {
+      points: 1,
+      maxPoints: 2,
+      objectives: [
+        { id: "ack", title: "Acknowledge within 60 s", outcome: "met", points: 1, detail: "" },
+        { id: "crew", title: "Send a crew", outcome: "missed", points: 0, detail: "" },
+      ],
+    },
     endedMs: null,
     endedBy: null,
   };
 
   it("needs the trainer's name, arms one inject and says where it will snap", async () => {
     const onArm = vi.fn();
-    const { rerender } = render(TrainerPanel, { options, armed: null, trainer: "", exercise, onTrainer: () => {}, onArm, onEnd: () => {}, onReport: () => {}, onClose: () => {} });
+    const { rerender } = render(TrainerPanel, {
+      options,
+      armed: null,
+      trainer: "",
+      exercise,
+      onTrainer: () => {},
+      onArm,
+      onEnd: () => {},
+      onReport: () => {},
+      onClose: () => {},
+    });
     const buttons = screen.getAllByTestId("inject-option") as HTMLButtonElement[];
     expect(buttons.every((b) => b.disabled)).toBe(true);
     expect(screen.getByTestId("inject-hint").textContent).toContain("Type your name");
@@ -114,13 +153,17 @@ describe("The fake's exercise", () => {
     const backend = createFakeBackend();
     const diffs: number[] = [];
     await backend.subscribe((d) => diffs.push(d.upserts.length));
-    await expect(backend.inject({ inject: "citizen-report", lon: 24.95, lat: 60.17, trainer: " " })).rejects.toMatchObject({ code: "invalidInput" });
+    await expect(
+      backend.inject({ inject: "citizen-report", lon: 24.95, lat: 60.17, trainer: " " }),
+    ).rejects.toMatchObject({ code: "invalidInput" });
     const made = await backend.inject({ inject: "citizen-report", lon: 24.95, lat: 60.17, trainer: "Tiina" });
     expect(made).toMatchObject({ n: 1, entity: "inject/1", trainer: "Tiina" });
     expect(diffs.at(-1)).toBe(1);
     expect((await backend.exercise()).injects).toHaveLength(1);
     await backend.endExercise("Tiina", null);
-    await expect(backend.inject({ inject: "citizen-report", lon: 24.95, lat: 60.17, trainer: "Tiina" })).rejects.toMatchObject({ code: "forbidden" });
+    await expect(
+      backend.inject({ inject: "citizen-report", lon: 24.95, lat: 60.17, trainer: "Tiina" }),
+    ).rejects.toMatchObject({ code: "forbidden" });
     expect(backend.clock.endedMs).not.toBeNull();
     backend.dispose();
   });

@@ -12,7 +12,12 @@ export type ClockControls = {
   seek(ms: number): Promise<void>;
 };
 
-export function clockControls(backend: Backend, get: () => DataState, set: (d: DataState) => void, fail: (e: unknown, what: string) => void): ClockControls {
+export function clockControls(
+  backend: Backend,
+  get: () => DataState,
+  set: (d: DataState) => void,
+  fail: (e: unknown, what: string) => void,
+): ClockControls {
   return {
     async togglePlay() {
       const clock = get().clock;

@@ -73,6 +73,10 @@ export function mountScenarioMap(
 }
 
 /** Has the backend write a report with the map's picture of `area` (none without a map). */
-export async function reportWithMap(map: MapController | null, area: AreaDto | null, write: (png: string | null) => Promise<string>): Promise<string> {
+export async function reportWithMap(
+  map: MapController | null,
+  area: AreaDto | null,
+  write: (png: string | null) => Promise<string>,
+): Promise<string> {
   return write(map ? await map.snapshot(area) : null);
 }

@@ -25,26 +25,38 @@ describe("tidy", () => {
   });
 
   it("renders untrusted text only as text: no {@html}, no innerHTML", () => {
-    const offenders = files.filter((f) => /\{@html|innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(f.text)).map((f) => f.path);
+    const offenders = files
+      .filter((f) => /\{@html|innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(f.text))
+      .map((f) => f.path);
     expect(offenders).toEqual([]);
   });
 
   it("only src/ipc imports @tauri-apps/api", () => {
-    const offenders = files.filter((f) => !f.path.startsWith("ipc/") && f.text.includes("@tauri-apps/")).map((f) => f.path);
+    const offenders = files
+      .filter((f) => !f.path.startsWith("ipc/") && f.text.includes("@tauri-apps/"))
+      .map((f) => f.path);
     expect(offenders).toEqual([]);
   });
 
   it("panels never reach the backend: they import types from ipc, nothing else", () => {
     const offenders = files
       .filter((f) => f.path.startsWith("panels/"))
-      .flatMap((f) => [...f.text.matchAll(/^\s*import\s+(type\s+)?[^;]*?from\s+"([^"]*ipc[^"]*)"/gm)].filter((m) => !m[1]).map((m) => `${f.path}: ${m[2]}`));
+      .flatMap((f) =>
+        [...f.text.matchAll(/^\s*import\s+(type\s+)?[^;]*?from\s+"([^"]*ipc[^"]*)"/gm)]
+          .filter((m) => !m[1])
+          .map((m) => `${f.path}: ${m[2]}`),
+      );
     expect(offenders).toEqual([]);
   });
 
   it("state stays pure: src/state imports only types from ipc", () => {
     const offenders = files
       .filter((f) => f.path.startsWith("state/"))
-      .flatMap((f) => [...f.text.matchAll(/^\s*import\s+(type\s+)?[^;]*?from\s+"([^"]*ipc[^"]*)"/gm)].filter((m) => !m[1]).map((m) => `${f.path}: ${m[2]}`));
+      .flatMap((f) =>
+        [...f.text.matchAll(/^\s*import\s+(type\s+)?[^;]*?from\s+"([^"]*ipc[^"]*)"/gm)]
+          .filter((m) => !m[1])
+          .map((m) => `${f.path}: ${m[2]}`),
+      );
     expect(offenders).toEqual([]);
   });
 
@@ -64,14 +76,18 @@ describe("tidy", () => {
   it("uses no inline style attributes or style elements (the shell's CSP nonce voids 'unsafe-inline')", () => {
     const offenders = files
       .filter((f) => f.path.endsWith(".svelte"))
-      .filter((f) => /\sstyle=|<svelte:element|transition:|in:|out:|animate:/.test(f.text.replace(/<style>[\s\S]*?<\/style>/g, "")))
+      .filter((f) =>
+        /\sstyle=|<svelte:element|transition:|in:|out:|animate:/.test(f.text.replace(/<style>[\s\S]*?<\/style>/g, "")),
+      )
       .map((f) => f.path);
     expect(offenders).toEqual([]);
   });
 
   it("loads nothing from other hosts", () => {
     const pages = ["index.html", "src/app.css"].map((p) => ({ path: p, text: readFileSync(join(UI, p), "utf8") }));
-    const offenders = [...files, ...pages].filter((f) => /(src|href)=["']?(https?:)?\/\/|url\(["']?(https?:)?\/\//.test(f.text)).map((f) => f.path);
+    const offenders = [...files, ...pages]
+      .filter((f) => /(src|href)=["']?(https?:)?\/\/|url\(["']?(https?:)?\/\//.test(f.text))
+      .map((f) => f.path);
     expect(offenders).toEqual([]);
   });
 });

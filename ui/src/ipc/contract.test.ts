@@ -12,7 +12,15 @@ import { createFakeBackend, FAKE_SCENARIO, type FakeBackend, type FakeRosterEntr
 import type { FakeBackendConfig } from "./fakeDispatch";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type Step = { call: string; args?: Json[]; ok?: Json; error?: { code: string; message: string }; as?: string; eventually?: boolean; bind?: Record<string, string> };
+type Step = {
+  call: string;
+  args?: Json[];
+  ok?: Json;
+  error?: { code: string; message: string };
+  as?: string;
+  eventually?: boolean;
+  bind?: Record<string, string>;
+};
 type Case = { name: string; why: string; steps: Step[] };
 type Suite = {
   setup: {
@@ -25,7 +33,9 @@ type Suite = {
   cases: Case[];
 };
 
-const SUITE: Suite = JSON.parse(readFileSync(fileURLToPath(new URL("../../../fixtures/contract/suite.json", import.meta.url)), "utf8"));
+const SUITE: Suite = JSON.parse(
+  readFileSync(fileURLToPath(new URL("../../../fixtures/contract/suite.json", import.meta.url)), "utf8"),
+);
 /** How long an `eventually` step may keep asking before its last answer counts. */
 const EVENTUALLY_MS = 5000;
 
@@ -61,7 +71,8 @@ function interpolate(v: Json | undefined, bound: Bound): Json {
     });
   }
   if (Array.isArray(v)) return v.map((x) => interpolate(x, bound));
-  if (v !== null && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolate(x, bound)]));
+  if (v !== null && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolate(x, bound)]));
   return v;
 }
 
@@ -72,7 +83,8 @@ function interpolate(v: Json | undefined, bound: Bound): Json {
 function mismatch(want: Json, got: unknown, bound: Bound, at = "$"): string | null {
   const fail = () => `at ${at}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`;
   if (want !== null && typeof want === "object" && !Array.isArray(want)) {
-    if ("$hex" in want) return typeof got === "string" && new RegExp(`^[0-9a-f]{${want.$hex}}$`).test(got) ? null : fail();
+    if ("$hex" in want)
+      return typeof got === "string" && new RegExp(`^[0-9a-f]{${want.$hex}}$`).test(got) ? null : fail();
     if (got === null || typeof got !== "object" || Array.isArray(got)) return fail();
     for (const [k, w] of Object.entries(want)) {
       if (!(k in got)) return `at ${at}: no field ${k} in ${JSON.stringify(got)}`;
@@ -83,7 +95,8 @@ function mismatch(want: Json, got: unknown, bound: Bound, at = "$"): string | nu
   }
   if (Array.isArray(want)) {
     if (!Array.isArray(got)) return fail();
-    if (want.length !== got.length) return `at ${at}: expected ${want.length} elements, got ${got.length}: ${JSON.stringify(got)}`;
+    if (want.length !== got.length)
+      return `at ${at}: expected ${want.length} elements, got ${got.length}: ${JSON.stringify(got)}`;
     for (let i = 0; i < want.length; i++) {
       const m = mismatch(want[i], got[i], bound, `${at}[${i}]`);
       if (m) return m;
@@ -106,7 +119,9 @@ function verdict(step: Step, answer: Answer, bound: Bound): string | null {
     const want = interpolate(step.error, bound);
     if (answer.ok) return `expected the error ${JSON.stringify(want)}, got success ${JSON.stringify(answer.value)}`;
     const got = isApiError(answer.error) ? { code: answer.error.code, message: answer.error.message } : answer.error;
-    return JSON.stringify(got) === JSON.stringify(want) ? null : `expected the error ${JSON.stringify(want)}, got ${JSON.stringify(answer.error)}`;
+    return JSON.stringify(got) === JSON.stringify(want)
+      ? null
+      : `expected the error ${JSON.stringify(want)}, got ${JSON.stringify(answer.error)}`;
   }
   if (!answer.ok) return `expected success, got the error ${JSON.stringify(answer.error)}`;
   if (!("ok" in step)) return null;

@@ -40,7 +40,10 @@ describe("fake backend", () => {
     expect(diffs.at(-1)?.reset).toBe(false);
     vi.advanceTimersByTime(1000);
     expect(state.clock).toMatchObject({ nowMs: FAKE_SCENARIO.endMs, playing: false, finished: true });
-    const total = ["transport", "security", "utility", "alerts"].reduce((n, l) => n + featureCount(state, l as "alerts"), 0);
+    const total = ["transport", "security", "utility", "alerts"].reduce(
+      (n, l) => n + featureCount(state, l as "alerts"),
+      0,
+    );
     expect(total).toBe(new Set(diffs.flatMap((d) => d.upserts.map((f) => f.id))).size);
     expect(state.ages.alerts.count).toBe(featureCount(state, "alerts"));
   });
@@ -74,7 +77,10 @@ describe("backend errors", () => {
   it("recognises and normalises ApiError", () => {
     expect(isApiError({ code: "notFound", message: "x" })).toBe(true);
     expect(isApiError({ code: "weird", message: "x" })).toBe(false);
-    expect(toApiError("command replay_play not found")).toEqual({ code: "internal", message: "command replay_play not found" });
+    expect(toApiError("command replay_play not found")).toEqual({
+      code: "internal",
+      message: "command replay_play not found",
+    });
     expect(toApiError(new Error("boom"))).toEqual({ code: "internal", message: "boom" });
     expect(toApiError({ code: "invalidInput", message: "bad" })).toEqual({ code: "invalidInput", message: "bad" });
   });
@@ -86,7 +92,9 @@ describe("backend errors", () => {
 
   it("reads the fake's dispatch options from the query string", () => {
     expect(fakeOptionsFrom("")).toEqual({ dispatch: { offline: [], exercise: false } });
-    expect(fakeOptionsFrom("?offline=city-works,tak&exercise")).toEqual({ dispatch: { offline: ["city-works", "tak"], exercise: true } });
+    expect(fakeOptionsFrom("?offline=city-works,tak&exercise")).toEqual({
+      dispatch: { offline: ["city-works", "tak"], exercise: true },
+    });
   });
 });
 
@@ -98,8 +106,26 @@ describe("fake backend feeds", () => {
     expect((await replay.scenario()).live).toBe(false);
     expect(seen[0].feeds).toBeNull();
 
-    const health = [{ id: "grid", name: "Grid", layer: "utility" as const, format: "mqtt-json", transport: "mqtt", connected: false,
-      lastMessageMs: null, messagesPerMinute: 0, lagMs: null, rejected: 1, lastReasons: ["$: not JSON"], stale: false, failures: 1, lastError: "refused", overloaded: false, heldBackMs: 0 }];
+    const health = [
+      {
+        id: "grid",
+        name: "Grid",
+        layer: "utility" as const,
+        format: "mqtt-json",
+        transport: "mqtt",
+        connected: false,
+        lastMessageMs: null,
+        messagesPerMinute: 0,
+        lagMs: null,
+        rejected: 1,
+        lastReasons: ["$: not JSON"],
+        stale: false,
+        failures: 1,
+        lastError: "refused",
+        overloaded: false,
+        heldBackMs: 0,
+      },
+    ];
     const live = createFakeBackend({ health });
     const diffs: MapDiffDto[] = [];
     await live.subscribe((d) => diffs.push(d));

@@ -55,19 +55,56 @@ export const FAKE_SCENARIO: ScenarioDto = {
   ],
   live: false,
   injects: [
-    { id: "substation-trip", title: "Substation trip", kind: "substation.trip", layer: "utility", severity: "extreme", assetType: "substation", snapM: 400 },
-    { id: "citizen-report", title: "Citizen reports an outage", kind: "report.outage", layer: "alerts", severity: "minor", assetType: null, snapM: 150 },
+    {
+      id: "substation-trip",
+      title: "Substation trip",
+      kind: "substation.trip",
+      layer: "utility",
+      severity: "extreme",
+      assetType: "substation",
+      snapM: 400,
+    },
+    {
+      id: "citizen-report",
+      title: "Citizen reports an outage",
+      kind: "report.outage",
+      layer: "alerts",
+      severity: "minor",
+      assetType: null,
+      snapM: 150,
+    },
   ],
 };
 
 /** Refused input, as the quarantine browser lists it; one tries HTML injection. */
 export const FAKE_QUARANTINE: readonly QuarantineEntryDto[] = [
-  { feed: "tape", seq: 88, place: "tape.ndjson:88", reason: "not a tape record: expected `,` or `}` at line 1 column 30", receivedMs: START_MS, preview: "", bodyBytes: 0 },
   {
-    feed: "cctv", seq: 140, place: "features[2].geometry", reason: "coordinates [0, 91] are out of range",
-    receivedMs: START_MS + 4 * MINUTE, preview: '{"type":"FeatureCollection","features":[{"id":"<img src=x onerror=alert(3)>"}]}', bodyBytes: 2048,
+    feed: "tape",
+    seq: 88,
+    place: "tape.ndjson:88",
+    reason: "not a tape record: expected `,` or `}` at line 1 column 30",
+    receivedMs: START_MS,
+    preview: "",
+    bodyBytes: 0,
   },
-  { feed: "grid", seq: 201, place: "$", reason: "not JSON: expected value at line 1 column 1 (line 1, column 1)", receivedMs: START_MS + 9 * MINUTE, preview: "NaN", bodyBytes: 3 },
+  {
+    feed: "cctv",
+    seq: 140,
+    place: "features[2].geometry",
+    reason: "coordinates [0, 91] are out of range",
+    receivedMs: START_MS + 4 * MINUTE,
+    preview: '{"type":"FeatureCollection","features":[{"id":"<img src=x onerror=alert(3)>"}]}',
+    bodyBytes: 2048,
+  },
+  {
+    feed: "grid",
+    seq: 201,
+    place: "$",
+    reason: "not JSON: expected value at line 1 column 1 (line 1, column 1)",
+    receivedMs: START_MS + 9 * MINUTE,
+    preview: "NaN",
+    bodyBytes: 3,
+  },
 ];
 
 type Canned = Omit<ObservationDto, "receivedMs" | "feedName"> & { lagMs: number };
@@ -77,48 +114,138 @@ const at = (min: number, s = 0) => START_MS + min * MINUTE + s * 1000;
 /** Entities may appear several times: later observations of the same id update it. */
 const CANNED: Canned[] = [
   {
-    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "normal",
-    lon: 24.9412, lat: 60.1702, title: "Tram 3 to Olympiaterminaali, on time", observedMs: at(1), lagMs: 1800,
-    fields: { route: "3", vehicle: 1021, delaySeconds: 12, occupancy: "MANY_SEATS_AVAILABLE", position: { bearing: 118, speedKmh: 17.5 } },
+    id: "hsl:tram:3:1021",
+    feed: "hsl-rt",
+    layer: "transport",
+    kind: "tram",
+    severity: "normal",
+    lon: 24.9412,
+    lat: 60.1702,
+    title: "Tram 3 to Olympiaterminaali, on time",
+    observedMs: at(1),
+    lagMs: 1800,
+    fields: {
+      route: "3",
+      vehicle: 1021,
+      delaySeconds: 12,
+      occupancy: "MANY_SEATS_AVAILABLE",
+      position: { bearing: 118, speedKmh: 17.5 },
+    },
   },
   {
-    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "minor",
-    lon: 24.9447, lat: 60.1689, title: "Tram 3 to Olympiaterminaali, 3 min late", observedMs: at(7), lagMs: 2100,
-    fields: { route: "3", vehicle: 1021, delaySeconds: 185, occupancy: "FEW_SEATS_AVAILABLE", position: { bearing: 131, speedKmh: 9.1 } },
+    id: "hsl:tram:3:1021",
+    feed: "hsl-rt",
+    layer: "transport",
+    kind: "tram",
+    severity: "minor",
+    lon: 24.9447,
+    lat: 60.1689,
+    title: "Tram 3 to Olympiaterminaali, 3 min late",
+    observedMs: at(7),
+    lagMs: 2100,
+    fields: {
+      route: "3",
+      vehicle: 1021,
+      delaySeconds: 185,
+      occupancy: "FEW_SEATS_AVAILABLE",
+      position: { bearing: 131, speedKmh: 9.1 },
+    },
   },
   {
-    id: "hsl:tram:3:1021", feed: "hsl-rt", layer: "transport", kind: "tram", severity: "moderate",
-    lon: 24.9481, lat: 60.1671, title: "Tram 3 to Olympiaterminaali, 6 min late", observedMs: at(16), lagMs: 1900,
-    fields: { route: "3", vehicle: 1021, delaySeconds: 372, occupancy: "STANDING_ROOM_ONLY", position: { bearing: 140, speedKmh: 4.2 } },
+    id: "hsl:tram:3:1021",
+    feed: "hsl-rt",
+    layer: "transport",
+    kind: "tram",
+    severity: "moderate",
+    lon: 24.9481,
+    lat: 60.1671,
+    title: "Tram 3 to Olympiaterminaali, 6 min late",
+    observedMs: at(16),
+    lagMs: 1900,
+    fields: {
+      route: "3",
+      vehicle: 1021,
+      delaySeconds: 372,
+      occupancy: "STANDING_ROOM_ONLY",
+      position: { bearing: 140, speedKmh: 4.2 },
+    },
   },
   {
-    id: "hsl:bus:55:7733", feed: "hsl-rt", layer: "transport", kind: "bus", severity: "normal",
-    lon: 24.9458, lat: 60.1748, title: "Bus 55 to Koskela, on time", observedMs: at(2), lagMs: 1500,
+    id: "hsl:bus:55:7733",
+    feed: "hsl-rt",
+    layer: "transport",
+    kind: "bus",
+    severity: "normal",
+    lon: 24.9458,
+    lat: 60.1748,
+    title: "Bus 55 to Koskela, on time",
+    observedMs: at(2),
+    lagMs: 1500,
     fields: { route: "55", vehicle: 7733, delaySeconds: -20, occupancy: "MANY_SEATS_AVAILABLE" },
   },
   {
-    id: "hsl:stop:H0302", feed: "hsl-rt", layer: "transport", kind: "stop", severity: "moderate",
-    lon: 24.9432, lat: 60.1711, title: "Rautatientori: three buses bunched", observedMs: at(5), lagMs: 4000,
+    id: "hsl:stop:H0302",
+    feed: "hsl-rt",
+    layer: "transport",
+    kind: "stop",
+    severity: "moderate",
+    lon: 24.9432,
+    lat: 60.1711,
+    title: "Rautatientori: three buses bunched",
+    observedMs: at(5),
+    lagMs: 4000,
     fields: { stop: "H0302", name: "Rautatientori", bunched: ["55", "55", "23"], headwaySeconds: [40, 55] },
   },
   {
-    id: "signals:4411", feed: "signals", layer: "transport", kind: "traffic_signal", severity: "severe",
-    lon: 24.9386, lat: 60.1697, title: "Signal fault: Mannerheimintie / Kaivokatu, flashing amber", observedMs: at(10), lagMs: 9000,
+    id: "signals:4411",
+    feed: "signals",
+    layer: "transport",
+    kind: "traffic_signal",
+    severity: "severe",
+    lon: 24.9386,
+    lat: 60.1697,
+    title: "Signal fault: Mannerheimintie / Kaivokatu, flashing amber",
+    observedMs: at(10),
+    lagMs: 9000,
     fields: { controller: "HEL-4411", state: "FLASHING_AMBER", since: "2026-11-26T17:09:51+02:00", lanesAffected: 6 },
   },
   {
-    id: "cctv:kluuvi-12", feed: "cctv", layer: "security", kind: "camera", severity: "minor",
-    lon: 24.9469, lat: 60.1696, title: "Camera offline: Kluuvikatu 3", observedMs: at(2, 30), lagMs: 3000,
+    id: "cctv:kluuvi-12",
+    feed: "cctv",
+    layer: "security",
+    kind: "camera",
+    severity: "minor",
+    lon: 24.9469,
+    lat: 60.1696,
+    title: "Camera offline: Kluuvikatu 3",
+    observedMs: at(2, 30),
+    lagMs: 3000,
     fields: { camera: "kluuvi-12", status: "OFFLINE", lastFrame: "2026-11-26T17:02:11+02:00" },
   },
   {
-    id: "cctv:espa-4", feed: "cctv", layer: "security", kind: "crowd", severity: "moderate",
-    lon: 24.9478, lat: 60.1677, title: "Crowd density high near the Esplanadi stage", observedMs: at(8), lagMs: 2500,
+    id: "cctv:espa-4",
+    feed: "cctv",
+    layer: "security",
+    kind: "crowd",
+    severity: "moderate",
+    lon: 24.9478,
+    lat: 60.1677,
+    title: "Crowd density high near the Esplanadi stage",
+    observedMs: at(8),
+    lagMs: 2500,
     fields: { camera: "espa-4", personsPerM2: 2.7, trend: "rising", zone: { name: "Esplanadi stage", areaM2: 850 } },
   },
   {
-    id: "cctv:xss-probe", feed: "cctv", layer: "security", kind: "camera", severity: "normal",
-    lon: 24.9421, lat: 60.1744, title: "<img src=x onerror=alert(1)>", observedMs: at(0, 30), lagMs: 700,
+    id: "cctv:xss-probe",
+    feed: "cctv",
+    layer: "security",
+    kind: "camera",
+    severity: "normal",
+    lon: 24.9421,
+    lat: 60.1744,
+    title: "<img src=x onerror=alert(1)>",
+    observedMs: at(0, 30),
+    lagMs: 700,
     fields: {
       note: "<script>alert('fields are text')</script>",
       "<b>key</b>": "keys are text too",
@@ -126,33 +253,85 @@ const CANNED: Canned[] = [
     },
   },
   {
-    id: "grid:substation:kaisaniemi", feed: "grid", layer: "utility", kind: "substation", severity: "severe",
-    lon: 24.9462, lat: 60.1759, title: "Substation Kaisaniemi: feeder 2 voltage dip", observedMs: at(4), lagMs: 1200,
+    id: "grid:substation:kaisaniemi",
+    feed: "grid",
+    layer: "utility",
+    kind: "substation",
+    severity: "severe",
+    lon: 24.9462,
+    lat: 60.1759,
+    title: "Substation Kaisaniemi: feeder 2 voltage dip",
+    observedMs: at(4),
+    lagMs: 1200,
     fields: { substation: "Kaisaniemi", feeder: 2, voltageKv: 9.1, nominalKv: 10.5, customersAffected: 1430 },
   },
   {
-    id: "water:hydrant:117", feed: "water", layer: "utility", kind: "hydrant", severity: "minor",
-    lon: 24.9401, lat: 60.1661, title: "Hydrant 117: pressure low", observedMs: at(11), lagMs: 15000,
+    id: "water:hydrant:117",
+    feed: "water",
+    layer: "utility",
+    kind: "hydrant",
+    severity: "minor",
+    lon: 24.9401,
+    lat: 60.1661,
+    title: "Hydrant 117: pressure low",
+    observedMs: at(11),
+    lagMs: 15000,
     fields: { hydrant: 117, pressureBar: 2.1, expectedBar: 4.5 },
   },
   {
-    id: "water:main:22", feed: "water", layer: "utility", kind: "pipe", severity: "moderate",
-    lon: 24.9502, lat: 60.1688, title: "Water main 22: pressure drop, Aleksanterinkatu", observedMs: at(25), lagMs: 20000,
+    id: "water:main:22",
+    feed: "water",
+    layer: "utility",
+    kind: "pipe",
+    severity: "moderate",
+    lon: 24.9502,
+    lat: 60.1688,
+    title: "Water main 22: pressure drop, Aleksanterinkatu",
+    observedMs: at(25),
+    lagMs: 20000,
     fields: { main: 22, pressureBar: 3.0, dropPerMinute: 0.4 },
   },
   {
-    id: "alerts:roadworks:881", feed: "alerts", layer: "alerts", kind: "roadworks", severity: "normal",
-    lon: 24.9371, lat: 60.1726, title: "Roadworks, Arkadiankatu: one lane closed", observedMs: at(1, 30), lagMs: 60000,
+    id: "alerts:roadworks:881",
+    feed: "alerts",
+    layer: "alerts",
+    kind: "roadworks",
+    severity: "normal",
+    lon: 24.9371,
+    lat: 60.1726,
+    title: "Roadworks, Arkadiankatu: one lane closed",
+    observedMs: at(1, 30),
+    lagMs: 60000,
     fields: { cap: { msgType: "Alert", urgency: "Future", certainty: "Observed" }, until: "2026-11-30" },
   },
   {
-    id: "alerts:fmi:wind", feed: "alerts", layer: "alerts", kind: "weather", severity: "extreme",
-    lon: 24.9443, lat: 60.1717, title: "Wind warning: gusts up to 25 m/s on the coast", observedMs: at(3), lagMs: 30000,
-    fields: { cap: { msgType: "Alert", urgency: "Immediate", severity: "Extreme", certainty: "Likely" }, gustMs: 25, area: "Helsinki coast" },
+    id: "alerts:fmi:wind",
+    feed: "alerts",
+    layer: "alerts",
+    kind: "weather",
+    severity: "extreme",
+    lon: 24.9443,
+    lat: 60.1717,
+    title: "Wind warning: gusts up to 25 m/s on the coast",
+    observedMs: at(3),
+    lagMs: 30000,
+    fields: {
+      cap: { msgType: "Alert", urgency: "Immediate", severity: "Extreme", certainty: "Likely" },
+      gustMs: 25,
+      area: "Helsinki coast",
+    },
   },
   {
-    id: "alerts:112:fire-5", feed: "alerts", layer: "alerts", kind: "fire", severity: "extreme",
-    lon: 24.9491, lat: 60.1736, title: "Fire alarm, Kaisaniemenkatu 5", observedMs: at(18), lagMs: 5000,
+    id: "alerts:112:fire-5",
+    feed: "alerts",
+    layer: "alerts",
+    kind: "fire",
+    severity: "extreme",
+    lon: 24.9491,
+    lat: 60.1736,
+    title: "Fire alarm, Kaisaniemenkatu 5",
+    observedMs: at(18),
+    lagMs: 5000,
     fields: { unit: "RPE-301", address: "Kaisaniemenkatu 5", category: "building fire, small" },
   },
 ];
@@ -165,42 +344,122 @@ function toObservation(c: Canned): ObservationDto {
 }
 
 function toFeature(o: ObservationDto): MapFeatureDto {
-  return { id: o.id, layer: o.layer, kind: o.kind, severity: o.severity, lon: o.lon, lat: o.lat, title: o.title, observedMs: o.observedMs };
+  return {
+    id: o.id,
+    layer: o.layer,
+    kind: o.kind,
+    severity: o.severity,
+    lon: o.lon,
+    lat: o.lat,
+    title: o.title,
+    observedMs: o.observedMs,
+  };
 }
 
-export const FAKE_OBSERVATIONS: readonly ObservationDto[] = CANNED.map(toObservation).sort((a, b) => a.observedMs - b.observedMs);
+export const FAKE_OBSERVATIONS: readonly ObservationDto[] = CANNED.map(toObservation).sort(
+  (a, b) => a.observedMs - b.observedMs,
+);
 
 /** A canned incident: an entry and its members (by observation id) with explanations. */
-type FakeIncident = { entry: IncidentEntryDto; members: { id: string; rule: string; text: string }[]; sop: string[]; ticked: Set<number> };
+type FakeIncident = {
+  entry: IncidentEntryDto;
+  members: { id: string; rule: string; text: string }[];
+  sop: string[];
+  ticked: Set<number>;
+};
 
 function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] {
   const pos = (id: string) => observations.find((o) => o.id === id);
-  const make = (id: string, title: string, type: string, severity: IncidentEntryDto["severity"], openedMs: number, members: FakeIncident["members"], sop: string[]): FakeIncident => {
+  const make = (
+    id: string,
+    title: string,
+    type: string,
+    severity: IncidentEntryDto["severity"],
+    openedMs: number,
+    members: FakeIncident["members"],
+    sop: string[],
+  ): FakeIncident => {
     const ps = members.map((m) => pos(m.id)).filter((o): o is ObservationDto => o !== undefined);
     const layers = [...new Set(ps.map((o) => o.layer))];
     return {
       entry: {
-        id, title, incidentType: type, severity, status: "new", active: true, openedMs, clearedMs: null,
-        members: members.length, openMembers: members.length, layers, rootCause: members[0].id, rootCleared: false, manual: false,
+        id,
+        title,
+        incidentType: type,
+        severity,
+        status: "new",
+        active: true,
+        openedMs,
+        clearedMs: null,
+        members: members.length,
+        openMembers: members.length,
+        layers,
+        rootCause: members[0].id,
+        rootCleared: false,
+        manual: false,
         area: {
-          west: Math.min(...ps.map((o) => o.lon)), south: Math.min(...ps.map((o) => o.lat)),
-          east: Math.max(...ps.map((o) => o.lon)), north: Math.max(...ps.map((o) => o.lat)),
+          west: Math.min(...ps.map((o) => o.lon)),
+          south: Math.min(...ps.map((o) => o.lat)),
+          east: Math.max(...ps.map((o) => o.lon)),
+          north: Math.max(...ps.map((o) => o.lat)),
         },
         acknowledgedBy: null,
       },
-      members, sop, ticked: new Set(),
+      members,
+      sop,
+      ticked: new Set(),
     };
   };
   return [
-    make("inc/grid/1/0", "Power outage: Substation Kaisaniemi", "power_outage", "extreme", at(4), [
-      { id: "grid:substation:kaisaniemi", rule: "seed", text: "substation Kaisaniemi reported a voltage dip; it opened this incident and is its probable root cause" },
-      { id: "signals:4411", rule: "supplied-by-tripped-substation", text: "signal 4411 went dark 6 min after substation Kaisaniemi dipped; it is fed by that substation" },
-      { id: "cctv:kluuvi-12", rule: "supplied-by-tripped-substation", text: "camera kluuvi-12 went offline 1 min before substation Kaisaniemi dipped; it is fed by that substation" },
-      { id: "hsl:tram:3:1021", rule: "delayed-at-dark-junction", text: "tram 3 was delayed 120 m from signal 4411, which went dark 3 min earlier" },
-    ], ["Confirm the trip with the grid operator.", "Ask traffic police to control the dark junctions.", "Tell HSL traffic control."]),
-    make("inc/alerts/2/0", "Weather warning: Helsinki coast", "weather_warning", "severe", at(3), [
-      { id: "alerts:fmi:wind", rule: "seed", text: "wind warning was issued; it opened this incident and is its probable root cause" },
-    ], ["Brief the shift on the warning."]),
+    make(
+      "inc/grid/1/0",
+      "Power outage: Substation Kaisaniemi",
+      "power_outage",
+      "extreme",
+      at(4),
+      [
+        {
+          id: "grid:substation:kaisaniemi",
+          rule: "seed",
+          text: "substation Kaisaniemi reported a voltage dip; it opened this incident and is its probable root cause",
+        },
+        {
+          id: "signals:4411",
+          rule: "supplied-by-tripped-substation",
+          text: "signal 4411 went dark 6 min after substation Kaisaniemi dipped; it is fed by that substation",
+        },
+        {
+          id: "cctv:kluuvi-12",
+          rule: "supplied-by-tripped-substation",
+          text: "camera kluuvi-12 went offline 1 min before substation Kaisaniemi dipped; it is fed by that substation",
+        },
+        {
+          id: "hsl:tram:3:1021",
+          rule: "delayed-at-dark-junction",
+          text: "tram 3 was delayed 120 m from signal 4411, which went dark 3 min earlier",
+        },
+      ],
+      [
+        "Confirm the trip with the grid operator.",
+        "Ask traffic police to control the dark junctions.",
+        "Tell HSL traffic control.",
+      ],
+    ),
+    make(
+      "inc/alerts/2/0",
+      "Weather warning: Helsinki coast",
+      "weather_warning",
+      "severe",
+      at(3),
+      [
+        {
+          id: "alerts:fmi:wind",
+          rule: "seed",
+          text: "wind warning was issued; it opened this incident and is its probable root cause",
+        },
+      ],
+      ["Brief the shift on the warning."],
+    ),
   ];
 }
 
@@ -300,7 +559,10 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   let operator: OperatorDto | null = null;
   const roster = new Map<string, RosterEntryDto>();
   /** The roster's roles, PINs and wrong-PIN counts, when the fake was given a roster. */
-  const pins = new Map<string, { role: OperatorRole; pin: string | null; failed: number; lockedUntilMs: number | null }>();
+  const pins = new Map<
+    string,
+    { role: OperatorRole; pin: string | null; failed: number; lockedUntilMs: number | null }
+  >();
   for (const e of opts.roster ?? []) {
     pins.set(e.name, { role: e.role, pin: e.pin, failed: 0, lockedUntilMs: null });
     roster.set(e.name, { name: e.name, role: e.role, hasPin: e.pin !== null, lockedUntilMs: null });
@@ -316,7 +578,16 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     const outbox = reset ? dispatch.snapshot() : pendingOutbox;
     pendingIncidents = null;
     pendingOutbox = null;
-    const diff: MapDiffDto = { reset, upserts: upserts.map(toFeature), clock: clock(), layers: layerAges(), incidents: inc, outbox, feeds: health, storage: null };
+    const diff: MapDiffDto = {
+      reset,
+      upserts: upserts.map(toFeature),
+      clock: clock(),
+      layers: layerAges(),
+      incidents: inc,
+      outbox,
+      feeds: health,
+      storage: null,
+    };
     for (const l of listeners) l(diff);
   };
 
@@ -331,13 +602,21 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const root = observations.find((o) => o.id === inc.entry.rootCause);
       const a = inc.entry.area;
       // A point-sized area is no polygon: CAP gets a circle around the point instead.
-      const area: Place["area"] = a.east - a.west > 1e-6 && a.north - a.south > 1e-6
-        ? [[a.west, a.south], [a.east, a.south], [a.east, a.north], [a.west, a.north], [a.west, a.south]]
-        : null;
+      const area: Place["area"] =
+        a.east - a.west > 1e-6 && a.north - a.south > 1e-6
+          ? [
+              [a.west, a.south],
+              [a.east, a.south],
+              [a.east, a.north],
+              [a.west, a.north],
+              [a.west, a.south],
+            ]
+          : null;
       const [lon, lat] = root ? [root.lon, root.lat] : [(a.west + a.east) / 2, (a.south + a.north) / 2];
       return { lon, lat, label: inc.entry.title, area };
     }
-    if (request.at === null) throw { code: "invalidInput", message: "the action needs a place: an incident or a point on the map" };
+    if (request.at === null)
+      throw { code: "invalidInput", message: "the action needs a place: an incident or a point on the map" };
     const [lon, lat] = request.at;
     if (!(Number.isFinite(lon) && Number.isFinite(lat) && Math.abs(lon) <= 180 && Math.abs(lat) <= 90)) {
       throw { code: "invalidInput", message: `invalid input: ${lon},${lat} is not a valid position` };
@@ -388,7 +667,16 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     scenario: async () => scenario,
     subscribe: async (onDiff: (d: MapDiffDto) => void) => {
       listeners.push(onDiff);
-      onDiff({ reset: true, upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature), clock: clock(), layers: layerAges(), incidents: allIncidents(), outbox: dispatch.snapshot(), feeds: health, storage: null });
+      onDiff({
+        reset: true,
+        upserts: newestPerEntity(observations, -Infinity, nowMs).map(toFeature),
+        clock: clock(),
+        layers: layerAges(),
+        incidents: allIncidents(),
+        outbox: dispatch.snapshot(),
+        feeds: health,
+        storage: null,
+      });
     },
     play: async () => {
       if (nowMs >= scenario.endMs) return;
@@ -424,8 +712,10 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     },
     signIn: async (name: string, role: OperatorDto["role"], pin: string | null) => {
       const trimmed = name.trim();
-      if (!trimmed || Array.from(trimmed).length > 64 || /\p{Cc}/u.test(trimmed)) throw { code: "invalidInput", message: "invalid input: an operator name is 1 to 64 printable characters" };
-      if (pin !== null && Array.from(pin).length > 64) throw { code: "invalidInput", message: "invalid input: a PIN is at most 64 characters" };
+      if (!trimmed || Array.from(trimmed).length > 64 || /\p{Cc}/u.test(trimmed))
+        throw { code: "invalidInput", message: "invalid input: an operator name is 1 to 64 printable characters" };
+      if (pin !== null && Array.from(pin).length > 64)
+        throw { code: "invalidInput", message: "invalid input: a PIN is at most 64 characters" };
       if (opts.roster !== undefined) signInByRoster(trimmed, role, pin === "" ? null : pin);
       operator = { name: trimmed, role };
       return operator;
@@ -443,7 +733,8 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       if (operator?.role !== "supervisor") throw { code: "forbidden", message: "roles are assigned by a supervisor" };
       const had = roster.get(name.trim())?.hasPin ?? false;
       // The engine's store refuses this, so it reaches the UI as invalid input.
-      if (role !== "operator" && !pin && !had) throw { code: "invalidInput", message: `store: the ${role} role needs a PIN` };
+      if (role !== "operator" && !pin && !had)
+        throw { code: "invalidInput", message: `store: the ${role} role needs a PIN` };
       roster.set(name.trim(), { name: name.trim(), role, hasPin: had || !!pin, lockedUntilMs: null });
       const before = pins.get(name.trim());
       pins.set(name.trim(), { role, pin: pin || (before?.pin ?? null), failed: 0, lockedUntilMs: null });
@@ -455,9 +746,23 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         i.members.map((m, n) => {
           const o = observations.find((x) => x.id === m.id)!;
           return {
-            entity: m.id, layer: o.layer, kind: o.kind, severity: o.severity, lon: o.lon, lat: o.lat, observedMs: o.observedMs,
-            reports: 1, rule: m.rule, confidence: m.rule === "seed" ? 1 : 0.9, explanation: m.text, distanceM: 0, timeGapS: 0,
-            dependencyPath: [], duplicateOf: null, cleared: false, root: i === inc && n === 0,
+            entity: m.id,
+            layer: o.layer,
+            kind: o.kind,
+            severity: o.severity,
+            lon: o.lon,
+            lat: o.lat,
+            observedMs: o.observedMs,
+            reports: 1,
+            rule: m.rule,
+            confidence: m.rule === "seed" ? 1 : 0.9,
+            explanation: m.text,
+            distanceM: 0,
+            timeGapS: 0,
+            dependencyPath: [],
+            duplicateOf: null,
+            cleared: false,
+            root: i === inc && n === 0,
           };
         }),
       );
@@ -465,9 +770,18 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       return {
         entry: inc.entry,
         root: members.find((m) => m.root) ?? null,
-        groups: layers.map((layer) => ({ layer, members: members.filter((m) => m.layer === layer) })).filter((g) => g.members.length > 0),
-        timeline: [{ atMs: inc.entry.openedMs, kind: "opened", text: `Opened: ${inc.members[0].text}`, operator: null }],
-        sop: inc.sop.map((text, index) => ({ index, text, ticked: inc.ticked.has(index), by: inc.ticked.has(index) ? (operator?.name ?? null) : null })),
+        groups: layers
+          .map((layer) => ({ layer, members: members.filter((m) => m.layer === layer) }))
+          .filter((g) => g.members.length > 0),
+        timeline: [
+          { atMs: inc.entry.openedMs, kind: "opened", text: `Opened: ${inc.members[0].text}`, operator: null },
+        ],
+        sop: inc.sop.map((text, index) => ({
+          index,
+          text,
+          ticked: inc.ticked.has(index),
+          by: inc.ticked.has(index) ? (operator?.name ?? null) : null,
+        })),
         canUndo: decisions.length > 0,
       };
     },
@@ -477,8 +791,13 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const who = signedIn();
       const inc = find(id);
       const order: LifecycleStatus[] = ["new", "acknowledged", "dispatched", "resolved", "closed"];
-      if (order.indexOf(to) <= order.indexOf(inc.entry.status)) throw { code: "invalidInput", message: `invalid input: incident ${id} is ${inc.entry.status}; it cannot become ${to}` };
-      if (to === "closed" && who.role === "operator") throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
+      if (order.indexOf(to) <= order.indexOf(inc.entry.status))
+        throw {
+          code: "invalidInput",
+          message: `invalid input: incident ${id} is ${inc.entry.status}; it cannot become ${to}`,
+        };
+      if (to === "closed" && who.role === "operator")
+        throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
       inc.entry = { ...inc.entry, status: to, acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
       if (to === "acknowledged") acknowledged.add(id);
       changed([inc.entry], []);
@@ -511,24 +830,51 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     report: async (mapPng: string | null): Promise<string> => reportHtml(mapPng),
     kpi: async (): Promise<ChartDto[]> => {
       const seen = newestPerEntity(observations, -Infinity, nowMs);
-      const bar = (n: number, i: number) => `<rect x="${10 + i * 60}" y="${110 - n * 10}" width="40" height="${n * 10}" fill="#0096c7"/>`;
+      const bar = (n: number, i: number) =>
+        `<rect x="${10 + i * 60}" y="${110 - n * 10}" width="40" height="${n * 10}" fill="#0096c7"/>`;
       const layers: Layer[] = ["transport", "security", "utility", "alerts"];
       const counts = layers.map((l) => seen.filter((o) => o.layer === l).length);
       const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="260" height="120">${counts.map(bar).join("")}</svg>`;
-      return [{ id: "observations-per-layer", title: "Observations per layer", svg, totals: Object.fromEntries(layers.map((l, i) => [l, counts[i]])) }];
+      return [
+        {
+          id: "observations-per-layer",
+          title: "Observations per layer",
+          svg,
+          totals: Object.fromEntries(layers.map((l, i) => [l, counts[i]])),
+        },
+      ];
     },
     inject: async (r: InjectRequestDto): Promise<InjectDto> => {
       if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
-      if (r.trainer.trim() === "") throw { code: "invalidInput", message: "invalid input: an inject needs the trainer's name" };
+      if (r.trainer.trim() === "")
+        throw { code: "invalidInput", message: "invalid input: an inject needs the trainer's name" };
       const spec = scenario.injects.find((i) => i.id === r.inject);
-      if (!spec) throw { code: "notFound", message: `inject ${JSON.stringify(r.inject)} in the scenario's palette not found` };
+      if (!spec)
+        throw { code: "notFound", message: `inject ${JSON.stringify(r.inject)} in the scenario's palette not found` };
       const n = injects.length + 1;
       const o: ObservationDto = {
-        id: `inject/${n}`, feed: `inject.${spec.layer}`, feedName: `Trainer injects (${spec.layer})`, layer: spec.layer, kind: spec.kind, severity: spec.severity,
-        lon: r.lon, lat: r.lat, title: spec.title, observedMs: nowMs, receivedMs: nowMs, fields: { inject: spec.id, trainer: r.trainer },
+        id: `inject/${n}`,
+        feed: `inject.${spec.layer}`,
+        feedName: `Trainer injects (${spec.layer})`,
+        layer: spec.layer,
+        kind: spec.kind,
+        severity: spec.severity,
+        lon: r.lon,
+        lat: r.lat,
+        title: spec.title,
+        observedMs: nowMs,
+        receivedMs: nowMs,
+        fields: { inject: spec.id, trainer: r.trainer },
       };
       observations.push(o);
-      const made: InjectDto = { n, inject: spec.id, scenarioMs: nowMs, trainer: r.trainer, entity: o.id, title: spec.title };
+      const made: InjectDto = {
+        n,
+        inject: spec.id,
+        scenarioMs: nowMs,
+        trainer: r.trainer,
+        entity: o.id,
+        title: spec.title,
+      };
       injects.push(made);
       emit(false, [o]);
       return made;
@@ -611,15 +957,27 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
     return {
       points: met ? 1 : 0,
       maxPoints: 1,
-      objectives: [{ id: "ack-first", title: "Acknowledge the first incident", outcome: met ? "met" : "missed", points: met ? 1 : 0, detail: met ? "acknowledged" : "not acknowledged yet" }],
+      objectives: [
+        {
+          id: "ack-first",
+          title: "Acknowledge the first incident",
+          outcome: met ? "met" : "missed",
+          points: met ? 1 : 0,
+          detail: met ? "acknowledged" : "not acknowledged yet",
+        },
+      ],
     };
   }
 
   function reportHtml(mapPng: string | null): string {
     const s = score();
-    const ended = endedMs === null ? "" : `<p class="meta">Exercise ended by ${(endedBy ?? "").replace(/[&<>"']/g, "")}.</p>`;
+    const ended =
+      endedMs === null ? "" : `<p class="meta">Exercise ended by ${(endedBy ?? "").replace(/[&<>"']/g, "")}.</p>`;
     // Only a PNG data URL is embedded, as the engine does.
-    const map = mapPng !== null && /^data:image\/png;base64,[A-Za-z0-9+/=]+$/.test(mapPng) ? `<figure data-map="main-incident"><img alt="Map of the main incident's area" src="${mapPng}"/></figure>` : "";
+    const map =
+      mapPng !== null && /^data:image\/png;base64,[A-Za-z0-9+/=]+$/.test(mapPng)
+        ? `<figure data-map="main-incident"><img alt="Map of the main incident's area" src="${mapPng}"/></figure>`
+        : "";
     return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/><title>After-action report</title></head><body><h1>After-action report: ${scenario.name.replace(/[&<>"']/g, "")}</h1>${ended}<p class="score">Run 1: <strong>${s?.points ?? 0} of ${s?.maxPoints ?? 0} points</strong></p>${map}</body></html>`;
   }
 
@@ -637,7 +995,11 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   function signInByRoster(name: string, role: OperatorRole, pin: string | null) {
     const row = pins.get(name);
     if (!row) {
-      if (role !== "operator") throw { code: "forbidden", message: `${name} is not in the roster as ${role}: a supervisor assigns that role (the first one with \`cityops roster add\`)` };
+      if (role !== "operator")
+        throw {
+          code: "forbidden",
+          message: `${name} is not in the roster as ${role}: a supervisor assigns that role (the first one with \`cityops roster add\`)`,
+        };
       pins.set(name, { role: "operator", pin, failed: 0, lockedUntilMs: null });
       roster.set(name, { name, role: "operator", hasPin: pin !== null, lockedUntilMs: null });
       return;
@@ -647,7 +1009,11 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const until = new Date(row.lockedUntilMs).toISOString().slice(11, 19);
       throw { code: "forbidden", message: `${name} is locked until ${until} UTC after ${MAX_WRONG_PINS} wrong PINs` };
     }
-    if (role !== row.role && role !== "operator") throw { code: "forbidden", message: `the roster has ${name} as ${row.role}, not ${role}: a supervisor assigns roles` };
+    if (role !== row.role && role !== "operator")
+      throw {
+        code: "forbidden",
+        message: `the roster has ${name} as ${row.role}, not ${role}: a supervisor assigns roles`,
+      };
     if (row.pin === null) {
       if (role !== "operator") throw { code: "forbidden", message: `${name} signs in with a PIN as ${role}` };
       return;
@@ -661,14 +1027,18 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         const until = new Date(row.lockedUntilMs).toISOString().slice(11, 19);
         throw { code: "forbidden", message: `${name} is locked until ${until} UTC after ${MAX_WRONG_PINS} wrong PINs` };
       }
-      throw { code: "forbidden", message: `wrong PIN for ${name} (${MAX_WRONG_PINS - row.failed} more before the name is locked for ${LOCKOUT_MS / MINUTE} minutes)` };
+      throw {
+        code: "forbidden",
+        message: `wrong PIN for ${name} (${MAX_WRONG_PINS - row.failed} more before the name is locked for ${LOCKOUT_MS / MINUTE} minutes)`,
+      };
     }
     row.failed = 0;
     row.lockedUntilMs = null;
   }
 
   function signedIn(): OperatorDto {
-    if (!operator) throw { code: "forbidden", message: "sign in first: every incident action is recorded with the operator's name" };
+    if (!operator)
+      throw { code: "forbidden", message: "sign in first: every incident action is recorded with the operator's name" };
     return operator;
   }
 

@@ -4,9 +4,16 @@ import type { ActionParams, ActionRequestDto, MapDiffDto } from "./backend";
 import { createFakeBackend, type FakeBackend } from "./fake";
 
 const INCIDENT = "inc/grid/1/0";
-const crew: ActionParams = { kind: "serviceRequest", serviceCode: "utility-crew", description: "Feeder 2 down <b>now</b> & more" };
+const crew: ActionParams = {
+  kind: "serviceRequest",
+  serviceCode: "utility-crew",
+  description: "Feeder 2 down <b>now</b> & more",
+};
 const req = (backend: string, params: ActionParams, incident: string | null = INCIDENT): ActionRequestDto => ({
-  backend, incident, at: incident ? null : [24.9443, 60.1717], params,
+  backend,
+  incident,
+  at: incident ? null : [24.9443, 60.1717],
+  params,
 });
 
 describe("fake dispatch", () => {
@@ -32,7 +39,12 @@ describe("fake dispatch", () => {
   it("offers one backend of each kind, one of them supervisor-only and two dangerous", async () => {
     const list = await b.backends();
     expect(new Set(list.map((x) => x.kind))).toEqual(new Set(["open311", "webhook", "mqtt", "cot", "cap"]));
-    expect(list.filter((x) => x.dangerous).map((x) => x.kind).sort()).toEqual(["cap", "mqtt"]);
+    expect(
+      list
+        .filter((x) => x.dangerous)
+        .map((x) => x.kind)
+        .sort(),
+    ).toEqual(["cap", "mqtt"]);
     expect(list.find((x) => x.supervisorOnly)?.kind).toBe("cap");
   });
 
@@ -47,22 +59,37 @@ describe("fake dispatch", () => {
     const hook = await b.previewAction(req("rescue-hook", { kind: "notify", message: "Power out <script>" }));
     expect(JSON.parse(hook.body).message).toBe("Power out <script>");
     expect(hook.headers.map((h) => h.name)).toEqual(["Content-Type", "Idempotency-Key", "X-Cityops-Signature"]);
-    const mqtt = await b.previewAction(req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }));
+    const mqtt = await b.previewAction(
+      req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }),
+    );
     expect(mqtt.destination).toBe("mqtt://127.0.0.1:1883 city/devices/HEL-4411/cmd");
     expect(mqtt.confirmations).toBe(2);
-    const cot = await b.previewAction(req("tak", { kind: "taskUnit", unit: "RPE-301", task: "t-x-i", remarks: "a<b" }, null));
+    const cot = await b.previewAction(
+      req("tak", { kind: "taskUnit", unit: "RPE-301", task: "t-x-i", remarks: "a<b" }, null),
+    );
     expect(cot.body).toContain(`<remarks source="cityops@control-room.hel.example">a&lt;b</remarks>`);
-    const cap = await b.previewAction(req("alert-hub", {
-      kind: "publicAlert", headline: "Storm <now>", description: "d", instruction: "Stay in", severity: "severe", expiresMinutes: 60,
-    }));
+    const cap = await b.previewAction(
+      req("alert-hub", {
+        kind: "publicAlert",
+        headline: "Storm <now>",
+        description: "d",
+        instruction: "Stay in",
+        severity: "severe",
+        expiresMinutes: 60,
+      }),
+    );
     expect(cap.body).toContain("<headline>Storm &lt;now&gt;</headline>");
     expect(cap.body).toContain("<status>Actual</status>");
     expect(cap.body).toContain("<severity>Severe</severity>");
   });
 
   it("refuses bad params and unknown backends", async () => {
-    await expect(b.previewAction(req("city-works", { ...crew, serviceCode: "nope" }))).rejects.toMatchObject({ code: "invalidInput" });
-    await expect(b.previewAction(req("city-works", { kind: "notify", message: "x" }))).rejects.toMatchObject({ code: "invalidInput" });
+    await expect(b.previewAction(req("city-works", { ...crew, serviceCode: "nope" }))).rejects.toMatchObject({
+      code: "invalidInput",
+    });
+    await expect(b.previewAction(req("city-works", { kind: "notify", message: "x" }))).rejects.toMatchObject({
+      code: "invalidInput",
+    });
     await expect(b.previewAction(req("nowhere", crew))).rejects.toMatchObject({ code: "notFound" });
   });
 
@@ -76,19 +103,33 @@ describe("fake dispatch", () => {
     vi.advanceTimersByTime(100);
     expect(state.actions[0].status).toBe("sending");
     vi.advanceTimersByTime(100);
-    expect(state.actions[0]).toMatchObject({ status: "delivered", reference: "SR-000001", remoteStatus: "open", attempts: 1 });
+    expect(state.actions[0]).toMatchObject({
+      status: "delivered",
+      reference: "SR-000001",
+      remoteStatus: "open",
+      attempts: 1,
+    });
     expect(b.committedBody(a.id)).toBe(p.body);
   });
 
   it("asks for two confirmations for dangerous actions and a supervisor for public alerts", async () => {
     await b.signIn("Aino", "operator", null);
-    const cmd = await b.previewAction(req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }));
+    const cmd = await b.previewAction(
+      req("signal-control", { kind: "deviceCommand", device: "HEL-4411", command: "FLASH" }),
+    );
     await expect(b.confirmAction(cmd.token)).rejects.toMatchObject({ code: "invalidInput" });
     expect(await b.armAction(cmd.token)).toBe(2);
     expect((await b.confirmAction(cmd.token)).status).toBe("queued");
-    const alert = await b.previewAction(req("alert-hub", {
-      kind: "publicAlert", headline: "Storm", description: "d", instruction: "Stay in", severity: "severe", expiresMinutes: 60,
-    }));
+    const alert = await b.previewAction(
+      req("alert-hub", {
+        kind: "publicAlert",
+        headline: "Storm",
+        description: "d",
+        instruction: "Stay in",
+        severity: "severe",
+        expiresMinutes: 60,
+      }),
+    );
     await expect(b.armAction(alert.token)).rejects.toMatchObject({ code: "forbidden" });
     await b.signIn("Sara", "supervisor", null);
     expect(await b.armAction(alert.token)).toBe(2);
@@ -116,7 +157,10 @@ describe("fake dispatch", () => {
     b.setBackendOffline("city-works", false);
     await b.retryAction(first.id);
     vi.advanceTimersByTime(2000);
-    expect(state.actions.map((a) => [a.id, a.status])).toEqual([[second.id, "delivered"], [first.id, "delivered"]]);
+    expect(state.actions.map((a) => [a.id, a.status])).toEqual([
+      [second.id, "delivered"],
+      [first.id, "delivered"],
+    ]);
     expect(new Set(state.actions.map((a) => a.reference)).size).toBe(2);
     expect(state.offline).toBe(false);
     expect(diffs.every((d) => d.outbox === null || d.outbox.actions.length <= 2)).toBe(true);
@@ -135,9 +179,16 @@ describe("fake dispatch", () => {
 
   it("marks exercise actions and CAP status Exercise in training", async () => {
     const t = createFakeBackend({ dispatch: { exercise: true } });
-    const cap = await t.previewAction(req("alert-hub", {
-      kind: "publicAlert", headline: "Drill", description: "d", instruction: "none", severity: "minor", expiresMinutes: 30,
-    }));
+    const cap = await t.previewAction(
+      req("alert-hub", {
+        kind: "publicAlert",
+        headline: "Drill",
+        description: "d",
+        instruction: "none",
+        severity: "minor",
+        expiresMinutes: 30,
+      }),
+    );
     expect(cap.exercise).toBe(true);
     expect(cap.backend.exercise).toBe(true);
     expect(cap.body).toContain("<status>Exercise</status>");

@@ -44,16 +44,47 @@ export type FakeBackendConfig = {
 /** The fake's backends, one of each kind; the contract suite (`fixtures/contract/`) configures the same ids, kinds and choices. */
 export const FAKE_BACKENDS: readonly FakeBackendConfig[] = [
   {
-    id: "city-works", name: "City works Open311", kind: "open311", url: "http://127.0.0.1:8311", secretEnv: "CITYOPS_OPEN311_KEY",
+    id: "city-works",
+    name: "City works Open311",
+    kind: "open311",
+    url: "http://127.0.0.1:8311",
+    secretEnv: "CITYOPS_OPEN311_KEY",
     choices: ["utility-crew", "public-works", "tree-removal", "street-lighting"],
   },
-  { id: "rescue-hook", name: "Helsinki Rescue Department", kind: "webhook", url: "http://127.0.0.1:9000/hooks/rescue", secretEnv: "CITYOPS_WEBHOOK_SECRET", choices: [] },
   {
-    id: "signal-control", name: "Traffic signal control", kind: "mqtt", host: "127.0.0.1", port: 1883,
-    commandTopic: "city/devices/{device}/cmd", responseTopic: "city/devices/{device}/reply", choices: ["FLASH", "NORMAL", "DARK", "VALVE_CLOSE", "FEEDER_ISOLATE"],
+    id: "rescue-hook",
+    name: "Helsinki Rescue Department",
+    kind: "webhook",
+    url: "http://127.0.0.1:9000/hooks/rescue",
+    secretEnv: "CITYOPS_WEBHOOK_SECRET",
+    choices: [],
   },
-  { id: "tak", name: "Field units (TAK)", kind: "cot", host: "127.0.0.1", port: 8087, choices: ["t-x-i", "b-m-p-s-p-i", "a-f-G-U-C"] },
-  { id: "alert-hub", name: "Public alert hub (CAP)", kind: "cap", url: "http://127.0.0.1:9000/hooks/alert-hub", secretEnv: "CITYOPS_CAP_SECRET", choices: [] },
+  {
+    id: "signal-control",
+    name: "Traffic signal control",
+    kind: "mqtt",
+    host: "127.0.0.1",
+    port: 1883,
+    commandTopic: "city/devices/{device}/cmd",
+    responseTopic: "city/devices/{device}/reply",
+    choices: ["FLASH", "NORMAL", "DARK", "VALVE_CLOSE", "FEEDER_ISOLATE"],
+  },
+  {
+    id: "tak",
+    name: "Field units (TAK)",
+    kind: "cot",
+    host: "127.0.0.1",
+    port: 8087,
+    choices: ["t-x-i", "b-m-p-s-p-i", "a-f-G-U-C"],
+  },
+  {
+    id: "alert-hub",
+    name: "Public alert hub (CAP)",
+    kind: "cap",
+    url: "http://127.0.0.1:9000/hooks/alert-hub",
+    secretEnv: "CITYOPS_CAP_SECRET",
+    choices: [],
+  },
 ];
 
 /** What each kind of action does, in words, as the engine says it (`BackendKind::action`). */
@@ -68,11 +99,15 @@ const ACTION: Record<BackendDto["kind"], string> = {
 /** Where a backend's actions go, as the engine shows it (`BackendSpec::destination`). */
 function destination(c: FakeBackendConfig, device: string | null): string {
   switch (c.kind) {
-    case "open311": return `POST ${(c.url ?? "").replace(/\/+$/, "")}/requests.json`;
+    case "open311":
+      return `POST ${(c.url ?? "").replace(/\/+$/, "")}/requests.json`;
     case "webhook":
-    case "cap": return `POST ${c.url ?? ""}`;
-    case "mqtt": return `mqtt://${c.host ?? ""}:${c.port ?? 1883} ${(c.commandTopic ?? "").replaceAll("{device}", device ?? "{device}")}`;
-    case "cot": return `tcp://${c.host ?? ""}:${c.port ?? 8087}`;
+    case "cap":
+      return `POST ${c.url ?? ""}`;
+    case "mqtt":
+      return `mqtt://${c.host ?? ""}:${c.port ?? 1883} ${(c.commandTopic ?? "").replaceAll("{device}", device ?? "{device}")}`;
+    case "cot":
+      return `tcp://${c.host ?? ""}:${c.port ?? 8087}`;
   }
 }
 
@@ -116,7 +151,13 @@ export type FakeDispatchDeps = {
   nowMs?: () => number;
 };
 
-type Pending = { preview: ActionPreviewDto; request: ActionRequestDto; operator: string; armed: boolean; scenarioMs: number | null };
+type Pending = {
+  preview: ActionPreviewDto;
+  request: ActionRequestDto;
+  operator: string;
+  armed: boolean;
+  scenarioMs: number | null;
+};
 
 const ERR = {
   invalid: (message: string) => ({ code: "invalidInput" as const, message }),
@@ -130,7 +171,10 @@ const ERR = {
  */
 export function xmlEscape(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[<>&"']|[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? "");
+  return s.replace(
+    /[<>&"']|[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g,
+    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? "",
+  );
 }
 
 /** `application/x-www-form-urlencoded` of one component, byte for byte as the engine encodes it. */
@@ -152,11 +196,18 @@ function jsonFloat(x: number): string {
 
 /** A JSON object with its keys sorted, as serde_json's `json!` writes one. */
 function sortedJson(o: Record<string, unknown>): string {
-  const parts = Object.keys(o).sort().map((k) => {
-    const v = o[k];
-    const text = typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Raw) ? sortedJson(v as Record<string, unknown>) : v instanceof Raw ? v.text : JSON.stringify(v);
-    return `${JSON.stringify(k)}:${text}`;
-  });
+  const parts = Object.keys(o)
+    .sort()
+    .map((k) => {
+      const v = o[k];
+      const text =
+        typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Raw)
+          ? sortedJson(v as Record<string, unknown>)
+          : v instanceof Raw
+            ? v.text
+            : JSON.stringify(v);
+      return `${JSON.stringify(k)}:${text}`;
+    });
   return `{${parts.join(",")}}`;
 }
 
@@ -171,7 +222,10 @@ const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19) + "+00:00";
 const isoZ = (ms: number) => new Date(ms).toISOString();
 
 /** The first line of a text, at most 80 characters. */
-const firstLine = (s: string) => Array.from(s.split("\n")[0] ?? "").slice(0, 80).join("");
+const firstLine = (s: string) =>
+  Array.from(s.split("\n")[0] ?? "")
+    .slice(0, 80)
+    .join("");
 
 /** A stand-in for an HMAC: 64 hex digits that depend on every byte of the body. */
 function fakeSignature(body: string): string {
@@ -232,7 +286,8 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     if (!pending) throw ERR.notFound("preview (preview the action again) not found");
     if (strict() && pending.operator !== op.name) throw ERR.forbidden("the action was previewed by another operator");
     // The role is checked again at each step: whoever previewed may have signed out.
-    if (pending.preview.backend.supervisorOnly && op.role === "operator") throw ERR.forbidden(`${pending.preview.backend.name} needs a supervisor`);
+    if (pending.preview.backend.supervisorOnly && op.role === "operator")
+      throw ERR.forbidden(`${pending.preview.backend.name} needs a supervisor`);
     return pending;
   }
   const actions: ActionDto[] = [];
@@ -242,10 +297,16 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
   let nextId = 1;
 
   const dto = (c: FakeBackendConfig): BackendDto => ({
-    id: c.id, name: c.name, kind: c.kind, action: ACTION[c.kind], dangerous: c.kind === "mqtt" || c.kind === "cap",
+    id: c.id,
+    name: c.name,
+    kind: c.kind,
+    action: ACTION[c.kind],
+    dangerous: c.kind === "mqtt" || c.kind === "cap",
     // Public alerts are always a supervisor's call, whatever the file says.
     supervisorOnly: (c.supervisorOnly ?? false) || c.kind === "cap",
-    choices: [...c.choices], exercise, reachable: reachable.get(c.id) ?? null,
+    choices: [...c.choices],
+    exercise,
+    reachable: reachable.get(c.id) ?? null,
   });
   const config = (id: string): FakeBackendConfig => {
     const c = configs.find((b) => b.id === id);
@@ -282,11 +343,16 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     references.set(kind, n);
     const six = String(n).padStart(6, "0");
     switch (kind) {
-      case "open311": return `SR-${six}`;
-      case "webhook": return `RX-${six}`;
-      case "mqtt": return "ack";
-      case "cot": return `tak-${six}`;
-      case "cap": return `hub-${six}`;
+      case "open311":
+        return `SR-${six}`;
+      case "webhook":
+        return `RX-${six}`;
+      case "mqtt":
+        return "ack";
+      case "cot":
+        return `tak-${six}`;
+      case "cap":
+        return `hub-${six}`;
     }
   }
 
@@ -341,27 +407,55 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
   }
 
   /** The exact bytes, as the engine's core renders them (`dispatch::render`). */
-  function render(request: ActionRequestDto, place: Place, key: string, nowMs: number, operator: string): { summary: string; body: string; device: string | null } {
+  function render(
+    request: ActionRequestDto,
+    place: Place,
+    key: string,
+    nowMs: number,
+    operator: string,
+  ): { summary: string; body: string; device: string | null } {
     const p = request.params;
     const incident = request.incident;
     switch (p.kind) {
       case "serviceRequest": {
         const form: [string, string][] = [
-          ["service_code", p.serviceCode], ["lat", place.lat.toFixed(6)], ["long", place.lon.toFixed(6)], ["address_string", place.label],
-          ["description", p.description], ["attribute[cityops_key]", key],
+          ["service_code", p.serviceCode],
+          ["lat", place.lat.toFixed(6)],
+          ["long", place.lon.toFixed(6)],
+          ["address_string", place.label],
+          ["description", p.description],
+          ["attribute[cityops_key]", key],
         ];
         if (incident !== null) form.push(["attribute[cityops_incident]", incident]);
-        return { summary: `Service request ${p.serviceCode} at ${place.label}`, body: form.map(([k, v]) => `${formComponent(k)}=${formComponent(v)}`).join("&"), device: null };
+        return {
+          summary: `Service request ${p.serviceCode} at ${place.label}`,
+          body: form.map(([k, v]) => `${formComponent(k)}=${formComponent(v)}`).join("&"),
+          device: null,
+        };
       }
       case "notify": {
         const body = sortedJson({
-          key, sent: iso(nowMs), sender, operator, exercise, incident,
-          place: { label: place.label, lon: new Raw(jsonFloat(place.lon)), lat: new Raw(jsonFloat(place.lat)) }, message: p.message,
+          key,
+          sent: iso(nowMs),
+          sender,
+          operator,
+          exercise,
+          incident,
+          place: { label: place.label, lon: new Raw(jsonFloat(place.lon)), lat: new Raw(jsonFloat(place.lat)) },
+          message: p.message,
         });
         return { summary: `Notify: ${firstLine(p.message)}`, body, device: null };
       }
       case "deviceCommand": {
-        const body = sortedJson({ key, device: p.device, command: p.command, sent: iso(nowMs), operator, exercise, incident });
+        const body = sortedJson({
+          key,
+          device: p.device,
+          command: p.command,
+          sent: iso(nowMs),
+          operator,
+          exercise,
+          incident,
+        });
         return { summary: `Command ${p.command} to ${p.device}`, body, device: p.device };
       }
       case "taskUnit": {
@@ -381,9 +475,10 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       case "publicAlert": {
         const severity = p.severity.charAt(0).toUpperCase() + p.severity.slice(1);
         // CAP polygons are "lat,lon" pairs separated by spaces; without an area, a 500 m circle.
-        const shape = place.area !== null && place.area.length >= 4
-          ? `<polygon>${place.area.map(([lon, lat]) => `${lat.toFixed(5)},${lon.toFixed(5)}`).join(" ")}</polygon>`
-          : `<circle>${place.lat.toFixed(5)},${place.lon.toFixed(5)} 0.5</circle>`;
+        const shape =
+          place.area !== null && place.area.length >= 4
+            ? `<polygon>${place.area.map(([lon, lat]) => `${lat.toFixed(5)},${lon.toFixed(5)}`).join(" ")}</polygon>`
+            : `<circle>${place.lat.toFixed(5)},${place.lon.toFixed(5)} 0.5</circle>`;
         const body =
           `<?xml version="1.0" encoding="UTF-8"?>\n` +
           `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">` +
@@ -403,7 +498,8 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
 
   /** The engine's checks of the parameters (`dispatch::validate`), with its words. */
   function validate(c: FakeBackendConfig, p: ActionParams) {
-    if (KIND_OF_PARAMS[p.kind] !== c.kind) throw ERR.invalid(`backend ${c.id} takes ${c.kind} actions, not ${KIND_OF_PARAMS[p.kind]}`);
+    if (KIND_OF_PARAMS[p.kind] !== c.kind)
+      throw ERR.invalid(`backend ${c.id} takes ${c.kind} actions, not ${KIND_OF_PARAMS[p.kind]}`);
     const text = (field: string, v: string, required: boolean) => {
       if (required && v.trim() === "") throw ERR.invalid(`${field}: is required`);
       if (Array.from(v).length > MAX_TEXT) throw ERR.invalid(`${field}: is longer than ${MAX_TEXT} characters`);
@@ -411,20 +507,36 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     const ident = (field: string, v: string, choices: readonly string[]) => {
       if (v.trim() === "") throw ERR.invalid(`${field}: is required`);
       // eslint-disable-next-line no-control-regex
-      if (new TextEncoder().encode(v).length > MAX_ID || /[\u0000-\u001f\u007f-\u009f/+#]/.test(v)) throw ERR.invalid(`${field}: ${JSON.stringify(v)} is not a valid identifier`);
-      if (choices.length > 0 && !choices.includes(v)) throw ERR.invalid(`${field}: ${JSON.stringify(v)} is not one of ${choices.join(", ")}`);
+      if (new TextEncoder().encode(v).length > MAX_ID || /[\u0000-\u001f\u007f-\u009f/+#]/.test(v))
+        throw ERR.invalid(`${field}: ${JSON.stringify(v)} is not a valid identifier`);
+      if (choices.length > 0 && !choices.includes(v))
+        throw ERR.invalid(`${field}: ${JSON.stringify(v)} is not one of ${choices.join(", ")}`);
     };
     switch (p.kind) {
-      case "serviceRequest": ident("serviceCode", p.serviceCode, c.choices); text("description", p.description, true); break;
-      case "notify": text("message", p.message, true); break;
-      case "deviceCommand": ident("device", p.device, []); ident("command", p.command, c.choices); break;
-      case "taskUnit": ident("unit", p.unit, []); ident("task", p.task, c.choices); text("remarks", p.remarks, false); break;
+      case "serviceRequest":
+        ident("serviceCode", p.serviceCode, c.choices);
+        text("description", p.description, true);
+        break;
+      case "notify":
+        text("message", p.message, true);
+        break;
+      case "deviceCommand":
+        ident("device", p.device, []);
+        ident("command", p.command, c.choices);
+        break;
+      case "taskUnit":
+        ident("unit", p.unit, []);
+        ident("task", p.task, c.choices);
+        text("remarks", p.remarks, false);
+        break;
       case "publicAlert":
         text("headline", p.headline, true);
-        if (Array.from(p.headline).length > 160) throw ERR.invalid("headline: CAP headlines should stay under 160 characters");
+        if (Array.from(p.headline).length > 160)
+          throw ERR.invalid("headline: CAP headlines should stay under 160 characters");
         text("description", p.description, true);
         text("instruction", p.instruction, false);
-        if (!(Number.isInteger(p.expiresMinutes) && p.expiresMinutes >= 1 && p.expiresMinutes <= 7 * 24 * 60)) throw ERR.invalid("expiresMinutes: must be between 1 minute and 7 days");
+        if (!(Number.isInteger(p.expiresMinutes) && p.expiresMinutes >= 1 && p.expiresMinutes <= 7 * 24 * 60))
+          throw ERR.invalid("expiresMinutes: must be between 1 minute and 7 days");
         break;
     }
   }
@@ -432,14 +544,20 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
   /** The headers the engine adds: content type and key over HTTP, and a webhook's or alert's signature. */
   function headers(c: FakeBackendConfig, body: string, key: string): HeaderDto[] {
     const out: HeaderDto[] = [];
-    const contentType = { open311: "application/x-www-form-urlencoded", webhook: "application/json", cap: "application/cap+xml" } as const;
+    const contentType = {
+      open311: "application/x-www-form-urlencoded",
+      webhook: "application/json",
+      cap: "application/cap+xml",
+    } as const;
     if (c.kind === "open311" || c.kind === "webhook" || c.kind === "cap") {
       out.push({ name: "Content-Type", value: contentType[c.kind] }, { name: "Idempotency-Key", value: key });
     }
     if ((c.kind === "webhook" || c.kind === "cap") && c.secretEnv !== undefined) {
       // The fake holds no secret. An exercise never sends, so the engine previews it unsigned
       // and says why; outside one the fake shows a stand-in signature.
-      const value = exercise ? `(exercise: not signed; environment variable ${c.secretEnv} (the backend's secret) is not set)` : `sha256=${fakeSignature(body)}`;
+      const value = exercise
+        ? `(exercise: not signed; environment variable ${c.secretEnv} (the backend's secret) is not set)`
+        : `sha256=${fakeSignature(body)}`;
       out.push({ name: "X-Cityops-Signature", value });
     }
     return out;
@@ -451,11 +569,13 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     // In the engine's order: who asks, where, which backend, whether they may, what.
     previewAction: async (request: ActionRequestDto): Promise<ActionPreviewDto> => {
       const op = strict() ? signedIn() : deps.operator();
-      if (request.incident === null && request.at === null) throw ERR.invalid("the action needs a place: an incident or a point on the map");
+      if (request.incident === null && request.at === null)
+        throw ERR.invalid("the action needs a place: an incident or a point on the map");
       const place = deps.locate(request);
       const c = config(request.backend);
       const backend = dto(c);
-      if (strict() && backend.supervisorOnly && op?.role === "operator") throw ERR.forbidden(`${c.name} needs a supervisor`);
+      if (strict() && backend.supervisorOnly && op?.role === "operator")
+        throw ERR.forbidden(`${c.name} needs a supervisor`);
       validate(c, request.params);
       const key = randomHex(16);
       const nowMs = deps.nowMs?.() ?? Date.now();
@@ -463,10 +583,23 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       // The Open311 API key is added when sending and never shown; the preview says it is there.
       const body = c.kind === "open311" && c.secretEnv !== undefined ? `${r.body}&api_key=********` : r.body;
       const preview: ActionPreviewDto = {
-        token: `preview-${randomHex(12)}`, backend, key, summary: r.summary, destination: destination(c, r.device), headers: headers(c, r.body, key), body,
-        confirmations: backend.dangerous ? 2 : 1, exercise,
+        token: `preview-${randomHex(12)}`,
+        backend,
+        key,
+        summary: r.summary,
+        destination: destination(c, r.device),
+        headers: headers(c, r.body, key),
+        body,
+        confirmations: backend.dangerous ? 2 : 1,
+        exercise,
       };
-      previews.set(preview.token, { preview, request, operator: op?.name ?? "", armed: false, scenarioMs: deps.nowMs?.() ?? null });
+      previews.set(preview.token, {
+        preview,
+        request,
+        operator: op?.name ?? "",
+        armed: false,
+        scenarioMs: deps.nowMs?.() ?? null,
+      });
       return preview;
     },
 
@@ -480,12 +613,29 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       const pending = pendingFor(token);
       const op = signedIn();
       const { preview, request } = pending;
-      if (preview.confirmations >= 2 && !pending.armed) throw ERR.invalid(`invalid input: ${preview.summary} needs ${preview.confirmations} confirmations: confirm it once first`);
+      if (preview.confirmations >= 2 && !pending.armed)
+        throw ERR.invalid(
+          `invalid input: ${preview.summary} needs ${preview.confirmations} confirmations: confirm it once first`,
+        );
       previews.delete(token);
       const action: ActionDto = {
-        id: nextId++, key: preview.key, incident: request.incident, backend: preview.backend.id, kind: preview.backend.kind,
-        summary: preview.summary, destination: preview.destination, status: "queued", attempts: 0, reference: null, remoteStatus: null,
-        lastError: null, nextAttemptMs: null, createdMs: Date.now(), scenarioMs: pending.scenarioMs, operator: op.name, exercise,
+        id: nextId++,
+        key: preview.key,
+        incident: request.incident,
+        backend: preview.backend.id,
+        kind: preview.backend.kind,
+        summary: preview.summary,
+        destination: preview.destination,
+        status: "queued",
+        attempts: 0,
+        reference: null,
+        remoteStatus: null,
+        lastError: null,
+        nextAttemptMs: null,
+        createdMs: Date.now(),
+        scenarioMs: pending.scenarioMs,
+        operator: op.name,
+        exercise,
       };
       actions.push(action);
       bodies.set(action.id, pending);
@@ -502,7 +652,8 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       const a = actions.find((x) => x.id === id);
       if (!a) throw ERR.invalid(`store: action ${id} does not exist`);
       // The engine's words, "retryed" included (its store builds them from the verb).
-      if (a.status !== "failed") throw ERR.invalid(`store: action ${id} is ${a.status}; only failed actions can be retryed`);
+      if (a.status !== "failed")
+        throw ERR.invalid(`store: action ${id} is ${a.status}; only failed actions can be retryed`);
       a.status = "queued";
       a.nextAttemptMs = null;
       pump();
@@ -512,7 +663,8 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
       if (strict()) signedIn();
       const a = actions.find((x) => x.id === id);
       if (!a) throw ERR.invalid(`store: action ${id} does not exist`);
-      if (a.status !== "queued" && a.status !== "failed") throw ERR.invalid(`store: action ${id} is ${a.status}; only queued or failed actions can be canceled`);
+      if (a.status !== "queued" && a.status !== "failed")
+        throw ERR.invalid(`store: action ${id} is ${a.status}; only queued or failed actions can be canceled`);
       a.status = "cancelled";
       a.nextAttemptMs = null;
       changed();

@@ -30,7 +30,11 @@ export function tileUrlBase(userAgent: string = globalThis.navigator?.userAgent 
  * The basemap style for a theme, with its tile URLs pointed at `archive` (the scenario's
  * `map`, the first path segment of tile URLs) under `base`.
  */
-export function basemapStyle(theme: Theme, archive: string | null = null, base: string = tileUrlBase()): StyleSpecification {
+export function basemapStyle(
+  theme: Theme,
+  archive: string | null = null,
+  base: string = tileUrlBase(),
+): StyleSpecification {
   const style = STYLES[theme];
   const sources: StyleSpecification["sources"] = {};
   for (const [id, src] of Object.entries(style.sources)) {

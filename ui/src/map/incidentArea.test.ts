@@ -17,7 +17,14 @@ describe("incident area", () => {
   });
 
   it("goes under the observation layers", () => {
-    const style = { version: 8, sources: {}, layers: [{ id: "bg", type: "background" }, { id: "obs-transport", type: "circle", source: "x" }] } as unknown as StyleSpecification;
+    const style = {
+      version: 8,
+      sources: {},
+      layers: [
+        { id: "bg", type: "background" },
+        { id: "obs-transport", type: "circle", source: "x" },
+      ],
+    } as unknown as StyleSpecification;
     const out = withArea(style, areaCollection(null));
     expect(out.layers.map((l) => l.id)).toEqual(["bg", AREA_FILL, AREA_LINE, "obs-transport"]);
     expect(out.sources[AREA_SOURCE]).toBeDefined();

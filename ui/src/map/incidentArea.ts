@@ -13,14 +13,30 @@ export const AREA_LINE = "incident-area-line";
 /** Padding around the members, in degrees of latitude (about 60 m); longitude is scaled. */
 const PAD_DEG = 0.00055;
 
-export type AreaCollection = { type: "FeatureCollection"; features: { type: "Feature"; properties: Record<string, never>; geometry: { type: "Polygon"; coordinates: number[][][] } }[] };
+export type AreaCollection = {
+  type: "FeatureCollection";
+  features: {
+    type: "Feature";
+    properties: Record<string, never>;
+    geometry: { type: "Polygon"; coordinates: number[][][] };
+  }[];
+};
 
 /** The padded box as a GeoJSON collection; empty without an area. */
 export function areaCollection(area: AreaDto | null): AreaCollection {
   if (area === null) return { type: "FeatureCollection", features: [] };
   const [w, s, e, n] = paddedBounds(area);
-  const ring = [[w, s], [e, s], [e, n], [w, n], [w, s]];
-  return { type: "FeatureCollection", features: [{ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } }] };
+  const ring = [
+    [w, s],
+    [e, s],
+    [e, n],
+    [w, n],
+    [w, s],
+  ];
+  return {
+    type: "FeatureCollection",
+    features: [{ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } }],
+  };
 }
 
 /** West, south, east, north of the area with the padding added. */
@@ -31,7 +47,12 @@ export function paddedBounds(a: AreaDto): [number, number, number, number] {
 
 /** Adds the area's source and layers to a style, below the first observation layer. */
 export function withArea(style: StyleSpecification, data: AreaCollection): StyleSpecification {
-  const fill: FillLayerSpecification = { id: AREA_FILL, type: "fill", source: AREA_SOURCE, paint: { "fill-color": "#ff3b5c", "fill-opacity": 0.12 } };
+  const fill: FillLayerSpecification = {
+    id: AREA_FILL,
+    type: "fill",
+    source: AREA_SOURCE,
+    paint: { "fill-color": "#ff3b5c", "fill-opacity": 0.12 },
+  };
   const line: LineLayerSpecification = {
     id: AREA_LINE,
     type: "line",

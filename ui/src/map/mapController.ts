@@ -189,7 +189,13 @@ export class MapController {
     // The queue covers the left edge and the detail the right one; the header and the replay
     // bar cover the top and bottom.
     const padding = { top: 60, bottom: 90, left: Math.min(320, c.width * 0.25), right: Math.min(460, c.width * 0.3) };
-    this.#map.fitBounds([[w, s], [e, n]], { padding, maxZoom: 17, duration: 900 });
+    this.#map.fitBounds(
+      [
+        [w, s],
+        [e, n],
+      ],
+      { padding, maxZoom: 17, duration: 900 },
+    );
   }
 
   /**
@@ -203,7 +209,13 @@ export class MapController {
     try {
       if (area) {
         const [w, s, e, n] = paddedBounds(area);
-        map.fitBounds([[w, s], [e, n]], { padding: 40, maxZoom: 17, duration: 0 });
+        map.fitBounds(
+          [
+            [w, s],
+            [e, n],
+          ],
+          { padding: 40, maxZoom: 17, duration: 0 },
+        );
       }
       await new Promise<void>((resolve) => {
         // A map with tiles still loading waits for them, but never longer than a few seconds.
@@ -240,12 +252,22 @@ export class MapController {
   }
 
   jumpTo(camera: CameraState): void {
-    this.#map.jumpTo({ center: [camera.center[0], camera.center[1]], zoom: camera.zoom, bearing: camera.bearing, pitch: camera.pitch });
+    this.#map.jumpTo({
+      center: [camera.center[0], camera.center[1]],
+      zoom: camera.zoom,
+      bearing: camera.bearing,
+      pitch: camera.pitch,
+    });
   }
 
   camera(): CameraState {
     const c = this.#map.getCenter();
-    return { center: [c.lng, c.lat], zoom: this.#map.getZoom(), bearing: this.#map.getBearing(), pitch: this.#map.getPitch() };
+    return {
+      center: [c.lng, c.lat],
+      zoom: this.#map.getZoom(),
+      bearing: this.#map.getBearing(),
+      pitch: this.#map.getPitch(),
+    };
   }
 
   destroy(): void {
@@ -289,7 +311,8 @@ export class MapController {
   #applyVisibility(): void {
     for (const layer of LAYERS) {
       for (const id of styleLayerIds(layer)) {
-        if (this.#map.getLayer(id)) this.#map.setLayoutProperty(id, "visibility", this.#visible[layer] ? "visible" : "none");
+        if (this.#map.getLayer(id))
+          this.#map.setLayoutProperty(id, "visibility", this.#visible[layer] ? "visible" : "none");
       }
     }
   }

@@ -14,10 +14,25 @@ import {
   type ObservationCollection,
 } from "./observationLayers";
 
-const empty = { transport: emptyCollection(), security: emptyCollection(), utility: emptyCollection(), alerts: emptyCollection() };
+const empty = {
+  transport: emptyCollection(),
+  security: emptyCollection(),
+  utility: emptyCollection(),
+  alerts: emptyCollection(),
+};
 
 function feature(id: string, extra: Partial<MapFeatureDto> = {}): MapFeatureDto {
-  return { id, layer: "utility", kind: "substation", severity: "severe", lon: 24.95, lat: 60.17, title: "<b>t</b>", observedMs: 5, ...extra };
+  return {
+    id,
+    layer: "utility",
+    kind: "substation",
+    severity: "severe",
+    lon: 24.95,
+    lat: 60.17,
+    title: "<b>t</b>",
+    observedMs: 5,
+    ...extra,
+  };
 }
 
 describe("observation layers", () => {
@@ -60,11 +75,22 @@ describe("observation layers", () => {
     const data = applyDiff(emptyData(), {
       reset: true,
       upserts: [feature("a"), feature("b", { layer: "alerts", severity: "extreme" })],
-      clock: { startMs: 0, endMs: 10, nowMs: 5, playing: false, speed: 1, ingestedUntilMs: 5, finished: false, endedMs: null, trainerView: false },
+      clock: {
+        startMs: 0,
+        endMs: 10,
+        nowMs: 5,
+        playing: false,
+        speed: 1,
+        ingestedUntilMs: 5,
+        finished: false,
+        endedMs: null,
+        trainerView: false,
+      },
       layers: [],
       incidents: null,
       outbox: null,
-      feeds: null, storage: null,
+      feeds: null,
+      storage: null,
     });
     const collections: Record<string, ObservationCollection> = {};
     for (const [l, m] of Object.entries(data.features)) collections[l] = toFeatureCollection(m);
@@ -83,7 +109,15 @@ describe("observation layers", () => {
         {
           type: "Feature",
           geometry: { type: "Point", coordinates: [24.95, 60.17] },
-          properties: { id: "a", layer: "utility", kind: "substation", severity: "severe", rank: 3, title: "<b>t</b>", observedMs: 5 },
+          properties: {
+            id: "a",
+            layer: "utility",
+            kind: "substation",
+            severity: "severe",
+            rank: 3,
+            title: "<b>t</b>",
+            observedMs: 5,
+          },
         },
       ],
     });

@@ -127,7 +127,19 @@ export function circleLayer(layer: Layer, visible: boolean, theme: Theme = "nigh
     paint: {
       "circle-color": colour,
       "circle-radius": scaledRadius(radius),
-      "circle-opacity": ["match", ["get", "severity"], "minor", 0.72, "moderate", 0.86, "severe", 0.95, "extreme", 1, 0.5],
+      "circle-opacity": [
+        "match",
+        ["get", "severity"],
+        "minor",
+        0.72,
+        "moderate",
+        0.86,
+        "severe",
+        0.95,
+        "extreme",
+        1,
+        0.5,
+      ],
       "circle-stroke-color": [
         "case",
         selected,
@@ -160,13 +172,21 @@ export function ringLayer(layer: Layer, visible: boolean, theme: Theme = "night"
       "circle-radius": scaledRadius(radius, 7),
       "circle-stroke-color": ["case", selected, SELECTED_OUTLINE[theme], colour],
       "circle-stroke-width": ["case", selected, 1.5, ["match", ["get", "severity"], "extreme", 2, "severe", 1, 0]],
-      "circle-stroke-opacity": ["case", selected, 0.9, ["match", ["get", "severity"], "extreme", 0.85, "severe", 0.45, 0]],
+      "circle-stroke-opacity": [
+        "case",
+        selected,
+        0.9,
+        ["match", ["get", "severity"], "extreme", 0.85, "severe", 0.45, 0],
+      ],
       "circle-pitch-alignment": "map",
     },
   };
 }
 
-export function observationLayers(visible: Readonly<Record<Layer, boolean>>, theme: Theme = "night"): LayerSpecification[] {
+export function observationLayers(
+  visible: Readonly<Record<Layer, boolean>>,
+  theme: Theme = "night",
+): LayerSpecification[] {
   return LAYERS.flatMap((l) => [ringLayer(l, visible[l], theme), circleLayer(l, visible[l], theme)]);
 }
 

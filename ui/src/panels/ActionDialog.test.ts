@@ -11,7 +11,13 @@ afterEach(cleanup);
 const hostile = "Signals dark: <img src=x onerror=alert(1)>";
 const target: DispatchTarget = { incident: "inc/grid/1/0", at: null, title: hostile, entity: "signals:4411" };
 
-function setup(patch: { role?: "operator" | "supervisor"; exercise?: boolean; preview?: (r: ActionRequestDto) => Promise<ActionPreviewDto> } = {}) {
+function setup(
+  patch: {
+    role?: "operator" | "supervisor";
+    exercise?: boolean;
+    preview?: (r: ActionRequestDto) => Promise<ActionPreviewDto>;
+  } = {},
+) {
   const b = createFakeBackend({ dispatch: { exercise: patch.exercise ?? false } });
   const onPreview = vi.fn(patch.preview ?? ((r: ActionRequestDto) => b.previewAction(r)));
   const onArm = vi.fn(async (token: string): Promise<number> => {
@@ -29,7 +35,18 @@ function setup(patch: { role?: "operator" | "supervisor"; exercise?: boolean; pr
 
 async function open(s: ReturnType<typeof setup>) {
   const backends: BackendDto[] = await s.b.backends();
-  return render(ActionDialog, { props: { backends, target, role: "operator", onPreview: s.onPreview, onArm: s.onArm, onConfirm: s.onConfirm, onDone: s.onDone, onClose: s.onClose } });
+  return render(ActionDialog, {
+    props: {
+      backends,
+      target,
+      role: "operator",
+      onPreview: s.onPreview,
+      onArm: s.onArm,
+      onConfirm: s.onConfirm,
+      onDone: s.onDone,
+      onClose: s.onClose,
+    },
+  });
 }
 
 /** Lets promise callbacks and Svelte's updates run. */
@@ -60,11 +77,15 @@ describe("ActionDialog", () => {
     await fireEvent.click(screen.getByTestId("dispatch-preview"));
     await settle();
     expect(s.onPreview).toHaveBeenCalledWith({
-      backend: "city-works", incident: "inc/grid/1/0", at: null,
+      backend: "city-works",
+      incident: "inc/grid/1/0",
+      at: null,
       params: { kind: "serviceRequest", serviceCode: "utility-crew", description: hostile },
     });
     expect(screen.getByTestId("dispatch-destination").textContent).toBe("POST http://127.0.0.1:8311/requests.json");
-    expect(screen.getByTestId("dispatch-headers").textContent).toContain("Content-Type: application/x-www-form-urlencoded");
+    expect(screen.getByTestId("dispatch-headers").textContent).toContain(
+      "Content-Type: application/x-www-form-urlencoded",
+    );
     expect(screen.getByTestId("dispatch-body").textContent).toContain("service_code=utility-crew");
     await fireEvent.click(screen.getByTestId("dispatch-confirm"));
     await settle();
@@ -78,8 +99,15 @@ describe("ActionDialog", () => {
     const body = `{"message":"<img src=x onerror=alert(1)>","html":"<script>alert(2)</script>"}`;
     const s = setup({
       preview: async (r) => ({
-        token: "t1", backend: (await createFakeBackend().backends())[1], key: "k-1", summary: "Notify: <b>bold</b>",
-        destination: "POST http://127.0.0.1:9000/<i>x</i>", headers: [{ name: "X-Note", value: "<u>u</u>" }], body, confirmations: 1, exercise: false,
+        token: "t1",
+        backend: (await createFakeBackend().backends())[1],
+        key: "k-1",
+        summary: "Notify: <b>bold</b>",
+        destination: "POST http://127.0.0.1:9000/<i>x</i>",
+        headers: [{ name: "X-Note", value: "<u>u</u>" }],
+        body,
+        confirmations: 1,
+        exercise: false,
         ...(r ? {} : {}),
       }),
     });
@@ -105,7 +133,9 @@ describe("ActionDialog", () => {
     await settle();
     expect(s.onConfirm).not.toHaveBeenCalled();
     expect(s.onArm).toHaveBeenCalledTimes(1);
-    expect(screen.getByTestId("dispatch-again").textContent).toContain("Send device command FLASH to signals:4411 — confirm again");
+    expect(screen.getByTestId("dispatch-again").textContent).toContain(
+      "Send device command FLASH to signals:4411 — confirm again",
+    );
     // The focus is on the question, not on the button: a second Enter does not send.
     expect(document.activeElement?.tagName).toBe("P");
     await fireEvent.click(screen.getByTestId("dispatch-confirm-again"));
@@ -132,7 +162,9 @@ describe("ActionDialog", () => {
   });
 
   it("shows the engine's refusal message inline", async () => {
-    const s = setup({ preview: () => Promise.reject({ code: "invalidInput", message: "service code <x> is not offered" }) });
+    const s = setup({
+      preview: () => Promise.reject({ code: "invalidInput", message: "service code <x> is not offered" }),
+    });
     await open(s);
     await fireEvent.click(screen.getByTestId("dispatch-backend-city-works"));
     await fireEvent.click(screen.getByTestId("dispatch-preview"));

@@ -14,9 +14,23 @@ const hostile = "Signals dark: <img src=x onerror=alert(1)>";
 
 function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntryDto {
   return {
-    id, title: hostile, incidentType: "signal_failure", severity: "severe", status: "new", active: true, openedMs: 0, clearedMs: null,
-    members: 2, openMembers: 2, layers: ["transport"], rootCause: "node/1", rootCleared: false, manual: false,
-    area: { west: 24.9, south: 60.1, east: 24.91, north: 60.11 }, acknowledgedBy: null, ...patch,
+    id,
+    title: hostile,
+    incidentType: "signal_failure",
+    severity: "severe",
+    status: "new",
+    active: true,
+    openedMs: 0,
+    clearedMs: null,
+    members: 2,
+    openMembers: 2,
+    layers: ["transport"],
+    rootCause: "node/1",
+    rootCleared: false,
+    manual: false,
+    area: { west: 24.9, south: 60.1, east: 24.91, north: 60.11 },
+    acknowledgedBy: null,
+    ...patch,
   };
 }
 
@@ -26,8 +40,15 @@ describe("IncidentQueue", () => {
     const onFlashEnd = vi.fn();
     const { container } = render(IncidentQueue, {
       queue: [entry("a"), entry("b", { status: "acknowledged", acknowledgedBy: "Aino" })],
-      total: 3, cursor: "b", openId: null, flashing: new Set(["a"]), filters: DEFAULT_FILTERS, nowMs: 120_000,
-      onPick, onFilters: () => {}, onFlashEnd,
+      total: 3,
+      cursor: "b",
+      openId: null,
+      flashing: new Set(["a"]),
+      filters: DEFAULT_FILTERS,
+      nowMs: 120_000,
+      onPick,
+      onFilters: () => {},
+      onFlashEnd,
     });
     const rows = screen.getAllByTestId("incident-entry");
     expect(rows.map((r) => r.dataset.status)).toEqual(["new", "acknowledged"]);
@@ -46,8 +67,16 @@ describe("IncidentQueue", () => {
 describe("IncidentQueue with a shift's worth of incidents", () => {
   const many = Array.from({ length: 1_000 }, (_, i) => entry(`i${i}`));
   const props = (cursor: string | null) => ({
-    queue: many, total: many.length, cursor, openId: null, flashing: new Set<string>(), filters: DEFAULT_FILTERS, nowMs: 0,
-    onPick: () => {}, onFilters: () => {}, onFlashEnd: () => {},
+    queue: many,
+    total: many.length,
+    cursor,
+    openId: null,
+    flashing: new Set<string>(),
+    filters: DEFAULT_FILTERS,
+    nowMs: 0,
+    onPick: () => {},
+    onFilters: () => {},
+    onFlashEnd: () => {},
   });
 
   it("draws the most urgent 200 and says how many more there are", () => {
@@ -75,8 +104,16 @@ describe("IncidentDetail", () => {
     const onTickSop = vi.fn();
     render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
-      others: [], signedIn: true, onClose: () => {}, onTransition, onTickSop,
-      onMerge: () => {}, onSplit: () => {}, onReassign: () => {}, onUndo: () => {}, onShowMember: () => {},
+      others: [],
+      signedIn: true,
+      onClose: () => {},
+      onTransition,
+      onTickSop,
+      onMerge: () => {},
+      onSplit: () => {},
+      onReassign: () => {},
+      onUndo: () => {},
+      onShowMember: () => {},
     });
     expect(screen.getByTestId("incident-group-transport")).toBeTruthy();
     const why = screen.getAllByTestId("member-explanation").map((e) => e.textContent);
@@ -97,11 +134,20 @@ describe("IncidentDetail reassignment", () => {
     const onReassign = vi.fn();
     render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
-      others: [entry("inc/other", { title: "Signal failure at Kaisaniemi" })], signedIn: true, onClose: () => {}, onTransition: () => {}, onTickSop: () => {},
-      onMerge: () => {}, onSplit: () => {}, onReassign, onUndo: () => {}, onShowMember: () => {},
+      others: [entry("inc/other", { title: "Signal failure at Kaisaniemi" })],
+      signedIn: true,
+      onClose: () => {},
+      onTransition: () => {},
+      onTickSop: () => {},
+      onMerge: () => {},
+      onSplit: () => {},
+      onReassign,
+      onUndo: () => {},
+      onShowMember: () => {},
     });
     const members = d.groups.flatMap((g) => g.members);
-    const rootOf = (li: HTMLElement) => members.find((m) => m.entity === li.querySelector("button.link")?.textContent)?.root;
+    const rootOf = (li: HTMLElement) =>
+      members.find((m) => m.entity === li.querySelector("button.link")?.textContent)?.root;
     const rows = screen.getAllByTestId("incident-member");
     expect(rows.some((li) => rootOf(li))).toBe(true);
     for (const li of rows) expect(li.querySelector("[data-testid=member-move]") === null).toBe(rootOf(li) === true);
@@ -118,16 +164,43 @@ describe("IncidentDetail actions", () => {
     const backend = createFakeBackend();
     const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
     const a = (id: number, patch: Partial<ActionDto>): ActionDto => ({
-      id, key: `k${id}`, incident: d.entry.id, backend: "city-works", kind: "open311", summary: "Service request utility-crew", destination: "POST x",
-      status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: id, scenarioMs: null, operator: "Aino",
-      exercise: false, ...patch,
+      id,
+      key: `k${id}`,
+      incident: d.entry.id,
+      backend: "city-works",
+      kind: "open311",
+      summary: "Service request utility-crew",
+      destination: "POST x",
+      status: "queued",
+      attempts: 0,
+      reference: null,
+      remoteStatus: null,
+      lastError: null,
+      nextAttemptMs: null,
+      createdMs: id,
+      scenarioMs: null,
+      operator: "Aino",
+      exercise: false,
+      ...patch,
     });
     const onDispatch = vi.fn();
     const { container } = render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
-      others: [], signedIn: true, onClose: () => {}, onTransition: () => {}, onTickSop: () => {},
-      onMerge: () => {}, onSplit: () => {}, onReassign: () => {}, onUndo: () => {}, onShowMember: () => {}, onDispatch,
-      actions: [a(2, { status: "failed", summary: hostile, lastError: "refused <b>x</b>" }), a(1, { status: "delivered", reference: "SR-000001" })],
+      others: [],
+      signedIn: true,
+      onClose: () => {},
+      onTransition: () => {},
+      onTickSop: () => {},
+      onMerge: () => {},
+      onSplit: () => {},
+      onReassign: () => {},
+      onUndo: () => {},
+      onShowMember: () => {},
+      onDispatch,
+      actions: [
+        a(2, { status: "failed", summary: hostile, lastError: "refused <b>x</b>" }),
+        a(1, { status: "delivered", reference: "SR-000001" }),
+      ],
     });
     const row = screen.getByTestId("incident-action-1");
     expect(row.textContent?.replace(/\s+/g, " ").trim()).toBe("Service request utility-crew — delivered — SR-000001");

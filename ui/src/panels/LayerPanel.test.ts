@@ -13,13 +13,33 @@ const data = applyDiff(emptyData(), {
   reset: true,
   upserts: [
     { id: "a", layer: "transport", kind: "tram", severity: "normal", lon: 0, lat: 0, title: "a", observedMs: T0 },
-    { id: "b", layer: "transport", kind: "tram", severity: "minor", lon: 0, lat: 0, title: "b", observedMs: T0 + 48_000 },
+    {
+      id: "b",
+      layer: "transport",
+      kind: "tram",
+      severity: "minor",
+      lon: 0,
+      lat: 0,
+      title: "b",
+      observedMs: T0 + 48_000,
+    },
   ],
-  clock: { startMs: T0, endMs: T0 + 3_600_000, nowMs: T0 + 60_000, playing: true, speed: 10, ingestedUntilMs: T0, finished: false, endedMs: null, trainerView: false },
+  clock: {
+    startMs: T0,
+    endMs: T0 + 3_600_000,
+    nowMs: T0 + 60_000,
+    playing: true,
+    speed: 10,
+    ingestedUntilMs: T0,
+    finished: false,
+    endedMs: null,
+    trainerView: false,
+  },
   layers: [{ layer: "transport", newestObservedMs: T0 + 48_000, count: 2 }],
   incidents: null,
   outbox: null,
-  feeds: null, storage: null,
+  feeds: null,
+  storage: null,
 });
 
 describe("LayerPanel", () => {

@@ -11,19 +11,48 @@ const hostile = "Service request <img src=x onerror=alert(1)> at <b>Kaisaniemi</
 
 function action(id: number, patch: Partial<ActionDto> = {}): ActionDto {
   return {
-    id, key: `k${id}`, incident: "inc/grid/1/0", backend: "city-works", kind: "open311", summary: `Service request utility-crew #${id}`,
-    destination: "POST http://127.0.0.1:8311/requests.json", status: "queued", attempts: 0, reference: null, remoteStatus: null,
-    lastError: null, nextAttemptMs: null, createdMs: 1_790_000_000_000 + id, scenarioMs: null, operator: "Aino", exercise: false, ...patch,
+    id,
+    key: `k${id}`,
+    incident: "inc/grid/1/0",
+    backend: "city-works",
+    kind: "open311",
+    summary: `Service request utility-crew #${id}`,
+    destination: "POST http://127.0.0.1:8311/requests.json",
+    status: "queued",
+    attempts: 0,
+    reference: null,
+    remoteStatus: null,
+    lastError: null,
+    nextAttemptMs: null,
+    createdMs: 1_790_000_000_000 + id,
+    scenarioMs: null,
+    operator: "Aino",
+    exercise: false,
+    ...patch,
   };
 }
 
 const backend: BackendDto = {
-  id: "city-works", name: "City works Open311", kind: "open311", action: "Open a service request", dangerous: false, supervisorOnly: false,
-  choices: [], exercise: false, reachable: false,
+  id: "city-works",
+  name: "City works Open311",
+  kind: "open311",
+  action: "Open a service request",
+  dangerous: false,
+  supervisorOnly: false,
+  choices: [],
+  exercise: false,
+  reachable: false,
 };
 
 function state(actions: ActionDto[], patch: Partial<OutboxDto> = {}) {
-  return applyOutbox(emptyOutbox(), { actions, queued: actions.filter((a) => a.status === "queued").length, failed: actions.filter((a) => a.status === "failed").length, offline: false, backends: [backend], ...patch });
+  return applyOutbox(emptyOutbox(), {
+    actions,
+    queued: actions.filter((a) => a.status === "queued").length,
+    failed: actions.filter((a) => a.status === "failed").length,
+    offline: false,
+    backends: [backend],
+    ...patch,
+  });
 }
 
 describe("OutboxPanel", () => {
@@ -36,11 +65,25 @@ describe("OutboxPanel", () => {
         action(4, { status: "sending", exercise: true }),
         action(5, { status: "cancelled" }),
       ]),
-      onRetry: () => {}, onCancel: () => {}, onClose: () => {},
+      onRetry: () => {},
+      onCancel: () => {},
+      onClose: () => {},
     });
     const rows = screen.getAllByTestId(/^outbox-action-/);
-    expect(rows.map((r) => r.dataset.testid)).toEqual(["outbox-action-5", "outbox-action-4", "outbox-action-3", "outbox-action-2", "outbox-action-1"]);
-    expect(rows.map((r) => r.querySelector<HTMLElement>("[data-status]")?.dataset.status)).toEqual(["cancelled", "sending", "queued", "failed", "delivered"]);
+    expect(rows.map((r) => r.dataset.testid)).toEqual([
+      "outbox-action-5",
+      "outbox-action-4",
+      "outbox-action-3",
+      "outbox-action-2",
+      "outbox-action-1",
+    ]);
+    expect(rows.map((r) => r.querySelector<HTMLElement>("[data-status]")?.dataset.status)).toEqual([
+      "cancelled",
+      "sending",
+      "queued",
+      "failed",
+      "delivered",
+    ]);
     const delivered = screen.getByTestId("outbox-action-1");
     expect(delivered.querySelector<HTMLElement>("[data-reference]")?.dataset.reference).toBe("SR-000001");
     expect(delivered.querySelector("[data-reference]")?.textContent).toBe("SR-000001");
@@ -61,10 +104,20 @@ describe("OutboxPanel", () => {
     const onRetry = vi.fn();
     const onCancel = vi.fn();
     render(OutboxPanel, {
-      outbox: state([action(1, { status: "delivered" }), action(2, { status: "failed" }), action(3, { status: "queued" }), action(4, { status: "sending" })]),
-      onRetry, onCancel, onClose: () => {},
+      outbox: state([
+        action(1, { status: "delivered" }),
+        action(2, { status: "failed" }),
+        action(3, { status: "queued" }),
+        action(4, { status: "sending" }),
+      ]),
+      onRetry,
+      onCancel,
+      onClose: () => {},
     });
-    const buttons = (id: number) => within(screen.getByTestId(`outbox-action-${id}`)).queryAllByRole("button").map((b) => b.textContent);
+    const buttons = (id: number) =>
+      within(screen.getByTestId(`outbox-action-${id}`))
+        .queryAllByRole("button")
+        .map((b) => b.textContent);
     expect([1, 2, 3, 4].map(buttons)).toEqual([[], ["Retry", "Cancel"], ["Cancel"], []]);
     await fireEvent.click(within(screen.getByTestId("outbox-action-2")).getByTestId("outbox-retry"));
     expect(onRetry).toHaveBeenCalledWith(2);
@@ -75,8 +128,12 @@ describe("OutboxPanel", () => {
   it("says plainly when offline", () => {
     render(OutboxPanel, {
       outbox: state([action(1), action(2), action(3)], { offline: true }),
-      onRetry: () => {}, onCancel: () => {}, onClose: () => {},
+      onRetry: () => {},
+      onCancel: () => {},
+      onClose: () => {},
     });
-    expect(screen.getByTestId("outbox-offline").textContent).toBe("Offline: 3 actions queued; they will be sent once each when the link returns");
+    expect(screen.getByTestId("outbox-offline").textContent).toBe(
+      "Offline: 3 actions queued; they will be sent once each when the link returns",
+    );
   });
 });

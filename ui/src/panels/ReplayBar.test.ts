@@ -82,7 +82,13 @@ describe("ReplayBar", () => {
 
 describe("ReplayBar in live mode", () => {
   it("shows the wall clock with a live mark and offers no replay controls", () => {
-    render(ReplayBar, { clock: { ...clock, playing: true, speed: 1 }, live: true, onPlayToggle: vi.fn(), onSpeed: vi.fn(), onSeek: vi.fn() });
+    render(ReplayBar, {
+      clock: { ...clock, playing: true, speed: 1 },
+      live: true,
+      onPlayToggle: vi.fn(),
+      onSpeed: vi.fn(),
+      onSeek: vi.fn(),
+    });
     expect(screen.getByTestId("replay-bar").dataset.mode).toBe("live");
     expect(screen.getByTestId("live-mark").textContent).toBe("Live");
     expect(screen.getByTestId("clock").textContent).toBe("17:10:00");
@@ -101,7 +107,10 @@ describe("ReplayBar timeline strip", () => {
     ];
     const { container } = render(ReplayBar, { clock, marks, onPlayToggle: vi.fn(), onSpeed: vi.fn(), onSeek: vi.fn() });
     const drawn = screen.getAllByTestId("timeline-mark");
-    expect(drawn.map((m) => [m.dataset.kind, m.style.left])).toEqual([["incident", "25%"], ["action", "50%"]]);
+    expect(drawn.map((m) => [m.dataset.kind, m.style.left])).toEqual([
+      ["incident", "25%"],
+      ["action", "50%"],
+    ]);
     expect(drawn[0].getAttribute("title")).toContain("<img src=x onerror=alert(1)>");
     expect(container.querySelector("img")).toBeNull();
   });

@@ -28,8 +28,18 @@ describe("ReportOverlay", () => {
 
 describe("Header in an exercise", () => {
   const props = {
-    scenarioName: "Storm", status: "paused", tone: "idle" as const, backendKind: "fake" as const, error: null, onDismissError: () => {},
-    operator: null, muted: false, onSignIn: () => {}, onSignOut: () => {}, onToggleMute: () => {}, onHelp: () => {},
+    scenarioName: "Storm",
+    status: "paused",
+    tone: "idle" as const,
+    backendKind: "fake" as const,
+    error: null,
+    onDismissError: () => {},
+    operator: null,
+    muted: false,
+    onSignIn: () => {},
+    onSignOut: () => {},
+    onToggleMute: () => {},
+    onHelp: () => {},
   };
 
   it("marks an exercise unmistakably and offers the report", async () => {

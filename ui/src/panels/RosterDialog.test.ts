@@ -11,7 +11,9 @@ const settle = () => new Promise((r) => setTimeout(r, 0));
 async function open(role: "operator" | "supervisor") {
   const b = createFakeBackend();
   await b.signIn("Sara", role, null);
-  render(RosterDialog, { props: { load: () => b.roster(), onAssign: (n, r, p) => b.assignRole(n, r, p), onClose: () => {} } });
+  render(RosterDialog, {
+    props: { load: () => b.roster(), onAssign: (n, r, p) => b.assignRole(n, r, p), onClose: () => {} },
+  });
   await settle();
   return b;
 }

@@ -1,5 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { formatAge, formatDate, formatDateTime, formatDuration, formatFieldValue, formatLag, formatLonLat, formatTime, parseSpeed, speedValue, visibleControls } from "./format";
+import {
+  formatAge,
+  formatDate,
+  formatDateTime,
+  formatDuration,
+  formatFieldValue,
+  formatLag,
+  formatLonLat,
+  formatTime,
+  parseSpeed,
+  speedValue,
+  visibleControls,
+} from "./format";
 
 describe("scenario time", () => {
   it("is shown in Helsinki time, winter (UTC+2) and summer (UTC+3)", () => {

@@ -18,7 +18,15 @@ const partsFormat = new Intl.DateTimeFormat("en-GB", {
   weekday: "short",
 });
 
-type Parts = { year: string; month: string; day: string; hour: string; minute: string; second: string; weekday: string };
+type Parts = {
+  year: string;
+  month: string;
+  day: string;
+  hour: string;
+  minute: string;
+  second: string;
+  weekday: string;
+};
 
 function parts(ms: number): Parts {
   const out: Record<string, string> = {};

@@ -3,7 +3,14 @@
  * per-kind parameters, prefilled from the incident or the selected point. Pure functions; the
  * dialog keeps the draft and asks the engine for a preview of it.
  */
-import type { ActionParams, ActionPreviewDto, ActionRequestDto, AlertSeverity, BackendDto, BackendKind } from "../ipc/backend";
+import type {
+  ActionParams,
+  ActionPreviewDto,
+  ActionRequestDto,
+  AlertSeverity,
+  BackendDto,
+  BackendKind,
+} from "../ipc/backend";
 
 /** What an action is for: an incident (located by the engine) or a point on the map. */
 export type DispatchTarget = {
@@ -75,8 +82,12 @@ export function paramsOf(kind: BackendKind, d: Draft): ActionParams {
       return { kind: "taskUnit", unit: d.unit.trim(), task: d.task, remarks: d.remarks.trim() };
     case "cap":
       return {
-        kind: "publicAlert", headline: d.headline.trim(), description: d.alertDescription.trim(), instruction: d.instruction.trim(),
-        severity: d.severity, expiresMinutes: Math.round(d.expiresMinutes),
+        kind: "publicAlert",
+        headline: d.headline.trim(),
+        description: d.alertDescription.trim(),
+        instruction: d.instruction.trim(),
+        severity: d.severity,
+        expiresMinutes: Math.round(d.expiresMinutes),
       };
   }
 }

@@ -13,13 +13,44 @@ import {
 } from "./feeds";
 
 const feed = (id: string, patch: Partial<FeedHealthDto> = {}): FeedHealthDto => ({
-  id, name: id, layer: "utility", format: "mqtt-json", transport: "mqtt", connected: true, lastMessageMs: null,
-  messagesPerMinute: 0, lagMs: null, rejected: 0, lastReasons: [], stale: false, failures: 0, lastError: null, overloaded: false, heldBackMs: 0, ...patch,
+  id,
+  name: id,
+  layer: "utility",
+  format: "mqtt-json",
+  transport: "mqtt",
+  connected: true,
+  lastMessageMs: null,
+  messagesPerMinute: 0,
+  lagMs: null,
+  rejected: 0,
+  lastReasons: [],
+  stale: false,
+  failures: 0,
+  lastError: null,
+  overloaded: false,
+  heldBackMs: 0,
+  ...patch,
 });
 
 const diff = (feeds: FeedHealthDto[] | null, storage: StorageHealthDto | null = null): MapDiffDto => ({
-  reset: false, upserts: [], layers: [], incidents: null, outbox: null, feeds, storage,
-  clock: { startMs: 0, endMs: 1, nowMs: 1, playing: true, speed: 1, ingestedUntilMs: 1, finished: false, endedMs: null, trainerView: false },
+  reset: false,
+  upserts: [],
+  layers: [],
+  incidents: null,
+  outbox: null,
+  feeds,
+  storage,
+  clock: {
+    startMs: 0,
+    endMs: 1,
+    nowMs: 1,
+    playing: true,
+    speed: 1,
+    ingestedUntilMs: 1,
+    finished: false,
+    endedMs: null,
+    trainerView: false,
+  },
 });
 
 const page = (n: number): QuarantineDto => ({ entries: [], total: n, feeds: [] });
@@ -32,7 +63,13 @@ describe("feed health", () => {
   });
 
   it("keeps the storage fault until a diff says it changed", () => {
-    const full: StorageHealthDto = { fault: "the disk holding the database is full", path: "/d/live.db", sinceMs: 5, held: 40, faults: 1 };
+    const full: StorageHealthDto = {
+      fault: "the disk holding the database is full",
+      path: "/d/live.db",
+      sinceMs: 5,
+      held: 40,
+      faults: 1,
+    };
     const s = applyStorage(null, diff(null, full));
     expect(applyStorage(s, diff(null))).toBe(s);
     expect(applyStorage(s, diff(null, { ...full, fault: null, sinceMs: null, held: 0 }))?.fault).toBeNull();
@@ -58,8 +95,15 @@ describe("quarantine browser", () => {
     expect(filtered).toMatchObject({ status: "loading", feed: "grid", page: { total: 4 }, request: 2 });
     // The unfiltered answer that was still in flight must not overwrite the filtered view.
     expect(quarantineLoaded(filtered, 1, page(9))).toBe(filtered);
-    expect(quarantineLoaded(filtered, 2, page(1))).toMatchObject({ status: "loaded", feed: "grid", page: { total: 1 } });
-    expect(quarantineFailed(filtered, 2, { code: "internal", message: "x" })).toMatchObject({ status: "failed", error: { message: "x" } });
+    expect(quarantineLoaded(filtered, 2, page(1))).toMatchObject({
+      status: "loaded",
+      feed: "grid",
+      page: { total: 1 },
+    });
+    expect(quarantineFailed(filtered, 2, { code: "internal", message: "x" })).toMatchObject({
+      status: "failed",
+      error: { message: "x" },
+    });
     expect(quarantineLoaded(QUARANTINE_CLOSED, 1, page(1))).toBe(QUARANTINE_CLOSED);
   });
 });

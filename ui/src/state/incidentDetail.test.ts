@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { IncidentDetailDto } from "../ipc/backend";
-import { incidentFailed, incidentLoaded, needsIncidentRefresh, NO_INCIDENT, openIncident, openIncidentId, shownIncident } from "./incidentDetail";
+import {
+  incidentFailed,
+  incidentLoaded,
+  needsIncidentRefresh,
+  NO_INCIDENT,
+  openIncident,
+  openIncidentId,
+  shownIncident,
+} from "./incidentDetail";
 
 const detail = { entry: { id: "i1" } } as unknown as IncidentDetailDto;
 

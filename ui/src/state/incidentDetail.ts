@@ -14,7 +14,8 @@ export const NO_INCIDENT: IncidentDetail = { status: "none" };
 
 /** Starts loading `id`; while the same incident refreshes, its old detail stays visible. */
 export function openIncident(s: IncidentDetail, id: string): IncidentDetail {
-  const previous = s.status === "loaded" && s.id === id ? s.detail : s.status === "loading" && s.id === id ? s.previous : null;
+  const previous =
+    s.status === "loaded" && s.id === id ? s.detail : s.status === "loading" && s.id === id ? s.previous : null;
   return { status: "loading", id, previous };
 }
 

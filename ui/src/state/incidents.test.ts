@@ -34,26 +34,40 @@ function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntry
   };
 }
 
-const diff = (upserts: IncidentEntryDto[], patch: Partial<IncidentsDiffDto> = {}): IncidentsDiffDto => ({ reset: false, upserts, removed: [], ...patch });
+const diff = (upserts: IncidentEntryDto[], patch: Partial<IncidentsDiffDto> = {}): IncidentsDiffDto => ({
+  reset: false,
+  upserts,
+  removed: [],
+  ...patch,
+});
 
 describe("incident queue", () => {
   it("ranks by severity, then age, and hides closed incidents by default", () => {
-    const { state } = applyIncidentsDiff(emptyIncidents(), diff([
-      entry("a", { severity: "moderate", openedMs: 1 }),
-      entry("b", { severity: "extreme", openedMs: 5 }),
-      entry("c", { severity: "moderate", openedMs: 0 }),
-      entry("d", { severity: "extreme", openedMs: 9, status: "closed" }),
-    ], { reset: true }));
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff(
+        [
+          entry("a", { severity: "moderate", openedMs: 1 }),
+          entry("b", { severity: "extreme", openedMs: 5 }),
+          entry("c", { severity: "moderate", openedMs: 0 }),
+          entry("d", { severity: "extreme", openedMs: 9, status: "closed" }),
+        ],
+        { reset: true },
+      ),
+    );
     expect(rankedQueue(state, null).map((e) => e.id)).toEqual(["b", "c", "a"]);
     expect(rankedQueue(setFilters(state, { status: "all" }), null).map((e) => e.id)).toEqual(["b", "d", "c", "a"]);
     expect(rankedQueue(setFilters(state, { status: "closed" }), null).map((e) => e.id)).toEqual(["d"]);
   });
 
   it("filters by layer and by the map's view", () => {
-    const { state } = applyIncidentsDiff(emptyIncidents(), diff([
-      entry("u", { layers: ["utility", "transport"] }),
-      entry("far", { layers: ["alerts"], area: { west: 25.5, south: 61, east: 25.6, north: 61.1 } }),
-    ]));
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff([
+        entry("u", { layers: ["utility", "transport"] }),
+        entry("far", { layers: ["alerts"], area: { west: 25.5, south: 61, east: 25.6, north: 61.1 } }),
+      ]),
+    );
     expect(rankedQueue(setFilters(state, { layer: "transport" }), null).map((e) => e.id)).toEqual(["u"]);
     const view = [24.9, 60.1, 25.0, 60.2] as const;
     expect(rankedQueue(setFilters(state, { area: "view" }), view).map((e) => e.id)).toEqual(["u"]);
@@ -65,7 +79,14 @@ describe("incident queue", () => {
     const first = applyIncidentsDiff(s, diff([entry("old", { severity: "extreme" })], { reset: true }));
     expect(first.alarms).toEqual([]);
     s = first.state;
-    const news = applyIncidentsDiff(s, diff([entry("x", { severity: "severe" }), entry("y", { severity: "minor" }), entry("old", { severity: "extreme", members: 9 })]));
+    const news = applyIncidentsDiff(
+      s,
+      diff([
+        entry("x", { severity: "severe" }),
+        entry("y", { severity: "minor" }),
+        entry("old", { severity: "extreme", members: 9 }),
+      ]),
+    );
     expect(news.alarms.map((e) => e.id)).toEqual(["x"]);
     expect([...news.state.flashing]).toEqual(["x"]);
     expect(news.state.entries.get("old")?.members).toBe(9);
@@ -88,7 +109,10 @@ describe("incident queue", () => {
   });
 
   it("moves the cursor with j/k semantics and stops at the ends", () => {
-    const { state } = applyIncidentsDiff(emptyIncidents(), diff([entry("a", { openedMs: 1 }), entry("b", { openedMs: 2 }), entry("c", { openedMs: 3 })]));
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff([entry("a", { openedMs: 1 }), entry("b", { openedMs: 2 }), entry("c", { openedMs: 3 })]),
+    );
     const q = rankedQueue(state, null);
     expect(cursorEntry(state, q)?.id).toBe("a");
     let s = moveCursor(state, q, 1);

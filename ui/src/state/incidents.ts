@@ -95,7 +95,12 @@ export function passes(e: IncidentEntryDto, f: QueueFilters, view: Bounds | null
 export function rankedQueue(state: IncidentsState, view: Bounds | null): IncidentEntryDto[] {
   return [...state.entries.values()]
     .filter((e) => passes(e, state.filters, view))
-    .sort((a, b) => SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] || a.openedMs - b.openedMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    .sort(
+      (a, b) =>
+        SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
+        a.openedMs - b.openedMs ||
+        (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+    );
 }
 
 /** The entry under the cursor, or the top of the queue when the cursor is not in it. */

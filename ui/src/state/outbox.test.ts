@@ -14,19 +14,48 @@ import {
 
 function action(id: number, patch: Partial<ActionDto> = {}): ActionDto {
   return {
-    id, key: `k${id}`, incident: "inc/1", backend: "city-works", kind: "open311", summary: `action ${id}`, destination: "POST http://x/requests.json",
-    status: "queued", attempts: 0, reference: null, remoteStatus: null, lastError: null, nextAttemptMs: null, createdMs: 1000 + id, scenarioMs: null,
-    operator: "Aino", exercise: false, ...patch,
+    id,
+    key: `k${id}`,
+    incident: "inc/1",
+    backend: "city-works",
+    kind: "open311",
+    summary: `action ${id}`,
+    destination: "POST http://x/requests.json",
+    status: "queued",
+    attempts: 0,
+    reference: null,
+    remoteStatus: null,
+    lastError: null,
+    nextAttemptMs: null,
+    createdMs: 1000 + id,
+    scenarioMs: null,
+    operator: "Aino",
+    exercise: false,
+    ...patch,
   };
 }
 
 const backend: BackendDto = {
-  id: "city-works", name: "City works Open311", kind: "open311", action: "Open a service request", dangerous: false, supervisorOnly: false,
-  choices: ["utility-crew"], exercise: false, reachable: null,
+  id: "city-works",
+  name: "City works Open311",
+  kind: "open311",
+  action: "Open a service request",
+  dangerous: false,
+  supervisorOnly: false,
+  choices: ["utility-crew"],
+  exercise: false,
+  reachable: null,
 };
 
 function outbox(actions: ActionDto[], patch: Partial<OutboxDto> = {}): OutboxDto {
-  return { actions, queued: actions.filter((a) => a.status === "queued").length, failed: 0, offline: false, backends: [backend], ...patch };
+  return {
+    actions,
+    queued: actions.filter((a) => a.status === "queued").length,
+    failed: 0,
+    offline: false,
+    backends: [backend],
+    ...patch,
+  };
 }
 
 describe("outbox state", () => {
@@ -57,14 +86,20 @@ describe("outbox state", () => {
   });
 
   it("selects the actions of one incident", () => {
-    const s = applyOutbox(emptyOutbox(), outbox([action(1), action(2, { incident: "inc/2" }), action(3, { incident: null })]));
+    const s = applyOutbox(
+      emptyOutbox(),
+      outbox([action(1), action(2, { incident: "inc/2" }), action(3, { incident: null })]),
+    );
     expect(actionsOfIncident(s, "inc/1").map((a) => a.id)).toEqual([1]);
     expect(actionsOfIncident(s, "inc/9")).toEqual([]);
     expect(actionsOfIncident(s, null)).toEqual([]);
   });
 
   it("shows an incident's actions as of the replay clock", () => {
-    const s = applyOutbox(emptyOutbox(), outbox([action(1, { scenarioMs: 5_000 }), action(2, { scenarioMs: 9_000 }), action(3)]));
+    const s = applyOutbox(
+      emptyOutbox(),
+      outbox([action(1, { scenarioMs: 5_000 }), action(2, { scenarioMs: 9_000 }), action(3)]),
+    );
     expect(actionsOfIncident(s, "inc/1", 6_000).map((a) => a.id)).toEqual([3, 1]);
     expect(actionsOfIncident(s, "inc/1", 9_000).map((a) => a.id)).toEqual([3, 2, 1]);
     expect(actionsOfIncident(s, "inc/1", 4_000).map((a) => a.id)).toEqual([3]);
@@ -75,7 +110,15 @@ describe("outbox state", () => {
     const statuses = ["queued", "sending", "delivered", "delivered", "sent", "failed", "cancelled"] as const;
     const s = applyOutbox(emptyOutbox(), outbox(statuses.map((status, i) => action(i + 1, { status }))));
     // Sent (unconfirmed) is neither pending nor delivered.
-    expect(outboxCounts(s)).toEqual({ queued: 1, sending: 1, delivered: 2, sent: 1, failed: 1, cancelled: 1, pending: 2 });
+    expect(outboxCounts(s)).toEqual({
+      queued: 1,
+      sending: 1,
+      delivered: 2,
+      sent: 1,
+      failed: 1,
+      cancelled: 1,
+      pending: 2,
+    });
   });
 
   it("says plainly when offline, with the number waiting", () => {
@@ -83,14 +126,24 @@ describe("outbox state", () => {
     expect(offlineMessage(applyOutbox(emptyOutbox(), outbox(two)))).toBeNull();
     const s = applyOutbox(emptyOutbox(), outbox(two, { offline: true }));
     expect(offlineMessage(s)).toBe("Offline: 2 actions queued; they will be sent once each when the link returns");
-    expect(offlineMessage(applyOutbox(s, outbox([action(1)], { offline: true })))).toContain("Offline: 1 action queued;");
+    expect(offlineMessage(applyOutbox(s, outbox([action(1)], { offline: true })))).toContain(
+      "Offline: 1 action queued;",
+    );
     // The engine's count wins when the list is bounded and shows fewer.
-    expect(offlineMessage(applyOutbox(s, outbox([action(1)], { offline: true, queued: 250 })))).toContain("250 actions");
+    expect(offlineMessage(applyOutbox(s, outbox([action(1)], { offline: true, queued: 250 })))).toContain(
+      "250 actions",
+    );
   });
 
   it("allows retry for failed, cancel for queued and failed", () => {
     const by = (status: ActionDto["status"]) => action(1, { status });
-    expect(["queued", "sending", "delivered", "failed", "cancelled"].filter((st) => canRetry(by(st as ActionDto["status"])))).toEqual(["failed"]);
-    expect(["queued", "sending", "delivered", "failed", "cancelled"].filter((st) => canCancel(by(st as ActionDto["status"])))).toEqual(["queued", "failed"]);
+    expect(
+      ["queued", "sending", "delivered", "failed", "cancelled"].filter((st) => canRetry(by(st as ActionDto["status"]))),
+    ).toEqual(["failed"]);
+    expect(
+      ["queued", "sending", "delivered", "failed", "cancelled"].filter((st) =>
+        canCancel(by(st as ActionDto["status"])),
+      ),
+    ).toEqual(["queued", "failed"]);
   });
 });

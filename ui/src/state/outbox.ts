@@ -53,7 +53,9 @@ export function setBackends(s: OutboxState, backends: readonly BackendDto[]): Ou
 export function actionsOfIncident(s: OutboxState, incident: string | null, upToMs: number | null = null): ActionDto[] {
   if (incident === null) return [];
   // Scrubbed back in a replay, the incident shows what had been done by then, not later.
-  return s.actions.filter((a) => a.incident === incident && (upToMs === null || a.scenarioMs === null || a.scenarioMs <= upToMs));
+  return s.actions.filter(
+    (a) => a.incident === incident && (upToMs === null || a.scenarioMs === null || a.scenarioMs <= upToMs),
+  );
 }
 
 export type OutboxCounts = Readonly<Record<ActionStatus, number>> & { readonly pending: number };

@@ -1,22 +1,64 @@
 import { describe, expect, it } from "vitest";
 import type { MapDiffDto, ObservationDto } from "../ipc/backend";
-import { clearSelection, needsRefresh, NO_SELECTION, select, selectedId, selectionFailed, selectionLoaded, shownObservation } from "./selection";
+import {
+  clearSelection,
+  needsRefresh,
+  NO_SELECTION,
+  select,
+  selectedId,
+  selectionFailed,
+  selectionLoaded,
+  shownObservation,
+} from "./selection";
 
 const T0 = Date.UTC(2026, 10, 26, 15, 0, 0);
 
 function obs(id: string, observedMs = T0): ObservationDto {
-  return { id, feed: "f", feedName: "Feed", layer: "transport", kind: "k", severity: "minor", lon: 0, lat: 0, title: id, observedMs, receivedMs: observedMs + 100, fields: {} };
+  return {
+    id,
+    feed: "f",
+    feedName: "Feed",
+    layer: "transport",
+    kind: "k",
+    severity: "minor",
+    lon: 0,
+    lat: 0,
+    title: id,
+    observedMs,
+    receivedMs: observedMs + 100,
+    fields: {},
+  };
 }
 
 function diff(ids: [string, number][], reset = false): MapDiffDto {
   return {
     reset,
-    upserts: ids.map(([id, observedMs]) => ({ id, layer: "transport", kind: "k", severity: "minor", lon: 0, lat: 0, title: id, observedMs })),
-    clock: { startMs: T0, endMs: T0 + 1, nowMs: T0, playing: false, speed: 1, ingestedUntilMs: T0, finished: false, endedMs: null, trainerView: false },
+    upserts: ids.map(([id, observedMs]) => ({
+      id,
+      layer: "transport",
+      kind: "k",
+      severity: "minor",
+      lon: 0,
+      lat: 0,
+      title: id,
+      observedMs,
+    })),
+    clock: {
+      startMs: T0,
+      endMs: T0 + 1,
+      nowMs: T0,
+      playing: false,
+      speed: 1,
+      ingestedUntilMs: T0,
+      finished: false,
+      endedMs: null,
+      trainerView: false,
+    },
     layers: [],
     incidents: null,
     outbox: null,
-    feeds: null, storage: null,
+    feeds: null,
+    storage: null,
   };
 }
 

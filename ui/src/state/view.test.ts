@@ -4,7 +4,10 @@ import { initialView, layerForKey, setLayerVisible, setTheme, toggleLayer, toggl
 
 describe("view", () => {
   it("shows every layer at night by default", () => {
-    expect(initialView()).toEqual({ visible: { transport: true, security: true, utility: true, alerts: true }, theme: "night" });
+    expect(initialView()).toEqual({
+      visible: { transport: true, security: true, utility: true, alerts: true },
+      theme: "night",
+    });
   });
 
   it("toggles one layer without touching the others or the input", () => {
@@ -23,7 +26,14 @@ describe("view", () => {
 
   it("maps hotkeys 1-4 to the layers in panel order", () => {
     expect(["1", "2", "3", "4"].map(layerForKey)).toEqual(["transport", "security", "utility", "alerts"]);
-    expect(["0", "5", "a", " ", "01", "1.0"].map(layerForKey)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect(["0", "5", "a", " ", "01", "1.0"].map(layerForKey)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 
   it("toggles the basemap theme", () => {
@@ -38,7 +48,9 @@ describe("camera", () => {
   });
 
   it("keeps identity when the camera did not move", () => {
-    expect(setCamera(DEFAULT_CAMERA, { zoom: DEFAULT_CAMERA.zoom, center: [...DEFAULT_CAMERA.center] })).toBe(DEFAULT_CAMERA);
+    expect(setCamera(DEFAULT_CAMERA, { zoom: DEFAULT_CAMERA.zoom, center: [...DEFAULT_CAMERA.center] })).toBe(
+      DEFAULT_CAMERA,
+    );
     const moved = setCamera(DEFAULT_CAMERA, { zoom: 16 });
     expect(moved).toEqual({ ...DEFAULT_CAMERA, zoom: 16 });
     expect(DEFAULT_CAMERA.zoom).toBe(14);

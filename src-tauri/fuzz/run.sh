@@ -6,10 +6,10 @@
 # Each target starts from a seed corpus assembled here from real samples: the demo tape's
 # GeoJSON bodies and lines, the scenario manifest, the rules file, the small CoT, SensorThings
 # and MQTT samples in seeds/, and the real CAP alerts and MiWay GTFS-Realtime capture of
-# fixtures/samples. The corpus grows in corpus/<target> (kept
-# between runs, not committed). A crash leaves its input in artifacts/<target>/ and fails the
-# run; a fixed finding is copied to regressions/<target>/, which `cargo test` replays
-# (src-tauri/crates/decoders/tests/fuzz_regressions.rs).
+# fixtures/samples. The corpus grows in corpus/<target> (kept between runs, not committed). A
+# crash leaves its input in artifacts/<target>/ and fails the run; a fixed finding is copied to
+# regressions/<target>/. `cargo test` replays the same seeds and every kept finding of all nine
+# targets (src-tauri/crates/decoders/tests/fuzz_regressions.rs).
 #
 # cargo fuzz needs a nightly compiler's -Z flags: the stable compiler with RUSTC_BOOTSTRAP=1
 # accepts them, and is what CI has; FUZZ_TOOLCHAIN=nightly uses a nightly toolchain instead.

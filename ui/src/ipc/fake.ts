@@ -733,8 +733,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       if (operator?.role !== "supervisor") throw { code: "forbidden", message: "roles are assigned by a supervisor" };
       const had = roster.get(name.trim())?.hasPin ?? false;
       // The engine's store refuses this, so it reaches the UI as invalid input.
-      if (role !== "operator" && !pin && !had)
-        throw { code: "invalidInput", message: `store: the ${role} role needs a PIN` };
+      if (role !== "operator" && !pin && !had) throw { code: "invalidInput", message: `the ${role} role needs a PIN` };
       roster.set(name.trim(), { name: name.trim(), role, hasPin: had || !!pin, lockedUntilMs: null });
       const before = pins.get(name.trim());
       pins.set(name.trim(), { role, pin: pin || (before?.pin ?? null), failed: 0, lockedUntilMs: null });

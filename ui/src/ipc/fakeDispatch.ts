@@ -650,10 +650,8 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     retryAction: async (id: number): Promise<void> => {
       if (strict()) signedIn();
       const a = actions.find((x) => x.id === id);
-      if (!a) throw ERR.invalid(`store: action ${id} does not exist`);
-      // The engine's words, "retryed" included (its store builds them from the verb).
-      if (a.status !== "failed")
-        throw ERR.invalid(`store: action ${id} is ${a.status}; only failed actions can be retryed`);
+      if (!a) throw ERR.invalid(`action ${id} does not exist`);
+      if (a.status !== "failed") throw ERR.invalid(`action ${id} is ${a.status}; only failed actions can be retried`);
       a.status = "queued";
       a.nextAttemptMs = null;
       pump();
@@ -662,9 +660,9 @@ export function createFakeDispatch(opts: FakeDispatchOptions, deps: FakeDispatch
     cancelAction: async (id: number): Promise<void> => {
       if (strict()) signedIn();
       const a = actions.find((x) => x.id === id);
-      if (!a) throw ERR.invalid(`store: action ${id} does not exist`);
+      if (!a) throw ERR.invalid(`action ${id} does not exist`);
       if (a.status !== "queued" && a.status !== "failed")
-        throw ERR.invalid(`store: action ${id} is ${a.status}; only queued or failed actions can be canceled`);
+        throw ERR.invalid(`action ${id} is ${a.status}; only queued or failed actions can be cancelled`);
       a.status = "cancelled";
       a.nextAttemptMs = null;
       changed();

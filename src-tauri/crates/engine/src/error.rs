@@ -100,10 +100,13 @@ impl From<&EngineError> for ApiError {
             }
             _ => ApiErrorCode::Internal,
         };
-        ApiError {
-            code,
-            message: e.to_string(),
-        }
+        // A refusal by the store is a sentence for the operator as it stands; the "store: "
+        // that marks where other store errors came from would only be noise in front of it.
+        let message = match e {
+            EngineError::Store(cityops_store::StoreError::Refused(m)) => m.clone(),
+            _ => e.to_string(),
+        };
+        ApiError { code, message }
     }
 }
 

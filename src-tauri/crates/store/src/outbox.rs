@@ -297,7 +297,7 @@ impl Store {
 
     /// Puts a failed action back in the queue (operator's decision), with a fresh budget.
     pub fn retry_action(&self, id: i64, operator: &str, role: &str, wall_ms: Millis) -> Result<(), StoreError> {
-        self.operator_change(id, operator, role, wall_ms, "retry", &["failed"], "UPDATE actions SET status = 'queued', failures = 0, next_attempt_ms = ?2, updated_wall_ms = ?2 WHERE id = ?1")
+        self.operator_change(id, operator, role, wall_ms, ("retry", "retried"), &["failed"], "UPDATE actions SET status = 'queued', failures = 0, next_attempt_ms = ?2, updated_wall_ms = ?2 WHERE id = ?1")
     }
 
     /// Cancels an action that has not been delivered and is not in flight.
@@ -307,7 +307,7 @@ impl Store {
             operator,
             role,
             wall_ms,
-            "cancel",
+            ("cancel", "cancelled"),
             &["queued", "failed"],
             "UPDATE actions SET status = 'cancelled', updated_wall_ms = ?2 WHERE id = ?1",
         )
@@ -320,7 +320,8 @@ impl Store {
         operator: &str,
         role: &str,
         wall_ms: Millis,
-        what: &str,
+        // The audit trail's name of the change, and the word an operator reads in a refusal.
+        (what, done): (&str, &str),
         from: &[&str],
         sql: &str,
     ) -> Result<(), StoreError> {
@@ -335,7 +336,7 @@ impl Store {
             };
             if !from.contains(&status.as_str()) {
                 return Err(StoreError::Refused(format!(
-                    "action {id} is {status}; only {} actions can be {what}ed",
+                    "action {id} is {status}; only {} actions can be {done}",
                     from.join(" or ")
                 )));
             }

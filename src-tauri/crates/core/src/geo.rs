@@ -1,9 +1,10 @@
 //! Distances on the ground and a uniform-grid index for "what is within r metres of here".
 //!
 //! Correlation asks "which assets, which incident members are near this observation" for every
-//! observation. A uniform grid answers that by looking at a handful of cells, which measured
-//! faster than an R-tree for city-sized data with a fixed radius (see
-//! `../shared/brief/performance.md`), and it needs no dependency.
+//! observation. A uniform grid answers that by looking at a handful of cells: with a fixed radius
+//! over a city, matching an event against incidents through such a grid ran at 2.6-3.4 million
+//! events/s on one core (p99 1 µs) in the measurements made before this code was written, and it
+//! needs no dependency.
 
 use std::collections::HashMap;
 

@@ -2,7 +2,9 @@
 //!
 //! The log is indexed by a B-tree on `(time bucket, grid cell)` rather than an R*Tree: for an
 //! append-heavy log a B-tree insert is cheap and "this area, this time window" becomes a few
-//! range scans (see `../shared/brief/performance.md` for the measurements behind the choice).
+//! range scans. Measured on 1 M rows over 24 h of a 12.5 x 10 km city, one square kilometre for
+//! 15 minutes took 1.5/2.4 ms (p50/p99) this way against 52/85 ms with a 2-D R*Tree and a time
+//! filter, and inserts ran about ten times faster.
 
 use crate::model::{GeoPoint, Millis};
 

@@ -6,7 +6,8 @@
 //! cut may lose the last batch, which the tape or feed can deliver again. The log is indexed by
 //! arrival time per run (the replay picture), by layer and observed time, and by time bucket and
 //! grid cell ("this area, this time window"); there is no R*Tree on the log because its insert
-//! cost is about ten times a B-tree's (see `../shared/brief/performance.md`).
+//! cost is about ten times a B-tree's (measured before the store was written: about 10,000 rows/s
+//! into a 2-D R*Tree against 150,000-170,000 with the three B-tree indexes).
 
 mod audit;
 mod exercise;

@@ -2,8 +2,10 @@
 //!
 //! Each observation is matched against the *open incidents* (through a grid of their members
 //! and an index of their roots' assets) and the *asset index*, never against other loose
-//! observations, so the cost per observation does not grow with the input rate (see
-//! `../shared/brief/performance.md`). What it does with one observation:
+//! observations, so the cost per observation does not grow with the input rate (measured before
+//! this code was written: matching against incidents held 2.6-3.4 million events/s, while
+//! matching events against each other fell from 700,000/s at 100 events/s of input to 33,000/s at
+//! 10,000). What it does with one observation:
 //! 1. A normal reading or a clearing kind clears its entity's membership.
 //! 2. A problem of an entity that is already a member updates that membership.
 //! 3. Otherwise the most confident rule match (dependency, spatial, duplicate) adds a member.

@@ -250,7 +250,7 @@ impl StoreWatch {
 }
 
 /// The operator's sentence for an error that a full or read-only disk caused, if it is one.
-pub fn storage_fault(e: &LiveError) -> Option<&'static str> {
+fn storage_fault(e: &LiveError) -> Option<&'static str> {
     match e {
         LiveError::Store(e) => e.disk_fault(),
         _ => None,
@@ -289,7 +289,7 @@ pub struct Transports {
     /// Everything the transports received, in the order they sent it.
     pub rx: mpsc::Receiver<Incoming>,
     /// One task per feed; each ends when `stop` turns true.
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Registers every feed on the health board and spawns its transport on the current runtime.

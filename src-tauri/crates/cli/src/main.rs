@@ -14,6 +14,8 @@ use cityops_live::{self as live, Health, LiveOptions};
 use cityops_store::{AuditOutcome, Store};
 use clap::{Parser, Subcommand};
 
+mod site;
+
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
 /// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
 /// the time (BENCHMARKS.md, time travel).
@@ -67,8 +69,15 @@ enum RosterCommand {
         /// operator, supervisor or trainer.
         #[arg(long)]
         role: String,
-        #[arg(long)]
-        db: PathBuf,
+        /// The workstation's database whose roster to change (or --nats and --site).
+        #[arg(long, required_unless_present = "nats")]
+        db: Option<PathBuf>,
+        /// The NATS server(s) of a site whose shared roster to change, instead of a database's.
+        #[arg(long, requires = "site")]
+        nats: Option<String>,
+        /// The site's id.
+        #[arg(long, requires = "nats")]
+        site: Option<String>,
         /// The environment variable that holds the operator's new PIN (never on the command
         /// line, where other users and the shell history would see it).
         #[arg(long)]
@@ -299,6 +308,67 @@ enum Command {
     Check {
         /// The scenario folder.
         scenario: PathBuf,
+    },
+    /// A site: one control room's shared state on NATS JetStream.
+    Site {
+        #[command(subcommand)]
+        command: site::SiteCommand,
+    },
+    /// Publishes a scenario (its configuration, then its tape) into a site's stream: how a
+    /// trainer runs a shared exercise. Publishing the same tape again adds nothing.
+    Publish {
+        #[command(flatten)]
+        at: site::SiteArgs,
+        /// The scenario folder (holding scenario.toml).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// `max` for as fast as the server takes it, or a factor such as 60.
+        #[arg(long, default_value = "max")]
+        speed: String,
+    },
+    /// A headless workstation: applies the site's streams to its local cache, until Ctrl-C.
+    Follow {
+        #[command(flatten)]
+        at: site::SiteArgs,
+        /// The workstation's cache (SQLite; created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Exit once everything published so far is applied, and print the summary.
+        #[arg(long)]
+        until_idle: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publishes one operator decision to a site and prints its outcome once applied:
+    /// accepted, or refused with the reason (exit code 1).
+    Act {
+        #[command(flatten)]
+        at: site::SiteArgs,
+        /// The operator deciding (on the site's roster).
+        #[arg(long)]
+        operator: String,
+        /// The environment variable holding the operator's PIN.
+        #[arg(long)]
+        pin_env: Option<String>,
+        /// The workstation's cache: the decision is committed there first and waits there
+        /// while the site cannot be reached. A temporary cache without it.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// The workstation the decision is made at (this machine's name by default).
+        #[arg(long)]
+        workstation: Option<String>,
+        /// Print the outcome once committed (or published) instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the outcome.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: Duration,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        decision: site::ActCommand,
     },
     /// The operator roster: who may sign in with which role.
     Roster {
@@ -612,6 +682,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: no problems", scenario.display());
             Ok(())
         }
+        Command::Site {
+            command: site::SiteCommand::Init { at, replicas },
+        } => site::init(at, replicas),
+        Command::Publish { at, scenario, speed } => site::publish(at, &scenario, &speed),
+        Command::Follow {
+            at,
+            db,
+            until_idle,
+            json,
+        } => site::follow(at, &db, until_idle, json),
+        Command::Act {
+            at,
+            operator,
+            pin_env,
+            db,
+            workstation,
+            no_wait,
+            timeout,
+            json,
+            decision,
+        } => site::act(
+            site::Act {
+                at,
+                operator,
+                pin_env,
+                db,
+                workstation: workstation.unwrap_or_else(site::hostname),
+                no_wait,
+                timeout,
+                json,
+            },
+            decision,
+        ),
+        Command::Roster {
+            command:
+                RosterCommand::Add {
+                    name,
+                    role,
+                    db: None,
+                    nats: Some(nats),
+                    site: Some(site),
+                    pin_env,
+                    ..
+                },
+        } => {
+            let pin = pin_env.as_deref().map(read_pin).transpose()?;
+            site::roster_add(site::SiteArgs { nats, site }, &name, &role, pin.as_deref())
+        }
         Command::Roster {
             command:
                 RosterCommand::Add {
@@ -621,8 +739,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     pin_env,
                     by,
                     by_pin_env,
+                    ..
                 },
         } => {
+            let db = db.ok_or_else(|| anyhow::anyhow!("--db or --nats and --site"))?;
             let store = Store::open(&db)?;
             let pin = pin_env.as_deref().map(read_pin).transpose()?;
             let has_supervisor = store.roster()?.iter().any(|e| e.role == "supervisor");
@@ -759,11 +879,15 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
     for i in &incidents {
         writeln!(
             out,
-            "{} [{} {} {}] {} ({} members)",
+            "{} [{} {} {}{}] {} ({} members)",
             i.id,
             i.severity,
             i.status,
             i.lifecycle,
+            i.acknowledged_by
+                .as_deref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default(),
             i.title,
             i.members.len()
         )?;

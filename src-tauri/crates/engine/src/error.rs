@@ -87,6 +87,9 @@ pub enum EngineError {
     /// The engine has shut down.
     #[error("the engine has stopped")]
     Stopped,
+    /// A site (NATS) could not be reached or used.
+    #[error(transparent)]
+    Site(#[from] cityops_site::SiteError),
 }
 
 impl From<&EngineError> for ApiError {
@@ -94,7 +97,9 @@ impl From<&EngineError> for ApiError {
         let code = match e {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
             EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
-            EngineError::Forbidden(_) => ApiErrorCode::Forbidden,
+            EngineError::Forbidden(_) | EngineError::Site(cityops_site::SiteError::Credentials { .. }) => {
+                ApiErrorCode::Forbidden
+            }
             EngineError::Store(cityops_store::StoreError::Refused(_)) | EngineError::Dispatch(_) => {
                 ApiErrorCode::InvalidInput
             }

@@ -186,6 +186,13 @@ fn area(inc: &Incident) -> AreaDto {
     a
 }
 
+/// A scenario time as the operators read it on the app's clock: `21:13:05`, local time.
+pub fn clock_time(ms: Millis) -> String {
+    // Helsinki is the demo's city; the app and the report show its local time.
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default() + chrono::Duration::hours(2);
+    t.format("%H:%M:%S").to_string()
+}
+
 /// The hash of an incident set: SHA-256 of the incidents (ids, members, explanations) as JSON in
 /// id order, so two runs that agree on every incident agree on the hash.
 pub fn incident_set_hash<'a>(incidents: impl Iterator<Item = &'a Incident>) -> String {
@@ -279,6 +286,11 @@ impl Desk {
             "incident desk resumed"
         );
         Ok(())
+    }
+
+    /// Every observation that arrived before this time has been correlated (a whole second).
+    pub fn correlated_upto(&self) -> Millis {
+        self.state.upto_ms
     }
 
     /// The correlator as of the clock.
@@ -672,6 +684,17 @@ impl Desk {
         })
     }
 
+    /// Acts as `op` from now on, on an authority other than this workstation's sign-in: a
+    /// site's roster, which vouched for the operator of an event made at another workstation.
+    pub fn act_as(&mut self, op: OperatorDto) {
+        self.operator = Some(op);
+    }
+
+    /// The latest lifecycle transition of an incident, if it had any.
+    pub fn last_transition(&self, id: &str) -> Option<&TransitionRow> {
+        self.lifecycle.get(id).and_then(|l| l.history.last())
+    }
+
     /// Signs an operator in on the roster's authority (see [`Store::sign_in`]): the role must
     /// be the roster's (or plain operator), and a PIN the roster holds must be given.
     pub fn sign_in(
@@ -877,6 +900,19 @@ impl Desk {
         scenario_ms: Millis,
     ) -> Result<Option<String>, EngineError> {
         let who = self.signed_in()?;
+        // An incident someone closed takes nothing more in: its record is final.
+        if let DecisionOp::Merge { into, .. } | DecisionOp::Reassign { to: into, .. } = &op {
+            if let Some(closed) = self
+                .last_transition(into)
+                .filter(|t| t.to == LifecycleStatus::Closed.as_str())
+            {
+                return Err(EngineError::InvalidInput(format!(
+                    "incident {into} was closed by {} at {}; nothing more can join it",
+                    closed.operator,
+                    clock_time(closed.scenario_ms)
+                )));
+            }
+        }
         let d = Decision {
             position_ms: self.state.upto_ms,
             operator: who.name.clone(),

@@ -13,6 +13,8 @@
 //! - [`training`] and [`report`]: exercise scores, and the after-action report with its charts.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
+//! - [`follow`]: a workstation of a site: the site's stream (`cityops-site`) folded in order
+//!   through the same pipeline and desk into the local cache.
 //! - [`error`]: the engine's errors and their flattening into `ApiError` at the IPC edge (the
 //!   wire types are [`dto`], re-exported from `cityops-dto`).
 //!
@@ -21,6 +23,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod follow;
 pub mod headless;
 pub mod incidents;
 pub mod live_mode;

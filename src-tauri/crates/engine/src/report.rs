@@ -52,9 +52,7 @@ pub fn esc(s: &str) -> String {
 }
 
 pub(crate) fn hhmm(ms: Millis) -> String {
-    // Helsinki is the demo's city; the report shows local time like the app does.
-    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default() + chrono::Duration::hours(2);
-    t.format("%H:%M:%S").to_string()
+    crate::incidents::clock_time(ms)
 }
 
 /// One chart: SVG markup and the totals per series it was drawn from.

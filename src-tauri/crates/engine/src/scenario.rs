@@ -73,6 +73,58 @@ impl Scenario {
         })
     }
 
+    /// The scenario a site runs with, from the configuration it published: its feeds, rules
+    /// and assets, and no tape (the site's stream is the tape). `dir` resolves what the feeds'
+    /// mappings name. Errors name the part of the configuration (`site:hel/rules`).
+    pub fn from_site(dir: &Path, site: &str, config: &cityops_site::SiteConfig) -> Result<Scenario, EngineError> {
+        let part = |name: &str| PathBuf::from(format!("site:{site}/{name}"));
+        let manifest = Manifest::parse(&config.manifest).map_err(|source| EngineError::Manifest {
+            path: part(MANIFEST),
+            source,
+        })?;
+        let assets = match &config.assets {
+            Some(text) => AssetIndex::parse_geojson(text).map_err(|source| EngineError::Assets {
+                path: part("assets"),
+                source,
+            })?,
+            None => AssetIndex::default(),
+        };
+        let rules = match &config.rules {
+            Some(text) => Some(Rules::parse(text).map_err(|source| EngineError::Rules {
+                path: part("rules"),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(Scenario {
+            dir: dir.to_owned(),
+            tape_path: part("stream"),
+            manifest,
+            messages: Vec::new(),
+            tape_issues: Vec::new(),
+            assets,
+            rules,
+        })
+    }
+
+    /// What a site runs with, from this scenario's folder: its manifest with the texts of the
+    /// rules and assets it names (`cityops publish` sends this before the tape).
+    pub fn site_config(dir: &Path) -> Result<cityops_site::SiteConfig, EngineError> {
+        let manifest_path = dir.join(MANIFEST);
+        let text = read(&manifest_path)?;
+        let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest {
+            path: manifest_path,
+            source,
+        })?;
+        let rules = manifest.rules.as_deref().map(|f| read(&dir.join(f))).transpose()?;
+        let assets = manifest.assets.as_deref().map(|f| read(&dir.join(f))).transpose()?;
+        Ok(cityops_site::SiteConfig {
+            manifest: text,
+            rules,
+            assets,
+        })
+    }
+
     /// When the scenario clock stops: the manifest's end, else the last message, else the start.
     pub fn end_ms(&self) -> Millis {
         let last = self

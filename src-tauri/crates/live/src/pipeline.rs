@@ -93,6 +93,12 @@ impl Pipeline {
         &self.store
     }
 
+    /// The store back, for a pipeline with other feeds (a site's configuration arrived).
+    /// Call [`Pipeline::flush`] first: what is buffered is dropped.
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+
     /// The run being written.
     pub fn run(&self) -> RunId {
         self.run

@@ -650,6 +650,9 @@ impl Store {
                 head: Cell::new(None),
             };
             let out = f(&tx)?;
+            if let Some(row) = self.site_event.take() {
+                crate::site::insert_event(&tx, &row)?;
+            }
             let AuditTx { tx, head, .. } = tx;
             tx.commit()?;
             Ok((out, head.into_inner()))

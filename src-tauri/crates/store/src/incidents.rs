@@ -112,6 +112,8 @@ pub struct StoredIncident {
     pub title: String,
     pub status: String,
     pub lifecycle: String,
+    /// Who moved it out of `new` (acknowledging it, or skipping past that step), if anyone.
+    pub acknowledged_by: Option<String>,
     pub severity: String,
     pub opened_ms: Millis,
     pub cleared_ms: Option<Millis>,
@@ -365,8 +367,15 @@ impl Store {
 
     /// A run's stored incidents with their members, most severe first, then oldest first.
     pub fn stored_incidents(&self, run: RunId) -> Result<Vec<StoredIncident>, StoreError> {
-        let lifecycle: std::collections::HashMap<String, String> =
-            self.transitions(run)?.into_iter().map(|t| (t.incident, t.to)).collect();
+        let transitions = self.transitions(run)?;
+        let mut acknowledged_by: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for t in &transitions {
+            acknowledged_by.entry(&t.incident).or_insert(&t.operator);
+        }
+        let lifecycle: std::collections::HashMap<&str, &str> = transitions
+            .iter()
+            .map(|t| (t.incident.as_str(), t.to.as_str()))
+            .collect();
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north \
              FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
@@ -381,6 +390,7 @@ impl Store {
                 let id: String = r.get(0)?;
                 Ok(StoredIncident {
                     lifecycle: String::new(),
+                    acknowledged_by: None,
                     incident_type: r.get(1)?,
                     title: r.get(2)?,
                     status: r.get(3)?,
@@ -401,7 +411,8 @@ impl Store {
              FROM incident_members WHERE run = ?1 AND incident = ?2 ORDER BY position",
         )?;
         for inc in &mut out {
-            inc.lifecycle = lifecycle.get(&inc.id).cloned().unwrap_or_else(|| "new".into());
+            inc.lifecycle = lifecycle.get(inc.id.as_str()).copied().unwrap_or("new").to_owned();
+            inc.acknowledged_by = acknowledged_by.get(inc.id.as_str()).map(|s| (*s).to_owned());
             inc.members = members
                 .query_map(params![run, inc.id], |r| {
                     let path: String = r.get(8)?;

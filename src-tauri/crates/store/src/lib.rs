@@ -17,6 +17,7 @@ mod outbox;
 mod quarantine;
 mod report;
 mod roster;
+mod site;
 
 pub use audit::{
     advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome,
@@ -27,7 +28,8 @@ pub use incidents::{
     audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, SopTickRow, StoredIncident, StoredMember,
     TransitionRow, GENESIS,
 };
-pub use roster::{role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
+pub use roster::{hash_pin, pin_matches_hash, role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
+pub use site::{PendingDecision, SiteEventRow, SiteRosterEntry, SiteRun};
 
 use std::path::Path;
 
@@ -161,6 +163,9 @@ pub struct Store {
     full: bool,
     /// Where the audit key and anchors are (`store/audit.rs`).
     audit: audit::AuditSetup,
+    /// A site's operations event whose effect is being recorded: the next durable transaction
+    /// commits its row with the effect (`store/site.rs`).
+    site_event: std::cell::RefCell<Option<site::SiteEventRow>>,
 }
 
 /// SQLite's page cache per connection, KiB (its default is 2 MiB).
@@ -213,6 +218,7 @@ impl Store {
             conn,
             full: false,
             audit: Default::default(),
+            site_event: Default::default(),
         }))
     }
 
@@ -268,6 +274,7 @@ impl Store {
             conn,
             full: false,
             audit: Default::default(),
+            site_event: Default::default(),
         })
     }
 
@@ -288,6 +295,7 @@ impl Store {
             conn,
             full: false,
             audit: Default::default(),
+            site_event: Default::default(),
         })
     }
 

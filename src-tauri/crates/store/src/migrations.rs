@@ -224,6 +224,42 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER meta_id_no_delete BEFORE DELETE ON meta WHEN old.name = 'database_id' BEGIN SELECT RAISE(ABORT, 'the database id never changes'); END;
     ALTER TABLE audit ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256';
     ALTER TABLE audit ADD COLUMN vouches TEXT;",
+    // 8: following a site (`store/site.rs`). `site_runs` names the run a site's streams are
+    // folded into and the configuration the site published; `site_events` holds every
+    // operations event applied, at its stream sequence, with its outcome (committed in the same
+    // transaction as its effect, so a restart neither loses nor repeats one); `site_roster` is
+    // the site's roster as its events built it; `site_pending` the decisions made here that
+    // the site has not acknowledged yet (committed before they are published).
+    "CREATE TABLE site_runs (
+        run INTEGER PRIMARY KEY REFERENCES runs(id),
+        site TEXT NOT NULL UNIQUE,
+        config TEXT,
+        config_seq INTEGER,
+        time_ms INTEGER
+    );
+    CREATE TABLE site_pending (
+        event_id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        wall_ms INTEGER NOT NULL
+    );
+    CREATE TABLE site_events (
+        seq INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        event_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        workstation TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE site_roster (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        pin_hash TEXT,
+        seq INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ struct Row {
 }
 
 /// An argon2id hash of a PIN, in PHC form.
-fn hash_pin(pin: &str) -> Result<String, StoreError> {
+pub fn hash_pin(pin: &str) -> Result<String, StoreError> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| StoreError::Refused(format!("PIN salt: {e}")))?;
     Argon2::default()
@@ -87,6 +87,11 @@ fn legacy_pin_hash(salt: &str, pin: &str) -> String {
 /// much of a guess was right.
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// True when `pin` matches an argon2id hash in PHC form (a site's roster holds only those).
+pub fn pin_matches_hash(hash: &str, pin: &str) -> bool {
+    pin_matches(None, hash, pin)
 }
 
 /// True when `pin` matches the stored hash (argon2id, or a legacy salted SHA-256).

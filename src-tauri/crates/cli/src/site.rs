@@ -1,0 +1,403 @@
+//! The site commands: `site init`, `publish`, `follow`, `act`, and `roster add --nats`. A site
+//! is one control room's shared state on NATS JetStream (`cityops-site`); the credentials of
+//! the NATS user come from `CITYOPS_NATS_USER` and `CITYOPS_NATS_PASSWORD`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cityops_engine::follow::{self, EventOutcome, Follower};
+use cityops_engine::scenario::Scenario;
+use cityops_site::{Credentials, Op, Outgoing, Site, SiteId};
+use cityops_store::Store;
+use clap::{Args, Subcommand};
+
+/// Where the site is.
+#[derive(Args, Clone)]
+pub struct SiteArgs {
+    /// The NATS server(s): nats://127.0.0.1:4222 (commas separate the nodes of a cluster).
+    #[arg(long)]
+    pub nats: String,
+    /// The site's id (a-z, 0-9, - and _).
+    #[arg(long)]
+    pub site: String,
+}
+
+impl SiteArgs {
+    fn id(&self) -> anyhow::Result<SiteId> {
+        Ok(self.site.parse()?)
+    }
+
+    async fn connect(&self) -> anyhow::Result<Site> {
+        Ok(Site::connect(&self.nats, self.id()?, Credentials::from_env()).await?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SiteCommand {
+    /// Creates the site's stream (idempotent: an existing one is left as it is).
+    Init {
+        #[command(flatten)]
+        at: SiteArgs,
+        /// Copies of the stream: 1 on one server, 3 on a cluster that must survive losing a node.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+    },
+}
+
+/// One operator decision, as `cityops act` takes it.
+#[derive(Subcommand)]
+pub enum ActCommand {
+    /// Acknowledges the incident.
+    Acknowledge {
+        #[arg(long)]
+        incident: String,
+    },
+    /// Marks a crew or unit dispatched to it.
+    MarkDispatched {
+        #[arg(long)]
+        incident: String,
+    },
+    /// Marks it resolved.
+    Resolve {
+        #[arg(long)]
+        incident: String,
+    },
+    /// Closes it (a supervisor's or trainer's step).
+    Close {
+        #[arg(long)]
+        incident: String,
+    },
+    /// Adds a note to it.
+    Note {
+        #[arg(long)]
+        incident: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// Merges the incident `--from` into `--incident`.
+    Merge {
+        #[arg(long)]
+        incident: String,
+        #[arg(long)]
+        from: String,
+    },
+    /// Splits the member `--entity` out of `--incident` into an incident of its own.
+    Split {
+        #[arg(long)]
+        incident: String,
+        #[arg(long)]
+        entity: String,
+    },
+    /// Ticks (or with --untick, unticks) SOP step `--step` (counting from 1).
+    Sop {
+        #[arg(long)]
+        incident: String,
+        #[arg(long)]
+        step: u32,
+        #[arg(long)]
+        untick: bool,
+    },
+}
+
+impl ActCommand {
+    fn op(self) -> anyhow::Result<Op> {
+        let transition = |incident: String, to: &str| Op::Transition {
+            incident,
+            to: to.to_owned(),
+        };
+        Ok(match self {
+            ActCommand::Acknowledge { incident } => transition(incident, "acknowledged"),
+            ActCommand::MarkDispatched { incident } => transition(incident, "dispatched"),
+            ActCommand::Resolve { incident } => transition(incident, "resolved"),
+            ActCommand::Close { incident } => transition(incident, "closed"),
+            ActCommand::Note { incident, text } => Op::Note { incident, text },
+            ActCommand::Merge { incident, from } => Op::Merge { into: incident, from },
+            ActCommand::Split { incident, entity } => Op::Split { from: incident, entity },
+            ActCommand::Sop { incident, step, untick } => {
+                anyhow::ensure!(step >= 1, "--step counts from 1");
+                Op::Sop {
+                    incident,
+                    step: step - 1,
+                    ticked: !untick,
+                }
+            }
+        })
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// `cityops site init`.
+pub fn init(at: SiteArgs, replicas: usize) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        let summary = site.init(replicas).await?;
+        println!("{}", serde_json::to_string(&summary)?);
+        Ok(())
+    })
+}
+
+/// `cityops publish`: the scenario's configuration, then its tape, then a clock tick at its
+/// end, into the site. At `--speed max` the tape goes as fast as the server takes it; at a
+/// factor, each message goes at its time (scaled), with a tick every scenario second.
+pub fn publish(at: SiteArgs, scenario_dir: &Path, speed: &str) -> anyhow::Result<()> {
+    let factor: Option<f64> = match speed {
+        "max" => None,
+        s => Some(
+            s.parse()
+                .ok()
+                .filter(|f: &f64| *f > 0.0)
+                .ok_or_else(|| anyhow::anyhow!("--speed {s:?}: expected max or a positive number"))?,
+        ),
+    };
+    let scenario = Scenario::load(scenario_dir)?;
+    for issue in &scenario.tape_issues {
+        eprintln!(
+            "{}:{}: {} (not published)",
+            scenario.tape_path.display(),
+            issue.line,
+            issue.reason
+        );
+    }
+    let config = Scenario::site_config(scenario_dir)?;
+    let end = (scenario.end_ms().div_euclid(1000) + 1) * 1000;
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        let id = site.id().clone();
+        let mut total = site.publish([Outgoing::config(&id, &config)]).await?;
+        let mut add = |p: cityops_site::Published| {
+            total.published += p.published;
+            total.duplicates += p.duplicates;
+            total.last_seq = total.last_seq.max(p.last_seq);
+        };
+        match factor {
+            None => {
+                let lines = scenario.messages.iter().map(|m| Outgoing::tape_line(&id, m));
+                add(site.publish(lines).await?);
+            }
+            Some(factor) => {
+                let started = tokio::time::Instant::now();
+                let start = scenario.manifest.start_ms;
+                let mut next_tick = (start.div_euclid(1000) + 1) * 1000;
+                for m in &scenario.messages {
+                    while next_tick <= m.time_ms {
+                        add(site.publish([Outgoing::tick(&id, next_tick)]).await?);
+                        next_tick += 1000;
+                    }
+                    let due = Duration::from_secs_f64(((m.time_ms - start).max(0) as f64 / 1000.0) / factor);
+                    tokio::time::sleep_until(started + due).await;
+                    add(site.publish([Outgoing::tape_line(&id, m)]).await?);
+                }
+            }
+        }
+        add(site.publish([Outgoing::tick(&id, end)]).await?);
+        println!("{}", serde_json::to_string(&total)?);
+        Ok(())
+    })
+}
+
+/// `cityops follow`: applies the site's stream to the cache at `db`; with `until_idle`, stops
+/// once everything published before it started is applied, and prints the summary.
+pub fn follow(at: SiteArgs, db: &Path, until_idle: bool, json: bool) -> anyhow::Result<()> {
+    let mut f = Follower::open(db, at.id()?)?;
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        if until_idle {
+            let summary = follow::follow_until_idle(&site, &mut f).await?;
+            print_summary(&summary, json)?;
+            return Ok(());
+        }
+        tokio::select! {
+            r = follow::follow_until(&site, &mut f, |_| false) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        f.settle()?;
+        print_summary(&f.summary()?, json)
+    })
+}
+
+fn print_summary(s: &follow::FollowSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+    } else {
+        println!(
+            "site {} at position {}: {} observations accepted, {} rejected\n  hash {}\n  {} incidents, hash {}\n  {} events accepted, {} refused, hash {}\n  {} decisions waiting",
+            s.site,
+            s.position,
+            s.accepted,
+            s.rejected,
+            s.observation_set_hash,
+            s.incidents,
+            s.incident_set_hash,
+            s.events_accepted,
+            s.events_refused,
+            s.decision_set_hash,
+            s.waiting
+        );
+    }
+    Ok(())
+}
+
+/// What `cityops act` was told to do.
+pub struct Act {
+    pub at: SiteArgs,
+    pub operator: String,
+    pub pin_env: Option<String>,
+    pub db: Option<PathBuf>,
+    pub workstation: String,
+    pub no_wait: bool,
+    pub timeout: Duration,
+    pub json: bool,
+}
+
+/// The event was refused: exit code 1, after its outcome was printed.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct Refused(pub String);
+
+/// `cityops act`: commits one decision to the workstation's cache, publishes it, and prints
+/// its outcome once the site has applied it. When another process follows the cache (the
+/// workstation is running), that process publishes and applies it, and this one waits for the
+/// outcome in the cache.
+pub fn act(a: Act, command: ActCommand) -> anyhow::Result<()> {
+    let op = command.op()?;
+    let pin = a.pin_env.as_deref().map(crate::read_pin).transpose()?;
+    let id = a.at.id()?;
+    let tmp = tempfile::tempdir()?;
+    let db = a.db.clone().unwrap_or_else(|| tmp.path().join("act.db"));
+    let out = match Follower::open(&db, id.clone()) {
+        Ok(mut f) => runtime()?.block_on(async {
+            match a.at.connect().await {
+                Ok(site) => {
+                    follow::follow_until_idle(&site, &mut f).await?;
+                    follow::check_operator(f.store(), &a.operator, pin.as_deref())?;
+                    let event = follow::commit_decision(f.store(), &id, &a.operator, &a.workstation, op)?;
+                    if let (_, Some(refused)) = follow::publish_waiting(&site, f.store()).await? {
+                        return Err(anyhow::Error::from(refused).context(format!(
+                            "event {} waits in {}",
+                            event.id,
+                            db.display()
+                        )));
+                    }
+                    if a.no_wait {
+                        return waiting(f.store(), &event.id);
+                    }
+                    let event_id = event.id.clone();
+                    let wait = follow::follow_until(&site, &mut f, |f| {
+                        f.outcome(&event_id)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|o| o.outcome != "waiting")
+                    });
+                    tokio::time::timeout(a.timeout, wait).await.map_err(|_| {
+                        anyhow::anyhow!(
+                            "the site has not applied event {} within {:?}; it is published or waits in {}",
+                            event.id,
+                            a.timeout,
+                            db.display()
+                        )
+                    })??;
+                    f.outcome(&event.id)?
+                        .ok_or_else(|| anyhow::anyhow!("event {} is neither applied nor waiting", event.id))
+                }
+                // Offline: the decision is committed and waits for the link.
+                Err(e) if a.db.is_some() && !is_credentials(&e) => {
+                    eprintln!("cityops: offline ({e:#}); the decision waits in {}", db.display());
+                    follow::check_operator(f.store(), &a.operator, pin.as_deref())?;
+                    let event = follow::commit_decision(f.store(), &id, &a.operator, &a.workstation, op)?;
+                    waiting(f.store(), &event.id)
+                }
+                Err(e) => Err(e),
+            }
+        })?,
+        // A running workstation follows this cache: it publishes and applies the decision.
+        Err(cityops_engine::EngineError::InvalidInput(m)) if m.contains("another process follows") => {
+            let store = Store::open(&db)?;
+            follow::check_operator(&store, &a.operator, pin.as_deref())?;
+            let event = follow::commit_decision(&store, &id, &a.operator, &a.workstation, op)?;
+            let deadline = std::time::Instant::now() + a.timeout;
+            loop {
+                let o = follow::outcome_in(&store, &event.id)?;
+                match o {
+                    Some(o) if o.outcome != "waiting" || a.no_wait => break o,
+                    _ if std::time::Instant::now() >= deadline => break waiting(&store, &event.id)?,
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&out)?);
+    } else if out.reason.is_empty() {
+        println!("{}: {}", out.event_id, out.outcome);
+    } else {
+        println!("{}: {}: {}", out.event_id, out.outcome, out.reason);
+    }
+    if out.outcome == "refused" {
+        return Err(Refused(out.reason).into());
+    }
+    Ok(())
+}
+
+fn is_credentials(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<cityops_site::SiteError>(),
+        Some(cityops_site::SiteError::Credentials { .. })
+    )
+}
+
+fn waiting(store: &Store, event_id: &str) -> anyhow::Result<EventOutcome> {
+    follow::outcome_in(store, event_id)?.ok_or_else(|| anyhow::anyhow!("event {event_id} was not committed"))
+}
+
+/// `cityops roster add NAME --role ROLE [--pin-env VAR] --nats URL --site ID`: publishes the
+/// change to the site's roster (the PIN as an argon2id hash; never the PIN itself).
+pub fn roster_add(at: SiteArgs, name: &str, role: &str, pin: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cityops_engine::dto::OperatorRole::parse(role).is_some(),
+        "--role {role:?}: expected operator, supervisor or trainer"
+    );
+    anyhow::ensure!(
+        pin.is_some() || !cityops_store::role_needs_pin(role),
+        "a {role} needs a PIN (--pin-env VAR)"
+    );
+    let pin_hash = pin.map(cityops_store::hash_pin).transpose()?;
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        let wall_ms = chrono::Utc::now().timestamp_millis();
+        let event = cityops_site::OpEvent {
+            id: format!("roster-{wall_ms}-{:016x}", rand::random::<u64>()),
+            operator: "cityops roster add".into(),
+            workstation: hostname(),
+            at_ms: 0,
+            wall_ms,
+            op: Op::Roster {
+                name: name.to_owned(),
+                role: role.to_owned(),
+                pin_hash,
+            },
+        };
+        site.publish([Outgoing::event(site.id(), &event)]).await?;
+        println!(
+            "{name}: {role}{} (site {})",
+            if pin.is_some() { ", PIN set" } else { "" },
+            site.id()
+        );
+        Ok(())
+    })
+}
+
+/// This machine's name, for the workstation an event was made at.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "workstation".into())
+}

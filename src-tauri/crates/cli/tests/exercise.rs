@@ -271,7 +271,8 @@ fn a_trainer_inject_is_recorded_correlated_time_travelled_and_replays_as_a_tape_
         let mut out = Vec::new();
         for i in v["incidents"].as_array_mut().unwrap() {
             let o = i.as_object_mut().unwrap();
-            o.retain(|k, _| !["lifecycle", "transitions"].contains(&k.as_str()));
+            // Who acknowledged is a decision the trainee made, not something the tape holds.
+            o.retain(|k, _| !["lifecycle", "transitions", "acknowledgedBy"].contains(&k.as_str()));
             if o["id"].as_str().unwrap().starts_with("inc/inject.utility/") {
                 o.insert("id".into(), "inc/inject.utility".into());
             }

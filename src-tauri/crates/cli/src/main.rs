@@ -112,15 +112,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Runs the configured live feeds into a database, without a window, until Ctrl-C or
-    /// `--duration`; prints feed health every `--health-every`.
+    /// Runs the configured live feeds into a database, a site (`--nats`, `--site`), or both,
+    /// without a window, until Ctrl-C or `--duration`; prints feed health every
+    /// `--health-every`.
     Ingest {
         /// The feed configuration (TOML).
         #[arg(long)]
         config: PathBuf,
-        /// The SQLite database to write.
-        #[arg(long)]
-        db: PathBuf,
+        /// The SQLite database to write (a temporary one when only a site is fed).
+        #[arg(long, required_unless_present = "nats")]
+        db: Option<PathBuf>,
+        /// The NATS server(s) of a site to publish every message into, as a tape line.
+        #[arg(long, requires = "site")]
+        nats: Option<String>,
+        /// The site's id.
+        #[arg(long, requires = "nats")]
+        site: Option<String>,
         /// Stop after this long (for example 90s, 10m, 2h); runs until Ctrl-C otherwise.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<Duration>,
@@ -463,20 +470,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest {
             config,
             db,
+            nats,
+            site,
             duration,
             health_every,
             json,
         } => {
             let config = LiveConfig::load(&config)?;
-            let store = Store::open(&db)?;
-            live_run(
-                config,
-                store,
-                LiveOptions::default(),
-                duration,
-                Some(health_every),
-                json,
-            )
+            let tmp = tempfile::tempdir()?;
+            let store = Store::open(&db.unwrap_or_else(|| tmp.path().join("ingest.db")))?;
+            let mut options = LiveOptions::default();
+            let beside = match (nats, site) {
+                (Some(nats), Some(site)) => {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    options.tap = Some(tx);
+                    let site_config = site::live_site_config(&config)?;
+                    Some(site::feed_site(site::SiteArgs { nats, site }, site_config, rx))
+                }
+                _ => None,
+            };
+            live_run(config, store, options, duration, Some(health_every), json, beside)
         }
         Command::Record {
             config,
@@ -488,7 +501,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = LiveConfig::load(&config)?;
             let tmp = tempfile::tempdir()?;
             let store = Store::open(&db.unwrap_or_else(|| tmp.path().join("record.db")))?;
-            live_run(config, store, LiveOptions { record: Some(out) }, duration, None, json)
+            let options = LiveOptions {
+                record: Some(out),
+                ..LiveOptions::default()
+            };
+            live_run(
+                config,
+                store,
+                options,
+                duration,
+                None,
+                json,
+                None::<std::future::Ready<anyhow::Result<()>>>,
+            )
         }
         Command::Incidents { db, run, json } => incidents(&db, run, json),
         Command::Injects { db, run } => {
@@ -951,14 +976,21 @@ fn parse_received(text: &str) -> Result<i64, ReceivedError> {
         .map_err(|_| ReceivedError { text: text.to_owned() })
 }
 
-fn live_run(
+/// Runs the live feeds until Ctrl-C or `duration`, with `beside` (a site's publisher) running
+/// next to them until the ingest has stopped and handed it everything.
+#[allow(clippy::too_many_arguments)]
+fn live_run<F>(
     config: LiveConfig,
     store: Store,
     options: LiveOptions,
     duration: Option<Duration>,
     health_every: Option<Duration>,
     json: bool,
-) -> anyhow::Result<()> {
+    beside: Option<F>,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -967,6 +999,7 @@ fn live_run(
         let health = Health::default();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let runner = tokio::spawn(live::run(config, store, options, health.clone(), stop_rx));
+        let beside = beside.map(tokio::spawn);
         let deadline = async {
             match duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -985,6 +1018,10 @@ fn live_run(
         }
         let _ = stop_tx.send(true);
         let summary = runner.await??;
+        if let Some(b) = beside {
+            // The ingest dropped its tap: the publisher sends what it holds and ends.
+            b.await??;
+        }
         print_health(&health, json)?;
         let accepted: u64 = summary.stats.accepted.values().sum();
         if json {

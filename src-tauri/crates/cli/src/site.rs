@@ -5,11 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cityops_core::tape::TapeMessage;
 use cityops_engine::follow::{self, EventOutcome, Follower};
 use cityops_engine::scenario::Scenario;
-use cityops_site::{Credentials, Op, Outgoing, Site, SiteId};
+use cityops_live::config::LiveConfig;
+use cityops_site::{Credentials, Op, Outgoing, Site, SiteConfig, SiteId};
 use cityops_store::Store;
 use clap::{Args, Subcommand};
+use tokio::sync::mpsc;
 
 /// Where the site is.
 #[derive(Args, Clone)]
@@ -400,4 +403,75 @@ pub fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "workstation".into())
+}
+
+/// The configuration a site runs live feeds with: the feeds of `config` (as a recording's
+/// manifest), and the texts of the rules and assets it names.
+pub fn live_site_config(config: &LiveConfig) -> anyhow::Result<SiteConfig> {
+    let base = config.base_dir();
+    let read = |file: &String| {
+        let path = base.join(file);
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    };
+    Ok(SiteConfig {
+        manifest: cityops_live::recorded_manifest(
+            config,
+            Path::new("tape.ndjson"),
+            chrono::Utc::now().timestamp_millis(),
+        ),
+        rules: config.rules.as_ref().map(read).transpose()?,
+        assets: config.assets.as_ref().map(read).transpose()?,
+    })
+}
+
+/// How far behind the wall clock a live ingest's clock tick runs: a message stamped just
+/// before a second ended may still be on its way through the ingest.
+const TICK_LAG_MS: i64 = 1_000;
+
+/// `cityops ingest --nats`: publishes the feeds' configuration into the site unless it has
+/// one, then every message the ingest takes (from `rx`, in the ingest's order) and a clock
+/// tick every second. What the site does not take is held and sent again (the messages' ids
+/// make a repeat add nothing) until the ingest stops.
+pub async fn feed_site(
+    at: SiteArgs,
+    config: SiteConfig,
+    mut rx: mpsc::UnboundedReceiver<TapeMessage>,
+) -> anyhow::Result<()> {
+    let site = at.connect().await?;
+    let id = site.id().clone();
+    match site.config().await? {
+        None => {
+            site.publish([Outgoing::config(&id, &config)]).await?;
+        }
+        Some(_) => tracing::info!(site = %id, "the site has its configuration; its feeds go into it"),
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut held: Vec<Outgoing> = Vec::new();
+    let mut open = true;
+    while open || !held.is_empty() {
+        tokio::select! {
+            m = rx.recv(), if open => match m {
+                Some(m) => {
+                    held.push(Outgoing::tape_line(&id, &m));
+                    while let Ok(m) = rx.try_recv() {
+                        held.push(Outgoing::tape_line(&id, &m));
+                    }
+                }
+                None => open = false,
+            },
+            _ = tick.tick() => {
+                held.push(Outgoing::tick(&id, chrono::Utc::now().timestamp_millis() - TICK_LAG_MS));
+            }
+        }
+        match site.publish(held.iter().cloned()).await {
+            Ok(_) => held.clear(),
+            Err(e) if open => {
+                tracing::warn!(error = %e, held = held.len(), "the site did not take the feeds' messages; they are sent again")
+            }
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("{} messages did not reach the site", held.len())))
+            }
+        }
+    }
+    Ok(())
 }

@@ -92,6 +92,7 @@ async fn start(dir: &Path, config: &str, db: &str, record: Option<&str>) -> Runn
     let (stop, stop_rx) = watch::channel(false);
     let options = LiveOptions {
         record: record.map(|r| dir.join(r)),
+        ..LiveOptions::default()
     };
     let feeds = config.feeds.len();
     let task = tokio::spawn(live::run(config, store, options, health.clone(), stop_rx));

@@ -300,6 +300,7 @@ interval_s = 1
     let (stop, stop_rx) = watch::channel(false);
     let options = LiveOptions {
         record: Some(dir.path().join("tape.ndjson")),
+        ..LiveOptions::default()
     };
     let run = tokio::spawn(live::run(
         config,

@@ -827,3 +827,107 @@ fn bad_events_are_refused_shown_and_stop_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn live_feeds_go_into_the_site_and_every_workstation_gets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    let mqtt_port = free_port();
+    let _broker = common::mosquitto_on(home, mqtt_port);
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel"],
+    ));
+    let config = home.join("feeds.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"name = "Grid telemetry"
+rules = "{rules}"
+[[feeds]]
+id = "grid"
+layer = "utility"
+format = "mqtt-json"
+[feeds.transport]
+type = "mqtt"
+host = "127.0.0.1"
+port = {mqtt_port}
+topics = ["grid/+/telemetry"]
+[feeds.mapping]
+id = "sensor"
+[[feeds.mapping.thresholds]]
+field = "voltage_kv"
+below = 9.5
+severity = "moderate"
+kind = "feeder.voltage"
+"#,
+            rules = repo().join("fixtures/rules/default.toml").display()
+        ),
+    )
+    .unwrap();
+    // The ingest node feeds the site only (no local database of its own).
+    let ingest = command(
+        home,
+        "ingest",
+        &[
+            "ingest",
+            "--config",
+            config.to_str().unwrap(),
+            "--nats",
+            &url,
+            "--site",
+            "hel",
+            "--duration",
+            "8s",
+            "--health-every",
+            "1s",
+            "--json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started = Instant::now();
+    let mut k = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        k += 1;
+        let sent = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &mqtt_port.to_string(),
+                "-q",
+                "1",
+                "-t",
+                "grid/s1/telemetry",
+                "-m",
+            ])
+            .arg(format!(
+                r#"{{"sensor":"feeder-F{k}","voltage_kv":8.{k},"lat":60.171,"lon":24.943}}"#
+            ))
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = ingest.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let ingested = summary["accepted"].as_u64().unwrap();
+    assert!(ingested > 5, "the ingest took {ingested} of {k} messages: {summary}");
+    // Two workstations get exactly what the ingest took, and agree.
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    let (sa, sb) = (follow(home, "ws-a", &url, &a), follow(home, "ws-b", &url, &b));
+    assert_eq!(agreed(&sa), agreed(&sb));
+    assert_eq!(sa["accepted"].as_u64().unwrap(), ingested, "{sa}");
+    assert!(
+        sa["incidents"].as_u64().unwrap() >= 1,
+        "low voltage opens an incident: {sa}"
+    );
+}

@@ -124,6 +124,8 @@ pub(crate) fn now_ms() -> Millis {
 pub struct LiveOptions {
     /// Record every message to this tape file (and a `scenario.toml` beside it).
     pub record: Option<PathBuf>,
+    /// Send every message here too, as received (a site's publisher: `cityops ingest --nats`).
+    pub tap: Option<mpsc::UnboundedSender<TapeMessage>>,
 }
 
 /// What a live run did.
@@ -146,6 +148,9 @@ pub async fn run(
     let (mut pipeline, _) = open_pipeline(&config, store, false)?;
     let run = pipeline.run();
     let mut ingest = Ingest::new(&config, options.record.as_deref(), health.clone())?;
+    if let Some(tap) = options.tap {
+        ingest.tap(tap);
+    }
     let Transports { mut rx, tasks } = spawn_transports(&config, &health, stop.clone());
     let mut store_watch = StoreWatch::default();
 
@@ -320,6 +325,8 @@ pub struct Ingest {
     feeds: Vec<FeedSpec>,
     seq: u64,
     recorder: Option<Recorder>,
+    /// Where every message also goes as received, before decoding (a site's publisher).
+    tap: Option<mpsc::UnboundedSender<TapeMessage>>,
     health: Health,
     /// Files whose messages are buffered or committed, to move once committed.
     settling: Vec<DropFile>,
@@ -335,9 +342,16 @@ impl Ingest {
             feeds: config.feeds.iter().map(|f| f.spec.clone()).collect(),
             seq: 0,
             recorder,
+            tap: None,
             health,
             settling: Vec::new(),
         })
+    }
+
+    /// Sends every message from now on to `tap` too, as received (before decoding), in the
+    /// order the ingest takes them.
+    pub fn tap(&mut self, tap: mpsc::UnboundedSender<TapeMessage>) {
+        self.tap = Some(tap);
     }
 
     /// Numbers messages on from `seq` (a resumed run's last), so their observations and the
@@ -421,6 +435,12 @@ impl Ingest {
         if let Some(r) = &mut self.recorder {
             r.write(&msg)?;
         }
+        if let Some(tap) = &self.tap {
+            // A tap whose receiver has gone takes nothing more; the local run goes on.
+            if tap.send(msg.clone()).is_err() {
+                self.tap = None;
+            }
+        }
         // An error here is a refused commit; the message is buffered and counts as received.
         let outcome = pipeline.ingest(&msg, picture);
         let (lag_ms, rejected) = outcome
@@ -496,8 +516,9 @@ impl Recorder {
     }
 }
 
-/// The manifest of a recording: the configured feeds, starting when recording started.
-fn recorded_manifest(config: &LiveConfig, tape: &std::path::Path, start_ms: Millis) -> String {
+/// The manifest of a recording (or of a site the feeds run into): the configured feeds,
+/// starting at `start_ms`, with its tape at `tape`.
+pub fn recorded_manifest(config: &LiveConfig, tape: &std::path::Path, start_ms: Millis) -> String {
     let mut doc = toml::Table::new();
     let start = chrono::DateTime::from_timestamp_millis(start_ms).unwrap_or_default();
     doc.insert("name".into(), format!("Recording of {}", config.path.display()).into());

@@ -478,6 +478,19 @@ impl Site {
         .await
     }
 
+    /// The configuration the site runs with: the latest on its `config` subject, if any.
+    pub async fn config(&self) -> Result<Option<SiteConfig>, SiteError> {
+        let stream = self.stream().await?;
+        let subject = format!("cityops.{}.config", self.id);
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => serde_json::from_slice(&m.payload)
+                .map(Some)
+                .map_err(|e| self.stream_error(format!("its configuration cannot be read: {e}"))),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(self.stream_error(format!("cannot read its configuration: {e}"))),
+        }
+    }
+
     /// The sequence of the last message in the site's stream (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, SiteError> {
         self.retrying("read the stream's state", || async {

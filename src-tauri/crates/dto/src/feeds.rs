@@ -118,3 +118,26 @@ pub struct StorageHealthDto {
     #[ts(type = "number")]
     pub faults: u64,
 }
+
+/// A workstation's link to its site (a control room's shared state), as its header shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteStatusDto {
+    /// The site's id.
+    pub site: String,
+    /// This workstation's name in the site.
+    pub workstation: String,
+    /// Whether the link to the site holds.
+    pub connected: bool,
+    /// Since when the link is down (this workstation's clock, for the operator only).
+    #[ts(type = "number | null")]
+    pub offline_since_ms: Option<i64>,
+    /// Messages of the site not yet applied here (as last seen while connected).
+    #[ts(type = "number")]
+    pub behind: u64,
+    /// Decisions made here that wait to reach the site.
+    #[ts(type = "number")]
+    pub waiting: u64,
+    /// Why the site refused the latest decision made here, if it did (shown to its author).
+    pub refused: Option<String>,
+}

@@ -128,6 +128,9 @@ pub struct MapDiffDto {
     /// Live mode: whether the store takes what arrives, when that changed; always `null` in a
     /// replay.
     pub storage: Option<StorageHealthDto>,
+    /// A workstation of a site: its link to the site, when that changed; always `null`
+    /// otherwise.
+    pub site: Option<SiteStatusDto>,
 }
 
 /// One observation in full, for the details panel.
@@ -202,6 +205,8 @@ pub struct ScenarioDto {
     pub live: bool,
     /// What a trainer may inject (the manifest's `injects`).
     pub injects: Vec<InjectOptionDto>,
+    /// A workstation of a site: the site's id (its clock is the site's, not the wall's).
+    pub site: Option<String>,
 }
 
 impl ScenarioDto {
@@ -230,6 +235,7 @@ impl ScenarioDto {
                 .collect(),
             live: false,
             injects: m.injects.iter().map(InjectOptionDto::from).collect(),
+            site: None,
         }
     }
 }
@@ -259,6 +265,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ScenarioDto>(),
         one::<FeedHealthDto>(),
         one::<StorageHealthDto>(),
+        one::<SiteStatusDto>(),
         one::<QuarantineEntryDto>(),
         one::<QuarantineFeedDto>(),
         one::<QuarantineDto>(),

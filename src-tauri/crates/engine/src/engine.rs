@@ -24,14 +24,17 @@ use crate::dto::{
     ScenarioDto,
 };
 use crate::error::EngineError;
+use crate::follow;
 use crate::incidents::DecisionOp;
 use crate::live_mode::{LiveEngineConfig, LiveMode};
 use crate::replay::Replay;
 use crate::scenario::Scenario;
+use crate::site_mode::{SiteEngineConfig, SiteMode};
 use crate::tiles::MapArchives;
 use cityops_live::pipeline::Pipeline;
 use cityops_live::RETRY_STORE;
 use cityops_outbox::{self as outbox, Outbox};
+use cityops_site::Op;
 use cityops_store::Store;
 
 /// How often the clock advances and diffs are published: at most one diff per tick.
@@ -45,6 +48,10 @@ const WRITE_BEHIND_AFTER: Duration = Duration::from_millis(400);
 const WRITE_BEHIND_SLICE: Duration = Duration::from_millis(25);
 /// The fastest paced speed accepted; faster than this is what "max" is for.
 pub const MAX_FACTOR: f64 = 10_000.0;
+/// How long an operator's request at a workstation of a site waits for its decision to come
+/// back through the site's stream, to answer with its outcome; past it (the link is down) the
+/// decision waits in the cache, and the header says so.
+const SHARED_WAIT: Duration = Duration::from_secs(2);
 
 /// Where an engine finds its inputs.
 #[derive(Debug, Clone)]
@@ -110,7 +117,7 @@ impl Engine {
         let pipeline = Pipeline::new(store, run, &scenario.manifest.feeds, &scenario.dir)?;
         let replay = Replay::new(scenario, pipeline);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(replay, outbox, rx, None));
+        tokio::spawn(drive(replay, outbox, rx, Source::Tape));
         Ok(Engine {
             commands: tx,
             scenario: dto,
@@ -129,12 +136,53 @@ impl Engine {
         let outbox = Outbox::start(&config.db_path, specs, false)?;
         let (live, replay, dto) = LiveMode::start(&config, chrono::Utc::now().timestamp_millis())?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(drive(replay, outbox, rx, Some(live)));
+        tokio::spawn(drive(replay, outbox, rx, Source::Live(Box::new(live))));
         Ok(Engine {
             commands: tx,
             scenario: dto,
             maps: Arc::new(MapArchives::new(config.maps_dir)),
         })
+    }
+
+    /// Starts as a workstation of a site (see `site_mode`): the site's picture, incidents and
+    /// decisions, folded into this workstation's cache; the operators' decisions go to the
+    /// site. Actions go to the real backends.
+    pub async fn start_site(config: SiteEngineConfig) -> Result<Engine, EngineError> {
+        let specs = match &config.backends {
+            Some(path) => outbox::config::load(path)?,
+            None => Vec::new(),
+        };
+        let (site, replay, dto) = SiteMode::start(&config, chrono::Utc::now().timestamp_millis()).await?;
+        let outbox = Outbox::start(&config.db_path, specs, false)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(replay, outbox, rx, Source::Site(Box::new(site))));
+        Ok(Engine {
+            commands: tx,
+            scenario: dto,
+            maps: Arc::new(MapArchives::new(config.maps_dir)),
+        })
+    }
+
+    /// Answers an operator's request made at a workstation of a site once its decision came
+    /// back through the site: `Ok` when applied (or still waiting for the link, which the
+    /// header shows), the site's refusal otherwise. Elsewhere, `event` is `None`: done.
+    async fn settled(&self, event: Option<String>) -> Result<(), EngineError> {
+        let Some(id) = event else { return Ok(()) };
+        let deadline = Instant::now() + SHARED_WAIT;
+        loop {
+            let asked = id.clone();
+            let outcome = self
+                .ask(Effect::Reads, move |replay, _| {
+                    follow::outcome_in(replay.pipeline().store(), &asked)
+                })
+                .await?;
+            match outcome {
+                Some(o) if o.outcome == "accepted" => return Ok(()),
+                Some(o) if o.outcome == "refused" => return Err(EngineError::Refused(o.reason)),
+                _ if Instant::now() >= deadline => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
     }
 
     /// The loaded scenario.
@@ -260,7 +308,25 @@ impl Engine {
         pin: Option<String>,
     ) -> Result<OperatorDto, EngineError> {
         self.ask(Effect::Writes, move |replay, _| {
+            let shared = replay.site.is_some();
             on_desk(replay, "sign_in", Work::Desk, |desk, store, at| {
+                if shared {
+                    // The site's roster is the authority at a workstation of a site.
+                    let has = follow::check_operator(store, name.trim(), pin.as_deref())?;
+                    if has != role && role != OperatorRole::Operator {
+                        return Err(EngineError::Forbidden(format!(
+                            "{name} is a {} on the site's roster, not a {}",
+                            has.as_str(),
+                            role.as_str()
+                        )));
+                    }
+                    let op = OperatorDto {
+                        name: name.trim().to_owned(),
+                        role,
+                    };
+                    desk.act_as(op.clone());
+                    return Ok(op);
+                }
                 desk.sign_in(store, &name, role, pin.as_deref(), at.wall)
             })
         })
@@ -270,6 +336,11 @@ impl Engine {
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
     pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
         self.ask(Effect::Writes, move |replay, _| {
+            if replay.site.is_some() {
+                return Err(EngineError::Forbidden(
+                    "the site's roster is shared: change it with `cityops roster add --nats URL --site ID`".into(),
+                ));
+            }
             on_desk(replay, "assign_role", Work::Desk, |desk, store, at| {
                 desk.assign_role(store, &name, role, pin.as_deref(), at.wall)
             })
@@ -321,12 +392,22 @@ impl Engine {
 
     /// Moves an incident forward in its lifecycle.
     pub async fn incident_transition(&self, id: String, to: LifecycleStatus) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| {
-            on_desk(replay, "transition", Work::Trainee, |desk, store, at| {
-                desk.transition(store, &id, to, at.wall, at.now)
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    let op = Op::Transition {
+                        incident: id,
+                        to: to.as_str().to_owned(),
+                    };
+                    return share(replay, op).map(Some);
+                }
+                on_desk(replay, "transition", Work::Trainee, |desk, store, at| {
+                    desk.transition(store, &id, to, at.wall, at.now)
+                })
+                .map(|()| None)
             })
-        })
-        .await
+            .await?;
+        self.settled(shared).await
     }
 
     /// Merges incident `from` into `into`.
@@ -337,10 +418,15 @@ impl Engine {
     /// Splits a member out of an incident; returns the new incident's id.
     pub async fn incident_split(&self, from: String, entity: String) -> Result<String, EngineError> {
         let what = format!("the incident split out of {from}");
-        // The correlator always makes an incident for a member it splits out.
-        self.decide(DecisionOp::Split { from, entity })
-            .await?
-            .ok_or(EngineError::NotFound(what))
+        let origin = from.clone();
+        // The correlator always makes an incident for a member it splits out. At a workstation
+        // of a site the split applies when it comes back through the site, so the answer is the
+        // incident it was split from.
+        match self.decide(DecisionOp::Split { from, entity }).await? {
+            Some(new) => Ok(new),
+            None if self.scenario.live => Ok(origin),
+            None => Err(EngineError::NotFound(what)),
+        }
     }
 
     /// Moves a member from one incident to another.
@@ -355,22 +441,40 @@ impl Engine {
 
     /// An operator's manual decision; answers the id of an incident it made.
     async fn decide(&self, op: DecisionOp) -> Result<Option<String>, EngineError> {
-        self.ask(Effect::Writes, move |replay, _| {
-            on_desk(replay, "decide", Work::Trainee, |desk, store, at| {
-                desk.decide(store, op, at.wall, at.now)
+        let (new, shared) = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    return share(replay, shared_decision(op)).map(|id| (None, Some(id)));
+                }
+                on_desk(replay, "decide", Work::Trainee, |desk, store, at| {
+                    desk.decide(store, op, at.wall, at.now)
+                })
+                .map(|new| (new, None))
             })
-        })
-        .await
+            .await?;
+        self.settled(shared).await?;
+        Ok(new)
     }
 
     /// Ticks or unticks a step of an incident's SOP checklist.
     pub async fn incident_tick_sop(&self, id: String, step: u32, ticked: bool) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| {
-            on_desk(replay, "tick_sop", Work::Trainee, |desk, store, at| {
-                desk.tick_sop(store, &id, step, ticked, at.wall, at.now)
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    let op = Op::Sop {
+                        incident: id,
+                        step,
+                        ticked,
+                    };
+                    return share(replay, op).map(Some);
+                }
+                on_desk(replay, "tick_sop", Work::Trainee, |desk, store, at| {
+                    desk.tick_sop(store, &id, step, ticked, at.wall, at.now)
+                })
+                .map(|()| None)
             })
-        })
-        .await
+            .await?;
+        self.settled(shared).await
     }
 
     /// The configured backends.
@@ -408,7 +512,19 @@ impl Engine {
                 let action = outbox.confirm(&token, &a.operator, Some(run))?;
                 if let Some(id) = &action.incident {
                     if matches!(a.desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
-                        if let Err(e) = a.desk.transition(a.store, id, LifecycleStatus::Dispatched, a.at.wall, a.at.now) {
+                        let marked = match &a.site {
+                            Some(link) => {
+                                let op = Op::Transition {
+                                    incident: id.clone(),
+                                    to: LifecycleStatus::Dispatched.as_str().to_owned(),
+                                };
+                                let shared = follow::commit_decision(a.store, &link.site, &a.operator.name, &link.workstation, op);
+                                link.wake.notify_one();
+                                shared.map(drop)
+                            }
+                            None => a.desk.transition(a.store, id, LifecycleStatus::Dispatched, a.at.wall, a.at.now),
+                        };
+                        if let Err(e) = marked {
                             tracing::warn!(incident = %id, error = %e, "action sent but the incident could not be marked dispatched");
                         }
                     }
@@ -630,6 +746,34 @@ struct Acting<'a> {
     store: &'a Store,
     operator: OperatorDto,
     at: Stamp,
+    /// At a workstation of a site, where the incident's lifecycle is the site's.
+    site: Option<crate::site_mode::SiteLink>,
+}
+
+/// Commits an operator's decision at a workstation of a site: into the cache, to be published
+/// at once (the engine's task is woken); it applies when it comes back through the site's
+/// stream. Returns its id.
+fn share(replay: &mut Replay, op: Op) -> Result<String, EngineError> {
+    let link = replay
+        .site
+        .clone()
+        .expect("only a workstation of a site shares decisions");
+    replay.open_for_trainee()?;
+    let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
+    let who = desk.signed_in()?;
+    let event = follow::commit_decision(store, &link.site, &who.name, &link.workstation, op)?;
+    link.wake.notify_one();
+    Ok(event.id)
+}
+
+/// A desk decision as a site's event.
+fn shared_decision(op: DecisionOp) -> Op {
+    match op {
+        DecisionOp::Merge { into, from } => Op::Merge { into, from },
+        DecisionOp::Split { from, entity } => Op::Split { from, entity },
+        DecisionOp::Reassign { from, entity, to } => Op::Reassign { from, entity, to },
+        DecisionOp::Undo => Op::Undo,
+    }
 }
 
 /// Runs the dispatch request `name`. Actions need a signed-in operator, like every other
@@ -644,6 +788,7 @@ fn acting<T>(
         wall: chrono::Utc::now().timestamp_millis(),
     };
     replay.open_for_trainee()?;
+    let site = replay.site.clone();
     let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
     let operator = desk
         .operator()
@@ -655,6 +800,7 @@ fn acting<T>(
         store,
         operator,
         at,
+        site,
     })
 }
 
@@ -712,12 +858,44 @@ fn publish(sinks: &mut Vec<DiffSink>, diff: &MapDiffDto) {
     sinks.retain(|s| s(diff.clone()));
 }
 
+/// What moves the engine's clock and brings it input.
+enum Source {
+    /// The scenario's tape, on the replay clock.
+    Tape,
+    /// Live feeds, on the wall clock.
+    Live(Box<LiveMode>),
+    /// A site's stream, on the site's time.
+    Site(Box<SiteMode>),
+}
+
+impl Source {
+    /// The site's status for a diff, when it changed (always when `full`).
+    fn site_status(&mut self, full: bool) -> Option<crate::dto::SiteStatusDto> {
+        match self {
+            Source::Site(site) => site.status_change(full),
+            _ => None,
+        }
+    }
+}
+
+/// Waits for the site's link to deliver, or forever without a site.
+async fn woken(wake: &Option<Arc<tokio::sync::Notify>>) {
+    match wake {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn drive(
     mut replay: Replay,
     mut outbox: Outbox,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    mut live: Option<LiveMode>,
+    mut source: Source,
 ) {
+    let wake = match &source {
+        Source::Site(site) => Some(site.wake.clone()),
+        _ => None,
+    };
     let mut sinks: Vec<DiffSink> = Vec::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -736,6 +914,7 @@ async fn drive(
                     Command::Subscribe(sink) => {
                         let mut full = replay.take_diff(true);
                         full.outbox = outbox.view().ok();
+                        full.site = source.site_status(true);
                         if sink(full) { sinks.push(sink); }
                         last_clock = replay.clock();
                         continue;
@@ -752,15 +931,35 @@ async fn drive(
                 last_tick = Instant::now();
                 let mut diff = replay.take_diff(false);
                 diff.outbox = outbox_change(&outbox);
+                diff.site = source.site_status(false);
+                last_clock = diff.clock.clone();
+                publish(&mut sinks, &diff);
+            }
+            _ = woken(&wake) => {
+                // The site's link delivered (or a decision made here waits to go out): apply
+                // it now rather than at the next tick, which is what a decision made at
+                // another workstation takes to show here.
+                if let Source::Site(site) = &mut source {
+                    if let Err(e) = site.pump(&mut replay).await {
+                        tracing::error!(error = %e, "applying the site's stream failed");
+                    }
+                }
+                let mut diff = replay.take_diff(false);
+                diff.outbox = outbox_change(&outbox);
+                diff.site = source.site_status(false);
                 last_clock = diff.clock.clone();
                 publish(&mut sinks, &diff);
             }
             _ = ticker.tick() => {
                 let elapsed = last_tick.elapsed();
                 last_tick = Instant::now();
-                if let Some(live) = &mut live {
+                if let Source::Live(live) = &mut source {
                     if let Err(e) = live.pump(&mut replay, || chrono::Utc::now().timestamp_millis()) {
                         tracing::error!(error = %e, "live ingest failed");
+                    }
+                } else if let Source::Site(site) = &mut source {
+                    if let Err(e) = site.pump(&mut replay).await {
+                        tracing::error!(error = %e, "applying the site's stream failed");
                     }
                 } else if replay.playing {
                     // A step the disk refused is tried again (what it left undone, not more
@@ -819,9 +1018,10 @@ async fn drive(
                 }
                 let mut diff = replay.take_diff(false);
                 diff.outbox = outbox_change(&outbox);
+                diff.site = source.site_status(false);
                 // Health is in a diff only when it changed (see `Replay::take_diff`), so a diff
                 // carrying it goes out even when the clock rests (a replay waiting for the disk).
-                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() || diff.storage.is_some() || diff.feeds.is_some() {
+                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() || diff.storage.is_some() || diff.feeds.is_some() || diff.site.is_some() {
                     last_clock = diff.clock.clone();
                     publish(&mut sinks, &diff);
                 }

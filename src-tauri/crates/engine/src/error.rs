@@ -87,6 +87,10 @@ pub enum EngineError {
     /// The engine has shut down.
     #[error("the engine has stopped")]
     Stopped,
+    /// The site refused an operator's decision when it applied it (another operator's came
+    /// first); the message says why, in the operator's words.
+    #[error("{0}")]
+    Refused(String),
     /// A site (NATS) could not be reached or used.
     #[error(transparent)]
     Site(#[from] cityops_site::SiteError),
@@ -96,7 +100,9 @@ impl From<&EngineError> for ApiError {
     fn from(e: &EngineError) -> ApiError {
         let code = match e {
             EngineError::NotFound(_) => ApiErrorCode::NotFound,
-            EngineError::InvalidInput(_) | EngineError::Manual(_) => ApiErrorCode::InvalidInput,
+            EngineError::InvalidInput(_) | EngineError::Manual(_) | EngineError::Refused(_) => {
+                ApiErrorCode::InvalidInput
+            }
             EngineError::Forbidden(_) | EngineError::Site(cityops_site::SiteError::Credentials { .. }) => {
                 ApiErrorCode::Forbidden
             }

@@ -29,19 +29,23 @@ use cityops_core::tape::{self, TapeIssue};
 use cityops_core::workflow::{LifecycleStatus, OperatorRole};
 use cityops_live::pipeline::Pipeline;
 use cityops_site::{Delivery, Op, OpEvent, Outgoing, Site, SiteConfig, SiteError, SiteId, Subject, Tick};
-use cityops_store::{AuditRecord, QuarantineEntry, RunId, SiteEventRow, SiteRosterEntry, Store};
+use cityops_store::{AuditRecord, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteRosterEntry, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::dto::OperatorDto;
 use crate::error::EngineError;
 use crate::incidents::{clock_time, DecisionOp, Desk};
+use crate::replay::Replay;
 use crate::scenario::Scenario;
 
 /// Messages applied between two settles (flush and correlate) while catching up.
 pub const SETTLE_EVERY: usize = 5_000;
 /// How long the stream may stay quiet before the follower settles what it has.
 pub const QUIET: Duration = Duration::from_millis(100);
+/// How long after the site refused a publish (this user may not publish, say) the decisions
+/// waiting here are offered again.
+pub const REFUSED_PAUSE: Duration = Duration::from_secs(5);
 
 /// Where a follower stands, and the hashes that prove two workstations agree.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,22 +87,94 @@ pub struct EventOutcome {
     pub seq: Option<u64>,
 }
 
-/// A workstation's cache following one site.
-pub struct Follower {
+/// What a follower folds the site into: before the site's configuration arrived, a pipeline
+/// with no feeds (feed messages are quarantined, roster events apply); after it, a live
+/// [`Replay`] of the configuration (its pipeline, picture and incident desk), which is what the
+/// engine shows in a window.
+pub(crate) enum Cache<'a> {
+    Waiting(&'a mut Pipeline),
+    Ready(&'a mut Replay),
+}
+
+impl Cache<'_> {
+    fn pipeline(&mut self) -> &mut Pipeline {
+        match self {
+            Cache::Waiting(p) => p,
+            Cache::Ready(r) => r.live_parts().0,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        match self {
+            Cache::Waiting(p) => p.store(),
+            Cache::Ready(r) => r.pipeline().store(),
+        }
+    }
+
+    fn desk(&mut self) -> (Option<&mut Desk>, &Store) {
+        match self {
+            Cache::Waiting(p) => (None, p.store()),
+            Cache::Ready(r) => {
+                if r.desk().is_none() {
+                    return (None, r.pipeline().store());
+                }
+                let (desk, store) = r.desk_mut().expect("the desk is there");
+                (Some(desk), store)
+            }
+        }
+    }
+}
+
+/// What the site sent that its follower's owner must act on.
+pub(crate) enum Applied {
+    /// Nothing more to do.
+    Done,
+    /// An operators' event, applied or refused.
+    Event(SiteEventRow),
+    /// The site's configuration, kept in the cache: build the replay it describes.
+    Configured,
+}
+
+/// A follower's bookkeeping: where in the site's stream it stands and the site's time, apart
+/// from the cache it folds into (owned by a [`Follower`], or by the engine's task in a window).
+pub(crate) struct FollowState {
     site: SiteId,
     run: RunId,
-    /// Feeds mapping files resolve against the cache's folder.
+    /// Feeds' mapping files resolve against the cache's folder.
     dir: PathBuf,
-    pipeline: Option<Pipeline>,
-    desk: Option<Desk>,
     config: Option<SiteConfig>,
     time_ms: Millis,
     position: u64,
     /// The earliest arrival applied behind the correlation since the last settle.
     late_from: Option<Millis>,
     unsettled: usize,
+    /// Whether arrivals go onto the replay's picture: a window shows it; a headless follower
+    /// reads the store instead, like `cityops replay` at full speed.
+    picture: bool,
     /// Held while this follower owns the cache: one writer folds a cache at a time.
     _lock: File,
+}
+
+/// A workstation's cache following one site, without a window (`cityops follow`).
+pub struct Follower {
+    state: FollowState,
+    cache: Owned,
+    /// The operators' event applied last, for whoever watches outcomes as they come.
+    last_event: Option<SiteEventRow>,
+}
+
+enum Owned {
+    Waiting(Box<Pipeline>),
+    Ready(Box<Replay>),
+}
+
+impl Owned {
+    fn cache(&mut self) -> Cache<'_> {
+        match self {
+            Owned::Waiting(p) => Cache::Waiting(p),
+            Owned::Ready(r) => Cache::Ready(r),
+        }
+    }
 }
 
 /// An error that names the cache.
@@ -113,11 +189,11 @@ pub fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-impl Follower {
-    /// Opens (or creates) the cache at `db` following `site`, resuming after the last position
-    /// it applied. Refused when another process follows this cache (see [`lock_path`]) or the
-    /// cache follows another site.
-    pub fn open(db: &Path, site: SiteId) -> Result<Follower, EngineError> {
+impl FollowState {
+    /// Opens (or creates) the cache at `db` following `site`: the bookkeeping, the store, and
+    /// the configuration it keeps. Refused when another process follows this cache (see
+    /// [`lock_path`]) or the cache follows another site.
+    fn open(db: &Path, site: SiteId) -> Result<(FollowState, Store), EngineError> {
         let lock_file = lock_path(db);
         let lock = File::options()
             .create(true)
@@ -146,8 +222,7 @@ impl Follower {
         };
         let position = store.site_position(run)?;
         let (_, arrived) = store.frontier(run)?;
-        let ticked = store.site_time(run)?;
-        let time_ms = arrived.max(ticked).unwrap_or(Millis::MIN);
+        let time_ms = arrived.max(store.site_time(run)?).unwrap_or(Millis::MIN);
         let dir = db
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -157,164 +232,136 @@ impl Follower {
             .map(|c| serde_json::from_str(&c))
             .transpose()
             .map_err(|e| cache_error(db, format!("the stored site configuration cannot be read: {e}")))?;
-        let mut f = Follower {
+        let state = FollowState {
             site,
             run,
             dir,
-            pipeline: None,
-            desk: None,
-            config: None,
+            config,
             time_ms,
             position,
             late_from: None,
             unsettled: 0,
+            picture: false,
             _lock: lock,
         };
-        f.configure(store, config)?;
-        if let (Some(desk), Some(p)) = (&mut f.desk, &f.pipeline) {
-            desk.resume(p.store())?;
-        }
-        f.settle()?;
-        tracing::info!(site = %f.site, position, "following a site");
-        Ok(f)
+        Ok((state, store))
     }
 
-    /// Builds the pipeline (and desk) for `config`, or for no feeds yet.
-    fn configure(&mut self, store: Store, config: Option<SiteConfig>) -> Result<(), EngineError> {
-        let scenario = config
-            .as_ref()
-            .map(|c| Scenario::from_site(&self.dir, self.site.as_str(), c))
-            .transpose()?;
-        let feeds = scenario.as_ref().map(|s| s.manifest.feeds.clone()).unwrap_or_default();
-        self.pipeline = Some(Pipeline::new(store, self.run, &feeds, &self.dir)?);
-        self.desk = scenario.and_then(|s| {
-            let start = s.manifest.start_ms;
-            s.rules
-                .map(|rules| Desk::new(self.run, rules, s.assets, start, Millis::MAX))
-        });
-        self.config = config;
-        Ok(())
-    }
-
-    fn pipeline(&self) -> &Pipeline {
-        self.pipeline.as_ref().expect("a follower always has a pipeline")
-    }
-
-    /// The cache.
-    pub fn store(&self) -> &Store {
-        self.pipeline().store()
-    }
-
-    /// The site followed.
-    pub fn site(&self) -> &SiteId {
-        &self.site
-    }
-
-    /// The last stream sequence applied.
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// The site's time.
-    pub fn site_time_ms(&self) -> Millis {
-        self.time_ms
-    }
-
-    /// The incident desk, once the site's configuration named rules.
-    pub fn desk(&self) -> Option<&Desk> {
-        self.desk.as_ref()
+    /// The live replay of the site's configuration over `store`, picking up what the cache
+    /// holds (the picture at the site's time, the operators' decisions).
+    fn replay(&self, store: Store) -> Result<Replay, EngineError> {
+        let config = self.config.as_ref().expect("a replay is built from a configuration");
+        let scenario = Scenario::from_site(&self.dir, self.site.as_str(), config)?;
+        let pipeline = Pipeline::new(store, self.run, &scenario.manifest.feeds, &self.dir)?;
+        let mut replay = Replay::live(scenario, pipeline, cityops_live::Health::default());
+        replay.resume_live(self.time_ms.max(replay.now_ms()))?;
+        Ok(replay)
     }
 
     /// Applies one message of the site's stream. Nothing a message holds fails the follower:
     /// what cannot be applied is quarantined or refused with its reason. An `Err` is the cache
     /// failing; the follower then stops, and resumes from the cache when restarted.
-    pub fn apply(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+    pub(crate) fn apply(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<Applied, EngineError> {
         if d.seq <= self.position {
-            return Ok(None);
+            return Ok(Applied::Done);
         }
-        let mut outcome = None;
+        let mut applied = Applied::Done;
         match d.kind {
-            Subject::Feed => self.apply_feed(d)?,
+            Subject::Feed => self.apply_feed(cache, d)?,
             Subject::Clock => match serde_json::from_slice::<Tick>(&d.payload) {
                 Ok(t) => {
                     self.time_ms = self.time_ms.max(t.time_ms);
-                    self.store().set_site_time(self.run, self.time_ms)?;
+                    cache.store().set_site_time(self.run, self.time_ms)?;
                 }
-                Err(e) => self.quarantine(d, format!("not a clock tick: {e}"))?,
+                Err(e) => self.quarantine(cache, d, format!("not a clock tick: {e}"))?,
             },
-            Subject::Config => self.apply_config(d)?,
-            Subject::Ops => outcome = self.apply_event(d)?,
-            Subject::Other => self.quarantine(d, "not a subject of cityops".into())?,
+            Subject::Config => {
+                if self.apply_config(cache, d)? {
+                    applied = Applied::Configured;
+                }
+            }
+            Subject::Ops => {
+                if let Some(row) = self.apply_event(cache, d)? {
+                    applied = Applied::Event(row);
+                }
+            }
+            Subject::Other => self.quarantine(cache, d, "not a subject of cityops".into())?,
         }
         self.position = d.seq;
         self.unsettled += 1;
         if self.unsettled >= SETTLE_EVERY {
-            self.settle()?;
+            self.settle(cache)?;
         }
-        Ok(outcome)
+        Ok(applied)
     }
 
-    fn apply_feed(&mut self, d: &Delivery) -> Result<(), EngineError> {
+    fn apply_feed(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<(), EngineError> {
         match tape::parse_line_bytes(d.seq, &d.payload, cityops_decoders::MAX_BODY_BYTES) {
             Ok(msg) => {
-                if self
-                    .desk
-                    .as_ref()
-                    .is_some_and(|desk| msg.time_ms < desk.correlated_upto())
-                {
-                    self.late_from = Some(self.late_from.map_or(msg.time_ms, |t| t.min(msg.time_ms)));
+                if let (Some(desk), _) = cache.desk() {
+                    if msg.time_ms < desk.correlated_upto() {
+                        self.late_from = Some(self.late_from.map_or(msg.time_ms, |t| t.min(msg.time_ms)));
+                    }
                 }
                 self.time_ms = self.time_ms.max(msg.time_ms);
-                let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
-                pipeline.ingest(&msg, None)?;
+                match cache {
+                    Cache::Waiting(p) => p.ingest(&msg, None)?,
+                    Cache::Ready(r) => {
+                        let (pipeline, picture) = r.live_parts();
+                        pipeline.ingest(&msg, self.picture.then_some(picture))?
+                    }
+                };
             }
             Err(e) => {
                 let issue = TapeIssue { line: d.seq, reason: e };
                 let at = self.time_ms;
-                let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
-                pipeline.quarantine_tape_issues(&d.subject, &[issue], at);
+                cache.pipeline().quarantine_tape_issues(&d.subject, &[issue], at);
             }
         }
         Ok(())
     }
 
-    fn apply_config(&mut self, d: &Delivery) -> Result<(), EngineError> {
+    /// Keeps the site's first configuration (true: the owner builds its replay now); a
+    /// different one later is quarantined.
+    fn apply_config(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<bool, EngineError> {
         let config: SiteConfig = match serde_json::from_slice(&d.payload) {
             Ok(c) => c,
-            Err(e) => return self.quarantine(d, format!("not a site configuration: {e}")),
+            Err(e) => {
+                self.quarantine(cache, d, format!("not a site configuration: {e}"))?;
+                return Ok(false);
+            }
         };
         if self.config.as_ref() == Some(&config) {
-            return Ok(());
+            return Ok(false);
         }
         if self.config.is_some() {
-            return self.quarantine(
+            self.quarantine(
+                cache,
                 d,
                 "the site published a different configuration; this workstation keeps the one it follows \
                  (follow the new one with a new cache)"
                     .into(),
-            );
+            )?;
+            return Ok(false);
         }
         // The configuration must be usable before it is kept.
         if let Err(e) = Scenario::from_site(&self.dir, self.site.as_str(), &config) {
-            return self.quarantine(d, format!("the site's configuration is refused: {e}"));
+            self.quarantine(cache, d, format!("the site's configuration is refused: {e}"))?;
+            return Ok(false);
         }
-        self.settle()?;
-        let mut pipeline = self.pipeline.take().expect("a follower always has a pipeline");
-        pipeline.flush()?;
-        let store = pipeline.into_store();
+        self.settle(cache)?;
         let text = serde_json::to_string(&config).expect("a configuration serializes");
-        store.set_site_config(self.run, &text, d.seq)?;
-        self.configure(store, Some(config))?;
+        cache.store().set_site_config(self.run, &text, d.seq)?;
+        self.config = Some(config);
         tracing::info!(site = %self.site, seq = d.seq, "site configuration applied");
-        Ok(())
+        Ok(true)
     }
 
     /// Quarantines a message that cannot be applied, naming its subject and sequence.
-    fn quarantine(&mut self, d: &Delivery, reason: String) -> Result<(), EngineError> {
+    fn quarantine(&mut self, cache: &mut Cache<'_>, d: &Delivery, reason: String) -> Result<(), EngineError> {
         tracing::warn!(site = %self.site, seq = d.seq, subject = %d.subject, %reason, "refused a site message");
         let at = self.time_ms;
-        let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
-        pipeline.quarantine_transport_failure(
+        cache.pipeline().quarantine_transport_failure(
             &format!("site:{}", self.site),
             &format!("{}#{}: {reason}", d.subject, d.seq),
             at,
@@ -323,34 +370,35 @@ impl Follower {
         Ok(())
     }
 
-    /// Commits what is buffered and correlates every arrival second before the site's time.
-    pub fn settle(&mut self) -> Result<(), EngineError> {
-        let pipeline = self.pipeline.as_mut().expect("a follower always has a pipeline");
-        pipeline.flush()?;
-        if let Some(desk) = &mut self.desk {
-            let store = pipeline.store();
+    /// Commits what is buffered and correlates every arrival second before the site's time
+    /// (moving the replay's clock there).
+    pub(crate) fn settle(&mut self, cache: &mut Cache<'_>) -> Result<(), EngineError> {
+        cache.pipeline().flush()?;
+        if let Cache::Ready(replay) = cache {
             if let Some(t) = self.late_from.take() {
-                desk.added_at(store, t)?;
+                if let Some((desk, store)) = replay.desk_mut() {
+                    desk.added_at(store, t)?;
+                }
             }
             // Before the first arrival or tick the site has no time, and nothing to correlate.
             if self.time_ms > Millis::MIN {
-                desk.correlate_to(store, self.time_ms)?;
+                replay.follow(self.time_ms, self.time_ms)?;
             }
         }
         self.unsettled = 0;
         Ok(())
     }
 
-    fn apply_event(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
-        self.settle()?;
+    fn apply_event(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+        self.settle(cache)?;
         let event = match read_event(&d.payload) {
             Ok(e) => e,
             Err((id, reason)) => {
                 let row = self.row(d.seq, id.unwrap_or_else(|| format!("malformed-{}", d.seq)), "?", "", "");
-                return self.refuse(d, row, reason, true).map(Some);
+                return self.refuse(cache, d, row, reason, true).map(Some);
             }
         };
-        let store = self.store();
+        let store = cache.store();
         if let Some(first) = store.site_event(&event.id)? {
             tracing::debug!(id = %event.id, first = first.seq, "an event applied before, published again");
             return Ok(None);
@@ -365,14 +413,15 @@ impl Follower {
         row.at_ms = event.at_ms;
         if let Op::Roster { name, role, pin_hash } = &event.op {
             // Roster changes come from the site's administration (`cityops roster add --nats`),
-            // whose authority is the NATS user allowed to publish them.
+            // whose authority is the NATS user allowed to publish them (fixtures/nats).
             if OperatorRole::parse(role).is_none() {
-                return self.refuse(d, row, format!("unknown role {role:?}"), true).map(Some);
+                return self
+                    .refuse(cache, d, row, format!("unknown role {role:?}"), true)
+                    .map(Some);
             }
             if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-                return self
-                    .refuse(d, row, "an operator name is 1 to 64 printable characters".into(), true)
-                    .map(Some);
+                let reason = "an operator name is 1 to 64 printable characters".into();
+                return self.refuse(cache, d, row, reason, true).map(Some);
             }
             let entry = SiteRosterEntry {
                 name: name.trim().to_owned(),
@@ -385,103 +434,16 @@ impl Follower {
         }
         let Some(who) = store.site_roster()?.into_iter().find(|e| e.name == event.operator) else {
             let reason = format!("operator {:?} is not on the site's roster", event.operator);
-            return self.refuse(d, row, reason, true).map(Some);
+            return self.refuse(cache, d, row, reason, true).map(Some);
         };
         let role = OperatorRole::parse(&who.role).unwrap_or(OperatorRole::Operator);
-        let Some(desk) = self.desk.as_mut() else {
-            return self
-                .refuse(
-                    d,
-                    row,
-                    "the site has no correlation rules, so no incidents to act on".into(),
-                    false,
-                )
-                .map(Some);
+        let run = self.run;
+        let (desk, store) = cache.desk();
+        let Some(desk) = desk else {
+            let reason = "the site has no correlation rules (or no configuration yet), so no incidents to act on";
+            return self.refuse(cache, d, row, reason.into(), false).map(Some);
         };
-        let store = self
-            .pipeline
-            .as_ref()
-            .expect("a follower always has a pipeline")
-            .store();
-        desk.act_as(OperatorDto {
-            name: who.name.clone(),
-            role,
-        });
-        let (wall, at, run) = (event.wall_ms, event.at_ms, self.run);
-        let (result, committed) = store.with_site_event(row.clone(), || -> Result<(), EngineError> {
-            match &event.op {
-                Op::Transition { incident, to } => {
-                    let to = LifecycleStatus::parse(to)
-                        .ok_or_else(|| EngineError::InvalidInput(format!("unknown status {to:?}")))?;
-                    let now = desk.status(incident);
-                    if to.rank() <= now.rank() {
-                        if let Some(t) = desk.last_transition(incident) {
-                            return Err(EngineError::InvalidInput(format!(
-                                "incident {incident} is already {} by {} at {}",
-                                now.as_str(),
-                                t.operator,
-                                clock_time(t.scenario_ms)
-                            )));
-                        }
-                    }
-                    desk.transition(store, incident, to, wall, at)
-                }
-                Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
-                Op::Note { incident, text } => {
-                    desk.detail(incident)?;
-                    if text.trim().is_empty() || text.chars().count() > 4000 {
-                        return Err(EngineError::InvalidInput("a note is 1 to 4000 characters".into()));
-                    }
-                    store.audit(&AuditRecord {
-                        run: Some(run),
-                        wall_ms: wall,
-                        scenario_ms: Some(at),
-                        operator: &who.name,
-                        role: role.as_str(),
-                        action: "note",
-                        subject: incident,
-                        detail: text.clone(),
-                    })?;
-                    Ok(())
-                }
-                Op::Merge { into, from } => desk
-                    .decide(
-                        store,
-                        DecisionOp::Merge {
-                            into: into.clone(),
-                            from: from.clone(),
-                        },
-                        wall,
-                        at,
-                    )
-                    .map(drop),
-                Op::Split { from, entity } => desk
-                    .decide(
-                        store,
-                        DecisionOp::Split {
-                            from: from.clone(),
-                            entity: entity.clone(),
-                        },
-                        wall,
-                        at,
-                    )
-                    .map(drop),
-                Op::Reassign { from, entity, to } => desk
-                    .decide(
-                        store,
-                        DecisionOp::Reassign {
-                            from: from.clone(),
-                            entity: entity.clone(),
-                            to: to.clone(),
-                        },
-                        wall,
-                        at,
-                    )
-                    .map(drop),
-                Op::Undo => desk.decide(store, DecisionOp::Undo, wall, at).map(drop),
-                Op::Roster { .. } => unreachable!("roster events are applied above"),
-            }
-        });
+        let (result, committed) = store.with_site_event(row.clone(), || apply_op(desk, store, run, &who, role, &event));
         match result {
             Ok(()) if committed => Ok(Some(row)),
             Ok(()) => {
@@ -495,7 +457,7 @@ impl Follower {
                     EngineError::InvalidInput(m) => m.clone(),
                     other => other.to_string(),
                 };
-                self.refuse(d, row, reason, false).map(Some)
+                self.refuse(cache, d, row, reason, false).map(Some)
             }
         }
     }
@@ -518,6 +480,7 @@ impl Follower {
     /// to the quarantine, where the operator sees it beside refused feed input.
     fn refuse(
         &mut self,
+        cache: &mut Cache<'_>,
         d: &Delivery,
         mut row: SiteEventRow,
         reason: String,
@@ -534,18 +497,23 @@ impl Follower {
             received_ms: self.time_ms,
             body: d.payload.to_vec(),
         });
-        self.store().record_site_event(&row, q.as_ref())?;
+        cache.store().record_site_event(&row, q.as_ref())?;
         Ok(row)
     }
 
-    /// The outcome of an event, if this cache has applied it or holds it waiting.
-    pub fn outcome(&self, event_id: &str) -> Result<Option<EventOutcome>, EngineError> {
-        outcome_in(self.store(), event_id)
+    /// The site followed.
+    pub(crate) fn site(&self) -> &SiteId {
+        &self.site
+    }
+
+    /// The last stream sequence applied.
+    pub(crate) fn position(&self) -> u64 {
+        self.position
     }
 
     /// Where the follower stands, with the hashes.
-    pub fn summary(&self) -> Result<FollowSummary, EngineError> {
-        let store = self.store();
+    fn summary(&self, cache: &mut Cache<'_>) -> Result<FollowSummary, EngineError> {
+        let (desk, store) = cache.desk();
         let counts = store.counts(self.run)?;
         let (observation_set_hash, accepted) = crate::headless::observation_set_hash(store, self.run)?;
         let events = store.site_events(self.run)?;
@@ -566,18 +534,216 @@ impl Follower {
             accepted,
             rejected: counts.quarantined,
             observation_set_hash,
-            incidents: self
-                .desk
+            incidents: desk
                 .as_ref()
                 .map(|d| d.correlator().incidents().count() as u64)
                 .unwrap_or(0),
-            incident_set_hash: self.desk.as_ref().map(|d| d.incident_set_hash()).unwrap_or_default(),
+            incident_set_hash: desk.as_ref().map(|d| d.incident_set_hash()).unwrap_or_default(),
             events_accepted: events.iter().filter(|e| e.outcome == "accepted").count() as u64,
             events_refused: events.iter().filter(|e| e.outcome != "accepted").count() as u64,
             decision_set_hash: hex::encode(h.finalize()),
             waiting: store.site_pending()?.len() as u64,
         })
     }
+}
+
+/// Applies an operator's decision to the desk as `who` (whom the site's roster vouched for).
+fn apply_op(
+    desk: &mut Desk,
+    store: &Store,
+    run: RunId,
+    who: &SiteRosterEntry,
+    role: OperatorRole,
+    event: &OpEvent,
+) -> Result<(), EngineError> {
+    desk.act_as(OperatorDto {
+        name: who.name.clone(),
+        role,
+    });
+    let (wall, at) = (event.wall_ms, event.at_ms);
+    let decide = |desk: &mut Desk, op| desk.decide(store, op, wall, at).map(drop);
+    match &event.op {
+        Op::Transition { incident, to } => {
+            let to = LifecycleStatus::parse(to)
+                .ok_or_else(|| EngineError::InvalidInput(format!("unknown status {to:?}")))?;
+            let now = desk.status(incident);
+            if to.rank() <= now.rank() {
+                if let Some(t) = desk.last_transition(incident) {
+                    return Err(EngineError::InvalidInput(format!(
+                        "incident {incident} is already {} by {} at {}",
+                        now.as_str(),
+                        t.operator,
+                        clock_time(t.scenario_ms)
+                    )));
+                }
+            }
+            desk.transition(store, incident, to, wall, at)
+        }
+        Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
+        Op::Note { incident, text } => {
+            desk.detail(incident)?;
+            if text.trim().is_empty() || text.chars().count() > 4000 {
+                return Err(EngineError::InvalidInput("a note is 1 to 4000 characters".into()));
+            }
+            store.audit(&AuditRecord {
+                run: Some(run),
+                wall_ms: wall,
+                scenario_ms: Some(at),
+                operator: &who.name,
+                role: role.as_str(),
+                action: "note",
+                subject: incident,
+                detail: text.clone(),
+            })?;
+            Ok(())
+        }
+        Op::Merge { into, from } => decide(
+            desk,
+            DecisionOp::Merge {
+                into: into.clone(),
+                from: from.clone(),
+            },
+        ),
+        Op::Split { from, entity } => decide(
+            desk,
+            DecisionOp::Split {
+                from: from.clone(),
+                entity: entity.clone(),
+            },
+        ),
+        Op::Reassign { from, entity, to } => decide(
+            desk,
+            DecisionOp::Reassign {
+                from: from.clone(),
+                entity: entity.clone(),
+                to: to.clone(),
+            },
+        ),
+        Op::Undo => decide(desk, DecisionOp::Undo),
+        Op::Roster { .. } => Err(EngineError::InvalidInput(
+            "a roster change is not an incident decision".into(),
+        )),
+    }
+}
+
+impl Follower {
+    /// Opens (or creates) the cache at `db` following `site`, resuming after the last position
+    /// it applied. Refused when another process follows this cache (see [`lock_path`]) or the
+    /// cache follows another site.
+    pub fn open(db: &Path, site: SiteId) -> Result<Follower, EngineError> {
+        let (state, store) = FollowState::open(db, site)?;
+        let cache = match &state.config {
+            Some(_) => Owned::Ready(Box::new(state.replay(store)?)),
+            None => Owned::Waiting(Box::new(Pipeline::new(store, state.run, &[], &state.dir)?)),
+        };
+        let mut f = Follower {
+            state,
+            cache,
+            last_event: None,
+        };
+        f.settle()?;
+        tracing::info!(site = %f.state.site, position = f.state.position, "following a site");
+        Ok(f)
+    }
+
+    /// The cache.
+    pub fn store(&self) -> &Store {
+        match &self.cache {
+            Owned::Waiting(p) => p.store(),
+            Owned::Ready(r) => r.pipeline().store(),
+        }
+    }
+
+    /// The site followed.
+    pub fn site(&self) -> &SiteId {
+        &self.state.site
+    }
+
+    /// The last stream sequence applied.
+    pub fn position(&self) -> u64 {
+        self.state.position
+    }
+
+    /// The site's time.
+    pub fn site_time_ms(&self) -> Millis {
+        self.state.time_ms
+    }
+
+    /// The incident desk, once the site's configuration named rules.
+    pub fn desk(&self) -> Option<&Desk> {
+        match &self.cache {
+            Owned::Waiting(_) => None,
+            Owned::Ready(r) => r.desk(),
+        }
+    }
+
+    /// True once the site's configuration arrived.
+    pub fn configured(&self) -> bool {
+        matches!(self.cache, Owned::Ready(_))
+    }
+
+    /// Applies one message of the site's stream (see [`FollowState::apply`]); returns the
+    /// outcome of an operators' event.
+    pub fn apply(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+        let mut cache = self.cache.cache();
+        let applied = self.state.apply(&mut cache, d)?;
+        Ok(match applied {
+            Applied::Done => None,
+            Applied::Event(row) => {
+                self.last_event = Some(row.clone());
+                Some(row)
+            }
+            Applied::Configured => {
+                let Owned::Waiting(p) = std::mem::replace(&mut self.cache, Owned::Waiting(Box::new(placeholder()?)))
+                else {
+                    // A configured follower keeps its configuration: apply_config said so.
+                    return Ok(None);
+                };
+                self.cache = Owned::Ready(Box::new(self.state.replay(p.into_store())?));
+                None
+            }
+        })
+    }
+
+    /// The operators' event applied last (accepted or refused).
+    pub fn last_event(&self) -> Option<&SiteEventRow> {
+        self.last_event.as_ref()
+    }
+
+    /// Commits what is buffered and correlates every arrival second before the site's time.
+    pub fn settle(&mut self) -> Result<(), EngineError> {
+        let mut cache = self.cache.cache();
+        self.state.settle(&mut cache)
+    }
+
+    /// The outcome of an event, if this cache has applied it or holds it waiting.
+    pub fn outcome(&self, event_id: &str) -> Result<Option<EventOutcome>, EngineError> {
+        outcome_in(self.store(), event_id)
+    }
+
+    /// Where the follower stands, with the hashes.
+    pub fn summary(&mut self) -> Result<FollowSummary, EngineError> {
+        let mut cache = self.cache.cache();
+        self.state.summary(&mut cache)
+    }
+
+    /// Hands the cache over to the engine's task once configured: the bookkeeping and the
+    /// replay a window shows; `None` while the site has published no configuration.
+    pub(crate) fn into_parts(self) -> Option<(FollowState, Replay)> {
+        match self.cache {
+            Owned::Ready(r) => {
+                let mut state = self.state;
+                state.picture = true;
+                Some((state, *r))
+            }
+            Owned::Waiting(_) => None,
+        }
+    }
+}
+
+/// A pipeline that holds nothing, to stand in while a real one is moved out.
+fn placeholder() -> Result<Pipeline, EngineError> {
+    Ok(Pipeline::new(Store::open_in_memory()?, 0, &[], Path::new("."))?)
 }
 
 /// Reads an operations event; a refusal says why, with the event's id when it has one.
@@ -686,33 +852,38 @@ pub fn outcome_in(store: &Store, event_id: &str) -> Result<Option<EventOutcome>,
     }))
 }
 
-/// Publishes the decisions waiting in `store`, oldest first, while the link holds; returns how
-/// many went out, and the site's refusal if one stopped it. A refused decision stays waiting,
-/// and the rest behind it, in order.
-pub async fn publish_waiting(site: &Site, store: &Store) -> Result<(usize, Option<SiteError>), EngineError> {
-    let mut sent = 0;
-    for p in store.site_pending()? {
+/// Publishes decisions made here, oldest first, while the link holds; returns the ids that
+/// went out and the site's refusal if one stopped it (what it stopped stays waiting, in order).
+/// Holds no store across its waits, so the engine's task can run it.
+pub async fn publish_decisions(site: &Site, waiting: Vec<PendingDecision>) -> (Vec<String>, Option<SiteError>) {
+    let mut sent = Vec::new();
+    for p in waiting {
         if !site.connected() {
             break;
         }
-        let id = p.event_id;
         let out = Outgoing {
             subject: p.subject,
-            id: id.clone(),
+            id: p.event_id,
             payload: p.payload,
         };
-        match site.publish_batch(&[out]).await {
-            Ok(_) => {
-                store.remove_site_pending(&id)?;
-                sent += 1;
-            }
+        match site.publish_batch(std::slice::from_ref(&out)).await {
+            Ok(_) => sent.push(out.id),
             Err(e) => {
-                tracing::warn!(id = %id, error = %e, "a decision waits: the site did not take it");
-                return Ok((sent, Some(e)));
+                tracing::warn!(id = %out.id, error = %e, "a decision waits: the site did not take it");
+                return (sent, Some(e));
             }
         }
     }
-    Ok((sent, None))
+    (sent, None)
+}
+
+/// [`publish_decisions`] of what waits in `store`, taking what went out off the list.
+pub async fn publish_waiting(site: &Site, store: &Store) -> Result<(usize, Option<SiteError>), EngineError> {
+    let (sent, refused) = publish_decisions(site, store.site_pending()?).await;
+    for id in &sent {
+        store.remove_site_pending(id)?;
+    }
+    Ok((sent.len(), refused))
 }
 
 /// Follows the site into `f` until `done` says so (checked after each message and whenever
@@ -722,7 +893,9 @@ pub async fn follow_until(
     f: &mut Follower,
     mut done: impl FnMut(&Follower) -> bool,
 ) -> Result<(), EngineError> {
-    publish_waiting(site, f.store()).await?;
+    // After the site refused a publish, the waiting decisions are offered again only later.
+    let (_, refused) = publish_waiting(site, f.store()).await?;
+    let mut publish_after = next_offer(refused);
     if done(f) {
         f.settle()?;
         return Ok(());
@@ -733,11 +906,19 @@ pub async fn follow_until(
             Ok(Some(Ok(d))) => {
                 f.apply(&d)?;
             }
-            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(Some(Err(e))) => {
+                // The client reconnects by itself; read again from what was applied.
+                tracing::warn!(error = %e, "reading the site again");
+                tokio::time::sleep(QUIET).await;
+                reader = site.read_after(f.position()).await?;
+            }
             Ok(None) => break,
             Err(_) => {
                 f.settle()?;
-                publish_waiting(site, f.store()).await?;
+                if tokio::time::Instant::now() >= publish_after {
+                    let (_, refused) = publish_waiting(site, f.store()).await?;
+                    publish_after = next_offer(refused);
+                }
             }
         }
         if done(f) {
@@ -746,6 +927,18 @@ pub async fn follow_until(
     }
     f.settle()?;
     Ok(())
+}
+
+/// When to offer the waiting decisions again: at once, or after [`REFUSED_PAUSE`] when the
+/// site refused one.
+fn next_offer(refused: Option<SiteError>) -> tokio::time::Instant {
+    match refused {
+        Some(e) => {
+            tracing::warn!(error = %e, "the site refused a decision made here; it waits");
+            tokio::time::Instant::now() + REFUSED_PAUSE
+        }
+        None => tokio::time::Instant::now(),
+    }
 }
 
 /// Follows the site until everything published before the call is applied.

@@ -8,6 +8,7 @@
 //! - [`replay`]: the replay clock over a scenario, synchronous and clock-free, with the picture
 //!   and its [`timeline`] index for seeking.
 //! - [`live_mode`]: the engine on live feeds (`cityops-live`'s transports) instead of a tape.
+//! - [`site_mode`]: the engine as a workstation of a site, folding the site's stream.
 //! - [`incidents`]: the incident desk: the correlator driven by the replay clock, checkpoints for
 //!   seeking, the operators' sign-in, lifecycle, SOP ticks and manual decisions.
 //! - [`training`] and [`report`]: exercise scores, and the after-action report with its charts.
@@ -30,6 +31,7 @@ pub mod live_mode;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod site_mode;
 pub mod tiles;
 pub mod timeline;
 pub mod training;
@@ -39,6 +41,7 @@ pub use cityops_dto as dto;
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
 pub use live_mode::LiveEngineConfig;
+pub use site_mode::SiteEngineConfig;
 
 /// Drops a large structure (the picture or the incidents a seek replaced: tens of thousands
 /// of allocations to free) on a thread of its own, so that freeing the old state does not

@@ -59,6 +59,9 @@ pub struct Replay {
     disk: Option<(Health, Option<StorageHealthDto>)>,
     /// When the exercise was ended and by whom; the trainee's record is closed after it.
     ended: Option<(Millis, String)>,
+    /// A workstation of a site: operators' decisions go to the site, and apply when they come
+    /// back through its stream (see `site_mode`).
+    pub(crate) site: Option<crate::site_mode::SiteLink>,
 }
 
 /// `now` if it differs from what was `sent` last (or a `full` diff is wanted), remembered as sent.
@@ -99,6 +102,7 @@ impl Replay {
             live: None,
             disk: None,
             ended: None,
+            site: None,
         }
     }
 
@@ -585,6 +589,7 @@ impl Replay {
             outbox: None,
             feeds,
             storage,
+            site: None,
         }
     }
 }

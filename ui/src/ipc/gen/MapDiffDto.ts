@@ -5,6 +5,7 @@ import type { IncidentsDiffDto } from "./IncidentsDiffDto";
 import type { LayerAgeDto } from "./LayerAgeDto";
 import type { MapFeatureDto } from "./MapFeatureDto";
 import type { OutboxDto } from "./OutboxDto";
+import type { SiteStatusDto } from "./SiteStatusDto";
 import type { StorageHealthDto } from "./StorageHealthDto";
 
 /**
@@ -32,4 +33,9 @@ feeds: Array<FeedHealthDto> | null,
  * Live mode: whether the store takes what arrives, when that changed; always `null` in a
  * replay.
  */
-storage: StorageHealthDto | null, };
+storage: StorageHealthDto | null, 
+/**
+ * A workstation of a site: its link to the site, when that changed; always `null`
+ * otherwise.
+ */
+site: SiteStatusDto | null, };

@@ -21,4 +21,8 @@ live: boolean,
 /**
  * What a trainer may inject (the manifest's `injects`).
  */
-injects: Array<InjectOptionDto>, };
+injects: Array<InjectOptionDto>, 
+/**
+ * A workstation of a site: the site's id (its clock is the site's, not the wall's).
+ */
+site: string | null, };

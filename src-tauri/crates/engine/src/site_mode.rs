@@ -1,0 +1,307 @@
+//! Site mode of the [`crate::Engine`]: a window on a workstation of a site (a control room's
+//! shared state on NATS JetStream, see `cityops-site` and [`crate::follow`]).
+//!
+//! The site's stream is folded into the workstation's cache by the same [`FollowState`] as
+//! `cityops follow`, onto a live [`Replay`] whose clock is the site's time, so the map, the
+//! queue and the detail show what every workstation of the site shows. A link task owns the
+//! connection: it connects (again and again while the site cannot be reached), reads the
+//! stream in order from the cache's position and hands each message to the engine's task,
+//! waking it at once, so a decision made at another workstation reaches this window within
+//! milliseconds rather than at the next clock tick.
+//!
+//! An operator's decision here is committed to the cache and published; the desk changes only
+//! when it comes back through the stream, in the site's order, like everyone else's. While the
+//! link is down, decisions wait in the cache and the header says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cityops_core::model::Millis;
+use cityops_site::{Credentials, Delivery, Site, SiteError, SiteId};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use crate::dto::{ScenarioDto, SiteStatusDto};
+use crate::error::EngineError;
+use crate::follow::{self, Applied, Cache, FollowState, Follower};
+use crate::replay::Replay;
+
+/// Where a workstation of a site finds its inputs.
+#[derive(Debug, Clone)]
+pub struct SiteEngineConfig {
+    /// The NATS server(s) of the site (commas separate a cluster's nodes).
+    pub nats: String,
+    /// The site's id.
+    pub site: String,
+    /// This workstation's cache (created if missing).
+    pub db_path: PathBuf,
+    /// The folder of `<name>.mbtiles` basemap archives.
+    pub maps_dir: PathBuf,
+    /// The backends file operators' actions go to.
+    pub backends: Option<PathBuf>,
+    /// This workstation's name in the site.
+    pub workstation: String,
+}
+
+/// What a workstation of a site carries in its replay: who it is, to make decisions as.
+#[derive(Debug, Clone)]
+pub struct SiteLink {
+    pub site: SiteId,
+    pub workstation: String,
+    /// Wakes the engine's task to publish a decision at once.
+    pub wake: Arc<Notify>,
+}
+
+/// How long a first start waits for the site's configuration.
+const FIRST_CONFIG: Duration = Duration::from_secs(30);
+/// The most one wake-up spends applying the site's messages before it publishes a diff.
+const APPLY_SLICE: Duration = Duration::from_millis(60);
+/// How often a connected workstation asks how far behind the stream it is.
+const BEHIND_EVERY: Duration = Duration::from_secs(1);
+/// How long a request to the site may hold the engine's task.
+const REQUEST: Duration = Duration::from_millis(500);
+/// Messages the link task may hand over ahead of the engine's task.
+const QUEUE: usize = 4096;
+/// How long the link task waits before connecting again.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// What the link task tells the engine's task.
+enum Link {
+    Connected(Arc<Site>),
+    Message(Delivery),
+    Lost(String),
+}
+
+/// A running workstation of a site; dropping it stops its link.
+pub(crate) struct SiteMode {
+    state: FollowState,
+    link: mpsc::Receiver<Link>,
+    task: tokio::task::JoinHandle<()>,
+    site: Option<Arc<Site>>,
+    pub(crate) wake: Arc<Notify>,
+    status: SiteStatusDto,
+    sent: Option<SiteStatusDto>,
+    last_seq: u64,
+    asked_behind: Option<Instant>,
+    /// The site refused a publish: not before this again.
+    publish_after: Option<Instant>,
+}
+
+impl SiteMode {
+    /// Opens the cache, connects, and on a first start (a cache without the site's
+    /// configuration) waits for the configuration, since there is no map to show before it.
+    /// A cache that has it starts even when the site cannot be reached: offline is normal.
+    pub(crate) async fn start(
+        config: &SiteEngineConfig,
+        now: Millis,
+    ) -> Result<(SiteMode, Replay, ScenarioDto), EngineError> {
+        let id: SiteId = config.site.parse()?;
+        let mut follower = Follower::open(&config.db_path, id.clone())?;
+        let first = match Site::connect(&config.nats, id.clone(), Credentials::from_env()).await {
+            Ok(site) => Some(Arc::new(site)),
+            Err(e @ SiteError::Credentials { .. }) => return Err(e.into()),
+            Err(e) if !follower.configured() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the site cannot be reached; starting from the cache");
+                None
+            }
+        };
+        if let (false, Some(site)) = (follower.configured(), &first) {
+            let wait = follow::follow_until(site, &mut follower, Follower::configured);
+            tokio::time::timeout(FIRST_CONFIG, wait).await.map_err(|_| {
+                EngineError::InvalidInput(format!(
+                    "site {id} has published no configuration within {FIRST_CONFIG:?}: publish a scenario into it (`cityops publish`)"
+                ))
+            })??;
+        }
+        let (state, mut replay) = follower
+            .into_parts()
+            .ok_or_else(|| EngineError::InvalidInput(format!("site {id} has no configuration yet")))?;
+        let wake = Arc::new(Notify::new());
+        replay.site = Some(SiteLink {
+            site: id.clone(),
+            workstation: config.workstation.clone(),
+            wake: wake.clone(),
+        });
+        let mut dto = ScenarioDto::new(&replay.scenario().manifest, now);
+        dto.live = true;
+        dto.site = Some(id.to_string());
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(link(
+            config.nats.clone(),
+            id.clone(),
+            first.clone(),
+            state.position(),
+            tx,
+            wake.clone(),
+        ));
+        let waiting = replay.pipeline().store().site_pending()?.len() as u64;
+        let status = SiteStatusDto {
+            site: id.to_string(),
+            workstation: config.workstation.clone(),
+            connected: first.is_some(),
+            offline_since_ms: first.is_none().then_some(now),
+            behind: 0,
+            waiting,
+            refused: None,
+        };
+        tracing::info!(site = %id, workstation = %config.workstation, position = state.position(), "workstation of a site started");
+        Ok((
+            SiteMode {
+                state,
+                link: rx,
+                task,
+                site: None,
+                wake,
+                status,
+                sent: None,
+                last_seq: 0,
+                asked_behind: None,
+                publish_after: None,
+            },
+            replay,
+            dto,
+        ))
+    }
+
+    /// Applies what the link delivered (for at most [`APPLY_SLICE`]), publishes the decisions
+    /// waiting here while the link holds, and brings the status up to date.
+    pub(crate) async fn pump(&mut self, replay: &mut Replay) -> Result<(), EngineError> {
+        let deadline = Instant::now() + APPLY_SLICE;
+        while Instant::now() < deadline {
+            let Ok(link) = self.link.try_recv() else { break };
+            match link {
+                Link::Connected(site) => {
+                    self.site = Some(site);
+                    self.status.connected = true;
+                    self.status.offline_since_ms = None;
+                }
+                Link::Lost(reason) => {
+                    tracing::warn!(site = %self.state.site(), %reason, "the link to the site is down");
+                    self.status.connected = false;
+                    self.status
+                        .offline_since_ms
+                        .get_or_insert_with(|| chrono::Utc::now().timestamp_millis());
+                }
+                Link::Message(d) => {
+                    let mut cache = Cache::Ready(replay);
+                    if let Applied::Event(row) = self.state.apply(&mut cache, &d)? {
+                        // The author of a decision sees what became of it.
+                        if row.workstation == self.status.workstation {
+                            self.status.refused = (row.outcome == "refused").then(|| row.reason.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self.state.settle(&mut Cache::Ready(replay))?;
+        if !self.link.is_empty() {
+            // More is queued than one slice applies: come back at once.
+            self.wake.notify_one();
+        }
+        if let Some(site) = self.site.clone() {
+            let connected = site.connected();
+            if connected != self.status.connected {
+                self.status.connected = connected;
+                self.status.offline_since_ms = (!connected).then(|| chrono::Utc::now().timestamp_millis());
+            }
+            let waiting = replay.pipeline().store().site_pending()?;
+            let may_publish = self.publish_after.is_none_or(|t| Instant::now() >= t);
+            if connected && may_publish && !waiting.is_empty() {
+                if let Ok((sent, refused)) =
+                    tokio::time::timeout(REQUEST, follow::publish_decisions(&site, waiting)).await
+                {
+                    for id in &sent {
+                        replay.pipeline().store().remove_site_pending(id)?;
+                    }
+                    if let Some(e) = refused {
+                        self.status.refused = Some(e.to_string());
+                        self.publish_after = Some(Instant::now() + follow::REFUSED_PAUSE);
+                    }
+                } else {
+                    self.publish_after = Some(Instant::now() + follow::REFUSED_PAUSE);
+                }
+            }
+            if connected && self.asked_behind.is_none_or(|t| t.elapsed() >= BEHIND_EVERY) {
+                self.asked_behind = Some(Instant::now());
+                if let Ok(Ok(last)) = tokio::time::timeout(REQUEST, site.last_seq()).await {
+                    self.last_seq = last;
+                }
+            }
+        }
+        self.status.behind = self.last_seq.saturating_sub(self.state.position());
+        self.status.waiting = replay.pipeline().store().site_pending()?.len() as u64;
+        Ok(())
+    }
+
+    /// The status when it changed since last sent (or always, when `full`).
+    pub(crate) fn status_change(&mut self, full: bool) -> Option<SiteStatusDto> {
+        (full || self.sent.as_ref() != Some(&self.status)).then(|| {
+            self.sent = Some(self.status.clone());
+            self.status.clone()
+        })
+    }
+}
+
+impl Drop for SiteMode {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The link task: connects (again while the site cannot be reached), then reads the stream in
+/// order after `position` and hands every message over, waking the engine's task.
+async fn link(
+    url: String,
+    id: SiteId,
+    mut site: Option<Arc<Site>>,
+    mut position: u64,
+    tx: mpsc::Sender<Link>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let current = match site.take() {
+            Some(s) => s,
+            None => match Site::connect(&url, id.clone(), Credentials::from_env()).await {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    if tx.send(Link::Lost(e.to_string())).await.is_err() {
+                        return;
+                    }
+                    wake.notify_one();
+                    tokio::time::sleep(RECONNECT).await;
+                    continue;
+                }
+            },
+        };
+        if tx.send(Link::Connected(current.clone())).await.is_err() {
+            return;
+        }
+        wake.notify_one();
+        let reason = match current.read_after(position).await {
+            Ok(mut reader) => loop {
+                match reader.next().await {
+                    Some(Ok(d)) => {
+                        position = d.seq;
+                        if tx.send(Link::Message(d)).await.is_err() {
+                            return;
+                        }
+                        wake.notify_one();
+                    }
+                    Some(Err(e)) => break e.to_string(),
+                    None => break "the stream's consumer ended".to_owned(),
+                }
+            },
+            Err(e) => e.to_string(),
+        };
+        // The client reconnects by itself; this reads again from where the last message left.
+        tracing::warn!(site = %id, %reason, "reading the site again");
+        site = current.connected().then_some(current);
+        if tx.send(Link::Lost(reason)).await.is_err() {
+            return;
+        }
+        wake.notify_one();
+        tokio::time::sleep(RECONNECT).await;
+    }
+}

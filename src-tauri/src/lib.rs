@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - `run` builds the [`cityops_engine::Engine`] from the command line and hands it to Tauri.
-//! - `run` starts a scenario replay, or live mode with `--config <feeds.toml>`.
+//! - `run` starts a scenario replay, live mode with `--config <feeds.toml>`, or a workstation
+//!   of a site with `--nats URL --site ID`.
 //! - [`commands`]: one module per domain; each declares its commands once, in one `commands!`
 //!   invocation (one line onto the engine each), from which the handler, and in `build.rs` the
 //!   permissions, the capabilities and the TypeScript client, are made.
@@ -18,8 +19,8 @@ mod windows;
 
 use std::path::PathBuf;
 
-use cityops_engine::LiveEngineConfig;
 use cityops_engine::{Engine, EngineConfig};
+use cityops_engine::{LiveEngineConfig, SiteEngineConfig};
 use clap::Parser;
 use tauri::Manager;
 
@@ -45,6 +46,17 @@ struct Cli {
     /// instead of replaying a scenario.
     #[arg(long, env = "CITYOPS_CONFIG", conflicts_with = "scenario")]
     config: Option<PathBuf>,
+    /// The NATS server(s) of a site: open as a workstation of the site (with --site) instead
+    /// of replaying a scenario. The NATS user and password come from CITYOPS_NATS_USER and
+    /// CITYOPS_NATS_PASSWORD.
+    #[arg(long, env = "CITYOPS_NATS", requires = "site", conflicts_with_all = ["scenario", "config"])]
+    nats: Option<String>,
+    /// The site's id.
+    #[arg(long, env = "CITYOPS_SITE", requires = "nats")]
+    site: Option<String>,
+    /// This workstation's name in the site (the machine's name by default).
+    #[arg(long, env = "CITYOPS_WORKSTATION")]
+    workstation: Option<String>,
 }
 
 /// The repository the binary was built from: development builds find the demo there.
@@ -69,6 +81,15 @@ fn navigation_guard<R: tauri::Runtime>() -> tauri::plugin::TauriPlugin<R> {
         .build()
 }
 
+/// This machine's name, for the workstation the operators' decisions are made at.
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "workstation".into())
+}
+
 /// Starts the app; returns when the window closes.
 pub fn run() {
     tracing_subscriber::fmt()
@@ -84,7 +105,11 @@ pub fn run() {
                     std::fs::create_dir_all(&dir)?;
                     // A replay's exercise outbox must never meet live actions, so each mode
                     // keeps its own database.
-                    dir.join(if cli.config.is_some() { "live.db" } else { "exercise.db" })
+                    match &cli.site {
+                        // A workstation's cache of its site, one per site.
+                        Some(site) => dir.join(format!("site-{site}.db")),
+                        None => dir.join(if cli.config.is_some() { "live.db" } else { "exercise.db" }),
+                    }
                 }
             };
             let maps_dir = cli.maps.clone().unwrap_or_else(|| PathBuf::from(REPO).join("maps"));
@@ -94,8 +119,20 @@ pub fn run() {
                     .unwrap_or_else(|| PathBuf::from(REPO).join("fixtures/backends/helsinki.toml")),
             );
             // The engine spawns its task on Tauri's tokio runtime, so it is started inside it.
-            let engine = match &cli.config {
-                Some(feeds) => {
+            let engine = match (&cli.nats, &cli.site, &cli.config) {
+                (Some(nats), Some(site), _) => {
+                    let config = SiteEngineConfig {
+                        nats: nats.clone(),
+                        site: site.clone(),
+                        db_path,
+                        maps_dir,
+                        backends,
+                        workstation: cli.workstation.clone().unwrap_or_else(hostname),
+                    };
+                    tracing::info!(?config, "starting as a workstation of a site");
+                    tauri::async_runtime::block_on(Engine::start_site(config))
+                }
+                (_, _, Some(feeds)) => {
                     let config = LiveEngineConfig {
                         feeds: feeds.clone(),
                         db_path,
@@ -105,7 +142,7 @@ pub fn run() {
                     tracing::info!(?config, "starting engine in live mode");
                     tauri::async_runtime::block_on(async { Engine::start_live(config) })
                 }
-                None => {
+                _ => {
                     let scenario_dir = cli
                         .scenario
                         .clone()
@@ -122,7 +159,12 @@ pub fn run() {
             }
             .inspect_err(|e| tracing::error!(error = ?e, "cannot start the engine"))?;
             if let Some(window) = app.get_webview_window("main") {
-                window.set_title(&format!("cityops: {}", engine.scenario().name))?;
+                let title = match (&cli.site, &cli.workstation) {
+                    (Some(site), Some(ws)) => format!("cityops: {} · site {site} · {ws}", engine.scenario().name),
+                    (Some(site), None) => format!("cityops: {} · site {site}", engine.scenario().name),
+                    _ => format!("cityops: {}", engine.scenario().name),
+                };
+                window.set_title(&title)?;
             }
             app.manage(engine);
             Ok(())

@@ -39,6 +39,7 @@ const diff = (feeds: FeedHealthDto[] | null): MapDiffDto => ({
   outbox: null,
   feeds,
   storage: null,
+  site: null,
   clock: {
     startMs: 0,
     endMs: 1,

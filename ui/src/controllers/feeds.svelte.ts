@@ -5,6 +5,7 @@
 import { toApiError, type Backend, type MapDiffDto } from "../ipc/backend";
 import {
   applyHealth,
+  applySite,
   applyStorage,
   QUARANTINE_CLOSED,
   quarantineFailed,
@@ -13,6 +14,7 @@ import {
   requestQuarantine,
   type HealthState,
   type QuarantineView,
+  type SiteState,
   type StorageState,
 } from "../state/feeds";
 import type { Modals } from "./modals.svelte";
@@ -20,6 +22,8 @@ import type { Modals } from "./modals.svelte";
 export class Feeds {
   health = $state.raw<HealthState>(null);
   storage = $state.raw<StorageState>(null);
+  /** A workstation's link to its site, `null` elsewhere. */
+  site = $state.raw<SiteState>(null);
   #quarantine = $state.raw<QuarantineView>(QUARANTINE_CLOSED);
   readonly #backend: Backend;
   readonly #modals: Modals;
@@ -68,6 +72,7 @@ export class Feeds {
     const refusedBefore = rejectedTotal(this.health);
     this.health = applyHealth(this.health, diff);
     this.storage = applyStorage(this.storage, diff);
+    this.site = applySite(this.site, diff);
     // New refusals while the browser is open: show them without a click.
     if (rejectedTotal(this.health) > refusedBefore) this.refreshQuarantine();
   }

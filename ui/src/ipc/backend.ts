@@ -31,6 +31,7 @@ export type { ClockDto } from "./gen/ClockDto";
 export type { FeedDto } from "./gen/FeedDto";
 export type { FeedHealthDto } from "./gen/FeedHealthDto";
 export type { StorageHealthDto } from "./gen/StorageHealthDto";
+export type { SiteStatusDto } from "./gen/SiteStatusDto";
 export type { QuarantineDto } from "./gen/QuarantineDto";
 export type { QuarantineEntryDto } from "./gen/QuarantineEntryDto";
 export type { QuarantineFeedDto } from "./gen/QuarantineFeedDto";

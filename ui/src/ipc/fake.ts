@@ -54,6 +54,7 @@ export const FAKE_SCENARIO: ScenarioDto = {
     { id: "alerts", name: "Public alerts (CAP)", layer: "alerts", format: "cap" },
   ],
   live: false,
+  site: null,
   injects: [
     {
       id: "substation-trip",
@@ -587,6 +588,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       outbox,
       feeds: health,
       storage: null,
+      site: null,
     };
     for (const l of listeners) l(diff);
   };
@@ -676,6 +678,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         outbox: dispatch.snapshot(),
         feeds: health,
         storage: null,
+        site: null,
       });
     },
     play: async () => {

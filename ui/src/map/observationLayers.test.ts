@@ -91,6 +91,7 @@ describe("observation layers", () => {
       outbox: null,
       feeds: null,
       storage: null,
+      site: null,
     });
     const collections: Record<string, ObservationCollection> = {};
     for (const [l, m] of Object.entries(data.features)) collections[l] = toFeatureCollection(m);

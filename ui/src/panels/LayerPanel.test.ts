@@ -40,6 +40,7 @@ const data = applyDiff(emptyData(), {
   outbox: null,
   feeds: null,
   storage: null,
+  site: null,
 });
 
 describe("LayerPanel", () => {

@@ -96,6 +96,21 @@ describe("ReplayBar in live mode", () => {
     expect(screen.queryByTestId("play-toggle")).toBeNull();
     expect(screen.queryByTestId("seek")).toBeNull();
     expect(screen.queryByTestId("speed")).toBeNull();
+    expect(screen.queryByTestId("site-note")).toBeNull();
+  });
+
+  it("says a workstation of a site runs on the site's clock, not the wall's", () => {
+    render(ReplayBar, {
+      clock: { ...clock, playing: true, speed: 1 },
+      live: true,
+      site: "hel",
+      onPlayToggle: vi.fn(),
+      onSpeed: vi.fn(),
+      onSeek: vi.fn(),
+    });
+    expect(screen.getByTestId("site-note").textContent).toContain("Site hel");
+    expect(screen.getByTestId("site-note").textContent).toContain("the site's clock");
+    expect(screen.getByTestId("replay-bar").textContent).not.toContain("wall clock");
   });
 });
 

@@ -36,6 +36,7 @@ function diff(
     outbox: null,
     feeds: null,
     storage: null,
+    site: null,
   };
 }
 

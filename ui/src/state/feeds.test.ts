@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { FeedHealthDto, MapDiffDto, QuarantineDto, StorageHealthDto } from "../ipc/backend";
+import type { FeedHealthDto, MapDiffDto, QuarantineDto, SiteStatusDto, StorageHealthDto } from "../ipc/backend";
 import {
   applyHealth,
+  applySite,
   applyStorage,
   feedStatus,
   QUARANTINE_CLOSED,
@@ -9,6 +10,7 @@ import {
   quarantineLoaded,
   rejectedTotal,
   requestQuarantine,
+  siteSummary,
   statusCounts,
 } from "./feeds";
 
@@ -40,6 +42,7 @@ const diff = (feeds: FeedHealthDto[] | null, storage: StorageHealthDto | null = 
   outbox: null,
   feeds,
   storage,
+  site: null,
   clock: {
     startMs: 0,
     endMs: 1,
@@ -105,5 +108,35 @@ describe("quarantine browser", () => {
       error: { message: "x" },
     });
     expect(quarantineLoaded(QUARANTINE_CLOSED, 1, page(1))).toBe(QUARANTINE_CLOSED);
+  });
+});
+
+describe("a workstation's link to its site", () => {
+  const site = (patch: Partial<SiteStatusDto> = {}): SiteStatusDto => ({
+    site: "hel",
+    workstation: "ws-a",
+    connected: true,
+    offlineSinceMs: null,
+    behind: 0,
+    waiting: 0,
+    refused: null,
+    ...patch,
+  });
+  const clock = (ms: number) => `t${ms}`;
+
+  it("says where the workstation stands, and what waits while the link is down", () => {
+    expect(siteSummary(site(), clock)).toBe("up to date");
+    expect(siteSummary(site({ behind: 12 }), clock)).toBe("12 behind");
+    expect(siteSummary(site({ waiting: 1 }), clock)).toBe("up to date, 1 decision waiting");
+    expect(siteSummary(site({ connected: false, offlineSinceMs: 5, waiting: 3 }), clock)).toBe(
+      "offline since t5, 3 decisions waiting",
+    );
+  });
+
+  it("keeps the status until a diff says it changed", () => {
+    const first = applySite(null, { ...diff(null), site: site() });
+    expect(first?.connected).toBe(true);
+    expect(applySite(first, diff(null))).toBe(first);
+    expect(applySite(first, { ...diff(null), site: site({ connected: false }) })?.connected).toBe(false);
   });
 });

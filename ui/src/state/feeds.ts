@@ -4,7 +4,14 @@
  *
  * Everything a feed sends, and so every reason and preview here, is untrusted text.
  */
-import type { ApiError, FeedHealthDto, MapDiffDto, QuarantineDto, StorageHealthDto } from "../ipc/backend";
+import type {
+  ApiError,
+  FeedHealthDto,
+  MapDiffDto,
+  QuarantineDto,
+  SiteStatusDto,
+  StorageHealthDto,
+} from "../ipc/backend";
 
 /** How a feed is doing, worst first: the panel marks each differently. */
 export type FeedStatus = "disconnected" | "stale" | "connected";
@@ -28,6 +35,25 @@ export type StorageState = StorageHealthDto | null;
 /** Folds a diff's storage health in; diffs without it leave it as it was. */
 export function applyStorage(state: StorageState, diff: MapDiffDto): StorageState {
   return diff.storage ?? state;
+}
+
+/** A workstation's link to its site: `null` unless the app follows a site. */
+export type SiteState = SiteStatusDto | null;
+
+/** Folds a diff's site status in; diffs without it leave it as it was. */
+export function applySite(state: SiteState, diff: MapDiffDto): SiteState {
+  return diff.site ?? state;
+}
+
+/** The header's words for the link: the site and where this workstation stands in it. */
+export function siteSummary(site: SiteStatusDto, formatTime: (ms: number) => string): string {
+  const waiting = site.waiting === 1 ? "1 decision waiting" : `${site.waiting} decisions waiting`;
+  if (!site.connected) {
+    const since = site.offlineSinceMs === null ? "" : ` since ${formatTime(site.offlineSinceMs)}`;
+    return `offline${since}, ${waiting}`;
+  }
+  const behind = site.behind === 0 ? "up to date" : `${site.behind} behind`;
+  return site.waiting > 0 ? `${behind}, ${waiting}` : behind;
 }
 
 /** Refusals over every feed: when it grows, an open quarantine browser has news. */

@@ -59,6 +59,7 @@ function diff(ids: [string, number][], reset = false): MapDiffDto {
     outbox: null,
     feeds: null,
     storage: null,
+    site: null,
   };
 }
 

@@ -7,10 +7,13 @@
 //!   decoders against their bare parsers, and sustained MQTT ingest.
 //! - [`outbox`]: the outbox's durable commit against raw `fdatasync`, and delivery to a
 //!   webhook receiver against bare signed POSTs.
+//! - [`site`]: a workstation catching up with a site against a local replay, and an operator's
+//!   event from one workstation to another.
 //!
 //! The binary `cityops-bench` (`src/main.rs`) runs each one; `BENCHMARKS.md` has the figures.
 
 pub mod outbox;
+pub mod site;
 
 use std::path::Path;
 use std::time::Instant;

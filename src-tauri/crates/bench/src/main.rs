@@ -91,6 +91,29 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
     },
+    /// A site on a running nats-server (tests/peers/nats/run.sh): a workstation catching up
+    /// from an empty cache against a local replay of the same tape, then the propagation of
+    /// operators' events from one workstation to another under a steady feed load.
+    Site {
+        /// The NATS server (user and password from CITYOPS_NATS_USER and CITYOPS_NATS_PASSWORD).
+        #[arg(long)]
+        nats: String,
+        /// Observations in the generated city day the workstation catches up with.
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: usize,
+        /// Operators' events timed.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Operators' events per second.
+        #[arg(long, default_value_t = 20)]
+        events_per_sec: u64,
+        /// Feed messages per second meanwhile (50 observations each).
+        #[arg(long, default_value_t = 100)]
+        feed_rate: u64,
+        /// Where the databases go (a temporary folder in the current one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Ingest {
         /// Observations in the generated tape.
@@ -169,6 +192,44 @@ fn main() -> anyhow::Result<()> {
             {
                 eprintln!("delivered {} actions to the webhook receiver: {rate:.1} actions/s; bare signed POSTs {bare:.1}/s; ratio {ratio:.2}", r.delivered);
             }
+            Ok(())
+        }
+        Command::Site {
+            nats,
+            observations,
+            events,
+            events_per_sec,
+            feed_rate,
+            dir,
+        } => {
+            let tmp = tempfile::tempdir_in(".")?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let c = rt.block_on(cityops_bench::site::catch_up(
+                &nats,
+                observations,
+                &dir.join("catch-up"),
+            ))?;
+            println!("{}", serde_json::to_string(&c)?);
+            eprintln!(
+                "catch-up of {} observations ({} messages): replay {:.0} obs/s ({:.1} s; {:.1} s with reading the tape), workstation {:.0} obs/s ({:.1} s), ratio {:.2} ({:.2} against the whole command); incidents {} and {}; publishing took {:.1} s",
+                c.observations, c.messages, c.replay_per_sec, c.replay_secs, c.replay_command_secs, c.follow_per_sec, c.follow_secs, c.ratio, c.command_ratio, c.replay_incidents, c.follow_incidents, c.publish_secs
+            );
+            let p = rt.block_on(cityops_bench::site::propagation(
+                &nats,
+                events.max(1),
+                events_per_sec,
+                feed_rate,
+                &dir.join("propagation"),
+            ))?;
+            println!("{}", serde_json::to_string(&p)?);
+            eprintln!(
+                "propagation of {} events ({} accepted) under {} feed messages/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                p.events, p.accepted, p.feed_rate, p.p50_ms, p.p99_ms, p.max_ms
+            );
             Ok(())
         }
         Command::Seek {

@@ -878,6 +878,22 @@ impl Source {
     }
 }
 
+/// Whether a tick's diff says anything the UI does not know yet. Every part but the clock is
+/// in a diff only when it changed (see `Replay::take_diff`), so a diff carrying one goes out
+/// even when the clock rests: a replay waiting for the disk, or a site whose time stands
+/// still while another workstation's decision changes an incident (dropping that diff would
+/// lose the change, since taking the diff cleared it).
+fn carries_news(diff: &MapDiffDto, last_clock: &crate::dto::ClockDto) -> bool {
+    diff.reset
+        || !diff.upserts.is_empty()
+        || diff.clock != *last_clock
+        || diff.incidents.is_some()
+        || diff.outbox.is_some()
+        || diff.storage.is_some()
+        || diff.feeds.is_some()
+        || diff.site.is_some()
+}
+
 /// Waits for the site's link to deliver, or forever without a site.
 async fn woken(wake: &Option<Arc<tokio::sync::Notify>>) {
     match wake {
@@ -1019,9 +1035,7 @@ async fn drive(
                 let mut diff = replay.take_diff(false);
                 diff.outbox = outbox_change(&outbox);
                 diff.site = source.site_status(false);
-                // Health is in a diff only when it changed (see `Replay::take_diff`), so a diff
-                // carrying it goes out even when the clock rests (a replay waiting for the disk).
-                if !diff.upserts.is_empty() || diff.reset || diff.clock != last_clock || diff.outbox.is_some() || diff.storage.is_some() || diff.feeds.is_some() || diff.site.is_some() {
+                if carries_news(&diff, &last_clock) {
                     last_clock = diff.clock.clone();
                     publish(&mut sinks, &diff);
                 }
@@ -1029,4 +1043,41 @@ async fn drive(
         }
     }
     tracing::info!("engine stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resting_diff() -> MapDiffDto {
+        serde_json::from_value(serde_json::json!({
+            "reset": false, "upserts": [], "layers": [],
+            "clock": {
+                "startMs": 0, "endMs": 10, "nowMs": 5, "playing": false, "speed": 1.0,
+                "ingestedUntilMs": 5, "finished": false, "endedMs": null, "trainerView": false
+            },
+            "incidents": null, "outbox": null, "feeds": null, "storage": null, "site": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tick_sends_an_incident_change_while_the_clock_rests() {
+        let quiet = resting_diff();
+        let clock = quiet.clock.clone();
+        assert!(!carries_news(&quiet, &clock), "nothing changed: nothing to send");
+        let mut changed = resting_diff();
+        changed.incidents = Some(crate::dto::IncidentsDiffDto {
+            reset: false,
+            upserts: Vec::new(),
+            removed: vec!["inc/a".into()],
+        });
+        assert!(
+            carries_news(&changed, &clock),
+            "an incident changed on a site whose time stands still"
+        );
+        let mut moved = resting_diff();
+        moved.clock.now_ms = 6;
+        assert!(carries_news(&moved, &clock));
+    }
 }

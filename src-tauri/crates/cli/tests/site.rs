@@ -188,6 +188,24 @@ fn outage_id(home: &Path, db: &Path) -> String {
         .to_owned()
 }
 
+/// `cityops replay --json` of the demo on this machine, what a site's workstations must agree
+/// with.
+fn replay_demo(home: &Path) -> Value {
+    json(
+        Command::new(BIN)
+            .args([
+                "replay",
+                demo().to_str().unwrap(),
+                "--db",
+                home.join("r.db").to_str().unwrap(),
+                "--json",
+            ])
+            .env("CITYOPS_CONFIG_DIR", home.join("config"))
+            .output()
+            .unwrap(),
+    )
+}
+
 fn incident(home: &Path, db: &Path, id: &str) -> Value {
     incidents(home, db)
         .into_iter()
@@ -209,19 +227,7 @@ fn workstations_agree_and_share_acknowledgements() {
     assert_eq!(agreed(&sa), agreed(&sb));
     // The same tape replayed locally gives the same observations and incidents (the hashes
     // differ only by the sequence numbers observations carry: stream positions, not lines).
-    let replay = json(
-        Command::new(BIN)
-            .args([
-                "replay",
-                demo().to_str().unwrap(),
-                "--db",
-                home.join("r.db").to_str().unwrap(),
-                "--json",
-            ])
-            .env("CITYOPS_CONFIG_DIR", home.join("config"))
-            .output()
-            .unwrap(),
-    );
+    let replay = replay_demo(home);
     assert_eq!(sa["accepted"], replay["accepted"]);
     assert_eq!(sa["incidents"], replay["incidents"]);
     assert_eq!(sa["incidents"], 4);
@@ -628,19 +634,7 @@ fn a_workstation_killed_while_applying_resumes_and_converges() {
     let sa = follow(home, "ws-a", &url, &a);
     let sb2 = follow(home, "ws-b", &url, &b);
     assert_eq!(agreed(&sa), agreed(&sb2));
-    let once = json(
-        Command::new(BIN)
-            .args([
-                "replay",
-                demo().to_str().unwrap(),
-                "--db",
-                home.join("r.db").to_str().unwrap(),
-                "--json",
-            ])
-            .env("CITYOPS_CONFIG_DIR", home.join("config"))
-            .output()
-            .unwrap(),
-    );
+    let once = replay_demo(home);
     assert_eq!(
         sa["accepted"].as_u64().unwrap(),
         12 * once["accepted"].as_u64().unwrap(),

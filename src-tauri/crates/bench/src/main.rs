@@ -136,10 +136,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Mqtt { port, rate, seconds } => {
             let tmp = tempfile::tempdir()?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let r = rt.block_on(cityops_bench::mqtt_soak(port, rate, seconds, tmp.path()))?;
             println!("{}", serde_json::to_string(&r)?);
             println!(
@@ -174,10 +171,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let tmp = tempfile::tempdir_in(".")?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let r = rt.block_on(cityops_bench::outbox::run(
                 &dir,
                 actions.max(1),
@@ -204,10 +198,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let tmp = tempfile::tempdir_in(".")?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let c = rt.block_on(cityops_bench::site::catch_up(
                 &nats,
                 observations,
@@ -430,4 +421,12 @@ fn decode_cases(data: &Path) -> anyhow::Result<Vec<cityops_bench::DecodeCase>> {
         received_ms: DEMO_TIME_MS,
     });
     Ok(cases)
+}
+
+/// The runtime of the benchmarks that run async code: two workers, one per core here.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }

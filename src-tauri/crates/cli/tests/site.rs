@@ -764,10 +764,13 @@ fn bad_events_are_refused_shown_and_stop_nothing() {
             .await
             .unwrap();
         let js = async_nats::jetstream::new(client);
-        let bad: [(&str, &str); 3] = [
+        // The last is a roster change smuggled onto a subject a workstation may publish on
+        // (only the administration may publish on `ops.roster`).
+        let bad: [(&str, &str); 4] = [
             ("cityops.hel.ops.transition", "this is not JSON"),
             ("cityops.hel.ops.launch", r#"{"id":"x1","operator":"Aino","workstation":"ws-a","at_ms":0,"wall_ms":0,"kind":"launch"}"#),
             ("cityops.hel.ops.transition", r#"{"id":"x2","operator":"Mallory","workstation":"ws-a","at_ms":0,"wall_ms":0,"kind":"transition","incident":"inc/substation-scada/44/0","to":"closed"}"#),
+            ("cityops.hel.ops.note", r#"{"id":"x3","operator":"Mallory","workstation":"ws-a","at_ms":0,"wall_ms":0,"kind":"roster","name":"Mallory","role":"supervisor","pin_hash":null}"#),
         ];
         for (subject, body) in bad {
             js.publish(subject, body.as_bytes().to_vec().into()).await.unwrap().await.unwrap();
@@ -787,12 +790,13 @@ fn bad_events_are_refused_shown_and_stop_nothing() {
     ));
     assert_eq!(out["outcome"], "accepted", "{out}");
     let s = follow(home, "ws-a", &url, &a);
-    assert_eq!(s["eventsRefused"], 3, "{s}");
+    assert_eq!(s["eventsRefused"], 4, "{s}");
     let q = ok(cityops(home, "ws-a", &["quarantine", "--db", a.to_str().unwrap()]));
     for reason in [
         "not JSON",
         "unknown kind \"launch\"",
         "\"Mallory\" is not on the site's roster",
+        "a roster event on subject cityops.hel.ops.note",
     ] {
         assert!(q.contains(reason), "the quarantine shows {reason:?}:\n{q}");
     }

@@ -392,6 +392,13 @@ impl FollowState {
     fn apply_event(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
         self.settle(cache)?;
         let event = match read_event(&d.payload) {
+            // The subject is what the server's permissions vouch for (only the administration
+            // publishes on `ops.roster`), so an event's kind must be its subject's.
+            Ok(e) if d.subject != self.site.ops_subject(e.op.kind()) => {
+                let row = self.row(d.seq, e.id.clone(), "?", &e.operator, &e.workstation);
+                let reason = format!("a {} event on subject {}", e.op.kind(), d.subject);
+                return self.refuse(cache, d, row, reason, true).map(Some);
+            }
             Ok(e) => e,
             Err((id, reason)) => {
                 let row = self.row(d.seq, id.unwrap_or_else(|| format!("malformed-{}", d.seq)), "?", "", "");

@@ -1979,6 +1979,9 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
     Ok(())
 }
 
+/// The PIN the site's supervisor Sari gets from `cityops roster add`.
+const SITE_SUPERVISOR_PIN: &str = "2468";
+
 /// `cityops ARGS` as the site's administrator.
 fn site_admin(url: &str, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new(target_dir().join("debug/cityops"))
@@ -1986,6 +1989,7 @@ fn site_admin(url: &str, args: &[&str]) -> Result<String> {
         .args(["--nats", url, "--site", "hel"])
         .env("CITYOPS_NATS_USER", "admin")
         .env("CITYOPS_NATS_PASSWORD", "admin-test-pass")
+        .env("SITE_SUPERVISOR_PIN", SITE_SUPERVISOR_PIN)
         .output()?;
     ensure!(
         out.status.success(),
@@ -2011,6 +2015,18 @@ async fn desktop_site() -> Result<()> {
     for name in ["Aino", "Bo"] {
         site_admin(&url, &["roster", "add", name, "--role", "operator"])?;
     }
+    site_admin(
+        &url,
+        &[
+            "roster",
+            "add",
+            "Sari",
+            "--role",
+            "supervisor",
+            "--pin-env",
+            "SITE_SUPERVISOR_PIN",
+        ],
+    )?;
     let demo = repo().join("fixtures/scenarios/helsinki-storm");
     site_admin(&url, &["publish", "--scenario", demo.to_str().unwrap()])?;
     let env = |ws: &str| {
@@ -2168,5 +2184,62 @@ async fn site_steps(a: &Client, b: &Client) -> Result<()> {
         std::fs::write(&out, c.screenshot().await?)?;
         println!("screenshot saved: {}", out.display());
     }
+
+    // The roster is the site's: Sari, a supervisor, names Cai an operator in window A, and
+    // Cai signs in at window B.
+    a.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
+    a.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=sign-in]"))
+        .await?
+        .click()
+        .await?;
+    a.find(Locator::Css("[data-testid=sign-in-name]"))
+        .await?
+        .send_keys("Sari")
+        .await?;
+    choose(a, "sign-in-role", "supervisor").await?;
+    a.find(Locator::Css("[data-testid=sign-in-pin]"))
+        .await?
+        .send_keys(SITE_SUPERVISOR_PIN)
+        .await?;
+    a.find(Locator::Css("[data-testid=sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    a.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=operator]"))
+        .await?;
+    a.find(Locator::Css("[data-testid=roster-open]")).await?.click().await?;
+    wait_js(
+        a,
+        "window A's roster listing the site's operators",
+        r#"const l = document.querySelector("[data-testid=roster-list]");
+           return l && ["Aino", "Bo", "Sari"].every(n => l.textContent.includes(n)) ? l.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    a.find(Locator::Css("[data-testid=roster-name]"))
+        .await?
+        .send_keys("Cai")
+        .await?;
+    choose(a, "roster-role", "operator").await?;
+    a.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
+    wait_js(
+        a,
+        "Cai on the site's roster in window A",
+        r#"const l = document.querySelector("[data-testid=roster-list]"); return !!l && l.textContent.includes("Cai");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    press(a, ESCAPE).await?;
+    b.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=sign-in]"))
+        .await?;
+    sign_in_as(b, "Cai").await?;
+    println!("Cai, named in window A, signed in at window B");
     Ok(())
 }

@@ -100,6 +100,18 @@ pub enum ActCommand {
         #[arg(long)]
         untick: bool,
     },
+    /// Changes the site's roster as a supervisor: gives operator `--name` a role (operator,
+    /// supervisor or trainer; a supervisor or trainer with the PIN in `--new-pin-env`), or
+    /// takes them off the roster (`--role removed`).
+    Role {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+        /// The environment variable holding the operator's new PIN.
+        #[arg(long)]
+        new_pin_env: Option<String>,
+    },
 }
 
 impl ActCommand {
@@ -116,6 +128,18 @@ impl ActCommand {
             ActCommand::Note { incident, text } => Op::Note { incident, text },
             ActCommand::Merge { incident, from } => Op::Merge { into: incident, from },
             ActCommand::Split { incident, entity } => Op::Split { from: incident, entity },
+            ActCommand::Role {
+                name,
+                role,
+                new_pin_env,
+            } => {
+                let pin = new_pin_env.as_deref().map(crate::read_pin).transpose()?;
+                Op::Role {
+                    name,
+                    pin_hash: roster_pin_hash(&role, pin.as_deref())?,
+                    role,
+                }
+            }
             ActCommand::Sop { incident, step, untick } => {
                 anyhow::ensure!(step >= 1, "--step counts from 1");
                 Op::Sop {
@@ -363,14 +387,10 @@ fn waiting(store: &Store, event_id: &str) -> anyhow::Result<EventOutcome> {
 /// change to the site's roster (the PIN as an argon2id hash; never the PIN itself).
 pub fn roster_add(at: SiteArgs, name: &str, role: &str, pin: Option<&str>) -> anyhow::Result<()> {
     anyhow::ensure!(
-        cityops_engine::dto::OperatorRole::parse(role).is_some(),
-        "--role {role:?}: expected operator, supervisor or trainer"
+        role != cityops_site::REMOVED,
+        "roster add gives a role: operator, supervisor or trainer"
     );
-    anyhow::ensure!(
-        pin.is_some() || !cityops_store::role_needs_pin(role),
-        "a {role} needs a PIN (--pin-env VAR)"
-    );
-    let pin_hash = pin.map(cityops_store::hash_pin).transpose()?;
+    let pin_hash = roster_pin_hash(role, pin)?;
     runtime()?.block_on(async {
         let site = at.connect().await?;
         let wall_ms = chrono::Utc::now().timestamp_millis();
@@ -394,6 +414,24 @@ pub fn roster_add(at: SiteArgs, name: &str, role: &str, pin: Option<&str>) -> an
         );
         Ok(())
     })
+}
+
+/// Checks a roster change's role, and hashes its PIN (argon2id): a supervisor or trainer needs
+/// one; taking an operator off the roster (`removed`) carries none.
+fn roster_pin_hash(role: &str, pin: Option<&str>) -> anyhow::Result<Option<String>> {
+    if role == cityops_site::REMOVED {
+        anyhow::ensure!(pin.is_none(), "an operator taken off the roster gets no PIN");
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        cityops_engine::dto::OperatorRole::parse(role).is_some(),
+        "--role {role:?}: expected operator, supervisor, trainer or removed"
+    );
+    anyhow::ensure!(
+        pin.is_some() || !cityops_store::role_needs_pin(role),
+        "a {role} needs a PIN"
+    );
+    Ok(pin.map(cityops_store::hash_pin).transpose()?)
 }
 
 /// This machine's name, for the workstation an event was made at.

@@ -471,6 +471,108 @@ fn an_offline_workstation_keeps_its_decisions_and_converges() {
     assert_eq!(record["acknowledgedBy"], "Aino", "{record}");
 }
 
+/// A supervisor changes the site's roster from a workstation; an operator may not; and a
+/// decision made offline by an operator taken off the roster meanwhile is refused where the
+/// stream places it, on every workstation alike, and its author's workstation shows why.
+#[test]
+fn a_supervisor_changes_the_roster_and_a_removed_operators_offline_decision_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let (a, c) = (home.join("a.db"), home.join("c.db"));
+    follow(home, "ws-a", &url, &a);
+    follow(home, "ws-c", &url, &c);
+    let outage = outage_id(home, &a);
+
+    // Workstation C is offline (nothing listens where it connects): Aino's acknowledgement
+    // waits in its cache.
+    let offline = format!("nats://127.0.0.1:{}", free_port());
+    let waiting = json(act(
+        home,
+        "ws-c",
+        &offline,
+        &c,
+        "Aino",
+        &["--no-wait", "acknowledge", "--incident", &outage],
+    ));
+    assert_eq!(waiting["outcome"], "waiting", "{waiting}");
+
+    // Meanwhile at A: an operator may not change the roster; the supervisor may.
+    let by_bo = act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Bo",
+        &["role", "--name", "Aino", "--role", "removed"],
+    );
+    assert!(!by_bo.status.success(), "an operator changed the roster");
+    let said = String::from_utf8_lossy(&by_bo.stdout);
+    assert!(
+        said.contains("the site's roster is changed by a supervisor; Bo is operator"),
+        "{said}"
+    );
+    let removed = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Sari",
+        &["role", "--name", "Aino", "--role", "removed"],
+    ));
+    assert_eq!(removed["outcome"], "accepted", "{removed}");
+    let promoted = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Sari",
+        &[
+            "role",
+            "--name",
+            "Bo",
+            "--role",
+            "supervisor",
+            "--new-pin-env",
+            "SUPERVISOR_PIN",
+        ],
+    ));
+    assert_eq!(promoted["outcome"], "accepted", "{promoted}");
+    // A removed operator cannot sign in to decide anything more.
+    let again = act(home, "ws-a", &url, &a, "Aino", &["acknowledge", "--incident", &outage]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("Aino is not on the site's roster"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    // C comes back: it applies the roster changes first, since the stream holds them before
+    // the acknowledgement it now publishes, which is refused.
+    let sc = follow(home, "ws-c", &url, &c);
+    assert_eq!(Store::waiting(&c), 0, "the waiting decision went out");
+    let refused = Store::outcome(&c, "transition");
+    assert_eq!(refused.0, "refused");
+    assert!(
+        refused.1.contains("\"Aino\" is not on the site's roster"),
+        "{}",
+        refused.1
+    );
+    let sa = follow(home, "ws-a", &url, &a);
+    assert_eq!(agreed(&sa), agreed(&sc));
+    assert_eq!(Store::outcome(&a, "transition"), refused, "A judged it the same");
+    assert!(incident(home, &a, &outage)["acknowledgedBy"].is_null());
+    assert_eq!(
+        Store::roster(&c),
+        vec![
+            ("Bo".to_owned(), "supervisor".to_owned()),
+            ("Sari".to_owned(), "supervisor".to_owned())
+        ]
+    );
+}
+
 /// Reads a cache directly, for what the CLI does not print.
 struct Store;
 
@@ -480,6 +582,25 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         conn.query_row("SELECT count(*) FROM site_pending", [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// The outcome and reason of the (only) applied event of `kind`.
+    fn outcome(db: &Path, kind: &str) -> (String, String) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row("SELECT outcome, reason FROM site_events WHERE kind = ?1", [kind], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    }
+
+    /// The site's roster as the cache holds it: names and roles.
+    fn roster(db: &Path) -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, role FROM site_roster ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
     }
 }
 

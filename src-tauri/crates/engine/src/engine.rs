@@ -335,23 +335,56 @@ impl Engine {
 
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
     pub async fn assign_role(&self, name: String, role: OperatorRole, pin: Option<String>) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, _| {
-            if replay.site.is_some() {
-                return Err(EngineError::Forbidden(
-                    "the site's roster is shared: change it with `cityops roster add --nats URL --site ID`".into(),
-                ));
-            }
-            on_desk(replay, "assign_role", Work::Desk, |desk, store, at| {
-                desk.assign_role(store, &name, role, pin.as_deref(), at.wall)
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    // The site's roster is the site's: the change is an event, which applies
+                    // where the stream places it if its author is a supervisor there.
+                    let (desk, _) = replay.desk_mut().ok_or_else(no_desk)?;
+                    if desk.signed_in()?.role != OperatorRole::Supervisor {
+                        return Err(EngineError::Forbidden("roles are assigned by a supervisor".into()));
+                    }
+                    if pin.is_none() && cityops_store::role_needs_pin(role.as_str()) {
+                        return Err(EngineError::InvalidInput(format!("a {} needs a PIN", role.as_str())));
+                    }
+                    let pin_hash = pin.as_deref().map(cityops_store::hash_pin).transpose()?;
+                    let op = Op::Role {
+                        name,
+                        role: role.as_str().to_owned(),
+                        pin_hash,
+                    };
+                    return share(replay, op).map(Some);
+                }
+                on_desk(replay, "assign_role", Work::Desk, |desk, store, at| {
+                    desk.assign_role(store, &name, role, pin.as_deref(), at.wall)
+                })
+                .map(|()| None)
             })
-        })
-        .await
+            .await?;
+        self.settled(shared).await
     }
 
     /// The operator roster; a signed-in supervisor's view.
     pub async fn roster(&self) -> Result<Vec<crate::dto::RosterEntryDto>, EngineError> {
         // A read, but as before it is followed by a diff like every roster request.
         self.ask(Effect::Writes, |replay, _| {
+            if replay.site.is_some() {
+                // A workstation shows the site's roster, which its sign-ins check.
+                let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
+                if desk.signed_in()?.role != OperatorRole::Supervisor {
+                    return Err(EngineError::Forbidden("the roster is a supervisor's".into()));
+                }
+                return Ok(store
+                    .site_roster()?
+                    .into_iter()
+                    .map(|e| crate::dto::RosterEntryDto {
+                        role: OperatorRole::parse(&e.role).unwrap_or(OperatorRole::Operator),
+                        name: e.name,
+                        has_pin: e.pin_hash.is_some(),
+                        locked_until_ms: None,
+                    })
+                    .collect());
+            }
             on_desk(replay, "roster", Work::Desk, |desk, store, _| desk.roster(store))
         })
         .await

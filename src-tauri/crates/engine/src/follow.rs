@@ -418,10 +418,26 @@ impl FollowState {
             &event.workstation,
         );
         row.at_ms = event.at_ms;
-        if let Op::Roster { name, role, pin_hash } = &event.op {
-            // Roster changes come from the site's administration (`cityops roster add --nats`),
-            // whose authority is the NATS user allowed to publish them (fixtures/nats).
-            if OperatorRole::parse(role).is_none() {
+        if let Op::Roster { name, role, pin_hash } | Op::Role { name, role, pin_hash } = &event.op {
+            // The administration's changes (`cityops roster add --nats`) carry the authority of
+            // the NATS user allowed to publish them (fixtures/nats); a workstation's need a
+            // supervisor, judged by the roster as it stands at this point of the stream, so a
+            // supervisor demoted meanwhile changes nothing, on every workstation alike.
+            if matches!(event.op, Op::Role { .. }) {
+                let author = store.site_roster()?.into_iter().find(|e| e.name == event.operator);
+                let refusal = match author.as_ref().map(|a| a.role.as_str()) {
+                    Some("supervisor") => None,
+                    Some(other) => Some(format!(
+                        "the site's roster is changed by a supervisor; {} is {other}",
+                        event.operator
+                    )),
+                    None => Some(format!("operator {:?} is not on the site's roster", event.operator)),
+                };
+                if let Some(reason) = refusal {
+                    return self.refuse(cache, d, row, reason, false).map(Some);
+                }
+            }
+            if role != cityops_site::REMOVED && OperatorRole::parse(role).is_none() {
                 return self
                     .refuse(cache, d, row, format!("unknown role {role:?}"), true)
                     .map(Some);
@@ -430,12 +446,17 @@ impl FollowState {
                 let reason = "an operator name is 1 to 64 printable characters".into();
                 return self.refuse(cache, d, row, reason, true).map(Some);
             }
-            let entry = SiteRosterEntry {
-                name: name.trim().to_owned(),
-                role: role.clone(),
-                pin_hash: pin_hash.clone(),
+            let name = name.trim();
+            let (r, _) = if role == cityops_site::REMOVED {
+                store.with_site_event(row.clone(), || store.remove_site_roster(name))
+            } else {
+                let entry = SiteRosterEntry {
+                    name: name.to_owned(),
+                    role: role.clone(),
+                    pin_hash: pin_hash.clone(),
+                };
+                store.with_site_event(row.clone(), || store.set_site_roster(&entry, d.seq))
             };
-            let (r, _) = store.with_site_event(row.clone(), || store.set_site_roster(&entry, d.seq));
             r?;
             return Ok(Some(row));
         }
@@ -627,7 +648,7 @@ fn apply_op(
             },
         ),
         Op::Undo => decide(desk, DecisionOp::Undo),
-        Op::Roster { .. } => Err(EngineError::InvalidInput(
+        Op::Roster { .. } | Op::Role { .. } => Err(EngineError::InvalidInput(
             "a roster change is not an incident decision".into(),
         )),
     }
@@ -761,7 +782,7 @@ fn read_event(payload: &[u8]) -> Result<OpEvent, (Option<String>, String)> {
         .and_then(|v| v.as_str())
         .filter(|s| !s.is_empty() && s.len() <= 200)
         .map(str::to_owned);
-    const KINDS: [&str; 8] = [
+    const KINDS: [&str; 9] = [
         "transition",
         "sop",
         "note",
@@ -770,6 +791,7 @@ fn read_event(payload: &[u8]) -> Result<OpEvent, (Option<String>, String)> {
         "reassign",
         "undo",
         "roster",
+        "role",
     ];
     match value.get("kind").and_then(|k| k.as_str()) {
         None => return Err((id, "no kind".into())),

@@ -235,13 +235,25 @@ pub enum Op {
     Reassign { from: String, entity: String, to: String },
     /// The latest decision still in effect is taken back.
     Undo,
-    /// An operator joins the site's roster or changes role or PIN (an argon2id hash).
+    /// An operator joins the site's roster, changes role or PIN (an argon2id hash), or leaves
+    /// it (`role` [`REMOVED`]), by the site's administration (the NATS user allowed to
+    /// publish on `ops.roster`).
     Roster {
         name: String,
         role: String,
         pin_hash: Option<String>,
     },
+    /// The same change made by a supervisor at a workstation (`ops.role`): it applies only if
+    /// its author is a supervisor on the site's roster where the stream places it.
+    Role {
+        name: String,
+        role: String,
+        pin_hash: Option<String>,
+    },
 }
+
+/// The `role` of a roster change that takes the operator off the roster.
+pub const REMOVED: &str = "removed";
 
 impl Op {
     /// The subject token of this kind of event.
@@ -255,6 +267,7 @@ impl Op {
             Op::Reassign { .. } => "reassign",
             Op::Undo => "undo",
             Op::Roster { .. } => "roster",
+            Op::Role { .. } => "role",
         }
     }
 }

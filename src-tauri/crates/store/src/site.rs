@@ -198,6 +198,15 @@ impl Store {
         })
     }
 
+    /// Takes an operator off the site's roster, in the transaction that commits the roster
+    /// event's row (see [`Store::with_site_event`]).
+    pub fn remove_site_roster(&self, name: &str) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute("DELETE FROM site_roster WHERE name = ?1", params![name])?;
+            Ok(())
+        })
+    }
+
     /// Keeps the site's clock (the latest tick applied); arrivals keep theirs as the run's
     /// frontier. Ticks only move forward, so one kept ahead of the position is harmless: the
     /// tick is read again and changes nothing.

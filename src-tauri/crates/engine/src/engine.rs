@@ -324,7 +324,7 @@ impl Engine {
                         name: name.trim().to_owned(),
                         role,
                     };
-                    desk.act_as(op.clone());
+                    desk.act_as(Some(op.clone()));
                     return Ok(op);
                 }
                 desk.sign_in(store, &name, role, pin.as_deref(), at.wall)

@@ -575,7 +575,9 @@ impl FollowState {
     }
 }
 
-/// Applies an operator's decision to the desk as `who` (whom the site's roster vouched for).
+/// Applies an operator's decision to the desk as `who` (whom the site's roster vouched for),
+/// then gives the desk back to whoever is signed in at this workstation: a decision made
+/// elsewhere must never become this workstation's operator.
 fn apply_op(
     desk: &mut Desk,
     store: &Store,
@@ -584,10 +586,23 @@ fn apply_op(
     role: OperatorRole,
     event: &OpEvent,
 ) -> Result<(), EngineError> {
-    desk.act_as(OperatorDto {
+    let here = desk.act_as(Some(OperatorDto {
         name: who.name.clone(),
         role,
-    });
+    }));
+    let result = apply_op_as(desk, store, run, who, role, event);
+    desk.act_as(here);
+    result
+}
+
+fn apply_op_as(
+    desk: &mut Desk,
+    store: &Store,
+    run: RunId,
+    who: &SiteRosterEntry,
+    role: OperatorRole,
+    event: &OpEvent,
+) -> Result<(), EngineError> {
     let (wall, at) = (event.wall_ms, event.at_ms);
     let decide = |desk: &mut Desk, op| desk.decide(store, op, wall, at).map(drop);
     match &event.op {
@@ -976,4 +991,91 @@ pub async fn follow_until_idle(site: &Site, f: &mut Follower) -> Result<FollowSu
     let target = site.last_seq().await?;
     follow_until(site, f, |f| f.position() >= target).await?;
     f.summary()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn event(id: &str, operator: &str, workstation: &str, op: Op) -> OpEvent {
+        OpEvent {
+            id: id.into(),
+            operator: operator.into(),
+            workstation: workstation.into(),
+            at_ms: 0,
+            wall_ms: 0,
+            op,
+        }
+    }
+
+    /// A workstation applies every workstation's decisions as their authors; the operator
+    /// signed in here must stay who acts here, or this workstation's next decision would go
+    /// out in another operator's name.
+    #[test]
+    fn another_workstations_decision_leaves_this_ones_operator_signed_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let site: SiteId = "hel".parse().unwrap();
+        let mut f = Follower::open(&dir.path().join("ws-a.db"), site.clone()).unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/scenarios/helsinki-storm");
+        let mut out = vec![Outgoing::config(&site, &Scenario::site_config(&demo).unwrap())];
+        for name in ["Aino", "Bo"] {
+            let roster = Op::Roster {
+                name: name.into(),
+                role: "operator".into(),
+                pin_hash: None,
+            };
+            out.push(Outgoing::event(
+                &site,
+                &event(&format!("roster-{name}"), "admin", "vm", roster),
+            ));
+        }
+        out.extend(
+            Scenario::load(&demo)
+                .unwrap()
+                .messages
+                .iter()
+                .map(|m| Outgoing::tape_line(&site, m)),
+        );
+        for (i, o) in out.into_iter().enumerate() {
+            let d = Delivery {
+                seq: i as u64 + 1,
+                kind: site.kind_of(&o.subject),
+                subject: o.subject,
+                payload: o.payload.into(),
+            };
+            f.apply(&d).unwrap();
+        }
+        f.settle().unwrap();
+        let Owned::Ready(replay) = &mut f.cache else {
+            panic!("the site's configuration was applied")
+        };
+        let (desk, _) = replay.desk_mut().unwrap();
+        let aino = OperatorDto {
+            name: "Aino".into(),
+            role: OperatorRole::Operator,
+        };
+        desk.act_as(Some(aino.clone()));
+        let incident = desk.correlator().incidents().next().unwrap().id.0.to_string();
+
+        let note = Op::Note {
+            incident,
+            text: "crew on the way".into(),
+        };
+        let o = Outgoing::event(&site, &event("note-1", "Bo", "ws-b", note));
+        let d = Delivery {
+            seq: 10_000,
+            kind: site.kind_of(&o.subject),
+            subject: o.subject,
+            payload: o.payload.into(),
+        };
+        let applied = f.apply(&d).unwrap().unwrap();
+        assert_eq!(
+            (applied.outcome.as_str(), applied.operator.as_str()),
+            ("accepted", "Bo"),
+            "{}",
+            applied.reason
+        );
+        assert_eq!(f.desk().unwrap().operator(), Some(&aino), "Aino is still who acts here");
+    }
 }

@@ -684,10 +684,12 @@ impl Desk {
         })
     }
 
-    /// Acts as `op` from now on, on an authority other than this workstation's sign-in: a
-    /// site's roster, which vouched for the operator of an event made at another workstation.
-    pub fn act_as(&mut self, op: OperatorDto) {
-        self.operator = Some(op);
+    /// Acts as `op` from now on (nobody, when `None`), on an authority other than this desk's
+    /// roster: a site's roster, which vouched for the operator signing in here or for the
+    /// author of an event made at another workstation. Returns who acted before, to give the
+    /// desk back to.
+    pub fn act_as(&mut self, op: Option<OperatorDto>) -> Option<OperatorDto> {
+        std::mem::replace(&mut self.operator, op)
     }
 
     /// The latest lifecycle transition of an incident, if it had any.

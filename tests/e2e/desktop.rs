@@ -2172,6 +2172,19 @@ async fn site_steps(a: &Client, b: &Client) -> Result<()> {
     .await?;
     println!("Bo is told: {told}");
 
+    // Aino claims the outage in window A (key c): window B shows her on it.
+    press(a, "c").await?;
+    let on_it = wait_js(
+        b,
+        "Aino on the outage in window B",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           const o = e && e.querySelector("[data-testid=incident-owner]");
+           return o && o.textContent.includes("Aino is on this") ? o.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    println!("window B shows: {on_it}");
+
     for (c, w, file) in [(a, "A", "screenshot-site-a.png"), (b, "B", "screenshot-site-b.png")] {
         wait_js(
             c,

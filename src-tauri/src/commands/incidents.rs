@@ -28,6 +28,10 @@ commands! {
     #[windows(main)]
     async fn incident_transition(engine; id: String, to: LifecycleStatus) -> () { engine.incident_transition(id, to).await }
 
+    /// Takes an incident (`owner` null), or gives it to `owner` (a supervisor's).
+    #[windows(main)]
+    async fn incident_take(engine; id: String, owner: Option<String>) -> () { engine.incident_take(id, owner).await }
+
     /// Moves every member of `from` into `into`.
     #[windows(main)]
     async fn incident_merge(engine; into: String, from: String) -> () { engine.incident_merge(into, from).await }

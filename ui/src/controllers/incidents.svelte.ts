@@ -142,6 +142,17 @@ export class Incidents {
     this.#session.asOperator(what, () => this.#backend.transition(id, to));
   };
 
+  /** Takes the incident: the signed-in operator owns it, and every workstation shows it. */
+  take = (id: string) => {
+    this.#session.asOperator("take the incident", () => this.#backend.take(id, null));
+  };
+
+  /** Takes the lifecycle key's target (see `target`). */
+  takeTarget = () => {
+    const id = this.target;
+    if (id) this.take(id);
+  };
+
   /** Moves the lifecycle key's target (see `target`) to `to`. */
   transitionTarget = (to: LifecycleStatus) => {
     const id = this.target;

@@ -60,6 +60,7 @@ export class OperatorWindow {
       cursor: (a) => incidents.moveCursor(a.step),
       openCursor: () => incidents.openCursor(),
       transition: (a) => incidents.transitionTarget(a.to),
+      take: () => incidents.takeTarget(),
       undo: () => incidents.undo(),
       focusArea: () => incidents.focusArea(),
       mute: () => incidents.toggleMute(),

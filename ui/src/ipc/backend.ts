@@ -106,6 +106,11 @@ export interface Backend {
   incident(id: string): Promise<IncidentDetailDto>;
   /** Moves an incident forward in its lifecycle (closing needs a supervisor or trainer). */
   transition(id: string, to: LifecycleStatus): Promise<void>;
+  /**
+   * Takes an incident (`owner` null: the signed-in operator owns it), or, as a supervisor,
+   * gives it to `owner`. Another operator's incident is refused with whose it is.
+   */
+  take(id: string, owner: string | null): Promise<void>;
   /** Moves every member of `from` into `into`. */
   merge(into: string, from: string): Promise<void>;
   /** Splits one member out into an incident of its own; resolves to the new incident's id. */

@@ -405,6 +405,7 @@ function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] 
           north: Math.max(...ps.map((o) => o.lat)),
         },
         acknowledgedBy: null,
+        owner: null,
       },
       members,
       sop,
@@ -802,6 +803,25 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         throw { code: "forbidden", message: "closing an incident is a supervisor's or trainer's call" };
       inc.entry = { ...inc.entry, status: to, acknowledgedBy: inc.entry.acknowledgedBy ?? who.name };
       if (to === "acknowledged") acknowledged.add(id);
+      changed([inc.entry], []);
+    },
+    // The engine's rules: an operator takes an incident nobody else owns; a supervisor takes
+    // any, or gives it.
+    take: async (id: string, owner: string | null) => {
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      const who = signedIn();
+      const inc = find(id);
+      const to = owner ?? who.name;
+      const supervisor = who.role === "supervisor";
+      if (to !== who.name && !supervisor) throw { code: "forbidden", message: "ownership is given by a supervisor" };
+      const current = inc.entry.owner;
+      if (current === to) throw { code: "invalidInput", message: `invalid input: incident ${id} is ${to}'s already` };
+      if (current !== null && !supervisor)
+        throw {
+          code: "invalidInput",
+          message: `invalid input: incident ${id} is ${current}'s: a supervisor may give it to you`,
+        };
+      inc.entry = { ...inc.entry, owner: to };
       changed([inc.entry], []);
     },
     merge: async (into: string, from: string) => {

@@ -46,6 +46,7 @@ export function createTauriBackend(): Backend {
     operator: () => call(commands.operator()),
     incident: (id) => call(commands.incident(id)),
     transition: (id, to) => call(commands.incidentTransition(id, to)),
+    take: (id, owner) => call(commands.incidentTake(id, owner)),
     merge: (into, from) => call(commands.incidentMerge(into, from)),
     split: (from, entity) => call(commands.incidentSplit(from, entity)),
     reassign: (from, entity, to) => call(commands.incidentReassign(from, entity, to)),

@@ -30,6 +30,7 @@ function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntry
     manual: false,
     area: { west: 24.9, south: 60.1, east: 24.91, north: 60.11 },
     acknowledgedBy: null,
+    owner: null,
     ...patch,
   };
 }
@@ -61,6 +62,32 @@ describe("IncidentQueue", () => {
     expect(onPick).toHaveBeenCalledWith("b");
     await fireEvent.animationEnd(rows[0]);
     expect(onFlashEnd).toHaveBeenCalledWith("a");
+  });
+});
+
+describe("IncidentQueue owners", () => {
+  it("shows who is on an incident before who acknowledged it, as text", () => {
+    render(IncidentQueue, {
+      queue: [
+        entry("a", { status: "acknowledged", acknowledgedBy: "Aino", owner: "<b>Bo</b>" }),
+        entry("b", { status: "acknowledged", acknowledgedBy: "Aino" }),
+      ],
+      total: 2,
+      cursor: null,
+      openId: null,
+      flashing: new Set<string>(),
+      filters: DEFAULT_FILTERS,
+      nowMs: 120_000,
+      onPick: () => {},
+      onFilters: () => {},
+      onFlashEnd: () => {},
+    });
+    const rows = screen.getAllByTestId("incident-entry");
+    expect(rows[0].textContent).toContain("<b>Bo</b> is on this");
+    expect(rows[0].textContent).not.toContain("acknowledged by");
+    expect(rows[0].querySelector("b")).toBeNull();
+    expect(rows[1].textContent).toContain("acknowledged by Aino");
+    expect(screen.getAllByTestId("incident-owner")).toHaveLength(1);
   });
 });
 
@@ -101,6 +128,7 @@ describe("IncidentDetail", () => {
     await backend.signIn("Aino", "operator", null);
     const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
     const onTransition = vi.fn();
+    const onTake = vi.fn();
     const onTickSop = vi.fn();
     render(IncidentDetail, {
       detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
@@ -108,6 +136,7 @@ describe("IncidentDetail", () => {
       signedIn: true,
       onClose: () => {},
       onTransition,
+      onTake,
       onTickSop,
       onMerge: () => {},
       onSplit: () => {},
@@ -121,6 +150,8 @@ describe("IncidentDetail", () => {
     expect(screen.getByTestId("incident-root").textContent).toContain("probable root cause");
     await fireEvent.click(screen.getByTestId("incident-acknowledged"));
     expect(onTransition).toHaveBeenCalledWith("inc/grid/1/0", "acknowledged");
+    await fireEvent.click(screen.getByTestId("incident-take"));
+    expect(onTake).toHaveBeenCalledWith("inc/grid/1/0");
     const box = screen.getByTestId("incident-sop").querySelector("input") as HTMLInputElement;
     await fireEvent.click(box);
     expect(onTickSop).toHaveBeenCalledWith("inc/grid/1/0", 0, true);
@@ -138,6 +169,7 @@ describe("IncidentDetail reassignment", () => {
       signedIn: true,
       onClose: () => {},
       onTransition: () => {},
+      onTake: () => {},
       onTickSop: () => {},
       onMerge: () => {},
       onSplit: () => {},
@@ -190,6 +222,7 @@ describe("IncidentDetail actions", () => {
       signedIn: true,
       onClose: () => {},
       onTransition: () => {},
+      onTake: () => {},
       onTickSop: () => {},
       onMerge: () => {},
       onSplit: () => {},

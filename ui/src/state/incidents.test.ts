@@ -30,6 +30,7 @@ function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntry
     manual: false,
     area: { west: 24.94, south: 60.16, east: 24.95, north: 60.17 },
     acknowledgedBy: null,
+    owner: null,
     ...patch,
   };
 }

@@ -120,6 +120,7 @@ describe("keymap", () => {
       "j / k",
       "Enter",
       "a",
+      "c",
       "d",
       "s",
       "o",

@@ -12,6 +12,7 @@ export type KeyAction =
   | { readonly kind: "cursor"; readonly step: 1 | -1 }
   | { readonly kind: "openCursor" }
   | { readonly kind: "transition"; readonly to: LifecycleStatus }
+  | { readonly kind: "take" }
   | { readonly kind: "undo" }
   | { readonly kind: "focusArea" }
   | { readonly kind: "mute" }
@@ -119,6 +120,11 @@ export const KEYMAP: readonly KeyRow[] = [
     label: "a",
     help: "Acknowledge the incident (open or under the cursor)",
     bindings: [transition("a", "acknowledged")],
+  },
+  {
+    label: "c",
+    help: "Claim the incident: it is yours, and every workstation shows you on it",
+    bindings: [{ keys: ["c"], when: "target", action: { kind: "take" } }],
   },
   { label: "d", help: "Mark the incident dispatched", bindings: [transition("d", "dispatched")] },
   {

@@ -19,6 +19,7 @@ const entry = (id: string, openedMs: number): IncidentEntryDto => ({
   manual: false,
   area: { west: 0, south: 0, east: 0, north: 0 },
   acknowledgedBy: null,
+  owner: null,
 });
 const action = (id: number, scenarioMs: number | null): ActionDto => ({
   id,

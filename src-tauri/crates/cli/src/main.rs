@@ -904,7 +904,7 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
     for i in &incidents {
         writeln!(
             out,
-            "{} [{} {} {}{}] {} ({} members)",
+            "{} [{} {} {}{}{}] {} ({} members)",
             i.id,
             i.severity,
             i.status,
@@ -913,6 +913,7 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|by| format!(" by {by}"))
                 .unwrap_or_default(),
+            i.owner.as_deref().map(|o| format!(", {o}'s")).unwrap_or_default(),
             i.title,
             i.members.len()
         )?;

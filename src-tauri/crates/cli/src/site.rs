@@ -100,6 +100,14 @@ pub enum ActCommand {
         #[arg(long)]
         untick: bool,
     },
+    /// Takes the incident (its owner is then the operator), or as a supervisor gives it to
+    /// `--owner`.
+    Take {
+        #[arg(long)]
+        incident: String,
+        #[arg(long)]
+        owner: Option<String>,
+    },
     /// Changes the site's roster as a supervisor: gives operator `--name` a role (operator,
     /// supervisor or trainer; a supervisor or trainer with the PIN in `--new-pin-env`), or
     /// takes them off the roster (`--role removed`).
@@ -128,6 +136,7 @@ impl ActCommand {
             ActCommand::Note { incident, text } => Op::Note { incident, text },
             ActCommand::Merge { incident, from } => Op::Merge { into: incident, from },
             ActCommand::Split { incident, entity } => Op::Split { from: incident, entity },
+            ActCommand::Take { incident, owner } => Op::Own { incident, owner },
             ActCommand::Role {
                 name,
                 role,

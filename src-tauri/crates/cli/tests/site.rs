@@ -573,6 +573,75 @@ fn a_supervisor_changes_the_roster_and_a_removed_operators_offline_decision_is_r
     );
 }
 
+/// An operator takes an incident; another operator cannot take it from them and is told
+/// whose it is; a supervisor gives it to someone else. Every workstation shows the same owner,
+/// and the audit trail vouches for each change.
+#[test]
+fn an_incident_is_taken_once_and_given_by_a_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let (a, b) = (home.join("a.db"), home.join("b.db"));
+    follow(home, "ws-a", &url, &a);
+    follow(home, "ws-b", &url, &b);
+    let outage = outage_id(home, &a);
+
+    let taken = json(act(home, "ws-a", &url, &a, "Aino", &["take", "--incident", &outage]));
+    assert_eq!(taken["outcome"], "accepted", "{taken}");
+    let by_bo = act(home, "ws-b", &url, &b, "Bo", &["take", "--incident", &outage]);
+    assert!(!by_bo.status.success(), "Bo took Aino's incident");
+    let said = String::from_utf8_lossy(&by_bo.stdout);
+    assert!(said.contains("is Aino's: a supervisor may give it to you"), "{said}");
+    let given_by_bo = act(
+        home,
+        "ws-b",
+        &url,
+        &b,
+        "Bo",
+        &["take", "--incident", &outage, "--owner", "Sari"],
+    );
+    assert!(!given_by_bo.status.success(), "an operator gave ownership");
+    let said = String::from_utf8_lossy(&given_by_bo.stdout);
+    assert!(said.contains("ownership is given by a supervisor"), "{said}");
+    let given = json(act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Sari",
+        &["take", "--incident", &outage, "--owner", "Bo"],
+    ));
+    assert_eq!(given["outcome"], "accepted", "{given}");
+
+    let (sa, sb) = (follow(home, "ws-a", &url, &a), follow(home, "ws-b", &url, &b));
+    assert_eq!(agreed(&sa), agreed(&sb));
+    for db in [&a, &b] {
+        assert_eq!(incident(home, db, &outage)["owner"], "Bo");
+        let verified = Command::new(BIN)
+            .args(["audit", "verify", "--db"])
+            .arg(db)
+            .env("CITYOPS_CONFIG_DIR", home.join("config"))
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
+        let owners = Store::owners(db);
+        assert_eq!(
+            owners,
+            vec![
+                ("Aino".to_owned(), "Aino".to_owned()),
+                ("Bo".to_owned(), "Sari".to_owned())
+            ],
+            "each change is kept, with who made it"
+        );
+    }
+}
+
 /// Reads a cache directly, for what the CLI does not print.
 struct Store;
 
@@ -591,6 +660,16 @@ impl Store {
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap()
+    }
+
+    /// The incidents' changes of owner: the owner and who made it, oldest first.
+    fn owners(db: &Path) -> Vec<(String, String)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT owner, operator FROM incident_owners ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
     }
 
     /// The site's roster as the cache holds it: names and roles.

@@ -73,6 +73,8 @@ pub struct IncidentEntryDto {
     pub area: AreaDto,
     /// The operator who acknowledged it, if anyone did.
     pub acknowledged_by: Option<String>,
+    /// The operator who owns it (took it, or was given it), if anyone.
+    pub owner: Option<String>,
 }
 
 /// One member in the detail view.

@@ -443,6 +443,23 @@ impl Engine {
         self.settled(shared).await
     }
 
+    /// Makes `owner` (the signed-in operator when `None`) the owner of an incident: an operator
+    /// takes one nobody else owns; a supervisor takes any, or gives it.
+    pub async fn incident_take(&self, id: String, owner: Option<String>) -> Result<(), EngineError> {
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    return share(replay, Op::Own { incident: id, owner }).map(Some);
+                }
+                on_desk(replay, "take", Work::Trainee, |desk, store, at| {
+                    desk.take_ownership(store, &id, owner.as_deref(), at.wall, at.now)
+                })
+                .map(|()| None)
+            })
+            .await?;
+        self.settled(shared).await
+    }
+
     /// Merges incident `from` into `into`.
     pub async fn incident_merge(&self, into: String, from: String) -> Result<(), EngineError> {
         self.decide(DecisionOp::Merge { into, from }).await.map(|_| ())

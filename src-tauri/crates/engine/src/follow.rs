@@ -555,6 +555,12 @@ impl FollowState {
                 t.incident, t.from, t.to, t.operator, t.scenario_ms
             ));
         }
+        for o in store.owners(self.run)? {
+            h.update(format!(
+                "owner\t{}\t{}\t{}\t{}\n",
+                o.incident, o.owner, o.operator, o.scenario_ms
+            ));
+        }
         Ok(FollowSummary {
             site: self.site.to_string(),
             position: self.position,
@@ -623,6 +629,7 @@ fn apply_op_as(
             desk.transition(store, incident, to, wall, at)
         }
         Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
+        Op::Own { incident, owner } => desk.take_ownership(store, incident, owner.as_deref(), wall, at),
         Op::Note { incident, text } => {
             desk.detail(incident)?;
             if text.trim().is_empty() || text.chars().count() > 4000 {
@@ -797,7 +804,8 @@ fn read_event(payload: &[u8]) -> Result<OpEvent, (Option<String>, String)> {
         .and_then(|v| v.as_str())
         .filter(|s| !s.is_empty() && s.len() <= 200)
         .map(str::to_owned);
-    const KINDS: [&str; 9] = [
+    const KINDS: [&str; 10] = [
+        "own",
         "transition",
         "sop",
         "note",

@@ -43,7 +43,7 @@ use crate::dto::{
 };
 use crate::error::EngineError;
 use cityops_store::{
-    AuditRecord, DecisionRow, IncidentWrite, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow,
+    AuditRecord, DecisionRow, IncidentWrite, OwnerRow, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow,
 };
 
 /// Checkpoints fall on whole minutes of scenario time.
@@ -113,6 +113,8 @@ struct Corr {
 struct Lifecycle {
     status: Option<LifecycleStatus>,
     acknowledged_by: Option<String>,
+    /// Who owns it: took it, or was given it by a supervisor.
+    owner: Option<String>,
     history: Vec<TransitionRow>,
 }
 
@@ -255,6 +257,9 @@ impl Desk {
                 }
             }
             l.history.push(tr);
+        }
+        for o in store.owners(self.run)? {
+            self.lifecycle.entry(o.incident).or_default().owner = Some(o.owner);
         }
         for t in store.sop_ticks(self.run)? {
             let steps = self.sop.entry(t.incident).or_default();
@@ -846,6 +851,56 @@ impl Desk {
         Ok(())
     }
 
+    /// Makes `owner` (the signed-in operator when `None`) the owner of an incident, Genetec's
+    /// "take ownership": an operator takes an incident nobody else owns; a supervisor may take
+    /// any, or give it to someone else. Audited.
+    pub fn take_ownership(
+        &mut self,
+        store: &Store,
+        id: &str,
+        owner: Option<&str>,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), EngineError> {
+        let op = self.signed_in()?.clone();
+        self.incident(id)?;
+        let owner = owner.map(str::trim).unwrap_or(&op.name);
+        if owner.is_empty() || owner.chars().count() > 64 || owner.chars().any(char::is_control) {
+            return Err(EngineError::InvalidInput(
+                "an owner's name is 1 to 64 printable characters".into(),
+            ));
+        }
+        let supervisor = op.role == OperatorRole::Supervisor;
+        if owner != op.name && !supervisor {
+            return Err(EngineError::Forbidden("ownership is given by a supervisor".into()));
+        }
+        let current = self.lifecycle.get(id).and_then(|l| l.owner.clone());
+        match current.as_deref() {
+            Some(c) if c == owner => {
+                return Err(EngineError::InvalidInput(format!("incident {id} is {owner}'s already")));
+            }
+            Some(c) if !supervisor => {
+                return Err(EngineError::InvalidInput(format!(
+                    "incident {id} is {c}'s: a supervisor may give it to you"
+                )));
+            }
+            _ => {}
+        }
+        let row = OwnerRow {
+            incident: id.to_owned(),
+            owner: owner.to_owned(),
+            operator: op.name.clone(),
+            role: op.role.as_str().to_owned(),
+            wall_ms,
+            scenario_ms,
+        };
+        store.record_owner(self.run, &row)?;
+        tracing::info!(incident = id, owner, by = %op.name, "incident owner");
+        self.lifecycle.entry(id.to_owned()).or_default().owner = Some(row.owner);
+        self.ui_dirty.insert(id.to_owned());
+        Ok(())
+    }
+
     /// Ticks or unticks a step of an incident's SOP checklist.
     pub fn tick_sop(
         &mut self,
@@ -974,6 +1029,7 @@ impl Desk {
             manual: inc.manual,
             area: area(inc),
             acknowledged_by: l.and_then(|l| l.acknowledged_by.clone()),
+            owner: l.and_then(|l| l.owner.clone()),
         }
     }
 

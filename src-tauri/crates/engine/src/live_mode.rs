@@ -237,6 +237,7 @@ mod tests {
         desk.transition(store, &id, LifecycleStatus::Acknowledged, 0, 1_007_000)
             .unwrap();
         desk.tick_sop(store, &id, 1, true, 0, 1_007_000).unwrap();
+        desk.take_ownership(store, &id, None, 0, 1_007_000).unwrap();
         // The app goes away without a word (nothing here flushes on drop) and starts again.
         drop((mode, replay, tx));
         let (mut mode, mut replay, tx) = live_at(dir.path(), 1_010_000);
@@ -266,6 +267,15 @@ mod tests {
             "{:?}",
             detail.sop
         );
+        assert_eq!(detail.entry.owner.as_deref(), Some("Aino"), "the owner came back too");
+        // Another operator cannot take Aino's incident; a supervisor can give it.
+        let (desk, store) = replay.desk_mut().unwrap();
+        desk.sign_in(store, "Bo", OperatorRole::Operator, None, 0).unwrap();
+        let refused = desk.take_ownership(store, &id, None, 0, 1_011_000).unwrap_err();
+        assert!(refused.to_string().contains("is Aino's"), "{refused}");
+        let refused = desk.take_ownership(store, &id, Some("Cai"), 0, 1_011_000).unwrap_err();
+        assert!(refused.to_string().contains("given by a supervisor"), "{refused}");
+        assert_eq!(store.owners(1).unwrap().len(), 1, "a refusal records nothing");
         // Messages after the restart are numbered on from the last one before it.
         tx.send(trip(1_011_500)).await.unwrap();
         mode.pump(&mut replay, || 1_013_000).unwrap();

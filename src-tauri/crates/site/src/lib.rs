@@ -233,6 +233,12 @@ pub enum Op {
     Split { from: String, entity: String },
     /// One member moves from `from` to `to`.
     Reassign { from: String, entity: String, to: String },
+    /// The author takes the incident (`owner` absent), or a supervisor gives it to `owner`.
+    Own {
+        incident: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
     /// The latest decision still in effect is taken back.
     Undo,
     /// An operator joins the site's roster, changes role or PIN (an argon2id hash), or leaves
@@ -265,6 +271,7 @@ impl Op {
             Op::Merge { .. } => "merge",
             Op::Split { .. } => "split",
             Op::Reassign { .. } => "reassign",
+            Op::Own { .. } => "own",
             Op::Undo => "undo",
             Op::Roster { .. } => "roster",
             Op::Role { .. } => "role",

@@ -395,6 +395,12 @@ const SOP_TICKS: VouchedTable = VouchedTable {
     columns: &["run", "incident", "step", "ticked", "operator", "wall_ms"],
     ordered: true,
 };
+const OWNERS: VouchedTable = VouchedTable {
+    name: "incident_owners",
+    key: &["id"],
+    columns: &["run", "incident", "owner", "operator", "role", "wall_ms", "scenario_ms"],
+    ordered: true,
+};
 const INJECTS: VouchedTable = VouchedTable {
     name: "injects",
     key: &["run", "n"],
@@ -408,7 +414,15 @@ const OPERATORS: VouchedTable = VouchedTable {
     ordered: false,
 };
 
-const VOUCHED: [&VouchedTable; 6] = [&ACTIONS, &TRANSITIONS, &DECISIONS, &SOP_TICKS, &INJECTS, &OPERATORS];
+const VOUCHED: [&VouchedTable; 7] = [
+    &ACTIONS,
+    &TRANSITIONS,
+    &DECISIONS,
+    &SOP_TICKS,
+    &OWNERS,
+    &INJECTS,
+    &OPERATORS,
+];
 
 /// One value of a row's key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -440,6 +454,8 @@ pub enum Vouch<'a> {
     Decision(i64),
     /// A SOP tick, by id.
     SopTick(i64),
+    /// A change of an incident's owner, by id.
+    Owner(i64),
     /// A trainer's inject, by run and number.
     Inject(RunId, u64),
     /// An operator, by name.
@@ -453,6 +469,7 @@ impl Vouch<'_> {
             Vouch::Transition(_) => &TRANSITIONS,
             Vouch::Decision(_) => &DECISIONS,
             Vouch::SopTick(_) => &SOP_TICKS,
+            Vouch::Owner(_) => &OWNERS,
             Vouch::Inject(..) => &INJECTS,
             Vouch::Operator(_) => &OPERATORS,
         }
@@ -460,7 +477,7 @@ impl Vouch<'_> {
 
     fn key(&self) -> Vec<KeyPart> {
         match *self {
-            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) => {
+            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) | Vouch::Owner(id) => {
                 vec![KeyPart::Int(id)]
             }
             Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],

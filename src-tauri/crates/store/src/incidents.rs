@@ -65,6 +65,19 @@ pub struct TransitionRow {
     pub scenario_ms: Millis,
 }
 
+/// A change of an incident's owner, as stored: `operator` made it (the owner taking it, or a
+/// supervisor giving it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRow {
+    pub incident: String,
+    pub owner: String,
+    pub operator: String,
+    pub role: String,
+    pub wall_ms: Millis,
+    pub scenario_ms: Millis,
+}
+
 /// A manual decision, as stored: `action` is the JSON of the engine's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRow {
@@ -114,6 +127,8 @@ pub struct StoredIncident {
     pub lifecycle: String,
     /// Who moved it out of `new` (acknowledging it, or skipping past that step), if anyone.
     pub acknowledged_by: Option<String>,
+    /// Who owns it (took it, or was given it), if anyone.
+    pub owner: Option<String>,
     pub severity: String,
     pub opened_ms: Millis,
     pub cleared_ms: Option<Millis>,
@@ -269,6 +284,49 @@ impl Store {
         })
     }
 
+    /// Records a change of an incident's owner and its audit entry, durably.
+    pub fn record_owner(&self, run: RunId, o: &OwnerRow) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO incident_owners (run, incident, owner, operator, role, wall_ms, scenario_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run, o.incident, o.owner, o.operator, o.role, o.wall_ms, o.scenario_ms],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = format!("owner {}", o.owner);
+            let record = AuditRecord {
+                run: Some(run),
+                wall_ms: o.wall_ms,
+                scenario_ms: Some(o.scenario_ms),
+                operator: &o.operator,
+                role: &o.role,
+                action: "owner",
+                subject: &o.incident,
+                detail,
+            };
+            Store::append_audit_vouching(tx, &record, Vouch::Owner(id))?;
+            Ok(())
+        })
+    }
+
+    /// A run's changes of owners, oldest first.
+    pub fn owners(&self, run: RunId) -> Result<Vec<OwnerRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT incident, owner, operator, role, wall_ms, scenario_ms FROM incident_owners WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(OwnerRow {
+                incident: r.get(0)?,
+                owner: r.get(1)?,
+                operator: r.get(2)?,
+                role: r.get(3)?,
+                wall_ms: r.get(4)?,
+                scenario_ms: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records a manual decision (merge, split, reassign, undo) and its audit entry, durably;
     /// returns its id.
     pub fn record_decision(
@@ -376,6 +434,9 @@ impl Store {
             .iter()
             .map(|t| (t.incident.as_str(), t.to.as_str()))
             .collect();
+        let owners = self.owners(run)?;
+        let owner: std::collections::HashMap<&str, &str> =
+            owners.iter().map(|o| (o.incident.as_str(), o.owner.as_str())).collect();
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north \
              FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
@@ -391,6 +452,7 @@ impl Store {
                 Ok(StoredIncident {
                     lifecycle: String::new(),
                     acknowledged_by: None,
+                    owner: None,
                     incident_type: r.get(1)?,
                     title: r.get(2)?,
                     status: r.get(3)?,
@@ -413,6 +475,7 @@ impl Store {
         for inc in &mut out {
             inc.lifecycle = lifecycle.get(inc.id.as_str()).copied().unwrap_or("new").to_owned();
             inc.acknowledged_by = acknowledged_by.get(inc.id.as_str()).map(|s| (*s).to_owned());
+            inc.owner = owner.get(inc.id.as_str()).map(|s| (*s).to_owned());
             inc.members = members
                 .query_map(params![run, inc.id], |r| {
                     let path: String = r.get(8)?;

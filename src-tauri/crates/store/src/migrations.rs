@@ -260,6 +260,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         pin_hash TEXT,
         seq INTEGER NOT NULL
     );",
+    // 9: who owns an incident (an operator took it, or a supervisor gave it): every change,
+    // oldest first; the latest per incident is its owner. Vouched for by the audit trail.
+    "CREATE TABLE incident_owners (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        incident TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

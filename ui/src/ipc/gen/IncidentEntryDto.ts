@@ -59,4 +59,8 @@ manual: boolean, area: AreaDto,
 /**
  * The operator who acknowledged it, if anyone did.
  */
-acknowledgedBy: string | null, };
+acknowledgedBy: string | null, 
+/**
+ * The operator who owns it (took it, or was given it), if anyone.
+ */
+owner: string | null, };

@@ -94,6 +94,11 @@ export function incidentTransition(id: string, to: LifecycleStatus): Promise<voi
   return invoke<void>("incident_transition", { id, to });
 }
 
+/** Takes an incident (`owner` null), or gives it to `owner` (a supervisor's). */
+export function incidentTake(id: string, owner: string | null): Promise<void> {
+  return invoke<void>("incident_take", { id, owner });
+}
+
 /** Moves every member of `from` into `into`. */
 export function incidentMerge(into: string, from: string): Promise<void> {
   return invoke<void>("incident_merge", { into, from });

@@ -57,6 +57,13 @@ struct Cli {
     /// This workstation's name in the site (the machine's name by default).
     #[arg(long, env = "CITYOPS_WORKSTATION")]
     workstation: Option<String>,
+    /// Open as the site's wall display: the read-only wall window, fullscreen, and nothing
+    /// that decides (run it as a NATS user that may not publish, `wall` in fixtures/nats).
+    #[arg(long, env = "CITYOPS_WALL", requires = "nats")]
+    wall: bool,
+    /// The monitor the wall display fills, counting from 0 (the primary one by default).
+    #[arg(long, env = "CITYOPS_MONITOR", requires = "wall")]
+    monitor: Option<usize>,
 }
 
 /// The repository the binary was built from: development builds find the demo there.
@@ -96,6 +103,7 @@ pub fn run() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let cli = Cli::parse();
+    let wall = cli.wall;
     tauri::Builder::default()
         .setup(move |app| {
             let db_path = match &cli.db {
@@ -128,6 +136,7 @@ pub fn run() {
                         maps_dir,
                         backends,
                         workstation: cli.workstation.clone().unwrap_or_else(hostname),
+                        read_only: cli.wall,
                     };
                     tracing::info!(?config, "starting as a workstation of a site");
                     tauri::async_runtime::block_on(Engine::start_site(config))
@@ -166,10 +175,30 @@ pub fn run() {
                 };
                 window.set_title(&title)?;
             }
+            if cli.wall {
+                // The operator's window stays hidden (its capability could act); the wall
+                // window, which can only follow, fills the chosen monitor.
+                if let Some(main) = app.get_webview_window("main") {
+                    main.hide()?;
+                }
+                windows::open_wall_display(app.handle(), &engine)?;
+                if let Some(wall) = app.get_webview_window(windows::WALL) {
+                    let monitors = wall.available_monitors()?;
+                    if let Some(m) = cli.monitor.and_then(|i| monitors.get(i)) {
+                        wall.set_position(*m.position())?;
+                    }
+                    wall.set_fullscreen(true)?;
+                }
+            }
             app.manage(engine);
             Ok(())
         })
-        .on_window_event(|window, event| {
+        .on_window_event(move |window, event| {
+            // A wall display is its wall window: closing it ends the app, whose operator's
+            // window is hidden.
+            if wall && window.label() == windows::WALL && matches!(event, tauri::WindowEvent::Destroyed) {
+                window.app_handle().exit(0);
+            }
             // Closing the trainer view hands the clock back to the trainee's window.
             if window.label() == windows::TRAINER && matches!(event, tauri::WindowEvent::Destroyed) {
                 if let Some(engine) = window.try_state::<Engine>() {

@@ -2040,26 +2040,43 @@ async fn desktop_site() -> Result<()> {
             ("CITYOPS_NATS_PASSWORD", PathBuf::from("ws-test-pass")),
         ]
     };
+    // The wall display: a read-only member of the site, as the NATS user that may not publish.
+    let wall_env = [
+        ("CITYOPS_NATS", PathBuf::from(&url)),
+        ("CITYOPS_SITE", PathBuf::from("hel")),
+        ("CITYOPS_WORKSTATION", PathBuf::from("wall")),
+        ("CITYOPS_WALL", PathBuf::from("true")),
+        ("CITYOPS_DB", tmp.join("wall.db")),
+        ("CITYOPS_MAPS", repo().join("maps")),
+        ("CITYOPS_NATS_USER", PathBuf::from("wall")),
+        ("CITYOPS_NATS_PASSWORD", PathBuf::from("wall-test-pass")),
+    ];
     let run = async {
         let a = App::start(&env("ws-a")).await?;
         let b = match App::start(&env("ws-b")).await {
             Ok(b) => b,
             Err(e) => return a.finish(&tmp, Err(e)).await,
         };
-        let result = site_steps(&a.client, &b.client).await;
+        let w = match App::start(&wall_env).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = b.finish(&tmp, Err(anyhow::anyhow!("see the wall"))).await;
+                return a.finish(&tmp, Err(e)).await;
+            }
+        };
+        let result = site_steps(&a.client, &b.client, &w.client).await;
         let failed = result.is_err();
         let result = a.finish(&tmp, result).await;
-        let b_result = b
-            .finish(
-                &tmp,
-                if failed {
-                    Err(anyhow::anyhow!("see window A"))
-                } else {
-                    Ok(())
-                },
-            )
-            .await;
-        result.and(b_result)
+        let others = |what: &str| {
+            if failed {
+                Err(anyhow::anyhow!("see window A ({what})"))
+            } else {
+                Ok(())
+            }
+        };
+        let b_result = b.finish(&tmp, others("window B")).await;
+        let w_result = w.finish(&tmp, others("the wall")).await;
+        result.and(b_result).and(w_result)
     };
     tokio::time::timeout(Duration::from_secs(600), run)
         .await
@@ -2093,7 +2110,20 @@ async fn sign_in_as(c: &Client, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn site_steps(a: &Client, b: &Client) -> Result<()> {
+async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
+    // The wall display opens as its own fullscreen window, read only, the operator's hidden.
+    let hidden = w.window().await?;
+    let wall = second_window(w, &hidden, "the site's wall display").await?;
+    w.switch_to_window(wall).await?;
+    let banner = w
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-testid=wall-banner]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(banner.contains("READ ONLY"), "wall banner {banner:?}");
+
     // Both windows show the site's picture: the map, the link, the outage not yet acknowledged.
     for (c, w) in [(a, "A"), (b, "B")] {
         wait_js(c, &format!("window {w}'s map idle"), IDLE, Duration::from_secs(180)).await?;
@@ -2184,6 +2214,17 @@ async fn site_steps(a: &Client, b: &Client) -> Result<()> {
     )
     .await?;
     println!("window B shows: {on_it}");
+    let on_wall = wait_js(
+        w,
+        "the claimed outage on the wall",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           return e && e.dataset.status === "acknowledged" && e.textContent.includes("Aino is on this") ? e.textContent : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("the wall shows: {on_wall}");
+    wait_js(w, "the wall's map idle", IDLE, Duration::from_secs(60)).await?;
+    std::fs::write(repo().join("assets/screenshot-site-wall.png"), w.screenshot().await?)?;
 
     for (c, w, file) in [(a, "A", "screenshot-site-a.png"), (b, "B", "screenshot-site-b.png")] {
         wait_js(

@@ -309,6 +309,9 @@ impl Engine {
     ) -> Result<OperatorDto, EngineError> {
         self.ask(Effect::Writes, move |replay, _| {
             let shared = replay.site.is_some();
+            if replay.site.as_ref().is_some_and(|l| l.read_only) {
+                return Err(EngineError::Forbidden("nobody signs in at a wall display".into()));
+            }
             on_desk(replay, "sign_in", Work::Desk, |desk, store, at| {
                 if shared {
                     // The site's roster is the authority at a workstation of a site.
@@ -808,6 +811,11 @@ fn share(replay: &mut Replay, op: Op) -> Result<String, EngineError> {
         .site
         .clone()
         .expect("only a workstation of a site shares decisions");
+    if link.read_only {
+        return Err(EngineError::Forbidden(
+            "a wall display follows the site and makes no decisions".into(),
+        ));
+    }
     replay.open_for_trainee()?;
     let (desk, store) = replay.desk_mut().ok_or_else(no_desk)?;
     let who = desk.signed_in()?;

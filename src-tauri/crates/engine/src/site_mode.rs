@@ -42,6 +42,9 @@ pub struct SiteEngineConfig {
     pub backends: Option<PathBuf>,
     /// This workstation's name in the site.
     pub workstation: String,
+    /// A wall display: it follows the site and makes no decisions (its NATS user may not
+    /// publish either).
+    pub read_only: bool,
 }
 
 /// What a workstation of a site carries in its replay: who it is, to make decisions as.
@@ -51,6 +54,8 @@ pub struct SiteLink {
     pub workstation: String,
     /// Wakes the engine's task to publish a decision at once.
     pub wake: Arc<Notify>,
+    /// A wall display, which makes no decisions.
+    pub read_only: bool,
 }
 
 /// How long a first start waits for the site's configuration.
@@ -123,6 +128,7 @@ impl SiteMode {
             site: id.clone(),
             workstation: config.workstation.clone(),
             wake: wake.clone(),
+            read_only: config.read_only,
         });
         let mut dto = ScenarioDto::new(&replay.scenario().manifest, now);
         dto.live = true;

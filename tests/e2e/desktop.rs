@@ -745,13 +745,8 @@ async fn choose(c: &Client, testid: &str, value: &str) -> Result<()> {
 /// 13. Authority comes from the roster: typing "supervisor" at sign-in is refused; the
 ///     supervisor the command line added signs in with the PIN and names a trainer in the app.
 async fn roster(c: &Client) -> Result<()> {
-    c.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=sign-in]"))
-        .await?
-        .click()
-        .await?;
+    sign_out(c).await?;
+    c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
     c.find(Locator::Css("[data-testid=sign-in-name]"))
         .await?
         .send_keys("Mallory")
@@ -804,16 +799,7 @@ async fn roster(c: &Client) -> Result<()> {
         Duration::from_secs(10),
     )
     .await?;
-    c.find(Locator::Css("[data-testid=roster-name]"))
-        .await?
-        .send_keys("E2E Trainer")
-        .await?;
-    choose(c, "roster-role", "trainer").await?;
-    c.find(Locator::Css("[data-testid=roster-pin]"))
-        .await?
-        .send_keys("1357")
-        .await?;
-    c.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
+    name_in_roster(c, "E2E Trainer", "trainer", Some("1357")).await?;
     let done = wait_js(
         c,
         "the trainer named",
@@ -2089,12 +2075,20 @@ const OUTAGE_ENTRY: &str = r#"
     return e ? { status: e.dataset.status, text: e.textContent } : null;
 "#;
 
-async fn sign_in_as(c: &Client, name: &str) -> Result<()> {
+/// Signs `name` in, as a plain operator or in `role` with its PIN.
+async fn sign_in(c: &Client, name: &str, role: Option<(&str, &str)>) -> Result<()> {
     c.find(Locator::Css("[data-testid=sign-in]")).await?.click().await?;
     c.find(Locator::Css("[data-testid=sign-in-name]"))
         .await?
         .send_keys(name)
         .await?;
+    if let Some((role, pin)) = role {
+        choose(c, "sign-in-role", role).await?;
+        c.find(Locator::Css("[data-testid=sign-in-pin]"))
+            .await?
+            .send_keys(pin)
+            .await?;
+    }
     c.find(Locator::Css("[data-testid=sign-in-submit]"))
         .await?
         .click()
@@ -2107,6 +2101,33 @@ async fn sign_in_as(c: &Client, name: &str) -> Result<()> {
         .text()
         .await?;
     ensure!(who.contains(name), "signed in as {who:?}");
+    Ok(())
+}
+
+/// Signs the operator out, until the window offers the sign-in again.
+async fn sign_out(c: &Client) -> Result<()> {
+    c.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=sign-in]"))
+        .await?;
+    Ok(())
+}
+
+/// Gives `name` a role in the open roster dialog (a supervisor's), with a PIN if given.
+async fn name_in_roster(c: &Client, name: &str, role: &str, pin: Option<&str>) -> Result<()> {
+    c.find(Locator::Css("[data-testid=roster-name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    choose(c, "roster-role", role).await?;
+    if let Some(pin) = pin {
+        c.find(Locator::Css("[data-testid=roster-pin]"))
+            .await?
+            .send_keys(pin)
+            .await?;
+    }
+    c.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
     Ok(())
 }
 
@@ -2146,7 +2167,7 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     }
 
     // Aino acknowledges the outage in window A, with the keyboard.
-    sign_in_as(a, "Aino").await?;
+    sign_in(a, "Aino", None).await?;
     a.find(Locator::XPath(
         "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
     ))
@@ -2181,7 +2202,7 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     );
 
     // Bo, in window B, acknowledges it too: the site refuses, and says who was first.
-    sign_in_as(b, "Bo").await?;
+    sign_in(b, "Bo", None).await?;
     b.find(Locator::XPath(
         "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
     ))
@@ -2241,30 +2262,8 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
 
     // The roster is the site's: Sari, a supervisor, names Cai an operator in window A, and
     // Cai signs in at window B.
-    a.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
-    a.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=sign-in]"))
-        .await?
-        .click()
-        .await?;
-    a.find(Locator::Css("[data-testid=sign-in-name]"))
-        .await?
-        .send_keys("Sari")
-        .await?;
-    choose(a, "sign-in-role", "supervisor").await?;
-    a.find(Locator::Css("[data-testid=sign-in-pin]"))
-        .await?
-        .send_keys(SITE_SUPERVISOR_PIN)
-        .await?;
-    a.find(Locator::Css("[data-testid=sign-in-submit]"))
-        .await?
-        .click()
-        .await?;
-    a.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=operator]"))
-        .await?;
+    sign_out(a).await?;
+    sign_in(a, "Sari", Some(("supervisor", SITE_SUPERVISOR_PIN))).await?;
     a.find(Locator::Css("[data-testid=roster-open]")).await?.click().await?;
     wait_js(
         a,
@@ -2274,12 +2273,7 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
         Duration::from_secs(10),
     )
     .await?;
-    a.find(Locator::Css("[data-testid=roster-name]"))
-        .await?
-        .send_keys("Cai")
-        .await?;
-    choose(a, "roster-role", "operator").await?;
-    a.find(Locator::Css("[data-testid=roster-save]")).await?.click().await?;
+    name_in_roster(a, "Cai", "operator", None).await?;
     wait_js(
         a,
         "Cai on the site's roster in window A",
@@ -2288,12 +2282,8 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     )
     .await?;
     press(a, ESCAPE).await?;
-    b.find(Locator::Css("[data-testid=sign-out]")).await?.click().await?;
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("[data-testid=sign-in]"))
-        .await?;
-    sign_in_as(b, "Cai").await?;
+    sign_out(b).await?;
+    sign_in(b, "Cai", None).await?;
     println!("Cai, named in window A, signed in at window B");
     Ok(())
 }

@@ -114,6 +114,21 @@ fn site_with_demo(home: &Path, url: &str, replicas: &str) {
     );
 }
 
+/// A fresh nats-server with site `hel` and the demo (see [`site_with_demo`]), followed to
+/// the end by two workstations (their NATS users): the server (alive while held), its URL,
+/// their caches and the outage's id.
+fn demo_site(home: &Path, users: [&str; 2]) -> (common::Peer, String, [PathBuf; 2], String) {
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    site_with_demo(home, &url, "1");
+    let dbs = users.map(|u| home.join(format!("{u}.db")));
+    for (user, db) in users.iter().zip(&dbs) {
+        follow(home, user, &url, db);
+    }
+    let outage = outage_id(home, &dbs[0]);
+    (server, url, dbs, outage)
+}
+
 fn follow(home: &Path, user: &str, url: &str, db: &Path) -> Value {
     json(cityops(
         home,
@@ -315,13 +330,7 @@ fn workstations_agree_and_share_acknowledgements() {
 fn conflicting_decisions_end_identically_and_the_loser_is_told_why() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    let server = nats(free_port(), &home.join("nats"), None);
-    let url = nats_url(&server);
-    site_with_demo(home, &url, "1");
-    let (a, b) = (home.join("a.db"), home.join("b.db"));
-    follow(home, "ws-a", &url, &a);
-    follow(home, "ws-b", &url, &b);
-    let outage = outage_id(home, &a);
+    let (_server, url, [a, b], outage) = demo_site(home, ["ws-a", "ws-b"]);
     // Both acknowledge at once, each at their own workstation.
     let spawn = |user: &str, db: &Path, op: &str| {
         let mut cmd = command(
@@ -478,13 +487,7 @@ fn an_offline_workstation_keeps_its_decisions_and_converges() {
 fn a_supervisor_changes_the_roster_and_a_removed_operators_offline_decision_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    let server = nats(free_port(), &home.join("nats"), None);
-    let url = nats_url(&server);
-    site_with_demo(home, &url, "1");
-    let (a, c) = (home.join("a.db"), home.join("c.db"));
-    follow(home, "ws-a", &url, &a);
-    follow(home, "ws-c", &url, &c);
-    let outage = outage_id(home, &a);
+    let (_server, url, [a, c], outage) = demo_site(home, ["ws-a", "ws-c"]);
 
     // Workstation C is offline (nothing listens where it connects): Aino's acknowledgement
     // waits in its cache.
@@ -580,13 +583,7 @@ fn a_supervisor_changes_the_roster_and_a_removed_operators_offline_decision_is_r
 fn an_incident_is_taken_once_and_given_by_a_supervisor() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
-    let server = nats(free_port(), &home.join("nats"), None);
-    let url = nats_url(&server);
-    site_with_demo(home, &url, "1");
-    let (a, b) = (home.join("a.db"), home.join("b.db"));
-    follow(home, "ws-a", &url, &a);
-    follow(home, "ws-b", &url, &b);
-    let outage = outage_id(home, &a);
+    let (_server, url, [a, b], outage) = demo_site(home, ["ws-a", "ws-b"]);
 
     let taken = json(act(home, "ws-a", &url, &a, "Aino", &["take", "--incident", &outage]));
     assert_eq!(taken["outcome"], "accepted", "{taken}");

@@ -25,13 +25,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cityops_core::model::Millis;
-use cityops_core::tape::{self, TapeIssue};
+use cityops_core::tape::{self, TapeIssue, TapeLineError, TapeMessage};
 use cityops_core::workflow::{LifecycleStatus, OperatorRole};
 use cityops_live::pipeline::Pipeline;
 use cityops_site::{Delivery, Op, OpEvent, Outgoing, Site, SiteConfig, SiteError, SiteId, Subject, Tick};
 use cityops_store::{AuditRecord, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteRosterEntry, Store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 
 use crate::dto::OperatorDto;
 use crate::error::EngineError;
@@ -177,6 +178,51 @@ impl Owned {
     }
 }
 
+/// A message of the site's stream with its tape line decoded when it is a feed message:
+/// decoding is the larger part of reading a message, so a reader decodes ahead on its own task
+/// while the follower applies what came before ([`decode_ahead`]).
+pub struct Decoded {
+    pub delivery: Delivery,
+    line: Option<Result<TapeMessage, TapeLineError>>,
+}
+
+impl Decoded {
+    /// Decodes `delivery`'s tape line if it carries one.
+    pub fn new(delivery: Delivery) -> Decoded {
+        let line = (delivery.kind == Subject::Feed)
+            .then(|| tape::parse_line_bytes(delivery.seq, &delivery.payload, cityops_decoders::MAX_BODY_BYTES));
+        Decoded { delivery, line }
+    }
+}
+
+/// Reads `reader` on a task of its own, decoding each message as it comes, into a channel of
+/// at most `AHEAD` messages; the channel ends where the reader ends or fails (the error is the
+/// last item).
+pub fn decode_ahead(mut reader: cityops_site::Reader) -> (mpsc::Receiver<Result<Decoded, SiteError>>, AbortOnDrop) {
+    let (tx, rx) = mpsc::channel(AHEAD);
+    let task = tokio::spawn(async move {
+        while let Some(item) = reader.next().await {
+            let failed = item.is_err();
+            if tx.send(item.map(Decoded::new)).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+/// How many decoded messages a reader may hold ahead of the follower.
+const AHEAD: usize = 1024;
+
+/// A task stopped when this is dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// An error that names the cache.
 fn cache_error(db: &Path, reason: impl std::fmt::Display) -> EngineError {
     EngineError::InvalidInput(format!("cache {}: {reason}", db.display()))
@@ -261,13 +307,19 @@ impl FollowState {
     /// Applies one message of the site's stream. Nothing a message holds fails the follower:
     /// what cannot be applied is quarantined or refused with its reason. An `Err` is the cache
     /// failing; the follower then stops, and resumes from the cache when restarted.
-    pub(crate) fn apply(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<Applied, EngineError> {
+    pub(crate) fn apply(&mut self, cache: &mut Cache<'_>, decoded: Decoded) -> Result<Applied, EngineError> {
+        let d = &decoded.delivery;
         if d.seq <= self.position {
             return Ok(Applied::Done);
         }
         let mut applied = Applied::Done;
         match d.kind {
-            Subject::Feed => self.apply_feed(cache, d)?,
+            Subject::Feed => {
+                let line = decoded
+                    .line
+                    .unwrap_or_else(|| tape::parse_line_bytes(d.seq, &d.payload, cityops_decoders::MAX_BODY_BYTES));
+                self.apply_feed(cache, d, line)?
+            }
             Subject::Clock => match serde_json::from_slice::<Tick>(&d.payload) {
                 Ok(t) => {
                     self.time_ms = self.time_ms.max(t.time_ms);
@@ -295,8 +347,13 @@ impl FollowState {
         Ok(applied)
     }
 
-    fn apply_feed(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<(), EngineError> {
-        match tape::parse_line_bytes(d.seq, &d.payload, cityops_decoders::MAX_BODY_BYTES) {
+    fn apply_feed(
+        &mut self,
+        cache: &mut Cache<'_>,
+        d: &Delivery,
+        line: Result<TapeMessage, TapeLineError>,
+    ) -> Result<(), EngineError> {
+        match line {
             Ok(msg) => {
                 if let (Some(desk), _) = cache.desk() {
                     if msg.time_ms < desk.correlated_upto() {
@@ -734,7 +791,7 @@ impl Follower {
 
     /// Applies one message of the site's stream (see [`FollowState::apply`]); returns the
     /// outcome of an operators' event.
-    pub fn apply(&mut self, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+    pub fn apply(&mut self, d: Decoded) -> Result<Option<SiteEventRow>, EngineError> {
         let mut cache = self.cache.cache();
         let applied = self.state.apply(&mut cache, d)?;
         Ok(match applied {
@@ -952,17 +1009,17 @@ pub async fn follow_until(
         f.settle()?;
         return Ok(());
     }
-    let mut reader = site.read_after(f.position()).await?;
+    let (mut reader, mut _decoding) = decode_ahead(site.read_after(f.position()).await?);
     loop {
-        match tokio::time::timeout(QUIET, reader.next()).await {
+        match tokio::time::timeout(QUIET, reader.recv()).await {
             Ok(Some(Ok(d))) => {
-                f.apply(&d)?;
+                f.apply(d)?;
             }
             Ok(Some(Err(e))) => {
                 // The client reconnects by itself; read again from what was applied.
                 tracing::warn!(error = %e, "reading the site again");
                 tokio::time::sleep(QUIET).await;
-                reader = site.read_after(f.position()).await?;
+                (reader, _decoding) = decode_ahead(site.read_after(f.position()).await?);
             }
             Ok(None) => break,
             Err(_) => {
@@ -1052,7 +1109,7 @@ mod tests {
                 subject: o.subject,
                 payload: o.payload.into(),
             };
-            f.apply(&d).unwrap();
+            f.apply(Decoded::new(d)).unwrap();
         }
         f.settle().unwrap();
         let Owned::Ready(replay) = &mut f.cache else {
@@ -1077,7 +1134,7 @@ mod tests {
             subject: o.subject,
             payload: o.payload.into(),
         };
-        let applied = f.apply(&d).unwrap().unwrap();
+        let applied = f.apply(Decoded::new(d)).unwrap().unwrap();
         assert_eq!(
             (applied.outcome.as_str(), applied.operator.as_str()),
             ("accepted", "Bo"),

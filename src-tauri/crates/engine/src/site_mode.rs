@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cityops_core::model::Millis;
-use cityops_site::{Credentials, Delivery, Site, SiteError, SiteId};
+use cityops_site::{Credentials, Site, SiteError, SiteId};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use crate::dto::{ScenarioDto, SiteStatusDto};
 use crate::error::EngineError;
-use crate::follow::{self, Applied, Cache, FollowState, Follower};
+use crate::follow::{self, Applied, Cache, Decoded, FollowState, Follower};
 use crate::replay::Replay;
 
 /// Where a workstation of a site finds its inputs.
@@ -74,7 +74,8 @@ const RECONNECT: Duration = Duration::from_secs(1);
 /// What the link task tells the engine's task.
 enum Link {
     Connected(Arc<Site>),
-    Message(Delivery),
+    /// A message, decoded on the link's task (see [`Decoded`]).
+    Message(Decoded),
     Lost(String),
 }
 
@@ -192,7 +193,7 @@ impl SiteMode {
                 }
                 Link::Message(d) => {
                     let mut cache = Cache::Ready(replay);
-                    if let Applied::Event(row) = self.state.apply(&mut cache, &d)? {
+                    if let Applied::Event(row) = self.state.apply(&mut cache, d)? {
                         // The author of a decision sees what became of it.
                         if row.workstation == self.status.workstation {
                             self.status.refused = (row.outcome == "refused").then(|| row.reason.clone());
@@ -290,7 +291,7 @@ async fn link(
                 match reader.next().await {
                     Some(Ok(d)) => {
                         position = d.seq;
-                        if tx.send(Link::Message(d)).await.is_err() {
+                        if tx.send(Link::Message(Decoded::new(d))).await.is_err() {
                             return;
                         }
                         wake.notify_one();

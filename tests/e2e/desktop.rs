@@ -2051,8 +2051,28 @@ async fn desktop_site() -> Result<()> {
             }
         };
         let result = site_steps(&a.client, &b.client, &w.client).await;
-        let failed = result.is_err();
         let result = a.finish(&tmp, result).await;
+        // Window A is gone: its presence drops out of window B within the presence TTL.
+        let result = match result {
+            Ok(()) => {
+                let gone = Instant::now();
+                wait_js(
+                    &b.client,
+                    "window A's presence gone from window B",
+                    r#"return !document.querySelector("[data-testid=incident-looking]");"#,
+                    Duration::from_secs(40),
+                )
+                .await
+                .map(|_| {
+                    println!(
+                        "window A's presence left window B {} ms after A closed",
+                        gone.elapsed().as_millis()
+                    )
+                })
+            }
+            failed => failed,
+        };
+        let failed = result.is_err();
         let others = |what: &str| {
             if failed {
                 Err(anyhow::anyhow!("see window A ({what})"))
@@ -2235,6 +2255,17 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     )
     .await?;
     println!("window B shows: {on_it}");
+    // Aino has the outage open in window A: window B's queue says so (the site's presence).
+    let open_at_a = wait_js(
+        b,
+        "Aino's open incident in window B",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           const o = e && e.querySelector("[data-testid=incident-looking]");
+           return o && o.textContent.includes("Aino has it open") ? o.textContent : null;"#,
+        Duration::from_secs(15),
+    )
+    .await?;
+    println!("window B shows: {open_at_a}");
     let on_wall = wait_js(
         w,
         "the claimed outage on the wall",

@@ -28,6 +28,10 @@ commands! {
     #[windows(main)]
     async fn incident_transition(engine; id: String, to: LifecycleStatus) -> () { engine.incident_transition(id, to).await }
 
+    /// Says which incident the window has open (null: none), for the site's presence.
+    #[windows(main)]
+    async fn look_at(engine; incident: Option<String>) -> () { engine.look_at(incident).await }
+
     /// Takes an incident (`owner` null), or gives it to `owner` (a supervisor's).
     #[windows(main)]
     async fn incident_take(engine; id: String, owner: Option<String>) -> () { engine.incident_take(id, owner).await }

@@ -93,9 +93,16 @@ export class Incidents {
     );
   }
 
+  /** Tells the engine which incident is open, for the other workstations of a site. */
+  #lookAt(id: string | null) {
+    // Presence is a courtesy to the other workstations: a failure costs this one nothing.
+    this.#backend.lookAt(id).catch(() => {});
+  }
+
   pick = (id: string) => {
     this.list = setCursor(this.list, id);
     this.load(id, true);
+    this.#lookAt(id);
     // A clicked queue entry must not keep the focus, or Enter would click it again.
     blurFocus();
   };
@@ -106,6 +113,7 @@ export class Incidents {
 
   close = () => {
     this.detail = NO_INCIDENT;
+    this.#lookAt(null);
     this.#mapView.map?.setIncidentArea(null, false);
   };
 

@@ -32,6 +32,7 @@ export type { FeedDto } from "./gen/FeedDto";
 export type { FeedHealthDto } from "./gen/FeedHealthDto";
 export type { StorageHealthDto } from "./gen/StorageHealthDto";
 export type { SiteStatusDto } from "./gen/SiteStatusDto";
+export type { PresenceDto } from "./gen/PresenceDto";
 export type { QuarantineDto } from "./gen/QuarantineDto";
 export type { QuarantineEntryDto } from "./gen/QuarantineEntryDto";
 export type { QuarantineFeedDto } from "./gen/QuarantineFeedDto";
@@ -111,6 +112,8 @@ export interface Backend {
    * gives it to `owner`. Another operator's incident is refused with whose it is.
    */
   take(id: string, owner: string | null): Promise<void>;
+  /** Says which incident this window has open (null: none), for a site's other workstations. */
+  lookAt(incident: string | null): Promise<void>;
   /** Moves every member of `from` into `into`. */
   merge(into: string, from: string): Promise<void>;
   /** Splits one member out into an incident of its own; resolves to the new incident's id. */

@@ -805,6 +805,8 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       if (to === "acknowledged") acknowledged.add(id);
       changed([inc.entry], []);
     },
+    // Presence is a site's; the fake is one window.
+    lookAt: async (_incident: string | null) => {},
     // The engine's rules: an operator takes an incident nobody else owns; a supervisor takes
     // any, or gives it.
     take: async (id: string, owner: string | null) => {

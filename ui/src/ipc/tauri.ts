@@ -47,6 +47,7 @@ export function createTauriBackend(): Backend {
     incident: (id) => call(commands.incident(id)),
     transition: (id, to) => call(commands.incidentTransition(id, to)),
     take: (id, owner) => call(commands.incidentTake(id, owner)),
+    lookAt: (incident) => call(commands.lookAt(incident)),
     merge: (into, from) => call(commands.incidentMerge(into, from)),
     split: (from, entity) => call(commands.incidentSplit(from, entity)),
     reassign: (from, entity, to) => call(commands.incidentReassign(from, entity, to)),

@@ -91,6 +91,33 @@ describe("IncidentQueue owners", () => {
   });
 });
 
+describe("IncidentQueue presence", () => {
+  it("shows who at the site's other workstations has an incident open, as text", () => {
+    render(IncidentQueue, {
+      queue: [entry("a"), entry("b")],
+      total: 2,
+      cursor: null,
+      openId: null,
+      flashing: new Set<string>(),
+      filters: DEFAULT_FILTERS,
+      nowMs: 120_000,
+      onPick: () => {},
+      onFilters: () => {},
+      onFlashEnd: () => {},
+      presence: [
+        { workstation: "ws-b", operator: "Bo", incident: "a" },
+        { workstation: "ws-c", operator: "<i>Cai</i>", incident: "a" },
+        { workstation: "ws-d", operator: null, incident: "b" },
+        { workstation: "ws-e", operator: "Eino", incident: null },
+      ],
+    });
+    const rows = screen.getAllByTestId("incident-entry");
+    expect(rows[0].querySelector("[data-testid=incident-looking]")?.textContent).toBe("Bo, <i>Cai</i> have it open");
+    expect(rows[0].querySelector("i")).toBeNull();
+    expect(rows[1].querySelector("[data-testid=incident-looking]")).toBeNull();
+  });
+});
+
 describe("IncidentQueue with a shift's worth of incidents", () => {
   const many = Array.from({ length: 1_000 }, (_, i) => entry(`i${i}`));
   const props = (cursor: string | null) => ({

@@ -120,6 +120,7 @@ describe("a workstation's link to its site", () => {
     behind: 0,
     waiting: 0,
     refused: null,
+    presence: [],
     ...patch,
   });
   const clock = (ms: number) => `t${ms}`;

@@ -140,4 +140,16 @@ pub struct SiteStatusDto {
     pub waiting: u64,
     /// Why the site refused the latest decision made here, if it did (shown to its author).
     pub refused: Option<String>,
+    /// Who is signed in at the site's other workstations, and what they have open (gone
+    /// within the presence TTL after a workstation vanishes).
+    pub presence: Vec<PresenceDto>,
+}
+
+/// Another workstation of the site: who is signed in there and which incident is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceDto {
+    pub workstation: String,
+    pub operator: Option<String>,
+    pub incident: Option<String>,
 }

@@ -266,6 +266,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<FeedHealthDto>(),
         one::<StorageHealthDto>(),
         one::<SiteStatusDto>(),
+        one::<PresenceDto>(),
         one::<QuarantineEntryDto>(),
         one::<QuarantineFeedDto>(),
         one::<QuarantineDto>(),

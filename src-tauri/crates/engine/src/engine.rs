@@ -446,6 +446,18 @@ impl Engine {
         self.settled(shared).await
     }
 
+    /// Says which incident the window has open (`None`: none), which a workstation of a site
+    /// tells the other workstations; elsewhere it changes nothing.
+    pub async fn look_at(&self, incident: Option<String>) -> Result<(), EngineError> {
+        self.ask(Effect::Reads, move |replay, _| {
+            if let Some(link) = replay.site.as_mut() {
+                link.viewing = incident;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Makes `owner` (the signed-in operator when `None`) the owner of an incident: an operator
     /// takes one nobody else owns; a supervisor takes any, or gives it.
     pub async fn incident_take(&self, id: String, owner: Option<String>) -> Result<(), EngineError> {

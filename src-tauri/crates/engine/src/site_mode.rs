@@ -18,11 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cityops_core::model::Millis;
-use cityops_site::{Credentials, Site, SiteError, SiteId};
-use tokio::sync::{mpsc, Notify};
+use std::collections::HashMap;
+
+use cityops_site::{Credentials, Presence, Seen, Site, SiteError, SiteId, PRESENCE_EVERY, PRESENCE_TTL};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
-use crate::dto::{ScenarioDto, SiteStatusDto};
+use crate::dto::{PresenceDto, ScenarioDto, SiteStatusDto};
 use crate::error::EngineError;
 use crate::follow::{self, Applied, Cache, Decoded, FollowState, Follower};
 use crate::replay::Replay;
@@ -56,6 +58,8 @@ pub struct SiteLink {
     pub wake: Arc<Notify>,
     /// A wall display, which makes no decisions.
     pub read_only: bool,
+    /// The incident the window has open, for the site's presence.
+    pub viewing: Option<String>,
 }
 
 /// How long a first start waits for the site's configuration.
@@ -73,6 +77,8 @@ const RECONNECT: Duration = Duration::from_secs(1);
 
 /// What the link task tells the engine's task.
 enum Link {
+    /// Another workstation said its presence (or this one's came back).
+    Presence(Seen),
     Connected(Arc<Site>),
     /// A message, decoded on the link's task (see [`Decoded`]).
     Message(Decoded),
@@ -92,6 +98,11 @@ pub(crate) struct SiteMode {
     asked_behind: Option<Instant>,
     /// The site refused a publish: not before this again.
     publish_after: Option<Instant>,
+    /// What this workstation says of itself (the presence task says it again and again).
+    own: watch::Sender<Presence>,
+    /// The last presence said by each workstation, with when the server stored it.
+    others: HashMap<String, Seen>,
+    presence_task: tokio::task::JoinHandle<()>,
 }
 
 impl SiteMode {
@@ -130,11 +141,24 @@ impl SiteMode {
             workstation: config.workstation.clone(),
             wake: wake.clone(),
             read_only: config.read_only,
+            viewing: None,
         });
         let mut dto = ScenarioDto::new(&replay.scenario().manifest, now);
         dto.live = true;
         dto.site = Some(id.to_string());
         let (tx, rx) = mpsc::channel(QUEUE);
+        let (own, own_rx) = watch::channel(Presence {
+            workstation: config.workstation.clone(),
+            operator: None,
+            incident: None,
+        });
+        let presence_task = tokio::spawn(presence(
+            config.nats.clone(),
+            id.clone(),
+            (!config.read_only).then_some(own_rx),
+            tx.clone(),
+            wake.clone(),
+        ));
         let task = tokio::spawn(link(
             config.nats.clone(),
             id.clone(),
@@ -152,6 +176,7 @@ impl SiteMode {
             behind: 0,
             waiting,
             refused: None,
+            presence: Vec::new(),
         };
         tracing::info!(site = %id, workstation = %config.workstation, position = state.position(), "workstation of a site started");
         Ok((
@@ -166,6 +191,9 @@ impl SiteMode {
                 last_seq: 0,
                 asked_behind: None,
                 publish_after: None,
+                own,
+                others: HashMap::new(),
+                presence_task,
             },
             replay,
             dto,
@@ -179,6 +207,9 @@ impl SiteMode {
         while Instant::now() < deadline {
             let Ok(link) = self.link.try_recv() else { break };
             match link {
+                Link::Presence(seen) => {
+                    self.others.insert(seen.presence.workstation.clone(), seen);
+                }
                 Link::Connected(site) => {
                     self.site = Some(site);
                     self.status.connected = true;
@@ -237,9 +268,38 @@ impl SiteMode {
                 }
             }
         }
+        self.say_presence(replay);
         self.status.behind = self.last_seq.saturating_sub(self.state.position());
         self.status.waiting = replay.pipeline().store().site_pending()?.len() as u64;
         Ok(())
+    }
+
+    /// Brings what this workstation says of itself up to date (who is signed in, what is
+    /// open), and the others' presence in the status: those said within the TTL, by this
+    /// machine's clock against the server's stamp (a control room keeps its clocks in step).
+    fn say_presence(&mut self, replay: &Replay) {
+        let operator = replay.desk().and_then(|d| d.operator()).map(|o| o.name.clone());
+        let incident = replay.site.as_ref().and_then(|l| l.viewing.clone());
+        self.own.send_if_modified(|p| {
+            let changed = p.operator != operator || p.incident != incident;
+            (p.operator, p.incident) = (operator, incident);
+            changed
+        });
+        let now = chrono::Utc::now().timestamp_millis();
+        let ttl = PRESENCE_TTL.as_millis() as i64;
+        self.others.retain(|_, s| now - s.stored_ms < ttl);
+        let mut presence: Vec<PresenceDto> = self
+            .others
+            .values()
+            .filter(|s| s.presence.workstation != self.status.workstation)
+            .map(|s| PresenceDto {
+                workstation: s.presence.workstation.clone(),
+                operator: s.presence.operator.clone(),
+                incident: s.presence.incident.clone(),
+            })
+            .collect();
+        presence.sort_by(|a, b| a.workstation.cmp(&b.workstation));
+        self.status.presence = presence;
     }
 
     /// The status when it changed since last sent (or always, when `full`).
@@ -254,6 +314,67 @@ impl SiteMode {
 impl Drop for SiteMode {
     fn drop(&mut self) {
         self.task.abort();
+        self.presence_task.abort();
+    }
+}
+
+/// The presence task: on a connection of its own, says this workstation's presence whenever
+/// it changes and every [`PRESENCE_EVERY`] (not at all for a wall display, whose NATS user may
+/// not), and hands every workstation's presence to the engine's task as it is said.
+async fn presence(
+    url: String,
+    id: SiteId,
+    mut own: Option<watch::Receiver<Presence>>,
+    tx: mpsc::Sender<Link>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let site = match Site::connect(&url, id.clone(), Credentials::from_env()).await {
+            Ok(s) => s,
+            Err(_) => {
+                // The link task says the site is unreachable; this one only tries again.
+                tokio::time::sleep(RECONNECT).await;
+                continue;
+            }
+        };
+        let reason = match site.watch_presence().await {
+            Ok(mut seen) => {
+                let mut every = tokio::time::interval(PRESENCE_EVERY);
+                loop {
+                    tokio::select! {
+                        s = seen.next() => match s {
+                            Some(s) => {
+                                if tx.send(Link::Presence(s)).await.is_err() {
+                                    return;
+                                }
+                                wake.notify_one();
+                            }
+                            None => break "the presence watch ended".to_owned(),
+                        },
+                        _ = every.tick(), if own.is_some() => {
+                            let p = own.as_ref().map(|o| o.borrow().clone());
+                            if let Some(Err(e)) = match &p { Some(p) => Some(site.announce(p).await), None => None } {
+                                tracing::debug!(error = %e, "cannot say this workstation's presence");
+                            }
+                        }
+                        changed = async { own.as_mut().expect("guarded").changed().await }, if own.is_some() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            let p = own.as_ref().map(|o| o.borrow().clone());
+                            if let Some(p) = p {
+                                if let Err(e) = site.announce(&p).await {
+                                    tracing::debug!(error = %e, "cannot say this workstation's presence");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::debug!(site = %id, %reason, "watching the site's presence again");
+        tokio::time::sleep(RECONNECT).await;
     }
 }
 

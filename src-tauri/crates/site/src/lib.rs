@@ -119,17 +119,7 @@ impl SiteId {
     /// The subject of a feed's messages. A feed id that is not a plain subject token has its
     /// other characters replaced (the message itself names the feed exactly).
     pub fn feed_subject(&self, feed: &str) -> String {
-        let token: String = feed
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("cityops.{}.feed.{token}", self.0)
+        format!("cityops.{}.feed.{}", self.0, token(feed))
     }
 
     /// The subject of an operations event.
@@ -377,6 +367,20 @@ pub struct StreamSummary {
     pub last_seq: u64,
 }
 
+/// `s` as one subject token (or key-value key): characters other than ASCII letters, digits,
+/// `-` and `_` become `_`.
+fn token(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// How long a workstation's presence lasts without being said again: the bucket's entries
 /// expire after it, and readers drop older ones, so a workstation that vanishes drops out
 /// within this long.
@@ -523,17 +527,7 @@ impl Site {
     /// Says who is signed in here and what they look at, under the workstation's name.
     pub async fn announce(&self, p: &Presence) -> Result<(), SiteError> {
         let kv = self.presence().await?;
-        let key: String = p
-            .workstation
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let key = token(&p.workstation);
         let body = serde_json::to_vec(p).expect("a presence serializes");
         kv.put(key, body.into())
             .await

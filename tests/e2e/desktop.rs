@@ -1965,6 +1965,27 @@ async fn soak_steps(c: &Client, port: u16, length: Duration) -> Result<()> {
     Ok(())
 }
 
+/// SIGKILLs the cityops-desktop process whose environment holds `var` (`NAME=value`), as a
+/// workstation that vanishes; fails when there is none.
+fn kill_app_with(var: &str) -> Result<()> {
+    let wanted = format!("{var}\0");
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let dir = entry.path();
+        let is_app = std::fs::read_link(dir.join("exe"))
+            .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "cityops-desktop"));
+        let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+        if is_app && environ.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            ensure!(
+                Command::new("kill").args(["-KILL", &pid]).status()?.success(),
+                "kill {pid}"
+            );
+            return Ok(());
+        }
+    }
+    bail!("no cityops-desktop with {var}")
+}
+
 /// The PIN the site's supervisor Sari gets from `cityops roster add`.
 const SITE_SUPERVISOR_PIN: &str = "2468";
 
@@ -2051,10 +2072,11 @@ async fn desktop_site() -> Result<()> {
             }
         };
         let result = site_steps(&a.client, &b.client, &w.client).await;
-        let result = a.finish(&tmp, result).await;
-        // Window A is gone: its presence drops out of window B within the presence TTL.
+        // Workstation A vanishes (SIGKILL: a closed WebDriver session does not always end the
+        // app at once): its presence drops out of window B within the presence TTL.
         let result = match result {
             Ok(()) => {
+                kill_app_with(&format!("CITYOPS_DB={}", tmp.join("ws-a.db").display()))?;
                 let gone = Instant::now();
                 wait_js(
                     &b.client,
@@ -2065,13 +2087,14 @@ async fn desktop_site() -> Result<()> {
                 .await
                 .map(|_| {
                     println!(
-                        "window A's presence left window B {} ms after A closed",
+                        "window A's presence left window B {} ms after A was killed",
                         gone.elapsed().as_millis()
                     )
                 })
             }
             failed => failed,
         };
+        let result = a.finish(&tmp, result).await;
         let failed = result.is_err();
         let others = |what: &str| {
             if failed {

@@ -38,7 +38,7 @@ use cityops_core::model::{GeoPoint, Layer, Millis, Observation, Severity};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 pub use migrations::SCHEMA_VERSION;
-pub use outbox::{ActionRecord, ActionRow, AttemptEnd, NewAction};
+pub use outbox::{ActionRecord, ActionRow, AttemptEnd, NewAction, SiteOutcome};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]

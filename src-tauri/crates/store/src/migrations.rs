@@ -272,6 +272,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         wall_ms INTEGER NOT NULL,
         scenario_ms INTEGER NOT NULL
     );",
+    // 10: a site's actions: the stream sequence of the latest outcome a workstation applied to
+    // each (an operator's retry names the failure it retries), and whether the followed site is
+    // an exercise (its actions are recorded, never sent).
+    "ALTER TABLE actions ADD COLUMN site_seq INTEGER;
+    ALTER TABLE site_runs ADD COLUMN exercise INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

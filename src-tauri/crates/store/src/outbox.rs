@@ -9,7 +9,7 @@ use cityops_core::dispatch::BackendKind;
 use cityops_core::model::Millis;
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{AuditRecord, RunId, Store, StoreError, Vouch};
+use super::{AuditRecord, AuditTx, RunId, Store, StoreError, Vouch};
 use cityops_dto::{ActionDto, ActionStatus, HeaderDto};
 
 /// An action as the operator confirmed it, about to be committed.
@@ -41,6 +41,16 @@ pub struct ActionRow {
     pub device: Option<String>,
     /// Attempts that the backend answered with a failure (the retry budget counts these).
     pub failures: u32,
+}
+
+/// What a dispatch worker of a site reported for an action (see `cityops-site`'s dispatch).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SiteOutcome<'a> {
+    Sending { worker: &'a str },
+    Delivered { worker: &'a str, reference: &'a str },
+    Sent { worker: &'a str, reference: &'a str },
+    Retrying { worker: &'a str, reason: &'a str },
+    Failed { worker: &'a str, reason: &'a str },
 }
 
 /// How one delivery attempt ended.
@@ -114,41 +124,236 @@ fn to_row(t: (ActionDto, String, String, Option<String>, u32)) -> Result<ActionR
     })
 }
 
+/// Why an action in `status` can no longer be cancelled, if it cannot: only a waiting one
+/// (queued, or failed) can.
+fn too_late_to_cancel(status: &str, reference: Option<&str>) -> Option<String> {
+    match status {
+        "queued" | "failed" => None,
+        "sending" => Some("too late to cancel: a dispatch worker is already sending it".into()),
+        s => {
+            let reference = reference.map(|r| format!(" ({r})")).unwrap_or_default();
+            Some(format!("too late to cancel: it is {s}{reference}"))
+        }
+    }
+}
+
+/// Inserts a committed action, queued, with its audit entry, in `tx`.
+fn insert_action(tx: &AuditTx<'_>, a: &NewAction<'_>) -> Result<i64, StoreError> {
+    let headers: Vec<(&str, &str)> = a.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+    let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO actions (key, run, incident, backend, kind, summary, destination, headers, body, device, exercise, operator, role, \
+         created_wall_ms, scenario_ms, status, next_attempt_ms, updated_wall_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'queued', ?14, ?14)",
+    )?
+    .execute(params![
+        a.key,
+        a.run,
+        a.incident,
+        a.backend,
+        a.kind.as_str(),
+        a.summary,
+        a.destination,
+        headers,
+        a.body,
+        a.device,
+        a.exercise,
+        a.operator,
+        a.role,
+        a.wall_ms,
+        a.scenario_ms
+    ])?;
+    let id = tx.last_insert_rowid();
+    let detail =
+        serde_json::json!({ "key": a.key, "backend": a.backend, "summary": a.summary, "exercise": a.exercise })
+            .to_string();
+    let subject = a.incident.unwrap_or(a.key);
+    let record = AuditRecord {
+        run: a.run,
+        wall_ms: a.wall_ms,
+        scenario_ms: a.scenario_ms,
+        operator: a.operator,
+        role: a.role,
+        action: "dispatch",
+        subject,
+        detail,
+    };
+    Store::append_audit_vouching(tx, &record, Vouch::Action(id))?;
+    Ok(id)
+}
+
 impl Store {
     /// Commits a confirmed action, queued for delivery now, and audits it. When this returns,
     /// the action is on disk: a crash after it loses nothing.
     pub fn commit_action(&self, a: &NewAction<'_>) -> Result<i64, StoreError> {
-        let headers: Vec<(&str, &str)> = a.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
-        let headers = serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into());
+        self.durably(|tx| insert_action(tx, a))
+    }
+
+    /// Commits an action made at a workstation of a site, and in the same transaction the
+    /// message that publishes it to the site (`site_pending`): a crash cannot leave an action
+    /// committed here that the site never hears of.
+    pub fn commit_site_action(
+        &self,
+        a: &NewAction<'_>,
+        message_id: &str,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<i64, StoreError> {
         self.durably(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO actions (key, run, incident, backend, kind, summary, destination, headers, body, device, exercise, operator, role, \
-                 created_wall_ms, scenario_ms, status, next_attempt_ms, updated_wall_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 'queued', ?14, ?14)",
-            )?
-            .execute(params![
-                a.key,
-                a.run,
-                a.incident,
-                a.backend,
-                a.kind.as_str(),
-                a.summary,
-                a.destination,
-                headers,
-                a.body,
-                a.device,
-                a.exercise,
-                a.operator,
-                a.role,
-                a.wall_ms,
-                a.scenario_ms
-            ])?;
-            let id = tx.last_insert_rowid();
-            let detail = serde_json::json!({ "key": a.key, "backend": a.backend, "summary": a.summary, "exercise": a.exercise }).to_string();
-            let subject = a.incident.unwrap_or(a.key);
-            let record = AuditRecord { run: a.run, wall_ms: a.wall_ms, scenario_ms: a.scenario_ms, operator: a.operator, role: a.role, action: "dispatch", subject, detail };
-            Store::append_audit_vouching(tx, &record, Vouch::Action(id))?;
+            let id = insert_action(tx, a)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO site_pending (event_id, subject, payload, wall_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![message_id, subject, payload, a.wall_ms],
+            )?;
             Ok(id)
+        })
+    }
+
+    /// Commits a message to the site about an existing action (an operator's retry or
+    /// cancellation), after checking that the action is `from` one of the given states here.
+    /// Returns the action's key and the sequence of the latest site outcome applied to it.
+    pub fn commit_site_change(
+        &self,
+        id: i64,
+        from: &[&str],
+        done: &str,
+        message: impl FnOnce(&str, Option<u64>) -> (String, String, Vec<u8>),
+        wall_ms: Millis,
+    ) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            let found: Option<(String, String, Option<i64>)> = tx
+                .query_row("SELECT status, key, site_seq FROM actions WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((status, key, seq)) = found else {
+                return Err(StoreError::Refused(format!("action {id} does not exist")));
+            };
+            if done == "cancelled" {
+                if let Some(reason) = too_late_to_cancel(&status, None) {
+                    return Err(StoreError::Refused(reason));
+                }
+            }
+            if !from.contains(&status.as_str()) {
+                return Err(StoreError::Refused(format!(
+                    "action {id} is {status}; only {} actions can be {done}",
+                    from.join(" or ")
+                )));
+            }
+            let (message_id, subject, payload) = message(&key, seq.map(|s| s as u64));
+            tx.execute(
+                "INSERT OR IGNORE INTO site_pending (event_id, subject, payload, wall_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![message_id, subject, payload, wall_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Applies an action read from the site's stream at `seq`: a new one is committed here
+    /// (queued: a dispatch worker sends it), one committed here already is left as it is, and
+    /// an operator's retry of the failure at `retry_of` queues it again. True if it changed.
+    pub fn apply_site_action(&self, a: &NewAction<'_>, retry_of: Option<u64>, seq: u64) -> Result<bool, StoreError> {
+        self.durably(|tx| {
+            let found: Option<(i64, String, Option<i64>)> = tx
+                .query_row("SELECT id, status, site_seq FROM actions WHERE key = ?1", [a.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            match (found, retry_of) {
+                (None, _) => {
+                    let id = insert_action(tx, a)?;
+                    tx.execute("UPDATE actions SET site_seq = ?2 WHERE id = ?1", params![id, seq as i64])?;
+                    Ok(true)
+                }
+                (Some((id, status, site_seq)), Some(failed)) if status == "failed" && site_seq == Some(failed as i64) => {
+                    tx.execute(
+                        "UPDATE actions SET status = 'queued', failures = 0, site_seq = ?2, updated_wall_ms = ?3 WHERE id = ?1",
+                        params![id, seq as i64, a.wall_ms],
+                    )?;
+                    let record = AuditRecord { run: None, wall_ms: a.wall_ms, scenario_ms: None, operator: a.operator, role: a.role, action: "retry", subject: a.key, detail: "was failed".into() };
+                    Store::append_audit(tx, &record)?;
+                    Ok(true)
+                }
+                (Some((id, _, None)), None) => {
+                    // Committed here: the stream's copy gives it its place in the site.
+                    tx.execute("UPDATE actions SET site_seq = ?2 WHERE id = ?1", params![id, seq as i64])?;
+                    Ok(false)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    /// Applies a dispatch worker's outcome read from the site's stream at `seq` to the action
+    /// with `key`; false if this cache has no such action.
+    pub fn apply_site_outcome(
+        &self,
+        key: &str,
+        outcome: &SiteOutcome<'_>,
+        seq: u64,
+        wall_ms: Millis,
+    ) -> Result<bool, StoreError> {
+        self.durably(|tx| {
+            let sql = match outcome {
+                SiteOutcome::Sending { .. } => "UPDATE actions SET status = 'sending', attempts = attempts + 1, site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+                SiteOutcome::Delivered { .. } => "UPDATE actions SET status = 'delivered', reference = ?4, last_error = NULL, site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+                SiteOutcome::Sent { .. } => "UPDATE actions SET status = 'sent', reference = ?4, last_error = NULL, site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+                SiteOutcome::Retrying { .. } => "UPDATE actions SET status = 'queued', last_error = ?4, site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+                SiteOutcome::Failed { .. } => "UPDATE actions SET status = 'failed', last_error = ?4, site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+            };
+            let (text, audit) = match outcome {
+                SiteOutcome::Sending { worker } => (*worker, None),
+                SiteOutcome::Delivered { worker, reference } => (*reference, Some((*worker, "delivered"))),
+                SiteOutcome::Sent { worker, reference } => (*reference, Some((*worker, "sent"))),
+                SiteOutcome::Retrying { reason, .. } => (*reason, None),
+                SiteOutcome::Failed { worker, reason } => (*reason, Some((*worker, "failed"))),
+            };
+            let n = match outcome {
+                SiteOutcome::Sending { .. } => tx.execute(sql, params![key, seq as i64, wall_ms])?,
+                _ => tx.execute(sql, params![key, seq as i64, wall_ms, text])?,
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            if let Some((worker, what)) = audit {
+                let record = AuditRecord { run: None, wall_ms, scenario_ms: None, operator: worker, role: "dispatch worker", action: what, subject: key, detail: text.to_owned() };
+                Store::append_audit(tx, &record)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Applies an operator's cancellation read from the site's stream at `seq`: it stands if
+    /// the action waits (queued, or failed), and is refused ([`StoreError::Refused`], nothing
+    /// written) otherwise: a dispatch worker took it first.
+    pub fn apply_site_cancel(&self, key: &str, operator: &str, seq: u64, wall_ms: Millis) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            let found: Option<(String, Option<String>)> = tx
+                .query_row("SELECT status, reference FROM actions WHERE key = ?1", [key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let (status, reference) =
+                found.ok_or_else(|| StoreError::Refused(format!("no action {key} on this site")))?;
+            if let Some(reason) = too_late_to_cancel(&status, reference.as_deref()) {
+                return Err(StoreError::Refused(reason));
+            }
+            tx.execute(
+                "UPDATE actions SET status = 'cancelled', site_seq = ?2, updated_wall_ms = ?3 WHERE key = ?1",
+                params![key, seq as i64, wall_ms],
+            )?;
+            let record = AuditRecord {
+                run: None,
+                wall_ms,
+                scenario_ms: None,
+                operator,
+                role: "operator",
+                action: "cancel",
+                subject: key,
+                detail: format!("was {status}"),
+            };
+            Store::append_audit(tx, &record)?;
+            Ok(())
         })
     }
 

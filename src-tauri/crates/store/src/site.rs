@@ -126,7 +126,7 @@ impl Store {
     }
 
     /// The last stream sequence this database has applied for `run`: feed messages commit it
-    /// as the run's frontier, operations events and the configuration with their rows.
+    /// as the run's frontier, operations events, the configuration and actions with their rows.
     pub fn site_position(&self, run: RunId) -> Result<u64, StoreError> {
         let (fed, _) = self.frontier(run)?;
         let evented: Option<i64> =
@@ -135,7 +135,14 @@ impl Store {
         let configured: Option<i64> =
             self.conn
                 .query_row("SELECT config_seq FROM site_runs WHERE run = ?1", [run], |r| r.get(0))?;
-        Ok(fed.max(evented.unwrap_or(0) as u64).max(configured.unwrap_or(0) as u64))
+        // Actions and their outcomes commit their sequence with the action.
+        let acted: Option<i64> = self
+            .conn
+            .query_row("SELECT max(site_seq) FROM actions", [], |r| r.get(0))?;
+        Ok(fed
+            .max(evented.unwrap_or(0) as u64)
+            .max(configured.unwrap_or(0) as u64)
+            .max(acted.unwrap_or(0) as u64))
     }
 
     /// Runs `f` (which records an event's effect through a durable transaction) with `row` to
@@ -264,6 +271,25 @@ impl Store {
         self.conn
             .execute("DELETE FROM site_pending WHERE event_id = ?1", [event_id])?;
         Ok(())
+    }
+
+    /// Records whether the followed site is an exercise (its actions are recorded, never
+    /// sent), as the site said when this workstation last reached it.
+    pub fn set_site_exercise(&self, site: &str, exercise: bool) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE site_runs SET exercise = ?2 WHERE site = ?1",
+            params![site, exercise],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the followed site is an exercise, as last recorded.
+    pub fn site_exercise(&self, site: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT exercise FROM site_runs WHERE site = ?1", [site], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false))
     }
 
     /// The site's roster, by name.

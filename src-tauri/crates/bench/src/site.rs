@@ -81,7 +81,7 @@ fn city_scenario(dir: &Path, n: usize) -> Result<Vec<TapeMessage>, EngineError> 
 async fn connect(url: &str, site: &str) -> Result<Site, EngineError> {
     let id: SiteId = site.parse()?;
     let site = Site::connect(url, id, Credentials::from_env()).await?;
-    site.init(1).await?;
+    site.init(1, false, cityops_site::dispatch::DEFAULT_ACK_WAIT).await?;
     Ok(site)
 }
 

@@ -220,12 +220,33 @@ enum Command {
     },
     /// Lists the outbox: every action, its status, attempts and the backend's reference.
     Outbox {
-        /// The SQLite database the app or `cityops dispatch` wrote.
+        /// The SQLite database the app or `cityops dispatch` wrote; with `--nats`, the
+        /// workstation's cache the site is followed into (a temporary one without it).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
+        /// The NATS server(s) of a site: show the site's outbox (every workstation's actions
+        /// and what its dispatch workers did with them).
+        #[arg(long, requires = "site")]
+        nats: Option<String>,
+        /// The site's id.
+        #[arg(long, requires = "nats")]
+        site: Option<String>,
         /// Print one JSON array.
         #[arg(long)]
         json: bool,
+    },
+    /// Sends a site's actions to its backends: takes them one at a time from the queue every
+    /// dispatch worker of the site shares, and reports each outcome on the site. Runs until
+    /// Ctrl-C; one killed mid-send leaves its action to another worker, with the same key.
+    DispatchWorker {
+        #[command(flatten)]
+        at: site::SiteArgs,
+        /// The backends file (fixtures/backends/README.md): the links this worker sends over.
+        #[arg(long)]
+        backends: PathBuf,
+        /// This worker's name in the site's outbox (this machine's name by default).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Commits actions from the command line (each durably, its key printed once on disk), then
     /// delivers them.
@@ -233,8 +254,20 @@ enum Command {
         /// The backends file (fixtures/backends/README.md).
         #[arg(long)]
         backends: PathBuf,
+        /// The outbox's database; with `--nats`, the workstation's cache (a temporary one
+        /// without it).
+        #[arg(long, required_unless_present = "nats")]
+        db: Option<PathBuf>,
+        /// The NATS server(s) of a site: commit the actions there, for the site's dispatch
+        /// workers to send (the operator and role come from the site's roster).
+        #[arg(long, requires = "site")]
+        nats: Option<String>,
+        /// The site's id.
+        #[arg(long, requires = "nats")]
+        site: Option<String>,
+        /// The workstation the actions are made at, on a site (this machine's name by default).
         #[arg(long)]
-        db: PathBuf,
+        workstation: Option<String>,
         /// The backend id.
         #[arg(long)]
         backend: String,
@@ -408,6 +441,47 @@ fn main() -> ExitCode {
 }
 
 /// A PIN from the environment variable `var`.
+/// Prints the outbox's actions: one JSON array, or a line each.
+fn print_actions(actions: Vec<cityops_engine::dto::ActionDto>, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&actions)?);
+        return Ok(());
+    }
+    for a in actions {
+        let reference = a.reference.as_deref().unwrap_or("-");
+        let error = a.last_error.as_deref().unwrap_or("");
+        println!(
+            "{:>5} {:<9} {:<12} {} attempts={} ref={reference} {error}",
+            a.id,
+            a.status.as_str(),
+            a.backend,
+            a.summary,
+            a.attempts
+        );
+    }
+    Ok(())
+}
+
+/// `cityops dispatch`'s parameters, place and place name, read from their flags.
+fn action_where(
+    params: &str,
+    at: &str,
+    label: String,
+) -> anyhow::Result<(cityops_engine::dto::ActionParams, cityops_core::model::GeoPoint, String)> {
+    let params = serde_json::from_str(params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
+    let (lon, lat) = at
+        .split_once(',')
+        .ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
+    let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?)
+        .ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
+    let label = if label.is_empty() {
+        format!("{:.5}, {:.5}", at.lat, at.lon)
+    } else {
+        label
+    };
+    Ok((params, at, label))
+}
+
 fn read_pin(var: &str) -> anyhow::Result<String> {
     std::env::var(var).map_err(|_| anyhow::anyhow!("environment variable {var} (the PIN) is not set"))
 }
@@ -530,26 +604,62 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Outbox { db, json } => {
-            let store = Store::open(&db)?;
-            let actions = store.actions(u32::MAX)?;
-            if json {
-                println!("{}", serde_json::to_string(&actions)?);
-            } else {
-                for a in actions {
-                    let reference = a.reference.as_deref().unwrap_or("-");
-                    let error = a.last_error.as_deref().unwrap_or("");
-                    println!(
-                        "{:>5} {:<9} {:<12} {} attempts={} ref={reference} {error}",
-                        a.id,
-                        a.status.as_str(),
-                        a.backend,
-                        a.summary,
-                        a.attempts
-                    );
-                }
-            }
-            Ok(())
+        Command::Outbox {
+            db,
+            nats: Some(nats),
+            site: Some(site),
+            json,
+        } => {
+            let actions = site::outbox(site::SiteArgs { nats, site }, db.as_deref())?;
+            print_actions(actions, json)
+        }
+        Command::Outbox { db, json, .. } => {
+            let db = db.ok_or_else(|| anyhow::anyhow!("--db, or --nats and --site"))?;
+            print_actions(Store::open(&db)?.actions(u32::MAX)?, json)
+        }
+        Command::DispatchWorker { at, backends, name } => {
+            let specs = cityops_outbox::config::load(&backends)?;
+            site::dispatch_worker(at, specs, name.unwrap_or_else(site::hostname))
+        }
+        Command::Dispatch {
+            backends,
+            db,
+            nats: Some(nats),
+            site: Some(site),
+            workstation,
+            backend,
+            params,
+            at,
+            label,
+            incident,
+            operator,
+            pin_env,
+            count,
+            no_send,
+            timeout,
+            ..
+        } => {
+            let specs = cityops_outbox::config::load(&backends)?;
+            let (params, at, label) = action_where(&params, &at, label)?;
+            let pin = pin_env.as_deref().map(read_pin).transpose()?;
+            site::dispatch(
+                site::SiteArgs { nats, site },
+                site::SiteDispatch {
+                    db,
+                    specs,
+                    workstation: workstation.unwrap_or_else(site::hostname),
+                    operator,
+                    pin,
+                    backend,
+                    params,
+                    at,
+                    label,
+                    incident,
+                    count,
+                    wait: !no_send,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )
         }
         Command::Dispatch {
             backends,
@@ -565,24 +675,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             count,
             no_send,
             timeout,
+            ..
         } => {
+            let db = db.ok_or_else(|| anyhow::anyhow!("--db, or --nats and --site"))?;
             let specs = cityops_outbox::config::load(&backends)?;
-            let params: cityops_engine::dto::ActionParams =
-                serde_json::from_str(&params).map_err(|e| anyhow::anyhow!("--params: {e}"))?;
-            let (lon, lat) = at
-                .split_once(',')
-                .ok_or_else(|| anyhow::anyhow!("--at {at:?}: expected lon,lat"))?;
-            let at = cityops_core::model::GeoPoint::new(lon.trim().parse()?, lat.trim().parse()?)
-                .ok_or_else(|| anyhow::anyhow!("--at {at:?}: out of range"))?;
+            let (params, at, label) = action_where(&params, &at, label)?;
             let role = cityops_engine::dto::OperatorRole::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role {role:?}: operator, supervisor or trainer"))?;
             // The command line signs in like a window does: on the roster's authority.
             sign_in(&Store::open(&db)?, &operator, role, pin_env.as_deref())?;
-            let label = if label.is_empty() {
-                format!("{:.5}, {:.5}", at.lat, at.lon)
-            } else {
-                label
-            };
             let burst = cityops_outbox::headless::Burst {
                 backend,
                 operator: cityops_engine::dto::OperatorDto { name: operator, role },
@@ -708,8 +809,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Site {
-            command: site::SiteCommand::Init { at, replicas },
-        } => site::init(at, replicas),
+            command:
+                site::SiteCommand::Init {
+                    at,
+                    replicas,
+                    exercise,
+                    ack_wait,
+                },
+        } => site::init(at, replicas, exercise, ack_wait),
         Command::Publish { at, scenario, speed } => site::publish(at, &scenario, &speed),
         Command::Follow {
             at,

@@ -5,10 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cityops_core::model::GeoPoint;
 use cityops_core::tape::TapeMessage;
+use cityops_engine::dto::{ActionParams, ActionStatus, OperatorDto};
 use cityops_engine::follow::{self, EventOutcome, Follower};
 use cityops_engine::scenario::Scenario;
 use cityops_live::config::LiveConfig;
+use cityops_outbox::headless::Burst;
+use cityops_outbox::site_worker::Worker;
+use cityops_outbox::{BackendSpec, Outbox, SiteTarget};
 use cityops_site::{Credentials, Op, Outgoing, Site, SiteConfig, SiteId};
 use cityops_store::Store;
 use clap::{Args, Subcommand};
@@ -44,6 +49,14 @@ pub enum SiteCommand {
         /// Copies of the stream: 1 on one server, 3 on a cluster that must survive losing a node.
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+        /// An exercise site: its actions are recorded and never sent, whatever dispatch
+        /// workers run. A site stays what it was made as.
+        #[arg(long)]
+        exercise: bool,
+        /// How long a dispatch worker may hold an action without a sign of life before another
+        /// takes it (set once, when the site's dispatch queue is made).
+        #[arg(long, value_parser = crate::parse_duration, default_value = "30s")]
+        ack_wait: Duration,
     },
 }
 
@@ -108,6 +121,12 @@ pub enum ActCommand {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Cancels an action of the site's outbox (by its idempotency key) that no dispatch
+    /// worker has taken yet; refused, saying so, when one was already sending it.
+    Cancel {
+        #[arg(long)]
+        action: String,
+    },
     /// Changes the site's roster as a supervisor: gives operator `--name` a role (operator,
     /// supervisor or trainer; a supervisor or trainer with the PIN in `--new-pin-env`), or
     /// takes them off the roster (`--role removed`).
@@ -123,7 +142,14 @@ pub enum ActCommand {
 }
 
 impl ActCommand {
-    fn op(self) -> anyhow::Result<Op> {
+    fn op(self) -> anyhow::Result<Decision> {
+        if let ActCommand::Cancel { action } = self {
+            return Ok(Decision::Cancel(action));
+        }
+        self.event().map(Decision::Event)
+    }
+
+    fn event(self) -> anyhow::Result<Op> {
         let transition = |incident: String, to: &str| Op::Transition {
             incident,
             to: to.to_owned(),
@@ -137,6 +163,7 @@ impl ActCommand {
             ActCommand::Merge { incident, from } => Op::Merge { into: incident, from },
             ActCommand::Split { incident, entity } => Op::Split { from: incident, entity },
             ActCommand::Take { incident, owner } => Op::Own { incident, owner },
+            ActCommand::Cancel { .. } => unreachable!("a cancellation is not an event"),
             ActCommand::Role {
                 name,
                 role,
@@ -169,10 +196,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `cityops site init`.
-pub fn init(at: SiteArgs, replicas: usize) -> anyhow::Result<()> {
+pub fn init(at: SiteArgs, replicas: usize, exercise: bool, ack_wait: Duration) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let site = at.connect().await?;
-        let summary = site.init(replicas).await?;
+        let summary = site.init(replicas, exercise, ack_wait).await?;
         println!("{}", serde_json::to_string(&summary)?);
         Ok(())
     })
@@ -291,6 +318,39 @@ pub struct Act {
     pub json: bool,
 }
 
+/// What `cityops act` commits: an operators' event, or the cancellation of an action.
+enum Decision {
+    Event(Op),
+    Cancel(String),
+}
+
+impl Decision {
+    /// Commits the decision to the cache at `db` as `operator` (checked against the site's
+    /// roster), to be published; returns the id its outcome is kept under.
+    fn commit(&self, db: &Path, store: &Store, id: &SiteId, a: &Act, pin: Option<&str>) -> anyhow::Result<String> {
+        let role = follow::check_operator(store, &a.operator, pin)?;
+        match self {
+            Decision::Event(op) => Ok(follow::commit_decision(store, id, &a.operator, &a.workstation, op.clone())?.id),
+            Decision::Cancel(key) => {
+                let found = store.actions(u32::MAX)?.into_iter().find(|x| &x.key == key);
+                let action = found.ok_or_else(|| anyhow::anyhow!("no action {key} in the site's outbox"))?;
+                let target = SiteTarget {
+                    site: id.clone(),
+                    workstation: a.workstation.clone(),
+                };
+                let outbox = Outbox::for_site(db, Vec::new(), false, target)?;
+                let operator = OperatorDto {
+                    name: a.operator.clone(),
+                    role,
+                };
+                outbox
+                    .cancel(action.id, &operator)?
+                    .ok_or_else(|| anyhow::anyhow!("the cancellation was not made for the site"))
+            }
+        }
+    }
+}
+
 /// The event was refused: exit code 1, after its outcome was printed.
 #[derive(Debug, thiserror::Error)]
 #[error("refused: {0}")]
@@ -311,19 +371,15 @@ pub fn act(a: Act, command: ActCommand) -> anyhow::Result<()> {
             match a.at.connect().await {
                 Ok(site) => {
                     follow::follow_until_idle(&site, &mut f).await?;
-                    follow::check_operator(f.store(), &a.operator, pin.as_deref())?;
-                    let event = follow::commit_decision(f.store(), &id, &a.operator, &a.workstation, op)?;
+                    let event_id = op.commit(&db, f.store(), &id, &a, pin.as_deref())?;
                     if let (_, Some(refused)) = follow::publish_waiting(&site, f.store()).await? {
-                        return Err(anyhow::Error::from(refused).context(format!(
-                            "event {} waits in {}",
-                            event.id,
-                            db.display()
-                        )));
+                        return Err(
+                            anyhow::Error::from(refused).context(format!("event {event_id} waits in {}", db.display()))
+                        );
                     }
                     if a.no_wait {
-                        return waiting(f.store(), &event.id);
+                        return waiting(f.store(), &event_id);
                     }
-                    let event_id = event.id.clone();
                     let wait = follow::follow_until(&site, &mut f, |f| {
                         f.outcome(&event_id)
                             .ok()
@@ -333,20 +389,19 @@ pub fn act(a: Act, command: ActCommand) -> anyhow::Result<()> {
                     tokio::time::timeout(a.timeout, wait).await.map_err(|_| {
                         anyhow::anyhow!(
                             "the site has not applied event {} within {:?}; it is published or waits in {}",
-                            event.id,
+                            event_id,
                             a.timeout,
                             db.display()
                         )
                     })??;
-                    f.outcome(&event.id)?
-                        .ok_or_else(|| anyhow::anyhow!("event {} is neither applied nor waiting", event.id))
+                    f.outcome(&event_id)?
+                        .ok_or_else(|| anyhow::anyhow!("event {} is neither applied nor waiting", event_id))
                 }
                 // Offline: the decision is committed and waits for the link.
                 Err(e) if a.db.is_some() && !is_credentials(&e) => {
                     eprintln!("cityops: offline ({e:#}); the decision waits in {}", db.display());
-                    follow::check_operator(f.store(), &a.operator, pin.as_deref())?;
-                    let event = follow::commit_decision(f.store(), &id, &a.operator, &a.workstation, op)?;
-                    waiting(f.store(), &event.id)
+                    let event_id = op.commit(&db, f.store(), &id, &a, pin.as_deref())?;
+                    waiting(f.store(), &event_id)
                 }
                 Err(e) => Err(e),
             }
@@ -354,14 +409,13 @@ pub fn act(a: Act, command: ActCommand) -> anyhow::Result<()> {
         // A running workstation follows this cache: it publishes and applies the decision.
         Err(cityops_engine::EngineError::InvalidInput(m)) if m.contains("another process follows") => {
             let store = Store::open(&db)?;
-            follow::check_operator(&store, &a.operator, pin.as_deref())?;
-            let event = follow::commit_decision(&store, &id, &a.operator, &a.workstation, op)?;
+            let event_id = op.commit(&db, &store, &id, &a, pin.as_deref())?;
             let deadline = std::time::Instant::now() + a.timeout;
             loop {
-                let o = follow::outcome_in(&store, &event.id)?;
+                let o = follow::outcome_in(&store, &event_id)?;
                 match o {
                     Some(o) if o.outcome != "waiting" || a.no_wait => break o,
-                    _ if std::time::Instant::now() >= deadline => break waiting(&store, &event.id)?,
+                    _ if std::time::Instant::now() >= deadline => break waiting(&store, &event_id)?,
                     _ => std::thread::sleep(Duration::from_millis(50)),
                 }
             }
@@ -521,4 +575,161 @@ pub async fn feed_site(
         }
     }
     Ok(())
+}
+
+/// `cityops dispatch-worker`: serves the site's dispatch queue until Ctrl-C, connecting again
+/// whenever the link fails.
+pub fn dispatch_worker(at: SiteArgs, specs: Vec<BackendSpec>, name: String) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let serve = async {
+            loop {
+                let reason = match at.connect().await {
+                    Ok(site) => match Worker::new(&site, name.clone(), specs.clone()).await {
+                        Ok(worker) => match worker.serve(&site).await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => e.to_string(),
+                        },
+                        Err(e) => e.to_string(),
+                    },
+                    Err(e) if is_credentials(&e) => return Err(e),
+                    Err(e) => e.to_string(),
+                };
+                tracing::warn!(worker = %name, %reason, "the dispatch worker connects again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            r = serve => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+/// What `cityops dispatch --nats` was told to commit.
+pub struct SiteDispatch {
+    pub db: Option<PathBuf>,
+    pub specs: Vec<BackendSpec>,
+    pub workstation: String,
+    pub operator: String,
+    pub pin: Option<String>,
+    pub backend: String,
+    pub params: ActionParams,
+    pub at: GeoPoint,
+    pub label: String,
+    pub incident: Option<String>,
+    pub count: u32,
+    /// Wait until the site's dispatch workers report each one done.
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// `cityops dispatch --nats`: follows the site into the workstation's cache (for its roster),
+/// signs the operator in on the roster's authority, commits each action with its message to
+/// the site (printing its key once on disk), publishes them, and waits until the site's
+/// dispatch workers reported each done. Prints the site's outbox lines of these actions.
+pub fn dispatch(at: SiteArgs, d: SiteDispatch) -> anyhow::Result<()> {
+    let id = at.id()?;
+    let tmp = tempfile::tempdir()?;
+    let db = d.db.clone().unwrap_or_else(|| tmp.path().join("dispatch.db"));
+    let mut f = Follower::open(&db, id.clone())?;
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        follow::follow_until_idle(&site, &mut f).await?;
+        let role = follow::check_operator(f.store(), &d.operator, d.pin.as_deref())?;
+        let exercise = site.exercise().await?;
+        let target = SiteTarget {
+            site: id.clone(),
+            workstation: d.workstation.clone(),
+        };
+        let mut outbox = Outbox::for_site(&db, d.specs.clone(), exercise, target)?;
+        let burst = Burst {
+            backend: d.backend,
+            operator: OperatorDto { name: d.operator, role },
+            params: d.params,
+            at: d.at,
+            label: d.label,
+            incident: d.incident,
+            count: d.count,
+        };
+        let mut keys = Vec::new();
+        {
+            let mut out = KeysOut {
+                inner: std::io::stdout().lock(),
+                keys: &mut keys,
+            };
+            cityops_outbox::headless::commit_into(&mut outbox, &burst, &mut out)?;
+        }
+        if let (_, Some(refused)) = follow::publish_waiting(&site, f.store()).await? {
+            return Err(anyhow::Error::from(refused).context(format!("the actions wait in {}", db.display())));
+        }
+        if !d.wait {
+            return Ok(());
+        }
+        let done = |f: &Follower| {
+            f.store().actions(u32::MAX).is_ok_and(|all| {
+                keys.iter().all(|k| {
+                    all.iter().any(|a| {
+                        &a.key == k
+                            && matches!(
+                                a.status,
+                                ActionStatus::Delivered
+                                    | ActionStatus::Sent
+                                    | ActionStatus::Failed
+                                    | ActionStatus::Cancelled
+                            )
+                    })
+                })
+            })
+        };
+        tokio::time::timeout(d.timeout, follow::follow_until(&site, &mut f, done))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the site's dispatch workers did not report every action within {:?}",
+                    d.timeout
+                )
+            })??;
+        let all = f.store().actions(u32::MAX)?;
+        let failed = all
+            .iter()
+            .filter(|a| keys.contains(&a.key) && a.status == ActionStatus::Failed)
+            .count();
+        eprintln!("cityops: {} actions done on site {id}, {failed} failed", keys.len());
+        Ok(())
+    })
+}
+
+/// Stdout that also keeps the keys printed.
+struct KeysOut<'a, W: std::io::Write> {
+    inner: W,
+    keys: &'a mut Vec<String>,
+}
+
+impl<W: std::io::Write> std::io::Write for KeysOut<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for line in String::from_utf8_lossy(buf).lines() {
+            if !line.trim().is_empty() {
+                self.keys.push(line.trim().to_owned());
+            }
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `cityops outbox --nats`: the site's outbox, as a workstation following it into `db` (a
+/// temporary cache without it) sees it once caught up.
+pub fn outbox(at: SiteArgs, db: Option<&Path>) -> anyhow::Result<Vec<cityops_engine::dto::ActionDto>> {
+    let id = at.id()?;
+    let tmp = tempfile::tempdir()?;
+    let db = db.map(Path::to_owned).unwrap_or_else(|| tmp.path().join("outbox.db"));
+    let mut f = Follower::open(&db, id)?;
+    runtime()?.block_on(async {
+        let site = at.connect().await?;
+        follow::follow_until_idle(&site, &mut f).await?;
+        Ok(f.store().actions(u32::MAX)?)
+    })
 }

@@ -31,6 +31,7 @@ fn command(home: &Path, user: &str, args: &[&str]) -> Command {
         "admin" => "admin-test-pass",
         "wall" => "wall-test-pass",
         "ingest" => "ingest-test-pass",
+        "dispatch" => "dispatch-test-pass",
         u if u.starts_with("ws-") => "ws-test-pass",
         _ => "wrong",
     };
@@ -1125,4 +1126,472 @@ kind = "feeder.voltage"
         sa["incidents"].as_u64().unwrap() >= 1,
         "low voltage opens an incident: {sa}"
     );
+}
+
+/// A backends file with our Open311 server on `port` as backend `works`, retrying quickly.
+fn open311_backends(dir: &Path, port: u16) -> PathBuf {
+    let path = dir.join("backends.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[backends]]\nid = \"works\"\nname = \"City works\"\nkind = \"open311\"\nurl = \"http://127.0.0.1:{port}\"\napi_key = {{ env = \"CITYOPS_TEST_OPEN311_KEY\" }}\nchoices = [\"utility-crew\"]\nretry_base_ms = 50\nmax_backoff_s = 1\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Requests our Open311 server created, per idempotency key (each POST with a key it has not
+/// seen creates one; a repeated key is answered with the first one's id).
+fn open311_created(port: u16) -> std::collections::BTreeMap<String, Vec<String>> {
+    let answer = common::http(port, "GET", "/_test/log", &[], b"", Duration::from_secs(5)).unwrap();
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for e in answer.json().as_array().unwrap() {
+        if let (Some(k), Some(id)) = (e["idempotency_key"].as_str(), e["created"].as_str()) {
+            out.entry(k.to_owned()).or_default().push(id.to_owned());
+        }
+    }
+    out
+}
+
+/// Every POST our Open311 server received.
+fn open311_posts(port: u16) -> usize {
+    let answer = common::http(port, "GET", "/_test/log", &[], b"", Duration::from_secs(5)).unwrap();
+    answer.json().as_array().unwrap().len()
+}
+
+/// `cityops dispatch-worker` as NATS user `dispatch`, named `name`.
+fn dispatch_worker(home: &Path, url: &str, site: &str, backends: &Path, name: &str) -> std::process::Child {
+    command(home, "dispatch", &[])
+        .args(["dispatch-worker", "--nats", url, "--site", site, "--backends"])
+        .arg(backends)
+        .args(["--name", name])
+        .env("CITYOPS_TEST_OPEN311_KEY", "k-test")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(home.join(format!("{name}.log"))).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
+/// `cityops dispatch --nats` of `count` service requests at workstation `user` as `operator`,
+/// to the backends of `home`'s backends file ([`open311_backends`]).
+fn site_dispatch(home: &Path, user: &str, url: &str, site: &str, operator: &str, count: u32, wait: bool) -> Command {
+    let mut cmd = command(home, user, &[]);
+    let db = home.join(format!("{user}.db"));
+    cmd.args(["dispatch", "--nats", url, "--site", site, "--backends"])
+        .arg(home.join("backends.toml"))
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "--workstation",
+            user,
+            "--operator",
+            operator,
+            "--backend",
+            "works",
+            "--params",
+            r#"{"kind":"serviceRequest","serviceCode":"utility-crew","description":"Feeder trip at Kaisankuja"}"#,
+            "--at",
+            "24.9445,60.1709",
+            "--count",
+            &count.to_string(),
+            "--timeout",
+            "180",
+        ])
+        .env("CITYOPS_TEST_OPEN311_KEY", "k-test");
+    if operator == "Sari" {
+        cmd.args(["--pin-env", "SUPERVISOR_PIN"]);
+    }
+    if !wait {
+        cmd.arg("--no-send");
+    }
+    cmd
+}
+
+/// The site's outbox as workstation `user`'s cache shows it once caught up.
+fn site_outbox(home: &Path, user: &str, url: &str, site: &str) -> Vec<Value> {
+    let db = home.join(format!("{user}.db"));
+    let v = json(cityops(
+        home,
+        user,
+        &[
+            "outbox",
+            "--nats",
+            url,
+            "--site",
+            site,
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    v.as_array().unwrap().clone()
+}
+
+/// Three workstations confirm 30 actions between them while two dispatch workers run, and
+/// one worker is SIGKILLed in the middle of the burst: the Open311 server creates each key's
+/// request exactly once, and every workstation's outbox lists all 30 as delivered with the
+/// server's references.
+#[test]
+fn thirty_actions_from_three_workstations_reach_the_backend_once_though_a_worker_dies() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    // A short ack wait, so the killed worker's action goes to the other within seconds.
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel", "--ack-wait", "3s"],
+    ));
+    site_with_demo(home, &url, "1");
+    let port = free_port();
+    let _open311 = common::open311(port, &home.join("open311"));
+    let backends = open311_backends(home, port);
+    // The first request each worker sends is created at once and answered 4 s later, so that
+    // the kill lands while worker 1 has sent an action and not heard back: the worst moment.
+    let fault = br#"{"mode": "slow", "count": 2, "seconds": 4}"#;
+    common::http(
+        port,
+        "POST",
+        "/_test/fault",
+        &[("Content-Type", "application/json")],
+        fault,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut w1 = dispatch_worker(home, &url, "hel", &backends, "worker-1");
+    let mut w2 = dispatch_worker(home, &url, "hel", &backends, "worker-2");
+
+    let mut dispatchers: Vec<(String, std::process::Child)> = [("ws-a", "Aino"), ("ws-b", "Bo"), ("ws-c", "Sari")]
+        .iter()
+        .map(|(user, operator)| {
+            let child = site_dispatch(home, user, &url, "hel", operator, 10, true)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (user.to_string(), child)
+        })
+        .collect();
+    // Kill worker 1 once both workers have a request in flight: it dies waiting for its answer.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while open311_posts(port) < 2 {
+        assert!(Instant::now() < deadline, "the backend got nothing from the workers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w1.kill().unwrap(); // SIGKILL
+    w1.wait().unwrap();
+    let killed_at = open311_created(port).len();
+    eprintln!("worker-1 killed with {killed_at} of 30 created");
+    assert!(killed_at < 30, "the burst was over before the kill");
+
+    let mut keys = std::collections::BTreeSet::new();
+    for (user, child) in dispatchers.drain(..) {
+        let out = child.wait_with_output().unwrap();
+        let printed = ok(out);
+        let mine: Vec<&str> = printed.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(mine.len(), 10, "{user} printed {mine:?}");
+        keys.extend(mine.into_iter().map(str::to_owned));
+    }
+    assert_eq!(keys.len(), 30, "30 distinct keys");
+    let created = open311_created(port);
+    for k in &keys {
+        assert_eq!(
+            created.get(k).map(Vec::len),
+            Some(1),
+            "key {k} created {:?}",
+            created.get(k)
+        );
+    }
+    assert_eq!(
+        created.len(),
+        30,
+        "the server holds only the committed keys: {created:?}"
+    );
+    // Worker 2 took over worker 1's action after the ack wait and sent it again with the same
+    // key: the server answered with the request it had created (a repeated key creates nothing).
+    let resent = open311_posts(port) - 30;
+    assert!(resent >= 1, "no action was sent twice: worker 1 died holding none");
+
+    // Every workstation's outbox: all 30 delivered, with the server's references.
+    let mut seen: Option<Vec<(String, String)>> = None;
+    for user in ["ws-a", "ws-b", "ws-c"] {
+        let outbox = site_outbox(home, user, &url, "hel");
+        let mut rows: Vec<(String, String)> = outbox
+            .iter()
+            .map(|a| {
+                assert_eq!(a["status"], "delivered", "{user}: {a}");
+                (
+                    a["key"].as_str().unwrap().to_owned(),
+                    a["reference"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        rows.sort();
+        assert_eq!(rows.len(), 30, "{user}'s outbox: {outbox:?}");
+        for (k, reference) in &rows {
+            assert_eq!(&created[k][0], reference, "{user}: {k}'s reference");
+        }
+        let retaken = outbox.iter().filter(|a| a["attempts"].as_u64() >= Some(2)).count();
+        assert!(retaken >= 1, "{user}: no action shows the second worker's attempt");
+        match &seen {
+            None => seen = Some(rows),
+            Some(first) => assert_eq!(first, &rows, "{user}'s outbox differs"),
+        }
+    }
+    let _ = w2.kill();
+    let _ = w2.wait();
+}
+
+/// An exercise site (`site init --exercise`): with a dispatch worker running and the backend
+/// listening, actions are recorded as delivered ("exercise: recorded, not sent") and not one
+/// request reaches the backend. A live site cannot be turned into an exercise, or back.
+#[test]
+fn an_exercise_site_never_sends_even_with_workers_running() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    let summary = json(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel-ex1", "--exercise"],
+    ));
+    assert_eq!(summary["exercise"], true, "{summary}");
+    ok(cityops(
+        home,
+        "admin",
+        &[
+            "roster", "add", "Aino", "--role", "operator", "--nats", &url, "--site", "hel-ex1",
+        ],
+    ));
+    let port = free_port();
+    let _open311 = common::open311(port, &home.join("open311"));
+    let backends = open311_backends(home, port);
+    let mut worker = dispatch_worker(home, &url, "hel-ex1", &backends, "worker-1");
+    let out = site_dispatch(home, "ws-a", &url, "hel-ex1", "Aino", 3, true)
+        .output()
+        .unwrap();
+    ok(out);
+    let outbox = site_outbox(home, "ws-b", &url, "hel-ex1");
+    assert_eq!(outbox.len(), 3, "{outbox:?}");
+    for a in &outbox {
+        assert_eq!(a["status"], "delivered", "{a}");
+        assert_eq!(a["exercise"], true, "{a}");
+        assert_eq!(a["reference"], "exercise: recorded, not sent", "{a}");
+    }
+    assert_eq!(open311_posts(port), 0, "an exercise reached the backend");
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    // The live site stays live, and the exercise stays an exercise.
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel"],
+    ));
+    for (site, flag) in [("hel", Some("--exercise")), ("hel-ex1", None)] {
+        let mut args = vec!["site", "init", "--nats", url.as_str(), "--site", site];
+        args.extend(flag);
+        let out = cityops(home, "admin", &args);
+        assert!(!out.status.success(), "{site} changed kind");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot become"), "{err}");
+    }
+}
+
+/// Cancellations from another workstation: one made before any worker took the action stands
+/// and the action is never sent; one made while a worker is sending it, or after delivery, is
+/// refused and says why (exit code 1). A claim and a cancellation cannot both win: the server
+/// refuses a worker's claim when a cancellation came after what the worker read.
+#[test]
+fn a_cancel_stands_before_a_worker_takes_the_action_and_says_so_when_too_late() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", "hel"],
+    ));
+    for name in ["Aino", "Bo"] {
+        ok(cityops(
+            home,
+            "admin",
+            &[
+                "roster", "add", name, "--role", "operator", "--nats", &url, "--site", "hel",
+            ],
+        ));
+    }
+    let port = free_port();
+    let _open311 = common::open311(port, &home.join("open311"));
+    let backends = open311_backends(home, port);
+    // Two actions committed at A while no worker runs.
+    let printed = ok(site_dispatch(home, "ws-a", &url, "hel", "Aino", 2, false)
+        .output()
+        .unwrap());
+    let keys: Vec<&str> = printed.lines().collect();
+    assert_eq!(keys.len(), 2, "{printed}");
+    let cancel = |key: &str| {
+        let db = home.join("ws-b.db");
+        let args = [
+            "act",
+            "--nats",
+            &url,
+            "--site",
+            "hel",
+            "--operator",
+            "Bo",
+            "--workstation",
+            "ws-b",
+            "--db",
+            db.to_str().unwrap(),
+            "--json",
+            "cancel",
+            "--action",
+            key,
+        ];
+        cityops(home, "ws-b", &args)
+    };
+    let first = json(cancel(keys[0]));
+    assert_eq!(first["outcome"], "accepted", "{first}");
+
+    // The worker's first request is answered 3 s late: B cancels the second action meanwhile.
+    let fault = br#"{"mode": "slow", "count": 1, "seconds": 3}"#;
+    common::http(
+        port,
+        "POST",
+        "/_test/fault",
+        &[("Content-Type", "application/json")],
+        fault,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut worker = dispatch_worker(home, &url, "hel", &backends, "worker-1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open311_posts(port) < 1 {
+        assert!(Instant::now() < deadline, "the worker sent nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // B's cache knows a worker is sending it: the cancel is refused at once.
+    let late = cancel(keys[1]);
+    assert!(!late.status.success(), "a cancel during the send stood");
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        err.contains("too late to cancel: a dispatch worker is already sending it"),
+        "{err}"
+    );
+    // A cancel from a workstation whose cache lagged reaches the site all the same: every
+    // workstation's fold refuses it, since the worker's claim came first in the stream.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let site = rt.block_on(async {
+        let creds = cityops_site::Credentials {
+            user: "admin".into(),
+            password: "admin-test-pass".into(),
+        };
+        cityops_site::Site::connect(&url, "hel".parse().unwrap(), Some(creds))
+            .await
+            .unwrap()
+    });
+    let id = site.id().clone();
+    let lagging = cityops_site::dispatch::CancelRequest {
+        id: "cancel-lagging".into(),
+        key: keys[1].into(),
+        operator: "Bo".into(),
+        workstation: "ws-c".into(),
+        wall_ms: 0,
+    };
+    rt.block_on(site.publish([cityops_site::Outgoing::cancel(&id, &lagging)]))
+        .unwrap();
+    // Once delivered, a cancel names what happened.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let outbox = loop {
+        let outbox = site_outbox(home, "ws-c", &url, "hel");
+        if outbox.iter().any(|a| a["status"] == "delivered") {
+            break outbox;
+        }
+        assert!(Instant::now() < deadline, "never delivered: {outbox:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let status = |key: &str| outbox.iter().find(|a| a["key"] == key).unwrap()["status"].clone();
+    assert_eq!(status(keys[0]), "cancelled");
+    assert_eq!(status(keys[1]), "delivered");
+    let summary = follow(home, "ws-c", &url, &home.join("ws-c.db"));
+    assert_eq!(
+        summary["eventsAccepted"], 3,
+        "two roster changes and the first cancel: {summary}"
+    );
+    assert_eq!(summary["eventsRefused"], 1, "the lagging cancel: {summary}");
+    let after = cancel(keys[1]);
+    assert!(!after.status.success());
+    let err = String::from_utf8_lossy(&after.stderr);
+    assert!(err.contains("too late to cancel: it is delivered"), "{err}");
+    let created = open311_created(port);
+    assert_eq!(
+        created.keys().collect::<Vec<_>>(),
+        vec![keys[1]],
+        "only the second was sent"
+    );
+    assert_eq!(open311_posts(port), 1, "the cancelled action never left");
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    // The claim itself, against the server: a cancellation published after what a worker read
+    // makes its claim fail, whichever of the two outcome subjects it came on.
+    rt.block_on(async {
+        use cityops_site::dispatch::{CancelRequest, WorkerOutcome, WorkerState};
+        let site = &site;
+        let claim = WorkerOutcome {
+            key: "race".into(),
+            worker: "worker-x".into(),
+            wall_ms: 0,
+            state: WorkerState::Sending { attempt: 1 },
+        };
+        let read = site.standing("race").await.unwrap().last_seq();
+        assert_eq!(read, 0);
+        let cancel = CancelRequest {
+            id: "cancel-race".into(),
+            key: "race".into(),
+            operator: "Bo".into(),
+            workstation: "ws-b".into(),
+            wall_ms: 0,
+        };
+        let published = site
+            .publish([cityops_site::Outgoing::cancel(&id, &cancel)])
+            .await
+            .unwrap();
+        let lost = site.report(&claim, Some(read), read).await.unwrap();
+        assert!(lost.is_err(), "a claim won over a cancellation it had not read");
+        let standing = site.standing("race").await.unwrap();
+        assert_eq!(standing.last_seq(), published.last_seq);
+        assert!(standing.cancelled());
+        let won = site
+            .report(&claim, Some(standing.last_seq()), standing.last_seq())
+            .await
+            .unwrap();
+        assert!(won.is_ok(), "a claim over what it read lost");
+        // Only dispatch workers report outcomes: a workstation's NATS user may not.
+        let creds = cityops_site::Credentials {
+            user: "ws-a".into(),
+            password: "ws-test-pass".into(),
+        };
+        let ws = cityops_site::Site::connect(&url, "hel".parse().unwrap(), Some(creds))
+            .await
+            .unwrap();
+        let forged = WorkerOutcome {
+            state: WorkerState::Delivered {
+                reference: "forged".into(),
+            },
+            ..claim.clone()
+        };
+        assert!(
+            ws.report(&forged, None, 0).await.is_err(),
+            "a workstation said an action was delivered"
+        );
+    });
 }

@@ -146,14 +146,20 @@ impl Engine {
 
     /// Starts as a workstation of a site (see `site_mode`): the site's picture, incidents and
     /// decisions, folded into this workstation's cache; the operators' decisions go to the
-    /// site. Actions go to the real backends.
+    /// site. Actions go to the site too, where its dispatch workers send them to the real
+    /// backends (never on an exercise site).
     pub async fn start_site(config: SiteEngineConfig) -> Result<Engine, EngineError> {
         let specs = match &config.backends {
             Some(path) => outbox::config::load(path)?,
             None => Vec::new(),
         };
         let (site, replay, dto) = SiteMode::start(&config, chrono::Utc::now().timestamp_millis()).await?;
-        let outbox = Outbox::start(&config.db_path, specs, false)?;
+        // The site's dispatch workers send what this workstation commits.
+        let target = outbox::SiteTarget {
+            site: config.site.parse()?,
+            workstation: config.workstation.clone(),
+        };
+        let outbox = Outbox::for_site(&config.db_path, specs, site.exercise, target)?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(replay, outbox, rx, Source::Site(Box::new(site))));
         Ok(Engine {
@@ -575,6 +581,10 @@ impl Engine {
             let run = replay.pipeline().run();
             acting(replay, "confirm", |a| {
                 let action = outbox.confirm(&token, &a.operator, Some(run))?;
+                if let Some(link) = &a.site {
+                    // Its message to the site waits with the decisions: publish it now.
+                    link.wake.notify_one();
+                }
                 if let Some(id) = &action.incident {
                     if matches!(a.desk.status(id), LifecycleStatus::New | LifecycleStatus::Acknowledged) {
                         let marked = match &a.site {
@@ -613,17 +623,32 @@ impl Engine {
     /// Queues a failed action again.
     pub async fn retry_action(&self, id: i64) -> Result<(), EngineError> {
         self.ask(Effect::Writes, move |replay, outbox| {
-            acting(replay, "retry", |a| Ok(outbox.retry(id, &a.operator)?))
+            acting(replay, "retry", |a| {
+                outbox.retry(id, &a.operator)?;
+                if let Some(link) = &a.site {
+                    link.wake.notify_one();
+                }
+                Ok(())
+            })
         })
         .await
     }
 
-    /// Cancels a queued or failed action.
+    /// Cancels a queued or failed action. At a workstation of a site, answers once the site
+    /// decided: refused when a dispatch worker took the action first.
     pub async fn cancel_action(&self, id: i64) -> Result<(), EngineError> {
-        self.ask(Effect::Writes, move |replay, outbox| {
-            acting(replay, "cancel", |a| Ok(outbox.cancel(id, &a.operator)?))
-        })
-        .await
+        let shared = self
+            .ask(Effect::Writes, move |replay, outbox| {
+                acting(replay, "cancel", |a| {
+                    let shared = outbox.cancel(id, &a.operator)?;
+                    if let Some(link) = &a.site {
+                        link.wake.notify_one();
+                    }
+                    Ok(shared)
+                })
+            })
+            .await?;
+        self.settled(shared).await
     }
 
     /// The quarantine of the current run, newest first, of one feed if given (see
@@ -1026,8 +1051,10 @@ async fn drive(
                 // it now rather than at the next tick, which is what a decision made at
                 // another workstation takes to show here.
                 if let Source::Site(site) = &mut source {
-                    if let Err(e) = site.pump(&mut replay).await {
-                        tracing::error!(error = %e, "applying the site's stream failed");
+                    match site.pump(&mut replay).await {
+                        Ok(true) => outbox.touch(),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %e, "applying the site's stream failed"),
                     }
                 }
                 let mut diff = replay.take_diff(false);
@@ -1044,8 +1071,10 @@ async fn drive(
                         tracing::error!(error = %e, "live ingest failed");
                     }
                 } else if let Source::Site(site) = &mut source {
-                    if let Err(e) = site.pump(&mut replay).await {
-                        tracing::error!(error = %e, "applying the site's stream failed");
+                    match site.pump(&mut replay).await {
+                        Ok(true) => outbox.touch(),
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %e, "applying the site's stream failed"),
                     }
                 } else if replay.playing {
                     // A step the disk refused is tried again (what it left undone, not more

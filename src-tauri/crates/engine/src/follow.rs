@@ -24,17 +24,21 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cityops_core::dispatch::BackendKind;
 use cityops_core::model::Millis;
 use cityops_core::tape::{self, TapeIssue, TapeLineError, TapeMessage};
 use cityops_core::workflow::{LifecycleStatus, OperatorRole};
 use cityops_live::pipeline::Pipeline;
+use cityops_site::dispatch::{CancelRequest, OutcomeBy, SiteAction, WorkerOutcome, WorkerState};
 use cityops_site::{Delivery, Op, OpEvent, Outgoing, Site, SiteConfig, SiteError, SiteId, Subject, Tick};
-use cityops_store::{AuditRecord, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteRosterEntry, Store};
+use cityops_store::{
+    AuditRecord, NewAction, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteOutcome, SiteRosterEntry, Store,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::dto::OperatorDto;
+use crate::dto::{HeaderDto, OperatorDto};
 use crate::error::EngineError;
 use crate::incidents::{clock_time, DecisionOp, Desk};
 use crate::replay::Replay;
@@ -337,6 +341,12 @@ impl FollowState {
                     applied = Applied::Event(row);
                 }
             }
+            Subject::Action => self.apply_action(cache, d)?,
+            Subject::Outcome => {
+                if let Some(row) = self.apply_outcome(cache, d)? {
+                    applied = Applied::Event(row);
+                }
+            }
             Subject::Other => self.quarantine(cache, d, "not a subject of cityops".into())?,
         }
         self.position = d.seq;
@@ -543,6 +553,121 @@ impl FollowState {
                     other => other.to_string(),
                 };
                 self.refuse(cache, d, row, reason, false).map(Some)
+            }
+        }
+    }
+
+    /// An action committed at a workstation of the site: this cache's outbox shows it (a
+    /// dispatch worker sends it), or queues it again when it is an operator's retry.
+    fn apply_action(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<(), EngineError> {
+        let a: SiteAction = match serde_json::from_slice(&d.payload) {
+            Ok(a) => a,
+            Err(e) => return self.quarantine(cache, d, format!("not an action: {e}")),
+        };
+        let Some(kind) = BackendKind::parse(&a.kind) else {
+            return self.quarantine(
+                cache,
+                d,
+                format!("an action for an unknown kind of backend {:?}", a.kind),
+            );
+        };
+        if d.subject != self.site.action_subject(&a.key) {
+            return self.quarantine(cache, d, format!("action {} on subject {}", a.key, d.subject));
+        }
+        let headers: Vec<HeaderDto> = a
+            .headers
+            .iter()
+            .map(|(name, value)| HeaderDto {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let new = NewAction {
+            key: &a.key,
+            run: Some(self.run),
+            incident: a.incident.as_deref(),
+            backend: &a.backend,
+            kind,
+            summary: &a.summary,
+            destination: &a.destination,
+            headers: &headers,
+            body: &a.body,
+            device: a.device.as_deref(),
+            exercise: a.exercise,
+            operator: &a.operator,
+            role: &a.role,
+            wall_ms: a.wall_ms,
+            scenario_ms: a.scenario_ms,
+        };
+        cache.store().apply_site_action(&new, a.retry_of, d.seq)?;
+        Ok(())
+    }
+
+    /// A dispatch worker's outcome, or an operator's cancellation (an event whose outcome its
+    /// author reads back: refused when a worker took the action first).
+    fn apply_outcome(&mut self, cache: &mut Cache<'_>, d: &Delivery) -> Result<Option<SiteEventRow>, EngineError> {
+        let wall_ms = chrono::Utc::now().timestamp_millis();
+        match self.site.outcome_by(&d.subject) {
+            Some(OutcomeBy::Worker) => {
+                let o: WorkerOutcome = match serde_json::from_slice(&d.payload) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.quarantine(cache, d, format!("not a dispatch worker's outcome: {e}"))?;
+                        return Ok(None);
+                    }
+                };
+                if self.site.outcome_subject(&o.key, OutcomeBy::Worker) != d.subject {
+                    self.quarantine(cache, d, format!("an outcome of {} on subject {}", o.key, d.subject))?;
+                    return Ok(None);
+                }
+                let worker = o.worker.as_str();
+                let outcome = match &o.state {
+                    WorkerState::Sending { .. } => SiteOutcome::Sending { worker },
+                    WorkerState::Delivered { reference } => SiteOutcome::Delivered { worker, reference },
+                    WorkerState::Sent { reference } => SiteOutcome::Sent { worker, reference },
+                    WorkerState::Retrying { reason, .. } => SiteOutcome::Retrying { worker, reason },
+                    WorkerState::Failed { reason } => SiteOutcome::Failed { worker, reason },
+                };
+                cache.store().apply_site_outcome(&o.key, &outcome, d.seq, wall_ms)?;
+                Ok(None)
+            }
+            Some(OutcomeBy::Cancel) => {
+                let c: CancelRequest = match serde_json::from_slice(&d.payload) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let row = self.row(d.seq, format!("malformed-{}", d.seq), "cancel", "", "");
+                        return self
+                            .refuse(cache, d, row, format!("not a cancellation: {e}"), true)
+                            .map(Some);
+                    }
+                };
+                let store = cache.store();
+                if store.site_event(&c.id)?.is_some() {
+                    return Ok(None);
+                }
+                let row = self.row(d.seq, c.id.clone(), "cancel", &c.operator, &c.workstation);
+                if self.site.outcome_subject(&c.key, OutcomeBy::Cancel) != d.subject {
+                    let reason = format!("a cancellation of {} on subject {}", c.key, d.subject);
+                    return self.refuse(cache, d, row, reason, true).map(Some);
+                }
+                if !store.site_roster()?.iter().any(|e| e.name == c.operator) {
+                    let reason = format!("operator {:?} is not on the site's roster", c.operator);
+                    return self.refuse(cache, d, row, reason, true).map(Some);
+                }
+                let (result, _) = store.with_site_event(row.clone(), || {
+                    store.apply_site_cancel(&c.key, &c.operator, d.seq, wall_ms)
+                });
+                match result {
+                    Ok(()) => Ok(Some(row)),
+                    Err(cityops_store::StoreError::Refused(reason)) => {
+                        self.refuse(cache, d, row, reason, false).map(Some)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            None => {
+                self.quarantine(cache, d, "not a subject of cityops".into())?;
+                Ok(None)
             }
         }
     }

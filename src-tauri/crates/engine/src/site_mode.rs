@@ -20,7 +20,7 @@ use std::time::Duration;
 use cityops_core::model::Millis;
 use std::collections::HashMap;
 
-use cityops_site::{Credentials, Presence, Seen, Site, SiteError, SiteId, PRESENCE_EVERY, PRESENCE_TTL};
+use cityops_site::{Credentials, Presence, Seen, Site, SiteError, SiteId, Subject, PRESENCE_EVERY, PRESENCE_TTL};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
@@ -103,6 +103,8 @@ pub(crate) struct SiteMode {
     /// The last presence said by each workstation, with when the server stored it.
     others: HashMap<String, Seen>,
     presence_task: tokio::task::JoinHandle<()>,
+    /// The site is an exercise: its actions are recorded, never sent.
+    pub(crate) exercise: bool,
 }
 
 impl SiteMode {
@@ -132,6 +134,15 @@ impl SiteMode {
                 ))
             })??;
         }
+        // Whether the site is an exercise, as the site says, or as this cache last heard it.
+        let exercise = match &first {
+            Some(site) => {
+                let exercise = site.exercise().await?;
+                follower.store().set_site_exercise(id.as_str(), exercise)?;
+                exercise
+            }
+            None => follower.store().site_exercise(id.as_str())?,
+        };
         let (state, mut replay) = follower
             .into_parts()
             .ok_or_else(|| EngineError::InvalidInput(format!("site {id} has no configuration yet")))?;
@@ -194,6 +205,7 @@ impl SiteMode {
                 own,
                 others: HashMap::new(),
                 presence_task,
+                exercise,
             },
             replay,
             dto,
@@ -201,8 +213,10 @@ impl SiteMode {
     }
 
     /// Applies what the link delivered (for at most [`APPLY_SLICE`]), publishes the decisions
-    /// waiting here while the link holds, and brings the status up to date.
-    pub(crate) async fn pump(&mut self, replay: &mut Replay) -> Result<(), EngineError> {
+    /// waiting here while the link holds, and brings the status up to date. True when an
+    /// action or an action's outcome was applied (the outbox changed).
+    pub(crate) async fn pump(&mut self, replay: &mut Replay) -> Result<bool, EngineError> {
+        let mut acted = false;
         let deadline = Instant::now() + APPLY_SLICE;
         while Instant::now() < deadline {
             let Ok(link) = self.link.try_recv() else { break };
@@ -223,6 +237,7 @@ impl SiteMode {
                         .get_or_insert_with(|| chrono::Utc::now().timestamp_millis());
                 }
                 Link::Message(d) => {
+                    acted |= matches!(d.delivery.kind, Subject::Action | Subject::Outcome);
                     let mut cache = Cache::Ready(replay);
                     if let Applied::Event(row) = self.state.apply(&mut cache, d)? {
                         // The author of a decision sees what became of it.
@@ -271,7 +286,7 @@ impl SiteMode {
         self.say_presence(replay);
         self.status.behind = self.last_seq.saturating_sub(self.state.position());
         self.status.waiting = replay.pipeline().store().site_pending()?.len() as u64;
-        Ok(())
+        Ok(acted)
     }
 
     /// Brings what this workstation says of itself up to date (who is signed in, what is

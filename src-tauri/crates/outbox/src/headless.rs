@@ -42,6 +42,13 @@ pub fn commit_burst(
     } else {
         Outbox::idle(db, specs)?
     };
+    commit_into(&mut outbox, burst, out)?;
+    Ok(outbox)
+}
+
+/// Commits `burst.count` actions into `outbox`, printing each key once on disk (see
+/// [`commit_burst`]).
+pub fn commit_into(outbox: &mut Outbox, burst: &Burst, out: &mut impl Write) -> Result<(), OutboxError> {
     let place = Place {
         point: burst.at,
         label: burst.label.clone(),
@@ -66,7 +73,7 @@ pub fn commit_burst(
                 source: e,
             })?;
     }
-    Ok(outbox)
+    Ok(())
 }
 
 /// Delivers until nothing is queued or in flight, or `timeout` passes; returns the counts of

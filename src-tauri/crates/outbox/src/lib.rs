@@ -14,6 +14,7 @@ pub mod error;
 pub mod headless;
 pub mod lease;
 pub mod sender;
+pub mod site_worker;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,6 +67,15 @@ pub struct Outbox {
     /// The outbox's own connection, `synchronous=FULL`: commits, operators' retries and
     /// cancellations, and the view.
     store: Store,
+    /// At a workstation of a site: where its actions go (the site's dispatch workers send them).
+    site: Option<SiteTarget>,
+}
+
+/// The site a workstation's actions go to, and the workstation's name there.
+#[derive(Debug, Clone)]
+pub struct SiteTarget {
+    pub site: cityops_site::SiteId,
+    pub workstation: String,
 }
 
 impl Drop for Outbox {
@@ -140,7 +150,30 @@ impl Outbox {
             shared,
             tasks,
             store,
+            site: None,
         })
+    }
+
+    /// The outbox of a workstation of a site: it previews and commits actions like any other,
+    /// each with the message that publishes it to the site in the same transaction, and sends
+    /// nothing itself: the site's dispatch workers do, and what became of each action comes
+    /// back through the site's stream. On an exercise site its actions are marked as such.
+    pub fn for_site(
+        db: &Path,
+        specs: Vec<BackendSpec>,
+        exercise: bool,
+        target: SiteTarget,
+    ) -> Result<Outbox, OutboxError> {
+        let mut outbox = Outbox::idle(db, specs)?;
+        outbox.exercise = exercise;
+        outbox.links = outbox
+            .links
+            .iter()
+            .map(|l| Arc::new(Link::new(l.spec.clone(), exercise)))
+            .collect();
+        outbox.site = Some(target);
+        outbox.shared.changed.store(true, Ordering::SeqCst);
+        Ok(outbox)
     }
 
     /// Who holds the sender lease while this outbox waits for it.
@@ -162,6 +195,7 @@ impl Outbox {
             shared: Arc::default(),
             tasks: Arc::default(),
             store,
+            site: None,
         })
     }
 
@@ -347,7 +381,7 @@ impl Outbox {
         let store = &self.store;
         let p = &pending.preview;
         let wall = chrono::Utc::now().timestamp_millis();
-        let id = store.commit_action(&NewAction {
+        let new = NewAction {
             key: &p.key,
             run,
             incident: pending.incident.as_deref(),
@@ -363,7 +397,14 @@ impl Outbox {
             role: operator.role.as_str(),
             wall_ms: wall,
             scenario_ms: Some(pending.scenario_ms),
-        })?;
+        };
+        let id = match &self.site {
+            Some(target) => {
+                let out = cityops_site::Outgoing::action(&target.site, &site_action(&new, &target.workstation, None));
+                store.commit_site_action(&new, &out.id, &out.subject, &out.payload)?
+            }
+            None => store.commit_action(&new)?,
+        };
         tracing::info!(key = %p.key, backend = %p.backend.id, summary = %p.summary, "action committed");
         self.poke(&p.backend.id);
         // What was just committed, without reading it back.
@@ -388,8 +429,48 @@ impl Outbox {
         })
     }
 
-    /// Puts a failed action back in the queue.
+    /// Puts a failed action back in the queue. At a workstation of a site the retry goes to
+    /// the site, and the action is queued again when it comes back through the stream.
     pub fn retry(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
+        if let Some(target) = &self.site {
+            let row = self
+                .store
+                .action(id)?
+                .ok_or_else(|| OutboxError::NotFound(format!("action {id}")))?;
+            let wall = chrono::Utc::now().timestamp_millis();
+            let headers = row.headers.clone();
+            let new = NewAction {
+                key: &row.dto.key,
+                run: None,
+                incident: row.dto.incident.as_deref(),
+                backend: &row.dto.backend,
+                kind: row.dto.kind,
+                summary: &row.dto.summary,
+                destination: &row.dto.destination,
+                headers: &headers,
+                body: &row.body,
+                device: row.device.as_deref(),
+                exercise: row.dto.exercise,
+                operator: &operator.name,
+                role: operator.role.as_str(),
+                wall_ms: wall,
+                scenario_ms: row.dto.scenario_ms,
+            };
+            self.store.commit_site_change(
+                id,
+                &["failed"],
+                "retried",
+                |_, failed| {
+                    let out = cityops_site::Outgoing::action(
+                        &target.site,
+                        &site_action(&new, &target.workstation, Some(failed.unwrap_or(0))),
+                    );
+                    (out.id, out.subject, out.payload)
+                },
+                wall,
+            )?;
+            return Ok(());
+        }
         self.store.retry_action(
             id,
             &operator.name,
@@ -402,8 +483,32 @@ impl Outbox {
         Ok(())
     }
 
-    /// Cancels a queued or failed action.
-    pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<(), OutboxError> {
+    /// Cancels a queued or failed action. At a workstation of a site the cancellation goes to
+    /// the site, and its id comes back: it stands only if no dispatch worker took the action
+    /// first, which the site's stream decides (the outcome is kept under that id).
+    pub fn cancel(&self, id: i64, operator: &OperatorDto) -> Result<Option<String>, OutboxError> {
+        if let Some(target) = &self.site {
+            let wall = chrono::Utc::now().timestamp_millis();
+            let cancel_id = format!("cancel-{}-{wall}-{}", target.workstation, random_hex(8));
+            self.store.commit_site_change(
+                id,
+                &["queued", "failed"],
+                "cancelled",
+                |key, _| {
+                    let cancel = cityops_site::dispatch::CancelRequest {
+                        id: cancel_id.clone(),
+                        key: key.to_owned(),
+                        operator: operator.name.clone(),
+                        workstation: target.workstation.clone(),
+                        wall_ms: wall,
+                    };
+                    let out = cityops_site::Outgoing::cancel(&target.site, &cancel);
+                    (out.id, out.subject, out.payload)
+                },
+                wall,
+            )?;
+            return Ok(Some(cancel_id));
+        }
         self.store.cancel_action(
             id,
             &operator.name,
@@ -411,7 +516,12 @@ impl Outbox {
             chrono::Utc::now().timestamp_millis(),
         )?;
         self.shared.changed.store(true, Ordering::SeqCst);
-        Ok(())
+        Ok(None)
+    }
+
+    /// Marks the view changed (a workstation of a site applied an action's outcome).
+    pub fn touch(&self) {
+        self.shared.changed.store(true, Ordering::SeqCst);
     }
 
     fn poke(&self, backend: &str) {
@@ -522,6 +632,28 @@ impl Senders {
                 Err(e) => tracing::warn!(error = %e, "cannot check the outbox's sender lease"),
             }
         }
+    }
+}
+
+/// An action committed here, as the site's dispatch workers take it.
+fn site_action(a: &NewAction<'_>, workstation: &str, retry_of: Option<u64>) -> cityops_site::dispatch::SiteAction {
+    cityops_site::dispatch::SiteAction {
+        key: a.key.to_owned(),
+        backend: a.backend.to_owned(),
+        kind: a.kind.as_str().to_owned(),
+        summary: a.summary.to_owned(),
+        destination: a.destination.to_owned(),
+        headers: a.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect(),
+        body: a.body.to_owned(),
+        device: a.device.map(str::to_owned),
+        incident: a.incident.map(str::to_owned),
+        operator: a.operator.to_owned(),
+        role: a.role.to_owned(),
+        workstation: workstation.to_owned(),
+        exercise: a.exercise,
+        wall_ms: a.wall_ms,
+        scenario_ms: a.scenario_ms,
+        retry_of,
     }
 }
 

@@ -7,7 +7,9 @@
 //! - `cityops.<site>.ops.<kind>`: the operators' decisions ([`OpEvent`]);
 //! - `cityops.<site>.clock`: the site's clock ticks (a tape's end, a live ingest's seconds), so
 //!   correlation can finish a second in which nothing more arrives;
-//! - `cityops.<site>.config`: the feeds, rules and assets the site runs with ([`SiteConfig`]).
+//! - `cityops.<site>.config`: the feeds, rules and assets the site runs with ([`SiteConfig`]);
+//! - `cityops.<site>.action.<key>` and `cityops.<site>.outcome.<key>.<by>`: operators' actions
+//!   to backends and what became of them ([`dispatch`]).
 //!
 //! Feed messages and decisions share one stream on purpose: its sequence numbers are the one
 //! total order every workstation applies, assigned by the server. Two streams would need a
@@ -18,6 +20,8 @@
 //! line's SHA-256; an event's id, made by its author), so a retried publish, or a second
 //! ingest node on the same feeds, adds nothing within the stream's duplicate window; followers
 //! also drop an event id they have already applied, which covers a publish retried later.
+
+pub mod dispatch;
 
 use std::fmt;
 use std::str::FromStr;
@@ -139,6 +143,8 @@ impl SiteId {
         match rest.split_once('.') {
             Some(("feed", _)) => Subject::Feed,
             Some(("ops", _)) => Subject::Ops,
+            Some(("action", _)) => Subject::Action,
+            Some(("outcome", _)) => Subject::Outcome,
             None if rest == "clock" => Subject::Clock,
             None if rest == "config" => Subject::Config,
             _ => Subject::Other,
@@ -153,6 +159,10 @@ pub enum Subject {
     Ops,
     Clock,
     Config,
+    /// An operator's action to a backend ([`dispatch::SiteAction`]).
+    Action,
+    /// A dispatch worker's outcome or an operator's cancellation of an action.
+    Outcome,
     /// Not a subject cityops writes (quarantined by followers).
     Other,
 }
@@ -361,6 +371,8 @@ pub struct Delivery {
 #[serde(rename_all = "camelCase")]
 pub struct StreamSummary {
     pub stream: String,
+    /// An exercise site: its actions are recorded, never sent.
+    pub exercise: bool,
     pub subjects: Vec<String>,
     pub replicas: usize,
     pub messages: u64,
@@ -486,14 +498,22 @@ impl Site {
     }
 
     /// Creates the site's stream with `replicas` copies (1 on a single server, 3 on a cluster
-    /// that must survive losing a node). Idempotent: an existing stream is left as it is.
-    pub async fn init(&self, replicas: usize) -> Result<StreamSummary, SiteError> {
+    /// that must survive losing a node), marked as an exercise if `exercise` (nothing of an
+    /// exercise site is ever sent to a backend), with its presence bucket and its dispatch
+    /// queue. Idempotent: an existing stream is left as it is, but a live site is never
+    /// turned into an exercise or back.
+    pub async fn init(&self, replicas: usize, exercise: bool, ack_wait: Duration) -> Result<StreamSummary, SiteError> {
+        let mut metadata = std::collections::HashMap::new();
+        if exercise {
+            metadata.insert(dispatch::EXERCISE_METADATA.to_owned(), "true".to_owned());
+        }
         let config = stream::Config {
             name: self.id.stream(),
             subjects: vec![self.id.all_subjects()],
             storage: stream::StorageType::File,
             num_replicas: replicas,
             duplicate_window: DUPLICATE_WINDOW,
+            metadata,
             ..Default::default()
         };
         let mut s = self
@@ -501,6 +521,25 @@ impl Site {
             .get_or_create_stream(config)
             .await
             .map_err(|e| self.stream_error(format!("cannot create stream {}: {e}", self.id.stream())))?;
+        let was_exercise = s
+            .info()
+            .await
+            .map_err(|e| self.stream_error(e))?
+            .config
+            .metadata
+            .get(dispatch::EXERCISE_METADATA)
+            .is_some_and(|v| v == "true");
+        if was_exercise != exercise {
+            let (is, asked) = if was_exercise {
+                ("an exercise", "live")
+            } else {
+                ("live", "an exercise")
+            };
+            return Err(self.stream_error(format!(
+                "the site exists and is {is}; it cannot become {asked} (use another site id)"
+            )));
+        }
+        self.init_dispatch(ack_wait).await?;
         let presence = kv::Config {
             bucket: self.id.presence_bucket(),
             description: "who is signed in at which workstation, and what they look at".into(),
@@ -516,6 +555,7 @@ impl Site {
             .map_err(|e| self.stream_error(format!("cannot create the presence bucket: {e}")))?;
         let info = s.info().await.map_err(|e| self.stream_error(e))?;
         Ok(StreamSummary {
+            exercise,
             stream: info.config.name.clone(),
             subjects: info.config.subjects.clone(),
             replicas: info.config.num_replicas,

@@ -44,6 +44,7 @@ impl Worker {
     /// A worker for `site` over the backends of `specs`. On an exercise site the links are
     /// exercise links that can send nothing.
     pub async fn new(site: &Site, name: String, specs: Vec<BackendSpec>) -> Result<Worker, SiteError> {
+        site.check_claims()?;
         let exercise = site.exercise().await?;
         let links = specs
             .into_iter()

@@ -327,6 +327,21 @@ impl Site {
         Ok(Jobs(messages))
     }
 
+    /// Refuses a server too old for claims: `Nats-Expected-Last-Subject-Sequence-Subject`
+    /// came with nats-server 2.11, and an older server ignores it, which would let a claim
+    /// and a cancellation both win.
+    pub fn check_claims(&self) -> Result<(), SiteError> {
+        let version = self.client.server_info().version;
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if (major, minor) < (2, 11) {
+            return Err(self.stream_error(format!(
+                "nats-server {version} cannot check a dispatch worker's claim; dispatch on a site needs 2.11 or later"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the site is an exercise (`site init --exercise`): nothing of it is ever sent.
     pub async fn exercise(&self) -> Result<bool, SiteError> {
         let mut s = self.stream().await?;

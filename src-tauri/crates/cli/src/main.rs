@@ -15,6 +15,7 @@ use cityops_store::{AuditOutcome, Store};
 use clap::{Parser, Subcommand};
 
 mod site;
+mod train;
 
 /// mimalloc instead of the system allocator: a seek frees and rebuilds tens of thousands of
 /// small allocations (observations, incident indexes), where glibc's malloc spent a fifth of
@@ -323,6 +324,10 @@ enum Command {
         /// The run (the newest by default).
         #[arg(long)]
         run: Option<i64>,
+        /// Score what this trainee did (repeat for several, scored side by side): on an
+        /// exercise site every trainee's cache holds everyone's decisions.
+        #[arg(long)]
+        operator: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -365,6 +370,34 @@ enum Command {
         /// `max` for as fast as the server takes it, or a factor such as 60.
         #[arg(long, default_value = "max")]
         speed: String,
+    },
+    /// The trainer's clock of an exercise site: publishes the scenario into it as the clock
+    /// runs, with commands on standard input (pause, play, speed N, seek +S, inject ID LON LAT,
+    /// end), so every trainee's workstation follows the trainer's clock.
+    Train {
+        #[command(flatten)]
+        at: site::SiteArgs,
+        /// The scenario folder (holding scenario.toml).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The trainer (a trainer on the site's roster).
+        #[arg(long)]
+        trainer: String,
+        /// The environment variable holding the trainer's PIN.
+        #[arg(long)]
+        pin_env: Option<String>,
+        /// The trainer's workstation (this machine's name by default).
+        #[arg(long)]
+        workstation: Option<String>,
+        /// The clock's speed: a factor of real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Start with the clock paused.
+        #[arg(long)]
+        paused: bool,
+        /// The trainer's cache of the site (a temporary one without it).
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// A headless workstation: applies the site's streams to its local cache, until Ctrl-C.
     Follow {
@@ -736,7 +769,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scenario,
             db,
             run,
+            operator,
             json,
+        } if !operator.is_empty() => {
+            let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
+            let store = Store::open(&db)?;
+            let run = match run {
+                Some(r) => r,
+                None => store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+            };
+            let mut trainees = Vec::new();
+            for name in &operator {
+                let score =
+                    cityops_engine::training::score_run_of(&store, run, &scenario.manifest.objectives, Some(name))?;
+                trainees.push(serde_json::json!({ "operator": name, "score": score }));
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "scenario": scenario.manifest.name, "run": run, "trainees": trainees })
+                );
+            } else {
+                println!("{}: run {run}, side by side", scenario.manifest.name);
+                for t in &trainees {
+                    println!(
+                        "  {:<16} {} of {} points",
+                        t["operator"].as_str().unwrap_or_default(),
+                        t["score"]["points"],
+                        t["score"]["maxPoints"]
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Score {
+            scenario,
+            db,
+            run,
+            json,
+            ..
         } => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
             let store = Store::open(&db)?;
@@ -818,6 +891,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => site::init(at, replicas, exercise, ack_wait),
         Command::Publish { at, scenario, speed } => site::publish(at, &scenario, &speed),
+        Command::Train {
+            at,
+            scenario,
+            trainer,
+            pin_env,
+            workstation,
+            speed,
+            paused,
+            db,
+        } => train::train(train::Train {
+            at,
+            scenario,
+            trainer,
+            pin: pin_env.as_deref().map(read_pin).transpose()?,
+            workstation: workstation.unwrap_or_else(site::hostname),
+            speed,
+            paused,
+            db,
+        }),
         Command::Follow {
             at,
             db,

@@ -31,11 +31,11 @@ pub struct SiteArgs {
 }
 
 impl SiteArgs {
-    fn id(&self) -> anyhow::Result<SiteId> {
+    pub(crate) fn id(&self) -> anyhow::Result<SiteId> {
         Ok(self.site.parse()?)
     }
 
-    async fn connect(&self) -> anyhow::Result<Site> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<Site> {
         Ok(Site::connect(&self.nats, self.id()?, Credentials::from_env()).await?)
     }
 }
@@ -188,7 +188,7 @@ impl ActCommand {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

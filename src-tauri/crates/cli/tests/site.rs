@@ -131,21 +131,7 @@ fn demo_site(home: &Path, users: [&str; 2]) -> (common::Peer, String, [PathBuf; 
 }
 
 fn follow(home: &Path, user: &str, url: &str, db: &Path) -> Value {
-    json(cityops(
-        home,
-        user,
-        &[
-            "follow",
-            "--nats",
-            url,
-            "--site",
-            "hel",
-            "--db",
-            db.to_str().unwrap(),
-            "--until-idle",
-            "--json",
-        ],
-    ))
+    follow_site(home, user, url, "hel", db)
 }
 
 fn act(home: &Path, user: &str, url: &str, db: &Path, operator: &str, decision: &[&str]) -> Output {
@@ -1594,4 +1580,229 @@ fn a_cancel_stands_before_a_worker_takes_the_action_and_says_so_when_too_late() 
             "a workstation said an action was delivered"
         );
     });
+}
+
+/// Training across machines: a trainer (`cityops train`, its own process and NATS user) drives
+/// an exercise site that two trainee workstations follow. The trainer seeks ahead, injects,
+/// is refused going back, and ends the exercise; both trainees hold the same incidents (the
+/// inject among them) and the same decisions, the exercise is ended in both caches, and the
+/// trainees are scored side by side by what each did.
+#[test]
+fn a_trainer_drives_two_trainees_who_are_scored_side_by_side() {
+    use std::io::{BufRead, BufReader, Write};
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let server = nats(free_port(), &home.join("nats"), None);
+    let url = nats_url(&server);
+    let site = "hel-ex1";
+    ok(cityops(
+        home,
+        "admin",
+        &["site", "init", "--nats", &url, "--site", site, "--exercise"],
+    ));
+    for (name, role) in [("Aino", "operator"), ("Bo", "operator")] {
+        ok(cityops(
+            home,
+            "admin",
+            &["roster", "add", name, "--role", role, "--nats", &url, "--site", site],
+        ));
+    }
+    ok(cityops(
+        home,
+        "admin",
+        &[
+            "roster",
+            "add",
+            "Tia",
+            "--role",
+            "trainer",
+            "--pin-env",
+            "SUPERVISOR_PIN",
+            "--nats",
+            &url,
+            "--site",
+            site,
+        ],
+    ));
+    let scenario = demo();
+    let mut trainer = command(home, "ws-c", &[])
+        .args(["train", "--nats", &url, "--site", site, "--scenario"])
+        .arg(&scenario)
+        .args([
+            "--trainer",
+            "Tia",
+            "--pin-env",
+            "SUPERVISOR_PIN",
+            "--workstation",
+            "ws-c",
+            "--paused",
+            "--db",
+        ])
+        .arg(home.join("ws-c.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(home.join("trainer.log")).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut to_trainer = trainer.stdin.take().unwrap();
+    let mut from_trainer = BufReader::new(trainer.stdout.take().unwrap()).lines();
+    let mut tell = |command: &str| -> Value {
+        if !command.is_empty() {
+            writeln!(to_trainer, "{command}").unwrap();
+        }
+        let line = from_trainer
+            .next()
+            .unwrap_or_else(|| {
+                panic!(
+                    "the trainer stopped: {}",
+                    std::fs::read_to_string(home.join("trainer.log")).unwrap()
+                )
+            })
+            .unwrap();
+        let status: Value = serde_json::from_str(&line).unwrap();
+        eprintln!("trainer: {command} -> {status}");
+        status
+    };
+    let started = tell("");
+    assert_eq!(started["said"], "started");
+    assert_eq!(started["playing"], false);
+    // 19:12:30Z (21:12:30 in Helsinki): the substation tripped 23 s ago.
+    let moved = tell("seek +750");
+    assert_eq!(moved["atMs"], started["atMs"].as_i64().unwrap() + 750_000, "{moved}");
+    assert!(moved["published"].as_u64().unwrap() > 50, "{moved}");
+
+    // Both trainees see the outage; Aino acknowledges it, Bo does nothing.
+    let a = home.join("ws-a.db");
+    let b = home.join("ws-b.db");
+    follow_site(home, "ws-a", &url, site, &a);
+    follow_site(home, "ws-b", &url, site, &b);
+    let outage = outage_id(home, &a);
+    let acked = cityops(
+        home,
+        "ws-a",
+        &[
+            "act",
+            "--nats",
+            &url,
+            "--site",
+            site,
+            "--operator",
+            "Aino",
+            "--workstation",
+            "ws-a",
+            "--db",
+            a.to_str().unwrap(),
+            "--json",
+            "acknowledge",
+            "--incident",
+            &outage,
+        ],
+    );
+    assert_eq!(json(acked)["outcome"], "accepted");
+
+    // The trainer injects a second trip at the substation, cannot go back, moves on and ends.
+    let injected = tell("inject substation-trip 24.942313 60.173151");
+    assert!(
+        injected["said"]
+            .as_str()
+            .unwrap()
+            .starts_with("injected Substation trip"),
+        "{injected}"
+    );
+    let back = tell("seek 2026-11-26T19:05:00Z");
+    assert!(
+        back["said"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused: an exercise on a site cannot go back"),
+        "{back}"
+    );
+    assert_eq!(back["atMs"], injected["atMs"], "the clock stayed");
+    let ahead = tell("seek +300");
+    assert_eq!(ahead["atMs"], moved["atMs"].as_i64().unwrap() + 300_000, "{ahead}");
+    let ended = tell("end");
+    assert_eq!(ended["said"], "exercise ended");
+    drop(to_trainer);
+    assert!(trainer.wait().unwrap().success());
+
+    // Both trainees hold the same picture, decisions and end.
+    let sa = follow_site(home, "ws-a", &url, site, &a);
+    let sb = follow_site(home, "ws-b", &url, site, &b);
+    assert_eq!(agreed(&sa), agreed(&sb));
+    for db in [&a, &b] {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let injected: (String, String) = conn
+            .query_row(
+                "SELECT entity, kind FROM observations WHERE feed = 'inject.utility'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            injected,
+            ("way/644615094".into(), "substation.trip".into()),
+            "the inject snapped to the substation"
+        );
+        let (ended_ms, by): (i64, String) = conn
+            .query_row(
+                "SELECT ended_ms, ended_by FROM runs WHERE ended_ms IS NOT NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(by, "Tia");
+        assert_eq!(ended_ms, ahead["atMs"].as_i64().unwrap(), "ended at the trainer's time");
+    }
+
+    // Scored side by side: Aino acknowledged in time, Bo did not.
+    let report = json(cityops(
+        home,
+        "ws-a",
+        &[
+            "score",
+            scenario.to_str().unwrap(),
+            "--db",
+            a.to_str().unwrap(),
+            "--operator",
+            "Aino",
+            "--operator",
+            "Bo",
+            "--json",
+        ],
+    ));
+    let trainees = report["trainees"].as_array().unwrap();
+    let ack = |i: usize| {
+        trainees[i]["score"]["objectives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "ack-outage")
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(trainees[0]["operator"], "Aino");
+    assert_eq!(ack(0), "met", "{report}");
+    assert_eq!(ack(1), "missed", "{report}");
+    assert!(
+        trainees[0]["score"]["points"].as_f64() > trainees[1]["score"]["points"].as_f64(),
+        "{report}"
+    );
+}
+
+fn follow_site(home: &Path, user: &str, url: &str, site: &str, db: &Path) -> Value {
+    json(cityops(
+        home,
+        user,
+        &[
+            "follow",
+            "--nats",
+            url,
+            "--site",
+            site,
+            "--db",
+            db.to_str().unwrap(),
+            "--until-idle",
+            "--json",
+        ],
+    ))
 }

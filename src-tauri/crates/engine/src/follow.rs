@@ -533,6 +533,31 @@ impl FollowState {
         };
         let role = OperatorRole::parse(&who.role).unwrap_or(OperatorRole::Operator);
         let run = self.run;
+        if let Op::Clock { .. } | Op::End = &event.op {
+            // The trainer's: recorded (the clock), or ending every workstation's exercise.
+            if !matches!(role, OperatorRole::Trainer | OperatorRole::Supervisor) {
+                let reason = format!("the exercise's clock is a trainer's; {} is {}", who.name, who.role);
+                return self.refuse(cache, d, row, reason, false).map(Some);
+            }
+            if !store.site_exercise(self.site.as_str())? {
+                let reason = "this site is live, not an exercise (site init --exercise)".to_owned();
+                return self.refuse(cache, d, row, reason, false).map(Some);
+            }
+            if matches!(event.op, Op::End) {
+                let wall = event.wall_ms;
+                let (r, committed) = store.with_site_event(row.clone(), || {
+                    store.end_exercise(run, event.at_ms, &who.name, role.as_str(), wall)
+                });
+                r?;
+                if !committed {
+                    // Ended before: the first end stands, and this one is recorded beside it.
+                    store.record_site_event(&row, None)?;
+                }
+            } else {
+                store.record_site_event(&row, None)?;
+            }
+            return Ok(Some(row));
+        }
         let (desk, store) = cache.desk();
         let Some(desk) = desk else {
             let reason = "the site has no correlation rules (or no configuration yet), so no incidents to act on";
@@ -852,7 +877,7 @@ fn apply_op_as(
             },
         ),
         Op::Undo => decide(desk, DecisionOp::Undo),
-        Op::Roster { .. } | Op::Role { .. } => Err(EngineError::InvalidInput(
+        Op::Roster { .. } | Op::Role { .. } | Op::Clock { .. } | Op::End => Err(EngineError::InvalidInput(
             "a roster change is not an incident decision".into(),
         )),
     }
@@ -986,21 +1011,9 @@ fn read_event(payload: &[u8]) -> Result<OpEvent, (Option<String>, String)> {
         .and_then(|v| v.as_str())
         .filter(|s| !s.is_empty() && s.len() <= 200)
         .map(str::to_owned);
-    const KINDS: [&str; 10] = [
-        "own",
-        "transition",
-        "sop",
-        "note",
-        "merge",
-        "split",
-        "reassign",
-        "undo",
-        "roster",
-        "role",
-    ];
     match value.get("kind").and_then(|k| k.as_str()) {
         None => return Err((id, "no kind".into())),
-        Some(k) if !KINDS.contains(&k) => return Err((id, format!("unknown kind {k:?}"))),
+        Some(k) if !Op::KINDS.contains(&k) => return Err((id, format!("unknown kind {k:?}"))),
         Some(_) => {}
     }
     let event: OpEvent =
@@ -1127,6 +1140,9 @@ pub async fn follow_until(
     f: &mut Follower,
     mut done: impl FnMut(&Follower) -> bool,
 ) -> Result<(), EngineError> {
+    // Whether the site is an exercise decides what a trainer's events may do here.
+    let exercise = site.exercise().await?;
+    f.store().set_site_exercise(site.id().as_str(), exercise)?;
     // After the site refused a publish, the waiting decisions are offered again only later.
     let (_, refused) = publish_waiting(site, f.store()).await?;
     let mut publish_after = next_offer(refused);

@@ -78,10 +78,15 @@ impl Scenario {
     /// mappings name. Errors name the part of the configuration (`site:hel/rules`).
     pub fn from_site(dir: &Path, site: &str, config: &cityops_site::SiteConfig) -> Result<Scenario, EngineError> {
         let part = |name: &str| PathBuf::from(format!("site:{site}/{name}"));
-        let manifest = Manifest::parse(&config.manifest).map_err(|source| EngineError::Manifest {
+        let mut manifest = Manifest::parse(&config.manifest).map_err(|source| EngineError::Manifest {
             path: part(MANIFEST),
             source,
         })?;
+        if !manifest.injects.is_empty() {
+            // A trainer of the site (`cityops train`) injects on the built-in inject feeds, as
+            // a replay's trainer does.
+            manifest.feeds.extend(cityops_core::inject::feed_specs());
+        }
         let assets = match &config.assets {
             Some(text) => AssetIndex::parse_geojson(text).map_err(|source| EngineError::Assets {
                 path: part("assets"),

@@ -38,6 +38,19 @@ fn decode_component(s: &str) -> String {
 
 /// Scores run `run` of the database against `objectives`.
 pub fn score_run(store: &Store, run: RunId, objectives: &[Objective]) -> Result<Score, StoreError> {
+    score_run_of(store, run, objectives, None)
+}
+
+/// Scores what one trainee did in run `run` (`operator`; everyone's when `None`): the
+/// incidents are everyone's, the acknowledgements, steps and actions the trainee's own, so
+/// trainees of one exercise site are scored side by side.
+pub fn score_run_of(
+    store: &Store,
+    run: RunId,
+    objectives: &[Objective],
+    operator: Option<&str>,
+) -> Result<Score, StoreError> {
+    let mine = |who: &str| operator.is_none_or(|o| o == who);
     let incidents: Vec<IncidentFact> = store
         .stored_incidents(run)?
         .into_iter()
@@ -50,6 +63,7 @@ pub fn score_run(store: &Store, run: RunId, objectives: &[Objective]) -> Result<
     let transitions: Vec<TransitionFact> = store
         .transitions(run)?
         .into_iter()
+        .filter(|t| mine(&t.operator))
         .map(|t| TransitionFact {
             incident: t.incident,
             to: t.to,
@@ -60,6 +74,7 @@ pub fn score_run(store: &Store, run: RunId, objectives: &[Objective]) -> Result<
     let actions: Vec<ActionFact> = store
         .actions_of_run(run)?
         .into_iter()
+        .filter(|a| mine(&a.operator))
         .filter_map(|a| {
             let service_code = (a.kind == BackendKind::Open311)
                 .then(|| form_value(&a.body, "service_code"))

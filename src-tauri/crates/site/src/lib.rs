@@ -262,12 +262,39 @@ pub enum Op {
         role: String,
         pin_hash: Option<String>,
     },
+    /// A trainer's clock of an exercise site (`cityops train`): playing or paused, at a speed
+    /// (a factor, as text), or moved ahead to `at_ms` (`seek`). The site's time itself follows
+    /// from the tape the trainer publishes; this records the trainer's decision.
+    Clock {
+        playing: bool,
+        speed: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seek_ms: Option<Millis>,
+    },
+    /// The trainer ends the exercise: every workstation's run is ended at the event's time.
+    End,
 }
 
 /// The `role` of a roster change that takes the operator off the roster.
 pub const REMOVED: &str = "removed";
 
 impl Op {
+    /// Every kind of event, as [`Op::kind`] names them.
+    pub const KINDS: [&'static str; 12] = [
+        "transition",
+        "sop",
+        "note",
+        "merge",
+        "split",
+        "reassign",
+        "own",
+        "undo",
+        "roster",
+        "role",
+        "clock",
+        "end",
+    ];
+
     /// The subject token of this kind of event.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -281,6 +308,8 @@ impl Op {
             Op::Undo => "undo",
             Op::Roster { .. } => "roster",
             Op::Role { .. } => "role",
+            Op::Clock { .. } => "clock",
+            Op::End => "end",
         }
     }
 }

@@ -2036,8 +2036,35 @@ async fn desktop_site() -> Result<()> {
     )?;
     let demo = repo().join("fixtures/scenarios/helsinki-storm");
     site_admin(&url, &["publish", "--scenario", demo.to_str().unwrap()])?;
+    // The city works' Open311 server, and the site's dispatch worker that sends to it: the
+    // windows send nothing themselves.
+    let open311 = free_port();
+    let _open311 = Peer::start("open311", &tmp, open311, Duration::from_secs(60)).await?;
+    let backends = live_backends(&tmp, open311)?;
+    let _worker = Worker(
+        Command::new(target_dir().join("debug/cityops"))
+            .args([
+                "dispatch-worker",
+                "--nats",
+                &url,
+                "--site",
+                "hel",
+                "--name",
+                "worker-1",
+                "--backends",
+            ])
+            .arg(&backends)
+            .env("CITYOPS_NATS_USER", "dispatch")
+            .env("CITYOPS_NATS_PASSWORD", "dispatch-test-pass")
+            .env("CITYOPS_OPEN311_KEY", "k-test")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.join("worker-1.log"))?)
+            .spawn()
+            .context("starting the dispatch worker")?,
+    );
     let env = |ws: &str| {
         [
+            ("CITYOPS_BACKENDS", backends.clone()),
             ("CITYOPS_NATS", PathBuf::from(&url)),
             ("CITYOPS_SITE", PathBuf::from("hel")),
             ("CITYOPS_WORKSTATION", PathBuf::from(ws)),
@@ -2110,6 +2137,16 @@ async fn desktop_site() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(600), run)
         .await
         .context("the site end-to-end test took over 10 minutes")?
+}
+
+/// A process killed when dropped (the site's dispatch worker).
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The outage's queue entry: its status and text, once the queue shows it.
@@ -2313,6 +2350,27 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
         std::fs::write(&out, c.screenshot().await?)?;
         println!("screenshot saved: {}", out.display());
     }
+
+    // Aino requests a crew for the outage in window A: the site's dispatch worker sends it,
+    // and window B shows it delivered with the city works' reference.
+    let reference = dispatch_crew(a, false).await?;
+    let in_b = wait_js(
+        b,
+        "the crew's request delivered in window B",
+        r#"const e = document.querySelector("[data-testid=incident-actions] [data-testid^=incident-action-]");
+           if (!e || e.querySelector("[data-status]")?.dataset.status !== "delivered") return null;
+           return e.querySelector("[data-reference]").dataset.reference;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    ensure!(
+        in_b == reference.as_str(),
+        "window B shows {in_b}, window A {reference}"
+    );
+    println!("the crew's request, sent by the site's worker: {reference} in both windows");
+    let shot = std::env::temp_dir().join(format!("cityops-e2e-{}-site-b-dispatched.png", std::process::id()));
+    std::fs::write(&shot, b.screenshot().await?)?;
+    println!("window B after the dispatch: {}", shot.display());
 
     // The roster is the site's: Sari, a supervisor, names Cai an operator in window A, and
     // Cai signs in at window B.

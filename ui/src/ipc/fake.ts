@@ -55,6 +55,7 @@ export const FAKE_SCENARIO: ScenarioDto = {
   ],
   live: false,
   site: null,
+  exerciseSite: false,
   injects: [
     {
       id: "substation-trip",

@@ -207,6 +207,8 @@ pub struct ScenarioDto {
     pub injects: Vec<InjectOptionDto>,
     /// A workstation of a site: the site's id (its clock is the site's, not the wall's).
     pub site: Option<String>,
+    /// The site is an exercise: its clock is the trainer's and nothing is sent.
+    pub exercise_site: bool,
 }
 
 impl ScenarioDto {
@@ -236,6 +238,7 @@ impl ScenarioDto {
             live: false,
             injects: m.injects.iter().map(InjectOptionDto::from).collect(),
             site: None,
+            exercise_site: false,
         }
     }
 }

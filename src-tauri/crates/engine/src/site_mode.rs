@@ -157,6 +157,7 @@ impl SiteMode {
         let mut dto = ScenarioDto::new(&replay.scenario().manifest, now);
         dto.live = true;
         dto.site = Some(id.to_string());
+        dto.exercise_site = exercise;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (own, own_rx) = watch::channel(Presence {
             workstation: config.workstation.clone(),

@@ -25,4 +25,8 @@ injects: Array<InjectOptionDto>,
 /**
  * A workstation of a site: the site's id (its clock is the site's, not the wall's).
  */
-site: string | null, };
+site: string | null, 
+/**
+ * The site is an exercise: its clock is the trainer's and nothing is sent.
+ */
+exerciseSite: boolean, };

@@ -1989,11 +1989,16 @@ fn kill_app_with(var: &str) -> Result<()> {
 /// The PIN the site's supervisor Sari gets from `cityops roster add`.
 const SITE_SUPERVISOR_PIN: &str = "2468";
 
-/// `cityops ARGS` as the site's administrator.
+/// `cityops ARGS` as the administrator of site `hel`.
 fn site_admin(url: &str, args: &[&str]) -> Result<String> {
+    site_admin_at(url, "hel", args)
+}
+
+/// `cityops ARGS` as the administrator of `site`.
+fn site_admin_at(url: &str, site: &str, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new(target_dir().join("debug/cityops"))
         .args(args)
-        .args(["--nats", url, "--site", "hel"])
+        .args(["--nats", url, "--site", site])
         .env("CITYOPS_NATS_USER", "admin")
         .env("CITYOPS_NATS_PASSWORD", "admin-test-pass")
         .env("SITE_SUPERVISOR_PIN", SITE_SUPERVISOR_PIN)
@@ -2041,27 +2046,7 @@ async fn desktop_site() -> Result<()> {
     let open311 = free_port();
     let _open311 = Peer::start("open311", &tmp, open311, Duration::from_secs(60)).await?;
     let backends = live_backends(&tmp, open311)?;
-    let _worker = Worker(
-        Command::new(target_dir().join("debug/cityops"))
-            .args([
-                "dispatch-worker",
-                "--nats",
-                &url,
-                "--site",
-                "hel",
-                "--name",
-                "worker-1",
-                "--backends",
-            ])
-            .arg(&backends)
-            .env("CITYOPS_NATS_USER", "dispatch")
-            .env("CITYOPS_NATS_PASSWORD", "dispatch-test-pass")
-            .env("CITYOPS_OPEN311_KEY", "k-test")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(tmp.join("worker-1.log"))?)
-            .spawn()
-            .context("starting the dispatch worker")?,
-    );
+    let _worker = dispatch_worker(&url, "hel", &backends, &tmp.join("worker-1.log"))?;
     let env = |ws: &str| {
         [
             ("CITYOPS_BACKENDS", backends.clone()),
@@ -2137,6 +2122,228 @@ async fn desktop_site() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(600), run)
         .await
         .context("the site end-to-end test took over 10 minutes")?
+}
+
+/// The site's dispatch worker for `site`, over the backends of `backends`.
+fn dispatch_worker(url: &str, site: &str, backends: &Path, log: &Path) -> Result<Worker> {
+    Ok(Worker(
+        Command::new(target_dir().join("debug/cityops"))
+            .args([
+                "dispatch-worker",
+                "--nats",
+                url,
+                "--site",
+                site,
+                "--name",
+                "worker-1",
+                "--backends",
+            ])
+            .arg(backends)
+            .env("CITYOPS_NATS_USER", "dispatch")
+            .env("CITYOPS_NATS_PASSWORD", "dispatch-test-pass")
+            .env("CITYOPS_OPEN311_KEY", "k-test")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("starting the dispatch worker")?,
+    ))
+}
+
+/// The trainer's clock (`cityops train`) of an exercise site, told commands on its standard
+/// input; each answers with one JSON status line.
+struct Trainer {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Trainer {
+    fn start(url: &str, site: &str, log: &Path) -> Result<Trainer> {
+        let mut child = Command::new(target_dir().join("debug/cityops"))
+            .args(["train", "--nats", url, "--site", site, "--scenario"])
+            .arg(repo().join("fixtures/scenarios/helsinki-storm"))
+            .args([
+                "--trainer",
+                "Tia",
+                "--pin-env",
+                "SITE_SUPERVISOR_PIN",
+                "--workstation",
+                "trainer",
+                "--paused",
+            ])
+            .env("CITYOPS_NATS_USER", "ws-c")
+            .env("CITYOPS_NATS_PASSWORD", "ws-test-pass")
+            .env("SITE_SUPERVISOR_PIN", SITE_SUPERVISOR_PIN)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("starting the trainer's clock")?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("the trainer's output")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Trainer { child, stdin, lines })
+    }
+
+    /// Tells the trainer `command` (nothing: reads the next status) and returns its status.
+    fn tell(&mut self, command: &str) -> Result<Value> {
+        use std::io::Write;
+        if !command.is_empty() {
+            let stdin = self.stdin.as_mut().context("the trainer's input is closed")?;
+            writeln!(stdin, "{command}")?;
+        }
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .with_context(|| format!("the trainer did not answer {command:?}"))?;
+        println!("trainer: {command} -> {line}");
+        Ok(serde_json::from_str(&line)?)
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Training across machines: the trainer's clock (`cityops train`, its own process and NATS
+/// user) drives an exercise site, and a trainee's window (another process, another user)
+/// follows it: the trainer seeks to the trip and the window's clock is there, plays fast and
+/// the clock runs, pauses and it stops; the trainee's crew request is marked as an exercise
+/// and recorded by the site's dispatch worker, never sent; the trainer ends the exercise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_training_site() -> Result<()> {
+    let _turn = ONE_WINDOW.lock().await;
+    let tmp = tempfile_dir("training")?;
+    let port = free_port();
+    let _nats = Peer::start("nats", &tmp, port, Duration::from_secs(300)).await?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let site = "hel-ex1";
+    site_admin_at(&url, site, &["site", "init", "--exercise"])?;
+    site_admin_at(
+        &url,
+        site,
+        &[
+            "roster",
+            "add",
+            "Tia",
+            "--role",
+            "trainer",
+            "--pin-env",
+            "SITE_SUPERVISOR_PIN",
+        ],
+    )?;
+    site_admin_at(&url, site, &["roster", "add", "Aino", "--role", "operator"])?;
+    // Nobody listens on the backend's port: an exercise never gets that far anyway.
+    let backends = live_backends(&tmp, free_port())?;
+    let _worker = dispatch_worker(&url, site, &backends, &tmp.join("worker-1.log"))?;
+    let mut trainer = Trainer::start(&url, site, &tmp.join("trainer.log"))?;
+    let started = trainer.tell("")?;
+    ensure!(started["said"] == "started", "{started}");
+    let env = [
+        ("CITYOPS_BACKENDS", backends.clone()),
+        ("CITYOPS_NATS", PathBuf::from(&url)),
+        ("CITYOPS_SITE", PathBuf::from(site)),
+        ("CITYOPS_WORKSTATION", PathBuf::from("ws-a")),
+        ("CITYOPS_DB", tmp.join("ws-a.db")),
+        ("CITYOPS_MAPS", repo().join("maps")),
+        ("CITYOPS_NATS_USER", PathBuf::from("ws-a")),
+        ("CITYOPS_NATS_PASSWORD", PathBuf::from("ws-test-pass")),
+    ];
+    let run = async {
+        let a = App::start(&env).await?;
+        let result = training_steps(&a.client, &mut trainer).await;
+        a.finish(&tmp, result).await
+    };
+    tokio::time::timeout(Duration::from_secs(600), run)
+        .await
+        .context("the training end-to-end test took over 10 minutes")??;
+    let ended = trainer.tell("end")?;
+    ensure!(ended["said"] == "exercise ended", "{ended}");
+    Ok(())
+}
+
+/// The window's clock.
+const CLOCK: &str = r#"const e = document.querySelector("[data-testid=clock]"); return e ? e.textContent : null;"#;
+
+async fn training_steps(c: &Client, trainer: &mut Trainer) -> Result<()> {
+    wait_js(c, "the trainee's map idle", IDLE, Duration::from_secs(180)).await?;
+    // The bar says it is an exercise on the trainer's clock, not live.
+    let mark = wait_js(
+        c,
+        "the exercise mark",
+        r#"const e = document.querySelector("[data-testid=live-mark]"); return e && e.dataset.exercise === "true" ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(mark == "Exercise", "the bar's mark {mark}");
+    // The trainer seeks to 21:12:30 Helsinki time, 23 s after the substation tripped.
+    trainer.tell("seek +750")?;
+    wait_js(
+        c,
+        "the trainee's clock at the trainer's 21:12:30",
+        r#"const e = document.querySelector("[data-testid=clock]"); return e && e.textContent === "21:12:30";"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let outage = wait_js(
+        c,
+        "the outage in the trainee's queue",
+        OUTAGE_ENTRY,
+        Duration::from_secs(30),
+    )
+    .await?;
+    ensure!(outage["status"] == "new", "{outage}");
+    // Played at 60 times real time, the trainee's clock runs; paused, it stops.
+    trainer.tell("speed 60")?;
+    trainer.tell("play")?;
+    wait_js(
+        c,
+        "the trainee's clock running with the trainer's",
+        r#"const e = document.querySelector("[data-testid=clock]"); return e && e.textContent >= "21:14:00" ? e.textContent : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let paused = trainer.tell("pause")?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let first = wait_js(c, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = wait_js(c, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
+    ensure!(
+        first == second,
+        "the clock ran on while the trainer paused: {first} then {second} ({paused})"
+    );
+    println!("the trainee's clock stopped with the trainer's at {first}");
+
+    // Aino requests a crew: the preview says exercise, and the site's worker records it.
+    sign_in(c, "Aino", None).await?;
+    c.find(Locator::XPath(
+        "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
+    ))
+    .await?
+    .click()
+    .await?;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=incident-detail]"))
+        .await?;
+    let reference = dispatch_crew(c, true).await?;
+    ensure!(reference == "exercise: recorded, not sent", "reference {reference:?}");
+    wait_js(c, "the trainee's map idle", IDLE, Duration::from_secs(60)).await?;
+    let shot = std::env::temp_dir().join(format!("cityops-e2e-{}-trainee.png", std::process::id()));
+    std::fs::write(&shot, c.screenshot().await?)?;
+    println!("the trainee's window: {}", shot.display());
+    Ok(())
 }
 
 /// A process killed when dropped (the site's dispatch worker).

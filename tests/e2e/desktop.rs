@@ -2533,6 +2533,16 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     )
     .await?;
     println!("window B shows: {open_at_a}");
+    // Bo has the outage open in window B too: its detail says who else has it open.
+    let in_detail = wait_js(
+        b,
+        "Aino's open incident in window B's detail",
+        r#"const e = document.querySelector("[data-testid=incident-detail-looking]");
+           return e && e.textContent.includes("Aino has it open") ? e.textContent : null;"#,
+        Duration::from_secs(15),
+    )
+    .await?;
+    println!("window B's detail shows: {in_detail}");
     let on_wall = wait_js(
         w,
         "the claimed outage on the wall",
@@ -2542,6 +2552,16 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     )
     .await?;
     println!("the wall shows: {on_wall}");
+    let looking_on_wall = wait_js(
+        w,
+        "who has the outage open, on the wall",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           const o = e && e.querySelector("[data-testid=incident-looking]");
+           return o && o.textContent.includes("Aino") && o.textContent.includes("Bo") ? o.textContent : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("the wall shows: {looking_on_wall}");
     wait_js(w, "the wall's map idle", IDLE, Duration::from_secs(60)).await?;
     std::fs::write(repo().join("assets/screenshot-site-wall.png"), w.screenshot().await?)?;
 

@@ -101,6 +101,15 @@ impl Outbox {
     /// sent, and a live one delivers only live actions.
     pub fn start(db: &Path, specs: Vec<BackendSpec>, exercise: bool) -> Result<Outbox, OutboxError> {
         let store = Store::open_durable(db)?;
+        // A workstation's cache holds every workstation's actions as the site reported them;
+        // sending them from here would send them beside the site's dispatch workers.
+        if let Some(site) = store.followed_site()? {
+            return Err(OutboxError::InvalidInput(format!(
+                "{} is a workstation's cache of site {site}: its actions are sent by the site's dispatch \
+                 workers (cityops dispatch-worker), never from a cache",
+                db.display()
+            )));
+        }
         if exercise {
             let waiting = store.waiting_live_actions()?;
             if waiting > 0 {
@@ -660,4 +669,36 @@ fn site_action(a: &NewAction<'_>, workstation: &str, retry_of: Option<u64>) -> c
 fn random_hex(bytes: usize) -> String {
     let mut rng = rand::rng();
     (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workstations_cache_of_a_site_never_sends_its_actions_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ws.db");
+        Store::open(&db)
+            .unwrap()
+            .begin_site_run("hel", "2026-12-07T00:00:00Z")
+            .unwrap();
+        let Err(e) = Outbox::start(&db, Vec::new(), false) else {
+            panic!("a site's cache got senders");
+        };
+        assert!(e.to_string().contains("cache of site hel"), "{e}");
+        // The workstation's own outbox (previews and commits, no senders) opens.
+        let target = SiteTarget {
+            site: "hel".parse().unwrap(),
+            workstation: "ws-a".into(),
+        };
+        assert!(Outbox::for_site(&db, Vec::new(), false, target).is_ok());
+        // A database that follows no site sends as before.
+        let plain = dir.path().join("plain.db");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { assert!(Outbox::start(&plain, Vec::new(), false).is_ok()) });
+    }
 }

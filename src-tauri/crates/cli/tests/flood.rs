@@ -44,9 +44,13 @@ fn a_flood_is_held_back_reported_and_stored_exactly_once_in_bounded_memory() {
     let r = rt.block_on(mqtt_soak(port, rate, seconds, dir.path())).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
 
+    // A flood is the ingest falling behind the publisher, whatever rate this machine's two
+    // cores give each side: behind by more than the queue holds (10,000 messages, well under a
+    // second of the ingest's rate) after publishing ended. A fixed publish rate as the test
+    // failed on a loaded machine whose flood was plain (23,958/s, 23 s behind).
     assert!(
-        r.publish_rate > rate as f64 * 0.5,
-        "the publisher reached {:.0}/s, too slow to flood",
+        r.drain_seconds > 2.0,
+        "the publisher ({:.0}/s) never got ahead of the ingest: no flood to hold back",
         r.publish_rate
     );
     assert_eq!(r.published, rate * seconds, "the broker acknowledged every message");
@@ -57,13 +61,10 @@ fn a_flood_is_held_back_reported_and_stored_exactly_once_in_bounded_memory() {
         "resident memory peaked at {:.0} MiB",
         r.rss_peak_mib
     );
-    // Behind by more than the queue holds (10,000 messages, well under a second of the
-    // ingest's rate) means the transport had to wait: that must have shown.
-    if r.drain_seconds > 2.0 {
-        assert!(
-            r.overloaded_seen && r.held_back_ms > 0,
-            "the ingest fell {:.1} s behind without feed health saying so",
-            r.drain_seconds
-        );
-    }
+    // So far behind, the transport had to wait: that must have shown.
+    assert!(
+        r.overloaded_seen && r.held_back_ms > 0,
+        "the ingest fell {:.1} s behind without feed health saying so",
+        r.drain_seconds
+    );
 }

@@ -651,14 +651,7 @@ pub fn dispatch(at: SiteArgs, d: SiteDispatch) -> anyhow::Result<()> {
             incident: d.incident,
             count: d.count,
         };
-        let mut keys = Vec::new();
-        {
-            let mut out = KeysOut {
-                inner: std::io::stdout().lock(),
-                keys: &mut keys,
-            };
-            cityops_outbox::headless::commit_into(&mut outbox, &burst, &mut out)?;
-        }
+        let keys = cityops_outbox::headless::commit_into(&mut outbox, &burst, &mut std::io::stdout().lock())?;
         if let (_, Some(refused)) = follow::publish_waiting(&site, f.store()).await? {
             return Err(anyhow::Error::from(refused).context(format!("the actions wait in {}", db.display())));
         }
@@ -697,27 +690,6 @@ pub fn dispatch(at: SiteArgs, d: SiteDispatch) -> anyhow::Result<()> {
         eprintln!("cityops: {} actions done on site {id}, {failed} failed", keys.len());
         Ok(())
     })
-}
-
-/// Stdout that also keeps the keys printed.
-struct KeysOut<'a, W: std::io::Write> {
-    inner: W,
-    keys: &'a mut Vec<String>,
-}
-
-impl<W: std::io::Write> std::io::Write for KeysOut<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for line in String::from_utf8_lossy(buf).lines() {
-            if !line.trim().is_empty() {
-                self.keys.push(line.trim().to_owned());
-            }
-        }
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// `cityops outbox --nats`: the site's outbox, as a workstation following it into `db` (a

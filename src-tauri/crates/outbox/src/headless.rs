@@ -47,13 +47,14 @@ pub fn commit_burst(
 }
 
 /// Commits `burst.count` actions into `outbox`, printing each key once on disk (see
-/// [`commit_burst`]).
-pub fn commit_into(outbox: &mut Outbox, burst: &Burst, out: &mut impl Write) -> Result<(), OutboxError> {
+/// [`commit_burst`]); returns the keys.
+pub fn commit_into(outbox: &mut Outbox, burst: &Burst, out: &mut impl Write) -> Result<Vec<String>, OutboxError> {
     let place = Place {
         point: burst.at,
         label: burst.label.clone(),
         area: None,
     };
+    let mut keys = Vec::with_capacity(burst.count as usize);
     for _ in 0..burst.count {
         let request = ActionRequestDto {
             backend: burst.backend.clone(),
@@ -66,6 +67,7 @@ pub fn commit_into(outbox: &mut Outbox, burst: &Burst, out: &mut impl Write) -> 
             outbox.arm(&preview.token, &burst.operator)?;
         }
         let action = outbox.confirm(&preview.token, &burst.operator, None)?;
+        keys.push(action.key.clone());
         writeln!(out, "{}", action.key)
             .and_then(|_| out.flush())
             .map_err(|e| OutboxError::Io {
@@ -73,7 +75,7 @@ pub fn commit_into(outbox: &mut Outbox, burst: &Burst, out: &mut impl Write) -> 
                 source: e,
             })?;
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// Delivers until nothing is queued or in flight, or `timeout` passes; returns the counts of

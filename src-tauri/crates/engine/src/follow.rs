@@ -48,6 +48,10 @@ use crate::scenario::Scenario;
 pub const SETTLE_EVERY: usize = 5_000;
 /// How long the stream may stay quiet before the follower settles what it has.
 pub const QUIET: Duration = Duration::from_millis(100);
+/// The most a follower applies before it settles while messages keep coming, as a window's
+/// engine task does: a steady feed is then committed and correlated within this of arriving,
+/// not only when the feed pauses or [`SETTLE_EVERY`] messages have gathered.
+pub const SETTLE_SLICE: Duration = Duration::from_millis(60);
 /// How long after the site refused a publish (this user may not publish, say) the decisions
 /// waiting here are offered again.
 pub const REFUSED_PAUSE: Duration = Duration::from_secs(5);
@@ -150,6 +154,8 @@ pub(crate) struct FollowState {
     config: Option<SiteConfig>,
     time_ms: Millis,
     position: u64,
+    /// The position as of the last settle: what the cache holds committed and correlated.
+    settled: u64,
     /// The earliest arrival applied behind the correlation since the last settle.
     late_from: Option<Millis>,
     unsettled: usize,
@@ -289,6 +295,7 @@ impl FollowState {
             config,
             time_ms,
             position,
+            settled: position,
             late_from: None,
             unsettled: 0,
             picture: false,
@@ -453,6 +460,7 @@ impl FollowState {
             }
         }
         self.unsettled = 0;
+        self.settled = self.position;
         Ok(())
     }
 
@@ -921,6 +929,11 @@ impl Follower {
         self.state.position
     }
 
+    /// The last stream sequence committed and correlated (see [`Follower::settle`]).
+    pub fn settled_position(&self) -> u64 {
+        self.state.settled
+    }
+
     /// The site's time.
     pub fn site_time_ms(&self) -> Millis {
         self.state.time_ms
@@ -1151,20 +1164,36 @@ pub async fn follow_until(
         return Ok(());
     }
     let (mut reader, mut _decoding) = decode_ahead(site.read_after(f.position()).await?);
+    let mut settled_at = tokio::time::Instant::now();
     loop {
-        match tokio::time::timeout(QUIET, reader.recv()).await {
+        // While something applied is not settled yet, wait for more only until the slice ends:
+        // a steady feed is then settled every slice, as a window's engine task does
+        // (`site_mode`'s pump), not after every message (each settle commits and correlates,
+        // which would cost more than the messages) nor only when the feed pauses.
+        let unsettled = f.settled_position() < f.position();
+        let wait = if unsettled {
+            SETTLE_SLICE.saturating_sub(settled_at.elapsed())
+        } else {
+            QUIET
+        };
+        match tokio::time::timeout(wait, reader.recv()).await {
             Ok(Some(Ok(d))) => {
                 f.apply(d)?;
+                if settled_at.elapsed() >= SETTLE_SLICE {
+                    f.settle()?;
+                    settled_at = tokio::time::Instant::now();
+                }
             }
             Ok(Some(Err(e))) => {
                 // The client reconnects by itself; read again from what was applied.
                 tracing::warn!(error = %e, "reading the site again");
-                tokio::time::sleep(QUIET).await;
-                (reader, _decoding) = decode_ahead(site.read_after(f.position()).await?);
+                f.settle()?;
+                (reader, _decoding) = read_again(site, f.position()).await;
             }
             Ok(None) => break,
             Err(_) => {
                 f.settle()?;
+                settled_at = tokio::time::Instant::now();
                 if tokio::time::Instant::now() >= publish_after {
                     let (_, refused) = publish_waiting(site, f.store()).await?;
                     publish_after = next_offer(refused);
@@ -1177,6 +1206,19 @@ pub async fn follow_until(
     }
     f.settle()?;
     Ok(())
+}
+
+/// Reads the site again after `position` once it answers. The connection to a server may hold
+/// while the site's stream is out of reach (a leaf node whose link to the hub is cut), and that
+/// can last minutes: the follower keeps what it has and waits, instead of giving up.
+async fn read_again(site: &Site, position: u64) -> (mpsc::Receiver<Result<Decoded, SiteError>>, AbortOnDrop) {
+    loop {
+        tokio::time::sleep(QUIET).await;
+        match site.read_after(position).await {
+            Ok(reader) => return decode_ahead(reader),
+            Err(e) => tracing::warn!(error = %e, "the site cannot be read; trying again"),
+        }
+    }
 }
 
 /// When to offer the waiting decisions again: at once, or after [`REFUSED_PAUSE`] when the

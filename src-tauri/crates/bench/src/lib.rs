@@ -12,6 +12,7 @@
 //!
 //! The binary `cityops-bench` (`src/main.rs`) runs each one; `BENCHMARKS.md` has the figures.
 
+pub mod fanout;
 pub mod outbox;
 pub mod site;
 
@@ -171,28 +172,49 @@ struct Feature {
     value: u64,
 }
 
-/// A day of `n` observations in messages of [`FEATURES_PER_MESSAGE`], spread evenly over 24 h,
+/// How a generated tape is cut into messages and spread in time.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Observations per message.
+    pub per_message: usize,
+    /// Messages a second, as a live feed sends them; `None` spreads them evenly over 24 h.
+    pub per_second: Option<u64>,
+}
+
+/// The shape of the ingest and seek benchmarks' days.
+const DAY: Shape = Shape {
+    per_message: FEATURES_PER_MESSAGE,
+    per_second: None,
+};
+
+/// `n` observations from the manifest's start in messages cut and spread as `shape` says,
 /// with `feed_of(message)` choosing each message's feed and `feature(feed, rng, t)`
 /// making each observation. Returns the messages and how many observations were abnormal.
 fn day(
     manifest: &Manifest,
     n: usize,
+    shape: Shape,
     feed_of: impl Fn(usize) -> usize,
     mut feature: impl FnMut(usize, &mut Rng, Millis) -> Feature,
 ) -> (Vec<TapeMessage>, usize) {
-    let messages = n.div_ceil(FEATURES_PER_MESSAGE);
+    let per_message = shape.per_message.max(1);
+    let messages = n.div_ceil(per_message);
     let step_ms = (24 * 3600 * 1000 / messages.max(1)) as i64;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::with_capacity(messages);
     let (mut made, mut abnormal) = (0, 0);
     for m in 0..messages {
         let f = feed_of(m);
-        let time_ms = manifest.start_ms + m as i64 * step_ms;
+        let time_ms = manifest.start_ms
+            + match shape.per_second {
+                Some(rate) => m as i64 * 1000 / rate.max(1) as i64,
+                None => m as i64 * step_ms,
+            };
         let time = chrono::DateTime::from_timestamp_millis(time_ms - 1500)
             .unwrap_or_default()
             .to_rfc3339();
         let mut body = String::from(r#"{"type":"FeatureCollection","features":["#);
-        for i in 0..FEATURES_PER_MESSAGE.min(n - made) {
+        for i in 0..per_message.min(n - made) {
             let Feature {
                 entity,
                 at,
@@ -236,6 +258,7 @@ fn stress_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
     day(
         manifest,
         n,
+        DAY,
         |m| m % FEEDS.len(),
         |f, rng, _| {
             let r = rng.next();
@@ -274,7 +297,7 @@ fn storm_cells(t: Millis) -> impl Iterator<Item = GeoPoint> {
 /// cameras go offline, meters read abnormal voltage, vehicles are delayed and citizens report
 /// outages. Each asset reports whether or not it is faulty, as real feeds do, so most
 /// observations are normal and faults repeat until their cell has passed.
-fn city_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
+pub(crate) fn city_day(manifest: &Manifest, n: usize, shape: Shape) -> (Vec<TapeMessage>, usize) {
     let faulty = |p: GeoPoint, t: Millis| storm_cells(t).any(|c| distance_m(c, p) <= CELL_RADIUS_M);
     let mut report = 0u64;
     // Per 50 messages: 40 from vehicles, 6 from cameras, 3 from meters, 1 from citizens.
@@ -284,7 +307,7 @@ fn city_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
         46..49 => 2,
         _ => 3,
     };
-    day(manifest, n, feed_of, move |f, rng, t| {
+    day(manifest, n, shape, feed_of, move |f, rng, t| {
         let r = rng.next();
         let value = r % 1000;
         match f {
@@ -374,7 +397,7 @@ fn city_day(manifest: &Manifest, n: usize) -> (Vec<TapeMessage>, usize) {
 /// The generated day of `tape`, with how many of its observations are abnormal.
 fn generate(manifest: &Manifest, n: usize, tape: Tape) -> (Vec<TapeMessage>, usize) {
     match tape {
-        Tape::City => city_day(manifest, n),
+        Tape::City => city_day(manifest, n, DAY),
         Tape::Stress => stress_day(manifest, n),
     }
 }

@@ -114,6 +114,54 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Headless workstations, each a process of its own, following one site while a steady
+    /// feed goes into it: per workstation the latency from a feed message to its cache and to
+    /// its incidents; with --offline-minutes, one workstation's catch-up after a disconnection
+    /// against a local replay; with --cluster, a node killed halfway through each run.
+    Fanout {
+        /// The NATS server (user and password from CITYOPS_NATS_USER and CITYOPS_NATS_PASSWORD);
+        /// not with --cluster.
+        #[arg(long, required_unless_present = "cluster")]
+        nats: Option<String>,
+        /// Counts of workstations, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,20")]
+        workstations: Vec<usize>,
+        /// Feed messages per second (one observation each).
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Seconds each run publishes for.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Also time one workstation catching up after this many minutes offline (0: not).
+        #[arg(long, default_value_t = 0.0)]
+        offline_minutes: f64,
+        /// Start a three-node cluster (R3 streams) with --nats-script for each run and kill the
+        /// node leading the stream halfway through it.
+        #[arg(long)]
+        cluster: bool,
+        /// The script that runs one nats-server node.
+        #[arg(long, default_value = "tests/peers/nats/run.sh")]
+        nats_script: PathBuf,
+        /// Where the caches go (a temporary folder in the current one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// One workstation of `fanout`, run by it.
+    #[command(hide = true)]
+    Workstation {
+        #[arg(long)]
+        nats: String,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        db: PathBuf,
+        /// Where the stop file is.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where its log goes.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replays a large generated tape through the pipeline and compares it with raw inserts.
     Ingest {
         /// Observations in the generated tape.
@@ -221,6 +269,70 @@ fn main() -> anyhow::Result<()> {
                 "propagation of {} events ({} accepted) under {} feed messages/s: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                 p.events, p.accepted, p.feed_rate, p.p50_ms, p.p99_ms, p.max_ms
             );
+            Ok(())
+        }
+        Command::Fanout {
+            nats,
+            workstations,
+            rate,
+            seconds,
+            offline_minutes,
+            cluster,
+            nats_script,
+            dir,
+        } => {
+            let tmp = tempfile::tempdir_in(".")?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_owned());
+            let rt = runtime()?;
+            let mut o = cityops_bench::fanout::FanoutOptions {
+                url: nats.unwrap_or_default(),
+                workstations: 1,
+                rate: rate.max(1),
+                seconds: seconds.max(1),
+                replicas: if cluster { 3 } else { 1 },
+                dir: dir.clone(),
+                exe: std::env::current_exe()?,
+            };
+            for n in workstations {
+                o.workstations = n.max(1);
+                let r = if cluster {
+                    let run = dir.join(format!("cluster-{n}"));
+                    rt.block_on(async {
+                        let (mut nodes, url) = cityops_bench::fanout::start_cluster(&nats_script, &run).await?;
+                        o.url = url;
+                        cityops_bench::fanout::fanout(&o, Some(&mut nodes)).await
+                    })?
+                } else {
+                    rt.block_on(cityops_bench::fanout::fanout(&o, None))?
+                };
+                println!("{}", serde_json::to_string(&r)?);
+                eprintln!(
+                    "{} workstations, {} messages at {:.0}/s: applied p50 {:.0} ms p99 {:.0} ms max {:.0} ms; correlated p50 {:.0} ms p99 {:.0} ms max {:.0} ms; lost {}, duplicates {}, longest stall {:.0} ms, longest publish {:.0} ms{}",
+                    r.workstations, r.published, r.rate, r.applied.p50_ms, r.applied.p99_ms, r.applied.max_ms,
+                    r.correlated.p50_ms, r.correlated.p99_ms, r.correlated.max_ms, r.lost, r.duplicates, r.stall_ms,
+                    r.longest_publish_ms,
+                    r.killed.as_ref().map(|k| format!("; killed {k} halfway")).unwrap_or_default()
+                );
+            }
+            if offline_minutes > 0.0 && !cluster {
+                let c = rt.block_on(cityops_bench::fanout::catch_up(&o, offline_minutes))?;
+                println!("{}", serde_json::to_string(&c)?);
+                eprintln!(
+                    "catch-up after {} min offline ({} messages): workstation {:.1} s, local replay {:.1} s, ratio {:.2}; observations {} and {}",
+                    c.offline_minutes, c.messages, c.catch_up_secs, c.replay_secs, c.ratio, c.caught_up, c.replayed
+                );
+            }
+            Ok(())
+        }
+        Command::Workstation {
+            nats,
+            site,
+            db,
+            dir,
+            out,
+        } => {
+            let rt = runtime()?;
+            rt.block_on(cityops_bench::fanout::workstation(&nats, &site, &db, &dir, &out))?;
             Ok(())
         }
         Command::Seek {

@@ -677,6 +677,14 @@ impl Site {
         }
     }
 
+    /// The name of the server leading the site's stream in a cluster (`None` on a single
+    /// server): the node whose loss makes the others elect a new leader.
+    pub async fn leader(&self) -> Result<Option<String>, SiteError> {
+        let mut s = self.stream().await?;
+        let info = s.info().await.map_err(|e| self.stream_error(e))?;
+        Ok(info.cluster.as_ref().and_then(|c| c.leader.clone()))
+    }
+
     /// The sequence of the last message in the site's stream (0 when empty).
     pub async fn last_seq(&self) -> Result<u64, SiteError> {
         self.retrying("read the stream's state", || async {

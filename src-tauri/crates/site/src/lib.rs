@@ -768,6 +768,8 @@ impl Site {
         Ok(Reader {
             messages,
             id: self.id.clone(),
+            stream: s,
+            position: after,
         })
     }
 }
@@ -791,16 +793,50 @@ async fn settle(
     Ok(())
 }
 
+/// How long a reader waits for a message before it asks whether the stream has newer ones.
+const STALL_CHECK: Duration = Duration::from_secs(3);
+
 /// The site's stream read in order.
 pub struct Reader {
     messages: consumer::pull::Ordered,
     id: SiteId,
+    /// The stream, to ask for its last sequence when nothing comes.
+    stream: stream::Stream,
+    /// The last sequence delivered.
+    position: u64,
 }
 
 impl Reader {
     /// The next message, waiting for one; `None` when the consumer ended.
+    ///
+    /// An error, too, when nothing came for [`STALL_CHECK`] though the stream holds newer
+    /// messages: the consumer was lost with the node holding it (a cluster that lost a node),
+    /// and the client would take over a minute to give it up; the caller reads again at once.
     pub async fn next(&mut self) -> Option<Result<Delivery, SiteError>> {
-        let m = self.messages.next().await?;
+        let m = loop {
+            match tokio::time::timeout(STALL_CHECK, self.messages.next()).await {
+                Ok(m) => break m?,
+                Err(_) => {
+                    // A stream that cannot answer now says nothing either way: keep waiting.
+                    let asked = tokio::time::timeout(STALL_CHECK, self.stream.info()).await;
+                    if let Ok(Ok(info)) = asked {
+                        if info.state.last_sequence > self.position {
+                            return Some(Err(SiteError::Stream {
+                                site: self.id.to_string(),
+                                reason: format!(
+                                    "nothing read for {STALL_CHECK:?} though the stream holds messages up to {} \
+                                     (this reader is at {}): its consumer was lost",
+                                    info.state.last_sequence, self.position
+                                ),
+                            }));
+                        }
+                    }
+                }
+            }
+        };
+        if let Ok(Ok(info)) = m.as_ref().map(|m| m.info()) {
+            self.position = info.stream_sequence;
+        }
         Some(
             m.map_err(|e| SiteError::Stream {
                 site: self.id.to_string(),

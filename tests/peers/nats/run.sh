@@ -13,6 +13,15 @@
 #                      run.sh 4223 /tmp/n2 6223 6222,6224 n2
 #                      run.sh 4224 /tmp/n3 6224 6222,6223 n3
 #
+# Leaf nodes (a field coordinator's laptop): NATS_LEAF_LISTEN=PORT makes this server a hub that
+# takes leaf node connections on 127.0.0.1:PORT. NATS_LEAF_REMOTE=URL makes it a leaf node that
+# connects to the hub at URL (`nats-leaf://USER:PASSWORD@127.0.0.1:PORT`), binding its account
+# CITYOPS to the hub's; a leaf runs no JetStream of its own, so its clients' JetStream requests
+# and publishes go to the hub's streams while the link holds and fail at once while it is cut.
+#
+# NATS_JS_DOMAIN=NAME names the JetStream domain of a hub, which clients on a leaf node use
+# (`CITYOPS_NATS_DOMAIN`): JetStream's local API does not cross a leaf link, a named domain's does.
+#
 # NATS_SERVER_BIN, when set, is the nats-server binary to run instead, a path or a command name
 # (e.g. Debian's /usr/sbin/nats-server, 2.9.10, which accepts the same configuration); no virtual
 # environment is made then. Otherwise the virtual environment is
@@ -69,12 +78,34 @@ cp "$accounts" "$dir/accounts.conf"
 # Written by tests/peers/nats/run.sh.
 server_name: "$name"
 listen: "127.0.0.1:$port"
-jetstream {
-  store_dir: "$dir/js"
-}
 # Relative to this file.
 include ./accounts.conf
 CONF
+  if [ -n "${NATS_LEAF_REMOTE:-}" ]; then
+    cat <<CONF
+leafnodes {
+  reconnect: "1s"
+  remotes: [ { url: "$NATS_LEAF_REMOTE", account: CITYOPS } ]
+}
+CONF
+  else
+    cat <<CONF
+jetstream {
+  store_dir: "$dir/js"
+${NATS_JS_DOMAIN:+  domain: "$NATS_JS_DOMAIN"}
+}
+CONF
+  fi
+  if [ -n "${NATS_LEAF_LISTEN:-}" ]; then
+    cat <<CONF
+leafnodes {
+  listen: "127.0.0.1:$NATS_LEAF_LISTEN"
+  # A leaf reaches the hub only by the URL it was given (in the tests, a relay that can be
+  # cut), never by an address the hub tells it.
+  no_advertise: true
+}
+CONF
+  fi
   if [ -n "$cluster_port" ]; then
     urls=()
     IFS=, read -r -a items <<<"$routes"

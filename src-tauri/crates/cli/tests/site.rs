@@ -646,6 +646,17 @@ impl Store {
         .unwrap()
     }
 
+    /// The outcome and reason of `operator`'s (only) applied event of `kind`.
+    fn outcome_of(db: &Path, kind: &str, operator: &str) -> (String, String) {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "SELECT outcome, reason FROM site_events WHERE kind = ?1 AND operator = ?2",
+            [kind, operator],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    }
+
     /// The incidents' changes of owner: the owner and who made it, oldest first.
     fn owners(db: &Path) -> Vec<(String, String)> {
         let conn = rusqlite::Connection::open(db).unwrap();
@@ -1805,4 +1816,151 @@ fn follow_site(home: &Path, user: &str, url: &str, site: &str, db: &Path) -> Val
             "--json",
         ],
     ))
+}
+
+/// How long the field coordinator's link is cut in the leaf node test: five minutes, as a
+/// laptop in a car park or a basement loses it.
+const LEAF_CUT: Duration = Duration::from_secs(300);
+
+/// A field coordinator's laptop runs its own nats-server as a leaf node of the site's hub (no
+/// JetStream of its own: its workstation reaches the hub's streams through the leaf link, in
+/// the hub's JetStream domain). The leaf's link is cut for five minutes while both sides decide:
+/// the hub's operator takes the outage and acknowledges the storm warning; the coordinator
+/// takes the outage too and acknowledges another incident. When the link returns everything
+/// converges, and the coordinator's workstation shows that the outage was Bo's first.
+#[test]
+fn a_field_coordinator_on_a_leaf_node_is_cut_off_for_five_minutes_and_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let (hub_port, leaf_listen) = (free_port(), free_port());
+    let leaf_listen = leaf_listen.to_string();
+    let hub = common::nats_with(
+        hub_port,
+        &home.join("hub"),
+        &[
+            ("NATS_LEAF_LISTEN", Some(&leaf_listen)),
+            ("NATS_JS_DOMAIN", Some("hub")),
+        ],
+    );
+    let url = nats_url(&hub);
+    site_with_demo(home, &url, "1");
+    // The laptop's link to the hub, which will be cut.
+    let link = Relay::to(leaf_listen.parse().unwrap());
+    let remote = format!("nats-leaf://admin:admin-test-pass@127.0.0.1:{}", link.port);
+    let leaf = common::nats_with(free_port(), &home.join("leaf"), &[("NATS_LEAF_REMOTE", Some(&remote))]);
+    let field = nats_url(&leaf);
+    let (a, b) = (home.join("field.db"), home.join("hub.db"));
+    follow(home, "ws-b", &url, &b);
+    let incidents_b = incidents(home, &b);
+    let outage = outage_id(home, &b);
+    let storm = incidents_b
+        .iter()
+        .find(|i| i["id"].as_str().unwrap().starts_with("inc/weather-warnings"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = incidents_b
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != outage && *id != storm)
+        .expect("the demo has a third incident");
+    // The coordinator's workstation follows through its own server, in the hub's domain.
+    let on_leaf = |args: &[&str]| {
+        let mut cmd = command(home, "ws-a", args);
+        cmd.env("CITYOPS_NATS_DOMAIN", "hub");
+        cmd
+    };
+    let db = a.to_str().unwrap();
+    let mut ws_a = on_leaf(&["follow", "--nats", &field, "--site", "hel", "--db", db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let caught_up = Instant::now() + Duration::from_secs(120);
+    while incidents_or_none(home, &a).len() < incidents_b.len() {
+        assert!(
+            Instant::now() < caught_up,
+            "the field workstation did not catch up through the leaf"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    link.cut();
+    let cut_at = Instant::now();
+    // The hub goes on: Bo takes the outage and acknowledges the storm warning.
+    for (verb, id) in [("take", &outage), ("acknowledge", &storm)] {
+        let out = json(act(home, "ws-b", &url, &b, "Bo", &[verb, "--incident", id]));
+        assert_eq!(out["outcome"], "accepted", "{out}");
+    }
+    // The coordinator, cut off, takes the outage as well and acknowledges the third incident:
+    // both wait in the laptop's cache.
+    for (verb, id) in [("take", &outage), ("acknowledge", &other)] {
+        let out = on_leaf(&[
+            "act",
+            "--nats",
+            &field,
+            "--site",
+            "hel",
+            "--operator",
+            "Aino",
+            "--workstation",
+            "ws-a",
+            "--db",
+            db,
+            "--no-wait",
+            "--json",
+            verb,
+            "--incident",
+            id,
+        ])
+        .output()
+        .unwrap();
+        let out: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!(out["outcome"], "waiting", "{out}");
+    }
+    std::thread::sleep(LEAF_CUT.saturating_sub(cut_at.elapsed()));
+    assert_eq!(Store::waiting(&a), 2, "both decisions wait while the leaf is cut off");
+    assert_eq!(
+        incident(home, &a, &storm)["acknowledgedBy"],
+        Value::Null,
+        "the hub's decisions wait too"
+    );
+
+    link.restore();
+    let back = Instant::now() + Duration::from_secs(120);
+    while Store::waiting(&a) > 0 || incident(home, &a, &storm)["acknowledgedBy"] != "Bo" {
+        assert!(
+            Instant::now() < back,
+            "the field workstation did not converge after the leaf's link returned"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = ws_a.kill();
+    let _ = ws_a.wait();
+    // The loser is told: the coordinator's take is refused, with whose the outage is.
+    let (outcome, reason) = Store::outcome_of(&a, "own", "Aino");
+    assert_eq!(outcome, "refused", "{reason}");
+    assert!(reason.contains("is Bo's"), "{reason}");
+    let sa = json(
+        on_leaf(&[
+            "follow",
+            "--nats",
+            &field,
+            "--site",
+            "hel",
+            "--db",
+            db,
+            "--until-idle",
+            "--json",
+        ])
+        .output()
+        .unwrap(),
+    );
+    let sb = follow(home, "ws-b", &url, &b);
+    assert_eq!(agreed(&sa), agreed(&sb));
+    for db in [&a, &b] {
+        assert_eq!(incident(home, db, &outage)["owner"], "Bo");
+        assert_eq!(incident(home, db, &other)["acknowledgedBy"], "Aino");
+    }
 }

@@ -47,6 +47,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 /// The environment variables a workstation's NATS user and password come from.
 pub const USER_ENV: &str = "CITYOPS_NATS_USER";
 pub const PASSWORD_ENV: &str = "CITYOPS_NATS_PASSWORD";
+/// The environment variable naming the JetStream domain the site's streams live in, for a
+/// machine whose own NATS server is a leaf node of the site's (a field coordinator's laptop):
+/// its requests then name the hub's domain (`$JS.<domain>.API`), which the leaf connection
+/// carries to the hub, instead of the local `$JS.API`, which does not cross a leaf link.
+pub const DOMAIN_ENV: &str = "CITYOPS_NATS_DOMAIN";
 
 /// A failure to reach or use a site.
 #[derive(Debug, thiserror::Error)]
@@ -495,7 +500,10 @@ impl Site {
                 reason: e.to_string(),
             },
         })?;
-        let js = jetstream::new(client.clone());
+        let js = match std::env::var(DOMAIN_ENV).ok().filter(|d| !d.is_empty()) {
+            Some(domain) => jetstream::with_domain(client.clone(), domain),
+            None => jetstream::new(client.clone()),
+        };
         Ok(Site {
             client,
             js,

@@ -383,6 +383,21 @@ pub async fn demo_played_to_end(
 /// `dir/nats.log`. `cluster` makes it one node of a cluster: (its route port, the other nodes'
 /// route ports, its name).
 pub fn nats(port: u16, dir: &Path, cluster: Option<(u16, &[u16], &str)>) -> Peer {
+    nats_cluster_with(port, dir, cluster, &[])
+}
+
+/// [`nats`] on its own, with `env` for the script (leaf nodes and JetStream domains: see
+/// `tests/peers/nats/run.sh`).
+pub fn nats_with(port: u16, dir: &Path, env: &[(&str, Option<&str>)]) -> Peer {
+    nats_cluster_with(port, dir, None, env)
+}
+
+fn nats_cluster_with(
+    port: u16,
+    dir: &Path,
+    cluster: Option<(u16, &[u16], &str)>,
+    env: &[(&str, Option<&str>)],
+) -> Peer {
     std::fs::create_dir_all(dir).unwrap();
     let log = dir.join("nats.log");
     let mut args: Vec<std::ffi::OsString> = vec![port.to_string().into(), dir.as_os_str().to_owned()];
@@ -391,7 +406,7 @@ pub fn nats(port: u16, dir: &Path, cluster: Option<(u16, &[u16], &str)>) -> Peer
         args.extend([route.to_string().into(), others.join(",").into(), name.into()]);
     }
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let child = run_script("nats", &refs, &log, &[]);
+    let child = run_script("nats", &refs, &log, env);
     let mut peer = Peer(child, port);
     // The first start installs nats-server into a virtual environment.
     wait_for_port(&mut peer, "nats-server", &log, Duration::from_secs(300));

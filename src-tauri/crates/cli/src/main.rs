@@ -347,6 +347,14 @@ enum Command {
         /// Another trainee's run of the same scenario, scored side by side.
         #[arg(long)]
         versus: Option<i64>,
+        /// A trainee of this run, scored by what they did (repeat for several, side by side):
+        /// on an exercise site every trainee's cache holds everyone's decisions.
+        #[arg(long)]
+        operator: Vec<String>,
+        /// Another team's run of the same scenario, as NAME=CACHE: the cache of its own site
+        /// (its newest run), scored side by side (repeat for several teams).
+        #[arg(long, value_parser = parse_team)]
+        team: Vec<(String, PathBuf)>,
     },
     /// Checks a scenario: manifest, tape lines, feeds, assets, rules and objectives; prints every
     /// problem with its file and line, and exits 1 if there is one.
@@ -845,6 +853,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run,
             scenario,
             versus,
+            operator,
+            team,
         } => {
             let store = Store::open(&db)?;
             let run = match run {
@@ -856,11 +866,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let scenario = scenario
                 .map(|s| cityops_engine::scenario::Scenario::load(&s))
                 .transpose()?;
+            anyhow::ensure!(
+                (operator.is_empty() && team.is_empty()) || scenario.is_some(),
+                "scoring trainees or teams side by side needs the scenario (--scenario DIR) for its objectives"
+            );
+            let stores = team
+                .iter()
+                .map(|(_, db)| Store::open(db).map_err(anyhow::Error::from))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut teams = Vec::new();
+            for ((name, db), store) in team.iter().zip(&stores) {
+                let run = store
+                    .latest_run()?
+                    .ok_or_else(|| anyhow::anyhow!("team {name}: {} holds no runs", db.display()))?;
+                teams.push(cityops_engine::report::Team {
+                    name: name.clone(),
+                    store,
+                    run,
+                });
+            }
             let html = cityops_engine::report::render(&cityops_engine::report::ReportInput {
                 store: &store,
                 run,
                 scenario: scenario.as_ref(),
                 versus,
+                trainees: &operator,
+                teams: &teams,
                 map_png: None,
             })?;
             std::fs::write(&out, html)?;
@@ -1351,5 +1382,15 @@ fn decode(
             }
             anyhow::bail!("{}: refused at {}: {}", file.display(), e.place, e.reason)
         }
+    }
+}
+
+/// `NAME=CACHE` of `cityops report --team`.
+fn parse_team(s: &str) -> anyhow::Result<(String, PathBuf)> {
+    match s.split_once('=') {
+        Some((name, db)) if !name.trim().is_empty() && !db.is_empty() => {
+            Ok((name.trim().to_owned(), PathBuf::from(db)))
+        }
+        _ => anyhow::bail!("{s:?} is not NAME=CACHE (for example red=team-red.db)"),
     }
 }

@@ -1798,6 +1798,44 @@ fn a_trainer_drives_two_trainees_who_are_scored_side_by_side() {
         trainees[0]["score"]["points"].as_f64() > trainees[1]["score"]["points"].as_f64(),
         "{report}"
     );
+
+    // One after-action report with both trainees side by side, and a second team's cache
+    // beside them (here Bo's workstation's cache stands for another site's: a report reads a
+    // cache whatever site it followed).
+    let html_path = home.join("report.html");
+    ok(cityops(
+        home,
+        "ws-a",
+        &[
+            "report",
+            "--db",
+            a.to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--operator",
+            "Aino",
+            "--operator",
+            "Bo",
+            "--team",
+            &format!("blue={}", b.display()),
+            "--out",
+            html_path.to_str().unwrap(),
+        ],
+    ));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let row = html
+        .lines()
+        .find(|l| l.contains("data-objective=\"ack-outage\""))
+        .unwrap_or_else(|| panic!("no acknowledgement row: {html}"));
+    for (column, outcome) in [("Aino", "met"), ("Bo", "missed")] {
+        let cell = format!("data-column=\"{column}\" data-outcome=\"{outcome}\"");
+        assert!(row.contains(&cell), "{column} should be {outcome}: {row}");
+    }
+    assert!(
+        row.contains("data-column=\"team blue\" data-outcome=\"met\""),
+        "the team's whole run met it (Aino acknowledged): {row}"
+    );
+    assert!(html.contains("<th>Aino</th><th>Bo</th><th>team blue</th>"), "{html}");
 }
 
 fn follow_site(home: &Path, user: &str, url: &str, site: &str, db: &Path) -> Value {

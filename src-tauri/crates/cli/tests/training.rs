@@ -330,11 +330,11 @@ fn check_report(html: &str, db: &Path) {
         "one incident with actions in run 1"
     );
     assert!(
-        html.contains("Run 1: <strong>4 of 4 points</strong>; run 2: <strong>2 of 4 points</strong>"),
+        html.contains("run 1: <strong>4 of 4 points</strong></span>; <span data-column=\"run 2\" data-points=\"2\">run 2: <strong>2 of 4 points</strong>"),
         "{html:.2000}"
     );
     assert!(html.contains(
-        "data-objective=\"ack-outage\"><td>Acknowledge the substation outage within 60 s</td><td class=\"met\""
+        "data-objective=\"ack-outage\"><td>Acknowledge the substation outage within 60 s</td><td class=\"met\" data-column=\"run 1\""
     ));
     assert!(
         html.contains("→ acknowledged by Trainee"),

@@ -746,6 +746,8 @@ fn report_input<'a>(replay: &'a Replay, map_png: Option<&'a [u8]>) -> crate::rep
         run: replay.pipeline().run(),
         scenario: Some(replay.scenario()),
         versus: None,
+        trainees: &[],
+        teams: &[],
         map_png,
     }
 }

@@ -206,8 +206,20 @@ pub struct ReportInput<'a> {
     pub scenario: Option<&'a Scenario>,
     /// Another trainee's run of the same scenario, scored side by side.
     pub versus: Option<RunId>,
+    /// Trainees of this run (an exercise site, where every trainee's cache holds everyone's
+    /// decisions), each scored by what they did, side by side; the whole run when empty.
+    pub trainees: &'a [String],
+    /// Other teams' runs of the same scenario, each from its own site's cache, side by side.
+    pub teams: &'a [Team<'a>],
     /// A PNG of the main incident's area taken from the app's map, embedded as it is.
     pub map_png: Option<&'a [u8]>,
+}
+
+/// Another team's run of the scenario: the cache of its own site, and the run there.
+pub struct Team<'a> {
+    pub name: String,
+    pub store: &'a Store,
+    pub run: RunId,
 }
 
 /// The largest map image a report embeds.
@@ -400,12 +412,26 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         );
     }
     if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
-        let score = crate::training::score_run(store, run, &scenario.manifest.objectives)?;
-        let versus = input
-            .versus
-            .map(|v| crate::training::score_run(store, v, &scenario.manifest.objectives).map(|s| (v, s)))
-            .transpose()?;
-        objectives_table(&mut h, run, &score, versus.as_ref());
+        let objectives = &scenario.manifest.objectives;
+        let mut columns = Vec::new();
+        if input.trainees.is_empty() {
+            columns.push((
+                format!("run {run}"),
+                crate::training::score_run(store, run, objectives)?,
+            ));
+        }
+        for t in input.trainees {
+            let score = crate::training::score_run_of(store, run, objectives, Some(t))?;
+            columns.push((t.clone(), score));
+        }
+        if let Some(v) = input.versus {
+            columns.push((format!("run {v}"), crate::training::score_run(store, v, objectives)?));
+        }
+        for team in input.teams {
+            let score = crate::training::score_run(team.store, team.run, objectives)?;
+            columns.push((format!("team {}", team.name), score));
+        }
+        objectives_table(&mut h, &columns);
     }
     if let Some(png) = input.map_png {
         use base64::Engine as _;
@@ -483,32 +509,43 @@ fn outcome_cell(o: &Outcome) -> &'static str {
     }
 }
 
-fn objectives_table(h: &mut String, run: RunId, score: &Score, versus: Option<&(RunId, Score)>) {
-    let _ = write!(h, "<h2>Score</h2>\n<p class=\"score\" data-run=\"{run}\" data-points=\"{}\">Run {run}: <strong>{} of {} points</strong>", score.points, score.points, score.max_points);
-    if let Some((v, s)) = versus {
-        let _ = write!(h, "; run {v}: <strong>{} of {} points</strong>", s.points, s.max_points);
+/// The objectives with one column per score (a run, a trainee, a team), side by side.
+fn objectives_table(h: &mut String, columns: &[(String, Score)]) {
+    h.push_str("<h2>Score</h2>\n<p class=\"score\">");
+    for (k, (label, score)) in columns.iter().enumerate() {
+        let _ = write!(
+            h,
+            "{sep}<span data-column=\"{l}\" data-points=\"{p}\">{l}: <strong>{p} of {m} points</strong></span>",
+            sep = if k == 0 { "" } else { "; " },
+            l = esc(label),
+            p = score.points,
+            m = score.max_points
+        );
     }
     h.push_str("</p>\n<table class=\"objectives\"><thead><tr><th>objective</th>");
-    let _ = write!(h, "<th>run {run}</th>");
-    if let Some((v, _)) = versus {
-        let _ = write!(h, "<th>run {v}</th>");
+    for (label, _) in columns {
+        let _ = write!(h, "<th>{}</th>", esc(label));
     }
     h.push_str("</tr></thead><tbody>\n");
-    for (i, o) in score.objectives.iter().enumerate() {
+    let Some((_, first)) = columns.first() else {
+        h.push_str("</tbody></table>\n");
+        return;
+    };
+    for (i, o) in first.objectives.iter().enumerate() {
         let _ = write!(h, "<tr data-objective=\"{}\"><td>{}</td>", esc(&o.id), esc(&o.title));
-        let mut cell = |s: &cityops_core::objectives::ObjectiveScore| {
-            let _ = write!(
-                h,
-                "<td class=\"{c}\" data-outcome=\"{c}\"><strong>{c}</strong> ({p}) {d}</td>",
-                c = outcome_cell(&s.outcome),
-                p = s.points,
-                d = esc(&s.detail)
-            );
-        };
-        cell(o);
-        if let Some((_, s)) = versus {
-            if let Some(other) = s.objectives.get(i) {
-                cell(other);
+        for (label, score) in columns {
+            match score.objectives.get(i) {
+                Some(s) => {
+                    let _ = write!(
+                        h,
+                        "<td class=\"{c}\" data-column=\"{l}\" data-outcome=\"{c}\"><strong>{c}</strong> ({p}) {d}</td>",
+                        c = outcome_cell(&s.outcome),
+                        l = esc(label),
+                        p = s.points,
+                        d = esc(&s.detail)
+                    );
+                }
+                None => h.push_str("<td></td>"),
             }
         }
         h.push_str("</tr>\n");

@@ -610,7 +610,7 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         "the report with the score",
         r#"const f = document.querySelector("[data-testid=report-frame]");
            if (!f) return null;
-           const m = f.srcdoc.match(/Run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
+           const m = f.srcdoc.match(/run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
            return m && f.srcdoc.includes("Acknowledge the substation outage within 60 s") ? m[1] : null;"#,
         Duration::from_secs(60),
     )
@@ -685,7 +685,7 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         "the report of the ended exercise",
         r#"const f = document.querySelector("[data-testid=report-frame]");
            if (!f) return null;
-           const m = f.srcdoc.match(/Run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
+           const m = f.srcdoc.match(/run \d+: <strong>([\d.]+) of 4 points<\/strong>/);
            const by = f.srcdoc.match(/Exercise ended at [\d:]+ by ([^.<]+)\./);
            const map = f.srcdoc.match(/<img alt="Map of the main incident's area" src="data:image\/png;base64,([A-Za-z0-9+\/=]+)"/);
            return m && by && map ? [m[1], by[1], map[1].length] : null;"#,

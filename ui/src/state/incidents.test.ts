@@ -10,6 +10,7 @@ import {
   rankedQueue,
   setCursor,
   setFilters,
+  type StatusFilter,
 } from "./incidents";
 
 function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntryDto {
@@ -59,6 +60,30 @@ describe("incident queue", () => {
     expect(rankedQueue(state, null).map((e) => e.id)).toEqual(["b", "c", "a"]);
     expect(rankedQueue(setFilters(state, { status: "all" }), null).map((e) => e.id)).toEqual(["b", "d", "c", "a"]);
     expect(rankedQueue(setFilters(state, { status: "closed" }), null).map((e) => e.id)).toEqual(["d"]);
+  });
+
+  it("tells active incidents from cleared ones awaiting close, and neither is called open", () => {
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff(
+        [
+          entry("live", { status: "acknowledged" }),
+          entry("waits", { status: "resolved", active: false, clearedMs: 50 }),
+          entry("done", { status: "closed", active: false, clearedMs: 40 }),
+          entry("shut", { status: "closed" }),
+        ],
+        { reset: true },
+      ),
+    );
+    const ids = (status: StatusFilter) =>
+      rankedQueue(setFilters(state, { status }), null)
+        .map((e) => e.id)
+        .sort();
+    expect(ids("notClosed")).toEqual(["live", "waits"]);
+    expect(ids("active")).toEqual(["live"]);
+    expect(ids("cleared")).toEqual(["waits"]);
+    expect(ids("all")).toEqual(["done", "live", "shut", "waits"]);
+    expect(ids("resolved")).toEqual(["waits"]);
   });
 
   it("filters by layer and by the map's view", () => {

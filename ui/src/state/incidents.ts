@@ -6,18 +6,25 @@
  */
 import type { IncidentEntryDto, IncidentsDiffDto, Layer, LifecycleStatus, Severity } from "../ipc/backend";
 
-export type StatusFilter = "active" | "all" | LifecycleStatus;
+/**
+ * `notClosed`: every incident nobody has closed; `active`: those still a problem (not cleared);
+ * `cleared`: cleared, awaiting close. "Open" is not used: it meant the first in the queue and
+ * the second in the charts.
+ */
+export type StatusFilter = "notClosed" | "active" | "cleared" | "all" | LifecycleStatus;
 export type AreaFilter = "all" | "view";
 
 export type QueueFilters = {
   readonly layer: Layer | "all";
-  /** `active` hides closed incidents. */
   readonly status: StatusFilter;
   /** `view` keeps incidents whose area intersects the map's view. */
   readonly area: AreaFilter;
 };
 
-export const DEFAULT_FILTERS: QueueFilters = { layer: "all", status: "active", area: "all" };
+export const DEFAULT_FILTERS: QueueFilters = { layer: "all", status: "notClosed", area: "all" };
+
+/** The filters that are not one lifecycle status. */
+const STATES: ReadonlySet<StatusFilter> = new Set(["notClosed", "active", "cleared", "all"]);
 
 /** West, south, east, north in degrees. */
 export type Bounds = readonly [number, number, number, number];
@@ -85,8 +92,11 @@ function intersects(e: IncidentEntryDto, b: Bounds): boolean {
 /** True when the entry passes the filters (`view` is the map's bounds, for the area filter). */
 export function passes(e: IncidentEntryDto, f: QueueFilters, view: Bounds | null): boolean {
   if (f.layer !== "all" && !e.layers.includes(f.layer)) return false;
-  if (f.status === "active" && e.status === "closed") return false;
-  if (f.status !== "active" && f.status !== "all" && e.status !== f.status) return false;
+  const closed = e.status === "closed";
+  if (f.status === "notClosed" && closed) return false;
+  if (f.status === "active" && (closed || !e.active)) return false;
+  if (f.status === "cleared" && (closed || e.active)) return false;
+  if (!STATES.has(f.status) && e.status !== f.status) return false;
   if (f.area === "view" && view !== null && !intersects(e, view)) return false;
   return true;
 }

@@ -1137,7 +1137,11 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
             "{} [{} {} {}{}{}] {} ({} members)",
             i.id,
             i.severity,
-            i.status,
+            // "active" (still a problem) or "cleared"; whether anyone closed it is the lifecycle.
+            match i.status.as_str() {
+                "open" => "active",
+                other => other,
+            },
             i.lifecycle,
             i.acknowledged_by
                 .as_deref()

@@ -307,7 +307,7 @@ fn kpi_charts_follow_the_clock_and_the_report_embeds_the_map_image() {
             ids,
             [
                 "observations-per-layer",
-                "open-incidents",
+                "active-incidents",
                 "time-to-acknowledge",
                 "time-to-dispatch",
                 "feed-health"

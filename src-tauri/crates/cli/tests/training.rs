@@ -300,7 +300,7 @@ fn check_report(html: &str, db: &Path) {
         charts,
         [
             "observations-per-layer",
-            "open-incidents",
+            "active-incidents",
             "time-to-acknowledge",
             "time-to-dispatch",
             "feed-health"

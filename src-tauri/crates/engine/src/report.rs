@@ -291,8 +291,10 @@ fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, E
         ),
         (origin, end),
     )?);
-    let mut open: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
-    let series = open.entry("open incidents".into()).or_default();
+    let mut active: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
+    // Active: still a problem (not cleared), whether or not anyone has closed it; the queue's
+    // "not closed" also counts incidents cleared and awaiting close.
+    let series = active.entry("active incidents".into()).or_default();
     let mut t = origin;
     while t <= end {
         let n = incidents
@@ -302,15 +304,15 @@ fn charts(input: &ReportInput<'_>, upto: Option<Millis>) -> Result<Vec<Chart>, E
         series.insert(t, n as f64);
         t += BUCKET_MS;
     }
-    let mut open_chart = lines(
-        "open-incidents",
-        "Open incidents over time",
+    let mut active_chart = lines(
+        "active-incidents",
+        "Active incidents over time",
         "incidents",
-        &open,
+        &active,
         (origin, end),
     )?;
-    open_chart.totals = BTreeMap::from([("incidents".to_owned(), incidents.len() as f64)]);
-    charts.push(open_chart);
+    active_chart.totals = BTreeMap::from([("incidents".to_owned(), incidents.len() as f64)]);
+    charts.push(active_chart);
     let opened: BTreeMap<&str, Millis> = incidents.iter().map(|i| (i.id.as_str(), i.opened_ms)).collect();
     let first = |to: &str| -> Vec<f64> {
         let mut seen = BTreeMap::new();

@@ -450,21 +450,29 @@ fn an_offline_workstation_keeps_its_decisions_and_converges() {
     assert_eq!(waiting, 2, "both decisions wait while the link is down");
 
     link.restore();
-    let back = Instant::now() + Duration::from_secs(60);
-    while Store::waiting(&a) > 0 || incident(home, &a, &storm)["acknowledgedBy"] != "Bo" {
-        assert!(
-            Instant::now() < back,
-            "workstation A did not catch up after the link returned"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = ws_a.kill();
-    let _ = ws_a.wait();
+    caught_up_after_restore(home, &a, &storm, &mut ws_a, Duration::from_secs(60));
     let (sa, sb) = (follow(home, "ws-a", &url, &a), follow(home, "ws-b", &url, &b));
     assert_eq!(agreed(&sa), agreed(&sb));
     let record = incident(home, &b, &outage);
     assert_eq!(record["lifecycle"], "resolved", "{record}");
     assert_eq!(record["acknowledgedBy"], "Aino", "{record}");
+}
+
+/// Waits until the workstation following `db` (the process `ws`) has published every decision
+/// it kept while its link was cut and applied Bo's acknowledgement of `storm`, made at the
+/// site meanwhile; then stops it.
+fn caught_up_after_restore(home: &Path, db: &Path, storm: &str, ws: &mut std::process::Child, within: Duration) {
+    let back = Instant::now() + within;
+    while Store::waiting(db) > 0 || incident(home, db, storm)["acknowledgedBy"] != "Bo" {
+        assert!(
+            Instant::now() < back,
+            "{} did not catch up within {within:?} after the link returned",
+            db.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = ws.kill();
+    let _ = ws.wait();
 }
 
 /// A supervisor changes the site's roster from a workstation; an operator may not; and a
@@ -1966,16 +1974,7 @@ fn a_field_coordinator_on_a_leaf_node_is_cut_off_for_five_minutes_and_converges(
     );
 
     link.restore();
-    let back = Instant::now() + Duration::from_secs(120);
-    while Store::waiting(&a) > 0 || incident(home, &a, &storm)["acknowledgedBy"] != "Bo" {
-        assert!(
-            Instant::now() < back,
-            "the field workstation did not converge after the leaf's link returned"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = ws_a.kill();
-    let _ = ws_a.wait();
+    caught_up_after_restore(home, &a, &storm, &mut ws_a, Duration::from_secs(120));
     // The loser is told: the coordinator's take is refused, with whose the outage is.
     let (outcome, reason) = Store::outcome_of(&a, "own", "Aino");
     assert_eq!(outcome, "refused", "{reason}");

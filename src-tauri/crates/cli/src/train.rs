@@ -22,7 +22,8 @@ use std::time::Duration;
 use cityops_core::model::Millis;
 use cityops_engine::follow::{self, Follower};
 use cityops_engine::scenario::Scenario;
-use cityops_site::{Op, OpEvent, Outgoing, Site, SiteId};
+use cityops_engine::trainer_clock::TrainerClock;
+use cityops_site::Outgoing;
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
 
@@ -55,119 +56,23 @@ struct Status<'a> {
     said: &'a str,
 }
 
-/// The trainer's clock and what it has published.
-struct Clock<'a> {
-    site: &'a Site,
-    id: SiteId,
-    scenario: &'a Scenario,
-    trainer: &'a str,
-    workstation: &'a str,
-    at: Millis,
-    end: Millis,
-    playing: bool,
-    speed: f64,
-    last: tokio::time::Instant,
-    next: usize,
-    next_tick: Millis,
-    published: u64,
+fn say(clock: &TrainerClock, said: &str) {
+    let s = clock.state();
+    let status = Status {
+        at: chrono::DateTime::from_timestamp_millis(s.at_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        at_ms: s.at_ms,
+        playing: s.playing,
+        speed: s.speed,
+        published: s.published,
+        said,
+    };
+    println!("{}", serde_json::to_string(&status).expect("a status serializes"));
 }
 
-impl Clock<'_> {
-    /// Moves the clock by the real time passed (when playing), publishing what it passed.
-    async fn advance(&mut self) -> anyhow::Result<()> {
-        let now = tokio::time::Instant::now();
-        if self.playing {
-            let passed = now.duration_since(self.last).as_secs_f64() * self.speed * 1000.0;
-            let to = (self.at + passed as Millis).min(self.end);
-            self.publish_to(to).await?;
-        }
-        self.last = now;
-        Ok(())
-    }
-
-    /// Publishes every tape message up to `to` and a clock tick for every second passed.
-    async fn publish_to(&mut self, to: Millis) -> anyhow::Result<()> {
-        let mut out = Vec::new();
-        let messages = &self.scenario.messages;
-        while self.next < messages.len() && messages[self.next].time_ms <= to {
-            let m = &messages[self.next];
-            while self.next_tick <= m.time_ms {
-                out.push(Outgoing::tick(&self.id, self.next_tick));
-                self.next_tick += 1000;
-            }
-            out.push(Outgoing::tape_line(&self.id, m));
-            self.published += 1;
-            self.next += 1;
-        }
-        while self.next_tick <= to {
-            out.push(Outgoing::tick(&self.id, self.next_tick));
-            self.next_tick += 1000;
-        }
-        if !out.is_empty() {
-            self.site.publish(out).await?;
-        }
-        self.at = self.at.max(to);
-        Ok(())
-    }
-
-    /// Publishes one of the trainer's events, made now.
-    async fn event(&self, op: Op) -> anyhow::Result<()> {
-        let wall_ms = chrono::Utc::now().timestamp_millis();
-        let event = OpEvent {
-            id: format!("{}-{wall_ms}-{:016x}", self.workstation, rand::random::<u64>()),
-            operator: self.trainer.to_owned(),
-            workstation: self.workstation.to_owned(),
-            at_ms: self.at,
-            wall_ms,
-            op,
-        };
-        self.site.publish([Outgoing::event(&self.id, &event)]).await?;
-        Ok(())
-    }
-
-    async fn clock_event(&self, seek_ms: Option<Millis>) -> anyhow::Result<()> {
-        self.event(Op::Clock {
-            playing: self.playing,
-            speed: format!("{}", self.speed),
-            seek_ms,
-        })
-        .await
-    }
-
-    /// One of the scenario's injects at `lon`, `lat`, now.
-    async fn inject(&mut self, inject: &str, lon: f64, lat: f64) -> anyhow::Result<String> {
-        let spec = self
-            .scenario
-            .manifest
-            .injects
-            .iter()
-            .find(|s| s.id == inject)
-            .ok_or_else(|| anyhow::anyhow!("no inject {inject:?} in the scenario's palette"))?;
-        let (place, asset) = cityops_core::inject::place(spec, &self.scenario.assets, lon, lat)?;
-        // The inject's number must be unique in the site: the stream's next position is.
-        let n = self.site.last_seq().await? + 1;
-        let msg = cityops_core::inject::message(spec, n, self.at, place, asset, self.trainer);
-        self.site.publish([Outgoing::tape_line(&self.id, &msg)]).await?;
-        self.published += 1;
-        Ok(format!("injected {} at {:.5},{:.5}", spec.title, place.lon, place.lat))
-    }
-
-    fn status<'s>(&self, said: &'s str) -> Status<'s> {
-        Status {
-            at: chrono::DateTime::from_timestamp_millis(self.at)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            at_ms: self.at,
-            playing: self.playing,
-            speed: self.speed,
-            published: self.published,
-            said,
-        }
-    }
-}
-
-fn say(status: &Status<'_>) {
-    println!("{}", serde_json::to_string(status).expect("a status serializes"));
+fn wall() -> Millis {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// `cityops train`.
@@ -195,92 +100,80 @@ pub fn train(t: Train) -> anyhow::Result<()> {
         );
         site.publish([Outgoing::config(&id, &config)]).await?;
         // A trainer started again resumes the clock where the site's time is.
-        let start = scenario.manifest.start_ms;
-        let at = follow::site_time_in(f.store(), &id)?.unwrap_or(start).max(start);
-        let mut clock = Clock {
-            site: &site,
-            id: id.clone(),
-            scenario: &scenario,
-            trainer: &t.trainer,
-            workstation: &t.workstation,
-            at,
-            end: scenario.end_ms(),
-            playing: !t.paused,
-            speed: t.speed,
-            last: tokio::time::Instant::now(),
-            next: scenario.messages.partition_point(|m| m.time_ms <= at),
-            next_tick: (at.div_euclid(1000) + 1) * 1000,
-            published: 0,
-        };
-        clock.clock_event(None).await?;
-        say(&clock.status("started"));
+        let at = follow::site_time_in(f.store(), &id)?.unwrap_or(scenario.manifest.start_ms);
+        let mut clock = TrainerClock::new(id.clone(), scenario, &t.workstation, at);
+        let trainer = t.trainer.as_str();
+        let now = tokio::time::Instant::now();
+        clock.set_speed(trainer, t.speed, now, wall())?;
+        clock.set_playing(trainer, !t.paused, now, wall());
+        clock.flush(&site).await?;
+        say(&clock, "started");
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut input = true;
         loop {
             tokio::select! {
                 line = lines.next_line(), if input => {
-                    clock.advance().await?;
+                    let now = tokio::time::Instant::now();
                     let Some(line) = line? else {
                         // No more commands: play to the end, then end the exercise.
                         input = false;
-                        clock.playing = true;
+                        clock.set_playing(trainer, true, now, wall());
+                        clock.flush(&site).await?;
                         continue;
                     };
                     let words: Vec<&str> = line.split_whitespace().collect();
                     let said = match words.as_slice() {
                         [] => continue,
                         ["pause"] => {
-                            clock.playing = false;
-                            clock.clock_event(None).await?;
+                            clock.set_playing(trainer, false, now, wall());
                             "paused".to_owned()
                         }
                         ["play"] => {
-                            clock.playing = true;
-                            clock.clock_event(None).await?;
+                            clock.set_playing(trainer, true, now, wall());
                             "playing".to_owned()
                         }
                         ["speed", n] => match n.parse::<f64>() {
-                            Ok(s) if s > 0.0 => {
-                                clock.speed = s;
-                                clock.clock_event(None).await?;
-                                format!("speed {s}")
-                            }
-                            _ => format!("refused: speed {n:?} is not a factor above 0"),
+                            Ok(s) => match clock.set_speed(trainer, s, now, wall()) {
+                                Ok(_) => format!("speed {s}"),
+                                Err(e) => format!("refused: {e}"),
+                            },
+                            Err(_) => format!("refused: speed {n:?} is not a number"),
                         },
-                        ["seek", to] => match seek_target(to, clock.at) {
-                            Ok(target) if target < clock.at => {
-                                "refused: an exercise on a site cannot go back (its stream is the record of what the trainees did)".to_owned()
-                            }
-                            Ok(target) => {
-                                clock.publish_to(target.min(clock.end)).await?;
-                                clock.clock_event(Some(clock.at)).await?;
-                                "moved ahead".to_owned()
-                            }
+                        ["seek", to] => match seek_target(to, clock.state().at_ms) {
+                            Ok(target) => match clock.seek(trainer, target, now, wall()) {
+                                Ok(_) => "moved ahead".to_owned(),
+                                Err(e) => format!("refused: {e}"),
+                            },
                             Err(e) => format!("refused: {e}"),
                         },
                         ["inject", inject, lon, lat] => match (lon.parse(), lat.parse()) {
-                            (Ok(lon), Ok(lat)) => match clock.inject(inject, lon, lat).await {
-                                Ok(s) => s,
-                                Err(e) => format!("refused: {e:#}"),
-                            },
+                            (Ok(lon), Ok(lat)) => {
+                                clock.note_position(site.last_seq().await?);
+                                match clock.inject(trainer, inject, lon, lat, now) {
+                                    Ok(p) => format!("injected {} as {}", p.title, p.entity),
+                                    Err(e) => format!("refused: {e}"),
+                                }
+                            }
                             _ => "refused: inject ID LON LAT".to_owned(),
                         },
                         ["end"] => break,
                         _ => format!("refused: unknown command {line:?} (pause, play, speed N, seek +S, inject ID LON LAT, end)"),
                     };
-                    say(&clock.status(&said));
+                    clock.flush(&site).await?;
+                    say(&clock, &said);
                 }
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                    clock.advance().await?;
-                    if !input && clock.at >= clock.end {
+                    clock.advance(tokio::time::Instant::now());
+                    clock.flush(&site).await?;
+                    if !input && clock.finished() {
                         break;
                     }
                 }
             }
         }
-        clock.advance().await?;
-        clock.event(Op::End).await?;
-        say(&clock.status("exercise ended"));
+        clock.end(trainer, tokio::time::Instant::now(), wall());
+        clock.flush(&site).await?;
+        say(&clock, "exercise ended");
         Ok(())
     })
 }

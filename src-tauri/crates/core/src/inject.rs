@@ -157,6 +157,23 @@ pub fn place<'a>(
     Ok((asset.position, Some(asset)))
 }
 
+/// The entity the `n`th inject is about: the asset it snapped to, unless the inject only names
+/// the asset in a field (a camera's report about a signal), else an entity of its own.
+pub fn entity(spec: &InjectSpec, n: u64, asset: Option<&Asset>) -> String {
+    match (asset, &spec.asset_field) {
+        (Some(a), None) => a.id.clone(),
+        _ => format!("inject/{n}"),
+    }
+}
+
+/// An inject's title: the palette's, with the asset's name when it snapped to one.
+pub fn title(spec: &InjectSpec, asset: Option<&Asset>) -> String {
+    match asset {
+        Some(a) => format!("{}: {}", spec.title, a.name),
+        None => spec.title.clone(),
+    }
+}
+
 /// The tape message of the `n`th inject (from 1) of a run, made at scenario time `at_ms` by
 /// `trainer`: one GeoJSON feature on the layer's inject feed, its sequence number `n`.
 pub fn message(
@@ -167,14 +184,8 @@ pub fn message(
     asset: Option<&Asset>,
     trainer: &str,
 ) -> TapeMessage {
-    let entity = match (asset, &spec.asset_field) {
-        (Some(a), None) => a.id.clone(),
-        _ => format!("inject/{n}"),
-    };
-    let title = match asset {
-        Some(a) => format!("{}: {}", spec.title, a.name),
-        None => spec.title.clone(),
-    };
+    let entity = entity(spec, n, asset);
+    let title = title(spec, asset);
     let time = chrono::DateTime::from_timestamp_millis(at_ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

@@ -16,6 +16,8 @@
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
 //! - [`follow`]: a workstation of a site: the site's stream (`cityops-site`) folded in order
 //!   through the same pipeline and desk into the local cache.
+//! - [`trainer_clock`]: the trainer's clock of an exercise site, which publishes the scenario
+//!   into it (`cityops train` and a trainer's window).
 //! - [`error`]: the engine's errors and their flattening into `ApiError` at the IPC edge (the
 //!   wire types are [`dto`], re-exported from `cityops-dto`).
 //!
@@ -34,6 +36,7 @@ pub mod scenario;
 pub mod site_mode;
 pub mod tiles;
 pub mod timeline;
+pub mod trainer_clock;
 pub mod training;
 
 /// The wire types of the engine's API, from their own crate.

@@ -403,13 +403,8 @@ impl Replay {
         let run = self.pipeline.run();
         let n = self.pipeline.store().injects(run)?.len() as u64 + 1;
         let msg = inject::message(spec, n, self.now_ms, at, asset, trainer);
-        let entity = match (asset, &spec.asset_field) {
-            (Some(a), None) => a.id.clone(),
-            _ => format!("inject/{n}"),
-        };
-        let title = asset
-            .map(|a| format!("{}: {}", spec.title, a.name))
-            .unwrap_or_else(|| spec.title.clone());
+        let entity = inject::entity(spec, n, asset);
+        let title = inject::title(spec, asset);
         let row = InjectRow {
             n,
             inject: spec.id.clone(),

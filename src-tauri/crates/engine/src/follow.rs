@@ -312,6 +312,9 @@ impl FollowState {
         let pipeline = Pipeline::new(store, self.run, &scenario.manifest.feeds, &self.dir)?;
         let mut replay = Replay::live(scenario, pipeline, cityops_live::Health::default());
         replay.resume_live(self.time_ms.max(replay.now_ms()))?;
+        if let Some(ended) = replay.pipeline().store().exercise_end(self.run)? {
+            replay.note_ended(ended);
+        }
         Ok(replay)
     }
 
@@ -556,10 +559,13 @@ impl FollowState {
                 let (r, committed) = store.with_site_event(row.clone(), || {
                     store.end_exercise(run, event.at_ms, &who.name, role.as_str(), wall)
                 });
-                r?;
+                let ended = r?;
                 if !committed {
                     // Ended before: the first end stands, and this one is recorded beside it.
                     store.record_site_event(&row, None)?;
+                }
+                if let Cache::Ready(replay) = cache {
+                    replay.note_ended(ended);
                 }
             } else {
                 store.record_site_event(&row, None)?;

@@ -445,6 +445,13 @@ impl Replay {
         Ok(ended)
     }
 
+    /// Notes an end made elsewhere: a trainer's on an exercise site, which every workstation
+    /// of the site applies where the stream places it. The trainee's record closes here too.
+    pub(crate) fn note_ended(&mut self, ended: (Millis, String)) {
+        self.playing = false;
+        self.ended = Some(ended);
+    }
+
     /// When the exercise was ended, and by whom.
     pub fn ended(&self) -> Option<&(Millis, String)> {
         self.ended.as_ref()

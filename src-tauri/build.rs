@@ -61,7 +61,7 @@ const CAPABILITIES: &[(&str, &str, &str)] = &[
     (
         "trainer",
         "trainer",
-        "The trainer view's window: the clock, injects, the live score, the report, ending the exercise and closing the view. It may not dispatch nor work incidents (that is the trainee's).",
+        "The trainer view's window: the clock, injects, the live score, the report, ending the exercise and closing the view, and signing the trainer in (an exercise site's clock is a signed-in trainer's). It may not dispatch nor work incidents (that is the trainee's).",
     ),
     ("wall", "wall", "The wall display's window: it reads the scenario and follows the picture and the incidents, and can do nothing else."),
 ];

@@ -3,7 +3,8 @@
 //! # Layout
 //! - `run` builds the [`cityops_engine::Engine`] from the command line and hands it to Tauri.
 //! - `run` starts a scenario replay, live mode with `--config <feeds.toml>`, or a workstation
-//!   of a site with `--nats URL --site ID`.
+//!   of a site with `--nats URL --site ID` (its wall display with `--wall`, or the trainer's
+//!   window of an exercise site with `--train DIR`).
 //! - [`commands`]: one module per domain; each declares its commands once, in one `commands!`
 //!   invocation (one line onto the engine each), from which the handler, and in `build.rs` the
 //!   permissions, the capabilities and the TypeScript client, are made.
@@ -64,6 +65,12 @@ struct Cli {
     /// The monitor the wall display fills, counting from 0 (the primary one by default).
     #[arg(long, env = "CITYOPS_MONITOR", requires = "wall")]
     monitor: Option<usize>,
+    /// Open as the trainer of an exercise site, with this scenario folder: the trainer view
+    /// holds the exercise's clock (play, pause, speed, seek ahead), publishes the scenario into
+    /// the site as it runs, and places injects, while the trainees work at their own
+    /// workstations. The trainer signs in with a trainer's PIN from the site's roster.
+    #[arg(long, env = "CITYOPS_TRAIN", requires = "nats", conflicts_with = "wall")]
+    train: Option<PathBuf>,
 }
 
 /// The repository the binary was built from: development builds find the demo there.
@@ -104,6 +111,7 @@ pub fn run() {
         .init();
     let cli = Cli::parse();
     let wall = cli.wall;
+    let train = cli.train.is_some();
     tauri::Builder::default()
         .setup(move |app| {
             let db_path = match &cli.db {
@@ -137,6 +145,7 @@ pub fn run() {
                         backends,
                         workstation: cli.workstation.clone().unwrap_or_else(hostname),
                         read_only: cli.wall,
+                        train: cli.train.clone(),
                     };
                     tracing::info!(?config, "starting as a workstation of a site");
                     tauri::async_runtime::block_on(Engine::start_site(config))
@@ -190,6 +199,14 @@ pub fn run() {
                     wall.set_fullscreen(true)?;
                 }
             }
+            if cli.train.is_some() {
+                // The trainer's machine shows the trainer view: the operator's window, whose
+                // capability works incidents and dispatches, stays hidden.
+                if let Some(main) = app.get_webview_window("main") {
+                    main.hide()?;
+                }
+                windows::open_trainer_view(app.handle(), &engine)?;
+            }
             app.manage(engine);
             Ok(())
         })
@@ -197,6 +214,10 @@ pub fn run() {
             // A wall display is its wall window: closing it ends the app, whose operator's
             // window is hidden.
             if wall && window.label() == windows::WALL && matches!(event, tauri::WindowEvent::Destroyed) {
+                window.app_handle().exit(0);
+            }
+            // A trainer's machine is its trainer view: closing it ends the app.
+            if train && window.label() == windows::TRAINER && matches!(event, tauri::WindowEvent::Destroyed) {
                 window.app_handle().exit(0);
             }
             // Closing the trainer view hands the clock back to the trainee's window.

@@ -2149,78 +2149,13 @@ fn dispatch_worker(url: &str, site: &str, backends: &Path, log: &Path) -> Result
     ))
 }
 
-/// The trainer's clock (`cityops train`) of an exercise site, told commands on its standard
-/// input; each answers with one JSON status line.
-struct Trainer {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Trainer {
-    fn start(url: &str, site: &str, log: &Path) -> Result<Trainer> {
-        let mut child = Command::new(target_dir().join("debug/cityops"))
-            .args(["train", "--nats", url, "--site", site, "--scenario"])
-            .arg(repo().join("fixtures/scenarios/helsinki-storm"))
-            .args([
-                "--trainer",
-                "Tia",
-                "--pin-env",
-                "SITE_SUPERVISOR_PIN",
-                "--workstation",
-                "trainer",
-                "--paused",
-            ])
-            .env("CITYOPS_NATS_USER", "ws-c")
-            .env("CITYOPS_NATS_PASSWORD", "ws-test-pass")
-            .env("SITE_SUPERVISOR_PIN", SITE_SUPERVISOR_PIN)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log)?)
-            .spawn()
-            .context("starting the trainer's clock")?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("the trainer's output")?;
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Trainer { child, stdin, lines })
-    }
-
-    /// Tells the trainer `command` (nothing: reads the next status) and returns its status.
-    fn tell(&mut self, command: &str) -> Result<Value> {
-        use std::io::Write;
-        if !command.is_empty() {
-            let stdin = self.stdin.as_mut().context("the trainer's input is closed")?;
-            writeln!(stdin, "{command}")?;
-        }
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .with_context(|| format!("the trainer did not answer {command:?}"))?;
-        println!("trainer: {command} -> {line}");
-        Ok(serde_json::from_str(&line)?)
-    }
-}
-
-impl Drop for Trainer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Training across machines: the trainer's clock (`cityops train`, its own process and NATS
-/// user) drives an exercise site, and a trainee's window (another process, another user)
-/// follows it: the trainer seeks to the trip and the window's clock is there, plays fast and
-/// the clock runs, pauses and it stops; the trainee's crew request is marked as an exercise
-/// and recorded by the site's dispatch worker, never sent; the trainer ends the exercise.
+/// Training across machines: the trainer's window (`cityops-desktop --train`, its own process
+/// and NATS user) holds the clock of an exercise site, and a trainee's window (another process,
+/// another user) follows it. The trainer signs in with a PIN, the clock refuses anyone before;
+/// the trainer seeks to the trip and the trainee's clock is there, plays fast and the clock
+/// runs, pauses and it stops; the trainer's inject reaches the trainee's map; the trainee's crew
+/// request is marked as an exercise and recorded by the site's dispatch worker, never sent; the
+/// trainer ends the exercise and the trainee's window says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_training_site() -> Result<()> {
     let _turn = ONE_WINDOW.lock().await;
@@ -2247,102 +2182,241 @@ async fn desktop_training_site() -> Result<()> {
     // Nobody listens on the backend's port: an exercise never gets that far anyway.
     let backends = live_backends(&tmp, free_port())?;
     let _worker = dispatch_worker(&url, site, &backends, &tmp.join("worker-1.log"))?;
-    let mut trainer = Trainer::start(&url, site, &tmp.join("trainer.log"))?;
-    let started = trainer.tell("")?;
-    ensure!(started["said"] == "started", "{started}");
-    let env = [
-        ("CITYOPS_BACKENDS", backends.clone()),
-        ("CITYOPS_NATS", PathBuf::from(&url)),
-        ("CITYOPS_SITE", PathBuf::from(site)),
-        ("CITYOPS_WORKSTATION", PathBuf::from("ws-a")),
-        ("CITYOPS_DB", tmp.join("ws-a.db")),
-        ("CITYOPS_MAPS", repo().join("maps")),
-        ("CITYOPS_NATS_USER", PathBuf::from("ws-a")),
-        ("CITYOPS_NATS_PASSWORD", PathBuf::from("ws-test-pass")),
-    ];
+    let at = |ws: &str, user: &str| {
+        vec![
+            ("CITYOPS_BACKENDS", backends.clone()),
+            ("CITYOPS_NATS", PathBuf::from(&url)),
+            ("CITYOPS_SITE", PathBuf::from(site)),
+            ("CITYOPS_WORKSTATION", PathBuf::from(ws)),
+            ("CITYOPS_DB", tmp.join(format!("{ws}.db"))),
+            ("CITYOPS_MAPS", repo().join("maps")),
+            ("CITYOPS_NATS_USER", PathBuf::from(user)),
+            ("CITYOPS_NATS_PASSWORD", PathBuf::from("ws-test-pass")),
+        ]
+    };
+    let mut trainer_env = at("trainer", "ws-c");
+    trainer_env.push(("CITYOPS_TRAIN", repo().join("fixtures/scenarios/helsinki-storm")));
     let run = async {
-        let a = App::start(&env).await?;
-        let result = training_steps(&a.client, &mut trainer).await;
-        a.finish(&tmp, result).await
+        // The trainer's window comes first: it brings the exercise's configuration.
+        let t = App::start(&trainer_env).await?;
+        let a = match App::start(&at("ws-a", "ws-a")).await {
+            Ok(a) => a,
+            Err(e) => return t.finish(&tmp, Err(e)).await,
+        };
+        let result = training_steps(&t.client, &a.client).await;
+        let result = a.finish(&tmp, result).await;
+        t.finish(&tmp, result).await
     };
     tokio::time::timeout(Duration::from_secs(600), run)
         .await
         .context("the training end-to-end test took over 10 minutes")??;
-    let ended = trainer.tell("end")?;
-    ensure!(ended["said"] == "exercise ended", "{ended}");
     Ok(())
 }
 
 /// The window's clock.
 const CLOCK: &str = r#"const e = document.querySelector("[data-testid=clock]"); return e ? e.textContent : null;"#;
 
-async fn training_steps(c: &Client, trainer: &mut Trainer) -> Result<()> {
-    wait_js(c, "the trainee's map idle", IDLE, Duration::from_secs(180)).await?;
+/// The header's error, once shown.
+const ERROR: &str = r#"const e = document.querySelector("[data-testid=error]"); return e ? e.textContent : null;"#;
+
+/// The trainer's window (`t`) drives the trainee's (`a`).
+async fn training_steps(t: &Client, a: &Client) -> Result<()> {
+    // The trainer's machine shows only the trainer view; the operator's window stays hidden.
+    let main = t.window().await?;
+    let view = second_window(t, &main, "the trainer's").await?;
+    t.switch_to_window(view).await?;
+    t.wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-testid=trainer-sign-in]"))
+        .await?;
+    wait_js(t, "the trainer's map idle", IDLE, Duration::from_secs(180)).await?;
+    wait_js(a, "the trainee's map idle", IDLE, Duration::from_secs(180)).await?;
     // The bar says it is an exercise on the trainer's clock, not live.
     let mark = wait_js(
-        c,
+        a,
         "the exercise mark",
         r#"const e = document.querySelector("[data-testid=live-mark]"); return e && e.dataset.exercise === "true" ? e.textContent : null;"#,
         Duration::from_secs(10),
     )
     .await?;
     ensure!(mark == "Exercise", "the bar's mark {mark}");
+
+    // Nobody signed in: the clock is nobody's to move.
+    t.find(Locator::Css("[data-testid=play-toggle]")).await?.click().await?;
+    let said = wait_js(
+        t,
+        "the refusal of play before a sign-in",
+        ERROR,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(
+        said.as_str()
+            .is_some_and(|s| s.contains("sign in as the exercise's trainer")),
+        "{said}"
+    );
+    t.find(Locator::Css("[data-testid=error]")).await?.click().await?;
+    t.find(Locator::Css("[data-testid=trainer-sign-in-name]"))
+        .await?
+        .send_keys("Tia")
+        .await?;
+    t.find(Locator::Css("[data-testid=trainer-sign-in-pin]"))
+        .await?
+        .send_keys(SITE_SUPERVISOR_PIN)
+        .await?;
+    t.find(Locator::Css("[data-testid=trainer-sign-in-submit]"))
+        .await?
+        .click()
+        .await?;
+    let who = wait_js(
+        t,
+        "the trainer signed in",
+        r#"const e = document.querySelector("[data-testid=trainer-signed-in]"); return e ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(who == "Tia", "signed in as {who}");
+
     // The trainer seeks to 21:12:30 Helsinki time, 23 s after the substation tripped.
-    trainer.tell("seek +750")?;
+    let start = wait_js(
+        t,
+        "the seek slider",
+        r#"const e = document.querySelector("[data-testid=seek]"); return e ? Number(e.min) : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?
+    .as_i64()
+    .context("the slider's start")?;
+    choose(t, "seek", &(start + 750_000).to_string()).await?;
     wait_js(
-        c,
+        a,
         "the trainee's clock at the trainer's 21:12:30",
         r#"const e = document.querySelector("[data-testid=clock]"); return e && e.textContent === "21:12:30";"#,
         Duration::from_secs(30),
     )
     .await?;
     let outage = wait_js(
-        c,
+        a,
         "the outage in the trainee's queue",
         OUTAGE_ENTRY,
         Duration::from_secs(30),
     )
     .await?;
     ensure!(outage["status"] == "new", "{outage}");
+    // Back is refused: the site's stream is the record of what the trainees did.
+    choose(t, "seek", &(start + 60_000).to_string()).await?;
+    let said = wait_js(t, "the refusal of a seek back", ERROR, Duration::from_secs(10)).await?;
+    ensure!(said.as_str().is_some_and(|s| s.contains("cannot go back")), "{said}");
+    t.find(Locator::Css("[data-testid=error]")).await?.click().await?;
+
     // Played at 60 times real time, the trainee's clock runs; paused, it stops.
-    trainer.tell("speed 60")?;
-    trainer.tell("play")?;
+    choose(t, "speed", "60").await?;
+    t.find(Locator::Css("[data-testid=play-toggle]")).await?.click().await?;
     wait_js(
-        c,
+        a,
         "the trainee's clock running with the trainer's",
         r#"const e = document.querySelector("[data-testid=clock]"); return e && e.textContent >= "21:14:00" ? e.textContent : null;"#,
         Duration::from_secs(30),
     )
     .await?;
-    let paused = trainer.tell("pause")?;
+    t.find(Locator::Css("[data-testid=play-toggle]")).await?.click().await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let first = wait_js(c, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
+    let first = wait_js(a, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = wait_js(c, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
+    let second = wait_js(a, "the trainee's clock", CLOCK, Duration::from_secs(5)).await?;
     ensure!(
         first == second,
-        "the clock ran on while the trainer paused: {first} then {second} ({paused})"
+        "the clock ran on while the trainer paused: {first} then {second}"
+    );
+    let shown = wait_js(t, "the trainer's clock", CLOCK, Duration::from_secs(5)).await?;
+    ensure!(
+        shown == first,
+        "the trainer's window shows {shown}, the trainee's {first}"
     );
     println!("the trainee's clock stopped with the trainer's at {first}");
 
+    // The trainer places a citizen's report in Kaisaniemi park; it reaches the trainee's map.
+    t.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))
+        .await?
+        .click()
+        .await?;
+    let point = t
+        .execute(
+            r#"const m = window.__cityopsMap;
+               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
+               const p = m.project([24.9445, 60.1745]);
+               const r = m.getCanvas().getBoundingClientRect();
+               return [r.left + p.x, r.top + p.y];"#,
+            vec![],
+        )
+        .await?;
+    wait_js(t, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
+    click_at(t, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    let made = t
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=inject-message]"))
+        .await?;
+    let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
+    println!("trainer: {said}");
+    let listed = t
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=injects-made]"))
+        .await?;
+    wait_for_text(&listed, "by Tia", Duration::from_secs(20)).await?;
+    let entity = wait_js(
+        a,
+        "the inject on the trainee's map",
+        r#"const f = window.__cityopsMap.querySourceFeatures("obs-alerts").find(f => String((f.properties && f.properties.id) || f.id).startsWith("inject/"));
+           return f ? String((f.properties && f.properties.id) || f.id) : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("the trainee's map shows the trainer's inject {entity}");
+
     // Aino requests a crew: the preview says exercise, and the site's worker records it.
-    sign_in(c, "Aino", None).await?;
-    c.find(Locator::XPath(
+    sign_in(a, "Aino", None).await?;
+    a.find(Locator::XPath(
         "//*[@data-testid='incident-entry'][contains(., 'Power outage')]",
     ))
     .await?
     .click()
     .await?;
-    c.wait()
+    a.wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css("[data-testid=incident-detail]"))
         .await?;
-    let reference = dispatch_crew(c, true).await?;
+    let reference = dispatch_crew(a, true).await?;
     ensure!(reference == "exercise: recorded, not sent", "reference {reference:?}");
-    wait_js(c, "the trainee's map idle", IDLE, Duration::from_secs(60)).await?;
+    wait_js(a, "the trainee's map idle", IDLE, Duration::from_secs(60)).await?;
     let shot = std::env::temp_dir().join(format!("cityops-e2e-{}-trainee.png", std::process::id()));
-    std::fs::write(&shot, c.screenshot().await?)?;
+    std::fs::write(&shot, a.screenshot().await?)?;
     println!("the trainee's window: {}", shot.display());
+    wait_js(
+        t,
+        "the trainer's map idle for the screenshot",
+        IDLE,
+        Duration::from_secs(60),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::write(repo().join("assets/screenshot-trainer-site.png"), t.screenshot().await?)?;
+
+    // The trainer ends the exercise: the report opens there, and the trainee's record closes.
+    t.find(Locator::Css("[data-testid=trainer-end]")).await?.click().await?;
+    t.find(Locator::Css("[data-testid=confirm-ok]")).await?.click().await?;
+    t.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("[data-testid=report]"))
+        .await?;
+    wait_js(
+        a,
+        "the exercise ended in the trainee's window",
+        r#"const e = document.querySelector("[data-testid=exercise-banner]"); return e && e.dataset.ended === "true" ? e.textContent : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
     Ok(())
 }
 

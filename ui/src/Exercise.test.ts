@@ -146,6 +146,41 @@ describe("TrainerPanel", () => {
     expect((screen.getByTestId("trainer-end") as HTMLButtonElement).disabled).toBe(true);
     expect(screen.getByTestId("inject-hint").textContent).toContain("The exercise has ended.");
   });
+
+  it("on an exercise site, signs the trainer in with a PIN and has no view to close", async () => {
+    const onSignIn = vi.fn();
+    const onSignOut = vi.fn();
+    const { rerender } = render(TrainerPanel, {
+      options,
+      armed: null,
+      trainer: "",
+      exercise,
+      site: true,
+      onTrainer: () => {},
+      onArm: () => {},
+      onEnd: () => {},
+      onReport: () => {},
+      onClose: () => {},
+      onSignIn,
+      onSignOut,
+    });
+    expect(screen.queryByTestId("trainer-name")).toBeNull();
+    expect(screen.queryByTestId("trainer-close")).toBeNull();
+    expect(screen.getByTestId("inject-hint").textContent).toContain("Sign in to inject.");
+    const submit = screen.getByTestId("trainer-sign-in-submit") as HTMLButtonElement;
+    expect(submit.disabled).toBe(true);
+    await fireEvent.input(screen.getByTestId("trainer-sign-in-name"), { target: { value: " Tia " } });
+    await fireEvent.input(screen.getByTestId("trainer-sign-in-pin"), { target: { value: "1357" } });
+    await fireEvent.click(submit);
+    expect(onSignIn).toHaveBeenCalledWith("Tia", "1357");
+    // The PIN does not stay in the form after it was sent.
+    expect((screen.getByTestId("trainer-sign-in-pin") as HTMLInputElement).value).toBe("");
+    await rerender({ trainer: "Tia" });
+    expect(screen.getByTestId("trainer-signed-in").textContent).toBe("Tia");
+    expect((screen.getAllByTestId("inject-option") as HTMLButtonElement[]).some((b) => b.disabled)).toBe(false);
+    await fireEvent.click(screen.getByTestId("trainer-sign-out"));
+    expect(onSignOut).toHaveBeenCalled();
+  });
 });
 
 describe("The fake's exercise", () => {

@@ -1,7 +1,7 @@
 // Incident and operator commands (see `commands/mod.rs` for how a declaration reads).
 commands! {
     /// Signs an operator in (name, role and an optional PIN); their name stamps every action.
-    #[windows(main)]
+    #[windows(main, trainer)]
     async fn sign_in(engine; name: String, role: OperatorRole, pin: Option<String>) -> OperatorDto { engine.sign_in(name, role, pin).await }
 
     /// The operator roster; the engine answers only a signed-in supervisor.
@@ -13,11 +13,11 @@ commands! {
     async fn assign_role(engine; name: String, role: OperatorRole, pin: Option<String>) -> () { engine.assign_role(name, role, pin).await }
 
     /// Signs the operator out.
-    #[windows(main)]
+    #[windows(main, trainer)]
     async fn sign_out(engine) -> () { engine.sign_out().await }
 
     /// The signed-in operator, or null.
-    #[windows(main)]
+    #[windows(main, trainer)]
     async fn operator(engine) -> Option<OperatorDto> { engine.operator().await }
 
     /// Members by layer with explanations, timeline, root cause, area and SOP of one incident.

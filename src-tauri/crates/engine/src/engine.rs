@@ -29,7 +29,7 @@ use crate::incidents::DecisionOp;
 use crate::live_mode::{LiveEngineConfig, LiveMode};
 use crate::replay::Replay;
 use crate::scenario::Scenario;
-use crate::site_mode::{SiteEngineConfig, SiteMode};
+use crate::site_mode::{self, SharedSeat, SiteEngineConfig, SiteMode, TrainerSeat};
 use crate::tiles::MapArchives;
 use cityops_live::pipeline::Pipeline;
 use cityops_live::RETRY_STORE;
@@ -95,6 +95,9 @@ pub struct Engine {
     commands: mpsc::UnboundedSender<Command>,
     scenario: ScenarioDto,
     maps: Arc<MapArchives>,
+    /// A trainer's window on an exercise site: the trainer's clock, and what wakes the
+    /// engine's task to publish a change to it at once.
+    trainer: Option<(SharedSeat, Arc<tokio::sync::Notify>)>,
 }
 
 impl Engine {
@@ -122,6 +125,7 @@ impl Engine {
             commands: tx,
             scenario: dto,
             maps: Arc::new(MapArchives::new(config.maps_dir)),
+            trainer: None,
         })
     }
 
@@ -141,6 +145,7 @@ impl Engine {
             commands: tx,
             scenario: dto,
             maps: Arc::new(MapArchives::new(config.maps_dir)),
+            trainer: None,
         })
     }
 
@@ -160,12 +165,14 @@ impl Engine {
             workstation: config.workstation.clone(),
         };
         let outbox = Outbox::for_site(&config.db_path, specs, site.exercise, target)?;
+        let trainer = site.seat.clone().map(|s| (s, site.wake.clone()));
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(drive(replay, outbox, rx, Source::Site(Box::new(site))));
         Ok(Engine {
             commands: tx,
             scenario: dto,
             maps: Arc::new(MapArchives::new(config.maps_dir)),
+            trainer,
         })
     }
 
@@ -229,6 +236,31 @@ impl Engine {
         })
     }
 
+    /// Runs a control of the trainer's clock, when this is a trainer's window on an exercise
+    /// site (`None` otherwise): as the signed-in trainer, at once and in the order the window
+    /// called, then wakes the engine's task to publish what it made.
+    fn on_trainer_clock<T>(
+        &self,
+        control: impl FnOnce(&mut TrainerSeat, &str, Instant, i64) -> Result<T, EngineError>,
+    ) -> Option<Result<T, EngineError>> {
+        let (shared, wake) = self.trainer.as_ref()?;
+        let mut seat = site_mode::seat(shared);
+        let Some(trainer) = seat.trainer.clone() else {
+            return Some(Err(EngineError::Forbidden(
+                "sign in as the exercise's trainer to move its clock".into(),
+            )));
+        };
+        let result = control(
+            &mut seat,
+            &trainer,
+            Instant::now(),
+            chrono::Utc::now().timestamp_millis(),
+        );
+        drop(seat);
+        wake.notify_one();
+        Some(result)
+    }
+
     /// Refuses a clock control in live mode, where the clock is the wall clock.
     fn replay_only(&self, what: &str) -> Result<(), EngineError> {
         if self.scenario.live {
@@ -241,6 +273,12 @@ impl Engine {
 
     /// Starts the clock.
     pub fn play(&self) -> Result<(), EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, wall| {
+            s.clock.set_playing(who, true, now, wall);
+            Ok(())
+        }) {
+            return r;
+        }
         self.replay_only("play")?;
         self.tell(|replay| {
             if replay.finished() {
@@ -254,6 +292,12 @@ impl Engine {
 
     /// Stops the clock.
     pub fn pause(&self) -> Result<(), EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, wall| {
+            s.clock.set_playing(who, false, now, wall);
+            Ok(())
+        }) {
+            return r;
+        }
         self.replay_only("pause")?;
         self.tell(|replay| {
             replay.playing = false;
@@ -263,6 +307,15 @@ impl Engine {
 
     /// Sets the speed factor; `None` runs as fast as the pipeline goes.
     pub fn set_speed(&self, speed: Option<f64>) -> Result<(), EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, wall| {
+            let factor = speed.ok_or_else(|| {
+                EngineError::InvalidInput("an exercise on a site runs at a factor of real time, not max".into())
+            })?;
+            s.clock.set_speed(who, factor, now, wall).map_err(refusal)?;
+            Ok(())
+        }) {
+            return r;
+        }
         self.replay_only("speed")?;
         if let Some(f) = speed {
             if !(f.is_finite() && f > 0.0 && f <= MAX_FACTOR) {
@@ -279,6 +332,12 @@ impl Engine {
 
     /// Moves the clock to scenario time `ms` and rebuilds the picture from the store.
     pub fn seek(&self, ms: i64) -> Result<(), EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, wall| {
+            s.clock.seek(who, ms, now, wall).map_err(refusal)?;
+            Ok(())
+        }) {
+            return r;
+        }
         self.replay_only("seek")?;
         self.tell(move |replay| Ok(replay.seek(ms)?))
     }
@@ -340,6 +399,12 @@ impl Engine {
             })
         })
         .await
+        .inspect(|op| {
+            // The trainer's clock is the signed-in trainer's, and nobody else's.
+            if let Some((shared, _)) = &self.trainer {
+                site_mode::seat(shared).trainer = (op.role == OperatorRole::Trainer).then(|| op.name.clone());
+            }
+        })
     }
 
     /// Gives an operator a role (and a PIN) in the roster; a signed-in supervisor's call.
@@ -401,6 +466,9 @@ impl Engine {
 
     /// Signs the operator out.
     pub async fn sign_out(&self) -> Result<(), EngineError> {
+        if let Some((shared, _)) = &self.trainer {
+            site_mode::seat(shared).trainer = None;
+        }
         self.ask(Effect::Writes, |replay, _| {
             on_desk(replay, "sign_out", Work::Desk, |desk, store, at| {
                 desk.sign_out(store, at.wall)
@@ -682,6 +750,24 @@ impl Engine {
 
     /// A trainer's inject at the clock's time (see [`Replay::inject`]).
     pub async fn inject(&self, request: InjectRequestDto) -> Result<InjectDto, EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, _| {
+            let placed = s
+                .clock
+                .inject(who, &request.inject, request.lon, request.lat, now)
+                .map_err(refusal)?;
+            let made = InjectDto {
+                n: placed.n,
+                inject: placed.inject,
+                scenario_ms: placed.at_ms,
+                trainer: who.to_owned(),
+                entity: placed.entity,
+                title: placed.title,
+            };
+            s.injects.push(made.clone());
+            Ok(made)
+        }) {
+            return r;
+        }
         self.ask(Effect::Writes, move |replay, _| {
             let wall = chrono::Utc::now().timestamp_millis();
             replay
@@ -693,12 +779,22 @@ impl Engine {
 
     /// The exercise so far, for the trainer view: injects, live score, whether it ended.
     pub async fn exercise(&self) -> Result<ExerciseDto, EngineError> {
-        self.ask(Effect::Reads, |replay, _| exercise_view(replay)).await
+        let mut view = self.ask(Effect::Reads, |replay, _| exercise_view(replay)).await?;
+        if let Some((shared, _)) = &self.trainer {
+            // A workstation's cache records no injects of its own: the trainer's window lists
+            // those it made.
+            view.injects = site_mode::seat(shared).injects.clone();
+        }
+        Ok(view)
     }
 
     /// Notes that a trainer view is open (or closed): the clock then belongs to the trainer, and
     /// the trainee's window shows it without controls.
     pub fn set_trainer_view(&self, open: bool) -> Result<(), EngineError> {
+        if self.trainer.is_some() {
+            // A trainer's window on a site is the trainer view from the start.
+            return Ok(());
+        }
         self.replay_only("trainer view")?;
         self.tell(move |replay| {
             replay.trainer_view = open;
@@ -709,6 +805,12 @@ impl Engine {
     /// Ends the exercise (by the named trainer, or else the signed-in operator) and returns
     /// its after-action report, with the map image if given.
     pub async fn end_exercise(&self, by: Option<String>, map_png: Option<String>) -> Result<String, EngineError> {
+        if let Some(r) = self.on_trainer_clock(|s, who, now, wall| Ok(s.clock.end(who, now, wall))) {
+            // The end is the site's event: every workstation ends where the stream places it,
+            // and the report is written once it came back here.
+            self.settled(Some(r?)).await?;
+            return self.report(map_png).await;
+        }
         let map_png = map_png.as_deref().map(decode_png).transpose()?;
         self.ask(Effect::Writes, move |replay, _| {
             end_exercise(replay, by, map_png.as_deref())
@@ -720,6 +822,11 @@ impl Engine {
     pub fn maps(&self) -> Arc<MapArchives> {
         self.maps.clone()
     }
+}
+
+/// The trainer's clock refused a control: the trainer asked for something it cannot do.
+fn refusal(e: crate::trainer_clock::ClockRefusal) -> EngineError {
+    EngineError::InvalidInput(e.to_string())
 }
 
 /// Decodes a base64 PNG sent by the app, refusing anything that is not one.

@@ -20,7 +20,9 @@ use std::time::Duration;
 use cityops_core::model::Millis;
 use std::collections::HashMap;
 
-use cityops_site::{Credentials, Presence, Seen, Site, SiteError, SiteId, Subject, PRESENCE_EVERY, PRESENCE_TTL};
+use cityops_site::{
+    Credentials, Outgoing, Presence, Seen, Site, SiteError, SiteId, Subject, PRESENCE_EVERY, PRESENCE_TTL,
+};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
@@ -28,6 +30,8 @@ use crate::dto::{PresenceDto, ScenarioDto, SiteStatusDto};
 use crate::error::EngineError;
 use crate::follow::{self, Applied, Cache, Decoded, FollowState, Follower};
 use crate::replay::Replay;
+use crate::scenario::Scenario;
+use crate::trainer_clock::TrainerClock;
 
 /// Where a workstation of a site finds its inputs.
 #[derive(Debug, Clone)]
@@ -47,6 +51,28 @@ pub struct SiteEngineConfig {
     /// A wall display: it follows the site and makes no decisions (its NATS user may not
     /// publish either).
     pub read_only: bool,
+    /// The trainer's machine of an exercise site: this scenario folder is published into the
+    /// site on the trainer's clock, which this window controls (see [`TrainerSeat`]).
+    pub train: Option<PathBuf>,
+}
+
+/// The trainer's clock of a trainer's window on an exercise site, shared by the engine's
+/// handle (whose clock controls apply at once, in the order the window called them) and the
+/// engine's task (which moves the clock and publishes what it made).
+pub struct TrainerSeat {
+    pub clock: TrainerClock,
+    /// The trainer signed in at this window: the clock's controls are theirs.
+    pub trainer: Option<String>,
+    /// The injects made here, newest last.
+    pub injects: Vec<crate::dto::InjectDto>,
+}
+
+pub(crate) type SharedSeat = Arc<std::sync::Mutex<TrainerSeat>>;
+
+/// The seat, even after a panic elsewhere held its lock: the clock's state stays whole
+/// because every change to it is made under the lock in one call.
+pub(crate) fn seat(shared: &SharedSeat) -> std::sync::MutexGuard<'_, TrainerSeat> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a workstation of a site carries in its replay: who it is, to make decisions as.
@@ -74,6 +100,10 @@ const REQUEST: Duration = Duration::from_millis(500);
 const QUEUE: usize = 4096;
 /// How long the link task waits before connecting again.
 const RECONNECT: Duration = Duration::from_secs(1);
+/// The most messages of the trainer's clock one wake-up publishes (a seek makes thousands).
+const CLOCK_BATCH: usize = 2000;
+/// How long publishing the trainer's clock may hold the engine's task.
+const CLOCK_PUBLISH: Duration = Duration::from_secs(3);
 
 /// What the link task tells the engine's task.
 enum Link {
@@ -105,6 +135,10 @@ pub(crate) struct SiteMode {
     presence_task: tokio::task::JoinHandle<()>,
     /// The site is an exercise: its actions are recorded, never sent.
     pub(crate) exercise: bool,
+    /// This is the trainer's window: the trainer's clock.
+    pub(crate) seat: Option<SharedSeat>,
+    /// The site refused the trainer's clock: not before this again.
+    clock_after: Option<Instant>,
 }
 
 impl SiteMode {
@@ -116,6 +150,10 @@ impl SiteMode {
         now: Millis,
     ) -> Result<(SiteMode, Replay, ScenarioDto), EngineError> {
         let id: SiteId = config.site.parse()?;
+        let train = match &config.train {
+            Some(dir) => Some((Scenario::load(dir)?, Scenario::site_config(dir)?)),
+            None => None,
+        };
         let mut follower = Follower::open(&config.db_path, id.clone())?;
         let first = match Site::connect(&config.nats, id.clone(), Credentials::from_env()).await {
             Ok(site) => Some(Arc::new(site)),
@@ -126,6 +164,15 @@ impl SiteMode {
                 None
             }
         };
+        if let (Some((_, site_config)), Some(site)) = (&train, &first) {
+            // The trainer's machine brings the exercise's configuration, as `cityops train`.
+            if !site.exercise().await? {
+                return Err(EngineError::Forbidden(format!(
+                    "site {id} is live: a trainer drives an exercise site (cityops site init --site ID --exercise)"
+                )));
+            }
+            site.publish([Outgoing::config(&id, site_config)]).await?;
+        }
         if let (false, Some(site)) = (follower.configured(), &first) {
             let wait = follow::follow_until(site, &mut follower, Follower::configured);
             tokio::time::timeout(FIRST_CONFIG, wait).await.map_err(|_| {
@@ -143,6 +190,18 @@ impl SiteMode {
             }
             None => follower.store().site_exercise(id.as_str())?,
         };
+        // A trainer started again resumes the clock where the site's time is.
+        let at = follow::site_time_in(follower.store(), &id)?;
+        let seat = train.map(|(scenario, _)| {
+            let at = at.unwrap_or(scenario.manifest.start_ms);
+            let mut clock = TrainerClock::new(id.clone(), scenario, &config.workstation, at);
+            clock.note_position(follower.position());
+            Arc::new(std::sync::Mutex::new(TrainerSeat {
+                clock,
+                trainer: None,
+                injects: Vec::new(),
+            }))
+        });
         let (state, mut replay) = follower
             .into_parts()
             .ok_or_else(|| EngineError::InvalidInput(format!("site {id} has no configuration yet")))?;
@@ -207,6 +266,8 @@ impl SiteMode {
                 others: HashMap::new(),
                 presence_task,
                 exercise,
+                seat,
+                clock_after: None,
             },
             replay,
             dto,
@@ -284,10 +345,57 @@ impl SiteMode {
                 }
             }
         }
+        self.run_clock(replay).await;
         self.say_presence(replay);
         self.status.behind = self.last_seq.saturating_sub(self.state.position());
         self.status.waiting = replay.pipeline().store().site_pending()?.len() as u64;
         Ok(acted)
+    }
+
+    /// Moves the trainer's clock (when this is the trainer's window) and publishes what it
+    /// made; while the site cannot be reached the clock stands, and what waits stays queued.
+    async fn run_clock(&mut self, replay: &mut Replay) {
+        let Some(shared) = self.seat.clone() else { return };
+        let now = Instant::now();
+        let may = self.clock_after.is_none_or(|t| now >= t);
+        let site = self.site.clone().filter(|s| may && s.connected());
+        let out = {
+            let mut seat = seat(&shared);
+            let clock = &mut seat.clock;
+            let state = clock.state();
+            replay.playing = state.playing;
+            replay.speed = Some(state.speed);
+            if site.is_none() {
+                clock.hold(now);
+                return;
+            }
+            clock.advance(now);
+            clock.note_position(self.last_seq.max(self.state.position()));
+            let mut out = clock.take_queue();
+            if out.len() > CLOCK_BATCH {
+                clock.requeue(out.split_off(CLOCK_BATCH));
+            }
+            out
+        };
+        let Some(site) = site else { return };
+        if out.is_empty() {
+            return;
+        }
+        let sent = tokio::time::timeout(CLOCK_PUBLISH, site.publish(out.iter().cloned())).await;
+        if !matches!(sent, Ok(Ok(_))) {
+            // Sent again with the same ids, which the stream keeps one of, after a pause.
+            tracing::warn!(
+                messages = out.len(),
+                "the site did not take the trainer's clock; trying again"
+            );
+            seat(&shared).clock.requeue(out);
+            self.clock_after = Some(now + follow::REFUSED_PAUSE);
+            return;
+        }
+        if seat(&shared).clock.state().queued > 0 {
+            // A seek made more than one batch: the rest goes at once, not at the next tick.
+            self.wake.notify_one();
+        }
     }
 
     /// Brings what this workstation says of itself up to date (who is signed in, what is

@@ -2179,6 +2179,7 @@ async fn desktop_training_site() -> Result<()> {
         ],
     )?;
     site_admin_at(&url, site, &["roster", "add", "Aino", "--role", "operator"])?;
+    site_admin_at(&url, site, &["roster", "add", "Bo", "--role", "operator"])?;
     // Nobody listens on the backend's port: an exercise never gets that far anyway.
     let backends = live_backends(&tmp, free_port())?;
     let _worker = dispatch_worker(&url, site, &backends, &tmp.join("worker-1.log"))?;
@@ -2406,10 +2407,28 @@ async fn training_steps(t: &Client, a: &Client) -> Result<()> {
     // The trainer ends the exercise: the report opens there, and the trainee's record closes.
     t.find(Locator::Css("[data-testid=trainer-end]")).await?.click().await?;
     t.find(Locator::Css("[data-testid=confirm-ok]")).await?.click().await?;
-    t.wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("[data-testid=report]"))
-        .await?;
+    // The trainer's report scores the trainees side by side: Aino sent the crew, Bo nothing.
+    let report = wait_js(
+        t,
+        "the trainer's report",
+        r#"const f = document.querySelector("[data-testid=report-frame]"); return f && f.getAttribute("srcdoc");"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let report = report.as_str().unwrap_or_default();
+    let points = |who: &str| {
+        report
+            .split(&format!("data-column=\"{who}\" data-points=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|p| p.parse::<u32>().ok())
+    };
+    let (aino, bo) = (points("Aino"), points("Bo"));
+    println!("the trainer's report: Aino {aino:?} points, Bo {bo:?}");
+    ensure!(
+        matches!((aino, bo), (Some(a), Some(b)) if a > b),
+        "the report does not score the trainees side by side by what each did: Aino {aino:?}, Bo {bo:?}"
+    );
     wait_js(
         a,
         "the exercise ended in the trainee's window",

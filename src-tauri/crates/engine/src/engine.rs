@@ -731,9 +731,19 @@ impl Engine {
     /// (a base64 PNG from the app's map) if given.
     pub async fn report(&self, map_png: Option<String>) -> Result<String, EngineError> {
         let png = map_png.as_deref().map(decode_png).transpose()?;
+        let side_by_side = self.trainer.is_some();
         self.ask(Effect::Reads, move |replay, _| {
             replay.flush()?;
-            crate::report::render(&report_input(replay, png.as_deref()))
+            // The trainer of a site scores each trainee on its roster side by side, as
+            // `cityops report --operator` does; elsewhere one run is one column.
+            let trainees = if side_by_side {
+                site_trainees(replay.pipeline().store())?
+            } else {
+                Vec::new()
+            };
+            let mut input = report_input(replay, png.as_deref());
+            input.trainees = &trainees;
+            crate::report::render(&input)
         })
         .await
     }
@@ -857,6 +867,18 @@ fn report_input<'a>(replay: &'a Replay, map_png: Option<&'a [u8]>) -> crate::rep
         teams: &[],
         map_png,
     }
+}
+
+/// The trainees of an exercise site: its roster's operators, by name.
+fn site_trainees(store: &Store) -> Result<Vec<String>, EngineError> {
+    let mut names: Vec<String> = store
+        .site_roster()?
+        .into_iter()
+        .filter(|e| e.role == OperatorRole::Operator.as_str())
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// The exercise so far: injects, the score against the objectives, the end.

@@ -372,6 +372,8 @@ type FakeIncident = {
 
 function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] {
   const pos = (id: string) => observations.find((o) => o.id === id);
+  // Numbered in the order they are made, as the engine numbers incidents as they open.
+  let n = 0;
   const make = (
     id: string,
     title: string,
@@ -386,6 +388,7 @@ function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] 
     return {
       entry: {
         id,
+        number: `HEL-2026-${String(++n).padStart(6, "0")}`,
         title,
         incidentType: type,
         severity,

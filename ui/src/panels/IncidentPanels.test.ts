@@ -15,6 +15,7 @@ const hostile = "Signals dark: <img src=x onerror=alert(1)>";
 function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntryDto {
   return {
     id,
+    number: `HEL-2026-${id.padStart(6, "0")}`,
     title: hostile,
     incidentType: "signal_failure",
     severity: "severe",

@@ -4,6 +4,7 @@ import { timelineMarks } from "./timeline";
 
 const entry = (id: string, openedMs: number): IncidentEntryDto => ({
   id,
+  number: `HEL-2026-${id.padStart(6, "0")}`,
   title: `<b>${id}</b>`,
   incidentType: "power_outage",
   severity: "extreme",

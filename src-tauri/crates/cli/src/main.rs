@@ -1135,7 +1135,7 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
         writeln!(
             out,
             "{} [{} {} {}{}{}] {} ({} members)",
-            i.id,
+            i.number,
             i.severity,
             // "active" (still a problem) or "cleared"; whether anyone closed it is the lifecycle.
             match i.status.as_str() {

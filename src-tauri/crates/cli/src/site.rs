@@ -65,26 +65,31 @@ pub enum SiteCommand {
 pub enum ActCommand {
     /// Acknowledges the incident.
     Acknowledge {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
     },
     /// Marks a crew or unit dispatched to it.
     MarkDispatched {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
     },
     /// Marks it resolved.
     Resolve {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
     },
     /// Closes it (a supervisor's or trainer's step).
     Close {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
     },
     /// Adds a note to it.
     Note {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
         #[arg(long)]
@@ -92,6 +97,7 @@ pub enum ActCommand {
     },
     /// Merges the incident `--from` into `--incident`.
     Merge {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
         #[arg(long)]
@@ -99,6 +105,7 @@ pub enum ActCommand {
     },
     /// Splits the member `--entity` out of `--incident` into an incident of its own.
     Split {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
         #[arg(long)]
@@ -106,6 +113,7 @@ pub enum ActCommand {
     },
     /// Ticks (or with --untick, unticks) SOP step `--step` (counting from 1).
     Sop {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
         #[arg(long)]
@@ -116,6 +124,7 @@ pub enum ActCommand {
     /// Takes the incident (its owner is then the operator), or as a supervisor gives it to
     /// `--owner`.
     Take {
+        /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
         #[arg(long)]
@@ -330,7 +339,10 @@ impl Decision {
     fn commit(&self, db: &Path, store: &Store, id: &SiteId, a: &Act, pin: Option<&str>) -> anyhow::Result<String> {
         let role = follow::check_operator(store, &a.operator, pin)?;
         match self {
-            Decision::Event(op) => Ok(follow::commit_decision(store, id, &a.operator, &a.workstation, op.clone())?.id),
+            Decision::Event(op) => {
+                let op = by_number(store, id, op.clone())?;
+                Ok(follow::commit_decision(store, id, &a.operator, &a.workstation, op)?.id)
+            }
             Decision::Cancel(key) => {
                 let found = store.actions(u32::MAX)?.into_iter().find(|x| &x.key == key);
                 let action = found.ok_or_else(|| anyhow::anyhow!("no action {key} in the site's outbox"))?;
@@ -349,6 +361,55 @@ impl Decision {
             }
         }
     }
+}
+
+/// The decision with each incident it names by number (`HEL-2026-000123`, as the queue and
+/// `cityops incidents` show them) named by its id, which is what the site's events carry.
+fn by_number(store: &Store, site: &SiteId, op: Op) -> anyhow::Result<Op> {
+    let run = store.site_run(site.as_str())?.map(|r| r.run);
+    let id = |named: String| -> anyhow::Result<String> {
+        if named.starts_with("inc/") {
+            return Ok(named);
+        }
+        let found = match run {
+            Some(run) => store.incident_by_number(run, &named)?,
+            None => None,
+        };
+        found.ok_or_else(|| anyhow::anyhow!("site {site} has no incident numbered {named:?}"))
+    };
+    Ok(match op {
+        Op::Transition { incident, to } => Op::Transition {
+            incident: id(incident)?,
+            to,
+        },
+        Op::Sop { incident, step, ticked } => Op::Sop {
+            incident: id(incident)?,
+            step,
+            ticked,
+        },
+        Op::Note { incident, text } => Op::Note {
+            incident: id(incident)?,
+            text,
+        },
+        Op::Merge { into, from } => Op::Merge {
+            into: id(into)?,
+            from: id(from)?,
+        },
+        Op::Split { from, entity } => Op::Split {
+            from: id(from)?,
+            entity,
+        },
+        Op::Reassign { from, entity, to } => Op::Reassign {
+            from: id(from)?,
+            entity,
+            to: id(to)?,
+        },
+        Op::Own { incident, owner } => Op::Own {
+            incident: id(incident)?,
+            owner,
+        },
+        other => other,
+    })
 }
 
 /// The event was refused: exit code 1, after its outcome was printed.

@@ -234,15 +234,24 @@ fn workstations_agree_and_share_acknowledgements() {
     assert_eq!(sa["incidents"], replay["incidents"]);
     assert_eq!(sa["incidents"], 4);
     let outage = outage_id(home, &a);
+    // Every workstation, and a local replay of the same tape, gives the outage one number.
+    let seen = incident(home, &a, &outage);
+    let number = seen["number"].as_str().unwrap().to_owned();
+    assert!(number.starts_with("HEL-2026-0000"), "{number}");
+    assert_eq!(incident(home, &b, &outage)["number"], number.as_str());
+    let replayed = incidents(home, &home.join("r.db"));
+    let same = replayed.iter().find(|i| i["title"] == seen["title"]).unwrap();
+    assert_eq!(same["number"], number.as_str());
 
-    // Aino acknowledges the outage at workstation A; B sees it acknowledged by Aino.
+    // Aino acknowledges the outage at workstation A, naming it by its number; B sees it
+    // acknowledged by Aino.
     let out = json(act(
         home,
         "ws-a",
         &url,
         &a,
         "Aino",
-        &["acknowledge", "--incident", &outage],
+        &["acknowledge", "--incident", &number],
     ));
     assert_eq!(out["outcome"], "accepted", "{out}");
     follow(home, "ws-b", &url, &b);
@@ -250,7 +259,21 @@ fn workstations_agree_and_share_acknowledgements() {
     assert_eq!(seen["lifecycle"], "acknowledged", "{seen}");
     assert_eq!(seen["acknowledgedBy"], "Aino", "{seen}");
     let text = ok(cityops(home, "ws-b", &["incidents", "--db", b.to_str().unwrap()]));
-    assert!(text.contains("acknowledged by Aino"), "{text}");
+    assert!(
+        text.contains(&format!("{number} [extreme active acknowledged by Aino]")),
+        "{text}"
+    );
+    assert!(!text.contains("inc/"), "internal ids stay internal: {text}");
+    let unknown = act(
+        home,
+        "ws-a",
+        &url,
+        &a,
+        "Aino",
+        &["acknowledge", "--incident", "HEL-1999-000001"],
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no incident numbered"));
 
     // Bo, a moment later at B, is told who was first and when.
     let late = act(home, "ws-b", &url, &b, "Bo", &["acknowledge", "--incident", &outage]);

@@ -340,6 +340,20 @@ fn check_report(html: &str, db: &Path) {
         html.contains("→ acknowledged by Trainee"),
         "the timeline lists the transition"
     );
+    // Incidents are named by their numbers, as the operators saw them; ids stay internal.
+    let outage = store
+        .stored_incidents(1)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.incident_type == "power_outage")
+        .unwrap();
+    assert!(outage.number.starts_with("HEL-2026-"), "{}", outage.number);
+    assert!(
+        html.contains(&format!("{} → acknowledged by Trainee", outage.number)),
+        "the transition names the outage by its number"
+    );
+    assert!(html.contains(&format!("{} Power outage", outage.number)));
+    assert!(!html.contains("inc/"), "an internal id in the report");
 }
 
 #[test]

@@ -180,6 +180,8 @@ pub struct Rules {
     pub types: Vec<IncidentType>,
     /// Grouping and escalation rules, in file order (which breaks ties between equal matches).
     pub rules: Vec<Rule>,
+    /// The prefix of incident numbers (`HEL` in `HEL-2026-000123`): the city's or the site's.
+    pub incident_prefix: String,
 }
 
 /// Why a rules file was refused. `line` is 1-based.
@@ -216,6 +218,8 @@ struct RawRules {
     types: Vec<RawType>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    incident_prefix: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -296,6 +300,9 @@ impl Ctx<'_> {
     }
 }
 
+/// The prefix of incident numbers when the rules file names none.
+pub const DEFAULT_PREFIX: &str = "INC";
+
 impl Rules {
     /// Parses and validates a rules file.
     pub fn parse(text: &str) -> Result<Rules, RulesError> {
@@ -334,6 +341,24 @@ impl Rules {
                 )?;
             clears.insert(k.clone(), cx.patterns(v, &format!("clears.{k:?}"))?);
         }
+        let incident_prefix = match raw.incident_prefix {
+            Some(p) => {
+                let text = p.get_ref();
+                // A CAD number is read aloud and typed: a short code of capitals and digits.
+                if text.is_empty()
+                    || text.len() > 8
+                    || !text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                {
+                    return cx.err(
+                        Some(p.span()),
+                        "incident_prefix",
+                        format!("{text:?} is not 1 to 8 capital letters or digits"),
+                    );
+                }
+                p.into_inner()
+            }
+            None => DEFAULT_PREFIX.to_owned(),
+        };
         let types = types(&cx, raw.types)?;
         let type_ids: BTreeSet<&str> = types.iter().map(|t| t.id.as_str()).collect();
         let mut ids = BTreeSet::new();
@@ -358,6 +383,7 @@ impl Rules {
             clears,
             types,
             rules,
+            incident_prefix,
         })
     }
 

@@ -42,8 +42,10 @@ pub struct AreaDto {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentEntryDto {
-    /// Stable id, derived from the observation that opened it.
+    /// Stable id, derived from the observation that opened it (internal: the UI shows `number`).
     pub id: String,
+    /// The human number, CAD style (`HEL-2026-000123`), unique per site and year.
+    pub number: String,
     /// Built from the rules' title template and the root's asset name (feed text: untrusted).
     pub title: String,
     /// The incident type id from the rules file, such as `power_outage`.

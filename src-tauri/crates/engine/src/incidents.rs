@@ -1014,6 +1014,7 @@ impl Desk {
         let l = self.lifecycle.get(inc.id.as_str());
         IncidentEntryDto {
             id: inc.id.0.to_string(),
+            number: inc.number.clone(),
             title: inc.title.clone(),
             incident_type: inc.incident_type.clone(),
             severity: inc.severity,

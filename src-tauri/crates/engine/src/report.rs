@@ -6,7 +6,7 @@
 //! escaped), so tests parse it strictly; every chart's figure carries the totals it was drawn
 //! from (`data-totals`), so tests compare them with the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
@@ -445,21 +445,27 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     }
     h.push_str("<h2>Timeline</h2>\n<table class=\"timeline\"><thead><tr><th>time</th><th>what</th><th>detail</th></tr></thead><tbody>\n");
     let mut rows: Vec<(Millis, &str, String)> = Vec::new();
+    // Incidents are named by their numbers, as the operators saw them; ids stay internal.
+    let number: HashMap<&str, &str> = incidents.iter().map(|i| (i.id.as_str(), i.number.as_str())).collect();
     for i in &incidents {
         rows.push((
             i.opened_ms,
             "incident opened",
-            format!("{} ({}, {})", i.title, i.incident_type, i.severity),
+            format!("{} {} ({}, {})", i.number, i.title, i.incident_type, i.severity),
         ));
         if let Some(c) = i.cleared_ms {
-            rows.push((c, "incident cleared", i.title.clone()));
+            rows.push((c, "incident cleared", format!("{} {}", i.number, i.title)));
         }
     }
     for tr in &transitions {
+        let named = number
+            .get(tr.incident.as_str())
+            .copied()
+            .unwrap_or(tr.incident.as_str());
         rows.push((
             tr.scenario_ms,
             "transition",
-            format!("{} → {} by {} ({})", tr.incident, tr.to, tr.operator, tr.role),
+            format!("{named} → {} by {} ({})", tr.to, tr.operator, tr.role),
         ));
     }
     for a in &actions {

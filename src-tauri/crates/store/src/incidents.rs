@@ -8,7 +8,7 @@
 
 use cityops_core::correlate::Incident;
 use cityops_core::model::{Millis, Severity};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -121,6 +121,8 @@ pub struct StoredMember {
 #[serde(rename_all = "camelCase")]
 pub struct StoredIncident {
     pub id: String,
+    /// The human number (`HEL-2026-000123`).
+    pub number: String,
     pub incident_type: String,
     pub title: String,
     pub status: String,
@@ -200,9 +202,10 @@ impl Store {
                 // An upsert, not INSERT OR REPLACE: a replace deletes the row first, and the
                 // delete would cascade to the member rows that did not change.
                 "INSERT INTO incidents (run, id, incident_type, title, status, severity, opened_ms, cleared_ms, \
-                 root_cause, root_cleared, manual, west, south, east, north) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 root_cause, root_cleared, manual, west, south, east, north, number) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
                  ON CONFLICT (run, id) DO UPDATE SET incident_type = excluded.incident_type, title = excluded.title, \
+                 number = excluded.number, \
                  status = excluded.status, severity = excluded.severity, opened_ms = excluded.opened_ms, \
                  cleared_ms = excluded.cleared_ms, root_cause = excluded.root_cause, root_cleared = excluded.root_cleared, \
                  manual = excluded.manual, west = excluded.west, south = excluded.south, east = excluded.east, north = excluded.north",
@@ -234,6 +237,7 @@ impl Store {
                     area.south,
                     area.east,
                     area.north,
+                    inc.number,
                 ])?;
                 for &i in &w.members {
                     let m = &inc.members[i];
@@ -424,6 +428,18 @@ impl Store {
     }
 
     /// A run's stored incidents with their members, most severe first, then oldest first.
+    /// The id of run `run`'s incident numbered `number` (`HEL-2026-000123`), if there is one.
+    pub fn incident_by_number(&self, run: RunId, number: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM incidents WHERE run = ?1 AND number = ?2",
+                params![run, number],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn stored_incidents(&self, run: RunId) -> Result<Vec<StoredIncident>, StoreError> {
         let transitions = self.transitions(run)?;
         let mut acknowledged_by: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -438,7 +454,7 @@ impl Store {
         let owner: std::collections::HashMap<&str, &str> =
             owners.iter().map(|o| (o.incident.as_str(), o.owner.as_str())).collect();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north \
+            "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north, number \
              FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
         )?;
         let sev = |rank: u8| {
@@ -463,6 +479,7 @@ impl Store {
                     root_cleared: r.get(8)?,
                     manual: r.get(9)?,
                     area: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
+                    number: r.get(14)?,
                     members: Vec::new(),
                     id,
                 })

@@ -277,6 +277,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // an exercise (its actions are recorded, never sent).
     "ALTER TABLE actions ADD COLUMN site_seq INTEGER;
     ALTER TABLE site_runs ADD COLUMN exercise INTEGER NOT NULL DEFAULT 0;",
+    // 11: incident numbers (`HEL-2026-000123`); incidents written before have none until the
+    // run is correlated again.
+    "ALTER TABLE incidents ADD COLUMN number TEXT NOT NULL DEFAULT '';
+    CREATE INDEX incidents_number ON incidents (number);",
 ];
 
 /// The schema version this build writes.

@@ -9,9 +9,13 @@ import type { Severity } from "./Severity";
  */
 export type IncidentEntryDto = { 
 /**
- * Stable id, derived from the observation that opened it.
+ * Stable id, derived from the observation that opened it (internal: the UI shows `number`).
  */
 id: string, 
+/**
+ * The human number, CAD style (`HEL-2026-000123`), unique per site and year.
+ */
+number: string, 
 /**
  * Built from the rules' title template and the root's asset name (feed text: untrusted).
  */

@@ -164,6 +164,10 @@ pub struct Membership {
 pub struct Incident {
     /// Stable id.
     pub id: IncidentId,
+    /// The human number, CAD style (`HEL-2026-000123`): given in the order incidents open,
+    /// counted per year of opening, so the same tape (and the same decisions) gives the same
+    /// numbers. Never reused, not even by an incident merged away.
+    pub number: String,
     /// Its type, an id from the rules file.
     pub incident_type: String,
     /// The title the operator sees.
@@ -239,4 +243,40 @@ pub struct IncidentChange {
     pub id: IncidentId,
     /// The most significant thing that happened to it in the call.
     pub kind: ChangeKind,
+}
+
+/// The UTC calendar year of a time: incident numbers count from 1 again each year.
+pub fn utc_year(ms: Millis) -> i32 {
+    // Days to civil date (H. Hinnant's algorithm), kept to the year.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let year = yoe + era * 400 + i64::from(mp >= 10);
+    year as i32
+}
+
+/// An incident's number: `PREFIX-YEAR-NNNNNN`.
+pub fn format_number(prefix: &str, year: i32, n: u32) -> String {
+    format!("{prefix}-{year}-{n:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_year_of_a_time_is_utc_and_turns_at_midnight() {
+        assert_eq!(utc_year(0), 1970);
+        assert_eq!(utc_year(-1), 1969);
+        // 2026-12-31T23:59:59.999Z, then 2027-01-01T00:00:00Z.
+        assert_eq!(utc_year(1_798_761_599_999), 2026);
+        assert_eq!(utc_year(1_798_761_600_000), 2027);
+        // 2024-02-29T12:00:00Z, a leap day; 2000-03-01T00:00:00Z, after a century's leap day.
+        assert_eq!(utc_year(1_709_208_000_000), 2024);
+        assert_eq!(utc_year(951_868_800_000), 2000);
+        assert_eq!(format_number("HEL", 2026, 123), "HEL-2026-000123");
+    }
 }

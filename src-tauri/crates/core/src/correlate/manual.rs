@@ -242,6 +242,7 @@ impl Correlator {
         m.duplicate_of = None;
         let inc = Incident {
             id: new.clone(),
+            number: self.next_number(m.observed_ms),
             incident_type,
             title,
             status: IncidentStatus::Open,

@@ -123,6 +123,8 @@ pub struct Correlator {
     due_of: HashMap<IncidentId, Millis>,
     /// What changed during the current call.
     changes: BTreeMap<IncidentId, ChangeKind>,
+    /// The last incident number given, per year of opening.
+    numbers: BTreeMap<i32, u32>,
 }
 
 /// The incidents, each behind an `Arc`: the engine keeps checkpoints (clones) of the
@@ -171,6 +173,7 @@ impl Correlator {
             due: BTreeSet::new(),
             due_of: HashMap::new(),
             changes: BTreeMap::new(),
+            numbers: BTreeMap::new(),
         }
     }
 
@@ -426,6 +429,14 @@ impl Correlator {
             .push(Arc::new(m));
     }
 
+    /// The next incident number for an incident opened at `opened_ms`.
+    fn next_number(&mut self, opened_ms: Millis) -> String {
+        let year = incident::utc_year(opened_ms);
+        let n = self.numbers.entry(year).or_insert(0);
+        *n += 1;
+        incident::format_number(&self.rules.incident_prefix, year, *n)
+    }
+
     /// A fresh id for an incident rooted at `key`.
     fn new_id(&self, key: &ObsKey) -> IncidentId {
         (1..)
@@ -488,6 +499,7 @@ impl Correlator {
         );
         let inc = Incident {
             id: id.clone(),
+            number: self.next_number(o.observed_ms),
             incident_type: ty.id.clone(),
             title,
             status: IncidentStatus::Open,

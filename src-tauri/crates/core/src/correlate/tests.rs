@@ -629,3 +629,78 @@ proptest! {
         prop_assert_eq!(c.snapshot(), before);
     }
 }
+
+#[test]
+fn incidents_are_numbered_in_the_order_they_open_and_a_split_takes_the_next_number() {
+    let mut c = outage();
+    let numbers: Vec<(String, String)> = c.incidents().map(|i| (i.number.clone(), i.title.clone())).collect();
+    // T0 is in 2026; the default rules file names Helsinki's prefix.
+    assert_eq!(
+        numbers,
+        [
+            (
+                "HEL-2026-000001".to_owned(),
+                "Power outage: substation way/S".to_owned()
+            ),
+            ("HEL-2026-000002".to_owned(), "Signals dark: signal node/s9".to_owned()),
+        ]
+    );
+    let power = c.open_incidents().next().unwrap().id.clone();
+    let (new, _) = c.split(&power, "node/c1", "anna", T0 + 70_000).unwrap();
+    assert_eq!(c.incident(&new).unwrap().number, "HEL-2026-000003");
+    // A merge keeps both numbers: the one merged away is not given again.
+    let s9 = c
+        .open_incidents()
+        .map(|i| i.id.clone())
+        .find(|i| *i != power && *i != new)
+        .unwrap();
+    c.merge(&power, &s9, "anna", T0 + 80_000).unwrap();
+    assert_eq!(c.incident(&s9).unwrap().number, "HEL-2026-000002");
+    let mut later = observations(vec![l(100.0, "node/x7", "signal.dark", Severe).at(24.99, 60.19)]);
+    later.iter_mut().for_each(|o| o.seq += 100);
+    run(&mut c, later, 120.0);
+    let last = c.incidents().map(|i| i.number.clone()).max().unwrap();
+    assert_eq!(last, "HEL-2026-000004");
+}
+
+#[test]
+fn numbers_start_again_with_the_year_and_carry_the_rules_prefix() {
+    let text = include_str!("../../../../../fixtures/rules/default.toml")
+        .replace("incident_prefix = \"HEL\"", "incident_prefix = \"ESP\"");
+    let mut c = Correlator::new(Rules::parse(&text).unwrap(), assets());
+    // 2026-12-31T23:59:30Z and a minute later, in 2027.
+    let new_year = 1_798_761_600_000;
+    let mut a = obs(
+        1,
+        0.0,
+        "node/s9",
+        "signal.dark",
+        Severe,
+        place("node/s9"),
+        serde_json::Value::Null,
+    );
+    a.observed_ms = new_year - 30_000;
+    a.received_ms = a.observed_ms;
+    let mut b = obs(
+        2,
+        0.0,
+        "node/s1",
+        "signal.dark",
+        Severe,
+        (24.99, 60.19),
+        serde_json::Value::Null,
+    );
+    b.observed_ms = new_year + 30_000;
+    b.received_ms = b.observed_ms;
+    c.ingest_second(a.received_ms / 1000, &mut [a]);
+    c.ingest_second(b.received_ms / 1000, &mut [b]);
+    let numbers: Vec<String> = c.incidents().map(|i| i.number.clone()).collect();
+    assert_eq!(numbers.len(), 2);
+    assert!(numbers.contains(&"ESP-2026-000001".to_owned()), "{numbers:?}");
+    assert!(numbers.contains(&"ESP-2027-000001".to_owned()), "{numbers:?}");
+    let refused = include_str!("../../../../../fixtures/rules/default.toml")
+        .replace("incident_prefix = \"HEL\"", "incident_prefix = \"hel-1\"");
+    let e = Rules::parse(&refused).unwrap_err();
+    assert_eq!(e.field, "incident_prefix");
+    assert!(e.line.is_some());
+}

@@ -2217,6 +2217,13 @@ async fn desktop_training_site() -> Result<()> {
 /// The window's clock.
 const CLOCK: &str = r#"const e = document.querySelector("[data-testid=clock]"); return e ? e.textContent : null;"#;
 
+/// The outage's number, as its queue entry shows it.
+const OUTAGE_NUMBER: &str = r#"
+    const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+    const n = e && e.querySelector("[data-testid=incident-number]");
+    return n ? n.textContent : null;
+"#;
+
 /// The header's error, once shown.
 const ERROR: &str = r#"const e = document.querySelector("[data-testid=error]"); return e ? e.textContent : null;"#;
 
@@ -2304,6 +2311,47 @@ async fn training_steps(t: &Client, a: &Client) -> Result<()> {
     )
     .await?;
     ensure!(outage["status"] == "new", "{outage}");
+    // The outage has one number in every window of the site, and the queue finds it by it.
+    let number = wait_js(a, "the outage's number", OUTAGE_NUMBER, Duration::from_secs(10)).await?;
+    let number = number.as_str().unwrap_or_default().to_owned();
+    ensure!(
+        number.len() == 15 && number.starts_with("HEL-2026-"),
+        "the outage's number {number:?}"
+    );
+    let theirs = wait_js(
+        t,
+        "the outage's number in the trainer's queue",
+        OUTAGE_NUMBER,
+        Duration::from_secs(30),
+    )
+    .await?;
+    ensure!(
+        theirs == number.as_str(),
+        "the trainer sees {theirs}, the trainee {number}"
+    );
+    a.find(Locator::Css("[data-testid=queue-search]"))
+        .await?
+        .send_keys(&number[9..])
+        .await?;
+    let found = wait_js(
+        a,
+        "the queue narrowed to the number",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")]; return e.length === 1 ? e[0].textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(found.as_str().is_some_and(|t| t.contains("Power outage")), "{found}");
+    a.find(Locator::Css("[data-testid=queue-search]"))
+        .await?
+        .clear()
+        .await?;
+    wait_js(
+        a,
+        "the whole queue again",
+        r#"return document.querySelectorAll("[data-testid=incident-entry]").length > 1 || null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
     // Back is refused: the site's stream is the record of what the trainees did.
     choose(t, "seek", &(start + 60_000).to_string()).await?;
     let said = wait_js(t, "the refusal of a seek back", ERROR, Duration::from_secs(10)).await?;

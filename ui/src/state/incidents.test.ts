@@ -16,6 +16,7 @@ import {
 function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntryDto {
   return {
     id,
+    number: `HEL-2026-${id.padStart(6, "0")}`,
     title: `Incident ${id}`,
     incidentType: "power_outage",
     severity: "moderate",
@@ -98,6 +99,25 @@ describe("incident queue", () => {
     const view = [24.9, 60.1, 25.0, 60.2] as const;
     expect(rankedQueue(setFilters(state, { area: "view" }), view).map((e) => e.id)).toEqual(["u"]);
     expect(rankedQueue(state, view).map((e) => e.id)).toHaveLength(2);
+  });
+
+  it("finds incidents by their number or part of it, and by title", () => {
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff([
+        entry("123", { title: "Power outage: Kaisankuja" }),
+        entry("9", { number: "HEL-2025-000123", title: "Signals dark: Mikonkatu" }),
+        entry("7", { title: "Camera offline" }),
+      ]),
+    );
+    const found = (text: string) => rankedQueue(setFilters(state, { text }), null).map((e) => e.id);
+    expect(found("HEL-2026-000123")).toEqual(["123"]);
+    expect(found(" hel-2026-000123 ")).toEqual(["123"]);
+    expect(found("000123")).toEqual(["123", "9"]);
+    expect(found("2025")).toEqual(["9"]);
+    expect(found("mikon")).toEqual(["9"]);
+    expect(found("")).toHaveLength(3);
+    expect(found("nothing like it")).toEqual([]);
   });
 
   it("sounds the alarm and flashes only for a new severe incident outside resets", () => {

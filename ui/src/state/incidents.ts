@@ -19,9 +19,11 @@ export type QueueFilters = {
   readonly status: StatusFilter;
   /** `view` keeps incidents whose area intersects the map's view. */
   readonly area: AreaFilter;
+  /** Keeps incidents whose number (`HEL-2026-000123`, or part of it) or title holds this text. */
+  readonly text: string;
 };
 
-export const DEFAULT_FILTERS: QueueFilters = { layer: "all", status: "notClosed", area: "all" };
+export const DEFAULT_FILTERS: QueueFilters = { layer: "all", status: "notClosed", area: "all", text: "" };
 
 /** The filters that are not one lifecycle status. */
 const STATES: ReadonlySet<StatusFilter> = new Set(["notClosed", "active", "cleared", "all"]);
@@ -98,6 +100,8 @@ export function passes(e: IncidentEntryDto, f: QueueFilters, view: Bounds | null
   if (f.status === "cleared" && (closed || e.active)) return false;
   if (!STATES.has(f.status) && e.status !== f.status) return false;
   if (f.area === "view" && view !== null && !intersects(e, view)) return false;
+  const text = f.text.trim().toLowerCase();
+  if (text !== "" && !e.number.toLowerCase().includes(text) && !e.title.toLowerCase().includes(text)) return false;
   return true;
 }
 

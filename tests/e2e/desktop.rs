@@ -2684,6 +2684,34 @@ async fn site_steps(a: &Client, b: &Client, w: &Client) -> Result<()> {
     )
     .await?;
     println!("window B's detail shows: {in_detail}");
+    // Aino writes down a caller's words in window A; the note is in the outage's log in B,
+    // with her name, and stays text.
+    a.find(Locator::Css("[data-testid=note-text]"))
+        .await?
+        .send_keys("Caller at Kaisaniemenkatu 3: <b>no power</b>, lift stuck")
+        .await?;
+    a.find(Locator::Css("[data-testid=note-add]")).await?.click().await?;
+    let note = wait_js(
+        b,
+        "Aino's note in window B's log",
+        r#"const e = document.querySelector("[data-testid=incident-timeline] li[data-kind=note]");
+           return e && !e.querySelector("b") ? e.textContent : null;"#,
+        Duration::from_secs(15),
+    )
+    .await?;
+    let note = note.as_str().unwrap_or_default();
+    ensure!(
+        note.contains("Aino") && note.contains("<b>no power</b>, lift stuck"),
+        "the note in window B: {note}"
+    );
+    let emptied = wait_js(
+        a,
+        "window A's note form emptied",
+        r#"const e = document.querySelector("[data-testid=note-text]"); return e && e.value === "";"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(emptied == true, "{emptied}");
     let on_wall = wait_js(
         w,
         "the claimed outage on the wall",

@@ -55,4 +55,8 @@ commands! {
     /// Ticks or unticks a step of an incident's SOP checklist.
     #[windows(main)]
     async fn incident_tick_sop(engine; id: String, step: u32, ticked: bool) -> () { engine.incident_tick_sop(id, step, ticked).await }
+
+    /// Adds a note to an incident's narrative log, as the signed-in operator.
+    #[windows(main)]
+    async fn incident_note(engine; id: String, text: String) -> () { engine.incident_note(id, text).await }
 }

@@ -170,6 +170,10 @@ export class Incidents {
   tickSop = (id: string, step: number, ticked: boolean) =>
     this.#session.asOperator("tick the checklist", () => this.#backend.tickSop(id, step, ticked));
 
+  /** Adds a note to the incident's log; `done` runs once it is recorded (the form then empties). */
+  addNote = (id: string, text: string, done: () => void) =>
+    this.#session.asOperator("add a note", () => this.#backend.addNote(id, text).then(done));
+
   merge = (into: string, from: string) => this.#session.asOperator("merge", () => this.#backend.merge(into, from));
 
   split = (from: string, entity: string) => this.#session.asOperator("split", () => this.#backend.split(from, entity));

@@ -368,6 +368,7 @@ type FakeIncident = {
   members: { id: string; rule: string; text: string }[];
   sop: string[];
   ticked: Set<number>;
+  notes: { atMs: number; operator: string; text: string }[];
 };
 
 function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] {
@@ -414,6 +415,7 @@ function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] 
       members,
       sop,
       ticked: new Set(),
+      notes: [],
     };
   };
   return [
@@ -782,6 +784,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
           .filter((g) => g.members.length > 0),
         timeline: [
           { atMs: inc.entry.openedMs, kind: "opened", text: `Opened: ${inc.members[0].text}`, operator: null },
+          ...inc.notes.map((n) => ({ atMs: n.atMs, kind: "note", text: n.text, operator: n.operator })),
         ],
         sop: inc.sop.map((text, index) => ({
           index,
@@ -955,6 +958,15 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
         total: matching.length,
         feeds: [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([f, count]) => ({ feed: f, count })),
       };
+    },
+    addNote: async (id: string, text: string) => {
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      const who = signedIn();
+      const inc = find(id);
+      const said = text.trim();
+      if (said === "" || said.length > 4000) throw { code: "invalidInput", message: "a note is 1 to 4000 characters" };
+      inc.notes.push({ atMs: clock().nowMs, operator: who.name, text: said });
+      changed([inc.entry], []);
     },
     tickSop: async (id: string, step: number, ticked: boolean) => {
       signedIn();

@@ -53,6 +53,7 @@ export function createTauriBackend(): Backend {
     reassign: (from, entity, to) => call(commands.incidentReassign(from, entity, to)),
     undo: () => call(commands.incidentUndo()),
     tickSop: (id, step, ticked) => call(commands.incidentTickSop(id, step, ticked)),
+    addNote: (id, text) => call(commands.incidentNote(id, text)),
     backends: () => call(commands.backends()),
     previewAction: (request) => call(commands.previewAction(request)),
     armAction: (token) => call(commands.armAction(token)),

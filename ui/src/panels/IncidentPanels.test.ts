@@ -151,6 +151,46 @@ describe("IncidentQueue with a shift's worth of incidents", () => {
 });
 
 describe("IncidentDetail", () => {
+  it("keeps the narrative log: notes with who wrote them, as text, and a draft per incident", async () => {
+    const backend = createFakeBackend();
+    await backend.signIn("Aino", "operator", null);
+    await backend.addNote("inc/grid/1/0", "Caller at Kaisaniemenkatu 3: <b>no power</b> since 21:12");
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const onAddNote = vi.fn((_id: string, _text: string, done: () => void) => done());
+    const { rerender } = render(IncidentDetail, {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
+      others: [],
+      signedIn: true,
+      onClose: () => {},
+      onTransition: () => {},
+      onTake: () => {},
+      onTickSop: () => {},
+      onMerge: () => {},
+      onSplit: () => {},
+      onReassign: () => {},
+      onUndo: () => {},
+      onShowMember: () => {},
+      onAddNote,
+    });
+    const note = screen.getByTestId("incident-timeline").querySelector("li[data-kind=note]") as HTMLElement;
+    expect(note.textContent).toContain("Aino");
+    expect(note.textContent).toContain("<b>no power</b>");
+    expect(note.querySelector("b")).toBeNull();
+    const add = screen.getByTestId("note-add") as HTMLButtonElement;
+    expect(add.disabled).toBe(true);
+    await fireEvent.input(screen.getByTestId("note-text"), { target: { value: "  Crew on the way, ETA 10 min " } });
+    expect(add.disabled).toBe(false);
+    await fireEvent.click(add);
+    expect(onAddNote).toHaveBeenCalledWith("inc/grid/1/0", "Crew on the way, ETA 10 min", expect.any(Function));
+    expect((screen.getByTestId("note-text") as HTMLTextAreaElement).value).toBe("");
+    // A draft stays with its incident: another incident opens with an empty form.
+    await fireEvent.input(screen.getByTestId("note-text"), { target: { value: "half a thought" } });
+    const other: IncidentDetailDto = await backend.incident("inc/alerts/2/0");
+    await rerender({ detail: incidentLoaded(openIncident(NO_INCIDENT, other.entry.id), other.entry.id, other) });
+    expect((screen.getByTestId("note-text") as HTMLTextAreaElement).value).toBe("");
+    await expect(backend.addNote("inc/grid/1/0", "   ")).rejects.toMatchObject({ code: "invalidInput" });
+  });
+
   it("shows members by layer with their explanations and acts through callbacks", async () => {
     const backend = createFakeBackend();
     await backend.signIn("Aino", "operator", null);

@@ -251,6 +251,7 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
             .unwrap();
         desk.tick_sop(store, &id, 0, true, 3, now).unwrap();
         assert!(desk.tick_sop(store, &id, 99, true, 4, now).is_err());
+        desk.add_note(store, &id, "crew on the way", 4, now).unwrap();
         let new = desk
             .decide(
                 store,
@@ -289,6 +290,11 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
         "{decisions:?}"
     );
     assert_eq!(store.sop_ticks(run).unwrap().len(), 1);
+    assert_eq!(outage.notes.len(), 1);
+    assert_eq!(
+        (outage.notes[0].text.as_str(), outage.notes[0].operator.as_str()),
+        ("crew on the way", "Aino")
+    );
     let trail = store.audit_trail().unwrap();
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
@@ -298,12 +304,37 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
             "sign_in",
             "transition",
             "sop",
+            "note",
             "decision",
             "decision",
             "sign_out"
         ]
     );
-    assert_eq!(store.verify_audit().unwrap(), Ok(7));
+    assert_eq!(store.verify_audit().unwrap(), Ok(8));
+    // The note's entry vouches for it: an edited note is found.
+    let report = store.check_audit().unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    // The after-action report carries the narrative log, naming the incident by its number.
+    let html = dir.path().join("report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .args(["report", "--db", db.to_str().unwrap(), "--out", html.to_str().unwrap()])
+        .args(["--run", &run.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains(&format!(
+            "<td>note</td><td>{}: crew on the way (Aino, trainer)</td>",
+            outage.number
+        )),
+        "the report has no note row"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE incident_notes SET text = 'nobody came'", [])
+        .unwrap();
+    let report = store.check_audit().unwrap();
+    assert!(!report.problems.is_empty(), "an edited note went unnoticed");
 }
 
 #[test]
@@ -508,6 +539,22 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
         let detail = engine.incident_detail(outage.id.clone()).await.unwrap();
         assert!(detail.sop[1].ticked && detail.sop[1].by.as_deref() == Some("Aino"));
         assert!(engine.incident_detail("inc/none".into()).await.is_err());
+        // The narrative log: a note with who and when, in the detail's timeline.
+        engine
+            .incident_note(outage.id.clone(), " Caller: <b>no power</b> on Kaisaniemenkatu ".into())
+            .await
+            .unwrap();
+        let detail = engine.incident_detail(outage.id.clone()).await.unwrap();
+        let note = detail.timeline.iter().find(|t| t.kind == "note").unwrap();
+        assert_eq!(note.text, "Caller: <b>no power</b> on Kaisaniemenkatu");
+        assert_eq!(note.operator.as_deref(), Some("Aino"));
+        let e = engine.incident_note(outage.id.clone(), "  ".into()).await.unwrap_err();
+        assert_eq!(ApiError::from(&e).code, ApiErrorCode::InvalidInput);
+        let e = engine
+            .incident_note("inc/none".into(), "lost".into())
+            .await
+            .unwrap_err();
+        assert_eq!(ApiError::from(&e).code, ApiErrorCode::NotFound);
 
         let new = engine
             .incident_split(outage.id.clone(), "alarm/way-644615094-door".into())

@@ -326,6 +326,13 @@ fn workstations_agree_and_share_acknowledgements() {
     assert_eq!(sa["eventsAccepted"], 3 + 3, "3 roster entries and 3 decisions: {sa}");
     assert_eq!(sa["eventsRefused"], 2, "{sa}");
     assert_eq!(incident(home, &c, &outage)["acknowledgedBy"], "Aino");
+    // The note is in the outage's narrative log at every workstation, with who wrote it.
+    for db in [&a, &b, &c] {
+        let notes = &incident(home, db, &outage)["notes"];
+        assert_eq!(notes.as_array().map(Vec::len), Some(1), "{notes}");
+        assert_eq!(notes[0]["text"], "crew on the way");
+        assert_eq!(notes[0]["operator"], "Aino");
+    }
 
     // A wall display's user may read the site but never publish to it.
     let wall = home.join("wall.db");

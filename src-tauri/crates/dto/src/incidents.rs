@@ -126,7 +126,8 @@ pub struct TimelineEntryDto {
     /// Scenario time.
     #[ts(type = "number")]
     pub at_ms: i64,
-    /// `opened`, `joined`, `cleared`, `lifecycle`, `manual` or `sop`.
+    /// `opened`, `joined`, `cleared`, `lifecycle`, `manual`, `sop` or `note` (an operator's
+    /// words, feed-free but still shown as text).
     pub kind: String,
     /// What happened, in words.
     pub text: String,

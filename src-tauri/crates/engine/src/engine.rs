@@ -616,6 +616,34 @@ impl Engine {
         self.settled(shared).await
     }
 
+    /// Adds a note to an incident's narrative log as the signed-in operator; on a site, every
+    /// workstation gets it.
+    pub async fn incident_note(&self, id: String, text: String) -> Result<(), EngineError> {
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    // Checked here too, so a note too long is refused before it is shared.
+                    if text.trim().is_empty() || text.trim().chars().count() > crate::incidents::MAX_NOTE_CHARS {
+                        return Err(EngineError::InvalidInput(format!(
+                            "a note is 1 to {} characters",
+                            crate::incidents::MAX_NOTE_CHARS
+                        )));
+                    }
+                    let op = Op::Note {
+                        incident: id,
+                        text: text.trim().to_owned(),
+                    };
+                    return share(replay, op).map(Some);
+                }
+                on_desk(replay, "note", Work::Trainee, |desk, store, at| {
+                    desk.add_note(store, &id, &text, at.wall, at.now)
+                })
+                .map(|()| None)
+            })
+            .await?;
+        self.settled(shared).await
+    }
+
     /// The configured backends.
     pub async fn backends(&self) -> Result<Vec<BackendDto>, EngineError> {
         Ok(self.outbox().await?.backends)

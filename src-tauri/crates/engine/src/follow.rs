@@ -32,7 +32,7 @@ use cityops_live::pipeline::Pipeline;
 use cityops_site::dispatch::{CancelRequest, OutcomeBy, SiteAction, WorkerOutcome, WorkerState};
 use cityops_site::{Delivery, Op, OpEvent, Outgoing, Site, SiteConfig, SiteError, SiteId, Subject, Tick};
 use cityops_store::{
-    AuditRecord, NewAction, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteOutcome, SiteRosterEntry, Store,
+    NewAction, PendingDecision, QuarantineEntry, RunId, SiteEventRow, SiteOutcome, SiteRosterEntry, Store,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -577,7 +577,7 @@ impl FollowState {
             let reason = "the site has no correlation rules (or no configuration yet), so no incidents to act on";
             return self.refuse(cache, d, row, reason.into(), false).map(Some);
         };
-        let (result, committed) = store.with_site_event(row.clone(), || apply_op(desk, store, run, &who, role, &event));
+        let (result, committed) = store.with_site_event(row.clone(), || apply_op(desk, store, &who, role, &event));
         match result {
             Ok(()) if committed => Ok(Some(row)),
             Ok(()) => {
@@ -808,7 +808,6 @@ impl FollowState {
 fn apply_op(
     desk: &mut Desk,
     store: &Store,
-    run: RunId,
     who: &SiteRosterEntry,
     role: OperatorRole,
     event: &OpEvent,
@@ -817,19 +816,12 @@ fn apply_op(
         name: who.name.clone(),
         role,
     }));
-    let result = apply_op_as(desk, store, run, who, role, event);
+    let result = apply_op_as(desk, store, event);
     desk.act_as(here);
     result
 }
 
-fn apply_op_as(
-    desk: &mut Desk,
-    store: &Store,
-    run: RunId,
-    who: &SiteRosterEntry,
-    role: OperatorRole,
-    event: &OpEvent,
-) -> Result<(), EngineError> {
+fn apply_op_as(desk: &mut Desk, store: &Store, event: &OpEvent) -> Result<(), EngineError> {
     let (wall, at) = (event.wall_ms, event.at_ms);
     let decide = |desk: &mut Desk, op| desk.decide(store, op, wall, at).map(drop);
     match &event.op {
@@ -851,23 +843,7 @@ fn apply_op_as(
         }
         Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
         Op::Own { incident, owner } => desk.take_ownership(store, incident, owner.as_deref(), wall, at),
-        Op::Note { incident, text } => {
-            desk.detail(incident)?;
-            if text.trim().is_empty() || text.chars().count() > 4000 {
-                return Err(EngineError::InvalidInput("a note is 1 to 4000 characters".into()));
-            }
-            store.audit(&AuditRecord {
-                run: Some(run),
-                wall_ms: wall,
-                scenario_ms: Some(at),
-                operator: &who.name,
-                role: role.as_str(),
-                action: "note",
-                subject: incident,
-                detail: text.clone(),
-            })?;
-            Ok(())
-        }
+        Op::Note { incident, text } => desk.add_note(store, incident, text, wall, at),
         Op::Merge { into, from } => decide(
             desk,
             DecisionOp::Merge {

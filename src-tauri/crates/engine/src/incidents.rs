@@ -43,8 +43,12 @@ use crate::dto::{
 };
 use crate::error::EngineError;
 use cityops_store::{
-    AuditRecord, DecisionRow, IncidentWrite, OwnerRow, RunId, SignIn, SopTickRow, Store, StoreError, TransitionRow,
+    AuditRecord, DecisionRow, IncidentWrite, NoteRow, OwnerRow, RunId, SignIn, SopTickRow, Store, StoreError,
+    TransitionRow,
 };
+
+/// The longest note an operator may add, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
 
 /// Checkpoints fall on whole minutes of scenario time.
 pub const CHECKPOINT_MS: Millis = 60_000;
@@ -133,6 +137,8 @@ pub struct Desk {
     decisions: Vec<Decision>,
     lifecycle: HashMap<String, Lifecycle>,
     sop: HashMap<String, BTreeMap<u32, String>>,
+    /// Each incident's narrative log, oldest first.
+    notes: HashMap<String, Vec<NoteRow>>,
     operator: Option<OperatorDto>,
     /// For the UI: what changed since the last diff.
     ui_dirty: BTreeSet<String>,
@@ -229,6 +235,7 @@ impl Desk {
             decisions: Vec::new(),
             lifecycle: HashMap::new(),
             sop: HashMap::new(),
+            notes: HashMap::new(),
             operator: None,
             ui_dirty: BTreeSet::new(),
             ui_reset: true,
@@ -260,6 +267,9 @@ impl Desk {
         }
         for o in store.owners(self.run)? {
             self.lifecycle.entry(o.incident).or_default().owner = Some(o.owner);
+        }
+        for n in store.notes(self.run)? {
+            self.notes.entry(n.incident.clone()).or_default().push(n);
         }
         for t in store.sop_ticks(self.run)? {
             let steps = self.sop.entry(t.incident).or_default();
@@ -901,6 +911,38 @@ impl Desk {
         Ok(())
     }
 
+    /// Adds a note to an incident's narrative log (a phone call, what a crew said on the
+    /// radio), with who and when. Audited.
+    pub fn add_note(
+        &mut self,
+        store: &Store,
+        id: &str,
+        text: &str,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), EngineError> {
+        let op = self.signed_in()?.clone();
+        self.incident(id)?;
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+            return Err(EngineError::InvalidInput(format!(
+                "a note is 1 to {MAX_NOTE_CHARS} characters"
+            )));
+        }
+        let row = NoteRow {
+            incident: id.to_owned(),
+            operator: op.name.clone(),
+            role: op.role.as_str().to_owned(),
+            scenario_ms,
+            text: text.to_owned(),
+        };
+        store.record_note(self.run, &row, wall_ms)?;
+        tracing::info!(incident = id, by = %op.name, "note");
+        self.notes.entry(id.to_owned()).or_default().push(row);
+        self.ui_dirty.insert(id.to_owned());
+        Ok(())
+    }
+
     /// Ticks or unticks a step of an incident's SOP checklist.
     pub fn tick_sop(
         &mut self,
@@ -1178,6 +1220,9 @@ impl Desk {
                     Some(t.operator.clone()),
                 );
             }
+        }
+        for n in self.notes.get(id).into_iter().flatten() {
+            entry(n.scenario_ms, "note", n.text.clone(), Some(n.operator.clone()));
         }
         timeline.sort_by_key(|t| t.at_ms);
         let ticks = self.sop.get(id);

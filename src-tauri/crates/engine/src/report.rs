@@ -482,6 +482,15 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
             format!("{} by {} (trainer)", i.title, i.trainer),
         ));
     }
+    // The narrative log: what operators wrote down, in their words (escaped like all text).
+    for n in store.notes(run)? {
+        let named = number.get(n.incident.as_str()).copied().unwrap_or(n.incident.as_str());
+        rows.push((
+            n.scenario_ms,
+            "note",
+            format!("{named}: {} ({}, {})", n.text, n.operator, n.role),
+        ));
+    }
     rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
     for (t, what, detail) in rows {
         let _ = writeln!(

@@ -407,6 +407,12 @@ const INJECTS: VouchedTable = VouchedTable {
     columns: &["inject", "scenario_ms", "trainer", "entity", "title", "line", "wall_ms"],
     ordered: true,
 };
+const NOTES: VouchedTable = VouchedTable {
+    name: "incident_notes",
+    key: &["id"],
+    columns: &["run", "incident", "operator", "role", "wall_ms", "scenario_ms", "text"],
+    ordered: true,
+};
 const OPERATORS: VouchedTable = VouchedTable {
     name: "operators",
     key: &["name"],
@@ -414,7 +420,7 @@ const OPERATORS: VouchedTable = VouchedTable {
     ordered: false,
 };
 
-const VOUCHED: [&VouchedTable; 7] = [
+const VOUCHED: [&VouchedTable; 8] = [
     &ACTIONS,
     &TRANSITIONS,
     &DECISIONS,
@@ -422,6 +428,7 @@ const VOUCHED: [&VouchedTable; 7] = [
     &OWNERS,
     &INJECTS,
     &OPERATORS,
+    &NOTES,
 ];
 
 /// One value of a row's key.
@@ -456,6 +463,8 @@ pub enum Vouch<'a> {
     SopTick(i64),
     /// A change of an incident's owner, by id.
     Owner(i64),
+    /// A note in an incident's narrative log, by id.
+    Note(i64),
     /// A trainer's inject, by run and number.
     Inject(RunId, u64),
     /// An operator, by name.
@@ -470,6 +479,7 @@ impl Vouch<'_> {
             Vouch::Decision(_) => &DECISIONS,
             Vouch::SopTick(_) => &SOP_TICKS,
             Vouch::Owner(_) => &OWNERS,
+            Vouch::Note(_) => &NOTES,
             Vouch::Inject(..) => &INJECTS,
             Vouch::Operator(_) => &OPERATORS,
         }
@@ -477,7 +487,12 @@ impl Vouch<'_> {
 
     fn key(&self) -> Vec<KeyPart> {
         match *self {
-            Vouch::Action(id) | Vouch::Transition(id) | Vouch::Decision(id) | Vouch::SopTick(id) | Vouch::Owner(id) => {
+            Vouch::Action(id)
+            | Vouch::Transition(id)
+            | Vouch::Decision(id)
+            | Vouch::SopTick(id)
+            | Vouch::Owner(id)
+            | Vouch::Note(id) => {
                 vec![KeyPart::Int(id)]
             }
             Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],

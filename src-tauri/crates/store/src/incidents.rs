@@ -97,6 +97,18 @@ pub struct SopTickRow {
     pub operator: String,
 }
 
+/// One note of an incident's narrative log, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteRow {
+    pub incident: String,
+    pub operator: String,
+    pub role: String,
+    /// Where in the scenario (or the shift) it was written.
+    pub scenario_ms: Millis,
+    pub text: String,
+}
+
 /// A stored member, for the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -121,6 +133,8 @@ pub struct StoredMember {
 #[serde(rename_all = "camelCase")]
 pub struct StoredIncident {
     pub id: String,
+    /// Its narrative log: the operators' notes, oldest first.
+    pub notes: Vec<NoteRow>,
     /// The human number (`HEL-2026-000123`).
     pub number: String,
     pub incident_type: String,
@@ -375,6 +389,47 @@ impl Store {
         })
     }
 
+    /// Adds a note to an incident's narrative log, audited (the entry vouches for the note).
+    pub fn record_note(&self, run: RunId, n: &NoteRow, wall_ms: Millis) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO incident_notes (run, incident, operator, role, wall_ms, scenario_ms, text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run, n.incident, n.operator, n.role, wall_ms, n.scenario_ms, n.text],
+            )?;
+            let id = tx.last_insert_rowid();
+            let record = AuditRecord {
+                run: Some(run),
+                wall_ms,
+                scenario_ms: Some(n.scenario_ms),
+                operator: &n.operator,
+                role: &n.role,
+                action: "note",
+                subject: &n.incident,
+                detail: n.text.clone(),
+            };
+            Store::append_audit_vouching(tx, &record, Vouch::Note(id))?;
+            Ok(())
+        })
+    }
+
+    /// A run's notes, oldest first.
+    pub fn notes(&self, run: RunId) -> Result<Vec<NoteRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT incident, operator, role, scenario_ms, text FROM incident_notes WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(NoteRow {
+                incident: r.get(0)?,
+                operator: r.get(1)?,
+                role: r.get(2)?,
+                scenario_ms: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A run's lifecycle transitions, oldest first.
     pub fn transitions(&self, run: RunId) -> Result<Vec<TransitionRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -427,7 +482,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// A run's stored incidents with their members, most severe first, then oldest first.
     /// The id of run `run`'s incident numbered `number` (`HEL-2026-000123`), if there is one.
     pub fn incident_by_number(&self, run: RunId, number: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -440,6 +494,8 @@ impl Store {
             .optional()?)
     }
 
+    /// A run's stored incidents with their members and notes, most severe first, then oldest
+    /// first.
     pub fn stored_incidents(&self, run: RunId) -> Result<Vec<StoredIncident>, StoreError> {
         let transitions = self.transitions(run)?;
         let mut acknowledged_by: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -453,6 +509,10 @@ impl Store {
         let owners = self.owners(run)?;
         let owner: std::collections::HashMap<&str, &str> =
             owners.iter().map(|o| (o.incident.as_str(), o.owner.as_str())).collect();
+        let mut notes: std::collections::HashMap<String, Vec<NoteRow>> = std::collections::HashMap::new();
+        for n in self.notes(run)? {
+            notes.entry(n.incident.clone()).or_default().push(n);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, incident_type, title, status, severity, opened_ms, cleared_ms, root_cause, root_cleared, manual, west, south, east, north, number \
              FROM incidents WHERE run = ?1 ORDER BY severity DESC, opened_ms, id",
@@ -481,6 +541,7 @@ impl Store {
                     area: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
                     number: r.get(14)?,
                     members: Vec::new(),
+                    notes: Vec::new(),
                     id,
                 })
             })?
@@ -493,6 +554,7 @@ impl Store {
             inc.lifecycle = lifecycle.get(inc.id.as_str()).copied().unwrap_or("new").to_owned();
             inc.acknowledged_by = acknowledged_by.get(inc.id.as_str()).map(|s| (*s).to_owned());
             inc.owner = owner.get(inc.id.as_str()).map(|s| (*s).to_owned());
+            inc.notes = notes.remove(&inc.id).unwrap_or_default();
             inc.members = members
                 .query_map(params![run, inc.id], |r| {
                     let path: String = r.get(8)?;

@@ -25,7 +25,7 @@ pub use audit::{
 };
 pub use exercise::InjectRow;
 pub use incidents::{
-    audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, OwnerRow, SopTickRow, StoredIncident,
+    audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, NoteRow, OwnerRow, SopTickRow, StoredIncident,
     StoredMember, TransitionRow, GENESIS,
 };
 pub use roster::{hash_pin, pin_matches_hash, role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};

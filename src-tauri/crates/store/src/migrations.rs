@@ -281,6 +281,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // run is correlated again.
     "ALTER TABLE incidents ADD COLUMN number TEXT NOT NULL DEFAULT '';
     CREATE INDEX incidents_number ON incidents (number);",
+    // 12: the incidents' narrative log: operators' notes, with who and when.
+    "CREATE TABLE incident_notes (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        incident TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX incident_notes_run ON incident_notes (run, incident);",
 ];
 
 /// The schema version this build writes.

@@ -129,6 +129,11 @@ export function incidentTickSop(id: string, step: number, ticked: boolean): Prom
   return invoke<void>("incident_tick_sop", { id, step, ticked });
 }
 
+/** Adds a note to an incident's narrative log, as the signed-in operator. */
+export function incidentNote(id: string, text: string): Promise<void> {
+  return invoke<void>("incident_note", { id, text });
+}
+
 /** The configured backends, as operators pick them. */
 export function backends(): Promise<BackendDto[]> {
   return invoke<BackendDto[]>("backends");

@@ -824,7 +824,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const supervisor = who.role === "supervisor";
       if (to !== who.name && !supervisor) throw { code: "forbidden", message: "ownership is given by a supervisor" };
       const current = inc.entry.owner;
-      if (current === to) throw { code: "invalidInput", message: `invalid input: incident ${id} is ${to}'s already` };
+      if (current === to) throw { code: "invalidInput", message: `invalid input: incident ${inc.entry.number} is ${to}'s already` };
       if (current !== null && !supervisor)
         throw {
           code: "invalidInput",

@@ -832,7 +832,8 @@ fn apply_op_as(desk: &mut Desk, store: &Store, event: &OpEvent) -> Result<(), En
             if to.rank() <= now.rank() {
                 if let Some(t) = desk.last_transition(incident) {
                     return Err(EngineError::InvalidInput(format!(
-                        "incident {incident} is already {} by {} at {}",
+                        "incident {} is already {} by {} at {}",
+                        desk.named(incident),
                         now.as_str(),
                         t.operator,
                         clock_time(t.scenario_ms)

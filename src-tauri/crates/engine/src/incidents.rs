@@ -809,10 +809,20 @@ impl Desk {
             .ok_or_else(|| EngineError::NotFound(format!("incident {id:?}")))?;
         if !queued(inc) {
             return Err(EngineError::InvalidInput(format!(
-                "incident {id} was merged into another"
+                "incident {} was merged into another",
+                inc.number
             )));
         }
         Ok(inc)
+    }
+
+    /// An incident as operators name it, by its number (its id when there is no such incident):
+    /// what a refusal says must be what the queue shows.
+    pub fn named(&self, id: &str) -> String {
+        self.state
+            .correlator
+            .incident(&IncidentId::from(id))
+            .map_or_else(|| id.to_owned(), |i| i.number.clone())
     }
 
     /// The operators' status of an incident.
@@ -887,11 +897,15 @@ impl Desk {
         let current = self.lifecycle.get(id).and_then(|l| l.owner.clone());
         match current.as_deref() {
             Some(c) if c == owner => {
-                return Err(EngineError::InvalidInput(format!("incident {id} is {owner}'s already")));
+                return Err(EngineError::InvalidInput(format!(
+                    "incident {} is {owner}'s already",
+                    self.named(id)
+                )));
             }
             Some(c) if !supervisor => {
                 return Err(EngineError::InvalidInput(format!(
-                    "incident {id} is {c}'s: a supervisor may give it to you"
+                    "incident {} is {c}'s: a supervisor may give it to you",
+                    self.named(id)
                 )));
             }
             _ => {}
@@ -963,7 +977,8 @@ impl Desk {
             .unwrap_or(0);
         if step as usize >= steps {
             return Err(EngineError::InvalidInput(format!(
-                "incident {id} has {steps} SOP steps; there is no step {}",
+                "incident {} has {steps} SOP steps; there is no step {}",
+                self.named(id),
                 step + 1
             )));
         }
@@ -1006,7 +1021,8 @@ impl Desk {
                 .filter(|t| t.to == LifecycleStatus::Closed.as_str())
             {
                 return Err(EngineError::InvalidInput(format!(
-                    "incident {into} was closed by {} at {}; nothing more can join it",
+                    "incident {} was closed by {} at {}; nothing more can join it",
+                    self.named(into),
                     closed.operator,
                     clock_time(closed.scenario_ms)
                 )));

@@ -8,7 +8,8 @@ export type TimelineEntryDto = {
  */
 atMs: number, 
 /**
- * `opened`, `joined`, `cleared`, `lifecycle`, `manual` or `sop`.
+ * `opened`, `joined`, `cleared`, `lifecycle`, `manual`, `sop` or `note` (an operator's
+ * words, feed-free but still shown as text).
  */
 kind: string, 
 /**

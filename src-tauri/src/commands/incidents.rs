@@ -56,6 +56,10 @@ commands! {
     #[windows(main)]
     async fn incident_tick_sop(engine; id: String, step: u32, ticked: bool) -> () { engine.incident_tick_sop(id, step, ticked).await }
 
+    /// A supervisor resolves or closes an incident past its required SOP steps, for a reason.
+    #[windows(main)]
+    async fn incident_override(engine; id: String, to: LifecycleStatus, reason: String) -> () { engine.incident_override(id, to, reason).await }
+
     /// Adds a note to an incident's narrative log, as the signed-in operator.
     #[windows(main)]
     async fn incident_note(engine; id: String, text: String) -> () { engine.incident_note(id, text).await }

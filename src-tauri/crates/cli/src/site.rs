@@ -80,6 +80,10 @@ pub enum ActCommand {
         /// The incident: its number (HEL-2026-000123) or its id.
         #[arg(long)]
         incident: String,
+        /// A supervisor resolves past required SOP steps still unticked, for this reason
+        /// (recorded, audited and shown in the report).
+        #[arg(long)]
+        override_reason: Option<String>,
     },
     /// Closes it (a supervisor's or trainer's step).
     Close {
@@ -166,7 +170,15 @@ impl ActCommand {
         Ok(match self {
             ActCommand::Acknowledge { incident } => transition(incident, "acknowledged"),
             ActCommand::MarkDispatched { incident } => transition(incident, "dispatched"),
-            ActCommand::Resolve { incident } => transition(incident, "resolved"),
+            ActCommand::Resolve {
+                incident,
+                override_reason: Some(reason),
+            } => Op::Override {
+                incident,
+                to: "resolved".into(),
+                reason,
+            },
+            ActCommand::Resolve { incident, .. } => transition(incident, "resolved"),
             ActCommand::Close { incident } => transition(incident, "closed"),
             ActCommand::Note { incident, text } => Op::Note { incident, text },
             ActCommand::Merge { incident, from } => Op::Merge { into: incident, from },
@@ -390,6 +402,11 @@ fn by_number(store: &Store, site: &SiteId, op: Op) -> anyhow::Result<Op> {
         Op::Note { incident, text } => Op::Note {
             incident: id(incident)?,
             text,
+        },
+        Op::Override { incident, to, reason } => Op::Override {
+            incident: id(incident)?,
+            to,
+            reason,
         },
         Op::Merge { into, from } => Op::Merge {
             into: id(into)?,

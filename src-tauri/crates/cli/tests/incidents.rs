@@ -574,3 +574,104 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
         assert!(removed, "the undone split left the queue");
     });
 }
+
+#[test]
+fn required_sop_steps_hold_the_resolution_until_ticked_or_a_supervisor_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sop.db");
+    let mut replay = headless::open_replay(&demo(), &db).unwrap();
+    replay.run_to_end().unwrap();
+    let now = replay.now_ms();
+    let run = replay.pipeline().run();
+    let warning = replay
+        .desk()
+        .unwrap()
+        .correlator()
+        .incidents()
+        .find(|i| i.incident_type == "weather_warning")
+        .map(|i| (i.id.0.to_string(), i.number.clone()))
+        .unwrap();
+    let (id, number) = warning;
+    let (desk, store) = replay.desk_mut().unwrap();
+    store
+        .roster_set("Sari", "supervisor", Some("2468"), "cli", "system", 1)
+        .unwrap();
+    desk.sign_in(store, "Aino", OperatorRole::Operator, None, 1).unwrap();
+    // The pre-alert was due ten minutes after the warning opened: at the end, it is overdue.
+    let detail = desk.detail(&id).unwrap();
+    assert_eq!(detail.sop.iter().filter(|s| s.required).count(), 2);
+    assert!(detail.sop[1].overdue && detail.sop[1].due_ms == Some(detail.entry.opened_ms + 600_000));
+    assert!(!detail.sop[0].overdue, "a step without a deadline is never overdue");
+    // Resolving with both unticked is refused, naming the incident by number and the steps.
+    let e = desk
+        .transition(store, &id, LifecycleStatus::Resolved, 2, now)
+        .unwrap_err();
+    let said = e.to_string();
+    assert!(
+        said.contains(&number)
+            && said.contains("required SOP steps not ticked: 1 (Brief the shift")
+            && said.contains(", 2 (Pre-alert"),
+        "{said}"
+    );
+    // Ticking one leaves the other named; an operator may not override.
+    desk.tick_sop(store, &id, 0, true, 3, now).unwrap();
+    let said = desk
+        .transition(store, &id, LifecycleStatus::Resolved, 4, now)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains("not ticked: 2 (Pre-alert") && !said.contains("1 (Brief"),
+        "{said}"
+    );
+    let e = desk
+        .transition_with(store, &id, LifecycleStatus::Resolved, Some("trust me"), 5, now)
+        .unwrap_err();
+    assert_eq!(ApiError::from(&e).code, ApiErrorCode::Forbidden);
+    // A supervisor resolves past it, with a reason: recorded, audited, in the report.
+    desk.sign_out(store, 6).unwrap();
+    desk.sign_in(store, "Sari", OperatorRole::Supervisor, Some("2468"), 7)
+        .unwrap();
+    let e = desk
+        .transition_with(store, &id, LifecycleStatus::Resolved, Some("  "), 8, now)
+        .unwrap_err();
+    assert_eq!(
+        ApiError::from(&e).code,
+        ApiErrorCode::InvalidInput,
+        "a blank reason is no reason"
+    );
+    desk.transition_with(
+        store,
+        &id,
+        LifecycleStatus::Resolved,
+        Some("Crews pre-alerted by radio before the shift began"),
+        9,
+        now,
+    )
+    .unwrap();
+    assert_eq!(desk.status(&id), LifecycleStatus::Resolved);
+    let overrides = store.overrides(run).unwrap();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(
+        (overrides[0].steps.as_str(), overrides[0].operator.as_str()),
+        ("2", "Sari")
+    );
+    let timeline = desk.detail(&id).unwrap().timeline;
+    assert!(timeline
+        .iter()
+        .any(|t| t.kind == "override" && t.text.contains("Crews pre-alerted")));
+    assert!(store.audit_trail().unwrap().iter().any(|e| e.action == "override"));
+    drop(replay);
+    let html = dir.path().join("report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .args(["report", "--db", db.to_str().unwrap(), "--out", html.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains(&format!(
+            "<td>override</td><td>{number}: required SOP steps 2 unticked, overridden by Sari (supervisor): Crews pre-alerted by radio before the shift began</td>"
+        )),
+        "the report has no override row"
+    );
+}

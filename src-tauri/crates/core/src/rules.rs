@@ -78,7 +78,20 @@ pub struct IncidentType {
     /// The severity the incident starts at, if higher than its root's.
     pub severity: Option<Severity>,
     /// The standard operating procedure: steps the operator ticks off, in order.
-    pub sop: Vec<String>,
+    pub sop: Vec<SopStep>,
+}
+
+/// One step of an incident type's standard operating procedure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SopStep {
+    /// What to do, in words.
+    pub text: String,
+    /// Resolving the incident with this step unticked is refused (a supervisor may override,
+    /// with a reason).
+    pub required: bool,
+    /// The step is due this many seconds after the incident opened; unticked after that, it is
+    /// overdue.
+    pub within_s: Option<i64>,
 }
 
 /// One step of an escalation: reaching `members` members, or being open `after_s` seconds,
@@ -235,7 +248,22 @@ struct RawType {
     #[serde(default)]
     severity: Option<Severity>,
     #[serde(default)]
-    sop: Vec<String>,
+    sop: Vec<RawSopStep>,
+}
+
+/// A SOP step: its text, or a table with `step`, `required` and `within_s`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSopStep {
+    Text(String),
+    Full {
+        step: String,
+        #[serde(default)]
+        required: bool,
+        // Plain, not `Spanned`: an untagged enum buffers its input, which loses spans.
+        #[serde(default)]
+        within_s: Option<i64>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -435,6 +463,7 @@ fn types(cx: &Ctx<'_>, raw: Vec<RawType>) -> Result<Vec<IncidentType>, RulesErro
     let mut out: Vec<IncidentType> = Vec::with_capacity(raw.len());
     for (i, t) in raw.into_iter().enumerate() {
         let field = |f: &str| format!("types[{i}].{f}");
+        let id_span = t.id.span();
         let id = t.id.get_ref();
         if id.trim().is_empty() || out.iter().any(|o| &o.id == id) {
             return cx.err(Some(t.id.span()), field("id"), format!("{id:?} is empty or used twice"));
@@ -471,12 +500,41 @@ fn types(cx: &Ctx<'_>, raw: Vec<RawType>) -> Result<Vec<IncidentType>, RulesErro
                 );
             }
         }
+        let mut sop = Vec::with_capacity(t.sop.len());
+        for (n, step) in t.sop.into_iter().enumerate() {
+            sop.push(match step {
+                RawSopStep::Text(text) => SopStep {
+                    text,
+                    required: false,
+                    within_s: None,
+                },
+                RawSopStep::Full {
+                    step,
+                    required,
+                    within_s,
+                } => {
+                    if within_s.is_some_and(|w| w <= 0) {
+                        // The type's line: the step's own span is not kept (see `RawSopStep`).
+                        return cx.err(
+                            Some(id_span.clone()),
+                            field(&format!("sop[{n}].within_s")),
+                            "must be above 0",
+                        );
+                    }
+                    SopStep {
+                        text: step,
+                        required,
+                        within_s,
+                    }
+                }
+            });
+        }
         out.push(IncidentType {
             id: id.clone(),
             title: t.title.into_inner(),
             seeds,
             severity: t.severity,
-            sop: t.sop,
+            sop,
         });
     }
     Ok(out)
@@ -692,7 +750,11 @@ steps = [{ members = 10, severity = "severe" }, { after_s = 1800, severity = "ex
         assert_eq!(r.phrase("x.y"), "reported x.y");
         assert_eq!(
             r.type_for_seed("substation.trip").unwrap().sop,
-            ["Call the grid operator"]
+            [SopStep {
+                text: "Call the grid operator".into(),
+                required: false,
+                within_s: None
+            }]
         );
         assert!(r.normal_clears);
         assert_eq!(r.event_hold_s, 900);
@@ -757,5 +819,38 @@ steps = [{ members = 10, severity = "severe" }, { after_s = 1800, severity = "ex
         let text = include_str!("../../../../fixtures/rules/default.toml");
         let r = Rules::parse(text).unwrap_or_else(|e| panic!("default.toml: {e}"));
         assert!(r.type_for_seed("substation.trip").is_some());
+    }
+}
+
+#[cfg(test)]
+mod sop_tests {
+    use super::*;
+
+    fn with_sop(sop: &str) -> Result<Rules, RulesError> {
+        Rules::parse(&format!(
+            "version = 1\n\n[[types]]\nid = \"warning\"\ntitle = \"Warning: {{name}}\"\nseeds = [\"weather.*\"]\nsop = {sop}\n"
+        ))
+    }
+
+    #[test]
+    fn sop_steps_are_text_or_tables_with_required_and_a_deadline() {
+        let r = with_sop(
+            r#"["Brief the shift.", { step = "Pre-alert field crews.", required = true, within_s = 600 }, { step = "Log it." }]"#,
+        )
+        .unwrap();
+        let sop = &r.types[0].sop;
+        assert_eq!(
+            sop.iter()
+                .map(|s| (s.text.as_str(), s.required, s.within_s))
+                .collect::<Vec<_>>(),
+            [
+                ("Brief the shift.", false, None),
+                ("Pre-alert field crews.", true, Some(600)),
+                ("Log it.", false, None),
+            ]
+        );
+        let e = with_sop(r#"[{ step = "Now", within_s = 0 }]"#).unwrap_err();
+        assert_eq!(e.field, "types[0].sop[0].within_s");
+        assert_eq!(e.line, Some(4), "the type's line");
     }
 }

@@ -144,6 +144,13 @@ pub struct SopStepDto {
     pub ticked: bool,
     /// Who ticked it.
     pub by: Option<String>,
+    /// Resolving is refused while it is unticked (a supervisor may override, with a reason).
+    pub required: bool,
+    /// When it is due (the incident's opening plus the step's `within_s`), if it has a deadline.
+    #[ts(type = "number | null")]
+    pub due_ms: Option<i64>,
+    /// Unticked past its deadline, at the clock's time.
+    pub overdue: bool,
 }
 
 /// Everything the detail view shows about one incident.

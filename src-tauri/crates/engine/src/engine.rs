@@ -520,6 +520,34 @@ impl Engine {
         self.settled(shared).await
     }
 
+    /// A supervisor resolves (or closes) an incident past its required SOP steps, for
+    /// `reason`: recorded and audited beside the transition, and shown in the report.
+    pub async fn incident_override(&self, id: String, to: LifecycleStatus, reason: String) -> Result<(), EngineError> {
+        let shared = self
+            .ask(Effect::Writes, move |replay, _| {
+                if replay.site.is_some() {
+                    let (desk, _) = replay.desk_mut().ok_or_else(no_desk)?;
+                    if desk.signed_in()?.role != OperatorRole::Supervisor {
+                        return Err(EngineError::Forbidden(
+                            "only a supervisor may override required SOP steps".into(),
+                        ));
+                    }
+                    let op = Op::Override {
+                        incident: id,
+                        to: to.as_str().to_owned(),
+                        reason: reason.trim().to_owned(),
+                    };
+                    return share(replay, op).map(Some);
+                }
+                on_desk(replay, "override", Work::Trainee, |desk, store, at| {
+                    desk.transition_with(store, &id, to, Some(&reason), at.wall, at.now)
+                })
+                .map(|()| None)
+            })
+            .await?;
+        self.settled(shared).await
+    }
+
     /// Says which incident the window has open (`None`: none), which a workstation of a site
     /// tells the other workstations; elsewhere it changes nothing.
     pub async fn look_at(&self, incident: Option<String>) -> Result<(), EngineError> {

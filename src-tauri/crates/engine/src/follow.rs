@@ -825,7 +825,11 @@ fn apply_op_as(desk: &mut Desk, store: &Store, event: &OpEvent) -> Result<(), En
     let (wall, at) = (event.wall_ms, event.at_ms);
     let decide = |desk: &mut Desk, op| desk.decide(store, op, wall, at).map(drop);
     match &event.op {
-        Op::Transition { incident, to } => {
+        Op::Transition { incident, to } | Op::Override { incident, to, .. } => {
+            let reason = match &event.op {
+                Op::Override { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            };
             let to = LifecycleStatus::parse(to)
                 .ok_or_else(|| EngineError::InvalidInput(format!("unknown status {to:?}")))?;
             let now = desk.status(incident);
@@ -840,7 +844,7 @@ fn apply_op_as(desk: &mut Desk, store: &Store, event: &OpEvent) -> Result<(), En
                     )));
                 }
             }
-            desk.transition(store, incident, to, wall, at)
+            desk.transition_with(store, incident, to, reason, wall, at)
         }
         Op::Sop { incident, step, ticked } => desk.tick_sop(store, incident, *step, *ticked, wall, at),
         Op::Own { incident, owner } => desk.take_ownership(store, incident, owner.as_deref(), wall, at),

@@ -43,8 +43,8 @@ use crate::dto::{
 };
 use crate::error::EngineError;
 use cityops_store::{
-    AuditRecord, DecisionRow, IncidentWrite, NoteRow, OwnerRow, RunId, SignIn, SopTickRow, Store, StoreError,
-    TransitionRow,
+    AuditRecord, DecisionRow, IncidentWrite, NoteRow, OverrideRow, OwnerRow, RunId, SignIn, SopTickRow, Store,
+    StoreError, TransitionRow,
 };
 
 /// The longest note an operator may add, in characters.
@@ -139,6 +139,8 @@ pub struct Desk {
     sop: HashMap<String, BTreeMap<u32, String>>,
     /// Each incident's narrative log, oldest first.
     notes: HashMap<String, Vec<NoteRow>>,
+    /// Supervisors' overrides of required SOP steps, by incident.
+    overrides: HashMap<String, Vec<OverrideRow>>,
     operator: Option<OperatorDto>,
     /// For the UI: what changed since the last diff.
     ui_dirty: BTreeSet<String>,
@@ -236,6 +238,7 @@ impl Desk {
             lifecycle: HashMap::new(),
             sop: HashMap::new(),
             notes: HashMap::new(),
+            overrides: HashMap::new(),
             operator: None,
             ui_dirty: BTreeSet::new(),
             ui_reset: true,
@@ -270,6 +273,9 @@ impl Desk {
         }
         for n in store.notes(self.run)? {
             self.notes.entry(n.incident.clone()).or_default().push(n);
+        }
+        for o in store.overrides(self.run)? {
+            self.overrides.entry(o.incident.clone()).or_default().push(o);
         }
         for t in store.sop_ticks(self.run)? {
             let steps = self.sop.entry(t.incident).or_default();
@@ -843,13 +849,88 @@ impl Desk {
         wall_ms: Millis,
         scenario_ms: Millis,
     ) -> Result<(), EngineError> {
-        let op = self.signed_in()?;
-        self.incident(id)?;
+        self.transition_with(store, id, to, None, wall_ms, scenario_ms)
+    }
+
+    /// The required SOP steps of an incident still unticked, by number from 1, with their text.
+    fn unticked_required(&self, inc: &Incident) -> Vec<(u32, String)> {
+        let ticks = self.sop.get(inc.id.as_str());
+        self.state
+            .correlator
+            .incident_type(inc)
+            .map(|t| t.sop.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|(i, step)| step.required && !ticks.is_some_and(|t| t.contains_key(&(*i as u32))))
+            .map(|(i, step)| (i as u32 + 1, step.text.clone()))
+            .collect()
+    }
+
+    /// Moves an incident's lifecycle forward, as [`Desk::transition`]. Resolving (or closing)
+    /// with required SOP steps unticked is refused and names them, unless a supervisor gives
+    /// `override_reason`: the override is then recorded and audited beside the transition.
+    pub fn transition_with(
+        &mut self,
+        store: &Store,
+        id: &str,
+        to: LifecycleStatus,
+        override_reason: Option<&str>,
+        wall_ms: Millis,
+        scenario_ms: Millis,
+    ) -> Result<(), EngineError> {
+        let op = self.signed_in()?.clone();
+        let inc = self.incident(id)?;
         let from = self.status(id);
         workflow::check_transition(id, from, to, op.role).map_err(|refusal| match refusal {
             TransitionRefusal::NotForward { .. } => EngineError::InvalidInput(refusal.to_string()),
             TransitionRefusal::CloseNeedsSupervisor => EngineError::Forbidden(refusal.to_string()),
         })?;
+        let finishing = to.rank() >= LifecycleStatus::Resolved.rank() && from.rank() < LifecycleStatus::Resolved.rank();
+        let missing = if finishing {
+            self.unticked_required(inc)
+        } else {
+            Vec::new()
+        };
+        if !missing.is_empty() {
+            let named = inc.number.clone();
+            let list = missing
+                .iter()
+                .map(|(n, text)| format!("{n} ({text})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let Some(reason) = override_reason.map(str::trim).filter(|r| !r.is_empty()) else {
+                return Err(EngineError::InvalidInput(format!(
+                    "incident {named} cannot be {}: required SOP steps not ticked: {list}; a supervisor may override with a reason",
+                    to.as_str()
+                )));
+            };
+            if op.role != OperatorRole::Supervisor {
+                return Err(EngineError::Forbidden(
+                    "only a supervisor may override required SOP steps".into(),
+                ));
+            }
+            if reason.chars().count() > MAX_NOTE_CHARS {
+                return Err(EngineError::InvalidInput(format!(
+                    "an override's reason is at most {MAX_NOTE_CHARS} characters"
+                )));
+            }
+            let row = OverrideRow {
+                incident: id.to_owned(),
+                operator: op.name.clone(),
+                role: op.role.as_str().to_owned(),
+                scenario_ms,
+                steps: missing
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: reason.to_owned(),
+            };
+            store.record_override(self.run, &row, wall_ms)?;
+            tracing::info!(incident = id, by = %op.name, steps = %row.steps, "required SOP steps overridden");
+            self.overrides.entry(id.to_owned()).or_default().push(row);
+        }
         let row = TransitionRow {
             incident: id.to_owned(),
             from: from.as_str().to_owned(),
@@ -1240,6 +1321,14 @@ impl Desk {
         for n in self.notes.get(id).into_iter().flatten() {
             entry(n.scenario_ms, "note", n.text.clone(), Some(n.operator.clone()));
         }
+        for o in self.overrides.get(id).into_iter().flatten() {
+            entry(
+                o.scenario_ms,
+                "override",
+                format!("{} overrode required SOP steps {}: {}", o.operator, o.steps, o.reason),
+                Some(o.operator.clone()),
+            );
+        }
         timeline.sort_by_key(|t| t.at_ms);
         let ticks = self.sop.get(id);
         let sop = self
@@ -1250,13 +1339,17 @@ impl Desk {
             .unwrap_or_default()
             .iter()
             .enumerate()
-            .map(|(i, text)| {
+            .map(|(i, step)| {
                 let by = ticks.and_then(|t| t.get(&(i as u32))).cloned();
+                let due_ms = step.within_s.map(|s| inc.opened_ms + s * 1000);
                 SopStepDto {
                     index: i as u32,
-                    text: text.clone(),
+                    text: step.text.clone(),
                     ticked: by.is_some(),
+                    overdue: by.is_none() && due_ms.is_some_and(|d| self.state.correlator.now_ms() > d),
                     by,
+                    required: step.required,
+                    due_ms,
                 }
             })
             .collect();

@@ -482,6 +482,18 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
             format!("{} by {} (trainer)", i.title, i.trainer),
         ));
     }
+    // Supervisors who resolved past required SOP steps, and why.
+    for o in store.overrides(run)? {
+        let named = number.get(o.incident.as_str()).copied().unwrap_or(o.incident.as_str());
+        rows.push((
+            o.scenario_ms,
+            "override",
+            format!(
+                "{named}: required SOP steps {} unticked, overridden by {} ({}): {}",
+                o.steps, o.operator, o.role, o.reason
+            ),
+        ));
+    }
     // The narrative log: what operators wrote down, in their words (escaped like all text).
     for n in store.notes(run)? {
         let named = number.get(n.incident.as_str()).copied().unwrap_or(n.incident.as_str());

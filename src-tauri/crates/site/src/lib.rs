@@ -238,6 +238,14 @@ pub enum Op {
     Sop { incident: String, step: u32, ticked: bool },
     /// A note on an incident.
     Note { incident: String, text: String },
+    /// A supervisor's step to `to` (`resolved` or `closed`) past required SOP steps still
+    /// unticked, for `reason`; it applies only if the author is a supervisor where the stream
+    /// places it.
+    Override {
+        incident: String,
+        to: String,
+        reason: String,
+    },
     /// Every member of `from` moves into `into`.
     Merge { into: String, from: String },
     /// One member of `from` becomes an incident of its own.
@@ -285,10 +293,11 @@ pub const REMOVED: &str = "removed";
 
 impl Op {
     /// Every kind of event, as [`Op::kind`] names them.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "transition",
         "sop",
         "note",
+        "override",
         "merge",
         "split",
         "reassign",
@@ -306,6 +315,7 @@ impl Op {
             Op::Transition { .. } => "transition",
             Op::Sop { .. } => "sop",
             Op::Note { .. } => "note",
+            Op::Override { .. } => "override",
             Op::Merge { .. } => "merge",
             Op::Split { .. } => "split",
             Op::Reassign { .. } => "reassign",

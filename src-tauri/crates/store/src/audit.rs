@@ -413,6 +413,21 @@ const NOTES: VouchedTable = VouchedTable {
     columns: &["run", "incident", "operator", "role", "wall_ms", "scenario_ms", "text"],
     ordered: true,
 };
+const OVERRIDES: VouchedTable = VouchedTable {
+    name: "incident_overrides",
+    key: &["id"],
+    columns: &[
+        "run",
+        "incident",
+        "operator",
+        "role",
+        "wall_ms",
+        "scenario_ms",
+        "steps",
+        "reason",
+    ],
+    ordered: true,
+};
 const OPERATORS: VouchedTable = VouchedTable {
     name: "operators",
     key: &["name"],
@@ -420,7 +435,7 @@ const OPERATORS: VouchedTable = VouchedTable {
     ordered: false,
 };
 
-const VOUCHED: [&VouchedTable; 8] = [
+const VOUCHED: [&VouchedTable; 9] = [
     &ACTIONS,
     &TRANSITIONS,
     &DECISIONS,
@@ -429,6 +444,7 @@ const VOUCHED: [&VouchedTable; 8] = [
     &INJECTS,
     &OPERATORS,
     &NOTES,
+    &OVERRIDES,
 ];
 
 /// One value of a row's key.
@@ -465,6 +481,8 @@ pub enum Vouch<'a> {
     Owner(i64),
     /// A note in an incident's narrative log, by id.
     Note(i64),
+    /// A supervisor's override of required SOP steps, by id.
+    Override(i64),
     /// A trainer's inject, by run and number.
     Inject(RunId, u64),
     /// An operator, by name.
@@ -480,6 +498,7 @@ impl Vouch<'_> {
             Vouch::SopTick(_) => &SOP_TICKS,
             Vouch::Owner(_) => &OWNERS,
             Vouch::Note(_) => &NOTES,
+            Vouch::Override(_) => &OVERRIDES,
             Vouch::Inject(..) => &INJECTS,
             Vouch::Operator(_) => &OPERATORS,
         }
@@ -492,7 +511,8 @@ impl Vouch<'_> {
             | Vouch::Decision(id)
             | Vouch::SopTick(id)
             | Vouch::Owner(id)
-            | Vouch::Note(id) => {
+            | Vouch::Note(id)
+            | Vouch::Override(id) => {
                 vec![KeyPart::Int(id)]
             }
             Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],

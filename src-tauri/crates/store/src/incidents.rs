@@ -109,6 +109,20 @@ pub struct NoteRow {
     pub text: String,
 }
 
+/// A supervisor's override of an incident's required SOP steps, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverrideRow {
+    pub incident: String,
+    pub operator: String,
+    pub role: String,
+    pub scenario_ms: Millis,
+    /// The required steps left unticked, by number from 1 (`1, 7`).
+    pub steps: String,
+    /// Why the supervisor went past them.
+    pub reason: String,
+}
+
 /// A stored member, for the CLI.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -411,6 +425,58 @@ impl Store {
             Store::append_audit_vouching(tx, &record, Vouch::Note(id))?;
             Ok(())
         })
+    }
+
+    /// Records a supervisor's override of required SOP steps, audited (the entry vouches for
+    /// it).
+    pub fn record_override(&self, run: RunId, o: &OverrideRow, wall_ms: Millis) -> Result<(), StoreError> {
+        self.durably(|tx| {
+            tx.execute(
+                "INSERT INTO incident_overrides (run, incident, operator, role, wall_ms, scenario_ms, steps, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    run,
+                    o.incident,
+                    o.operator,
+                    o.role,
+                    wall_ms,
+                    o.scenario_ms,
+                    o.steps,
+                    o.reason
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let record = AuditRecord {
+                run: Some(run),
+                wall_ms,
+                scenario_ms: Some(o.scenario_ms),
+                operator: &o.operator,
+                role: &o.role,
+                action: "override",
+                subject: &o.incident,
+                detail: format!("required steps {} unticked: {}", o.steps, o.reason),
+            };
+            Store::append_audit_vouching(tx, &record, Vouch::Override(id))?;
+            Ok(())
+        })
+    }
+
+    /// A run's overrides of required SOP steps, oldest first.
+    pub fn overrides(&self, run: RunId) -> Result<Vec<OverrideRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT incident, operator, role, scenario_ms, steps, reason FROM incident_overrides WHERE run = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([run], |r| {
+            Ok(OverrideRow {
+                incident: r.get(0)?,
+                operator: r.get(1)?,
+                role: r.get(2)?,
+                scenario_ms: r.get(3)?,
+                steps: r.get(4)?,
+                reason: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A run's notes, oldest first.

@@ -25,8 +25,8 @@ pub use audit::{
 };
 pub use exercise::InjectRow;
 pub use incidents::{
-    audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, NoteRow, OwnerRow, SopTickRow, StoredIncident,
-    StoredMember, TransitionRow, GENESIS,
+    audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, NoteRow, OverrideRow, OwnerRow, SopTickRow,
+    StoredIncident, StoredMember, TransitionRow, GENESIS,
 };
 pub use roster::{hash_pin, pin_matches_hash, role_needs_pin, RosterEntry, SignIn, LOCKOUT_MS, MAX_WRONG_PINS};
 pub use site::{PendingDecision, SiteEventRow, SiteRosterEntry, SiteRun};

@@ -293,6 +293,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL
     );
     CREATE INDEX incident_notes_run ON incident_notes (run, incident);",
+    // 13: supervisors' overrides of required SOP steps: who resolved past which steps, and why.
+    "CREATE TABLE incident_overrides (
+        id INTEGER PRIMARY KEY,
+        run INTEGER NOT NULL REFERENCES runs(id),
+        incident TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        scenario_ms INTEGER NOT NULL,
+        steps TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

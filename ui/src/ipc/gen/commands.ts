@@ -129,6 +129,11 @@ export function incidentTickSop(id: string, step: number, ticked: boolean): Prom
   return invoke<void>("incident_tick_sop", { id, step, ticked });
 }
 
+/** A supervisor resolves or closes an incident past its required SOP steps, for a reason. */
+export function incidentOverride(id: string, to: LifecycleStatus, reason: string): Promise<void> {
+  return invoke<void>("incident_override", { id, to, reason });
+}
+
 /** Adds a note to an incident's narrative log, as the signed-in operator. */
 export function incidentNote(id: string, text: string): Promise<void> {
   return invoke<void>("incident_note", { id, text });

@@ -170,6 +170,10 @@ export class Incidents {
   tickSop = (id: string, step: number, ticked: boolean) =>
     this.#session.asOperator("tick the checklist", () => this.#backend.tickSop(id, step, ticked));
 
+  /** A supervisor resolves past required SOP steps, for a reason; `done` runs once recorded. */
+  override = (id: string, reason: string, done: () => void) =>
+    this.#session.asOperator("resolve past required steps", () => this.#backend.overrideResolve(id, reason).then(done));
+
   /** Adds a note to the incident's log; `done` runs once it is recorded (the form then empties). */
   addNote = (id: string, text: string, done: () => void) =>
     this.#session.asOperator("add a note", () => this.#backend.addNote(id, text).then(done));

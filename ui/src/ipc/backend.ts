@@ -123,6 +123,8 @@ export interface Backend {
   /** Takes back the latest merge, split or reassignment. */
   undo(): Promise<void>;
   tickSop(id: string, step: number, ticked: boolean): Promise<void>;
+  /** A supervisor resolves the incident past its required SOP steps, for `reason`. */
+  overrideResolve(id: string, reason: string): Promise<void>;
   /** Adds a note to the incident's narrative log, as the signed-in operator. */
   addNote(id: string, text: string): Promise<void>;
 

@@ -791,6 +791,10 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
           text,
           ticked: inc.ticked.has(index),
           by: inc.ticked.has(index) ? (operator?.name ?? null) : null,
+          // The fake's checklists have no required steps nor deadlines.
+          required: false,
+          dueMs: null,
+          overdue: false,
         })),
         canUndo: decisions.length > 0,
       };
@@ -812,6 +816,16 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       if (to === "acknowledged") acknowledged.add(id);
       changed([inc.entry], []);
     },
+    overrideResolve: async (id: string, reason: string) => {
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      const who = signedIn();
+      if (who.role !== "supervisor")
+        throw { code: "forbidden", message: "only a supervisor may override required SOP steps" };
+      if (reason.trim() === "") throw { code: "invalidInput", message: "an override needs a reason" };
+      const inc = find(id);
+      inc.entry = { ...inc.entry, status: "resolved" };
+      changed([inc.entry], []);
+    },
     // Presence is a site's; the fake is one window.
     lookAt: async (_incident: string | null) => {},
     // The engine's rules: an operator takes an incident nobody else owns; a supervisor takes
@@ -824,7 +838,8 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       const supervisor = who.role === "supervisor";
       if (to !== who.name && !supervisor) throw { code: "forbidden", message: "ownership is given by a supervisor" };
       const current = inc.entry.owner;
-      if (current === to) throw { code: "invalidInput", message: `invalid input: incident ${inc.entry.number} is ${to}'s already` };
+      if (current === to)
+        throw { code: "invalidInput", message: `invalid input: incident ${inc.entry.number} is ${to}'s already` };
       if (current !== null && !supervisor)
         throw {
           code: "invalidInput",

@@ -151,6 +151,49 @@ describe("IncidentQueue with a shift's worth of incidents", () => {
 });
 
 describe("IncidentDetail", () => {
+  it("marks required and overdue steps, and lets only a supervisor resolve past them with a reason", async () => {
+    const backend = createFakeBackend();
+    await backend.signIn("Sari", "supervisor", "2468");
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const sop = d.sop.map((s, i) => ({ ...s, required: i < 2, dueMs: i === 1 ? 60_000 : null, overdue: i === 1 }));
+    const detail = { ...d, entry: { ...d.entry, status: "acknowledged" as const }, sop };
+    const onOverride = vi.fn((_id: string, _reason: string, done: () => void) => done());
+    const props = {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, detail),
+      others: [],
+      signedIn: true,
+      onClose: () => {},
+      onTransition: () => {},
+      onTake: () => {},
+      onTickSop: () => {},
+      onMerge: () => {},
+      onSplit: () => {},
+      onReassign: () => {},
+      onUndo: () => {},
+      onShowMember: () => {},
+      onOverride,
+    };
+    const { rerender } = render(IncidentDetail, { ...props, supervisor: false });
+    const steps = [...screen.getByTestId("incident-sop").querySelectorAll("li")];
+    expect(steps.filter((li) => li.dataset.required === "true")).toHaveLength(2);
+    expect(screen.getByTestId("sop-overdue").textContent).toContain("overdue since");
+    expect(screen.queryByTestId("override-open")).toBeNull();
+    await rerender({ supervisor: true });
+    await fireEvent.click(screen.getByTestId("override-open"));
+    const submit = screen.getByTestId("override-submit") as HTMLButtonElement;
+    expect(submit.disabled).toBe(true);
+    await fireEvent.input(screen.getByTestId("override-reason"), {
+      target: { value: "Grid operator confirmed by phone; logged" },
+    });
+    await fireEvent.click(submit);
+    expect(onOverride).toHaveBeenCalledWith(
+      "inc/grid/1/0",
+      "Grid operator confirmed by phone; logged",
+      expect.any(Function),
+    );
+    expect(screen.queryByTestId("override-form")).toBeNull();
+  });
+
   it("keeps the narrative log: notes with who wrote them, as text, and a draft per incident", async () => {
     const backend = createFakeBackend();
     await backend.signIn("Aino", "operator", null);

@@ -675,3 +675,61 @@ fn required_sop_steps_hold_the_resolution_until_ticked_or_a_supervisor_overrides
         "the report has no override row"
     );
 }
+
+#[test]
+fn an_incident_nobody_acknowledges_escalates_on_the_scenario_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("esc.db");
+    let mut replay = headless::open_replay(&demo(), &db).unwrap();
+    let warning = |replay: &mut Replay, full: bool| {
+        let (desk, _) = replay.desk_mut().unwrap();
+        desk.take_diff(full)
+            .map(|d| d.upserts)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.incident_type == "weather_warning")
+    };
+    // The storm warning (severe) opens at 21:00; the rules give a severe incident 180 s.
+    replay.advance_to(at(&replay, "21:02")).unwrap();
+    let w = warning(&mut replay, true).unwrap();
+    assert_eq!(w.escalated_ms, None, "not yet");
+    replay.advance_to(at(&replay, "21:04")).unwrap();
+    let w = warning(&mut replay, false).expect("the queue is told when the warning escalates");
+    assert_eq!(w.escalated_ms, Some(w.opened_ms + 180_000));
+    assert_eq!(warning(&mut replay, false), None, "and told once");
+    // Acknowledged, it is no longer escalated.
+    let now = replay.now_ms();
+    let (desk, store) = replay.desk_mut().unwrap();
+    desk.sign_in(store, "Aino", OperatorRole::Operator, None, 1).unwrap();
+    desk.transition(store, &w.id, LifecycleStatus::Acknowledged, 2, now)
+        .unwrap();
+    assert_eq!(warning(&mut replay, false).unwrap().escalated_ms, None);
+    // Back before the limit, nothing is escalated; the report of a run nobody answered says
+    // which incidents escalated, and when.
+    replay.seek(at(&replay, "21:01")).unwrap();
+    assert_eq!(warning(&mut replay, true).unwrap().escalated_ms, None);
+    drop(replay);
+    let mut other = headless::open_replay(&demo(), &dir.path().join("quiet.db")).unwrap();
+    other.run_to_end().unwrap();
+    let run = other.pipeline().run();
+    drop(other);
+    let html = dir.path().join("report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .args(["report", "--db", dir.path().join("quiet.db").to_str().unwrap()])
+        .args(["--out", html.to_str().unwrap(), "--run", &run.to_string(), "--scenario"])
+        .arg(demo())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let html = std::fs::read_to_string(&html).unwrap();
+    let escalated = html.matches("<td>escalated</td>").count();
+    assert_eq!(
+        escalated, 2,
+        "the warning and the outage, severe and extreme, escalated"
+    );
+    assert!(
+        html.contains("<td>21:03:00</td><td>escalated</td><td>HEL-2026-000001 Weather warning"),
+        "{:?}",
+        html.lines().filter(|l| l.contains("escalated")).collect::<Vec<_>>()
+    );
+}

@@ -195,6 +195,9 @@ pub struct Rules {
     pub rules: Vec<Rule>,
     /// The prefix of incident numbers (`HEL` in `HEL-2026-000123`): the city's or the site's.
     pub incident_prefix: String,
+    /// How long an incident of each severity may stay unacknowledged before it escalates (the
+    /// alarm sounds again, the queue puts it on top), in seconds; severities not named never do.
+    pub unacknowledged_s: BTreeMap<Severity, i64>,
 }
 
 /// Why a rules file was refused. `line` is 1-based.
@@ -233,6 +236,8 @@ struct RawRules {
     rules: Vec<RawRule>,
     #[serde(default)]
     incident_prefix: Option<Spanned<String>>,
+    #[serde(default)]
+    unacknowledged_s: Option<Spanned<BTreeMap<Severity, i64>>>,
 }
 
 fn yes() -> bool {
@@ -387,6 +392,19 @@ impl Rules {
             }
             None => DEFAULT_PREFIX.to_owned(),
         };
+        let unacknowledged_s = match raw.unacknowledged_s {
+            Some(u) => {
+                if let Some((sev, s)) = u.get_ref().iter().find(|(_, s)| **s <= 0) {
+                    return cx.err(
+                        Some(u.span()),
+                        format!("unacknowledged_s.{}", sev.as_str()),
+                        format!("{s} is not a number of seconds above 0"),
+                    );
+                }
+                u.into_inner()
+            }
+            None => BTreeMap::new(),
+        };
         let types = types(&cx, raw.types)?;
         let type_ids: BTreeSet<&str> = types.iter().map(|t| t.id.as_str()).collect();
         let mut ids = BTreeSet::new();
@@ -412,6 +430,7 @@ impl Rules {
             types,
             rules,
             incident_prefix,
+            unacknowledged_s,
         })
     }
 
@@ -849,6 +868,14 @@ mod sop_tests {
                 ("Log it.", false, None),
             ]
         );
+        let e = Rules::parse("version = 1\n[unacknowledged_s]\nextreme = 60\nsevere = 0\n").unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("unacknowledged_s.severe", Some(2)));
+        let u = Rules::parse("version = 1\n[unacknowledged_s]\nextreme = 60\n")
+            .unwrap()
+            .unacknowledged_s;
+        assert_eq!(u.get(&Severity::Extreme), Some(&60));
+        assert_eq!(u.get(&Severity::Severe), None);
+        assert!(Rules::parse("version = 1\n[unacknowledged_s]\ncritical = 60\n").is_err());
         let e = with_sop(r#"[{ step = "Now", within_s = 0 }]"#).unwrap_err();
         assert_eq!(e.field, "types[0].sop[0].within_s");
         assert_eq!(e.line, Some(4), "the type's line");

@@ -77,6 +77,10 @@ pub struct IncidentEntryDto {
     pub acknowledged_by: Option<String>,
     /// The operator who owns it (took it, or was given it), if anyone.
     pub owner: Option<String>,
+    /// When it escalated for want of an acknowledgement (its opening plus the rules' limit for
+    /// its severity), while nobody has acknowledged it; null otherwise.
+    #[ts(type = "number | null")]
+    pub escalated_ms: Option<i64>,
 }
 
 /// One member in the detail view.

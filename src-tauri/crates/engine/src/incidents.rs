@@ -141,6 +141,10 @@ pub struct Desk {
     notes: HashMap<String, Vec<NoteRow>>,
     /// Supervisors' overrides of required SOP steps, by incident.
     overrides: HashMap<String, Vec<OverrideRow>>,
+    /// Incidents the queue has been told escalated, and the correlator time last checked: an
+    /// escalation comes with time, not with a change, so the queue is told when it happens.
+    escalated: BTreeSet<String>,
+    escalation_checked_ms: Millis,
     operator: Option<OperatorDto>,
     /// For the UI: what changed since the last diff.
     ui_dirty: BTreeSet<String>,
@@ -239,6 +243,8 @@ impl Desk {
             sop: HashMap::new(),
             notes: HashMap::new(),
             overrides: HashMap::new(),
+            escalated: BTreeSet::new(),
+            escalation_checked_ms: Millis::MIN,
             operator: None,
             ui_dirty: BTreeSet::new(),
             ui_reset: true,
@@ -1170,11 +1176,54 @@ impl Desk {
             area: area(inc),
             acknowledged_by: l.and_then(|l| l.acknowledged_by.clone()),
             owner: l.and_then(|l| l.owner.clone()),
+            escalated_ms: self.escalated_ms(inc),
+        }
+    }
+
+    /// When an incident escalates if nobody acknowledges it: its opening plus the rules' limit
+    /// for its severity (none for a severity the rules do not name).
+    fn escalates_at(&self, inc: &Incident) -> Option<Millis> {
+        let limit = self.state.correlator.rules().unacknowledged_s.get(&inc.severity)?;
+        Some(inc.opened_ms + limit * 1000)
+    }
+
+    /// When the incident escalated, while it is escalated: still a problem, still unacknowledged,
+    /// and past its limit at the correlator's time (the scenario clock, so exercises see it too).
+    fn escalated_ms(&self, inc: &Incident) -> Option<Millis> {
+        let at = self.escalates_at(inc)?;
+        let waiting = inc.is_open() && self.status(&inc.id.0) == LifecycleStatus::New;
+        (waiting && self.state.correlator.now_ms() >= at).then_some(at)
+    }
+
+    /// Marks for the queue the incidents that escalated since the last look.
+    fn mark_escalations(&mut self) {
+        let now = self.state.correlator.now_ms();
+        if now == self.escalation_checked_ms {
+            return;
+        }
+        self.escalation_checked_ms = now;
+        let newly: Vec<String> = self
+            .state
+            .correlator
+            .open_incidents()
+            .filter(|i| self.escalated_ms(i).is_some() && !self.escalated.contains(i.id.as_str()))
+            .map(|i| i.id.0.to_string())
+            .collect();
+        for id in newly {
+            tracing::info!(incident = %id, "escalated: nobody acknowledged it in time");
+            self.escalated.insert(id.clone());
+            self.ui_dirty.insert(id);
         }
     }
 
     /// The queue changes since the last call, or the whole queue when `full`.
     pub fn take_diff(&mut self, full: bool) -> Option<IncidentsDiffDto> {
+        if full || self.ui_reset {
+            // After a seek the escalations are those at the new time.
+            self.escalated.clear();
+            self.escalation_checked_ms = Millis::MIN;
+        }
+        self.mark_escalations();
         let c = &self.state.correlator;
         let out = if full || self.ui_reset {
             Some(IncidentsDiffDto {

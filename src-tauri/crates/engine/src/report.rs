@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use cityops_core::model::Millis;
+use cityops_core::model::{Millis, Severity};
 use cityops_core::objectives::{Outcome, Score};
 use plotters::prelude::*;
 
@@ -481,6 +481,29 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
             "inject",
             format!("{} by {} (trainer)", i.title, i.trainer),
         ));
+    }
+    // Incidents nobody acknowledged in time, by the scenario's rules: the first transition out
+    // of `new` came after the limit for the incident's severity, or never.
+    if let Some(rules) = input.scenario.and_then(|sc| sc.rules.as_ref()) {
+        for i in &incidents {
+            let Some(limit) = Severity::ALL
+                .iter()
+                .find(|s| s.as_str() == i.severity)
+                .and_then(|s| rules.unacknowledged_s.get(s))
+            else {
+                continue;
+            };
+            let due = i.opened_ms + limit * 1000;
+            let answered = transitions.iter().find(|t| t.incident == i.id).map(|t| t.scenario_ms);
+            let cleared_first = i.cleared_ms.is_some_and(|c| c < due);
+            if answered.is_none_or(|a| a > due) && !cleared_first && due <= end {
+                rows.push((
+                    due,
+                    "escalated",
+                    format!("{} {}: not acknowledged within {limit} s", i.number, i.title),
+                ));
+            }
+        }
     }
     // Supervisors who resolved past required SOP steps, and why.
     for o in store.overrides(run)? {

@@ -67,4 +67,9 @@ acknowledgedBy: string | null,
 /**
  * The operator who owns it (took it, or was given it), if anyone.
  */
-owner: string | null, };
+owner: string | null, 
+/**
+ * When it escalated for want of an acknowledgement (its opening plus the rules' limit for
+ * its severity), while nobody has acknowledged it; null otherwise.
+ */
+escalatedMs: number | null, };

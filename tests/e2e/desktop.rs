@@ -501,12 +501,23 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
         .text()
         .await?;
     ensure!(who.contains("E2E Operator"), "signed in as {who:?}");
+    // Both the outage and the storm warning went unacknowledged past their limits: escalated,
+    // on top, the outage (extreme) first. Acknowledged, the outage leaves the top to the
+    // warning, still escalated.
+    let escalated = wait_js(
+        c,
+        "the escalated incidents",
+        r#"return [...document.querySelectorAll("[data-testid=incident-entry]")].filter(e => e.querySelector("[data-testid=incident-escalated]")).map(e => e.textContent.includes("Power outage") ? "outage" : e.textContent.includes("Weather warning") ? "warning" : "other").join(",") || null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(escalated == "outage,warning", "escalated, in order: {escalated}");
     press(c, "a").await?;
     wait_js(
         c,
         "the outage acknowledged",
-        r#"const e = document.querySelector("[data-testid=incident-entry]");
-           return e && e.textContent.includes("Power outage") && e.dataset.status === "acknowledged";"#,
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Power outage"));
+           return e && e.dataset.status === "acknowledged";"#,
         Duration::from_secs(10),
     )
     .await?;
@@ -987,7 +998,7 @@ async fn wall_display(c: &Client) -> Result<()> {
     wait_js(
         c,
         "the outage in the wall's queue",
-        r#"const e = document.querySelector("[data-testid=incident-entry]"); return e && e.textContent.includes("Power outage");"#,
+        r#"return [...document.querySelectorAll("[data-testid=incident-entry]")].some(e => e.textContent.includes("Power outage"));"#,
         Duration::from_secs(60),
     )
     .await?;
@@ -2383,6 +2394,33 @@ async fn training_steps(t: &Client, a: &Client) -> Result<()> {
         "the trainer's window shows {shown}, the trainee's {first}"
     );
     println!("the trainee's clock stopped with the trainer's at {first}");
+    // Past 21:10, the storm warning's pre-alert (due ten minutes after it opened) is overdue
+    // on the trainee's checklist, and both its steps are required.
+    a.find(Locator::XPath(
+        "//*[@data-testid='incident-entry'][contains(., 'Weather warning')]",
+    ))
+    .await?
+    .click()
+    .await?;
+    let overdue = wait_js(
+        a,
+        "the overdue pre-alert",
+        r#"const e = document.querySelector("[data-testid=sop-overdue]"); return e ? e.textContent : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    ensure!(overdue == "overdue since 21:10:00", "{overdue}");
+    let required = wait_js(
+        a,
+        "the required steps",
+        r#"return document.querySelectorAll("[data-testid=incident-sop] li[data-required=true]").length;"#,
+        Duration::from_secs(5),
+    )
+    .await?;
+    ensure!(required == 2, "{required} required steps");
+    let shot = std::env::temp_dir().join(format!("cityops-e2e-{}-sop.png", std::process::id()));
+    std::fs::write(&shot, a.screenshot().await?)?;
+    println!("the warning's checklist: {}", shot.display());
 
     // The trainer places a citizen's report in Kaisaniemi park; it reaches the trainee's map.
     t.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))

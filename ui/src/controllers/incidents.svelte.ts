@@ -164,7 +164,11 @@ export class Incidents {
   /** Moves the lifecycle key's target (see `target`) to `to`. */
   transitionTarget = (to: LifecycleStatus) => {
     const id = this.target;
-    if (id) this.transition(id, to);
+    if (!id) return;
+    // The cursor stays on the incident acted on: acknowledged, it may leave the top of the
+    // queue (an escalated one takes its place), and Enter must still open it.
+    this.list = setCursor(this.list, id);
+    this.transition(id, to);
   };
 
   tickSop = (id: string, step: number, ticked: boolean) =>

@@ -411,6 +411,7 @@ function fakeIncidents(observations: readonly ObservationDto[]): FakeIncident[] 
         },
         acknowledgedBy: null,
         owner: null,
+        escalatedMs: null,
       },
       members,
       sop,

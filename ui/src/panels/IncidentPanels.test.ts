@@ -32,6 +32,7 @@ function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntry
     area: { west: 24.9, south: 60.1, east: 24.91, north: 60.11 },
     acknowledgedBy: null,
     owner: null,
+    escalatedMs: null,
     ...patch,
   };
 }

@@ -33,6 +33,7 @@ function entry(id: string, patch: Partial<IncidentEntryDto> = {}): IncidentEntry
     area: { west: 24.94, south: 60.16, east: 24.95, north: 60.17 },
     acknowledgedBy: null,
     owner: null,
+    escalatedMs: null,
     ...patch,
   };
 }
@@ -99,6 +100,27 @@ describe("incident queue", () => {
     const view = [24.9, 60.1, 25.0, 60.2] as const;
     expect(rankedQueue(setFilters(state, { area: "view" }), view).map((e) => e.id)).toEqual(["u"]);
     expect(rankedQueue(state, view).map((e) => e.id)).toHaveLength(2);
+  });
+
+  it("sounds the alarm again when an incident escalates, and puts escalated ones on top", () => {
+    const { state } = applyIncidentsDiff(
+      emptyIncidents(),
+      diff([entry("old", { severity: "extreme", openedMs: 0 }), entry("minor", { severity: "minor" })]),
+    );
+    // Nobody acknowledged the minor one in time: it escalates, and the alarm sounds for it.
+    const later = applyIncidentsDiff(state, diff([entry("minor", { severity: "minor", escalatedMs: 5000 })]));
+    expect(later.alarms.map((e) => e.id)).toEqual(["minor"]);
+    expect(later.state.flashing.has("minor")).toBe(true);
+    expect(rankedQueue(later.state, null).map((e) => e.id)).toEqual(["minor", "old"]);
+    // Told again that it is escalated, the alarm stays quiet; a reset never sounds it.
+    const again = applyIncidentsDiff(later.state, diff([entry("minor", { severity: "minor", escalatedMs: 5000 })]));
+    expect(again.alarms).toEqual([]);
+    const reset = applyIncidentsDiff(state, {
+      reset: true,
+      upserts: [entry("minor", { severity: "minor", escalatedMs: 5000 })],
+      removed: [],
+    });
+    expect(reset.alarms).toEqual([]);
   });
 
   it("finds incidents by their number or part of it, and by title", () => {

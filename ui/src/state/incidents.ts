@@ -68,8 +68,11 @@ export function applyIncidentsDiff(state: IncidentsState, diff: IncidentsDiffDto
   const alarms: IncidentEntryDto[] = [];
   for (const id of diff.removed) entries.delete(id);
   for (const e of diff.upserts) {
-    const fresh = !state.entries.has(e.id);
+    const before = state.entries.get(e.id);
+    const fresh = before === undefined;
     if (!diff.reset && fresh && e.active && e.status === "new" && isHighSeverity(e.severity)) alarms.push(e);
+    // Nobody acknowledged it in time: the alarm sounds again, whatever its severity.
+    else if (!diff.reset && e.escalatedMs !== null && (before?.escalatedMs ?? null) === null) alarms.push(e);
     entries.set(e.id, e);
   }
   const flashing = new Set([...state.flashing].filter((id) => entries.has(id)));
@@ -105,12 +108,14 @@ export function passes(e: IncidentEntryDto, f: QueueFilters, view: Bounds | null
   return true;
 }
 
-/** The queue as shown: filtered, most severe first, then oldest first, then by id. */
+/** The queue as shown: filtered, escalated first (nobody acknowledged them in time), then most
+ *  severe first, then oldest first, then by id. */
 export function rankedQueue(state: IncidentsState, view: Bounds | null): IncidentEntryDto[] {
   return [...state.entries.values()]
     .filter((e) => passes(e, state.filters, view))
     .sort(
       (a, b) =>
+        Number(b.escalatedMs !== null) - Number(a.escalatedMs !== null) ||
         SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
         a.openedMs - b.openedMs ||
         (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),

@@ -21,6 +21,7 @@ const entry = (id: string, openedMs: number): IncidentEntryDto => ({
   area: { west: 0, south: 0, east: 0, north: 0 },
   acknowledgedBy: null,
   owner: null,
+  escalatedMs: null,
 });
 const action = (id: number, scenarioMs: number | null): ActionDto => ({
   id,

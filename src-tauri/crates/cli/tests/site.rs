@@ -314,6 +314,36 @@ fn workstations_agree_and_share_acknowledgements() {
         &["note", "--incident", &outage, "--text", "crew on the way"],
     ));
     assert_eq!(note["outcome"], "accepted");
+    // The storm warning's checklist has required steps: Aino's resolution is refused and names
+    // them; Sari, a supervisor, resolves past them with a reason, naming the warning by number.
+    let warning = incidents(home, &a)
+        .into_iter()
+        .find(|i| i["incidentType"] == "weather_warning")
+        .expect("the demo has a storm warning");
+    let number = warning["number"].as_str().unwrap().to_owned();
+    let refused = act(home, "ws-a", &url, &a, "Aino", &["resolve", "--incident", &number]);
+    assert_eq!(refused.status.code(), Some(1));
+    let refused: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&number) && reason.contains("required SOP steps not ticked: 1 (Brief the shift"),
+        "{reason}"
+    );
+    let over = json(act(
+        home,
+        "ws-b",
+        &url,
+        &b,
+        "Sari",
+        &[
+            "resolve",
+            "--incident",
+            &number,
+            "--override-reason",
+            "Briefed by radio at 21:05",
+        ],
+    ));
+    assert_eq!(over["outcome"], "accepted", "{over}");
 
     // Everyone, and a third workstation joining from an empty cache, ends the same.
     let (sa, sb, sc) = (
@@ -323,9 +353,11 @@ fn workstations_agree_and_share_acknowledgements() {
     );
     assert_eq!(agreed(&sa), agreed(&sb));
     assert_eq!(agreed(&sa), agreed(&sc));
-    assert_eq!(sa["eventsAccepted"], 3 + 3, "3 roster entries and 3 decisions: {sa}");
-    assert_eq!(sa["eventsRefused"], 2, "{sa}");
+    assert_eq!(sa["eventsAccepted"], 3 + 4, "3 roster entries and 4 decisions: {sa}");
+    assert_eq!(sa["eventsRefused"], 3, "{sa}");
     assert_eq!(incident(home, &c, &outage)["acknowledgedBy"], "Aino");
+    let warning_id = warning["id"].as_str().unwrap();
+    assert_eq!(incident(home, &c, warning_id)["lifecycle"], "resolved");
     // The note is in the outage's narrative log at every workstation, with who wrote it.
     for db in [&a, &b, &c] {
         let notes = &incident(home, db, &outage)["notes"];

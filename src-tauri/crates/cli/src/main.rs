@@ -209,6 +209,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What happened here: every observation of a run observed in a box and a time range,
+    /// across layers, with counts per kind (through the store's place-and-time index).
+    Query {
+        /// The SQLite database a replay, the app or a workstation wrote.
+        #[arg(long)]
+        db: PathBuf,
+        /// The box: west,south,east,north in degrees.
+        #[arg(long, value_parser = parse_bbox)]
+        bbox: cityops_core::grid::BBox,
+        /// The start of the range (RFC 3339, such as 2026-11-26T19:10:00Z).
+        #[arg(long, value_parser = parse_received)]
+        from: i64,
+        /// The end of the range (RFC 3339).
+        #[arg(long, value_parser = parse_received)]
+        to: i64,
+        /// Only this layer (transport, security, utility, alerts).
+        #[arg(long)]
+        layer: Option<cityops_core::model::Layer>,
+        /// The run (the newest by default).
+        #[arg(long)]
+        run: Option<i64>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints a run's trainer injects as tape lines (NDJSON), ready to append to a scenario's
     /// tape (with the `inject.<layer>` feeds they name declared in its manifest).
     Injects {
@@ -631,6 +656,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Incidents { db, run, json } => incidents(&db, run, json),
+        Command::Query {
+            db,
+            bbox,
+            from,
+            to,
+            layer,
+            run,
+            json,
+        } => query(&db, bbox, (from, to), layer, run, json),
         Command::Injects { db, run } => {
             anyhow::ensure!(db.exists(), "{}: no such database", db.display());
             let store = Store::open(&db)?;
@@ -1160,6 +1194,90 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `cityops query`: what happened in a box and a time range.
+fn query(
+    db: &Path,
+    bbox: cityops_core::grid::BBox,
+    (from, to): (i64, i64),
+    layer: Option<cityops_core::model::Layer>,
+    run: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(db.exists(), "{}: no such database", db.display());
+    anyhow::ensure!(from <= to, "--from is after --to");
+    let store = Store::open(db)?;
+    let run = match run {
+        Some(r) => r,
+        None => store
+            .latest_run()?
+            .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
+    };
+    let found: Vec<_> = store
+        .in_area(Some(run), bbox, from, to)?
+        .into_iter()
+        .filter(|o| layer.is_none_or(|l| o.layer == l))
+        .collect();
+    let mut per_kind = std::collections::BTreeMap::<&str, usize>::new();
+    for o in &found {
+        *per_kind.entry(o.kind.as_str()).or_default() += 1;
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "run": run,
+            "bbox": [bbox.min.lon, bbox.min.lat, bbox.max.lon, bbox.max.lat],
+            "fromMs": from,
+            "toMs": to,
+            "count": found.len(),
+            "perKind": per_kind,
+            "observations": found,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(out, "run {run}: {} observations", found.len())?;
+    for (kind, n) in &per_kind {
+        writeln!(out, "  {n:>6} {kind}")?;
+    }
+    for o in &found {
+        let at = chrono::DateTime::from_timestamp_millis(o.observed_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        writeln!(out, "{at} {} {} {} {}", o.layer.as_str(), o.kind, o.entity, o.title)?;
+    }
+    Ok(())
+}
+
+/// A `--bbox` that is not `west,south,east,north` in degrees.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a box west,south,east,north in degrees (west < east, south < north)")]
+struct BBoxError {
+    text: String,
+}
+
+fn parse_bbox(text: &str) -> Result<cityops_core::grid::BBox, BBoxError> {
+    let bad = || BBoxError { text: text.to_owned() };
+    let v: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [w, s, e, n] = v[..] else { return Err(bad()) };
+    let ok = (-180.0..=180.0).contains(&w)
+        && (-180.0..=180.0).contains(&e)
+        && (-90.0..=90.0).contains(&s)
+        && (-90.0..=90.0).contains(&n)
+        && w < e
+        && s < n;
+    if !ok {
+        return Err(bad());
+    }
+    Ok(cityops_core::grid::BBox {
+        min: cityops_core::model::GeoPoint { lon: w, lat: s },
+        max: cityops_core::model::GeoPoint { lon: e, lat: n },
+    })
 }
 
 /// A command-line duration that [`parse_duration`] cannot read.

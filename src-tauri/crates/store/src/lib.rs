@@ -561,18 +561,25 @@ impl Store {
         Ok(())
     }
 
-    /// Observations of any run observed in `[from, to]` inside `area`, through the time-bucket
-    /// and grid-cell index: one range scan per bucket and cell row.
-    pub fn in_area(&self, area: BBox, from: Millis, to: Millis) -> Result<Vec<Observation>, StoreError> {
+    /// Observations observed in `[from, to]` inside `area`, of run `run` (of any run when
+    /// `None`), through the time-bucket and grid-cell index: one range scan per bucket and
+    /// cell row.
+    pub fn in_area(
+        &self,
+        run: Option<RunId>,
+        area: BBox,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Observation>, StoreError> {
         let sql = format!(
             "SELECT {OBS_COLUMNS} FROM observations WHERE tbucket = ?1 AND cell BETWEEN ?2 AND ?3 \
-             AND observed_ms BETWEEN ?4 AND ?5 ORDER BY id"
+             AND observed_ms BETWEEN ?4 AND ?5 AND (?6 IS NULL OR run = ?6) ORDER BY id"
         );
         let mut out = Vec::new();
         for bucket in grid::bucket(from)..=grid::bucket(to) {
             for (lo, hi) in area.cell_rows() {
                 out.extend(
-                    self.collect(&sql, params![bucket, lo, hi, from, to])?
+                    self.collect(&sql, params![bucket, lo, hi, from, to, run])?
                         .into_iter()
                         .filter(|o| area.contains(o.position)),
                 );

@@ -106,7 +106,7 @@ fn area_queries_use_place_and_time() {
         },
     };
     let (from, to) = (base + 5 * 60_000, base + 30 * 60_000);
-    let got = s.in_area(area, from, to).unwrap();
+    let got = s.in_area(None, area, from, to).unwrap();
     let want: Vec<Observation> = all
         .iter()
         .filter(|o| area.contains(o.position) && (from..=to).contains(&o.observed_ms))

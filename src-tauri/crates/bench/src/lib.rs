@@ -1107,6 +1107,103 @@ pub fn seek(n: usize, seeks: usize, dir: &Path) -> Result<SeekReport, EngineErro
     })
 }
 
+/// What `cityops-bench query` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryReport {
+    pub observations: u64,
+    pub queries: usize,
+    /// Observations a query found, on average.
+    pub mean_rows: f64,
+    pub index_p50_ms: f64,
+    pub index_p99_ms: f64,
+    pub scan_p50_ms: f64,
+    pub scan_p99_ms: f64,
+    /// The full scan's p99 over the index's: how much the index saves.
+    pub p99_ratio: f64,
+}
+
+/// "What happened here?": `queries` random boxes of about 1 km² over 15 minutes in a generated
+/// city day of `n` observations, through the store's place-and-time index
+/// ([`Store::in_area`]) and by a full scan of the same run ([`Store::in_area_scan`]), which
+/// must find the same rows.
+pub fn query(n: usize, queries: usize, dir: &Path) -> Result<QueryReport, EngineError> {
+    let manifest = day_manifest()?;
+    let (messages, _) = generate(&manifest, n, Tape::City);
+    let store = Store::open(&dir.join("query.db"))?;
+    let run = store.begin_run("bench-query", "bench")?;
+    let mut pipeline = Pipeline::new(store, run, &manifest.feeds, dir)?;
+    for msg in &messages {
+        pipeline.ingest(msg, None)?;
+    }
+    pipeline.flush()?;
+    drop(messages);
+    let accepted = pipeline.stats().accepted.values().sum::<u64>();
+    drop(pipeline);
+    let store = Store::open(&dir.join("query.db"))?;
+    // Where and when the day's observations are, to put the boxes among them.
+    let (mut w, mut s, mut e, mut nn) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    let (mut first, mut last) = (Millis::MAX, Millis::MIN);
+    store.for_each(run, |o| {
+        w = w.min(o.position.lon);
+        e = e.max(o.position.lon);
+        s = s.min(o.position.lat);
+        nn = nn.max(o.position.lat);
+        first = first.min(o.observed_ms);
+        last = last.max(o.observed_ms);
+    })?;
+    // About 1 km by 1 km at the city's latitude, and 15 minutes.
+    let (dlat, dlon) = (1000.0 / 111_320.0, 1000.0 / (111_320.0 * s.to_radians().cos()));
+    let window = 15 * 60_000;
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut index, mut scan, mut rows) = (Vec::new(), Vec::new(), 0usize);
+    for _ in 0..queries {
+        let lon = w + next() * (e - w - dlon).max(0.0);
+        let lat = s + next() * (nn - s - dlat).max(0.0);
+        let from = first + (next() * (last - first - window).max(0) as f64) as Millis;
+        let area = cityops_core::grid::BBox {
+            min: GeoPoint { lon, lat },
+            max: GeoPoint {
+                lon: lon + dlon,
+                lat: lat + dlat,
+            },
+        };
+        let t = Instant::now();
+        let a = store.in_area(Some(run), area, from, from + window)?;
+        index.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let b = store.in_area_scan(run, area, from, from + window)?;
+        scan.push(t.elapsed().as_secs_f64() * 1000.0);
+        if a.len() != b.len() {
+            return Err(EngineError::InvalidInput(format!(
+                "the index found {} observations where a full scan found {}",
+                a.len(),
+                b.len()
+            )));
+        }
+        rows += a.len();
+    }
+    index.sort_by(f64::total_cmp);
+    scan.sort_by(f64::total_cmp);
+    let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    Ok(QueryReport {
+        observations: accepted,
+        queries,
+        mean_rows: rows as f64 / queries as f64,
+        index_p50_ms: pct(&index, 0.5),
+        index_p99_ms: pct(&index, 0.99),
+        scan_p50_ms: pct(&scan, 0.5),
+        scan_p99_ms: pct(&scan, 0.99),
+        p99_ratio: pct(&scan, 0.99) / pct(&index, 0.99),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1116,6 +1213,16 @@ mod tests {
         let manifest = day_manifest().unwrap();
         let (messages, _) = generate(&manifest, 20_000, Tape::Stress);
         day_replay(dir, &manifest, messages, name).unwrap()
+    }
+
+    /// The place-and-time index finds what a full scan of the run finds: `query` refuses to
+    /// report otherwise, and the boxes are among the observations.
+    #[test]
+    fn the_index_finds_what_a_full_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = query(20_000, 25, dir.path()).unwrap();
+        assert_eq!(r.queries, 25);
+        assert!(r.mean_rows > 0.0, "{r:?}");
     }
 
     /// The city day is what `BENCHMARKS.md` says it is: cameras and meters stay where they

@@ -588,6 +588,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The same question as [`Store::in_area`] answered by reading every row of the run, without
+    /// the place-and-time index: the reference the benchmark measures the index against.
+    pub fn in_area_scan(
+        &self,
+        run: RunId,
+        area: BBox,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let sql = format!(
+            "SELECT {OBS_COLUMNS} FROM observations NOT INDEXED WHERE run = ?1 AND observed_ms BETWEEN ?2 AND ?3 \
+             AND lon BETWEEN ?4 AND ?5 AND lat BETWEEN ?6 AND ?7 ORDER BY id"
+        );
+        self.collect(
+            &sql,
+            params![run, from, to, area.min.lon, area.max.lon, area.min.lat, area.max.lat],
+        )
+    }
+
     /// The quarantine of a run, oldest first.
     pub fn quarantine(&self, run: RunId) -> Result<Vec<QuarantineEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

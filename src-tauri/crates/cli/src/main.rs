@@ -666,14 +666,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } => query(&db, bbox, (from, to), layer, run, json),
         Command::Injects { db, run } => {
-            anyhow::ensure!(db.exists(), "{}: no such database", db.display());
-            let store = Store::open(&db)?;
-            let run = match run {
-                Some(r) => r,
-                None => store
-                    .latest_run()?
-                    .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
-            };
+            let (store, run) = open_run(&db, run)?;
             for i in store.injects(run)? {
                 println!("{}", i.line);
             }
@@ -815,13 +808,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         } if !operator.is_empty() => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
-            let store = Store::open(&db)?;
-            let run = match run {
-                Some(r) => r,
-                None => store
-                    .latest_run()?
-                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
-            };
+            let (store, run) = open_run(&db, run)?;
             let mut trainees = Vec::new();
             for name in &operator {
                 let score =
@@ -854,13 +841,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
-            let store = Store::open(&db)?;
-            let run = match run {
-                Some(r) => r,
-                None => store
-                    .latest_run()?
-                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
-            };
+            let (store, run) = open_run(&db, run)?;
             let score = cityops_engine::training::score_run(&store, run, &scenario.manifest.objectives)?;
             if json {
                 println!("{}", serde_json::to_string(&score)?);
@@ -890,13 +871,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             operator,
             team,
         } => {
-            let store = Store::open(&db)?;
-            let run = match run {
-                Some(r) => r,
-                None => store
-                    .latest_run()?
-                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
-            };
+            let (store, run) = open_run(&db, run)?;
             let scenario = scenario
                 .map(|s| cityops_engine::scenario::Scenario::load(&s))
                 .transpose()?;
@@ -1117,13 +1092,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         ),
         Command::Quarantine { db, run, json } => {
-            let store = Store::open(&db)?;
-            let run = match run {
-                Some(r) => r,
-                None => store
-                    .latest_run()?
-                    .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
-            };
+            let (store, run) = open_run(&db, run)?;
             for q in store.quarantine(run)? {
                 let time = chrono::DateTime::from_timestamp_millis(q.received_ms)
                     .map(|t| t.to_rfc3339())
@@ -1144,14 +1113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
-    anyhow::ensure!(db.exists(), "{}: no such database", db.display());
-    let store = Store::open(db)?;
-    let run = match run {
-        Some(r) => r,
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
-    };
+    let (store, run) = open_run(db, run)?;
     let incidents = store.stored_incidents(run)?;
     // Written through a locked handle so a closed pipe (`| head`) ends the command with an error
     // instead of a panic.
@@ -1196,6 +1158,20 @@ fn incidents(db: &Path, run: Option<i64>, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a database a replay, the app or a workstation wrote, and picks a run of it: `run`,
+/// or the newest.
+fn open_run(db: &Path, run: Option<i64>) -> anyhow::Result<(Store, i64)> {
+    anyhow::ensure!(db.exists(), "{}: no such database", db.display());
+    let store = Store::open(db)?;
+    let run = match run {
+        Some(r) => r,
+        None => store
+            .latest_run()?
+            .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
+    };
+    Ok((store, run))
+}
+
 /// `cityops query`: what happened in a box and a time range.
 fn query(
     db: &Path,
@@ -1205,15 +1181,8 @@ fn query(
     run: Option<i64>,
     json: bool,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(db.exists(), "{}: no such database", db.display());
     anyhow::ensure!(from <= to, "--from is after --to");
-    let store = Store::open(db)?;
-    let run = match run {
-        Some(r) => r,
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow::anyhow!("{}: no runs yet", db.display()))?,
-    };
+    let (store, run) = open_run(db, run)?;
     let found: Vec<_> = store
         .in_area(Some(run), bbox, from, to)?
         .into_iter()

@@ -833,6 +833,44 @@ async fn roster(c: &Client) -> Result<()> {
     Ok(())
 }
 
+/// In a trainer view: arms the citizen's report in the inject palette, clicks a place in
+/// Kaisaniemi park (north of the substation) on the map, and waits until the panel says it was
+/// injected and lists it among the injects made with `listed`.
+async fn place_citizen_report(c: &Client, listed: &str) -> Result<()> {
+    c.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))
+        .await?
+        .click()
+        .await?;
+    let hint = c.find(Locator::Css("[data-testid=inject-hint]")).await?.text().await?;
+    ensure!(hint.contains("Click the map to place"), "hint {hint:?}");
+    let point = c
+        .execute(
+            r#"const m = window.__cityopsMap;
+               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
+               const p = m.project([24.9445, 60.1745]);
+               const r = m.getCanvas().getBoundingClientRect();
+               return [r.left + p.x, r.top + p.y];"#,
+            vec![],
+        )
+        .await?;
+    wait_js(c, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
+    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    let made = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=inject-message]"))
+        .await?;
+    let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
+    println!("trainer: {said}");
+    let made = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("[data-testid=injects-made]"))
+        .await?;
+    wait_for_text(&made, listed, Duration::from_secs(20)).await?;
+    Ok(())
+}
+
 /// 10-11. The trainer view (key t) opens in its own window and takes the clock: the trainee's
 /// bar shows it without controls. The trainer places an inject from the palette on the map;
 /// it shows among the injects made and on the map. Closing the view gives the clock back.
@@ -877,38 +915,7 @@ async fn trainer_view(c: &Client) -> Result<()> {
     let name = c.find(Locator::Css("[data-testid=trainer-name]")).await?;
     name.clear().await?;
     name.send_keys("E2E Trainer").await?;
-    c.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))
-        .await?
-        .click()
-        .await?;
-    let hint = c.find(Locator::Css("[data-testid=inject-hint]")).await?.text().await?;
-    ensure!(hint.contains("Click the map to place"), "hint {hint:?}");
-    // A place in Kaisaniemi park, north of the substation.
-    let point = c
-        .execute(
-            r#"const m = window.__cityopsMap;
-               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
-               const p = m.project([24.9445, 60.1745]);
-               const r = m.getCanvas().getBoundingClientRect();
-               return [r.left + p.x, r.top + p.y];"#,
-            vec![],
-        )
-        .await?;
-    wait_js(c, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
-    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
-    let made = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("[data-testid=inject-message]"))
-        .await?;
-    let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
-    println!("trainer: {said}");
-    let listed = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("[data-testid=injects-made]"))
-        .await?;
-    wait_for_text(&listed, "Citizen reports an outage", Duration::from_secs(20)).await?;
+    place_citizen_report(c, "Citizen reports an outage").await?;
     wait_js(
         c,
         "the inject on the trainer's map",
@@ -2423,35 +2430,7 @@ async fn training_steps(t: &Client, a: &Client) -> Result<()> {
     println!("the warning's checklist: {}", shot.display());
 
     // The trainer places a citizen's report in Kaisaniemi park; it reaches the trainee's map.
-    t.find(Locator::Css("[data-testid=inject-option][data-inject=citizen-report]"))
-        .await?
-        .click()
-        .await?;
-    let point = t
-        .execute(
-            r#"const m = window.__cityopsMap;
-               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
-               const p = m.project([24.9445, 60.1745]);
-               const r = m.getCanvas().getBoundingClientRect();
-               return [r.left + p.x, r.top + p.y];"#,
-            vec![],
-        )
-        .await?;
-    wait_js(t, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
-    click_at(t, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
-    let made = t
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("[data-testid=inject-message]"))
-        .await?;
-    let said = wait_for_text(&made, "Injected", Duration::from_secs(20)).await?;
-    println!("trainer: {said}");
-    let listed = t
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("[data-testid=injects-made]"))
-        .await?;
-    wait_for_text(&listed, "by Tia", Duration::from_secs(20)).await?;
+    place_citizen_report(t, "by Tia").await?;
     let entity = wait_js(
         a,
         "the inject on the trainee's map",

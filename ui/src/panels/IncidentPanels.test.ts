@@ -152,15 +152,10 @@ describe("IncidentQueue with a shift's worth of incidents", () => {
 });
 
 describe("IncidentDetail", () => {
-  it("marks required and overdue steps, and lets only a supervisor resolve past them with a reason", async () => {
-    const backend = createFakeBackend();
-    await backend.signIn("Sari", "supervisor", "2468");
-    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
-    const sop = d.sop.map((s, i) => ({ ...s, required: i < 2, dueMs: i === 1 ? 60_000 : null, overdue: i === 1 }));
-    const detail = { ...d, entry: { ...d.entry, status: "acknowledged" as const }, sop };
-    const onOverride = vi.fn((_id: string, _reason: string, done: () => void) => done());
-    const props = {
-      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, detail),
+  /** IncidentDetail's props for a loaded `d`, every callback a no-op unless `patch` gives one. */
+  function detailProps(d: IncidentDetailDto, patch: Record<string, unknown> = {}) {
+    return {
+      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
       others: [],
       signedIn: true,
       onClose: () => {},
@@ -172,8 +167,18 @@ describe("IncidentDetail", () => {
       onReassign: () => {},
       onUndo: () => {},
       onShowMember: () => {},
-      onOverride,
+      ...patch,
     };
+  }
+
+  it("marks required and overdue steps, and lets only a supervisor resolve past them with a reason", async () => {
+    const backend = createFakeBackend();
+    await backend.signIn("Sari", "supervisor", "2468");
+    const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
+    const sop = d.sop.map((s, i) => ({ ...s, required: i < 2, dueMs: i === 1 ? 60_000 : null, overdue: i === 1 }));
+    const detail = { ...d, entry: { ...d.entry, status: "acknowledged" as const }, sop };
+    const onOverride = vi.fn((_id: string, _reason: string, done: () => void) => done());
+    const props = detailProps(detail, { onOverride });
     const { rerender } = render(IncidentDetail, { ...props, supervisor: false });
     const steps = [...screen.getByTestId("incident-sop").querySelectorAll("li")];
     expect(steps.filter((li) => li.dataset.required === "true")).toHaveLength(2);
@@ -201,21 +206,7 @@ describe("IncidentDetail", () => {
     await backend.addNote("inc/grid/1/0", "Caller at Kaisaniemenkatu 3: <b>no power</b> since 21:12");
     const d: IncidentDetailDto = await backend.incident("inc/grid/1/0");
     const onAddNote = vi.fn((_id: string, _text: string, done: () => void) => done());
-    const { rerender } = render(IncidentDetail, {
-      detail: incidentLoaded(openIncident(NO_INCIDENT, d.entry.id), d.entry.id, d),
-      others: [],
-      signedIn: true,
-      onClose: () => {},
-      onTransition: () => {},
-      onTake: () => {},
-      onTickSop: () => {},
-      onMerge: () => {},
-      onSplit: () => {},
-      onReassign: () => {},
-      onUndo: () => {},
-      onShowMember: () => {},
-      onAddNote,
-    });
+    const { rerender } = render(IncidentDetail, detailProps(d, { onAddNote }));
     const note = screen.getByTestId("incident-timeline").querySelector("li[data-kind=note]") as HTMLElement;
     expect(note.textContent).toContain("Aino");
     expect(note.textContent).toContain("<b>no power</b>");

@@ -26,6 +26,18 @@ fn at(replay: &Replay, hhmm: &str) -> i64 {
     replay.clock().start_ms + ((h - 21) * 60 + m) * 60_000
 }
 
+/// The after-action report `cityops report` writes of a database, with more arguments.
+fn report_of(db: &std::path::Path, args: &[&str]) -> String {
+    let html = db.with_extension("report.html");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
+        .args(["report", "--db", db.to_str().unwrap(), "--out", html.to_str().unwrap()])
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(&html).unwrap()
+}
+
 fn outage_id(replay: &Replay) -> String {
     let desk = replay.desk().expect("the demo names a rules file");
     let outages: Vec<_> = desk
@@ -315,14 +327,7 @@ fn incidents_decisions_and_the_audit_chain_survive_a_restart() {
     let report = store.check_audit().unwrap();
     assert!(report.problems.is_empty(), "{report:?}");
     // The after-action report carries the narrative log, naming the incident by its number.
-    let html = dir.path().join("report.html");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
-        .args(["report", "--db", db.to_str().unwrap(), "--out", html.to_str().unwrap()])
-        .args(["--run", &run.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let html = std::fs::read_to_string(&html).unwrap();
+    let html = report_of(&db, &["--run", &run.to_string()]);
     assert!(
         html.contains(&format!(
             "<td>note</td><td>{}: crew on the way (Aino, trainer)</td>",
@@ -661,13 +666,7 @@ fn required_sop_steps_hold_the_resolution_until_ticked_or_a_supervisor_overrides
         .any(|t| t.kind == "override" && t.text.contains("Crews pre-alerted")));
     assert!(store.audit_trail().unwrap().iter().any(|e| e.action == "override"));
     drop(replay);
-    let html = dir.path().join("report.html");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
-        .args(["report", "--db", db.to_str().unwrap(), "--out", html.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let html = std::fs::read_to_string(&html).unwrap();
+    let html = report_of(&db, &[]);
     assert!(
         html.contains(&format!(
             "<td>override</td><td>{number}: required SOP steps 2 unticked, overridden by Sari (supervisor): Crews pre-alerted by radio before the shift began</td>"
@@ -713,15 +712,10 @@ fn an_incident_nobody_acknowledges_escalates_on_the_scenario_clock() {
     other.run_to_end().unwrap();
     let run = other.pipeline().run();
     drop(other);
-    let html = dir.path().join("report.html");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cityops"))
-        .args(["report", "--db", dir.path().join("quiet.db").to_str().unwrap()])
-        .args(["--out", html.to_str().unwrap(), "--run", &run.to_string(), "--scenario"])
-        .arg(demo())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let html = std::fs::read_to_string(&html).unwrap();
+    let html = report_of(
+        &dir.path().join("quiet.db"),
+        &["--run", &run.to_string(), "--scenario", demo().to_str().unwrap()],
+    );
     let escalated = html.matches("<td>escalated</td>").count();
     assert_eq!(
         escalated, 2,

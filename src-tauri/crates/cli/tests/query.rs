@@ -25,18 +25,12 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
     // Around the Kaisankuja substation, from the trip (19:12:07Z) for eight minutes.
     let (w, s, e, n) = (24.935, 60.168, 24.950, 60.178);
     let (from, to) = ("2026-11-26T19:12:00Z", "2026-11-26T19:20:00Z");
-    let out = cityops(&[
-        "query",
-        "--db",
-        db_s,
-        "--bbox",
-        "24.935,60.168,24.950,60.178",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--json",
-    ]);
+    let ask = |bbox: &str, extra: &[&str]| {
+        let args = ["query", "--db", db_s, "--bbox", bbox, "--from", from, "--to", to];
+        cityops(&[args.as_slice(), extra].concat())
+    };
+    let here = "24.935,60.168,24.950,60.178";
+    let out = ask(here, &["--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
@@ -79,20 +73,7 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
     assert!(v["perKind"]["signal.dark"].as_u64().unwrap() > 0, "{}", v["perKind"]);
 
     // One layer only; the text form counts per kind.
-    let utility = cityops(&[
-        "query",
-        "--db",
-        db_s,
-        "--bbox",
-        "24.935,60.168,24.950,60.178",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--layer",
-        "utility",
-        "--json",
-    ]);
+    let utility = ask(here, &["--layer", "utility", "--json"]);
     let u: serde_json::Value = serde_json::from_slice(&utility.stdout).unwrap();
     let layers: Vec<&str> = u["observations"]
         .as_array()
@@ -104,17 +85,7 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
         !layers.is_empty() && layers.iter().all(|l| *l == Layer::Utility.as_str()),
         "{layers:?}"
     );
-    let text = cityops(&[
-        "query",
-        "--db",
-        db_s,
-        "--bbox",
-        "24.935,60.168,24.950,60.178",
-        "--from",
-        from,
-        "--to",
-        to,
-    ]);
+    let text = ask(here, &[]);
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(
         text.starts_with(&format!("run {run}: {} observations", want.len())),
@@ -123,17 +94,7 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
     assert!(text.contains(" signal.dark\n"), "{text}");
 
     // A box the wrong way round is a usage error that says what a box is.
-    let bad = cityops(&[
-        "query",
-        "--db",
-        db_s,
-        "--bbox",
-        "24.95,60.17,24.93,60.18",
-        "--from",
-        from,
-        "--to",
-        to,
-    ]);
+    let bad = ask("24.95,60.17,24.93,60.18", &[]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("west,south,east,north"));
 }

@@ -651,15 +651,9 @@ impl Engine {
             .ask(Effect::Writes, move |replay, _| {
                 if replay.site.is_some() {
                     // Checked here too, so a note too long is refused before it is shared.
-                    if text.trim().is_empty() || text.trim().chars().count() > crate::incidents::MAX_NOTE_CHARS {
-                        return Err(EngineError::InvalidInput(format!(
-                            "a note is 1 to {} characters",
-                            crate::incidents::MAX_NOTE_CHARS
-                        )));
-                    }
                     let op = Op::Note {
                         incident: id,
-                        text: text.trim().to_owned(),
+                        text: crate::incidents::note_text(&text)?.to_owned(),
                     };
                     return share(replay, op).map(Some);
                 }

@@ -50,6 +50,17 @@ use cityops_store::{
 /// The longest note an operator may add, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
+/// A note's text as it is kept (trimmed), or why it cannot be one.
+pub fn note_text(text: &str) -> Result<&str, EngineError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+        return Err(EngineError::InvalidInput(format!(
+            "a note is 1 to {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    Ok(text)
+}
+
 /// Checkpoints fall on whole minutes of scenario time.
 pub const CHECKPOINT_MS: Millis = 60_000;
 /// Correlation time between two checkpoints, at first.
@@ -1024,12 +1035,7 @@ impl Desk {
     ) -> Result<(), EngineError> {
         let op = self.signed_in()?.clone();
         self.incident(id)?;
-        let text = text.trim();
-        if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
-            return Err(EngineError::InvalidInput(format!(
-                "a note is 1 to {MAX_NOTE_CHARS} characters"
-            )));
-        }
+        let text = note_text(text)?;
         let row = NoteRow {
             incident: id.to_owned(),
             operator: op.name.clone(),

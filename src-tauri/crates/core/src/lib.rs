@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod call;
 pub mod correlate;
 pub mod digest;
 pub mod dispatch;

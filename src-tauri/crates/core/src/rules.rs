@@ -469,10 +469,13 @@ impl Rules {
 
     /// The verb phrase for a kind in explanations ("went dark"), or a neutral one.
     pub fn phrase(&self, kind: &str) -> String {
-        self.phrases
-            .get(kind)
-            .cloned()
-            .unwrap_or_else(|| format!("reported {kind}"))
+        if let Some(p) = self.phrases.get(kind) {
+            return p.clone();
+        }
+        match crate::call::type_of(kind) {
+            Some(t) => format!("was reported to an operator by phone or radio ({t})"),
+            None => format!("reported {kind}"),
+        }
     }
 }
 

@@ -297,6 +297,15 @@ impl Correlator {
             return;
         }
         let resolved = self.resolve_asset(o);
+        // An operator's call opens an incident of the type the operator chose, whatever is
+        // open nearby: the operator asked for a new incident (and may still merge it).
+        if let Some(ty) = crate::call::type_of(&o.kind)
+            .and_then(|t| self.rules.incident_type(t))
+            .cloned()
+        {
+            self.seed(o, resolved, &ty);
+            return;
+        }
         // An entity an operator placed is never grouped automatically again; it can still open
         // an incident of its own.
         if !self.pins.contains_key(&o.entity) {

@@ -704,3 +704,59 @@ fn numbers_start_again_with_the_year_and_carry_the_rules_prefix() {
     assert_eq!(e.field, "incident_prefix");
     assert!(e.line.is_some());
 }
+
+#[test]
+fn an_operators_call_opens_an_incident_of_its_type_that_observations_join() {
+    // A caller reports a tree across the tracks 166 m east of a dark signal (outside the dark
+    // junction's reach); a tram delayed beside it joins the call, not the outage.
+    let call = (24.9440, 60.1700);
+    let lines = vec![
+        trip(0.0, &[]),
+        l(20.0, "node/s1", "signal.dark", Severe),
+        l(60.0, "call/1", "call.obstruction", Severe)
+            .at(call.0, call.1)
+            .with(serde_json::json!({"name": "Tree across the tracks"})),
+        l(90.0, "vehicle/t1", "vehicle.delayed", Minor).at(call.0 + 0.0002, call.1),
+        l(95.0, "call/2", "call.no_such_type", Severe).at(call.0, call.1),
+    ];
+    let c = correlate(lines, 120.0);
+    assert_eq!(
+        summary(&c),
+        "power_outage extreme [open] Power outage: substation way/S
+  way/S seed 1
+  node/s1 supplied-by-tripped-substation 0.95
+obstruction severe [open] Obstruction: Tree across the tracks
+  call/1 seed 1
+  vehicle/t1 delayed-at-reported-obstruction 0.78
+",
+        "a call of a type the rules do not have opens nothing"
+    );
+    assert_eq!(
+        text_of(&c, "call/1"),
+        "call/1 was reported to an operator by phone or radio (obstruction); it opened this incident and is its probable root cause"
+    );
+}
+
+#[test]
+fn a_call_opens_its_own_incident_even_where_a_rule_would_group_it() {
+    // Rules that would fold a call into an open incident nearby do not: the operator asked for
+    // a new incident, and merges it if it is the same one.
+    let text = format!(
+        "{}\n[[rules]]\nid = \"calls-near-outages\"\ntype = \"spatial\"\nkinds = [\"call.*\"]\nnear = [\"substation.trip\"]\nradius_m = 500\nwindow_s = 600\nconfidence = 0.9\n",
+        include_str!("../../../../../fixtures/rules/default.toml")
+    );
+    let mut c = Correlator::new(Rules::parse(&text).unwrap(), assets());
+    let lines = vec![
+        trip(0.0, &[]),
+        l(30.0, "call/1", "call.power_outage", Severe).with(serde_json::json!({"name": "No power on Kalevankatu"})),
+    ];
+    run(&mut c, observations(lines), 60.0);
+    let titles: Vec<_> = c.open_incidents().map(|i| i.title.clone()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Power outage: substation way/S",
+            "Power outage: No power on Kalevankatu"
+        ]
+    );
+}

@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cityops_store::{DecisionRow, InjectRow, SignIn, SopTickRow, Store, TransitionRow};
+use cityops_store::{CallRow, DecisionRow, InjectRow, SignIn, SopTickRow, Store, TransitionRow};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cityops");
@@ -144,6 +144,16 @@ fn operator_work(s: &Site) {
         line: r#"{"t":63000,"feed":"inject.alerts","body":"{}"}"#.into(),
     };
     store.record_inject(run, &inject, 5_000).unwrap();
+    let call = CallRow {
+        n: 1,
+        operator: "Aino".into(),
+        role: "supervisor".into(),
+        scenario_ms: 64_000,
+        entity: "call/1".into(),
+        incident_type: "obstruction".into(),
+        line: r#"{"t":64000,"feed":"call.transport","body":"{}"}"#.into(),
+    };
+    store.record_call(run, &call, 6_000).unwrap();
 }
 
 /// Runs SQL on the database as an attacker with a SQLite shell would: the triggers that
@@ -513,12 +523,16 @@ fn editing_an_operator_pin_hash_is_detected_and_named() {
 }
 
 #[test]
-fn editing_a_sop_tick_or_an_inject_is_detected_and_named() {
+fn editing_a_sop_tick_an_inject_or_a_call_is_detected_and_named() {
     for (sql, named) in [
         ("UPDATE sop_ticks SET ticked = 0 WHERE id = 1;", "sop_ticks row [1]"),
         (
             "UPDATE injects SET line = replace(line, '63000', '1000') WHERE n = 1;",
             "injects row [1,1]",
+        ),
+        (
+            "UPDATE operator_calls SET operator = 'Mallory' WHERE n = 1;",
+            "operator_calls row [1,1]",
         ),
     ] {
         tampering_is_named(sql, named);

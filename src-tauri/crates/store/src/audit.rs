@@ -428,6 +428,20 @@ const OVERRIDES: VouchedTable = VouchedTable {
     ],
     ordered: true,
 };
+const CALLS: VouchedTable = VouchedTable {
+    name: "operator_calls",
+    key: &["run", "n"],
+    columns: &[
+        "operator",
+        "role",
+        "scenario_ms",
+        "wall_ms",
+        "entity",
+        "incident_type",
+        "line",
+    ],
+    ordered: true,
+};
 const OPERATORS: VouchedTable = VouchedTable {
     name: "operators",
     key: &["name"],
@@ -435,7 +449,7 @@ const OPERATORS: VouchedTable = VouchedTable {
     ordered: false,
 };
 
-const VOUCHED: [&VouchedTable; 9] = [
+const VOUCHED: [&VouchedTable; 10] = [
     &ACTIONS,
     &TRANSITIONS,
     &DECISIONS,
@@ -445,6 +459,7 @@ const VOUCHED: [&VouchedTable; 9] = [
     &OPERATORS,
     &NOTES,
     &OVERRIDES,
+    &CALLS,
 ];
 
 /// One value of a row's key.
@@ -485,6 +500,8 @@ pub enum Vouch<'a> {
     Override(i64),
     /// A trainer's inject, by run and number.
     Inject(RunId, u64),
+    /// An incident an operator entered by hand, by run and number.
+    Call(RunId, u64),
     /// An operator, by name.
     Operator(&'a str),
 }
@@ -500,6 +517,7 @@ impl Vouch<'_> {
             Vouch::Note(_) => &NOTES,
             Vouch::Override(_) => &OVERRIDES,
             Vouch::Inject(..) => &INJECTS,
+            Vouch::Call(..) => &CALLS,
             Vouch::Operator(_) => &OPERATORS,
         }
     }
@@ -515,7 +533,7 @@ impl Vouch<'_> {
             | Vouch::Override(id) => {
                 vec![KeyPart::Int(id)]
             }
-            Vouch::Inject(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],
+            Vouch::Inject(run, n) | Vouch::Call(run, n) => vec![KeyPart::Int(run), KeyPart::Int(n as i64)],
             Vouch::Operator(name) => vec![KeyPart::Text(name.to_owned())],
         }
     }

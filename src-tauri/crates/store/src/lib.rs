@@ -10,6 +10,7 @@
 //! into a 2-D R*Tree against 150,000-170,000 with the three B-tree indexes).
 
 mod audit;
+mod calls;
 mod exercise;
 mod incidents;
 mod migrations;
@@ -23,6 +24,7 @@ pub use audit::{
     advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome,
     AuditProblem, AuditReport, AuditTx, EntryFault, KeyPart, Vouch, ANCHOR_DIR, KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,
 };
+pub use calls::CallRow;
 pub use exercise::InjectRow;
 pub use incidents::{
     audit_hash, AuditEntry, AuditRecord, DecisionRow, IncidentWrite, NoteRow, OverrideRow, OwnerRow, SopTickRow,

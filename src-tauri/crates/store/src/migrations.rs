@@ -305,6 +305,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
         steps TEXT NOT NULL,
         reason TEXT NOT NULL
     );",
+    // 14: incidents operators entered by hand (a phone call, a radio report): who entered what,
+    // kept as the exact tape line it became, like a trainer's inject.
+    "CREATE TABLE operator_calls (
+        run INTEGER NOT NULL REFERENCES runs(id),
+        n INTEGER NOT NULL,
+        operator TEXT NOT NULL,
+        role TEXT NOT NULL,
+        scenario_ms INTEGER NOT NULL,
+        wall_ms INTEGER NOT NULL,
+        entity TEXT NOT NULL,
+        incident_type TEXT NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (run, n)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -63,4 +63,8 @@ commands! {
     /// Adds a note to an incident's narrative log, as the signed-in operator.
     #[windows(main)]
     async fn incident_note(engine; id: String, text: String) -> () { engine.incident_note(id, text).await }
+
+    /// Enters a phone call or radio report as an incident, as the signed-in operator.
+    #[windows(main)]
+    async fn new_incident(engine; request: NewIncidentDto) -> CallDto { engine.new_incident(request).await }
 }

@@ -25,6 +25,8 @@ import type { ChartDto } from "./gen/ChartDto";
 import type { ExerciseDto } from "./gen/ExerciseDto";
 import type { InjectDto } from "./gen/InjectDto";
 import type { InjectRequestDto } from "./gen/InjectRequestDto";
+import type { NewIncidentDto } from "./gen/NewIncidentDto";
+import type { CallDto } from "./gen/CallDto";
 
 export type { ApiError, ApiErrorCode, RosterEntryDto };
 export type { ClockDto } from "./gen/ClockDto";
@@ -43,6 +45,9 @@ export type { MapDiffDto } from "./gen/MapDiffDto";
 export type { MapFeatureDto } from "./gen/MapFeatureDto";
 export type { ObservationDto } from "./gen/ObservationDto";
 export type { ScenarioDto } from "./gen/ScenarioDto";
+export type { IncidentTypeDto } from "./gen/IncidentTypeDto";
+export type { NewIncidentDto } from "./gen/NewIncidentDto";
+export type { CallDto } from "./gen/CallDto";
 export type { Severity } from "./gen/Severity";
 export type { AreaDto } from "./gen/AreaDto";
 export type { IncidentDetailDto } from "./gen/IncidentDetailDto";
@@ -127,6 +132,11 @@ export interface Backend {
   overrideResolve(id: string, reason: string): Promise<void>;
   /** Adds a note to the incident's narrative log, as the signed-in operator. */
   addNote(id: string, text: string): Promise<void>;
+  /**
+   * Enters a phone call or radio report as an incident, as the signed-in operator; it opens in
+   * the queue once the engine has correlated the second it was entered in.
+   */
+  newIncident(request: NewIncidentDto): Promise<CallDto>;
 
   // Dispatch: preview, confirm, and follow actions through the durable outbox.
   /** The configured backends, as the operator picks them. */

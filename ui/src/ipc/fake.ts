@@ -12,6 +12,8 @@ import type {
   ExerciseDto,
   InjectDto,
   InjectRequestDto,
+  NewIncidentDto,
+  CallDto,
   FeedHealthDto,
   IncidentDetailDto,
   IncidentEntryDto,
@@ -56,6 +58,11 @@ export const FAKE_SCENARIO: ScenarioDto = {
   live: false,
   site: null,
   exerciseSite: false,
+  incidentTypes: [
+    { id: "power_outage", label: "Power outage" },
+    { id: "obstruction", label: "Obstruction" },
+    { id: "citizen_reports", label: "Citizen reports" },
+  ],
   injects: [
     {
       id: "substation-trip",
@@ -539,6 +546,7 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
   let endedBy: string | null = null;
   let trainerView = false;
   const injects: InjectDto[] = [];
+  let calls = 0;
   const acknowledged = new Set<string>();
   const listeners: ((d: MapDiffDto) => void)[] = [];
 
@@ -925,6 +933,72 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       injects.push(made);
       emit(false, [o]);
       return made;
+    },
+    newIncident: async (r: NewIncidentDto): Promise<CallDto> => {
+      if (endedMs !== null) throw { code: "forbidden", message: "the exercise has ended" };
+      const who = signedIn();
+      const type = scenario.incidentTypes.find((t) => t.id === r.incidentType);
+      if (!type)
+        throw { code: "invalidInput", message: `the rules have no incident type ${JSON.stringify(r.incidentType)}` };
+      const text = r.description.trim();
+      if (text === "" || text.length > 2000)
+        throw { code: "invalidInput", message: "describe what was reported (1 to 2000 characters)" };
+      if (r.severity === "normal")
+        throw { code: "invalidInput", message: "a call's severity is minor or worse; normal opens no incident" };
+      calls += 1;
+      const title = text.split("\n")[0].trim();
+      const o: ObservationDto = {
+        id: `call/${calls}`,
+        feed: `call.${r.layer}`,
+        feedName: `Operators' calls (${r.layer})`,
+        layer: r.layer,
+        kind: `call.${r.incidentType}`,
+        severity: r.severity,
+        lon: r.lon,
+        lat: r.lat,
+        title,
+        observedMs: nowMs,
+        receivedMs: nowMs,
+        fields: { description: text, operator: who.name },
+      };
+      observations.push(o);
+      const inc: FakeIncident = {
+        entry: {
+          id: `inc/call.${r.layer}/${calls}/0`,
+          number: `HEL-2026-${String(incidents.length + 1).padStart(6, "0")}`,
+          title: `${type.label}: ${title}`,
+          incidentType: type.id,
+          severity: r.severity,
+          status: "new",
+          active: true,
+          openedMs: nowMs,
+          clearedMs: null,
+          members: 1,
+          openMembers: 1,
+          layers: [r.layer],
+          rootCause: o.id,
+          rootCleared: false,
+          manual: false,
+          area: { west: r.lon, south: r.lat, east: r.lon, north: r.lat },
+          acknowledgedBy: null,
+          owner: null,
+          escalatedMs: null,
+        },
+        members: [
+          {
+            id: o.id,
+            rule: "seed",
+            text: `${o.id} was reported to an operator by phone or radio (${type.id}); it opened this incident and is its probable root cause`,
+          },
+        ],
+        sop: [],
+        ticked: new Set(),
+        notes: [],
+      };
+      incidents.push(inc);
+      pendingIncidents = { reset: false, upserts: [inc.entry], removed: [] };
+      emit(false, [o]);
+      return { entity: o.id };
     },
     exercise: async (): Promise<ExerciseDto> => ({ injects: [...injects], score: score(), endedMs, endedBy }),
     endExercise: async (by: string | null, mapPng: string | null): Promise<string> => {

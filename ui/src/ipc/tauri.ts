@@ -54,6 +54,7 @@ export function createTauriBackend(): Backend {
     undo: () => call(commands.incidentUndo()),
     tickSop: (id, step, ticked) => call(commands.incidentTickSop(id, step, ticked)),
     addNote: (id, text) => call(commands.incidentNote(id, text)),
+    newIncident: (request) => call(commands.newIncident(request)),
     overrideResolve: (id, reason) => call(commands.incidentOverride(id, "resolved", reason)),
     backends: () => call(commands.backends()),
     previewAction: (request) => call(commands.previewAction(request)),

@@ -727,3 +727,94 @@ fn an_incident_nobody_acknowledges_escalates_on_the_scenario_clock() {
         html.lines().filter(|l| l.contains("escalated")).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_call_an_operator_enters_opens_an_incident_that_survives_seeks_and_is_audited() {
+    use cityops_core::call::CallSpec;
+    use cityops_core::model::{Layer, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("call.db");
+    let mut replay = headless::open_replay(&demo(), &db).unwrap();
+    replay.advance_to(at(&replay, "21:10")).unwrap();
+    let spec = CallSpec {
+        incident_type: "obstruction".into(),
+        layer: Layer::Transport,
+        severity: Severity::Severe,
+        description: "Tree across the tram tracks on Mannerheimintie by the opera.\nCaller stays on site.".into(),
+        lon: 24.9301,
+        lat: 60.1815,
+    };
+    let mut wrong = spec.clone();
+    wrong.incident_type = "alien_landing".into();
+    let e = replay.call(&wrong, "Aino", "operator", replay.now_ms(), 1).unwrap_err();
+    assert_eq!(code(&e), ApiErrorCode::InvalidInput);
+    assert!(e.to_string().contains("alien_landing"), "{e}");
+    let made = replay.now_ms();
+    let row = replay.call(&spec, "Aino", "operator", made, 2).unwrap();
+    assert_eq!((row.n, row.entity.as_str()), (1, "call/1"));
+    let called = |replay: &Replay| {
+        replay
+            .desk()
+            .unwrap()
+            .correlator()
+            .incidents()
+            .find(|i| i.root_cause.as_deref() == Some("call/1"))
+            .map(|i| {
+                (
+                    i.incident_type.clone(),
+                    i.title.clone(),
+                    i.number.clone(),
+                    i.opened_ms,
+                    i.severity,
+                )
+            })
+    };
+    assert_eq!(
+        called(&replay),
+        None,
+        "the incident opens when its second is correlated"
+    );
+    replay.advance_to(made + 2_000).unwrap();
+    let opened = called(&replay).expect("the call opened an incident");
+    assert_eq!(
+        (opened.0.as_str(), opened.1.as_str(), opened.3, opened.4),
+        (
+            "obstruction",
+            "Obstruction: Tree across the tram tracks on Mannerheimintie by the opera.",
+            made,
+            Severity::Severe
+        )
+    );
+    assert!(opened.2.starts_with("HEL-2026-"), "{}", opened.2);
+    // A seek back before the call and forward again gives the same incident, number and all.
+    replay.seek(at(&replay, "21:05")).unwrap();
+    assert_eq!(called(&replay), None);
+    replay.seek(made + 60_000).unwrap();
+    assert_eq!(called(&replay), Some(opened.clone()));
+    let store = replay.pipeline().store();
+    let run = replay.pipeline().run();
+    let entry = store
+        .audit_trail()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "call")
+        .unwrap();
+    assert_eq!(
+        (entry.operator.as_str(), entry.subject.as_str(), entry.detail.as_str()),
+        ("Aino", "call/1", "obstruction")
+    );
+    assert!(store.check_audit().unwrap().problems.is_empty());
+    assert_eq!(store.calls(run).unwrap(), vec![row.clone()]);
+    drop(replay);
+    // The record is vouched for: an edited call is found.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE operator_calls SET operator = 'Mallory'", [])
+        .unwrap();
+    drop(conn);
+    let store = Store::open(&db).unwrap();
+    let report = store.check_audit().unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.to_string().contains("operator_calls")),
+        "{report:?}"
+    );
+}

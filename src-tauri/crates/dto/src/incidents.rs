@@ -184,3 +184,58 @@ pub struct IncidentsDiffDto {
     /// Incidents that left the queue (merged into another, or an undone split), by id.
     pub removed: Vec<String>,
 }
+
+/// An incident type of the rules, as the "New incident" form offers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentTypeDto {
+    pub id: String,
+    /// The type's title without its placeholders ("Power outage").
+    pub label: String,
+}
+
+impl IncidentTypeDto {
+    /// The types of a rules file, in its order.
+    pub fn all(rules: &cityops_core::rules::Rules) -> Vec<IncidentTypeDto> {
+        rules
+            .types
+            .iter()
+            .map(|t| {
+                let head = t.title.split('{').next().unwrap_or_default();
+                let label = head.trim().trim_end_matches([':', '-', '–']).trim();
+                IncidentTypeDto {
+                    id: t.id.clone(),
+                    label: if label.is_empty() {
+                        t.id.clone()
+                    } else {
+                        label.to_owned()
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// An incident an operator enters by hand from a phone call or a radio report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct NewIncidentDto {
+    /// An incident type of the rules.
+    pub incident_type: String,
+    pub layer: Layer,
+    pub severity: Severity,
+    /// What was reported, in the operator's words.
+    pub description: String,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// A call the engine accepted: its observation's entity, whose incident opens once the clock
+/// has correlated the second it was entered in (on a site, once the site applied it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CallDto {
+    /// `call/<n>`; `None` on a site, where the number is given where the stream places the
+    /// call.
+    pub entity: Option<String>,
+}

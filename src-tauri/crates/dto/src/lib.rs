@@ -209,6 +209,8 @@ pub struct ScenarioDto {
     pub site: Option<String>,
     /// The site is an exercise: its clock is the trainer's and nothing is sent.
     pub exercise_site: bool,
+    /// What an operator may enter a call as (the rules' incident types; none without rules).
+    pub incident_types: Vec<IncidentTypeDto>,
 }
 
 impl ScenarioDto {
@@ -239,6 +241,7 @@ impl ScenarioDto {
             injects: m.injects.iter().map(InjectOptionDto::from).collect(),
             site: None,
             exercise_site: false,
+            incident_types: Vec::new(),
         }
     }
 }
@@ -260,6 +263,9 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ApiError>(),
         one::<MapFeatureDto>(),
         one::<ClockDto>(),
+        one::<IncidentTypeDto>(),
+        one::<NewIncidentDto>(),
+        one::<CallDto>(),
         one::<LayerAgeDto>(),
         one::<MapDiffDto>(),
         one::<ObservationDto>(),

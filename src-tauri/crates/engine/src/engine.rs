@@ -19,9 +19,9 @@ use cityops_core::dispatch::Place;
 use cityops_core::model::GeoPoint;
 
 use crate::dto::{
-    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, ChartDto, ExerciseDto, IncidentDetailDto, InjectDto,
-    InjectRequestDto, LifecycleStatus, MapDiffDto, ObservationDto, OperatorDto, OperatorRole, OutboxDto, QuarantineDto,
-    ScenarioDto,
+    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, CallDto, ChartDto, ExerciseDto, IncidentDetailDto,
+    IncidentTypeDto, InjectDto, InjectRequestDto, LifecycleStatus, MapDiffDto, NewIncidentDto, ObservationDto,
+    OperatorDto, OperatorRole, OutboxDto, QuarantineDto, ScenarioDto,
 };
 use crate::error::EngineError;
 use crate::follow;
@@ -31,6 +31,7 @@ use crate::replay::Replay;
 use crate::scenario::Scenario;
 use crate::site_mode::{self, SharedSeat, SiteEngineConfig, SiteMode, TrainerSeat};
 use crate::tiles::MapArchives;
+use cityops_core::call::CallSpec;
 use cityops_live::pipeline::Pipeline;
 use cityops_live::RETRY_STORE;
 use cityops_outbox::{self as outbox, Outbox};
@@ -108,7 +109,8 @@ impl Engine {
         let store = Store::open(&config.db_path)?;
         let run = store.begin_run(&scenario.manifest.name, &chrono::Utc::now().to_rfc3339())?;
         tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
-        let dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
+        let mut dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
+        dto.incident_types = scenario.rules.as_ref().map(IncidentTypeDto::all).unwrap_or_default();
         // Trainers' injects arrive on built-in feeds, one per layer (see `cityops_core::inject`).
         scenario.manifest.feeds.extend(cityops_core::inject::feed_specs());
         let specs = match &config.backends {
@@ -664,6 +666,48 @@ impl Engine {
             })
             .await?;
         self.settled(shared).await
+    }
+
+    /// Enters a phone call or radio report as an incident (see `cityops_core::call`), as the
+    /// signed-in operator at the clock's time. The incident opens once the correlator has
+    /// passed that second; on a site, every workstation gets it where the stream places it.
+    pub async fn new_incident(&self, request: NewIncidentDto) -> Result<CallDto, EngineError> {
+        let (made, shared) = self
+            .ask(Effect::Writes, move |replay, _| {
+                let spec = CallSpec {
+                    incident_type: request.incident_type,
+                    layer: request.layer,
+                    severity: request.severity,
+                    description: request.description,
+                    lon: request.lon,
+                    lat: request.lat,
+                };
+                if replay.site.is_some() {
+                    // Checked here too, so a call the rules refuse is refused before it is shared.
+                    replay.prepare_call(&spec, "", "", replay.now_ms())?;
+                    let op = Op::Call {
+                        incident_type: spec.incident_type,
+                        layer: spec.layer,
+                        severity: spec.severity,
+                        description: spec.description,
+                        lon: spec.lon,
+                        lat: spec.lat,
+                    };
+                    return share(replay, op).map(|id| (CallDto { entity: None }, Some(id)));
+                }
+                let (now, wall) = (replay.now_ms(), chrono::Utc::now().timestamp_millis());
+                let who = replay.desk().ok_or_else(no_desk)?.signed_in()?;
+                let row = replay.call(&spec, &who.name, who.role.as_str(), now, wall)?;
+                Ok((
+                    CallDto {
+                        entity: Some(row.entity),
+                    },
+                    None,
+                ))
+            })
+            .await?;
+        self.settled(shared).await?;
+        Ok(made)
     }
 
     /// The configured backends.

@@ -572,6 +572,25 @@ impl FollowState {
             }
             return Ok(Some(row));
         }
+        if let Op::Call {
+            incident_type,
+            layer,
+            severity,
+            description,
+            lon,
+            lat,
+        } = &event.op
+        {
+            let spec = cityops_core::call::CallSpec {
+                incident_type: incident_type.clone(),
+                layer: *layer,
+                severity: *severity,
+                description: description.clone(),
+                lon: *lon,
+                lat: *lat,
+            };
+            return self.apply_call(cache, d, row, &spec, &who.name, role, &event);
+        }
         let (desk, store) = cache.desk();
         let Some(desk) = desk else {
             let reason = "the site has no correlation rules (or no configuration yet), so no incidents to act on";
@@ -594,6 +613,42 @@ impl FollowState {
                 self.refuse(cache, d, row, reason, false).map(Some)
             }
         }
+    }
+
+    /// An operator's call: recorded (with the event's row, in one transaction) as this run's
+    /// next call and ingested like a feed message, so every workstation numbers it alike.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_call(
+        &mut self,
+        cache: &mut Cache<'_>,
+        d: &Delivery,
+        row: SiteEventRow,
+        spec: &cityops_core::call::CallSpec,
+        who: &str,
+        role: OperatorRole,
+        event: &OpEvent,
+    ) -> Result<Option<SiteEventRow>, EngineError> {
+        let Cache::Ready(replay) = cache else {
+            let reason = "the site has no configuration yet, so no incident types".to_owned();
+            return self.refuse(cache, d, row, reason, false).map(Some);
+        };
+        let (call, msg) = match replay.prepare_call(spec, who, role.as_str(), event.at_ms) {
+            Ok(made) => made,
+            Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
+            Err(e) => {
+                let reason = match &e {
+                    EngineError::InvalidInput(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                return self.refuse(cache, d, row, reason, false).map(Some);
+            }
+        };
+        let store = replay.pipeline().store();
+        let run = replay.pipeline().run();
+        let (recorded, _) = store.with_site_event(row.clone(), || store.record_call(run, &call, event.wall_ms));
+        recorded?;
+        replay.ingest_call(&call, &msg)?;
+        Ok(Some(row))
     }
 
     /// An action committed at a workstation of the site: this cache's outbox shows it (a
@@ -872,9 +927,9 @@ fn apply_op_as(desk: &mut Desk, store: &Store, event: &OpEvent) -> Result<(), En
             },
         ),
         Op::Undo => decide(desk, DecisionOp::Undo),
-        Op::Roster { .. } | Op::Role { .. } | Op::Clock { .. } | Op::End => Err(EngineError::InvalidInput(
-            "a roster change is not an incident decision".into(),
-        )),
+        Op::Roster { .. } | Op::Role { .. } | Op::Clock { .. } | Op::End | Op::Call { .. } => Err(
+            EngineError::InvalidInput("a roster change is not an incident decision".into()),
+        ),
     }
 }
 
@@ -1312,5 +1367,87 @@ mod tests {
             applied.reason
         );
         assert_eq!(f.desk().unwrap().operator(), Some(&aino), "Aino is still who acts here");
+    }
+
+    /// Applies `out` to a fresh cache at `db`, numbering the messages from 1.
+    fn follow_all(db: &Path, site: &SiteId, out: &[Outgoing]) -> (Follower, Vec<SiteEventRow>) {
+        let mut f = Follower::open(db, site.clone()).unwrap();
+        let mut events = Vec::new();
+        for (i, o) in out.iter().enumerate() {
+            let d = Delivery {
+                seq: i as u64 + 1,
+                kind: site.kind_of(&o.subject),
+                subject: o.subject.clone(),
+                payload: o.payload.clone().into(),
+            };
+            if let Some(row) = f.apply(Decoded::new(d)).unwrap() {
+                events.push(row);
+            }
+        }
+        f.settle().unwrap();
+        (f, events)
+    }
+
+    /// A call entered at one workstation becomes the same incident, with the same number, on
+    /// every workstation; one the rules cannot open is refused with the reason on all alike.
+    #[test]
+    fn an_operators_call_opens_the_same_incident_on_every_workstation() {
+        let dir = tempfile::tempdir().unwrap();
+        let site: SiteId = "hel".parse().unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/scenarios/helsinki-storm");
+        let scenario = Scenario::load(&demo).unwrap();
+        let mut out = vec![Outgoing::config(&site, &Scenario::site_config(&demo).unwrap())];
+        let roster = Op::Roster {
+            name: "Aino".into(),
+            role: "operator".into(),
+            pin_hash: None,
+        };
+        out.push(Outgoing::event(&site, &event("roster-Aino", "admin", "vm", roster)));
+        let (head, tail) = scenario.messages.split_at(scenario.messages.len() / 2);
+        out.extend(head.iter().map(|m| Outgoing::tape_line(&site, m)));
+        let call = |id: &str, incident_type: &str| {
+            let mut e = event(
+                id,
+                "Aino",
+                "ws-a",
+                Op::Call {
+                    incident_type: incident_type.into(),
+                    layer: cityops_core::model::Layer::Transport,
+                    severity: cityops_core::model::Severity::Severe,
+                    description: "Tree across the tram tracks by the opera".into(),
+                    lon: 24.9301,
+                    lat: 60.1815,
+                },
+            );
+            e.at_ms = head.last().unwrap().time_ms;
+            Outgoing::event(&site, &e)
+        };
+        out.push(call("call-1", "obstruction"));
+        out.push(call("call-2", "alien_landing"));
+        out.extend(tail.iter().map(|m| Outgoing::tape_line(&site, m)));
+        let mut seen = Vec::new();
+        for ws in ["ws-a.db", "ws-b.db"] {
+            let (f, events) = follow_all(&dir.path().join(ws), &site, &out);
+            let outcomes: Vec<_> = events
+                .iter()
+                .filter(|e| e.kind == "call")
+                .map(|e| (e.outcome.clone(), e.reason.clone()))
+                .collect();
+            assert_eq!(outcomes[0].0, "accepted", "{outcomes:?}");
+            assert_eq!(outcomes[1].0, "refused");
+            assert!(outcomes[1].1.contains("alien_landing"), "{outcomes:?}");
+            let desk = f.desk().unwrap();
+            let inc = desk
+                .correlator()
+                .incidents()
+                .find(|i| i.root_cause.as_deref() == Some("call/1"))
+                .expect("the call opened an incident");
+            seen.push((inc.number.clone(), inc.title.clone(), inc.incident_type.clone()));
+            let calls = f.store().calls(f.state.run).unwrap();
+            assert_eq!(calls.len(), 1);
+            assert_eq!(calls[0].operator, "Aino");
+        }
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(seen[0].2, "obstruction");
     }
 }

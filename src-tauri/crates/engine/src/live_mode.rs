@@ -15,7 +15,7 @@ use cityops_core::scenario::Manifest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::dto::ScenarioDto;
+use crate::dto::{IncidentTypeDto, ScenarioDto};
 use crate::error::EngineError;
 use crate::replay::Replay;
 use crate::scenario::{load_assets_and_rules, Scenario};
@@ -100,6 +100,7 @@ impl LiveMode {
         };
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;
+        dto.incident_types = rules.as_ref().map(IncidentTypeDto::all).unwrap_or_default();
         let scenario = Scenario {
             dir: base,
             manifest,

@@ -21,10 +21,10 @@ use crate::error::EngineError;
 use crate::incidents::Desk;
 use crate::scenario::Scenario;
 use crate::timeline::PictureIndex;
-use cityops_core::{inject, tape};
+use cityops_core::{call, inject, tape};
 use cityops_live::pipeline::Pipeline;
 use cityops_live::{FeedHealthDto, Health, StorageHealthDto};
-use cityops_store::{InjectRow, Store, StoreError};
+use cityops_store::{CallRow, InjectRow, Store, StoreError};
 
 /// The state of one scenario replay.
 pub struct Replay {
@@ -427,6 +427,78 @@ impl Replay {
             desk.added_at(self.pipeline.store(), self.now_ms)?;
         }
         Ok(row)
+    }
+
+    /// An operator's phone call or radio report entered as an incident (see
+    /// `cityops_core::call`), made at scenario time `at_ms` by `operator`: recorded with its
+    /// audit entry, durably, before it goes through the pipeline as the run's next call, onto
+    /// the picture and, once the correlator passes its second, into an incident of the type
+    /// chosen. Works in every mode; an exercise's calls close with it.
+    pub fn call(
+        &mut self,
+        spec: &call::CallSpec,
+        operator: &str,
+        role: &str,
+        at_ms: Millis,
+        wall_ms: Millis,
+    ) -> Result<CallRow, EngineError> {
+        let (row, msg) = self.prepare_call(spec, operator, role, at_ms)?;
+        self.pipeline.store().record_call(self.pipeline.run(), &row, wall_ms)?;
+        self.ingest_call(&row, &msg)?;
+        Ok(row)
+    }
+
+    /// Checks a call and makes its record and tape message, as the run's next call; nothing is
+    /// written yet.
+    pub(crate) fn prepare_call(
+        &self,
+        spec: &call::CallSpec,
+        operator: &str,
+        role: &str,
+        at_ms: Millis,
+    ) -> Result<(CallRow, tape::TapeMessage), EngineError> {
+        self.open_for_trainee()?;
+        // A call opens its incident once the clock passes its second, which a replay's clock
+        // at its end never does.
+        if !self.is_live() && self.now_ms >= self.end_ms {
+            return Err(EngineError::Forbidden(
+                "the scenario is at its end: seek back to enter a call".into(),
+            ));
+        }
+        // The desk holds the rules (a live or site replay hands them over to it).
+        let rules = self
+            .desk
+            .as_ref()
+            .map(|d| d.correlator().rules())
+            .ok_or_else(|| EngineError::NotFound("incident types (the scenario names no rules file)".into()))?;
+        call::validate(spec, rules).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
+        let n = self.pipeline.store().calls(self.pipeline.run())?.len() as u64 + 1;
+        let msg = call::message(spec, n, at_ms, operator);
+        let row = CallRow {
+            n,
+            operator: operator.to_owned(),
+            role: role.to_owned(),
+            scenario_ms: at_ms,
+            entity: call::entity(n),
+            incident_type: spec.incident_type.clone(),
+            line: tape::format_line(&msg),
+        };
+        Ok((row, msg))
+    }
+
+    /// Ingests a call recorded with [`Store::record_call`].
+    pub(crate) fn ingest_call(&mut self, row: &CallRow, msg: &tape::TapeMessage) -> Result<(), EngineError> {
+        tracing::info!(entity = %row.entity, incident_type = %row.incident_type, operator = %row.operator, at = row.scenario_ms, "operator call");
+        // Like an inject, the call lands behind the feeds' frontier, which it must not move.
+        let outcome = self.pipeline.ingest_extra(msg, Some(&mut self.picture))?;
+        if !outcome.rejected.is_empty() {
+            tracing::warn!(rejected = ?outcome.rejected, "a call was refused by its feed's adapter");
+        }
+        self.pipeline.flush()?;
+        if let Some(desk) = &mut self.desk {
+            desk.added_at(self.pipeline.store(), row.scenario_ms)?;
+        }
+        Ok(())
     }
 
     /// Ends the exercise at the clock's time (once; later calls return the first end): the clock

@@ -40,10 +40,13 @@ impl Scenario {
     pub fn load(dir: &Path) -> Result<Scenario, EngineError> {
         let manifest_path = dir.join(MANIFEST);
         let text = read(&manifest_path)?;
-        let manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest {
+        let mut manifest = Manifest::parse(&text).map_err(|source| EngineError::Manifest {
             path: manifest_path,
             source,
         })?;
+        // Operators' calls arrive on built-in feeds, one per layer (see `cityops_core::call`);
+        // a tape recorded where operators entered calls holds their lines.
+        manifest.feeds.extend(cityops_core::call::feed_specs());
         let tape_path = dir.join(&manifest.tape);
         let (messages, tape_issues) = read_tape(&tape_path)?;
         for issue in &tape_issues {
@@ -82,6 +85,7 @@ impl Scenario {
             path: part(MANIFEST),
             source,
         })?;
+        manifest.feeds.extend(cityops_core::call::feed_specs());
         if !manifest.injects.is_empty() {
             // A trainer of the site (`cityops train`) injects on the built-in inject feeds, as
             // a replay's trainer does.
@@ -195,7 +199,7 @@ pub fn check(dir: &Path) -> Vec<String> {
         Ok(t) => t,
         Err(e) => return vec![e.to_string()],
     };
-    let manifest = match Manifest::parse(&text) {
+    let mut manifest = match Manifest::parse(&text) {
         Ok(m) => m,
         Err(e) => {
             return vec![format!(
@@ -206,6 +210,8 @@ pub fn check(dir: &Path) -> Vec<String> {
             )]
         }
     };
+    // The built-in call feeds need no declaration, as when the scenario is loaded.
+    manifest.feeds.extend(cityops_core::call::feed_specs());
     let tape_path = dir.join(&manifest.tape);
     match read_tape(&tape_path) {
         Err(e) => problems.push(e.to_string()),

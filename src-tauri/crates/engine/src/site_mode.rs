@@ -26,7 +26,7 @@ use cityops_site::{
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
-use crate::dto::{PresenceDto, ScenarioDto, SiteStatusDto};
+use crate::dto::{IncidentTypeDto, PresenceDto, ScenarioDto, SiteStatusDto};
 use crate::error::EngineError;
 use crate::follow::{self, Applied, Cache, Decoded, FollowState, Follower};
 use crate::replay::Replay;
@@ -217,6 +217,10 @@ impl SiteMode {
         dto.live = true;
         dto.site = Some(id.to_string());
         dto.exercise_site = exercise;
+        dto.incident_types = replay
+            .desk()
+            .map(|d| IncidentTypeDto::all(d.correlator().rules()))
+            .unwrap_or_default();
         let (tx, rx) = mpsc::channel(QUEUE);
         let (own, own_rx) = watch::channel(Presence {
             workstation: config.workstation.clone(),

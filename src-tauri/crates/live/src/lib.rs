@@ -282,7 +282,9 @@ pub fn open_pipeline(config: &LiveConfig, store: Store, resume: bool) -> Result<
         Some(run) => run,
         None => store.begin_run(&source, &chrono::Utc::now().to_rfc3339())?,
     };
-    let specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
+    let mut specs: Vec<_> = config.feeds.iter().map(|f| f.spec.clone()).collect();
+    // Operators' calls arrive on built-in feeds (see `cityops_core::call`).
+    specs.extend(cityops_core::call::feed_specs());
     Ok((
         Pipeline::new(store, run, &specs, &config.base_dir())?,
         existing.is_some(),

@@ -212,7 +212,7 @@ pub struct SiteConfig {
 }
 
 /// What an operator decided, as published on `cityops.<site>.ops.<kind>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpEvent {
     /// Made by the author, unique: the event's `Nats-Msg-Id`.
     pub id: String,
@@ -229,7 +229,7 @@ pub struct OpEvent {
 }
 
 /// The decisions a site shares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// A lifecycle step: `acknowledged`, `dispatched`, `resolved` or `closed`.
@@ -286,6 +286,17 @@ pub enum Op {
     },
     /// The trainer ends the exercise: every workstation's run is ended at the event's time.
     End,
+    /// An operator enters a phone call or radio report as an incident
+    /// (`cityops_core::call`): every workstation ingests it as the `n`th call of its run,
+    /// numbered where the stream places it.
+    Call {
+        incident_type: String,
+        layer: cityops_core::model::Layer,
+        severity: cityops_core::model::Severity,
+        description: String,
+        lon: f64,
+        lat: f64,
+    },
 }
 
 /// The `role` of a roster change that takes the operator off the roster.
@@ -293,7 +304,7 @@ pub const REMOVED: &str = "removed";
 
 impl Op {
     /// Every kind of event, as [`Op::kind`] names them.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 14] = [
         "transition",
         "sop",
         "note",
@@ -307,6 +318,7 @@ impl Op {
         "role",
         "clock",
         "end",
+        "call",
     ];
 
     /// The subject token of this kind of event.
@@ -325,6 +337,7 @@ impl Op {
             Op::Role { .. } => "role",
             Op::Clock { .. } => "clock",
             Op::End => "end",
+            Op::Call { .. } => "call",
         }
     }
 }

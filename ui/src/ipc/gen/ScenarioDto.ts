@@ -1,5 +1,6 @@
 // Generated from Rust by `cargo test` (cityops-dto). Do not edit.
 import type { FeedDto } from "./FeedDto";
+import type { IncidentTypeDto } from "./IncidentTypeDto";
 import type { InjectOptionDto } from "./InjectOptionDto";
 
 /**
@@ -29,4 +30,8 @@ site: string | null,
 /**
  * The site is an exercise: its clock is the trainer's and nothing is sent.
  */
-exerciseSite: boolean, };
+exerciseSite: boolean, 
+/**
+ * What an operator may enter a call as (the rules' incident types; none without rules).
+ */
+incidentTypes: Array<IncidentTypeDto>, };

@@ -4,6 +4,7 @@ import type { ActionDto } from "./ActionDto";
 import type { ActionPreviewDto } from "./ActionPreviewDto";
 import type { ActionRequestDto } from "./ActionRequestDto";
 import type { BackendDto } from "./BackendDto";
+import type { CallDto } from "./CallDto";
 import type { ChartDto } from "./ChartDto";
 import type { ExerciseDto } from "./ExerciseDto";
 import type { IncidentDetailDto } from "./IncidentDetailDto";
@@ -11,6 +12,7 @@ import type { InjectDto } from "./InjectDto";
 import type { InjectRequestDto } from "./InjectRequestDto";
 import type { LifecycleStatus } from "./LifecycleStatus";
 import type { MapDiffDto } from "./MapDiffDto";
+import type { NewIncidentDto } from "./NewIncidentDto";
 import type { ObservationDto } from "./ObservationDto";
 import type { OperatorDto } from "./OperatorDto";
 import type { OperatorRole } from "./OperatorRole";
@@ -137,6 +139,11 @@ export function incidentOverride(id: string, to: LifecycleStatus, reason: string
 /** Adds a note to an incident's narrative log, as the signed-in operator. */
 export function incidentNote(id: string, text: string): Promise<void> {
   return invoke<void>("incident_note", { id, text });
+}
+
+/** Enters a phone call or radio report as an incident, as the signed-in operator. */
+export function newIncident(request: NewIncidentDto): Promise<CallDto> {
+  return invoke<CallDto>("new_incident", { request });
 }
 
 /** The configured backends, as operators pick them. */

@@ -13,6 +13,7 @@ import { Feeds } from "./feeds.svelte";
 import { Incidents } from "./incidents.svelte";
 import { MapView } from "./mapView.svelte";
 import { Modals } from "./modals.svelte";
+import { NewIncident } from "./newIncident.svelte";
 import { Replay } from "./replay.svelte";
 import { Session } from "./session.svelte";
 
@@ -30,6 +31,7 @@ export class OperatorWindow {
   readonly incidents: Incidents;
   readonly dispatch: Dispatch;
   readonly exercise: Exercise;
+  readonly newIncident: NewIncident;
   readonly #keys: KeyHandlers;
 
   /** The header's status line. */
@@ -56,6 +58,16 @@ export class OperatorWindow {
       mainArea: () => incidents.shown?.entry.area ?? incidents.queue[0]?.area ?? null,
     });
     const { replay, feeds, dispatch, exercise } = this;
+    this.newIncident = new NewIncident({
+      backend,
+      report,
+      modals,
+      session,
+      mapView,
+      incidents,
+      types: () => replay.scenario?.incidentTypes ?? [],
+    });
+    const { newIncident } = this;
     this.#keys = {
       cursor: (a) => incidents.moveCursor(a.step),
       openCursor: () => incidents.openCursor(),
@@ -65,6 +77,7 @@ export class OperatorWindow {
       focusArea: () => incidents.focusArea(),
       mute: () => incidents.toggleMute(),
       dispatch: () => dispatch.open(),
+      newIncident: () => newIncident.open(),
       outbox: () => dispatch.toggleOutbox(),
       quarantine: () => feeds.toggleQuarantine(),
       help: () => this.openHelp(),
@@ -122,6 +135,7 @@ export class OperatorWindow {
     this.mapView.applyDiff(this.replay.data, refresh);
     this.feeds.applyDiff(diff);
     this.incidents.applyDiff(diff.incidents);
+    this.newIncident.afterDiff();
   };
 
   /** Starts the map in `container` and follows the engine; returns the unmount. */
@@ -135,6 +149,8 @@ export class OperatorWindow {
         visible: mapView.view.visible,
         onSelect: mapView.openDetails,
         onCamera: mapView.moveCamera,
+        // While the new incident form is open, a click places the incident.
+        onClickAt: this.newIncident.place,
       },
       this.errors.report,
       (opened) => {

@@ -100,3 +100,48 @@ describe("OperatorWindow keys and modals", () => {
     expect(up.defaultPrevented).toBe(true);
   });
 });
+
+describe("OperatorWindow new incident", () => {
+  it("asks for a sign-in, places the call by a map click, enters it and opens its incident", async () => {
+    backend = createFakeBackend();
+    const w = await open(backend);
+    const before = w.incidents.list.entries.size;
+    expect(w.newIncident.place(24.93, 60.18)).toBe(false);
+    press(w, "n");
+    expect(w.session.signIn?.reason).toBe("Sign in to enter an incident.");
+    expect(w.newIncident.form).toBeNull();
+    await w.session.submitSignIn("Aino", "operator", null);
+    expect(w.newIncident.form).not.toBeNull();
+    expect(w.modals.top).toBe("newIncident");
+    // The app's keys stay out while the form is open.
+    expect(press(w, "j").defaultPrevented).toBe(false);
+    w.newIncident.edit({ incidentType: "obstruction", severity: "severe", description: "Tree across the tracks" });
+    await w.newIncident.submit();
+    expect(w.newIncident.problem).toBe("Click the map where it is.");
+    expect(w.newIncident.place(24.9301, 60.1815)).toBe(true);
+    await w.newIncident.submit();
+    expect(w.newIncident.form).toBeNull();
+    expect(w.modals.top).toBeNull();
+    await vi.waitFor(() => expect(w.incidents.list.entries.size).toBe(before + 1));
+    await vi.waitFor(() => expect(w.incidents.openId).not.toBeNull());
+    const opened = w.incidents.list.entries.get(w.incidents.openId!);
+    expect(opened?.title).toBe("Obstruction: Tree across the tracks");
+    expect(opened?.rootCause).toBe("call/1");
+  });
+
+  it("shows the engine's refusal in the form and keeps what was typed", async () => {
+    backend = createFakeBackend();
+    const w = await open(backend);
+    await backend.signIn("Aino", "operator", null);
+    w.session.load();
+    await vi.waitFor(() => expect(w.session.operator).not.toBeNull());
+    press(w, "n");
+    w.newIncident.edit({ incidentType: "alien_landing", description: "Lights over the bay" });
+    w.newIncident.place(24.95, 60.16);
+    await w.newIncident.submit();
+    expect(w.newIncident.problem).toContain("alien_landing");
+    expect(w.newIncident.form?.description).toBe("Lights over the bay");
+    w.newIncident.close();
+    expect(w.modals.stack).toEqual([]);
+  });
+});

@@ -65,8 +65,11 @@ export type MapControllerOptions = {
   archive: string | null;
   onSelect: (id: string) => void;
   onCamera: (camera: CameraState) => void;
-  /** Every click on the map, with its place (the trainer view places injects with it). */
-  onClickAt?: (lon: number, lat: number) => void;
+  /**
+   * Every click on the map, with its place, before it selects anything: answers true when it
+   * took the click (the trainer view places injects with it, the operator a new incident).
+   */
+  onClickAt?: (lon: number, lat: number) => boolean;
 };
 
 type StateTarget = { source: string; id: string };
@@ -87,6 +90,7 @@ export class MapController {
   #selected: string | null = null;
   #area: AreaCollection = areaCollection(null);
   #selectedOn: StateTarget | null = null;
+  #pin: maplibregl.Marker | null = null;
 
   constructor(o: MapControllerOptions) {
     configureWorker();
@@ -129,10 +133,7 @@ export class MapController {
       this.#batcher.schedule();
     });
     map.on("click", (e) => {
-      if (o.onClickAt) {
-        o.onClickAt(e.lngLat.lng, e.lngLat.lat);
-        return;
-      }
+      if (o.onClickAt?.(e.lngLat.lng, e.lngLat.lat)) return;
       const id = this.#hit(e.point);
       if (id !== null) o.onSelect(id);
     });
@@ -173,6 +174,24 @@ export class MapController {
       this.#selectedOn = null;
       this.#applySelection();
     });
+  }
+
+  /** Shows a pin where a new incident is being placed (`null` removes it). */
+  setPin(at: readonly [number, number] | null): void {
+    if (at === null) {
+      this.#pin?.remove();
+      this.#pin = null;
+      return;
+    }
+    if (this.#pin === null) {
+      const el = document.createElement("div");
+      el.className = "new-incident-pin";
+      el.dataset.testid = "new-incident-pin";
+      // MapLibre positions the marker's element with its own transform: the shape is a child.
+      el.appendChild(document.createElement("div"));
+      this.#pin = new maplibregl.Marker({ element: el, anchor: "bottom" });
+    }
+    this.#pin.setLngLat([at[0], at[1]]).addTo(this.#map);
   }
 
   /** Highlights an incident's affected area (`null` clears it); `fly` moves the camera to it. */

@@ -123,6 +123,7 @@ describe("keymap", () => {
       "c",
       "d",
       "s",
+      "n",
       "o",
       "r",
       "x",

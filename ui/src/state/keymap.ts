@@ -17,6 +17,7 @@ export type KeyAction =
   | { readonly kind: "focusArea" }
   | { readonly kind: "mute" }
   | { readonly kind: "dispatch" }
+  | { readonly kind: "newIncident" }
   | { readonly kind: "outbox" }
   | { readonly kind: "quarantine" }
   | { readonly kind: "help" }
@@ -131,6 +132,11 @@ export const KEYMAP: readonly KeyRow[] = [
     label: "s",
     help: "Dispatch…: send an action (crew, device, unit, alert) for the open incident or the selected point",
     bindings: [{ keys: ["s"], action: { kind: "dispatch" } }],
+  },
+  {
+    label: "n",
+    help: "New incident: enter a phone call or radio report (click the map to place it)",
+    bindings: [{ keys: ["n"], unless: "ended", action: { kind: "newIncident" } }],
   },
   { label: "o", help: "Show or hide the outbox", bindings: [{ keys: ["o"], action: { kind: "outbox" } }] },
   { label: "r", help: "Resolve", bindings: [transition("r", "resolved")] },

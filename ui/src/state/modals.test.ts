@@ -41,7 +41,7 @@ describe("modal stack", () => {
   it("ranks the dialogs with fields above the overlays the app closes itself", () => {
     const owning = (Object.keys(MODALS) as ModalId[]).filter((id) => MODALS[id].ownsKeys);
     const closable = (Object.keys(MODALS) as ModalId[]).filter((id) => !MODALS[id].ownsKeys);
-    expect(owning.sort()).toEqual(["confirmEnd", "dispatch", "roster", "signIn"]);
+    expect(owning.sort()).toEqual(["confirmEnd", "dispatch", "newIncident", "roster", "signIn"]);
     for (const o of owning) for (const c of closable) expect(MODALS[o].priority).toBeGreaterThan(MODALS[c].priority);
     for (const c of closable) expect(MODALS[c].closeKeys).toContain("Escape");
   });

@@ -5,7 +5,8 @@
  */
 
 /** The app's dialogs and overlays that take the keyboard while they are open. */
-export type ModalId = "signIn" | "dispatch" | "confirmEnd" | "roster" | "help" | "report" | "quarantine";
+export type ModalId =
+  "signIn" | "dispatch" | "newIncident" | "confirmEnd" | "roster" | "help" | "report" | "quarantine";
 
 export type ModalSpec = {
   /**
@@ -22,6 +23,8 @@ export type ModalSpec = {
 export const MODALS: Readonly<Record<ModalId, ModalSpec>> = {
   signIn: { priority: 3, ownsKeys: true, closeKeys: [] },
   dispatch: { priority: 3, ownsKeys: true, closeKeys: [] },
+  // Not a backdrop: the map stays clickable to place the incident, but the app's keys stay out.
+  newIncident: { priority: 3, ownsKeys: true, closeKeys: [] },
   confirmEnd: { priority: 3, ownsKeys: true, closeKeys: [] },
   roster: { priority: 3, ownsKeys: true, closeKeys: [] },
   help: { priority: 2, ownsKeys: false, closeKeys: ["Escape", "?"] },

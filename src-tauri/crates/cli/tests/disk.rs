@@ -317,13 +317,13 @@ async fn a_replay_on_a_full_disk_waits_tells_the_operator_and_carries_on_when_sp
         .unwrap();
     assert_eq!(
         (rows, distinct),
-        (3545, 3545),
+        (3546, 3546),
         "every observation of the tape stored once"
     );
     let incidents: i64 = conn
         .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(incidents, 4, "the scenario's incidents");
+    assert_eq!(incidents, 5, "the scenario's incidents");
 }
 
 #[test]

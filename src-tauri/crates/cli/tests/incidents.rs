@@ -57,7 +57,7 @@ fn code(e: &EngineError) -> ApiErrorCode {
 fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     let dir = tempfile::tempdir().unwrap();
     let max = headless::replay_max(&demo(), &dir.path().join("max.db")).unwrap();
-    assert_eq!(max.incidents, 4, "{max:?}");
+    assert_eq!(max.incidents, 5, "{max:?}");
     assert_eq!(max.incident_set_hash.len(), 64);
 
     // Paced replays tick every 100 ms of (paused) wall time, as the app does.
@@ -109,7 +109,7 @@ fn the_demo_gives_the_same_incidents_at_every_speed_and_after_seeks() {
     seeker.flush().unwrap();
     let store = Store::open(&dir.path().join("seek.db")).unwrap();
     let stored = store.stored_incidents(store.latest_run().unwrap().unwrap()).unwrap();
-    assert_eq!(stored.len(), 4);
+    assert_eq!(stored.len(), 5);
     assert_eq!(stored[0].incident_type, "power_outage", "the most severe first");
     assert_eq!(
         stored[0].members.len(),
@@ -718,8 +718,14 @@ fn an_incident_nobody_acknowledges_escalates_on_the_scenario_clock() {
     );
     let escalated = html.matches("<td>escalated</td>").count();
     assert_eq!(
-        escalated, 2,
-        "the warning and the outage, severe and extreme, escalated"
+        escalated, 3,
+        "the warning and the outage, severe and extreme, escalated; so did the operator's call \
+         once half an hour made it severe (rule broad-or-long)"
+    );
+    assert!(
+        html.contains("<td>escalated</td><td>HEL-2026-000005 Obstruction"),
+        "{:?}",
+        html.lines().filter(|l| l.contains("escalated")).collect::<Vec<_>>()
     );
     assert!(
         html.contains("<td>21:03:00</td><td>escalated</td><td>HEL-2026-000001 Weather warning"),

@@ -110,8 +110,8 @@ fn site_with_demo(home: &Path, url: &str, replicas: &str) {
         ],
     ));
     assert_eq!(
-        published["published"], 510,
-        "configuration, 508 tape lines, end tick: {published}"
+        published["published"], 511,
+        "configuration, 509 tape lines, end tick: {published}"
     );
 }
 
@@ -232,7 +232,7 @@ fn workstations_agree_and_share_acknowledgements() {
     let replay = replay_demo(home);
     assert_eq!(sa["accepted"], replay["accepted"]);
     assert_eq!(sa["incidents"], replay["incidents"]);
-    assert_eq!(sa["incidents"], 4);
+    assert_eq!(sa["incidents"], 5);
     let outage = outage_id(home, &a);
     // Every workstation, and a local replay of the same tape, gives the outage one number.
     let seen = incident(home, &a, &outage);
@@ -834,7 +834,7 @@ fn a_workstation_killed_while_applying_resumes_and_converges() {
             scenario.to_str().unwrap(),
         ],
     ));
-    assert_eq!(published["published"], 2 + 12 * 508, "{published}");
+    assert_eq!(published["published"], 2 + 12 * 509, "{published}");
     let (a, b) = (home.join("a.db"), home.join("b.db"));
     let sb = follow(home, "ws-b", &url, &b);
     let outage = outage_id(home, &b);

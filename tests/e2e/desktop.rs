@@ -585,6 +585,9 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     std::fs::write(&out, &png)?;
     println!("screenshot saved: {} ({} bytes)", out.display(), png.len());
 
+    // 7c. A phone call entered as an incident (key n).
+    enter_call(c).await?;
+
     // 8. The keys are documented in the window: `?` opens the help, Esc closes it.
     press(c, "?").await?;
     let help = c
@@ -750,6 +753,134 @@ async fn choose(c: &Client, testid: &str, value: &str) -> Result<()> {
         vec![json!(testid), json!(value)],
     )
     .await?;
+    Ok(())
+}
+
+/// 7c. A phone call entered as an incident (key n): the operator picks its type, severity and
+///     layer, writes what the caller said, and clicks the map where it is (a pin shows it). The
+///     incident opens when the clock passes the second it was entered in, as the root of its
+///     own incident, named from the description and numbered; the window opens it, and a note
+///     goes in its log.
+async fn enter_call(c: &Client) -> Result<()> {
+    press(c, "n").await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=new-incident]"))
+        .await?;
+    choose(c, "new-incident-type", "obstruction").await?;
+    choose(c, "new-incident-severity", "severe").await?;
+    choose(c, "new-incident-layer", "transport").await?;
+    c.find(Locator::Css("[data-testid=new-incident-description]"))
+        .await?
+        .send_keys(
+            "Fallen tree across the tram tracks, Aleksanterinkatu by Senate Square. Caller <b>stays</b> on site.",
+        )
+        .await?;
+    // Entered before it is placed, it is refused with the reason, and nothing is lost.
+    c.find(Locator::Css("[data-testid=new-incident-submit]"))
+        .await?
+        .click()
+        .await?;
+    let problem = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-testid=new-incident-problem]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(problem.contains("Click the map"), "unplaced call: {problem:?}");
+    let point = c
+        .execute(
+            r#"const m = window.__cityopsMap;
+               m.jumpTo({ center: [24.9505, 60.1697], zoom: 16 });
+               const p = m.project([24.9505, 60.1697]);
+               const r = m.getCanvas().getBoundingClientRect();
+               return [r.left + p.x, r.top + p.y];"#,
+            vec![],
+        )
+        .await?;
+    wait_js(c, "the map idle at the caller's place", IDLE, Duration::from_secs(60)).await?;
+    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    let place = c
+        .find(Locator::Css("[data-testid=new-incident-place]"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        place.contains("60.169") && place.contains("24.950"),
+        "placed at {place:?}"
+    );
+    wait_js(
+        c,
+        "the pin where the call is placed",
+        r#"return !!document.querySelector("[data-testid=new-incident-pin]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    wait_js(c, "idle with the pin", IDLE, Duration::from_secs(60)).await?;
+    std::fs::write(repo().join("assets/screenshot-call.png"), c.screenshot().await?)?;
+    c.find(Locator::Css("[data-testid=new-incident-submit]"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "the form closed and the pin gone",
+        r#"return !document.querySelector("[data-testid=new-incident]") && !document.querySelector("[data-testid=new-incident-pin]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    // The replay rests: at 1x for a moment, the clock passes the call's second.
+    choose(c, "speed", "1").await?;
+    press(c, " ").await?;
+    let opened = wait_js(
+        c,
+        "the call's incident open in the detail",
+        r#"const d = document.querySelector("[data-testid=incident-detail]");
+           return d && d.textContent.includes("Obstruction: Fallen tree across the tram tracks") ? d.textContent : null;"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    press(c, " ").await?;
+    let opened = opened.as_str().unwrap_or_default();
+    ensure!(
+        opened.contains("reported to an operator by phone or radio") && opened.contains("HEL-2026-"),
+        "the call's incident: {opened:.400}"
+    );
+    let entry = wait_js(
+        c,
+        "the call's incident in the queue",
+        r#"const e = [...document.querySelectorAll("[data-testid=incident-entry]")].find(e => e.textContent.includes("Obstruction: Fallen tree"));
+           return e ? [e.dataset.severity, e.textContent] : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(entry[0] == "severe", "the call's severity: {entry}");
+    // The operator's words are shown literally, never as markup.
+    let member = c
+        .find(Locator::Css("[data-testid=incident-detail]"))
+        .await?
+        .html(false)
+        .await?;
+    ensure!(!member.contains("<b>stays</b>"), "feed text rendered as markup");
+    c.find(Locator::Css("[data-testid=note-text]"))
+        .await?
+        .send_keys("Called back: tree crew from Stara on the way, ETA 20 min.")
+        .await?;
+    c.find(Locator::Css("[data-testid=note-add]")).await?.click().await?;
+    let note = wait_js(
+        c,
+        "the note in the call's log",
+        r#"const e = document.querySelector("[data-testid=incident-timeline] li[data-kind=note]");
+           return e ? e.textContent : null;"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    ensure!(
+        note.as_str().unwrap_or_default().contains("tree crew from Stara"),
+        "note {note}"
+    );
+    println!("entered a call: {}", entry[1]);
     Ok(())
 }
 

@@ -10,7 +10,6 @@
 //! therefore gives the same incident, with the same number.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::model::{GeoPoint, Layer, Millis, Severity};
 use crate::rules::Rules;
@@ -26,8 +25,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
 /// How much of the description becomes the observation's title (and the incident's name).
 const TITLE_CHARS: usize = 80;
 
-/// What the operator entered.
+/// What the operator entered; the window sends it as is (`NewIncidentDto` in TypeScript).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "NewIncidentDto"))]
+#[serde(rename_all = "camelCase")]
 pub struct CallSpec {
     /// The incident type's id in the rules file (`power_outage`).
     pub incident_type: String,
@@ -82,16 +83,7 @@ pub fn feed_id(layer: Layer) -> String {
 
 /// The built-in call feeds, one per layer, all GeoJSON.
 pub fn feed_specs() -> Vec<FeedSpec> {
-    Layer::ALL
-        .iter()
-        .map(|l| FeedSpec {
-            id: feed_id(*l),
-            layer: *l,
-            format: FeedFormat::GeoJson,
-            name: format!("Operators' calls ({})", l.as_str()),
-            mapping: Value::Null,
-        })
-        .collect()
+    crate::scenario::built_in_feeds(feed_id, "Operators' calls")
 }
 
 /// The entity of the `n`th call of a run (from 1).
@@ -169,6 +161,7 @@ pub fn message(spec: &CallSpec, n: u64, at_ms: Millis, operator: &str) -> TapeMe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn rules() -> Rules {
         Rules::parse("version = 1\n[[types]]\nid = \"fire\"\ntitle = \"Fire: {name}\"\nseeds = [\"smoke.alarm\"]\n")

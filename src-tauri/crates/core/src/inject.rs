@@ -122,16 +122,7 @@ pub fn feed_id(layer: Layer) -> String {
 
 /// The built-in inject feeds, one per layer, all GeoJSON.
 pub fn feed_specs() -> Vec<FeedSpec> {
-    Layer::ALL
-        .iter()
-        .map(|l| FeedSpec {
-            id: feed_id(*l),
-            layer: *l,
-            format: FeedFormat::GeoJson,
-            name: format!("Trainer injects ({})", l.as_str()),
-            mapping: Value::Null,
-        })
-        .collect()
+    crate::scenario::built_in_feeds(feed_id, "Trainer injects")
 }
 
 /// Where an inject lands: the place picked, or the asset it snapped to.

@@ -61,6 +61,21 @@ pub struct FeedSpec {
     pub mapping: serde_json::Value,
 }
 
+/// Feeds every scenario has without declaring them, one per layer, all GeoJSON: `id_of`
+/// names each (`inject.utility`), and `name` says whose they are ("Trainer injects").
+pub fn built_in_feeds(id_of: fn(Layer) -> String, name: &str) -> Vec<FeedSpec> {
+    Layer::ALL
+        .iter()
+        .map(|l| FeedSpec {
+            id: id_of(*l),
+            layer: *l,
+            format: FeedFormat::GeoJson,
+            name: format!("{name} ({})", l.as_str()),
+            mapping: serde_json::Value::Null,
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {

@@ -216,19 +216,9 @@ impl IncidentTypeDto {
     }
 }
 
-/// An incident an operator enters by hand from a phone call or a radio report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct NewIncidentDto {
-    /// An incident type of the rules.
-    pub incident_type: String,
-    pub layer: Layer,
-    pub severity: Severity,
-    /// What was reported, in the operator's words.
-    pub description: String,
-    pub lon: f64,
-    pub lat: f64,
-}
+/// An incident an operator enters by hand from a phone call or a radio report: the core's
+/// call, as the window sends it.
+pub use cityops_core::call::CallSpec as NewIncidentDto;
 
 /// A call the engine accepted: its observation's entity, whose incident opens once the clock
 /// has correlated the second it was entered in (on a site, once the site applied it).

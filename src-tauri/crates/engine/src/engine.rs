@@ -31,7 +31,6 @@ use crate::replay::Replay;
 use crate::scenario::Scenario;
 use crate::site_mode::{self, SharedSeat, SiteEngineConfig, SiteMode, TrainerSeat};
 use crate::tiles::MapArchives;
-use cityops_core::call::CallSpec;
 use cityops_live::pipeline::Pipeline;
 use cityops_live::RETRY_STORE;
 use cityops_outbox::{self as outbox, Outbox};
@@ -674,14 +673,7 @@ impl Engine {
     pub async fn new_incident(&self, request: NewIncidentDto) -> Result<CallDto, EngineError> {
         let (made, shared) = self
             .ask(Effect::Writes, move |replay, _| {
-                let spec = CallSpec {
-                    incident_type: request.incident_type,
-                    layer: request.layer,
-                    severity: request.severity,
-                    description: request.description,
-                    lon: request.lon,
-                    lat: request.lat,
-                };
+                let spec = request;
                 if replay.site.is_some() {
                     // Checked here too, so a call the rules refuse is refused before it is shared.
                     replay.prepare_call(&spec, "", "", replay.now_ms())?;

@@ -3,14 +3,30 @@ import type { Layer } from "./Layer";
 import type { Severity } from "./Severity";
 
 /**
- * An incident an operator enters by hand from a phone call or a radio report.
+ * What the operator entered; the window sends it as is (`NewIncidentDto` in TypeScript).
  */
 export type NewIncidentDto = { 
 /**
- * An incident type of the rules.
+ * The incident type's id in the rules file (`power_outage`).
  */
-incidentType: string, layer: Layer, severity: Severity, 
+incidentType: string, 
+/**
+ * The layer it belongs to on the map.
+ */
+layer: Layer, 
+/**
+ * How bad the caller says it is.
+ */
+severity: Severity, 
 /**
  * What was reported, in the operator's words.
  */
-description: string, lon: number, lat: number, };
+description: string, 
+/**
+ * Where, in WGS 84 degrees.
+ */
+lon: number, 
+/**
+ * Where, in WGS 84 degrees.
+ */
+lat: number, };

@@ -269,6 +269,22 @@ async fn click_at(c: &Client, x: f64, y: f64) -> Result<()> {
     Ok(())
 }
 
+/// Moves the map to `lon, lat` at zoom 16 and, once it is idle (`what`), clicks that place.
+async fn click_map_at(c: &Client, lon: f64, lat: f64, what: &str) -> Result<()> {
+    let point = c
+        .execute(
+            r#"const [lon, lat] = arguments; const m = window.__cityopsMap;
+               m.jumpTo({ center: [lon, lat], zoom: 16 });
+               const p = m.project([lon, lat]);
+               const r = m.getCanvas().getBoundingClientRect();
+               return [r.left + p.x, r.top + p.y];"#,
+            vec![json!(lon), json!(lat)],
+        )
+        .await?;
+    wait_js(c, what, IDLE, Duration::from_secs(60)).await?;
+    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await
+}
+
 async fn scenario(c: &Client, started: Instant) -> Result<()> {
     // 1. The map reaches idle with basemap features drawn from the local tiles.
     wait_js(c, "first map idle", IDLE, Duration::from_secs(180)).await?;
@@ -789,18 +805,7 @@ async fn enter_call(c: &Client) -> Result<()> {
         .text()
         .await?;
     ensure!(problem.contains("Click the map"), "unplaced call: {problem:?}");
-    let point = c
-        .execute(
-            r#"const m = window.__cityopsMap;
-               m.jumpTo({ center: [24.9505, 60.1697], zoom: 16 });
-               const p = m.project([24.9505, 60.1697]);
-               const r = m.getCanvas().getBoundingClientRect();
-               return [r.left + p.x, r.top + p.y];"#,
-            vec![],
-        )
-        .await?;
-    wait_js(c, "the map idle at the caller's place", IDLE, Duration::from_secs(60)).await?;
-    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    click_map_at(c, 24.9505, 60.1697, "the map idle at the caller's place").await?;
     let place = c
         .find(Locator::Css("[data-testid=new-incident-place]"))
         .await?
@@ -974,18 +979,7 @@ async fn place_citizen_report(c: &Client, listed: &str) -> Result<()> {
         .await?;
     let hint = c.find(Locator::Css("[data-testid=inject-hint]")).await?.text().await?;
     ensure!(hint.contains("Click the map to place"), "hint {hint:?}");
-    let point = c
-        .execute(
-            r#"const m = window.__cityopsMap;
-               m.jumpTo({ center: [24.9445, 60.1745], zoom: 16 });
-               const p = m.project([24.9445, 60.1745]);
-               const r = m.getCanvas().getBoundingClientRect();
-               return [r.left + p.x, r.top + p.y];"#,
-            vec![],
-        )
-        .await?;
-    wait_js(c, "the trainer's map idle at the place", IDLE, Duration::from_secs(60)).await?;
-    click_at(c, point[0].as_f64().unwrap_or(0.0), point[1].as_f64().unwrap_or(0.0)).await?;
+    click_map_at(c, 24.9445, 60.1745, "the trainer's map idle at the place").await?;
     let made = c
         .wait()
         .at_most(Duration::from_secs(20))

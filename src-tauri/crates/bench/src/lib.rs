@@ -856,6 +856,7 @@ pub fn correlation(substations: usize, n: usize, batch: usize) -> Result<Correla
             position,
             title: kind.into(),
             fields: Default::default(),
+            shape: None,
         }
     };
     let mut seq = 0u64;

@@ -34,6 +34,7 @@ pub mod objectives;
 pub mod picture;
 pub mod rules;
 pub mod scenario;
+pub mod shape;
 pub mod tape;
 pub mod workflow;
 

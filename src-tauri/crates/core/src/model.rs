@@ -172,6 +172,10 @@ pub struct Observation {
     pub title: String,
     /// Every other field of the source payload, untrusted feed text.
     pub fields: crate::Fields,
+    /// What it covers when that is more than a point (a warning's area, a closed road), as the
+    /// feed gave it; `position` stays the point correlation uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Box<crate::shape::Shape>>,
 }
 
 #[cfg(test)]

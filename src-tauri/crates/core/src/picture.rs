@@ -131,6 +131,7 @@ mod tests {
             position: GeoPoint { lon: 24.9, lat: 60.1 },
             title: String::new(),
             fields: Default::default(),
+            shape: None,
         }
     }
 

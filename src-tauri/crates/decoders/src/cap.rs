@@ -71,6 +71,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
+use cityops_core::shape::Shape;
 use cityops_core::Fields;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -1143,6 +1144,16 @@ impl CapAdapter {
                         continue;
                     }
                 };
+                let shape = match area_shape(area) {
+                    Ok(shape) => shape.map(Box::new),
+                    Err(Refusal(reason)) => {
+                        out.rejected.push(Rejected {
+                            place: area_place,
+                            reason,
+                        });
+                        continue;
+                    }
+                };
                 let mut fields: Gathered = Vec::with_capacity(8);
                 let mut cut = info_cut.clone();
                 put(&mut fields, &mut cut, &area.texts, F::AreaDesc);
@@ -1188,6 +1199,7 @@ impl CapAdapter {
                     position,
                     title: title.clone(),
                     fields,
+                    shape,
                 });
                 *idx = idx.saturating_add(1);
             }
@@ -1234,6 +1246,7 @@ impl CapAdapter {
                     position,
                     title: format!("{tag}{verb}: {old_title}"),
                     fields,
+                    shape: None,
                 });
                 *idx = idx.saturating_add(1);
                 closed += 1;
@@ -1425,6 +1438,50 @@ fn area_position(area: &RawArea) -> Result<Option<(GeoPoint, &'static str)>, Ref
         return Ok(GeoPoint::new(lon, lat).map(|p| (p, "circle")));
     }
     Ok(None)
+}
+
+/// What an area covers, for the map: its polygons (an open ring closed, as for its position)
+/// and its circles (as polygons of 32 sides), checked like any shape; `None` when it has
+/// neither, or only circles of radius 0.
+fn area_shape(area: &RawArea) -> Result<Option<Shape>, Refusal> {
+    let mut polygons = Vec::new();
+    for (k, p) in area.texts.all(F::Polygon).enumerate() {
+        let text = p.text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let mut ring = text
+            .split_whitespace()
+            .map(|pair| parse_pair(pair).map(|(lon, lat)| [lon, lat]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|r| format!("polygon[{k}]: {r}"))?;
+        if ring.first() != ring.last() {
+            ring.push(ring[0]);
+        }
+        let one = Shape::Polygon(vec![ring]);
+        one.check().map_err(|e| format!("polygon[{k}]: {e}"))?;
+        if let Shape::Polygon(rings) = one {
+            polygons.push(rings);
+        }
+    }
+    for c in area.texts.all(F::Circle) {
+        let mut parts = c.text.split_whitespace();
+        // Already read (and refused when malformed) for the area's position.
+        let (Some(centre), Some(Ok(km))) = (parts.next(), parts.next().map(str::parse::<f64>)) else {
+            continue;
+        };
+        let Some(centre) = parse_pair(centre).ok().and_then(|(lon, lat)| GeoPoint::new(lon, lat)) else {
+            continue;
+        };
+        if let (true, Shape::Polygon(rings)) = (km > 0.0, Shape::circle(centre, km * 1000.0)) {
+            polygons.push(rings);
+        }
+    }
+    let shape = Shape::areas(polygons);
+    if let Some(s) = &shape {
+        s.check().map_err(|e| Refusal(e.to_string()))?;
+    }
+    Ok(shape)
 }
 
 /// `lat,lon` to `(lon, lat)`, in range.

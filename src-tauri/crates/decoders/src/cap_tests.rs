@@ -275,6 +275,48 @@ fn the_montgomery_polygon_is_placed_at_its_centroid() {
         o.position
     );
     assert_eq!(field(o, "geocode"), &serde_json::json!(["SAME=024031"]));
+    // The area is kept as the polygon it is, for the map: 41 positions, lon before lat.
+    let Some(Shape::Polygon(rings)) = o.shape.as_deref() else {
+        panic!("the polygon is kept: {:?}", o.shape)
+    };
+    assert_eq!(rings[0].len(), 41);
+    let (lat, lon) = polygon.split_whitespace().next().unwrap().split_once(',').unwrap();
+    assert_eq!(rings[0][0], [lon.parse::<f64>().unwrap(), lat.parse::<f64>().unwrap()]);
+}
+
+/// A CAP alert over Helsinki with the given area elements.
+fn helsinki_alert(area: &str) -> String {
+    format!(
+        r#"<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>FMI-1</identifier>
+        <sender>fmi.fi</sender><sent>2026-11-26T20:45:00+02:00</sent><status>Actual</status><msgType>Alert</msgType>
+        <scope>Public</scope><info><category>Met</category><event>Storm</event><urgency>Immediate</urgency><severity>Severe</severity>
+        <certainty>Likely</certainty><area><areaDesc>Helsinki</areaDesc>{area}</area></info></alert>"#
+    )
+}
+
+#[test]
+fn circles_become_polygons_and_a_polygon_crossing_itself_is_refused_with_its_place() {
+    let d = decode(ctx(), helsinki_alert("<circle>60.17,24.94 2</circle>").as_bytes()).unwrap();
+    let Some(Shape::Polygon(rings)) = d.observations[0].shape.as_deref() else {
+        panic!("a circle is drawn as a polygon: {:?}", d.observations[0].shape)
+    };
+    assert_eq!(rings[0].len(), 33);
+    // An open ring is closed, as it is for the position.
+    let open = "<polygon>60.16,24.92 60.16,24.96 60.18,24.96 60.18,24.92</polygon>";
+    let d = decode(ctx(), helsinki_alert(open).as_bytes()).unwrap();
+    assert!(matches!(d.observations[0].shape.as_deref(), Some(Shape::Polygon(r)) if r[0].len() == 5));
+    // Two shapes in one area are one MultiPolygon.
+    let both = format!("{open}<circle>60.20,24.90 1</circle>");
+    let d = decode(ctx(), helsinki_alert(&both).as_bytes()).unwrap();
+    assert!(matches!(d.observations[0].shape.as_deref(), Some(Shape::MultiPolygon(p)) if p.len() == 2));
+    let bow_tie = "<polygon>60.16,24.92 60.18,24.96 60.16,24.96 60.18,24.92 60.16,24.92</polygon>";
+    let d = decode(ctx(), helsinki_alert(bow_tie).as_bytes()).unwrap();
+    assert!(d.observations.is_empty());
+    assert_eq!(d.rejected[0].place, "alert.info[0].area[0]");
+    assert_eq!(
+        d.rejected[0].reason,
+        "polygon[0]: ring 0 crosses itself (its edges 0 and 2)"
+    );
 }
 
 #[test]

@@ -928,6 +928,7 @@ fn observe(ctx: MessageContext<'_>, mut ev: RawEvent, idx: usize) -> Result<Obse
         position,
         title,
         fields: fields.into(),
+        shape: None,
     })
 }
 

@@ -8,6 +8,7 @@
 //! its neighbours are kept.
 
 use cityops_core::model::{GeoPoint, Observation, Severity};
+use cityops_core::shape::Shape;
 use serde_json::{Map, Value};
 
 use super::{Adapter, DecodeError, Decoded, MessageContext, Refusal, Rejected};
@@ -160,6 +161,11 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
     };
     let geometry = f.get("geometry").ok_or_else(|| err(".geometry", "missing"))?;
     let position = position(geometry).map_err(|r| err(".geometry", r.0))?;
+    // Areas and lines keep their shape for the map; the position stays the point correlation
+    // uses. A bad shape refuses the feature, as a bad position does.
+    let shape = Shape::from_geojson(geometry)
+        .map_err(|e| err(".geometry", e.to_string()))?
+        .map(Box::new);
     // What is left of the properties is the payload.
     let fields = props.into();
     Ok(Observation {
@@ -175,6 +181,7 @@ fn feature(ctx: MessageContext<'_>, idx: u32, f: Value) -> Result<Observation, F
         position,
         title,
         fields,
+        shape,
     })
 }
 
@@ -243,10 +250,12 @@ mod tests {
             {"type":"Feature","id":"node/2","geometry":{"type":"Point","coordinates":[24.94,60.17]},"properties":{}},
             {"type":"Feature","id":"node/3","geometry":{"type":"Point","coordinates":[240,60]},"properties":{"kind":"x"}},
             {"type":"Feature","id":4,"geometry":{"type":"Polygon","coordinates":[[[24.0,60.0],[25.0,60.0],[25.0,61.0],[24.0,61.0]]]},"properties":{"kind":"weather.warning","severity":"purple"}},
-            {"type":"Feature","id":5,"geometry":{"type":"Polygon","coordinates":[[[24.0,60.0],[25.0,60.0],[25.0,61.0],[24.0,61.0]]]},"properties":{"kind":"weather.warning"}}
+            {"type":"Feature","id":5,"geometry":{"type":"Polygon","coordinates":[[[24.0,60.0],[25.0,60.0],[25.0,61.0],[24.0,61.0],[24.0,60.0]]]},"properties":{"kind":"weather.warning"}},
+            {"type":"Feature","id":6,"geometry":{"type":"Polygon","coordinates":[[[24.0,60.0],[25.0,60.0],[25.0,61.0],[24.0,61.0]]]},"properties":{"kind":"weather.warning"}}
         ]}"#;
         let d = decode(ctx(), body.as_bytes()).unwrap();
         assert_eq!(d.observations.len(), 2);
+        assert_eq!(d.observations[0].shape, None, "a point has no shape");
         let o = &d.observations[0];
         assert_eq!(
             (o.entity.as_str(), o.kind.as_str(), o.severity),
@@ -257,15 +266,23 @@ mod tests {
         assert!(!o.fields.contains_key("kind"));
         let w = &d.observations[1];
         assert_eq!((w.entity.as_str(), w.idx, w.severity), ("5", 4, Severity::Minor));
-        assert!((w.position.lon - 24.5).abs() < 1e-9 && (w.position.lat - 60.5).abs() < 1e-9);
+        // The position is the mean of the positions (the closing one too): the point
+        // correlation uses; the area itself is kept as the feed drew it.
+        assert!((w.position.lon - 24.4).abs() < 1e-9 && (w.position.lat - 60.4).abs() < 1e-9);
+        assert!(matches!(w.shape.as_deref(), Some(Shape::Polygon(rings)) if rings[0].len() == 5));
         let places: Vec<&str> = d.rejected.iter().map(|r| r.place.as_str()).collect();
         assert_eq!(
             places,
             [
                 "features[1].properties.kind",
                 "features[2].geometry",
-                "features[3].properties.severity"
+                "features[3].properties.severity",
+                "features[5].geometry"
             ]
+        );
+        assert_eq!(
+            d.rejected[3].reason,
+            "ring 0 is not closed: its first and last positions differ"
         );
     }
 

@@ -487,6 +487,7 @@ impl GtfsRtAdapter {
             position,
             title,
             fields,
+            shape: None,
         })
     }
 
@@ -697,6 +698,7 @@ impl GtfsRtAdapter {
             position,
             title,
             fields,
+            shape: None,
         })
     }
 
@@ -854,6 +856,7 @@ impl GtfsRtAdapter {
             position,
             title: header.unwrap_or_else(|| "Service alert".to_owned()),
             fields,
+            shape: None,
         })
     }
 }

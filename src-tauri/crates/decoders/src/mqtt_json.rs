@@ -739,6 +739,7 @@ impl MqttJsonAdapter {
             position,
             title,
             fields: obj,
+            shape: None,
         })
     }
 }

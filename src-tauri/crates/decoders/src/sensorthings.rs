@@ -60,6 +60,7 @@
 
 use cityops_core::model::{GeoPoint, Millis, Observation, Severity};
 use cityops_core::scenario::FeedSpec;
+use cityops_core::shape::Shape;
 use cityops_core::Fields;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
@@ -266,14 +267,17 @@ fn name_of(v: Option<&Value>) -> Option<&str> {
     v?.get("name")?.as_str().filter(|s| !s.is_empty())
 }
 
-/// A GeoJSON geometry or Feature as a point.
-fn geojson_point(v: &Value) -> Result<GeoPoint, Refusal> {
+/// A GeoJSON geometry or Feature as a point, and its shape when it is an area or a line (a
+/// flood zone's sensor, a pipe).
+fn geojson_place(v: &Value) -> Result<(GeoPoint, Option<Shape>), Refusal> {
     let geometry = if v.get("type").and_then(Value::as_str) == Some("Feature") {
         v.get("geometry").ok_or("Feature without geometry")?
     } else {
         v
     };
-    super::geojson::position(geometry)
+    let point = super::geojson::position(geometry)?;
+    let shape = Shape::from_geojson(geometry).map_err(|e| Refusal(e.to_string()))?;
+    Ok((point, shape))
 }
 
 impl SensorThingsAdapter {
@@ -345,7 +349,7 @@ impl SensorThingsAdapter {
         let mut last_problem = None;
         if let Some(locations) = thing.and_then(|t| t.get("Locations")).and_then(Value::as_array) {
             for (k, loc) in locations.iter().enumerate() {
-                match loc.get("location").map(geojson_point) {
+                match loc.get("location").map(geojson_place) {
                     Some(Ok(p)) => {
                         position = Some(p);
                         break;
@@ -359,13 +363,13 @@ impl SensorThingsAdapter {
         }
         if position.is_none() {
             if let Some(feature) = obs.get("FeatureOfInterest").and_then(|f| f.get("feature")) {
-                match geojson_point(feature) {
+                match geojson_place(feature) {
                     Ok(p) => position = Some(p),
                     Err(r) => last_problem = Some((".FeatureOfInterest.feature".into(), r.0)),
                 }
             }
         }
-        let position = match (position, last_problem) {
+        let (position, shape) = match (position, last_problem) {
             (Some(p), _) => p,
             (None, Some((field, r))) => return Err(err(&field, format!("cannot be placed: {r}"))),
             (None, None) => return Err(err(
@@ -446,6 +450,7 @@ impl SensorThingsAdapter {
             position,
             title,
             fields,
+            shape: shape.map(Box::new),
         })
     }
 }
@@ -497,6 +502,27 @@ mod tests {
                 "ObservedProperty": {"@iot.id": 1, "name": property, "definition": "http://example.org/voltage"}
             }
         })
+    }
+
+    #[test]
+    fn a_location_that_is_an_area_keeps_its_shape_and_a_bad_one_is_refused() {
+        let mut a = SensorThingsAdapter::from_spec(&spec(json!({"kinds": {"level": "water.level"}}))).unwrap();
+        let zone = json!({"type": "Polygon", "coordinates": [[[24.95, 60.16], [24.96, 60.16], [24.96, 60.17], [24.95, 60.16]]]});
+        let open = json!({"type": "Polygon", "coordinates": [[[24.95, 60.16], [24.96, 60.16], [24.96, 60.17], [24.95, 60.17]]]});
+        let body = json!({"value": [
+            obs(1, "2025-11-26T21:08:00Z", json!(1.5), "level", zone),
+            obs(2, "2025-11-26T21:08:00Z", json!(1.5), "level", open),
+        ]})
+        .to_string();
+        let d = a.decode(ctx(), body.as_bytes()).unwrap();
+        assert_eq!(d.observations.len(), 1);
+        assert!(matches!(d.observations[0].shape.as_deref(), Some(Shape::Polygon(r)) if r[0].len() == 4));
+        assert_eq!(d.rejected.len(), 1);
+        assert!(
+            d.rejected[0].reason.contains("ring 0 is not closed"),
+            "{}",
+            d.rejected[0].reason
+        );
     }
 
     #[test]

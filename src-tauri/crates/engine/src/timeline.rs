@@ -164,6 +164,7 @@ mod tests {
             position: GeoPoint { lon: 24.9, lat: 60.1 },
             title: format!("{entity} at {received_ms}"),
             fields: Default::default(),
+            shape: None,
         }
     }
 

@@ -174,7 +174,7 @@ pub struct Store {
 const CACHE_KIB: i64 = 32 * 1024;
 
 const OBS_COLUMNS: &str =
-    "id, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, entity, lon, lat, title, fields";
+    "id, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, entity, lon, lat, title, fields, shape";
 
 impl Store {
     /// Opens (creating if needed) and migrates a database file.
@@ -371,11 +371,15 @@ impl Store {
             }
             let mut ins = tx.prepare_cached(
                 "INSERT INTO observations (run, feed, seq, idx, received_ms, observed_ms, layer, kind, severity, \
-                 entity, lon, lat, tbucket, cell, title, fields) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 entity, lon, lat, tbucket, cell, title, fields, shape) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             )?;
             for o in observations {
                 let fields = serde_json::to_string(&o.fields).expect("a JSON map always serializes");
+                let shape = o
+                    .shape
+                    .as_ref()
+                    .map(|s| serde_json::to_string(s).expect("a shape always serializes"));
                 ins.execute(params![
                     run,
                     o.feed,
@@ -393,6 +397,7 @@ impl Store {
                     grid::cell(o.position),
                     o.title,
                     fields,
+                    shape,
                 ])?;
             }
             let mut q = tx.prepare_cached(
@@ -424,6 +429,7 @@ impl Store {
         let layer: String = row.get(6)?;
         let severity: u8 = row.get(8)?;
         let fields: String = row.get(13)?;
+        let shape: Option<String> = row.get(14)?;
         Ok(Observation {
             feed: row.get(1)?,
             seq: row.get::<_, i64>(2)? as u64,
@@ -442,6 +448,9 @@ impl Store {
             },
             title: row.get(12)?,
             fields: serde_json::from_str(&fields).map_err(|e| corrupt(format!("fields: {e}")))?,
+            shape: shape
+                .map(|s| serde_json::from_str(&s).map_err(|e| corrupt(format!("shape: {e}"))))
+                .transpose()?,
         })
     }
 

@@ -319,6 +319,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         line TEXT NOT NULL,
         PRIMARY KEY (run, n)
     );",
+    // 15: what an observation covers when it is more than a point (a GeoJSON geometry; null for
+    // points), so areas and lines are drawn as the feed gave them.
+    "ALTER TABLE observations ADD COLUMN shape TEXT;",
 ];
 
 /// The schema version this build writes.

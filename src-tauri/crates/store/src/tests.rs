@@ -17,6 +17,7 @@ fn obs(entity: &str, seq: u64, received_ms: Millis, lon: f64, lat: f64) -> Obser
         position: GeoPoint { lon, lat },
         title: "Camera ✓ offline".into(),
         fields: fields.into(),
+        shape: None,
     }
 }
 
@@ -24,19 +25,28 @@ fn obs(entity: &str, seq: u64, received_ms: Millis, lon: f64, lat: f64) -> Obser
 fn observations_round_trip_exactly() {
     let mut s = Store::open_in_memory().unwrap();
     let run = s.begin_run("demo", "now").unwrap();
+    // One of them covers an area, kept as its shape.
+    let mut area = obs("zone/3", 3, 2_000, 24.945, 60.172);
+    area.shape = Some(Box::new(cityops_core::shape::Shape::Polygon(vec![vec![
+        [24.94, 60.17],
+        [24.95, 60.17],
+        [24.95, 60.175],
+        [24.94, 60.17],
+    ]])));
     let written = vec![
         obs("cam/1", 1, 1_000, 24.94, 60.17),
         obs("cam/2", 2, 2_000, 24.95, 60.175),
+        area,
     ];
-    s.append(run, &written, &[], (2, 2_000)).unwrap();
+    s.append(run, &written, &[], (3, 2_000)).unwrap();
     let mut read = Vec::new();
     s.for_each(run, |o| read.push(o.clone())).unwrap();
     assert_eq!(read, written);
-    assert_eq!(s.frontier(run).unwrap(), (2, Some(2_000)));
+    assert_eq!(s.frontier(run).unwrap(), (3, Some(2_000)));
     let counts = s.counts(run).unwrap();
     assert_eq!(
         counts.per_layer.iter().find(|(l, _)| *l == Layer::Security).unwrap().1,
-        2
+        3
     );
 }
 

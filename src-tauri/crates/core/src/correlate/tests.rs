@@ -75,6 +75,7 @@ fn obs(
         position: GeoPoint { lon: at.0, lat: at.1 },
         title: format!("{entity} {kind}"),
         fields: fields.as_object().cloned().unwrap_or_default().into(),
+        shape: None,
     }
 }
 

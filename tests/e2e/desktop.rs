@@ -327,6 +327,19 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     println!("rendered observations per layer: {counts}");
+    // 2b. The storm warning is drawn as the area it covers, not only as its point: its polygon
+    //     fills the alerts layer's shape layer, under the dots.
+    let warning = wait_js(
+        c,
+        "the storm warning drawn as its area",
+        r#"const m = window.__cityopsMap;
+           const f = m.queryRenderedFeatures({ layers: ["shapes-alerts-fill"] });
+           const w = f.find(x => x.properties.id === "warning/storm-2026-11-26-helsinki");
+           return w ? [w.geometry.type, f.length] : null;"#,
+        Duration::from_secs(60),
+    )
+    .await?;
+    ensure!(warning[0] == "Polygon", "the warning's shape: {warning}");
 
     // 3. Toggling a layer removes its features and leaves the others.
     c.find(Locator::Css("[data-testid=layer-toggle-security]"))

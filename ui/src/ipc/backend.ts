@@ -49,6 +49,7 @@ export type { IncidentTypeDto } from "./gen/IncidentTypeDto";
 export type { NewIncidentDto } from "./gen/NewIncidentDto";
 export type { CallDto } from "./gen/CallDto";
 export type { Severity } from "./gen/Severity";
+export type { Shape } from "./gen/Shape";
 export type { AreaDto } from "./gen/AreaDto";
 export type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 export type { IncidentEntryDto } from "./gen/IncidentEntryDto";

@@ -15,6 +15,7 @@ import type { Theme } from "../state/view";
 import { basemapStyle, TILE_SCHEME } from "./basemap";
 import { createFrameBatcher, type FrameBatcher } from "./frameBatcher";
 import { AREA_SOURCE, areaCollection, paddedBounds, withArea, type AreaCollection } from "./incidentArea";
+import { emptyShapes, shapeSourceId, toShapeCollection, withShapes, type ShapeCollection } from "./shapeLayers";
 import type { AreaDto } from "../ipc/backend";
 import {
   CLICKABLE_LAYER_IDS,
@@ -84,6 +85,8 @@ export class MapController {
   readonly #pushed: Record<Layer, LayerFeatures | null>;
   /** The GeoJSON last given to each source, reused when the basemap style is swapped. */
   readonly #collections: Record<Layer, ObservationCollection>;
+  /** The shapes last given to each layer's shape source, reused when the style is swapped. */
+  readonly #shapes: Record<Layer, ShapeCollection>;
   #visible: Readonly<Record<Layer, boolean>>;
   #theme: Theme;
   readonly #archive: string | null;
@@ -105,6 +108,12 @@ export class MapController {
       security: emptyCollection(),
       utility: emptyCollection(),
       alerts: emptyCollection(),
+    };
+    this.#shapes = {
+      transport: emptyShapes(),
+      security: emptyShapes(),
+      utility: emptyShapes(),
+      alerts: emptyShapes(),
     };
     this.#batcher = createFrameBatcher(() => this.#flush());
 
@@ -299,7 +308,8 @@ export class MapController {
     // The camera belongs to the operator, not to the basemap: drop the style's own view so a
     // style swap never moves the map.
     const { center: _c, zoom: _z, bearing: _b, pitch: _p, ...base } = basemapStyle(this.#theme, this.#archive);
-    return withArea(composeStyle(base, this.#collections, this.#visible, this.#theme), this.#area);
+    const style = composeStyle(base, this.#collections, this.#visible, this.#theme);
+    return withArea(withShapes(style, this.#shapes, this.#visible), this.#area);
   }
 
   /** Brings the stored collections up to date without touching the map. */
@@ -308,6 +318,7 @@ export class MapController {
       const want = this.#wanted[layer];
       if (want === this.#pushed[layer]) continue;
       this.#collections[layer] = toFeatureCollection(want);
+      this.#shapes[layer] = toShapeCollection(want);
       this.#pushed[layer] = want;
     }
   }
@@ -322,6 +333,13 @@ export class MapController {
       const collection = toFeatureCollection(want);
       void source.setData(collection);
       this.#collections[layer] = collection;
+      const shapes = toShapeCollection(want);
+      // Most updates move points only: the shape source is set again only when it had or has
+      // shapes.
+      if (shapes.features.length > 0 || this.#shapes[layer].features.length > 0) {
+        void this.#map.getSource<maplibregl.GeoJSONSource>(shapeSourceId(layer))?.setData(shapes);
+      }
+      this.#shapes[layer] = shapes;
       this.#pushed[layer] = want;
     }
     this.#applySelection();

@@ -17,6 +17,7 @@ import type { Layer, MapFeatureDto } from "../ipc/backend";
 import { LAYERS, type LayerFeatures } from "../state/data";
 import type { Theme } from "../state/view";
 import { LAYER_COLOURS, severityRank } from "./palette";
+import { shapeFillId, shapeLineId } from "./shapeLayers";
 
 export type ObservationProps = {
   id: string;
@@ -52,7 +53,7 @@ export function ringLayerId(layer: Layer): string {
 
 /** Every style layer that belongs to one observation layer (toggled together). */
 export function styleLayerIds(layer: Layer): string[] {
-  return [ringLayerId(layer), circleLayerId(layer)];
+  return [shapeFillId(layer), shapeLineId(layer), ringLayerId(layer), circleLayerId(layer)];
 }
 
 export const CLICKABLE_LAYER_IDS: readonly string[] = LAYERS.map(circleLayerId);

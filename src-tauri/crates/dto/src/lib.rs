@@ -3,6 +3,7 @@
 
 use cityops_core::model::{Layer, Observation, Severity};
 use cityops_core::scenario::Manifest;
+pub use cityops_core::shape::Shape;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -54,6 +55,10 @@ pub struct MapFeatureDto {
     pub title: String,
     #[ts(type = "number")]
     pub observed_ms: i64,
+    /// The area or line it covers, as a GeoJSON geometry; absent for a point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub shape: Option<Shape>,
 }
 
 impl From<&Observation> for MapFeatureDto {
@@ -67,6 +72,7 @@ impl From<&Observation> for MapFeatureDto {
             lat: o.position.lat,
             title: o.title.clone(),
             observed_ms: o.observed_ms,
+            shape: o.shape.as_deref().cloned(),
         }
     }
 }
@@ -262,6 +268,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ApiErrorCode>(),
         one::<ApiError>(),
         one::<MapFeatureDto>(),
+        one::<Shape>(),
         one::<ClockDto>(),
         one::<IncidentTypeDto>(),
         one::<NewIncidentDto>(),

@@ -64,6 +64,10 @@ commands! {
     #[windows(main)]
     async fn incident_note(engine; id: String, text: String) -> () { engine.incident_note(id, text).await }
 
+    /// What was observed in a box between two scenario times, with counts per kind.
+    #[windows(main)]
+    async fn query_area(engine; query: AreaQueryDto) -> AreaAnswerDto { engine.query_area(query).await }
+
     /// Enters a phone call or radio report as an incident, as the signed-in operator.
     #[windows(main)]
     async fn new_incident(engine; request: NewIncidentDto) -> CallDto { engine.new_incident(request).await }

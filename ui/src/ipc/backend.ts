@@ -27,6 +27,8 @@ import type { InjectDto } from "./gen/InjectDto";
 import type { InjectRequestDto } from "./gen/InjectRequestDto";
 import type { NewIncidentDto } from "./gen/NewIncidentDto";
 import type { CallDto } from "./gen/CallDto";
+import type { AreaQueryDto } from "./gen/AreaQueryDto";
+import type { AreaAnswerDto } from "./gen/AreaAnswerDto";
 
 export type { ApiError, ApiErrorCode, RosterEntryDto };
 export type { ClockDto } from "./gen/ClockDto";
@@ -48,6 +50,9 @@ export type { ScenarioDto } from "./gen/ScenarioDto";
 export type { IncidentTypeDto } from "./gen/IncidentTypeDto";
 export type { NewIncidentDto } from "./gen/NewIncidentDto";
 export type { CallDto } from "./gen/CallDto";
+export type { AreaQueryDto } from "./gen/AreaQueryDto";
+export type { AreaAnswerDto } from "./gen/AreaAnswerDto";
+export type { KindCountDto } from "./gen/KindCountDto";
 export type { Severity } from "./gen/Severity";
 export type { Shape } from "./gen/Shape";
 export type { AreaDto } from "./gen/AreaDto";
@@ -138,6 +143,8 @@ export interface Backend {
    * the queue once the engine has correlated the second it was entered in.
    */
   newIncident(request: NewIncidentDto): Promise<CallDto>;
+  /** What was observed in a box between two scenario times, up to the clock, with counts per kind. */
+  queryArea(query: AreaQueryDto): Promise<AreaAnswerDto>;
 
   // Dispatch: preview, confirm, and follow actions through the durable outbox.
   /** The configured backends, as the operator picks them. */

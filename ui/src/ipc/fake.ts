@@ -14,6 +14,8 @@ import type {
   InjectRequestDto,
   NewIncidentDto,
   CallDto,
+  AreaQueryDto,
+  AreaAnswerDto,
   FeedHealthDto,
   IncidentDetailDto,
   IncidentEntryDto,
@@ -999,6 +1001,37 @@ export function createFakeBackend(opts: FakeOptions = {}): FakeBackend {
       pendingIncidents = { reset: false, upserts: [inc.entry], removed: [] };
       emit(false, [o]);
       return { entity: o.id };
+    },
+    queryArea: async (q: AreaQueryDto): Promise<AreaAnswerDto> => {
+      if (!(q.west < q.east && q.south < q.north))
+        throw { code: "invalidInput", message: `${q.west},${q.south},${q.east},${q.north} is not a box` };
+      const to = Math.min(q.toMs, nowMs);
+      const found = observations.filter(
+        (o) =>
+          o.lon >= q.west &&
+          o.lon <= q.east &&
+          o.lat >= q.south &&
+          o.lat <= q.north &&
+          o.observedMs >= q.fromMs &&
+          o.observedMs <= to &&
+          o.receivedMs <= nowMs &&
+          (q.layer === null || o.layer === q.layer),
+      );
+      const counts = new Map<string, { layer: Layer; count: number }>();
+      for (const o of found) {
+        const c = counts.get(o.kind) ?? { layer: o.layer, count: 0 };
+        c.count += 1;
+        counts.set(o.kind, c);
+      }
+      const newest = [...found].sort((a, b) => b.observedMs - a.observedMs);
+      return {
+        count: found.length,
+        perKind: [...counts]
+          .map(([kind, c]) => ({ kind, layer: c.layer, count: c.count }))
+          .sort((a, b) => b.count - a.count || a.kind.localeCompare(b.kind)),
+        observations: newest.slice(0, 500).map(toFeature),
+        listedAll: found.length <= 500,
+      };
     },
     exercise: async (): Promise<ExerciseDto> => ({ injects: [...injects], score: score(), endedMs, endedBy }),
     endExercise: async (by: string | null, mapPng: string | null): Promise<string> => {

@@ -55,6 +55,7 @@ export function createTauriBackend(): Backend {
     tickSop: (id, step, ticked) => call(commands.incidentTickSop(id, step, ticked)),
     addNote: (id, text) => call(commands.incidentNote(id, text)),
     newIncident: (request) => call(commands.newIncident(request)),
+    queryArea: (query) => call(commands.queryArea(query)),
     overrideResolve: (id, reason) => call(commands.incidentOverride(id, "resolved", reason)),
     backends: () => call(commands.backends()),
     previewAction: (request) => call(commands.previewAction(request)),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use cityops_core::model::Layer;
 use cityops_core::scenario::FeedSpec;
 use cityops_decoders::{self as feeds, MessageContext};
+use cityops_engine::area_query::AreaAnswer;
 use cityops_engine::headless;
 use cityops_live::config::LiveConfig;
 use cityops_live::{self as live, Health, LiveOptions};
@@ -1183,15 +1184,12 @@ fn query(
 ) -> anyhow::Result<()> {
     anyhow::ensure!(from <= to, "--from is after --to");
     let (store, run) = open_run(db, run)?;
-    let found: Vec<_> = store
-        .in_area(Some(run), bbox, from, to)?
-        .into_iter()
-        .filter(|o| layer.is_none_or(|l| o.layer == l))
-        .collect();
-    let mut per_kind = std::collections::BTreeMap::<&str, usize>::new();
-    for o in &found {
-        *per_kind.entry(o.kind.as_str()).or_default() += 1;
-    }
+    let AreaAnswer {
+        observations: found,
+        per_kind,
+    } = cityops_engine::area_query::area(&store, run, bbox, (from, to), i64::MAX, layer)?;
+    let per_kind: std::collections::BTreeMap<&str, usize> =
+        per_kind.iter().map(|(kind, (_, n))| (kind.as_str(), *n)).collect();
     let mut out = std::io::stdout().lock();
     if json {
         let v = serde_json::json!({
@@ -1234,19 +1232,7 @@ fn parse_bbox(text: &str) -> Result<cityops_core::grid::BBox, BBoxError> {
         .collect::<Result<_, _>>()
         .map_err(|_| bad())?;
     let [w, s, e, n] = v[..] else { return Err(bad()) };
-    let ok = (-180.0..=180.0).contains(&w)
-        && (-180.0..=180.0).contains(&e)
-        && (-90.0..=90.0).contains(&s)
-        && (-90.0..=90.0).contains(&n)
-        && w < e
-        && s < n;
-    if !ok {
-        return Err(bad());
-    }
-    Ok(cityops_core::grid::BBox {
-        min: cityops_core::model::GeoPoint { lon: w, lat: s },
-        max: cityops_core::model::GeoPoint { lon: e, lat: n },
-    })
+    cityops_core::grid::BBox::new(w, s, e, n).ok_or_else(bad)
 }
 
 /// A command-line duration that [`parse_duration`] cannot read.

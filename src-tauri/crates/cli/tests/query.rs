@@ -98,3 +98,82 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("west,south,east,north"));
 }
+
+/// The map's box asks the engine the same question, up to the clock: what the replay has not
+/// reached stays out, and a box that is not one is refused in words.
+#[test]
+fn the_map_box_answers_up_to_the_clock_with_counts_per_kind() {
+    use cityops_engine::dto::{ApiError, ApiErrorCode, AreaQueryDto};
+    use cityops_engine::{Engine, EngineConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let engine = Engine::start(EngineConfig {
+            scenario_dir: demo(),
+            db_path: dir.path().join("e.db"),
+            maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
+            backends: None,
+        })
+        .unwrap();
+        let start = engine.scenario().start_ms;
+        let q = |to_min: i64| AreaQueryDto {
+            west: 24.935,
+            south: 60.168,
+            east: 24.950,
+            north: 60.178,
+            from_ms: start,
+            to_ms: start + to_min * 60_000,
+            layer: None,
+        };
+        // 21:20, eight minutes after the trip.
+        engine.seek(start + 20 * 60_000).unwrap();
+        let answer = loop {
+            let a = engine.query_area(q(60)).await.unwrap();
+            if a.per_kind.iter().any(|k| k.kind == "signal.dark") {
+                break a;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let total: u32 = answer.per_kind.iter().map(|k| k.count).sum();
+        assert_eq!(total, answer.count);
+        assert!(
+            answer.per_kind.windows(2).all(|w| w[0].count >= w[1].count),
+            "the most first"
+        );
+        // Every one is counted; the newest 500 are listed.
+        assert_eq!(answer.observations.len(), (answer.count as usize).min(500));
+        assert_eq!(answer.listed_all, answer.count <= 500);
+        let clock = start + 20 * 60_000;
+        assert!(
+            answer.observations.iter().all(|o| o.observed_ms <= clock),
+            "nothing after the clock"
+        );
+        assert!(
+            answer
+                .observations
+                .windows(2)
+                .all(|w| w[0].observed_ms >= w[1].observed_ms),
+            "newest first"
+        );
+        // Asked to the end of the tape at 21:20, the box answers what it answers to 21:20.
+        let to_clock = engine.query_area(q(20)).await.unwrap();
+        assert_eq!(to_clock.count, answer.count);
+        // One layer only.
+        let mut utility = q(60);
+        utility.layer = Some(Layer::Utility);
+        let u = engine.query_area(utility).await.unwrap();
+        assert!(u.count > 0 && u.per_kind.iter().all(|k| k.layer == Layer::Utility));
+        // Refused in words.
+        let mut flipped = q(60);
+        flipped.west = 24.96;
+        let e = engine.query_area(flipped).await.unwrap_err();
+        assert_eq!(ApiError::from(&e).code, ApiErrorCode::InvalidInput);
+        assert!(e.to_string().contains("is not a box"), "{e}");
+        let mut backwards = q(60);
+        backwards.from_ms = backwards.to_ms + 1;
+        assert!(engine.query_area(backwards).await.is_err());
+    });
+}

@@ -45,6 +45,13 @@ pub struct BBox {
 }
 
 impl BBox {
+    /// The box west, south, east, north in degrees, if the corners are on Earth and west lies
+    /// before east and south before north.
+    pub fn new(west: f64, south: f64, east: f64, north: f64) -> Option<BBox> {
+        let (min, max) = (GeoPoint::new(west, south)?, GeoPoint::new(east, north)?);
+        (west < east && south < north).then_some(BBox { min, max })
+    }
+
     /// True when the point lies inside (edges included).
     pub fn contains(&self, p: GeoPoint) -> bool {
         (self.min.lon..=self.max.lon).contains(&p.lon) && (self.min.lat..=self.max.lat).contains(&p.lat)

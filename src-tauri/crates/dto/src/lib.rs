@@ -77,6 +77,44 @@ impl From<&Observation> for MapFeatureDto {
     }
 }
 
+/// A place-and-time question from the map's box: what was observed inside it between two
+/// scenario times, of one layer or all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaQueryDto {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+    #[ts(type = "number")]
+    pub from_ms: i64,
+    #[ts(type = "number")]
+    pub to_ms: i64,
+    pub layer: Option<Layer>,
+}
+
+/// How many observations of one kind the box holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct KindCountDto {
+    pub kind: String,
+    pub layer: Layer,
+    pub count: u32,
+}
+
+/// The answer to an [`AreaQueryDto`]: every count, and the newest observations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaAnswerDto {
+    /// Every observation in the box and the range.
+    pub count: u32,
+    /// Per kind, the most first.
+    pub per_kind: Vec<KindCountDto>,
+    /// The newest first; all of them when `listed_all`.
+    pub observations: Vec<MapFeatureDto>,
+    pub listed_all: bool,
+}
+
 /// The replay clock as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +307,9 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ApiError>(),
         one::<MapFeatureDto>(),
         one::<Shape>(),
+        one::<AreaQueryDto>(),
+        one::<KindCountDto>(),
+        one::<AreaAnswerDto>(),
         one::<ClockDto>(),
         one::<IncidentTypeDto>(),
         one::<NewIncidentDto>(),

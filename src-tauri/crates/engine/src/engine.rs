@@ -16,12 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use cityops_core::dispatch::Place;
+use cityops_core::grid::BBox;
 use cityops_core::model::GeoPoint;
 
 use crate::dto::{
-    ActionDto, ActionPreviewDto, ActionRequestDto, BackendDto, CallDto, ChartDto, ExerciseDto, IncidentDetailDto,
-    IncidentTypeDto, InjectDto, InjectRequestDto, LifecycleStatus, MapDiffDto, NewIncidentDto, ObservationDto,
-    OperatorDto, OperatorRole, OutboxDto, QuarantineDto, ScenarioDto,
+    ActionDto, ActionPreviewDto, ActionRequestDto, AreaAnswerDto, AreaQueryDto, BackendDto, CallDto, ChartDto,
+    ExerciseDto, IncidentDetailDto, IncidentTypeDto, InjectDto, InjectRequestDto, LifecycleStatus, MapDiffDto,
+    NewIncidentDto, ObservationDto, OperatorDto, OperatorRole, OutboxDto, QuarantineDto, ScenarioDto,
 };
 use crate::error::EngineError;
 use crate::follow;
@@ -52,6 +53,9 @@ pub const MAX_FACTOR: f64 = 10_000.0;
 /// back through the site's stream, to answer with its outcome; past it (the link is down) the
 /// decision waits in the cache, and the header says so.
 const SHARED_WAIT: Duration = Duration::from_secs(2);
+/// The most observations a box's answer lists (all are counted): the newest, which the map
+/// marks; more would only slow the window.
+const AREA_LISTED: usize = 500;
 
 /// Where an engine finds its inputs.
 #[derive(Debug, Clone)]
@@ -700,6 +704,28 @@ impl Engine {
             .await?;
         self.settled(shared).await?;
         Ok(made)
+    }
+
+    /// What happened in a box between two scenario times (see [`crate::area_query`]), up to the
+    /// clock: what the operator has not reached yet stays out.
+    pub async fn query_area(&self, q: AreaQueryDto) -> Result<AreaAnswerDto, EngineError> {
+        let bbox = BBox::new(q.west, q.south, q.east, q.north).ok_or_else(|| {
+            EngineError::InvalidInput(format!(
+                "{},{},{},{} is not a box west,south,east,north in degrees",
+                q.west, q.south, q.east, q.north
+            ))
+        })?;
+        if q.from_ms > q.to_ms {
+            return Err(EngineError::InvalidInput("the time range starts after it ends".into()));
+        }
+        self.ask(Effect::Reads, move |replay, _| {
+            replay.flush()?;
+            let now = replay.now_ms();
+            let (store, run) = (replay.pipeline().store(), replay.pipeline().run());
+            let answer = crate::area_query::area(store, run, bbox, (q.from_ms, q.to_ms.min(now)), now, q.layer)?;
+            Ok(answer.dto(AREA_LISTED))
+        })
+        .await
     }
 
     /// The configured backends.

@@ -14,6 +14,7 @@
 //! - [`training`] and [`report`]: exercise scores, and the after-action report with its charts.
 //! - [`tiles`]: offline basemap archives (MBTiles) served as plain vector tiles.
 //! - [`headless`]: whole-scenario replays for the `cityops` CLI.
+//! - [`area_query`]: what happened in a box and a time range (the map's box, `cityops query`).
 //! - [`follow`]: a workstation of a site: the site's stream (`cityops-site`) folded in order
 //!   through the same pipeline and desk into the local cache.
 //! - [`trainer_clock`]: the trainer's clock of an exercise site, which publishes the scenario
@@ -24,6 +25,7 @@
 //! Modules depend downwards in this list's spirit and never in a circle: `replay` knows the
 //! desk, the report and the timeline; `engine` and `live_mode` know `replay`, not the reverse.
 
+pub mod area_query;
 pub mod engine;
 pub mod error;
 pub mod follow;

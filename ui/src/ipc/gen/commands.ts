@@ -3,6 +3,8 @@ import { invoke, type Channel } from "@tauri-apps/api/core";
 import type { ActionDto } from "./ActionDto";
 import type { ActionPreviewDto } from "./ActionPreviewDto";
 import type { ActionRequestDto } from "./ActionRequestDto";
+import type { AreaAnswerDto } from "./AreaAnswerDto";
+import type { AreaQueryDto } from "./AreaQueryDto";
 import type { BackendDto } from "./BackendDto";
 import type { CallDto } from "./CallDto";
 import type { ChartDto } from "./ChartDto";
@@ -139,6 +141,11 @@ export function incidentOverride(id: string, to: LifecycleStatus, reason: string
 /** Adds a note to an incident's narrative log, as the signed-in operator. */
 export function incidentNote(id: string, text: string): Promise<void> {
   return invoke<void>("incident_note", { id, text });
+}
+
+/** What was observed in a box between two scenario times, with counts per kind. */
+export function queryArea(query: AreaQueryDto): Promise<AreaAnswerDto> {
+  return invoke<AreaAnswerDto>("query_area", { query });
 }
 
 /** Enters a phone call or radio report as an incident, as the signed-in operator. */

@@ -616,6 +616,8 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
 
     // 7c. A phone call entered as an incident (key n).
     enter_call(c).await?;
+    // 7d. What happened here (key h, then a box dragged on the map).
+    what_happened_here(c).await?;
 
     // 8. The keys are documented in the window: `?` opens the help, Esc closes it.
     press(c, "?").await?;
@@ -899,6 +901,76 @@ async fn enter_call(c: &Client) -> Result<()> {
         "note {note}"
     );
     println!("entered a call: {}", entry[1]);
+    Ok(())
+}
+
+/// 7d. What happened here: `h`, then a box dragged around the substation. The panel lists what
+///     was observed in it over the last 15 minutes of scenario time, with counts per kind, the
+///     map rings them, and Escape closes it all.
+async fn what_happened_here(c: &Client) -> Result<()> {
+    let corners = c
+        .execute(
+            r#"const m = window.__cityopsMap;
+               m.jumpTo({ center: [24.9427, 60.1718], zoom: 15 });
+               const r = m.getCanvas().getBoundingClientRect();
+               const a = m.project([24.9360, 60.1690]), b = m.project([24.9500, 60.1750]);
+               return [r.left + a.x, r.top + a.y, r.left + b.x, r.top + b.y];"#,
+            vec![],
+        )
+        .await?;
+    wait_js(c, "the map idle over the substation", IDLE, Duration::from_secs(60)).await?;
+    let at = |i: usize| corners[i].as_f64().unwrap_or(0.0);
+    press(c, "h").await?;
+    let drag = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x: at(0),
+            y: at(1),
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveTo {
+            duration: Some(Duration::from_millis(300)),
+            x: at(2),
+            y: at(3),
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(drag).await?;
+    let answer = wait_js(
+        c,
+        "what happened in the box",
+        r#"const p = document.querySelector("[data-testid=area-query-count]");
+           const kinds = [...document.querySelectorAll("[data-testid=area-query-kinds] tr")].map(r => r.dataset.kind);
+           return p && Number(p.dataset.count) > 0 ? [Number(p.dataset.count), kinds] : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("what happened here: {answer}");
+    let kinds = answer[1].as_array().map(Vec::len).unwrap_or(0);
+    ensure!(kinds >= 2, "counts for several kinds across layers: {answer}");
+    let ringed = wait_js(
+        c,
+        "the listed observations ringed on the map",
+        r#"const m = window.__cityopsMap;
+           const n = m.queryRenderedFeatures({ layers: ["area-query-hits"] }).length;
+           return n > 0 ? n : null;"#,
+        Duration::from_secs(20),
+    )
+    .await?;
+    println!("ringed on the map: {ringed}");
+    wait_js(c, "idle for the box's screenshot", IDLE, Duration::from_secs(60)).await?;
+    std::fs::write(repo().join("assets/screenshot-here.png"), c.screenshot().await?)?;
+    press(c, ESCAPE).await?;
+    wait_js(
+        c,
+        "the box's panel closed",
+        r#"return !document.querySelector("[data-testid=area-query]");"#,
+        Duration::from_secs(10),
+    )
+    .await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ import { Incidents } from "./incidents.svelte";
 import { MapView } from "./mapView.svelte";
 import { Modals } from "./modals.svelte";
 import { NewIncident } from "./newIncident.svelte";
+import { AreaQuery } from "./areaQuery.svelte";
 import { Replay } from "./replay.svelte";
 import { Session } from "./session.svelte";
 
@@ -32,6 +33,7 @@ export class OperatorWindow {
   readonly dispatch: Dispatch;
   readonly exercise: Exercise;
   readonly newIncident: NewIncident;
+  readonly areaQuery: AreaQuery;
   readonly #keys: KeyHandlers;
 
   /** The header's status line. */
@@ -68,6 +70,8 @@ export class OperatorWindow {
       types: () => replay.scenario?.incidentTypes ?? [],
     });
     const { newIncident } = this;
+    this.areaQuery = new AreaQuery({ backend, mapView, clock: () => replay.clock });
+    const { areaQuery } = this;
     this.#keys = {
       cursor: (a) => incidents.moveCursor(a.step),
       openCursor: () => incidents.openCursor(),
@@ -78,6 +82,8 @@ export class OperatorWindow {
       mute: () => incidents.toggleMute(),
       dispatch: () => dispatch.open(),
       newIncident: () => newIncident.open(),
+      areaQuery: () => areaQuery.toggleArmed(),
+      closeAreaQuery: () => areaQuery.close(),
       outbox: () => dispatch.toggleOutbox(),
       quarantine: () => feeds.toggleQuarantine(),
       help: () => this.openHelp(),
@@ -111,6 +117,7 @@ export class OperatorWindow {
       area: incidents.area !== undefined,
       details: mapView.detailsOpen,
       incidentOpen: incidents.isOpen,
+      areaQueryOpen: this.areaQuery.box !== null || this.areaQuery.armed,
       exercise: replay.exercise,
       ended: replay.ended,
       modal: this.modals.top,
@@ -151,6 +158,7 @@ export class OperatorWindow {
         onCamera: mapView.moveCamera,
         // While the new incident form is open, a click places the incident.
         onClickAt: this.newIncident.place,
+        onBox: this.areaQuery.ask,
       },
       this.errors.report,
       (opened) => {

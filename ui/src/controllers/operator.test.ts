@@ -145,3 +145,27 @@ describe("OperatorWindow new incident", () => {
     expect(w.modals.stack).toEqual([]);
   });
 });
+
+describe("OperatorWindow what happened here", () => {
+  it("answers a box with counts per kind, asks again for another range or layer, and closes on Escape", async () => {
+    backend = createFakeBackend();
+    const w = await open(backend);
+    press(w, "h");
+    expect(w.areaQuery.armed).toBe(true);
+    // The whole canned centre, at the fake's clock.
+    w.areaQuery.ask([24.9, 60.15, 25.0, 60.2]);
+    expect(w.areaQuery.armed).toBe(false);
+    w.areaQuery.setRange("all");
+    await vi.waitFor(() => expect(w.areaQuery.answer).not.toBeNull());
+    const all = w.areaQuery.answer!;
+    expect(all.count).toBeGreaterThan(0);
+    expect(all.perKind.reduce((n, k) => n + k.count, 0)).toBe(all.count);
+    expect(all.observations.every((o) => o.observedMs <= (backend.clock.nowMs ?? 0))).toBe(true);
+    w.areaQuery.setLayer("utility");
+    await vi.waitFor(() => expect(w.areaQuery.answer?.perKind.every((k) => k.layer === "utility")).toBe(true));
+    expect(w.areaQuery.answer!.count).toBeLessThan(all.count);
+    expect(press(w, "Escape").defaultPrevented).toBe(true);
+    expect(w.areaQuery.box).toBeNull();
+    expect(w.areaQuery.answer).toBeNull();
+  });
+});

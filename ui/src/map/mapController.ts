@@ -8,7 +8,7 @@
 import * as maplibregl from "maplibre-gl";
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import "maplibre-gl/dist/maplibre-gl.css";
-import type { Layer } from "../ipc/backend";
+import type { Layer, MapFeatureDto } from "../ipc/backend";
 import type { CameraState } from "../state/camera";
 import { LAYERS, type FeaturesByLayer, type LayerFeatures } from "../state/data";
 import type { Theme } from "../state/view";
@@ -16,6 +16,8 @@ import { basemapStyle, TILE_SCHEME } from "./basemap";
 import { createFrameBatcher, type FrameBatcher } from "./frameBatcher";
 import { AREA_SOURCE, areaCollection, paddedBounds, withArea, type AreaCollection } from "./incidentArea";
 import { emptyShapes, shapeSourceId, toShapeCollection, withShapes, type ShapeCollection } from "./shapeLayers";
+import { queryCollection, QUERY_SOURCE, withAreaQuery, type QueryCollection } from "./areaQuery";
+import { boxFromCorners, type Box } from "../state/areaQuery";
 import type { AreaDto } from "../ipc/backend";
 import {
   CLICKABLE_LAYER_IDS,
@@ -71,6 +73,11 @@ export type MapControllerOptions = {
    * took the click (the trainer view places injects with it, the operator a new incident).
    */
   onClickAt?: (lon: number, lat: number) => boolean;
+  /**
+   * A box dragged on the map (west, south, east, north): with Shift held, or any drag while
+   * box mode is on (`setBoxMode`). Without it, Shift and drag zoom to the box as MapLibre does.
+   */
+  onBox?: (box: Box) => void;
 };
 
 type StateTarget = { source: string; id: string };
@@ -94,6 +101,12 @@ export class MapController {
   #area: AreaCollection = areaCollection(null);
   #selectedOn: StateTarget | null = null;
   #pin: maplibregl.Marker | null = null;
+  #query: QueryCollection = queryCollection(null, []);
+  #boxMode = false;
+  /** Where a box drag started, and the rectangle drawn while it goes on. */
+  #drag: { start: maplibregl.Point; el: HTMLDivElement } | null = null;
+  /** The click that ends a box drag is the drag's, not a selection. */
+  #swallowClick = false;
 
   constructor(o: MapControllerOptions) {
     configureWorker();
@@ -125,6 +138,8 @@ export class MapController {
       bearing: o.camera.bearing,
       pitch: o.camera.pitch,
       attributionControl: false,
+      // With a box handler, Shift and drag asks "what happened here?" instead of zooming.
+      boxZoom: !o.onBox,
       // Lets reports and end-to-end tests read the canvas back (toDataURL, pixel checks).
       canvasContextAttributes: { preserveDrawingBuffer: true },
     });
@@ -141,7 +156,12 @@ export class MapController {
       this.#applyVisibility();
       this.#batcher.schedule();
     });
+    if (o.onBox) this.#boxDrags(o.onBox);
     map.on("click", (e) => {
+      if (this.#swallowClick) {
+        this.#swallowClick = false;
+        return;
+      }
       if (o.onClickAt?.(e.lngLat.lng, e.lngLat.lat)) return;
       const id = this.#hit(e.point);
       if (id !== null) o.onSelect(id);
@@ -182,6 +202,61 @@ export class MapController {
     this.#map.once("idle", () => {
       this.#selectedOn = null;
       this.#applySelection();
+    });
+  }
+
+  /** Box mode: the next drag draws a box instead of moving the map. */
+  setBoxMode(on: boolean): void {
+    this.#boxMode = on;
+    if (on) this.#map.dragPan.disable();
+    else if (this.#drag === null) this.#map.dragPan.enable();
+    this.#map.getCanvas().style.cursor = on ? "crosshair" : "";
+  }
+
+  /** Shows the box asked about and rings the observations it listed (`null` clears both). */
+  setQueryResults(box: Box | null, hits: readonly MapFeatureDto[]): void {
+    this.#query = queryCollection(box, hits);
+    this.#map.getSource<maplibregl.GeoJSONSource>(QUERY_SOURCE)?.setData(this.#query);
+  }
+
+  /** Draws the rectangle of a box drag and reports the box when the mouse is released. */
+  #boxDrags(onBox: (box: Box) => void): void {
+    const map = this.#map;
+    map.on("mousedown", (e) => {
+      if (!(this.#boxMode || e.originalEvent.shiftKey) || e.originalEvent.button !== 0) return;
+      // Stops MapLibre's own drag for this gesture.
+      e.preventDefault();
+      map.dragPan.disable();
+      const el = document.createElement("div");
+      el.className = "box-drag";
+      el.dataset.testid = "box-drag";
+      map.getCanvasContainer().appendChild(el);
+      this.#drag = { start: e.point, el };
+    });
+    map.on("mousemove", (e) => {
+      const d = this.#drag;
+      if (!d) return;
+      const [x0, y0, x1, y1] = [d.start.x, d.start.y, e.point.x, e.point.y];
+      Object.assign(d.el.style, {
+        left: `${Math.min(x0, x1)}px`,
+        top: `${Math.min(y0, y1)}px`,
+        width: `${Math.abs(x1 - x0)}px`,
+        height: `${Math.abs(y1 - y0)}px`,
+      });
+    });
+    map.on("mouseup", (e) => {
+      const d = this.#drag;
+      if (!d) return;
+      this.#drag = null;
+      d.el.remove();
+      if (!this.#boxMode) map.dragPan.enable();
+      // A click without a drag is a click.
+      if (Math.abs(e.point.x - d.start.x) < 4 && Math.abs(e.point.y - d.start.y) < 4) return;
+      this.#swallowClick = true;
+      const a = map.unproject(d.start);
+      const b = map.unproject(e.point);
+      const box = boxFromCorners([a.lng, a.lat], [b.lng, b.lat]);
+      if (box) onBox(box);
     });
   }
 
@@ -309,7 +384,7 @@ export class MapController {
     // style swap never moves the map.
     const { center: _c, zoom: _z, bearing: _b, pitch: _p, ...base } = basemapStyle(this.#theme, this.#archive);
     const style = composeStyle(base, this.#collections, this.#visible, this.#theme);
-    return withArea(withShapes(style, this.#shapes, this.#visible), this.#area);
+    return withAreaQuery(withArea(withShapes(style, this.#shapes, this.#visible), this.#area), this.#query);
   }
 
   /** Brings the stored collections up to date without touching the map. */

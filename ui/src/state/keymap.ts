@@ -18,6 +18,8 @@ export type KeyAction =
   | { readonly kind: "mute" }
   | { readonly kind: "dispatch" }
   | { readonly kind: "newIncident" }
+  | { readonly kind: "areaQuery" }
+  | { readonly kind: "closeAreaQuery" }
   | { readonly kind: "outbox" }
   | { readonly kind: "quarantine" }
   | { readonly kind: "help" }
@@ -48,6 +50,8 @@ export type KeyContext = {
   readonly details: boolean;
   /** An incident's detail is open. */
   readonly incidentOpen: boolean;
+  /** "What happened here?" is open, or waiting for its box. */
+  readonly areaQueryOpen: boolean;
   /** The scenario is an exercise (a replay), not live work. */
   readonly exercise: boolean;
   /** The exercise has ended. */
@@ -138,6 +142,11 @@ export const KEYMAP: readonly KeyRow[] = [
     help: "New incident: enter a phone call or radio report (click the map to place it)",
     bindings: [{ keys: ["n"], unless: "ended", action: { kind: "newIncident" } }],
   },
+  {
+    label: "h",
+    help: "What happened here: drag a box on the map (Shift and drag works at any time) to list what was observed in it",
+    bindings: [{ keys: ["h"], action: { kind: "areaQuery" } }],
+  },
   { label: "o", help: "Show or hide the outbox", bindings: [{ keys: ["o"], action: { kind: "outbox" } }] },
   { label: "r", help: "Resolve", bindings: [transition("r", "resolved")] },
   { label: "x", help: "Close (supervisor or trainer)", bindings: [transition("x", "closed")] },
@@ -171,10 +180,11 @@ export const KEYMAP: readonly KeyRow[] = [
   },
   {
     label: "Esc",
-    help: "Close help, a dialog or the quarantine, then observation details, then the incident",
+    help: "Close help, a dialog or the quarantine, then observation details, then what happened here, then the incident",
     // Help, the dialogs and the quarantine close through the modal stack before these apply.
     bindings: [
       { keys: ["Escape"], when: "details", repeat: "act", action: { kind: "closeDetails" } },
+      { keys: ["Escape"], when: "areaQueryOpen", repeat: "act", action: { kind: "closeAreaQuery" } },
       { keys: ["Escape"], when: "incidentOpen", repeat: "act", action: { kind: "closeIncident" } },
     ],
   },

@@ -2,6 +2,8 @@
 //! store and replay clock into the incident desk; lifecycle, persistence across a restart, the
 //! audit chain, and determinism across speeds and seeks.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +14,6 @@ use cityops_engine::error::EngineError;
 use cityops_engine::headless;
 use cityops_engine::incidents::DecisionOp;
 use cityops_engine::replay::Replay;
-use cityops_engine::{Engine, EngineConfig};
 use cityops_store::Store;
 
 fn demo() -> PathBuf {
@@ -443,13 +444,7 @@ fn the_engine_pushes_incident_changes_and_answers_operator_commands() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let engine = Engine::start(EngineConfig {
-            scenario_dir: demo(),
-            db_path: dir.path().join("e.db"),
-            maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
-            backends: None,
-        })
-        .unwrap();
+        let engine = common::demo_engine(&dir.path().join("e.db"));
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
         let sink = diffs.clone();
         engine

@@ -1,6 +1,8 @@
 //! `cityops query`: what happened in a box and a time range, checked against a full scan of
 //! the same run.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -104,20 +106,13 @@ fn a_box_and_a_time_range_give_what_a_full_scan_gives() {
 #[test]
 fn the_map_box_answers_up_to_the_clock_with_counts_per_kind() {
     use cityops_engine::dto::{ApiError, ApiErrorCode, AreaQueryDto};
-    use cityops_engine::{Engine, EngineConfig};
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     rt.block_on(async {
-        let engine = Engine::start(EngineConfig {
-            scenario_dir: demo(),
-            db_path: dir.path().join("e.db"),
-            maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
-            backends: None,
-        })
-        .unwrap();
+        let engine = common::demo_engine(&dir.path().join("e.db"));
         let start = engine.scenario().start_ms;
         let q = |to_min: i64| AreaQueryDto {
             west: 24.935,

@@ -9,7 +9,6 @@ use std::time::Duration;
 use cityops_core::model::Layer;
 use cityops_engine::dto::MapDiffDto;
 use cityops_engine::headless;
-use cityops_engine::{Engine, EngineConfig};
 
 fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../fixtures/scenarios/helsinki-storm")
@@ -209,13 +208,7 @@ fn the_engine_streams_coalesced_diffs_and_answers_details() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let engine = Engine::start(EngineConfig {
-            scenario_dir: demo(),
-            db_path: dir.path().join("e.db"),
-            maps_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../maps"),
-            backends: None,
-        })
-        .unwrap();
+        let engine = common::demo_engine(&dir.path().join("e.db"));
         let diffs: Arc<Mutex<Vec<MapDiffDto>>> = Arc::default();
         let sink = diffs.clone();
         engine

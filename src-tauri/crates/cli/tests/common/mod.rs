@@ -18,6 +18,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
+/// An engine replaying the demo scenario into `db`, without backends (must be called on a
+/// tokio runtime).
+pub fn demo_engine(db: &Path) -> cityops_engine::Engine {
+    cityops_engine::Engine::start(cityops_engine::EngineConfig {
+        scenario_dir: repo().join("fixtures/scenarios/helsinki-storm"),
+        db_path: db.to_owned(),
+        maps_dir: repo().join("maps"),
+        backends: None,
+    })
+    .unwrap()
+}
+
 /// The manifest of a small ten-minute scenario named `name` with three GeoJSON feeds (`scada`,
 /// `signals`, `cameras`), for tests that write their own tape.
 pub fn small_manifest(name: &str) -> String {

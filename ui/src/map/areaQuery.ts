@@ -6,6 +6,7 @@
 import type { CircleLayerSpecification, LineLayerSpecification, StyleSpecification } from "maplibre-gl";
 import type { MapFeatureDto } from "../ipc/backend";
 import type { Box } from "../state/areaQuery";
+import { boxRing } from "./incidentArea";
 
 export const QUERY_SOURCE = "area-query";
 export const QUERY_BOX = "area-query-box";
@@ -23,14 +24,7 @@ export type QueryCollection = {
 /** The box and the listed observations as one collection; empty without a box. */
 export function queryCollection(box: Box | null, hits: readonly MapFeatureDto[]): QueryCollection {
   if (box === null) return { type: "FeatureCollection", features: [] };
-  const [w, s, e, n] = box;
-  const ring = [
-    [w, s],
-    [e, s],
-    [e, n],
-    [w, n],
-    [w, s],
-  ];
+  const ring = boxRing(...box);
   return {
     type: "FeatureCollection",
     features: [

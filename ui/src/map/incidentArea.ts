@@ -22,17 +22,21 @@ export type AreaCollection = {
   }[];
 };
 
-/** The padded box as a GeoJSON collection; empty without an area. */
-export function areaCollection(area: AreaDto | null): AreaCollection {
-  if (area === null) return { type: "FeatureCollection", features: [] };
-  const [w, s, e, n] = paddedBounds(area);
-  const ring = [
+/** The closed ring of a box west, south, east, north. */
+export function boxRing(w: number, s: number, e: number, n: number): number[][] {
+  return [
     [w, s],
     [e, s],
     [e, n],
     [w, n],
     [w, s],
   ];
+}
+
+/** The padded box as a GeoJSON collection; empty without an area. */
+export function areaCollection(area: AreaDto | null): AreaCollection {
+  if (area === null) return { type: "FeatureCollection", features: [] };
+  const ring = boxRing(...paddedBounds(area));
   return {
     type: "FeatureCollection",
     features: [{ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } }],

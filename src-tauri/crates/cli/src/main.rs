@@ -810,10 +810,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } if !operator.is_empty() => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
             let (store, run) = open_run(&db, run)?;
+            let scoring = scoring_of(&scenario);
             let mut trainees = Vec::new();
             for name in &operator {
-                let score =
-                    cityops_engine::training::score_run_of(&store, run, &scenario.manifest.objectives, Some(name))?;
+                let score = cityops_engine::training::score_run_of(&store, run, scoring, Some(name))?;
                 trainees.push(serde_json::json!({ "operator": name, "score": score }));
             }
             if json {
@@ -843,7 +843,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let scenario = cityops_engine::scenario::Scenario::load(&scenario)?;
             let (store, run) = open_run(&db, run)?;
-            let score = cityops_engine::training::score_run(&store, run, &scenario.manifest.objectives)?;
+            let score = cityops_engine::training::score_run(&store, run, scoring_of(&scenario))?;
             if json {
                 println!("{}", serde_json::to_string(&score)?);
             } else {
@@ -1171,6 +1171,16 @@ fn open_run(db: &Path, run: Option<i64>) -> anyhow::Result<(Store, i64)> {
             .ok_or_else(|| anyhow::anyhow!("{} holds no runs", db.display()))?,
     };
     Ok((store, run))
+}
+
+/// What `cityops score` scores a run against: the scenario's objectives, and its rules for
+/// escalations up to the scenario's end.
+fn scoring_of(scenario: &cityops_engine::scenario::Scenario) -> cityops_engine::training::Scoring<'_> {
+    cityops_engine::training::Scoring {
+        objectives: &scenario.manifest.objectives,
+        rules: scenario.rules.as_ref(),
+        until_ms: scenario.end_ms(),
+    }
 }
 
 /// `cityops query`: what happened in a box and a time range.

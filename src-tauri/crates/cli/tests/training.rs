@@ -262,6 +262,77 @@ fn scripted_trainees_score_as_the_objectives_say() {
 
 /// The report is well-formed (parsed strictly as XML, every SVG with it), scores both runs,
 /// lists the first trainee's deeds, and its charts' totals are the store's counts.
+/// A copy of the demo whose objectives add `extra` (TOML), its rules named by absolute path.
+fn demo_with_objective(dir: &Path, extra: &str) -> PathBuf {
+    let copy = dir.join("scenario");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["tape.ndjson", "assets.geojson"] {
+        std::fs::copy(demo().join(f), copy.join(f)).unwrap();
+    }
+    let rules = common::repo().join("fixtures/rules/default.toml");
+    let manifest = std::fs::read_to_string(demo().join("scenario.toml")).unwrap().replace(
+        "\"../../rules/default.toml\"",
+        &format!("{:?}", rules.to_str().unwrap()),
+    );
+    std::fs::write(copy.join("scenario.toml"), format!("{manifest}\n{extra}")).unwrap();
+    copy
+}
+
+#[test]
+fn an_outage_nobody_acknowledges_in_time_breaks_never_escalate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("calm.db");
+    let scenario = demo_with_objective(
+        dir.path(),
+        "[[objectives]]\nid = \"outage-calm\"\ntitle = \"Let the outage not escalate\"\ntask = \"never_escalate\"\nincident_type = \"power_outage\"\n",
+    );
+    let prompt = Script {
+        acknowledge: Some(30),
+        crew: None,
+        alert: None,
+        resolve_then_dispatch: None,
+    };
+    let absent = Script {
+        acknowledge: None,
+        ..prompt
+    };
+    exercise(&db, prompt);
+    exercise(&db, absent);
+    let calm = |run: i64| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cityops"))
+            .arg("score")
+            .arg(&scenario)
+            .arg("--db")
+            .arg(&db)
+            .args(["--run", &run.to_string(), "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        s["objectives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == "outage-calm")
+            .cloned()
+            .unwrap()
+    };
+    let kept = calm(1);
+    assert_eq!(
+        (kept["outcome"].as_str(), kept["points"].as_f64()),
+        (Some("met"), Some(1.0))
+    );
+    let broken = calm(2);
+    assert_eq!(
+        (broken["outcome"].as_str(), broken["points"].as_f64()),
+        (Some("violated"), Some(0.0))
+    );
+    assert_eq!(
+        broken["detail"],
+        "HEL-2026-000004 escalated 60 s after it opened: nobody acknowledged it in time"
+    );
+}
+
 fn check_report(html: &str, db: &Path) {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(html);

@@ -25,11 +25,18 @@ pub enum Task {
     Resolve,
     /// Never commit an action for an incident an operator already resolved or closed.
     NeverDispatchResolved,
+    /// Never let an incident (of `incident_type`, or any) escalate: each is acknowledged within
+    /// its severity's limit in the rules file (`[unacknowledged_s]`).
+    NeverEscalate,
 }
 
 impl Task {
     fn needs_deadline(self) -> bool {
-        !matches!(self, Task::NeverDispatchResolved)
+        !self.is_never()
+    }
+
+    fn is_never(self) -> bool {
+        matches!(self, Task::NeverDispatchResolved | Task::NeverEscalate)
     }
 }
 
@@ -87,7 +94,7 @@ pub fn validate(objectives: &[Objective], incident_types: &[&str]) -> Result<(),
             return Err(err("id is empty or used twice".into()));
         }
         match (&o.incident_type, o.task) {
-            (None, Task::NeverDispatchResolved) => {}
+            (None, Task::NeverDispatchResolved | Task::NeverEscalate) => {}
             (None, _) => return Err(err("incident_type is required for this task".into())),
             (Some(t), _) if !incident_types.contains(&t.as_str()) => {
                 return Err(err(format!(
@@ -126,6 +133,10 @@ pub struct IncidentFact {
     pub incident_type: String,
     /// When it opened, in scenario time.
     pub opened_ms: Millis,
+    /// Its number, as operators know it.
+    pub number: String,
+    /// When it escalated (nobody acknowledged it within its severity's limit), if it did.
+    pub escalated_ms: Option<Millis>,
 }
 
 /// A lifecycle transition an operator made.
@@ -271,6 +282,26 @@ fn score_one(
             None => base(Outcome::Met, None, None, "no action went to a resolved incident".into()),
         };
     }
+    if o.task == Task::NeverEscalate {
+        let first = incidents
+            .iter()
+            .filter(|i| o.incident_type.as_ref().is_none_or(|t| *t == i.incident_type))
+            .filter_map(|i| i.escalated_ms.map(|at| (at, i)))
+            .min_by_key(|(at, i)| (*at, i.id.clone()));
+        return match first {
+            Some((at, i)) => base(
+                Outcome::Violated,
+                Some(i.id.clone()),
+                Some((at - i.opened_ms) as f64 / 1000.0),
+                format!(
+                    "{} escalated {:.0} s after it opened: nobody acknowledged it in time",
+                    i.number,
+                    (at - i.opened_ms) as f64 / 1000.0
+                ),
+            ),
+            None => base(Outcome::Met, None, None, "no incident escalated".into()),
+        };
+    }
     let ty = o.incident_type.as_deref().unwrap_or_default();
     let Some(incident) = incidents
         .iter()
@@ -308,7 +339,7 @@ fn score_one(
                 .min_by_key(|a| a.at_ms)
                 .map(|a| (a.at_ms, a.operator.clone(), a.summary.clone()))
         }
-        Task::NeverDispatchResolved => unreachable!("scored above"),
+        Task::NeverDispatchResolved | Task::NeverEscalate => unreachable!("scored above"),
     };
     let within = f64::from(o.within_s.unwrap_or(0));
     let late = o.late_until_s.map(f64::from);
@@ -386,11 +417,15 @@ task = "never_dispatch_resolved"
                 id: "inc/b".into(),
                 incident_type: "power_outage".into(),
                 opened_ms: 2_000_000,
+                number: "HEL-2026-000002".into(),
+                escalated_ms: None,
             },
             IncidentFact {
                 id: "inc/a".into(),
                 incident_type: "power_outage".into(),
                 opened_ms: 1_000_000,
+                number: "HEL-2026-000001".into(),
+                escalated_ms: None,
             },
         ]
     }
@@ -511,5 +546,41 @@ task = "never_dispatch_resolved"
             "{}",
             s.objectives[3].detail
         );
+    }
+
+    #[test]
+    fn an_escalated_incident_breaks_the_never_escalate_objective() {
+        let text = r#"
+[[objectives]]
+id = "calm"
+title = "Let no outage escalate"
+task = "never_escalate"
+incident_type = "power_outage"
+"#;
+        #[derive(Deserialize)]
+        struct F {
+            objectives: Vec<Objective>,
+        }
+        let o = toml::from_str::<F>(text).unwrap().objectives;
+        validate(&o, &["power_outage"]).unwrap();
+        let kept = score(&o, &incidents(), &[], &[]);
+        assert_eq!((kept.objectives[0].outcome.clone(), kept.points), (Outcome::Met, 1.0));
+        let mut late = incidents();
+        late[0].escalated_ms = Some(2_000_000 + 60_000);
+        late[1].escalated_ms = Some(1_000_000 + 180_000);
+        let broken = score(&o, &late, &[], &[]);
+        let s = &broken.objectives[0];
+        assert_eq!((s.outcome.clone(), s.points), (Outcome::Violated, 0.0));
+        assert_eq!(s.incident.as_deref(), Some("inc/a"), "the first to escalate");
+        assert_eq!(
+            s.detail,
+            "HEL-2026-000001 escalated 180 s after it opened: nobody acknowledged it in time"
+        );
+        // Another type's escalation does not count against it.
+        let mut other = late.clone();
+        for i in &mut other {
+            i.incident_type = "camera_outage".into();
+        }
+        assert_eq!(score(&o, &other, &[], &[]).objectives[0].outcome, Outcome::Met);
     }
 }

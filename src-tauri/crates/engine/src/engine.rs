@@ -1002,8 +1002,14 @@ fn exercise_view(replay: &mut Replay) -> Result<ExerciseDto, EngineError> {
     let score = if objectives.is_empty() {
         None
     } else {
+        let scoring = crate::training::Scoring {
+            objectives,
+            // The desk holds the rules (a site's replay hands them over to it).
+            rules: replay.desk().map(|d| d.correlator().rules()),
+            until_ms: replay.now_ms(),
+        };
         Some(crate::dto::ScoreDto::from(&crate::training::score_run(
-            store, run, objectives,
+            store, run, scoring,
         )?))
     };
     let injects = store.injects(run)?.into_iter().map(InjectDto::from).collect();

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use cityops_core::model::{Millis, Severity};
+use cityops_core::model::Millis;
 use cityops_core::objectives::{Outcome, Score};
 use plotters::prelude::*;
 
@@ -414,7 +414,11 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
         );
     }
     if let Some(scenario) = input.scenario.filter(|s| !s.manifest.objectives.is_empty()) {
-        let objectives = &scenario.manifest.objectives;
+        let objectives = crate::training::Scoring {
+            objectives: &scenario.manifest.objectives,
+            rules: scenario.rules.as_ref(),
+            until_ms: end,
+        };
         let mut columns = Vec::new();
         if input.trainees.is_empty() {
             columns.push((
@@ -486,21 +490,16 @@ pub fn render(input: &ReportInput<'_>) -> Result<String, EngineError> {
     // of `new` came after the limit for the incident's severity, or never.
     if let Some(rules) = input.scenario.and_then(|sc| sc.rules.as_ref()) {
         for i in &incidents {
-            let Some(limit) = Severity::ALL
-                .iter()
-                .find(|s| s.as_str() == i.severity)
-                .and_then(|s| rules.unacknowledged_s.get(s))
-            else {
-                continue;
-            };
-            let due = i.opened_ms + limit * 1000;
-            let answered = transitions.iter().find(|t| t.incident == i.id).map(|t| t.scenario_ms);
-            let cleared_first = i.cleared_ms.is_some_and(|c| c < due);
-            if answered.is_none_or(|a| a > due) && !cleared_first && due <= end {
+            if let Some(due) = crate::training::escalated_at(i, &transitions, rules, end) {
                 rows.push((
                     due,
                     "escalated",
-                    format!("{} {}: not acknowledged within {limit} s", i.number, i.title),
+                    format!(
+                        "{} {}: not acknowledged within {} s",
+                        i.number,
+                        i.title,
+                        (due - i.opened_ms) / 1000
+                    ),
                 ));
             }
         }

@@ -1118,6 +1118,9 @@ pub struct QueryReport {
     pub mean_rows: f64,
     pub index_p50_ms: f64,
     pub index_p99_ms: f64,
+    /// The window's question (`Store::area_summary`): counts per kind and the newest 500.
+    pub summary_p50_ms: f64,
+    pub summary_p99_ms: f64,
     pub scan_p50_ms: f64,
     pub scan_p99_ms: f64,
     /// The full scan's p99 over the index's: how much the index saves.
@@ -1163,7 +1166,7 @@ pub fn query(n: usize, queries: usize, dir: &Path) -> Result<QueryReport, Engine
         rng ^= rng << 17;
         (rng >> 11) as f64 / (1u64 << 53) as f64
     };
-    let (mut index, mut scan, mut rows) = (Vec::new(), Vec::new(), 0usize);
+    let (mut index, mut scan, mut summary, mut rows) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
     for _ in 0..queries {
         let lon = w + next() * (e - w - dlon).max(0.0);
         let lat = s + next() * (nn - s - dlat).max(0.0);
@@ -1179,18 +1182,23 @@ pub fn query(n: usize, queries: usize, dir: &Path) -> Result<QueryReport, Engine
         let a = store.in_area(Some(run), area, from, from + window)?;
         index.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
+        let c = store.area_summary(run, area, (from, from + window), Millis::MAX, None, 500)?;
+        summary.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
         let b = store.in_area_scan(run, area, from, from + window)?;
         scan.push(t.elapsed().as_secs_f64() * 1000.0);
-        if a.len() != b.len() {
+        if a.len() != b.len() || a.len() as u64 != c.total {
             return Err(EngineError::InvalidInput(format!(
-                "the index found {} observations where a full scan found {}",
+                "the index found {} observations, the summary counted {} and a full scan found {}",
                 a.len(),
+                c.total,
                 b.len()
             )));
         }
         rows += a.len();
     }
     index.sort_by(f64::total_cmp);
+    summary.sort_by(f64::total_cmp);
     scan.sort_by(f64::total_cmp);
     let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
     Ok(QueryReport {
@@ -1199,6 +1207,8 @@ pub fn query(n: usize, queries: usize, dir: &Path) -> Result<QueryReport, Engine
         mean_rows: rows as f64 / queries as f64,
         index_p50_ms: pct(&index, 0.5),
         index_p99_ms: pct(&index, 0.99),
+        summary_p50_ms: pct(&summary, 0.5),
+        summary_p99_ms: pct(&summary, 0.99),
         scan_p50_ms: pct(&scan, 0.5),
         scan_p99_ms: pct(&scan, 0.99),
         p99_ratio: pct(&scan, 0.99) / pct(&index, 0.99),

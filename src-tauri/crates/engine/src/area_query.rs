@@ -1,12 +1,13 @@
-//! "What happened here?": every observation of a run in a box and a time range, across layers
-//! (or one), with counts per kind, through the store's place-and-time index. The map's box and
-//! `cityops query` both ask it.
+//! "What happened here?": the observations of a run in a box and a time range, across layers
+//! (or one), with counts per kind, through the store's place-and-time index: every one of them
+//! for `cityops query`, and for the map's box the counts and the newest, which the store
+//! answers without reading every row ([`Store::area_summary`]).
 
 use std::collections::BTreeMap;
 
 use cityops_core::grid::BBox;
 use cityops_core::model::{Layer, Millis, Observation};
-use cityops_store::{RunId, Store, StoreError};
+use cityops_store::{AreaSummary, RunId, Sighting, Store, StoreError};
 
 use crate::dto::{AreaAnswerDto, KindCountDto, MapFeatureDto};
 
@@ -41,28 +42,36 @@ pub fn area(
     Ok(AreaAnswer { observations, per_kind })
 }
 
-impl AreaAnswer {
-    /// The answer for the window: every count, and the `listed` newest observations (the map
-    /// draws them; a long list would only slow the window down).
-    pub fn dto(&self, listed: usize) -> AreaAnswerDto {
-        let mut per_kind: Vec<KindCountDto> = self
-            .per_kind
-            .iter()
-            .map(|(kind, (layer, count))| KindCountDto {
-                kind: kind.clone(),
-                layer: *layer,
-                count: *count as u32,
-            })
-            .collect();
-        per_kind.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
-        // Newest observed first; among equal times, the later arrival first.
-        let mut newest: Vec<&Observation> = self.observations.iter().rev().collect();
-        newest.sort_by_key(|o| std::cmp::Reverse(o.observed_ms));
-        AreaAnswerDto {
-            count: self.observations.len() as u32,
-            per_kind,
-            observations: newest.into_iter().take(listed).map(MapFeatureDto::from).collect(),
-            listed_all: self.observations.len() <= listed,
-        }
+/// The window's answer: every count of the summary, and its newest observations.
+pub fn answer_dto(summary: &AreaSummary, listed: usize) -> AreaAnswerDto {
+    let mut per_kind: Vec<KindCountDto> = summary
+        .per_kind
+        .iter()
+        .map(|(kind, (layer, count))| KindCountDto {
+            kind: kind.clone(),
+            layer: *layer,
+            count: *count as u32,
+        })
+        .collect();
+    per_kind.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(&b.kind)));
+    AreaAnswerDto {
+        count: summary.total as u32,
+        per_kind,
+        observations: summary.newest.iter().take(listed).map(feature).collect(),
+        listed_all: summary.total as usize <= listed,
+    }
+}
+
+fn feature(s: &Sighting) -> MapFeatureDto {
+    MapFeatureDto {
+        id: s.entity.clone(),
+        layer: s.layer,
+        kind: s.kind.clone(),
+        severity: s.severity,
+        lon: s.position.lon,
+        lat: s.position.lat,
+        title: s.title.clone(),
+        observed_ms: s.observed_ms,
+        shape: s.shape.as_deref().cloned(),
     }
 }

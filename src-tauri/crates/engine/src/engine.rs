@@ -722,8 +722,8 @@ impl Engine {
             replay.flush()?;
             let now = replay.now_ms();
             let (store, run) = (replay.pipeline().store(), replay.pipeline().run());
-            let answer = crate::area_query::area(store, run, bbox, (q.from_ms, q.to_ms.min(now)), now, q.layer)?;
-            Ok(answer.dto(AREA_LISTED))
+            let summary = store.area_summary(run, bbox, (q.from_ms, q.to_ms.min(now)), now, q.layer, AREA_LISTED)?;
+            Ok(crate::area_query::answer_dto(&summary, AREA_LISTED))
         })
         .await
     }

@@ -9,6 +9,7 @@
 //! cost is about ten times a B-tree's (measured before the store was written: about 10,000 rows/s
 //! into a 2-D R*Tree against 150,000-170,000 with the three B-tree indexes).
 
+mod area;
 mod audit;
 mod calls;
 mod exercise;
@@ -20,6 +21,7 @@ mod report;
 mod roster;
 mod site;
 
+pub use area::{AreaSummary, Sighting};
 pub use audit::{
     advance_anchor, anchor_path, config_dir, read_anchor, Anchor, AnchorCheck, AuditError, AuditKey, AuditOutcome,
     AuditProblem, AuditReport, AuditTx, EntryFault, KeyPart, Vouch, ANCHOR_DIR, KEY_FILE, SCHEME_KEYED, SCHEME_PLAIN,

@@ -322,6 +322,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 15: what an observation covers when it is more than a point (a GeoJSON geometry; null for
     // points), so areas and lines are drawn as the feed gave them.
     "ALTER TABLE observations ADD COLUMN shape TEXT;",
+    // 16: the place-and-time index also holds what "what happened here?" filters, counts and
+    // orders by, so the window's question is answered from the index without reading rows.
+    // It replaces the index of (tbucket, cell) alone, which it serves as well.
+    "DROP INDEX observations_bucket_cell;
+    CREATE INDEX observations_place ON observations(tbucket, cell, observed_ms, lon, lat, run, received_ms, layer, kind);",
 ];
 
 /// The schema version this build writes.

@@ -124,6 +124,27 @@ fn area_queries_use_place_and_time() {
         .collect();
     assert!(!want.is_empty());
     assert_eq!(got, want);
+    // The window's summary counts the same observations and lists the newest, as sightings.
+    let summary = s.area_summary(run, area, (from, to), Millis::MAX, None, 3).unwrap();
+    assert_eq!(summary.total as usize, want.len());
+    assert_eq!(
+        summary.per_kind.get("camera.offline"),
+        Some(&(Layer::Security, want.len() as u64))
+    );
+    let newest: Vec<&str> = summary.newest.iter().map(|n| n.entity.as_str()).collect();
+    let mut by_time = want.clone();
+    by_time.sort_by_key(|o| std::cmp::Reverse(o.observed_ms));
+    let expect: Vec<&str> = by_time.iter().take(3).map(|o| o.entity.as_str()).collect();
+    assert_eq!(newest, expect);
+    // What had not arrived yet, and another layer, are left out.
+    let early = s
+        .area_summary(run, area, (from, to), want[0].received_ms, None, 3)
+        .unwrap();
+    assert_eq!(early.total, 1);
+    let none = s
+        .area_summary(run, area, (from, to), Millis::MAX, Some(Layer::Transport), 3)
+        .unwrap();
+    assert_eq!((none.total, none.newest.len()), (0, 0));
 }
 
 #[test]

@@ -34,6 +34,19 @@ const COLORS: [RGBColor; 9] = [
     RGBColor(130, 110, 40),
 ];
 
+/// A series' colour: a layer's is the app's colour of that layer (the map's dots and the layer
+/// panel's swatches, `ui/src/map/palette.ts`), so a chart reads like the map; other series take
+/// the palette in turn.
+fn colour_of(series: &str, i: usize) -> RGBColor {
+    match series {
+        "transport" => RGBColor(0x2e, 0xc5, 0xf0),
+        "security" => RGBColor(0xc9, 0x5c, 0xf5),
+        "utility" => RGBColor(0xf5, 0xa6, 0x23),
+        "alerts" => RGBColor(0xff, 0x4f, 0x6e),
+        _ => COLORS[i % COLORS.len()],
+    }
+}
+
 fn font() -> Result<(), EngineError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
@@ -99,7 +112,7 @@ fn lines(
             .draw()
             .map_err(chart_error)?;
         for (i, (name, points)) in series.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
+            let color = colour_of(name, i);
             chart
                 .draw_series(LineSeries::new(
                     points.iter().map(|(t, v)| (*t as f64, *v)),
@@ -608,3 +621,32 @@ const CSS: &str = "body{font-family:'DejaVu Sans',sans-serif;margin:2em;color:#1
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
 .met{background:#e3f6e8}.late{background:#fff4d6}.missed,.violated{background:#fde2e2}\
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ccc}figcaption{color:#555;font-size:.9em}.meta{color:#555}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chart of the layers draws each in the app's colour of that layer, whatever order the
+    /// series come in.
+    #[test]
+    fn layer_series_take_the_apps_layer_colours() {
+        let mut series: BTreeMap<String, BTreeMap<Millis, f64>> = BTreeMap::new();
+        for (n, layer) in ["alerts", "security", "transport", "utility"].into_iter().enumerate() {
+            series.insert(layer.into(), [(0, n as f64), (60_000, 1.0)].into_iter().collect());
+        }
+        font().unwrap();
+        let chart = lines(
+            "layers",
+            "Observations per minute",
+            "observations",
+            &series,
+            (0, 120_000),
+        )
+        .unwrap();
+        let svg = chart.svg.to_ascii_uppercase();
+        for colour in ["#2EC5F0", "#C95CF5", "#F5A623", "#FF4F6E"] {
+            assert!(svg.contains(colour), "{colour} missing");
+        }
+        assert!(!svg.contains("#0096C7"), "the palette's first colour is not a layer's");
+    }
+}

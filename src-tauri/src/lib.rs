@@ -108,6 +108,9 @@ fn hostname() -> String {
 pub fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(cityops_engine::log_colour(std::io::IsTerminal::is_terminal(
+            &std::io::stdout(),
+        )))
         .init();
     let cli = Cli::parse();
     let wall = cli.wall;

@@ -193,6 +193,9 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(cityops_engine::log_colour(std::io::IsTerminal::is_terminal(
+            &std::io::stderr(),
+        )))
         .init();
     match Cli::parse().command {
         Command::Mqtt { port, rate, seconds } => {

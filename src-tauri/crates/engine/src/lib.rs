@@ -48,6 +48,16 @@ pub use error::EngineError;
 pub use live_mode::LiveEngineConfig;
 pub use site_mode::SiteEngineConfig;
 
+/// Whether logs written to a stream are coloured: only on a terminal, and never when
+/// `NO_COLOR` is set to something (no-color.org), so a log file or a pipe gets plain text.
+pub fn log_colour(stream_is_terminal: bool) -> bool {
+    colour_for(std::env::var_os("NO_COLOR").as_deref(), stream_is_terminal)
+}
+
+fn colour_for(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Drops a large structure (the picture or the incidents a seek replaced: tens of thousands
 /// of allocations to free) on a thread of its own, so that freeing the old state does not
 /// delay the answer that shows the new one.
@@ -58,5 +68,20 @@ pub(crate) fn drop_aside<T: Send + 'static>(value: T) {
     {
         // The failed spawn dropped the closure, and the value with it, on this thread.
         tracing::debug!(error = %e, "no thread to drop on; dropped in place");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        let set = std::ffi::OsStr::new("1");
+        let empty = std::ffi::OsStr::new("");
+        assert!(colour_for(None, true));
+        assert!(colour_for(Some(empty), true), "an empty NO_COLOR asks for nothing");
+        assert!(!colour_for(Some(set), true));
+        assert!(!colour_for(None, false), "a pipe or a file gets plain text");
     }
 }

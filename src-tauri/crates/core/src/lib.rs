@@ -37,6 +37,7 @@ pub mod scenario;
 pub mod shape;
 pub mod tape;
 pub mod workflow;
+pub mod zones;
 
 pub use fields::Fields;
 pub use model::{GeoPoint, Layer, Observation, Severity};

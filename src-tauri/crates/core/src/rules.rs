@@ -148,6 +148,20 @@ pub enum RuleKind {
         /// Maximum time between the two, in seconds.
         window_s: i64,
     },
+    /// A zone rule: an observation of `kinds` whose entity is in one of `zones` (`inside`), has
+    /// just come into it (`enter`) or has just left it (`exit`) opens an incident of type
+    /// `opens` for that zone, or joins the one open. Zone ids are checked against the zones
+    /// file where both are loaded ([`Rules::check_zones`]).
+    Zone {
+        /// What about the zone sets it off.
+        trigger: ZoneTrigger,
+        /// The zones it watches, by id.
+        zones: Vec<String>,
+        /// Kinds of the observation.
+        kinds: Vec<KindPattern>,
+        /// The incident type it opens.
+        opens: String,
+    },
     /// Escalation: incidents of `types` (every type when empty) rise in severity by breadth and
     /// duration.
     Escalation {
@@ -156,6 +170,17 @@ pub enum RuleKind {
         /// The steps.
         steps: Vec<EscalationStep>,
     },
+}
+
+/// What about a zone sets a zone rule off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneTrigger {
+    /// The observation is in the zone.
+    Inside,
+    /// The entity was last seen outside the zone and is now in it.
+    Enter,
+    /// The entity was last seen in the zone and is now outside it.
+    Exit,
 }
 
 /// One rule.
@@ -297,6 +322,8 @@ struct RawRule {
     near_m: Option<Spanned<f64>>,
     types: Option<Spanned<Vec<Spanned<String>>>>,
     steps: Option<Spanned<Vec<Spanned<RawStep>>>>,
+    zones: Option<Spanned<Vec<Spanned<String>>>>,
+    opens: Option<Spanned<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -451,6 +478,31 @@ impl Rules {
             .any(|r| matches!(&r.kind, RuleKind::Dependency { roots, .. } if any_matches(roots, kind)))
     }
 
+    /// True when some rule watches zones.
+    pub fn has_zone_rules(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r.kind, RuleKind::Zone { .. }))
+    }
+
+    /// Checks that every zone a rule names is in `zones`; the error names the rule. Without a
+    /// zones file there is nothing to check against: one rules file serves places with zones
+    /// and places without, where its zone rules watch nothing.
+    pub fn check_zones(&self, zones: &crate::zones::Zones) -> Result<(), String> {
+        if zones.is_empty() {
+            return Ok(());
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            if let RuleKind::Zone { zones: ids, .. } = &r.kind {
+                if let Some(missing) = ids.iter().find(|z| zones.get(z).is_none()) {
+                    return Err(format!(
+                        "rules[{i}] ({}).zones: no zone {missing:?} in the zones file",
+                        r.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// True when `kind` is an event rather than a state.
     pub fn is_event(&self, kind: &str) -> bool {
         any_matches(&self.events, kind)
@@ -570,15 +622,19 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
         "dependency" => &["roots", "kinds", "max_hops", "window_s", "near_m"],
         "duplicate" => &["kinds", "radius_m", "window_s"],
         "escalation" => &["types", "steps"],
+        "inside" | "enter" | "exit" => &["kinds", "zones", "opens"],
         other => {
             return cx.err(
                 Some(r.kind.span()),
                 field("type"),
-                format!("{other:?} is not a rule type (spatial, dependency, duplicate, escalation)"),
+                format!(
+                    "{other:?} is not a rule type (spatial, dependency, duplicate, escalation, inside, enter, exit)"
+                ),
             )
         }
     };
-    let present: [(&str, Option<std::ops::Range<usize>>); 9] = [
+    let zone_rule = matches!(ty, "inside" | "enter" | "exit");
+    let present: [(&str, Option<std::ops::Range<usize>>); 11] = [
         ("kinds", r.kinds.as_ref().map(|s| s.span())),
         ("near", r.near.as_ref().map(|s| s.span())),
         ("roots", r.roots.as_ref().map(|s| s.span())),
@@ -588,6 +644,8 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
         ("near_m", r.near_m.as_ref().map(|s| s.span())),
         ("types", r.types.as_ref().map(|s| s.span())),
         ("steps", r.steps.as_ref().map(|s| s.span())),
+        ("zones", r.zones.as_ref().map(|s| s.span())),
+        ("opens", r.opens.as_ref().map(|s| s.span())),
     ];
     for (name, span) in &present {
         if span.is_some() && !allowed.contains(name) {
@@ -596,13 +654,13 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
     }
     let id_span = Some(r.id.span());
     let confidence = match &r.confidence {
-        None if ty == "escalation" => 1.0,
+        None if ty == "escalation" || zone_rule => 1.0,
         None => return cx.err(id_span, field("confidence"), format!("required for a {ty} rule")),
-        Some(c) if ty == "escalation" => {
+        Some(c) if ty == "escalation" || zone_rule => {
             return cx.err(
                 Some(c.span()),
                 field("confidence"),
-                "does not apply to an escalation rule",
+                format!("does not apply to an {ty} rule"),
             )
         }
         Some(c) if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1.0) => {
@@ -661,6 +719,36 @@ fn rule(cx: &Ctx<'_>, i: usize, r: RawRule, type_ids: &BTreeSet<&str>) -> Result
             radius_m: metres("radius_m", &r.radius_m, true)?.unwrap_or_default(),
             window_s: window()?,
         },
+        "inside" | "enter" | "exit" => {
+            let zones: Vec<String> = match r.zones {
+                None => return cx.err(id_span, field("zones"), format!("required for an {ty} rule")),
+                Some(z) if z.get_ref().is_empty() => {
+                    return cx.err(Some(z.span()), field("zones"), "must name at least one zone")
+                }
+                Some(z) => z.into_inner().into_iter().map(Spanned::into_inner).collect(),
+            };
+            let opens = match r.opens {
+                None => return cx.err(id_span, field("opens"), format!("required for an {ty} rule")),
+                Some(o) if !type_ids.contains(o.get_ref().as_str()) => {
+                    return cx.err(
+                        Some(o.span()),
+                        field("opens"),
+                        format!("{:?} is not an incident type of this file", o.get_ref()),
+                    )
+                }
+                Some(o) => o.into_inner(),
+            };
+            RuleKind::Zone {
+                trigger: match ty {
+                    "inside" => ZoneTrigger::Inside,
+                    "enter" => ZoneTrigger::Enter,
+                    _ => ZoneTrigger::Exit,
+                },
+                zones,
+                kinds: kinds("kinds", &r.kinds)?,
+                opens,
+            }
+        }
         _ => {
             let types: Vec<String> = r
                 .types

@@ -761,3 +761,91 @@ fn a_call_opens_its_own_incident_even_where_a_rule_would_group_it() {
         ]
     );
 }
+
+/// The default rules (whose zone rules watch units entering and leaving a "station" zone)
+/// with a rule for intrusion alarms inside it.
+fn zone_correlator() -> Correlator {
+    let text = format!(
+        "{}\n[[types]]\nid = \"station_alarm\"\ntitle = \"Alarm in {{name}}\"\nseeds = [\"zone.alarm\"]\n\
+         [[rules]]\nid = \"alarms-inside\"\ntype = \"inside\"\nzones = [\"station\"]\nkinds = [\"alarm.*\"]\nopens = \"station_alarm\"\n",
+        include_str!("../../../../../fixtures/rules/default.toml")
+    );
+    let zones = crate::zones::Zones::parse_geojson(
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"station","properties":{"name":"Railway station"},
+           "geometry":{"type":"Polygon","coordinates":[[[24.9500,60.1700],[24.9600,60.1700],[24.9600,60.1750],[24.9500,60.1750],[24.9500,60.1700]]]}}]}"#,
+    )
+    .unwrap();
+    let rules = Rules::parse(&text).unwrap();
+    rules.check_zones(&zones).unwrap();
+    Correlator::new(rules, assets()).with_zones(zones)
+}
+
+#[test]
+fn zone_rules_open_an_incident_when_units_enter_leave_or_alarms_go_off_inside() {
+    let (inside, outside) = ((24.955, 60.172), (24.945, 60.172));
+    let mut c = zone_correlator();
+    let lines = vec![
+        // Seen outside, then inside: it entered. Another unit first seen inside did not.
+        l(0.0, "unit/1", "unit.position", Normal).at(outside.0, outside.1),
+        l(5.0, "unit/3", "unit.position", Normal).at(inside.0, inside.1),
+        l(10.0, "unit/1", "unit.position", Normal).at(inside.0, inside.1),
+        l(20.0, "unit/2", "unit.position", Normal).at(outside.0, outside.1),
+        l(30.0, "unit/2", "unit.position", Normal).at(inside.0, inside.1),
+        // unit/3 leaves.
+        l(40.0, "unit/3", "unit.position", Normal).at(outside.0, outside.1),
+        // An alarm inside the zone opens the station's alarm incident; one outside does not.
+        l(50.0, "alarm/a", "alarm.intrusion", Severe).at(inside.0, inside.1),
+        l(55.0, "alarm/b", "alarm.intrusion", Severe).at(inside.0 + 0.001, inside.1),
+        l(60.0, "alarm/c", "alarm.intrusion", Severe).at(outside.0, outside.1),
+    ];
+    run(&mut c, observations(lines), 70.0);
+    assert_eq!(
+        summary(&c),
+        "unit_in_zone minor [open] Unit at Railway station
+  unit/1 unit-enters-station 1
+  unit/2 unit-enters-station 1
+  unit/3 unit-leaves-station 1
+station_alarm severe [open] Alarm in Railway station
+  alarm/a alarms-inside 1
+  alarm/b alarms-inside 1
+security_alarm severe [open] Intrusion alarm: alarm/c alarm.intrusion
+  alarm/c seed 1
+"
+    );
+    assert_eq!(
+        text_of(&c, "unit/1"),
+        "unit/1 entered zone Railway station (reported unit.position)"
+    );
+    assert_eq!(
+        text_of(&c, "unit/3"),
+        "unit/3 left zone Railway station (reported unit.position)"
+    );
+    // A unit's next normal position does not clear its zone event: nothing clears an event.
+    let mut more = observations(vec![l(80.0, "unit/1", "unit.position", Normal).at(inside.0, inside.1)]);
+    for o in &mut more {
+        o.seq = 100;
+    }
+    run(&mut c, more, 90.0);
+    assert!(!c.open_incidents().next().unwrap().member("unit/1").unwrap().cleared);
+}
+
+#[test]
+fn a_zone_rule_naming_a_zone_the_file_lacks_is_refused_with_the_rule() {
+    let text = format!(
+        "{}\n[[types]]\nid = \"z\"\ntitle = \"Z\"\nseeds = [\"zone.z\"]\n[[rules]]\nid = \"in-tunnel\"\ntype = \"inside\"\nzones = [\"tunnel\"]\nkinds = [\"*\"]\nopens = \"z\"\n",
+        include_str!("../../../../../fixtures/rules/default.toml")
+    );
+    let rules = Rules::parse(&text).unwrap();
+    let other = crate::zones::Zones::parse_geojson(
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"station","properties":{"name":"Station"},
+           "geometry":{"type":"Polygon","coordinates":[[[24.95,60.17],[24.96,60.17],[24.96,60.175],[24.95,60.17]]]}}]}"#,
+    )
+    .unwrap();
+    let e = rules.check_zones(&other).unwrap_err();
+    assert!(e.contains("in-tunnel") && e.contains("\"tunnel\""), "{e}");
+    // Without a zones file the rule watches nothing, so one rules file serves both.
+    assert!(rules.check_zones(&crate::zones::Zones::default()).is_ok());
+    let bad = text.replace("opens = \"z\"", "opens = \"nope\"");
+    let e = Rules::parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("opens") && e.contains("nope"), "{e}");
+}

@@ -55,6 +55,7 @@ export type { AreaAnswerDto } from "./gen/AreaAnswerDto";
 export type { KindCountDto } from "./gen/KindCountDto";
 export type { Severity } from "./gen/Severity";
 export type { Shape } from "./gen/Shape";
+export type { ZoneDto } from "./gen/ZoneDto";
 export type { AreaDto } from "./gen/AreaDto";
 export type { IncidentDetailDto } from "./gen/IncidentDetailDto";
 export type { IncidentEntryDto } from "./gen/IncidentEntryDto";

@@ -60,6 +60,24 @@ export const FAKE_SCENARIO: ScenarioDto = {
   live: false,
   site: null,
   exerciseSite: false,
+  zones: [
+    {
+      id: "station",
+      name: "Helsinki Central station",
+      shape: {
+        type: "Polygon",
+        coordinates: [
+          [
+            [24.9395, 60.17],
+            [24.944, 60.17],
+            [24.944, 60.1735],
+            [24.9395, 60.1735],
+            [24.9395, 60.17],
+          ],
+        ],
+      },
+    },
+  ],
   incidentTypes: [
     { id: "power_outage", label: "Power outage" },
     { id: "obstruction", label: "Obstruction" },

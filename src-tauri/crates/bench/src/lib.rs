@@ -432,7 +432,14 @@ pub fn run(n: usize, tape: Tape, dir: &Path) -> Result<BenchReport, EngineError>
     // The incident desk the app runs behind the pipeline (no asset file: spatial, duplicate and
     // seed rules do the work). Its end is far away so it never takes the end-of-scenario path.
     let rules = Rules::parse(DEFAULT_RULES).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
-    let mut desk = Desk::new(run, rules, AssetIndex::default(), manifest.start_ms, i64::MAX / 8);
+    let mut desk = Desk::new(
+        run,
+        rules,
+        AssetIndex::default(),
+        Default::default(),
+        manifest.start_ms,
+        i64::MAX / 8,
+    );
 
     let (mut pipeline_secs, mut correlate_secs, mut raw_secs) = (0.0, 0.0, 0.0);
     let mut inserted = 0u64;
@@ -1021,6 +1028,7 @@ fn day_replay(
         tape_issues: Vec::new(),
         assets: AssetIndex::default(),
         rules: Some(rules),
+        zones: Default::default(),
     };
     let store = Store::open(&dir.join(db))?;
     let run = store.begin_run("bench-seek", "bench")?;

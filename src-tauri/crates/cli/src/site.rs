@@ -585,7 +585,7 @@ pub fn hostname() -> String {
 }
 
 /// The configuration a site runs live feeds with: the feeds of `config` (as a recording's
-/// manifest), and the texts of the rules and assets it names.
+/// manifest), and the texts of the rules, assets and zones it names.
 pub fn live_site_config(config: &LiveConfig) -> anyhow::Result<SiteConfig> {
     let base = config.base_dir();
     let read = |file: &String| {
@@ -600,6 +600,7 @@ pub fn live_site_config(config: &LiveConfig) -> anyhow::Result<SiteConfig> {
         ),
         rules: config.rules.as_ref().map(read).transpose()?,
         assets: config.assets.as_ref().map(read).transpose()?,
+        zones: config.zones.as_ref().map(read).transpose()?,
     })
 }
 

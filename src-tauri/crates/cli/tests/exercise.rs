@@ -234,6 +234,10 @@ fn a_trainer_inject_is_recorded_correlated_time_travelled_and_replays_as_a_tape_
             &format!("assets = \"{}\"", demo().join("assets.geojson").display()),
         )
         .replace(
+            "zones = \"zones.geojson\"",
+            &format!("zones = \"{}\"", demo().join("zones.geojson").display()),
+        )
+        .replace(
             "rules = \"../../rules/default.toml\"",
             &format!(
                 "rules = \"{}\"",

@@ -266,7 +266,7 @@ fn scripted_trainees_score_as_the_objectives_say() {
 fn demo_with_objective(dir: &Path, extra: &str) -> PathBuf {
     let copy = dir.join("scenario");
     std::fs::create_dir_all(&copy).unwrap();
-    for f in ["tape.ndjson", "assets.geojson"] {
+    for f in ["tape.ndjson", "assets.geojson", "zones.geojson"] {
         std::fs::copy(demo().join(f), copy.join(f)).unwrap();
     }
     let rules = common::repo().join("fixtures/rules/default.toml");
@@ -471,6 +471,12 @@ fn check_reports_every_problem_with_file_and_line() {
     );
     tape.push('\n');
     std::fs::write(broken.join("tape.ndjson"), &tape).unwrap();
+    // A zone that is a point, not an area.
+    std::fs::write(
+        broken.join("zones.geojson"),
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","id":"station","properties":{"name":"Station"},"geometry":{"type":"Point","coordinates":[24.94,60.17]}}]}"#,
+    )
+    .unwrap();
 
     let out = Command::new(env!("CARGO_BIN_EXE_cityops"))
         .arg("check")
@@ -480,7 +486,7 @@ fn check_reports_every_problem_with_file_and_line() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let problems: Vec<&str> = text.lines().collect();
-    assert_eq!(problems.len(), 4, "{text}");
+    assert_eq!(problems.len(), 5, "{text}");
     let tape_path = broken.join("tape.ndjson").display().to_string();
     assert!(
         problems[0].starts_with(&format!("{tape_path}:{}: ", lines + 1)),
@@ -498,8 +504,15 @@ fn check_reports_every_problem_with_file_and_line() {
         .unwrap()
         .0
         + 1;
+    assert_eq!(
+        problems[2],
+        format!(
+            "{}: features[0].geometry: a zone is a Polygon or a MultiPolygon",
+            broken.join("zones.geojson").display()
+        )
+    );
     assert!(
-        problems[2].starts_with(&format!(
+        problems[3].starts_with(&format!(
             "{}:{injects_line}: injects[3] (camera-offline): the scenario has no asset of type \"kiosk\"",
             broken.join("scenario.toml").display()
         )),
@@ -514,7 +527,7 @@ fn check_reports_every_problem_with_file_and_line() {
         .0
         + 1;
     assert!(
-        problems[3].starts_with(&format!(
+        problems[4].starts_with(&format!(
             "{}:{objectives_line}: objectives[2] (public-alert): incident_type \"volcano\"",
             broken.join("scenario.toml").display()
         )),

@@ -31,6 +31,9 @@ pub struct Manifest {
     /// The correlation rules file (TOML), relative to the scenario folder, if any. Without one
     /// the scenario is replayed without incidents.
     pub rules: Option<String>,
+    /// The zones file (GeoJSON polygons, `cityops_core::zones`), relative to the scenario
+    /// folder, if any.
+    pub zones: Option<String>,
     /// Where the map opens: `[lon, lat, zoom]`.
     pub view: [f64; 3],
     /// The feeds the tape carries.
@@ -92,6 +95,8 @@ struct RawManifest {
     assets: Option<String>,
     #[serde(default)]
     rules: Option<String>,
+    #[serde(default)]
+    zones: Option<String>,
     view: [f64; 3],
     #[serde(default)]
     feeds: Vec<FeedSpec>,
@@ -196,6 +201,7 @@ impl Manifest {
             tape: raw.tape,
             assets: raw.assets,
             rules: raw.rules,
+            zones: raw.zones,
             view: raw.view,
             feeds: raw.feeds,
             objectives: raw.objectives,

@@ -255,6 +255,33 @@ pub struct ScenarioDto {
     pub exercise_site: bool,
     /// What an operator may enter a call as (the rules' incident types; none without rules).
     pub incident_types: Vec<IncidentTypeDto>,
+    /// The zones the map draws (none without a zones file).
+    pub zones: Vec<ZoneDto>,
+}
+
+/// A zone the control room watches, as the map draws it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneDto {
+    pub id: String,
+    /// Its name (the zones file's text).
+    pub name: String,
+    pub shape: Shape,
+}
+
+impl ZoneDto {
+    /// Every zone of a zones file, in file order.
+    pub fn all(zones: &cityops_core::zones::Zones) -> Vec<ZoneDto> {
+        zones
+            .all()
+            .iter()
+            .map(|z| ZoneDto {
+                id: z.id.clone(),
+                name: z.name.clone(),
+                shape: z.shape.clone(),
+            })
+            .collect()
+    }
 }
 
 impl ScenarioDto {
@@ -286,6 +313,7 @@ impl ScenarioDto {
             site: None,
             exercise_site: false,
             incident_types: Vec::new(),
+            zones: Vec::new(),
         }
     }
 }
@@ -307,6 +335,7 @@ pub fn typescript_bindings() -> Vec<(String, String)> {
         one::<ApiError>(),
         one::<MapFeatureDto>(),
         one::<Shape>(),
+        one::<ZoneDto>(),
         one::<AreaQueryDto>(),
         one::<KindCountDto>(),
         one::<AreaAnswerDto>(),

@@ -114,6 +114,7 @@ impl Engine {
         tracing::info!(scenario = %scenario.manifest.name, run, db = %config.db_path.display(), "engine started");
         let mut dto = ScenarioDto::new(&scenario.manifest, scenario.end_ms());
         dto.incident_types = scenario.rules.as_ref().map(IncidentTypeDto::all).unwrap_or_default();
+        dto.zones = crate::dto::ZoneDto::all(&scenario.zones);
         // Trainers' injects arrive on built-in feeds, one per layer (see `cityops_core::inject`).
         scenario.manifest.feeds.extend(cityops_core::inject::feed_specs());
         let specs = match &config.backends {

@@ -43,6 +43,14 @@ pub enum EngineError {
         #[source]
         source: cityops_core::rules::RulesError,
     },
+    /// A zones file is invalid, or a zone rule names a zone it lacks.
+    #[error("{path}: {message}")]
+    Zones {
+        /// The zones file (or the rules file, for a rule naming a missing zone).
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
     /// A scenario's objectives are invalid (or name incident types its rules do not define).
     #[error("{path}: {source}")]
     Objectives {

@@ -227,9 +227,16 @@ pub fn incident_set_hash<'a>(incidents: impl Iterator<Item = &'a Incident>) -> S
 
 impl Desk {
     /// A desk for `run` with no incidents, for a scenario running from `start_ms` to `end_ms`.
-    pub fn new(run: RunId, rules: Rules, assets: AssetIndex, start_ms: Millis, end_ms: Millis) -> Desk {
+    pub fn new(
+        run: RunId,
+        rules: Rules,
+        assets: AssetIndex,
+        zones: cityops_core::zones::Zones,
+        start_ms: Millis,
+        end_ms: Millis,
+    ) -> Desk {
         let state = Corr {
-            correlator: Correlator::new(rules, assets),
+            correlator: Correlator::new(rules, assets).with_zones(zones),
             upto_ms: BEFORE,
             applied: 0,
         };
@@ -1465,7 +1472,7 @@ mod tests {
     #[test]
     fn checkpoints_merge_by_work_and_stay_bounded() {
         let rules = Rules::parse(include_str!("../../../../fixtures/rules/default.toml")).unwrap();
-        let mut desk = Desk::new(1, rules, AssetIndex::default(), 0, Millis::MAX);
+        let mut desk = Desk::new(1, rules, AssetIndex::default(), Default::default(), 0, Millis::MAX);
         let mut total = Duration::ZERO;
         for minute in 1..=3_000u64 {
             desk.state.upto_ms = minute as Millis * CHECKPOINT_MS;

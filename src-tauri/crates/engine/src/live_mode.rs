@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::dto::{IncidentTypeDto, ScenarioDto};
 use crate::error::EngineError;
 use crate::replay::Replay;
-use crate::scenario::{load_assets_and_rules, Scenario};
+use crate::scenario::{load_assets_and_rules, load_zones, Scenario};
 use cityops_live::config::LiveConfig;
 use cityops_live::{
     held_on_disk_fault, open_pipeline, spawn_transports, Health, Incoming, Ingest, StoreWatch, Transports,
@@ -75,6 +75,8 @@ impl LiveMode {
         let live = LiveConfig::load(&config.feeds).map_err(|e| EngineError::InvalidInput(e.to_string()))?;
         let base = live.base_dir();
         let (assets, rules) = load_assets_and_rules(&base, live.assets.as_deref(), live.rules.as_deref())?;
+        let rules_path = base.join(live.rules.as_deref().unwrap_or_default());
+        let zones = load_zones(&base, live.zones.as_deref(), rules.as_ref(), &rules_path)?;
         let (pipeline, resumed) = open_pipeline(&live, Store::open(&config.db_path)?, true)?;
         let run = pipeline.run();
         // A resumed run's clock starts where its first message arrived.
@@ -92,6 +94,7 @@ impl LiveMode {
             tape: String::new(),
             assets: live.assets.clone(),
             rules: live.rules.clone(),
+            zones: live.zones.clone(),
             view: live.view,
             feeds: live.feeds.iter().map(|f| f.spec.clone()).collect(),
             // Live work has no exercise objectives.
@@ -101,6 +104,7 @@ impl LiveMode {
         let mut dto = ScenarioDto::new(&manifest, now);
         dto.live = true;
         dto.incident_types = rules.as_ref().map(IncidentTypeDto::all).unwrap_or_default();
+        dto.zones = crate::dto::ZoneDto::all(&zones);
         let scenario = Scenario {
             dir: base,
             manifest,
@@ -109,6 +113,7 @@ impl LiveMode {
             tape_issues: Vec::new(),
             assets,
             rules,
+            zones,
         };
         tracing::info!(config = %live.path.display(), run, resumed, db = %config.db_path.display(), feeds = live.feeds.len(), "live engine started");
         let health = Health::default();

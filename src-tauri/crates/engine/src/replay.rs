@@ -80,10 +80,16 @@ impl Replay {
             .unwrap_or_default();
         pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
         let end_ms = scenario.end_ms();
-        let desk = scenario
-            .rules
-            .clone()
-            .map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, end_ms));
+        let desk = scenario.rules.clone().map(|rules| {
+            Desk::new(
+                pipeline.run(),
+                rules,
+                scenario.assets.clone(),
+                scenario.zones.clone(),
+                start,
+                end_ms,
+            )
+        });
         let index = PictureIndex::new(pipeline.run(), start);
         Replay {
             scenario,
@@ -111,10 +117,16 @@ impl Replay {
     /// [`Replay::follow`], and the incident desk has no end to run up to.
     pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {
         let start = scenario.manifest.start_ms;
-        let desk = scenario
-            .rules
-            .clone()
-            .map(|rules| Desk::new(pipeline.run(), rules, scenario.assets.clone(), start, Millis::MAX));
+        let desk = scenario.rules.clone().map(|rules| {
+            Desk::new(
+                pipeline.run(),
+                rules,
+                scenario.assets.clone(),
+                scenario.zones.clone(),
+                start,
+                Millis::MAX,
+            )
+        });
         let mut replay = Replay::new(
             Scenario {
                 rules: None,

@@ -8,6 +8,7 @@ use cityops_core::model::Millis;
 use cityops_core::rules::Rules;
 use cityops_core::scenario::Manifest;
 use cityops_core::tape::{self, TapeIssue, TapeMessage};
+use cityops_core::zones::Zones;
 
 use crate::error::EngineError;
 use cityops_decoders::MAX_BODY_BYTES;
@@ -31,6 +32,8 @@ pub struct Scenario {
     pub assets: AssetIndex,
     /// The correlation rules the manifest names; `None` replays without incidents.
     pub rules: Option<Rules>,
+    /// The zones the manifest names (none without a zones file).
+    pub zones: Zones,
 }
 
 impl Scenario {
@@ -53,6 +56,8 @@ impl Scenario {
             tracing::warn!(file = %tape_path.display(), line = issue.line, reason = %issue.reason, "refused tape line");
         }
         let (assets, rules) = load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref())?;
+        let rules_path = dir.join(manifest.rules.as_deref().unwrap_or_default());
+        let zones = load_zones(dir, manifest.zones.as_deref(), rules.as_ref(), &rules_path)?;
         if !manifest.objectives.is_empty() {
             let types: Vec<&str> = rules
                 .as_ref()
@@ -73,6 +78,7 @@ impl Scenario {
             tape_issues,
             assets,
             rules,
+            zones,
         })
     }
 
@@ -105,6 +111,19 @@ impl Scenario {
             })?),
             None => None,
         };
+        let zones = match &config.zones {
+            Some(text) => Zones::parse_geojson(text).map_err(|e| EngineError::Zones {
+                path: part("zones"),
+                message: e.to_string(),
+            })?,
+            None => Zones::default(),
+        };
+        if let Some(rules) = &rules {
+            rules.check_zones(&zones).map_err(|message| EngineError::Zones {
+                path: part("rules"),
+                message,
+            })?;
+        }
         Ok(Scenario {
             dir: dir.to_owned(),
             tape_path: part("stream"),
@@ -113,6 +132,7 @@ impl Scenario {
             tape_issues: Vec::new(),
             assets,
             rules,
+            zones,
         })
     }
 
@@ -127,10 +147,12 @@ impl Scenario {
         })?;
         let rules = manifest.rules.as_deref().map(|f| read(&dir.join(f))).transpose()?;
         let assets = manifest.assets.as_deref().map(|f| read(&dir.join(f))).transpose()?;
+        let zones = manifest.zones.as_deref().map(|f| read(&dir.join(f))).transpose()?;
         Ok(cityops_site::SiteConfig {
             manifest: text,
             rules,
             assets,
+            zones,
         })
     }
 
@@ -148,6 +170,33 @@ impl Scenario {
 
 /// Reads the asset and rules files named (relative to `dir`); shared by scenarios and live
 /// feed configurations.
+/// Reads a zones file (none: no zones) and checks that every zone the rules' zone rules name
+/// is in it; `rules_path` names the rules file for that error.
+pub(crate) fn load_zones(
+    dir: &Path,
+    zones: Option<&str>,
+    rules: Option<&Rules>,
+    rules_path: &Path,
+) -> Result<Zones, EngineError> {
+    let zones = match zones {
+        Some(file) => {
+            let path = dir.join(file);
+            Zones::parse_geojson(&read(&path)?).map_err(|e| EngineError::Zones {
+                path,
+                message: e.to_string(),
+            })?
+        }
+        None => Zones::default(),
+    };
+    if let Some(rules) = rules {
+        rules.check_zones(&zones).map_err(|message| EngineError::Zones {
+            path: rules_path.to_owned(),
+            message,
+        })?;
+    }
+    Ok(zones)
+}
+
 pub(crate) fn load_assets_and_rules(
     dir: &Path,
     assets: Option<&str>,
@@ -237,6 +286,10 @@ pub fn check(dir: &Path) -> Vec<String> {
     match load_assets_and_rules(dir, manifest.assets.as_deref(), manifest.rules.as_deref()) {
         Err(e) => problems.push(e.to_string()),
         Ok((assets, rules)) => {
+            let rules_path = dir.join(manifest.rules.as_deref().unwrap_or_default());
+            if let Err(e) = load_zones(dir, manifest.zones.as_deref(), rules.as_ref(), &rules_path) {
+                problems.push(e.to_string());
+            }
             // An inject that snaps to an asset type the scenario has none of could never be made.
             for (i, inject) in manifest.injects.iter().enumerate() {
                 if let Some(t) = &inject.asset_type {

@@ -221,6 +221,7 @@ impl SiteMode {
             .desk()
             .map(|d| IncidentTypeDto::all(d.correlator().rules()))
             .unwrap_or_default();
+        dto.zones = crate::dto::ZoneDto::all(&replay.scenario().zones);
         let (tx, rx) = mpsc::channel(QUEUE);
         let (own, own_rx) = watch::channel(Presence {
             workstation: config.workstation.clone(),

@@ -27,6 +27,8 @@ pub struct LiveConfig {
     /// The correlation rules file (TOML), relative to this file; without one, live mode shows
     /// observations but no incidents.
     pub rules: Option<String>,
+    /// The zones file (GeoJSON polygons) the rules' zone rules watch, relative to this file.
+    pub zones: Option<String>,
     /// The basemap archive recordings of these feeds are drawn on.
     pub map: String,
     /// Where a recording's map opens: `[lon, lat, zoom]`.
@@ -194,6 +196,8 @@ struct RawConfig {
     assets: Option<String>,
     #[serde(default)]
     rules: Option<String>,
+    #[serde(default)]
+    zones: Option<String>,
     #[serde(default = "default_map")]
     map: String,
     #[serde(default = "default_view")]
@@ -434,6 +438,7 @@ impl LiveConfig {
             name,
             assets: raw.assets,
             rules: raw.rules,
+            zones: raw.zones,
             map: raw.map,
             view: raw.view,
             feeds,

@@ -209,6 +209,9 @@ pub struct SiteConfig {
     pub rules: Option<String>,
     /// The assets (GeoJSON), if any.
     pub assets: Option<String>,
+    /// The zones (GeoJSON polygons), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<String>,
 }
 
 /// What an operator decided, as published on `cityops.<site>.ops.<kind>`.

@@ -2,6 +2,7 @@
 import type { FeedDto } from "./FeedDto";
 import type { IncidentTypeDto } from "./IncidentTypeDto";
 import type { InjectOptionDto } from "./InjectOptionDto";
+import type { ZoneDto } from "./ZoneDto";
 
 /**
  * The loaded scenario.
@@ -34,4 +35,8 @@ exerciseSite: boolean,
 /**
  * What an operator may enter a call as (the rules' incident types; none without rules).
  */
-incidentTypes: Array<IncidentTypeDto>, };
+incidentTypes: Array<IncidentTypeDto>, 
+/**
+ * The zones the map draws (none without a zones file).
+ */
+zones: Array<ZoneDto>, };

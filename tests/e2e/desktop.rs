@@ -340,6 +340,25 @@ async fn scenario(c: &Client, started: Instant) -> Result<()> {
     )
     .await?;
     ensure!(warning[0] == "Polygon", "the warning's shape: {warning}");
+    // 2c. The scenario's zone, the station perimeter, is drawn with its name, and `z` hides it.
+    wait_js(
+        c,
+        "the station zone drawn",
+        r#"const m = window.__cityopsMap;
+           return m.getLayoutProperty("zones-line", "visibility") !== "none"
+               && m.queryRenderedFeatures({ layers: ["zones-fill"] }).some(f => f.properties.name === "Helsinki Central station");"#,
+        Duration::from_secs(30),
+    )
+    .await?;
+    press(c, "z").await?;
+    wait_js(
+        c,
+        "the zones hidden",
+        r#"return window.__cityopsMap.getLayoutProperty("zones-line", "visibility") === "none";"#,
+        Duration::from_secs(10),
+    )
+    .await?;
+    press(c, "z").await?;
 
     // 3. Toggling a layer removes its features and leaves the others.
     c.find(Locator::Css("[data-testid=layer-toggle-security]"))

@@ -29,7 +29,7 @@ export async function openScenarioMap(
   }
   let map: MapController | null = null;
   try {
-    map = new MapController({ ...options, camera, archive: scenario?.map ?? null });
+    map = new MapController({ ...options, camera, archive: scenario?.map ?? null, zones: scenario?.zones ?? [] });
   } catch (e) {
     fail(e, "The map could not start");
   }

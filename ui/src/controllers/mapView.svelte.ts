@@ -18,7 +18,7 @@ import {
   selectionLoaded,
   type Selection,
 } from "../state/selection";
-import { initialView, toggleLayer, toggleTheme } from "../state/view";
+import { initialView, toggleLayer, toggleTheme, toggleZones } from "../state/view";
 
 export class MapView {
   view = $state.raw(initialView());
@@ -58,6 +58,11 @@ export class MapView {
   toggleLayer = (layer: Layer) => {
     this.view = toggleLayer(this.view, layer);
     this.map?.setVisible(this.view.visible);
+  };
+
+  toggleZones = () => {
+    this.view = toggleZones(this.view);
+    this.map?.setZonesVisible(this.view.zones);
   };
 
   toggleTheme = () => {

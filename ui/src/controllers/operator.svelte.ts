@@ -95,6 +95,7 @@ export class OperatorWindow {
       closeDetails: () => mapView.closeDetails(),
       closeIncident: () => incidents.close(),
       layer: (a) => mapView.toggleLayer(a.layer),
+      zones: () => mapView.toggleZones(),
       closeModal: () => modals.closeTop(),
       swallow: () => {},
     };

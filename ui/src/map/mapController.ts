@@ -8,7 +8,7 @@
 import * as maplibregl from "maplibre-gl";
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import "maplibre-gl/dist/maplibre-gl.css";
-import type { Layer, MapFeatureDto } from "../ipc/backend";
+import type { Layer, MapFeatureDto, ZoneDto } from "../ipc/backend";
 import type { CameraState } from "../state/camera";
 import { LAYERS, type FeaturesByLayer, type LayerFeatures } from "../state/data";
 import type { Theme } from "../state/view";
@@ -18,6 +18,7 @@ import { AREA_SOURCE, areaCollection, paddedBounds, withArea, type AreaCollectio
 import { emptyShapes, shapeSourceId, toShapeCollection, withShapes, type ShapeCollection } from "./shapeLayers";
 import { queryCollection, QUERY_SOURCE, withAreaQuery, type QueryCollection } from "./areaQuery";
 import { boxFromCorners, type Box } from "../state/areaQuery";
+import { withZones, zoneCollection, ZONE_LAYER_IDS, type ZoneCollection } from "./zoneLayers";
 import type { AreaDto } from "../ipc/backend";
 import {
   CLICKABLE_LAYER_IDS,
@@ -78,6 +79,8 @@ export type MapControllerOptions = {
    * box mode is on (`setBoxMode`). Without it, Shift and drag zoom to the box as MapLibre does.
    */
   onBox?: (box: Box) => void;
+  /** The scenario's zones, drawn until `setZonesVisible(false)`. */
+  zones?: readonly ZoneDto[];
 };
 
 type StateTarget = { source: string; id: string };
@@ -103,6 +106,8 @@ export class MapController {
   #pin: maplibregl.Marker | null = null;
   #query: QueryCollection = queryCollection(null, []);
   #boxMode = false;
+  readonly #zones: ZoneCollection;
+  #zonesVisible = true;
   /** Where a box drag started, and the rectangle drawn while it goes on. */
   #drag: { start: maplibregl.Point; el: HTMLDivElement } | null = null;
   /** The click that ends a box drag is the drag's, not a selection. */
@@ -128,6 +133,7 @@ export class MapController {
       utility: emptyShapes(),
       alerts: emptyShapes(),
     };
+    this.#zones = zoneCollection(o.zones ?? []);
     this.#batcher = createFrameBatcher(() => this.#flush());
 
     const map = new maplibregl.Map({
@@ -203,6 +209,14 @@ export class MapController {
       this.#selectedOn = null;
       this.#applySelection();
     });
+  }
+
+  /** Shows or hides the scenario's zones. */
+  setZonesVisible(on: boolean): void {
+    this.#zonesVisible = on;
+    for (const id of ZONE_LAYER_IDS) {
+      if (this.#map.getLayer(id)) this.#map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
+    }
   }
 
   /** Box mode: the next drag draws a box instead of moving the map. */
@@ -384,7 +398,13 @@ export class MapController {
     // style swap never moves the map.
     const { center: _c, zoom: _z, bearing: _b, pitch: _p, ...base } = basemapStyle(this.#theme, this.#archive);
     const style = composeStyle(base, this.#collections, this.#visible, this.#theme);
-    return withAreaQuery(withArea(withShapes(style, this.#shapes, this.#visible), this.#area), this.#query);
+    const zoned = withZones(
+      withShapes(style, this.#shapes, this.#visible),
+      this.#zones,
+      this.#zonesVisible,
+      this.#theme,
+    );
+    return withAreaQuery(withArea(zoned, this.#area), this.#query);
   }
 
   /** Brings the stored collections up to date without touching the map. */

@@ -140,6 +140,7 @@ describe("keymap", () => {
       "Esc",
       "Space",
       "1-4",
+      "z",
       "?",
     ]);
     expect(KEYMAP[0].help).toBe("Next / previous incident in the queue");

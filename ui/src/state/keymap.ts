@@ -31,6 +31,7 @@ export type KeyAction =
   | { readonly kind: "closeDetails" }
   | { readonly kind: "closeIncident" }
   | { readonly kind: "layer"; readonly layer: Layer }
+  | { readonly kind: "zones" }
   /** Closes the modal on top (help, report, quarantine). */
   | { readonly kind: "closeModal" }
   /** Taken from the browser and otherwise ignored (a held Space must not click a button). */
@@ -199,6 +200,7 @@ export const KEYMAP: readonly KeyRow[] = [
     help: "Toggle the transport, security, utility and alerts layers",
     bindings: LAYERS.map((layer, i) => ({ keys: [String(i + 1)], action: { kind: "layer", layer } })),
   },
+  { label: "z", help: "Show or hide the zones", bindings: [{ keys: ["z"], action: { kind: "zones" } }] },
   { label: "?", help: "This help", bindings: [{ keys: ["?"], action: { kind: "help" } }] },
 ];
 

@@ -1,13 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { cameraFromView, DEFAULT_CAMERA, setCamera } from "./camera";
-import { initialView, layerForKey, setLayerVisible, setTheme, toggleLayer, toggleTheme } from "./view";
+import { initialView, layerForKey, setLayerVisible, setTheme, toggleLayer, toggleTheme, toggleZones } from "./view";
 
 describe("view", () => {
-  it("shows every layer at night by default", () => {
+  it("shows every layer and the zones at night by default, and toggles the zones alone", () => {
     expect(initialView()).toEqual({
       visible: { transport: true, security: true, utility: true, alerts: true },
       theme: "night",
+      zones: true,
     });
+    const off = toggleZones(initialView());
+    expect(off.zones).toBe(false);
+    expect(off.visible).toEqual(initialView().visible);
   });
 
   it("toggles one layer without touching the others or the input", () => {

@@ -10,10 +10,16 @@ export type Theme = "night" | "day";
 export type ViewState = {
   readonly visible: Readonly<Record<Layer, boolean>>;
   readonly theme: Theme;
+  /** The scenario's zones are drawn. */
+  readonly zones: boolean;
 };
 
 export function initialView(theme: Theme = "night"): ViewState {
-  return { visible: { transport: true, security: true, utility: true, alerts: true }, theme };
+  return { visible: { transport: true, security: true, utility: true, alerts: true }, theme, zones: true };
+}
+
+export function toggleZones(s: ViewState): ViewState {
+  return { ...s, zones: !s.zones };
 }
 
 export function setLayerVisible(s: ViewState, layer: Layer, visible: boolean): ViewState {

@@ -69,6 +69,20 @@ fn unsent<T: PartialEq + Clone>(full: bool, sent: &mut Option<T>, now: T) -> Opt
     (full || sent.as_ref() != Some(&now)).then(|| sent.insert(now).clone())
 }
 
+/// The incident desk of a scenario with rules, correlating from `start` up to `end_ms`.
+fn desk_of(scenario: &Scenario, pipeline: &Pipeline, start: Millis, end_ms: Millis) -> Option<Desk> {
+    scenario.rules.clone().map(|rules| {
+        Desk::new(
+            pipeline.run(),
+            rules,
+            scenario.assets.clone(),
+            scenario.zones.clone(),
+            start,
+            end_ms,
+        )
+    })
+}
+
 impl Replay {
     /// A replay at the scenario's start, paused at 1x. Refused tape lines go to the quarantine.
     pub fn new(scenario: Scenario, mut pipeline: Pipeline) -> Replay {
@@ -80,16 +94,7 @@ impl Replay {
             .unwrap_or_default();
         pipeline.quarantine_tape_issues(&file, &scenario.tape_issues, start);
         let end_ms = scenario.end_ms();
-        let desk = scenario.rules.clone().map(|rules| {
-            Desk::new(
-                pipeline.run(),
-                rules,
-                scenario.assets.clone(),
-                scenario.zones.clone(),
-                start,
-                end_ms,
-            )
-        });
+        let desk = desk_of(&scenario, &pipeline, start, end_ms);
         let index = PictureIndex::new(pipeline.run(), start);
         Replay {
             scenario,
@@ -117,16 +122,7 @@ impl Replay {
     /// [`Replay::follow`], and the incident desk has no end to run up to.
     pub(crate) fn live(scenario: Scenario, pipeline: Pipeline, health: Health) -> Replay {
         let start = scenario.manifest.start_ms;
-        let desk = scenario.rules.clone().map(|rules| {
-            Desk::new(
-                pipeline.run(),
-                rules,
-                scenario.assets.clone(),
-                scenario.zones.clone(),
-                start,
-                Millis::MAX,
-            )
-        });
+        let desk = desk_of(&scenario, &pipeline, start, Millis::MAX);
         let mut replay = Replay::new(
             Scenario {
                 rules: None,

@@ -786,6 +786,7 @@ fn long_scenario(dir: &Path, copies: i64) -> PathBuf {
         );
     std::fs::write(out.join("scenario.toml"), manifest).unwrap();
     std::fs::copy(src.join("assets.geojson"), out.join("assets.geojson")).unwrap();
+    std::fs::copy(src.join("zones.geojson"), out.join("zones.geojson")).unwrap();
     let tape = std::fs::read_to_string(src.join("tape.ndjson")).unwrap();
     let mut lines = String::new();
     for k in 0..copies {

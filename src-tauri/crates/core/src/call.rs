@@ -10,11 +10,12 @@
 //! therefore gives the same incident, with the same number.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::model::{GeoPoint, Layer, Millis, Severity};
 use crate::rules::Rules;
 use crate::scenario::FeedSpec;
-use crate::tape::{FeedFormat, TapeMessage};
+use crate::tape::TapeMessage;
 
 /// The kind family of operators' calls: `call.<incident type>`.
 pub const KIND_PREFIX: &str = "call.";
@@ -128,40 +129,26 @@ pub fn title(description: &str) -> String {
 /// `operator`. The spec must have passed [`validate`].
 pub fn message(spec: &CallSpec, n: u64, at_ms: Millis, operator: &str) -> TapeMessage {
     let description = spec.description.trim();
-    let time = chrono::DateTime::from_timestamp_millis(at_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let feature = serde_json::json!({
-        "type": "FeatureCollection",
-        "features": [{
-            "type": "Feature",
-            "id": entity(n),
-            "geometry": {"type": "Point", "coordinates": [spec.lon, spec.lat]},
-            "properties": {
-                "kind": kind(&spec.incident_type),
-                "severity": spec.severity,
-                "time": time,
-                "title": title(description),
-                "name": title(description),
-                "description": description,
-                "operator": operator,
-            },
-        }],
-    });
-    TapeMessage {
-        line: n,
-        time_ms: at_ms,
-        feed: feed_id(spec.layer),
-        format: FeedFormat::GeoJson,
-        topic: None,
-        body: serde_json::to_vec(&feature).expect("a feature serializes"),
-    }
+    let mut props = serde_json::Map::new();
+    props.insert("kind".into(), Value::String(kind(&spec.incident_type)));
+    props.insert(
+        "severity".into(),
+        serde_json::to_value(spec.severity).expect("a severity serializes"),
+    );
+    props.insert("title".into(), Value::String(title(description)));
+    props.insert("name".into(), Value::String(title(description)));
+    props.insert("description".into(), Value::String(description.to_owned()));
+    props.insert("operator".into(), Value::String(operator.to_owned()));
+    let at = GeoPoint {
+        lon: spec.lon,
+        lat: spec.lat,
+    };
+    crate::tape::point_message(feed_id(spec.layer), n, at_ms, &entity(n), at, props)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     fn rules() -> Rules {
         Rules::parse("version = 1\n[[types]]\nid = \"fire\"\ntitle = \"Fire: {name}\"\nseeds = [\"smoke.alarm\"]\n")

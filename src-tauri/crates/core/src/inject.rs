@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::assets::{Asset, AssetIndex};
 use crate::model::{GeoPoint, Layer, Millis, Severity};
 use crate::scenario::FeedSpec;
-use crate::tape::{FeedFormat, TapeMessage};
+use crate::tape::TapeMessage;
 
 /// One entry of a scenario's inject palette.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -177,39 +177,19 @@ pub fn message(
 ) -> TapeMessage {
     let entity = entity(spec, n, asset);
     let title = title(spec, asset);
-    let time = chrono::DateTime::from_timestamp_millis(at_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut props = spec.fields.clone();
     props.insert("kind".into(), Value::String(spec.kind.clone()));
     props.insert(
         "severity".into(),
         serde_json::to_value(spec.severity).expect("a severity serializes"),
     );
-    props.insert("time".into(), Value::String(time));
     props.insert("title".into(), Value::String(title));
     props.insert("inject".into(), Value::String(spec.id.clone()));
     props.insert("trainer".into(), Value::String(trainer.to_owned()));
     if let (Some(a), Some(field)) = (asset, &spec.asset_field) {
         props.insert(field.clone(), Value::String(a.id.clone()));
     }
-    let feature = serde_json::json!({
-        "type": "FeatureCollection",
-        "features": [{
-            "type": "Feature",
-            "id": entity,
-            "geometry": {"type": "Point", "coordinates": [at.lon, at.lat]},
-            "properties": props,
-        }],
-    });
-    TapeMessage {
-        line: n,
-        time_ms: at_ms,
-        feed: feed_id(spec.layer),
-        format: FeedFormat::GeoJson,
-        topic: None,
-        body: serde_json::to_vec(&feature).expect("a feature serializes"),
-    }
+    crate::tape::point_message(feed_id(spec.layer), n, at_ms, &entity, at, props)
 }
 
 #[cfg(test)]

@@ -262,6 +262,40 @@ pub fn parse_tape(bytes: &[u8], max_body_bytes: usize) -> (Vec<TapeMessage>, Vec
     (messages, issues)
 }
 
+/// The message a built-in feed gets from something made in the app (a trainer's inject, an
+/// operator's call): one GeoJSON point feature with `properties`, stamped with `time` (the
+/// scenario time `at_ms`, which is also its arrival), as line `n` of `feed`.
+pub fn point_message(
+    feed: String,
+    n: u64,
+    at_ms: Millis,
+    entity: &str,
+    at: crate::model::GeoPoint,
+    mut properties: serde_json::Map<String, serde_json::Value>,
+) -> TapeMessage {
+    let time = chrono::DateTime::from_timestamp_millis(at_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    properties.insert("time".into(), serde_json::Value::String(time));
+    let feature = serde_json::json!({
+        "type": "FeatureCollection",
+        "features": [{
+            "type": "Feature",
+            "id": entity,
+            "geometry": {"type": "Point", "coordinates": [at.lon, at.lat]},
+            "properties": properties,
+        }],
+    });
+    TapeMessage {
+        line: n,
+        time_ms: at_ms,
+        feed,
+        format: FeedFormat::GeoJson,
+        topic: None,
+        body: serde_json::to_vec(&feature).expect("a feature serializes"),
+    }
+}
+
 /// Writes a message as one tape line (without the newline): text bodies stay text, anything
 /// that is not UTF-8 is base64.
 pub fn format_line(msg: &TapeMessage) -> String {
